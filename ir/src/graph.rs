@@ -1,0 +1,328 @@
+//! The graph: typed values, constants and nodes in topological order.
+//!
+//! **Architecture Invariant:** every value has a static dtype and shape; nodes
+//! are stored in an order where each input is defined before use; the graph
+//! never holds protobuf or any other file-format type.
+
+use std::fmt;
+use std::sync::Arc;
+
+use memmap2::Mmap;
+
+use crate::dtype::DType;
+use crate::error::{Error, Result};
+use crate::ops::{InferInput, Op, OpDef};
+use crate::shape::{Shape, numel};
+use crate::tensor::Tensor;
+
+/// Index of a value in [`Graph::values`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ValueId(pub u32);
+
+impl ValueId {
+    /// The index as `usize`.
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// Index of a node in [`Graph::nodes`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NodeId(pub u32);
+
+impl NodeId {
+    /// The index as `usize`.
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// The static type of a value.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TensorType {
+    /// Element type.
+    pub dtype: DType,
+    /// Dimensions.
+    pub shape: Shape,
+}
+
+impl TensorType {
+    /// Builds a type.
+    pub fn new(dtype: DType, shape: Shape) -> TensorType {
+        TensorType { dtype, shape }
+    }
+
+    /// The element count (checked).
+    pub fn numel(&self) -> Result<usize> {
+        numel(&self.shape)
+    }
+
+    /// The storage size in bytes (checked).
+    pub fn bytes(&self) -> Result<usize> {
+        self.dtype.storage_bytes(self.numel()?)
+    }
+}
+
+impl fmt::Display for TensorType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}[", self.dtype)?;
+        for (i, d) in self.shape.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{d}")?;
+        }
+        f.write_str("]")
+    }
+}
+
+/// Little-endian bytes of a constant: owned, or a window into a memory-mapped
+/// file so large weights are never copied.
+#[derive(Clone)]
+pub enum Bytes {
+    /// Bytes owned by the graph.
+    Owned(Arc<[u8]>),
+    /// A range of a memory-mapped file.
+    Mapped {
+        /// The mapping (shared by every constant of the file).
+        map: Arc<Mmap>,
+        /// Start of the range.
+        offset: usize,
+        /// Length of the range.
+        len: usize,
+    },
+}
+
+impl Bytes {
+    /// Bytes of a mapping, checking that the range lies inside it.
+    pub fn mapped(map: Arc<Mmap>, offset: usize, len: usize) -> Result<Bytes> {
+        match offset.checked_add(len) {
+            Some(end) if end <= map.len() => Ok(Bytes::Mapped { map, offset, len }),
+            _ => Err(Error::Overflow(format!(
+                "range {offset}+{len} lies outside a mapping of {} bytes",
+                map.len()
+            ))),
+        }
+    }
+
+    /// The bytes.
+    pub fn as_slice(&self) -> &[u8] {
+        match self {
+            Bytes::Owned(b) => b,
+            Bytes::Mapped { map, offset, len } => &map[*offset..*offset + *len],
+        }
+    }
+
+    /// True when the bytes live in a memory-mapped file.
+    pub fn is_mapped(&self) -> bool {
+        matches!(self, Bytes::Mapped { .. })
+    }
+}
+
+impl From<Vec<u8>> for Bytes {
+    fn from(v: Vec<u8>) -> Bytes {
+        Bytes::Owned(v.into())
+    }
+}
+
+impl fmt::Debug for Bytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = if self.is_mapped() { "mapped" } else { "owned" };
+        write!(f, "Bytes({kind}, {} bytes)", self.as_slice().len())
+    }
+}
+
+/// Where a value comes from.
+#[derive(Clone, Debug)]
+pub enum ValueDef {
+    /// A graph input, supplied at run time.
+    Input,
+    /// A constant (weight), stored as little-endian bytes of the value's type.
+    Const(Bytes),
+    /// Output `.1` of node `.0`.
+    Node(NodeId, usize),
+}
+
+/// A typed value of the graph.
+#[derive(Clone, Debug)]
+pub struct Value {
+    /// The name from the model file (unique in the graph).
+    pub name: String,
+    /// Static type.
+    pub ty: TensorType,
+    /// Definition.
+    pub def: ValueDef,
+}
+
+/// An operation applied to values.
+#[derive(Clone, Debug)]
+pub struct Node {
+    /// The name from the model file (generated when the file has none).
+    pub name: String,
+    /// The operation with its parsed attributes.
+    pub op: Op,
+    /// Operands; `None` for an omitted optional input.
+    pub inputs: Vec<Option<ValueId>>,
+    /// Results.
+    pub outputs: Vec<ValueId>,
+}
+
+/// A model graph with static types.
+#[derive(Clone, Debug, Default)]
+pub struct Graph {
+    /// All values, indexed by [`ValueId`].
+    pub values: Vec<Value>,
+    /// Nodes in topological order, indexed by [`NodeId`].
+    pub nodes: Vec<Node>,
+    /// Run-time inputs, in signature order.
+    pub inputs: Vec<ValueId>,
+    /// Results, in signature order.
+    pub outputs: Vec<ValueId>,
+}
+
+impl Graph {
+    /// An empty graph.
+    pub fn new() -> Graph {
+        Graph::default()
+    }
+
+    /// The value with this id.
+    pub fn value(&self, id: ValueId) -> &Value {
+        &self.values[id.index()]
+    }
+
+    /// The node with this id.
+    pub fn node(&self, id: NodeId) -> &Node {
+        &self.nodes[id.index()]
+    }
+
+    fn push_value(&mut self, name: String, ty: TensorType, def: ValueDef) -> Result<ValueId> {
+        let id = u32::try_from(self.values.len())
+            .map_err(|_| Error::Overflow("more than 2^32 values".into()))?;
+        self.values.push(Value { name, ty, def });
+        Ok(ValueId(id))
+    }
+
+    /// Adds a run-time input.
+    pub fn add_input(&mut self, name: impl Into<String>, ty: TensorType) -> Result<ValueId> {
+        let id = self.push_value(name.into(), ty, ValueDef::Input)?;
+        self.inputs.push(id);
+        Ok(id)
+    }
+
+    /// Adds a constant from raw little-endian bytes; the byte count must match the type.
+    pub fn add_const_bytes(&mut self, name: impl Into<String>, ty: TensorType, bytes: Bytes) -> Result<ValueId> {
+        let name = name.into();
+        let want = ty.bytes()?;
+        if bytes.as_slice().len() != want {
+            return Err(Error::Shape(format!(
+                "constant '{name}' of type {ty} needs {want} bytes, got {}",
+                bytes.as_slice().len()
+            )));
+        }
+        self.push_value(name, ty, ValueDef::Const(bytes))
+    }
+
+    /// Adds a constant holding a tensor.
+    pub fn add_const(&mut self, name: impl Into<String>, t: &Tensor) -> Result<ValueId> {
+        let ty = TensorType::new(t.dtype(), t.shape().to_vec());
+        self.add_const_bytes(name, ty, t.to_le_bytes().into())
+    }
+
+    /// The value of a constant, decoded; `None` for non-constants.
+    pub fn const_value(&self, id: ValueId) -> Option<Result<Tensor>> {
+        let v = self.value(id);
+        match &v.def {
+            ValueDef::Const(b) => Some(Tensor::from_le_bytes(v.ty.dtype, v.ty.shape.clone(), b.as_slice())),
+            ValueDef::Input | ValueDef::Node(..) => None,
+        }
+    }
+
+    /// True when the value is a constant.
+    pub fn is_const(&self, id: ValueId) -> bool {
+        matches!(self.value(id).def, ValueDef::Const(_))
+    }
+
+    /// Infers the output types of `op` applied to `inputs`, decoding the
+    /// constant operands the op needs at compile time.
+    pub fn infer(&self, op: &Op, inputs: &[Option<ValueId>]) -> Result<Vec<TensorType>> {
+        let wanted = op.const_operands();
+        let mut decoded: Vec<Option<Tensor>> = Vec::with_capacity(inputs.len());
+        for (i, inp) in inputs.iter().enumerate() {
+            let value = match inp {
+                Some(id) if wanted.contains(&i) => match self.const_value(*id) {
+                    Some(t) => Some(t?),
+                    None => None,
+                },
+                _ => None,
+            };
+            decoded.push(value);
+        }
+        let args: Vec<Option<InferInput<'_>>> = inputs
+            .iter()
+            .zip(&decoded)
+            .map(|(inp, val)| inp.map(|id| InferInput { ty: &self.value(id).ty, value: val.as_ref() }))
+            .collect();
+        op.infer(&args)
+    }
+
+    /// Appends a node, inferring its output types. `output_names` gives one
+    /// name per result the node exposes (an op may compute more).
+    pub fn add_node(
+        &mut self,
+        name: impl Into<String>,
+        op: Op,
+        inputs: Vec<Option<ValueId>>,
+        output_names: Vec<String>,
+    ) -> Result<Vec<ValueId>> {
+        let name = name.into();
+        let types = self.infer(&op, &inputs).map_err(|e| e.at_node(&name, op.name()))?;
+        if types.len() < output_names.len() {
+            return Err(Error::Shape(format!(
+                "the op has {} outputs but the node lists {}",
+                types.len(),
+                output_names.len()
+            ))
+            .at_node(&name, op.name()));
+        }
+        let node_id = NodeId(
+            u32::try_from(self.nodes.len()).map_err(|_| Error::Overflow("more than 2^32 nodes".into()))?,
+        );
+        let mut outputs = Vec::with_capacity(output_names.len());
+        for (i, (oname, ty)) in output_names.into_iter().zip(types).enumerate() {
+            outputs.push(self.push_value(oname, ty, ValueDef::Node(node_id, i))?);
+        }
+        self.nodes.push(Node { name, op, inputs, outputs: outputs.clone() });
+        Ok(outputs)
+    }
+
+    /// Finds a value by name.
+    pub fn find(&self, name: &str) -> Option<ValueId> {
+        self.values.iter().position(|v| v.name == name).map(|i| ValueId(i as u32))
+    }
+
+    /// For each value, the nodes that read it.
+    pub fn users(&self) -> Vec<Vec<NodeId>> {
+        let mut users = vec![Vec::new(); self.values.len()];
+        for (n, node) in self.nodes.iter().enumerate() {
+            for id in node.inputs.iter().flatten() {
+                let list: &mut Vec<NodeId> = &mut users[id.index()];
+                if list.last() != Some(&NodeId(n as u32)) {
+                    list.push(NodeId(n as u32));
+                }
+            }
+        }
+        users
+    }
+
+    /// Total bytes of all constants.
+    pub fn const_bytes(&self) -> usize {
+        self.values
+            .iter()
+            .map(|v| match &v.def {
+                ValueDef::Const(b) => b.as_slice().len(),
+                ValueDef::Input | ValueDef::Node(..) => 0,
+            })
+            .sum()
+    }
+}

@@ -1,0 +1,29 @@
+//! smelt's graph IR.
+//!
+//! A [`Graph`] of statically typed values and [`Node`]s whose [`Op`]s come from
+//! one op table ([`ops`]). The [`interp`] module is the reference interpreter:
+//! it follows the ONNX operator spec and is the oracle every later stage
+//! (optimizer, code generators) is tested against. [`verify`] checks the
+//! graph's invariants and [`print`] renders it as text.
+
+pub mod attrs;
+pub mod dtype;
+pub mod error;
+pub mod graph;
+pub mod interp;
+pub mod ops;
+pub mod print;
+pub mod shape;
+pub mod tensor;
+pub mod verify;
+
+pub use attrs::{AttrValue, Attrs};
+pub use dtype::DType;
+pub use error::{Error, Result};
+pub use graph::{Bytes, Graph, Node, NodeId, TensorType, Value, ValueDef, ValueId};
+pub use ops::{Op, OpDef};
+pub use shape::Shape;
+pub use tensor::{Data, Tensor};
+
+/// Re-exported so the dispatch macros can name the half-precision types.
+pub use half;

@@ -1,0 +1,182 @@
+//! THE OP TABLE.
+//!
+//! Every operation smelt knows is declared here once, grouped into families
+//! (one module each). A family is a closed enum of its ops with parsed
+//! attributes and implements [`OpDef`]: its ONNX spelling, attributes, the
+//! compile-time operands it needs, shape/type inference, reference evaluation
+//! and cost. [`Op`] is the closed union of the families; every stage matches
+//! it exhaustively, so a new op fails to build wherever it is not yet handled.
+//! See `docs/adding-an-op.md`.
+
+use crate::attrs::Attrs;
+use crate::error::{Error, Result};
+use crate::graph::TensorType;
+use crate::tensor::Tensor;
+
+pub mod conv;
+pub mod elementwise;
+pub mod layout;
+pub mod linalg;
+pub mod norm;
+pub mod quant;
+pub mod reduce;
+
+/// What the op table is given to parse one node.
+#[derive(Clone, Copy, Debug)]
+pub struct ParseCtx<'a> {
+    /// The ONNX op type (`"Conv"`).
+    pub op_type: &'a str,
+    /// The op's domain (`""` for the default ONNX domain).
+    pub domain: &'a str,
+    /// The opset version of that domain the model imports.
+    pub opset: i64,
+    /// The node's attributes.
+    pub attrs: &'a Attrs,
+    /// How many inputs the node lists (omitted optional ones included).
+    pub num_inputs: usize,
+    /// How many outputs the node lists.
+    pub num_outputs: usize,
+}
+
+/// One operand as shape inference sees it.
+#[derive(Clone, Copy, Debug)]
+pub struct InferInput<'a> {
+    /// The operand's static type.
+    pub ty: &'a TensorType,
+    /// Its value, for the operands listed by [`OpDef::const_operands`] that
+    /// are constants; `None` otherwise.
+    pub value: Option<&'a Tensor>,
+}
+
+/// What every op (and every family, and [`Op`] itself) provides.
+pub trait OpDef {
+    /// The op's name, in ONNX spelling (`"Conv"`).
+    fn name(&self) -> &'static str;
+
+    /// The parsed attributes, as `name=value` text for the IR printer.
+    fn attrs(&self) -> Vec<(&'static str, String)>;
+
+    /// Indices of the operands whose values shape inference needs (a Reshape's
+    /// target shape, a Slice's starts). The importer folds these to constants;
+    /// one that stays a run-time value is an [`Error::NotConstant`].
+    fn const_operands(&self) -> Vec<usize>;
+
+    /// Output types for the given operands (`None` = omitted optional input).
+    /// Rejects every dtype and shape the op does not accept.
+    fn infer(&self, inputs: &[Option<InferInput<'_>>]) -> Result<Vec<TensorType>>;
+
+    /// Reference evaluation, following the ONNX operator spec exactly.
+    fn eval(&self, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>>;
+
+    /// Multiply-accumulates (or, for ops without them, elementary operations)
+    /// done by one evaluation; the basis of `inspect`'s MAC report.
+    fn macs(&self, inputs: &[Option<&TensorType>], outputs: &[TensorType]) -> u64;
+}
+
+macro_rules! op_families {
+    ($( $(#[$doc:meta])* $variant:ident($module:ident::$ty:ident), )*) => {
+        /// Every operation of the IR: the closed union of the op families.
+        #[derive(Clone, Debug, PartialEq)]
+        pub enum Op {
+            $( $(#[$doc])* $variant($module::$ty), )*
+        }
+
+        impl Op {
+            /// Parses an ONNX node into an op; `None` when no family knows
+            /// `op_type` in `domain`.
+            pub fn parse(ctx: &ParseCtx<'_>) -> Option<Result<Op>> {
+                $(
+                    if let Some(r) = $module::$ty::parse(ctx) {
+                        return Some(r.map(Op::$variant));
+                    }
+                )*
+                None
+            }
+
+            /// The ONNX op types (default domain) the op table implements.
+            pub fn supported_onnx_ops() -> Vec<&'static str> {
+                let mut v: Vec<&'static str> = Vec::new();
+                $( v.extend_from_slice($module::$ty::ONNX_OPS); )*
+                v.sort_unstable();
+                v
+            }
+        }
+
+        impl OpDef for Op {
+            fn name(&self) -> &'static str {
+                match self { $( Op::$variant(o) => o.name(), )* }
+            }
+            fn attrs(&self) -> Vec<(&'static str, String)> {
+                match self { $( Op::$variant(o) => o.attrs(), )* }
+            }
+            fn const_operands(&self) -> Vec<usize> {
+                match self { $( Op::$variant(o) => o.const_operands(), )* }
+            }
+            fn infer(&self, inputs: &[Option<InferInput<'_>>]) -> Result<Vec<TensorType>> {
+                match self { $( Op::$variant(o) => o.infer(inputs), )* }
+            }
+            fn eval(&self, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
+                match self { $( Op::$variant(o) => o.eval(inputs), )* }
+            }
+            fn macs(&self, inputs: &[Option<&TensorType>], outputs: &[TensorType]) -> u64 {
+                match self { $( Op::$variant(o) => o.macs(inputs, outputs), )* }
+            }
+        }
+    };
+}
+
+op_families! {
+    /// Element-wise math, comparisons, logic, activations, casts, `Where`.
+    Elementwise(elementwise::Elementwise),
+    /// Matrix products and attention: MatMul, Gemm, Einsum, Attention, …
+    Linalg(linalg::Linalg),
+    /// Convolutions and pooling.
+    Conv(conv::ConvOp),
+    /// Normalizations and the softmax family.
+    Norm(norm::Norm),
+    /// Reductions, arg-reductions, TopK and scans.
+    Reduce(reduce::Reduce),
+    /// Shape and data-movement ops: Reshape, Transpose, Concat, Gather, Slice, Pad, Resize, …
+    Layout(layout::Layout),
+    /// Quantization: QuantizeLinear, DequantizeLinear and the integer kernels.
+    Quant(quant::Quant),
+}
+
+// ---------------------------------------------------------------------------
+// Helpers shared by the family modules.
+
+/// The operand at `i`, or an error naming it when missing.
+pub fn req<'a, T: Copy>(inputs: &[Option<T>], i: usize, what: &str) -> Result<T> {
+    inputs
+        .get(i)
+        .copied()
+        .flatten()
+        .ok_or_else(|| Error::Shape(format!("missing required input {i} ({what})")))
+}
+
+/// The operand at `i` if present.
+pub fn opt<T: Copy>(inputs: &[Option<T>], i: usize) -> Option<T> {
+    inputs.get(i).copied().flatten()
+}
+
+/// The compile-time value of operand `i`, or [`Error::NotConstant`].
+pub fn const_input<'a>(inputs: &[Option<InferInput<'a>>], i: usize, role: &str) -> Result<&'a Tensor> {
+    let inp = req(inputs, i, role)?;
+    inp.value.ok_or_else(|| Error::NotConstant { input: i, role: role.to_string() })
+}
+
+/// Checks the operand count is within `min..=max`.
+pub fn check_arity<T>(inputs: &[Option<T>], min: usize, max: usize) -> Result<()> {
+    let n = inputs.len();
+    if n < min || n > max {
+        let want = if min == max { format!("{min}") } else { format!("{min} to {max}") };
+        return Err(Error::Shape(format!("expects {want} inputs, got {n}")));
+    }
+    Ok(())
+}
+
+/// Formats a list for [`OpDef::attrs`].
+pub fn fmt_list<T: std::fmt::Display>(v: &[T]) -> String {
+    let items: Vec<String> = v.iter().map(|x| x.to_string()).collect();
+    format!("[{}]", items.join(","))
+}
