@@ -38,13 +38,23 @@ struct Args {
 }
 
 fn parse_args() -> Args {
-    let mut a = Args { all: false, filter: None, verbose: false, report: None, write_manifest: None };
+    let mut a = Args {
+        all: false,
+        filter: None,
+        verbose: false,
+        report: None,
+        write_manifest: None,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--all" => a.all = true,
             "--verbose" => a.verbose = true,
-            "--filter" => a.filter = it.next().map(|r| Regex::new(&r).expect("--filter takes a regex")),
+            "--filter" => {
+                a.filter = it
+                    .next()
+                    .map(|r| Regex::new(&r).expect("--filter takes a regex"))
+            }
             "--report" => a.report = it.next().map(PathBuf::from),
             "--write-manifest" => a.write_manifest = it.next().map(PathBuf::from),
             // Flags cargo/libtest conventions may pass along.
@@ -93,7 +103,10 @@ fn read_manifest(path: &Path) -> Vec<Entry> {
         let mut tol = None;
         for tag in parts {
             let (k, v) = tag.split_once('=').unwrap_or((tag, ""));
-            let t = tol.get_or_insert(Tol { atol: 1e-5, rtol: 1e-3 });
+            let t = tol.get_or_insert(Tol {
+                atol: 1e-5,
+                rtol: 1e-3,
+            });
             match k {
                 "atol" => t.atol = v.parse().expect("atol=NUMBER"),
                 "rtol" => t.rtol = v.parse().expect("rtol=NUMBER"),
@@ -116,9 +129,18 @@ fn data_dir() -> PathBuf {
 /// rtol=1e-3; half types carry fewer bits).
 fn default_tol(d: DType) -> Tol {
     match d {
-        DType::F16 => Tol { atol: 1e-3, rtol: 1e-2 },
-        DType::BF16 => Tol { atol: 1e-2, rtol: 2e-2 },
-        _ => Tol { atol: 1e-5, rtol: 1e-3 },
+        DType::F16 => Tol {
+            atol: 1e-3,
+            rtol: 1e-2,
+        },
+        DType::BF16 => Tol {
+            atol: 1e-2,
+            rtol: 2e-2,
+        },
+        _ => Tol {
+            atol: 1e-5,
+            rtol: 1e-3,
+        },
     }
 }
 
@@ -131,10 +153,18 @@ struct Outcome {
 
 fn compare(got: &Tensor, want: &Tensor, tol: Option<Tol>) -> Result<(f64, f64), String> {
     if got.dtype() != want.dtype() {
-        return Err(format!("dtype {} vs expected {}", got.dtype(), want.dtype()));
+        return Err(format!(
+            "dtype {} vs expected {}",
+            got.dtype(),
+            want.dtype()
+        ));
     }
     if got.shape() != want.shape() {
-        return Err(format!("shape {:?} vs expected {:?}", got.shape(), want.shape()));
+        return Err(format!(
+            "shape {:?} vs expected {:?}",
+            got.shape(),
+            want.shape()
+        ));
     }
     let tol = tol.unwrap_or_else(|| default_tol(want.dtype()));
     let exact = !want.dtype().is_float();
@@ -143,7 +173,11 @@ fn compare(got: &Tensor, want: &Tensor, tol: Option<Tol>) -> Result<(f64, f64), 
     if exact {
         if got != want {
             let i = (0..g.len()).find(|&i| g[i] != w[i]).unwrap_or(0);
-            return Err(format!("integer mismatch at flat index {i}: {} vs expected {}", g.get(i).unwrap_or(&0.0), w.get(i).unwrap_or(&0.0)));
+            return Err(format!(
+                "integer mismatch at flat index {i}: {} vs expected {}",
+                g.get(i).unwrap_or(&0.0),
+                w.get(i).unwrap_or(&0.0)
+            ));
         }
         return Ok((0.0, 0.0));
     }
@@ -151,13 +185,17 @@ fn compare(got: &Tensor, want: &Tensor, tol: Option<Tol>) -> Result<(f64, f64), 
         let (a, b) = (g[i], w[i]);
         if a.is_nan() || b.is_nan() {
             if a.is_nan() != b.is_nan() {
-                return Err(format!("NaN mismatch at flat index {i}: {a} vs expected {b}"));
+                return Err(format!(
+                    "NaN mismatch at flat index {i}: {a} vs expected {b}"
+                ));
             }
             continue;
         }
         if a.is_infinite() || b.is_infinite() {
             if a != b {
-                return Err(format!("infinity mismatch at flat index {i}: {a} vs expected {b}"));
+                return Err(format!(
+                    "infinity mismatch at flat index {i}: {a} vs expected {b}"
+                ));
             }
             continue;
         }
@@ -191,7 +229,12 @@ fn read_data_set(dir: &Path, prefix: &str) -> Result<Vec<Tensor>, String> {
 }
 
 fn run_test(dir: &Path, tol: Option<Tol>) -> Outcome {
-    let fail = |detail: String| Outcome { pass: false, detail, max_abs: 0.0, max_rel: 0.0 };
+    let fail = |detail: String| Outcome {
+        pass: false,
+        detail,
+        max_abs: 0.0,
+        max_rel: 0.0,
+    };
     let set = dir.join("test_data_set_0");
     let inputs = match read_data_set(&set, "input") {
         Ok(v) => v,
@@ -208,7 +251,11 @@ fn run_test(dir: &Path, tol: Option<Tol>) -> Outcome {
         Err(e) => return fail(format!("import: {e}")),
     };
     if input_names.len() != inputs.len() {
-        return fail(format!("the model has {} inputs, the data set {}", input_names.len(), inputs.len()));
+        return fail(format!(
+            "the model has {} inputs, the data set {}",
+            input_names.len(),
+            inputs.len()
+        ));
     }
     let mut opts = ImportOptions::default();
     for (n, t) in input_names.iter().zip(&inputs) {
@@ -224,11 +271,21 @@ fn run_test(dir: &Path, tol: Option<Tol>) -> Outcome {
         };
         match model.import(&opts) {
             Ok(g) => break g,
-            Err(FeError::NeedsConstant { operand, is_graph_input, .. }) if opts.bind.len() < input_names.len() => {
+            Err(FeError::NeedsConstant {
+                operand,
+                is_graph_input,
+                ..
+            }) if opts.bind.len() < input_names.len() => {
                 let to_bind: Vec<usize> = if is_graph_input {
-                    input_names.iter().position(|n| *n == operand).into_iter().collect()
+                    input_names
+                        .iter()
+                        .position(|n| *n == operand)
+                        .into_iter()
+                        .collect()
                 } else {
-                    (0..inputs.len()).filter(|&i| !inputs[i].dtype().is_float()).collect()
+                    (0..inputs.len())
+                        .filter(|&i| !inputs[i].dtype().is_float())
+                        .collect()
                 };
                 let before = opts.bind.len();
                 for i in to_bind {
@@ -236,7 +293,9 @@ fn run_test(dir: &Path, tol: Option<Tol>) -> Outcome {
                     opts.input_shapes.remove(&input_names[i]);
                 }
                 if opts.bind.len() == before {
-                    return fail(format!("import: operand '{operand}' cannot be made constant"));
+                    return fail(format!(
+                        "import: operand '{operand}' cannot be made constant"
+                    ));
                 }
             }
             Err(e) => return fail(format!("import: {e}")),
@@ -247,7 +306,10 @@ fn run_test(dir: &Path, tol: Option<Tol>) -> Outcome {
         .iter()
         .map(|&id| {
             let name = &graph.value(id).name;
-            let i = input_names.iter().position(|n| n == name).expect("graph inputs come from the model");
+            let i = input_names
+                .iter()
+                .position(|n| n == name)
+                .expect("graph inputs come from the model");
             inputs[i].clone()
         })
         .collect();
@@ -269,7 +331,12 @@ fn run_test(dir: &Path, tol: Option<Tol>) -> Outcome {
             Err(e) => return fail(format!("output {k}: {e}")),
         }
     }
-    Outcome { pass: true, detail: String::new(), max_abs, max_rel }
+    Outcome {
+        pass: true,
+        detail: String::new(),
+        max_abs,
+        max_rel,
+    }
 }
 
 /// The op types a test exercises, for the per-op table.
@@ -277,8 +344,18 @@ fn test_ops(dir: &Path) -> String {
     let Ok(m) = OnnxModel::read(&dir.join("model.onnx"), &Limits::default()) else {
         return "?".into();
     };
-    let ops: Vec<String> = m.summary().op_histogram.into_iter().map(|(o, _)| o).filter(|o| o != "Constant").collect();
-    if ops.is_empty() { "Constant".into() } else { ops.join("+") }
+    let ops: Vec<String> = m
+        .summary()
+        .op_histogram
+        .into_iter()
+        .map(|(o, _)| o)
+        .filter(|o| o != "Constant")
+        .collect();
+    if ops.is_empty() {
+        "Constant".into()
+    } else {
+        ops.join("+")
+    }
 }
 
 fn main() -> ExitCode {
@@ -298,7 +375,9 @@ fn main() -> ExitCode {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    let manifest = read_manifest(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance/manifest.txt"));
+    let manifest = read_manifest(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance/manifest.txt"),
+    );
     let listed = |name: &str| -> Option<Option<Tol>> {
         manifest.iter().find_map(|e| match &e.pattern {
             Pattern::Name(n) if n == name => Some(e.tol),
@@ -319,12 +398,19 @@ fn main() -> ExitCode {
         .filter(|n| args.filter.as_ref().is_none_or(|r| r.is_match(n)))
         .filter_map(|n| {
             let l = listed(&n);
-            if args.all || l.is_some() { Some((n, l.flatten(), l.is_some())) } else { None }
+            if args.all || l.is_some() {
+                Some((n, l.flatten(), l.is_some()))
+            } else {
+                None
+            }
         })
         .collect();
     let results: Mutex<Vec<(String, bool, Outcome, String)>> = Mutex::new(Vec::new());
     let next = Mutex::new(0usize);
-    let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(4);
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(4);
     std::thread::scope(|s| {
         for _ in 0..workers {
             s.spawn(|| {
@@ -335,18 +421,29 @@ fn main() -> ExitCode {
                         *n += 1;
                         i
                     };
-                    let Some((name, tol, is_listed)) = selected.get(i) else { break };
+                    let Some((name, tol, is_listed)) = selected.get(i) else {
+                        break;
+                    };
                     let tdir = dir.join(name);
-                    let outcome = std::panic::catch_unwind(|| run_test(&tdir, *tol)).unwrap_or_else(|p| {
-                        let msg = p
-                            .downcast_ref::<String>()
-                            .cloned()
-                            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                            .unwrap_or_default();
-                        Outcome { pass: false, detail: format!("PANIC: {msg}"), max_abs: 0.0, max_rel: 0.0 }
-                    });
+                    let outcome = std::panic::catch_unwind(|| run_test(&tdir, *tol))
+                        .unwrap_or_else(|p| {
+                            let msg = p
+                                .downcast_ref::<String>()
+                                .cloned()
+                                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                                .unwrap_or_default();
+                            Outcome {
+                                pass: false,
+                                detail: format!("PANIC: {msg}"),
+                                max_abs: 0.0,
+                                max_rel: 0.0,
+                            }
+                        });
                     let ops = test_ops(&tdir);
-                    results.lock().unwrap().push((name.clone(), *is_listed, outcome, ops));
+                    results
+                        .lock()
+                        .unwrap()
+                        .push((name.clone(), *is_listed, outcome, ops));
                 }
             });
         }
@@ -359,22 +456,35 @@ fn main() -> ExitCode {
         if o.pass {
             passed += 1;
             if args.verbose {
-                println!("pass  {name}  (max abs err {:.2e}, max rel err {:.2e})", o.max_abs, o.max_rel);
+                println!(
+                    "pass  {name}  (max abs err {:.2e}, max rel err {:.2e})",
+                    o.max_abs, o.max_rel
+                );
             }
         } else {
             if *is_listed {
                 failed_listed += 1;
             }
             if *is_listed || args.verbose || args.filter.is_some() {
-                println!("FAIL  {name}{}: {}", if *is_listed { " [listed]" } else { "" }, o.detail);
+                println!(
+                    "FAIL  {name}{}: {}",
+                    if *is_listed { " [listed]" } else { "" },
+                    o.detail
+                );
             }
         }
     }
     if let Some(path) = &args.report {
         let mut per_op: BTreeMap<String, (usize, usize)> = BTreeMap::new();
-        let base_ops: HashMap<&str, &str> = results.iter().map(|(n, _, _, ops)| (n.as_str(), ops.as_str())).collect();
+        let base_ops: HashMap<&str, &str> = results
+            .iter()
+            .map(|(n, _, _, ops)| (n.as_str(), ops.as_str()))
+            .collect();
         for (name, _, o, ops) in &results {
-            let key = match name.strip_suffix("_expanded").or_else(|| name.find("_expanded_").map(|i| &name[..i])) {
+            let key = match name
+                .strip_suffix("_expanded")
+                .or_else(|| name.find("_expanded_").map(|i| &name[..i]))
+            {
                 Some(base) => format!("{} (expanded)", base_ops.get(base).copied().unwrap_or("?")),
                 None => ops.clone(),
             };
@@ -388,7 +498,10 @@ fn main() -> ExitCode {
         for (op, (p, t)) in &per_op {
             md.push_str(&format!("| {op} | {p} | {t} |\n"));
         }
-        md.push_str(&format!("| **total** | **{passed}** | **{}** |\n", results.len()));
+        md.push_str(&format!(
+            "| **total** | **{passed}** | **{}** |\n",
+            results.len()
+        ));
         std::fs::write(path, md).expect("write report");
     }
     if let Some(path) = &args.write_manifest {

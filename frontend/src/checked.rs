@@ -9,22 +9,26 @@ use crate::error::{Error, Result};
 /// Converts a signed count/offset read from a file to `usize`, refusing
 /// negative values. `what` names it for the error message.
 pub fn to_usize(v: i64, what: impl FnOnce() -> String) -> Result<usize> {
-    usize::try_from(v).map_err(|_| Error::Graph(format!("{} is {v}, which is not a valid size", what())))
+    usize::try_from(v)
+        .map_err(|_| Error::Graph(format!("{} is {v}, which is not a valid size", what())))
 }
 
 /// Converts an unsigned count/offset read from a file to `usize`.
 pub fn u64_to_usize(v: u64, what: impl FnOnce() -> String) -> Result<usize> {
-    usize::try_from(v).map_err(|_| Error::Graph(format!("{} is {v}, too large for this machine", what())))
+    usize::try_from(v)
+        .map_err(|_| Error::Graph(format!("{} is {v}, too large for this machine", what())))
 }
 
 /// `a + b`, or an error naming the quantity.
 pub fn add(a: usize, b: usize, what: impl FnOnce() -> String) -> Result<usize> {
-    a.checked_add(b).ok_or_else(|| Error::Graph(format!("{} overflows ({a} + {b})", what())))
+    a.checked_add(b)
+        .ok_or_else(|| Error::Graph(format!("{} overflows ({a} + {b})", what())))
 }
 
 /// `a * b`, or an error naming the quantity.
 pub fn mul(a: usize, b: usize, what: impl FnOnce() -> String) -> Result<usize> {
-    a.checked_mul(b).ok_or_else(|| Error::Graph(format!("{} overflows ({a} × {b})", what())))
+    a.checked_mul(b)
+        .ok_or_else(|| Error::Graph(format!("{} overflows ({a} × {b})", what())))
 }
 
 /// Dims read from a file as a shape: every dim non-negative, the element
@@ -41,7 +45,8 @@ pub fn dims(raw: &[i64], max_rank: usize, what: &dyn Fn() -> String) -> Result<V
     let mut shape = Vec::with_capacity(raw.len());
     let mut n = 1usize;
     for (i, &d) in raw.iter().enumerate() {
-        let d = usize::try_from(d).map_err(|_| Error::Graph(format!("{} has negative dim {d} at axis {i}", what())))?;
+        let d = usize::try_from(d)
+            .map_err(|_| Error::Graph(format!("{} has negative dim {d} at axis {i}", what())))?;
         n = mul(n, d, || format!("the element count of {}", what()))?;
         shape.push(d);
     }

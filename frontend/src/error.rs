@@ -102,21 +102,48 @@ impl fmt::Display for Error {
         match self {
             Error::Io { path, source } => write!(f, "{}: {source}", path.display()),
             Error::Parse { path, msg } => write!(f, "{}: {msg}", path.display()),
-            Error::Limit { what, value, limit, key } => write!(
+            Error::Limit {
+                what,
+                value,
+                limit,
+                key,
+            } => write!(
                 f,
                 "{what} is {value}, over the limit of {limit}; raise it with --limit {key}=N if the file is trusted"
             ),
             Error::Tensor { name, msg } => write!(f, "tensor '{name}': {msg}"),
-            Error::ExternalData { tensor, location, msg } => {
-                write!(f, "tensor '{tensor}': external data '{location}' refused: {msg}")
+            Error::ExternalData {
+                tensor,
+                location,
+                msg,
+            } => {
+                write!(
+                    f,
+                    "tensor '{tensor}': external data '{location}' refused: {msg}"
+                )
             }
             Error::Input { name, msg } => write!(f, "input '{name}': {msg}"),
-            Error::NeedsConstant { node, op, operand, role, is_graph_input } => {
-                write!(f, "node '{node}' ({op}): operand '{operand}' ({role}) must be known at compile time because shapes depend on it")?;
+            Error::NeedsConstant {
+                node,
+                op,
+                operand,
+                role,
+                is_graph_input,
+            } => {
+                write!(
+                    f,
+                    "node '{node}' ({op}): operand '{operand}' ({role}) must be known at compile time because shapes depend on it"
+                )?;
                 if *is_graph_input {
-                    write!(f, "; it is a graph input: fix its value with --bind {operand}=FILE.npy")
+                    write!(
+                        f,
+                        "; it is a graph input: fix its value with --bind {operand}=FILE.npy"
+                    )
                 } else {
-                    write!(f, "; it is computed at run time from graph inputs: fix those with --bind NAME=FILE.npy")
+                    write!(
+                        f,
+                        "; it is computed at run time from graph inputs: fix those with --bind NAME=FILE.npy"
+                    )
                 }
             }
             Error::UnsupportedOps(ops) => {
@@ -129,7 +156,12 @@ impl fmt::Display for Error {
             Error::Graph(m) => write!(f, "invalid graph: {m}"),
             Error::Ir(e) => write!(f, "{e}"),
             Error::Weights { path, problems } => {
-                write!(f, "{}: {} weight(s) do not fit the graph:", path.display(), problems.len())?;
+                write!(
+                    f,
+                    "{}: {} weight(s) do not fit the graph:",
+                    path.display(),
+                    problems.len()
+                )?;
                 for p in problems {
                     write!(f, "\n  {p}")?;
                 }

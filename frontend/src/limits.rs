@@ -36,12 +36,24 @@ impl Default for Limits {
 impl Limits {
     /// The keys accepted by [`Limits::set`], with one-line descriptions.
     pub const KEYS: &'static [(&'static str, &'static str)] = &[
-        ("max-model-bytes", "largest .onnx file in bytes (default 2 GiB)"),
+        (
+            "max-model-bytes",
+            "largest .onnx file in bytes (default 2 GiB)",
+        ),
         ("max-depth", "deepest subgraph nesting (default 32)"),
         ("max-rank", "largest tensor rank (default 8)"),
-        ("max-nodes", "most nodes, subgraphs included (default 1,000,000)"),
-        ("max-weight-bytes", "most weight bytes in all (default 64 GiB)"),
-        ("max-tensor-bytes", "largest single tensor in bytes (default 16 GiB)"),
+        (
+            "max-nodes",
+            "most nodes, subgraphs included (default 1,000,000)",
+        ),
+        (
+            "max-weight-bytes",
+            "most weight bytes in all (default 64 GiB)",
+        ),
+        (
+            "max-tensor-bytes",
+            "largest single tensor in bytes (default 16 GiB)",
+        ),
     ];
 
     /// Sets one limit by key.
@@ -56,14 +68,31 @@ impl Limits {
             "max-tensor-bytes" => self.max_tensor_bytes = value,
             other => {
                 let keys: Vec<&str> = Limits::KEYS.iter().map(|(k, _)| *k).collect();
-                return Err(Error::Graph(format!("unknown limit '{other}'; the limits are {}", keys.join(", "))));
+                return Err(Error::Graph(format!(
+                    "unknown limit '{other}'; the limits are {}",
+                    keys.join(", ")
+                )));
             }
         }
         Ok(())
     }
 
     /// Fails with [`Error::Limit`] when `value > limit`.
-    pub fn check(what: impl FnOnce() -> String, value: u64, limit: u64, key: &'static str) -> Result<()> {
-        if value > limit { Err(Error::Limit { what: what(), value, limit, key }) } else { Ok(()) }
+    pub fn check(
+        what: impl FnOnce() -> String,
+        value: u64,
+        limit: u64,
+        key: &'static str,
+    ) -> Result<()> {
+        if value > limit {
+            Err(Error::Limit {
+                what: what(),
+                value,
+                limit,
+                key,
+            })
+        } else {
+            Ok(())
+        }
     }
 }

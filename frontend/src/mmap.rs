@@ -12,7 +12,10 @@ use crate::error::{Error, Result};
 /// Maps a whole file read-only.
 #[allow(unsafe_code)]
 pub fn map_file(path: &Path) -> Result<Arc<Mmap>> {
-    let io = |source| Error::Io { path: path.to_path_buf(), source };
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let file = File::open(path).map_err(io)?;
     // SAFETY: the mapping is read-only and private to this process. If another
     // process truncates the file while it is mapped, reads could fault; smelt

@@ -91,19 +91,35 @@ fn default_domain(d: &str) -> bool {
 impl OnnxModel {
     /// Reads and parses a model file, enforcing the file-size and nesting limits.
     pub fn read(path: &Path, limits: &Limits) -> Result<OnnxModel> {
-        let io = |source| Error::Io { path: path.to_path_buf(), source };
+        let io = |source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        };
         let meta = std::fs::metadata(path).map_err(io)?;
         if !meta.is_file() {
-            return Err(Error::Parse { path: path.to_path_buf(), msg: "not a regular file".into() });
+            return Err(Error::Parse {
+                path: path.to_path_buf(),
+                msg: "not a regular file".into(),
+            });
         }
-        Limits::check(|| format!("the size of {}", path.display()), meta.len(), limits.max_model_bytes, "max-model-bytes")?;
+        Limits::check(
+            || format!("the size of {}", path.display()),
+            meta.len(),
+            limits.max_model_bytes,
+            "max-model-bytes",
+        )?;
         let bytes = std::fs::read(path).map_err(io)?;
         Self::from_bytes(&bytes, path, limits)
     }
 
     /// Parses a model from memory; `path` locates external data and names the model in errors.
     pub fn from_bytes(bytes: &[u8], path: &Path, limits: &Limits) -> Result<OnnxModel> {
-        Limits::check(|| format!("the size of {}", path.display()), bytes.len() as u64, limits.max_model_bytes, "max-model-bytes")?;
+        Limits::check(
+            || format!("the size of {}", path.display()),
+            bytes.len() as u64,
+            limits.max_model_bytes,
+            "max-model-bytes",
+        )?;
         let proto = ModelProto::parse_from_bytes(bytes).map_err(|e| Error::Parse {
             path: path.to_path_buf(),
             msg: format!("not a valid ONNX model ({e})"),
@@ -113,22 +129,46 @@ impl OnnxModel {
             msg: "the model has no graph".into(),
         })?;
         let nodes = count_nodes(graph, 0, limits)?;
-        Limits::check(|| "the number of nodes".to_string(), nodes as u64, limits.max_nodes as u64, "max-nodes")?;
+        Limits::check(
+            || "the number of nodes".to_string(),
+            nodes as u64,
+            limits.max_nodes as u64,
+            "max-nodes",
+        )?;
         let mut opsets: Vec<(String, i64)> = Vec::new();
         for o in &proto.opset_import {
-            let d = if o.domain == "ai.onnx" { String::new() } else { o.domain.clone() };
+            let d = if o.domain == "ai.onnx" {
+                String::new()
+            } else {
+                o.domain.clone()
+            };
             opsets.push((d, o.version));
         }
         if !opsets.iter().any(|(d, _)| d.is_empty()) {
             if proto.ir_version >= 3 || !proto.opset_import.is_empty() {
-                return Err(Error::Parse { path: path.to_path_buf(), msg: "the model imports no opset of the default ONNX domain".into() });
+                return Err(Error::Parse {
+                    path: path.to_path_buf(),
+                    msg: "the model imports no opset of the default ONNX domain".into(),
+                });
             }
             // IR version 1/2 files predate opset_import; they use opset 1 semantics.
             opsets.push((String::new(), 1));
         }
-        let dir = path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
-        let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
-        Ok(OnnxModel { path: path.to_path_buf(), dir, proto, opsets })
+        let dir = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        let dir = if dir.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            dir
+        };
+        Ok(OnnxModel {
+            path: path.to_path_buf(),
+            dir,
+            proto,
+            opsets,
+        })
     }
 
     /// The model file's path.
@@ -157,37 +197,67 @@ impl OnnxModel {
         let mut param_count = 0u64;
         let mut param_bytes = 0u64;
         for t in &g.initializer {
-            let n: u64 = t.dims.iter().map(|&d| d.max(0) as u64).fold(1u64, |a, d| a.saturating_mul(d));
+            let n: u64 = t
+                .dims
+                .iter()
+                .map(|&d| d.max(0) as u64)
+                .fold(1u64, |a, d| a.saturating_mul(d));
             param_count = param_count.saturating_add(n);
-            let eb = DType::from_onnx_code(t.data_type).map(|d| d.elem_bytes() as u64).unwrap_or(0);
+            let eb = DType::from_onnx_code(t.data_type)
+                .map(|d| d.elem_bytes() as u64)
+                .unwrap_or(0);
             param_bytes = param_bytes.saturating_add(n.saturating_mul(eb));
         }
         let mut node_count = 0usize;
         self.walk_nodes(g, &mut |node| {
             node_count += 1;
-            let key = if default_domain(&node.domain) { node.op_type.clone() } else { format!("{}.{}", node.domain, node.op_type) };
+            let key = if default_domain(&node.domain) {
+                node.op_type.clone()
+            } else {
+                format!("{}.{}", node.domain, node.op_type)
+            };
             *hist.entry(key).or_default() += 1;
             if node.op_type == "Constant" && default_domain(&node.domain) {
                 for a in &node.attribute {
                     if a.name == "value" {
-                        let n: u64 = a.t.dims.iter().map(|&d| d.max(0) as u64).fold(1u64, |x, d| x.saturating_mul(d));
+                        let n: u64 =
+                            a.t.dims
+                                .iter()
+                                .map(|&d| d.max(0) as u64)
+                                .fold(1u64, |x, d| x.saturating_mul(d));
                         param_count = param_count.saturating_add(n);
-                        let eb = DType::from_onnx_code(a.t.data_type).map(|d| d.elem_bytes() as u64).unwrap_or(0);
+                        let eb = DType::from_onnx_code(a.t.data_type)
+                            .map(|d| d.elem_bytes() as u64)
+                            .unwrap_or(0);
                         param_bytes = param_bytes.saturating_add(n.saturating_mul(eb));
                     }
                 }
             }
             if let Some(reason) = self.unsupported_reason(node) {
-                unsupported.push(UnsupportedOp { node: node_name(node), op: hist_key(node), reason });
+                unsupported.push(UnsupportedOp {
+                    node: node_name(node),
+                    op: hist_key(node),
+                    reason,
+                });
             }
         });
         let mut op_histogram: Vec<(String, usize)> = hist.into_iter().collect();
         op_histogram.sort();
         Summary {
             ir_version: self.proto.ir_version,
-            producer: format!("{} {}", self.proto.producer_name, self.proto.producer_version).trim().to_string(),
+            producer: format!(
+                "{} {}",
+                self.proto.producer_name, self.proto.producer_version
+            )
+            .trim()
+            .to_string(),
             opsets: self.opsets.clone(),
-            inputs: g.input.iter().filter(|i| !inits.contains(i.name.as_str())).map(declared).collect(),
+            inputs: g
+                .input
+                .iter()
+                .filter(|i| !inits.contains(i.name.as_str()))
+                .map(declared)
+                .collect(),
             outputs: g.output.iter().map(declared).collect(),
             op_histogram,
             node_count,
@@ -215,7 +285,10 @@ impl OnnxModel {
     /// told without shapes).
     fn unsupported_reason(&self, node: &NodeProto) -> Option<String> {
         let Some(opset) = self.opset(&node.domain) else {
-            return Some(format!("the model imports no opset for domain '{}'", node.domain));
+            return Some(format!(
+                "the model imports no opset for domain '{}'",
+                node.domain
+            ));
         };
         if default_domain(&node.domain) {
             match node.op_type.as_str() {
@@ -260,11 +333,17 @@ impl OnnxModel {
             weight_bytes: 0,
         };
         let mut scope: HashMap<String, ValueId> = HashMap::new();
-        let init_names: HashSet<String> = graph_proto.initializer.iter().map(|t| t.name.clone()).collect();
+        let init_names: HashSet<String> = graph_proto
+            .initializer
+            .iter()
+            .map(|t| t.name.clone())
+            .collect();
         for mut t in std::mem::take(&mut graph_proto.initializer) {
             let name = t.name.clone();
             if scope.contains_key(&name) {
-                return Err(Error::Graph(format!("initializer '{name}' is defined twice")));
+                return Err(Error::Graph(format!(
+                    "initializer '{name}' is defined twice"
+                )));
             }
             let id = imp.add_weight(&name, &mut t)?;
             scope.insert(name, id);
@@ -274,26 +353,38 @@ impl OnnxModel {
                 continue; // an initializer with the same name is its value
             }
             if scope.contains_key(&vi.name) {
-                return Err(Error::Graph(format!("graph input '{}' is declared twice", vi.name)));
+                return Err(Error::Graph(format!(
+                    "graph input '{}' is declared twice",
+                    vi.name
+                )));
             }
             let id = imp.add_input(vi)?;
             scope.insert(vi.name.clone(), id);
         }
         for name in opts.bind.keys() {
             if !graph_proto.input.iter().any(|vi| &vi.name == name) {
-                return Err(Error::Input { name: name.clone(), msg: "--bind names no graph input".into() });
+                return Err(Error::Input {
+                    name: name.clone(),
+                    msg: "--bind names no graph input".into(),
+                });
             }
         }
         for name in opts.input_shapes.keys() {
             if !graph_proto.input.iter().any(|vi| &vi.name == name) {
-                return Err(Error::Input { name: name.clone(), msg: "--input-shape names no graph input".into() });
+                return Err(Error::Input {
+                    name: name.clone(),
+                    msg: "--input-shape names no graph input".into(),
+                });
             }
         }
         imp.import_nodes(&mut graph_proto.node, &mut scope, 0)?;
         for vi in &graph_proto.output {
-            let id = *scope
-                .get(&vi.name)
-                .ok_or_else(|| Error::Graph(format!("graph output '{}' is not defined by any node, input or initializer", vi.name)))?;
+            let id = *scope.get(&vi.name).ok_or_else(|| {
+                Error::Graph(format!(
+                    "graph output '{}' is not defined by any node, input or initializer",
+                    vi.name
+                ))
+            })?;
             imp.check_declared_output(vi, id)?;
             imp.graph.outputs.push(id);
         }
@@ -304,7 +395,11 @@ impl OnnxModel {
 }
 
 fn hist_key(node: &NodeProto) -> String {
-    if default_domain(&node.domain) { node.op_type.clone() } else { format!("{}.{}", node.domain, node.op_type) }
+    if default_domain(&node.domain) {
+        node.op_type.clone()
+    } else {
+        format!("{}.{}", node.domain, node.op_type)
+    }
 }
 
 fn node_name(node: &NodeProto) -> String {
@@ -346,11 +441,20 @@ fn declared(vi: &ValueInfoProto) -> DeclaredValue {
         Some(TypeValue::SparseTensorType(_)) => ("sparse tensor".to_string(), None),
         Some(_) | None => ("?".to_string(), None),
     };
-    DeclaredValue { name: vi.name.clone(), dtype, dims }
+    DeclaredValue {
+        name: vi.name.clone(),
+        dtype,
+        dims,
+    }
 }
 
 fn count_nodes(g: &GraphProto, depth: usize, limits: &Limits) -> Result<usize> {
-    Limits::check(|| "the subgraph nesting depth".to_string(), depth as u64, limits.max_depth as u64, "max-depth")?;
+    Limits::check(
+        || "the subgraph nesting depth".to_string(),
+        depth as u64,
+        limits.max_depth as u64,
+        "max-depth",
+    )?;
     let mut n = g.node.len();
     for node in &g.node {
         for a in &node.attribute {
@@ -376,7 +480,11 @@ fn convert_attrs(node: &NodeProto, mut reader: Option<&mut TensorReader<'_>>) ->
     Ok(Attrs::new(items))
 }
 
-fn convert_attr(node: &NodeProto, a: &AttributeProto, reader: Option<&mut TensorReader<'_>>) -> Result<AttrValue> {
+fn convert_attr(
+    node: &NodeProto,
+    a: &AttributeProto,
+    reader: Option<&mut TensorReader<'_>>,
+) -> Result<AttrValue> {
     if !a.ref_attr_name.is_empty() {
         return Ok(AttrValue::Other("reference to a function attribute"));
     }
@@ -410,7 +518,9 @@ fn convert_attr(node: &NodeProto, a: &AttributeProto, reader: Option<&mut Tensor
         AttributeType::GRAPH => AttrValue::Other("graph"),
         AttributeType::GRAPHS => AttrValue::Other("graphs"),
         AttributeType::TENSORS => AttrValue::Other("tensors"),
-        AttributeType::SPARSE_TENSOR | AttributeType::SPARSE_TENSORS => AttrValue::Other("sparse tensor"),
+        AttributeType::SPARSE_TENSOR | AttributeType::SPARSE_TENSORS => {
+            AttrValue::Other("sparse tensor")
+        }
         AttributeType::TYPE_PROTO | AttributeType::TYPE_PROTOS => AttrValue::Other("type"),
         AttributeType::UNDEFINED => AttrValue::Other("undefined"),
     })
@@ -458,35 +568,56 @@ impl<'m> Importer<'m> {
 
     fn count_weight(&mut self, n: usize) -> Result<()> {
         self.weight_bytes = self.weight_bytes.saturating_add(n as u64);
-        Limits::check(|| "the total size of the weights".to_string(), self.weight_bytes, self.opts.limits.max_weight_bytes, "max-weight-bytes")
+        Limits::check(
+            || "the total size of the weights".to_string(),
+            self.weight_bytes,
+            self.opts.limits.max_weight_bytes,
+            "max-weight-bytes",
+        )
     }
 
     fn add_input(&mut self, vi: &ValueInfoProto) -> Result<ValueId> {
         let name = vi.name.clone();
-        let ierr = |msg: String| Error::Input { name: name.clone(), msg };
+        let ierr = |msg: String| Error::Input {
+            name: name.clone(),
+            msg,
+        };
         let tt = match vi.type_.as_ref().and_then(|t| t.value.as_ref()) {
             Some(TypeValue::TensorType(tt)) => tt,
-            Some(_) => return Err(ierr("only tensor inputs are supported (not sequences, maps or optionals)".into())),
+            Some(_) => {
+                return Err(ierr(
+                    "only tensor inputs are supported (not sequences, maps or optionals)".into(),
+                ));
+            }
             None => return Err(ierr("the input has no type".into())),
         };
         let dtype = DType::from_onnx_code(tt.elem_type).map_err(|e| ierr(e.to_string()))?;
         if let Some(t) = self.opts.bind.get(&name) {
             if t.dtype() != dtype {
-                return Err(ierr(format!("--bind gives a {} tensor but the input is {dtype}", t.dtype())));
+                return Err(ierr(format!(
+                    "--bind gives a {} tensor but the input is {dtype}",
+                    t.dtype()
+                )));
             }
             return Ok(self.graph.add_const(&name, t)?);
         }
         let shape = if let Some(s) = self.opts.input_shapes.get(&name) {
             if let Some(decl) = tt.shape.as_ref() {
                 if decl.dim.len() != s.len() {
-                    return Err(ierr(format!("--input-shape gives rank {} but the model declares rank {}", s.len(), decl.dim.len())));
+                    return Err(ierr(format!(
+                        "--input-shape gives rank {} but the model declares rank {}",
+                        s.len(),
+                        decl.dim.len()
+                    )));
                 }
                 for (axis, (d, &v)) in decl.dim.iter().zip(s).enumerate() {
                     if let Some(DimValue::DimValue(fixed)) = d.value
                         && fixed >= 0
                         && fixed as usize != v
                     {
-                        return Err(ierr(format!("--input-shape gives {v} at axis {axis}, but the model fixes it to {fixed}")));
+                        return Err(ierr(format!(
+                            "--input-shape gives {v} at axis {axis}, but the model fixes it to {fixed}"
+                        )));
                     }
                 }
             }
@@ -515,36 +646,56 @@ impl<'m> Importer<'m> {
             shape
         };
         if shape.len() > self.opts.limits.max_rank {
-            return Err(Error::Limit { what: format!("the rank of input '{name}'"), value: shape.len() as u64, limit: self.opts.limits.max_rank as u64, key: "max-rank" });
+            return Err(Error::Limit {
+                what: format!("the rank of input '{name}'"),
+                value: shape.len() as u64,
+                limit: self.opts.limits.max_rank as u64,
+                key: "max-rank",
+            });
         }
         let ty = TensorType::new(dtype, shape);
         let bytes = ty.bytes().map_err(|e| ierr(e.to_string()))?;
-        Limits::check(|| format!("the size of input '{name}'"), bytes as u64, self.opts.limits.max_tensor_bytes, "max-tensor-bytes")?;
+        Limits::check(
+            || format!("the size of input '{name}'"),
+            bytes as u64,
+            self.opts.limits.max_tensor_bytes,
+            "max-tensor-bytes",
+        )?;
         Ok(self.graph.add_input(name.clone(), ty)?)
     }
 
     fn check_declared_output(&self, vi: &ValueInfoProto, id: ValueId) -> Result<()> {
         let have = &self.graph.value(id).ty;
-        let Some(TypeValue::TensorType(tt)) = vi.type_.as_ref().and_then(|t| t.value.as_ref()) else {
+        let Some(TypeValue::TensorType(tt)) = vi.type_.as_ref().and_then(|t| t.value.as_ref())
+        else {
             return Ok(());
         };
         let err = |msg: String| Error::Graph(format!("output '{}': {msg}", vi.name));
         if tt.elem_type != 0 {
             let want = DType::from_onnx_code(tt.elem_type).map_err(|e| err(e.to_string()))?;
             if want != have.dtype {
-                return Err(err(format!("the model declares {want} but it computes {}", have.dtype)));
+                return Err(err(format!(
+                    "the model declares {want} but it computes {}",
+                    have.dtype
+                )));
             }
         }
         if let Some(shape) = tt.shape.as_ref() {
             if shape.dim.len() != have.shape.len() && !shape.dim.is_empty() {
-                return Err(err(format!("the model declares rank {} but it computes {}", shape.dim.len(), have)));
+                return Err(err(format!(
+                    "the model declares rank {} but it computes {}",
+                    shape.dim.len(),
+                    have
+                )));
             }
             for (axis, d) in shape.dim.iter().enumerate() {
                 if let Some(DimValue::DimValue(v)) = d.value
                     && v >= 0
                     && have.shape.get(axis).copied() != Some(v as usize)
                 {
-                    return Err(err(format!("the model declares {v} at axis {axis} but it computes {have}")));
+                    return Err(err(format!(
+                        "the model declares {v} at axis {axis} but it computes {have}"
+                    )));
                 }
             }
         }
@@ -552,7 +703,12 @@ impl<'m> Importer<'m> {
     }
 
     /// Imports `nodes` in dependency order into the graph, resolving names in `scope`.
-    fn import_nodes(&mut self, nodes: &mut [NodeProto], scope: &mut HashMap<String, ValueId>, depth: usize) -> Result<()> {
+    fn import_nodes(
+        &mut self,
+        nodes: &mut [NodeProto],
+        scope: &mut HashMap<String, ValueId>,
+        depth: usize,
+    ) -> Result<()> {
         for i in topo_order(nodes, scope)? {
             let node = &mut nodes[i];
             self.import_node(node, scope, depth)?;
@@ -560,7 +716,12 @@ impl<'m> Importer<'m> {
         Ok(())
     }
 
-    fn import_node(&mut self, node: &mut NodeProto, scope: &mut HashMap<String, ValueId>, depth: usize) -> Result<()> {
+    fn import_node(
+        &mut self,
+        node: &mut NodeProto,
+        scope: &mut HashMap<String, ValueId>,
+        depth: usize,
+    ) -> Result<()> {
         let name = node_name(node);
         let opset = self.model.opset(&node.domain).unwrap_or(0);
         let op_label = hist_key(node);
@@ -596,36 +757,56 @@ impl<'m> Importer<'m> {
                 inputs.push(None);
             } else {
                 inputs.push(Some(*scope.get(inp).ok_or_else(|| {
-                    Error::Graph(format!("node '{name}' ({op_label}) uses '{inp}', which nothing defines"))
+                    Error::Graph(format!(
+                        "node '{name}' ({op_label}) uses '{inp}', which nothing defines"
+                    ))
                 })?));
             }
         }
         let mut out_names = Vec::with_capacity(node.output.len());
         for (k, o) in node.output.iter().enumerate() {
-            out_names.push(if o.is_empty() { format!("{name}:unused{k}") } else { o.clone() });
+            out_names.push(if o.is_empty() {
+                format!("{name}:unused{k}")
+            } else {
+                o.clone()
+            });
         }
         let all_const = inputs.iter().flatten().all(|&id| self.graph.is_const(id));
         let ids = if all_const {
             self.fold(&name, &op_label, op, &inputs, out_names)?
         } else {
-            self.graph.add_node(name.clone(), op, inputs, out_names).map_err(|e| self.not_constant_hint(e, node, &name, &op_label))?
+            self.graph
+                .add_node(name.clone(), op, inputs, out_names)
+                .map_err(|e| self.not_constant_hint(e, node, &name, &op_label))?
         };
         for (o, id) in node.output.iter().zip(ids) {
             if o.is_empty() {
                 continue;
             }
             if scope.insert(o.clone(), id).is_some() {
-                return Err(Error::Graph(format!("value '{o}' is defined twice (again by node '{name}')")));
+                return Err(Error::Graph(format!(
+                    "value '{o}' is defined twice (again by node '{name}')"
+                )));
             }
         }
         Ok(())
     }
 
     /// Turns an [`smelt_ir::Error::NotConstant`] into an error naming the operand.
-    fn not_constant_hint(&self, e: smelt_ir::Error, node: &NodeProto, name: &str, op: &str) -> Error {
+    fn not_constant_hint(
+        &self,
+        e: smelt_ir::Error,
+        node: &NodeProto,
+        name: &str,
+        op: &str,
+    ) -> Error {
         if let smelt_ir::Error::NotConstant { input, role } = e.root() {
             let operand = node.input.get(*input).cloned().unwrap_or_default();
-            let is_input = self.graph.inputs.iter().any(|&i| self.graph.value(i).name == operand);
+            let is_input = self
+                .graph
+                .inputs
+                .iter()
+                .any(|&i| self.graph.value(i).name == operand);
             return Error::NeedsConstant {
                 node: name.to_string(),
                 op: op.to_string(),
@@ -639,17 +820,35 @@ impl<'m> Importer<'m> {
 
     /// Evaluates a node whose inputs are all constants and adds its results as
     /// constants; results too large to fold stay a node.
-    fn fold(&mut self, name: &str, op_label: &str, op: Op, inputs: &[Option<ValueId>], out_names: Vec<String>) -> Result<Vec<ValueId>> {
+    fn fold(
+        &mut self,
+        name: &str,
+        op_label: &str,
+        op: Op,
+        inputs: &[Option<ValueId>],
+        out_names: Vec<String>,
+    ) -> Result<Vec<ValueId>> {
         let ctx = |e: smelt_ir::Error| Error::Ir(e.at_node(name, op_label));
         let types = self.graph.infer(&op, inputs).map_err(ctx)?;
-        let total: usize = types.iter().map(|t| t.bytes().unwrap_or(usize::MAX)).fold(0usize, |a, b| a.saturating_add(b));
+        let total: usize = types
+            .iter()
+            .map(|t| t.bytes().unwrap_or(usize::MAX))
+            .fold(0usize, |a, b| a.saturating_add(b));
         if total > MAX_FOLD_BYTES {
-            return self.graph.add_node(name.to_string(), op, inputs.to_vec(), out_names).map_err(Error::Ir);
+            return self
+                .graph
+                .add_node(name.to_string(), op, inputs.to_vec(), out_names)
+                .map_err(Error::Ir);
         }
         let mut values = Vec::with_capacity(inputs.len());
         for inp in inputs {
             values.push(match inp {
-                Some(id) => Some(self.graph.const_value(*id).expect("all inputs are constants").map_err(ctx)?),
+                Some(id) => Some(
+                    self.graph
+                        .const_value(*id)
+                        .expect("all inputs are constants")
+                        .map_err(ctx)?,
+                ),
                 None => None,
             });
         }
@@ -657,17 +856,33 @@ impl<'m> Importer<'m> {
         let outs = op.eval(&args).map_err(ctx)?;
         let mut ids = Vec::with_capacity(out_names.len());
         for (k, (oname, t)) in out_names.into_iter().zip(outs).enumerate() {
-            if types.get(k).is_some_and(|ty| ty.dtype != t.dtype() || ty.shape != t.shape()) {
-                return Err(ctx(smelt_ir::Error::Verify(format!("folding output {k} disagrees with its inferred type"))));
+            if types
+                .get(k)
+                .is_some_and(|ty| ty.dtype != t.dtype() || ty.shape != t.shape())
+            {
+                return Err(ctx(smelt_ir::Error::Verify(format!(
+                    "folding output {k} disagrees with its inferred type"
+                ))));
             }
             ids.push(self.graph.add_const(oname, &t)?);
         }
         Ok(ids)
     }
 
-    fn import_constant(&mut self, node: &mut NodeProto, name: &str, scope: &mut HashMap<String, ValueId>) -> Result<()> {
-        let out = node.output.first().cloned().ok_or_else(|| Error::Graph(format!("Constant node '{name}' has no output")))?;
-        let attr = node.attribute.first_mut().ok_or_else(|| Error::Graph(format!("Constant node '{name}' has no value attribute")))?;
+    fn import_constant(
+        &mut self,
+        node: &mut NodeProto,
+        name: &str,
+        scope: &mut HashMap<String, ValueId>,
+    ) -> Result<()> {
+        let out = node
+            .output
+            .first()
+            .cloned()
+            .ok_or_else(|| Error::Graph(format!("Constant node '{name}' has no output")))?;
+        let attr = node.attribute.first_mut().ok_or_else(|| {
+            Error::Graph(format!("Constant node '{name}' has no value attribute"))
+        })?;
         let t = match attr.name.as_str() {
             "value" => {
                 let mut tp = attr.t.take().unwrap_or_default();
@@ -684,7 +899,9 @@ impl<'m> Importer<'m> {
                 return Err(Error::UnsupportedOps(vec![UnsupportedOp {
                     node: name.to_string(),
                     op: "Constant".into(),
-                    reason: format!("attribute '{other}' (strings and sparse tensors are not supported)"),
+                    reason: format!(
+                        "attribute '{other}' (strings and sparse tensors are not supported)"
+                    ),
                 }]));
             }
         };
@@ -692,20 +909,35 @@ impl<'m> Importer<'m> {
         self.bind_output(scope, out, id, name)
     }
 
-    fn bind_output(&mut self, scope: &mut HashMap<String, ValueId>, out: String, id: ValueId, node: &str) -> Result<()> {
+    fn bind_output(
+        &mut self,
+        scope: &mut HashMap<String, ValueId>,
+        out: String,
+        id: ValueId,
+        node: &str,
+    ) -> Result<()> {
         if scope.insert(out.clone(), id).is_some() {
-            return Err(Error::Graph(format!("value '{out}' is defined twice (again by node '{node}')")));
+            return Err(Error::Graph(format!(
+                "value '{out}' is defined twice (again by node '{node}')"
+            )));
         }
         Ok(())
     }
 
     /// Inlines the branch an `If` with a constant condition takes.
-    fn import_if(&mut self, node: &mut NodeProto, name: &str, scope: &mut HashMap<String, ValueId>, depth: usize) -> Result<()> {
+    fn import_if(
+        &mut self,
+        node: &mut NodeProto,
+        name: &str,
+        scope: &mut HashMap<String, ValueId>,
+        depth: usize,
+    ) -> Result<()> {
         let cond_name = node.input.first().cloned().unwrap_or_default();
-        let cond = scope
-            .get(&cond_name)
-            .copied()
-            .ok_or_else(|| Error::Graph(format!("node '{name}' (If) uses '{cond_name}', which nothing defines")))?;
+        let cond = scope.get(&cond_name).copied().ok_or_else(|| {
+            Error::Graph(format!(
+                "node '{name}' (If) uses '{cond_name}', which nothing defines"
+            ))
+        })?;
         let value = match self.graph.const_value(cond) {
             Some(v) => v?,
             None => {
@@ -724,7 +956,12 @@ impl<'m> Importer<'m> {
             .find(|a| a.name == branch)
             .ok_or_else(|| Error::Graph(format!("node '{name}' (If) has no {branch}")))?;
         let mut sub = attr.g.take().unwrap_or_default();
-        Limits::check(|| "the subgraph nesting depth".to_string(), (depth + 1) as u64, self.opts.limits.max_depth as u64, "max-depth")?;
+        Limits::check(
+            || "the subgraph nesting depth".to_string(),
+            (depth + 1) as u64,
+            self.opts.limits.max_depth as u64,
+            "max-depth",
+        )?;
         // The branch sees the outer scope; its own names must not leak out.
         let mut inner = scope.clone();
         for mut t in std::mem::take(&mut sub.initializer) {
@@ -741,9 +978,12 @@ impl<'m> Importer<'m> {
             )));
         }
         for (vi, out) in sub.output.iter().zip(node.output.clone()) {
-            let id = *inner
-                .get(&vi.name)
-                .ok_or_else(|| Error::Graph(format!("node '{name}' (If): branch output '{}' is not defined", vi.name)))?;
+            let id = *inner.get(&vi.name).ok_or_else(|| {
+                Error::Graph(format!(
+                    "node '{name}' (If): branch output '{}' is not defined",
+                    vi.name
+                ))
+            })?;
             if out.is_empty() {
                 continue;
             }
@@ -764,14 +1004,22 @@ fn topo_order(nodes: &[NodeProto], scope: &HashMap<String, ValueId>) -> Result<V
                 continue;
             }
             if producer.insert(o.as_str(), i).is_some() || scope.contains_key(o) {
-                return Err(Error::Graph(format!("value '{o}' is defined twice (again by node '{}')", node_name(n))));
+                return Err(Error::Graph(format!(
+                    "value '{o}' is defined twice (again by node '{}')",
+                    node_name(n)
+                )));
             }
         }
     }
     let mut dag: DiGraph<usize, ()> = DiGraph::with_capacity(nodes.len(), nodes.len());
     let idx: Vec<_> = (0..nodes.len()).map(|i| dag.add_node(i)).collect();
     for (i, n) in nodes.iter().enumerate() {
-        let mut uses: Vec<&str> = n.input.iter().filter(|s| !s.is_empty()).map(String::as_str).collect();
+        let mut uses: Vec<&str> = n
+            .input
+            .iter()
+            .filter(|s| !s.is_empty())
+            .map(String::as_str)
+            .collect();
         for a in &n.attribute {
             if let Some(g) = a.g.as_ref() {
                 free_names(g, &mut uses);
@@ -800,7 +1048,11 @@ fn topo_order(nodes: &[NodeProto], scope: &HashMap<String, ValueId>) -> Result<V
         .map(|order| order.into_iter().map(|n| dag[n]).collect())
         .map_err(|cycle| {
             let n = &nodes[dag[cycle.node_id()]];
-            Error::Graph(format!("the graph has a cycle through node '{}' ({})", node_name(n), n.op_type))
+            Error::Graph(format!(
+                "the graph has a cycle through node '{}' ({})",
+                node_name(n),
+                n.op_type
+            ))
         })
 }
 
@@ -835,16 +1087,31 @@ fn free_names<'g>(g: &'g GraphProto, out: &mut Vec<&'g str>) {
 
 /// Reads a serialized `TensorProto` file (the ONNX test-data `.pb` format).
 pub fn read_tensor_pb(path: &Path, limits: &Limits) -> Result<(String, Tensor)> {
-    let io = |source| Error::Io { path: path.to_path_buf(), source };
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let meta = std::fs::metadata(path).map_err(io)?;
-    Limits::check(|| format!("the size of {}", path.display()), meta.len(), limits.max_model_bytes, "max-model-bytes")?;
+    Limits::check(
+        || format!("the size of {}", path.display()),
+        meta.len(),
+        limits.max_model_bytes,
+        "max-model-bytes",
+    )?;
     let bytes = std::fs::read(path).map_err(io)?;
-    let mut tp = onnx_protobuf::TensorProto::parse_from_bytes(&bytes)
-        .map_err(|e| Error::Parse { path: path.to_path_buf(), msg: format!("not a TensorProto ({e})") })?;
+    let mut tp =
+        onnx_protobuf::TensorProto::parse_from_bytes(&bytes).map_err(|e| Error::Parse {
+            path: path.to_path_buf(),
+            msg: format!("not a TensorProto ({e})"),
+        })?;
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut reader = TensorReader::new(dir, limits);
     let name = tp.name.clone();
-    let label = if name.is_empty() { path.display().to_string() } else { name.clone() };
+    let label = if name.is_empty() {
+        path.display().to_string()
+    } else {
+        name.clone()
+    };
     let t = reader.read_tensor(&label, &mut tp)?;
     Ok((name, t))
 }

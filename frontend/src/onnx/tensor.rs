@@ -27,19 +27,35 @@ pub struct TensorReader<'a> {
 impl<'a> TensorReader<'a> {
     /// A reader for tensors of a model in `model_dir`.
     pub fn new(model_dir: &'a Path, limits: &'a Limits) -> TensorReader<'a> {
-        TensorReader { model_dir, limits, maps: HashMap::new() }
+        TensorReader {
+            model_dir,
+            limits,
+            maps: HashMap::new(),
+        }
     }
 
     /// Decodes `t` (named `name` for messages), taking its `raw_data` without
     /// copying. Returns the type and the little-endian bytes.
     pub fn read(&mut self, name: &str, t: &mut TensorProto) -> Result<(TensorType, Bytes)> {
-        let terr = |msg: String| Error::Tensor { name: name.to_string(), msg };
+        let terr = |msg: String| Error::Tensor {
+            name: name.to_string(),
+            msg,
+        };
         let dtype = DType::from_onnx_code(t.data_type).map_err(|e| terr(e.to_string()))?;
-        let shape = checked::dims(&t.dims, self.limits.max_rank, &|| format!("tensor '{name}'"))?;
+        let shape = checked::dims(&t.dims, self.limits.max_rank, &|| {
+            format!("tensor '{name}'")
+        })?;
         // `checked::dims` has verified that the product does not overflow.
         let numel = shape.iter().product::<usize>();
-        let nbytes = checked::mul(numel, dtype.elem_bytes(), || format!("the byte size of tensor '{name}'"))?;
-        Limits::check(|| format!("the size of tensor '{name}'"), nbytes as u64, self.limits.max_tensor_bytes, "max-tensor-bytes")?;
+        let nbytes = checked::mul(numel, dtype.elem_bytes(), || {
+            format!("the byte size of tensor '{name}'")
+        })?;
+        Limits::check(
+            || format!("the size of tensor '{name}'"),
+            nbytes as u64,
+            self.limits.max_tensor_bytes,
+            "max-tensor-bytes",
+        )?;
         let ty = TensorType::new(dtype, shape);
         if t.segment.is_some() {
             return Err(terr("segmented tensors are not supported".into()));
@@ -91,11 +107,17 @@ impl<'a> TensorReader<'a> {
             }
         }
         let location = location.unwrap_or_default();
-        let err = |msg: String| Error::ExternalData { tensor: name.to_string(), location: location.clone(), msg };
+        let err = |msg: String| Error::ExternalData {
+            tensor: name.to_string(),
+            location: location.clone(),
+            msg,
+        };
         let path = resolve_external(self.model_dir, &location).map_err(&err)?;
         let len = length.unwrap_or(nbytes);
         if len != nbytes {
-            return Err(err(format!("length is {len} bytes but the tensor needs {nbytes}")));
+            return Err(err(format!(
+                "length is {len} bytes but the tensor needs {nbytes}"
+            )));
         }
         let map = match self.maps.get(&path) {
             Some(m) => m.clone(),
@@ -105,7 +127,9 @@ impl<'a> TensorReader<'a> {
                 m
             }
         };
-        let end = checked::add(offset, len, || format!("external data range of tensor '{name}'"))?;
+        let end = checked::add(offset, len, || {
+            format!("external data range of tensor '{name}'")
+        })?;
         if end > map.len() {
             return Err(err(format!(
                 "bytes {offset}..{end} lie outside the file, which has {} bytes",
@@ -117,7 +141,10 @@ impl<'a> TensorReader<'a> {
 }
 
 fn location_str(kvs: &[onnx_protobuf::StringStringEntryProto]) -> String {
-    kvs.iter().find(|kv| kv.key == "location").map(|kv| kv.value.clone()).unwrap_or_default()
+    kvs.iter()
+        .find(|kv| kv.key == "location")
+        .map(|kv| kv.value.clone())
+        .unwrap_or_default()
 }
 
 /// Resolves an external-data `location` against the model's folder, refusing
@@ -130,7 +157,9 @@ pub fn resolve_external(model_dir: &Path, location: &str) -> Result<PathBuf, Str
     }
     let rel = Path::new(location);
     if rel.is_absolute() || location.starts_with('\\') || location.contains(':') {
-        return Err("absolute locations are not allowed; it must be relative to the model's folder".into());
+        return Err(
+            "absolute locations are not allowed; it must be relative to the model's folder".into(),
+        );
     }
     let mut norm = PathBuf::new();
     for c in rel.components() {
@@ -142,14 +171,17 @@ pub fn resolve_external(model_dir: &Path, location: &str) -> Result<PathBuf, Str
                     return Err("the location climbs out of the model's folder with '..'".into());
                 }
             }
-            Component::RootDir | Component::Prefix(_) => return Err("absolute locations are not allowed".into()),
+            Component::RootDir | Component::Prefix(_) => {
+                return Err("absolute locations are not allowed".into());
+            }
         }
     }
     if norm.as_os_str().is_empty() {
         return Err("the location names the model's folder itself".into());
     }
     let path = model_dir.join(&norm);
-    let meta = std::fs::symlink_metadata(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let meta = std::fs::symlink_metadata(&path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     if meta.file_type().is_symlink() {
         return Err("symbolic links are not followed".into());
     }
@@ -159,19 +191,33 @@ pub fn resolve_external(model_dir: &Path, location: &str) -> Result<PathBuf, Str
     {
         use std::os::unix::fs::MetadataExt;
         if meta.nlink() > 1 {
-            return Err(format!("the file has {} hard links; a hard-linked file may lie outside the model's folder", meta.nlink()));
+            return Err(format!(
+                "the file has {} hard links; a hard-linked file may lie outside the model's folder",
+                meta.nlink()
+            ));
         }
     }
-    let dir = model_dir.canonicalize().map_err(|e| format!("cannot resolve the model's folder: {e}"))?;
-    let canon = path.canonicalize().map_err(|e| format!("cannot resolve {}: {e}", path.display()))?;
+    let dir = model_dir
+        .canonicalize()
+        .map_err(|e| format!("cannot resolve the model's folder: {e}"))?;
+    let canon = path
+        .canonicalize()
+        .map_err(|e| format!("cannot resolve {}: {e}", path.display()))?;
     if !canon.starts_with(&dir) {
-        return Err(format!("it resolves to {}, outside the model's folder", canon.display()));
+        return Err(format!(
+            "it resolves to {}, outside the model's folder",
+            canon.display()
+        ));
     }
     Ok(canon)
 }
 
 fn typed_len(t: &TensorProto) -> usize {
-    t.float_data.len() + t.int32_data.len() + t.int64_data.len() + t.double_data.len() + t.uint64_data.len()
+    t.float_data.len()
+        + t.int32_data.len()
+        + t.int64_data.len()
+        + t.double_data.len()
+        + t.uint64_data.len()
 }
 
 /// Encodes the typed repeated fields of a `TensorProto` as little-endian bytes,
@@ -179,7 +225,10 @@ fn typed_len(t: &TensorProto) -> usize {
 fn typed_fields_to_bytes(t: &TensorProto, dtype: DType, numel: usize) -> Result<Vec<u8>, String> {
     fn check<T>(v: &[T], numel: usize, field: &str) -> Result<(), String> {
         if v.len() != numel {
-            return Err(format!("{field} holds {} values but the shape needs {numel}", v.len()));
+            return Err(format!(
+                "{field} holds {} values but the shape needs {numel}",
+                v.len()
+            ));
         }
         Ok(())
     }
@@ -187,15 +236,21 @@ fn typed_fields_to_bytes(t: &TensorProto, dtype: DType, numel: usize) -> Result<
     match dtype {
         DType::F32 => {
             check(&t.float_data, numel, "float_data")?;
-            t.float_data.iter().for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
+            t.float_data
+                .iter()
+                .for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
         }
         DType::F64 => {
             check(&t.double_data, numel, "double_data")?;
-            t.double_data.iter().for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
+            t.double_data
+                .iter()
+                .for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
         }
         DType::I64 => {
             check(&t.int64_data, numel, "int64_data")?;
-            t.int64_data.iter().for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
+            t.int64_data
+                .iter()
+                .for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
         }
         DType::U32 | DType::U64 => {
             check(&t.uint64_data, numel, "uint64_data")?;
@@ -208,7 +263,14 @@ fn typed_fields_to_bytes(t: &TensorProto, dtype: DType, numel: usize) -> Result<
             }
         }
         // Narrow types travel in int32_data, one value (or bit pattern) each.
-        DType::I32 | DType::I16 | DType::U16 | DType::I8 | DType::U8 | DType::Bool | DType::F16 | DType::BF16 => {
+        DType::I32
+        | DType::I16
+        | DType::U16
+        | DType::I8
+        | DType::U8
+        | DType::Bool
+        | DType::F16
+        | DType::BF16 => {
             check(&t.int32_data, numel, "int32_data")?;
             for &v in &t.int32_data {
                 match dtype.elem_bytes() {
