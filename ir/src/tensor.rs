@@ -501,9 +501,10 @@ pub trait Int: Elem + Ord {
     fn bxor(self, o: Self) -> Self;
     /// Bitwise not.
     fn bnot(self) -> Self;
-    /// Left shift; 0 when the amount is the bit width or more.
+    /// Left shift; 0 when the amount is negative or the bit width or more.
     fn shl(self, o: Self) -> Self;
-    /// Right shift; 0 when the amount is the bit width or more.
+    /// Right shift (arithmetic for signed types); for amounts out of
+    /// `0..bits`, 0 (or -1 for negative signed values).
     fn shr(self, o: Self) -> Self;
     /// Wrapping power with a non-negative exponent (negative exponents give 0
     /// unless the base is ±1, like integer NumPy).
@@ -534,7 +535,10 @@ macro_rules! int_ops {
                 u32::try_from(o).ok().and_then(|s| self.checked_shl(s)).unwrap_or(0)
             }
             fn shr(self, o: Self) -> Self {
-                u32::try_from(o).ok().and_then(|s| self.checked_shr(s)).unwrap_or(0)
+                // Arithmetic for signed types: out-of-range amounts leave only sign bits.
+                #[allow(unused_comparisons)]
+                let fill = if self < 0 { self.bnot().band(0).bnot() } else { 0 };
+                u32::try_from(o).ok().and_then(|s| self.checked_shr(s)).unwrap_or(fill)
             }
             fn wpow(self, e: i64) -> Self {
                 if e < 0 {

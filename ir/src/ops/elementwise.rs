@@ -521,11 +521,6 @@ impl BinaryFn {
                 if a == DType::Bool {
                     return Err(Error::Type("arithmetic on bool".into()));
                 }
-                if let BinaryFn::Mod { fmod: false } = self
-                    && a.is_float()
-                {
-                    return Err(Error::attr("fmod", "must be 1 for floating-point operands"));
-                }
                 Ok(a)
             }
             BinaryFn::Pow => {
@@ -558,8 +553,8 @@ impl BinaryFn {
             }
             BinaryFn::BitShift { .. } => {
                 same()?;
-                if !a.is_int() || a.is_signed_int() {
-                    return Err(Error::Type(format!("BitShift on {a}; expects an unsigned integer type")));
+                if !a.is_int() {
+                    return Err(Error::Type(format!("BitShift on {a}; expects an integer type")));
                 }
                 Ok(a)
             }
@@ -573,7 +568,20 @@ impl BinaryFn {
             BinaryFn::Mul => a * b,
             BinaryFn::Div => a / b,
             BinaryFn::Pow => a.powf(b),
-            BinaryFn::Mod { .. } => a % b,
+            BinaryFn::Mod { fmod: true } => a % b,
+            BinaryFn::Mod { fmod: false } => {
+                // NumPy's `mod`: the remainder takes the divisor's sign.
+                let r = a % b;
+                if b == 0.0 || r.is_nan() {
+                    r
+                } else if r == 0.0 {
+                    0f64.copysign(b)
+                } else if (b < 0.0) != (r < 0.0) {
+                    r + b
+                } else {
+                    r
+                }
+            }
             _ => f64::NAN,
         }
     }
