@@ -1846,4 +1846,96 @@ mod tests {
                 .is_err()
         );
     }
+    #[test]
+    fn scan_axis_may_be_a_runtime_value() {
+        let (xty, aty) = (
+            TensorType::new(DType::F32, vec![2, 3]),
+            TensorType::new(DType::I32, vec![]),
+        );
+        let op = scan_op(ScanKind::Sum, false, false);
+        let x = InferInput {
+            ty: &xty,
+            value: None,
+        };
+        let out = op
+            .infer(&[
+                Some(x),
+                Some(InferInput {
+                    ty: &aty,
+                    value: None,
+                }),
+            ])
+            .unwrap();
+        assert_eq!(out, vec![xty.clone()]);
+        let far = Tensor::scalar(-3i32);
+        assert!(
+            op.infer(&[
+                Some(x),
+                Some(InferInput {
+                    ty: &aty,
+                    value: Some(&far)
+                })
+            ])
+            .is_err()
+        );
+        let fty = TensorType::new(DType::F32, vec![]);
+        assert!(
+            op.infer(&[
+                Some(x),
+                Some(InferInput {
+                    ty: &fty,
+                    value: None
+                })
+            ])
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn argmax_over_an_empty_axis_is_rejected_at_inference() {
+        let ty = TensorType::new(DType::F32, vec![2, 0]);
+        let x = InferInput {
+            ty: &ty,
+            value: None,
+        };
+        let r = arg(ArgKind::Max, 1, false, false).infer(&[Some(x)]);
+        assert!(matches!(r, Err(Error::Shape(_))), "{r:?}");
+        // Nothing to compute when the output is empty too.
+        let out = arg(ArgKind::Min, 0, false, false)
+            .infer(&[Some(x)])
+            .unwrap();
+        assert_eq!(out, vec![TensorType::new(DType::I64, vec![0])]);
+    }
+
+    #[test]
+    fn printer_attrs_and_cost() {
+        let op = Reduce::TopK {
+            k: Some(3),
+            axis: -1,
+            largest: false,
+            sorted: true,
+        };
+        let want = [
+            ("k", "3"),
+            ("axis", "-1"),
+            ("largest", "0"),
+            ("sorted", "1"),
+        ];
+        assert_eq!(op.attrs(), want.map(|(k, v)| (k, v.to_string())).to_vec());
+        let op = Reduce::Reduce {
+            kind: ReduceKind::L2,
+            axes: Some(vec![0, -1]),
+            keepdims: false,
+            noop_with_empty_axes: false,
+        };
+        assert_eq!(
+            op.attrs(),
+            vec![
+                ("axes", "[0,-1]".to_string()),
+                ("keepdims", "0".to_string())
+            ]
+        );
+        let ty = TensorType::new(DType::F32, vec![4, 5]);
+        assert_eq!(op.macs(&[Some(&ty)], &[]), 20);
+    }
 }
