@@ -146,7 +146,7 @@ op_families! {
 // Helpers shared by the family modules.
 
 /// The operand at `i`, or an error naming it when missing.
-pub fn req<'a, T: Copy>(inputs: &[Option<T>], i: usize, what: &str) -> Result<T> {
+pub fn req<T: Copy>(inputs: &[Option<T>], i: usize, what: &str) -> Result<T> {
     inputs
         .get(i)
         .copied()
