@@ -211,7 +211,12 @@ impl Graph {
     }
 
     /// Adds a constant from raw little-endian bytes; the byte count must match the type.
-    pub fn add_const_bytes(&mut self, name: impl Into<String>, ty: TensorType, bytes: Bytes) -> Result<ValueId> {
+    pub fn add_const_bytes(
+        &mut self,
+        name: impl Into<String>,
+        ty: TensorType,
+        bytes: Bytes,
+    ) -> Result<ValueId> {
         let name = name.into();
         let want = ty.bytes()?;
         if bytes.as_slice().len() != want {
@@ -233,7 +238,11 @@ impl Graph {
     pub fn const_value(&self, id: ValueId) -> Option<Result<Tensor>> {
         let v = self.value(id);
         match &v.def {
-            ValueDef::Const(b) => Some(Tensor::from_le_bytes(v.ty.dtype, v.ty.shape.clone(), b.as_slice())),
+            ValueDef::Const(b) => Some(Tensor::from_le_bytes(
+                v.ty.dtype,
+                v.ty.shape.clone(),
+                b.as_slice(),
+            )),
             ValueDef::Input | ValueDef::Node(..) => None,
         }
     }
@@ -261,7 +270,12 @@ impl Graph {
         let args: Vec<Option<InferInput<'_>>> = inputs
             .iter()
             .zip(&decoded)
-            .map(|(inp, val)| inp.map(|id| InferInput { ty: &self.value(id).ty, value: val.as_ref() }))
+            .map(|(inp, val)| {
+                inp.map(|id| InferInput {
+                    ty: &self.value(id).ty,
+                    value: val.as_ref(),
+                })
+            })
             .collect();
         op.infer(&args)
     }
@@ -276,7 +290,9 @@ impl Graph {
         output_names: Vec<String>,
     ) -> Result<Vec<ValueId>> {
         let name = name.into();
-        let types = self.infer(&op, &inputs).map_err(|e| e.at_node(&name, op.name()))?;
+        let types = self
+            .infer(&op, &inputs)
+            .map_err(|e| e.at_node(&name, op.name()))?;
         if types.len() < output_names.len() {
             return Err(Error::Shape(format!(
                 "the op has {} outputs but the node lists {}",
@@ -286,19 +302,28 @@ impl Graph {
             .at_node(&name, op.name()));
         }
         let node_id = NodeId(
-            u32::try_from(self.nodes.len()).map_err(|_| Error::Overflow("more than 2^32 nodes".into()))?,
+            u32::try_from(self.nodes.len())
+                .map_err(|_| Error::Overflow("more than 2^32 nodes".into()))?,
         );
         let mut outputs = Vec::with_capacity(output_names.len());
         for (i, (oname, ty)) in output_names.into_iter().zip(types).enumerate() {
             outputs.push(self.push_value(oname, ty, ValueDef::Node(node_id, i))?);
         }
-        self.nodes.push(Node { name, op, inputs, outputs: outputs.clone() });
+        self.nodes.push(Node {
+            name,
+            op,
+            inputs,
+            outputs: outputs.clone(),
+        });
         Ok(outputs)
     }
 
     /// Finds a value by name.
     pub fn find(&self, name: &str) -> Option<ValueId> {
-        self.values.iter().position(|v| v.name == name).map(|i| ValueId(i as u32))
+        self.values
+            .iter()
+            .position(|v| v.name == name)
+            .map(|i| ValueId(i as u32))
     }
 
     /// For each value, the nodes that read it.

@@ -32,17 +32,23 @@ impl<'g> Interpreter<'g> {
             last_use[id.index()] = usize::MAX;
         }
         let consts = (0..graph.values.len()).map(|_| OnceLock::new()).collect();
-        Interpreter { graph, consts, last_use }
+        Interpreter {
+            graph,
+            consts,
+            last_use,
+        }
     }
 
     fn constant(&self, id: ValueId) -> Result<&Tensor> {
         if let Some(t) = self.consts[id.index()].get() {
             return Ok(t);
         }
-        let t = self
-            .graph
-            .const_value(id)
-            .ok_or_else(|| Error::Verify(format!("value '{}' is not a constant", self.graph.value(id).name)))??;
+        let t = self.graph.const_value(id).ok_or_else(|| {
+            Error::Verify(format!(
+                "value '{}' is not a constant",
+                self.graph.value(id).name
+            ))
+        })??;
         Ok(self.consts[id.index()].get_or_init(|| t))
     }
 
@@ -61,14 +67,21 @@ impl<'g> Interpreter<'g> {
     ) -> Result<Vec<Tensor>> {
         let g = self.graph;
         if inputs.len() != g.inputs.len() {
-            return Err(Error::Shape(format!("the graph takes {} inputs, {} were given", g.inputs.len(), inputs.len())));
+            return Err(Error::Shape(format!(
+                "the graph takes {} inputs, {} were given",
+                g.inputs.len(),
+                inputs.len()
+            )));
         }
         let mut env: Vec<Option<Tensor>> = vec![None; g.values.len()];
         for (&id, t) in g.inputs.iter().zip(inputs) {
             let v = g.value(id);
             let got = TensorType::new(t.dtype(), t.shape().to_vec());
             if got != v.ty {
-                return Err(Error::Shape(format!("input '{}' must be {}, got {got}", v.name, v.ty)));
+                return Err(Error::Shape(format!(
+                    "input '{}' must be {}, got {got}",
+                    v.name, v.ty
+                )));
             }
             env[id.index()] = Some(t);
         }
@@ -80,9 +93,14 @@ impl<'g> Interpreter<'g> {
                     None => None,
                     Some(id) => Some(match &g.value(*id).def {
                         ValueDef::Const(_) => self.constant(*id).map_err(ctx)?,
-                        ValueDef::Input | ValueDef::Node(..) => env[id.index()].as_ref().ok_or_else(|| {
-                            ctx(Error::Verify(format!("value '{}' is used before it is defined", g.value(*id).name)))
-                        })?,
+                        ValueDef::Input | ValueDef::Node(..) => {
+                            env[id.index()].as_ref().ok_or_else(|| {
+                                ctx(Error::Verify(format!(
+                                    "value '{}' is used before it is defined",
+                                    g.value(*id).name
+                                )))
+                            })?
+                        }
                     }),
                 });
             }
@@ -122,9 +140,9 @@ impl<'g> Interpreter<'g> {
             .iter()
             .map(|&id| match &g.value(id).def {
                 ValueDef::Const(_) => self.constant(id).cloned(),
-                ValueDef::Input | ValueDef::Node(..) => env[id.index()]
-                    .clone()
-                    .ok_or_else(|| Error::Verify(format!("output '{}' was never computed", g.value(id).name))),
+                ValueDef::Input | ValueDef::Node(..) => env[id.index()].clone().ok_or_else(|| {
+                    Error::Verify(format!("output '{}' was never computed", g.value(id).name))
+                }),
             })
             .collect()
     }

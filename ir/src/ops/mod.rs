@@ -160,16 +160,27 @@ pub fn opt<T: Copy>(inputs: &[Option<T>], i: usize) -> Option<T> {
 }
 
 /// The compile-time value of operand `i`, or [`Error::NotConstant`].
-pub fn const_input<'a>(inputs: &[Option<InferInput<'a>>], i: usize, role: &str) -> Result<&'a Tensor> {
+pub fn const_input<'a>(
+    inputs: &[Option<InferInput<'a>>],
+    i: usize,
+    role: &str,
+) -> Result<&'a Tensor> {
     let inp = req(inputs, i, role)?;
-    inp.value.ok_or_else(|| Error::NotConstant { input: i, role: role.to_string() })
+    inp.value.ok_or_else(|| Error::NotConstant {
+        input: i,
+        role: role.to_string(),
+    })
 }
 
 /// Checks the operand count is within `min..=max`.
 pub fn check_arity<T>(inputs: &[Option<T>], min: usize, max: usize) -> Result<()> {
     let n = inputs.len();
     if n < min || n > max {
-        let want = if min == max { format!("{min}") } else { format!("{min} to {max}") };
+        let want = if min == max {
+            format!("{min}")
+        } else {
+            format!("{min} to {max}")
+        };
         return Err(Error::Shape(format!("expects {want} inputs, got {n}")));
     }
     Ok(())
