@@ -388,7 +388,10 @@ impl OnnxModel {
             imp.check_declared_output(vi, id)?;
             imp.graph.outputs.push(id);
         }
-        let graph = imp.graph;
+        let mut graph = imp.graph;
+        // Folding leaves constants (shape arithmetic, folded weights' sources)
+        // that nothing reads any more.
+        graph.prune();
         smelt_ir::verify::verify(&graph)?;
         Ok(graph)
     }
