@@ -24,6 +24,7 @@ use smelt_ir::{AttrValue, Attrs, DType, Graph, Op, OpDef, Tensor, TensorType, Va
 use crate::checked;
 use crate::error::{Error, Result, UnsupportedOp};
 use crate::limits::Limits;
+use crate::safetensors::Weights;
 pub use tensor::{TensorReader, resolve_external};
 
 /// How to import a model.
@@ -37,6 +38,12 @@ pub struct ImportOptions {
     pub bind: HashMap<String, Tensor>,
     /// Limits on the file.
     pub limits: Limits,
+    /// A safetensors file supplying initializers by name (`--weights`): each
+    /// initializer it names takes its bytes from it, memory-mapped, and its
+    /// own data (inline, external or missing) is never read. Every tensor of
+    /// the file must name an initializer of the same dtype and shape; see
+    /// [`crate::safetensors`].
+    pub weights: Option<PathBuf>,
 }
 
 /// A parsed `.onnx` file, not yet converted to the IR.
@@ -325,12 +332,21 @@ impl OnnxModel {
             return Err(Error::UnsupportedOps(unsupported));
         }
         let mut graph_proto = self.proto.graph.take().unwrap_or_default();
+        let weights = match &opts.weights {
+            Some(path) => {
+                let w = Weights::open(path, &opts.limits)?;
+                check_weights(&w, &graph_proto, &opts.limits)?;
+                Some(w)
+            }
+            None => None,
+        };
         let mut imp = Importer {
             model: &self,
             opts,
             reader: TensorReader::new(&self.dir, &opts.limits),
             graph: Graph::new(),
             weight_bytes: 0,
+            weights: weights.as_ref(),
         };
         let mut scope: HashMap<String, ValueId> = HashMap::new();
         let init_names: HashSet<String> = graph_proto
@@ -469,6 +485,47 @@ fn count_nodes(g: &GraphProto, depth: usize, limits: &Limits) -> Result<usize> {
     Ok(n)
 }
 
+/// Checks a safetensors file against the initializers of `g` and its
+/// subgraphs, reporting every mismatch at once.
+fn check_weights(w: &Weights, g: &GraphProto, limits: &Limits) -> Result<()> {
+    fn collect<'g>(
+        g: &'g GraphProto,
+        out: &mut HashMap<&'g str, Vec<&'g onnx_protobuf::TensorProto>>,
+    ) {
+        for t in &g.initializer {
+            out.entry(t.name.as_str()).or_default().push(t);
+        }
+        for n in &g.node {
+            for a in &n.attribute {
+                a.g.iter().chain(&a.graphs).for_each(|sg| collect(sg, out));
+            }
+        }
+    }
+    let mut inits = HashMap::new();
+    collect(g, &mut inits);
+    w.check("initializer", &|name| {
+        let declared = |t: &onnx_protobuf::TensorProto| -> Result<TensorType, String> {
+            let dtype = DType::from_onnx_code(t.data_type).map_err(|e| e.to_string())?;
+            let shape = checked::dims(&t.dims, limits.max_rank, &|| {
+                format!("initializer '{name}'")
+            })
+            .map_err(|e| e.to_string())?;
+            Ok(TensorType::new(dtype, shape))
+        };
+        // Subgraphs may declare initializers of the same name; all must agree.
+        let mut types = inits.get(name)?.iter().map(|t| declared(t));
+        let first = types.next()?;
+        for other in types {
+            if other != first {
+                return Some(Err(
+                    "subgraphs declare initializers of this name with different types".into(),
+                ));
+            }
+        }
+        Some(first)
+    })
+}
+
 /// Converts a node's attributes; tensor attributes are decoded with `reader`
 /// when given (otherwise they become a placeholder, enough for op support checks).
 fn convert_attrs(node: &NodeProto, mut reader: Option<&mut TensorReader<'_>>) -> Result<Attrs> {
@@ -557,11 +614,17 @@ struct Importer<'m> {
     reader: TensorReader<'m>,
     graph: Graph,
     weight_bytes: u64,
+    /// Initializers by name from `ImportOptions::weights`, already checked
+    /// against the declared types by [`check_weights`].
+    weights: Option<&'m Weights>,
 }
 
 impl<'m> Importer<'m> {
     fn add_weight(&mut self, name: &str, t: &mut onnx_protobuf::TensorProto) -> Result<ValueId> {
-        let (ty, bytes) = self.reader.read(name, t)?;
+        let (ty, bytes) = match self.weights {
+            Some(w) if w.get(name).is_some() => w.typed_bytes(name)?,
+            _ => self.reader.read(name, t)?,
+        };
         self.count_weight(bytes.as_slice().len())?;
         Ok(self.graph.add_const_bytes(name, ty, bytes)?)
     }
