@@ -127,10 +127,24 @@ impl OnnxModel {
             limits.max_model_bytes,
             "max-model-bytes",
         )?;
-        let proto = ModelProto::parse_from_bytes(bytes).map_err(|e| Error::Parse {
-            path: path.to_path_buf(),
-            msg: format!("not a valid ONNX model ({e})"),
-        })?;
+        // Each level of subgraph nesting costs three levels of protobuf
+        // messages (graph → node → attribute); the parser's own recursion
+        // limit (100 by default) would refuse depths `max_depth` allows with
+        // a message that does not say which limit to raise, so it follows
+        // `max_depth`, capped where deep recursion could exhaust the stack.
+        let recursion = limits
+            .max_depth
+            .saturating_mul(3)
+            .saturating_add(16)
+            .min(MAX_PROTOBUF_RECURSION);
+        let mut input = protobuf::CodedInputStream::from_bytes(bytes);
+        input.set_recursion_limit(recursion as u32);
+        let proto = ModelProto::parse_from(&mut input)
+            .and_then(|m| input.check_eof().map(|()| m))
+            .map_err(|e| Error::Parse {
+                path: path.to_path_buf(),
+                msg: format!("not a valid ONNX model ({e})"),
+            })?;
         let graph = proto.graph.as_ref().ok_or_else(|| Error::Parse {
             path: path.to_path_buf(),
             msg: "the model has no graph".into(),
@@ -465,14 +479,26 @@ fn declared(vi: &ValueInfoProto) -> DeclaredValue {
 }
 
 fn count_nodes(g: &GraphProto, depth: usize, limits: &Limits) -> Result<usize> {
-    Limits::check(
-        || "the subgraph nesting depth".to_string(),
-        depth as u64,
-        limits.max_depth as u64,
-        "max-depth",
-    )?;
     let mut n = g.node.len();
     for node in &g.node {
+        if node
+            .attribute
+            .iter()
+            .any(|a| a.g.is_some() || !a.graphs.is_empty())
+        {
+            Limits::check(
+                || {
+                    format!(
+                        "the subgraph nesting depth inside node '{}' ({})",
+                        node_name(node),
+                        node.op_type
+                    )
+                },
+                depth as u64 + 1,
+                limits.max_depth as u64,
+                "max-depth",
+            )?;
+        }
         for a in &node.attribute {
             if let Some(sg) = a.g.as_ref() {
                 n = n.saturating_add(count_nodes(sg, depth + 1, limits)?);
@@ -603,6 +629,10 @@ fn guess_attr_type(a: &AttributeProto) -> AttributeType {
         AttributeType::INT
     }
 }
+
+/// Deepest protobuf message nesting the parser accepts, whatever `max_depth`
+/// says: each level is a stack frame of the generated parser.
+const MAX_PROTOBUF_RECURSION: usize = 400;
 
 /// Largest output a constant-folded node may produce; bigger results stay
 /// nodes so a tiny file cannot make the importer allocate gigabytes.
