@@ -24,6 +24,7 @@ use smelt_ir::{AttrValue, Attrs, DType, Graph, Op, OpDef, Tensor, TensorType, Va
 use crate::checked;
 use crate::error::{Error, Result, UnsupportedOp};
 use crate::limits::Limits;
+use crate::safetensors::Weights;
 pub use tensor::{TensorReader, resolve_external};
 
 /// How to import a model.
@@ -37,6 +38,12 @@ pub struct ImportOptions {
     pub bind: HashMap<String, Tensor>,
     /// Limits on the file.
     pub limits: Limits,
+    /// A safetensors file supplying initializers by name (`--weights`): each
+    /// initializer it names takes its bytes from it, memory-mapped, and its
+    /// own data (inline, external or missing) is never read. Every tensor of
+    /// the file must name an initializer of the same dtype and shape; see
+    /// [`crate::safetensors`].
+    pub weights: Option<PathBuf>,
 }
 
 /// A parsed `.onnx` file, not yet converted to the IR.
@@ -120,10 +127,24 @@ impl OnnxModel {
             limits.max_model_bytes,
             "max-model-bytes",
         )?;
-        let proto = ModelProto::parse_from_bytes(bytes).map_err(|e| Error::Parse {
-            path: path.to_path_buf(),
-            msg: format!("not a valid ONNX model ({e})"),
-        })?;
+        // Each level of subgraph nesting costs three levels of protobuf
+        // messages (graph → node → attribute); the parser's own recursion
+        // limit (100 by default) would refuse depths `max_depth` allows with
+        // a message that does not say which limit to raise, so it follows
+        // `max_depth`, capped where deep recursion could exhaust the stack.
+        let recursion = limits
+            .max_depth
+            .saturating_mul(3)
+            .saturating_add(16)
+            .min(MAX_PROTOBUF_RECURSION);
+        let mut input = protobuf::CodedInputStream::from_bytes(bytes);
+        input.set_recursion_limit(recursion as u32);
+        let proto = ModelProto::parse_from(&mut input)
+            .and_then(|m| input.check_eof().map(|()| m))
+            .map_err(|e| Error::Parse {
+                path: path.to_path_buf(),
+                msg: format!("not a valid ONNX model ({e})"),
+            })?;
         let graph = proto.graph.as_ref().ok_or_else(|| Error::Parse {
             path: path.to_path_buf(),
             msg: "the model has no graph".into(),
@@ -325,12 +346,21 @@ impl OnnxModel {
             return Err(Error::UnsupportedOps(unsupported));
         }
         let mut graph_proto = self.proto.graph.take().unwrap_or_default();
+        let weights = match &opts.weights {
+            Some(path) => {
+                let w = Weights::open(path, &opts.limits)?;
+                check_weights(&w, &graph_proto, &opts.limits)?;
+                Some(w)
+            }
+            None => None,
+        };
         let mut imp = Importer {
             model: &self,
             opts,
             reader: TensorReader::new(&self.dir, &opts.limits),
             graph: Graph::new(),
             weight_bytes: 0,
+            weights: weights.as_ref(),
         };
         let mut scope: HashMap<String, ValueId> = HashMap::new();
         let init_names: HashSet<String> = graph_proto
@@ -452,14 +482,26 @@ fn declared(vi: &ValueInfoProto) -> DeclaredValue {
 }
 
 fn count_nodes(g: &GraphProto, depth: usize, limits: &Limits) -> Result<usize> {
-    Limits::check(
-        || "the subgraph nesting depth".to_string(),
-        depth as u64,
-        limits.max_depth as u64,
-        "max-depth",
-    )?;
     let mut n = g.node.len();
     for node in &g.node {
+        if node
+            .attribute
+            .iter()
+            .any(|a| a.g.is_some() || !a.graphs.is_empty())
+        {
+            Limits::check(
+                || {
+                    format!(
+                        "the subgraph nesting depth inside node '{}' ({})",
+                        node_name(node),
+                        node.op_type
+                    )
+                },
+                depth as u64 + 1,
+                limits.max_depth as u64,
+                "max-depth",
+            )?;
+        }
         for a in &node.attribute {
             if let Some(sg) = a.g.as_ref() {
                 n = n.saturating_add(count_nodes(sg, depth + 1, limits)?);
@@ -470,6 +512,47 @@ fn count_nodes(g: &GraphProto, depth: usize, limits: &Limits) -> Result<usize> {
         }
     }
     Ok(n)
+}
+
+/// Checks a safetensors file against the initializers of `g` and its
+/// subgraphs, reporting every mismatch at once.
+fn check_weights(w: &Weights, g: &GraphProto, limits: &Limits) -> Result<()> {
+    fn collect<'g>(
+        g: &'g GraphProto,
+        out: &mut HashMap<&'g str, Vec<&'g onnx_protobuf::TensorProto>>,
+    ) {
+        for t in &g.initializer {
+            out.entry(t.name.as_str()).or_default().push(t);
+        }
+        for n in &g.node {
+            for a in &n.attribute {
+                a.g.iter().chain(&a.graphs).for_each(|sg| collect(sg, out));
+            }
+        }
+    }
+    let mut inits = HashMap::new();
+    collect(g, &mut inits);
+    w.check("initializer", &|name| {
+        let declared = |t: &onnx_protobuf::TensorProto| -> Result<TensorType, String> {
+            let dtype = DType::from_onnx_code(t.data_type).map_err(|e| e.to_string())?;
+            let shape = checked::dims(&t.dims, limits.max_rank, &|| {
+                format!("initializer '{name}'")
+            })
+            .map_err(|e| e.to_string())?;
+            Ok(TensorType::new(dtype, shape))
+        };
+        // Subgraphs may declare initializers of the same name; all must agree.
+        let mut types = inits.get(name)?.iter().map(|t| declared(t));
+        let first = types.next()?;
+        for other in types {
+            if other != first {
+                return Some(Err(
+                    "subgraphs declare initializers of this name with different types".into(),
+                ));
+            }
+        }
+        Some(first)
+    })
 }
 
 /// Converts a node's attributes; tensor attributes are decoded with `reader`
@@ -550,6 +633,10 @@ fn guess_attr_type(a: &AttributeProto) -> AttributeType {
     }
 }
 
+/// Deepest protobuf message nesting the parser accepts, whatever `max_depth`
+/// says: each level is a stack frame of the generated parser.
+const MAX_PROTOBUF_RECURSION: usize = 400;
+
 /// Largest output a constant-folded node may produce; bigger results stay
 /// nodes so a tiny file cannot make the importer allocate gigabytes.
 const MAX_FOLD_BYTES: usize = 64 << 20;
@@ -560,11 +647,17 @@ struct Importer<'m> {
     reader: TensorReader<'m>,
     graph: Graph,
     weight_bytes: u64,
+    /// Initializers by name from `ImportOptions::weights`, already checked
+    /// against the declared types by [`check_weights`].
+    weights: Option<&'m Weights>,
 }
 
 impl<'m> Importer<'m> {
     fn add_weight(&mut self, name: &str, t: &mut onnx_protobuf::TensorProto) -> Result<ValueId> {
-        let (ty, bytes) = self.reader.read(name, t)?;
+        let (ty, bytes) = match self.weights {
+            Some(w) if w.get(name).is_some() => w.typed_bytes(name)?,
+            _ => self.reader.read(name, t)?,
+        };
         self.count_weight(bytes.as_slice().len())?;
         Ok(self.graph.add_const_bytes(name, ty, bytes)?)
     }
