@@ -487,7 +487,9 @@ fn values(t: &Tensor, what: &str) -> Result<Vec<f64>> {
 /// Rounds `v` to a float dtype.
 fn make(dtype: DType, shape: Shape, v: Vec<f64>) -> Result<Tensor> {
     check_float(dtype, "the result")?;
-    dispatch_dtype!(dtype, T => Tensor::from_vec(shape, v.into_iter().map(<T as Elem>::from_f64).collect::<Vec<T>>()))
+    dispatch_dtype!(dtype, T => {
+        Tensor::from_vec(shape, v.into_iter().map(<T as Elem>::from_f64).collect::<Vec<T>>())
+    })
 }
 
 /// Mean and population variance of a slice (two passes).
