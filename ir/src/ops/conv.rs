@@ -158,8 +158,8 @@ impl Window {
     /// Strides and dilations, defaulted and checked against the spatial rank.
     fn steps(&self, n: usize) -> Result<(Vec<usize>, Vec<usize>)> {
         Ok((
-            per_axis(&self.strides, n, 1, "strides")?,
-            per_axis(&self.dilations, n, 1, "dilations")?,
+            positive_steps(&self.strides, n, "strides")?,
+            positive_steps(&self.dilations, n, "dilations")?,
         ))
     }
 
@@ -269,6 +269,27 @@ fn per_axis(v: &[usize], n: usize, default: usize, name: &str) -> Result<Vec<usi
         ));
     }
     Ok(v.to_vec())
+}
+
+/// Strides or dilations: per spatial axis (default 1) and never 0. Parsing
+/// already rejects 0; this also covers ops built directly.
+fn positive_steps(v: &[usize], n: usize, name: &str) -> Result<Vec<usize>> {
+    let v = per_axis(v, n, 1, name)?;
+    if v.contains(&0) {
+        return Err(Error::attr(
+            name,
+            format!("values must be at least 1, got {v:?}"),
+        ));
+    }
+    Ok(v)
+}
+
+/// Rejects `group = 0` (parsing already does; this covers ops built directly).
+fn check_group(group: usize) -> Result<()> {
+    if group == 0 {
+        return Err(Error::attr("group", "must be at least 1"));
+    }
+    Ok(())
 }
 
 /// The span of a dilated kernel axis, `(k - 1) * d + 1` (0 for an empty kernel).
@@ -552,6 +573,7 @@ fn conv_shape(
     w: &[usize],
     b: Option<&[usize]>,
 ) -> Result<(Geom, Shape)> {
+    check_group(group)?;
     let (n, c, spatial) = split_nc(x, "X", 1)?;
     if w.len() != x.len() {
         return Err(Error::Shape(format!(
@@ -597,6 +619,7 @@ fn conv_transpose_shape(
     w: &[usize],
     b: Option<&[usize]>,
 ) -> Result<(Geom, Shape)> {
+    check_group(group)?;
     let (n, c, spatial) = split_nc(x, "X", 1)?;
     let nd = spatial.len();
     if w.len() != x.len() {
@@ -697,6 +720,7 @@ fn pool_shape(window: &Window, ceil_mode: bool, x: &[usize]) -> Result<(Geom, Sh
     let g = window.resolve(spatial, &kernel, ceil_mode)?;
     let mut out = vec![n, c];
     out.extend_from_slice(&g.out);
+    numel(&out)?;
     Ok((g, out))
 }
 
@@ -716,7 +740,7 @@ fn unpool_shape(
             format!("has {} values but X has {nd} spatial axes", kernel.len()),
         ));
     }
-    let strides = per_axis(strides, nd, 1, "strides")?;
+    let strides = positive_steps(strides, nd, "strides")?;
     let pads = if pads.is_empty() {
         vec![0; 2 * nd]
     } else {
@@ -1918,6 +1942,53 @@ mod tests {
     }
 
     #[test]
+    fn degenerate_operands_are_errors_or_empty() {
+        let x = iota(&[1, 2, 4, 4]);
+        let w = iota(&[2, 2, 1, 1]);
+        let zero_strides = Window {
+            kernel_shape: None,
+            strides: vec![0, 0],
+            dilations: vec![],
+            pads: vec![],
+            auto_pad: AutoPad::NotSet,
+        };
+        let conv = ConvOp::Conv {
+            window: zero_strides.clone(),
+            group: 1,
+        };
+        assert!(conv.eval(&[Some(&x), Some(&w)]).is_err());
+        let plain = Window {
+            strides: vec![],
+            ..zero_strides
+        };
+        let conv = ConvOp::Conv {
+            window: plain.clone(),
+            group: 0,
+        };
+        assert!(conv.eval(&[Some(&x), Some(&w)]).is_err());
+        let convt = ConvOp::ConvTranspose {
+            window: plain,
+            group: 0,
+            output_padding: vec![],
+            output_shape: None,
+        };
+        assert!(convt.eval(&[Some(&x), Some(&w)]).is_err());
+        // An empty batch gives an empty result.
+        let op = parse("Conv", vec![("pads", ints(&[1, 1, 1, 1]))], 1);
+        let y = run(&op, &[&iota(&[0, 2, 4, 4]), &iota(&[3, 2, 3, 3])]).remove(0);
+        assert_eq!(y.shape(), &[0, 3, 4, 4]);
+        // A window entirely in the padding pools nothing.
+        let op = parse(
+            "MaxPool",
+            vec![("kernel_shape", ints(&[1])), ("pads", ints(&[1, 0]))],
+            2,
+        );
+        let out = run(&op, &[&t(&[1, 1, 1], &[7.])]);
+        assert_eq!(out[0].as_slice::<f32>().unwrap(), &[f32::NEG_INFINITY, 7.]);
+        assert_eq!(out[1].as_slice::<i64>().unwrap(), &[-1, 0]);
+    }
+
+    #[test]
     fn gemm_matches_naive() {
         let (m, k, n) = (5, 7, 300);
         let a: Vec<f64> = (0..m * k).map(|i| (i % 13) as f64 - 6.0).collect();
@@ -1949,5 +2020,33 @@ mod tests {
         let dt = start.elapsed();
         assert_eq!(y.shape(), &[1, 64, 112, 112]);
         eprintln!("conv 1x3x224x224 -> 64 7x7/2: {dt:?}");
+        // MobileNet's heaviest depthwise and pointwise layers, and ResNet's max pool.
+        let x = iota(&[1, 32, 112, 112]);
+        let op = parse(
+            "Conv",
+            vec![("group", AttrValue::Int(32)), ("pads", ints(&[1, 1, 1, 1]))],
+            1,
+        );
+        let start = std::time::Instant::now();
+        run(&op, &[&x, &t(&[32, 1, 3, 3], &[0.1; 32 * 9])]);
+        eprintln!("depthwise 3x3 on 1x32x112x112: {:?}", start.elapsed());
+        let start = std::time::Instant::now();
+        run(
+            &parse("Conv", vec![], 1),
+            &[&x, &t(&[64, 32, 1, 1], &[0.1; 64 * 32])],
+        );
+        eprintln!("pointwise 32 -> 64 on 112x112: {:?}", start.elapsed());
+        let op = parse(
+            "MaxPool",
+            vec![
+                ("kernel_shape", ints(&[3, 3])),
+                ("strides", ints(&[2, 2])),
+                ("pads", ints(&[1, 1, 1, 1])),
+            ],
+            1,
+        );
+        let start = std::time::Instant::now();
+        run(&op, &[&y]);
+        eprintln!("maxpool 3x3/2 on 1x64x112x112: {:?}", start.elapsed());
     }
 }
