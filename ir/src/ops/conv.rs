@@ -8,13 +8,13 @@
 //! go through the same resolution, so they cannot disagree.
 //!
 //! `Conv` runs as im2col followed by a cache-blocked matrix product, and
-//! `ConvTranspose` as a matrix product followed by col2im. Both accumulate in
-//! `f32` for the 16- and 32-bit floats (what onnxruntime does) and in `f64` for
-//! `f64`, and round once. The pools precompute, per output position, the flat
-//! offsets of the input elements their window covers, and reuse that table for
-//! every `N × C` plane.
-
-use std::ops::{Add, AddAssign, Mul};
+//! `ConvTranspose` as a matrix product followed by col2im. Like every kernel
+//! of the op table they compute in `f64` and round once: as the oracle they
+//! should be closer to the exact result than the f32 code they check, and the
+//! scalar loops of a dev build run no slower in f64 (the 7×7/2 stem
+//! convolution of a ResNet on a 224×224 image takes ~40 ms). The pools
+//! precompute, per output position, the flat offsets of the input elements
+//! their window covers, and reuse that table for every `N × C` plane.
 
 use crate::attrs::Attrs;
 use crate::dtype::DType;
@@ -158,8 +158,8 @@ impl Window {
     /// Strides and dilations, defaulted and checked against the spatial rank.
     fn steps(&self, n: usize) -> Result<(Vec<usize>, Vec<usize>)> {
         Ok((
-            per_axis(&self.strides, n, 1, "strides")?,
-            per_axis(&self.dilations, n, 1, "dilations")?,
+            positive_steps(&self.strides, n, "strides")?,
+            positive_steps(&self.dilations, n, "dilations")?,
         ))
     }
 
@@ -269,6 +269,27 @@ fn per_axis(v: &[usize], n: usize, default: usize, name: &str) -> Result<Vec<usi
         ));
     }
     Ok(v.to_vec())
+}
+
+/// Strides or dilations: per spatial axis (default 1) and never 0. Parsing
+/// already rejects 0; this also covers ops built directly.
+fn positive_steps(v: &[usize], n: usize, name: &str) -> Result<Vec<usize>> {
+    let v = per_axis(v, n, 1, name)?;
+    if v.contains(&0) {
+        return Err(Error::attr(
+            name,
+            format!("values must be at least 1, got {v:?}"),
+        ));
+    }
+    Ok(v)
+}
+
+/// Rejects `group = 0` (parsing already does; this covers ops built directly).
+fn check_group(group: usize) -> Result<()> {
+    if group == 0 {
+        return Err(Error::attr("group", "must be at least 1"));
+    }
+    Ok(())
 }
 
 /// The span of a dilated kernel axis, `(k - 1) * d + 1` (0 for an empty kernel).
@@ -552,6 +573,7 @@ fn conv_shape(
     w: &[usize],
     b: Option<&[usize]>,
 ) -> Result<(Geom, Shape)> {
+    check_group(group)?;
     let (n, c, spatial) = split_nc(x, "X", 1)?;
     if w.len() != x.len() {
         return Err(Error::Shape(format!(
@@ -597,6 +619,7 @@ fn conv_transpose_shape(
     w: &[usize],
     b: Option<&[usize]>,
 ) -> Result<(Geom, Shape)> {
+    check_group(group)?;
     let (n, c, spatial) = split_nc(x, "X", 1)?;
     let nd = spatial.len();
     if w.len() != x.len() {
@@ -697,6 +720,7 @@ fn pool_shape(window: &Window, ceil_mode: bool, x: &[usize]) -> Result<(Geom, Sh
     let g = window.resolve(spatial, &kernel, ceil_mode)?;
     let mut out = vec![n, c];
     out.extend_from_slice(&g.out);
+    numel(&out)?;
     Ok((g, out))
 }
 
@@ -716,7 +740,7 @@ fn unpool_shape(
             format!("has {} values but X has {nd} spatial axes", kernel.len()),
         ));
     }
-    let strides = per_axis(strides, nd, 1, "strides")?;
+    let strides = positive_steps(strides, nd, "strides")?;
     let pads = if pads.is_empty() {
         vec![0; 2 * nd]
     } else {
@@ -774,32 +798,9 @@ fn unpool_shape(
 // ---------------------------------------------------------------------------
 // Convolution kernels.
 
-/// The accumulation type of the convolutions (`f32` or `f64`).
-trait Acc: Copy + Default + Add<Output = Self> + Mul<Output = Self> + AddAssign + 'static {
-    fn of(v: f64) -> Self;
-    fn get(self) -> f64;
-}
-
-impl Acc for f32 {
-    fn of(v: f64) -> Self {
-        v as f32
-    }
-    fn get(self) -> f64 {
-        self as f64
-    }
-}
-
-impl Acc for f64 {
-    fn of(v: f64) -> Self {
-        v
-    }
-    fn get(self) -> f64 {
-        self
-    }
-}
-
-fn to_acc<T: Float, A: Acc>(t: &Tensor) -> Result<Vec<A>> {
-    Ok(t.as_slice::<T>()?.iter().map(|v| A::of(v.to_f())).collect())
+/// The elements of a float tensor as `f64`.
+fn to_f64s<T: Float>(t: &Tensor) -> Result<Vec<f64>> {
+    Ok(t.as_slice::<T>()?.iter().map(|v| v.to_f()).collect())
 }
 
 /// `c += a · b` for row-major `a: m × k`, `b: k × n`, `c: m × n`.
@@ -808,7 +809,7 @@ fn to_acc<T: Float, A: Acc>(t: &Tensor) -> Result<Vec<A>> {
 /// every row of `a` passes over it; four rows of `b` are combined per pass over
 /// the `c` tile to cut its loads and stores. The inner loops run over
 /// equal-length slices so they compile without bounds checks.
-fn gemm<A: Acc>(m: usize, k: usize, n: usize, a: &[A], b: &[A], c: &mut [A]) {
+fn gemm(m: usize, k: usize, n: usize, a: &[f64], b: &[f64], c: &mut [f64]) {
     const NB: usize = 256;
     let mut j0 = 0;
     while j0 < n {
@@ -852,7 +853,7 @@ fn unravel(mut i: usize, shape: &[usize]) -> Vec<usize> {
 
 /// Fills `col` (`channels · kprod` rows of `P` output positions) with the
 /// input patches of `x` (`channels` planes of the input's spatial size).
-fn im2col<A: Acc>(x: &[A], channels: usize, g: &Geom, col: &mut [A]) {
+fn im2col(x: &[f64], channels: usize, g: &Geom, col: &mut [f64]) {
     let p: usize = g.out.iter().product();
     let in_sz: usize = g.input.iter().product();
     let kprod: usize = g.kernel.iter().product();
@@ -882,12 +883,12 @@ fn im2col<A: Acc>(x: &[A], channels: usize, g: &Geom, col: &mut [A]) {
                     };
                 }
                 match base {
-                    None => dst.fill(A::default()),
+                    None => dst.fill(0.0),
                     Some(b) => {
                         for (o, m) in dst.iter_mut().zip(lastmap) {
                             *o = match m {
                                 Some(i) => xc[b + i],
-                                None => A::default(),
+                                None => 0.0,
                             };
                         }
                     }
@@ -899,7 +900,7 @@ fn im2col<A: Acc>(x: &[A], channels: usize, g: &Geom, col: &mut [A]) {
 
 /// Scatter-adds `col` (`channels · kprod` rows of `P` input positions) into
 /// `y` (`channels` planes of the output's spatial size): the adjoint of [`im2col`].
-fn col2im<A: Acc>(col: &[A], channels: usize, g: &Geom, y: &mut [A]) {
+fn col2im(col: &[f64], channels: usize, g: &Geom, y: &mut [f64]) {
     let p: usize = g.input.iter().product();
     let out_sz: usize = g.out.iter().product();
     let kprod: usize = g.kernel.iter().product();
@@ -940,7 +941,7 @@ fn col2im<A: Acc>(col: &[A], channels: usize, g: &Geom, y: &mut [A]) {
     }
 }
 
-fn add_bias<A: Acc>(y: &mut [A], bias: &[A], plane: usize) {
+fn add_bias(y: &mut [f64], bias: &[f64], plane: usize) {
     if plane == 0 {
         return;
     }
@@ -952,16 +953,14 @@ fn add_bias<A: Acc>(y: &mut [A], bias: &[A], plane: usize) {
     }
 }
 
-fn from_acc<T: Float, A: Acc>(shape: Shape, y: Vec<A>) -> Result<Tensor> {
+fn from_f64s<T: Float>(shape: Shape, y: Vec<f64>) -> Result<Tensor> {
     Tensor::from_vec(
         shape,
-        y.into_iter()
-            .map(|v| T::from_f(v.get()))
-            .collect::<Vec<T>>(),
+        y.into_iter().map(|v| T::from_f(v)).collect::<Vec<T>>(),
     )
 }
 
-fn conv_typed<T: Float, A: Acc>(
+fn conv_typed<T: Float>(
     x: &Tensor,
     w: &Tensor,
     b: Option<&Tensor>,
@@ -969,14 +968,14 @@ fn conv_typed<T: Float, A: Acc>(
     group: usize,
     out_shape: Shape,
 ) -> Result<Tensor> {
-    let (xv, wv) = (to_acc::<T, A>(x)?, to_acc::<T, A>(w)?);
+    let (xv, wv) = (to_f64s::<T>(x)?, to_f64s::<T>(w)?);
     let (n, c, m) = (x.shape()[0], x.shape()[1], w.shape()[0]);
     let (cg, mg) = (c / group, m / group);
     let in_sz: usize = g.input.iter().product();
     let p: usize = g.out.iter().product();
     let kprod: usize = g.kernel.iter().product();
     let kdim = cg * kprod;
-    let mut y = vec![A::default(); numel(&out_shape)?];
+    let mut y = vec![0.0; numel(&out_shape)?];
     // A 1×1 kernel with unit strides and no padding reads each input plane as is.
     let pointwise = g.kernel.iter().all(|&k| k == 1)
         && g.strides.iter().all(|&s| s == 1)
@@ -984,12 +983,12 @@ fn conv_typed<T: Float, A: Acc>(
     let mut col = if pointwise {
         vec![]
     } else {
-        vec![A::default(); kdim * p]
+        vec![0.0; kdim * p]
     };
     for ni in 0..n {
         for gi in 0..group {
             let xg = &xv[(ni * c + gi * cg) * in_sz..(ni * c + (gi + 1) * cg) * in_sz];
-            let bmat: &[A] = if pointwise {
+            let bmat: &[f64] = if pointwise {
                 xg
             } else {
                 im2col(xg, cg, g, &mut col);
@@ -1001,12 +1000,12 @@ fn conv_typed<T: Float, A: Acc>(
         }
     }
     if let Some(b) = b {
-        add_bias(&mut y, &to_acc::<T, A>(b)?, p);
+        add_bias(&mut y, &to_f64s::<T>(b)?, p);
     }
-    from_acc::<T, A>(out_shape, y)
+    from_f64s::<T>(out_shape, y)
 }
 
-fn conv_transpose_typed<T: Float, A: Acc>(
+fn conv_transpose_typed<T: Float>(
     x: &Tensor,
     w: &Tensor,
     b: Option<&Tensor>,
@@ -1014,7 +1013,7 @@ fn conv_transpose_typed<T: Float, A: Acc>(
     group: usize,
     out_shape: Shape,
 ) -> Result<Tensor> {
-    let (xv, wv) = (to_acc::<T, A>(x)?, to_acc::<T, A>(w)?);
+    let (xv, wv) = (to_f64s::<T>(x)?, to_f64s::<T>(w)?);
     let (n, c) = (x.shape()[0], x.shape()[1]);
     let (cg, mg) = (c / group, w.shape()[1]);
     let m = out_shape[1];
@@ -1022,13 +1021,13 @@ fn conv_transpose_typed<T: Float, A: Acc>(
     let out_sz: usize = g.out.iter().product();
     let kprod: usize = g.kernel.iter().product();
     let kdim = mg * kprod;
-    let mut y = vec![A::default(); numel(&out_shape)?];
-    let mut col = vec![A::default(); kdim * p];
+    let mut y = vec![0.0; numel(&out_shape)?];
+    let mut col = vec![0.0; kdim * p];
     // Per group, W is `cg × kdim`; the product needs its transpose.
-    let wt: Vec<Vec<A>> = (0..group)
+    let wt: Vec<Vec<f64>> = (0..group)
         .map(|gi| {
             let wg = &wv[gi * cg * kdim..(gi + 1) * cg * kdim];
-            let mut t = vec![A::default(); kdim * cg];
+            let mut t = vec![0.0; kdim * cg];
             for ci in 0..cg {
                 for kk in 0..kdim {
                     t[kk * cg + ci] = wg[ci * kdim + kk];
@@ -1040,16 +1039,16 @@ fn conv_transpose_typed<T: Float, A: Acc>(
     for ni in 0..n {
         for gi in 0..group {
             let xg = &xv[(ni * c + gi * cg) * p..(ni * c + (gi + 1) * cg) * p];
-            col.fill(A::default());
+            col.fill(0.0);
             gemm(kdim, cg, p, &wt[gi], xg, &mut col);
             let yg = &mut y[(ni * m + gi * mg) * out_sz..(ni * m + (gi + 1) * mg) * out_sz];
             col2im(&col, mg, g, yg);
         }
     }
     if let Some(b) = b {
-        add_bias(&mut y, &to_acc::<T, A>(b)?, out_sz);
+        add_bias(&mut y, &to_f64s::<T>(b)?, out_sz);
     }
-    from_acc::<T, A>(out_shape, y)
+    from_f64s::<T>(out_shape, y)
 }
 
 // ---------------------------------------------------------------------------
@@ -1519,13 +1518,8 @@ impl OpDef for ConvOp {
                 check_same_dtype(x, w, b)?;
                 let (g, shape) =
                     conv_shape(window, *group, x.shape(), w.shape(), b.map(|b| b.shape()))?;
-                let y = dispatch_float!(x.data(), _v, T => {
-                    if T::DTYPE == DType::F64 {
-                        conv_typed::<T, f64>(x, w, b, &g, *group, shape)?
-                    } else {
-                        conv_typed::<T, f32>(x, w, b, &g, *group, shape)?
-                    }
-                }, else return Err(Error::Type(format!("Conv on {}", x.dtype()))));
+                let y = dispatch_float!(x.data(), _v, T => conv_typed::<T>(x, w, b, &g, *group, shape)?,
+                    else return Err(Error::Type(format!("Conv on {}", x.dtype()))));
                 Ok(vec![y])
             }
             ConvOp::ConvTranspose {
@@ -1545,13 +1539,8 @@ impl OpDef for ConvOp {
                     w.shape(),
                     b.map(|b| b.shape()),
                 )?;
-                let y = dispatch_float!(x.data(), _v, T => {
-                    if T::DTYPE == DType::F64 {
-                        conv_transpose_typed::<T, f64>(x, w, b, &g, *group, shape)?
-                    } else {
-                        conv_transpose_typed::<T, f32>(x, w, b, &g, *group, shape)?
-                    }
-                }, else return Err(Error::Type(format!("ConvTranspose on {}", x.dtype()))));
+                let y = dispatch_float!(x.data(), _v, T => conv_transpose_typed::<T>(x, w, b, &g, *group, shape)?,
+                    else return Err(Error::Type(format!("ConvTranspose on {}", x.dtype()))));
                 Ok(vec![y])
             }
             ConvOp::Pool {
@@ -1566,8 +1555,9 @@ impl OpDef for ConvOp {
                 let planes = x.shape()[0] * x.shape()[1];
                 match f {
                     PoolFn::Max { column_major } => {
-                        dispatch_float!(x.data(), v, T => max_pool::<T>(v, planes, &g, shape, *column_major, *indices),
-                            else dispatch_int!(x.data(), v, T => max_pool::<T>(v, planes, &g, shape, *column_major, *indices),
+                        let (col, want) = (*column_major, *indices);
+                        dispatch_float!(x.data(), v, T => max_pool::<T>(v, planes, &g, shape, col, want),
+                            else dispatch_int!(x.data(), v, T => max_pool::<T>(v, planes, &g, shape, col, want),
                                 else Err(Error::Type(format!("MaxPool on {}", x.dtype())))))
                     }
                     PoolFn::Average { .. } | PoolFn::Lp { .. } => {
@@ -1952,6 +1942,53 @@ mod tests {
     }
 
     #[test]
+    fn degenerate_operands_are_errors_or_empty() {
+        let x = iota(&[1, 2, 4, 4]);
+        let w = iota(&[2, 2, 1, 1]);
+        let zero_strides = Window {
+            kernel_shape: None,
+            strides: vec![0, 0],
+            dilations: vec![],
+            pads: vec![],
+            auto_pad: AutoPad::NotSet,
+        };
+        let conv = ConvOp::Conv {
+            window: zero_strides.clone(),
+            group: 1,
+        };
+        assert!(conv.eval(&[Some(&x), Some(&w)]).is_err());
+        let plain = Window {
+            strides: vec![],
+            ..zero_strides
+        };
+        let conv = ConvOp::Conv {
+            window: plain.clone(),
+            group: 0,
+        };
+        assert!(conv.eval(&[Some(&x), Some(&w)]).is_err());
+        let convt = ConvOp::ConvTranspose {
+            window: plain,
+            group: 0,
+            output_padding: vec![],
+            output_shape: None,
+        };
+        assert!(convt.eval(&[Some(&x), Some(&w)]).is_err());
+        // An empty batch gives an empty result.
+        let op = parse("Conv", vec![("pads", ints(&[1, 1, 1, 1]))], 1);
+        let y = run(&op, &[&iota(&[0, 2, 4, 4]), &iota(&[3, 2, 3, 3])]).remove(0);
+        assert_eq!(y.shape(), &[0, 3, 4, 4]);
+        // A window entirely in the padding pools nothing.
+        let op = parse(
+            "MaxPool",
+            vec![("kernel_shape", ints(&[1])), ("pads", ints(&[1, 0]))],
+            2,
+        );
+        let out = run(&op, &[&t(&[1, 1, 1], &[7.])]);
+        assert_eq!(out[0].as_slice::<f32>().unwrap(), &[f32::NEG_INFINITY, 7.]);
+        assert_eq!(out[1].as_slice::<i64>().unwrap(), &[-1, 0]);
+    }
+
+    #[test]
     fn gemm_matches_naive() {
         let (m, k, n) = (5, 7, 300);
         let a: Vec<f64> = (0..m * k).map(|i| (i % 13) as f64 - 6.0).collect();
@@ -1983,5 +2020,33 @@ mod tests {
         let dt = start.elapsed();
         assert_eq!(y.shape(), &[1, 64, 112, 112]);
         eprintln!("conv 1x3x224x224 -> 64 7x7/2: {dt:?}");
+        // MobileNet's heaviest depthwise and pointwise layers, and ResNet's max pool.
+        let x = iota(&[1, 32, 112, 112]);
+        let op = parse(
+            "Conv",
+            vec![("group", AttrValue::Int(32)), ("pads", ints(&[1, 1, 1, 1]))],
+            1,
+        );
+        let start = std::time::Instant::now();
+        run(&op, &[&x, &t(&[32, 1, 3, 3], &[0.1; 32 * 9])]);
+        eprintln!("depthwise 3x3 on 1x32x112x112: {:?}", start.elapsed());
+        let start = std::time::Instant::now();
+        run(
+            &parse("Conv", vec![], 1),
+            &[&x, &t(&[64, 32, 1, 1], &[0.1; 64 * 32])],
+        );
+        eprintln!("pointwise 32 -> 64 on 112x112: {:?}", start.elapsed());
+        let op = parse(
+            "MaxPool",
+            vec![
+                ("kernel_shape", ints(&[3, 3])),
+                ("strides", ints(&[2, 2])),
+                ("pads", ints(&[1, 1, 1, 1])),
+            ],
+            1,
+        );
+        let start = std::time::Instant::now();
+        run(&op, &[&y]);
+        eprintln!("maxpool 3x3/2 on 1x64x112x112: {:?}", start.elapsed());
     }
 }

@@ -418,7 +418,7 @@ impl Norm {
             } => {
                 check_arity(tys, 3, 3)?;
                 let (_, c, _) = channels(&x.shape, "X")?;
-                if !c.is_multiple_of(*num_groups) {
+                if *num_groups == 0 || !c.is_multiple_of(*num_groups) {
                     return Err(Error::Shape(format!(
                         "num_groups {num_groups} does not divide the {c} channels"
                     )));
@@ -446,8 +446,11 @@ impl Norm {
                 mvn_axes(axes, x.shape.len())?;
                 vec![y]
             }
-            Norm::Lrn { .. } => {
+            Norm::Lrn { size, .. } => {
                 check_arity(tys, 1, 1)?;
+                if *size == 0 {
+                    return Err(Error::attr("size", "must be at least 1"));
+                }
                 channels(&x.shape, "X")?;
                 vec![y]
             }
@@ -487,7 +490,9 @@ fn values(t: &Tensor, what: &str) -> Result<Vec<f64>> {
 /// Rounds `v` to a float dtype.
 fn make(dtype: DType, shape: Shape, v: Vec<f64>) -> Result<Tensor> {
     check_float(dtype, "the result")?;
-    dispatch_dtype!(dtype, T => Tensor::from_vec(shape, v.into_iter().map(<T as Elem>::from_f64).collect::<Vec<T>>()))
+    dispatch_dtype!(dtype, T => {
+        Tensor::from_vec(shape, v.into_iter().map(<T as Elem>::from_f64).collect::<Vec<T>>())
+    })
 }
 
 /// Mean and population variance of a slice (two passes).
@@ -1191,6 +1196,34 @@ mod tests {
             ],
         );
         close(&run(&op, &[&x])[0], &[1. / 6., 2. / 5.]);
+    }
+
+    #[test]
+    fn degenerate_operands() {
+        let x = t(&[1, 2, 1], &[1., 2.]);
+        let op = Norm::GroupNormalization {
+            num_groups: 0,
+            epsilon: 0.0,
+            per_channel: true,
+        };
+        assert!(
+            op.eval(&[Some(&x), Some(&t(&[2], &[1.; 2])), Some(&t(&[2], &[0.; 2]))])
+                .is_err()
+        );
+        let op = Norm::Lrn {
+            size: 0,
+            alpha: 1.0,
+            beta: 1.0,
+            bias: 1.0,
+        };
+        assert!(op.eval(&[Some(&x)]).is_err());
+        // Empty tensors stay empty.
+        let e = t(&[0, 3], &[]);
+        assert_eq!(run(&parse("Softmax", vec![]), &[&e])[0].shape(), &[0, 3]);
+        let e = t(&[2, 0], &[]);
+        assert_eq!(run(&parse("Hardmax", vec![]), &[&e])[0].shape(), &[2, 0]);
+        let out = run(&parse("LayerNormalization", vec![]), &[&e, &t(&[0], &[])]);
+        assert_eq!(out[1].shape(), &[2, 1]);
     }
 
     #[test]
