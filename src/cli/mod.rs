@@ -142,6 +142,7 @@ pub fn import_options(m: &ArgMatches) -> CliResult<ImportOptions> {
             .map_err(|_| CliError(format!("--limit {k}: '{v}' is not a non-negative integer")))?;
         opts.limits.set(k, v)?;
     }
+    opts.weights = m.get_one::<PathBuf>("weights").cloned();
     for s in m.get_many::<String>("dim").into_iter().flatten() {
         let (k, v) = split_kv(s, "--dim")?;
         opts.dims
