@@ -78,6 +78,15 @@ fn model_args(cmd: Command) -> Command {
             ),
     )
     .arg(
+        Arg::new("weights")
+            .long("weights")
+            .value_name("FILE.safetensors")
+            .value_parser(value_parser!(PathBuf))
+            .help(
+                "Take initializers from a safetensors file, by name (dtype and shape are checked)",
+            ),
+    )
+    .arg(
         Arg::new("limit")
             .long("limit")
             .value_name("KEY=N")
