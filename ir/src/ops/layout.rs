@@ -969,15 +969,44 @@ fn copy_view<T: Copy>(src: &[T], offset: usize, dims: &[(usize, isize)]) -> Resu
         )));
     }
     let (inner_n, inner_s) = ds.pop().unwrap_or((1, 1));
+    // A transpose of the two innermost dims (the source contiguous along the
+    // second-to-last): copy it in square tiles so reads and writes both stay
+    // in cache, instead of striding through the source once per element.
+    let tile_rows = match ds.last() {
+        Some(&(rows, 1)) if !matches!(inner_s, 0 | 1) && rows * inner_n >= 1024 => {
+            ds.pop();
+            Some(rows)
+        }
+        _ => None,
+    };
     let mut out = Vec::with_capacity(n);
     let mut idx = vec![0usize; ds.len()];
     let mut base = offset as isize;
     loop {
         let b = base as usize;
-        match inner_s {
-            1 => out.extend_from_slice(&src[b..b + inner_n]),
-            0 => out.extend(std::iter::repeat_n(src[b], inner_n)),
-            s => {
+        match (tile_rows, inner_s) {
+            (Some(rows), s) => {
+                // Small tiles: with power-of-two row lengths every row of a tile
+                // maps to the same cache set, and 8 rows fit its associativity.
+                const TILE: usize = 8;
+                let start = out.len();
+                out.resize(start + rows * inner_n, src[b]);
+                let block = &mut out[start..];
+                for r0 in (0..rows).step_by(TILE) {
+                    let r1 = (r0 + TILE).min(rows);
+                    for c0 in (0..inner_n).step_by(TILE) {
+                        for c in c0..(c0 + TILE).min(inner_n) {
+                            let col = base + c as isize * s;
+                            for r in r0..r1 {
+                                block[r * inner_n + c] = src[(col + r as isize) as usize];
+                            }
+                        }
+                    }
+                }
+            }
+            (None, 1) => out.extend_from_slice(&src[b..b + inner_n]),
+            (None, 0) => out.extend(std::iter::repeat_n(src[b], inner_n)),
+            (None, s) => {
                 let mut p = base;
                 for _ in 0..inner_n {
                     out.push(src[p as usize]);
@@ -4065,6 +4094,19 @@ mod tests {
             num_outputs: 1,
         };
         assert!(Layout::parse(&other).is_none());
+    }
+
+    #[test]
+    fn tiled_transpose_matches_naive() {
+        let (r, c) = (37usize, 61usize);
+        let x = f32s(&[r, c]);
+        let y = run(&Layout::Transpose { perm: None }, &[Some(&x)])
+            .unwrap()
+            .remove(0);
+        let want: Vec<f64> = (0..c)
+            .flat_map(|j| (0..r).map(move |i| (i * c + j) as f64))
+            .collect();
+        assert_eq!(vals(&y), want);
     }
 
     #[test]
