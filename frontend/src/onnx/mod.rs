@@ -24,6 +24,7 @@ use smelt_ir::{AttrValue, Attrs, DType, Graph, Op, OpDef, Tensor, TensorType, Va
 use crate::checked;
 use crate::error::{Error, Result, UnsupportedOp};
 use crate::limits::Limits;
+use crate::safetensors::Weights;
 pub use tensor::{TensorReader, resolve_external};
 
 /// How to import a model.
@@ -37,6 +38,12 @@ pub struct ImportOptions {
     pub bind: HashMap<String, Tensor>,
     /// Limits on the file.
     pub limits: Limits,
+    /// A safetensors file supplying initializers by name (`--weights`): each
+    /// initializer it names takes its bytes from it, memory-mapped, and its
+    /// own data (inline, external or missing) is never read. Every tensor of
+    /// the file must name an initializer of the same dtype and shape; see
+    /// [`crate::safetensors`].
+    pub weights: Option<PathBuf>,
 }
 
 /// A parsed `.onnx` file, not yet converted to the IR.
@@ -120,10 +127,24 @@ impl OnnxModel {
             limits.max_model_bytes,
             "max-model-bytes",
         )?;
-        let proto = ModelProto::parse_from_bytes(bytes).map_err(|e| Error::Parse {
-            path: path.to_path_buf(),
-            msg: format!("not a valid ONNX model ({e})"),
-        })?;
+        // Each level of subgraph nesting costs three levels of protobuf
+        // messages (graph → node → attribute); the parser's own recursion
+        // limit (100 by default) would refuse depths `max_depth` allows with
+        // a message that does not say which limit to raise, so it follows
+        // `max_depth`, capped where deep recursion could exhaust the stack.
+        let recursion = limits
+            .max_depth
+            .saturating_mul(3)
+            .saturating_add(16)
+            .min(MAX_PROTOBUF_RECURSION);
+        let mut input = protobuf::CodedInputStream::from_bytes(bytes);
+        input.set_recursion_limit(recursion as u32);
+        let proto = ModelProto::parse_from(&mut input)
+            .and_then(|m| input.check_eof().map(|()| m))
+            .map_err(|e| Error::Parse {
+                path: path.to_path_buf(),
+                msg: format!("not a valid ONNX model ({e})"),
+            })?;
         let graph = proto.graph.as_ref().ok_or_else(|| Error::Parse {
             path: path.to_path_buf(),
             msg: "the model has no graph".into(),
@@ -325,12 +346,21 @@ impl OnnxModel {
             return Err(Error::UnsupportedOps(unsupported));
         }
         let mut graph_proto = self.proto.graph.take().unwrap_or_default();
+        let weights = match &opts.weights {
+            Some(path) => {
+                let w = Weights::open(path, &opts.limits)?;
+                check_weights(&w, &graph_proto, &opts.limits)?;
+                Some(w)
+            }
+            None => None,
+        };
         let mut imp = Importer {
             model: &self,
             opts,
             reader: TensorReader::new(&self.dir, &opts.limits),
             graph: Graph::new(),
             weight_bytes: 0,
+            weights: weights.as_ref(),
         };
         let mut scope: HashMap<String, ValueId> = HashMap::new();
         let init_names: HashSet<String> = graph_proto
@@ -388,7 +418,10 @@ impl OnnxModel {
             imp.check_declared_output(vi, id)?;
             imp.graph.outputs.push(id);
         }
-        let graph = imp.graph;
+        let mut graph = imp.graph;
+        // Folding leaves constants (shape arithmetic, folded weights' sources)
+        // that nothing reads any more.
+        graph.prune();
         smelt_ir::verify::verify(&graph)?;
         Ok(graph)
     }
@@ -449,14 +482,26 @@ fn declared(vi: &ValueInfoProto) -> DeclaredValue {
 }
 
 fn count_nodes(g: &GraphProto, depth: usize, limits: &Limits) -> Result<usize> {
-    Limits::check(
-        || "the subgraph nesting depth".to_string(),
-        depth as u64,
-        limits.max_depth as u64,
-        "max-depth",
-    )?;
     let mut n = g.node.len();
     for node in &g.node {
+        if node
+            .attribute
+            .iter()
+            .any(|a| a.g.is_some() || !a.graphs.is_empty())
+        {
+            Limits::check(
+                || {
+                    format!(
+                        "the subgraph nesting depth inside node '{}' ({})",
+                        node_name(node),
+                        node.op_type
+                    )
+                },
+                depth as u64 + 1,
+                limits.max_depth as u64,
+                "max-depth",
+            )?;
+        }
         for a in &node.attribute {
             if let Some(sg) = a.g.as_ref() {
                 n = n.saturating_add(count_nodes(sg, depth + 1, limits)?);
@@ -467,6 +512,47 @@ fn count_nodes(g: &GraphProto, depth: usize, limits: &Limits) -> Result<usize> {
         }
     }
     Ok(n)
+}
+
+/// Checks a safetensors file against the initializers of `g` and its
+/// subgraphs, reporting every mismatch at once.
+fn check_weights(w: &Weights, g: &GraphProto, limits: &Limits) -> Result<()> {
+    fn collect<'g>(
+        g: &'g GraphProto,
+        out: &mut HashMap<&'g str, Vec<&'g onnx_protobuf::TensorProto>>,
+    ) {
+        for t in &g.initializer {
+            out.entry(t.name.as_str()).or_default().push(t);
+        }
+        for n in &g.node {
+            for a in &n.attribute {
+                a.g.iter().chain(&a.graphs).for_each(|sg| collect(sg, out));
+            }
+        }
+    }
+    let mut inits = HashMap::new();
+    collect(g, &mut inits);
+    w.check("initializer", &|name| {
+        let declared = |t: &onnx_protobuf::TensorProto| -> Result<TensorType, String> {
+            let dtype = DType::from_onnx_code(t.data_type).map_err(|e| e.to_string())?;
+            let shape = checked::dims(&t.dims, limits.max_rank, &|| {
+                format!("initializer '{name}'")
+            })
+            .map_err(|e| e.to_string())?;
+            Ok(TensorType::new(dtype, shape))
+        };
+        // Subgraphs may declare initializers of the same name; all must agree.
+        let mut types = inits.get(name)?.iter().map(|t| declared(t));
+        let first = types.next()?;
+        for other in types {
+            if other != first {
+                return Some(Err(
+                    "subgraphs declare initializers of this name with different types".into(),
+                ));
+            }
+        }
+        Some(first)
+    })
 }
 
 /// Converts a node's attributes; tensor attributes are decoded with `reader`
@@ -547,6 +633,10 @@ fn guess_attr_type(a: &AttributeProto) -> AttributeType {
     }
 }
 
+/// Deepest protobuf message nesting the parser accepts, whatever `max_depth`
+/// says: each level is a stack frame of the generated parser.
+const MAX_PROTOBUF_RECURSION: usize = 400;
+
 /// Largest output a constant-folded node may produce; bigger results stay
 /// nodes so a tiny file cannot make the importer allocate gigabytes.
 const MAX_FOLD_BYTES: usize = 64 << 20;
@@ -557,11 +647,17 @@ struct Importer<'m> {
     reader: TensorReader<'m>,
     graph: Graph,
     weight_bytes: u64,
+    /// Initializers by name from `ImportOptions::weights`, already checked
+    /// against the declared types by [`check_weights`].
+    weights: Option<&'m Weights>,
 }
 
 impl<'m> Importer<'m> {
     fn add_weight(&mut self, name: &str, t: &mut onnx_protobuf::TensorProto) -> Result<ValueId> {
-        let (ty, bytes) = self.reader.read(name, t)?;
+        let (ty, bytes) = match self.weights {
+            Some(w) if w.get(name).is_some() => w.typed_bytes(name)?,
+            _ => self.reader.read(name, t)?,
+        };
         self.count_weight(bytes.as_slice().len())?;
         Ok(self.graph.add_const_bytes(name, ty, bytes)?)
     }
@@ -772,7 +868,7 @@ impl<'m> Importer<'m> {
             });
         }
         let all_const = inputs.iter().flatten().all(|&id| self.graph.is_const(id));
-        let ids = if all_const {
+        let ids = if all_const || op.reads_only_types() {
             self.fold(&name, &op_label, op, &inputs, out_names)?
         } else {
             self.graph
@@ -818,8 +914,9 @@ impl<'m> Importer<'m> {
         Error::Ir(e)
     }
 
-    /// Evaluates a node whose inputs are all constants and adds its results as
-    /// constants; results too large to fold stay a node.
+    /// Evaluates a node whose inputs are all constants (or whose op reads only
+    /// their types) and adds its results as constants; results too large to
+    /// fold stay a node.
     fn fold(
         &mut self,
         name: &str,
@@ -843,12 +940,14 @@ impl<'m> Importer<'m> {
         let mut values = Vec::with_capacity(inputs.len());
         for inp in inputs {
             values.push(match inp {
-                Some(id) => Some(
-                    self.graph
-                        .const_value(*id)
-                        .expect("all inputs are constants")
-                        .map_err(ctx)?,
-                ),
+                Some(id) => Some(match self.graph.const_value(*id) {
+                    Some(t) => t.map_err(ctx)?,
+                    // An op that reads only types gets a stand-in of the right type.
+                    None => {
+                        let ty = &self.graph.value(*id).ty;
+                        Tensor::zeros(ty.dtype, ty.shape.clone()).map_err(ctx)?
+                    }
+                }),
                 None => None,
             });
         }
