@@ -18,6 +18,7 @@
 //! kernels only ever see validated parameters and agree with the inferred
 //! types by construction.
 
+use crate::attrs::AttrValue;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::graph::TensorType;
@@ -631,15 +632,21 @@ fn parse_op(ctx: &ParseCtx<'_>) -> Result<Layout> {
             Layout::Range { stash_f32 }
         }
         "ConstantOfShape" => {
-            let value = a.tensor_opt("value")?.cloned();
-            if let Some(t) = &value
-                && t.len() != 1
-            {
-                return Err(Error::attr(
-                    "value",
-                    format!("must hold one element, has {}", t.len()),
-                ));
-            }
+            let value = match a.get("value") {
+                None => None,
+                Some(AttrValue::Tensor(t)) if t.len() == 1 => Some(t.clone()),
+                Some(AttrValue::Tensor(t)) => {
+                    return Err(Error::attr(
+                        "value",
+                        format!("must hold one element, has {}", t.len()),
+                    ));
+                }
+                // The ONNX importer's support check passes tensor attributes
+                // undecoded (the import proper decodes them), so a tensor that
+                // is not decoded yet is accepted here.
+                Some(AttrValue::Other(kind)) if kind.starts_with("tensor") => None,
+                Some(_) => return Err(Error::attr("value", "expected a one-element tensor")),
+            };
             Layout::ConstantOfShape { value }
         }
         "Identity" => Layout::Identity,
@@ -962,15 +969,44 @@ fn copy_view<T: Copy>(src: &[T], offset: usize, dims: &[(usize, isize)]) -> Resu
         )));
     }
     let (inner_n, inner_s) = ds.pop().unwrap_or((1, 1));
+    // A transpose of the two innermost dims (the source contiguous along the
+    // second-to-last): copy it in square tiles so reads and writes both stay
+    // in cache, instead of striding through the source once per element.
+    let tile_rows = match ds.last() {
+        Some(&(rows, 1)) if !matches!(inner_s, 0 | 1) && rows * inner_n >= 1024 => {
+            ds.pop();
+            Some(rows)
+        }
+        _ => None,
+    };
     let mut out = Vec::with_capacity(n);
     let mut idx = vec![0usize; ds.len()];
     let mut base = offset as isize;
     loop {
         let b = base as usize;
-        match inner_s {
-            1 => out.extend_from_slice(&src[b..b + inner_n]),
-            0 => out.extend(std::iter::repeat_n(src[b], inner_n)),
-            s => {
+        match (tile_rows, inner_s) {
+            (Some(rows), s) => {
+                // Small tiles: with power-of-two row lengths every row of a tile
+                // maps to the same cache set, and 8 rows fit its associativity.
+                const TILE: usize = 8;
+                let start = out.len();
+                out.resize(start + rows * inner_n, src[b]);
+                let block = &mut out[start..];
+                for r0 in (0..rows).step_by(TILE) {
+                    let r1 = (r0 + TILE).min(rows);
+                    for c0 in (0..inner_n).step_by(TILE) {
+                        for c in c0..(c0 + TILE).min(inner_n) {
+                            let col = base + c as isize * s;
+                            for r in r0..r1 {
+                                block[r * inner_n + c] = src[(col + r as isize) as usize];
+                            }
+                        }
+                    }
+                }
+            }
+            (None, 1) => out.extend_from_slice(&src[b..b + inner_n]),
+            (None, 0) => out.extend(std::iter::repeat_n(src[b], inner_n)),
+            (None, s) => {
                 let mut p = base;
                 for _ in 0..inner_n {
                     out.push(src[p as usize]);
@@ -1945,10 +1981,11 @@ impl Layout {
                 if opt(inputs, 2).is_some() {
                     let t = const_input(inputs, 2, "training_mode")?;
                     let training = t.as_slice::<bool>()?.first().copied().unwrap_or(false);
-                    // Training mode drops at random, except with ratio 0.
-                    let zero_ratio = opt(inputs, 1)
-                        .and_then(|r| r.value)
-                        .is_some_and(|r| r.len() == 1 && r.to_f64_vec()[0] == 0.0);
+                    // Training mode drops at random, except with ratio 0: then
+                    // the ratio must be known to tell.
+                    let zero_ratio = training
+                        && opt(inputs, 1).is_some()
+                        && const_input(inputs, 1, "ratio")?.to_f64_vec() == [0.0];
                     if training && !zero_ratio {
                         return Err(Error::Unsupported(
                             "Dropout with training_mode=true is random; export the model for inference".into(),
@@ -3332,5 +3369,754 @@ impl OpDef for Layout {
             | Layout::ReverseSequence { .. }
             | Layout::CenterCropPad { .. } => moved,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attrs::Attrs;
+
+    fn t<T: Elem>(shape: &[usize], v: &[T]) -> Tensor {
+        Tensor::from_vec(shape.to_vec(), v.to_vec()).unwrap()
+    }
+
+    fn i64s(v: &[i64]) -> Tensor {
+        t(&[v.len()], v)
+    }
+
+    fn f32s(shape: &[usize]) -> Tensor {
+        let n = shape.iter().product::<usize>();
+        t(shape, &(0..n).map(|i| i as f32).collect::<Vec<_>>())
+    }
+
+    fn parse(
+        op: &str,
+        opset: i64,
+        attrs: Vec<(&str, AttrValue)>,
+        outputs: usize,
+    ) -> Result<Layout> {
+        let attrs = Attrs::new(attrs.into_iter().map(|(k, v)| (k.to_string(), v)).collect());
+        let ctx = ParseCtx {
+            op_type: op,
+            domain: "",
+            opset,
+            attrs: &attrs,
+            num_inputs: 1,
+            num_outputs: outputs,
+        };
+        Layout::parse(&ctx).expect("a layout op")
+    }
+
+    fn run(op: &Layout, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
+        op.eval(inputs)
+    }
+
+    /// Evaluates with all operands present and checks the one output.
+    fn check(op: Layout, inputs: &[&Tensor], want: &Tensor) {
+        let ins: Vec<Option<&Tensor>> = inputs.iter().map(|x| Some(*x)).collect();
+        let got = run(&op, &ins).unwrap().remove(0);
+        assert_eq!(&got, want, "{op:?}");
+    }
+
+    fn vals(x: &Tensor) -> Vec<f64> {
+        x.to_f64_vec()
+    }
+
+    #[test]
+    fn reshape_zero_minus_one_and_allowzero() {
+        let x = f32s(&[2, 3, 4]);
+        let r = Layout::Reshape { allowzero: false };
+        let y = run(&r, &[Some(&x), Some(&i64s(&[0, -1]))])
+            .unwrap()
+            .remove(0);
+        assert_eq!(y.shape(), &[2, 12]);
+        assert!(run(&r, &[Some(&x), Some(&i64s(&[5, -1]))]).is_err());
+        assert!(run(&r, &[Some(&x), Some(&i64s(&[-1, -1]))]).is_err());
+        let z = f32s(&[0, 3]);
+        let y = run(
+            &Layout::Reshape { allowzero: true },
+            &[Some(&z), Some(&i64s(&[3, 0]))],
+        )
+        .unwrap();
+        assert_eq!(y[0].shape(), &[3, 0]);
+    }
+
+    #[test]
+    fn flatten_and_squeeze_unsqueeze() {
+        let x = f32s(&[2, 3, 4]);
+        let y = run(&Layout::Flatten { axis: -1 }, &[Some(&x)])
+            .unwrap()
+            .remove(0);
+        assert_eq!(y.shape(), &[6, 4]);
+        let y = run(&Layout::Flatten { axis: 0 }, &[Some(&x)])
+            .unwrap()
+            .remove(0);
+        assert_eq!(y.shape(), &[1, 24]);
+        let x = f32s(&[1, 3, 1]);
+        let y = run(&Layout::Squeeze { axes: None }, &[Some(&x)])
+            .unwrap()
+            .remove(0);
+        assert_eq!(y.shape(), &[3]);
+        let y = run(
+            &Layout::Squeeze { axes: None },
+            &[Some(&x), Some(&i64s(&[-1]))],
+        )
+        .unwrap()
+        .remove(0);
+        assert_eq!(y.shape(), &[1, 3]);
+        assert!(
+            run(
+                &Layout::Squeeze {
+                    axes: Some(vec![1])
+                },
+                &[Some(&x)]
+            )
+            .is_err()
+        );
+        let y = run(
+            &Layout::Unsqueeze { axes: None },
+            &[Some(&f32s(&[3, 4])), Some(&i64s(&[-1, 0]))],
+        )
+        .unwrap();
+        assert_eq!(y[0].shape(), &[1, 3, 4, 1]);
+        let y = run(
+            &Layout::Unsqueeze {
+                axes: Some(vec![1]),
+            },
+            &[Some(&f32s(&[3]))],
+        )
+        .unwrap();
+        assert_eq!(y[0].shape(), &[3, 1]);
+    }
+
+    #[test]
+    fn transpose_permutes() {
+        let x = f32s(&[2, 3]);
+        check(
+            Layout::Transpose { perm: None },
+            &[&x],
+            &t(&[3, 2], &[0f32, 3., 1., 4., 2., 5.]),
+        );
+        let x = f32s(&[2, 3, 4]);
+        let y = run(
+            &Layout::Transpose {
+                perm: Some(vec![1, 2, 0]),
+            },
+            &[Some(&x)],
+        )
+        .unwrap()
+        .remove(0);
+        assert_eq!(y.shape(), &[3, 4, 2]);
+        // y[i, j, k] = x[k, i, j]
+        assert_eq!(vals(&y)[(2 * 4 + 1) * 2 + 1], (12 + 2 * 4 + 1) as f64);
+        assert!(
+            run(
+                &Layout::Transpose {
+                    perm: Some(vec![0, 0, 1])
+                },
+                &[Some(&x)]
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn concat_and_split() {
+        let (a, b) = (f32s(&[2, 1]), t(&[2, 2], &[10f32, 11., 12., 13.]));
+        check(
+            Layout::Concat { axis: -1 },
+            &[&a, &b],
+            &t(&[2, 3], &[0f32, 10., 11., 1., 12., 13.]),
+        );
+        assert!(run(&Layout::Concat { axis: 0 }, &[Some(&a), Some(&b)]).is_err());
+        let x = f32s(&[7]);
+        let sp = parse("Split", 18, vec![("num_outputs", AttrValue::Int(4))], 4).unwrap();
+        let ys = run(&sp, &[Some(&x)]).unwrap();
+        let lens: Vec<usize> = ys.iter().map(|y| y.len()).collect();
+        assert_eq!(lens, [2, 2, 2, 1]);
+        assert_eq!(vals(&ys[3]), [6.0]);
+        let sp = parse("Split", 13, vec![("axis", AttrValue::Int(1))], 2).unwrap();
+        let ys = run(&sp, &[Some(&f32s(&[2, 3])), Some(&i64s(&[1, 2]))]).unwrap();
+        assert_eq!(vals(&ys[0]), [0.0, 3.0]);
+        assert_eq!(vals(&ys[1]), [1.0, 2.0, 4.0, 5.0]);
+        let sp = parse("Split", 11, vec![], 2).unwrap();
+        assert!(run(&sp, &[Some(&x)]).is_err());
+    }
+
+    #[test]
+    fn slice_clamps_and_steps_backwards() {
+        let x = f32s(&[10]);
+        let s = Layout::Slice { attrs: None };
+        let go = |st: i64, en: i64, step: i64| {
+            let y = run(
+                &s,
+                &[
+                    Some(&x),
+                    Some(&i64s(&[st])),
+                    Some(&i64s(&[en])),
+                    None,
+                    Some(&i64s(&[step])),
+                ],
+            );
+            vals(&y.unwrap()[0])
+        };
+        assert_eq!(go(-3, 100, 1), [7.0, 8.0, 9.0]);
+        assert_eq!(go(8, 1, -3), [8.0, 5.0, 2.0]);
+        assert_eq!(
+            go(i64::MAX, i64::MIN, -1),
+            (0..10).rev().map(|i| i as f64).collect::<Vec<_>>()
+        );
+        assert_eq!(go(5, 2, 1), Vec::<f64>::new());
+        assert_eq!(go(0, 10, i64::MAX), [0.0]);
+        let x2 = f32s(&[3, 4]);
+        let y = run(
+            &s,
+            &[
+                Some(&x2),
+                Some(&i64s(&[1, 1])),
+                Some(&i64s(&[3, 3])),
+                Some(&i64s(&[1, 0])),
+            ],
+        )
+        .unwrap();
+        assert_eq!(vals(&y[0]), [5.0, 6.0, 9.0, 10.0]);
+        let old = parse(
+            "Slice",
+            9,
+            vec![
+                ("starts", AttrValue::Ints(vec![1])),
+                ("ends", AttrValue::Ints(vec![-1])),
+                ("axes", AttrValue::Ints(vec![1])),
+            ],
+            1,
+        )
+        .unwrap();
+        assert_eq!(
+            vals(&run(&old, &[Some(&x2)]).unwrap()[0]),
+            [1.0, 2.0, 5.0, 6.0, 9.0, 10.0]
+        );
+        assert!(
+            run(
+                &s,
+                &[
+                    Some(&x),
+                    Some(&i64s(&[0])),
+                    Some(&i64s(&[1])),
+                    None,
+                    Some(&i64s(&[0]))
+                ]
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn gather_family() {
+        let x = f32s(&[3, 2]);
+        check(
+            Layout::Gather { axis: 0 },
+            &[&x, &i64s(&[-1, 0])],
+            &t(&[2, 2], &[4f32, 5., 0., 1.]),
+        );
+        let i = t(&[2, 2], &[1i32, 0, 0, 1]);
+        let y = run(&Layout::Gather { axis: 1 }, &[Some(&x), Some(&i)])
+            .unwrap()
+            .remove(0);
+        assert_eq!(y.shape(), &[3, 2, 2]);
+        assert_eq!(vals(&y)[..4], [1.0, 0.0, 0.0, 1.0]);
+        let e = run(&Layout::Gather { axis: 0 }, &[Some(&x), Some(&i64s(&[3]))]).unwrap_err();
+        assert!(matches!(e, Error::Eval(_)), "{e}");
+        let i = t(&[2, 2], &[0i64, 0, 1, 0]);
+        check(
+            Layout::GatherElements { axis: 1 },
+            &[&f32s(&[2, 2]), &i],
+            &t(&[2, 2], &[0f32, 0., 3., 2.]),
+        );
+        // GatherND with batch_dims 1: per batch, pick rows.
+        let d = f32s(&[2, 2, 2]);
+        let i = t(&[2, 1], &[1i64, 0]);
+        check(
+            Layout::GatherND { batch_dims: 1 },
+            &[&d, &i],
+            &t(&[2, 2], &[2f32, 3., 4., 5.]),
+        );
+        let i = t(&[2, 2], &[0i64, 1, 1, 0]);
+        check(
+            Layout::GatherND { batch_dims: 0 },
+            &[&f32s(&[2, 2]), &i],
+            &t(&[2], &[1f32, 2.]),
+        );
+    }
+
+    #[test]
+    fn scatter_family() {
+        let d = t(&[4], &[1i32, 2, 3, 4]);
+        let i = t(&[2, 1], &[1i64, 1]);
+        let u = t(&[2], &[10i32, 20]);
+        check(
+            Layout::ScatterND {
+                reduction: Reduction::None,
+            },
+            &[&d, &i, &u],
+            &t(&[4], &[1i32, 20, 3, 4]),
+        );
+        check(
+            Layout::ScatterND {
+                reduction: Reduction::Add,
+            },
+            &[&d, &i, &u],
+            &t(&[4], &[1i32, 32, 3, 4]),
+        );
+        check(
+            Layout::ScatterND {
+                reduction: Reduction::Mul,
+            },
+            &[&d, &i, &u],
+            &t(&[4], &[1i32, 400, 3, 4]),
+        );
+        check(
+            Layout::ScatterND {
+                reduction: Reduction::Min,
+            },
+            &[&d, &i, &u],
+            &t(&[4], &[1i32, 2, 3, 4]),
+        );
+        let d = f32s(&[2, 3]);
+        let i = t(&[1, 2], &[0i64, -1]);
+        let u = t(&[1, 2], &[7f32, 8.]);
+        let op = Layout::ScatterElements {
+            axis: 1,
+            reduction: Reduction::Max,
+            legacy: false,
+        };
+        check(op, &[&d, &i, &u], &t(&[2, 3], &[7f32, 1., 8., 3., 4., 5.]));
+        let bad = t(&[1, 2], &[0i64, 3]);
+        let op = Layout::ScatterElements {
+            axis: 1,
+            reduction: Reduction::None,
+            legacy: true,
+        };
+        assert!(run(&op, &[Some(&d), Some(&bad), Some(&u)]).is_err());
+    }
+
+    #[test]
+    fn expand_and_tile() {
+        let x = t(&[3, 1], &[1f32, 2., 3.]);
+        let y = run(&Layout::Expand, &[Some(&x), Some(&i64s(&[2, 1, 2]))])
+            .unwrap()
+            .remove(0);
+        assert_eq!(y.shape(), &[2, 3, 2]);
+        assert_eq!(
+            vals(&y),
+            [1.0, 1.0, 2.0, 2.0, 3.0, 3.0, 1.0, 1.0, 2.0, 2.0, 3.0, 3.0]
+        );
+        let x = t(&[2, 2], &[1u8, 2, 3, 4]);
+        check(
+            Layout::Tile,
+            &[&x, &i64s(&[1, 2])],
+            &t(&[2, 4], &[1u8, 2, 1, 2, 3, 4, 3, 4]),
+        );
+        let y = run(&Layout::Tile, &[Some(&x), Some(&i64s(&[2, 1]))])
+            .unwrap()
+            .remove(0);
+        assert_eq!(vals(&y), [1.0, 2.0, 3.0, 4.0, 1.0, 2.0, 3.0, 4.0]);
+    }
+
+    #[test]
+    fn pad_modes() {
+        let x = t(&[3], &[1f32, 2., 3.]);
+        let pad = |mode: PadMode, b: i64, e: i64| {
+            let op = Layout::Pad { mode, attrs: None };
+            vals(
+                &run(
+                    &op,
+                    &[Some(&x), Some(&i64s(&[b, e])), Some(&Tensor::scalar(9f32))],
+                )
+                .unwrap()[0],
+            )
+        };
+        assert_eq!(pad(PadMode::Constant, 2, 1), [9.0, 9.0, 1.0, 2.0, 3.0, 9.0]);
+        assert_eq!(
+            pad(PadMode::Reflect, 3, 3),
+            [2.0, 3.0, 2.0, 1.0, 2.0, 3.0, 2.0, 1.0, 2.0]
+        );
+        assert_eq!(pad(PadMode::Edge, 2, 1), [1.0, 1.0, 1.0, 2.0, 3.0, 3.0]);
+        assert_eq!(
+            pad(PadMode::Wrap, 2, 4),
+            [2.0, 3.0, 1.0, 2.0, 3.0, 1.0, 2.0, 3.0, 1.0]
+        );
+        assert_eq!(pad(PadMode::Constant, -1, 1), [2.0, 3.0, 9.0]);
+        let old = parse(
+            "Pad",
+            2,
+            vec![
+                ("pads", AttrValue::Ints(vec![0, 1, 0, 0])),
+                ("value", AttrValue::Float(5.0)),
+            ],
+            1,
+        )
+        .unwrap();
+        check(old, &[&t(&[1, 2], &[1i32, 2])], &t(&[1, 3], &[5i32, 1, 2]));
+        // Axes input: pad only the last axis.
+        let op = Layout::Pad {
+            mode: PadMode::Constant,
+            attrs: None,
+        };
+        let y = run(
+            &op,
+            &[
+                Some(&f32s(&[2, 2])),
+                Some(&i64s(&[1, 0])),
+                None,
+                Some(&i64s(&[-1])),
+            ],
+        )
+        .unwrap();
+        assert_eq!(vals(&y[0]), [0.0, 0.0, 1.0, 0.0, 2.0, 3.0]);
+        let empty = f32s(&[0]);
+        let op = Layout::Pad {
+            mode: PadMode::Reflect,
+            attrs: None,
+        };
+        assert!(run(&op, &[Some(&empty), Some(&i64s(&[1, 0]))]).is_err());
+    }
+
+    #[test]
+    fn shape_size_range_constant() {
+        let x = f32s(&[2, 3, 4]);
+        check(
+            Layout::Shape {
+                start: -2,
+                end: None,
+            },
+            &[&x],
+            &i64s(&[3, 4]),
+        );
+        check(
+            Layout::Shape {
+                start: 2,
+                end: Some(1),
+            },
+            &[&x],
+            &i64s(&[]),
+        );
+        check(Layout::Size, &[&x], &Tensor::scalar(24i64));
+        let r = Layout::Range { stash_f32: false };
+        check(
+            r.clone(),
+            &[
+                &Tensor::scalar(10i32),
+                &Tensor::scalar(4i32),
+                &Tensor::scalar(-2i32),
+            ],
+            &t(&[3], &[10i32, 8, 6]),
+        );
+        check(
+            r.clone(),
+            &[
+                &Tensor::scalar(1f32),
+                &Tensor::scalar(2f32),
+                &Tensor::scalar(0.25f32),
+            ],
+            &t(&[4], &[1f32, 1.25, 1.5, 1.75]),
+        );
+        check(
+            r,
+            &[
+                &Tensor::scalar(5i64),
+                &Tensor::scalar(1i64),
+                &Tensor::scalar(1i64),
+            ],
+            &t::<i64>(&[0], &[]),
+        );
+        let c = Layout::ConstantOfShape {
+            value: Some(Tensor::scalar(7i8)),
+        };
+        check(c, &[&i64s(&[2, 1])], &t(&[2, 1], &[7i8, 7]));
+        check(
+            Layout::ConstantOfShape { value: None },
+            &[&i64s(&[])],
+            &Tensor::scalar(0f32),
+        );
+    }
+
+    #[test]
+    fn dropout_is_identity_at_inference() {
+        let x = f32s(&[2]);
+        let d = parse("Dropout", 13, vec![], 2).unwrap();
+        let ys = run(&d, &[Some(&x)]).unwrap();
+        assert_eq!(ys[0], x);
+        assert_eq!(ys[1], t(&[2], &[true, true]));
+        let tr = Tensor::scalar(true);
+        let err = run(&d, &[Some(&x), Some(&Tensor::scalar(0.5f32)), Some(&tr)]).unwrap_err();
+        assert!(matches!(err, Error::Unsupported(_)));
+        assert!(run(&d, &[Some(&x), Some(&Tensor::scalar(0f32)), Some(&tr)]).is_ok());
+    }
+
+    #[test]
+    fn depth_space_roundtrip() {
+        let x = f32s(&[1, 8, 2, 3]);
+        for crd in [false, true] {
+            let d2s = Layout::DepthToSpace { blocksize: 2, crd };
+            let y = run(&d2s, &[Some(&x)]).unwrap().remove(0);
+            assert_eq!(y.shape(), &[1, 2, 4, 6]);
+            let back = run(&Layout::SpaceToDepth { blocksize: 2, crd }, &[Some(&y)])
+                .unwrap()
+                .remove(0);
+            assert_eq!(back, x);
+        }
+        // output[0, 0, 0, 1] is block column 1: channel 2 in DCR order, 1 in CRD.
+        let y = run(
+            &Layout::DepthToSpace {
+                blocksize: 2,
+                crd: false,
+            },
+            &[Some(&x)],
+        )
+        .unwrap()
+        .remove(0);
+        assert_eq!(vals(&y)[1], 12.0);
+        let y = run(
+            &Layout::DepthToSpace {
+                blocksize: 2,
+                crd: true,
+            },
+            &[Some(&x)],
+        )
+        .unwrap()
+        .remove(0);
+        assert_eq!(vals(&y)[1], 6.0);
+        assert_eq!(vals(&y)[6], 12.0);
+    }
+
+    #[test]
+    fn resize_nearest_and_linear() {
+        let x = t(&[1, 1, 2, 2], &[1f32, 2., 3., 4.]);
+        let nearest = parse(
+            "Resize",
+            19,
+            vec![("mode", AttrValue::String(b"nearest".to_vec()))],
+            1,
+        )
+        .unwrap();
+        let scales = t(&[4], &[1f32, 1., 2., 2.]);
+        let y = run(&nearest, &[Some(&x), None, Some(&scales)])
+            .unwrap()
+            .remove(0);
+        assert_eq!(
+            vals(&y),
+            [
+                1.0, 1.0, 2.0, 2.0, 1.0, 1.0, 2.0, 2.0, 3.0, 3.0, 4.0, 4.0, 3.0, 3.0, 4.0, 4.0
+            ]
+        );
+        let linear = parse(
+            "Resize",
+            19,
+            vec![
+                ("mode", AttrValue::String(b"linear".to_vec())),
+                (
+                    "coordinate_transformation_mode",
+                    AttrValue::String(b"align_corners".to_vec()),
+                ),
+            ],
+            1,
+        )
+        .unwrap();
+        let sizes = i64s(&[1, 1, 3, 3]);
+        let y = run(&linear, &[Some(&x), None, None, Some(&sizes)])
+            .unwrap()
+            .remove(0);
+        assert_eq!(vals(&y), [1.0, 1.5, 2.0, 2.0, 2.5, 3.0, 3.0, 3.5, 4.0]);
+        // Integers round half to even after interpolation.
+        let xi = t(&[1, 2], &[0u8, 1]);
+        let y = run(&linear, &[Some(&xi), None, None, Some(&i64s(&[1, 3]))])
+            .unwrap()
+            .remove(0);
+        assert_eq!(y, t(&[1, 3], &[0u8, 0, 1]));
+        let up = parse(
+            "Upsample",
+            7,
+            vec![("scales", AttrValue::Floats(vec![1.0, 3.0]))],
+            1,
+        )
+        .unwrap();
+        let y = run(&up, &[Some(&xi)]).unwrap().remove(0);
+        assert_eq!(y, t(&[1, 6], &[0u8, 0, 0, 1, 1, 1]));
+        assert!(run(&nearest, &[Some(&x), None, Some(&scales), Some(&sizes)]).is_err());
+        let aa = vec![
+            ("mode", AttrValue::String(b"nearest".to_vec())),
+            ("antialias", AttrValue::Int(1)),
+        ];
+        assert!(parse("Resize", 19, aa, 1).is_err());
+    }
+
+    #[test]
+    fn onehot_nonzero_trilu_eyelike() {
+        let i = t(&[3], &[0i64, -1, 5]);
+        let v = t(&[2], &[0f32, 1.]);
+        let want = t(&[3, 3], &[1f32, 0., 0., 0., 0., 1., 0., 0., 0.]);
+        check(
+            Layout::OneHot { axis: -1 },
+            &[&i, &Tensor::scalar(3i64), &v],
+            &want,
+        );
+        let y = run(
+            &Layout::OneHot { axis: 0 },
+            &[Some(&i), Some(&Tensor::scalar(3f32)), Some(&v)],
+        )
+        .unwrap();
+        assert_eq!(vals(&y[0]), [1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0]);
+        let x = t(&[2, 2], &[1f32, 0., 0., 3.]);
+        check(Layout::NonZero, &[&x], &t(&[2, 2], &[0i64, 1, 0, 1]));
+        let x = f32s(&[3, 3]);
+        check(
+            Layout::Trilu { upper: true },
+            &[&x],
+            &t(&[3, 3], &[0f32, 1., 2., 0., 4., 5., 0., 0., 8.]),
+        );
+        check(
+            Layout::Trilu { upper: false },
+            &[&x, &Tensor::scalar(-1i64)],
+            &t(&[3, 3], &[0f32, 0., 0., 3., 0., 0., 6., 7., 0.]),
+        );
+        let e = Layout::EyeLike {
+            dtype: Some(DType::I32),
+            k: 1,
+        };
+        check(e, &[&f32s(&[2, 3])], &t(&[2, 3], &[0i32, 1, 0, 0, 0, 1]));
+    }
+
+    #[test]
+    fn compress_reverse_sequence_center_crop() {
+        let x = f32s(&[3, 2]);
+        let c = t(&[2], &[false, true]);
+        check(
+            Layout::Compress { axis: Some(0) },
+            &[&x, &c],
+            &t(&[1, 2], &[2f32, 3.]),
+        );
+        check(
+            Layout::Compress { axis: None },
+            &[&x, &c],
+            &t(&[1], &[1f32]),
+        );
+        let too_far = t(&[4], &[false, false, false, true]);
+        assert!(
+            run(
+                &Layout::Compress { axis: Some(0) },
+                &[Some(&x), Some(&too_far)]
+            )
+            .is_err()
+        );
+        // Example 2 of the spec, time on axis 1.
+        let x = f32s(&[4, 4]);
+        let op = Layout::ReverseSequence {
+            batch_axis: 0,
+            time_axis: 1,
+        };
+        let y = run(&op, &[Some(&x), Some(&i64s(&[1, 2, 3, 4]))])
+            .unwrap()
+            .remove(0);
+        assert_eq!(vals(&y)[4..8], [5.0, 4.0, 6.0, 7.0]);
+        assert_eq!(vals(&y)[12..16], [15.0, 14.0, 13.0, 12.0]);
+        assert!(run(&op, &[Some(&x), Some(&i64s(&[1, 2, 3, 5]))]).is_err());
+        let x = f32s(&[3, 4]);
+        let y = run(
+            &Layout::CenterCropPad { axes: None },
+            &[Some(&x), Some(&i64s(&[1, 6]))],
+        )
+        .unwrap()
+        .remove(0);
+        assert_eq!(vals(&y), [0.0, 4.0, 5.0, 6.0, 7.0, 0.0]);
+    }
+
+    #[test]
+    fn shape_operands_must_be_constant() {
+        let x = TensorType::new(DType::F32, vec![2, 3]);
+        let s = TensorType::new(DType::I64, vec![2]);
+        let ins = [
+            Some(InferInput {
+                ty: &x,
+                value: None,
+            }),
+            Some(InferInput {
+                ty: &s,
+                value: None,
+            }),
+        ];
+        let e = Layout::Reshape { allowzero: false }
+            .infer(&ins)
+            .unwrap_err();
+        assert!(matches!(e, Error::NotConstant { input: 1, .. }));
+        let e = Layout::NonZero.infer(&ins[..1]).unwrap_err();
+        assert!(matches!(e, Error::NotConstant { input: 0, .. }));
+    }
+
+    #[test]
+    fn parse_rejects_bad_attributes() {
+        assert!(
+            parse(
+                "Pad",
+                18,
+                vec![("mode", AttrValue::String(b"wrap".to_vec()))],
+                1
+            )
+            .is_err()
+        );
+        assert!(
+            parse(
+                "ScatterND",
+                16,
+                vec![("reduction", AttrValue::String(b"max".to_vec()))],
+                1
+            )
+            .is_err()
+        );
+        assert!(parse("Unsqueeze", 11, vec![], 1).is_err());
+        assert!(
+            parse(
+                "ReverseSequence",
+                10,
+                vec![("batch_axis", AttrValue::Int(0))],
+                1
+            )
+            .is_err()
+        );
+        assert!(parse("Split", 18, vec![("num_outputs", AttrValue::Int(3))], 2).is_err());
+        let attrs = Attrs::default();
+        let other = ParseCtx {
+            op_type: "Reshape",
+            domain: "com.microsoft",
+            opset: 1,
+            attrs: &attrs,
+            num_inputs: 2,
+            num_outputs: 1,
+        };
+        assert!(Layout::parse(&other).is_none());
+    }
+
+    #[test]
+    fn tiled_transpose_matches_naive() {
+        let (r, c) = (37usize, 61usize);
+        let x = f32s(&[r, c]);
+        let y = run(&Layout::Transpose { perm: None }, &[Some(&x)])
+            .unwrap()
+            .remove(0);
+        let want: Vec<f64> = (0..c)
+            .flat_map(|j| (0..r).map(move |i| (i * c + j) as f64))
+            .collect();
+        assert_eq!(vals(&y), want);
+    }
+
+    #[test]
+    fn copy_view_checks_bounds() {
+        let v = [1, 2, 3];
+        assert_eq!(copy_view(&v, 2, &[(3, -1)]).unwrap(), [3, 2, 1]);
+        assert!(copy_view(&v, 1, &[(3, 1)]).is_err());
+        assert_eq!(
+            copy_view(&v, 0, &[(2, 0), (3, 1)]).unwrap(),
+            [1, 2, 3, 1, 2, 3]
+        );
     }
 }
