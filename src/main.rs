@@ -1,2 +1,26 @@
-//! The `smelt` command line.
-fn main() {}
+//! The `smelt` command line: the only place that prints.
+//!
+//! `smelt inspect` reports on a model before anything is compiled; `smelt run`
+//! runs the reference interpreter on `.npy`/`.npz` inputs.
+
+#![allow(clippy::print_stdout)]
+
+mod cli;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let matches = cli::command().get_matches();
+    let result = match matches.subcommand() {
+        Some(("inspect", m)) => cli::inspect::run(m),
+        Some(("run", m)) => cli::run::run(m),
+        _ => unreachable!("clap requires a subcommand"),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("smelt: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

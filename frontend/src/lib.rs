@@ -1,1 +1,22 @@
-//! Model importers.
+//! Model importers for smelt: everything that reads a file format and turns it
+//! into [`smelt_ir`] values. Nothing outside this crate sees protobuf,
+//! safetensors headers or NumPy headers.
+//!
+//! - [`onnx`]: `.onnx` models with external data → [`smelt_ir::Graph`];
+//! - [`safetensors`]: binding safetensors weights to a graph's constants;
+//! - [`npy`]: NumPy `.npy`/`.npz` tensors in and out.
+//!
+//! **Architecture Invariant:** every size read from a file goes through
+//! [`checked`] and every file is validated before its contents are used; the
+//! parsers contain no `unsafe` (the only `unsafe` is the mmap call in `mmap`).
+
+pub mod checked;
+pub mod error;
+pub mod limits;
+mod mmap;
+pub mod npy;
+pub mod onnx;
+pub mod safetensors;
+
+pub use error::{Error, Result};
+pub use limits::Limits;

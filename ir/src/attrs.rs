@@ -85,7 +85,8 @@ impl Attrs {
 
     /// A required integer attribute.
     pub fn int_req(&self, name: &str) -> Result<i64> {
-        self.int_opt(name)?.ok_or_else(|| Error::attr(name, "is required"))
+        self.int_opt(name)?
+            .ok_or_else(|| Error::attr(name, "is required"))
     }
 
     /// An optional float attribute (ints are accepted and converted).
@@ -134,7 +135,9 @@ impl Attrs {
 
     /// A string attribute with a default.
     pub fn string(&self, name: &str, default: &str) -> Result<String> {
-        Ok(self.string_opt(name)?.unwrap_or_else(|| default.to_string()))
+        Ok(self
+            .string_opt(name)?
+            .unwrap_or_else(|| default.to_string()))
     }
 
     /// An optional tensor attribute.

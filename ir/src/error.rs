@@ -54,7 +54,10 @@ pub enum Error {
 impl Error {
     /// Shorthand for an [`Error::Attr`].
     pub fn attr(attr: &str, msg: impl Into<String>) -> Error {
-        Error::Attr { attr: attr.to_string(), msg: msg.into() }
+        Error::Attr {
+            attr: attr.to_string(),
+            msg: msg.into(),
+        }
     }
 
     /// Wraps this error with the node it happened at (once: an error that
@@ -62,7 +65,11 @@ impl Error {
     pub fn at_node(self, node: &str, op: &str) -> Error {
         match self {
             Error::Node { .. } => self,
-            other => Error::Node { node: node.to_string(), op: op.to_string(), source: Box::new(other) },
+            other => Error::Node {
+                node: node.to_string(),
+                op: op.to_string(),
+                source: Box::new(other),
+            },
         }
     }
 

@@ -211,7 +211,12 @@ impl Graph {
     }
 
     /// Adds a constant from raw little-endian bytes; the byte count must match the type.
-    pub fn add_const_bytes(&mut self, name: impl Into<String>, ty: TensorType, bytes: Bytes) -> Result<ValueId> {
+    pub fn add_const_bytes(
+        &mut self,
+        name: impl Into<String>,
+        ty: TensorType,
+        bytes: Bytes,
+    ) -> Result<ValueId> {
         let name = name.into();
         let want = ty.bytes()?;
         if bytes.as_slice().len() != want {
@@ -233,7 +238,11 @@ impl Graph {
     pub fn const_value(&self, id: ValueId) -> Option<Result<Tensor>> {
         let v = self.value(id);
         match &v.def {
-            ValueDef::Const(b) => Some(Tensor::from_le_bytes(v.ty.dtype, v.ty.shape.clone(), b.as_slice())),
+            ValueDef::Const(b) => Some(Tensor::from_le_bytes(
+                v.ty.dtype,
+                v.ty.shape.clone(),
+                b.as_slice(),
+            )),
             ValueDef::Input | ValueDef::Node(..) => None,
         }
     }
@@ -261,7 +270,12 @@ impl Graph {
         let args: Vec<Option<InferInput<'_>>> = inputs
             .iter()
             .zip(&decoded)
-            .map(|(inp, val)| inp.map(|id| InferInput { ty: &self.value(id).ty, value: val.as_ref() }))
+            .map(|(inp, val)| {
+                inp.map(|id| InferInput {
+                    ty: &self.value(id).ty,
+                    value: val.as_ref(),
+                })
+            })
             .collect();
         op.infer(&args)
     }
@@ -276,7 +290,9 @@ impl Graph {
         output_names: Vec<String>,
     ) -> Result<Vec<ValueId>> {
         let name = name.into();
-        let types = self.infer(&op, &inputs).map_err(|e| e.at_node(&name, op.name()))?;
+        let types = self
+            .infer(&op, &inputs)
+            .map_err(|e| e.at_node(&name, op.name()))?;
         if types.len() < output_names.len() {
             return Err(Error::Shape(format!(
                 "the op has {} outputs but the node lists {}",
@@ -286,19 +302,28 @@ impl Graph {
             .at_node(&name, op.name()));
         }
         let node_id = NodeId(
-            u32::try_from(self.nodes.len()).map_err(|_| Error::Overflow("more than 2^32 nodes".into()))?,
+            u32::try_from(self.nodes.len())
+                .map_err(|_| Error::Overflow("more than 2^32 nodes".into()))?,
         );
         let mut outputs = Vec::with_capacity(output_names.len());
         for (i, (oname, ty)) in output_names.into_iter().zip(types).enumerate() {
             outputs.push(self.push_value(oname, ty, ValueDef::Node(node_id, i))?);
         }
-        self.nodes.push(Node { name, op, inputs, outputs: outputs.clone() });
+        self.nodes.push(Node {
+            name,
+            op,
+            inputs,
+            outputs: outputs.clone(),
+        });
         Ok(outputs)
     }
 
     /// Finds a value by name.
     pub fn find(&self, name: &str) -> Option<ValueId> {
-        self.values.iter().position(|v| v.name == name).map(|i| ValueId(i as u32))
+        self.values
+            .iter()
+            .position(|v| v.name == name)
+            .map(|i| ValueId(i as u32))
     }
 
     /// For each value, the nodes that read it.
@@ -324,5 +349,69 @@ impl Graph {
                 ValueDef::Input | ValueDef::Node(..) => 0,
             })
             .sum()
+    }
+
+    /// Removes nodes and constants that no graph output depends on (graph
+    /// inputs always stay: they are the signature). Value and node ids are
+    /// renumbered; relative order is kept.
+    pub fn prune(&mut self) {
+        let mut live = vec![false; self.values.len()];
+        for id in self.outputs.iter().chain(&self.inputs) {
+            live[id.index()] = true;
+        }
+        let mut keep_node = vec![false; self.nodes.len()];
+        for (n, node) in self.nodes.iter().enumerate().rev() {
+            if node.outputs.iter().any(|o| live[o.index()]) {
+                keep_node[n] = true;
+                for id in node.inputs.iter().flatten() {
+                    live[id.index()] = true;
+                }
+            }
+        }
+        // A kept node keeps all its outputs, used or not.
+        for (n, node) in self.nodes.iter().enumerate() {
+            if keep_node[n] {
+                for o in &node.outputs {
+                    live[o.index()] = true;
+                }
+            }
+        }
+        let mut node_map = vec![None; self.nodes.len()];
+        let mut next = 0u32;
+        for (n, k) in keep_node.iter().enumerate() {
+            if *k {
+                node_map[n] = Some(NodeId(next));
+                next += 1;
+            }
+        }
+        let mut value_map = vec![None; self.values.len()];
+        let mut values = Vec::new();
+        for (i, v) in std::mem::take(&mut self.values).into_iter().enumerate() {
+            if live[i] {
+                value_map[i] = Some(ValueId(values.len() as u32));
+                let def = match v.def {
+                    ValueDef::Node(n, k) => {
+                        ValueDef::Node(node_map[n.index()].expect("live output of a kept node"), k)
+                    }
+                    other => other,
+                };
+                values.push(Value { def, ..v });
+            }
+        }
+        let remap = |id: ValueId| value_map[id.index()].expect("live value");
+        let nodes = std::mem::take(&mut self.nodes)
+            .into_iter()
+            .zip(keep_node)
+            .filter(|(_, k)| *k)
+            .map(|(mut node, _)| {
+                node.inputs = node.inputs.iter().map(|i| i.map(remap)).collect();
+                node.outputs = node.outputs.iter().map(|&o| remap(o)).collect();
+                node
+            })
+            .collect();
+        self.values = values;
+        self.nodes = nodes;
+        self.inputs = self.inputs.iter().map(|&i| remap(i)).collect();
+        self.outputs = self.outputs.iter().map(|&i| remap(i)).collect();
     }
 }

@@ -16,19 +16,30 @@ use crate::graph::{Graph, ValueDef, ValueId};
 use crate::ops::OpDef;
 
 fn is_plain(name: &str) -> bool {
-    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || "_.:/-".contains(c))
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.:/-".contains(c))
 }
 
 /// `%name`, quoted when the name has other characters.
 pub fn value_ref(g: &Graph, id: ValueId) -> String {
     let name = &g.value(id).name;
-    if is_plain(name) { format!("%{name}") } else { format!("%{name:?}") }
+    if is_plain(name) {
+        format!("%{name}")
+    } else {
+        format!("%{name:?}")
+    }
 }
 
 /// Renders the whole graph.
 pub fn print(g: &Graph) -> String {
     let mut s = String::new();
-    let ins: Vec<String> = g.inputs.iter().map(|&id| format!("{}: {}", value_ref(g, id), g.value(id).ty)).collect();
+    let ins: Vec<String> = g
+        .inputs
+        .iter()
+        .map(|&id| format!("{}: {}", value_ref(g, id), g.value(id).ty))
+        .collect();
     let outs: Vec<String> = g.outputs.iter().map(|&id| value_ref(g, id)).collect();
     let _ = writeln!(s, "graph({}) -> ({}) {{", ins.join(", "), outs.join(", "));
     for (i, v) in g.values.iter().enumerate() {
@@ -44,8 +55,11 @@ pub fn print(g: &Graph) -> String {
         }
     }
     for node in &g.nodes {
-        let outs: Vec<String> =
-            node.outputs.iter().map(|&id| format!("{}: {}", value_ref(g, id), g.value(id).ty)).collect();
+        let outs: Vec<String> = node
+            .outputs
+            .iter()
+            .map(|&id| format!("{}: {}", value_ref(g, id), g.value(id).ty))
+            .collect();
         let attrs = node.op.attrs();
         let attrs = if attrs.is_empty() {
             String::new()
@@ -53,8 +67,11 @@ pub fn print(g: &Graph) -> String {
             let items: Vec<String> = attrs.iter().map(|(k, v)| format!("{k}={v}")).collect();
             format!("<{}>", items.join(", "))
         };
-        let args: Vec<String> =
-            node.inputs.iter().map(|i| i.map(|id| value_ref(g, id)).unwrap_or_else(|| "_".into())).collect();
+        let args: Vec<String> = node
+            .inputs
+            .iter()
+            .map(|i| i.map(|id| value_ref(g, id)).unwrap_or_else(|| "_".into()))
+            .collect();
         let _ = writeln!(
             s,
             "  {} = {}{attrs}({})  # node {:?}",

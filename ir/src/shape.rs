@@ -12,7 +12,8 @@ pub const MAX_RANK: usize = 8;
 /// The element count of a shape, with overflow checked.
 pub fn numel(shape: &[usize]) -> Result<usize> {
     shape.iter().try_fold(1usize, |acc, &d| {
-        acc.checked_mul(d).ok_or_else(|| Error::Overflow(format!("element count of shape {shape:?}")))
+        acc.checked_mul(d)
+            .ok_or_else(|| Error::Overflow(format!("element count of shape {shape:?}")))
     })
 }
 
@@ -30,7 +31,9 @@ pub fn norm_axis(axis: i64, rank: usize) -> Result<usize> {
     let r = rank as i64;
     let a = if axis < 0 { axis + r } else { axis };
     if a < 0 || a >= r {
-        return Err(Error::Shape(format!("axis {axis} is out of range for rank {rank}")));
+        return Err(Error::Shape(format!(
+            "axis {axis} is out of range for rank {rank}"
+        )));
     }
     Ok(a as usize)
 }
@@ -40,7 +43,9 @@ pub fn norm_axis_inclusive(axis: i64, rank: usize) -> Result<usize> {
     let r = rank as i64;
     let a = if axis < 0 { axis + r + 1 } else { axis };
     if a < 0 || a > r {
-        return Err(Error::Shape(format!("axis {axis} is out of range for rank {rank}")));
+        return Err(Error::Shape(format!(
+            "axis {axis} is out of range for rank {rank}"
+        )));
     }
     Ok(a as usize)
 }
@@ -56,7 +61,9 @@ pub fn broadcast_shapes(shapes: &[&[usize]]) -> Result<Shape> {
             if *o == 1 {
                 *o = d;
             } else if d != 1 && d != *o {
-                return Err(Error::Shape(format!("shapes {shapes:?} cannot be broadcast together")));
+                return Err(Error::Shape(format!(
+                    "shapes {shapes:?} cannot be broadcast together"
+                )));
             }
         }
     }
@@ -128,10 +135,16 @@ mod tests {
 
     #[test]
     fn broadcast() {
-        assert_eq!(broadcast_shapes(&[&[2, 1, 3], &[4, 1]]).unwrap(), vec![2, 4, 3]);
+        assert_eq!(
+            broadcast_shapes(&[&[2, 1, 3], &[4, 1]]).unwrap(),
+            vec![2, 4, 3]
+        );
         assert!(broadcast_shapes(&[&[2, 3], &[3, 2]]).is_err());
         assert_eq!(broadcast_index_map(&[3], &[2, 3]), vec![0, 1, 2, 0, 1, 2]);
-        assert_eq!(broadcast_index_map(&[2, 1], &[2, 3]), vec![0, 0, 0, 1, 1, 1]);
+        assert_eq!(
+            broadcast_index_map(&[2, 1], &[2, 3]),
+            vec![0, 0, 0, 1, 1, 1]
+        );
     }
 
     #[test]

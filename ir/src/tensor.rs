@@ -37,7 +37,9 @@ pub enum Data {
 ///
 /// `to_f64`/`from_f64` are exact for every value of every type except `i64`/`u64`
 /// beyond 2^53; kernels that must be exact on 64-bit integers use the native type.
-pub trait Elem: Copy + Default + PartialEq + PartialOrd + Send + Sync + fmt::Debug + 'static {
+pub trait Elem:
+    Copy + Default + PartialEq + PartialOrd + Send + Sync + fmt::Debug + 'static
+{
     /// The dtype this Rust type stands for.
     const DTYPE: DType;
     /// Wraps a vector into [`Data`].
@@ -70,7 +72,11 @@ macro_rules! int_elem {
                 Data::$d(v)
             }
             fn slice(data: &Data) -> Option<&[Self]> {
-                if let Data::$d(v) = data { Some(v) } else { None }
+                if let Data::$d(v) = data {
+                    Some(v)
+                } else {
+                    None
+                }
             }
             fn to_f64(self) -> f64 {
                 self as f64
@@ -119,7 +125,11 @@ macro_rules! float_elem {
                 Data::$d(v)
             }
             fn slice(data: &Data) -> Option<&[Self]> {
-                if let Data::$d(v) = data { Some(v) } else { None }
+                if let Data::$d(v) = data {
+                    Some(v)
+                } else {
+                    None
+                }
             }
             fn to_f64(self) -> f64 {
                 #[allow(clippy::redundant_closure_call)]
@@ -159,7 +169,11 @@ impl Elem for bool {
         Data::Bool(v)
     }
     fn slice(data: &Data) -> Option<&[Self]> {
-        if let Data::Bool(v) = data { Some(v) } else { None }
+        if let Data::Bool(v) = data {
+            Some(v)
+        } else {
+            None
+        }
     }
     fn to_f64(self) -> f64 {
         self as u8 as f64
@@ -234,19 +248,71 @@ macro_rules! dispatch {
     ($data:expr, $v:ident, $T:ident => $body:expr) => {{
         use $crate::tensor::Data as __D;
         match $data {
-            __D::F32($v) => { #[allow(dead_code)] type $T = f32; $body }
-            __D::F16($v) => { #[allow(dead_code)] type $T = $crate::half::f16; $body }
-            __D::BF16($v) => { #[allow(dead_code)] type $T = $crate::half::bf16; $body }
-            __D::F64($v) => { #[allow(dead_code)] type $T = f64; $body }
-            __D::I8($v) => { #[allow(dead_code)] type $T = i8; $body }
-            __D::U8($v) => { #[allow(dead_code)] type $T = u8; $body }
-            __D::I16($v) => { #[allow(dead_code)] type $T = i16; $body }
-            __D::U16($v) => { #[allow(dead_code)] type $T = u16; $body }
-            __D::I32($v) => { #[allow(dead_code)] type $T = i32; $body }
-            __D::U32($v) => { #[allow(dead_code)] type $T = u32; $body }
-            __D::I64($v) => { #[allow(dead_code)] type $T = i64; $body }
-            __D::U64($v) => { #[allow(dead_code)] type $T = u64; $body }
-            __D::Bool($v) => { #[allow(dead_code)] type $T = bool; $body }
+            __D::F32($v) => {
+                #[allow(dead_code)]
+                type $T = f32;
+                $body
+            }
+            __D::F16($v) => {
+                #[allow(dead_code)]
+                type $T = $crate::half::f16;
+                $body
+            }
+            __D::BF16($v) => {
+                #[allow(dead_code)]
+                type $T = $crate::half::bf16;
+                $body
+            }
+            __D::F64($v) => {
+                #[allow(dead_code)]
+                type $T = f64;
+                $body
+            }
+            __D::I8($v) => {
+                #[allow(dead_code)]
+                type $T = i8;
+                $body
+            }
+            __D::U8($v) => {
+                #[allow(dead_code)]
+                type $T = u8;
+                $body
+            }
+            __D::I16($v) => {
+                #[allow(dead_code)]
+                type $T = i16;
+                $body
+            }
+            __D::U16($v) => {
+                #[allow(dead_code)]
+                type $T = u16;
+                $body
+            }
+            __D::I32($v) => {
+                #[allow(dead_code)]
+                type $T = i32;
+                $body
+            }
+            __D::U32($v) => {
+                #[allow(dead_code)]
+                type $T = u32;
+                $body
+            }
+            __D::I64($v) => {
+                #[allow(dead_code)]
+                type $T = i64;
+                $body
+            }
+            __D::U64($v) => {
+                #[allow(dead_code)]
+                type $T = u64;
+                $body
+            }
+            __D::Bool($v) => {
+                #[allow(dead_code)]
+                type $T = bool;
+                $body
+            }
         }
     }};
 }
@@ -257,10 +323,26 @@ macro_rules! dispatch_float {
     ($data:expr, $v:ident, $T:ident => $body:expr, else $other:expr) => {{
         use $crate::tensor::Data as __D;
         match $data {
-            __D::F32($v) => { #[allow(dead_code)] type $T = f32; $body }
-            __D::F16($v) => { #[allow(dead_code)] type $T = $crate::half::f16; $body }
-            __D::BF16($v) => { #[allow(dead_code)] type $T = $crate::half::bf16; $body }
-            __D::F64($v) => { #[allow(dead_code)] type $T = f64; $body }
+            __D::F32($v) => {
+                #[allow(dead_code)]
+                type $T = f32;
+                $body
+            }
+            __D::F16($v) => {
+                #[allow(dead_code)]
+                type $T = $crate::half::f16;
+                $body
+            }
+            __D::BF16($v) => {
+                #[allow(dead_code)]
+                type $T = $crate::half::bf16;
+                $body
+            }
+            __D::F64($v) => {
+                #[allow(dead_code)]
+                type $T = f64;
+                $body
+            }
             _ => $other,
         }
     }};
@@ -272,19 +354,71 @@ macro_rules! dispatch_dtype {
     ($dtype:expr, $T:ident => $body:expr) => {{
         use $crate::dtype::DType as __T;
         match $dtype {
-            __T::F32 => { #[allow(dead_code)] type $T = f32; $body }
-            __T::F16 => { #[allow(dead_code)] type $T = $crate::half::f16; $body }
-            __T::BF16 => { #[allow(dead_code)] type $T = $crate::half::bf16; $body }
-            __T::F64 => { #[allow(dead_code)] type $T = f64; $body }
-            __T::I8 => { #[allow(dead_code)] type $T = i8; $body }
-            __T::U8 => { #[allow(dead_code)] type $T = u8; $body }
-            __T::I16 => { #[allow(dead_code)] type $T = i16; $body }
-            __T::U16 => { #[allow(dead_code)] type $T = u16; $body }
-            __T::I32 => { #[allow(dead_code)] type $T = i32; $body }
-            __T::U32 => { #[allow(dead_code)] type $T = u32; $body }
-            __T::I64 => { #[allow(dead_code)] type $T = i64; $body }
-            __T::U64 => { #[allow(dead_code)] type $T = u64; $body }
-            __T::Bool => { #[allow(dead_code)] type $T = bool; $body }
+            __T::F32 => {
+                #[allow(dead_code)]
+                type $T = f32;
+                $body
+            }
+            __T::F16 => {
+                #[allow(dead_code)]
+                type $T = $crate::half::f16;
+                $body
+            }
+            __T::BF16 => {
+                #[allow(dead_code)]
+                type $T = $crate::half::bf16;
+                $body
+            }
+            __T::F64 => {
+                #[allow(dead_code)]
+                type $T = f64;
+                $body
+            }
+            __T::I8 => {
+                #[allow(dead_code)]
+                type $T = i8;
+                $body
+            }
+            __T::U8 => {
+                #[allow(dead_code)]
+                type $T = u8;
+                $body
+            }
+            __T::I16 => {
+                #[allow(dead_code)]
+                type $T = i16;
+                $body
+            }
+            __T::U16 => {
+                #[allow(dead_code)]
+                type $T = u16;
+                $body
+            }
+            __T::I32 => {
+                #[allow(dead_code)]
+                type $T = i32;
+                $body
+            }
+            __T::U32 => {
+                #[allow(dead_code)]
+                type $T = u32;
+                $body
+            }
+            __T::I64 => {
+                #[allow(dead_code)]
+                type $T = i64;
+                $body
+            }
+            __T::U64 => {
+                #[allow(dead_code)]
+                type $T = u64;
+                $body
+            }
+            __T::Bool => {
+                #[allow(dead_code)]
+                type $T = bool;
+                $body
+            }
         }
     }};
 }
@@ -348,7 +482,10 @@ impl Tensor {
 
     /// A rank-0 tensor.
     pub fn scalar<T: Elem>(v: T) -> Tensor {
-        Tensor { shape: vec![], data: T::wrap(vec![v]) }
+        Tensor {
+            shape: vec![],
+            data: T::wrap(vec![v]),
+        }
     }
 
     /// A tensor of the given dtype and shape filled with zeros (false for bool).
@@ -396,7 +533,11 @@ impl Tensor {
     /// Borrows the elements as `T`, or fails with a type error.
     pub fn as_slice<T: Elem>(&self) -> Result<&[T]> {
         T::slice(&self.data).ok_or_else(|| {
-            Error::Type(format!("expected a {} tensor, got {}", T::DTYPE, self.dtype()))
+            Error::Type(format!(
+                "expected a {} tensor, got {}",
+                T::DTYPE,
+                self.dtype()
+            ))
         })
     }
 
@@ -425,7 +566,10 @@ impl Tensor {
         let data = dispatch!(&self.data, v, S => {
             dispatch_dtype!(to, D => D::wrap(cast_slice::<S, D>(v)))
         });
-        Tensor { shape: self.shape.clone(), data }
+        Tensor {
+            shape: self.shape.clone(),
+            data,
+        }
     }
 
     /// Decodes little-endian bytes (the ONNX `raw_data`, `.npy` and safetensors
@@ -440,7 +584,7 @@ impl Tensor {
             )));
         }
         let data = dispatch_dtype!(dtype, T => {
-            T::wrap(bytes.chunks_exact(T::BYTES).map(|c| <T as Elem>::read_le(c)).collect())
+            T::wrap(bytes.chunks_exact(T::BYTES).map(<T as Elem>::read_le).collect())
         });
         Ok(Tensor { shape, data })
     }
@@ -501,9 +645,10 @@ pub trait Int: Elem + Ord {
     fn bxor(self, o: Self) -> Self;
     /// Bitwise not.
     fn bnot(self) -> Self;
-    /// Left shift; 0 when the amount is the bit width or more.
+    /// Left shift; 0 when the amount is negative or the bit width or more.
     fn shl(self, o: Self) -> Self;
-    /// Right shift; 0 when the amount is the bit width or more.
+    /// Right shift (arithmetic for signed types); for amounts out of
+    /// `0..bits`, 0 (or -1 for negative signed values).
     fn shr(self, o: Self) -> Self;
     /// Wrapping power with a non-negative exponent (negative exponents give 0
     /// unless the base is ±1, like integer NumPy).
@@ -534,7 +679,10 @@ macro_rules! int_ops {
                 u32::try_from(o).ok().and_then(|s| self.checked_shl(s)).unwrap_or(0)
             }
             fn shr(self, o: Self) -> Self {
-                u32::try_from(o).ok().and_then(|s| self.checked_shr(s)).unwrap_or(0)
+                // Arithmetic for signed types: out-of-range amounts leave only sign bits.
+                #[allow(unused_comparisons)]
+                let fill = if self < 0 { self.bnot().band(0).bnot() } else { 0 };
+                u32::try_from(o).ok().and_then(|s| self.checked_shr(s)).unwrap_or(fill)
             }
             fn wpow(self, e: i64) -> Self {
                 if e < 0 {
@@ -566,14 +714,46 @@ macro_rules! dispatch_int {
     ($data:expr, $v:ident, $T:ident => $body:expr, else $other:expr) => {{
         use $crate::tensor::Data as __D;
         match $data {
-            __D::I8($v) => { #[allow(dead_code)] type $T = i8; $body }
-            __D::U8($v) => { #[allow(dead_code)] type $T = u8; $body }
-            __D::I16($v) => { #[allow(dead_code)] type $T = i16; $body }
-            __D::U16($v) => { #[allow(dead_code)] type $T = u16; $body }
-            __D::I32($v) => { #[allow(dead_code)] type $T = i32; $body }
-            __D::U32($v) => { #[allow(dead_code)] type $T = u32; $body }
-            __D::I64($v) => { #[allow(dead_code)] type $T = i64; $body }
-            __D::U64($v) => { #[allow(dead_code)] type $T = u64; $body }
+            __D::I8($v) => {
+                #[allow(dead_code)]
+                type $T = i8;
+                $body
+            }
+            __D::U8($v) => {
+                #[allow(dead_code)]
+                type $T = u8;
+                $body
+            }
+            __D::I16($v) => {
+                #[allow(dead_code)]
+                type $T = i16;
+                $body
+            }
+            __D::U16($v) => {
+                #[allow(dead_code)]
+                type $T = u16;
+                $body
+            }
+            __D::I32($v) => {
+                #[allow(dead_code)]
+                type $T = i32;
+                $body
+            }
+            __D::U32($v) => {
+                #[allow(dead_code)]
+                type $T = u32;
+                $body
+            }
+            __D::I64($v) => {
+                #[allow(dead_code)]
+                type $T = i64;
+                $body
+            }
+            __D::U64($v) => {
+                #[allow(dead_code)]
+                type $T = u64;
+                $body
+            }
             _ => $other,
         }
     }};

@@ -14,23 +14,37 @@ pub fn verify(g: &Graph) -> Result<()> {
     let mut names = HashSet::new();
     for v in &g.values {
         if !names.insert(v.name.as_str()) {
-            return Err(Error::Verify(format!("value name '{}' is defined twice", v.name)));
+            return Err(Error::Verify(format!(
+                "value name '{}' is defined twice",
+                v.name
+            )));
         }
         if v.ty.shape.len() > MAX_RANK {
-            return Err(Error::Verify(format!("value '{}' has rank {} (at most {MAX_RANK})", v.name, v.ty.shape.len())));
+            return Err(Error::Verify(format!(
+                "value '{}' has rank {} (at most {MAX_RANK})",
+                v.name,
+                v.ty.shape.len()
+            )));
         }
-        v.ty.bytes().map_err(|e| Error::Verify(format!("value '{}': {e}", v.name)))?;
+        v.ty.bytes()
+            .map_err(|e| Error::Verify(format!("value '{}': {e}", v.name)))?;
     }
     for &id in &g.inputs {
         if !matches!(g.value(id).def, ValueDef::Input) {
-            return Err(Error::Verify(format!("graph input '{}' is not defined as an input", g.value(id).name)));
+            return Err(Error::Verify(format!(
+                "graph input '{}' is not defined as an input",
+                g.value(id).name
+            )));
         }
     }
     for (n, node) in g.nodes.iter().enumerate() {
         let ctx = |e: Error| e.at_node(&node.name, node.op.name());
         for id in node.inputs.iter().flatten() {
             if id.index() >= g.values.len() {
-                return Err(ctx(Error::Verify(format!("input refers to value #{} which does not exist", id.0))));
+                return Err(ctx(Error::Verify(format!(
+                    "input refers to value #{} which does not exist",
+                    id.0
+                ))));
             }
             if let ValueDef::Node(p, _) = g.value(*id).def
                 && p.index() >= n
@@ -44,7 +58,11 @@ pub fn verify(g: &Graph) -> Result<()> {
         for (k, id) in node.outputs.iter().enumerate() {
             match g.values.get(id.index()).map(|v| &v.def) {
                 Some(ValueDef::Node(p, i)) if p.index() == n && *i == k => {}
-                _ => return Err(ctx(Error::Verify(format!("output {k} is not defined by this node")))),
+                _ => {
+                    return Err(ctx(Error::Verify(format!(
+                        "output {k} is not defined by this node"
+                    ))));
+                }
             }
         }
         let types = g.infer(&node.op, &node.inputs).map_err(ctx)?;
@@ -55,14 +73,20 @@ pub fn verify(g: &Graph) -> Result<()> {
                     "output '{}' is recorded as {} but infers as {}",
                     v.name,
                     v.ty,
-                    types.get(k).map(|t| t.to_string()).unwrap_or_else(|| "nothing".into())
+                    types
+                        .get(k)
+                        .map(|t| t.to_string())
+                        .unwrap_or_else(|| "nothing".into())
                 ))));
             }
         }
     }
     for &id in &g.outputs {
         if id.index() >= g.values.len() {
-            return Err(Error::Verify(format!("graph output refers to value #{} which does not exist", id.0)));
+            return Err(Error::Verify(format!(
+                "graph output refers to value #{} which does not exist",
+                id.0
+            )));
         }
     }
     Ok(())

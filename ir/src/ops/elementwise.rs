@@ -72,7 +72,9 @@ pub enum BinaryFn {
     Pow,
     /// `fmod = false`: the result has the divisor's sign (Python `%`);
     /// `fmod = true`: the dividend's (C `fmod`).
-    Mod { fmod: bool },
+    Mod {
+        fmod: bool,
+    },
     Equal,
     Less,
     LessOrEqual,
@@ -84,7 +86,9 @@ pub enum BinaryFn {
     BitwiseAnd,
     BitwiseOr,
     BitwiseXor,
-    BitShift { left: bool },
+    BitShift {
+        left: bool,
+    },
 }
 
 /// A variadic broadcasting reduction over its operands.
@@ -129,14 +133,75 @@ pub enum Elementwise {
 impl Elementwise {
     /// The ONNX op types of this family.
     pub const ONNX_OPS: &'static [&'static str] = &[
-        "Abs", "Neg", "Sign", "Relu", "Floor", "Ceil", "Round", "Sqrt", "Reciprocal", "Exp", "Log",
-        "Erf", "Sin", "Cos", "Tan", "Asin", "Acos", "Atan", "Sinh", "Cosh", "Asinh", "Acosh",
-        "Atanh", "Tanh", "Sigmoid", "Softplus", "Softsign", "Mish", "HardSwish", "Not",
-        "BitwiseNot", "IsNaN", "IsInf", "LeakyRelu", "Elu", "Celu", "Selu", "HardSigmoid",
-        "ThresholdedRelu", "Shrink", "Gelu", "Swish", "Add", "Sub", "Mul", "Div", "Pow", "Mod",
-        "Equal", "Less", "LessOrEqual", "Greater", "GreaterOrEqual", "And", "Or", "Xor",
-        "BitwiseAnd", "BitwiseOr", "BitwiseXor", "BitShift", "Min", "Max", "Sum", "Mean", "Where",
-        "Clip", "PRelu", "Cast", "CastLike",
+        "Abs",
+        "Neg",
+        "Sign",
+        "Relu",
+        "Floor",
+        "Ceil",
+        "Round",
+        "Sqrt",
+        "Reciprocal",
+        "Exp",
+        "Log",
+        "Erf",
+        "Sin",
+        "Cos",
+        "Tan",
+        "Asin",
+        "Acos",
+        "Atan",
+        "Sinh",
+        "Cosh",
+        "Asinh",
+        "Acosh",
+        "Atanh",
+        "Tanh",
+        "Sigmoid",
+        "Softplus",
+        "Softsign",
+        "Mish",
+        "HardSwish",
+        "Not",
+        "BitwiseNot",
+        "IsNaN",
+        "IsInf",
+        "LeakyRelu",
+        "Elu",
+        "Celu",
+        "Selu",
+        "HardSigmoid",
+        "ThresholdedRelu",
+        "Shrink",
+        "Gelu",
+        "Swish",
+        "Add",
+        "Sub",
+        "Mul",
+        "Div",
+        "Pow",
+        "Mod",
+        "Equal",
+        "Less",
+        "LessOrEqual",
+        "Greater",
+        "GreaterOrEqual",
+        "And",
+        "Or",
+        "Xor",
+        "BitwiseAnd",
+        "BitwiseOr",
+        "BitwiseXor",
+        "BitShift",
+        "Min",
+        "Max",
+        "Sum",
+        "Mean",
+        "Where",
+        "Clip",
+        "PRelu",
+        "Cast",
+        "CastLike",
     ];
 
     /// Parses a node of this family.
@@ -155,9 +220,15 @@ impl Elementwise {
                     negative: a.int("detect_negative", 1)? != 0,
                     positive: a.int("detect_positive", 1)? != 0,
                 }),
-                "LeakyRelu" => E::Unary(UnaryFn::LeakyRelu { alpha: a.float("alpha", 0.01)? }),
-                "Elu" => E::Unary(UnaryFn::Elu { alpha: a.float("alpha", 1.0)? }),
-                "Celu" => E::Unary(UnaryFn::Celu { alpha: a.float("alpha", 1.0)? }),
+                "LeakyRelu" => E::Unary(UnaryFn::LeakyRelu {
+                    alpha: a.float("alpha", 0.01)?,
+                }),
+                "Elu" => E::Unary(UnaryFn::Elu {
+                    alpha: a.float("alpha", 1.0)?,
+                }),
+                "Celu" => E::Unary(UnaryFn::Celu {
+                    alpha: a.float("alpha", 1.0)?,
+                }),
                 "Selu" => E::Unary(UnaryFn::Selu {
                     alpha: a.float("alpha", 1.673_263_2)?,
                     gamma: a.float("gamma", 1.050_701)?,
@@ -166,28 +237,54 @@ impl Elementwise {
                     alpha: a.float("alpha", 0.2)?,
                     beta: a.float("beta", 0.5)?,
                 }),
-                "ThresholdedRelu" => E::Unary(UnaryFn::ThresholdedRelu { alpha: a.float("alpha", 1.0)? }),
-                "Shrink" => E::Unary(UnaryFn::Shrink { bias: a.float("bias", 0.0)?, lambd: a.float("lambd", 0.5)? }),
+                "ThresholdedRelu" => E::Unary(UnaryFn::ThresholdedRelu {
+                    alpha: a.float("alpha", 1.0)?,
+                }),
+                "Shrink" => E::Unary(UnaryFn::Shrink {
+                    bias: a.float("bias", 0.0)?,
+                    lambd: a.float("lambd", 0.5)?,
+                }),
                 "Gelu" => {
                     let approx = a.string("approximate", "none")?;
                     match approx.as_str() {
                         "none" => E::Unary(UnaryFn::Gelu { tanh: false }),
                         "tanh" => E::Unary(UnaryFn::Gelu { tanh: true }),
-                        other => return Err(Error::attr("approximate", format!("'{other}' is not 'none' or 'tanh'"))),
+                        other => {
+                            return Err(Error::attr(
+                                "approximate",
+                                format!("'{other}' is not 'none' or 'tanh'"),
+                            ));
+                        }
                     }
                 }
-                "Swish" => E::Unary(UnaryFn::Swish { alpha: a.float("alpha", 1.0)? }),
-                "Mod" => E::Binary(BinaryFn::Mod { fmod: a.int("fmod", 0)? != 0 }),
+                "Swish" => E::Unary(UnaryFn::Swish {
+                    alpha: a.float("alpha", 1.0)?,
+                }),
+                "Mod" => E::Binary(BinaryFn::Mod {
+                    fmod: a.int("fmod", 0)? != 0,
+                }),
                 "BitShift" => {
-                    let dir = a.string_opt("direction")?.ok_or_else(|| Error::attr("direction", "is required"))?;
+                    let dir = a
+                        .string_opt("direction")?
+                        .ok_or_else(|| Error::attr("direction", "is required"))?;
                     match dir.as_str() {
                         "LEFT" => E::Binary(BinaryFn::BitShift { left: true }),
                         "RIGHT" => E::Binary(BinaryFn::BitShift { left: false }),
-                        other => return Err(Error::attr("direction", format!("'{other}' is not LEFT or RIGHT"))),
+                        other => {
+                            return Err(Error::attr(
+                                "direction",
+                                format!("'{other}' is not LEFT or RIGHT"),
+                            ));
+                        }
                     }
                 }
-                "Clip" if ctx.opset < 11 => E::Clip { min: a.float_opt("min")?, max: a.float_opt("max")? },
-                "Cast" => E::Cast { to: DType::from_onnx_code(a.int_req("to")? as i32)? },
+                "Clip" if ctx.opset < 11 => E::Clip {
+                    min: a.float_opt("min")?,
+                    max: a.float_opt("max")?,
+                },
+                "Cast" => E::Cast {
+                    to: DType::from_onnx_code(a.int_req("to")? as i32)?,
+                },
                 _ => return Ok(None),
             }))
         })();
@@ -250,7 +347,10 @@ impl Elementwise {
             "Sum" => v(VariadicFn::Sum),
             "Mean" => v(VariadicFn::Mean),
             "Where" => Some(Ok(E::Where)),
-            "Clip" => Some(Ok(E::Clip { min: None, max: None })),
+            "Clip" => Some(Ok(E::Clip {
+                min: None,
+                max: None,
+            })),
             "PRelu" => Some(Ok(E::PRelu)),
             "CastLike" => Some(Ok(E::CastLike)),
             _ => None,
@@ -309,17 +409,29 @@ impl UnaryFn {
     fn attrs(self) -> Vec<(&'static str, String)> {
         match self {
             UnaryFn::IsInf { negative, positive } => {
-                vec![("detect_negative", (negative as u8).to_string()), ("detect_positive", (positive as u8).to_string())]
+                vec![
+                    ("detect_negative", (negative as u8).to_string()),
+                    ("detect_positive", (positive as u8).to_string()),
+                ]
             }
             UnaryFn::LeakyRelu { alpha }
             | UnaryFn::Elu { alpha }
             | UnaryFn::Celu { alpha }
             | UnaryFn::ThresholdedRelu { alpha }
             | UnaryFn::Swish { alpha } => vec![("alpha", alpha.to_string())],
-            UnaryFn::Selu { alpha, gamma } => vec![("alpha", alpha.to_string()), ("gamma", gamma.to_string())],
-            UnaryFn::HardSigmoid { alpha, beta } => vec![("alpha", alpha.to_string()), ("beta", beta.to_string())],
-            UnaryFn::Shrink { bias, lambd } => vec![("bias", bias.to_string()), ("lambd", lambd.to_string())],
-            UnaryFn::Gelu { tanh } => vec![("approximate", if tanh { "tanh" } else { "none" }.to_string())],
+            UnaryFn::Selu { alpha, gamma } => {
+                vec![("alpha", alpha.to_string()), ("gamma", gamma.to_string())]
+            }
+            UnaryFn::HardSigmoid { alpha, beta } => {
+                vec![("alpha", alpha.to_string()), ("beta", beta.to_string())]
+            }
+            UnaryFn::Shrink { bias, lambd } => {
+                vec![("bias", bias.to_string()), ("lambd", lambd.to_string())]
+            }
+            UnaryFn::Gelu { tanh } => vec![(
+                "approximate",
+                if tanh { "tanh" } else { "none" }.to_string(),
+            )],
             _ => vec![],
         }
     }
@@ -327,7 +439,9 @@ impl UnaryFn {
     /// Which input dtypes the function accepts.
     fn accepts(self, d: DType) -> bool {
         match self {
-            UnaryFn::Abs | UnaryFn::Neg | UnaryFn::Sign | UnaryFn::Relu => d.is_float() || d.is_int(),
+            UnaryFn::Abs | UnaryFn::Neg | UnaryFn::Sign | UnaryFn::Relu => {
+                d.is_float() || d.is_int()
+            }
             UnaryFn::Not => d == DType::Bool,
             UnaryFn::BitwiseNot => d.is_int(),
             UnaryFn::Shrink { .. } => d.is_float() || d.is_int(),
@@ -349,10 +463,9 @@ impl UnaryFn {
                     x // keeps 0, -0 and NaN
                 }
             }
+            // NaN stays NaN, like NumPy's maximum.
             UnaryFn::Relu => {
-                if x > 0.0 {
-                    x
-                } else if x.is_nan() {
+                if x > 0.0 || x.is_nan() {
                     x
                 } else {
                     0.0
@@ -402,10 +515,16 @@ impl UnaryFn {
                 x.max(0.0) + (a * (x / a).exp_m1()).min(0.0)
             }
             UnaryFn::Selu { alpha, gamma } => {
-                let y = if x > 0.0 { x } else { alpha as f64 * x.exp_m1() };
+                let y = if x > 0.0 {
+                    x
+                } else {
+                    alpha as f64 * x.exp_m1()
+                };
                 gamma as f64 * y
             }
-            UnaryFn::HardSigmoid { alpha, beta } => (alpha as f64 * x + beta as f64).clamp(0.0, 1.0),
+            UnaryFn::HardSigmoid { alpha, beta } => {
+                (alpha as f64 * x + beta as f64).clamp(0.0, 1.0)
+            }
             UnaryFn::ThresholdedRelu { alpha } => {
                 if x > alpha as f64 {
                     x
@@ -423,7 +542,9 @@ impl UnaryFn {
                     0.0
                 }
             }
-            UnaryFn::Gelu { tanh: false } => 0.5 * x * (1.0 + libm::erf(x / std::f64::consts::SQRT_2)),
+            UnaryFn::Gelu { tanh: false } => {
+                0.5 * x * (1.0 + libm::erf(x / std::f64::consts::SQRT_2))
+            }
             UnaryFn::Gelu { tanh: true } => {
                 let k = (2.0 / std::f64::consts::PI).sqrt();
                 0.5 * x * (1.0 + (k * (x + 0.044715 * x * x * x)).tanh())
@@ -503,7 +624,11 @@ impl BinaryFn {
     fn is_comparison(self) -> bool {
         matches!(
             self,
-            BinaryFn::Equal | BinaryFn::Less | BinaryFn::LessOrEqual | BinaryFn::Greater | BinaryFn::GreaterOrEqual
+            BinaryFn::Equal
+                | BinaryFn::Less
+                | BinaryFn::LessOrEqual
+                | BinaryFn::Greater
+                | BinaryFn::GreaterOrEqual
         )
     }
 
@@ -512,19 +637,20 @@ impl BinaryFn {
             if a == b {
                 Ok(())
             } else {
-                Err(Error::Type(format!("operands have different dtypes {a} and {b}")))
+                Err(Error::Type(format!(
+                    "operands have different dtypes {a} and {b}"
+                )))
             }
         };
         match self {
-            BinaryFn::Add | BinaryFn::Sub | BinaryFn::Mul | BinaryFn::Div | BinaryFn::Mod { .. } => {
+            BinaryFn::Add
+            | BinaryFn::Sub
+            | BinaryFn::Mul
+            | BinaryFn::Div
+            | BinaryFn::Mod { .. } => {
                 same()?;
                 if a == DType::Bool {
                     return Err(Error::Type("arithmetic on bool".into()));
-                }
-                if let BinaryFn::Mod { fmod: false } = self
-                    && a.is_float()
-                {
-                    return Err(Error::attr("fmod", "must be 1 for floating-point operands"));
                 }
                 Ok(a)
             }
@@ -552,14 +678,18 @@ impl BinaryFn {
             BinaryFn::BitwiseAnd | BinaryFn::BitwiseOr | BinaryFn::BitwiseXor => {
                 same()?;
                 if !a.is_int() {
-                    return Err(Error::Type(format!("bitwise op on {a}; expects an integer type")));
+                    return Err(Error::Type(format!(
+                        "bitwise op on {a}; expects an integer type"
+                    )));
                 }
                 Ok(a)
             }
             BinaryFn::BitShift { .. } => {
                 same()?;
-                if !a.is_int() || a.is_signed_int() {
-                    return Err(Error::Type(format!("BitShift on {a}; expects an unsigned integer type")));
+                if !a.is_int() {
+                    return Err(Error::Type(format!(
+                        "BitShift on {a}; expects an integer type"
+                    )));
                 }
                 Ok(a)
             }
@@ -573,7 +703,20 @@ impl BinaryFn {
             BinaryFn::Mul => a * b,
             BinaryFn::Div => a / b,
             BinaryFn::Pow => a.powf(b),
-            BinaryFn::Mod { .. } => a % b,
+            BinaryFn::Mod { fmod: true } => a % b,
+            BinaryFn::Mod { fmod: false } => {
+                // NumPy's `mod`: the remainder takes the divisor's sign.
+                let r = a % b;
+                if b == 0.0 || r.is_nan() {
+                    r
+                } else if r == 0.0 {
+                    0f64.copysign(b)
+                } else if (b < 0.0) != (r < 0.0) {
+                    r + b
+                } else {
+                    r
+                }
+            }
             _ => f64::NAN,
         }
     }
@@ -601,7 +744,11 @@ impl BinaryFn {
             BinaryFn::Mod { fmod: false } => {
                 let r = a.crem(b).ok_or_else(div0)?;
                 // Python semantics: the remainder takes the divisor's sign.
-                if r != T::ZERO && ((r < T::ZERO) != (b < T::ZERO)) { r.wadd(b) } else { r }
+                if r != T::ZERO && ((r < T::ZERO) != (b < T::ZERO)) {
+                    r.wadd(b)
+                } else {
+                    r
+                }
             }
             BinaryFn::BitwiseAnd => a.band(b),
             BinaryFn::BitwiseOr => a.bor(b),
@@ -623,14 +770,20 @@ pub fn broadcast_map<A: Elem, B: Elem, C: Elem>(
     let (av, bv) = (a.as_slice::<A>()?, b.as_slice::<B>()?);
     let shape = broadcast_shapes(&[a.shape(), b.shape()])?;
     let out: Vec<C> = if a.shape() == b.shape() {
-        av.iter().zip(bv).map(|(&x, &y)| f(x, y)).collect::<Result<_>>()?
+        av.iter()
+            .zip(bv)
+            .map(|(&x, &y)| f(x, y))
+            .collect::<Result<_>>()?
     } else if b.len() == 1 && a.shape() == shape.as_slice() {
         let y = bv[0];
         av.iter().map(|&x| f(x, y)).collect::<Result<_>>()?
     } else {
         let ia = broadcast_index_map(a.shape(), &shape);
         let ib = broadcast_index_map(b.shape(), &shape);
-        ia.iter().zip(&ib).map(|(&i, &j)| f(av[i], bv[j])).collect::<Result<_>>()?
+        ia.iter()
+            .zip(&ib)
+            .map(|(&i, &j)| f(av[i], bv[j]))
+            .collect::<Result<_>>()?
     };
     Tensor::from_vec(shape, out)
 }
@@ -687,19 +840,33 @@ fn eval_binary(f: BinaryFn, a: &Tensor, b: &Tensor) -> Result<Tensor> {
 }
 
 fn nan_max(a: f64, b: f64) -> f64 {
-    if a.is_nan() || b.is_nan() { f64::NAN } else { a.max(b) }
+    if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else {
+        a.max(b)
+    }
 }
 
 fn nan_min(a: f64, b: f64) -> f64 {
-    if a.is_nan() || b.is_nan() { f64::NAN } else { a.min(b) }
+    if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else {
+        a.min(b)
+    }
 }
 
 fn eval_variadic(f: VariadicFn, xs: &[&Tensor]) -> Result<Tensor> {
-    let first = xs.first().ok_or_else(|| Error::Shape("needs at least one input".into()))?;
+    let first = xs
+        .first()
+        .ok_or_else(|| Error::Shape("needs at least one input".into()))?;
     let mut acc = (*first).clone();
     for x in &xs[1..] {
         if x.dtype() != acc.dtype() {
-            return Err(Error::Type(format!("operands have different dtypes {} and {}", acc.dtype(), x.dtype())));
+            return Err(Error::Type(format!(
+                "operands have different dtypes {} and {}",
+                acc.dtype(),
+                x.dtype()
+            )));
         }
         acc = dispatch_float!(acc.data(), _v, T => broadcast_map::<T, T, T>(&acc, x, |a, b| {
             let (a, b) = (a.to_f(), b.to_f());
@@ -723,15 +890,28 @@ fn eval_variadic(f: VariadicFn, xs: &[&Tensor]) -> Result<Tensor> {
     Ok(acc)
 }
 
-fn eval_clip(x: &Tensor, lo: Option<&Tensor>, hi: Option<&Tensor>, alo: Option<f32>, ahi: Option<f32>) -> Result<Tensor> {
+fn eval_clip(
+    x: &Tensor,
+    lo: Option<&Tensor>,
+    hi: Option<&Tensor>,
+    alo: Option<f32>,
+    ahi: Option<f32>,
+) -> Result<Tensor> {
     let bound = |t: Option<&Tensor>, a: Option<f32>| -> Result<Option<f64>> {
         match (t, a) {
             (Some(t), _) => {
                 if t.len() != 1 {
-                    return Err(Error::Shape(format!("Clip bounds must be scalars, got shape {:?}", t.shape())));
+                    return Err(Error::Shape(format!(
+                        "Clip bounds must be scalars, got shape {:?}",
+                        t.shape()
+                    )));
                 }
                 if t.dtype() != x.dtype() {
-                    return Err(Error::Type(format!("Clip bound is {} but input is {}", t.dtype(), x.dtype())));
+                    return Err(Error::Type(format!(
+                        "Clip bound is {} but input is {}",
+                        t.dtype(),
+                        x.dtype()
+                    )));
                 }
                 Ok(Some(t.to_f64_vec()[0]))
             }
@@ -741,15 +921,15 @@ fn eval_clip(x: &Tensor, lo: Option<&Tensor>, hi: Option<&Tensor>, alo: Option<f
     let (lo, hi) = (bound(lo, alo)?, bound(hi, ahi)?);
     let data = dispatch_float!(x.data(), v, T => T::wrap(v.iter().map(|&e| {
         let mut y = e.to_f();
-        if let Some(l) = lo { if y < l { y = l } }
-        if let Some(h) = hi { if y > h { y = h } }
+        if let Some(l) = lo && y < l { y = l }
+        if let Some(h) = hi && y > h { y = h }
         T::from_f(y)
     }).collect()), else dispatch_int!(x.data(), v, T => {
-        let (l, h) = (lo.map(|l| T::from_f64(l)), hi.map(|h| T::from_f64(h)));
+        let (l, h) = (lo.map(T::from_f64), hi.map(T::from_f64));
         T::wrap(v.iter().map(|&e| {
             let mut y = e;
-            if let Some(l) = l { if y < l { y = l } }
-            if let Some(h) = h { if y > h { y = h } }
+            if let Some(l) = l && y < l { y = l }
+            if let Some(h) = h && y > h { y = h }
             y
         }).collect())
     }, else return Err(Error::Type(format!("Clip on {}", x.dtype())))));
@@ -781,9 +961,14 @@ impl OpDef for Elementwise {
     fn attrs(&self) -> Vec<(&'static str, String)> {
         match self {
             Elementwise::Unary(f) => f.attrs(),
-            Elementwise::Binary(BinaryFn::Mod { fmod }) => vec![("fmod", (*fmod as u8).to_string())],
+            Elementwise::Binary(BinaryFn::Mod { fmod }) => {
+                vec![("fmod", (*fmod as u8).to_string())]
+            }
             Elementwise::Binary(BinaryFn::BitShift { left }) => {
-                vec![("direction", if *left { "LEFT" } else { "RIGHT" }.to_string())]
+                vec![(
+                    "direction",
+                    if *left { "LEFT" } else { "RIGHT" }.to_string(),
+                )]
             }
             Elementwise::Clip { min, max } => {
                 let mut v = vec![];
@@ -815,7 +1000,11 @@ impl OpDef for Elementwise {
                 check_arity(inputs, 1, 1)?;
                 let x = ty(0, "X")?;
                 if !f.accepts(x.dtype) {
-                    return Err(Error::Type(format!("{} does not accept {}", f.name(), x.dtype)));
+                    return Err(Error::Type(format!(
+                        "{} does not accept {}",
+                        f.name(),
+                        x.dtype
+                    )));
                 }
                 let dtype = match f {
                     UnaryFn::IsNaN | UnaryFn::IsInf { .. } => DType::Bool,
@@ -829,14 +1018,24 @@ impl OpDef for Elementwise {
                 TensorType::new(f.out_dtype(a.dtype, b.dtype)?, infer_broadcast(&[a, b])?)
             }
             Elementwise::Variadic(f) => {
-                let tys: Vec<&TensorType> =
-                    (0..inputs.len()).map(|i| ty(i, "data")).collect::<Result<_>>()?;
-                let first = tys.first().ok_or_else(|| Error::Shape("needs at least one input".into()))?;
+                let tys: Vec<&TensorType> = (0..inputs.len())
+                    .map(|i| ty(i, "data"))
+                    .collect::<Result<_>>()?;
+                let first = tys
+                    .first()
+                    .ok_or_else(|| Error::Shape("needs at least one input".into()))?;
                 if let Some(t) = tys.iter().find(|t| t.dtype != first.dtype) {
-                    return Err(Error::Type(format!("operands have different dtypes {} and {}", first.dtype, t.dtype)));
+                    return Err(Error::Type(format!(
+                        "operands have different dtypes {} and {}",
+                        first.dtype, t.dtype
+                    )));
                 }
-                if first.dtype == DType::Bool || (*f == VariadicFn::Mean && !first.dtype.is_float()) {
-                    return Err(Error::Type(format!("{f:?} does not accept {}", first.dtype)));
+                if first.dtype == DType::Bool || (*f == VariadicFn::Mean && !first.dtype.is_float())
+                {
+                    return Err(Error::Type(format!(
+                        "{f:?} does not accept {}",
+                        first.dtype
+                    )));
                 }
                 TensorType::new(first.dtype, infer_broadcast(&tys)?)
             }
@@ -844,10 +1043,16 @@ impl OpDef for Elementwise {
                 check_arity(inputs, 3, 3)?;
                 let (c, x, y) = (ty(0, "condition")?, ty(1, "X")?, ty(2, "Y")?);
                 if c.dtype != DType::Bool {
-                    return Err(Error::Type(format!("condition must be bool, got {}", c.dtype)));
+                    return Err(Error::Type(format!(
+                        "condition must be bool, got {}",
+                        c.dtype
+                    )));
                 }
                 if x.dtype != y.dtype {
-                    return Err(Error::Type(format!("X is {} but Y is {}", x.dtype, y.dtype)));
+                    return Err(Error::Type(format!(
+                        "X is {} but Y is {}",
+                        x.dtype, y.dtype
+                    )));
                 }
                 TensorType::new(x.dtype, infer_broadcast(&[c, x, y])?)
             }
@@ -858,9 +1063,14 @@ impl OpDef for Elementwise {
                     return Err(Error::Type(format!("Clip does not accept {}", x.dtype)));
                 }
                 for i in 1..inputs.len() {
-                    if let Some(b) = opt(inputs, i) {
-                        if b.ty.dtype != x.dtype || numel(&b.ty.shape)? != 1 {
-                            return Err(Error::Type(format!("bound {i} must be a {} scalar, got {}", x.dtype, b.ty)));
+                    if let Some(b) = opt(inputs, i)
+                        && (b.ty.dtype != x.dtype || numel(&b.ty.shape)? != 1)
+                    {
+                        {
+                            return Err(Error::Type(format!(
+                                "bound {i} must be a {} scalar, got {}",
+                                x.dtype, b.ty
+                            )));
                         }
                     }
                 }
@@ -870,11 +1080,17 @@ impl OpDef for Elementwise {
                 check_arity(inputs, 2, 2)?;
                 let (x, s) = (ty(0, "X")?, ty(1, "slope")?);
                 if x.dtype != s.dtype || !(x.dtype.is_float() || x.dtype.is_int()) {
-                    return Err(Error::Type(format!("PRelu on {} with slope {}", x.dtype, s.dtype)));
+                    return Err(Error::Type(format!(
+                        "PRelu on {} with slope {}",
+                        x.dtype, s.dtype
+                    )));
                 }
                 let shape = infer_broadcast(&[x, s])?;
                 if shape != x.shape {
-                    return Err(Error::Shape(format!("slope {:?} does not broadcast to X {:?}", s.shape, x.shape)));
+                    return Err(Error::Shape(format!(
+                        "slope {:?} does not broadcast to X {:?}",
+                        s.shape, x.shape
+                    )));
                 }
                 x.clone()
             }
@@ -890,16 +1106,24 @@ impl OpDef for Elementwise {
         Ok(vec![out])
     }
 
+    // `a < T::ZERO` is instantiated for unsigned types too, where it is always false.
+    #[allow(clippy::absurd_extreme_comparisons)]
     fn eval(&self, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
         let out = match self {
             Elementwise::Unary(f) => eval_unary(*f, req(inputs, 0, "X")?)?,
             Elementwise::Binary(f) => eval_binary(*f, req(inputs, 0, "A")?, req(inputs, 1, "B")?)?,
             Elementwise::Variadic(f) => {
-                let xs: Vec<&Tensor> = (0..inputs.len()).map(|i| req(inputs, i, "data")).collect::<Result<_>>()?;
+                let xs: Vec<&Tensor> = (0..inputs.len())
+                    .map(|i| req(inputs, i, "data"))
+                    .collect::<Result<_>>()?;
                 eval_variadic(*f, &xs)?
             }
             Elementwise::Where => {
-                let (c, x, y) = (req(inputs, 0, "condition")?, req(inputs, 1, "X")?, req(inputs, 2, "Y")?);
+                let (c, x, y) = (
+                    req(inputs, 0, "condition")?,
+                    req(inputs, 1, "X")?,
+                    req(inputs, 2, "Y")?,
+                );
                 let shape = broadcast_shapes(&[c.shape(), x.shape(), y.shape()])?;
                 let cv = c.as_slice::<bool>()?;
                 let (ic, ix, iy) = (
@@ -913,9 +1137,13 @@ impl OpDef for Elementwise {
                     Tensor::from_vec(shape, out)?
                 })
             }
-            Elementwise::Clip { min, max } => {
-                eval_clip(req(inputs, 0, "input")?, opt(inputs, 1), opt(inputs, 2), *min, *max)?
-            }
+            Elementwise::Clip { min, max } => eval_clip(
+                req(inputs, 0, "input")?,
+                opt(inputs, 1),
+                opt(inputs, 2),
+                *min,
+                *max,
+            )?,
             Elementwise::PRelu => {
                 let (x, s) = (req(inputs, 0, "X")?, req(inputs, 1, "slope")?);
                 dispatch_float!(x.data(), _v, T => broadcast_map::<T, T, T>(x, s, |a, b| {
@@ -925,7 +1153,9 @@ impl OpDef for Elementwise {
                 })?, else return Err(Error::Type(format!("PRelu on {}", x.dtype())))))
             }
             Elementwise::Cast { to } => req(inputs, 0, "input")?.cast(*to),
-            Elementwise::CastLike => req(inputs, 0, "input")?.cast(req(inputs, 1, "target_type")?.dtype()),
+            Elementwise::CastLike => {
+                req(inputs, 0, "input")?.cast(req(inputs, 1, "target_type")?.dtype())
+            }
         };
         Ok(vec![out])
     }
@@ -965,14 +1195,22 @@ mod tests {
         let a = Tensor::from_vec(vec![4], vec![-4i32, 7, 5, 4]).unwrap();
         let b = Tensor::from_vec(vec![4], vec![3i32, -3, 8, -8]).unwrap();
         let want = Tensor::from_vec(vec![4], vec![2i32, -2, 5, -4]).unwrap();
-        check(Elementwise::Binary(BinaryFn::Mod { fmod: false }), &[&a, &b], &want);
+        check(
+            Elementwise::Binary(BinaryFn::Mod { fmod: false }),
+            &[&a, &b],
+            &want,
+        );
     }
 
     #[test]
     fn integer_division_by_zero_is_an_error() {
         let a = Tensor::from_vec(vec![1], vec![1i64]).unwrap();
         let b = Tensor::from_vec(vec![1], vec![0i64]).unwrap();
-        assert!(Elementwise::Binary(BinaryFn::Div).eval(&[Some(&a), Some(&b)]).is_err());
+        assert!(
+            Elementwise::Binary(BinaryFn::Div)
+                .eval(&[Some(&a), Some(&b)])
+                .is_err()
+        );
     }
 
     #[test]
@@ -987,6 +1225,10 @@ mod tests {
 
     #[test]
     fn round_half_to_even() {
-        check(Elementwise::Unary(UnaryFn::Round), &[&t(&[3], &[0.5, 1.5, -2.5])], &t(&[3], &[0., 2., -2.]));
+        check(
+            Elementwise::Unary(UnaryFn::Round),
+            &[&t(&[3], &[0.5, 1.5, -2.5])],
+            &t(&[3], &[0., 2., -2.]),
+        );
     }
 }

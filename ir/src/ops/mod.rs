@@ -142,11 +142,23 @@ op_families! {
     Quant(quant::Quant),
 }
 
+impl Op {
+    /// True for ops whose results depend only on the *types* of their inputs
+    /// (`Shape`, `Size`): the importer folds them even when the inputs are
+    /// run-time values, which is what turns exported shape arithmetic static.
+    pub fn reads_only_types(&self) -> bool {
+        matches!(
+            self,
+            Op::Layout(layout::Layout::Shape { .. } | layout::Layout::Size)
+        )
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Helpers shared by the family modules.
 
 /// The operand at `i`, or an error naming it when missing.
-pub fn req<'a, T: Copy>(inputs: &[Option<T>], i: usize, what: &str) -> Result<T> {
+pub fn req<T: Copy>(inputs: &[Option<T>], i: usize, what: &str) -> Result<T> {
     inputs
         .get(i)
         .copied()
@@ -160,16 +172,27 @@ pub fn opt<T: Copy>(inputs: &[Option<T>], i: usize) -> Option<T> {
 }
 
 /// The compile-time value of operand `i`, or [`Error::NotConstant`].
-pub fn const_input<'a>(inputs: &[Option<InferInput<'a>>], i: usize, role: &str) -> Result<&'a Tensor> {
+pub fn const_input<'a>(
+    inputs: &[Option<InferInput<'a>>],
+    i: usize,
+    role: &str,
+) -> Result<&'a Tensor> {
     let inp = req(inputs, i, role)?;
-    inp.value.ok_or_else(|| Error::NotConstant { input: i, role: role.to_string() })
+    inp.value.ok_or_else(|| Error::NotConstant {
+        input: i,
+        role: role.to_string(),
+    })
 }
 
 /// Checks the operand count is within `min..=max`.
 pub fn check_arity<T>(inputs: &[Option<T>], min: usize, max: usize) -> Result<()> {
     let n = inputs.len();
     if n < min || n > max {
-        let want = if min == max { format!("{min}") } else { format!("{min} to {max}") };
+        let want = if min == max {
+            format!("{min}")
+        } else {
+            format!("{min} to {max}")
+        };
         return Err(Error::Shape(format!("expects {want} inputs, got {n}")));
     }
     Ok(())

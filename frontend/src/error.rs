@@ -1,0 +1,180 @@
+//! The frontend's error type: every message names the file, tensor, node, op
+//! or byte offset it is about.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// Result alias for the frontend.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// One node whose op smelt cannot import.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnsupportedOp {
+    /// The node's name.
+    pub node: String,
+    /// The op type, with its domain when not the default one.
+    pub op: String,
+    /// Why (unknown op, unsupported attribute value, …).
+    pub reason: String,
+}
+
+/// Everything that can go wrong while reading a model, weights or tensors.
+#[derive(Debug)]
+pub enum Error {
+    /// Reading a file failed.
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A file is not a valid model/tensor file of its format.
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What the decoder said.
+        msg: String,
+    },
+    /// A published limit was exceeded.
+    Limit {
+        /// What was measured.
+        what: String,
+        /// Its value.
+        value: u64,
+        /// The limit.
+        limit: u64,
+        /// The `--limit` key that raises it.
+        key: &'static str,
+    },
+    /// A tensor (initializer, constant, attribute, input file) is malformed.
+    Tensor {
+        /// The tensor's name.
+        name: String,
+        /// What is wrong.
+        msg: String,
+    },
+    /// An external-data reference is refused or broken.
+    ExternalData {
+        /// The tensor that refers to it.
+        tensor: String,
+        /// The `location` it names.
+        location: String,
+        /// Why it is refused.
+        msg: String,
+    },
+    /// A graph input cannot be given a static shape, or an input file does not fit.
+    Input {
+        /// The input's name.
+        name: String,
+        /// What is wrong.
+        msg: String,
+    },
+    /// An operand that shapes depend on is computed at run time.
+    NeedsConstant {
+        /// The node's name.
+        node: String,
+        /// Its op.
+        op: String,
+        /// The operand's value name.
+        operand: String,
+        /// What the operand is for (`shape`, `axes`, …).
+        role: String,
+        /// True when the operand is itself a graph input (so `--bind` fixes it).
+        is_graph_input: bool,
+    },
+    /// Nodes whose ops cannot be imported (all of them, not just the first).
+    UnsupportedOps(Vec<UnsupportedOp>),
+    /// The graph is structurally broken (undefined value, cycle, duplicate name).
+    Graph(String),
+    /// An error from the IR (shape inference, folding), usually at a node.
+    Ir(smelt_ir::Error),
+    /// Weights from a safetensors file do not fit the graph (every mismatch).
+    Weights {
+        /// The safetensors file.
+        path: PathBuf,
+        /// One line per mismatch.
+        problems: Vec<String>,
+    },
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Io { path, source } => write!(f, "{}: {source}", path.display()),
+            Error::Parse { path, msg } => write!(f, "{}: {msg}", path.display()),
+            Error::Limit {
+                what,
+                value,
+                limit,
+                key,
+            } => write!(
+                f,
+                "{what} is {value}, over the limit of {limit}; raise it with --limit {key}=N if the file is trusted"
+            ),
+            Error::Tensor { name, msg } => write!(f, "tensor '{name}': {msg}"),
+            Error::ExternalData {
+                tensor,
+                location,
+                msg,
+            } => {
+                write!(
+                    f,
+                    "tensor '{tensor}': external data '{location}' refused: {msg}"
+                )
+            }
+            Error::Input { name, msg } => write!(f, "input '{name}': {msg}"),
+            Error::NeedsConstant {
+                node,
+                op,
+                operand,
+                role,
+                is_graph_input,
+            } => {
+                write!(
+                    f,
+                    "node '{node}' ({op}): operand '{operand}' ({role}) must be known at compile time because shapes depend on it"
+                )?;
+                if *is_graph_input {
+                    write!(
+                        f,
+                        "; it is a graph input: fix its value with --bind {operand}=FILE.npy"
+                    )
+                } else {
+                    write!(
+                        f,
+                        "; it is computed at run time from graph inputs: fix those with --bind NAME=FILE.npy"
+                    )
+                }
+            }
+            Error::UnsupportedOps(ops) => {
+                write!(f, "{} node(s) use ops smelt does not support:", ops.len())?;
+                for op in ops {
+                    write!(f, "\n  node '{}' ({}): {}", op.node, op.op, op.reason)?;
+                }
+                Ok(())
+            }
+            Error::Graph(m) => write!(f, "invalid graph: {m}"),
+            Error::Ir(e) => write!(f, "{e}"),
+            Error::Weights { path, problems } => {
+                write!(
+                    f,
+                    "{}: {} weight(s) do not fit the graph:",
+                    path.display(),
+                    problems.len()
+                )?;
+                for p in problems {
+                    write!(f, "\n  {p}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<smelt_ir::Error> for Error {
+    fn from(e: smelt_ir::Error) -> Error {
+        Error::Ir(e)
+    }
+}

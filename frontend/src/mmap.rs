@@ -1,0 +1,27 @@
+//! Memory-mapping of weight files: the only `unsafe` in the frontend, and no
+//! parsing happens here.
+
+use std::fs::File;
+use std::path::Path;
+use std::sync::Arc;
+
+use memmap2::Mmap;
+
+use crate::error::{Error, Result};
+
+/// Maps a whole file read-only.
+#[allow(unsafe_code)]
+pub fn map_file(path: &Path) -> Result<Arc<Mmap>> {
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = File::open(path).map_err(io)?;
+    // SAFETY: the mapping is read-only and private to this process. If another
+    // process truncates the file while it is mapped, reads could fault; smelt
+    // treats model files as immutable inputs during a run, as every mmap-based
+    // loader (safetensors, llama.cpp) does. All offsets into the map are
+    // bounds-checked against its length before use (`Bytes::mapped`).
+    let map = unsafe { Mmap::map(&file) }.map_err(io)?;
+    Ok(Arc::new(map))
+}

@@ -1,0 +1,151 @@
+//! `smelt inspect`: what a model is and whether smelt can compile it.
+
+use std::process::ExitCode;
+
+use clap::ArgMatches;
+use smelt_frontend::onnx::{DeclaredValue, OnnxModel};
+use smelt_ir::{Graph, OpDef, TensorType};
+
+use super::{CliResult, grouped, human_bytes, import_options};
+
+fn declared(d: &DeclaredValue) -> String {
+    match &d.dims {
+        Some(dims) => format!("{}[{}]", d.dtype, dims.join(",")),
+        None => format!("{} (no shape)", d.dtype),
+    }
+}
+
+/// MACs of every node, in graph order.
+fn node_macs(g: &Graph) -> Vec<u64> {
+    g.nodes
+        .iter()
+        .map(|n| {
+            let ins: Vec<Option<&TensorType>> = n
+                .inputs
+                .iter()
+                .map(|i| i.map(|id| &g.value(id).ty))
+                .collect();
+            let outs: Vec<TensorType> =
+                n.outputs.iter().map(|&id| g.value(id).ty.clone()).collect();
+            n.op.macs(&ins, &outs)
+        })
+        .collect()
+}
+
+/// Runs `smelt inspect`.
+pub fn run(m: &ArgMatches) -> CliResult<ExitCode> {
+    let path = m.get_one::<std::path::PathBuf>("model").expect("required");
+    let opts = import_options(m)?;
+    let model = OnnxModel::read(path, &opts.limits)?;
+    let s = model.summary();
+    println!("model: {}", path.display());
+    println!(
+        "  ir_version {}, producer {}",
+        s.ir_version,
+        if s.producer.is_empty() {
+            "unknown"
+        } else {
+            &s.producer
+        }
+    );
+    let opsets: Vec<String> = s
+        .opsets
+        .iter()
+        .map(|(d, v)| format!("{} {v}", if d.is_empty() { "ai.onnx" } else { d }))
+        .collect();
+    println!("  opsets: {}", opsets.join(", "));
+    println!("inputs:");
+    for i in &s.inputs {
+        println!("  {}: {}", i.name, declared(i));
+    }
+    println!("outputs:");
+    for o in &s.outputs {
+        println!("  {}: {}", o.name, declared(o));
+    }
+    let hist: Vec<String> = s
+        .op_histogram
+        .iter()
+        .map(|(op, n)| format!("{op} ×{n}"))
+        .collect();
+    println!("ops: {} nodes: {}", s.node_count, hist.join(", "));
+    println!(
+        "parameters: {} ({})",
+        grouped(s.param_count),
+        human_bytes(s.param_bytes)
+    );
+    if !s.unsupported.is_empty() {
+        println!(
+            "unsupported: {} node(s) use ops smelt cannot compile:",
+            s.unsupported.len()
+        );
+        for u in &s.unsupported {
+            println!("  node '{}' ({}): {}", u.node, u.op, u.reason);
+        }
+        return Ok(ExitCode::FAILURE);
+    }
+    println!("unsupported: none");
+    let graph = match model.import(&opts) {
+        Ok(g) => g,
+        Err(e) => {
+            println!("static shapes: not available: {e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    println!("static shapes (after pinning and constant folding):");
+    for &id in &graph.inputs {
+        println!("  input  {}: {}", graph.value(id).name, graph.value(id).ty);
+    }
+    for &id in &graph.outputs {
+        println!("  output {}: {}", graph.value(id).name, graph.value(id).ty);
+    }
+    let macs = node_macs(&graph);
+    let total: u64 = macs.iter().sum();
+    println!(
+        "compute: {} nodes after folding, {} MACs in all",
+        graph.nodes.len(),
+        grouped(total)
+    );
+    // Per-layer MACs: the layers that do real work, heaviest first.
+    let mut heavy: Vec<(usize, u64)> = macs
+        .iter()
+        .copied()
+        .enumerate()
+        .filter(|&(_, m)| m > 0)
+        .collect();
+    heavy.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    const SHOWN: usize = 20;
+    for &(i, mac) in heavy.iter().take(SHOWN) {
+        let n = &graph.nodes[i];
+        let pct = if total > 0 {
+            100.0 * mac as f64 / total as f64
+        } else {
+            0.0
+        };
+        println!(
+            "  {:>16} MACs {pct:5.1}%  {} ({})",
+            grouped(mac),
+            n.name,
+            n.op.name()
+        );
+    }
+    if heavy.len() > SHOWN {
+        println!("  … and {} more nodes", heavy.len() - SHOWN);
+    }
+    let peak = smelt_passes::memory::peak(&graph);
+    let at = peak
+        .at
+        .map(|n| format!(" (at node '{}')", graph.node(n).name))
+        .unwrap_or_default();
+    println!(
+        "peak activation memory: {}{at}",
+        human_bytes(peak.bytes as u64)
+    );
+    println!(
+        "weights in the graph: {}",
+        human_bytes(graph.const_bytes() as u64)
+    );
+    if m.get_flag("print-ir") {
+        print!("{}", smelt_ir::print::print(&graph));
+    }
+    Ok(ExitCode::SUCCESS)
+}

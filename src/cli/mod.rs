@@ -1,0 +1,242 @@
+//! Argument definitions (clap builder API) and the options shared by the
+//! subcommands.
+
+pub mod inspect;
+pub mod run;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use clap::{Arg, ArgAction, ArgMatches, Command, value_parser};
+use smelt_frontend::Limits;
+use smelt_frontend::onnx::ImportOptions;
+
+/// A CLI-level error: a message, with the cause's own text folded in.
+pub struct CliError(pub String);
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<smelt_frontend::Error> for CliError {
+    fn from(e: smelt_frontend::Error) -> CliError {
+        CliError(e.to_string())
+    }
+}
+
+impl From<smelt_ir::Error> for CliError {
+    fn from(e: smelt_ir::Error) -> CliError {
+        CliError(e.to_string())
+    }
+}
+
+/// Shorthand for a CLI result.
+pub type CliResult<T> = Result<T, CliError>;
+
+fn model_args(cmd: Command) -> Command {
+    let limit_help = {
+        let keys: Vec<String> = Limits::KEYS
+            .iter()
+            .map(|(k, d)| format!("{k}: {d}"))
+            .collect();
+        format!(
+            "Raise or lower a safety limit on untrusted files (repeatable). Keys: {}",
+            keys.join("; ")
+        )
+    };
+    cmd.arg(
+        Arg::new("model")
+            .value_name("MODEL")
+            .required(true)
+            .value_parser(value_parser!(PathBuf))
+            .help("The .onnx model"),
+    )
+    .arg(
+        Arg::new("dim")
+            .long("dim")
+            .value_name("NAME=N")
+            .action(ArgAction::Append)
+            .help("Pin a named symbolic dim (e.g. --dim batch=1); repeatable"),
+    )
+    .arg(
+        Arg::new("input-shape")
+            .long("input-shape")
+            .value_name("INPUT=D0,D1,…")
+            .action(ArgAction::Append)
+            .help("Fix the whole shape of an input (e.g. --input-shape x=1,3,224,224); repeatable"),
+    )
+    .arg(
+        Arg::new("bind")
+            .long("bind")
+            .value_name("INPUT=FILE.npy")
+            .action(ArgAction::Append)
+            .help(
+                "Fix an input to a constant value at compile time (for shape operands); repeatable",
+            ),
+    )
+    .arg(
+        Arg::new("limit")
+            .long("limit")
+            .value_name("KEY=N")
+            .action(ArgAction::Append)
+            .help(limit_help),
+    )
+}
+
+/// The `smelt` command with its subcommands.
+pub fn command() -> Command {
+    Command::new("smelt")
+        .version(env!("CARGO_PKG_VERSION"))
+        .about("Ahead-of-time compiler from ONNX models to native code")
+        .subcommand_required(true)
+        .arg_required_else_help(true)
+        .subcommand(model_args(
+            Command::new("inspect")
+                .about("Pre-flight report: signature, ops, parameters, MACs, peak activation memory, unsupported ops")
+                .arg(Arg::new("print-ir").long("print-ir").action(ArgAction::SetTrue).help("Also print the imported IR")),
+        ))
+        .subcommand(model_args(
+            Command::new("run")
+                .about("Run the reference interpreter on .npy/.npz inputs")
+                .arg(
+                    Arg::new("input")
+                        .long("input")
+                        .short('i')
+                        .value_name("NAME=FILE.npy | FILE.npz")
+                        .action(ArgAction::Append)
+                        .help("An input tensor (repeatable), or one .npz holding all inputs by name"),
+                )
+                .arg(
+                    Arg::new("output-dir")
+                        .short('o')
+                        .long("output-dir")
+                        .value_name("DIR")
+                        .value_parser(value_parser!(PathBuf))
+                        .help("Write one DIR/<output name>.npy per graph output"),
+                ),
+        ))
+}
+
+fn split_kv<'a>(s: &'a str, flag: &str) -> CliResult<(&'a str, &'a str)> {
+    s.split_once('=')
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| CliError(format!("{flag} takes NAME=VALUE, got '{s}'")))
+}
+
+fn parse_usize(s: &str, what: &str) -> CliResult<usize> {
+    s.trim()
+        .parse()
+        .map_err(|_| CliError(format!("{what}: '{s}' is not a non-negative integer")))
+}
+
+/// Builds import options from the shared model flags.
+pub fn import_options(m: &ArgMatches) -> CliResult<ImportOptions> {
+    let mut opts = ImportOptions::default();
+    for s in m.get_many::<String>("limit").into_iter().flatten() {
+        let (k, v) = split_kv(s, "--limit")?;
+        let v: u64 = v
+            .parse()
+            .map_err(|_| CliError(format!("--limit {k}: '{v}' is not a non-negative integer")))?;
+        opts.limits.set(k, v)?;
+    }
+    for s in m.get_many::<String>("dim").into_iter().flatten() {
+        let (k, v) = split_kv(s, "--dim")?;
+        opts.dims
+            .insert(k.to_string(), parse_usize(v, &format!("--dim {k}"))?);
+    }
+    for s in m.get_many::<String>("input-shape").into_iter().flatten() {
+        let (k, v) = split_kv(s, "--input-shape")?;
+        let dims = if v.trim().is_empty() {
+            vec![] // a scalar
+        } else {
+            v.split(',')
+                .map(|d| parse_usize(d, &format!("--input-shape {k}")))
+                .collect::<CliResult<Vec<_>>>()?
+        };
+        opts.input_shapes.insert(k.to_string(), dims);
+    }
+    for s in m.get_many::<String>("bind").into_iter().flatten() {
+        let (k, v) = split_kv(s, "--bind")?;
+        let t = smelt_frontend::npy::read_npy(Path::new(v), &opts.limits)?;
+        opts.bind.insert(k.to_string(), t);
+    }
+    Ok(opts)
+}
+
+/// Formats a byte count for humans (binary units).
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// Formats a count with thousands separators.
+pub fn grouped(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A file-name-safe version of a tensor name: characters other than ASCII
+/// letters, digits, `-`, `_` and `.` become `_` (and a leading `.` too).
+pub fn safe_file_name(name: &str) -> String {
+    let mut s: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if s.is_empty() || s.starts_with('.') {
+        s.insert(0, '_');
+    }
+    s
+}
+
+/// Input files given as `--input`, by input name (an `.npz` supplies several).
+pub fn input_files(
+    m: &ArgMatches,
+    limits: &Limits,
+) -> CliResult<HashMap<String, smelt_ir::Tensor>> {
+    let mut out = HashMap::new();
+    for s in m.get_many::<String>("input").into_iter().flatten() {
+        if let Some((k, v)) = s.split_once('=') {
+            let t = smelt_frontend::npy::read_npy(Path::new(v), limits)?;
+            if out.insert(k.to_string(), t).is_some() {
+                return Err(CliError(format!("input '{k}' is given twice")));
+            }
+        } else if s.ends_with(".npz") {
+            for (k, t) in smelt_frontend::npy::read_npz(Path::new(s), limits)? {
+                if out.insert(k.clone(), t).is_some() {
+                    return Err(CliError(format!("input '{k}' is given twice")));
+                }
+            }
+        } else {
+            return Err(CliError(format!(
+                "--input takes NAME=FILE.npy or FILE.npz, got '{s}'"
+            )));
+        }
+    }
+    Ok(out)
+}

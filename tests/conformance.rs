@@ -1,0 +1,523 @@
+//! Conformance against the ONNX backend node tests (the peer test suite).
+//!
+//! `tests/conformance/manifest.txt` lists the node tests expected to pass, one
+//! name (or `re:REGEX`) per line with optional tags (`atol=…`, `rtol=…`). Each
+//! listed test is imported with the frontend, run by the reference
+//! interpreter and compared with the reference outputs; any listed test that
+//! fails fails the run.
+//!
+//! The data comes from the installed onnx wheel (`scripts/setup` materializes
+//! it into `target/onnx-node-tests`; `SMELT_NODE_TESTS` overrides the path).
+//!
+//! ```text
+//! cargo test --test conformance                       # the manifest
+//! cargo test --test conformance -- --all              # every test, report only
+//! cargo test --test conformance -- --all --filter conv --verbose
+//! cargo test --test conformance -- --all --report target/conformance.md --write-manifest FILE
+//! ```
+
+#![allow(clippy::print_stdout)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Mutex;
+
+use regex::Regex;
+use smelt_frontend::onnx::{ImportOptions, OnnxModel, read_tensor_pb};
+use smelt_frontend::{Error as FeError, Limits};
+use smelt_ir::interp::Interpreter;
+use smelt_ir::{DType, Tensor};
+
+struct Args {
+    all: bool,
+    filter: Option<Regex>,
+    verbose: bool,
+    report: Option<PathBuf>,
+    write_manifest: Option<PathBuf>,
+}
+
+fn parse_args() -> Args {
+    let mut a = Args {
+        all: false,
+        filter: None,
+        verbose: false,
+        report: None,
+        write_manifest: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--all" => a.all = true,
+            "--verbose" => a.verbose = true,
+            "--filter" => {
+                a.filter = it
+                    .next()
+                    .map(|r| Regex::new(&r).expect("--filter takes a regex"))
+            }
+            "--report" => a.report = it.next().map(PathBuf::from),
+            "--write-manifest" => a.write_manifest = it.next().map(PathBuf::from),
+            // Flags cargo/libtest conventions may pass along.
+            "--nocapture" | "--quiet" | "-q" | "--test-threads" => {}
+            other if other.starts_with("--") => {}
+            other => a.filter = Some(Regex::new(other).expect("a filter regex")),
+        }
+    }
+    a
+}
+
+/// Tolerances for one test.
+#[derive(Clone, Copy, Debug)]
+struct Tol {
+    atol: f64,
+    rtol: f64,
+}
+
+struct Entry {
+    pattern: Pattern,
+    tol: Option<Tol>,
+}
+
+enum Pattern {
+    Name(String),
+    Regex(Regex),
+}
+
+fn read_manifest(path: &Path) -> Vec<Entry> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut out = Vec::new();
+    for (lineno, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let mut parts = line.split_whitespace();
+        let first = parts.next().expect("non-empty line");
+        let pattern = match first.strip_prefix("re:") {
+            Some(r) => Pattern::Regex(
+                Regex::new(&format!("^(?:{r})$"))
+                    .unwrap_or_else(|e| panic!("manifest line {}: {e}", lineno + 1)),
+            ),
+            None => Pattern::Name(first.to_string()),
+        };
+        let mut tol = None;
+        for tag in parts {
+            let (k, v) = tag.split_once('=').unwrap_or((tag, ""));
+            let t = tol.get_or_insert(Tol {
+                atol: 1e-5,
+                rtol: 1e-3,
+            });
+            match k {
+                "atol" => t.atol = v.parse().expect("atol=NUMBER"),
+                "rtol" => t.rtol = v.parse().expect("rtol=NUMBER"),
+                _ => {} // other tags (backend/target markers) are for later runners
+            }
+        }
+        out.push(Entry { pattern, tol });
+    }
+    out
+}
+
+fn data_dir() -> PathBuf {
+    if let Ok(p) = std::env::var("SMELT_NODE_TESTS") {
+        return PathBuf::from(p);
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("target/onnx-node-tests")
+}
+
+/// The default tolerance for an output dtype (the ONNX backend uses
+/// rtol=1e-3; half types carry fewer bits).
+fn default_tol(d: DType) -> Tol {
+    match d {
+        DType::F16 => Tol {
+            atol: 1e-3,
+            rtol: 1e-2,
+        },
+        DType::BF16 => Tol {
+            atol: 1e-2,
+            rtol: 2e-2,
+        },
+        _ => Tol {
+            atol: 1e-5,
+            rtol: 1e-3,
+        },
+    }
+}
+
+struct Outcome {
+    pass: bool,
+    detail: String,
+    max_abs: f64,
+    max_rel: f64,
+}
+
+fn compare(got: &Tensor, want: &Tensor, tol: Option<Tol>) -> Result<(f64, f64), String> {
+    if got.dtype() != want.dtype() {
+        return Err(format!(
+            "dtype {} vs expected {}",
+            got.dtype(),
+            want.dtype()
+        ));
+    }
+    if got.shape() != want.shape() {
+        return Err(format!(
+            "shape {:?} vs expected {:?}",
+            got.shape(),
+            want.shape()
+        ));
+    }
+    let tol = tol.unwrap_or_else(|| default_tol(want.dtype()));
+    let exact = !want.dtype().is_float();
+    let (g, w) = (got.to_f64_vec(), want.to_f64_vec());
+    let (mut max_abs, mut max_rel) = (0f64, 0f64);
+    if exact {
+        if got != want {
+            let i = (0..g.len()).find(|&i| g[i] != w[i]).unwrap_or(0);
+            return Err(format!(
+                "integer mismatch at flat index {i}: {} vs expected {}",
+                g.get(i).unwrap_or(&0.0),
+                w.get(i).unwrap_or(&0.0)
+            ));
+        }
+        return Ok((0.0, 0.0));
+    }
+    for i in 0..g.len() {
+        let (a, b) = (g[i], w[i]);
+        if a.is_nan() || b.is_nan() {
+            if a.is_nan() != b.is_nan() {
+                return Err(format!(
+                    "NaN mismatch at flat index {i}: {a} vs expected {b}"
+                ));
+            }
+            continue;
+        }
+        if a.is_infinite() || b.is_infinite() {
+            if a != b {
+                return Err(format!(
+                    "infinity mismatch at flat index {i}: {a} vs expected {b}"
+                ));
+            }
+            continue;
+        }
+        let abs = (a - b).abs();
+        let rel = abs / b.abs().max(f64::MIN_POSITIVE);
+        max_abs = max_abs.max(abs);
+        if abs > tol.atol {
+            max_rel = max_rel.max(rel);
+        }
+        if abs > tol.atol + tol.rtol * b.abs() {
+            return Err(format!(
+                "value mismatch at flat index {i}: {a} vs expected {b} (abs err {abs:.3e}, atol {}, rtol {})",
+                tol.atol, tol.rtol
+            ));
+        }
+    }
+    Ok((max_abs, max_rel))
+}
+
+fn read_data_set(dir: &Path, prefix: &str) -> Result<Vec<Tensor>, String> {
+    let mut out = Vec::new();
+    for i in 0.. {
+        let p = dir.join(format!("{prefix}_{i}.pb"));
+        if !p.exists() {
+            break;
+        }
+        let (_, t) = read_tensor_pb(&p, &Limits::default()).map_err(|e| e.to_string())?;
+        out.push(t);
+    }
+    Ok(out)
+}
+
+fn run_test(dir: &Path, tol: Option<Tol>) -> Outcome {
+    let fail = |detail: String| Outcome {
+        pass: false,
+        detail,
+        max_abs: 0.0,
+        max_rel: 0.0,
+    };
+    let set = dir.join("test_data_set_0");
+    let inputs = match read_data_set(&set, "input") {
+        Ok(v) => v,
+        Err(e) => return fail(format!("test data: {e}")),
+    };
+    let wants = match read_data_set(&set, "output") {
+        Ok(v) => v,
+        Err(e) => return fail(format!("test data: {e}")),
+    };
+    let model_path = dir.join("model.onnx");
+    let limits = Limits::default();
+    let input_names: Vec<String> = match OnnxModel::read(&model_path, &limits) {
+        Ok(m) => m.summary().inputs.into_iter().map(|d| d.name).collect(),
+        Err(e) => return fail(format!("import: {e}")),
+    };
+    if input_names.len() != inputs.len() {
+        return fail(format!(
+            "the model has {} inputs, the data set {}",
+            input_names.len(),
+            inputs.len()
+        ));
+    }
+    let mut opts = ImportOptions::default();
+    for (n, t) in input_names.iter().zip(&inputs) {
+        opts.input_shapes.insert(n.clone(), t.shape().to_vec());
+    }
+    // Shape operands (a Reshape's target, a Slice's starts) that the test
+    // feeds as graph inputs are bound to their test values, as a user would
+    // with `--bind`; everything else stays a run-time input.
+    let graph = loop {
+        let model = match OnnxModel::read(&model_path, &limits) {
+            Ok(m) => m,
+            Err(e) => return fail(format!("import: {e}")),
+        };
+        match model.import(&opts) {
+            Ok(g) => break g,
+            Err(FeError::NeedsConstant {
+                operand,
+                is_graph_input,
+                ..
+            }) if opts.bind.len() < input_names.len() => {
+                let to_bind: Vec<usize> = if is_graph_input {
+                    input_names
+                        .iter()
+                        .position(|n| *n == operand)
+                        .into_iter()
+                        .collect()
+                } else {
+                    (0..inputs.len())
+                        .filter(|&i| !inputs[i].dtype().is_float())
+                        .collect()
+                };
+                let before = opts.bind.len();
+                for i in to_bind {
+                    opts.bind.insert(input_names[i].clone(), inputs[i].clone());
+                    opts.input_shapes.remove(&input_names[i]);
+                }
+                if opts.bind.len() == before {
+                    return fail(format!(
+                        "import: operand '{operand}' cannot be made constant"
+                    ));
+                }
+            }
+            Err(e) => return fail(format!("import: {e}")),
+        }
+    };
+    let run_inputs: Vec<Tensor> = graph
+        .inputs
+        .iter()
+        .map(|&id| {
+            let name = &graph.value(id).name;
+            let i = input_names
+                .iter()
+                .position(|n| n == name)
+                .expect("graph inputs come from the model");
+            inputs[i].clone()
+        })
+        .collect();
+    let interp = Interpreter::new(&graph);
+    let outs = match interp.run(run_inputs) {
+        Ok(o) => o,
+        Err(e) => return fail(format!("run: {e}")),
+    };
+    if outs.len() != wants.len() {
+        return fail(format!("{} outputs, expected {}", outs.len(), wants.len()));
+    }
+    let (mut max_abs, mut max_rel) = (0f64, 0f64);
+    for (k, (g, w)) in outs.iter().zip(&wants).enumerate() {
+        match compare(g, w, tol) {
+            Ok((a, r)) => {
+                max_abs = max_abs.max(a);
+                max_rel = max_rel.max(r);
+            }
+            Err(e) => return fail(format!("output {k}: {e}")),
+        }
+    }
+    Outcome {
+        pass: true,
+        detail: String::new(),
+        max_abs,
+        max_rel,
+    }
+}
+
+/// The op types a test exercises, for the per-op table.
+fn test_ops(dir: &Path) -> String {
+    let Ok(m) = OnnxModel::read(&dir.join("model.onnx"), &Limits::default()) else {
+        return "?".into();
+    };
+    let ops: Vec<String> = m
+        .summary()
+        .op_histogram
+        .into_iter()
+        .map(|(o, _)| o)
+        .filter(|o| o != "Constant")
+        .collect();
+    if ops.is_empty() {
+        "Constant".into()
+    } else {
+        ops.join("+")
+    }
+}
+
+fn main() -> ExitCode {
+    let args = parse_args();
+    let dir = data_dir();
+    if !dir.is_dir() {
+        eprintln!(
+            "conformance: no node tests at {}; run scripts/setup (or set SMELT_NODE_TESTS)",
+            dir.display()
+        );
+        return ExitCode::FAILURE;
+    }
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .expect("readable test dir")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().join("model.onnx").exists())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let manifest = read_manifest(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance/manifest.txt"),
+    );
+    let listed = |name: &str| -> Option<Option<Tol>> {
+        manifest.iter().find_map(|e| match &e.pattern {
+            Pattern::Name(n) if n == name => Some(e.tol),
+            Pattern::Regex(r) if r.is_match(name) => Some(e.tol),
+            _ => None,
+        })
+    };
+    for e in &manifest {
+        if let Pattern::Name(n) = &e.pattern
+            && !names.contains(n)
+        {
+            eprintln!("conformance: manifest lists '{n}', which the node-test data does not have");
+            return ExitCode::FAILURE;
+        }
+    }
+    let selected: Vec<(String, Option<Tol>, bool)> = names
+        .into_iter()
+        .filter(|n| args.filter.as_ref().is_none_or(|r| r.is_match(n)))
+        .filter_map(|n| {
+            let l = listed(&n);
+            if args.all || l.is_some() {
+                Some((n, l.flatten(), l.is_some()))
+            } else {
+                None
+            }
+        })
+        .collect();
+    let results: Mutex<Vec<(String, bool, Outcome, String)>> = Mutex::new(Vec::new());
+    let next = Mutex::new(0usize);
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(4);
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| {
+                loop {
+                    let i = {
+                        let mut n = next.lock().unwrap();
+                        let i = *n;
+                        *n += 1;
+                        i
+                    };
+                    let Some((name, tol, is_listed)) = selected.get(i) else {
+                        break;
+                    };
+                    let tdir = dir.join(name);
+                    let outcome = std::panic::catch_unwind(|| run_test(&tdir, *tol))
+                        .unwrap_or_else(|p| {
+                            let msg = p
+                                .downcast_ref::<String>()
+                                .cloned()
+                                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                                .unwrap_or_default();
+                            Outcome {
+                                pass: false,
+                                detail: format!("PANIC: {msg}"),
+                                max_abs: 0.0,
+                                max_rel: 0.0,
+                            }
+                        });
+                    let ops = test_ops(&tdir);
+                    results
+                        .lock()
+                        .unwrap()
+                        .push((name.clone(), *is_listed, outcome, ops));
+                }
+            });
+        }
+    });
+    let mut results = results.into_inner().unwrap();
+    results.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut failed_listed = 0;
+    let mut passed = 0;
+    for (name, is_listed, o, _) in &results {
+        if o.pass {
+            passed += 1;
+            if args.verbose {
+                println!(
+                    "pass  {name}  (max abs err {:.2e}, max rel err {:.2e})",
+                    o.max_abs, o.max_rel
+                );
+            }
+        } else {
+            if *is_listed {
+                failed_listed += 1;
+            }
+            if *is_listed || args.verbose || args.filter.is_some() {
+                println!(
+                    "FAIL  {name}{}: {}",
+                    if *is_listed { " [listed]" } else { "" },
+                    o.detail
+                );
+            }
+        }
+    }
+    if let Some(path) = &args.report {
+        let mut per_op: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+        let base_ops: HashMap<&str, &str> = results
+            .iter()
+            .map(|(n, _, _, ops)| (n.as_str(), ops.as_str()))
+            .collect();
+        for (name, _, o, ops) in &results {
+            let key = match name
+                .strip_suffix("_expanded")
+                .or_else(|| name.find("_expanded_").map(|i| &name[..i]))
+            {
+                Some(base) => format!("{} (expanded)", base_ops.get(base).copied().unwrap_or("?")),
+                None => ops.clone(),
+            };
+            let e = per_op.entry(key).or_default();
+            e.1 += 1;
+            if o.pass {
+                e.0 += 1;
+            }
+        }
+        let mut md = String::from("| op(s) | passing | tests |\n|---|---:|---:|\n");
+        for (op, (p, t)) in &per_op {
+            md.push_str(&format!("| {op} | {p} | {t} |\n"));
+        }
+        md.push_str(&format!(
+            "| **total** | **{passed}** | **{}** |\n",
+            results.len()
+        ));
+        std::fs::write(path, md).expect("write report");
+    }
+    if let Some(path) = &args.write_manifest {
+        let mut text = String::new();
+        for (name, _, o, _) in &results {
+            if o.pass {
+                text.push_str(name);
+                text.push('\n');
+            }
+        }
+        std::fs::write(path, text).expect("write manifest");
+    }
+    println!("{passed} passed, {} failed", results.len() - passed);
+    if failed_listed > 0 {
+        println!("conformance: {failed_listed} test(s) listed in the manifest failed");
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}
