@@ -289,27 +289,67 @@ int_acc!(i8, u8, i16, u16, i32, u32, i64, u64);
 /// `c[m×n] += a[m×k] · b[k×n]`, all row-major and contiguous.
 ///
 /// The loops run `i-k-j` so the innermost loop is an axpy over a contiguous
-/// row of `b` and `c` that the compiler vectorises; `k` and `j` are blocked so
-/// the `KB×NB` tile of `b` is reused from cache across all rows of `a`. Each
-/// element of `c` still sums over `k` in increasing order, so results do not
-/// depend on the blocking.
+/// row of `b` and `c` that the compiler vectorises; four rows of `c` are
+/// updated per pass so each loaded element of `b` feeds four
+/// multiply-adds, and `k` and `j` are blocked so the `KB×NB` tile of `b` is
+/// reused from cache across all rows of `a`. Each element of `c` still sums
+/// over `k` in increasing order, so results do not depend on the blocking.
 ///
 /// The slices must hold at least `m*k`, `k*n` and `m*n` elements.
 pub fn matmul_acc<A: Acc>(m: usize, k: usize, n: usize, a: &[A], b: &[A], c: &mut [A]) {
     const KB: usize = 128;
     const NB: usize = 512;
+    if m == 0 || k == 0 || n == 0 {
+        return;
+    }
     let (a, b, c) = (&a[..m * k], &b[..k * n], &mut c[..m * n]);
     for k0 in (0..k).step_by(KB) {
         let k1 = (k0 + KB).min(k);
         for j0 in (0..n).step_by(NB) {
             let j1 = (j0 + NB).min(n);
-            for i in 0..m {
-                let arow = &a[i * k + k0..i * k + k1];
-                let crow = &mut c[i * n + j0..i * n + j1];
-                for (kk, &aik) in arow.iter().enumerate() {
-                    let brow = &b[(k0 + kk) * n + j0..(k0 + kk) * n + j1];
-                    for (cv, &bv) in crow.iter_mut().zip(brow) {
-                        *cv = cv.madd(aik, bv);
+            for (blk, cblk) in c.chunks_mut(4 * n).enumerate() {
+                let i0 = blk * 4;
+                if cblk.len() == 4 * n {
+                    let (r0, rest) = cblk.split_at_mut(n);
+                    let (r1, rest) = rest.split_at_mut(n);
+                    let (r2, r3) = rest.split_at_mut(n);
+                    let (r0, r1, r2, r3) = (
+                        &mut r0[j0..j1],
+                        &mut r1[j0..j1],
+                        &mut r2[j0..j1],
+                        &mut r3[j0..j1],
+                    );
+                    for kk in k0..k1 {
+                        let (a0, a1, a2, a3) = (
+                            a[i0 * k + kk],
+                            a[(i0 + 1) * k + kk],
+                            a[(i0 + 2) * k + kk],
+                            a[(i0 + 3) * k + kk],
+                        );
+                        let brow = &b[kk * n + j0..kk * n + j1];
+                        let rows = r0
+                            .iter_mut()
+                            .zip(r1.iter_mut())
+                            .zip(r2.iter_mut())
+                            .zip(r3.iter_mut());
+                        for ((((x0, x1), x2), x3), &bv) in rows.zip(brow) {
+                            *x0 = x0.madd(a0, bv);
+                            *x1 = x1.madd(a1, bv);
+                            *x2 = x2.madd(a2, bv);
+                            *x3 = x3.madd(a3, bv);
+                        }
+                    }
+                } else {
+                    for (r, crow) in cblk.chunks_exact_mut(n).enumerate() {
+                        let i = i0 + r;
+                        let crow = &mut crow[j0..j1];
+                        for kk in k0..k1 {
+                            let aik = a[i * k + kk];
+                            let brow = &b[kk * n + j0..kk * n + j1];
+                            for (cv, &bv) in crow.iter_mut().zip(brow) {
+                                *cv = cv.madd(aik, bv);
+                            }
+                        }
                     }
                 }
             }
@@ -2029,7 +2069,7 @@ mod tests {
 
     #[test]
     fn blocked_kernel_matches_naive() {
-        let (m, k, n) = (3, 300, 700);
+        let (m, k, n) = (7, 300, 700);
         let a: Vec<i64> = (0..m * k).map(|i| (i as i64 * 7919) % 13 - 6).collect();
         let b: Vec<i64> = (0..k * n).map(|i| (i as i64 * 104729) % 11 - 5).collect();
         let mut c = vec![0i64; m * n];
