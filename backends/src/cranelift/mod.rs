@@ -1,0 +1,486 @@
+//! The Cranelift backend: kernel IR → a relocatable object that exports the
+//! runtime ABI (`smelt_model_run` and the `smelt_model` info table; see
+//! `runtime/include/smelt_model.h`).
+//!
+//! Kernel-IR variables become Cranelift `Variable`s (the frontend builds SSA);
+//! loops become header/body/exit blocks; buffer base addresses are computed
+//! once in the entry block; constants are read-only data objects.
+
+use std::collections::HashMap;
+
+use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
+use cranelift_codegen::ir::{AbiParam, InstBuilder, MemFlagsData, Type, Value, types};
+use cranelift_codegen::settings::{self, Configurable};
+use cranelift_codegen::{Context, isa};
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
+use cranelift_module::{DataDescription, DataId, Linkage, Module};
+use cranelift_object::{ObjectBuilder, ObjectModule};
+
+use crate::kernel::{BinOp, Buf, CmpOp, Expr, Program, Scalar, Stmt, UnOp};
+use crate::lower::{IoInfo, Lowered};
+use crate::target::Target;
+
+/// Errors of code generation (internal: the lowering only produces what the
+/// backend supports, so these name a bug or a missing case).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CodegenError(pub String);
+
+impl std::fmt::Display for CodegenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "code generation failed: {}", self.0)
+    }
+}
+
+impl std::error::Error for CodegenError {}
+
+fn err(e: impl std::fmt::Display) -> CodegenError {
+    CodegenError(e.to_string())
+}
+
+fn clif_type(s: Scalar) -> Type {
+    match s {
+        Scalar::F32 => types::F32,
+        Scalar::F64 => types::F64,
+        Scalar::I8 | Scalar::U8 | Scalar::Bool => types::I8,
+        Scalar::I16 | Scalar::U16 => types::I16,
+        Scalar::I32 | Scalar::U32 => types::I32,
+        Scalar::I64 | Scalar::U64 => types::I64,
+    }
+}
+
+fn isa_for(target: Target) -> Result<std::sync::Arc<dyn isa::TargetIsa>, CodegenError> {
+    let mut flags = settings::builder();
+    flags.set("opt_level", "speed").map_err(err)?;
+    flags.set("is_pic", "true").map_err(err)?;
+    let mut b = isa::lookup(target.triple()).map_err(err)?;
+    if target == Target::X86_64Linux {
+        // x86-64-v2 baseline: SSE4.1 gives round/floor/ceil instructions
+        // instead of libcalls.
+        for f in ["has_sse3", "has_ssse3", "has_sse41", "has_sse42", "has_popcnt"] {
+            b.enable(f).map_err(err)?;
+        }
+    }
+    b.finish(settings::Flags::new(flags)).map_err(err)
+}
+
+/// Compiles a lowered model to an object file for `target`.
+pub fn compile(l: &Lowered, target: Target, model_name: &str) -> Result<Vec<u8>, CodegenError> {
+    let isa = isa_for(target)?;
+    let builder = ObjectBuilder::new(isa, model_name.as_bytes().to_vec(), cranelift_module::default_libcall_names())
+        .map_err(err)?;
+    let mut module = ObjectModule::new(builder);
+    let ptr = module.target_config().pointer_type();
+
+    let mut const_ids = Vec::with_capacity(l.program.consts.len());
+    for (i, bytes) in l.program.consts.iter().enumerate() {
+        let id = module.declare_data(&format!("smelt_const_{i}"), Linkage::Local, false, false).map_err(err)?;
+        let mut d = DataDescription::new();
+        d.define(bytes.clone().into_boxed_slice());
+        d.set_align(64);
+        module.define_data(id, &d).map_err(err)?;
+        const_ids.push(id);
+    }
+    define_info(&mut module, l, model_name)?;
+
+    let mut ctx: Context = module.make_context();
+    for _ in 0..3 {
+        ctx.func.signature.params.push(AbiParam::new(ptr));
+    }
+    let func_id = module.declare_function("smelt_model_run", Linkage::Export, &ctx.func.signature).map_err(err)?;
+    let mut fbc = FunctionBuilderContext::new();
+    {
+        let mut b = FunctionBuilder::new(&mut ctx.func, &mut fbc);
+        let entry = b.create_block();
+        b.append_block_params_for_function_params(entry);
+        b.switch_to_block(entry);
+        b.seal_block(entry);
+        let params = b.block_params(entry).to_vec();
+        let (inputs, outputs, arena) = (params[0], params[1], params[2]);
+        let mut bases: HashMap<Buf, Value> = HashMap::new();
+        let flags = MemFlagsData::trusted();
+        for k in 0..l.inputs.len() {
+            let v = b.ins().load(ptr, flags, inputs, (k * 8) as i32);
+            bases.insert(Buf::Input(k as u32), v);
+        }
+        for k in 0..l.outputs.len() {
+            let v = b.ins().load(ptr, flags, outputs, (k * 8) as i32);
+            bases.insert(Buf::Output(k as u32), v);
+        }
+        for (i, id) in const_ids.iter().enumerate() {
+            let gv = module.declare_data_in_func(*id, b.func);
+            let v = b.ins().symbol_value(ptr, gv);
+            bases.insert(Buf::Const(i as u32), v);
+        }
+        let vars: Vec<Variable> = l.program.vars.iter().map(|&t| b.declare_var(clif_type(t))).collect();
+        let mut g = Gen { p: &l.program, b, vars, bases, arena, config: module.target_config() };
+        g.stmts(&l.program.body)?;
+        g.b.ins().return_(&[]);
+        let config = g.config;
+        g.b.finalize(config);
+    }
+    module.define_function(func_id, &mut ctx).map_err(|e| err(format!("{e:?}")))?;
+    let product = module.finish();
+    product.emit().map_err(err)
+}
+
+/// Emits the `smelt_model` info table (names, dtypes, dims, sizes).
+fn define_info(module: &mut ObjectModule, l: &Lowered, model_name: &str) -> Result<DataId, CodegenError> {
+    let mut counter = 0usize;
+    let mut blob = |module: &mut ObjectModule, bytes: Vec<u8>, align: u64| -> Result<DataId, CodegenError> {
+        counter += 1;
+        let id = module.declare_data(&format!("smelt_info_{counter}"), Linkage::Local, false, false).map_err(err)?;
+        let mut d = DataDescription::new();
+        d.define(bytes.into_boxed_slice());
+        d.set_align(align);
+        module.define_data(id, &d).map_err(err)?;
+        Ok(id)
+    };
+    let cstr = |s: &str| {
+        let mut v = s.as_bytes().to_vec();
+        v.push(0);
+        v
+    };
+    // struct smelt_tensor_info { const char *name; u32 dtype; u32 rank; const u64 *dims; u64 bytes; } = 32 bytes
+    let mut tables = Vec::new();
+    for list in [&l.inputs, &l.outputs] {
+        let mut names = Vec::new();
+        let mut dims = Vec::new();
+        for io in list.iter() {
+            names.push(blob(module, cstr(&io.name), 1)?);
+            let d: Vec<u8> = io.shape.iter().flat_map(|&x| (x as u64).to_le_bytes()).collect();
+            dims.push(blob(module, if d.is_empty() { vec![0; 8] } else { d }, 8)?);
+        }
+        let id = module
+            .declare_data(&format!("smelt_info_table_{}", tables.len()), Linkage::Local, false, false)
+            .map_err(err)?;
+        let mut d = DataDescription::new();
+        let mut bytes = Vec::with_capacity(list.len() * 32);
+        for io in list.iter() {
+            bytes.extend_from_slice(&0u64.to_le_bytes());
+            bytes.extend_from_slice(&(io.dtype.onnx_code() as u32).to_le_bytes());
+            bytes.extend_from_slice(&(io.shape.len() as u32).to_le_bytes());
+            bytes.extend_from_slice(&0u64.to_le_bytes());
+            bytes.extend_from_slice(&io.bytes.to_le_bytes());
+        }
+        if bytes.is_empty() {
+            bytes.resize(8, 0);
+        }
+        d.define(bytes.into_boxed_slice());
+        d.set_align(8);
+        for (k, (n, dm)) in names.iter().zip(&dims).enumerate() {
+            let gn = module.declare_data_in_data(*n, &mut d);
+            d.write_data_addr((k * 32) as u32, gn, 0);
+            let gd = module.declare_data_in_data(*dm, &mut d);
+            d.write_data_addr((k * 32 + 16) as u32, gd, 0);
+        }
+        module.define_data(id, &d).map_err(err)?;
+        tables.push(id);
+    }
+    let name_id = blob(module, cstr(model_name), 1)?;
+    // struct smelt_model_info { u32 abi; u32 nin; u32 nout; (pad) ; ptr inputs; ptr outputs; u64 arena; u64 align; ptr name } = 48 bytes
+    let id = module.declare_data("smelt_model", Linkage::Export, false, false).map_err(err)?;
+    let mut d = DataDescription::new();
+    let mut bytes = Vec::with_capacity(56);
+    bytes.extend_from_slice(&1u32.to_le_bytes());
+    bytes.extend_from_slice(&(l.inputs.len() as u32).to_le_bytes());
+    bytes.extend_from_slice(&(l.outputs.len() as u32).to_le_bytes());
+    bytes.extend_from_slice(&0u32.to_le_bytes());
+    bytes.extend_from_slice(&0u64.to_le_bytes()); // inputs
+    bytes.extend_from_slice(&0u64.to_le_bytes()); // outputs
+    bytes.extend_from_slice(&l.plan.arena_bytes.max(crate::plan::ALIGN).to_le_bytes());
+    bytes.extend_from_slice(&crate::plan::ALIGN.to_le_bytes());
+    bytes.extend_from_slice(&0u64.to_le_bytes()); // name
+    d.define(bytes.into_boxed_slice());
+    d.set_align(8);
+    let gi = module.declare_data_in_data(tables[0], &mut d);
+    d.write_data_addr(16, gi, 0);
+    let go = module.declare_data_in_data(tables[1], &mut d);
+    d.write_data_addr(24, go, 0);
+    let gn = module.declare_data_in_data(name_id, &mut d);
+    d.write_data_addr(48, gn, 0);
+    module.define_data(id, &d).map_err(err)?;
+    Ok(id)
+}
+
+struct Gen<'a> {
+    p: &'a Program,
+    b: FunctionBuilder<'a>,
+    vars: Vec<Variable>,
+    bases: HashMap<Buf, Value>,
+    arena: Value,
+    config: isa::TargetFrontendConfig,
+}
+
+impl Gen<'_> {
+    fn base(&mut self, buf: Buf) -> Value {
+        match buf {
+            Buf::Arena(off) => self.b.ins().iadd_imm_s(self.arena, off as i64),
+            other => self.bases[&other],
+        }
+    }
+
+    fn addr(&mut self, buf: Buf, index: &Expr, ty: Scalar) -> Result<Value, CodegenError> {
+        let base = self.base(buf);
+        let i = self.expr(index)?;
+        let off = self.b.ins().imul_imm_s(i, ty.bytes() as i64);
+        Ok(self.b.ins().iadd(base, off))
+    }
+
+    fn stmts(&mut self, body: &[Stmt]) -> Result<(), CodegenError> {
+        for s in body {
+            self.stmt(s)?;
+        }
+        Ok(())
+    }
+
+    fn stmt(&mut self, s: &Stmt) -> Result<(), CodegenError> {
+        match s {
+            Stmt::Set(v, e) => {
+                let x = self.expr(e)?;
+                self.b.def_var(self.vars[v.0 as usize], x);
+            }
+            Stmt::Store { buf, index, value } => {
+                let ty = self.p.ty(value);
+                let x = self.expr(value)?;
+                let a = self.addr(*buf, index, ty)?;
+                self.b.ins().store(MemFlagsData::trusted(), x, a, 0);
+            }
+            Stmt::For { var, start, end, body } => {
+                let v = self.vars[var.0 as usize];
+                let s0 = self.expr(start)?;
+                let e0 = self.expr(end)?;
+                self.b.def_var(v, s0);
+                let header = self.b.create_block();
+                let body_block = self.b.create_block();
+                let exit = self.b.create_block();
+                self.b.ins().jump(header, &[]);
+                self.b.switch_to_block(header);
+                let cur = self.b.use_var(v);
+                let more = self.b.ins().icmp(IntCC::SignedLessThan, cur, e0);
+                self.b.ins().brif(more, body_block, &[], exit, &[]);
+                self.b.switch_to_block(body_block);
+                self.b.seal_block(body_block);
+                self.stmts(body)?;
+                let cur = self.b.use_var(v);
+                let next = self.b.ins().iadd_imm_s(cur, 1);
+                self.b.def_var(v, next);
+                self.b.ins().jump(header, &[]);
+                self.b.seal_block(header);
+                self.b.switch_to_block(exit);
+                self.b.seal_block(exit);
+            }
+            Stmt::If(c, t, e) => {
+                let cv = self.expr(c)?;
+                let (tb, eb, join) = (self.b.create_block(), self.b.create_block(), self.b.create_block());
+                self.b.ins().brif(cv, tb, &[], eb, &[]);
+                self.b.switch_to_block(tb);
+                self.b.seal_block(tb);
+                self.stmts(t)?;
+                self.b.ins().jump(join, &[]);
+                self.b.switch_to_block(eb);
+                self.b.seal_block(eb);
+                self.stmts(e)?;
+                self.b.ins().jump(join, &[]);
+                self.b.switch_to_block(join);
+                self.b.seal_block(join);
+            }
+            Stmt::Copy { dst, dst_off, src, src_off, bytes } => {
+                let d = self.base(*dst);
+                let doff = self.expr(dst_off)?;
+                let d = self.b.ins().iadd(d, doff);
+                let sb = self.base(*src);
+                let soff = self.expr(src_off)?;
+                let sp = self.b.ins().iadd(sb, soff);
+                let n = self.expr(bytes)?;
+                self.b.call_memcpy(self.config, d, sp, n);
+            }
+        }
+        Ok(())
+    }
+
+    fn expr(&mut self, e: &Expr) -> Result<Value, CodegenError> {
+        Ok(match e {
+            Expr::F(v, Scalar::F32) => self.b.ins().f32const(*v as f32),
+            Expr::F(v, Scalar::F64) => self.b.ins().f64const(*v),
+            Expr::F(v, t) => self.b.ins().iconst(clif_type(*t), *v as i64),
+            Expr::I(v, t) => match t {
+                Scalar::F32 => self.b.ins().f32const(*v as f32),
+                Scalar::F64 => self.b.ins().f64const(*v as f64),
+                _ => {
+                    let ty = clif_type(*t);
+                    // iconst takes the value truncated to the type's width.
+                    let mask = if ty.bits() == 64 { *v } else { *v & ((1i64 << ty.bits()) - 1) };
+                    self.b.ins().iconst(ty, mask)
+                }
+            },
+            Expr::Var(v) => self.b.use_var(self.vars[v.0 as usize]),
+            Expr::Load { buf, index, ty } => {
+                let a = self.addr(*buf, index, *ty)?;
+                self.b.ins().load(clif_type(*ty), MemFlagsData::trusted(), a, 0)
+            }
+            Expr::Un(op, a) => {
+                let ty = self.p.ty(a);
+                let x = self.expr(a)?;
+                self.unary(*op, x, ty)?
+            }
+            Expr::Bin(op, a, b) => {
+                let ty = self.p.ty(a);
+                let x = self.expr(a)?;
+                let y = self.expr(b)?;
+                self.binary(*op, x, y, ty)?
+            }
+            Expr::Cmp(op, a, b) => {
+                let ty = self.p.ty(a);
+                let x = self.expr(a)?;
+                let y = self.expr(b)?;
+                if ty.is_float() {
+                    let cc = match op {
+                        CmpOp::Eq => FloatCC::Equal,
+                        CmpOp::Ne => FloatCC::NotEqual,
+                        CmpOp::Lt => FloatCC::LessThan,
+                        CmpOp::Le => FloatCC::LessThanOrEqual,
+                        CmpOp::Gt => FloatCC::GreaterThan,
+                        CmpOp::Ge => FloatCC::GreaterThanOrEqual,
+                    };
+                    self.b.ins().fcmp(cc, x, y)
+                } else {
+                    let s = ty.is_signed();
+                    let cc = match op {
+                        CmpOp::Eq => IntCC::Equal,
+                        CmpOp::Ne => IntCC::NotEqual,
+                        CmpOp::Lt if s => IntCC::SignedLessThan,
+                        CmpOp::Le if s => IntCC::SignedLessThanOrEqual,
+                        CmpOp::Gt if s => IntCC::SignedGreaterThan,
+                        CmpOp::Ge if s => IntCC::SignedGreaterThanOrEqual,
+                        CmpOp::Lt => IntCC::UnsignedLessThan,
+                        CmpOp::Le => IntCC::UnsignedLessThanOrEqual,
+                        CmpOp::Gt => IntCC::UnsignedGreaterThan,
+                        CmpOp::Ge => IntCC::UnsignedGreaterThanOrEqual,
+                    };
+                    self.b.ins().icmp(cc, x, y)
+                }
+            }
+            Expr::Select(c, a, b) => {
+                let cv = self.expr(c)?;
+                let x = self.expr(a)?;
+                let y = self.expr(b)?;
+                self.b.ins().select(cv, x, y)
+            }
+            Expr::Cast(to, a) => {
+                let from = self.p.ty(a);
+                let x = self.expr(a)?;
+                self.cast(x, from, *to)
+            }
+            Expr::Bitcast(to, a) => {
+                let x = self.expr(a)?;
+                self.b.ins().bitcast(clif_type(*to), MemFlagsData::new(), x)
+            }
+        })
+    }
+
+    fn unary(&mut self, op: UnOp, x: Value, ty: Scalar) -> Result<Value, CodegenError> {
+        let f = ty.is_float();
+        Ok(match op {
+            UnOp::Neg if f => self.b.ins().fneg(x),
+            UnOp::Neg => self.b.ins().ineg(x),
+            UnOp::Abs if f => self.b.ins().fabs(x),
+            UnOp::Abs => self.b.ins().iabs(x),
+            UnOp::Sqrt => self.b.ins().sqrt(x),
+            UnOp::Floor => self.b.ins().floor(x),
+            UnOp::Ceil => self.b.ins().ceil(x),
+            UnOp::Trunc => self.b.ins().trunc(x),
+            UnOp::Nearest => self.b.ins().nearest(x),
+            UnOp::Not if ty == Scalar::Bool => self.b.ins().bxor_imm_s(x, 1),
+            UnOp::Not => self.b.ins().bnot(x),
+            UnOp::Exp | UnOp::Log | UnOp::Tanh | UnOp::Erf | UnOp::Sin | UnOp::Cos => {
+                return Err(err(format!("{op:?} must be expanded before code generation")));
+            }
+        })
+    }
+
+    fn binary(&mut self, op: BinOp, x: Value, y: Value, ty: Scalar) -> Result<Value, CodegenError> {
+        let (f, s) = (ty.is_float(), ty.is_signed());
+        Ok(match op {
+            BinOp::Add if f => self.b.ins().fadd(x, y),
+            BinOp::Add => self.b.ins().iadd(x, y),
+            BinOp::Sub if f => self.b.ins().fsub(x, y),
+            BinOp::Sub => self.b.ins().isub(x, y),
+            BinOp::Mul if f => self.b.ins().fmul(x, y),
+            BinOp::Mul => self.b.ins().imul(x, y),
+            BinOp::Div if f => self.b.ins().fdiv(x, y),
+            BinOp::Div if s => self.b.ins().sdiv(x, y),
+            BinOp::Div => self.b.ins().udiv(x, y),
+            BinOp::Rem if s => self.b.ins().srem(x, y),
+            BinOp::Rem => self.b.ins().urem(x, y),
+            BinOp::Min if f => self.b.ins().fmin(x, y),
+            BinOp::Min if s => self.b.ins().smin(x, y),
+            BinOp::Min => self.b.ins().umin(x, y),
+            BinOp::Max if f => self.b.ins().fmax(x, y),
+            BinOp::Max if s => self.b.ins().smax(x, y),
+            BinOp::Max => self.b.ins().umax(x, y),
+            BinOp::And => self.b.ins().band(x, y),
+            BinOp::Or => self.b.ins().bor(x, y),
+            BinOp::Xor => self.b.ins().bxor(x, y),
+            BinOp::Shl => self.b.ins().ishl(x, y),
+            BinOp::Shr if s => self.b.ins().sshr(x, y),
+            BinOp::Shr => self.b.ins().ushr(x, y),
+            BinOp::Pow => return Err(err("Pow must be expanded before code generation")),
+        })
+    }
+
+    fn cast(&mut self, x: Value, from: Scalar, to: Scalar) -> Value {
+        let (ft, tt) = (clif_type(from), clif_type(to));
+        if from == to {
+            return x;
+        }
+        if to == Scalar::Bool {
+            return if from.is_float() {
+                let z = if from == Scalar::F32 { self.b.ins().f32const(0.0) } else { self.b.ins().f64const(0.0) };
+                self.b.ins().fcmp(FloatCC::NotEqual, x, z)
+            } else {
+                self.b.ins().icmp_imm_s(IntCC::NotEqual, x, 0)
+            };
+        }
+        match (from.is_float(), to.is_float()) {
+            (true, true) => {
+                if tt.bits() > ft.bits() {
+                    self.b.ins().fpromote(tt, x)
+                } else {
+                    self.b.ins().fdemote(tt, x)
+                }
+            }
+            (true, false) => {
+                // Saturating conversion to at least 32 bits, then wrap down.
+                let wide = if tt.bits() < 32 { types::I32 } else { tt };
+                let v = if to.is_signed() || tt.bits() < 32 {
+                    self.b.ins().fcvt_to_sint_sat(wide, x)
+                } else {
+                    self.b.ins().fcvt_to_uint_sat(wide, x)
+                };
+                if wide != tt { self.b.ins().ireduce(tt, v) } else { v }
+            }
+            (false, true) => {
+                let x = if ft.bits() < 32 {
+                    if from.is_signed() { self.b.ins().sextend(types::I32, x) } else { self.b.ins().uextend(types::I32, x) }
+                } else {
+                    x
+                };
+                if from.is_signed() { self.b.ins().fcvt_from_sint(tt, x) } else { self.b.ins().fcvt_from_uint(tt, x) }
+            }
+            (false, false) => {
+                if tt.bits() > ft.bits() {
+                    if from.is_signed() { self.b.ins().sextend(tt, x) } else { self.b.ins().uextend(tt, x) }
+                } else if tt.bits() < ft.bits() {
+                    self.b.ins().ireduce(tt, x)
+                } else {
+                    x
+                }
+            }
+        }
+    }
+}
+
+/// The info a staticlib header needs (re-exported for the artifact writer).
+pub fn io_summary(l: &Lowered) -> (&[IoInfo], &[IoInfo], u64) {
+    (&l.inputs, &l.outputs, l.plan.arena_bytes)
+}

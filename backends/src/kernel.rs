@@ -1,0 +1,411 @@
+//! The loop-level kernel IR shared by the code generators.
+//!
+//! A [`Program`] is the body of `smelt_model_run`: loop nests over buffers
+//! with scalar loads, stores and arithmetic. Every graph op is lowered to it
+//! once (`lower/`); Cranelift (and LLVM, next) generate machine code from it,
+//! so a kernel is written once for every backend and target. Math functions
+//! without a machine instruction (exp, tanh, erf, …) stay [`UnOp`]s here and
+//! are expanded into polynomials by [`crate::mathexp`] before code
+//! generation, so both backends share one approximation.
+//!
+//! **Architecture Invariant:** the kernel IR addresses memory only through
+//! [`Buf`]s — a graph input, a graph output, an arena offset or a constant —
+//! and element indices; it never allocates.
+
+use std::fmt::{self, Write};
+
+/// Scalar element types the kernel IR computes with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[allow(missing_docs)]
+pub enum Scalar {
+    F32,
+    F64,
+    I8,
+    U8,
+    I16,
+    U16,
+    I32,
+    U32,
+    I64,
+    U64,
+    /// Stored as one byte, 0 or 1.
+    Bool,
+}
+
+impl Scalar {
+    /// Size in bytes.
+    pub fn bytes(self) -> u64 {
+        match self {
+            Scalar::I8 | Scalar::U8 | Scalar::Bool => 1,
+            Scalar::I16 | Scalar::U16 => 2,
+            Scalar::F32 | Scalar::I32 | Scalar::U32 => 4,
+            Scalar::F64 | Scalar::I64 | Scalar::U64 => 8,
+        }
+    }
+
+    /// True for `F32` and `F64`.
+    pub fn is_float(self) -> bool {
+        matches!(self, Scalar::F32 | Scalar::F64)
+    }
+
+    /// True for the signed integer types.
+    pub fn is_signed(self) -> bool {
+        matches!(self, Scalar::I8 | Scalar::I16 | Scalar::I32 | Scalar::I64)
+    }
+
+    /// The scalar type of an IR dtype, if the kernel IR has one.
+    pub fn of(d: smelt_ir::DType) -> Option<Scalar> {
+        use smelt_ir::DType as D;
+        Some(match d {
+            D::F32 => Scalar::F32,
+            D::F64 => Scalar::F64,
+            D::I8 => Scalar::I8,
+            D::U8 => Scalar::U8,
+            D::I16 => Scalar::I16,
+            D::U16 => Scalar::U16,
+            D::I32 => Scalar::I32,
+            D::U32 => Scalar::U32,
+            D::I64 => Scalar::I64,
+            D::U64 => Scalar::U64,
+            D::Bool => Scalar::Bool,
+            // Half types need conversion helpers; they come with the
+            // quantization work.
+            D::F16 | D::BF16 => return None,
+        })
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Scalar::F32 => "f32",
+            Scalar::F64 => "f64",
+            Scalar::I8 => "i8",
+            Scalar::U8 => "u8",
+            Scalar::I16 => "i16",
+            Scalar::U16 => "u16",
+            Scalar::I32 => "i32",
+            Scalar::U32 => "u32",
+            Scalar::I64 => "i64",
+            Scalar::U64 => "u64",
+            Scalar::Bool => "bool",
+        }
+    }
+}
+
+/// A memory region a kernel reads or writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Buf {
+    /// Graph input `i` (read-only).
+    Input(u32),
+    /// Graph output `i`.
+    Output(u32),
+    /// The arena, at a byte offset fixed by the memory plan.
+    Arena(u64),
+    /// Constant `i` of the program (read-only data in the artifact).
+    Const(u32),
+}
+
+/// A mutable scalar variable (loop counters, accumulators).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Var(pub u32);
+
+/// Unary operations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[allow(missing_docs)]
+pub enum UnOp {
+    Neg,
+    Abs,
+    Sqrt,
+    Floor,
+    Ceil,
+    Trunc,
+    /// Round half to even.
+    Nearest,
+    /// Bitwise not (integers), logical not (bool).
+    Not,
+    // Expanded to polynomials by `mathexp` before code generation.
+    Exp,
+    Log,
+    Tanh,
+    Erf,
+    Sin,
+    Cos,
+}
+
+/// Binary operations; both operands have the same type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[allow(missing_docs)]
+pub enum BinOp {
+    Add,
+    Sub,
+    Mul,
+    /// Float division, or truncating integer division.
+    Div,
+    /// Integer remainder with the dividend's sign (C `%`).
+    Rem,
+    /// NaN-propagating for floats.
+    Min,
+    /// NaN-propagating for floats.
+    Max,
+    And,
+    Or,
+    Xor,
+    Shl,
+    /// Arithmetic for signed types.
+    Shr,
+    /// `powf` (floats); expanded by `mathexp`.
+    Pow,
+}
+
+/// Comparisons; the result is `Bool`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[allow(missing_docs)]
+pub enum CmpOp {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+/// A typed scalar expression.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Expr {
+    /// A float constant.
+    F(f64, Scalar),
+    /// An integer (or bool) constant.
+    I(i64, Scalar),
+    /// The current value of a variable.
+    Var(Var),
+    /// Element `index` of `buf`, of type `ty`.
+    Load {
+        /// The buffer.
+        buf: Buf,
+        /// The element index (an `I64` expression).
+        index: Box<Expr>,
+        /// The element type.
+        ty: Scalar,
+    },
+    /// A unary operation.
+    Un(UnOp, Box<Expr>),
+    /// A binary operation.
+    Bin(BinOp, Box<Expr>, Box<Expr>),
+    /// A comparison (`Bool` result; NaN compares false except `Ne`).
+    Cmp(CmpOp, Box<Expr>, Box<Expr>),
+    /// `cond ? a : b`, `cond` is `Bool`.
+    Select(Box<Expr>, Box<Expr>, Box<Expr>),
+    /// A numeric conversion with ONNX `Cast` semantics (float → int
+    /// truncates and saturates, int → int wraps, to bool is `!= 0`).
+    Cast(Scalar, Box<Expr>),
+    /// Reinterprets the bits as another type of the same size.
+    Bitcast(Scalar, Box<Expr>),
+}
+
+/// A statement.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Stmt {
+    /// `var = value`.
+    Set(Var, Expr),
+    /// `buf[index] = value`.
+    Store {
+        /// The buffer.
+        buf: Buf,
+        /// The element index (`I64`).
+        index: Expr,
+        /// The value.
+        value: Expr,
+    },
+    /// `for var in start..end { body }` over `I64`, step 1.
+    For {
+        /// The counter (an `I64` variable).
+        var: Var,
+        /// First value.
+        start: Expr,
+        /// One past the last value.
+        end: Expr,
+        /// The loop body.
+        body: Vec<Stmt>,
+    },
+    /// `if cond { then } else { else_ }`.
+    If(Expr, Vec<Stmt>, Vec<Stmt>),
+    /// Copies `bytes` bytes (a `memcpy`).
+    Copy {
+        /// Destination.
+        dst: Buf,
+        /// Destination byte offset.
+        dst_off: Expr,
+        /// Source.
+        src: Buf,
+        /// Source byte offset.
+        src_off: Expr,
+        /// Byte count.
+        bytes: Expr,
+    },
+}
+
+/// The body of one model's run function plus its read-only data.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Program {
+    /// The type of every variable.
+    pub vars: Vec<Scalar>,
+    /// Statements, in execution order.
+    pub body: Vec<Stmt>,
+    /// Constant data (little-endian bytes), referenced by [`Buf::Const`].
+    pub consts: Vec<Vec<u8>>,
+}
+
+impl Program {
+    /// A new variable of type `ty`.
+    pub fn var(&mut self, ty: Scalar) -> Var {
+        self.vars.push(ty);
+        Var(self.vars.len() as u32 - 1)
+    }
+
+    /// The type of an expression.
+    pub fn ty(&self, e: &Expr) -> Scalar {
+        match e {
+            Expr::F(_, t) | Expr::I(_, t) => *t,
+            Expr::Var(v) => self.vars[v.0 as usize],
+            Expr::Load { ty, .. } => *ty,
+            Expr::Un(_, a) | Expr::Bin(_, a, _) => self.ty(a),
+            Expr::Cmp(..) => Scalar::Bool,
+            Expr::Select(_, a, _) => self.ty(a),
+            Expr::Cast(t, _) | Expr::Bitcast(t, _) => *t,
+        }
+    }
+
+    /// Renders the program as text (for `--print-kernels` and golden tests).
+    pub fn print(&self) -> String {
+        let mut s = String::new();
+        for (i, c) in self.consts.iter().enumerate() {
+            let _ = writeln!(s, "const {i}: {} bytes", c.len());
+        }
+        print_stmts(self, &self.body, 0, &mut s);
+        s
+    }
+}
+
+fn print_stmts(p: &Program, body: &[Stmt], depth: usize, s: &mut String) {
+    let pad = "  ".repeat(depth);
+    for st in body {
+        match st {
+            Stmt::Set(v, e) => {
+                let _ = writeln!(s, "{pad}v{}: {} = {}", v.0, p.vars[v.0 as usize].name(), ExprFmt(e));
+            }
+            Stmt::Store { buf, index, value } => {
+                let _ = writeln!(s, "{pad}{}[{}] = {}", BufFmt(*buf), ExprFmt(index), ExprFmt(value));
+            }
+            Stmt::For { var, start, end, body } => {
+                let _ = writeln!(s, "{pad}for v{} in {}..{} {{", var.0, ExprFmt(start), ExprFmt(end));
+                print_stmts(p, body, depth + 1, s);
+                let _ = writeln!(s, "{pad}}}");
+            }
+            Stmt::If(c, t, e) => {
+                let _ = writeln!(s, "{pad}if {} {{", ExprFmt(c));
+                print_stmts(p, t, depth + 1, s);
+                if !e.is_empty() {
+                    let _ = writeln!(s, "{pad}}} else {{");
+                    print_stmts(p, e, depth + 1, s);
+                }
+                let _ = writeln!(s, "{pad}}}");
+            }
+            Stmt::Copy { dst, dst_off, src, src_off, bytes } => {
+                let _ = writeln!(
+                    s,
+                    "{pad}copy {}+{} <- {}+{}, {} bytes",
+                    BufFmt(*dst),
+                    ExprFmt(dst_off),
+                    BufFmt(*src),
+                    ExprFmt(src_off),
+                    ExprFmt(bytes)
+                );
+            }
+        }
+    }
+}
+
+struct BufFmt(Buf);
+
+impl fmt::Display for BufFmt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Buf::Input(i) => write!(f, "in{i}"),
+            Buf::Output(i) => write!(f, "out{i}"),
+            Buf::Arena(o) => write!(f, "arena@{o}"),
+            Buf::Const(i) => write!(f, "const{i}"),
+        }
+    }
+}
+
+struct ExprFmt<'a>(&'a Expr);
+
+impl fmt::Display for ExprFmt<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Expr::F(v, t) => write!(f, "{v:?}{}", t.name()),
+            Expr::I(v, t) => write!(f, "{v}{}", t.name()),
+            Expr::Var(v) => write!(f, "v{}", v.0),
+            Expr::Load { buf, index, ty } => write!(f, "{}:{}[{}]", BufFmt(*buf), ty.name(), ExprFmt(index)),
+            Expr::Un(op, a) => write!(f, "{op:?}({})", ExprFmt(a)),
+            Expr::Bin(op, a, b) => write!(f, "{op:?}({}, {})", ExprFmt(a), ExprFmt(b)),
+            Expr::Cmp(op, a, b) => write!(f, "{op:?}({}, {})", ExprFmt(a), ExprFmt(b)),
+            Expr::Select(c, a, b) => write!(f, "select({}, {}, {})", ExprFmt(c), ExprFmt(a), ExprFmt(b)),
+            Expr::Cast(t, a) => write!(f, "cast<{}>({})", t.name(), ExprFmt(a)),
+            Expr::Bitcast(t, a) => write!(f, "bitcast<{}>({})", t.name(), ExprFmt(a)),
+        }
+    }
+}
+
+/// Builders that keep lowering code short.
+pub mod build {
+    use super::*;
+
+    /// An `I64` constant.
+    pub fn i(v: i64) -> Expr {
+        Expr::I(v, Scalar::I64)
+    }
+    /// A variable reference.
+    pub fn var(v: Var) -> Expr {
+        Expr::Var(v)
+    }
+    /// `a + b`.
+    pub fn add(a: Expr, b: Expr) -> Expr {
+        Expr::Bin(BinOp::Add, Box::new(a), Box::new(b))
+    }
+    /// `a * b`.
+    pub fn mul(a: Expr, b: Expr) -> Expr {
+        Expr::Bin(BinOp::Mul, Box::new(a), Box::new(b))
+    }
+    /// `a - b`.
+    pub fn sub(a: Expr, b: Expr) -> Expr {
+        Expr::Bin(BinOp::Sub, Box::new(a), Box::new(b))
+    }
+    /// A binary op.
+    pub fn bin(op: BinOp, a: Expr, b: Expr) -> Expr {
+        Expr::Bin(op, Box::new(a), Box::new(b))
+    }
+    /// A unary op.
+    pub fn un(op: UnOp, a: Expr) -> Expr {
+        Expr::Un(op, Box::new(a))
+    }
+    /// A comparison.
+    pub fn cmp(op: CmpOp, a: Expr, b: Expr) -> Expr {
+        Expr::Cmp(op, Box::new(a), Box::new(b))
+    }
+    /// `c ? a : b`.
+    pub fn select(c: Expr, a: Expr, b: Expr) -> Expr {
+        Expr::Select(Box::new(c), Box::new(a), Box::new(b))
+    }
+    /// A load.
+    pub fn load(buf: Buf, index: Expr, ty: Scalar) -> Expr {
+        Expr::Load { buf, index: Box::new(index), ty }
+    }
+    /// A conversion.
+    pub fn cast(to: Scalar, a: Expr) -> Expr {
+        Expr::Cast(to, Box::new(a))
+    }
+    /// A float constant of type `ty`.
+    pub fn f(v: f64, ty: Scalar) -> Expr {
+        Expr::F(v, ty)
+    }
+}

@@ -1,0 +1,237 @@
+//! Graph → kernel IR.
+//!
+//! Every value gets a [`Buf`]: graph inputs and outputs are the caller's
+//! buffers, constants become read-only data, everything else lives in the
+//! arena at the offset the memory plan chose. Each node is then lowered by
+//! its family's lowering (one module per op family, like the op table); an
+//! op without a native kernel yet is reported by name, all at once.
+
+mod elementwise;
+mod linalg;
+mod shape;
+
+use std::collections::HashMap;
+use std::fmt;
+
+use smelt_ir::ops::Op;
+use smelt_ir::{DType, Graph, OpDef, ValueDef, ValueId};
+
+use crate::kernel::build::{add, i, mul, var};
+use crate::kernel::{Buf, Expr, Program, Scalar, Stmt};
+use crate::plan::{MemoryPlan, plan};
+
+/// Why a graph cannot be lowered.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LowerError {
+    /// Nodes whose ops (or dtypes, or attribute values) have no native kernel
+    /// yet: `(node, op, reason)` for each.
+    Unsupported(Vec<(String, String, String)>),
+    /// A graph input or output has a dtype the native code cannot pass.
+    Signature(String),
+}
+
+impl fmt::Display for LowerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LowerError::Unsupported(v) => {
+                write!(f, "{} node(s) have no native kernel yet:", v.len())?;
+                for (n, op, why) in v {
+                    write!(f, "\n  node '{n}' ({op}): {why}")?;
+                }
+                Ok(())
+            }
+            LowerError::Signature(m) => write!(f, "{m}"),
+        }
+    }
+}
+
+impl std::error::Error for LowerError {}
+
+/// One input or output of the compiled model.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IoInfo {
+    /// Name.
+    pub name: String,
+    /// Element type.
+    pub dtype: DType,
+    /// Shape.
+    pub shape: Vec<usize>,
+    /// Size in bytes.
+    pub bytes: u64,
+}
+
+/// A lowered model: the kernel program, its signature and the arena size.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Lowered {
+    /// The program.
+    pub program: Program,
+    /// Inputs in signature order.
+    pub inputs: Vec<IoInfo>,
+    /// Outputs in signature order.
+    pub outputs: Vec<IoInfo>,
+    /// The memory plan.
+    pub plan: MemoryPlan,
+}
+
+/// A tensor operand as lowering sees it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Operand {
+    /// Where it lives.
+    pub buf: Buf,
+    /// Its shape.
+    pub shape: Vec<usize>,
+    /// Its element type.
+    pub ty: Scalar,
+}
+
+impl Operand {
+    /// Element count.
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// Loads element `index`.
+    pub fn load(&self, index: Expr) -> Expr {
+        crate::kernel::build::load(self.buf, index, self.ty)
+    }
+}
+
+/// The result of lowering one node: its statements, or why it cannot be.
+pub type NodeResult = Result<Vec<Stmt>, String>;
+
+fn io_info(g: &Graph, id: ValueId) -> Result<IoInfo, LowerError> {
+    let v = g.value(id);
+    if Scalar::of(v.ty.dtype).is_none() {
+        return Err(LowerError::Signature(format!(
+            "'{}' is {}, which native code does not pass yet",
+            v.name, v.ty
+        )));
+    }
+    Ok(IoInfo {
+        name: v.name.clone(),
+        dtype: v.ty.dtype,
+        shape: v.ty.shape.clone(),
+        bytes: v.ty.bytes().unwrap_or(0) as u64,
+    })
+}
+
+/// Lowers a whole graph.
+pub fn lower(g: &Graph) -> Result<Lowered, LowerError> {
+    let inputs = g.inputs.iter().map(|&id| io_info(g, id)).collect::<Result<Vec<_>, _>>()?;
+    let outputs = g.outputs.iter().map(|&id| io_info(g, id)).collect::<Result<Vec<_>, _>>()?;
+    let mut p = Program::default();
+    let mut bufs: HashMap<ValueId, Buf> = HashMap::new();
+    for (k, &id) in g.inputs.iter().enumerate() {
+        bufs.insert(id, Buf::Input(k as u32));
+    }
+    // A node output that is a graph output is written in place (first listing).
+    for (k, &id) in g.outputs.iter().enumerate() {
+        if matches!(g.value(id).def, ValueDef::Node(..)) {
+            bufs.entry(id).or_insert(Buf::Output(k as u32));
+        }
+    }
+    let mem = plan(g, |id| !bufs.contains_key(&id));
+    for (i, v) in g.values.iter().enumerate() {
+        let id = ValueId(i as u32);
+        if bufs.contains_key(&id) {
+            continue;
+        }
+        match &v.def {
+            ValueDef::Const(b) => {
+                p.consts.push(b.as_slice().to_vec());
+                bufs.insert(id, Buf::Const(p.consts.len() as u32 - 1));
+            }
+            ValueDef::Node(..) => {
+                if let Some(off) = mem.offsets[i] {
+                    bufs.insert(id, Buf::Arena(off));
+                }
+            }
+            ValueDef::Input => {}
+        }
+    }
+    let operand = |id: ValueId| -> Option<Operand> {
+        let v = g.value(id);
+        Some(Operand { buf: *bufs.get(&id)?, shape: v.ty.shape.clone(), ty: Scalar::of(v.ty.dtype)? })
+    };
+    let mut unsupported = Vec::new();
+    for node in &g.nodes {
+        let ins: Vec<Option<Operand>> = node.inputs.iter().map(|i| i.and_then(operand)).collect();
+        let outs: Vec<Option<Operand>> = node.outputs.iter().map(|&o| operand(o)).collect();
+        let missing_type = node
+            .inputs
+            .iter()
+            .flatten()
+            .chain(&node.outputs)
+            .find(|&&id| Scalar::of(g.value(id).ty.dtype).is_none());
+        let result = match missing_type {
+            Some(&id) => Err(format!("dtype {} has no native support yet", g.value(id).ty.dtype)),
+            None => lower_node(&node.op, &ins, &outs, &mut p),
+        };
+        match result {
+            Ok(stmts) => p.body.extend(stmts),
+            Err(why) => unsupported.push((node.name.clone(), node.op.name().to_string(), why)),
+        }
+    }
+    if !unsupported.is_empty() {
+        return Err(LowerError::Unsupported(unsupported));
+    }
+    // Outputs not written in place: inputs, constants, or a value listed twice.
+    for (k, &id) in g.outputs.iter().enumerate() {
+        let src = bufs[&id];
+        if src != Buf::Output(k as u32) {
+            let bytes = g.value(id).ty.bytes().unwrap_or(0) as i64;
+            p.body.push(Stmt::Copy { dst: Buf::Output(k as u32), dst_off: i(0), src, src_off: i(0), bytes: i(bytes) });
+        }
+    }
+    Ok(Lowered { program: p, inputs, outputs, plan: mem })
+}
+
+fn lower_node(op: &Op, ins: &[Option<Operand>], outs: &[Option<Operand>], p: &mut Program) -> NodeResult {
+    let outs: Vec<Operand> = outs.iter().map(|o| o.clone().ok_or("an output has no buffer")).collect::<Result<_, _>>()?;
+    match op {
+        Op::Elementwise(e) => elementwise::lower(e, ins, &outs, p),
+        Op::Linalg(l) => linalg::lower(l, ins, &outs, p),
+        Op::Layout(l) => shape::lower(l, ins, &outs, p),
+        Op::Norm(n) => linalg::lower_norm(n, ins, &outs, p),
+        Op::Conv(_) | Op::Reduce(_) | Op::Quant(_) => Err("no native kernel for this op yet".into()),
+    }
+}
+
+/// Builds a loop nest over `shape`; `body` gets the index expression of each
+/// dimension and returns the innermost statements.
+pub fn loop_nest(p: &mut Program, shape: &[usize], body: impl FnOnce(&mut Program, &[Expr]) -> Vec<Stmt>) -> Vec<Stmt> {
+    let vars: Vec<_> = shape.iter().map(|_| p.var(Scalar::I64)).collect();
+    let idx: Vec<Expr> = vars.iter().map(|&v| var(v)).collect();
+    let mut stmts = body(p, &idx);
+    for (d, &v) in vars.iter().enumerate().rev() {
+        stmts = vec![Stmt::For { var: v, start: i(0), end: i(shape[d] as i64), body: stmts }];
+    }
+    stmts
+}
+
+/// The flat index into an operand of `shape` broadcast to an output whose
+/// loop indices are `idx` (NumPy broadcasting: trailing dims align).
+pub fn broadcast_index(shape: &[usize], idx: &[Expr]) -> Expr {
+    let off = idx.len() - shape.len();
+    let mut stride = 1usize;
+    let mut terms = Vec::new();
+    for d in (0..shape.len()).rev() {
+        if shape[d] != 1 {
+            terms.push(if stride == 1 { idx[off + d].clone() } else { mul(idx[off + d].clone(), i(stride as i64)) });
+        }
+        stride *= shape[d];
+    }
+    terms.into_iter().reduce(add).unwrap_or_else(|| i(0))
+}
+
+/// The row-major flat index of `idx` in `shape`.
+pub fn flat_index(shape: &[usize], idx: &[Expr]) -> Expr {
+    let mut e: Option<Expr> = None;
+    for d in 0..shape.len() {
+        e = Some(match e {
+            None => idx[d].clone(),
+            Some(prev) => add(mul(prev, i(shape[d] as i64)), idx[d].clone()),
+        });
+    }
+    e.unwrap_or_else(|| i(0))
+}
