@@ -52,7 +52,7 @@ fn isa_for(target: Target) -> Result<std::sync::Arc<dyn isa::TargetIsa>, Codegen
     let mut flags = settings::builder();
     flags.set("opt_level", "speed").map_err(err)?;
     flags.set("is_pic", "true").map_err(err)?;
-    let mut b = isa::lookup(target.triple()).map_err(err)?;
+    let mut b = isa::lookup(crate::target::lexicon(target)).map_err(err)?;
     if target == Target::X86_64Linux {
         // x86-64-v2 baseline: SSE4.1 gives round/floor/ceil instructions
         // instead of libcalls.

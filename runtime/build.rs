@@ -1,0 +1,49 @@
+//! Compiles the C runtime for every supported target with clang 19 into
+//! `$OUT_DIR/runtime-<triple>.o`, which `src/lib.rs` embeds.
+
+use std::path::{Path, PathBuf};
+
+#[allow(dead_code)]
+#[path = "src/target.rs"]
+mod target;
+#[allow(dead_code)]
+#[path = "src/toolchain.rs"]
+mod toolchain;
+
+fn rerun_if_changed(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            rerun_if_changed(&p);
+        }
+        println!("cargo:rerun-if-changed={}", p.display());
+    }
+}
+
+fn main() {
+    let src_dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
+    let out_dir = PathBuf::from(std::env::var_os("OUT_DIR").expect("set by cargo"));
+    println!("cargo:rerun-if-env-changed=SMELT_CLANG");
+    println!("cargo:rerun-if-changed=src/target.rs");
+    println!("cargo:rerun-if-changed=src/toolchain.rs");
+    rerun_if_changed(&src_dir.join("c"));
+    rerun_if_changed(&src_dir.join("include"));
+
+    let clang = match toolchain::find_clang() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: smelt-runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    for t in target::Target::ALL {
+        let out = out_dir.join(format!("runtime-{}.o", t.triple()));
+        if let Err(e) = toolchain::compile_runtime(&clang, &src_dir, t, &out) {
+            eprintln!("error: smelt-runtime: {e}");
+            std::process::exit(1);
+        }
+    }
+}

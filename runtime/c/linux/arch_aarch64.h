@@ -1,0 +1,53 @@
+/*
+ * aarch64 Linux: the process entry point and the raw system call.
+ *
+ * This file and its siblings (one per architecture) are the only
+ * architecture-specific code of the Linux platform layer: syscall numbers
+ * (the generic table of asm-generic/unistd.h), `svc #0` and `_start`.
+ * Everything else in linux/platform.c is shared. Included only by runtime.c.
+ */
+
+#define SYS_openat 56
+#define SYS_mkdirat 34
+#define SYS_close 57
+#define SYS_lseek 62
+#define SYS_read 63
+#define SYS_write 64
+#define SYS_exit_group 94
+#define SYS_clock_gettime 113 /* struct timespec is two 64-bit fields here */
+#define SYS_munmap 215
+#define SYS_mmap 222
+
+#define ARCH_O_LARGEFILE 0
+
+static inline long raw_syscall6(long n, long a, long b, long c, long d, long e, long f) {
+    register long x8 __asm__("x8") = n;
+    register long x0 __asm__("x0") = a;
+    register long x1 __asm__("x1") = b;
+    register long x2 __asm__("x2") = c;
+    register long x3 __asm__("x3") = d;
+    register long x4 __asm__("x4") = e;
+    register long x5 __asm__("x5") = f;
+    __asm__ volatile("svc #0"
+                     : "+r"(x0)
+                     : "r"(x8), "r"(x1), "r"(x2), "r"(x3), "r"(x4), "r"(x5)
+                     : "memory");
+    return x0;
+}
+
+/* The kernel enters with sp pointing at argc, then argv[], NULL, envp[].
+   sp is 16-byte aligned on entry (the architecture faults on a misaligned
+   sp), but realign anyway; clear the frame pointer and link register so
+   that debuggers see the outermost frame. */
+__asm__(".text\n"
+        ".globl _start\n"
+        ".type _start,%function\n"
+        "_start:\n"
+        "    mov x29, #0\n"
+        "    mov x30, #0\n"
+        "    mov x0, sp\n"
+        "    and x1, x0, #-16\n"
+        "    mov sp, x1\n"
+        "    bl smelt__start_c\n"
+        "    brk #0\n"
+        ".size _start, .-_start\n");

@@ -1,0 +1,121 @@
+/*
+ * The platform interface (platform.h) for Linux, on raw system calls.
+ *
+ * Architecture-specific parts (syscall numbers, the syscall instruction and
+ * `_start`) come from linux/arch_<arch>.h; this file is shared by every Linux
+ * target. Adding armv7 means an arch_arm.h defining the same names (its
+ * clock_gettime must be the 64-bit-time variant, clock_gettime64 = 403, and
+ * its lseek _llseek for files over 2 GiB).
+ */
+
+#if defined(__x86_64__)
+#include "arch_x86_64.h"
+#elif defined(__aarch64__)
+#include "arch_aarch64.h"
+#else
+#error "no Linux syscall layer for this architecture (add linux/arch_<arch>.h)"
+#endif
+
+#define AT_FDCWD (-100)
+#define O_RDONLY 0
+#define O_WRONLY 01
+#define O_CREAT 0100
+#define O_TRUNC 01000
+#define O_CLOEXEC 02000000
+#define SEEK_SET 0
+#define SEEK_END 2
+#define PROT_READ 1
+#define PROT_WRITE 2
+#define MAP_PRIVATE 0x02
+#define MAP_ANONYMOUS 0x20
+#define CLOCK_MONOTONIC 1
+
+static long sys3(long n, long a, long b, long c) { return raw_syscall6(n, a, b, c, 0, 0, 0); }
+
+static int plat_open_read(const char *path) {
+    return (int)sys3(SYS_openat, AT_FDCWD, (long)path, O_RDONLY | O_CLOEXEC | ARCH_O_LARGEFILE);
+}
+
+static int plat_open_write(const char *path) {
+    return (int)raw_syscall6(SYS_openat, AT_FDCWD, (long)path,
+                             O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | ARCH_O_LARGEFILE, 0666, 0, 0);
+}
+
+static long plat_read(int fd, void *buf, unsigned long n) {
+    /* Linux transfers at most 0x7ffff000 bytes per call; callers loop. */
+    if (n > 0x40000000UL) n = 0x40000000UL;
+    return sys3(SYS_read, fd, (long)buf, (long)n);
+}
+
+static long plat_write(int fd, const void *buf, unsigned long n) {
+    if (n > 0x40000000UL) n = 0x40000000UL;
+    return sys3(SYS_write, fd, (long)buf, (long)n);
+}
+
+static void plat_close(int fd) { sys3(SYS_close, fd, 0, 0); }
+
+static int64_t plat_file_size(int fd) {
+    long end = sys3(SYS_lseek, fd, 0, SEEK_END);
+    if (end < 0) return end;
+    long back = sys3(SYS_lseek, fd, 0, SEEK_SET);
+    return back < 0 ? back : end;
+}
+
+static int plat_mkdir(const char *path) { return (int)sys3(SYS_mkdirat, AT_FDCWD, (long)path, 0777); }
+
+static void *plat_alloc(uint64_t bytes) {
+    if (bytes == 0) bytes = 1;
+    if (bytes > (uint64_t)0x7fffffffffffffffULL - PLAT_PAGE) return 0;
+    long p = raw_syscall6(SYS_mmap, 0, (long)bytes, PROT_READ | PROT_WRITE,
+                          MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if ((unsigned long)p > -4096UL) return 0; /* -errno */
+    return (void *)p;
+}
+
+static void plat_free(void *p, uint64_t bytes) {
+    if (p) sys3(SYS_munmap, (long)p, (long)(bytes ? bytes : 1), 0);
+}
+
+static uint64_t plat_now_ns(void) {
+    struct {
+        int64_t sec;
+        int64_t nsec;
+    } ts = {0, 0};
+    sys3(SYS_clock_gettime, CLOCK_MONOTONIC, (long)&ts, 0);
+    return (uint64_t)ts.sec * 1000000000u + (uint64_t)ts.nsec;
+}
+
+__attribute__((noreturn)) static void plat_exit(int status) {
+    for (;;) sys3(SYS_exit_group, status, 0, 0);
+}
+
+static const char *plat_strerror(long err) {
+    switch (-err) {
+    case 1: return "operation not permitted";
+    case 2: return "no such file or directory";
+    case 5: return "input/output error";
+    case 9: return "bad file descriptor";
+    case 12: return "out of memory";
+    case 13: return "permission denied";
+    case 17: return "file exists";
+    case 20: return "not a directory";
+    case 21: return "is a directory";
+    case 22: return "invalid argument";
+    case 23: case 24: return "too many open files";
+    case 27: return "file too large";
+    case 28: return "no space left on device";
+    case 29: return "illegal seek";
+    case 30: return "read-only file system";
+    case 36: return "file name too long";
+    case 40: return "too many levels of symbolic links";
+    case 122: return "disk quota exceeded";
+    default: return 0;
+    }
+}
+
+/* Called by `_start` with the initial stack pointer: argc, then argv[]. */
+__attribute__((used, noreturn, visibility("hidden"))) void smelt__start_c(long *sp) {
+    int argc = (int)sp[0];
+    char **argv = (char **)(sp + 1);
+    plat_exit(smelt_main(argc, argv));
+}

@@ -1,0 +1,223 @@
+/*
+ * NumPy .npy files in and out, and the entries of uncompressed .npz
+ * archives.
+ *
+ * Reading accepts what `smelt run` accepts except byte order: headers of
+ * versions 1 to 3, C order, and exactly the little-endian dtype and the shape
+ * the model declares for the input. The data is read straight into the
+ * input's buffer. Writing produces version-1 headers padded so the data
+ * starts at a multiple of 64 bytes, byte for byte what `smelt run` writes.
+ */
+
+/* Where bytes come from: an open file, or an .npz entry in memory. */
+struct src {
+    int fd;             /* -1 for memory */
+    const uint8_t *mem; /* the entry's bytes */
+    uint64_t len, pos;
+    const char *label;  /* "x.npy", or "in.npz" (entry 'x.npy') for messages */
+    const char *entry;  /* the .npz entry name, or NULL */
+};
+
+/* Reads up to n bytes; fewer only at the end of the data. */
+static uint64_t src_read(const struct ctx *c, struct src *s, void *buf, uint64_t n) {
+    if (s->fd < 0) {
+        uint64_t k = s->len - s->pos < n ? s->len - s->pos : n;
+        memcpy(buf, s->mem + s->pos, k);
+        s->pos += k;
+        return k;
+    }
+    uint64_t got = 0;
+    while (got < n) {
+        long k = plat_read(s->fd, (char *)buf + got, n - got);
+        if (k < 0) {
+            const char *why = plat_strerror(k);
+            die(c, "cannot read %s: %s", s->label, why ? why : "read error");
+        }
+        if (k == 0) break;
+        got += (uint64_t)k;
+    }
+    return got;
+}
+
+/* Names the file (and the .npz entry) in messages. */
+static void out_src(struct out *o, const struct src *s) {
+    out_str(o, s->label);
+    if (s->entry) {
+        out_str(o, " (entry '");
+        out_str(o, s->entry);
+        out_str(o, "')");
+    }
+}
+
+__attribute__((noreturn)) static void die_src(const struct ctx *c, const struct src *s, const char *input,
+                                              const char *fmt, ...) {
+    struct out o;
+    o.fd = PLAT_STDERR;
+    o.len = 0;
+    out_str(&o, c->prog);
+    out_str(&o, ": error: input '");
+    out_str(&o, input);
+    out_str(&o, "': ");
+    out_src(&o, s);
+    out_char(&o, ' ');
+    va_list ap;
+    va_start(ap, fmt);
+    out_vprintf(&o, fmt, ap);
+    va_end(ap);
+    out_char(&o, '\n');
+    out_flush(&o);
+    plat_exit(1);
+}
+
+#define MAX_RANK 32
+#define MAX_NPY_HEADER (1u << 20)
+
+/* The value after `key` in the header's dict literal, or NULL. */
+static const char *dict_value(const char *h, const char *key) {
+    uint64_t kl = cstr_len(key);
+    for (const char *p = h; *p; p++) {
+        uint64_t i = 0;
+        while (i < kl && p[i] == key[i]) i++;
+        if (i == kl) {
+            p += kl;
+            while (*p == ' ') p++;
+            return p;
+        }
+    }
+    return 0;
+}
+
+/*
+ * Reads an .npy header from `s` and checks it against `info`; on success the
+ * source is positioned at the data. Any mismatch is one error naming the
+ * input, the file, what it holds and what the model takes.
+ */
+static void npy_read_header(const struct ctx *c, struct src *s, const smelt_tensor_info *info) {
+    uint8_t pre[12];
+    uint64_t n = src_read(c, s, pre, 10);
+    if (n < 10 || memcmp(pre, "\x93NUMPY", 6) != 0) die_src(c, s, info->name, "is not a .npy file (bad magic)");
+    uint64_t hlen;
+    if (pre[6] == 1) {
+        hlen = (uint64_t)pre[8] | (uint64_t)pre[9] << 8;
+    } else if (pre[6] == 2 || pre[6] == 3) {
+        if (src_read(c, s, pre + 10, 2) < 2) die_src(c, s, info->name, "has a truncated .npy header");
+        hlen = (uint64_t)pre[8] | (uint64_t)pre[9] << 8 | (uint64_t)pre[10] << 16 | (uint64_t)pre[11] << 24;
+    } else {
+        die_src(c, s, info->name, "has unsupported .npy version %u", (uint64_t)pre[6]);
+    }
+    if (hlen > MAX_NPY_HEADER)
+        die_src(c, s, info->name, "claims a %u-byte .npy header (at most %u)", hlen, (uint64_t)MAX_NPY_HEADER);
+    char *h = plat_alloc(hlen + 1);
+    if (!h) die(c, "out of memory");
+    if (src_read(c, s, h, hlen) < hlen) die_src(c, s, info->name, "has a truncated .npy header");
+    for (uint64_t i = 0; i < hlen; i++)
+        if (h[i] == 0) die_src(c, s, info->name, "has a NUL byte in its .npy header");
+    h[hlen] = 0;
+
+    /* descr: a quoted string like '<f4'. */
+    const char *v = dict_value(h, "'descr':");
+    if (!v || (*v != '\'' && *v != '"')) die_src(c, s, info->name, "has no simple 'descr' in its .npy header");
+    char descr[16];
+    unsigned dl = 0;
+    for (const char *q = v + 1; *q != *v; q++) {
+        if (!*q || dl + 1 >= sizeof descr) die_src(c, s, info->name, "has an unsupported dtype (descr %s)", v);
+        descr[dl++] = *q;
+    }
+    descr[dl] = 0;
+    const struct dtype_desc *want = dtype_find(info->dtype);
+    const struct dtype_desc *got = 0;
+    int big = 0;
+    if (dl == 3 && (descr[0] == '<' || descr[0] == '|' || descr[0] == '>' || descr[0] == '=')) {
+        for (unsigned i = 0; i < NUM_DTYPES; i++)
+            if (DTYPES[i].descr[1] == descr[1] && DTYPES[i].descr[2] == descr[2]) got = &DTYPES[i];
+        big = descr[0] == '>' && got && got->size > 1;
+    }
+
+    /* fortran_order: the layout matters only with two or more dims above 1. */
+    v = dict_value(h, "'fortran_order':");
+    int fortran = v && v[0] == 'T';
+
+    /* shape: a tuple of decimal dims like (2, 3), (4,) or (). */
+    v = dict_value(h, "'shape':");
+    if (!v || *v != '(') die_src(c, s, info->name, "has no 'shape' in its .npy header");
+    uint64_t dims[MAX_RANK];
+    uint32_t rank = 0;
+    for (v++;;) {
+        while (*v == ' ' || *v == ',') v++;
+        if (*v == ')') break;
+        if (*v < '0' || *v > '9') die_src(c, s, info->name, "has a malformed shape in its .npy header");
+        if (rank == MAX_RANK) die_src(c, s, info->name, "has more than %u dims", (uint64_t)MAX_RANK);
+        uint64_t d = 0;
+        for (; *v >= '0' && *v <= '9'; v++) {
+            if (d > (UINT64_MAX - 9) / 10) die_src(c, s, info->name, "has a dim too large in its .npy header");
+            d = d * 10 + (uint64_t)(*v - '0');
+        }
+        if (*v == 'L') v++; /* written by Python 2 */
+        dims[rank++] = d;
+    }
+    plat_free(h, hlen + 1);
+
+    if (!got)
+        die_src(c, s, info->name, "holds dtype '%s', which smelt does not read; the model takes %T ('%s')", descr,
+                info->dtype, info->rank, info->dims, want->descr);
+    int same = got == want && rank == info->rank;
+    for (uint32_t i = 0; same && i < rank; i++) same = dims[i] == info->dims[i];
+    if (!same)
+        die_src(c, s, info->name, "holds %T but the model takes %T", got->code, rank, dims, info->dtype,
+                info->rank, info->dims);
+    if (big)
+        die_src(c, s, info->name, "is big-endian ('%s'); save it little-endian (a.astype('%s'))", descr,
+                want->descr);
+    unsigned above_one = 0;
+    for (uint32_t i = 0; i < rank; i++) above_one += dims[i] > 1;
+    if (fortran && above_one > 1)
+        die_src(c, s, info->name,
+                "is in Fortran order; save a C-order array (np.ascontiguousarray)");
+}
+
+/* Reads an input's .npy image from `s` into `dst` (info->bytes bytes). */
+static void npy_load(const struct ctx *c, struct src *s, const smelt_tensor_info *info, void *dst) {
+    npy_read_header(c, s, info);
+    uint64_t got = src_read(c, s, dst, info->bytes);
+    if (got < info->bytes)
+        die_src(c, s, info->name, "holds %u data bytes but %T needs %u", got, info->dtype, info->rank, info->dims,
+                info->bytes);
+    uint8_t extra;
+    if (src_read(c, s, &extra, 1))
+        die_src(c, s, info->name, "holds more data than %T needs (%u bytes)", info->dtype, info->rank, info->dims,
+                info->bytes);
+    if (info->dtype == SMELT_DTYPE_BOOL) {
+        const uint8_t *b = dst;
+        for (uint64_t i = 0; i < info->bytes; i++)
+            if (b[i] > 1) die_src(c, s, info->name, "holds %u at element %u, which is not a bool (0 or 1)",
+                                  (uint64_t)b[i], i);
+    }
+}
+
+/* The version-1 .npy header of an output, as `smelt run` writes it: the
+   dict, spaces, and '\n', so the data starts at a multiple of 64 bytes.
+   Returns the header's length; `buf` needs 64 + 64 + 21 * rank bytes. */
+static uint64_t npy_header(char *buf, const smelt_tensor_info *info) {
+    struct out o; /* formats into its buffer without flushing */
+    o.fd = -1;
+    o.len = 0;
+    out_str(&o, "{'descr': '");
+    out_str(&o, dtype_find(info->dtype)->descr);
+    out_str(&o, "', 'fortran_order': False, 'shape': (");
+    for (uint32_t i = 0; i < info->rank; i++) {
+        if (i) out_str(&o, ", ");
+        out_u64(&o, info->dims[i]);
+    }
+    out_str(&o, info->rank == 1 ? ",), }" : "), }");
+    uint64_t dict = o.len;
+    uint64_t total = 6 + 4 + dict + 1;
+    uint64_t pad = (64 - total % 64) % 64;
+    uint64_t hlen = dict + pad + 1;
+    memcpy(buf, "\x93NUMPY\x01\x00", 8);
+    buf[8] = (char)(hlen & 0xff);
+    buf[9] = (char)(hlen >> 8);
+    memcpy(buf + 10, o.buf, dict);
+    memset(buf + 10 + dict, ' ', pad);
+    buf[10 + dict + pad] = '\n';
+    return 10 + hlen;
+}

@@ -1,0 +1,49 @@
+/*
+ * smelt's runtime for native executables: the one translation unit.
+ *
+ * Compiled once per target by the smelt-runtime crate's build script:
+ *   clang-19 --target=<triple> -ffreestanding -nostdlib -fno-builtin -O2 -fPIC -c runtime.c
+ * (see src/target.rs for the full flag list) and linked with a model object
+ * into a static executable: ld.lld -static -e _start model.o runtime.o.
+ *
+ * The parts are separate files included here rather than separate objects so
+ * that the result is one object whose only global symbols are the ones other
+ * objects need (`_start` and the C library functions of libc.c and libm.c);
+ * everything else is static. There is no libc: only the compiler's
+ * freestanding headers (stdint.h, stddef.h, stdarg.h).
+ *
+ *   platform.h         what the runtime needs from the system (files, memory,
+ *                      clock, exit); one implementation per platform
+ *   linux/platform.c   ... for Linux, on raw system calls
+ *   linux/arch_*.h     per architecture: syscall numbers, the syscall
+ *                      instruction, _start
+ *   libc.c, libm.c     memcpy and friends, float libcalls for generated code
+ *   fmt.c              buffered output, number formatting, messages
+ *   npy.c, npz.c       tensor files in and out
+ *   main.c             the command line and the run
+ */
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "smelt_model.h"
+
+#include "platform.h"
+
+#include "libc.c"
+#include "libm.c"
+/* The rest runs once per process, around the model: optimise it for size,
+   leaving -O2 to the functions generated code calls. */
+#pragma clang attribute push(__attribute__((minsize)), apply_to = function)
+#include "fmt.c"
+#include "npy.c"
+#include "npz.c"
+#include "main.c"
+
+#if defined(__linux__)
+#include "linux/platform.c"
+#else
+#error "no platform layer for this target"
+#endif
+#pragma clang attribute pop

@@ -1,0 +1,94 @@
+/*
+ * smelt_model.h: the interface between a model compiled by smelt and the code
+ * that runs it (C99).
+ *
+ * A compiled model is one object (or static library) defining exactly two
+ * symbols: the description `smelt_model` and the entry point
+ * `smelt_model_run`. The executables smelt writes link it with smelt's tiny
+ * freestanding runtime, which parses the command line, reads the inputs from
+ * .npy files and writes the outputs; a C program linking the static library
+ * calls `smelt_model_run` itself.
+ *
+ * Tensors are dense, row-major (C order) and little-endian, with no padding
+ * between elements: an input or output of dtype D and dims d0 x d1 x ... is
+ * `bytes` = d0 * d1 * ... * sizeof(D) contiguous bytes. A rank-0 tensor (a
+ * scalar) has one element; a tensor with a zero dim has none (bytes = 0).
+ */
+#ifndef SMELT_MODEL_H
+#define SMELT_MODEL_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The version of this interface. A model object records the version it was
+   generated for in `smelt_model.abi_version`; the runtime refuses a model
+   whose version differs. */
+#define SMELT_ABI_VERSION 1
+
+/* Element types: the ONNX TensorProto.DataType codes. Sizes in bytes are
+   given beside each; bool is one byte holding 0 or 1; f16 is IEEE binary16;
+   bf16 is the upper half of an IEEE binary32. */
+#define SMELT_DTYPE_F32 1   /* 4 */
+#define SMELT_DTYPE_U8 2    /* 1 */
+#define SMELT_DTYPE_I8 3    /* 1 */
+#define SMELT_DTYPE_U16 4   /* 2 */
+#define SMELT_DTYPE_I16 5   /* 2 */
+#define SMELT_DTYPE_I32 6   /* 4 */
+#define SMELT_DTYPE_I64 7   /* 8 */
+#define SMELT_DTYPE_BOOL 9  /* 1 */
+#define SMELT_DTYPE_F16 10  /* 2 */
+#define SMELT_DTYPE_F64 11  /* 8 */
+#define SMELT_DTYPE_U32 12  /* 4 */
+#define SMELT_DTYPE_U64 13  /* 8 */
+#define SMELT_DTYPE_BF16 16 /* 2 */
+
+/* One input or output of the model. */
+typedef struct {
+    const char *name;     /* the ONNX value name, NUL-terminated UTF-8 */
+    uint32_t dtype;       /* one of SMELT_DTYPE_* */
+    uint32_t rank;        /* number of dims; 0 for a scalar */
+    const uint64_t *dims; /* `rank` dims, outermost first (may be NULL when rank is 0) */
+    uint64_t bytes;       /* size of the tensor's data: product of dims times the element size */
+} smelt_tensor_info;
+
+/* The model's signature and memory needs, constant for a given model. */
+typedef struct {
+    uint32_t abi_version;              /* SMELT_ABI_VERSION of the generator */
+    uint32_t num_inputs;
+    uint32_t num_outputs;
+    const smelt_tensor_info *inputs;   /* num_inputs entries, in ONNX graph order */
+    const smelt_tensor_info *outputs;  /* num_outputs entries, in ONNX graph order */
+    uint64_t arena_bytes;              /* scratch memory one run needs (may be 0) */
+    uint64_t arena_align;              /* required alignment of the arena: a power of two */
+    const char *model_name;            /* NUL-terminated, for messages */
+} smelt_model_info;
+
+/* Defined by the generated object. */
+extern const smelt_model_info smelt_model;
+
+/*
+ * Runs the model once.
+ *
+ * inputs[i] points to the data of smelt_model.inputs[i] and outputs[i] to
+ * writable memory for smelt_model.outputs[i], laid out as described above;
+ * each must be aligned at least to its element size (the smelt runtime passes
+ * page-aligned buffers). Inputs are only read; every byte of every output is
+ * written. Inputs and outputs must not overlap each other or the arena.
+ *
+ * `arena` is caller-owned scratch memory of smelt_model.arena_bytes bytes,
+ * aligned to smelt_model.arena_align; its contents need not be initialised
+ * and are meaningless after the call. It may be NULL when arena_bytes is 0.
+ *
+ * The model has no global mutable state and never allocates: two calls with
+ * two different arenas (and outputs) may run concurrently.
+ */
+void smelt_model_run(const void *const *inputs, void *const *outputs, void *arena);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SMELT_MODEL_H */

@@ -1,0 +1,82 @@
+//! Finding clang 19 and compiling the C runtime with it. Shared with
+//! `build.rs` (included with `#[path]`), which embeds the objects, and used by
+//! the tests, which check that two compilations give the same bytes.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::target::Target;
+
+/// The clang major version the runtime is built and tested with.
+pub const CLANG_MAJOR: &str = "19";
+
+fn version_of(clang: &Path) -> Option<String> {
+    let out = Command::new(clang).arg("--version").output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Finds clang 19: `$SMELT_CLANG` if set, else `clang-19`, else `clang` if
+/// `clang --version` says it is version 19. The error says how to get one.
+pub fn find_clang() -> Result<PathBuf, String> {
+    if let Some(path) = std::env::var_os("SMELT_CLANG") {
+        let path = PathBuf::from(path);
+        return match version_of(&path) {
+            Some(_) => Ok(path),
+            None => Err(format!(
+                "SMELT_CLANG is set to '{}', which does not run; point it at a clang {CLANG_MAJOR} binary or unset it",
+                path.display()
+            )),
+        };
+    }
+    let versioned = PathBuf::from(format!("clang-{CLANG_MAJOR}"));
+    if version_of(&versioned).is_some() {
+        return Ok(versioned);
+    }
+    let plain = PathBuf::from("clang");
+    if let Some(v) = version_of(&plain)
+        && v.contains(&format!("clang version {CLANG_MAJOR}."))
+    {
+        return Ok(plain);
+    }
+    Err(format!(
+        "clang {CLANG_MAJOR} was not found (tried $SMELT_CLANG, clang-{CLANG_MAJOR}, and clang reporting version {CLANG_MAJOR}); \
+         run scripts/setup to install it, or set SMELT_CLANG to a clang {CLANG_MAJOR} binary"
+    ))
+}
+
+/// Compiles the runtime (`<src_dir>/c/runtime.c`, headers in
+/// `<src_dir>/include`) for `target` into the object file `out`.
+///
+/// The compiler runs in the source folder on relative paths and without
+/// debug info, so the object holds no path of the machine that built it:
+/// the same sources and compiler give the same bytes.
+pub fn compile_runtime(
+    clang: &Path,
+    src_dir: &Path,
+    target: Target,
+    out: &Path,
+) -> Result<(), String> {
+    let c_dir = src_dir.join("c");
+    let mut cmd = Command::new(clang);
+    cmd.current_dir(&c_dir)
+        .args(target.clang_flags())
+        .arg(format!(
+            "-ffile-prefix-map={}=smelt-runtime",
+            src_dir.display()
+        ))
+        .args(["-I", "../include", "-c", "runtime.c", "-o"])
+        .arg(out);
+    let result = cmd
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", clang.display()))?;
+    if !result.status.success() {
+        return Err(format!(
+            "{} failed to compile the runtime for {target}:\n{}",
+            clang.display(),
+            String::from_utf8_lossy(&result.stderr)
+        ));
+    }
+    Ok(())
+}
