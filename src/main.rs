@@ -14,6 +14,7 @@ fn main() -> ExitCode {
     let result = match matches.subcommand() {
         Some(("inspect", m)) => cli::inspect::run(m),
         Some(("run", m)) => cli::run::run(m),
+        Some(("compile", m)) => cli::compile::run(m),
         _ => unreachable!("clap requires a subcommand"),
     };
     match result {

@@ -6,6 +6,7 @@
 //! backend ([`cranelift`]) turns the program into an object file that exports
 //! the ABI of `runtime/include/smelt_model.h`.
 
+pub mod artifact;
 pub mod cranelift;
 pub mod kernel;
 pub mod lower;

@@ -1,6 +1,7 @@
 //! Argument definitions (clap builder API) and the options shared by the
 //! subcommands.
 
+pub mod compile;
 pub mod inspect;
 pub mod run;
 
@@ -106,6 +107,27 @@ pub fn command() -> Command {
             Command::new("inspect")
                 .about("Pre-flight report: signature, ops, parameters, MACs, peak activation memory, unsupported ops")
                 .arg(Arg::new("print-ir").long("print-ir").action(ArgAction::SetTrue).help("Also print the imported IR")),
+        ))
+        .subcommand(model_args(
+            Command::new("compile")
+                .about("Compile a model to a native static executable or object file (Cranelift backend)")
+                .arg(
+                    Arg::new("target")
+                        .long("target")
+                        .value_name("TRIPLE")
+                        .default_value("x86_64-unknown-linux-gnu")
+                        .help("x86_64-unknown-linux-gnu or aarch64-unknown-linux-gnu"),
+                )
+                .arg(
+                    Arg::new("emit")
+                        .long("emit")
+                        .value_name("KIND")
+                        .default_value("exe")
+                        .help("exe: a static executable (./model --input NAME=FILE.npy … [-o DIR] [--bench N]); obj: the object file plus its C header"),
+                )
+                .arg(Arg::new("output").short('o').long("output").value_name("OUT").value_parser(value_parser!(PathBuf)).help("Output path (default: the model's file stem)"))
+                .arg(Arg::new("backend").long("backend").value_name("NAME").default_value("cranelift").help("Code generator: cranelift (llvm comes next)"))
+                .arg(Arg::new("linker").long("linker").value_name("PATH").value_parser(value_parser!(PathBuf)).help("The ld.lld to link executables with (default: ld.lld-19, ld.lld, then the Rust toolchain's rust-lld)")),
         ))
         .subcommand(model_args(
             Command::new("run")
