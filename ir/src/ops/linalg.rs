@@ -494,6 +494,10 @@ impl MatmulDims {
         if b.len() > 1 {
             out.push(n);
         }
+        numel(&batch)?
+            .checked_mul(m)
+            .and_then(|x| x.checked_mul(n))
+            .ok_or_else(|| Error::Overflow(format!("matmul of {a:?} and {b:?}")))?;
         Ok(MatmulDims {
             m,
             k,
@@ -669,6 +673,7 @@ impl GemmAttrs {
                 self.trans_b as u8
             );
         }
+        numel(&[m, n])?;
         Ok((m, k, n))
     }
 
@@ -1013,7 +1018,7 @@ impl<A: Acc> Lt<A> {
 
     /// Contracts `self` with `y`, keeping the labels in `keep` (needed by the
     /// output or a later operand) and summing over the others.
-    fn contract(self, y: Lt<A>, keep: &[u32]) -> Lt<A> {
+    fn contract(self, y: Lt<A>, keep: &[u32]) -> Result<Lt<A>> {
         let (xl, yl) = (self.unique_labels(), y.unique_labels());
         // A shared label that is summed away contracts as a matmul dimension
         // when both sides have the same size; when one side broadcasts it
@@ -1066,15 +1071,17 @@ impl<A: Acc> Lt<A> {
             batch: out_batch.clone(),
             out: vec![],
         };
-        let data = batched_matmul(&x.data, &y.data, &dims);
         let mut shape = out_batch;
         shape.extend_from_slice(&x.shape[nb..nb + xo.len()]);
         shape.extend_from_slice(&y.shape[nb + kdim.len()..]);
-        Lt {
+        // The intermediate can be larger than every operand ("i,j,ik,jk").
+        numel(&shape)?;
+        let data = batched_matmul(&x.data, &y.data, &dims);
+        Ok(Lt {
             labels: cat(&batch, &xo, &yo),
             shape,
             data,
-        }
+        })
     }
 }
 
@@ -1097,7 +1104,7 @@ impl NumKernel for EinsumKernel<'_> {
             for later in &p.operands[i + 1..] {
                 keep.extend_from_slice(later);
             }
-            cur = cur.contract(lt(i), &keep);
+            cur = cur.contract(lt(i), &keep)?;
         }
         Ok(cur.reduce_to(&p.output).data)
     }
@@ -1208,7 +1215,9 @@ impl AttentionAttrs {
             }
             _ => shape_err!("past_key and past_value must be given together"),
         };
-        let total = past + skv;
+        let total = past
+            .checked_add(skv)
+            .ok_or_else(|| Error::Overflow("total sequence length".into()))?;
         if let Some(nonpad) = opt(ins, 6) {
             if past > 0 || opt(ins, 4).is_some() {
                 shape_err!("nonpad_kv_seqlen cannot be combined with past_key/past_value");
@@ -1267,8 +1276,13 @@ fn infer_attention(
     let y_shape = if d.rank4 {
         vec![d.batch, d.hq, d.sq, d.vhead]
     } else {
-        vec![d.batch, d.sq, d.hq * d.vhead]
+        let hidden =
+            d.hq.checked_mul(d.vhead)
+                .ok_or_else(|| Error::Overflow("attention output size".into()))?;
+        vec![d.batch, d.sq, hidden]
     };
+    numel(&y_shape)?;
+    numel(&[d.batch, d.hq, d.sq, d.total])?;
     Ok(vec![
         TensorType::new(q.dtype, y_shape),
         TensorType::new(k.dtype, vec![d.batch, d.hkv, d.total, d.head]),
@@ -1333,7 +1347,7 @@ impl Bias<'_> {
         // The causal and window frontiers are relative to the keys that
         // precede this query block.
         let offset: i64 = match &self.nonpad {
-            Some(np) => np[b] - d.sq as i64,
+            Some(np) => np[b].saturating_sub(d.sq as i64),
             None => d.past as i64,
         };
         for (j, out) in row.iter_mut().enumerate() {
@@ -1364,11 +1378,11 @@ impl Bias<'_> {
             }
             let jj = j as i64;
             let ii = i as i64;
-            if at.is_causal && jj > ii + offset {
+            if at.is_causal && jj > ii.saturating_add(offset) {
                 v += ninf;
             }
             if at.left_window >= 0 || at.right_window >= 0 {
-                let diff = ii + offset - jj;
+                let diff = ii.saturating_add(offset).saturating_sub(jj);
                 let ok = (at.left_window < 0 || diff <= at.left_window)
                     && (at.right_window < 0 || -diff <= at.right_window);
                 if !ok {
@@ -2185,8 +2199,12 @@ impl OpDef for Linalg {
                 let n = x.shape()[r - 1];
                 let v = x.to_f64_vec();
                 let out: Vec<f64> = if n == 0 {
+                    // The determinant of a 0×0 matrix is 1.
                     vec![1.0; numel(&x.shape()[..r - 2])?]
+                } else if v.is_empty() {
+                    vec![]
                 } else {
+                    // Non-empty data bounds n*n by the element count.
                     v.chunks(n * n).map(|m| det(&mut m.to_vec(), n)).collect()
                 };
                 Ok(vec![
@@ -2634,5 +2652,42 @@ mod tests {
         assert_eq!(out[0], t(&[1, 2, 1], &[3., -1.]));
         // Delta without beta is rejected.
         assert!(op.eval(&[Some(&q), Some(&k), Some(&v)]).is_err());
+    }
+
+    #[test]
+    fn empty_and_extreme_inputs_do_not_panic() {
+        let z = |shape: &[usize]| Tensor::zeros(DType::F32, shape.to_vec()).unwrap();
+        assert_eq!(
+            run(&Linalg::MatMul, &[&z(&[2, 0]), &z(&[0, 3])])[0],
+            z(&[2, 3])
+        );
+        assert_eq!(
+            run(&Linalg::MatMul, &[&z(&[0, 3]), &z(&[3, 0])])[0],
+            z(&[0, 0])
+        );
+        assert_eq!(einsum("ij,jk->ik", &[&z(&[2, 0]), &z(&[0, 3])]), z(&[2, 3]));
+        assert_eq!(einsum("ij->", &[&z(&[0, 3])]), z(&[]));
+        assert_eq!(run(&Linalg::Det, &[&z(&[0, 2, 2])])[0], z(&[0]));
+        assert_eq!(run(&Linalg::Det, &[&z(&[2, 0, 0])])[0], t(&[2], &[1., 1.]));
+        let huge = MatmulDims::new(&[usize::MAX / 2, 1], &[1, 4]);
+        assert!(huge.is_err());
+        let q = z(&[1, 1, 2, 2]);
+        let op = attention(vec![("is_causal", AttrValue::Int(1))]);
+        for np in [i64::MIN, -1, 0, 1, i64::MAX] {
+            let nonpad = Tensor::from_vec(vec![1], vec![np]).unwrap();
+            let none: Option<&Tensor> = None;
+            let out = op
+                .eval(&[
+                    Some(&q),
+                    Some(&q),
+                    Some(&q),
+                    none,
+                    none,
+                    none,
+                    Some(&nonpad),
+                ])
+                .unwrap();
+            assert!(out[0].to_f64_vec().iter().all(|x| x.is_finite()));
+        }
     }
 }
