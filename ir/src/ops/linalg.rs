@@ -1,5 +1,5 @@
 //! Matrix products and attention: `MatMul`, `Gemm`, `Einsum`, `Attention`,
-//! `RotaryEmbedding` and `Det`.
+//! `LinearAttention`, `RotaryEmbedding` and `Det`.
 //!
 //! Every product goes through one kernel, [`matmul_acc`], which walks `i-k-j`
 //! over contiguous rows (blocked over `k` and `j` so a tile of `B` stays in
@@ -45,6 +45,53 @@ pub enum Linalg {
     },
     /// Determinant of the trailing square matrices.
     Det,
+    /// Linear attention with a recurrent state (opset 27).
+    LinearAttention(LinearAttnAttrs),
+}
+
+/// The state update of `LinearAttention`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinearRule {
+    /// `S += k ⊗ v`.
+    Linear,
+    /// `S = exp(g) * S + k ⊗ v`.
+    Gated,
+    /// `S += β k ⊗ (v - Sᵀk)`.
+    Delta,
+    /// `S = exp(g) * S; S += β k ⊗ (v - Sᵀk)`.
+    GatedDelta,
+}
+
+impl LinearRule {
+    fn name(self) -> &'static str {
+        match self {
+            LinearRule::Linear => "linear",
+            LinearRule::Gated => "gated",
+            LinearRule::Delta => "delta",
+            LinearRule::GatedDelta => "gated_delta",
+        }
+    }
+
+    fn gated(self) -> bool {
+        matches!(self, LinearRule::Gated | LinearRule::GatedDelta)
+    }
+
+    fn delta(self) -> bool {
+        matches!(self, LinearRule::Delta | LinearRule::GatedDelta)
+    }
+}
+
+/// The attributes of `LinearAttention`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LinearAttnAttrs {
+    /// Query heads.
+    pub q_num_heads: usize,
+    /// Key/value heads (and states).
+    pub kv_num_heads: usize,
+    /// Output scale; `0` means `1/sqrt(d_k)`.
+    pub scale: f32,
+    /// The recurrence.
+    pub rule: LinearRule,
 }
 
 /// The attributes of `Gemm`.
@@ -115,6 +162,7 @@ impl Linalg {
         "Gemm",
         "Einsum",
         "Attention",
+        "LinearAttention",
         "RotaryEmbedding",
         "Det",
     ];
@@ -144,6 +192,32 @@ impl Linalg {
                     Linalg::Einsum(EinsumEq::parse(&text)?)
                 }
                 "Attention" => Linalg::Attention(parse_attention(ctx)?),
+                "LinearAttention" => {
+                    let heads = |name: &str| -> Result<usize> {
+                        match a.int_req(name)? {
+                            h if h > 0 => Ok(h as usize),
+                            h => Err(Error::attr(name, format!("must be positive, got {h}"))),
+                        }
+                    };
+                    let rule = match a.string("update_rule", "gated_delta")?.as_str() {
+                        "linear" => LinearRule::Linear,
+                        "gated" => LinearRule::Gated,
+                        "delta" => LinearRule::Delta,
+                        "gated_delta" => LinearRule::GatedDelta,
+                        other => {
+                            return Err(Error::attr(
+                                "update_rule",
+                                format!("'{other}' is not linear, gated, delta or gated_delta"),
+                            ));
+                        }
+                    };
+                    Linalg::LinearAttention(LinearAttnAttrs {
+                        q_num_heads: heads("q_num_heads")?,
+                        kv_num_heads: heads("kv_num_heads")?,
+                        scale: a.float("scale", 0.0)?,
+                        rule,
+                    })
+                }
                 "RotaryEmbedding" => {
                     let rotary_dim = a.int("rotary_embedding_dim", 0)?;
                     if rotary_dim < 0 {
@@ -420,6 +494,10 @@ impl MatmulDims {
         if b.len() > 1 {
             out.push(n);
         }
+        numel(&batch)?
+            .checked_mul(m)
+            .and_then(|x| x.checked_mul(n))
+            .ok_or_else(|| Error::Overflow(format!("matmul of {a:?} and {b:?}")))?;
         Ok(MatmulDims {
             m,
             k,
@@ -595,6 +673,7 @@ impl GemmAttrs {
                 self.trans_b as u8
             );
         }
+        numel(&[m, n])?;
         Ok((m, k, n))
     }
 
@@ -939,7 +1018,7 @@ impl<A: Acc> Lt<A> {
 
     /// Contracts `self` with `y`, keeping the labels in `keep` (needed by the
     /// output or a later operand) and summing over the others.
-    fn contract(self, y: Lt<A>, keep: &[u32]) -> Lt<A> {
+    fn contract(self, y: Lt<A>, keep: &[u32]) -> Result<Lt<A>> {
         let (xl, yl) = (self.unique_labels(), y.unique_labels());
         // A shared label that is summed away contracts as a matmul dimension
         // when both sides have the same size; when one side broadcasts it
@@ -992,15 +1071,17 @@ impl<A: Acc> Lt<A> {
             batch: out_batch.clone(),
             out: vec![],
         };
-        let data = batched_matmul(&x.data, &y.data, &dims);
         let mut shape = out_batch;
         shape.extend_from_slice(&x.shape[nb..nb + xo.len()]);
         shape.extend_from_slice(&y.shape[nb + kdim.len()..]);
-        Lt {
+        // The intermediate can be larger than every operand ("i,j,ik,jk").
+        numel(&shape)?;
+        let data = batched_matmul(&x.data, &y.data, &dims);
+        Ok(Lt {
             labels: cat(&batch, &xo, &yo),
             shape,
             data,
-        }
+        })
     }
 }
 
@@ -1023,7 +1104,7 @@ impl NumKernel for EinsumKernel<'_> {
             for later in &p.operands[i + 1..] {
                 keep.extend_from_slice(later);
             }
-            cur = cur.contract(lt(i), &keep);
+            cur = cur.contract(lt(i), &keep)?;
         }
         Ok(cur.reduce_to(&p.output).data)
     }
@@ -1134,7 +1215,9 @@ impl AttentionAttrs {
             }
             _ => shape_err!("past_key and past_value must be given together"),
         };
-        let total = past + skv;
+        let total = past
+            .checked_add(skv)
+            .ok_or_else(|| Error::Overflow("total sequence length".into()))?;
         if let Some(nonpad) = opt(ins, 6) {
             if past > 0 || opt(ins, 4).is_some() {
                 shape_err!("nonpad_kv_seqlen cannot be combined with past_key/past_value");
@@ -1193,8 +1276,13 @@ fn infer_attention(
     let y_shape = if d.rank4 {
         vec![d.batch, d.hq, d.sq, d.vhead]
     } else {
-        vec![d.batch, d.sq, d.hq * d.vhead]
+        let hidden =
+            d.hq.checked_mul(d.vhead)
+                .ok_or_else(|| Error::Overflow("attention output size".into()))?;
+        vec![d.batch, d.sq, hidden]
     };
+    numel(&y_shape)?;
+    numel(&[d.batch, d.hq, d.sq, d.total])?;
     Ok(vec![
         TensorType::new(q.dtype, y_shape),
         TensorType::new(k.dtype, vec![d.batch, d.hkv, d.total, d.head]),
@@ -1259,7 +1347,7 @@ impl Bias<'_> {
         // The causal and window frontiers are relative to the keys that
         // precede this query block.
         let offset: i64 = match &self.nonpad {
-            Some(np) => np[b] - d.sq as i64,
+            Some(np) => np[b].saturating_sub(d.sq as i64),
             None => d.past as i64,
         };
         for (j, out) in row.iter_mut().enumerate() {
@@ -1290,11 +1378,11 @@ impl Bias<'_> {
             }
             let jj = j as i64;
             let ii = i as i64;
-            if at.is_causal && jj > ii + offset {
+            if at.is_causal && jj > ii.saturating_add(offset) {
                 v += ninf;
             }
             if at.left_window >= 0 || at.right_window >= 0 {
-                let diff = ii + offset - jj;
+                let diff = ii.saturating_add(offset).saturating_sub(jj);
                 let ok = (at.left_window < 0 || diff <= at.left_window)
                     && (at.right_window < 0 || -diff <= at.right_window);
                 if !ok {
@@ -1484,6 +1572,218 @@ fn softmax_row(x: &[f64], out: &mut [f64], rp: fn(f64) -> f64, seq_round: bool) 
 }
 
 // ---------------------------------------------------------------------------
+// LinearAttention.
+
+struct LinearDims {
+    batch: usize,
+    seq: usize,
+    dk: usize,
+    dv: usize,
+    /// Decay per key dimension (`true`) or per head.
+    decay_per_key: bool,
+    /// Beta per kv head (`true`) or one for all heads.
+    beta_per_head: bool,
+}
+
+impl LinearAttnAttrs {
+    fn dims(&self, ins: &[Option<&TensorType>]) -> Result<LinearDims> {
+        check_arity(ins, 3, 6)?;
+        let (q, k, v) = (
+            req(ins, 0, "query")?,
+            req(ins, 1, "key")?,
+            req(ins, 2, "value")?,
+        );
+        let (hq, hkv) = (self.q_num_heads, self.kv_num_heads);
+        if q.shape.len() != 3 || k.shape.len() != 3 || v.shape.len() != 3 {
+            shape_err!(
+                "query, key and value must be 3-D, got {:?}, {:?} and {:?}",
+                q.shape,
+                k.shape,
+                v.shape
+            );
+        }
+        float_dtype(q.dtype, "LinearAttention", "query")?;
+        if k.dtype != q.dtype || v.dtype != q.dtype {
+            type_err!(
+                "query, key and value must share one type, got {}, {} and {}",
+                q.dtype,
+                k.dtype,
+                v.dtype
+            );
+        }
+        if !hq.is_multiple_of(hkv) {
+            shape_err!("q_num_heads ({hq}) must be a multiple of kv_num_heads ({hkv})");
+        }
+        let (batch, seq) = (q.shape[0], q.shape[1]);
+        if k.shape[..2] != [batch, seq] || v.shape[..2] != [batch, seq] {
+            shape_err!(
+                "query {:?}, key {:?} and value {:?} disagree on batch or length",
+                q.shape,
+                k.shape,
+                v.shape
+            );
+        }
+        if !q.shape[2].is_multiple_of(hq) || !v.shape[2].is_multiple_of(hkv) {
+            shape_err!(
+                "hidden sizes {} and {} are not multiples of the head counts",
+                q.shape[2],
+                v.shape[2]
+            );
+        }
+        let (dk, dv) = (q.shape[2] / hq, v.shape[2] / hkv);
+        if k.shape[2] != hkv * dk {
+            shape_err!(
+                "key hidden size {} must be kv_num_heads * d_k = {}",
+                k.shape[2],
+                hkv * dk
+            );
+        }
+        if let Some(s) = opt(ins, 3) {
+            float_dtype(s.dtype, "LinearAttention", "past_state")?;
+            if s.shape != [batch, hkv, dk, dv] {
+                shape_err!(
+                    "past_state must be [{batch}, {hkv}, {dk}, {dv}], got {:?}",
+                    s.shape
+                );
+            }
+        }
+        let decay = opt(ins, 4);
+        let beta = opt(ins, 5);
+        if decay.is_some() != self.rule.gated() || beta.is_some() != self.rule.delta() {
+            shape_err!(
+                "update_rule '{}' {} decay and {} beta",
+                self.rule.name(),
+                if self.rule.gated() {
+                    "needs"
+                } else {
+                    "forbids"
+                },
+                if self.rule.delta() {
+                    "needs"
+                } else {
+                    "forbids"
+                }
+            );
+        }
+        let mut decay_per_key = false;
+        if let Some(g) = decay {
+            if g.dtype != q.dtype || g.shape.len() != 3 || g.shape[..2] != [batch, seq] {
+                shape_err!("decay must be {}[{batch}, {seq}, _], got {g}", q.dtype);
+            }
+            decay_per_key = match g.shape[2] {
+                x if x == hkv * dk => true,
+                x if x == hkv => false,
+                x => shape_err!(
+                    "decay's last dim {x} must be kv_num_heads ({hkv}) or kv_num_heads * d_k ({})",
+                    hkv * dk
+                ),
+            };
+        }
+        let mut beta_per_head = false;
+        if let Some(b) = beta {
+            if b.dtype != q.dtype || b.shape.len() != 3 || b.shape[..2] != [batch, seq] {
+                shape_err!("beta must be {}[{batch}, {seq}, _], got {b}", q.dtype);
+            }
+            beta_per_head = match b.shape[2] {
+                x if x == hkv => true,
+                1 => false,
+                x => shape_err!("beta's last dim {x} must be kv_num_heads ({hkv}) or 1"),
+            };
+        }
+        Ok(LinearDims {
+            batch,
+            seq,
+            dk,
+            dv,
+            decay_per_key,
+            beta_per_head,
+        })
+    }
+}
+
+/// The recurrence, token by token, in `f32` like the reference (which casts
+/// every input to `float32`).
+fn eval_linear_attention(l: &LinearAttnAttrs, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
+    let types: Vec<Option<TensorType>> = inputs
+        .iter()
+        .map(|t| t.map(|t| TensorType::new(t.dtype(), t.shape().to_vec())))
+        .collect();
+    let tys: Vec<Option<&TensorType>> = types.iter().map(|t| t.as_ref()).collect();
+    let d = l.dims(&tys)?;
+    let f32s = |t: &Tensor| -> Vec<f32> { t.to_f64_vec().into_iter().map(|x| x as f32).collect() };
+    let (q, k, v) = (
+        req(inputs, 0, "query")?,
+        req(inputs, 1, "key")?,
+        req(inputs, 2, "value")?,
+    );
+    let (qv, kv, vv) = (f32s(q), f32s(k), f32s(v));
+    let gv = opt(inputs, 4).map(f32s);
+    let bv = opt(inputs, 5).map(f32s);
+    let (hq, hkv, dk, dv, seq) = (l.q_num_heads, l.kv_num_heads, d.dk, d.dv, d.seq);
+    let group = hq / hkv;
+    let mut state: Vec<f32> = match opt(inputs, 3) {
+        Some(s) => f32s(s),
+        None => vec![0.0; d.batch * hkv * dk * dv],
+    };
+    let scale = if l.scale == 0.0 {
+        (1.0 / (dk as f64).sqrt()) as f32
+    } else {
+        l.scale
+    };
+    let mut out = vec![0.0f32; d.batch * seq * hq * dv];
+    let mut vt = vec![0.0f32; dv];
+    for b in 0..d.batch {
+        for t in 0..seq {
+            let tok = b * seq + t;
+            for h in 0..hkv {
+                let st = &mut state[(b * hkv + h) * dk * dv..(b * hkv + h + 1) * dk * dv];
+                let kt = &kv[(tok * hkv + h) * dk..(tok * hkv + h + 1) * dk];
+                vt.copy_from_slice(&vv[(tok * hkv + h) * dv..(tok * hkv + h + 1) * dv]);
+                if let Some(g) = &gv {
+                    for i in 0..dk {
+                        let gi = if d.decay_per_key {
+                            g[(tok * hkv + h) * dk + i]
+                        } else {
+                            g[tok * hkv + h]
+                        };
+                        let e = gi.exp();
+                        st[i * dv..(i + 1) * dv].iter_mut().for_each(|x| *x *= e);
+                    }
+                }
+                if let Some(beta) = &bv {
+                    let bt = if d.beta_per_head {
+                        beta[tok * hkv + h]
+                    } else {
+                        beta[tok]
+                    };
+                    for (m, x) in vt.iter_mut().enumerate() {
+                        let retrieved: f32 = (0..dk).map(|i| st[i * dv + m] * kt[i]).sum();
+                        *x = bt * (*x - retrieved);
+                    }
+                }
+                for i in 0..dk {
+                    for m in 0..dv {
+                        st[i * dv + m] += kt[i] * vt[m];
+                    }
+                }
+                for qh in h * group..(h + 1) * group {
+                    let qt = &qv[(tok * hq + qh) * dk..(tok * hq + qh + 1) * dk];
+                    for m in 0..dv {
+                        let acc: f32 = (0..dk).map(|i| qt[i] * st[i * dv + m]).sum();
+                        out[(tok * hq + qh) * dv + m] = scale * acc;
+                    }
+                }
+            }
+        }
+    }
+    let state_dt = opt(inputs, 3).map(|s| s.dtype()).unwrap_or(q.dtype());
+    Ok(vec![
+        Tensor::from_vec(vec![d.batch, seq, hq * dv], out)?.cast(q.dtype()),
+        Tensor::from_vec(vec![d.batch, hkv, dk, dv], state)?.cast(state_dt),
+    ])
+}
+
+// ---------------------------------------------------------------------------
 // RotaryEmbedding.
 
 struct RopeDims {
@@ -1652,12 +1952,19 @@ impl OpDef for Linalg {
             Linalg::Attention(_) => "Attention",
             Linalg::RotaryEmbedding { .. } => "RotaryEmbedding",
             Linalg::Det => "Det",
+            Linalg::LinearAttention(_) => "LinearAttention",
         }
     }
 
     fn attrs(&self) -> Vec<(&'static str, String)> {
         match self {
             Linalg::MatMul | Linalg::Det => vec![],
+            Linalg::LinearAttention(l) => vec![
+                ("q_num_heads", l.q_num_heads.to_string()),
+                ("kv_num_heads", l.kv_num_heads.to_string()),
+                ("scale", l.scale.to_string()),
+                ("update_rule", l.rule.name().to_string()),
+            ],
             Linalg::Gemm(g) => vec![
                 ("alpha", g.alpha.to_string()),
                 ("beta", g.beta.to_string()),
@@ -1710,7 +2017,8 @@ impl OpDef for Linalg {
             | Linalg::Einsum(_)
             | Linalg::Attention(_)
             | Linalg::RotaryEmbedding { .. }
-            | Linalg::Det => vec![],
+            | Linalg::Det
+            | Linalg::LinearAttention(_) => vec![],
         }
     }
 
@@ -1800,6 +2108,17 @@ impl OpDef for Linalg {
                 )?;
                 Ok(vec![x.clone()])
             }
+            Linalg::LinearAttention(l) => {
+                let tys: Vec<Option<&TensorType>> =
+                    inputs.iter().map(|i| i.map(|x| x.ty)).collect();
+                let d = l.dims(&tys)?;
+                let q = ty(0, "query")?;
+                let state = opt(inputs, 3).map(|s| s.ty.dtype).unwrap_or(q.dtype);
+                Ok(vec![
+                    TensorType::new(q.dtype, vec![d.batch, d.seq, l.q_num_heads * d.dv]),
+                    TensorType::new(state, vec![d.batch, l.kv_num_heads, d.dk, d.dv]),
+                ])
+            }
             Linalg::Det => {
                 check_arity(inputs, 1, 1)?;
                 let x = ty(0, "X")?;
@@ -1846,6 +2165,7 @@ impl OpDef for Linalg {
                 Ok(vec![eval_numeric(&kern, &ins, plan.out_shape.clone())?])
             }
             Linalg::Attention(a) => eval_attention(a, inputs),
+            Linalg::LinearAttention(l) => eval_linear_attention(l, inputs),
             Linalg::RotaryEmbedding {
                 interleaved,
                 rotary_dim,
@@ -1879,8 +2199,12 @@ impl OpDef for Linalg {
                 let n = x.shape()[r - 1];
                 let v = x.to_f64_vec();
                 let out: Vec<f64> = if n == 0 {
+                    // The determinant of a 0×0 matrix is 1.
                     vec![1.0; numel(&x.shape()[..r - 2])?]
+                } else if v.is_empty() {
+                    vec![]
                 } else {
+                    // Non-empty data bounds n*n by the element count.
                     v.chunks(n * n).map(|m| det(&mut m.to_vec(), n)).collect()
                 };
                 Ok(vec![
@@ -1941,6 +2265,13 @@ impl OpDef for Linalg {
                 Err(_) => 0,
             },
             Linalg::RotaryEmbedding { .. } => out_elems(),
+            Linalg::LinearAttention(l) => match l.dims(inputs) {
+                // Per token and query head: the state update and the read-out.
+                Ok(d) => [d.batch, d.seq, l.q_num_heads, 3 * d.dk, d.dv]
+                    .iter()
+                    .fold(1u64, |acc, &x| acc.saturating_mul(x as u64)),
+                Err(_) => 0,
+            },
             Linalg::Det => match opt(inputs, 0) {
                 Some(x) if x.shape.len() >= 2 => {
                     let n = x.shape[x.shape.len() - 1] as u64;
@@ -2292,5 +2623,71 @@ mod tests {
             op.eval(&[Some(&x), Some(&cos), Some(&sin), Some(&far)])
                 .is_err()
         );
+    }
+
+    #[test]
+    fn linear_attention_rules() {
+        let q = t(&[1, 2, 1], &[1., 1.]);
+        let k = t(&[1, 2, 1], &[1., 2.]);
+        let v = t(&[1, 2, 1], &[3., 4.]);
+        let attrs = |rule: &str| {
+            vec![
+                ("q_num_heads", AttrValue::Int(1)),
+                ("kv_num_heads", AttrValue::Int(1)),
+                ("scale", AttrValue::Float(1.0)),
+                ("update_rule", AttrValue::String(rule.as_bytes().to_vec())),
+            ]
+        };
+        let op = parse("LinearAttention", 27, attrs("linear")).unwrap();
+        let out = run(&op, &[&q, &k, &v]);
+        assert_eq!(out[0], t(&[1, 2, 1], &[3., 11.]));
+        assert_eq!(out[1], t(&[1, 1, 1, 1], &[11.]));
+        // Delta: v' = beta * (v - S k) = 4 - 3*2 = -2, so S = 3 + 2*(-2) = -1.
+        let op = parse("LinearAttention", 27, attrs("delta")).unwrap();
+        let beta = t(&[1, 2, 1], &[1., 1.]);
+        let none: Option<&Tensor> = None;
+        let out = op
+            .eval(&[Some(&q), Some(&k), Some(&v), none, none, Some(&beta)])
+            .unwrap();
+        assert_eq!(out[0], t(&[1, 2, 1], &[3., -1.]));
+        // Delta without beta is rejected.
+        assert!(op.eval(&[Some(&q), Some(&k), Some(&v)]).is_err());
+    }
+
+    #[test]
+    fn empty_and_extreme_inputs_do_not_panic() {
+        let z = |shape: &[usize]| Tensor::zeros(DType::F32, shape.to_vec()).unwrap();
+        assert_eq!(
+            run(&Linalg::MatMul, &[&z(&[2, 0]), &z(&[0, 3])])[0],
+            z(&[2, 3])
+        );
+        assert_eq!(
+            run(&Linalg::MatMul, &[&z(&[0, 3]), &z(&[3, 0])])[0],
+            z(&[0, 0])
+        );
+        assert_eq!(einsum("ij,jk->ik", &[&z(&[2, 0]), &z(&[0, 3])]), z(&[2, 3]));
+        assert_eq!(einsum("ij->", &[&z(&[0, 3])]), z(&[]));
+        assert_eq!(run(&Linalg::Det, &[&z(&[0, 2, 2])])[0], z(&[0]));
+        assert_eq!(run(&Linalg::Det, &[&z(&[2, 0, 0])])[0], t(&[2], &[1., 1.]));
+        let huge = MatmulDims::new(&[usize::MAX / 2, 1], &[1, 4]);
+        assert!(huge.is_err());
+        let q = z(&[1, 1, 2, 2]);
+        let op = attention(vec![("is_causal", AttrValue::Int(1))]);
+        for np in [i64::MIN, -1, 0, 1, i64::MAX] {
+            let nonpad = Tensor::from_vec(vec![1], vec![np]).unwrap();
+            let none: Option<&Tensor> = None;
+            let out = op
+                .eval(&[
+                    Some(&q),
+                    Some(&q),
+                    Some(&q),
+                    none,
+                    none,
+                    none,
+                    Some(&nonpad),
+                ])
+                .unwrap();
+            assert!(out[0].to_f64_vec().iter().all(|x| x.is_finite()));
+        }
     }
 }

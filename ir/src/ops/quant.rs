@@ -798,10 +798,15 @@ impl ConvAttrs {
         let mut out_sp = Vec::with_capacity(nd);
         let mut pad_begin = Vec::with_capacity(nd);
         for i in 0..nd {
-            let ek = dilations[i] * (k_sp[i].max(1) - 1) + 1;
+            // Attribute values are unbounded: saturate rather than overflow.
+            let ek = dilations[i]
+                .saturating_mul(k_sp[i].max(1) - 1)
+                .saturating_add(1);
             let (o, pb) = match self.auto_pad {
                 AutoPad::NotSet => {
-                    let span = in_sp[i] + pads[i] + pads[nd + i];
+                    let span = in_sp[i]
+                        .saturating_add(pads[i])
+                        .saturating_add(pads[nd + i]);
                     if span < ek {
                         shape_err!(
                             "padded input {span} is smaller than the kernel extent {ek} on spatial axis {i}"
@@ -820,7 +825,8 @@ impl ConvAttrs {
                 }
                 AutoPad::SameUpper | AutoPad::SameLower => {
                     let o = in_sp[i].div_ceil(strides[i]);
-                    let total = ((o.max(1) - 1) * strides[i] + ek).saturating_sub(in_sp[i]);
+                    let total = ((o.max(1) - 1).saturating_mul(strides[i]).saturating_add(ek))
+                        .saturating_sub(in_sp[i]);
                     let pb = if self.auto_pad == AutoPad::SameUpper {
                         total / 2
                     } else {
@@ -835,6 +841,12 @@ impl ConvAttrs {
             out_sp.push(o);
             pad_begin.push(pb);
         }
+        // The output and the im2col buffer must be addressable.
+        let kprod = numel(&k_sp)?;
+        let mut out = vec![n, m];
+        out.extend_from_slice(&out_sp);
+        numel(&out)?;
+        numel(&[c / g, kprod, numel(&out_sp)?])?;
         Ok(ConvGeom {
             n,
             c,
@@ -1508,5 +1520,36 @@ mod tests {
             run(&c, &ins).unwrap().remove(0),
             t(&[1, 2, 1, 2], &[6u8, 10, 5, 10])
         );
+    }
+
+    #[test]
+    fn empty_and_extreme_inputs_do_not_panic() {
+        let c = parse(
+            "ConvInteger",
+            10,
+            vec![("pads", AttrValue::Ints(vec![i64::MAX, 0, 0, 0]))],
+        )
+        .unwrap();
+        let x = t(&[1, 1, 2, 2], &[0u8; 4]);
+        let w = t(&[1, 1, 1, 1], &[1u8]);
+        assert!(run(&c, &[Some(&x), Some(&w)]).is_err());
+        let c = parse(
+            "ConvInteger",
+            10,
+            vec![("dilations", AttrValue::Ints(vec![i64::MAX, 1]))],
+        )
+        .unwrap();
+        assert!(run(&c, &[Some(&x), Some(&t(&[1, 1, 2, 1], &[1u8; 2]))]).is_err());
+        let q = parse("QuantizeLinear", 21, vec![]).unwrap();
+        let e = Tensor::zeros(DType::F32, vec![0, 3]).unwrap();
+        assert_eq!(
+            run(&q, &[Some(&e), Some(&t(&[], &[1.0f32]))]).unwrap()[0].shape(),
+            &[0, 3]
+        );
+        let out = run(&Quant::DynamicQuantizeLinear, &[Some(&e)]).unwrap();
+        assert_eq!(out[1].as_slice::<f32>().unwrap(), &[1.0f32 / 255.0]);
+        let nan = t(&[2], &[f32::NAN, 1.0]);
+        assert!(run(&Quant::DynamicQuantizeLinear, &[Some(&nan)]).is_ok());
+        assert!(run(&q, &[Some(&nan), Some(&t(&[], &[0.0f32]))]).is_ok());
     }
 }
