@@ -406,7 +406,7 @@ static int smelt_main(int argc, char **argv) {
                 const char *why = plat_strerror(fd);
                 die(c, "input '%s': cannot open %s: %s", t->name, args[k].path, why ? why : "open failed");
             }
-            struct src s = {fd, 0, 0, 0, args[k].path, 0};
+            struct src s = {fd, 0, 0, 0, args[k].path, 0, t->name};
             npy_load(c, &s, t, in[i]);
             plat_close(fd);
         } else {
@@ -416,7 +416,7 @@ static int smelt_main(int argc, char **argv) {
                 const smelt_tensor_info *t = &m->inputs[i];
                 if (!(in[i] = plat_alloc(t->bytes)))
                     die(c, "out of memory for input '%s' (%u bytes)", t->name, t->bytes);
-                struct src s = {-1, z->entries[e].data, z->entries[e].len, 0, args[k].path, z->entries[e].name};
+                struct src s = {-1, z->entries[e].data, z->entries[e].len, 0, args[k].path, z->entries[e].name, t->name};
                 npy_load(c, &s, t, in[i]);
             }
             plat_free(z->file, z->size);

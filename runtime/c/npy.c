@@ -16,6 +16,7 @@ struct src {
     uint64_t len, pos;
     const char *label;  /* "x.npy", or "in.npz" (entry 'x.npy') for messages */
     const char *entry;  /* the .npz entry name, or NULL */
+    const char *input;  /* the input being read, or NULL */
 };
 
 /* Reads up to n bytes; fewer only at the end of the data. */
@@ -31,6 +32,7 @@ static uint64_t src_read(const struct ctx *c, struct src *s, void *buf, uint64_t
         long k = plat_read(s->fd, (char *)buf + got, n - got);
         if (k < 0) {
             const char *why = plat_strerror(k);
+            if (s->input) die(c, "input '%s': cannot read %s: %s", s->input, s->label, why ? why : "read error");
             die(c, "cannot read %s: %s", s->label, why ? why : "read error");
         }
         if (k == 0) break;

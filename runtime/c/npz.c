@@ -41,7 +41,7 @@ static uint8_t *read_file(const struct ctx *c, const char *path, uint64_t *size_
     if (size < 0) die(c, "cannot read %s: cannot find its size", path);
     uint8_t *buf = plat_alloc((uint64_t)size);
     if (!buf) die(c, "%s: out of memory reading %u bytes", path, (uint64_t)size);
-    struct src s = {fd, 0, 0, 0, path, 0};
+    struct src s = {fd, 0, 0, 0, path, 0, 0};
     if (src_read(c, &s, buf, (uint64_t)size) != (uint64_t)size) die(c, "cannot read %s: it shrank while reading", path);
     plat_close(fd);
     *size_out = (uint64_t)size;

@@ -1,0 +1,86 @@
+//! The build itself: compiling the runtime twice, from two different source
+//! paths, gives the bytes embedded in the crate (reproducible builds); and
+//! the ABI header is clean C99 (and usable from C++).
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{clang, crate_dir, scratch};
+use smelt_runtime::{HEADER, Target, runtime_object, toolchain};
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), dest).unwrap();
+        }
+    }
+}
+
+#[test]
+fn runtime_builds_are_byte_identical() {
+    let dir = scratch("reproducible");
+    // A copy of the sources at another path: no path may leak into the object.
+    let copy = dir.join("elsewhere/smelt-runtime-copy");
+    copy_dir(&crate_dir().join("c"), &copy.join("c"));
+    copy_dir(&crate_dir().join("include"), &copy.join("include"));
+    let clang = clang();
+    for t in Target::ALL {
+        let first = dir.join(format!("first-{}.o", t.arch()));
+        let second = dir.join(format!("second-{}.o", t.arch()));
+        toolchain::compile_runtime(&clang, &crate_dir(), t, &first).unwrap();
+        toolchain::compile_runtime(&clang, &copy, t, &second).unwrap();
+        let first = std::fs::read(first).unwrap();
+        assert!(
+            first == std::fs::read(second).unwrap(),
+            "{t}: two compilations of the runtime differ"
+        );
+        assert!(
+            first == runtime_object(t),
+            "{t}: a fresh compilation differs from the embedded object"
+        );
+    }
+}
+
+#[test]
+fn header_is_clean_c99_and_cxx() {
+    let dir = scratch("header");
+    std::fs::write(dir.join("smelt_model.h"), HEADER).unwrap();
+    let use_it = "#include \"smelt_model.h\"\n\
+        uint64_t total_bytes(void);\n\
+        uint64_t total_bytes(void) {\n\
+            uint64_t n = smelt_model.arena_bytes;\n\
+            uint32_t i;\n\
+            for (i = 0; i < smelt_model.num_inputs; i++) n += smelt_model.inputs[i].bytes;\n\
+            return n + (SMELT_ABI_VERSION == 1 ? 0 : 1) + SMELT_DTYPE_BF16;\n\
+        }\n";
+    std::fs::write(dir.join("use.c"), use_it).unwrap();
+    for (lang, std) in [("c", "-std=c99"), ("c++", "-std=c++11")] {
+        let out = Command::new(clang())
+            .current_dir(&dir)
+            .args([
+                "-x",
+                lang,
+                std,
+                "-pedantic",
+                "-Wall",
+                "-Wextra",
+                "-Werror",
+                "-fsyntax-only",
+                "use.c",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "the header does not compile as {lang} ({std}):\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
