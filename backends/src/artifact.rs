@@ -97,9 +97,14 @@ pub fn build(
 ) -> Result<Report, ArtifactError> {
     let mut lowered: Lowered = lower(graph).map_err(ArtifactError::Lower)?;
     crate::mathexp::expand(&mut lowered.program).map_err(|e| {
-        ArtifactError::Lower(LowerError::Unsupported(vec![("(math)".into(), "expansion".into(), e)]))
+        ArtifactError::Lower(LowerError::Unsupported(vec![(
+            "(math)".into(),
+            "expansion".into(),
+            e,
+        )]))
     })?;
-    let obj = crate::cranelift::compile(&lowered, target, model_name).map_err(|e| ArtifactError::Codegen(e.to_string()))?;
+    let obj = crate::cranelift::compile(&lowered, target, model_name)
+        .map_err(|e| ArtifactError::Codegen(e.to_string()))?;
     let mut report = Report {
         files: vec![],
         arena_bytes: lowered.plan.arena_bytes,
@@ -124,7 +129,14 @@ pub fn build(
             let (ld, pre) = find_linker(linker)?;
             let status = Command::new(&ld)
                 .args(&pre)
-                .args(["-static", "-e", "_start", "--build-id=none", "--no-undefined", "-o"])
+                .args([
+                    "-static",
+                    "-e",
+                    "_start",
+                    "--build-id=none",
+                    "--no-undefined",
+                    "-o",
+                ])
                 .arg(out)
                 .arg(&model_o)
                 .arg(&rt_o)

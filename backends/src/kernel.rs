@@ -290,13 +290,36 @@ fn print_stmts(p: &Program, body: &[Stmt], depth: usize, s: &mut String) {
     for st in body {
         match st {
             Stmt::Set(v, e) => {
-                let _ = writeln!(s, "{pad}v{}: {} = {}", v.0, p.vars[v.0 as usize].name(), ExprFmt(e));
+                let _ = writeln!(
+                    s,
+                    "{pad}v{}: {} = {}",
+                    v.0,
+                    p.vars[v.0 as usize].name(),
+                    ExprFmt(e)
+                );
             }
             Stmt::Store { buf, index, value } => {
-                let _ = writeln!(s, "{pad}{}[{}] = {}", BufFmt(*buf), ExprFmt(index), ExprFmt(value));
+                let _ = writeln!(
+                    s,
+                    "{pad}{}[{}] = {}",
+                    BufFmt(*buf),
+                    ExprFmt(index),
+                    ExprFmt(value)
+                );
             }
-            Stmt::For { var, start, end, body } => {
-                let _ = writeln!(s, "{pad}for v{} in {}..{} {{", var.0, ExprFmt(start), ExprFmt(end));
+            Stmt::For {
+                var,
+                start,
+                end,
+                body,
+            } => {
+                let _ = writeln!(
+                    s,
+                    "{pad}for v{} in {}..{} {{",
+                    var.0,
+                    ExprFmt(start),
+                    ExprFmt(end)
+                );
                 print_stmts(p, body, depth + 1, s);
                 let _ = writeln!(s, "{pad}}}");
             }
@@ -309,7 +332,13 @@ fn print_stmts(p: &Program, body: &[Stmt], depth: usize, s: &mut String) {
                 }
                 let _ = writeln!(s, "{pad}}}");
             }
-            Stmt::Copy { dst, dst_off, src, src_off, bytes } => {
+            Stmt::Copy {
+                dst,
+                dst_off,
+                src,
+                src_off,
+                bytes,
+            } => {
                 let _ = writeln!(
                     s,
                     "{pad}copy {}+{} <- {}+{}, {} bytes",
@@ -345,11 +374,15 @@ impl fmt::Display for ExprFmt<'_> {
             Expr::F(v, t) => write!(f, "{v:?}{}", t.name()),
             Expr::I(v, t) => write!(f, "{v}{}", t.name()),
             Expr::Var(v) => write!(f, "v{}", v.0),
-            Expr::Load { buf, index, ty } => write!(f, "{}:{}[{}]", BufFmt(*buf), ty.name(), ExprFmt(index)),
+            Expr::Load { buf, index, ty } => {
+                write!(f, "{}:{}[{}]", BufFmt(*buf), ty.name(), ExprFmt(index))
+            }
             Expr::Un(op, a) => write!(f, "{op:?}({})", ExprFmt(a)),
             Expr::Bin(op, a, b) => write!(f, "{op:?}({}, {})", ExprFmt(a), ExprFmt(b)),
             Expr::Cmp(op, a, b) => write!(f, "{op:?}({}, {})", ExprFmt(a), ExprFmt(b)),
-            Expr::Select(c, a, b) => write!(f, "select({}, {}, {})", ExprFmt(c), ExprFmt(a), ExprFmt(b)),
+            Expr::Select(c, a, b) => {
+                write!(f, "select({}, {}, {})", ExprFmt(c), ExprFmt(a), ExprFmt(b))
+            }
             Expr::Cast(t, a) => write!(f, "cast<{}>({})", t.name(), ExprFmt(a)),
             Expr::Bitcast(t, a) => write!(f, "bitcast<{}>({})", t.name(), ExprFmt(a)),
         }
@@ -398,7 +431,11 @@ pub mod build {
     }
     /// A load.
     pub fn load(buf: Buf, index: Expr, ty: Scalar) -> Expr {
-        Expr::Load { buf, index: Box::new(index), ty }
+        Expr::Load {
+            buf,
+            index: Box::new(index),
+            ty,
+        }
     }
     /// A conversion.
     pub fn cast(to: Scalar, a: Expr) -> Expr {

@@ -44,7 +44,12 @@ pub fn plan(g: &Graph, in_arena: impl Fn(ValueId) -> bool) -> MemoryPlan {
         })
         .collect();
     // Largest first; ties by start time, then id, so the plan is deterministic.
-    items.sort_by(|a, b| b.1.bytes.cmp(&a.1.bytes).then(a.1.start.cmp(&b.1.start)).then(a.0.cmp(&b.0)));
+    items.sort_by(|a, b| {
+        b.1.bytes
+            .cmp(&a.1.bytes)
+            .then(a.1.start.cmp(&b.1.start))
+            .then(a.0.cmp(&b.0))
+    });
     let mut placed: Vec<(u64, u64, Interval)> = Vec::new(); // (offset, size, interval)
     let mut offsets = vec![None; g.values.len()];
     let mut arena = 0u64;
@@ -67,5 +72,9 @@ pub fn plan(g: &Graph, in_arena: impl Fn(ValueId) -> bool) -> MemoryPlan {
         offsets[id.index()] = Some(off);
         arena = arena.max(off + size);
     }
-    MemoryPlan { offsets, arena_bytes: arena, lower_bound: smelt_passes::memory::peak(g).bytes as u64 }
+    MemoryPlan {
+        offsets,
+        arena_bytes: arena,
+        lower_bound: smelt_passes::memory::peak(g).bytes as u64,
+    }
 }

@@ -14,19 +14,34 @@ use super::{CliError, CliResult, human_bytes, import_options};
 pub fn run(m: &ArgMatches) -> CliResult<ExitCode> {
     let path = m.get_one::<PathBuf>("model").expect("required");
     let target_s = m.get_one::<String>("target").expect("has a default");
-    let target: Target = target_s.parse().map_err(|e: smelt_runtime::UnknownTarget| CliError(e.to_string()))?;
+    let target: Target = target_s
+        .parse()
+        .map_err(|e: smelt_runtime::UnknownTarget| CliError(e.to_string()))?;
     let emit = match m.get_one::<String>("emit").map(String::as_str) {
         Some("exe") | None => Emit::Exe,
         Some("obj") => Emit::Obj,
-        Some("staticlib") => return Err(CliError("--emit staticlib is not implemented yet (exe and obj are)".into())),
-        Some(other) => return Err(CliError(format!("--emit takes exe, staticlib or obj, not '{other}'"))),
+        Some("staticlib") => {
+            return Err(CliError(
+                "--emit staticlib is not implemented yet (exe and obj are)".into(),
+            ));
+        }
+        Some(other) => {
+            return Err(CliError(format!(
+                "--emit takes exe, staticlib or obj, not '{other}'"
+            )));
+        }
     };
     if m.get_one::<String>("backend").map(String::as_str) == Some("llvm") {
-        return Err(CliError("--backend llvm is not implemented yet; use --backend cranelift".into()));
+        return Err(CliError(
+            "--backend llvm is not implemented yet; use --backend cranelift".into(),
+        ));
     }
     let opts = import_options(m)?;
     let graph = OnnxModel::read(path, &opts.limits)?.import(&opts)?;
-    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into());
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "model".into());
     let out = m.get_one::<PathBuf>("output").cloned().unwrap_or_else(|| {
         PathBuf::from(match emit {
             Emit::Exe => stem.clone(),
@@ -34,7 +49,8 @@ pub fn run(m: &ArgMatches) -> CliResult<ExitCode> {
         })
     });
     let linker = m.get_one::<PathBuf>("linker").map(PathBuf::as_path);
-    let report = build(&graph, target, emit, &out, &stem, linker).map_err(|e| CliError(e.to_string()))?;
+    let report =
+        build(&graph, target, emit, &out, &stem, linker).map_err(|e| CliError(e.to_string()))?;
     for f in &report.files {
         println!("wrote {}", f.display());
     }

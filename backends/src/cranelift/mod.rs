@@ -56,7 +56,13 @@ fn isa_for(target: Target) -> Result<std::sync::Arc<dyn isa::TargetIsa>, Codegen
     if target == Target::X86_64Linux {
         // x86-64-v2 baseline: SSE4.1 gives round/floor/ceil instructions
         // instead of libcalls.
-        for f in ["has_sse3", "has_ssse3", "has_sse41", "has_sse42", "has_popcnt"] {
+        for f in [
+            "has_sse3",
+            "has_ssse3",
+            "has_sse41",
+            "has_sse42",
+            "has_popcnt",
+        ] {
             b.enable(f).map_err(err)?;
         }
     }
@@ -66,14 +72,20 @@ fn isa_for(target: Target) -> Result<std::sync::Arc<dyn isa::TargetIsa>, Codegen
 /// Compiles a lowered model to an object file for `target`.
 pub fn compile(l: &Lowered, target: Target, model_name: &str) -> Result<Vec<u8>, CodegenError> {
     let isa = isa_for(target)?;
-    let builder = ObjectBuilder::new(isa, model_name.as_bytes().to_vec(), cranelift_module::default_libcall_names())
-        .map_err(err)?;
+    let builder = ObjectBuilder::new(
+        isa,
+        model_name.as_bytes().to_vec(),
+        cranelift_module::default_libcall_names(),
+    )
+    .map_err(err)?;
     let mut module = ObjectModule::new(builder);
     let ptr = module.target_config().pointer_type();
 
     let mut const_ids = Vec::with_capacity(l.program.consts.len());
     for (i, bytes) in l.program.consts.iter().enumerate() {
-        let id = module.declare_data(&format!("smelt_const_{i}"), Linkage::Local, false, false).map_err(err)?;
+        let id = module
+            .declare_data(&format!("smelt_const_{i}"), Linkage::Local, false, false)
+            .map_err(err)?;
         let mut d = DataDescription::new();
         d.define(bytes.clone().into_boxed_slice());
         d.set_align(64);
@@ -86,7 +98,9 @@ pub fn compile(l: &Lowered, target: Target, model_name: &str) -> Result<Vec<u8>,
     for _ in 0..3 {
         ctx.func.signature.params.push(AbiParam::new(ptr));
     }
-    let func_id = module.declare_function("smelt_model_run", Linkage::Export, &ctx.func.signature).map_err(err)?;
+    let func_id = module
+        .declare_function("smelt_model_run", Linkage::Export, &ctx.func.signature)
+        .map_err(err)?;
     let mut fbc = FunctionBuilderContext::new();
     {
         let mut b = FunctionBuilder::new(&mut ctx.func, &mut fbc);
@@ -111,30 +125,56 @@ pub fn compile(l: &Lowered, target: Target, model_name: &str) -> Result<Vec<u8>,
             let v = b.ins().symbol_value(ptr, gv);
             bases.insert(Buf::Const(i as u32), v);
         }
-        let vars: Vec<Variable> = l.program.vars.iter().map(|&t| b.declare_var(clif_type(t))).collect();
-        let mut g = Gen { p: &l.program, b, vars, bases, arena, config: module.target_config() };
+        let vars: Vec<Variable> = l
+            .program
+            .vars
+            .iter()
+            .map(|&t| b.declare_var(clif_type(t)))
+            .collect();
+        let mut g = Gen {
+            p: &l.program,
+            b,
+            vars,
+            bases,
+            arena,
+            config: module.target_config(),
+        };
         g.stmts(&l.program.body)?;
         g.b.ins().return_(&[]);
         let config = g.config;
         g.b.finalize(config);
     }
-    module.define_function(func_id, &mut ctx).map_err(|e| err(format!("{e:?}")))?;
+    module
+        .define_function(func_id, &mut ctx)
+        .map_err(|e| err(format!("{e:?}")))?;
     let product = module.finish();
     product.emit().map_err(err)
 }
 
 /// Emits the `smelt_model` info table (names, dtypes, dims, sizes).
-fn define_info(module: &mut ObjectModule, l: &Lowered, model_name: &str) -> Result<DataId, CodegenError> {
+fn define_info(
+    module: &mut ObjectModule,
+    l: &Lowered,
+    model_name: &str,
+) -> Result<DataId, CodegenError> {
     let mut counter = 0usize;
-    let mut blob = |module: &mut ObjectModule, bytes: Vec<u8>, align: u64| -> Result<DataId, CodegenError> {
-        counter += 1;
-        let id = module.declare_data(&format!("smelt_info_{counter}"), Linkage::Local, false, false).map_err(err)?;
-        let mut d = DataDescription::new();
-        d.define(bytes.into_boxed_slice());
-        d.set_align(align);
-        module.define_data(id, &d).map_err(err)?;
-        Ok(id)
-    };
+    let mut blob =
+        |module: &mut ObjectModule, bytes: Vec<u8>, align: u64| -> Result<DataId, CodegenError> {
+            counter += 1;
+            let id = module
+                .declare_data(
+                    &format!("smelt_info_{counter}"),
+                    Linkage::Local,
+                    false,
+                    false,
+                )
+                .map_err(err)?;
+            let mut d = DataDescription::new();
+            d.define(bytes.into_boxed_slice());
+            d.set_align(align);
+            module.define_data(id, &d).map_err(err)?;
+            Ok(id)
+        };
     let cstr = |s: &str| {
         let mut v = s.as_bytes().to_vec();
         v.push(0);
@@ -147,11 +187,20 @@ fn define_info(module: &mut ObjectModule, l: &Lowered, model_name: &str) -> Resu
         let mut dims = Vec::new();
         for io in list.iter() {
             names.push(blob(module, cstr(&io.name), 1)?);
-            let d: Vec<u8> = io.shape.iter().flat_map(|&x| (x as u64).to_le_bytes()).collect();
+            let d: Vec<u8> = io
+                .shape
+                .iter()
+                .flat_map(|&x| (x as u64).to_le_bytes())
+                .collect();
             dims.push(blob(module, if d.is_empty() { vec![0; 8] } else { d }, 8)?);
         }
         let id = module
-            .declare_data(&format!("smelt_info_table_{}", tables.len()), Linkage::Local, false, false)
+            .declare_data(
+                &format!("smelt_info_table_{}", tables.len()),
+                Linkage::Local,
+                false,
+                false,
+            )
             .map_err(err)?;
         let mut d = DataDescription::new();
         let mut bytes = Vec::with_capacity(list.len() * 32);
@@ -178,7 +227,9 @@ fn define_info(module: &mut ObjectModule, l: &Lowered, model_name: &str) -> Resu
     }
     let name_id = blob(module, cstr(model_name), 1)?;
     // struct smelt_model_info { u32 abi; u32 nin; u32 nout; (pad) ; ptr inputs; ptr outputs; u64 arena; u64 align; ptr name } = 48 bytes
-    let id = module.declare_data("smelt_model", Linkage::Export, false, false).map_err(err)?;
+    let id = module
+        .declare_data("smelt_model", Linkage::Export, false, false)
+        .map_err(err)?;
     let mut d = DataDescription::new();
     let mut bytes = Vec::with_capacity(56);
     bytes.extend_from_slice(&1u32.to_le_bytes());
@@ -245,7 +296,12 @@ impl Gen<'_> {
                 let a = self.addr(*buf, index, ty)?;
                 self.b.ins().store(MemFlagsData::trusted(), x, a, 0);
             }
-            Stmt::For { var, start, end, body } => {
+            Stmt::For {
+                var,
+                start,
+                end,
+                body,
+            } => {
                 let v = self.vars[var.0 as usize];
                 let s0 = self.expr(start)?;
                 let e0 = self.expr(end)?;
@@ -271,7 +327,11 @@ impl Gen<'_> {
             }
             Stmt::If(c, t, e) => {
                 let cv = self.expr(c)?;
-                let (tb, eb, join) = (self.b.create_block(), self.b.create_block(), self.b.create_block());
+                let (tb, eb, join) = (
+                    self.b.create_block(),
+                    self.b.create_block(),
+                    self.b.create_block(),
+                );
                 self.b.ins().brif(cv, tb, &[], eb, &[]);
                 self.b.switch_to_block(tb);
                 self.b.seal_block(tb);
@@ -284,7 +344,13 @@ impl Gen<'_> {
                 self.b.switch_to_block(join);
                 self.b.seal_block(join);
             }
-            Stmt::Copy { dst, dst_off, src, src_off, bytes } => {
+            Stmt::Copy {
+                dst,
+                dst_off,
+                src,
+                src_off,
+                bytes,
+            } => {
                 let d = self.base(*dst);
                 let doff = self.expr(dst_off)?;
                 let d = self.b.ins().iadd(d, doff);
@@ -309,14 +375,20 @@ impl Gen<'_> {
                 _ => {
                     let ty = clif_type(*t);
                     // iconst takes the value truncated to the type's width.
-                    let mask = if ty.bits() == 64 { *v } else { *v & ((1i64 << ty.bits()) - 1) };
+                    let mask = if ty.bits() == 64 {
+                        *v
+                    } else {
+                        *v & ((1i64 << ty.bits()) - 1)
+                    };
                     self.b.ins().iconst(ty, mask)
                 }
             },
             Expr::Var(v) => self.b.use_var(self.vars[v.0 as usize]),
             Expr::Load { buf, index, ty } => {
                 let a = self.addr(*buf, index, *ty)?;
-                self.b.ins().load(clif_type(*ty), MemFlagsData::trusted(), a, 0)
+                self.b
+                    .ins()
+                    .load(clif_type(*ty), MemFlagsData::trusted(), a, 0)
             }
             Expr::Un(op, a) => {
                 let ty = self.p.ty(a);
@@ -393,7 +465,9 @@ impl Gen<'_> {
             UnOp::Not if ty == Scalar::Bool => self.b.ins().bxor_imm_s(x, 1),
             UnOp::Not => self.b.ins().bnot(x),
             UnOp::Exp | UnOp::Log | UnOp::Tanh | UnOp::Erf | UnOp::Sin | UnOp::Cos => {
-                return Err(err(format!("{op:?} must be expanded before code generation")));
+                return Err(err(format!(
+                    "{op:?} must be expanded before code generation"
+                )));
             }
         })
     }
@@ -435,7 +509,11 @@ impl Gen<'_> {
         }
         if to == Scalar::Bool {
             return if from.is_float() {
-                let z = if from == Scalar::F32 { self.b.ins().f32const(0.0) } else { self.b.ins().f64const(0.0) };
+                let z = if from == Scalar::F32 {
+                    self.b.ins().f32const(0.0)
+                } else {
+                    self.b.ins().f64const(0.0)
+                };
                 self.b.ins().fcmp(FloatCC::NotEqual, x, z)
             } else {
                 self.b.ins().icmp_imm_s(IntCC::NotEqual, x, 0)
@@ -457,19 +535,35 @@ impl Gen<'_> {
                 } else {
                     self.b.ins().fcvt_to_uint_sat(wide, x)
                 };
-                if wide != tt { self.b.ins().ireduce(tt, v) } else { v }
+                if wide != tt {
+                    self.b.ins().ireduce(tt, v)
+                } else {
+                    v
+                }
             }
             (false, true) => {
                 let x = if ft.bits() < 32 {
-                    if from.is_signed() { self.b.ins().sextend(types::I32, x) } else { self.b.ins().uextend(types::I32, x) }
+                    if from.is_signed() {
+                        self.b.ins().sextend(types::I32, x)
+                    } else {
+                        self.b.ins().uextend(types::I32, x)
+                    }
                 } else {
                     x
                 };
-                if from.is_signed() { self.b.ins().fcvt_from_sint(tt, x) } else { self.b.ins().fcvt_from_uint(tt, x) }
+                if from.is_signed() {
+                    self.b.ins().fcvt_from_sint(tt, x)
+                } else {
+                    self.b.ins().fcvt_from_uint(tt, x)
+                }
             }
             (false, false) => {
                 if tt.bits() > ft.bits() {
-                    if from.is_signed() { self.b.ins().sextend(tt, x) } else { self.b.ins().uextend(tt, x) }
+                    if from.is_signed() {
+                        self.b.ins().sextend(tt, x)
+                    } else {
+                        self.b.ins().uextend(tt, x)
+                    }
                 } else if tt.bits() < ft.bits() {
                     self.b.ins().ireduce(tt, x)
                 } else {

@@ -16,7 +16,13 @@ fn unary_float(u: UnaryFn, x: Expr, ty: Scalar) -> Result<Expr, String> {
     let c = |v: f64| fconst(v, ty);
     let zero = || c(0.0);
     let exp = |e: Expr| un(UnOp::Exp, e);
-    let sigmoid = |e: Expr| bin(BinOp::Div, c(1.0), bin(BinOp::Add, c(1.0), exp(un(UnOp::Neg, e))));
+    let sigmoid = |e: Expr| {
+        bin(
+            BinOp::Div,
+            c(1.0),
+            bin(BinOp::Add, c(1.0), exp(un(UnOp::Neg, e))),
+        )
+    };
     Ok(match u {
         UnaryFn::Abs => un(UnOp::Abs, x),
         UnaryFn::Neg => un(UnOp::Neg, x),
@@ -39,9 +45,11 @@ fn unary_float(u: UnaryFn, x: Expr, ty: Scalar) -> Result<Expr, String> {
             c(1.0),
             select(cmp(CmpOp::Lt, x.clone(), zero()), c(-1.0), x),
         ),
-        UnaryFn::LeakyRelu { alpha } => {
-            select(cmp(CmpOp::Ge, x.clone(), zero()), x.clone(), mul(c(alpha as f64), x))
-        }
+        UnaryFn::LeakyRelu { alpha } => select(
+            cmp(CmpOp::Ge, x.clone(), zero()),
+            x.clone(),
+            mul(c(alpha as f64), x),
+        ),
         UnaryFn::Elu { alpha } => select(
             cmp(CmpOp::Ge, x.clone(), zero()),
             x.clone(),
@@ -58,22 +66,54 @@ fn unary_float(u: UnaryFn, x: Expr, ty: Scalar) -> Result<Expr, String> {
         UnaryFn::HardSigmoid { alpha, beta } => bin(
             BinOp::Min,
             c(1.0),
-            bin(BinOp::Max, zero(), bin(BinOp::Add, mul(c(alpha as f64), x), c(beta as f64))),
+            bin(
+                BinOp::Max,
+                zero(),
+                bin(BinOp::Add, mul(c(alpha as f64), x), c(beta as f64)),
+            ),
         ),
         UnaryFn::HardSwish => mul(
             x.clone(),
-            bin(BinOp::Min, c(1.0), bin(BinOp::Max, zero(), bin(BinOp::Add, mul(c(1.0 / 6.0), x), c(0.5)))),
+            bin(
+                BinOp::Min,
+                c(1.0),
+                bin(
+                    BinOp::Max,
+                    zero(),
+                    bin(BinOp::Add, mul(c(1.0 / 6.0), x), c(0.5)),
+                ),
+            ),
         ),
-        UnaryFn::ThresholdedRelu { alpha } => select(cmp(CmpOp::Gt, x.clone(), c(alpha as f64)), x, zero()),
-        UnaryFn::Softsign => bin(BinOp::Div, x.clone(), bin(BinOp::Add, c(1.0), un(UnOp::Abs, x))),
+        UnaryFn::ThresholdedRelu { alpha } => {
+            select(cmp(CmpOp::Gt, x.clone(), c(alpha as f64)), x, zero())
+        }
+        UnaryFn::Softsign => bin(
+            BinOp::Div,
+            x.clone(),
+            bin(BinOp::Add, c(1.0), un(UnOp::Abs, x)),
+        ),
         UnaryFn::Gelu { tanh: false } => mul(
             mul(c(0.5), x.clone()),
-            bin(BinOp::Add, c(1.0), un(UnOp::Erf, mul(x, c(std::f64::consts::FRAC_1_SQRT_2)))),
+            bin(
+                BinOp::Add,
+                c(1.0),
+                un(UnOp::Erf, mul(x, c(std::f64::consts::FRAC_1_SQRT_2))),
+            ),
         ),
         UnaryFn::Gelu { tanh: true } => {
             let k = (2.0 / std::f64::consts::PI).sqrt();
-            let inner = mul(c(k), bin(BinOp::Add, x.clone(), mul(c(0.044715), mul(x.clone(), mul(x.clone(), x.clone())))));
-            mul(mul(c(0.5), x), bin(BinOp::Add, c(1.0), un(UnOp::Tanh, inner)))
+            let inner = mul(
+                c(k),
+                bin(
+                    BinOp::Add,
+                    x.clone(),
+                    mul(c(0.044715), mul(x.clone(), mul(x.clone(), x.clone()))),
+                ),
+            );
+            mul(
+                mul(c(0.5), x),
+                bin(BinOp::Add, c(1.0), un(UnOp::Tanh, inner)),
+            )
         }
         UnaryFn::Swish { alpha } => mul(x.clone(), sigmoid(mul(c(alpha as f64), x))),
         UnaryFn::Asin
@@ -118,7 +158,12 @@ fn binary(b: BinaryFn, x: Expr, y: Expr, ty: Scalar) -> Result<Expr, String> {
 }
 
 /// Lowers one element-wise node.
-pub fn lower(e: &Elementwise, ins: &[Option<Operand>], outs: &[Operand], p: &mut Program) -> NodeResult {
+pub fn lower(
+    e: &Elementwise,
+    ins: &[Option<Operand>],
+    outs: &[Operand],
+    p: &mut Program,
+) -> NodeResult {
     let out = &outs[0];
     let shape = out.shape.clone();
     let arg = |k: usize| ins.get(k).cloned().flatten();
@@ -174,14 +219,22 @@ pub fn lower(e: &Elementwise, ins: &[Option<Operand>], outs: &[Operand], p: &mut
                 }
                 Elementwise::PRelu => {
                     let (x, s) = (&args[0], &args[1]);
-                    let zero = if x.ty.is_float() { f(0.0, x.ty) } else { Expr::I(0, x.ty) };
+                    let zero = if x.ty.is_float() {
+                        f(0.0, x.ty)
+                    } else {
+                        Expr::I(0, x.ty)
+                    };
                     select(cmp(CmpOp::Lt, ld(x), zero), mul(ld(x), ld(s)), ld(x))
                 }
                 Elementwise::Cast { .. } | Elementwise::CastLike => cast(out.ty, ld(&args[0])),
             })
         })();
         match value {
-            Ok(v) => vec![Stmt::Store { buf: out.buf, index: super::flat_index(&shape, idx), value: v }],
+            Ok(v) => vec![Stmt::Store {
+                buf: out.buf,
+                index: super::flat_index(&shape, idx),
+                value: v,
+            }],
             Err(e) => {
                 err = Some(e);
                 vec![]

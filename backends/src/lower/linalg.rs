@@ -39,14 +39,35 @@ fn matmul_loops(
     let kv = p.var(crate::kernel::Scalar::I64);
     loop_nest(p, &[v.m, v.n], |_, idx| {
         let (mi, ni) = (idx[0].clone(), idx[1].clone());
-        let a_idx = add(a_base.clone(), add(mul(mi.clone(), i(v.a_m as i64)), mul(var(kv), i(v.a_k as i64))));
-        let b_idx = add(b_base.clone(), add(mul(var(kv), i(v.b_k as i64)), mul(ni.clone(), i(v.b_n as i64))));
+        let a_idx = add(
+            a_base.clone(),
+            add(
+                mul(mi.clone(), i(v.a_m as i64)),
+                mul(var(kv), i(v.a_k as i64)),
+            ),
+        );
+        let b_idx = add(
+            b_base.clone(),
+            add(
+                mul(var(kv), i(v.b_k as i64)),
+                mul(ni.clone(), i(v.b_n as i64)),
+            ),
+        );
         let prod = mul(load(a.buf, a_idx, a.ty), load(b.buf, b_idx, b.ty));
         let out_idx = add(out_base.clone(), add(mul(mi, i(v.n as i64)), ni));
         vec![
             Stmt::Set(acc, f(0.0, out.ty)),
-            Stmt::For { var: kv, start: i(0), end: i(v.k as i64), body: vec![Stmt::Set(acc, add(var(acc), prod))] },
-            Stmt::Store { buf: out.buf, index: out_idx, value: epilogue(var(acc), idx) },
+            Stmt::For {
+                var: kv,
+                start: i(0),
+                end: i(v.k as i64),
+                body: vec![Stmt::Set(acc, add(var(acc), prod))],
+            },
+            Stmt::Store {
+                buf: out.buf,
+                index: out_idx,
+                value: epilogue(var(acc), idx),
+            },
         ]
     })
 }
@@ -66,7 +87,15 @@ pub fn lower(l: &Linalg, ins: &[Option<Operand>], outs: &[Operand], p: &mut Prog
             let (m, k) = (a.shape[a.shape.len() - 2], a.shape[a.shape.len() - 1]);
             let n = b.shape[b.shape.len() - 1];
             let batch: Vec<usize> = out.shape[..out.shape.len() - 2].to_vec();
-            let view = MatMulView { m, n, k, a_m: k, a_k: 1, b_k: n, b_n: 1 };
+            let view = MatMulView {
+                m,
+                n,
+                k,
+                a_m: k,
+                a_k: 1,
+                b_k: n,
+                b_n: 1,
+            };
             let (a_c, b_c) = (a.clone(), b.clone());
             let out_c = out.clone();
             let mut err = None;
@@ -84,7 +113,17 @@ pub fn lower(l: &Linalg, ins: &[Option<Operand>], outs: &[Operand], p: &mut Prog
                 let a_base = batch_off(&a_c, m * k);
                 let b_base = batch_off(&b_c, k * n);
                 let o_base = mul(flat_index(&batch, bidx), i((m * n) as i64));
-                matmul_loops(p, &view, &a_c, a_base, &b_c, b_base, &out_c, o_base, |acc, _| acc)
+                matmul_loops(
+                    p,
+                    &view,
+                    &a_c,
+                    a_base,
+                    &b_c,
+                    b_base,
+                    &out_c,
+                    o_base,
+                    |acc, _| acc,
+                )
             });
             match err {
                 Some(e) => Err(e),
@@ -107,24 +146,57 @@ pub fn lower(l: &Linalg, ins: &[Option<Operand>], outs: &[Operand], p: &mut Prog
             };
             let (alpha, beta) = (g.alpha as f64, g.beta as f64);
             let ty = out.ty;
-            Ok(matmul_loops(p, &view, &a, i(0), &b, i(0), out, i(0), |acc, idx| {
-                let mut v = if alpha == 1.0 { acc } else { mul(f(alpha, ty), acc) };
-                if let Some(c) = &c {
-                    let cv = c.load(super::broadcast_index(&c.shape, idx));
-                    v = add(v, if beta == 1.0 { cv } else { mul(f(beta, ty), cv) });
-                }
-                v
-            }))
+            Ok(matmul_loops(
+                p,
+                &view,
+                &a,
+                i(0),
+                &b,
+                i(0),
+                out,
+                i(0),
+                |acc, idx| {
+                    let mut v = if alpha == 1.0 {
+                        acc
+                    } else {
+                        mul(f(alpha, ty), acc)
+                    };
+                    if let Some(c) = &c {
+                        let cv = c.load(super::broadcast_index(&c.shape, idx));
+                        v = add(
+                            v,
+                            if beta == 1.0 {
+                                cv
+                            } else {
+                                mul(f(beta, ty), cv)
+                            },
+                        );
+                    }
+                    v
+                },
+            ))
         }
-        Linalg::Einsum(_) | Linalg::Attention(_) | Linalg::RotaryEmbedding { .. } | Linalg::Det => {
-            Err("no native kernel for this op yet".into())
-        }
+        Linalg::Einsum(_)
+        | Linalg::Attention(_)
+        | Linalg::LinearAttention(_)
+        | Linalg::RotaryEmbedding { .. }
+        | Linalg::Det => Err("no native kernel for this op yet".into()),
     }
 }
 
 /// Lowers the softmax family (other normalizations come with the CNN kernels).
-pub fn lower_norm(nm: &Norm, ins: &[Option<Operand>], outs: &[Operand], p: &mut Program) -> NodeResult {
-    let Norm::Softmax { f: func, axis, flatten } = nm else {
+pub fn lower_norm(
+    nm: &Norm,
+    ins: &[Option<Operand>],
+    outs: &[Operand],
+    p: &mut Program,
+) -> NodeResult {
+    let Norm::Softmax {
+        f: func,
+        axis,
+        flatten,
+    } = nm
+    else {
         return Err("no native kernel for this op yet".into());
     };
     let x = ins[0].clone().ok_or("no input")?;
@@ -136,9 +208,17 @@ pub fn lower_norm(nm: &Norm, ins: &[Option<Operand>], outs: &[Operand], p: &mut 
     let ax = if *axis < 0 { axis + rank } else { *axis } as usize;
     // View as (outer, n, inner): the function runs over n for each (outer, inner).
     let (outer, n, inner): (usize, usize, usize) = if *flatten {
-        (x.shape[..ax].iter().product(), x.shape[ax..].iter().product(), 1)
+        (
+            x.shape[..ax].iter().product(),
+            x.shape[ax..].iter().product(),
+            1,
+        )
     } else {
-        (x.shape[..ax].iter().product(), x.shape[ax], x.shape[ax + 1..].iter().product())
+        (
+            x.shape[..ax].iter().product(),
+            x.shape[ax],
+            x.shape[ax + 1..].iter().product(),
+        )
     };
     let ty = x.ty;
     let (mx, sum, j) = (p.var(ty), p.var(ty), p.var(crate::kernel::Scalar::I64));
@@ -146,7 +226,15 @@ pub fn lower_norm(nm: &Norm, ins: &[Option<Operand>], outs: &[Operand], p: &mut 
     let x_c = x.clone();
     let out_c = out.clone();
     Ok(loop_nest(p, &[outer, inner], |_, idx| {
-        let at = |jj: Expr| add(add(mul(idx[0].clone(), i((n * inner) as i64)), mul(jj, i(inner as i64))), idx[1].clone());
+        let at = |jj: Expr| {
+            add(
+                add(
+                    mul(idx[0].clone(), i((n * inner) as i64)),
+                    mul(jj, i(inner as i64)),
+                ),
+                idx[1].clone(),
+            )
+        };
         let xj = x_c.load(at(var(j)));
         let shifted = bin(BinOp::Sub, xj.clone(), var(mx));
         let final_value = if is_log {
@@ -156,7 +244,12 @@ pub fn lower_norm(nm: &Norm, ins: &[Option<Operand>], outs: &[Operand], p: &mut 
         };
         vec![
             Stmt::Set(mx, f(f64::NEG_INFINITY, ty)),
-            Stmt::For { var: j, start: i(0), end: i(n as i64), body: vec![Stmt::Set(mx, bin(BinOp::Max, var(mx), xj))] },
+            Stmt::For {
+                var: j,
+                start: i(0),
+                end: i(n as i64),
+                body: vec![Stmt::Set(mx, bin(BinOp::Max, var(mx), xj))],
+            },
             Stmt::Set(sum, f(0.0, ty)),
             Stmt::For {
                 var: j,
@@ -164,7 +257,16 @@ pub fn lower_norm(nm: &Norm, ins: &[Option<Operand>], outs: &[Operand], p: &mut 
                 end: i(n as i64),
                 body: vec![Stmt::Set(sum, add(var(sum), un(UnOp::Exp, shifted)))],
             },
-            Stmt::For { var: j, start: i(0), end: i(n as i64), body: vec![Stmt::Store { buf: out_c.buf, index: at(var(j)), value: final_value }] },
+            Stmt::For {
+                var: j,
+                start: i(0),
+                end: i(n as i64),
+                body: vec![Stmt::Store {
+                    buf: out_c.buf,
+                    index: at(var(j)),
+                    value: final_value,
+                }],
+            },
         ]
     }))
 }

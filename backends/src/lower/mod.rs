@@ -117,8 +117,16 @@ fn io_info(g: &Graph, id: ValueId) -> Result<IoInfo, LowerError> {
 
 /// Lowers a whole graph.
 pub fn lower(g: &Graph) -> Result<Lowered, LowerError> {
-    let inputs = g.inputs.iter().map(|&id| io_info(g, id)).collect::<Result<Vec<_>, _>>()?;
-    let outputs = g.outputs.iter().map(|&id| io_info(g, id)).collect::<Result<Vec<_>, _>>()?;
+    let inputs = g
+        .inputs
+        .iter()
+        .map(|&id| io_info(g, id))
+        .collect::<Result<Vec<_>, _>>()?;
+    let outputs = g
+        .outputs
+        .iter()
+        .map(|&id| io_info(g, id))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut p = Program::default();
     let mut bufs: HashMap<ValueId, Buf> = HashMap::new();
     for (k, &id) in g.inputs.iter().enumerate() {
@@ -151,7 +159,11 @@ pub fn lower(g: &Graph) -> Result<Lowered, LowerError> {
     }
     let operand = |id: ValueId| -> Option<Operand> {
         let v = g.value(id);
-        Some(Operand { buf: *bufs.get(&id)?, shape: v.ty.shape.clone(), ty: Scalar::of(v.ty.dtype)? })
+        Some(Operand {
+            buf: *bufs.get(&id)?,
+            shape: v.ty.shape.clone(),
+            ty: Scalar::of(v.ty.dtype)?,
+        })
     };
     let mut unsupported = Vec::new();
     for node in &g.nodes {
@@ -164,7 +176,10 @@ pub fn lower(g: &Graph) -> Result<Lowered, LowerError> {
             .chain(&node.outputs)
             .find(|&&id| Scalar::of(g.value(id).ty.dtype).is_none());
         let result = match missing_type {
-            Some(&id) => Err(format!("dtype {} has no native support yet", g.value(id).ty.dtype)),
+            Some(&id) => Err(format!(
+                "dtype {} has no native support yet",
+                g.value(id).ty.dtype
+            )),
             None => lower_node(&node.op, &ins, &outs, &mut p),
         };
         match result {
@@ -180,31 +195,61 @@ pub fn lower(g: &Graph) -> Result<Lowered, LowerError> {
         let src = bufs[&id];
         if src != Buf::Output(k as u32) {
             let bytes = g.value(id).ty.bytes().unwrap_or(0) as i64;
-            p.body.push(Stmt::Copy { dst: Buf::Output(k as u32), dst_off: i(0), src, src_off: i(0), bytes: i(bytes) });
+            p.body.push(Stmt::Copy {
+                dst: Buf::Output(k as u32),
+                dst_off: i(0),
+                src,
+                src_off: i(0),
+                bytes: i(bytes),
+            });
         }
     }
-    Ok(Lowered { program: p, inputs, outputs, plan: mem })
+    Ok(Lowered {
+        program: p,
+        inputs,
+        outputs,
+        plan: mem,
+    })
 }
 
-fn lower_node(op: &Op, ins: &[Option<Operand>], outs: &[Option<Operand>], p: &mut Program) -> NodeResult {
-    let outs: Vec<Operand> = outs.iter().map(|o| o.clone().ok_or("an output has no buffer")).collect::<Result<_, _>>()?;
+fn lower_node(
+    op: &Op,
+    ins: &[Option<Operand>],
+    outs: &[Option<Operand>],
+    p: &mut Program,
+) -> NodeResult {
+    let outs: Vec<Operand> = outs
+        .iter()
+        .map(|o| o.clone().ok_or("an output has no buffer"))
+        .collect::<Result<_, _>>()?;
     match op {
         Op::Elementwise(e) => elementwise::lower(e, ins, &outs, p),
         Op::Linalg(l) => linalg::lower(l, ins, &outs, p),
         Op::Layout(l) => shape::lower(l, ins, &outs, p),
         Op::Norm(n) => linalg::lower_norm(n, ins, &outs, p),
-        Op::Conv(_) | Op::Reduce(_) | Op::Quant(_) => Err("no native kernel for this op yet".into()),
+        Op::Conv(_) | Op::Reduce(_) | Op::Quant(_) => {
+            Err("no native kernel for this op yet".into())
+        }
     }
 }
 
 /// Builds a loop nest over `shape`; `body` gets the index expression of each
 /// dimension and returns the innermost statements.
-pub fn loop_nest(p: &mut Program, shape: &[usize], body: impl FnOnce(&mut Program, &[Expr]) -> Vec<Stmt>) -> Vec<Stmt> {
+pub fn loop_nest(
+    p: &mut Program,
+    shape: &[usize],
+    body: impl FnOnce(&mut Program, &[Expr]) -> Vec<Stmt>,
+) -> Vec<Stmt> {
     let vars: Vec<_> = shape.iter().map(|_| p.var(Scalar::I64)).collect();
     let idx: Vec<Expr> = vars.iter().map(|&v| var(v)).collect();
     let mut stmts = body(p, &idx);
     for (d, &v) in vars.iter().enumerate().rev() {
-        stmts = vec![Stmt::For { var: v, start: i(0), end: i(shape[d] as i64), body: stmts }];
+        stmts = vec![Stmt::For {
+            var: v,
+            start: i(0),
+            end: i(shape[d] as i64),
+            body: stmts,
+        }];
     }
     stmts
 }
@@ -217,7 +262,11 @@ pub fn broadcast_index(shape: &[usize], idx: &[Expr]) -> Expr {
     let mut terms = Vec::new();
     for d in (0..shape.len()).rev() {
         if shape[d] != 1 {
-            terms.push(if stride == 1 { idx[off + d].clone() } else { mul(idx[off + d].clone(), i(stride as i64)) });
+            terms.push(if stride == 1 {
+                idx[off + d].clone()
+            } else {
+                mul(idx[off + d].clone(), i(stride as i64))
+            });
         }
         stride *= shape[d];
     }

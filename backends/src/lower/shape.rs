@@ -11,7 +11,13 @@ use crate::kernel::{Expr, Program, Stmt};
 
 fn copy_all(src: &Operand, dst: &Operand) -> Stmt {
     let bytes = (src.numel() as u64 * src.ty.bytes()) as i64;
-    Stmt::Copy { dst: dst.buf, dst_off: i(0), src: src.buf, src_off: i(0), bytes: i(bytes) }
+    Stmt::Copy {
+        dst: dst.buf,
+        dst_off: i(0),
+        src: src.buf,
+        src_off: i(0),
+        bytes: i(bytes),
+    }
 }
 
 /// Lowers one node of the layout family.
@@ -28,7 +34,16 @@ pub fn lower(l: &Layout, ins: &[Option<Operand>], outs: &[Operand], p: &mut Prog
         Layout::Transpose { perm } => {
             let rank = x.shape.len();
             let perm: Vec<usize> = match perm {
-                Some(p) => p.iter().map(|&a| if a < 0 { (a + rank as i64) as usize } else { a as usize }).collect(),
+                Some(p) => p
+                    .iter()
+                    .map(|&a| {
+                        if a < 0 {
+                            (a + rank as i64) as usize
+                        } else {
+                            a as usize
+                        }
+                    })
+                    .collect(),
                 None => (0..rank).rev().collect(),
             };
             let out_c = out.clone();
