@@ -6,8 +6,11 @@
 //! its family's lowering (one module per op family, like the op table); an
 //! op without a native kernel yet is reported by name, all at once.
 
+mod conv;
 mod elementwise;
 mod linalg;
+mod norm;
+mod reduce;
 mod shape;
 
 use std::collections::HashMap;
@@ -226,10 +229,10 @@ fn lower_node(
         Op::Elementwise(e) => elementwise::lower(e, ins, &outs, p),
         Op::Linalg(l) => linalg::lower(l, ins, &outs, p),
         Op::Layout(l) => shape::lower(l, ins, &outs, p),
-        Op::Norm(n) => linalg::lower_norm(n, ins, &outs, p),
-        Op::Conv(_) | Op::Reduce(_) | Op::Quant(_) => {
-            Err("no native kernel for this op yet".into())
-        }
+        Op::Norm(n) => norm::lower(n, ins, &outs, p),
+        Op::Conv(c) => conv::lower(c, ins, &outs, p),
+        Op::Reduce(r) => reduce::lower(r, ins, &outs, p),
+        Op::Quant(_) => Err("no native kernel for this op yet".into()),
     }
 }
 
