@@ -1135,11 +1135,13 @@ pub fn lower(l: &Layout, ins: &[Option<Operand>], outs: &[Operand], p: &mut Prog
             Ok(s)
         }
         Layout::Resize(r) | Layout::Upsample(r) => {
-            if r.mode != InterpMode::Nearest {
-                return Err(format!("{:?} Resize has no native kernel yet", r.mode));
-            }
             if r.coord == CoordMode::TfCropAndResize {
                 return Err("tf_crop_and_resize has no native kernel yet".into());
+            }
+            match r.mode {
+                InterpMode::Nearest => {}
+                InterpMode::Linear if !r.antialias => return resize_linear(l, ins, &x, out, p),
+                InterpMode::Linear | InterpMode::Cubic => return resize_taps(l, ins, &x, out, p),
             }
             let maps = resize_maps(l, ins, &x, out, p)?;
             Ok(remap(p, &x, out, &maps, lit(0.0, out.ty)))
@@ -1159,6 +1161,265 @@ pub fn lower(l: &Layout, ins: &[Option<Operand>], outs: &[Operand], p: &mut Prog
     }
 }
 
+/// Evaluates a Resize node with the reference interpreter on `probe` in
+/// place of its data input (the other operands are compile-time constants).
+fn eval_probe(
+    l: &Layout,
+    ins: &[Option<Operand>],
+    probe: Tensor,
+    out: &Operand,
+    p: &Program,
+) -> Result<Tensor, String> {
+    let mut owned: Vec<Option<Tensor>> = vec![Some(probe)];
+    for o in ins.iter().skip(1) {
+        owned.push(match o {
+            Some(o) => Some(const_tensor(o, p)?),
+            None => None,
+        });
+    }
+    let refs: Vec<Option<&Tensor>> = owned.iter().map(Option::as_ref).collect();
+    let res = l.eval(&refs).map_err(|e| e.to_string())?;
+    let t = res.into_iter().next().ok_or("no output")?;
+    if t.shape() != out.shape.as_slice() {
+        return Err("the probe's output shape differs from the inferred one".into());
+    }
+    Ok(t)
+}
+
+/// Linear Resize (without antialias): per resized axis, each output position
+/// blends two neighbouring inputs. The interpreter is run once per axis on
+/// an input holding each element's coordinate along that axis; as the
+/// weights of a position sum to 1, the output is the source coordinate
+/// `c`, which gives the taps `floor(c)`, `floor(c) + 1` (clamped) and the
+/// weight `c - floor(c)` exactly as the reference chooses them.
+fn resize_linear(
+    l: &Layout,
+    ins: &[Option<Operand>],
+    x: &Operand,
+    out: &Operand,
+    p: &mut Program,
+) -> NodeResult {
+    if !x.ty.is_float() {
+        return Err("linear Resize of integers has no native kernel yet".into());
+    }
+    if out.numel() == 0 {
+        return Ok(vec![]);
+    }
+    if x.numel() == 0 {
+        return Err("Resize of an empty tensor".into());
+    }
+    let rank = x.shape.len();
+    let xs = strides(&x.shape);
+    let os = strides(&out.shape);
+    let n = x.numel();
+    // Per axis: None (identity) or the tables (i0·stride, i1·stride, weight).
+    let mut axes: Vec<Option<(Operand, Operand, Operand)>> = Vec::with_capacity(rank);
+    for ax in 0..rank {
+        let coord: Vec<f64> = (0..n)
+            .map(|k| ((k / xs[ax]) % x.shape[ax]) as f64)
+            .collect();
+        let probe = Tensor::from_vec(x.shape.clone(), coord).map_err(|e| e.to_string())?;
+        let got = eval_probe(l, ins, probe, out, p)?.to_f64_vec();
+        let c: Vec<f64> = (0..out.shape[ax]).map(|o| got[o * os[ax]]).collect();
+        let last = x.shape[ax] as i64 - 1;
+        if out.shape[ax] == x.shape[ax] && c.iter().enumerate().all(|(o, &v)| v == o as f64) {
+            axes.push(None);
+            continue;
+        }
+        let mut i0 = Vec::with_capacity(c.len());
+        let mut i1 = Vec::with_capacity(c.len());
+        let mut w = Vec::with_capacity(c.len());
+        for &v in &c {
+            let f = (v.floor() as i64).clamp(0, last);
+            i0.push(f * xs[ax] as i64);
+            i1.push((f + 1).min(last) * xs[ax] as i64);
+            w.push((v - f as f64).clamp(0.0, 1.0));
+        }
+        let wt = Tensor::from_vec(vec![w.len()], w)
+            .map_err(|e| e.to_string())?
+            .cast(dtype_of(x.ty));
+        p.consts.push(wt.to_le_bytes());
+        let wop = Operand {
+            buf: Buf::Const(p.consts.len() as u32 - 1),
+            shape: vec![c.len()],
+            ty: x.ty,
+        };
+        axes.push(Some((i64_table(p, &i0), i64_table(p, &i1), wop)));
+    }
+    let (x_c, out_c) = (x.clone(), out.clone());
+    let ty = x.ty;
+    Ok(loop_nest(p, &out.shape, |p, idx| {
+        let mut pre = Vec::new();
+        let mut base = i(0);
+        // (offset of tap 0, offset of tap 1, weight of tap 1) per resized axis.
+        let mut taps: Vec<(Expr, Expr, Expr)> = Vec::new();
+        for (ax, a) in axes.iter().enumerate() {
+            match a {
+                None => base = add0(base, mulk(idx[ax].clone(), xs[ax] as i64)),
+                Some((t0, t1, tw)) => {
+                    let (v0, v1, vw) = (p.var(Scalar::I64), p.var(Scalar::I64), p.var(ty));
+                    pre.push(Stmt::Set(v0, t0.load(idx[ax].clone())));
+                    pre.push(Stmt::Set(v1, t1.load(idx[ax].clone())));
+                    pre.push(Stmt::Set(vw, tw.load(idx[ax].clone())));
+                    taps.push((var(v0), var(v1), var(vw)));
+                }
+            }
+        }
+        let mut value: Option<Expr> = None;
+        for mask in 0..(1usize << taps.len()) {
+            let mut at = base.clone();
+            let mut weight: Option<Expr> = None;
+            for (k, (a0, a1, w)) in taps.iter().enumerate() {
+                let hi = mask & (1 << k) != 0;
+                at = add0(at, if hi { a1.clone() } else { a0.clone() });
+                let wk = if hi {
+                    w.clone()
+                } else {
+                    sub(lit(1.0, ty), w.clone())
+                };
+                weight = Some(match weight {
+                    None => wk,
+                    Some(prev) => mul(prev, wk),
+                });
+            }
+            let term = match weight {
+                None => x_c.load(at),
+                Some(wt) => mul(wt, x_c.load(at)),
+            };
+            value = Some(match value {
+                None => term,
+                Some(v) => add(v, term),
+            });
+        }
+        pre.push(Stmt::Store {
+            buf: out_c.buf,
+            index: flat_index(&out_c.shape, idx),
+            value: value.unwrap_or_else(|| lit(0.0, ty)),
+        });
+        pre
+    }))
+}
+
+/// Cubic and antialiased Resize: a separable linear map with any number of
+/// taps per output position. Each axis' weight matrix is read off the
+/// interpreter column by column (an input that is 1 where the coordinate
+/// along the axis is `j`, else 0: the weights of a position sum to 1 on
+/// every axis, so the output along the axis is column `j`), then the kernel
+/// loops over the taps of every resized axis.
+fn resize_taps(
+    l: &Layout,
+    ins: &[Option<Operand>],
+    x: &Operand,
+    out: &Operand,
+    p: &mut Program,
+) -> NodeResult {
+    if !x.ty.is_float() {
+        return Err("Resize of integers has no native kernel yet".into());
+    }
+    if out.numel() == 0 {
+        return Ok(vec![]);
+    }
+    if x.numel() == 0 {
+        return Err("Resize of an empty tensor".into());
+    }
+    let rank = x.shape.len();
+    let xs = strides(&x.shape);
+    let os = strides(&out.shape);
+    let n = x.numel();
+    let ty = x.ty;
+    // Per axis: None (identity) or (taps, index table, weight table).
+    let mut axes: Vec<Option<(usize, Operand, Operand)>> = Vec::with_capacity(rank);
+    for ax in 0..rank {
+        let m = out.shape[ax];
+        let mut cols: Vec<Vec<f64>> = Vec::with_capacity(x.shape[ax]);
+        for j in 0..x.shape[ax] {
+            let hot: Vec<f64> = (0..n)
+                .map(|k| ((k / xs[ax]) % x.shape[ax] == j) as u8 as f64)
+                .collect();
+            let probe = Tensor::from_vec(x.shape.clone(), hot).map_err(|e| e.to_string())?;
+            let got = eval_probe(l, ins, probe, out, p)?.to_f64_vec();
+            cols.push((0..m).map(|o| got[o * os[ax]]).collect());
+        }
+        let identity = m == x.shape[ax]
+            && (0..m).all(|o| (0..m).all(|j| cols[j][o] == if o == j { 1.0 } else { 0.0 }));
+        if identity {
+            axes.push(None);
+            continue;
+        }
+        let taps: Vec<Vec<(i64, f64)>> = (0..m)
+            .map(|o| {
+                (0..x.shape[ax])
+                    .filter(|&j| cols[j][o] != 0.0)
+                    .map(|j| ((j * xs[ax]) as i64, cols[j][o]))
+                    .collect()
+            })
+            .collect();
+        let k = taps.iter().map(Vec::len).max().unwrap_or(0).max(1);
+        let mut idx = vec![0i64; m * k];
+        let mut w = vec![0f64; m * k];
+        for (o, t) in taps.iter().enumerate() {
+            for (q, &(a, wt)) in t.iter().enumerate() {
+                idx[o * k + q] = a;
+                w[o * k + q] = wt;
+            }
+        }
+        let wt = Tensor::from_vec(vec![w.len()], w)
+            .map_err(|e| e.to_string())?
+            .cast(dtype_of(ty));
+        p.consts.push(wt.to_le_bytes());
+        let wop = Operand {
+            buf: Buf::Const(p.consts.len() as u32 - 1),
+            shape: vec![m * k],
+            ty,
+        };
+        axes.push(Some((k, i64_table(p, &idx), wop)));
+    }
+    let (x_c, out_c) = (x.clone(), out.clone());
+    let acc = p.var(ty);
+    Ok(loop_nest(p, &out.shape, |p, idx| {
+        let mut base = i(0);
+        let mut weight: Option<Expr> = None;
+        let mut tap_loops: Vec<(crate::kernel::Var, usize)> = Vec::new();
+        for (ax, a) in axes.iter().enumerate() {
+            match a {
+                None => base = add0(base, mulk(idx[ax].clone(), xs[ax] as i64)),
+                Some((k, ti, tw)) => {
+                    let t = p.var(Scalar::I64);
+                    let at = add0(mulk(idx[ax].clone(), *k as i64), var(t));
+                    base = add0(base, ti.load(at.clone()));
+                    let wk = tw.load(at);
+                    weight = Some(match weight {
+                        None => wk,
+                        Some(prev) => mul(prev, wk),
+                    });
+                    tap_loops.push((t, *k));
+                }
+            }
+        }
+        let term = match weight {
+            None => x_c.load(base),
+            Some(wt) => mul(wt, x_c.load(base)),
+        };
+        let mut inner = vec![Stmt::Set(acc, add(var(acc), term))];
+        for &(t, k) in tap_loops.iter().rev() {
+            inner = vec![Stmt::For {
+                var: t,
+                start: i(0),
+                end: i(k as i64),
+                body: inner,
+            }];
+        }
+        let mut body = vec![Stmt::Set(acc, lit(0.0, ty))];
+        body.extend(inner);
+        body.push(Stmt::Store {
+            buf: out_c.buf,
+            index: flat_index(&out_c.shape, idx),
+            value: var(acc),
+        });
+        body
+    }))
+}
+
 /// The per-axis input index maps of a nearest-neighbour Resize, obtained by
 /// running the reference interpreter on an input that holds each element's
 /// own flat index: every output element then holds the flat index of the
@@ -1176,19 +1437,7 @@ fn resize_maps(
     }
     let iota = Tensor::from_vec(x.shape.clone(), (0..n as i64).collect::<Vec<i64>>())
         .map_err(|e| e.to_string())?;
-    let mut owned: Vec<Option<Tensor>> = vec![Some(iota)];
-    for o in ins.iter().skip(1) {
-        owned.push(match o {
-            Some(o) => Some(const_tensor(o, p)?),
-            None => None,
-        });
-    }
-    let refs: Vec<Option<&Tensor>> = owned.iter().map(Option::as_ref).collect();
-    let res = l.eval(&refs).map_err(|e| e.to_string())?;
-    let got = res[0].to_i64_vec();
-    if res[0].shape() != out.shape.as_slice() {
-        return Err("the probe's output shape differs from the inferred one".into());
-    }
+    let got = eval_probe(l, ins, iota, out, p)?.to_i64_vec();
     let xs = strides(&x.shape);
     let os = strides(&out.shape);
     let base = got[0];
