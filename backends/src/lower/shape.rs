@@ -1135,16 +1135,53 @@ pub fn lower(l: &Layout, ins: &[Option<Operand>], outs: &[Operand], p: &mut Prog
             Ok(s)
         }
         Layout::Resize(r) | Layout::Upsample(r) => {
-            if r.coord == CoordMode::TfCropAndResize {
-                return Err("tf_crop_and_resize has no native kernel yet".into());
+            if out.numel() == 0 {
+                return Ok(vec![]);
             }
-            match r.mode {
-                InterpMode::Nearest => {}
-                InterpMode::Linear if !r.antialias => return resize_linear(l, ins, &x, out, p),
-                InterpMode::Linear | InterpMode::Cubic => return resize_taps(l, ins, &x, out, p),
+            if x.numel() == 0 {
+                return Err("Resize of an empty tensor".into());
             }
-            let maps = resize_maps(l, ins, &x, out, p)?;
-            Ok(remap(p, &x, out, &maps, lit(0.0, out.ty)))
+            let ev = r.extrapolation as f64;
+            let fill_value = if out.ty.is_float() {
+                Expr::F(ev, out.ty)
+            } else {
+                cast(
+                    out.ty,
+                    crate::kernel::build::un(
+                        crate::kernel::UnOp::Nearest,
+                        Expr::F(ev, Scalar::F64),
+                    ),
+                )
+            };
+            let Some(crop) = resize_crop(
+                l,
+                ins,
+                &x,
+                out,
+                p,
+                r.coord == CoordMode::TfCropAndResize,
+                ev,
+            )?
+            else {
+                // Every output point is outside the crop.
+                return Ok(fill(p, out, fill_value));
+            };
+            if r.mode == InterpMode::Nearest {
+                // The remap fills the outside points itself.
+                let maps = resize_maps(l, ins, &x, out, p, &crop)?;
+                return Ok(remap(p, &x, out, &maps, fill_value));
+            }
+            let mut stmts = if crop.any_ext {
+                fill(p, out, fill_value)
+            } else {
+                vec![]
+            };
+            stmts.extend(if r.mode == InterpMode::Linear && !r.antialias {
+                resize_linear(l, ins, &x, out, p, &crop)?
+            } else {
+                resize_taps(l, ins, &x, out, p, &crop)?
+            });
+            Ok(stmts)
         }
         Layout::NonZero => {
             // The input is a compile-time constant: evaluate at compile time.
@@ -1159,6 +1196,84 @@ pub fn lower(l: &Layout, ins: &[Option<Operand>], outs: &[Operand], p: &mut Prog
             Ok(vec![copy_all(&src, out)])
         }
     }
+}
+
+/// The output region of a Resize that reads the input: with
+/// `tf_crop_and_resize`, points outside the crop box take the extrapolation
+/// value, and on each axis the inside points form one contiguous range.
+struct Crop {
+    /// Flat output index of a point inside on every axis (probes read the
+    /// maps of an axis through it).
+    base: i64,
+    /// Its coordinates.
+    at: Vec<usize>,
+    /// Per axis, the first inside position and the count.
+    lo: Vec<usize>,
+    cnt: Vec<usize>,
+    /// Some point is outside.
+    any_ext: bool,
+}
+
+impl Crop {
+    /// The flat output index of the point that differs from `at` only in
+    /// `o` on axis `ax`.
+    fn along(&self, os: &[usize], ax: usize, o: usize) -> usize {
+        (self.base + (o as i64 - self.at[ax] as i64) * os[ax] as i64) as usize
+    }
+}
+
+/// Finds the inside region with a probe holding a constant other than the
+/// extrapolation value; `None` when no point is inside.
+fn resize_crop(
+    l: &Layout,
+    ins: &[Option<Operand>],
+    x: &Operand,
+    out: &Operand,
+    p: &Program,
+    crop: bool,
+    ev: f64,
+) -> Result<Option<Crop>, String> {
+    let rank = out.shape.len();
+    if !crop {
+        return Ok(Some(Crop {
+            base: 0,
+            at: vec![0; rank],
+            lo: vec![0; rank],
+            cnt: out.shape.clone(),
+            any_ext: false,
+        }));
+    }
+    let c = if ev.is_finite() { ev + 1.0 } else { 0.0 };
+    let probe = Tensor::from_vec(x.shape.clone(), vec![c; x.numel()]).map_err(|e| e.to_string())?;
+    let got = eval_probe(l, ins, probe, out, p)?.to_f64_vec();
+    let ext = |v: f64| v == ev || (v.is_nan() && ev.is_nan());
+    let Some(base) = got.iter().position(|&v| !ext(v)) else {
+        return Ok(None);
+    };
+    let os = strides(&out.shape);
+    let at: Vec<usize> = (0..rank)
+        .map(|ax| (base / os[ax]) % out.shape[ax])
+        .collect();
+    let mut cr = Crop {
+        base: base as i64,
+        at,
+        lo: vec![0; rank],
+        cnt: vec![0; rank],
+        any_ext: false,
+    };
+    for ax in 0..rank {
+        let inside: Vec<usize> = (0..out.shape[ax])
+            .filter(|&o| !ext(got[cr.along(&os, ax, o)]))
+            .collect();
+        let (lo, hi) = (inside[0], inside[inside.len() - 1]);
+        if hi - lo + 1 != inside.len() {
+            return Err("the crop region is not contiguous".into());
+        }
+        cr.lo[ax] = lo;
+        cr.cnt[ax] = inside.len();
+        cr.any_ext |= inside.len() != out.shape[ax];
+    }
+    Ok(Some(cr))
 }
 
 /// Evaluates a Resize node with the reference interpreter on `probe` in
@@ -1198,15 +1313,10 @@ fn resize_linear(
     x: &Operand,
     out: &Operand,
     p: &mut Program,
+    crop: &Crop,
 ) -> NodeResult {
     if !x.ty.is_float() {
         return Err("linear Resize of integers has no native kernel yet".into());
-    }
-    if out.numel() == 0 {
-        return Ok(vec![]);
-    }
-    if x.numel() == 0 {
-        return Err("Resize of an empty tensor".into());
     }
     let rank = x.shape.len();
     let xs = strides(&x.shape);
@@ -1220,9 +1330,22 @@ fn resize_linear(
             .collect();
         let probe = Tensor::from_vec(x.shape.clone(), coord).map_err(|e| e.to_string())?;
         let got = eval_probe(l, ins, probe, out, p)?.to_f64_vec();
-        let c: Vec<f64> = (0..out.shape[ax]).map(|o| got[o * os[ax]]).collect();
+        let (lo, hi) = (crop.lo[ax], crop.lo[ax] + crop.cnt[ax]);
+        // Outside points are never read; give them a harmless tap.
+        let c: Vec<f64> = (0..out.shape[ax])
+            .map(|o| {
+                if (lo..hi).contains(&o) {
+                    got[crop.along(&os, ax, o)]
+                } else {
+                    0.0
+                }
+            })
+            .collect();
         let last = x.shape[ax] as i64 - 1;
-        if out.shape[ax] == x.shape[ax] && c.iter().enumerate().all(|(o, &v)| v == o as f64) {
+        if out.shape[ax] == x.shape[ax]
+            && crop.cnt[ax] == out.shape[ax]
+            && c.iter().enumerate().all(|(o, &v)| v == o as f64)
+        {
             axes.push(None);
             continue;
         }
@@ -1248,7 +1371,14 @@ fn resize_linear(
     }
     let (x_c, out_c) = (x.clone(), out.clone());
     let ty = x.ty;
-    Ok(loop_nest(p, &out.shape, |p, idx| {
+    let lo = crop.lo.clone();
+    Ok(loop_nest(p, &crop.cnt, |p, idx| {
+        let idx: Vec<Expr> = idx
+            .iter()
+            .zip(&lo)
+            .map(|(e, &l)| add0(e.clone(), i(l as i64)))
+            .collect();
+        let idx = &idx[..];
         let mut pre = Vec::new();
         let mut base = i(0);
         // (offset of tap 0, offset of tap 1, weight of tap 1) per resized axis.
@@ -1312,15 +1442,10 @@ fn resize_taps(
     x: &Operand,
     out: &Operand,
     p: &mut Program,
+    crop: &Crop,
 ) -> NodeResult {
     if !x.ty.is_float() {
         return Err("Resize of integers has no native kernel yet".into());
-    }
-    if out.numel() == 0 {
-        return Ok(vec![]);
-    }
-    if x.numel() == 0 {
-        return Err("Resize of an empty tensor".into());
     }
     let rank = x.shape.len();
     let xs = strides(&x.shape);
@@ -1338,9 +1463,21 @@ fn resize_taps(
                 .collect();
             let probe = Tensor::from_vec(x.shape.clone(), hot).map_err(|e| e.to_string())?;
             let got = eval_probe(l, ins, probe, out, p)?.to_f64_vec();
-            cols.push((0..m).map(|o| got[o * os[ax]]).collect());
+            let (lo, hi) = (crop.lo[ax], crop.lo[ax] + crop.cnt[ax]);
+            cols.push(
+                (0..m)
+                    .map(|o| {
+                        if (lo..hi).contains(&o) {
+                            got[crop.along(&os, ax, o)]
+                        } else {
+                            0.0
+                        }
+                    })
+                    .collect(),
+            );
         }
         let identity = m == x.shape[ax]
+            && crop.cnt[ax] == m
             && (0..m).all(|o| (0..m).all(|j| cols[j][o] == if o == j { 1.0 } else { 0.0 }));
         if identity {
             axes.push(None);
@@ -1376,7 +1513,14 @@ fn resize_taps(
     }
     let (x_c, out_c) = (x.clone(), out.clone());
     let acc = p.var(ty);
-    Ok(loop_nest(p, &out.shape, |p, idx| {
+    let lo = crop.lo.clone();
+    Ok(loop_nest(p, &crop.cnt, |p, idx| {
+        let idx: Vec<Expr> = idx
+            .iter()
+            .zip(&lo)
+            .map(|(e, &l)| add0(e.clone(), i(l as i64)))
+            .collect();
+        let idx = &idx[..];
         let mut base = i(0);
         let mut weight: Option<Expr> = None;
         let mut tap_loops: Vec<(crate::kernel::Var, usize)> = Vec::new();
@@ -1430,23 +1574,25 @@ fn resize_maps(
     x: &Operand,
     out: &Operand,
     p: &Program,
+    crop: &Crop,
 ) -> Result<Vec<Vec<Option<usize>>>, String> {
     let n = x.numel();
-    if n == 0 || out.numel() == 0 {
-        return Ok(out.shape.iter().map(|&d| vec![None; d]).collect());
-    }
     let iota = Tensor::from_vec(x.shape.clone(), (0..n as i64).collect::<Vec<i64>>())
         .map_err(|e| e.to_string())?;
     let got = eval_probe(l, ins, iota, out, p)?.to_i64_vec();
     let xs = strides(&x.shape);
     let os = strides(&out.shape);
-    let base = got[0];
+    let base = got[crop.base as usize];
     Ok((0..out.shape.len())
         .map(|ax| {
             let first = (base / xs[ax] as i64) % x.shape[ax] as i64;
+            let (lo, hi) = (crop.lo[ax], crop.lo[ax] + crop.cnt[ax]);
             (0..out.shape[ax])
                 .map(|o| {
-                    let v = got[o * os[ax]] - base;
+                    if !(lo..hi).contains(&o) {
+                        return None;
+                    }
+                    let v = got[crop.along(&os, ax, o)] - base;
                     Some((first + v / xs[ax] as i64) as usize)
                 })
                 .collect()
