@@ -3097,12 +3097,11 @@ impl OpDef for Layout {
         let mut v: Vec<(&'static str, String)> = Vec::new();
         match self {
             Layout::Reshape { allowzero } => v.push(("allowzero", flag(*allowzero))),
-            Layout::Flatten { axis } | Layout::Concat { axis } | Layout::Gather { axis } => {
-                v.push(("axis", axis.to_string()))
-            }
-            Layout::GatherElements { axis } | Layout::OneHot { axis } => {
-                v.push(("axis", axis.to_string()))
-            }
+            Layout::Flatten { axis }
+            | Layout::Concat { axis }
+            | Layout::Gather { axis }
+            | Layout::GatherElements { axis }
+            | Layout::OneHot { axis } => v.push(("axis", axis.to_string())),
             Layout::Transpose { perm } => {
                 if let Some(p) = perm {
                     v.push(("perm", fmt_list(p)));
@@ -3316,13 +3315,7 @@ impl OpDef for Layout {
             })
             .collect();
         let outs = self.infer_impl(&ins)?;
-        let res = self.eval_impl(inputs, &ins, &outs)?;
-        debug_assert!(
-            res.iter()
-                .zip(&outs)
-                .all(|(t, o)| t.shape() == o.shape.as_slice() && t.dtype() == o.dtype)
-        );
-        Ok(res)
+        self.eval_impl(inputs, &ins, &outs)
     }
 
     fn macs(&self, _inputs: &[Option<&TensorType>], outputs: &[TensorType]) -> u64 {
