@@ -170,6 +170,15 @@ def main():
         model([helper.make_node("Add", ["w", "ghost"], ["y"], name="adder")], [w]),
     )
 
+    # --- amplification ---------------------------------------------------------
+    # 64 broadcasting Adds of two 8 KiB constants: 16 MiB each once folded, a
+    # GiB in all from a 16 KiB file unless folding has a total budget (found
+    # by review while fuzzing the importer).
+    col = tensor("col", [2048, 1], f32(np.zeros(2048)))
+    row = tensor("row", [1, 2048], f32(np.zeros(2048)))
+    adds = [helper.make_node("Add", ["col", "row"], [f"y{i}"], name=f"add{i}") for i in range(64)]
+    write("fold_bomb.onnx", model(adds, [col, row], outputs=[f"y{i}" for i in range(64)]))
+
     # --- external data -----------------------------------------------------
     def ext(location, **kw):
         return relu_of(tensor("w", [4], external={"location": location, **kw}))

@@ -360,6 +360,7 @@ impl OnnxModel {
             reader: TensorReader::new(&self.dir, &opts.limits),
             graph: Graph::new(),
             weight_bytes: 0,
+            folded_bytes: 0,
             weights: weights.as_ref(),
         };
         let mut scope: HashMap<String, ValueId> = HashMap::new();
@@ -638,12 +639,25 @@ const MAX_PROTOBUF_RECURSION: usize = 400;
 /// nodes so a tiny file cannot make the importer allocate gigabytes.
 const MAX_FOLD_BYTES: usize = 64 << 20;
 
+/// Bytes that folding may add in all, beyond [`FOLD_BYTES_PER_WEIGHT_BYTE`]
+/// times the weights read so far. Folded results are kept in the graph, so
+/// without a total budget a few kilobytes of broadcasting `Add`s would
+/// allocate gigabytes; past the budget, nodes stay nodes.
+const FOLD_BUDGET_BYTES: u64 = 256 << 20;
+
+/// How much folding may grow the weights: enough for the usual
+/// transformations of every weight (a transpose, a dequantization from 8 bits
+/// to 32) while a tiny file still cannot amplify itself without bound.
+const FOLD_BYTES_PER_WEIGHT_BYTE: u64 = 4;
+
 struct Importer<'m> {
     model: &'m OnnxModel,
     opts: &'m ImportOptions,
     reader: TensorReader<'m>,
     graph: Graph,
     weight_bytes: u64,
+    /// Bytes of constants produced by folding, against the fold budget.
+    folded_bytes: u64,
     /// Initializers by name from `ImportOptions::weights`, already checked
     /// against the declared types by [`check_weights`].
     weights: Option<&'m Weights>,
@@ -927,7 +941,9 @@ impl<'m> Importer<'m> {
             .iter()
             .map(|t| t.bytes().unwrap_or(usize::MAX))
             .fold(0usize, |a, b| a.saturating_add(b));
-        if total > MAX_FOLD_BYTES {
+        let budget = FOLD_BUDGET_BYTES
+            .saturating_add(self.weight_bytes.saturating_mul(FOLD_BYTES_PER_WEIGHT_BYTE));
+        if total > MAX_FOLD_BYTES || self.folded_bytes.saturating_add(total as u64) > budget {
             return self
                 .graph
                 .add_node(name.to_string(), op, inputs.to_vec(), out_names)
@@ -947,6 +963,7 @@ impl<'m> Importer<'m> {
         }
         let args: Vec<Option<&Tensor>> = values.iter().map(Option::as_ref).collect();
         let outs = op.eval(&args).map_err(ctx)?;
+        self.folded_bytes = self.folded_bytes.saturating_add(total as u64);
         let mut ids = Vec::with_capacity(out_names.len());
         for (k, (oname, t)) in out_names.into_iter().zip(outs).enumerate() {
             if types
