@@ -8,7 +8,9 @@ use smelt_frontend::Limits;
 use smelt_frontend::npy::{read_npy, read_npz};
 
 fn example(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join(name)
 }
 
 /// Runs the CLI on an example and compares every output file with onnxruntime.
@@ -24,7 +26,11 @@ fn check(name: &str, atol: f64, rtol: f64) {
         .arg(&out)
         .output()
         .expect("smelt runs");
-    assert!(status.status.success(), "smelt run failed: {}", String::from_utf8_lossy(&status.stderr));
+    assert!(
+        status.status.success(),
+        "smelt run failed: {}",
+        String::from_utf8_lossy(&status.stderr)
+    );
     let expected = read_npz(&dir.join("expected.npz"), &Limits::default()).unwrap();
     assert!(!expected.is_empty());
     for (oname, want) in expected {
@@ -35,7 +41,10 @@ fn check(name: &str, atol: f64, rtol: f64) {
         let mut worst = 0f64;
         for (a, b) in g.iter().zip(&w) {
             let err = (a - b).abs();
-            assert!(err <= atol + rtol * b.abs(), "{name}/{oname}: {a} vs onnxruntime {b}");
+            assert!(
+                err <= atol + rtol * b.abs(),
+                "{name}/{oname}: {a} vs onnxruntime {b}"
+            );
             worst = worst.max(err);
         }
         eprintln!("{name}/{oname}: max abs err vs onnxruntime {worst:.2e}");

@@ -350,4 +350,68 @@ impl Graph {
             })
             .sum()
     }
+
+    /// Removes nodes and constants that no graph output depends on (graph
+    /// inputs always stay: they are the signature). Value and node ids are
+    /// renumbered; relative order is kept.
+    pub fn prune(&mut self) {
+        let mut live = vec![false; self.values.len()];
+        for id in self.outputs.iter().chain(&self.inputs) {
+            live[id.index()] = true;
+        }
+        let mut keep_node = vec![false; self.nodes.len()];
+        for (n, node) in self.nodes.iter().enumerate().rev() {
+            if node.outputs.iter().any(|o| live[o.index()]) {
+                keep_node[n] = true;
+                for id in node.inputs.iter().flatten() {
+                    live[id.index()] = true;
+                }
+            }
+        }
+        // A kept node keeps all its outputs, used or not.
+        for (n, node) in self.nodes.iter().enumerate() {
+            if keep_node[n] {
+                for o in &node.outputs {
+                    live[o.index()] = true;
+                }
+            }
+        }
+        let mut node_map = vec![None; self.nodes.len()];
+        let mut next = 0u32;
+        for (n, k) in keep_node.iter().enumerate() {
+            if *k {
+                node_map[n] = Some(NodeId(next));
+                next += 1;
+            }
+        }
+        let mut value_map = vec![None; self.values.len()];
+        let mut values = Vec::new();
+        for (i, v) in std::mem::take(&mut self.values).into_iter().enumerate() {
+            if live[i] {
+                value_map[i] = Some(ValueId(values.len() as u32));
+                let def = match v.def {
+                    ValueDef::Node(n, k) => {
+                        ValueDef::Node(node_map[n.index()].expect("live output of a kept node"), k)
+                    }
+                    other => other,
+                };
+                values.push(Value { def, ..v });
+            }
+        }
+        let remap = |id: ValueId| value_map[id.index()].expect("live value");
+        let nodes = std::mem::take(&mut self.nodes)
+            .into_iter()
+            .zip(keep_node)
+            .filter(|(_, k)| *k)
+            .map(|(mut node, _)| {
+                node.inputs = node.inputs.iter().map(|i| i.map(remap)).collect();
+                node.outputs = node.outputs.iter().map(|&o| remap(o)).collect();
+                node
+            })
+            .collect();
+        self.values = values;
+        self.nodes = nodes;
+        self.inputs = self.inputs.iter().map(|&i| remap(i)).collect();
+        self.outputs = self.outputs.iter().map(|&i| remap(i)).collect();
+    }
 }

@@ -147,3 +147,117 @@ impl<'g> Interpreter<'g> {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::DType;
+    use crate::graph::{Graph, TensorType};
+    use crate::ops::Op;
+    use crate::ops::elementwise::{BinaryFn, Elementwise, UnaryFn};
+
+    fn small_graph() -> Graph {
+        // y = relu(x + c), z = x * x
+        let mut g = Graph::new();
+        let x = g
+            .add_input("x", TensorType::new(DType::F32, vec![2, 2]))
+            .unwrap();
+        let c = g
+            .add_const("c", &Tensor::from_vec(vec![2], vec![1f32, -10.]).unwrap())
+            .unwrap();
+        let s = g
+            .add_node(
+                "add",
+                Op::Elementwise(Elementwise::Binary(BinaryFn::Add)),
+                vec![Some(x), Some(c)],
+                vec!["s".into()],
+            )
+            .unwrap()[0];
+        let y = g
+            .add_node(
+                "relu",
+                Op::Elementwise(Elementwise::Unary(UnaryFn::Relu)),
+                vec![Some(s)],
+                vec!["y".into()],
+            )
+            .unwrap()[0];
+        let z = g
+            .add_node(
+                "sq",
+                Op::Elementwise(Elementwise::Binary(BinaryFn::Mul)),
+                vec![Some(x), Some(x)],
+                vec!["z".into()],
+            )
+            .unwrap()[0];
+        g.outputs = vec![y, z];
+        g
+    }
+
+    #[test]
+    fn runs_and_frees() {
+        let g = small_graph();
+        crate::verify::verify(&g).unwrap();
+        let x = Tensor::from_vec(vec![2, 2], vec![1f32, 2., 3., 4.]).unwrap();
+        let out = Interpreter::new(&g).run(vec![x]).unwrap();
+        assert_eq!(
+            out[0],
+            Tensor::from_vec(vec![2, 2], vec![2f32, 0., 4., 0.]).unwrap()
+        );
+        assert_eq!(
+            out[1],
+            Tensor::from_vec(vec![2, 2], vec![1f32, 4., 9., 16.]).unwrap()
+        );
+    }
+
+    #[test]
+    fn wrong_input_type_is_an_error_naming_the_input() {
+        let g = small_graph();
+        let x = Tensor::from_vec(vec![4], vec![1f32, 2., 3., 4.]).unwrap();
+        let e = Interpreter::new(&g).run(vec![x]).unwrap_err().to_string();
+        assert!(e.contains("input 'x' must be f32[2,2]"), "{e}");
+        let x = Tensor::from_vec(vec![2, 2], vec![1i64, 2, 3, 4]).unwrap();
+        assert!(Interpreter::new(&g).run(vec![x]).is_err());
+    }
+
+    #[test]
+    fn inference_errors_name_the_node() {
+        let mut g = Graph::new();
+        let a = g
+            .add_input("a", TensorType::new(DType::F32, vec![2, 3]))
+            .unwrap();
+        let b = g
+            .add_input("b", TensorType::new(DType::F32, vec![3, 2]))
+            .unwrap();
+        let e = g
+            .add_node(
+                "bad_add",
+                Op::Elementwise(Elementwise::Binary(BinaryFn::Add)),
+                vec![Some(a), Some(b)],
+                vec!["c".into()],
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("node 'bad_add' (Add): shape error"), "{e}");
+        let i = g
+            .add_input("i", TensorType::new(DType::I64, vec![2, 3]))
+            .unwrap();
+        let e = g
+            .add_node(
+                "mixed",
+                Op::Elementwise(Elementwise::Binary(BinaryFn::Add)),
+                vec![Some(a), Some(i)],
+                vec!["d".into()],
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("different dtypes f32 and i64"), "{e}");
+    }
+
+    #[test]
+    fn verifier_catches_use_before_definition() {
+        let mut g = small_graph();
+        g.nodes.swap(0, 1);
+        let e = crate::verify::verify(&g).unwrap_err().to_string();
+        assert!(e.contains("defined by a later node"), "{e}");
+    }
+}

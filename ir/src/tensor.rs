@@ -584,7 +584,7 @@ impl Tensor {
             )));
         }
         let data = dispatch_dtype!(dtype, T => {
-            T::wrap(bytes.chunks_exact(T::BYTES).map(|c| <T as Elem>::read_le(c)).collect())
+            T::wrap(bytes.chunks_exact(T::BYTES).map(<T as Elem>::read_le).collect())
         });
         Ok(Tensor { shape, data })
     }

@@ -78,6 +78,15 @@ fn model_args(cmd: Command) -> Command {
             ),
     )
     .arg(
+        Arg::new("weights")
+            .long("weights")
+            .value_name("FILE.safetensors")
+            .value_parser(value_parser!(PathBuf))
+            .help(
+                "Take initializers from a safetensors file, by name (dtype and shape are checked)",
+            ),
+    )
+    .arg(
         Arg::new("limit")
             .long("limit")
             .value_name("KEY=N")
@@ -142,6 +151,7 @@ pub fn import_options(m: &ArgMatches) -> CliResult<ImportOptions> {
             .map_err(|_| CliError(format!("--limit {k}: '{v}' is not a non-negative integer")))?;
         opts.limits.set(k, v)?;
     }
+    opts.weights = m.get_one::<PathBuf>("weights").cloned();
     for s in m.get_many::<String>("dim").into_iter().flatten() {
         let (k, v) = split_kv(s, "--dim")?;
         opts.dims
@@ -187,7 +197,7 @@ pub fn grouped(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

@@ -419,7 +419,10 @@ impl OnnxModel {
             imp.check_declared_output(vi, id)?;
             imp.graph.outputs.push(id);
         }
-        let graph = imp.graph;
+        let mut graph = imp.graph;
+        // Folding leaves constants (shape arithmetic, folded weights' sources)
+        // that nothing reads any more.
+        graph.prune();
         smelt_ir::verify::verify(&graph)?;
         Ok(graph)
     }
@@ -879,7 +882,7 @@ impl<'m> Importer<'m> {
             });
         }
         let all_const = inputs.iter().flatten().all(|&id| self.graph.is_const(id));
-        let ids = if all_const {
+        let ids = if all_const || op.reads_only_types() {
             self.fold(&name, &op_label, op, &inputs, out_names)?
         } else {
             self.graph
@@ -925,8 +928,9 @@ impl<'m> Importer<'m> {
         Error::Ir(e)
     }
 
-    /// Evaluates a node whose inputs are all constants and adds its results as
-    /// constants; results too large to fold stay a node.
+    /// Evaluates a node whose inputs are all constants (or whose op reads only
+    /// their types) and adds its results as constants; results too large to
+    /// fold stay a node.
     fn fold(
         &mut self,
         name: &str,
@@ -952,12 +956,14 @@ impl<'m> Importer<'m> {
         let mut values = Vec::with_capacity(inputs.len());
         for inp in inputs {
             values.push(match inp {
-                Some(id) => Some(
-                    self.graph
-                        .const_value(*id)
-                        .expect("all inputs are constants")
-                        .map_err(ctx)?,
-                ),
+                Some(id) => Some(match self.graph.const_value(*id) {
+                    Some(t) => t.map_err(ctx)?,
+                    // An op that reads only types gets a stand-in of the right type.
+                    None => {
+                        let ty = &self.graph.value(*id).ty;
+                        Tensor::zeros(ty.dtype, ty.shape.clone()).map_err(ctx)?
+                    }
+                }),
                 None => None,
             });
         }

@@ -463,10 +463,9 @@ impl UnaryFn {
                     x // keeps 0, -0 and NaN
                 }
             }
+            // NaN stays NaN, like NumPy's maximum.
             UnaryFn::Relu => {
-                if x > 0.0 {
-                    x
-                } else if x.is_nan() {
+                if x > 0.0 || x.is_nan() {
                     x
                 } else {
                     0.0
@@ -922,15 +921,15 @@ fn eval_clip(
     let (lo, hi) = (bound(lo, alo)?, bound(hi, ahi)?);
     let data = dispatch_float!(x.data(), v, T => T::wrap(v.iter().map(|&e| {
         let mut y = e.to_f();
-        if let Some(l) = lo { if y < l { y = l } }
-        if let Some(h) = hi { if y > h { y = h } }
+        if let Some(l) = lo && y < l { y = l }
+        if let Some(h) = hi && y > h { y = h }
         T::from_f(y)
     }).collect()), else dispatch_int!(x.data(), v, T => {
-        let (l, h) = (lo.map(|l| T::from_f64(l)), hi.map(|h| T::from_f64(h)));
+        let (l, h) = (lo.map(T::from_f64), hi.map(T::from_f64));
         T::wrap(v.iter().map(|&e| {
             let mut y = e;
-            if let Some(l) = l { if y < l { y = l } }
-            if let Some(h) = h { if y > h { y = h } }
+            if let Some(l) = l && y < l { y = l }
+            if let Some(h) = h && y > h { y = h }
             y
         }).collect())
     }, else return Err(Error::Type(format!("Clip on {}", x.dtype())))));
@@ -1064,8 +1063,10 @@ impl OpDef for Elementwise {
                     return Err(Error::Type(format!("Clip does not accept {}", x.dtype)));
                 }
                 for i in 1..inputs.len() {
-                    if let Some(b) = opt(inputs, i) {
-                        if b.ty.dtype != x.dtype || numel(&b.ty.shape)? != 1 {
+                    if let Some(b) = opt(inputs, i)
+                        && (b.ty.dtype != x.dtype || numel(&b.ty.shape)? != 1)
+                    {
+                        {
                             return Err(Error::Type(format!(
                                 "bound {i} must be a {} scalar, got {}",
                                 x.dtype, b.ty
@@ -1105,6 +1106,8 @@ impl OpDef for Elementwise {
         Ok(vec![out])
     }
 
+    // `a < T::ZERO` is instantiated for unsigned types too, where it is always false.
+    #[allow(clippy::absurd_extreme_comparisons)]
     fn eval(&self, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
         let out = match self {
             Elementwise::Unary(f) => eval_unary(*f, req(inputs, 0, "X")?)?,

@@ -142,11 +142,23 @@ op_families! {
     Quant(quant::Quant),
 }
 
+impl Op {
+    /// True for ops whose results depend only on the *types* of their inputs
+    /// (`Shape`, `Size`): the importer folds them even when the inputs are
+    /// run-time values, which is what turns exported shape arithmetic static.
+    pub fn reads_only_types(&self) -> bool {
+        matches!(
+            self,
+            Op::Layout(layout::Layout::Shape { .. } | layout::Layout::Size)
+        )
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Helpers shared by the family modules.
 
 /// The operand at `i`, or an error naming it when missing.
-pub fn req<'a, T: Copy>(inputs: &[Option<T>], i: usize, what: &str) -> Result<T> {
+pub fn req<T: Copy>(inputs: &[Option<T>], i: usize, what: &str) -> Result<T> {
     inputs
         .get(i)
         .copied()
