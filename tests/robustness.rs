@@ -642,9 +642,17 @@ fn folding_cannot_amplify_a_small_file() {
     let path = corpus("fold_bomb.onnx");
     let start = Instant::now();
     let g = load(&path, &ImportOptions::default()).expect("the model is valid");
-    assert!(start.elapsed() < FAST * 4, "folding took {:?}", start.elapsed());
+    assert!(
+        start.elapsed() < FAST * 4,
+        "folding took {:?}",
+        start.elapsed()
+    );
     let file = std::fs::metadata(&path).unwrap().len() as usize;
-    assert!(g.const_bytes() <= (256 << 20) + 4 * file, "{} bytes of constants from a {file}-byte file", g.const_bytes());
+    assert!(
+        g.const_bytes() <= (256 << 20) + 4 * file,
+        "{} bytes of constants from a {file}-byte file",
+        g.const_bytes()
+    );
     assert!(!g.nodes.is_empty(), "every Add was folded");
     assert_eq!(g.outputs.len(), 64);
 }
@@ -798,4 +806,71 @@ fn cli_refuses_unimportable_models() {
             "{what}: expected '{needle}' in:\n{stdout}{stderr}"
         );
     }
+}
+
+/// Writes a little-endian f32 `.npy` file.
+fn write_npy_f32(path: &Path, shape: &[usize], data: &[f32]) {
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    let mut header = format!(
+        "{{'descr': '<f4', 'fortran_order': False, 'shape': ({},), }}",
+        dims.join(", ")
+    );
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    data.iter()
+        .for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
+    std::fs::write(path, out).unwrap();
+}
+
+#[test]
+fn cli_weights() {
+    let tmp = TempDir::new("cli-weights");
+    let x = tmp.0.join("x.npy");
+    write_npy_f32(&x, &[2, 3], &[1.0; 6]);
+    let input = format!("x={}", x.display());
+    let model = corpus("ok_weights.onnx");
+    let model = model.to_str().unwrap();
+    let good = corpus("ok_weights.safetensors");
+    let (code, stdout, stderr) = smelt(&[
+        "run",
+        model,
+        "-i",
+        &input,
+        "--weights",
+        good.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(0), "run with good weights:\n{stdout}{stderr}");
+    for (file, needle) in [
+        ("st_overlap.safetensors", "overlap tensor 'a'"),
+        ("st_huge_header.safetensors", "over the safetensors limit"),
+        ("st_empty.safetensors", "too few"),
+    ] {
+        check_cli(
+            "run",
+            "ok_weights.onnx",
+            &["-i", &input, "--weights", corpus(file).to_str().unwrap()],
+            needle,
+        );
+    }
+    // A mismatch report has one line per problem, after the error line.
+    let bad = corpus("st_mismatch.safetensors");
+    let (code, _, stderr) = smelt(&[
+        "run",
+        model,
+        "-i",
+        &input,
+        "--weights",
+        bad.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.starts_with("smelt: error: ") && !stderr.contains("panicked"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 5, "{stderr}");
 }
