@@ -657,6 +657,16 @@ fn folding_cannot_amplify_a_small_file() {
     assert_eq!(g.outputs.len(), 64);
 }
 
+#[test]
+fn folding_cannot_do_unbounded_work() {
+    // A convolution of ~10^12 MACs on folded constants stays a run-time node.
+    let start = Instant::now();
+    let g = load(&corpus("conv_bomb.onnx"), &ImportOptions::default()).expect("the model is valid");
+    assert!(start.elapsed() < FAST, "import took {:?}", start.elapsed());
+    assert_eq!(g.nodes.len(), 1, "only the convolution is left");
+    assert_eq!(g.nodes[0].name, "conv");
+}
+
 /// Peak resident memory of this process (`VmHWM`), in KiB.
 fn peak_rss_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
