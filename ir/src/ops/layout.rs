@@ -1388,6 +1388,9 @@ fn slice_plan(
         } else if d == 0 {
             (0, 0)
         } else {
+            // Negative steps clamp the start into the dim as the spec says, like
+            // onnxruntime: `start = -5` on a dim of 4 still yields index 0
+            // (onnx's NumPy reference slices to nothing there instead).
             s = s.clamp(0, d - 1);
             e = e.clamp(-1, d - 1);
             (s, if s > e { (s - e - 1) / -step + 1 } else { 0 })
