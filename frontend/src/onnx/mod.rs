@@ -902,6 +902,23 @@ impl<'m> Importer<'m> {
                 .add_node(name.clone(), op, inputs, out_names)
                 .map_err(|e| self.not_constant_hint(e, node, &name, &op_label))?
         };
+        for &id in &ids {
+            // Activations are tensors too: a shape that asks for more than the
+            // published limit is refused here, not when the run allocates it.
+            let ty = &self.graph.value(id).ty;
+            let bytes = ty.bytes().map(|b| b as u64).unwrap_or(u64::MAX);
+            Limits::check(
+                || {
+                    format!(
+                        "the size of '{}' ({ty}) computed by node '{name}' ({op_label})",
+                        self.graph.value(id).name
+                    )
+                },
+                bytes,
+                self.opts.limits.max_tensor_bytes,
+                "max-tensor-bytes",
+            )?;
+        }
         for (o, id) in node.output.iter().zip(ids) {
             if o.is_empty() {
                 continue;
