@@ -502,6 +502,9 @@ fn test_ops(dir: &Path) -> String {
     }
 }
 
+/// One run: test name, listed for this runner, outcome, the test's ops, runner.
+type RunResult = (String, bool, Outcome, String, Runner);
+
 fn main() -> ExitCode {
     let args = parse_args();
     let dir = data_dir();
@@ -571,7 +574,7 @@ fn main() -> ExitCode {
             }
         }
     }
-    let results: Mutex<Vec<(String, bool, Outcome, String, Runner)>> = Mutex::new(Vec::new());
+    let results: Mutex<Vec<RunResult>> = Mutex::new(Vec::new());
     let next = Mutex::new(0usize);
     let workers = std::thread::available_parallelism()
         .map(|n| n.get())
