@@ -23,7 +23,7 @@
 
 #![allow(clippy::print_stdout)]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Mutex;
@@ -653,12 +653,14 @@ fn main() -> ExitCode {
         println!("conformance: {label}: {p} of {t} run passed");
     }
     if let Some(path) = &args.report {
-        let mut per_op: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+        // One row per op (expanded variants grouped by the op they expand),
+        // one column per runner.
         let base_ops: HashMap<&str, &str> = results
             .iter()
             .map(|r| (r.0.as_str(), r.3.as_str()))
             .collect();
-        for (name, _, o, ops, _) in &results {
+        let mut per_op: BTreeMap<String, (Vec<usize>, BTreeSet<&str>)> = BTreeMap::new();
+        for (name, _, o, ops, runner) in &results {
             let key = match name
                 .strip_suffix("_expanded")
                 .or_else(|| name.find("_expanded_").map(|i| &name[..i]))
@@ -666,19 +668,44 @@ fn main() -> ExitCode {
                 Some(base) => format!("{} (expanded)", base_ops.get(base).copied().unwrap_or("?")),
                 None => ops.clone(),
             };
-            let e = per_op.entry(key).or_default();
-            e.1 += 1;
+            let e = per_op
+                .entry(key)
+                .or_insert_with(|| (vec![0; runners.len()], BTreeSet::new()));
+            e.1.insert(name.as_str());
             if o.pass {
-                e.0 += 1;
+                e.0[runners
+                    .iter()
+                    .position(|r| r == runner)
+                    .expect("a known runner")] += 1;
             }
         }
-        let mut md = String::from("| op(s) | passing | tests |\n|---|---:|---:|\n");
-        for (op, (p, t)) in &per_op {
-            md.push_str(&format!("| {op} | {p} | {t} |\n"));
+        let labels: Vec<String> = runners
+            .iter()
+            .map(|r| r.tag().unwrap_or_else(|| "interpreter".into()))
+            .collect();
+        let mut md = format!(
+            "| op(s) | {} | tests |\n|---|{}---:|\n",
+            labels.join(" | "),
+            "---:|".repeat(runners.len())
+        );
+        let mut totals = vec![0; runners.len()];
+        let mut total_tests = 0;
+        for (op, (passes, tests)) in &per_op {
+            let cells: Vec<String> = passes.iter().map(|p| p.to_string()).collect();
+            md.push_str(&format!(
+                "| {op} | {} | {} |\n",
+                cells.join(" | "),
+                tests.len()
+            ));
+            for (t, p) in totals.iter_mut().zip(passes) {
+                *t += p;
+            }
+            total_tests += tests.len();
         }
+        let cells: Vec<String> = totals.iter().map(|p| format!("**{p}**")).collect();
         md.push_str(&format!(
-            "| **total** | **{passed}** | **{}** |\n",
-            results.len()
+            "| **total** | {} | **{total_tests}** |\n",
+            cells.join(" | ")
         ));
         std::fs::write(path, md).expect("write report");
     }

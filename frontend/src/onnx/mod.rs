@@ -165,14 +165,11 @@ impl OnnxModel {
             };
             opsets.push((d, o.version));
         }
-        if !opsets.iter().any(|(d, _)| d.is_empty()) {
-            if proto.ir_version >= 3 || !proto.opset_import.is_empty() {
-                return Err(Error::Parse {
-                    path: path.to_path_buf(),
-                    msg: "the model imports no opset of the default ONNX domain".into(),
-                });
-            }
-            // IR version 1/2 files predate opset_import; they use opset 1 semantics.
+        if proto.opset_import.is_empty() && proto.ir_version < 3 {
+            // IR version 1/2 files predate opset_import; they use opset 1
+            // semantics. Newer files may import only other domains
+            // (`ai.onnx.ml`): their default-domain nodes are then reported
+            // as unsupported, by name.
             opsets.push((String::new(), 1));
         }
         let dir = path
