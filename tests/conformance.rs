@@ -31,7 +31,7 @@ use std::sync::Mutex;
 use regex::Regex;
 use smelt_backends::artifact::{Emit, build};
 use smelt_backends::target::Target;
-use smelt_frontend::npy::{read_npy, write_npy};
+use smelt_frontend::npy::{output_file_name, read_npy, write_npy};
 use smelt_frontend::onnx::{ImportOptions, OnnxModel, read_tensor_pb};
 use smelt_frontend::{Error as FeError, Limits};
 use smelt_ir::interp::Interpreter;
@@ -120,24 +120,6 @@ impl Runner {
     }
 }
 
-/// The runtime's rule for output file names (same as `smelt run`).
-fn safe_file_name(name: &str) -> String {
-    let mut s: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if s.is_empty() || s.starts_with('.') {
-        s.insert(0, '_');
-    }
-    s
-}
-
 /// Compiles `graph` to an executable for `target`, runs it on `inputs` and
 /// reads its outputs back.
 fn run_native(
@@ -188,7 +170,7 @@ fn run_native(
     }
     let mut outs = Vec::new();
     for &id in &graph.outputs {
-        let p = out_dir.join(format!("{}.npy", safe_file_name(&graph.value(id).name)));
+        let p = out_dir.join(output_file_name(&graph.value(id).name));
         outs.push(read_npy(&p, &Limits::default()).map_err(|e| format!("output: {e}"))?);
     }
     let _ = std::fs::remove_dir_all(&work);

@@ -98,24 +98,7 @@ fn default_domain(d: &str) -> bool {
 impl OnnxModel {
     /// Reads and parses a model file, enforcing the file-size and nesting limits.
     pub fn read(path: &Path, limits: &Limits) -> Result<OnnxModel> {
-        let io = |source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        };
-        let meta = std::fs::metadata(path).map_err(io)?;
-        if !meta.is_file() {
-            return Err(Error::Parse {
-                path: path.to_path_buf(),
-                msg: "not a regular file".into(),
-            });
-        }
-        Limits::check(
-            || format!("the size of {}", path.display()),
-            meta.len(),
-            limits.max_model_bytes,
-            "max-model-bytes",
-        )?;
-        let bytes = std::fs::read(path).map_err(io)?;
+        let bytes = Limits::read_file(path, limits.max_model_bytes, "max-model-bytes")?;
         Self::from_bytes(&bytes, path, limits)
     }
 
@@ -1240,18 +1223,7 @@ fn free_names<'g>(g: &'g GraphProto, out: &mut Vec<&'g str>) {
 
 /// Reads a serialized `TensorProto` file (the ONNX test-data `.pb` format).
 pub fn read_tensor_pb(path: &Path, limits: &Limits) -> Result<(String, Tensor)> {
-    let io = |source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let meta = std::fs::metadata(path).map_err(io)?;
-    Limits::check(
-        || format!("the size of {}", path.display()),
-        meta.len(),
-        limits.max_model_bytes,
-        "max-model-bytes",
-    )?;
-    let bytes = std::fs::read(path).map_err(io)?;
+    let bytes = Limits::read_file(path, limits.max_model_bytes, "max-model-bytes")?;
     let mut tp =
         onnx_protobuf::TensorProto::parse_from_bytes(&bytes).map_err(|e| Error::Parse {
             path: path.to_path_buf(),
