@@ -258,8 +258,11 @@ macro_rules! __dispatch_match {
 /// Runs a generic expression for every dtype: binds `$v` to the typed vector of
 /// `$data` (by reference) and the type alias `$T` to its element type.
 ///
-/// ```ignore
-/// let n = dispatch!(&tensor.data, v, T => v.len());
+/// ```
+/// use smelt_ir::{Tensor, dispatch, tensor::Elem};
+/// let t = Tensor::from_vec(vec![3], vec![1i32, 2, 3]).unwrap();
+/// let sum: f64 = dispatch!(t.data(), v, T => v.iter().map(|x| x.to_f64()).sum());
+/// assert_eq!(sum, 6.0);
 /// ```
 #[macro_export]
 macro_rules! dispatch {
