@@ -323,10 +323,9 @@ pub fn lower(
                 return Err(format!("ConvTranspose on {:?} has no native kernel", x.ty));
             }
             let nd = x.shape.len() - 2;
-            let want =
-                output_shape
-                    .as_ref()
-                    .map(|s| if s.len() == nd + 2 { &s[2..] } else { &s[..] });
+            let want = output_shape
+                .as_ref()
+                .map(|s| if s.len() == nd + 2 { &s[2..] } else { &s[..] });
             let g = resolve_transpose(
                 window,
                 output_padding,
@@ -369,7 +368,32 @@ pub fn lower(
             }
             Ok(global_pool(p, &x, &outs[0], *f))
         }
-        ConvOp::MaxUnpool { .. } => Err("no native kernel for MaxUnpool yet".into()),
+        ConvOp::MaxUnpool {
+            kernel_shape,
+            strides,
+            pads,
+        } => {
+            let (x, ix) = (operand(ins, 0, "X")?, operand(ins, 1, "I")?);
+            let nd = x.shape.len() - 2;
+            let strides = per_axis(strides, nd, 1)?;
+            let pads = if pads.is_empty() {
+                vec![0; 2 * nd]
+            } else {
+                pads.clone()
+            };
+            if kernel_shape.len() != nd || pads.len() != 2 * nd {
+                return Err("MaxUnpool attributes do not match the spatial rank".into());
+            }
+            let mut inferred = x.shape[..2].to_vec();
+            for d in 0..nd {
+                let o = (x.shape[2 + d] as i64 - 1).max(0) * strides[d] as i64
+                    + kernel_shape[d] as i64
+                    - pads[d] as i64
+                    - pads[nd + d] as i64;
+                inferred.push(usize::try_from(o).map_err(|_| "negative unpooled size")?);
+            }
+            Ok(max_unpool(p, &x, &ix, &inferred, &outs[0]))
+        }
     }
 }
 
@@ -800,4 +824,71 @@ fn global_pool(p: &mut Program, x: &Operand, y: &Operand, pf: PoolFn) -> Vec<Stm
             },
         ],
     )
+}
+
+/// `MaxUnpool`: zeros, then every `x[e]` goes to the flat index `I[e]` of
+/// the unpooled shape `inferred`, which sits at the start of every axis of
+/// the (possibly larger) output. Out-of-range indices are skipped (the
+/// interpreter reports them as an error).
+fn max_unpool(
+    p: &mut Program,
+    x: &Operand,
+    ix: &Operand,
+    inferred: &[usize],
+    y: &Operand,
+) -> Vec<Stmt> {
+    let (e, t) = (p.var(Scalar::I64), p.var(Scalar::I64));
+    let n_out = y.numel();
+    let n_inf: usize = inferred.iter().product();
+    let zero = match y.ty {
+        Scalar::F32 | Scalar::F64 => f(0.0, y.ty),
+        other => Expr::I(0, other),
+    };
+    let mut stmts = nest(
+        &[(e, n_out)],
+        vec![Stmt::Store {
+            buf: y.buf,
+            index: var(e),
+            value: zero,
+        }],
+    );
+    // The flat output index of the flat unpooled index `t`.
+    let target = if inferred == y.shape.as_slice() {
+        var(t)
+    } else {
+        let out_strides = strides_of(&y.shape);
+        let mut rest = n_inf;
+        let mut terms = Vec::new();
+        for d in 0..inferred.len() {
+            rest /= inferred[d].max(1);
+            let coord = bin(
+                BinOp::Rem,
+                bin(BinOp::Div, var(t), i(rest.max(1) as i64)),
+                i(inferred[d].max(1) as i64),
+            );
+            terms.push(mul(coord, i(out_strides[d] as i64)));
+        }
+        terms.into_iter().reduce(add).unwrap_or_else(|| i(0))
+    };
+    let in_range = bin(
+        BinOp::And,
+        cmp(CmpOp::Ge, var(t), i(0)),
+        cmp(CmpOp::Lt, var(t), i(n_inf as i64)),
+    );
+    stmts.extend(nest(
+        &[(e, x.numel())],
+        vec![
+            Stmt::Set(t, cast(Scalar::I64, ix.load(var(e)))),
+            Stmt::If(
+                in_range,
+                vec![Stmt::Store {
+                    buf: y.buf,
+                    index: target,
+                    value: x.load(var(e)),
+                }],
+                vec![],
+            ),
+        ],
+    ));
+    stmts
 }
