@@ -656,12 +656,32 @@ fn max_pool(
             var(ax[nd - 1].off),
             tap_offset(ax, |d| g.dilations[d] * in_strides[d]),
         );
-        let better = cmp(CmpOp::Gt, var(v), var(best));
+        // Floats start from NaN ("nothing yet"), so that a window of NaNs
+        // only gives NaN, and a value wins when it is not NaN and not below
+        // the best (`!(v <= best)` also holds while best is NaN). An empty
+        // window gives the lowest value, as in the interpreter.
+        let (better, init) = if ty.is_float() {
+            let empty = ax
+                .iter()
+                .map(|a| cmp(CmpOp::Le, var(a.hi), var(a.lo)))
+                .reduce(|a, b| bin(BinOp::Or, a, b))
+                .unwrap_or(Expr::I(0, Scalar::Bool));
+            (
+                bin(
+                    BinOp::And,
+                    cmp(CmpOp::Eq, var(v), var(v)),
+                    un(UnOp::Not, cmp(CmpOp::Le, var(v), var(best))),
+                ),
+                select(empty, lowest(ty), f(f64::NAN, ty)),
+            )
+        } else {
+            (cmp(CmpOp::Gt, var(v), var(best)), lowest(ty))
+        };
         let mut tap = vec![
             Stmt::Set(v, x.load(x_idx.clone())),
             Stmt::Set(best, select(better.clone(), var(v), var(best))),
         ];
-        let mut stmts = vec![Stmt::Set(best, lowest(ty))];
+        let mut stmts = vec![Stmt::Set(best, init)];
         if let Some(ix) = &indices {
             // The input position along axis d is o·s − pad + k·dil.
             let flat = if column_major {
@@ -680,7 +700,10 @@ fn max_pool(
                 x_idx
             };
             // Set before `best` is updated: `better` reads the old best.
-            tap.insert(1, Stmt::Set(bi, select(better, flat, var(bi))));
+            // The first tap stands in until a value wins (a window of NaNs
+            // reports its first element).
+            let take = bin(BinOp::Or, better, cmp(CmpOp::Eq, var(bi), i(-1)));
+            tap.insert(1, Stmt::Set(bi, select(take, flat, var(bi))));
             stmts.push(Stmt::Set(bi, i(-1)));
             stmts.extend(tap_loops(ax, tap));
             stmts.push(Stmt::Store {
