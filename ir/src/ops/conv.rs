@@ -853,6 +853,19 @@ fn unravel(mut i: usize, shape: &[usize]) -> Vec<usize> {
 
 /// Fills `col` (`channels · kprod` rows of `P` output positions) with the
 /// input patches of `x` (`channels` planes of the input's spatial size).
+/// A zeroed scratch buffer, or an error (not an abort) when the machine
+/// cannot provide it: a model's shapes can ask for more than there is.
+fn zeroed(n: usize) -> Result<Vec<f64>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| {
+        Error::Eval(format!(
+            "cannot allocate {n} f64 values of convolution scratch"
+        ))
+    })?;
+    v.resize(n, 0.0);
+    Ok(v)
+}
+
 fn im2col(x: &[f64], channels: usize, g: &Geom, col: &mut [f64]) {
     let p: usize = g.out.iter().product();
     let in_sz: usize = g.input.iter().product();
@@ -975,7 +988,7 @@ fn conv_typed<T: Float>(
     let p: usize = g.out.iter().product();
     let kprod: usize = g.kernel.iter().product();
     let kdim = cg * kprod;
-    let mut y = vec![0.0; numel(&out_shape)?];
+    let mut y = zeroed(numel(&out_shape)?)?;
     // A 1×1 kernel with unit strides and no padding reads each input plane as is.
     let pointwise = g.kernel.iter().all(|&k| k == 1)
         && g.strides.iter().all(|&s| s == 1)
@@ -983,7 +996,7 @@ fn conv_typed<T: Float>(
     let mut col = if pointwise {
         vec![]
     } else {
-        vec![0.0; kdim * p]
+        zeroed(kdim.saturating_mul(p))?
     };
     for ni in 0..n {
         for gi in 0..group {
@@ -1021,8 +1034,8 @@ fn conv_transpose_typed<T: Float>(
     let out_sz: usize = g.out.iter().product();
     let kprod: usize = g.kernel.iter().product();
     let kdim = mg * kprod;
-    let mut y = vec![0.0; numel(&out_shape)?];
-    let mut col = vec![0.0; kdim * p];
+    let mut y = zeroed(numel(&out_shape)?)?;
+    let mut col = zeroed(kdim.saturating_mul(p))?;
     // Per group, W is `cg × kdim`; the product needs its transpose.
     let wt: Vec<Vec<f64>> = (0..group)
         .map(|gi| {
