@@ -145,3 +145,44 @@ fn artifacts_are_byte_identical() {
     }
     let _ = std::fs::remove_dir_all(&work);
 }
+
+#[test]
+fn cnn_x86_64_matches_onnxruntime() {
+    check("cnn", &[], "x86_64-unknown-linux-gnu", None, 1e-4, 1e-4);
+}
+
+#[test]
+fn cnn_aarch64_matches_onnxruntime() {
+    check(
+        "cnn",
+        &[],
+        "aarch64-unknown-linux-gnu",
+        Some("qemu-aarch64"),
+        1e-4,
+        1e-4,
+    );
+}
+
+#[test]
+fn transformer_x86_64_matches_onnxruntime() {
+    check(
+        "transformer",
+        &["--dim", "batch=1", "--dim", "seq=16"],
+        "x86_64-unknown-linux-gnu",
+        None,
+        1e-4,
+        1e-4,
+    );
+}
+
+#[test]
+fn transformer_aarch64_matches_onnxruntime() {
+    check(
+        "transformer",
+        &["--dim", "batch=1", "--dim", "seq=16"],
+        "aarch64-unknown-linux-gnu",
+        Some("qemu-aarch64"),
+        1e-4,
+        1e-4,
+    );
+}
