@@ -4,11 +4,11 @@
 //! accumulator. Packing, register blocking and vectorization are kernel-IR
 //! transformations that come with the fast-kernel work.
 
-use smelt_ir::ops::linalg::Linalg;
+use smelt_ir::ops::linalg::{EinsumEq, Linalg, Sub};
 
 use super::{NodeResult, Operand, flat_index, loop_nest};
-use crate::kernel::build::{add, f, i, load, mul, var};
-use crate::kernel::{Expr, Program, Stmt};
+use crate::kernel::build::{add, cast, f, i, load, mul, var};
+use crate::kernel::{Expr, Program, Scalar, Stmt};
 
 /// `out[b, m, n] = Σ_k a[b, m, k] · b[b, k, n]` (+ epilogue), for operands
 /// already viewed as (batch, rows, cols) with explicit strides.
@@ -35,7 +35,7 @@ fn matmul_loops(
     epilogue: impl Fn(Expr, &[Expr]) -> Expr,
 ) -> Vec<Stmt> {
     let acc = p.var(out.ty);
-    let kv = p.var(crate::kernel::Scalar::I64);
+    let kv = p.var(Scalar::I64);
     loop_nest(p, &[v.m, v.n], |_, idx| {
         let (mi, ni) = (idx[0].clone(), idx[1].clone());
         let a_idx = add(
@@ -74,18 +74,25 @@ fn matmul_loops(
 /// Lowers one node of the linalg family.
 pub fn lower(l: &Linalg, ins: &[Option<Operand>], outs: &[Operand], p: &mut Program) -> NodeResult {
     let out = &outs[0];
-    if !out.ty.is_float() {
-        return Err("integer matrix products have no native kernel yet".into());
-    }
     match l {
         Linalg::MatMul => {
-            let (a, b) = (ins[0].clone().ok_or("no A")?, ins[1].clone().ok_or("no B")?);
-            if a.shape.len() < 2 || b.shape.len() < 2 {
-                return Err("MatMul with 1-D operands has no native kernel yet".into());
+            let (mut a, mut b) = (ins[0].clone().ok_or("no A")?, ins[1].clone().ok_or("no B")?);
+            // A 1-D operand is a row (A) or column (B) vector whose unit
+            // dimension the output drops; the output layout is the same.
+            let dropped = (a.shape.len() < 2) as usize + (b.shape.len() < 2) as usize;
+            if a.shape.len() < 2 {
+                a.shape.insert(0, 1);
+            }
+            if b.shape.len() < 2 {
+                b.shape.push(1);
             }
             let (m, k) = (a.shape[a.shape.len() - 2], a.shape[a.shape.len() - 1]);
             let n = b.shape[b.shape.len() - 1];
-            let batch: Vec<usize> = out.shape[..out.shape.len() - 2].to_vec();
+            let kept = 2 - dropped;
+            if out.shape.len() < kept {
+                return Err("unexpected output rank".into());
+            }
+            let batch: Vec<usize> = out.shape[..out.shape.len() - kept].to_vec();
             let view = MatMulView {
                 m,
                 n,
@@ -144,7 +151,14 @@ pub fn lower(l: &Linalg, ins: &[Option<Operand>], outs: &[Operand], p: &mut Prog
                 b_n: if g.trans_b { k } else { 1 },
             };
             let (alpha, beta) = (g.alpha as f64, g.beta as f64);
+            // beta = 0 ignores C entirely (even its NaNs), like the interpreter.
+            let c = c.filter(|_| beta != 0.0);
             let ty = out.ty;
+            // Integers: the scaled sum is computed in f64 and converted back,
+            // as the interpreter does; plain A·B stays exact.
+            let wide = !ty.is_float() && (alpha != 1.0 || c.is_some());
+            let et = if wide { Scalar::F64 } else { ty };
+            let widen = |e: Expr| if wide { cast(Scalar::F64, e) } else { e };
             Ok(matmul_loops(
                 p,
                 &view,
@@ -155,30 +169,166 @@ pub fn lower(l: &Linalg, ins: &[Option<Operand>], outs: &[Operand], p: &mut Prog
                 out,
                 i(0),
                 |acc, idx| {
+                    let acc = widen(acc);
                     let mut v = if alpha == 1.0 {
                         acc
                     } else {
-                        mul(f(alpha, ty), acc)
+                        mul(f(alpha, et), acc)
                     };
                     if let Some(c) = &c {
-                        let cv = c.load(super::broadcast_index(&c.shape, idx));
+                        let cv = widen(c.load(super::broadcast_index(&c.shape, idx)));
                         v = add(
                             v,
                             if beta == 1.0 {
                                 cv
                             } else {
-                                mul(f(beta, ty), cv)
+                                mul(f(beta, et), cv)
                             },
                         );
                     }
-                    v
+                    if wide { cast(ty, v) } else { v }
                 },
             ))
         }
-        Linalg::Einsum(_)
-        | Linalg::Attention(_)
+        Linalg::Einsum(eq) => einsum(eq, ins, out, p),
+        Linalg::Attention(_)
         | Linalg::LinearAttention(_)
         | Linalg::RotaryEmbedding { .. }
         | Linalg::Det => Err("no native kernel for this op yet".into()),
     }
+}
+
+/// Label ids: letters are their ASCII code, ellipsis dims count up from here.
+const ELLIPSIS: u32 = 1 << 16;
+
+/// Einsum as one loop nest: the output's labels outside, the contracted
+/// labels inside, the product of the operands' elements summed into a
+/// scalar accumulator. Covers every form the interpreter accepts
+/// (transposes, traces and diagonals through repeated labels, broadcasting
+/// ellipses and size-1 dims, any operand count); the interpreter contracts
+/// pairwise instead, so float sums may differ in rounding order.
+fn einsum(eq: &EinsumEq, ins: &[Option<Operand>], out: &Operand, p: &mut Program) -> NodeResult {
+    let ops: Vec<Operand> = ins
+        .iter()
+        .map(|o| o.clone().ok_or("an operand has no buffer"))
+        .collect::<Result<_, _>>()?;
+    if ops.len() != eq.inputs.len() {
+        return Err("operand count does not match the equation".into());
+    }
+    let ell: Vec<usize> = eq
+        .inputs
+        .iter()
+        .zip(&ops)
+        .map(|(t, o)| {
+            let letters = t.iter().filter(|s| matches!(s, Sub::Label(_))).count();
+            o.shape.len().saturating_sub(letters)
+        })
+        .collect();
+    let r = ell.iter().copied().max().unwrap_or(0);
+    // Labels of every operand axis, sizes and occurrence counts of labels.
+    let mut order: Vec<u32> = Vec::new();
+    let mut sizes = std::collections::HashMap::<u32, usize>::new();
+    let mut counts = std::collections::BTreeMap::<u32, usize>::new();
+    let mut axes: Vec<Vec<u32>> = Vec::new();
+    for ((term, o), &e) in eq.inputs.iter().zip(&ops).zip(&ell) {
+        let mut labels = Vec::new();
+        for s in term {
+            match s {
+                Sub::Label(c) => labels.push(*c as u32),
+                Sub::Ellipsis => labels.extend((r - e..r).map(|i| ELLIPSIS + i as u32)),
+            }
+        }
+        if labels.len() != o.shape.len() {
+            return Err("operand rank does not match its einsum term".into());
+        }
+        for (&l, &d) in labels.iter().zip(&o.shape) {
+            if !order.contains(&l) {
+                order.push(l);
+            }
+            *counts.entry(l).or_insert(0) += 1;
+            let s = sizes.entry(l).or_insert(d);
+            if *s == 1 {
+                *s = d;
+            }
+        }
+        axes.push(labels);
+    }
+    let output: Vec<u32> = match &eq.output {
+        Some(t) => t
+            .iter()
+            .flat_map(|s| match s {
+                Sub::Label(c) => vec![*c as u32],
+                Sub::Ellipsis => (0..r).map(|i| ELLIPSIS + i as u32).collect(),
+            })
+            .collect(),
+        None => (0..r)
+            .map(|i| ELLIPSIS + i as u32)
+            .chain(
+                counts
+                    .iter()
+                    .filter(|&(&l, &c)| l < ELLIPSIS && c == 1)
+                    .map(|(&l, _)| l),
+            )
+            .collect(),
+    };
+    let out_shape: Vec<usize> = output
+        .iter()
+        .map(|l| sizes.get(l).copied().unwrap_or(1))
+        .collect();
+    if out_shape != out.shape {
+        return Err(format!(
+            "einsum output shape {out_shape:?} differs from the inferred {:?}",
+            out.shape
+        ));
+    }
+    let inner: Vec<u32> = order.into_iter().filter(|l| !output.contains(l)).collect();
+    let inner_shape: Vec<usize> = inner.iter().map(|l| sizes[l]).collect();
+    let acc = p.var(out.ty);
+    let out_c = out.clone();
+    Ok(loop_nest(p, &out.shape, |p, oidx| {
+        let inner_vars: Vec<_> = inner.iter().map(|_| p.var(Scalar::I64)).collect();
+        let index_of = |l: u32| -> Expr {
+            match output.iter().position(|&x| x == l) {
+                Some(k) => oidx[k].clone(),
+                None => var(inner_vars[inner.iter().position(|&x| x == l).unwrap_or(0)]),
+            }
+        };
+        let mut prod: Option<Expr> = None;
+        for (o, labels) in ops.iter().zip(&axes) {
+            let mut stride = 1usize;
+            let mut terms: Vec<Expr> = Vec::new();
+            for ax in (0..labels.len()).rev() {
+                if o.shape[ax] != 1 {
+                    terms.push(mul(index_of(labels[ax]), i(stride as i64)));
+                }
+                stride *= o.shape[ax];
+            }
+            let idx = terms.into_iter().reduce(add).unwrap_or_else(|| i(0));
+            let v = o.load(idx);
+            prod = Some(match prod {
+                None => v,
+                Some(pv) => mul(pv, v),
+            });
+        }
+        let mut body = vec![Stmt::Set(
+            acc,
+            add(var(acc), prod.unwrap_or_else(|| f(1.0, out_c.ty))),
+        )];
+        for (d, &v) in inner_vars.iter().enumerate().rev() {
+            body = vec![Stmt::For {
+                var: v,
+                start: i(0),
+                end: i(inner_shape[d] as i64),
+                body,
+            }];
+        }
+        let mut stmts = vec![Stmt::Set(acc, f(0.0, out_c.ty))];
+        stmts.extend(body);
+        stmts.push(Stmt::Store {
+            buf: out_c.buf,
+            index: flat_index(&out_c.shape, oidx),
+            value: var(acc),
+        });
+        stmts
+    }))
 }
