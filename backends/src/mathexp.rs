@@ -921,7 +921,7 @@ fn ax_of(x: &Expr) -> Expr {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     //! Each expansion, evaluated by a tiny kernel-IR interpreter with the
     //! same rounding as the generated code (f32 arithmetic rounds every
     //! operation), against Rust's std on many arguments; the bounds checked
@@ -929,20 +929,24 @@ mod tests {
     use super::*;
     use crate::kernel::Var;
 
+    use crate::kernel::Buf;
+    use std::collections::HashMap;
+
+    /// A scalar value of the test evaluator.
     #[derive(Clone, Copy, Debug)]
-    enum V {
+    pub(crate) enum V {
         F(f64),
         I(i64),
     }
 
     impl V {
-        fn f(self) -> f64 {
+        pub(crate) fn f(self) -> f64 {
             match self {
                 V::F(v) => v,
                 V::I(v) => v as f64,
             }
         }
-        fn i(self) -> i64 {
+        pub(crate) fn i(self) -> i64 {
             match self {
                 V::I(v) => v,
                 V::F(v) => v as i64,
@@ -967,12 +971,62 @@ mod tests {
         if t == Scalar::F32 { v as f32 as f64 } else { v }
     }
 
-    struct Eval<'a> {
+    /// A tiny kernel-IR interpreter for tests (also used by the lowering
+    /// tests): f32 operations round like the generated code, integers wrap,
+    /// shift amounts are taken modulo the width like Cranelift's.
+    pub(crate) struct Eval<'a> {
         p: &'a Program,
         vars: Vec<V>,
+        /// Buffer contents, little-endian.
+        pub(crate) mem: HashMap<Buf, Vec<u8>>,
     }
 
-    impl Eval<'_> {
+    fn read(bytes: &[u8], ty: Scalar) -> V {
+        let b = |n: usize| -> [u8; 8] {
+            let mut a = [0u8; 8];
+            a[..n].copy_from_slice(&bytes[..n]);
+            a
+        };
+        let u = u64::from_le_bytes(b(ty.bytes() as usize));
+        match ty {
+            Scalar::F32 => V::F(f32::from_bits(u as u32) as f64),
+            Scalar::F64 => V::F(f64::from_bits(u)),
+            other => V::I(norm(u as i64, other)),
+        }
+    }
+
+    fn write(v: V, ty: Scalar) -> Vec<u8> {
+        let u = match ty {
+            Scalar::F32 => (v.f() as f32).to_bits() as u64,
+            Scalar::F64 => v.f().to_bits(),
+            _ => v.i() as u64,
+        };
+        u.to_le_bytes()[..ty.bytes() as usize].to_vec()
+    }
+
+    impl<'a> Eval<'a> {
+        /// An evaluator of `p` with zeroed variables and no buffers.
+        pub(crate) fn new(p: &'a Program) -> Self {
+            Eval {
+                p,
+                vars: vec![V::I(0); p.vars.len()],
+                mem: HashMap::new(),
+            }
+        }
+
+        /// Runs the whole program.
+        pub(crate) fn run(&mut self) {
+            let p = self.p;
+            self.stmts(&p.body);
+        }
+
+        /// Element `k` of `buf` as type `ty`.
+        #[allow(dead_code)]
+        pub(crate) fn get(&self, buf: Buf, k: usize, ty: Scalar) -> V {
+            let n = ty.bytes() as usize;
+            read(&self.mem[&buf][k * n..], ty)
+        }
+
         fn stmts(&mut self, body: &[Stmt]) {
             for s in body {
                 match s {
@@ -998,7 +1052,14 @@ mod tests {
                             self.stmts(e)
                         }
                     }
-                    Stmt::Store { .. } | Stmt::Copy { .. } => panic!("no memory here"),
+                    Stmt::Store { buf, index, value } => {
+                        let ty = self.p.ty(value);
+                        let (k, v) = (self.expr(index).i() as usize, self.expr(value));
+                        let n = ty.bytes() as usize;
+                        let m = self.mem.get_mut(buf).expect("buffer");
+                        m[k * n..(k + 1) * n].copy_from_slice(&write(v, ty));
+                    }
+                    Stmt::Copy { .. } => panic!("no copies here"),
                 }
             }
         }
@@ -1011,7 +1072,11 @@ mod tests {
                 Expr::I(v, t) if t.is_float() => V::F(fround(*v as f64, *t)),
                 Expr::I(v, t) => V::I(norm(*v, *t)),
                 Expr::Var(v) => self.vars[v.0 as usize],
-                Expr::Load { .. } => panic!("no memory here"),
+                Expr::Load { buf, index, ty } => {
+                    let k = self.expr(index).i() as usize;
+                    let n = ty.bytes() as usize;
+                    read(&self.mem[buf][k * n..], *ty)
+                }
                 Expr::Un(op, a) => {
                     let t = p.ty(a);
                     let x = self.expr(a);
@@ -1083,8 +1148,10 @@ mod tests {
                                 BinOp::Shl => x << (y as u64 % bits),
                                 BinOp::Shr if t.is_signed() => x >> (y as u64 % bits),
                                 BinOp::Shr => (ux(x) >> (y as u64 % bits)) as i64,
-                                BinOp::Min => x.min(y),
-                                BinOp::Max => x.max(y),
+                                BinOp::Min if t.is_signed() => x.min(y),
+                                BinOp::Max if t.is_signed() => x.max(y),
+                                BinOp::Min => (x as u64).min(y as u64) as i64,
+                                BinOp::Max => (x as u64).max(y as u64) as i64,
                                 BinOp::Pow => panic!("Pow left unexpanded"),
                             },
                             t,
@@ -1155,10 +1222,7 @@ mod tests {
         p.body = pre;
         expand(&mut p).expect("expands");
         move |v: f64| {
-            let mut ev = Eval {
-                p: &p,
-                vars: vec![V::I(0); p.vars.len()],
-            };
+            let mut ev = Eval::new(&p);
             ev.vars[x.0 as usize] = V::F(fround(v, ty));
             ev.stmts(&p.body);
             let Var(k) = r;

@@ -644,3 +644,246 @@ pub fn lower(
         None => Ok(stmts),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Integer and float corner cases lowered, expanded and run by the
+    //! kernel-IR test evaluator, against the reference interpreter.
+    use super::*;
+    use crate::mathexp::tests::Eval;
+    use smelt_ir::{DType, OpDef, Tensor};
+
+    const INTS: [DType; 8] = [
+        DType::I8,
+        DType::U8,
+        DType::I16,
+        DType::U16,
+        DType::I32,
+        DType::U32,
+        DType::I64,
+        DType::U64,
+    ];
+
+    /// Runs `e` natively (through the test evaluator) on `ins`.
+    fn native(e: &Elementwise, ins: &[&Tensor], out: DType) -> Vec<u8> {
+        let mut p = Program::default();
+        let ops: Vec<Option<Operand>> = ins
+            .iter()
+            .enumerate()
+            .map(|(k, t)| {
+                Some(Operand {
+                    buf: Buf::Input(k as u32),
+                    shape: t.shape().to_vec(),
+                    ty: Scalar::of(t.dtype()).expect("scalar"),
+                })
+            })
+            .collect();
+        let ty = Scalar::of(out).expect("scalar");
+        let o = Operand {
+            buf: Buf::Output(0),
+            shape: ins[0].shape().to_vec(),
+            ty,
+        };
+        p.body = lower(e, &ops, std::slice::from_ref(&o), &mut p).expect("lowers");
+        mathexp::expand(&mut p).expect("expands");
+        let mut ev = Eval::new(&p);
+        for (k, t) in ins.iter().enumerate() {
+            ev.mem.insert(Buf::Input(k as u32), t.to_le_bytes());
+        }
+        ev.mem
+            .insert(Buf::Output(0), vec![0; o.numel() * ty.bytes() as usize]);
+        ev.run();
+        ev.mem[&Buf::Output(0)].clone()
+    }
+
+    fn check(e: Elementwise, ins: &[&Tensor]) {
+        let refs: Vec<Option<&Tensor>> = ins.iter().map(|t| Some(*t)).collect();
+        let want = e.eval(&refs).expect("interpreter").remove(0);
+        let got = native(&e, ins, want.dtype());
+        if want.dtype().is_float() {
+            let g = Tensor::from_le_bytes(want.dtype(), want.shape().to_vec(), &got).unwrap();
+            for (a, b) in g.to_f64_vec().iter().zip(want.to_f64_vec()) {
+                assert!(
+                    a == &b || (a.is_nan() && b.is_nan()),
+                    "{e:?} on {:?}: {a} vs {b}",
+                    ins.iter().map(|t| t.dtype()).collect::<Vec<_>>()
+                );
+            }
+        } else {
+            assert_eq!(
+                got,
+                want.to_le_bytes(),
+                "{e:?} on {:?}: {ins:?}",
+                want.dtype()
+            );
+        }
+    }
+
+    /// `n` pseudo-random values of `d` (raw bits), plus the edge values.
+    fn ints(d: DType, n: usize, seed: u64) -> Tensor {
+        let bytes = d.elem_bytes();
+        let mut s = seed;
+        let mut raw = Vec::new();
+        let edges: [i64; 6] = [0, 1, -1, 2, i64::MIN, i64::MAX];
+        for k in 0..n {
+            let v = if k < edges.len() {
+                edges[k] as u64
+            } else {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                // Small values half the time, so sums and powers stay interesting.
+                if k % 2 == 0 { s % 17 } else { s }
+            };
+            raw.extend_from_slice(&v.to_le_bytes()[..bytes]);
+        }
+        // Edge values of narrower types: i64::MIN/MAX truncate to 0 / -1;
+        // add the type's own extremes.
+        let (lo, hi): (u64, u64) = match bytes {
+            1 => (0x80, 0x7f),
+            2 => (0x8000, 0x7fff),
+            4 => (0x8000_0000, 0x7fff_ffff),
+            _ => (1 << 63, (1 << 63) - 1),
+        };
+        raw.extend_from_slice(&lo.to_le_bytes()[..bytes]);
+        raw.extend_from_slice(&hi.to_le_bytes()[..bytes]);
+        Tensor::from_le_bytes(d, vec![n + 2], &raw).unwrap()
+    }
+
+    fn nonzero(t: &Tensor) -> Tensor {
+        let d = t.dtype();
+        let b = d.elem_bytes();
+        let mut raw = t.to_le_bytes();
+        for c in raw.chunks_mut(b) {
+            if c.iter().all(|&x| x == 0) {
+                c[0] = 3;
+            }
+        }
+        Tensor::from_le_bytes(d, t.shape().to_vec(), &raw).unwrap()
+    }
+
+    #[test]
+    fn integer_division_and_remainders() {
+        for d in INTS {
+            let a = ints(d, 40, 0x1234_5678);
+            let b = nonzero(&ints(d, 40, 0x0bad_cafe));
+            for f in [
+                BinaryFn::Div,
+                BinaryFn::Mod { fmod: false },
+                BinaryFn::Mod { fmod: true },
+            ] {
+                check(Elementwise::Binary(f), &[&a, &b]);
+            }
+        }
+    }
+
+    #[test]
+    fn integer_division_by_zero_gives_zero() {
+        for d in INTS {
+            let a = ints(d, 10, 7);
+            let z = Tensor::from_le_bytes(d, vec![12], &vec![0; 12 * d.elem_bytes()]).unwrap();
+            for f in [
+                BinaryFn::Div,
+                BinaryFn::Mod { fmod: false },
+                BinaryFn::Mod { fmod: true },
+            ] {
+                let got = native(&Elementwise::Binary(f), &[&a, &z], d);
+                assert!(got.iter().all(|&x| x == 0), "{f:?} on {d}");
+            }
+        }
+    }
+
+    #[test]
+    fn shifts_powers_and_integer_unary() {
+        for d in INTS {
+            let a = ints(d, 40, 99);
+            let bits = (d.elem_bytes() * 8) as i64;
+            // Amounts from −3 to bits + 3.
+            let amounts: Vec<u8> = (0..42)
+                .flat_map(|k| {
+                    let v = (k as i64 % (bits + 7)) - 3;
+                    v.to_le_bytes()[..d.elem_bytes()].to_vec()
+                })
+                .collect();
+            let s = Tensor::from_le_bytes(d, vec![42], &amounts).unwrap();
+            for left in [true, false] {
+                check(Elementwise::Binary(BinaryFn::BitShift { left }), &[&a, &s]);
+            }
+            check(Elementwise::Binary(BinaryFn::Pow), &[&a, &s]);
+            for u in [
+                UnaryFn::Abs,
+                UnaryFn::Neg,
+                UnaryFn::Sign,
+                UnaryFn::Relu,
+                UnaryFn::BitwiseNot,
+                UnaryFn::Shrink {
+                    bias: 1.5,
+                    lambd: 2.0,
+                },
+            ] {
+                // Shrink goes through f64: for 64-bit extremes the kernel
+                // IR's float→int cast saturates where the interpreter wraps.
+                if d.elem_bytes() == 8 && matches!(u, UnaryFn::Shrink { .. }) {
+                    continue;
+                }
+                check(Elementwise::Unary(u), &[&a]);
+            }
+        }
+    }
+
+    #[test]
+    fn float_mod_and_mixed_pow() {
+        let a = [
+            5.5,
+            -5.5,
+            7.0,
+            -7.0,
+            0.0,
+            -0.0,
+            1e10,
+            -3.0,
+            2.5,
+            f64::INFINITY,
+            f64::NAN,
+            1e-3,
+        ];
+        let b = [
+            2.0,
+            2.0,
+            -3.0,
+            3.5,
+            1.0,
+            -2.0,
+            3.0,
+            3.0,
+            f64::INFINITY,
+            2.0,
+            1.0,
+            0.0,
+        ];
+        let f32s = |v: &[f64]| {
+            Tensor::from_vec(vec![v.len()], v.iter().map(|&x| x as f32).collect()).unwrap()
+        };
+        let f64s = |v: &[f64]| Tensor::from_vec(vec![v.len()], v.to_vec()).unwrap();
+        for (x, y) in [(f32s(&a), f32s(&b)), (f64s(&a), f64s(&b))] {
+            for fmod in [false, true] {
+                check(Elementwise::Binary(BinaryFn::Mod { fmod }), &[&x, &y]);
+            }
+        }
+        // Mixed Pow: exact integer results survive the f64 detour.
+        let base = Tensor::from_vec(vec![6], vec![1i32, 2, 3, -2, 4, 10]).unwrap();
+        let exp = Tensor::from_vec(vec![6], vec![4f32, 5., 6., 3., 0.5, 9.]).unwrap();
+        check(Elementwise::Binary(BinaryFn::Pow), &[&base, &exp]);
+        let fb = Tensor::from_vec(vec![3], vec![1.5f32, -2., 0.]).unwrap();
+        let ie = Tensor::from_vec(vec![3], vec![2i64, 3, 0]).unwrap();
+        let want = Elementwise::Binary(BinaryFn::Pow)
+            .eval(&[Some(&fb), Some(&ie)])
+            .unwrap()
+            .remove(0);
+        let got = native(&Elementwise::Binary(BinaryFn::Pow), &[&fb, &ie], DType::F32);
+        let got = Tensor::from_le_bytes(DType::F32, vec![3], &got).unwrap();
+        for (g, w) in got.to_f64_vec().iter().zip(want.to_f64_vec()) {
+            assert!((g - w).abs() <= 1e-6 * w.abs(), "{g} vs {w}");
+        }
+    }
+}
