@@ -332,3 +332,130 @@ fn einsum(eq: &EinsumEq, ins: &[Option<Operand>], out: &Operand, p: &mut Program
         stmts
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    //! Matrix products lowered and run by the kernel-IR test evaluator,
+    //! against the reference interpreter.
+    use super::*;
+    use crate::kernel::Buf;
+    use crate::mathexp::tests::Eval;
+    use smelt_ir::ops::linalg::GemmAttrs;
+    use smelt_ir::{DType, OpDef, Tensor};
+
+    fn check(l: Linalg, ins: &[&Tensor]) {
+        let refs: Vec<Option<&Tensor>> = ins.iter().map(|t| Some(*t)).collect();
+        let want = l.eval(&refs).expect("interpreter").remove(0);
+        let mut p = Program::default();
+        let ops: Vec<Option<Operand>> = ins
+            .iter()
+            .enumerate()
+            .map(|(k, t)| {
+                Some(Operand {
+                    buf: Buf::Input(k as u32),
+                    shape: t.shape().to_vec(),
+                    ty: Scalar::of(t.dtype()).expect("scalar"),
+                })
+            })
+            .collect();
+        let o = Operand {
+            buf: Buf::Output(0),
+            shape: want.shape().to_vec(),
+            ty: Scalar::of(want.dtype()).expect("scalar"),
+        };
+        p.body = lower(&l, &ops, std::slice::from_ref(&o), &mut p).expect("lowers");
+        let mut ev = Eval::new(&p);
+        for (k, t) in ins.iter().enumerate() {
+            ev.mem.insert(Buf::Input(k as u32), t.to_le_bytes());
+        }
+        ev.mem
+            .insert(Buf::Output(0), vec![0; want.to_le_bytes().len()]);
+        ev.run();
+        let got = Tensor::from_le_bytes(
+            want.dtype(),
+            want.shape().to_vec(),
+            &ev.mem[&Buf::Output(0)],
+        )
+        .unwrap();
+        if want.dtype().is_float() {
+            for (a, b) in got.to_f64_vec().iter().zip(want.to_f64_vec()) {
+                assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "{l:?}: {a} vs {b}");
+            }
+        } else {
+            assert_eq!(got, want, "{l:?}");
+        }
+    }
+
+    fn f(shape: &[usize]) -> Tensor {
+        let n: usize = shape.iter().product();
+        let v: Vec<f32> = (0..n).map(|k| ((k * 7 % 11) as f32 - 5.0) * 0.25).collect();
+        Tensor::from_vec(shape.to_vec(), v).unwrap()
+    }
+
+    fn int(shape: &[usize], d: DType) -> Tensor {
+        let n: usize = shape.iter().product();
+        let v: Vec<i64> = (0..n).map(|k| (k as i64 * 37 % 251) - 120).collect();
+        Tensor::from_vec(shape.to_vec(), v).unwrap().cast(d)
+    }
+
+    #[test]
+    fn matmul_shapes_and_integers() {
+        for (a, b) in [
+            (vec![3], vec![3]),
+            (vec![3], vec![2, 3, 4]),
+            (vec![2, 2, 3], vec![3]),
+            (vec![2, 1, 3, 4], vec![3, 4, 2]),
+            (vec![5, 4], vec![4, 3]),
+        ] {
+            check(Linalg::MatMul, &[&f(&a), &f(&b)]);
+            for d in [DType::I8, DType::U8, DType::I32, DType::U64] {
+                check(Linalg::MatMul, &[&int(&a, d), &int(&b, d)]);
+            }
+        }
+    }
+
+    #[test]
+    fn gemm_attributes() {
+        for (trans_a, trans_b) in [(false, false), (true, false), (false, true), (true, true)] {
+            for (alpha, beta) in [(1.0, 1.0), (0.5, 2.0), (1.0, 0.0)] {
+                let g = GemmAttrs {
+                    alpha,
+                    beta,
+                    trans_a,
+                    trans_b,
+                    c_required: false,
+                    c_exact: false,
+                };
+                let a = if trans_a { [4, 3] } else { [3, 4] };
+                let b = if trans_b { [5, 4] } else { [4, 5] };
+                for c in [vec![5], vec![3, 1], vec![3, 5], vec![]] {
+                    check(Linalg::Gemm(g), &[&f(&a), &f(&b), &f(&c)]);
+                    let d = DType::I32;
+                    check(Linalg::Gemm(g), &[&int(&a, d), &int(&b, d), &int(&c, d)]);
+                }
+                check(Linalg::Gemm(g), &[&f(&a), &f(&b)]);
+            }
+        }
+    }
+
+    #[test]
+    fn einsum_forms() {
+        let e = |s: &str| Linalg::Einsum(EinsumEq::parse(s).unwrap());
+        check(e("ij,jk->ik"), &[&f(&[2, 3]), &f(&[3, 4])]);
+        check(e("ij,jk"), &[&f(&[2, 3]), &f(&[3, 4])]);
+        check(e("ij->ji"), &[&f(&[2, 3])]);
+        check(e("ij->"), &[&f(&[2, 3])]);
+        check(e("ii->i"), &[&f(&[3, 3])]);
+        check(e("ii"), &[&f(&[3, 3])]);
+        check(e("i,i"), &[&f(&[4]), &f(&[4])]);
+        check(e("i,j->ij"), &[&f(&[3]), &f(&[2])]);
+        check(e("ba"), &[&f(&[2, 3])]);
+        check(e("...ij,jk->...ik"), &[&f(&[2, 1, 2]), &f(&[2, 3])]);
+        check(e("bij,bjk->bik"), &[&f(&[2, 3, 4]), &f(&[2, 4, 5])]);
+        check(e("...ii->...i"), &[&f(&[2, 3, 3])]);
+        check(e("ij,jk->ik"), &[&f(&[2, 1]), &f(&[3, 1])]);
+        check(e("i,i,i->"), &[&f(&[3]), &f(&[3]), &f(&[3])]);
+        let d = DType::I32;
+        check(e("ij,jk->ik"), &[&int(&[2, 2], d), &int(&[2, 2], d)]);
+    }
+}
