@@ -4,11 +4,11 @@
 //! accumulator. Packing, register blocking and vectorization are kernel-IR
 //! transformations that come with the fast-kernel work.
 
-use smelt_ir::ops::linalg::{EinsumEq, Linalg, Sub};
+use smelt_ir::ops::linalg::{AttentionAttrs, EinsumEq, Linalg, Sub};
 
 use super::{NodeResult, Operand, flat_index, loop_nest};
-use crate::kernel::build::{add, cast, f, i, load, mul, var};
-use crate::kernel::{Expr, Program, Scalar, Stmt};
+use crate::kernel::build::{add, bin, cast, cmp, f, i, load, mul, select, sub, un, var};
+use crate::kernel::{BinOp, CmpOp, Expr, Program, Scalar, Stmt, UnOp};
 
 /// `out[b, m, n] = Σ_k a[b, m, k] · b[b, k, n]` (+ epilogue), for operands
 /// already viewed as (batch, rows, cols) with explicit strides.
@@ -191,10 +191,10 @@ pub fn lower(l: &Linalg, ins: &[Option<Operand>], outs: &[Operand], p: &mut Prog
             ))
         }
         Linalg::Einsum(eq) => einsum(eq, ins, out, p),
-        Linalg::Attention(_)
-        | Linalg::LinearAttention(_)
-        | Linalg::RotaryEmbedding { .. }
-        | Linalg::Det => Err("no native kernel for this op yet".into()),
+        Linalg::Attention(at) => attention(at, ins, outs, p),
+        Linalg::LinearAttention(_) | Linalg::RotaryEmbedding { .. } | Linalg::Det => {
+            Err("no native kernel for this op yet".into())
+        }
     }
 }
 
@@ -330,6 +330,235 @@ fn einsum(eq: &EinsumEq, ins: &[Option<Operand>], out: &Operand, p: &mut Program
             value: var(acc),
         });
         stmts
+    }))
+}
+
+/// Element strides (batch, head, sequence) of an attention operand with
+/// `heads` heads of `seq` rows of `dim` values, 4-D `[B, H, S, D]` or 3-D
+/// `[B, S, H·D]`.
+fn attn_strides(rank4: bool, heads: usize, seq: usize, dim: usize) -> [i64; 3] {
+    let (h, s, d) = (heads as i64, seq as i64, dim as i64);
+    if rank4 {
+        [h * s * d, s * d, d]
+    } else {
+        [s * h * d, d, h * d]
+    }
+}
+
+/// `Attention` without past keys or padding lengths, and with only the
+/// first output: per query row, one pass over the keys finds
+/// the largest logit, a second accumulates e^(logit − max)·V straight into
+/// the output row (no scratch buffer) and the row is divided by the sum.
+/// The logits are recomputed in the second pass instead of stored.
+fn attention(
+    at: &AttentionAttrs,
+    ins: &[Option<Operand>],
+    outs: &[Operand],
+    p: &mut Program,
+) -> NodeResult {
+    let get = |k: usize| ins.get(k).cloned().flatten();
+    let (q, k, v) = (
+        get(0).ok_or("no Q")?,
+        get(1).ok_or("no K")?,
+        get(2).ok_or("no V")?,
+    );
+    if get(4).is_some() || get(5).is_some() || get(6).is_some() {
+        return Err("Attention with past keys or padding lengths has no native kernel yet".into());
+    }
+    if outs.len() > 1 {
+        return Err("Attention's optional outputs have no native kernel yet".into());
+    }
+    let out = &outs[0];
+    let ty = q.ty;
+    if !ty.is_float() {
+        return Err(format!("Attention on {ty:?}"));
+    }
+    let rank4 = q.shape.len() == 4;
+    let (batch, hq, sq, hd, hkv, skv, vd);
+    if rank4 {
+        (batch, hq, sq, hd) = (q.shape[0], q.shape[1], q.shape[2], q.shape[3]);
+        (hkv, skv, vd) = (k.shape[1], k.shape[2], v.shape[3]);
+    } else {
+        let nq = at.q_num_heads.ok_or("3-D Q needs q_num_heads")?;
+        let nkv = at.kv_num_heads.ok_or("3-D K needs kv_num_heads")?;
+        (batch, hq, sq, hd) = (q.shape[0], nq, q.shape[1], q.shape[2] / nq);
+        (hkv, skv, vd) = (nkv, k.shape[1], v.shape[2] / nkv);
+    }
+    if hkv == 0 || hq % hkv != 0 {
+        return Err("Q heads are not a multiple of K/V heads".into());
+    }
+    let group = hq / hkv;
+    let (qs, ks, vs) = (
+        attn_strides(rank4, hq, sq, hd),
+        attn_strides(rank4, hkv, skv, hd),
+        attn_strides(rank4, hkv, skv, vd),
+    );
+    let os = attn_strides(out.shape.len() == 4, hq, sq, vd);
+    let scale = at
+        .scale
+        .map(|s| s as f64)
+        .unwrap_or_else(|| 1.0 / (hd as f64).sqrt());
+    // Q and K are each scaled by √scale (rounded to Q's type), like the spec.
+    let sc = if ty == Scalar::F32 {
+        scale.sqrt() as f32 as f64
+    } else {
+        scale.sqrt()
+    };
+    let mask = get(3);
+    // Keys past a short mask are masked out: the loops stop there.
+    let keys = mask
+        .as_ref()
+        .map_or(skv, |m| m.shape.last().copied().unwrap_or(1).min(skv));
+    let (smax, sum, acc, w) = (p.var(ty), p.var(ty), p.var(ty), p.var(ty));
+    let (hv, gv, iv, jv, dv) = (
+        p.var(Scalar::I64),
+        p.var(Scalar::I64),
+        p.var(Scalar::I64),
+        p.var(Scalar::I64),
+        p.var(Scalar::I64),
+    );
+    let ninf = f(f64::NEG_INFINITY, ty);
+    let lp = |v: crate::kernel::Var, n: usize, body: Vec<Stmt>| Stmt::For {
+        var: v,
+        start: i(0),
+        end: i(n as i64),
+        body,
+    };
+    Ok(loop_nest(p, &[batch], |_, bidx| {
+        let b = bidx[0].clone();
+        // h = kh·group + g.
+        let h = add(mul(var(hv), i(group as i64)), var(gv));
+        let base = |st: [i64; 3], head: Expr, row: Expr| {
+            add(
+                add(mul(b.clone(), i(st[0])), mul(head, i(st[1]))),
+                mul(row, i(st[2])),
+            )
+        };
+        let q_row = base(qs, h.clone(), var(iv));
+        let k_row = base(ks, var(hv), var(jv));
+        let v_row = base(vs, var(hv), var(jv));
+        let o_row = base(os, h.clone(), var(iv));
+        // The logit of key j, with its bias.
+        let logit_stmts = {
+            let qd = mul(q.load(add(q_row.clone(), var(dv))), f(sc, ty));
+            let kd = mul(k.load(add(k_row.clone(), var(dv))), f(sc, ty));
+            vec![
+                Stmt::Set(acc, f(0.0, ty)),
+                lp(dv, hd, vec![Stmt::Set(acc, add(var(acc), mul(qd, kd)))]),
+            ]
+        };
+        let mut bias = f(0.0, ty);
+        if let Some(m) = &mask {
+            let r = m.shape.len();
+            let last = m.shape[r - 1];
+            let idx4 = [b.clone(), h.clone(), var(iv)];
+            let mut flat = i(0);
+            for ax in 0..r - 1 {
+                let dim = m.shape[ax];
+                let pos = if dim == 1 {
+                    i(0)
+                } else {
+                    idx4[3 - (r - 1) + ax].clone()
+                };
+                flat = add(mul(flat, i(dim as i64)), pos);
+            }
+            let mv = m.load(add(mul(flat, i(last as i64)), var(jv)));
+            bias = if m.ty == Scalar::Bool {
+                select(
+                    cmp(CmpOp::Ne, mv, Expr::I(0, Scalar::Bool)),
+                    f(0.0, ty),
+                    ninf.clone(),
+                )
+            } else {
+                cast(ty, mv)
+            };
+        }
+        // Key j is visible to query i unless masked by causality (j > i) or
+        // outside the window (i − j > left or j − i > right).
+        let mut hidden: Vec<Expr> = Vec::new();
+        if at.is_causal {
+            hidden.push(cmp(CmpOp::Gt, var(jv), var(iv)));
+        }
+        if at.left_window >= 0 {
+            hidden.push(cmp(CmpOp::Gt, sub(var(iv), var(jv)), i(at.left_window)));
+        }
+        if at.right_window >= 0 {
+            hidden.push(cmp(CmpOp::Gt, sub(var(jv), var(iv)), i(at.right_window)));
+        }
+        for c in hidden {
+            bias = add(bias, select(c, ninf.clone(), f(0.0, ty)));
+        }
+        let raw = var(acc);
+        let capped = if at.softcap > 0.0 {
+            let cap = at.softcap as f64;
+            mul(un(UnOp::Tanh, mul(raw, f(1.0 / cap, ty))), f(cap, ty))
+        } else {
+            raw
+        };
+        let logit = add(capped, bias);
+        let mut pass1 = logit_stmts.clone();
+        pass1.push(Stmt::Set(smax, bin(BinOp::Max, var(smax), logit.clone())));
+        let mut pass2 = logit_stmts;
+        pass2.push(Stmt::Set(
+            w,
+            un(UnOp::Exp, bin(BinOp::Sub, logit, var(smax))),
+        ));
+        pass2.push(Stmt::Set(sum, add(var(sum), var(w))));
+        let o_at = add(o_row.clone(), var(dv));
+        pass2.push(lp(
+            dv,
+            vd,
+            vec![Stmt::Store {
+                buf: out.buf,
+                index: o_at.clone(),
+                value: add(
+                    out.load(o_at.clone()),
+                    mul(var(w), v.load(add(v_row.clone(), var(dv)))),
+                ),
+            }],
+        ));
+        let row = vec![
+            Stmt::Set(smax, ninf.clone()),
+            lp(jv, keys, pass1),
+            // A fully masked row attends to nothing: e^(−∞ − 0) = 0.
+            Stmt::Set(
+                smax,
+                select(
+                    cmp(CmpOp::Eq, var(smax), ninf.clone()),
+                    f(0.0, ty),
+                    var(smax),
+                ),
+            ),
+            lp(
+                dv,
+                vd,
+                vec![Stmt::Store {
+                    buf: out.buf,
+                    index: o_at.clone(),
+                    value: f(0.0, ty),
+                }],
+            ),
+            Stmt::Set(sum, f(0.0, ty)),
+            lp(jv, keys, pass2),
+            Stmt::Set(
+                sum,
+                bin(
+                    BinOp::Div,
+                    f(1.0, ty),
+                    select(cmp(CmpOp::Eq, var(sum), f(0.0, ty)), f(1.0, ty), var(sum)),
+                ),
+            ),
+            lp(
+                dv,
+                vd,
+                vec![Stmt::Store {
+                    buf: out.buf,
+                    index: o_at.clone(),
+                    value: mul(out.load(o_at), var(sum)),
+                }],
+            ),
+        ];
+        vec![lp(hv, hkv, vec![lp(gv, group, vec![lp(iv, sq, row)])])]
     }))
 }
 
