@@ -1,7 +1,8 @@
 //! Static libraries end to end: `smelt compile --emit staticlib` on the MLP
 //! example, for x86_64 and aarch64, linked into a C program
 //! (`tests/staticlib/mlp_app.c`) by the system's gcc, statically and
-//! dynamically, against its C library; the program runs the model on two
+//! dynamically, against its C library (and against a program that defines
+//! its own `memcpy`: the library's libcalls are weak); the program runs the model on two
 //! arenas at once and once more, and its output matches onnxruntime's. The
 //! archive and header are byte-identical across compiles, the header is
 //! clean C99 and C++, and `--emit obj` writes the same header.
@@ -74,6 +75,16 @@ fn compile_mlp(target: &str, dir: &Path, emit: &str, out: &str) {
 const WHOLE: &[&str] = &["-Wl,--whole-archive", "-lmlp", "-Wl,--no-whole-archive"];
 /// Links the archive as usual: only the members the program needs.
 const NEEDED: &[&str] = &["-lmlp"];
+
+/// A C file defining `memcpy` and `memset` strongly, compiled into the
+/// program with the whole archive: the library's weak ones must give way.
+fn own_libcalls() -> String {
+    root()
+        .join("tests/staticlib/own_libcalls.c")
+        .to_str()
+        .unwrap()
+        .to_string()
+}
 
 /// Builds `mlp_app.c` against `dir/libmlp.a` with `cc`, `flags` and `lib`
 /// (how the library is named on the command line), runs it (under `runner`
@@ -160,6 +171,23 @@ fn x86_64_staticlib_links_with_gcc_static_and_dynamic() {
         &[],
         "x86_64 gcc dynamic whole-archive",
     );
+    let own = own_libcalls();
+    check_app(
+        &dir,
+        "gcc",
+        &["-static", &own],
+        WHOLE,
+        &[],
+        "x86_64 gcc -static own memcpy",
+    );
+    check_app(
+        &dir,
+        "gcc",
+        &[&own],
+        WHOLE,
+        &[],
+        "x86_64 gcc dynamic own memcpy",
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -173,6 +201,15 @@ fn aarch64_staticlib_links_with_cross_gcc_under_qemu() {
     }
     let dir = scratch("aarch64");
     compile_mlp("aarch64-unknown-linux-gnu", &dir, "staticlib", "libmlp.a");
+    let own = own_libcalls();
+    check_app(
+        &dir,
+        cc,
+        &["-static", &own],
+        WHOLE,
+        &["qemu-aarch64"],
+        "aarch64 gcc -static own memcpy",
+    );
     for lib in [NEEDED, WHOLE] {
         let whole = if lib == WHOLE { " whole-archive" } else { "" };
         check_app(
