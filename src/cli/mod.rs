@@ -123,7 +123,7 @@ pub fn command() -> Command {
                         .long("emit")
                         .value_name("KIND")
                         .default_value("exe")
-                        .help("exe: a static executable (./model --input NAME=FILE.npy … [-o DIR] [--bench N]); obj: the object file plus its C header"),
+                        .help("exe: a static executable (./model --input NAME=FILE.npy … [-o DIR] [--bench N]); staticlib: libNAME.a plus NAME.h for C programs; obj: the object file plus the same header"),
                 )
                 .arg(Arg::new("output").short('o').long("output").value_name("OUT").value_parser(value_parser!(PathBuf)).help("Output path (default: the model's file stem)"))
                 .arg(Arg::new("backend").long("backend").value_name("NAME").default_value("cranelift").help("Code generator: cranelift (llvm comes next)"))
