@@ -19,6 +19,7 @@
 //! cargo test --test conformance -- --all --report target/conformance.md --write-manifest FILE
 //! cargo test --test conformance -- --all --backend cranelift --target aarch64 --filter add
 //! cargo test --test conformance -- --all --every-runner --write-manifest FILE  # a tagged manifest
+//! cargo test --test conformance -- --all --every-runner --failures FILE        # why native runs fail
 //! ```
 
 #![allow(clippy::print_stdout)]
@@ -46,6 +47,7 @@ struct Args {
     write_manifest: Option<PathBuf>,
     runner: Option<Runner>,
     every_runner: bool,
+    failures: Option<PathBuf>,
 }
 
 fn parse_args() -> Args {
@@ -57,6 +59,7 @@ fn parse_args() -> Args {
         write_manifest: None,
         runner: None,
         every_runner: false,
+        failures: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -71,6 +74,7 @@ fn parse_args() -> Args {
             }
             "--report" => a.report = it.next().map(PathBuf::from),
             "--write-manifest" => a.write_manifest = it.next().map(PathBuf::from),
+            "--failures" => a.failures = it.next().map(PathBuf::from),
             "--backend" => {
                 let b = it.next().unwrap_or_default();
                 assert!(
@@ -690,6 +694,24 @@ fn main() -> ExitCode {
             cells.join(" | ")
         ));
         std::fs::write(path, md).expect("write report");
+    }
+    if let Some(path) = &args.failures {
+        // Every run that fails although the first runner passes the test:
+        // what a native backend still lacks, with the reason.
+        let first_passes: BTreeSet<&str> = results
+            .iter()
+            .filter(|r| r.4 == runners[0] && r.2.pass)
+            .map(|r| r.0.as_str())
+            .collect();
+        let mut md = String::from("| test | runner | reason |\n|---|---|---|\n");
+        for (name, _, o, _, runner) in &results {
+            if !o.pass && *runner != runners[0] && first_passes.contains(name.as_str()) {
+                let label = runner.tag().unwrap_or_else(|| "interpreter".into());
+                let reason = o.detail.replace('|', "\\|").replace('\n', " ");
+                md.push_str(&format!("| {name} | {label} | {reason} |\n"));
+            }
+        }
+        std::fs::write(path, md).expect("write failures");
     }
     if let Some(path) = &args.write_manifest {
         // One line per test the first runner passes, tagged with every other
