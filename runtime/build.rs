@@ -1,5 +1,7 @@
 //! Compiles the C runtime for every supported target with clang 19 into
-//! `$OUT_DIR/runtime-<triple>.o`, which `src/lib.rs` embeds.
+//! `$OUT_DIR/runtime-<triple>.o` (for executables) and
+//! `$OUT_DIR/libcalls-<triple>.o` (for static libraries), which `src/lib.rs`
+//! embeds.
 
 use std::path::{Path, PathBuf};
 
@@ -40,8 +42,11 @@ fn main() {
         }
     };
     for t in target::Target::ALL {
-        let out = out_dir.join(format!("runtime-{}.o", t.triple()));
-        if let Err(e) = toolchain::compile_runtime(&clang, &src_dir, t, &out) {
+        let runtime = out_dir.join(format!("runtime-{}.o", t.triple()));
+        let libcalls = out_dir.join(format!("libcalls-{}.o", t.triple()));
+        let built = toolchain::compile_runtime(&clang, &src_dir, t, &runtime)
+            .and_then(|()| toolchain::compile_libcalls(&clang, &src_dir, t, &libcalls));
+        if let Err(e) = built {
             eprintln!("error: smelt-runtime: {e}");
             std::process::exit(1);
         }

@@ -1,5 +1,13 @@
-//! Artifacts: a relocatable object (+ the C header), or a static executable
-//! linked from the model object and the runtime by `ld.lld`.
+//! Artifacts: a relocatable object (+ the model's C header), a static
+//! library (+ the header), or a static executable linked from the model
+//! object and the runtime by `ld.lld`.
+//!
+//! A static library `libNAME.a` holds the model object `NAME.o` and the
+//! runtime's libcalls-only object `libcalls.o` (weak, hidden `memcpy` and
+//! friends, no entry point), so a C program links it with its own C library
+//! without clashes; `NAME.h` beside it is [`header::render`]'s. Both are
+//! byte-identical for identical inputs: the archive members carry no
+//! timestamps, owners or modes of the machine.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -9,6 +17,8 @@ use smelt_ir::Graph;
 use crate::lower::{LowerError, Lowered, lower};
 use crate::target::Target;
 
+pub mod header;
+
 /// What to write.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Emit {
@@ -16,6 +26,9 @@ pub enum Emit {
     Exe,
     /// The model's relocatable object, with the header beside it.
     Obj,
+    /// A static library `libNAME.a` (the model and the libcalls), with the
+    /// header `NAME.h` beside it.
+    Staticlib,
 }
 
 /// Errors while producing an artifact.
@@ -86,6 +99,54 @@ fn write(path: &Path, bytes: &[u8]) -> Result<(), ArtifactError> {
     std::fs::write(path, bytes).map_err(|e| ArtifactError::Io(path.to_path_buf(), e))
 }
 
+/// The library name of a static library path: `NAME` of `DIR/libNAME.a`
+/// (without `lib` or `.a` when the file name lacks them).
+pub fn staticlib_name(out: &Path) -> String {
+    let file = out
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let file = file.strip_suffix(".a").unwrap_or(&file);
+    let name = file.strip_prefix("lib").unwrap_or(file);
+    if name.is_empty() {
+        "model".into()
+    } else {
+        name.into()
+    }
+}
+
+/// The header of the model, named `name`.
+fn model_header(l: &Lowered, target: Target, name: &str) -> String {
+    header::render(&header::HeaderModel {
+        name,
+        triple: target.triple(),
+        inputs: &l.inputs,
+        outputs: &l.outputs,
+        // What the Cranelift backend stores in `smelt_model`.
+        arena_bytes: l.plan.arena_bytes.max(crate::plan::ALIGN),
+        arena_align: crate::plan::ALIGN,
+    })
+}
+
+/// A GNU `ar` archive with a symbol index of `members` (name, bytes), in
+/// order. Every member gets mtime, uid and gid 0 and mode 0644, so the bytes
+/// depend on the members only.
+pub fn archive(members: &[(&str, &[u8])]) -> Vec<u8> {
+    use ar_archive_writer::{ArchiveKind, DEFAULT_OBJECT_READER, NewArchiveMember};
+    let members: Vec<NewArchiveMember<'_>> = members
+        .iter()
+        .map(|(name, bytes)| {
+            let mut m = NewArchiveMember::new(*bytes, &DEFAULT_OBJECT_READER, name.to_string());
+            (m.mtime, m.uid, m.gid, m.perms) = (0, 0, 0, 0o644);
+            m
+        })
+        .collect();
+    let mut out = std::io::Cursor::new(Vec::new());
+    ar_archive_writer::write_archive_to_stream(&mut out, &members, ArchiveKind::Gnu, false, None)
+        .expect("writing to memory does not fail");
+    out.into_inner()
+}
+
 /// Lowers and compiles `graph` for `target` and writes the artifact to `out`.
 pub fn build(
     graph: &Graph,
@@ -115,7 +176,23 @@ pub fn build(
         Emit::Obj => {
             write(out, &obj)?;
             let header = out.with_extension("h");
-            write(&header, smelt_runtime::HEADER.as_bytes())?;
+            let name = out
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "model".into());
+            write(&header, model_header(&lowered, target, &name).as_bytes())?;
+            report.files = vec![out.to_path_buf(), header];
+        }
+        Emit::Staticlib => {
+            let name = staticlib_name(out);
+            let member = format!("{name}.o");
+            let lib = archive(&[
+                (&member, &obj),
+                ("libcalls.o", smelt_runtime::libcalls_object(target)),
+            ]);
+            write(out, &lib)?;
+            let header = out.with_file_name(format!("{name}.h"));
+            write(&header, model_header(&lowered, target, &name).as_bytes())?;
             report.files = vec![out.to_path_buf(), header];
         }
         Emit::Exe => {

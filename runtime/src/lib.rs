@@ -9,6 +9,10 @@
 //! object, and [`HEADER`] is the C header of the model ABI, which is also what
 //! users of a static library get.
 //!
+//! Static libraries carry [`libcalls_object`] instead: only the [`LIBCALLS`],
+//! weak and hidden (`c/libcalls.c`), so that a C program linking the library
+//! with its own C library gets no duplicate `_start`, `memcpy` or `floorf`.
+//!
 //! Linking an executable:
 //! `ld.lld -static -e _start -o model model.o runtime.o`, where `model.o`
 //! defines `smelt_model` and `smelt_model_run` as [`HEADER`] describes.
@@ -68,11 +72,30 @@ static AARCH64_LINUX: &[u8] = include_bytes!(concat!(
     "/runtime-aarch64-unknown-linux-gnu.o"
 ));
 
+static X86_64_LIBCALLS: &[u8] = include_bytes!(concat!(
+    env!("OUT_DIR"),
+    "/libcalls-x86_64-unknown-linux-gnu.o"
+));
+static AARCH64_LIBCALLS: &[u8] = include_bytes!(concat!(
+    env!("OUT_DIR"),
+    "/libcalls-aarch64-unknown-linux-gnu.o"
+));
+
 /// The runtime as a relocatable ELF object for `target`.
 pub fn runtime_object(target: Target) -> &'static [u8] {
     match target {
         Target::X86_64Linux => X86_64_LINUX,
         Target::Aarch64Linux => AARCH64_LINUX,
+    }
+}
+
+/// The libcalls-only object for `target`: the functions of [`LIBCALLS`] as
+/// weak, hidden definitions, and no other global symbol (no `_start`, no
+/// I/O). Static libraries put it beside the model object.
+pub fn libcalls_object(target: Target) -> &'static [u8] {
+    match target {
+        Target::X86_64Linux => X86_64_LIBCALLS,
+        Target::Aarch64Linux => AARCH64_LIBCALLS,
     }
 }
 
@@ -108,9 +131,10 @@ mod tests {
     fn objects_are_elf_for_their_machine() {
         // e_machine at offset 18: 62 = x86-64, 183 = AArch64.
         for (t, machine) in [(Target::X86_64Linux, 62u16), (Target::Aarch64Linux, 183)] {
-            let o = runtime_object(t);
-            assert_eq!(&o[..4], b"\x7fELF");
-            assert_eq!(u16::from_le_bytes([o[18], o[19]]), machine);
+            for o in [runtime_object(t), libcalls_object(t)] {
+                assert_eq!(&o[..4], b"\x7fELF");
+                assert_eq!(u16::from_le_bytes([o[18], o[19]]), machine);
+            }
         }
     }
 }

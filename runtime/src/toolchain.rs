@@ -47,15 +47,39 @@ pub fn find_clang() -> Result<PathBuf, String> {
 }
 
 /// Compiles the runtime (`<src_dir>/c/runtime.c`, headers in
-/// `<src_dir>/include`) for `target` into the object file `out`.
-///
-/// The compiler runs in the source folder on relative paths and without
-/// debug info, so the object holds no path of the machine that built it:
-/// the same sources and compiler give the same bytes.
+/// `<src_dir>/include`) for `target` into the object file `out`: what
+/// executables link with.
 pub fn compile_runtime(
     clang: &Path,
     src_dir: &Path,
     target: Target,
+    out: &Path,
+) -> Result<(), String> {
+    compile_c(clang, src_dir, target, "runtime.c", out)
+}
+
+/// Compiles the libcalls-only object (`<src_dir>/c/libcalls.c`: weak, hidden
+/// `memcpy` and friends, no entry point or I/O) for `target` into `out`:
+/// what static libraries carry beside the model.
+pub fn compile_libcalls(
+    clang: &Path,
+    src_dir: &Path,
+    target: Target,
+    out: &Path,
+) -> Result<(), String> {
+    compile_c(clang, src_dir, target, "libcalls.c", out)
+}
+
+/// Compiles `<src_dir>/c/<source>` for `target` into the object file `out`.
+///
+/// The compiler runs in the source folder on relative paths and without
+/// debug info, so the object holds no path of the machine that built it:
+/// the same sources and compiler give the same bytes.
+fn compile_c(
+    clang: &Path,
+    src_dir: &Path,
+    target: Target,
+    source: &str,
     out: &Path,
 ) -> Result<(), String> {
     let c_dir = src_dir.join("c");
@@ -66,14 +90,14 @@ pub fn compile_runtime(
             "-ffile-prefix-map={}=smelt-runtime",
             src_dir.display()
         ))
-        .args(["-I", "../include", "-c", "runtime.c", "-o"])
+        .args(["-I", "../include", "-c", source, "-o"])
         .arg(out);
     let result = cmd
         .output()
         .map_err(|e| format!("cannot run {}: {e}", clang.display()))?;
     if !result.status.success() {
         return Err(format!(
-            "{} failed to compile the runtime for {target}:\n{}",
+            "{} failed to compile {source} for {target}:\n{}",
             clang.display(),
             String::from_utf8_lossy(&result.stderr)
         ));

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::{clang, crate_dir, scratch};
-use smelt_runtime::{HEADER, Target, runtime_object, toolchain};
+use smelt_runtime::{HEADER, LIBCALLS, Target, libcalls_object, runtime_object, toolchain};
 
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
@@ -45,6 +45,53 @@ fn runtime_builds_are_byte_identical() {
             first == runtime_object(t),
             "{t}: a fresh compilation differs from the embedded object"
         );
+        let first = dir.join(format!("first-libcalls-{}.o", t.arch()));
+        let second = dir.join(format!("second-libcalls-{}.o", t.arch()));
+        toolchain::compile_libcalls(&clang, &crate_dir(), t, &first).unwrap();
+        toolchain::compile_libcalls(&clang, &copy, t, &second).unwrap();
+        let first = std::fs::read(first).unwrap();
+        assert!(
+            first == std::fs::read(second).unwrap(),
+            "{t}: two compilations of the libcalls object differ"
+        );
+        assert!(
+            first == libcalls_object(t),
+            "{t}: a fresh compilation of the libcalls differs from the embedded object"
+        );
+    }
+}
+
+/// The libcalls object of static libraries defines exactly the libcalls, all
+/// weak (the program's C library wins without a clash) and hidden (never
+/// exported from what links it), and needs nothing: no `_start`, no I/O.
+#[test]
+fn libcalls_object_is_weak_hidden_and_self_contained() {
+    use object::{Object, ObjectSymbol, SymbolScope};
+    for t in Target::ALL {
+        let file = object::File::parse(libcalls_object(t)).unwrap();
+        let mut defined = Vec::new();
+        for sym in file.symbols() {
+            let name = sym.name().unwrap();
+            if sym.is_undefined() {
+                assert!(name.is_empty(), "{t}: the libcalls object needs '{name}'");
+                continue;
+            }
+            if !sym.is_global() {
+                continue;
+            }
+            assert!(sym.is_weak(), "{t}: '{name}' is not weak");
+            // ELF symbols of hidden visibility have linkage scope.
+            assert_eq!(
+                sym.scope(),
+                SymbolScope::Linkage,
+                "{t}: '{name}' is not hidden"
+            );
+            defined.push(name.to_string());
+        }
+        defined.sort();
+        let mut want: Vec<String> = LIBCALLS.iter().map(|s| s.to_string()).collect();
+        want.sort();
+        assert_eq!(defined, want, "{t}: the libcalls object's global symbols");
     }
 }
 

@@ -20,11 +20,7 @@ pub fn run(m: &ArgMatches) -> CliResult<ExitCode> {
     let emit = match m.get_one::<String>("emit").map(String::as_str) {
         Some("exe") | None => Emit::Exe,
         Some("obj") => Emit::Obj,
-        Some("staticlib") => {
-            return Err(CliError(
-                "--emit staticlib is not implemented yet (exe and obj are)".into(),
-            ));
-        }
+        Some("staticlib") => Emit::Staticlib,
         Some(other) => {
             return Err(CliError(format!(
                 "--emit takes exe, staticlib or obj, not '{other}'"
@@ -46,6 +42,7 @@ pub fn run(m: &ArgMatches) -> CliResult<ExitCode> {
         PathBuf::from(match emit {
             Emit::Exe => stem.clone(),
             Emit::Obj => format!("{stem}.o"),
+            Emit::Staticlib => format!("lib{stem}.a"),
         })
     });
     let linker = m.get_one::<PathBuf>("linker").map(PathBuf::as_path);

@@ -123,7 +123,7 @@ pub fn command() -> Command {
                         .long("emit")
                         .value_name("KIND")
                         .default_value("exe")
-                        .help("exe: a static executable (./model --input NAME=FILE.npy … [-o DIR] [--bench N]); obj: the object file plus its C header"),
+                        .help("exe: a static executable (./model --input NAME=FILE.npy … [-o DIR] [--bench N]); staticlib: libNAME.a plus NAME.h for C programs; obj: the object file plus the same header"),
                 )
                 .arg(Arg::new("output").short('o').long("output").value_name("OUT").value_parser(value_parser!(PathBuf)).help("Output path (default: the model's file stem)"))
                 .arg(Arg::new("backend").long("backend").value_name("NAME").default_value("cranelift").help("Code generator: cranelift (llvm comes next)"))
@@ -225,25 +225,6 @@ pub fn grouped(n: u64) -> String {
         out.push(c);
     }
     out
-}
-
-/// A file-name-safe version of a tensor name: characters other than ASCII
-/// letters, digits, `-`, `_` and `.` become `_` (and a leading `.` too).
-pub fn safe_file_name(name: &str) -> String {
-    let mut s: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if s.is_empty() || s.starts_with('.') {
-        s.insert(0, '_');
-    }
-    s
 }
 
 /// Input files given as `--input`, by input name (an `.npz` supplies several).

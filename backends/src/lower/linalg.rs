@@ -4,11 +4,11 @@
 //! accumulator. Packing, register blocking and vectorization are kernel-IR
 //! transformations that come with the fast-kernel work.
 
-use smelt_ir::ops::linalg::Linalg;
+use smelt_ir::ops::linalg::{AttentionAttrs, EinsumEq, Linalg, Sub};
 
 use super::{NodeResult, Operand, flat_index, loop_nest};
-use crate::kernel::build::{add, f, i, load, mul, var};
-use crate::kernel::{Expr, Program, Stmt};
+use crate::kernel::build::{add, bin, cast, cmp, f, i, load, mul, select, sub, un, var};
+use crate::kernel::{BinOp, CmpOp, Expr, Program, Scalar, Stmt, UnOp};
 
 /// `out[b, m, n] = Σ_k a[b, m, k] · b[b, k, n]` (+ epilogue), for operands
 /// already viewed as (batch, rows, cols) with explicit strides.
@@ -35,7 +35,7 @@ fn matmul_loops(
     epilogue: impl Fn(Expr, &[Expr]) -> Expr,
 ) -> Vec<Stmt> {
     let acc = p.var(out.ty);
-    let kv = p.var(crate::kernel::Scalar::I64);
+    let kv = p.var(Scalar::I64);
     loop_nest(p, &[v.m, v.n], |_, idx| {
         let (mi, ni) = (idx[0].clone(), idx[1].clone());
         let a_idx = add(
@@ -74,18 +74,25 @@ fn matmul_loops(
 /// Lowers one node of the linalg family.
 pub fn lower(l: &Linalg, ins: &[Option<Operand>], outs: &[Operand], p: &mut Program) -> NodeResult {
     let out = &outs[0];
-    if !out.ty.is_float() {
-        return Err("integer matrix products have no native kernel yet".into());
-    }
     match l {
         Linalg::MatMul => {
-            let (a, b) = (ins[0].clone().ok_or("no A")?, ins[1].clone().ok_or("no B")?);
-            if a.shape.len() < 2 || b.shape.len() < 2 {
-                return Err("MatMul with 1-D operands has no native kernel yet".into());
+            let (mut a, mut b) = (ins[0].clone().ok_or("no A")?, ins[1].clone().ok_or("no B")?);
+            // A 1-D operand is a row (A) or column (B) vector whose unit
+            // dimension the output drops; the output layout is the same.
+            let dropped = (a.shape.len() < 2) as usize + (b.shape.len() < 2) as usize;
+            if a.shape.len() < 2 {
+                a.shape.insert(0, 1);
+            }
+            if b.shape.len() < 2 {
+                b.shape.push(1);
             }
             let (m, k) = (a.shape[a.shape.len() - 2], a.shape[a.shape.len() - 1]);
             let n = b.shape[b.shape.len() - 1];
-            let batch: Vec<usize> = out.shape[..out.shape.len() - 2].to_vec();
+            let kept = 2 - dropped;
+            if out.shape.len() < kept {
+                return Err("unexpected output rank".into());
+            }
+            let batch: Vec<usize> = out.shape[..out.shape.len() - kept].to_vec();
             let view = MatMulView {
                 m,
                 n,
@@ -144,7 +151,14 @@ pub fn lower(l: &Linalg, ins: &[Option<Operand>], outs: &[Operand], p: &mut Prog
                 b_n: if g.trans_b { k } else { 1 },
             };
             let (alpha, beta) = (g.alpha as f64, g.beta as f64);
+            // beta = 0 ignores C entirely (even its NaNs), like the interpreter.
+            let c = c.filter(|_| beta != 0.0);
             let ty = out.ty;
+            // Integers: the scaled sum is computed in f64 and converted back,
+            // as the interpreter does; plain A·B stays exact.
+            let wide = !ty.is_float() && (alpha != 1.0 || c.is_some());
+            let et = if wide { Scalar::F64 } else { ty };
+            let widen = |e: Expr| if wide { cast(Scalar::F64, e) } else { e };
             Ok(matmul_loops(
                 p,
                 &view,
@@ -155,30 +169,522 @@ pub fn lower(l: &Linalg, ins: &[Option<Operand>], outs: &[Operand], p: &mut Prog
                 out,
                 i(0),
                 |acc, idx| {
+                    let acc = widen(acc);
                     let mut v = if alpha == 1.0 {
                         acc
                     } else {
-                        mul(f(alpha, ty), acc)
+                        mul(f(alpha, et), acc)
                     };
                     if let Some(c) = &c {
-                        let cv = c.load(super::broadcast_index(&c.shape, idx));
+                        let cv = widen(c.load(super::broadcast_index(&c.shape, idx)));
                         v = add(
                             v,
                             if beta == 1.0 {
                                 cv
                             } else {
-                                mul(f(beta, ty), cv)
+                                mul(f(beta, et), cv)
                             },
                         );
                     }
-                    v
+                    if wide { cast(ty, v) } else { v }
                 },
             ))
         }
-        Linalg::Einsum(_)
-        | Linalg::Attention(_)
-        | Linalg::LinearAttention(_)
-        | Linalg::RotaryEmbedding { .. }
-        | Linalg::Det => Err("no native kernel for this op yet".into()),
+        Linalg::Einsum(eq) => einsum(eq, ins, out, p),
+        Linalg::Attention(at) => attention(at, ins, outs, p),
+        Linalg::LinearAttention(_) | Linalg::RotaryEmbedding { .. } | Linalg::Det => {
+            Err("no native kernel for this op yet".into())
+        }
+    }
+}
+
+/// Label ids: letters are their ASCII code, ellipsis dims count up from here.
+const ELLIPSIS: u32 = 1 << 16;
+
+/// Einsum as one loop nest: the output's labels outside, the contracted
+/// labels inside, the product of the operands' elements summed into a
+/// scalar accumulator. Covers every form the interpreter accepts
+/// (transposes, traces and diagonals through repeated labels, broadcasting
+/// ellipses and size-1 dims, any operand count); the interpreter contracts
+/// pairwise instead, so float sums may differ in rounding order.
+fn einsum(eq: &EinsumEq, ins: &[Option<Operand>], out: &Operand, p: &mut Program) -> NodeResult {
+    let ops: Vec<Operand> = ins
+        .iter()
+        .map(|o| o.clone().ok_or("an operand has no buffer"))
+        .collect::<Result<_, _>>()?;
+    if ops.len() != eq.inputs.len() {
+        return Err("operand count does not match the equation".into());
+    }
+    let ell: Vec<usize> = eq
+        .inputs
+        .iter()
+        .zip(&ops)
+        .map(|(t, o)| {
+            let letters = t.iter().filter(|s| matches!(s, Sub::Label(_))).count();
+            o.shape.len().saturating_sub(letters)
+        })
+        .collect();
+    let r = ell.iter().copied().max().unwrap_or(0);
+    // Labels of every operand axis, sizes and occurrence counts of labels.
+    let mut order: Vec<u32> = Vec::new();
+    let mut sizes = std::collections::HashMap::<u32, usize>::new();
+    let mut counts = std::collections::BTreeMap::<u32, usize>::new();
+    let mut axes: Vec<Vec<u32>> = Vec::new();
+    for ((term, o), &e) in eq.inputs.iter().zip(&ops).zip(&ell) {
+        let mut labels = Vec::new();
+        for s in term {
+            match s {
+                Sub::Label(c) => labels.push(*c as u32),
+                Sub::Ellipsis => labels.extend((r - e..r).map(|i| ELLIPSIS + i as u32)),
+            }
+        }
+        if labels.len() != o.shape.len() {
+            return Err("operand rank does not match its einsum term".into());
+        }
+        for (&l, &d) in labels.iter().zip(&o.shape) {
+            if !order.contains(&l) {
+                order.push(l);
+            }
+            *counts.entry(l).or_insert(0) += 1;
+            let s = sizes.entry(l).or_insert(d);
+            if *s == 1 {
+                *s = d;
+            }
+        }
+        axes.push(labels);
+    }
+    let output: Vec<u32> = match &eq.output {
+        Some(t) => t
+            .iter()
+            .flat_map(|s| match s {
+                Sub::Label(c) => vec![*c as u32],
+                Sub::Ellipsis => (0..r).map(|i| ELLIPSIS + i as u32).collect(),
+            })
+            .collect(),
+        None => (0..r)
+            .map(|i| ELLIPSIS + i as u32)
+            .chain(
+                counts
+                    .iter()
+                    .filter(|&(&l, &c)| l < ELLIPSIS && c == 1)
+                    .map(|(&l, _)| l),
+            )
+            .collect(),
+    };
+    let out_shape: Vec<usize> = output
+        .iter()
+        .map(|l| sizes.get(l).copied().unwrap_or(1))
+        .collect();
+    if out_shape != out.shape {
+        return Err(format!(
+            "einsum output shape {out_shape:?} differs from the inferred {:?}",
+            out.shape
+        ));
+    }
+    let inner: Vec<u32> = order.into_iter().filter(|l| !output.contains(l)).collect();
+    let inner_shape: Vec<usize> = inner.iter().map(|l| sizes[l]).collect();
+    let acc = p.var(out.ty);
+    let out_c = out.clone();
+    Ok(loop_nest(p, &out.shape, |p, oidx| {
+        let inner_vars: Vec<_> = inner.iter().map(|_| p.var(Scalar::I64)).collect();
+        let index_of = |l: u32| -> Expr {
+            match output.iter().position(|&x| x == l) {
+                Some(k) => oidx[k].clone(),
+                None => var(inner_vars[inner.iter().position(|&x| x == l).unwrap_or(0)]),
+            }
+        };
+        let mut prod: Option<Expr> = None;
+        for (o, labels) in ops.iter().zip(&axes) {
+            let mut stride = 1usize;
+            let mut terms: Vec<Expr> = Vec::new();
+            for ax in (0..labels.len()).rev() {
+                if o.shape[ax] != 1 {
+                    terms.push(mul(index_of(labels[ax]), i(stride as i64)));
+                }
+                stride *= o.shape[ax];
+            }
+            let idx = terms.into_iter().reduce(add).unwrap_or_else(|| i(0));
+            let v = o.load(idx);
+            prod = Some(match prod {
+                None => v,
+                Some(pv) => mul(pv, v),
+            });
+        }
+        let mut body = vec![Stmt::Set(
+            acc,
+            add(var(acc), prod.unwrap_or_else(|| f(1.0, out_c.ty))),
+        )];
+        for (d, &v) in inner_vars.iter().enumerate().rev() {
+            body = vec![Stmt::For {
+                var: v,
+                start: i(0),
+                end: i(inner_shape[d] as i64),
+                body,
+            }];
+        }
+        let mut stmts = vec![Stmt::Set(acc, f(0.0, out_c.ty))];
+        stmts.extend(body);
+        stmts.push(Stmt::Store {
+            buf: out_c.buf,
+            index: flat_index(&out_c.shape, oidx),
+            value: var(acc),
+        });
+        stmts
+    }))
+}
+
+/// Element strides (batch, head, sequence) of an attention operand with
+/// `heads` heads of `seq` rows of `dim` values, 4-D `[B, H, S, D]` or 3-D
+/// `[B, S, H·D]`.
+fn attn_strides(rank4: bool, heads: usize, seq: usize, dim: usize) -> [i64; 3] {
+    let (h, s, d) = (heads as i64, seq as i64, dim as i64);
+    if rank4 {
+        [h * s * d, s * d, d]
+    } else {
+        [s * h * d, d, h * d]
+    }
+}
+
+/// `Attention` without past keys or padding lengths, and with only the
+/// first output: per query row, one pass over the keys finds
+/// the largest logit, a second accumulates e^(logit − max)·V straight into
+/// the output row (no scratch buffer) and the row is divided by the sum.
+/// The logits are recomputed in the second pass instead of stored.
+fn attention(
+    at: &AttentionAttrs,
+    ins: &[Option<Operand>],
+    outs: &[Operand],
+    p: &mut Program,
+) -> NodeResult {
+    let get = |k: usize| ins.get(k).cloned().flatten();
+    let (q, k, v) = (
+        get(0).ok_or("no Q")?,
+        get(1).ok_or("no K")?,
+        get(2).ok_or("no V")?,
+    );
+    if get(4).is_some() || get(5).is_some() || get(6).is_some() {
+        return Err("Attention with past keys or padding lengths has no native kernel yet".into());
+    }
+    if outs.len() > 1 {
+        return Err("Attention's optional outputs have no native kernel yet".into());
+    }
+    let out = &outs[0];
+    let ty = q.ty;
+    if !ty.is_float() {
+        return Err(format!("Attention on {ty:?}"));
+    }
+    let rank4 = q.shape.len() == 4;
+    let (batch, hq, sq, hd, hkv, skv, vd);
+    if rank4 {
+        (batch, hq, sq, hd) = (q.shape[0], q.shape[1], q.shape[2], q.shape[3]);
+        (hkv, skv, vd) = (k.shape[1], k.shape[2], v.shape[3]);
+    } else {
+        let nq = at.q_num_heads.ok_or("3-D Q needs q_num_heads")?;
+        let nkv = at.kv_num_heads.ok_or("3-D K needs kv_num_heads")?;
+        (batch, hq, sq, hd) = (q.shape[0], nq, q.shape[1], q.shape[2] / nq);
+        (hkv, skv, vd) = (nkv, k.shape[1], v.shape[2] / nkv);
+    }
+    if hkv == 0 || hq % hkv != 0 {
+        return Err("Q heads are not a multiple of K/V heads".into());
+    }
+    let group = hq / hkv;
+    let (qs, ks, vs) = (
+        attn_strides(rank4, hq, sq, hd),
+        attn_strides(rank4, hkv, skv, hd),
+        attn_strides(rank4, hkv, skv, vd),
+    );
+    let os = attn_strides(out.shape.len() == 4, hq, sq, vd);
+    let scale = at
+        .scale
+        .map(|s| s as f64)
+        .unwrap_or_else(|| 1.0 / (hd as f64).sqrt());
+    // Q and K are each scaled by √scale (rounded to Q's type), like the spec.
+    let sc = if ty == Scalar::F32 {
+        scale.sqrt() as f32 as f64
+    } else {
+        scale.sqrt()
+    };
+    let mask = get(3);
+    // Keys past a short mask are masked out: the loops stop there.
+    let keys = mask
+        .as_ref()
+        .map_or(skv, |m| m.shape.last().copied().unwrap_or(1).min(skv));
+    let (smax, sum, acc, w) = (p.var(ty), p.var(ty), p.var(ty), p.var(ty));
+    let (hv, gv, iv, jv, dv) = (
+        p.var(Scalar::I64),
+        p.var(Scalar::I64),
+        p.var(Scalar::I64),
+        p.var(Scalar::I64),
+        p.var(Scalar::I64),
+    );
+    let ninf = f(f64::NEG_INFINITY, ty);
+    let lp = |v: crate::kernel::Var, n: usize, body: Vec<Stmt>| Stmt::For {
+        var: v,
+        start: i(0),
+        end: i(n as i64),
+        body,
+    };
+    Ok(loop_nest(p, &[batch], |_, bidx| {
+        let b = bidx[0].clone();
+        // h = kh·group + g.
+        let h = add(mul(var(hv), i(group as i64)), var(gv));
+        let base = |st: [i64; 3], head: Expr, row: Expr| {
+            add(
+                add(mul(b.clone(), i(st[0])), mul(head, i(st[1]))),
+                mul(row, i(st[2])),
+            )
+        };
+        let q_row = base(qs, h.clone(), var(iv));
+        let k_row = base(ks, var(hv), var(jv));
+        let v_row = base(vs, var(hv), var(jv));
+        let o_row = base(os, h.clone(), var(iv));
+        // The logit of key j, with its bias.
+        let logit_stmts = {
+            let qd = mul(q.load(add(q_row.clone(), var(dv))), f(sc, ty));
+            let kd = mul(k.load(add(k_row.clone(), var(dv))), f(sc, ty));
+            vec![
+                Stmt::Set(acc, f(0.0, ty)),
+                lp(dv, hd, vec![Stmt::Set(acc, add(var(acc), mul(qd, kd)))]),
+            ]
+        };
+        let mut bias = f(0.0, ty);
+        if let Some(m) = &mask {
+            let r = m.shape.len();
+            let last = m.shape[r - 1];
+            let idx4 = [b.clone(), h.clone(), var(iv)];
+            let mut flat = i(0);
+            for ax in 0..r - 1 {
+                let dim = m.shape[ax];
+                let pos = if dim == 1 {
+                    i(0)
+                } else {
+                    idx4[3 - (r - 1) + ax].clone()
+                };
+                flat = add(mul(flat, i(dim as i64)), pos);
+            }
+            let mv = m.load(add(mul(flat, i(last as i64)), var(jv)));
+            bias = if m.ty == Scalar::Bool {
+                select(
+                    cmp(CmpOp::Ne, mv, Expr::I(0, Scalar::Bool)),
+                    f(0.0, ty),
+                    ninf.clone(),
+                )
+            } else {
+                cast(ty, mv)
+            };
+        }
+        // Key j is visible to query i unless masked by causality (j > i) or
+        // outside the window (i − j > left or j − i > right).
+        let mut hidden: Vec<Expr> = Vec::new();
+        if at.is_causal {
+            hidden.push(cmp(CmpOp::Gt, var(jv), var(iv)));
+        }
+        if at.left_window >= 0 {
+            hidden.push(cmp(CmpOp::Gt, sub(var(iv), var(jv)), i(at.left_window)));
+        }
+        if at.right_window >= 0 {
+            hidden.push(cmp(CmpOp::Gt, sub(var(jv), var(iv)), i(at.right_window)));
+        }
+        for c in hidden {
+            bias = add(bias, select(c, ninf.clone(), f(0.0, ty)));
+        }
+        let raw = var(acc);
+        let capped = if at.softcap > 0.0 {
+            let cap = at.softcap as f64;
+            mul(un(UnOp::Tanh, mul(raw, f(1.0 / cap, ty))), f(cap, ty))
+        } else {
+            raw
+        };
+        let logit = add(capped, bias);
+        let mut pass1 = logit_stmts.clone();
+        pass1.push(Stmt::Set(smax, bin(BinOp::Max, var(smax), logit.clone())));
+        let mut pass2 = logit_stmts;
+        pass2.push(Stmt::Set(
+            w,
+            un(UnOp::Exp, bin(BinOp::Sub, logit, var(smax))),
+        ));
+        pass2.push(Stmt::Set(sum, add(var(sum), var(w))));
+        let o_at = add(o_row.clone(), var(dv));
+        pass2.push(lp(
+            dv,
+            vd,
+            vec![Stmt::Store {
+                buf: out.buf,
+                index: o_at.clone(),
+                value: add(
+                    out.load(o_at.clone()),
+                    mul(var(w), v.load(add(v_row.clone(), var(dv)))),
+                ),
+            }],
+        ));
+        let row = vec![
+            Stmt::Set(smax, ninf.clone()),
+            lp(jv, keys, pass1),
+            // A fully masked row attends to nothing: e^(−∞ − 0) = 0.
+            Stmt::Set(
+                smax,
+                select(
+                    cmp(CmpOp::Eq, var(smax), ninf.clone()),
+                    f(0.0, ty),
+                    var(smax),
+                ),
+            ),
+            lp(
+                dv,
+                vd,
+                vec![Stmt::Store {
+                    buf: out.buf,
+                    index: o_at.clone(),
+                    value: f(0.0, ty),
+                }],
+            ),
+            Stmt::Set(sum, f(0.0, ty)),
+            lp(jv, keys, pass2),
+            Stmt::Set(
+                sum,
+                bin(
+                    BinOp::Div,
+                    f(1.0, ty),
+                    select(cmp(CmpOp::Eq, var(sum), f(0.0, ty)), f(1.0, ty), var(sum)),
+                ),
+            ),
+            lp(
+                dv,
+                vd,
+                vec![Stmt::Store {
+                    buf: out.buf,
+                    index: o_at.clone(),
+                    value: mul(out.load(o_at), var(sum)),
+                }],
+            ),
+        ];
+        vec![lp(hv, hkv, vec![lp(gv, group, vec![lp(iv, sq, row)])])]
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    //! Matrix products lowered and run by the kernel-IR test evaluator,
+    //! against the reference interpreter.
+    use super::*;
+    use crate::kernel::Buf;
+    use crate::mathexp::tests::Eval;
+    use smelt_ir::ops::linalg::GemmAttrs;
+    use smelt_ir::{DType, OpDef, Tensor};
+
+    fn check(l: Linalg, ins: &[&Tensor]) {
+        let refs: Vec<Option<&Tensor>> = ins.iter().map(|t| Some(*t)).collect();
+        let want = l.eval(&refs).expect("interpreter").remove(0);
+        let mut p = Program::default();
+        let ops: Vec<Option<Operand>> = ins
+            .iter()
+            .enumerate()
+            .map(|(k, t)| {
+                Some(Operand {
+                    buf: Buf::Input(k as u32),
+                    shape: t.shape().to_vec(),
+                    ty: Scalar::of(t.dtype()).expect("scalar"),
+                })
+            })
+            .collect();
+        let o = Operand {
+            buf: Buf::Output(0),
+            shape: want.shape().to_vec(),
+            ty: Scalar::of(want.dtype()).expect("scalar"),
+        };
+        p.body = lower(&l, &ops, std::slice::from_ref(&o), &mut p).expect("lowers");
+        let mut ev = Eval::new(&p);
+        for (k, t) in ins.iter().enumerate() {
+            ev.mem.insert(Buf::Input(k as u32), t.to_le_bytes());
+        }
+        ev.mem
+            .insert(Buf::Output(0), vec![0; want.to_le_bytes().len()]);
+        ev.run();
+        let got = Tensor::from_le_bytes(
+            want.dtype(),
+            want.shape().to_vec(),
+            &ev.mem[&Buf::Output(0)],
+        )
+        .unwrap();
+        if want.dtype().is_float() {
+            for (a, b) in got.to_f64_vec().iter().zip(want.to_f64_vec()) {
+                assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "{l:?}: {a} vs {b}");
+            }
+        } else {
+            assert_eq!(got, want, "{l:?}");
+        }
+    }
+
+    fn f(shape: &[usize]) -> Tensor {
+        let n: usize = shape.iter().product();
+        let v: Vec<f32> = (0..n).map(|k| ((k * 7 % 11) as f32 - 5.0) * 0.25).collect();
+        Tensor::from_vec(shape.to_vec(), v).unwrap()
+    }
+
+    fn int(shape: &[usize], d: DType) -> Tensor {
+        let n: usize = shape.iter().product();
+        let v: Vec<i64> = (0..n).map(|k| (k as i64 * 37 % 251) - 120).collect();
+        Tensor::from_vec(shape.to_vec(), v).unwrap().cast(d)
+    }
+
+    #[test]
+    fn matmul_shapes_and_integers() {
+        for (a, b) in [
+            (vec![3], vec![3]),
+            (vec![3], vec![2, 3, 4]),
+            (vec![2, 2, 3], vec![3]),
+            (vec![2, 1, 3, 4], vec![3, 4, 2]),
+            (vec![5, 4], vec![4, 3]),
+        ] {
+            check(Linalg::MatMul, &[&f(&a), &f(&b)]);
+            for d in [DType::I8, DType::U8, DType::I32, DType::U64] {
+                check(Linalg::MatMul, &[&int(&a, d), &int(&b, d)]);
+            }
+        }
+    }
+
+    #[test]
+    fn gemm_attributes() {
+        for (trans_a, trans_b) in [(false, false), (true, false), (false, true), (true, true)] {
+            for (alpha, beta) in [(1.0, 1.0), (0.5, 2.0), (1.0, 0.0)] {
+                let g = GemmAttrs {
+                    alpha,
+                    beta,
+                    trans_a,
+                    trans_b,
+                    c_required: false,
+                    c_exact: false,
+                };
+                let a = if trans_a { [4, 3] } else { [3, 4] };
+                let b = if trans_b { [5, 4] } else { [4, 5] };
+                for c in [vec![5], vec![3, 1], vec![3, 5], vec![]] {
+                    check(Linalg::Gemm(g), &[&f(&a), &f(&b), &f(&c)]);
+                    let d = DType::I32;
+                    check(Linalg::Gemm(g), &[&int(&a, d), &int(&b, d), &int(&c, d)]);
+                }
+                check(Linalg::Gemm(g), &[&f(&a), &f(&b)]);
+            }
+        }
+    }
+
+    #[test]
+    fn einsum_forms() {
+        let e = |s: &str| Linalg::Einsum(EinsumEq::parse(s).unwrap());
+        check(e("ij,jk->ik"), &[&f(&[2, 3]), &f(&[3, 4])]);
+        check(e("ij,jk"), &[&f(&[2, 3]), &f(&[3, 4])]);
+        check(e("ij->ji"), &[&f(&[2, 3])]);
+        check(e("ij->"), &[&f(&[2, 3])]);
+        check(e("ii->i"), &[&f(&[3, 3])]);
+        check(e("ii"), &[&f(&[3, 3])]);
+        check(e("i,i"), &[&f(&[4]), &f(&[4])]);
+        check(e("i,j->ij"), &[&f(&[3]), &f(&[2])]);
+        check(e("ba"), &[&f(&[2, 3])]);
+        check(e("...ij,jk->...ik"), &[&f(&[2, 1, 2]), &f(&[2, 3])]);
+        check(e("bij,bjk->bik"), &[&f(&[2, 3, 4]), &f(&[2, 4, 5])]);
+        check(e("...ii->...i"), &[&f(&[2, 3, 3])]);
+        check(e("ij,jk->ik"), &[&f(&[2, 1]), &f(&[3, 1])]);
+        check(e("i,i,i->"), &[&f(&[3]), &f(&[3]), &f(&[3])]);
+        let d = DType::I32;
+        check(e("ij,jk->ik"), &[&int(&[2, 2], d), &int(&[2, 2], d)]);
     }
 }

@@ -1,0 +1,262 @@
+//! The per-model C header of a static library or object: the generic ABI
+//! (`smelt_model.h`, inlined so that the header stands alone) plus
+//! `#define`s for this model's arena and for each input's and output's
+//! index, dtype, byte size, element count, rank and dims, with the model and
+//! tensor names turned into C identifiers.
+
+use std::collections::HashSet;
+use std::fmt::Write;
+
+use smelt_ir::DType;
+
+use crate::lower::IoInfo;
+
+/// What the header describes.
+pub struct HeaderModel<'a> {
+    /// The library name (`NAME` of `libNAME.a`); the macro prefix is this in
+    /// upper case, made a C identifier.
+    pub name: &'a str,
+    /// The target triple, for the opening comment.
+    pub triple: &'a str,
+    /// Inputs, in ONNX graph order.
+    pub inputs: &'a [IoInfo],
+    /// Outputs, in ONNX graph order.
+    pub outputs: &'a [IoInfo],
+    /// `smelt_model.arena_bytes`.
+    pub arena_bytes: u64,
+    /// `smelt_model.arena_align`.
+    pub arena_align: u64,
+}
+
+/// Upper-case C identifier characters for `s`: ASCII letters and digits kept
+/// (upper-cased), everything else `_`.
+fn ident(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// The macro prefix of a model: a C identifier that starts with a letter.
+pub fn prefix(name: &str) -> String {
+    let id = ident(name);
+    if id.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        id
+    } else {
+        format!("MODEL_{id}")
+    }
+}
+
+/// One identifier per tensor, unique within `list`: names that become the
+/// same identifier (`x` and `X`, `a.b` and `a_b`) get `_2`, `_3`, … in
+/// order. Every macro of a tensor is `<prefix>_<INPUT|OUTPUT>_<ident>_<FIELD>`
+/// with fields that contain no `_`, so distinct identifiers never give the
+/// same macro.
+fn tensor_idents(list: &[IoInfo]) -> Vec<String> {
+    let mut used = HashSet::new();
+    list.iter()
+        .enumerate()
+        .map(|(i, io)| {
+            let base = if io.name.is_empty() {
+                format!("T{i}")
+            } else {
+                ident(&io.name)
+            };
+            let mut id = base.clone();
+            let mut n = 2;
+            while !used.insert(id.clone()) {
+                id = format!("{base}_{n}");
+                n += 1;
+            }
+            id
+        })
+        .collect()
+}
+
+/// `s` as text that is safe inside a C comment: printable ASCII is kept
+/// except `*`, `?` and `\` (no comment end, trigraph or line splice), which
+/// are written `\xNN` like every other byte.
+fn comment_text(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if (0x20..0x7f).contains(&b) && !matches!(b, b'*' | b'?' | b'\\') {
+            out.push(b as char);
+        } else {
+            let _ = write!(out, "\\x{b:02x}");
+        }
+    }
+    out
+}
+
+/// The C type of one element, for comments.
+fn c_type(d: DType) -> &'static str {
+    match d {
+        DType::F32 => "float",
+        DType::F64 => "double",
+        DType::F16 => "uint16_t holding IEEE binary16 bits",
+        DType::BF16 => "uint16_t holding bfloat16 bits",
+        DType::I8 => "int8_t",
+        DType::U8 => "uint8_t",
+        DType::I16 => "int16_t",
+        DType::U16 => "uint16_t",
+        DType::I32 => "int32_t",
+        DType::U32 => "uint32_t",
+        DType::I64 => "int64_t",
+        DType::U64 => "uint64_t",
+        DType::Bool => "uint8_t holding 0 or 1",
+    }
+}
+
+fn tensors(h: &mut String, p: &str, kind: &str, list: &[IoInfo]) {
+    let kind_uc = kind.to_ascii_uppercase();
+    for ((i, io), id) in list.iter().enumerate().zip(tensor_idents(list)) {
+        let m = format!("{p}_{kind_uc}_{id}");
+        let dims: Vec<String> = io.shape.iter().map(|d| d.to_string()).collect();
+        let elements: u64 = io.shape.iter().map(|&d| d as u64).product();
+        let _ = writeln!(
+            h,
+            "\n/* {kind} {i}: \"{}\", {} [{}]: {} {}, {} bytes */",
+            comment_text(&io.name),
+            io.dtype,
+            dims.join(", "),
+            elements,
+            c_type(io.dtype),
+            io.bytes
+        );
+        let _ = writeln!(h, "#define {m}_INDEX {i}");
+        let _ = writeln!(
+            h,
+            "#define {m}_DTYPE SMELT_DTYPE_{}",
+            io.dtype.name().to_ascii_uppercase()
+        );
+        let _ = writeln!(h, "#define {m}_BYTES {}", io.bytes);
+        let _ = writeln!(h, "#define {m}_ELEMENTS {elements}");
+        let _ = writeln!(h, "#define {m}_RANK {}", io.shape.len());
+        if dims.is_empty() {
+            let _ = writeln!(h, "/* a scalar: rank 0, so no {m}_DIMS */");
+        } else {
+            let _ = writeln!(h, "#define {m}_DIMS {{{}}}", dims.join(", "));
+        }
+    }
+}
+
+/// The header text.
+pub fn render(model: &HeaderModel<'_>) -> String {
+    let p = prefix(model.name);
+    let mut h = String::new();
+    let _ = write!(
+        h,
+        "/*\n\
+         \x20* {file}: the model library \"{name}\" compiled by smelt for {triple}.\n\
+         \x20* Generated by smelt; do not edit. C99, and usable from C++.\n\
+         \x20*\n\
+         \x20* The generic interface (smelt_model.h) is inlined below, followed by\n\
+         \x20* this model's sizes and shapes as constants. A run:\n\
+         \x20*\n\
+         \x20*   const void *inputs[{p}_NUM_INPUTS];    by {p}_INPUT_<NAME>_INDEX\n\
+         \x20*   void *outputs[{p}_NUM_OUTPUTS];        by {p}_OUTPUT_<NAME>_INDEX\n\
+         \x20*   void *arena = aligned_alloc({p}_ARENA_ALIGN, {p}_ARENA_BYTES);\n\
+         \x20*   smelt_model_run(inputs, outputs, arena);\n\
+         \x20*\n\
+         \x20* The model keeps no global mutable state: runs on different arenas\n\
+         \x20* (and outputs) may go on concurrently.\n\
+         \x20*/\n\
+         #ifndef SMELT_MODEL_{p}_H\n\
+         #define SMELT_MODEL_{p}_H\n\n",
+        file = comment_text(&format!("{}.h", model.name)),
+        name = comment_text(model.name),
+        triple = model.triple,
+    );
+    h.push_str(smelt_runtime::HEADER);
+    let _ = write!(
+        h,
+        "\n/* The model library \"{name}\": these constants equal the fields of smelt_model. */\n\
+         #define {p}_NUM_INPUTS {}\n\
+         #define {p}_NUM_OUTPUTS {}\n\
+         /* Bytes of scratch memory one run needs, and their alignment. */\n\
+         #define {p}_ARENA_BYTES {}\n\
+         #define {p}_ARENA_ALIGN {}\n",
+        model.inputs.len(),
+        model.outputs.len(),
+        model.arena_bytes,
+        model.arena_align,
+        name = comment_text(model.name),
+    );
+    tensors(&mut h, &p, "input", model.inputs);
+    tensors(&mut h, &p, "output", model.outputs);
+    let _ = writeln!(h, "\n#endif /* SMELT_MODEL_{p}_H */");
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn io(name: &str, dtype: DType, shape: &[usize]) -> IoInfo {
+        let bytes = shape.iter().product::<usize>() as u64 * dtype.elem_bytes() as u64;
+        IoInfo {
+            name: name.into(),
+            dtype,
+            shape: shape.to_vec(),
+            bytes,
+        }
+    }
+
+    #[test]
+    fn identifiers_are_sanitised_and_unique() {
+        assert_eq!(prefix("mlp"), "MLP");
+        assert_eq!(prefix("my-net.v2"), "MY_NET_V2");
+        assert_eq!(prefix("2net"), "MODEL_2NET");
+        let list = [
+            io("x", DType::F32, &[1]),
+            io("X", DType::F32, &[1]),
+            io("a.b", DType::F32, &[1]),
+            io("a_b", DType::F32, &[1]),
+            io("", DType::F32, &[1]),
+            io("x", DType::F32, &[1]),
+        ];
+        assert_eq!(
+            tensor_idents(&list),
+            ["X", "X_2", "A_B", "A_B_2", "T4", "X_3"]
+        );
+    }
+
+    #[test]
+    fn macros_and_comments() {
+        let inputs = [io("in*/put?", DType::F32, &[1, 64])];
+        let outputs = [io("y", DType::I64, &[]), io("Y", DType::Bool, &[3])];
+        let h = render(&HeaderModel {
+            name: "mlp",
+            triple: "x86_64-unknown-linux-gnu",
+            inputs: &inputs,
+            outputs: &outputs,
+            arena_bytes: 4096,
+            arena_align: 64,
+        });
+        for want in [
+            "#ifndef SMELT_MODEL_MLP_H\n",
+            "#define MLP_ARENA_BYTES 4096\n",
+            "#define MLP_ARENA_ALIGN 64\n",
+            "#define MLP_NUM_INPUTS 1\n",
+            "#define MLP_INPUT_IN__PUT__INDEX 0\n",
+            "#define MLP_INPUT_IN__PUT__DTYPE SMELT_DTYPE_F32\n",
+            "#define MLP_INPUT_IN__PUT__BYTES 256\n",
+            "#define MLP_INPUT_IN__PUT__DIMS {1, 64}\n",
+            "\"in\\x2a/put\\x3f\", f32 [1, 64]: 64 float, 256 bytes",
+            "#define MLP_OUTPUT_Y_RANK 0\n",
+            "#define MLP_OUTPUT_Y_DTYPE SMELT_DTYPE_I64\n",
+            "#define MLP_OUTPUT_Y_2_DIMS {3}\n",
+            "#define MLP_OUTPUT_Y_2_DTYPE SMELT_DTYPE_BOOL\n",
+            "void smelt_model_run(const void *const *inputs, void *const *outputs, void *arena);",
+            "#endif /* SMELT_MODEL_MLP_H */\n",
+        ] {
+            assert!(h.contains(want), "missing {want:?} in\n{h}");
+        }
+        assert!(!h.contains("#define MLP_OUTPUT_Y_DIMS"));
+    }
+}

@@ -1,0 +1,317 @@
+//! Static libraries end to end: `smelt compile --emit staticlib` on the MLP
+//! example, for x86_64 and aarch64, linked into a C program
+//! (`tests/staticlib/mlp_app.c`) by the system's gcc, statically and
+//! dynamically, against its C library (and against a program that defines
+//! its own `memcpy`: the library's libcalls are weak); the program runs the model on two
+//! arenas at once and once more, and its output matches onnxruntime's. The
+//! archive and header are byte-identical across compiles, the header is
+//! clean C99 and C++, and `--emit obj` writes the same header.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use smelt_frontend::Limits;
+use smelt_frontend::npy::{read_npy, read_npz};
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn scratch(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("smelt-staticlib-test-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn run_ok(cmd: &mut Command, what: &str) {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Whether `tool` runs; if not, says why the check is skipped.
+fn have(tool: &str, check: &str) -> bool {
+    let ok = Command::new(tool)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!("skipping {check}: {tool} is not installed");
+    }
+    ok
+}
+
+/// `smelt compile` of the MLP (batch pinned to 2) to `dir/libmlp.a` + `dir/mlp.h`.
+fn compile_mlp(target: &str, dir: &Path, emit: &str, out: &str) {
+    let model = root().join("examples/mlp/model.onnx");
+    run_ok(
+        Command::new(env!("CARGO_BIN_EXE_smelt")).args([
+            "compile",
+            model.to_str().unwrap(),
+            "--dim",
+            "batch=2",
+            "--target",
+            target,
+            "--emit",
+            emit,
+            "-o",
+            dir.join(out).to_str().unwrap(),
+        ]),
+        &format!("smelt compile --emit {emit} for {target}"),
+    );
+}
+
+/// Links the whole archive, so that the libcalls object is in the program
+/// beside the C library's `memcpy` & co. even when the model calls none of
+/// them: their definitions must not clash.
+const WHOLE: &[&str] = &["-Wl,--whole-archive", "-lmlp", "-Wl,--no-whole-archive"];
+/// Links the archive as usual: only the members the program needs.
+const NEEDED: &[&str] = &["-lmlp"];
+
+/// A C file defining `memcpy` and `memset` strongly, compiled into the
+/// program with the whole archive: the library's weak ones must give way.
+fn own_libcalls() -> String {
+    root()
+        .join("tests/staticlib/own_libcalls.c")
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Builds `mlp_app.c` against `dir/libmlp.a` with `cc`, `flags` and `lib`
+/// (how the library is named on the command line), runs it (under `runner`
+/// when given) on the example's input and compares the output with
+/// onnxruntime's.
+fn check_app(dir: &Path, cc: &str, flags: &[&str], lib: &[&str], runner: &[&str], what: &str) {
+    let app = dir.join(format!("app-{}", what.replace(' ', "-")));
+    let mut build = Command::new(cc);
+    build
+        .args(["-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", "-pthread"])
+        .args(flags)
+        .arg("-I")
+        .arg(dir)
+        .arg(root().join("tests/staticlib/mlp_app.c"))
+        .arg("-L")
+        .arg(dir)
+        .args(lib)
+        .arg("-o")
+        .arg(&app);
+    run_ok(&mut build, &format!("{what}: {cc} {flags:?}"));
+
+    let limits = Limits::default();
+    let x = read_npy(&root().join("examples/mlp/x.npy"), &limits).unwrap();
+    let (input, output) = (
+        dir.join("x.raw"),
+        dir.join(format!("probs-{}.raw", what.replace(' ', "-"))),
+    );
+    std::fs::write(&input, x.to_le_bytes()).unwrap();
+    let mut cmd = match runner {
+        [] => Command::new(&app),
+        [r, rest @ ..] => {
+            let mut c = Command::new(r);
+            c.args(rest).arg(&app);
+            c
+        }
+    };
+    run_ok(cmd.arg(&input).arg(&output), &format!("{what}: mlp_app"));
+
+    let expected = read_npz(&root().join("examples/mlp/expected.npz"), &limits).unwrap();
+    let (_, want) = expected
+        .iter()
+        .find(|(name, _)| name == "probs")
+        .expect("expected.npz has probs");
+    let got: Vec<f64> = std::fs::read(&output)
+        .unwrap()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f64)
+        .collect();
+    let want = want.to_f64_vec();
+    assert_eq!(got.len(), want.len(), "{what}: output size");
+    let mut worst = 0f64;
+    for (a, b) in got.iter().zip(&want) {
+        assert!(
+            (a - b).abs() <= 1e-5 + 1e-4 * b.abs(),
+            "{what}: {a} vs onnxruntime {b}"
+        );
+        worst = worst.max((a - b).abs());
+    }
+    eprintln!("mlp staticlib, {what}: max abs err vs onnxruntime {worst:.2e}");
+}
+
+#[test]
+fn x86_64_staticlib_links_with_gcc_static_and_dynamic() {
+    if !have("gcc", "the x86_64 staticlib test") {
+        return;
+    }
+    let dir = scratch("x86_64");
+    compile_mlp("x86_64-unknown-linux-gnu", &dir, "staticlib", "libmlp.a");
+    check_app(&dir, "gcc", &["-static"], NEEDED, &[], "x86_64 gcc -static");
+    check_app(&dir, "gcc", &[], NEEDED, &[], "x86_64 gcc dynamic");
+    check_app(
+        &dir,
+        "gcc",
+        &["-static"],
+        WHOLE,
+        &[],
+        "x86_64 gcc -static whole-archive",
+    );
+    check_app(
+        &dir,
+        "gcc",
+        &[],
+        WHOLE,
+        &[],
+        "x86_64 gcc dynamic whole-archive",
+    );
+    let own = own_libcalls();
+    check_app(
+        &dir,
+        "gcc",
+        &["-static", &own],
+        WHOLE,
+        &[],
+        "x86_64 gcc -static own memcpy",
+    );
+    check_app(
+        &dir,
+        "gcc",
+        &[&own],
+        WHOLE,
+        &[],
+        "x86_64 gcc dynamic own memcpy",
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn aarch64_staticlib_links_with_cross_gcc_under_qemu() {
+    let cc = "aarch64-linux-gnu-gcc";
+    if !have(cc, "the aarch64 staticlib test")
+        || !have("qemu-aarch64", "the aarch64 staticlib test")
+    {
+        return;
+    }
+    let dir = scratch("aarch64");
+    compile_mlp("aarch64-unknown-linux-gnu", &dir, "staticlib", "libmlp.a");
+    let own = own_libcalls();
+    check_app(
+        &dir,
+        cc,
+        &["-static", &own],
+        WHOLE,
+        &["qemu-aarch64"],
+        "aarch64 gcc -static own memcpy",
+    );
+    for lib in [NEEDED, WHOLE] {
+        let whole = if lib == WHOLE { " whole-archive" } else { "" };
+        check_app(
+            &dir,
+            cc,
+            &["-static"],
+            lib,
+            &["qemu-aarch64"],
+            &format!("aarch64 gcc -static{whole}"),
+        );
+        if Path::new("/usr/aarch64-linux-gnu/lib").exists() {
+            check_app(
+                &dir,
+                cc,
+                &[],
+                lib,
+                &["qemu-aarch64", "-L", "/usr/aarch64-linux-gnu"],
+                &format!("aarch64 gcc dynamic{whole}"),
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn staticlib_and_header_are_byte_identical_and_obj_has_the_same_header() {
+    let dir = scratch("repro");
+    for target in ["x86_64-unknown-linux-gnu", "aarch64-unknown-linux-gnu"] {
+        let (a, b) = (dir.join("a"), dir.join("b"));
+        for d in [&a, &b] {
+            std::fs::create_dir_all(d).unwrap();
+            compile_mlp(target, d, "staticlib", "libmlp.a");
+        }
+        for f in ["libmlp.a", "mlp.h"] {
+            assert!(
+                std::fs::read(a.join(f)).unwrap() == std::fs::read(b.join(f)).unwrap(),
+                "{target}: two compiles give different {f}"
+            );
+        }
+        // The archive: the model and the libcalls, with a symbol index.
+        let lib = std::fs::read(a.join("libmlp.a")).unwrap();
+        assert!(
+            lib.starts_with(b"!<arch>\n/ "),
+            "{target}: not a GNU archive with an index"
+        );
+        for member in [&b"mlp.o/"[..], b"libcalls.o/"] {
+            assert!(
+                lib.windows(member.len()).any(|w| w == member),
+                "{target}: no member {:?}",
+                String::from_utf8_lossy(member)
+            );
+        }
+        // `--emit obj -o mlp.o` writes the same header as mlp.h.
+        let c = dir.join("c");
+        std::fs::create_dir_all(&c).unwrap();
+        compile_mlp(target, &c, "obj", "mlp.o");
+        assert!(
+            std::fs::read(c.join("mlp.h")).unwrap() == std::fs::read(a.join("mlp.h")).unwrap(),
+            "{target}: --emit obj and --emit staticlib give different headers"
+        );
+        for d in [&a, &b, &c] {
+            std::fs::remove_dir_all(d).unwrap();
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn header_is_clean_c99_and_cxx() {
+    if !have("gcc", "the header check") {
+        return;
+    }
+    let dir = scratch("header");
+    compile_mlp("x86_64-unknown-linux-gnu", &dir, "staticlib", "libmlp.a");
+    let use_it = "#include \"mlp.h\"\n\
+        #include \"mlp.h\"\n\
+        static const uint64_t dims[] = MLP_INPUT_X_DIMS;\n\
+        static unsigned char arena[MLP_ARENA_BYTES];\n\
+        void go(const void *const *in, void *const *out);\n\
+        void go(const void *const *in, void *const *out) {\n\
+            (void)dims;\n\
+            smelt_model_run(in, out, arena);\n\
+        }\n";
+    std::fs::write(dir.join("use.c"), use_it).unwrap();
+    for (cc, std) in [("gcc", "-std=c99"), ("g++", "-std=c++11")] {
+        if !have(cc, "the header check") {
+            continue;
+        }
+        run_ok(
+            Command::new(cc).current_dir(&dir).args([
+                "-x",
+                if cc == "gcc" { "c" } else { "c++" },
+                std,
+                "-pedantic",
+                "-Wall",
+                "-Wextra",
+                "-Werror",
+                "-fsyntax-only",
+                "use.c",
+            ]),
+            &format!("the header as {std}"),
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
