@@ -20,7 +20,7 @@
 //! compile-time constants by the time a graph is lowered; their values are
 //! read from the program's constant data.
 
-use smelt_ir::ops::layout::{CoordMode, InterpMode, Layout, PadMode, Reduction};
+use smelt_ir::ops::layout::{CoordMode, InterpMode, Layout, PadMode, Reduction, ResizeForm};
 use smelt_ir::shape::{norm_axis, norm_axis_inclusive, strides};
 use smelt_ir::{DType, OpDef, Tensor};
 
@@ -1285,9 +1285,14 @@ fn eval_probe(
     out: &Operand,
     p: &Program,
 ) -> Result<Tensor, String> {
+    // The region of interest only matters to tf_crop_and_resize: elsewhere a
+    // run-time roi is left out rather than refused.
+    let roi_unused = matches!(l, Layout::Resize(r) | Layout::Upsample(r)
+        if r.form == ResizeForm::Full && r.coord != CoordMode::TfCropAndResize);
     let mut owned: Vec<Option<Tensor>> = vec![Some(probe)];
-    for o in ins.iter().skip(1) {
+    for (k, o) in ins.iter().enumerate().skip(1) {
         owned.push(match o {
+            Some(o) if k == 1 && roi_unused && !matches!(o.buf, Buf::Const(_)) => None,
             Some(o) => Some(const_tensor(o, p)?),
             None => None,
         });
