@@ -1153,6 +1153,20 @@ pub fn lower(l: &Layout, ins: &[Option<Operand>], outs: &[Operand], p: &mut Prog
                     ),
                 )
             };
+            let runtime_roi = ins
+                .get(1)
+                .cloned()
+                .flatten()
+                .filter(|o| r.form == ResizeForm::Full && !matches!(o.buf, Buf::Const(_)));
+            if let (CoordMode::TfCropAndResize, Some(roi)) = (r.coord, runtime_roi) {
+                if r.mode != InterpMode::Linear || r.antialias {
+                    return Err(
+                        "tf_crop_and_resize with a run-time roi is lowered for linear mode only"
+                            .into(),
+                    );
+                }
+                return resize_crop_runtime(l, r, ins, &x, &roi, out, p, fill_value);
+            }
             let Some(crop) = resize_crop(
                 l,
                 ins,
@@ -1274,6 +1288,197 @@ fn resize_crop(
         cr.any_ext |= inside.len() != out.shape[ax];
     }
     Ok(Some(cr))
+}
+
+/// Linear `tf_crop_and_resize` with a run-time roi. The coordinate of output
+/// point `y` on an axis is `c(y)·diff + start·(in - 1)`, where `c` is the
+/// coordinate under the full roi (read off the interpreter with a probe) and
+/// `diff`, `start` come from the roi at run time, rounded like the reference
+/// (in f32 for an f32 roi). Taps and weights follow from the coordinate as
+/// in [`resize_linear`]; points outside the input take the extrapolation value.
+#[allow(clippy::too_many_arguments)]
+fn resize_crop_runtime(
+    l: &Layout,
+    r: &smelt_ir::ops::layout::ResizeAttrs,
+    ins: &[Option<Operand>],
+    x: &Operand,
+    roi: &Operand,
+    out: &Operand,
+    p: &mut Program,
+    fill_value: Expr,
+) -> NodeResult {
+    if !x.ty.is_float() || !roi.ty.is_float() {
+        return Err("tf_crop_and_resize of integers has no native kernel yet".into());
+    }
+    let rank = x.shape.len();
+    let axes: Vec<usize> = match &r.axes {
+        Some(a) => a
+            .iter()
+            .map(|&a| norm_axis(a, rank).map_err(|e| e.to_string()))
+            .collect::<Result<_, _>>()?,
+        None => (0..rank).collect(),
+    };
+    let na = axes.len();
+    if roi.numel() != 2 * na {
+        return Err("roi must have 2 entries per axis".into());
+    }
+    // Probes with the full roi.
+    let mut full = vec![0.0f64; na];
+    full.extend(vec![1.0f64; na]);
+    let full = Tensor::from_vec(vec![2 * na], full).map_err(|e| e.to_string())?;
+    let xs = strides(&x.shape);
+    let os = strides(&out.shape);
+    let n = x.numel();
+    let ty = x.ty;
+    // Per axis: the full-roi coordinate table, and the roi slot if cropped.
+    let mut coords: Vec<Option<(Operand, Option<usize>)>> = Vec::with_capacity(rank);
+    for ax in 0..rank {
+        let mut owned: Vec<Option<Tensor>> = Vec::new();
+        let coord: Vec<f64> = (0..n)
+            .map(|k| ((k / xs[ax]) % x.shape[ax]) as f64)
+            .collect();
+        owned.push(Some(
+            Tensor::from_vec(x.shape.clone(), coord).map_err(|e| e.to_string())?,
+        ));
+        owned.push(Some(full.clone()));
+        for o in ins.iter().skip(2) {
+            owned.push(match o {
+                Some(o) => Some(const_tensor(o, p)?),
+                None => None,
+            });
+        }
+        let refs: Vec<Option<&Tensor>> = owned.iter().map(Option::as_ref).collect();
+        let res = l.eval(&refs).map_err(|e| e.to_string())?;
+        let got = res[0].to_f64_vec();
+        if res[0].shape() != out.shape.as_slice() {
+            return Err("the probe's output shape differs from the inferred one".into());
+        }
+        let c: Vec<f64> = (0..out.shape[ax]).map(|o| got[o * os[ax]]).collect();
+        let slot = axes.iter().position(|&a| a == ax);
+        if slot.is_none()
+            && out.shape[ax] == x.shape[ax]
+            && c.iter().enumerate().all(|(o, &v)| v == o as f64)
+        {
+            coords.push(None);
+            continue;
+        }
+        let t = Tensor::from_vec(vec![c.len()], c).map_err(|e| e.to_string())?;
+        p.consts.push(t.to_le_bytes());
+        let op = Operand {
+            buf: Buf::Const(p.consts.len() as u32 - 1),
+            shape: vec![out.shape[ax]],
+            ty: Scalar::F64,
+        };
+        coords.push(Some((op, slot)));
+    }
+    let f64c = |v: f64| Expr::F(v, Scalar::F64);
+    let mut stmts = Vec::new();
+    // diff and start·(in - 1) per cropped axis.
+    let mut roi_vars: Vec<Option<(crate::kernel::Var, crate::kernel::Var)>> = vec![None; rank];
+    for (ax, cv) in coords.iter().enumerate() {
+        let Some((_, Some(slot))) = cv else { continue };
+        let (dv, sv) = (p.var(Scalar::F64), p.var(Scalar::F64));
+        let (st, en) = (roi.load(i(*slot as i64)), roi.load(i((na + slot) as i64)));
+        let k = (x.shape[ax] as f64 - 1.0).max(0.0);
+        stmts.push(Stmt::Set(dv, cast(Scalar::F64, sub(en, st.clone()))));
+        stmts.push(Stmt::Set(
+            sv,
+            cast(Scalar::F64, mul(st, Expr::F(k, roi.ty))),
+        ));
+        roi_vars[ax] = Some((dv, sv));
+    }
+    let (x_c, out_c) = (x.clone(), out.clone());
+    stmts.extend(loop_nest(p, &out.shape, |p, idx| {
+        let mut pre = Vec::new();
+        let mut base = i(0);
+        let mut ext: Option<Expr> = None;
+        let mut taps: Vec<(Expr, Expr, Expr)> = Vec::new();
+        for (ax, cv) in coords.iter().enumerate() {
+            let Some((table, _)) = cv else {
+                base = add0(base, mulk(idx[ax].clone(), xs[ax] as i64));
+                continue;
+            };
+            let last = x.shape[ax] as i64 - 1;
+            let xv = p.var(Scalar::F64);
+            let c = table.load(idx[ax].clone());
+            let coord = match roi_vars[ax] {
+                Some((dv, sv)) => add(mul(c, var(dv)), var(sv)),
+                None => c,
+            };
+            pre.push(Stmt::Set(xv, coord));
+            let out_of = bin(
+                BinOp::Or,
+                cmp(CmpOp::Lt, var(xv), f64c(0.0)),
+                cmp(CmpOp::Gt, var(xv), f64c(last as f64)),
+            );
+            ext = Some(match ext {
+                None => out_of,
+                Some(e) => bin(BinOp::Or, e, out_of),
+            });
+            let (fl, i0, i1, w) = (
+                p.var(Scalar::F64),
+                p.var(Scalar::I64),
+                p.var(Scalar::I64),
+                p.var(ty),
+            );
+            pre.push(Stmt::Set(
+                fl,
+                crate::kernel::build::un(crate::kernel::UnOp::Floor, var(xv)),
+            ));
+            pre.push(Stmt::Set(
+                i0,
+                bin(
+                    BinOp::Max,
+                    bin(BinOp::Min, cast(Scalar::I64, var(fl)), i(last)),
+                    i(0),
+                ),
+            ));
+            pre.push(Stmt::Set(i1, bin(BinOp::Min, add(var(i0), i(1)), i(last))));
+            pre.push(Stmt::Set(w, cast(ty, sub(var(xv), var(fl)))));
+            taps.push((
+                mulk(var(i0), xs[ax] as i64),
+                mulk(var(i1), xs[ax] as i64),
+                var(w),
+            ));
+        }
+        let mut value: Option<Expr> = None;
+        for mask in 0..(1usize << taps.len()) {
+            let mut at = base.clone();
+            let mut weight: Option<Expr> = None;
+            for (k, (a0, a1, w)) in taps.iter().enumerate() {
+                let hi = mask & (1 << k) != 0;
+                at = add0(at, if hi { a1.clone() } else { a0.clone() });
+                let wk = if hi {
+                    w.clone()
+                } else {
+                    sub(lit(1.0, ty), w.clone())
+                };
+                weight = Some(match weight {
+                    None => wk,
+                    Some(prev) => mul(prev, wk),
+                });
+            }
+            let term = match weight {
+                None => x_c.load(at),
+                Some(wt) => mul(wt, x_c.load(at)),
+            };
+            value = Some(match value {
+                None => term,
+                Some(v) => add(v, term),
+            });
+        }
+        let value = value.unwrap_or_else(|| lit(0.0, ty));
+        pre.push(Stmt::Store {
+            buf: out_c.buf,
+            index: flat_index(&out_c.shape, idx),
+            value: match ext {
+                Some(e) => select(e, fill_value.clone(), value),
+                None => value,
+            },
+        });
+        pre
+    }));
+    Ok(stmts)
 }
 
 /// Evaluates a Resize node with the reference interpreter on `probe` in
