@@ -1,10 +1,13 @@
 //! Conformance against the ONNX backend node tests (the peer test suite).
 //!
 //! `tests/conformance/manifest.txt` lists the node tests expected to pass, one
-//! name (or `re:REGEX`) per line with optional tags (`atol=…`, `rtol=…`). Each
+//! name (or `re:REGEX`) per line with optional tags: tolerances (`atol=…`,
+//! `rtol=…`) and runners (`cranelift-x86_64`, `cranelift-aarch64`). Each
 //! listed test is imported with the frontend, run by the reference
-//! interpreter and compared with the reference outputs; any listed test that
-//! fails fails the run.
+//! interpreter and compared with the reference outputs; each test tagged for
+//! a native runner is also compiled to a static executable for that target
+//! and run (under `qemu-aarch64` for aarch64). Any listed run that fails
+//! fails the whole.
 //!
 //! The data comes from the installed onnx wheel (`scripts/setup` materializes
 //! it into `target/onnx-node-tests`; `SMELT_NODE_TESTS` overrides the path).
@@ -14,20 +17,26 @@
 //! cargo test --test conformance -- --all              # every test, report only
 //! cargo test --test conformance -- --all --filter conv --verbose
 //! cargo test --test conformance -- --all --report target/conformance.md --write-manifest FILE
+//! cargo test --test conformance -- --all --backend cranelift --target aarch64 --filter add
+//! cargo test --test conformance -- --all --every-runner --write-manifest FILE  # a tagged manifest
 //! ```
 
 #![allow(clippy::print_stdout)]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Mutex;
 
 use regex::Regex;
+use smelt_backends::artifact::{Emit, build};
+use smelt_backends::target::Target;
+use smelt_frontend::npy::{output_file_name, read_npy, write_npy};
 use smelt_frontend::onnx::{ImportOptions, OnnxModel, read_tensor_pb};
 use smelt_frontend::{Error as FeError, Limits};
 use smelt_ir::interp::Interpreter;
 use smelt_ir::{DType, Tensor};
+use std::process::Command;
 
 struct Args {
     all: bool,
@@ -35,6 +44,8 @@ struct Args {
     verbose: bool,
     report: Option<PathBuf>,
     write_manifest: Option<PathBuf>,
+    runner: Option<Runner>,
+    every_runner: bool,
 }
 
 fn parse_args() -> Args {
@@ -44,11 +55,14 @@ fn parse_args() -> Args {
         verbose: false,
         report: None,
         write_manifest: None,
+        runner: None,
+        every_runner: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--all" => a.all = true,
+            "--every-runner" => a.every_runner = true,
             "--verbose" => a.verbose = true,
             "--filter" => {
                 a.filter = it
@@ -57,6 +71,26 @@ fn parse_args() -> Args {
             }
             "--report" => a.report = it.next().map(PathBuf::from),
             "--write-manifest" => a.write_manifest = it.next().map(PathBuf::from),
+            "--backend" => {
+                let b = it.next().unwrap_or_default();
+                assert!(
+                    b == "cranelift" || b == "interpreter",
+                    "--backend takes cranelift or interpreter"
+                );
+                if b == "interpreter" {
+                    a.runner = Some(Runner::Interpreter);
+                } else if a.runner.is_none() {
+                    a.runner = Some(Runner::Native(Target::X86_64Linux));
+                }
+            }
+            "--target" => {
+                let t = it.next().unwrap_or_default();
+                let t = Target::ALL
+                    .into_iter()
+                    .find(|x| x.arch() == t || x.triple() == t)
+                    .unwrap_or_else(|| panic!("--target takes x86_64 or aarch64, not '{t}'"));
+                a.runner = Some(Runner::Native(t));
+            }
             // Flags cargo/libtest conventions may pass along.
             "--nocapture" | "--quiet" | "-q" | "--test-threads" => {}
             other if other.starts_with("--") => {}
@@ -64,6 +98,83 @@ fn parse_args() -> Args {
         }
     }
     a
+}
+
+/// What executes a test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Runner {
+    /// The reference interpreter.
+    Interpreter,
+    /// A static executable from the Cranelift backend, for a target (run
+    /// under qemu when it is not the host).
+    Native(Target),
+}
+
+impl Runner {
+    /// The manifest tag that lists a test as passing on this runner.
+    fn tag(self) -> Option<String> {
+        match self {
+            Runner::Interpreter => None,
+            Runner::Native(t) => Some(format!("cranelift-{}", t.arch())),
+        }
+    }
+}
+
+/// Compiles `graph` to an executable for `target`, runs it on `inputs` and
+/// reads its outputs back.
+fn run_native(
+    graph: &smelt_ir::Graph,
+    inputs: Vec<Tensor>,
+    target: Target,
+    test_dir: &Path,
+) -> Result<Vec<Tensor>, String> {
+    let name = test_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let work = std::env::temp_dir().join(format!(
+        "smelt-native-{}-{}-{name}",
+        std::process::id(),
+        target.arch()
+    ));
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).map_err(|e| format!("scratch dir: {e}"))?;
+    let exe = work.join("model");
+    build(graph, target, Emit::Exe, &exe, "model", None).map_err(|e| format!("compile: {e}"))?;
+    let mut cmd = match target {
+        Target::X86_64Linux => Command::new(&exe),
+        Target::Aarch64Linux => {
+            let mut c = Command::new("qemu-aarch64");
+            c.arg(&exe);
+            c
+        }
+    };
+    for (k, (&id, t)) in graph.inputs.iter().zip(&inputs).enumerate() {
+        let p = work.join(format!("in{k}.npy"));
+        write_npy(&p, t).map_err(|e| e.to_string())?;
+        cmd.arg("--input")
+            .arg(format!("{}={}", graph.value(id).name, p.display()));
+    }
+    let out_dir = work.join("out");
+    let out = cmd
+        .arg("-o")
+        .arg(&out_dir)
+        .output()
+        .map_err(|e| format!("run: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "run: exit {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    let mut outs = Vec::new();
+    for &id in &graph.outputs {
+        let p = out_dir.join(output_file_name(&graph.value(id).name));
+        outs.push(read_npy(&p, &Limits::default()).map_err(|e| format!("output: {e}"))?);
+    }
+    let _ = std::fs::remove_dir_all(&work);
+    Ok(outs)
 }
 
 /// Tolerances for one test.
@@ -76,6 +187,8 @@ struct Tol {
 struct Entry {
     pattern: Pattern,
     tol: Option<Tol>,
+    /// Runner tags (`cranelift-x86_64`, …): the test also passes there.
+    tags: Vec<String>,
 }
 
 enum Pattern {
@@ -101,19 +214,27 @@ fn read_manifest(path: &Path) -> Vec<Entry> {
             None => Pattern::Name(first.to_string()),
         };
         let mut tol = None;
+        let mut tags = Vec::new();
         for tag in parts {
-            let (k, v) = tag.split_once('=').unwrap_or((tag, ""));
-            let t = tol.get_or_insert(Tol {
-                atol: 1e-5,
-                rtol: 1e-3,
-            });
-            match k {
-                "atol" => t.atol = v.parse().expect("atol=NUMBER"),
-                "rtol" => t.rtol = v.parse().expect("rtol=NUMBER"),
-                _ => {} // other tags (backend/target markers) are for later runners
+            match tag.split_once('=') {
+                Some(("atol", v)) => {
+                    tol.get_or_insert(Tol {
+                        atol: 1e-5,
+                        rtol: 1e-3,
+                    })
+                    .atol = v.parse().expect("atol=NUMBER")
+                }
+                Some(("rtol", v)) => {
+                    tol.get_or_insert(Tol {
+                        atol: 1e-5,
+                        rtol: 1e-3,
+                    })
+                    .rtol = v.parse().expect("rtol=NUMBER")
+                }
+                _ => tags.push(tag.to_string()),
             }
         }
-        out.push(Entry { pattern, tol });
+        out.push(Entry { pattern, tol, tags });
     }
     out
 }
@@ -228,7 +349,7 @@ fn read_data_set(dir: &Path, prefix: &str) -> Result<Vec<Tensor>, String> {
     Ok(out)
 }
 
-fn run_test(dir: &Path, tol: Option<Tol>) -> Outcome {
+fn run_test(dir: &Path, tol: Option<Tol>, runner: Runner) -> Outcome {
     let fail = |detail: String| Outcome {
         pass: false,
         detail,
@@ -313,10 +434,15 @@ fn run_test(dir: &Path, tol: Option<Tol>) -> Outcome {
             inputs[i].clone()
         })
         .collect();
-    let interp = Interpreter::new(&graph);
-    let outs = match interp.run(run_inputs) {
-        Ok(o) => o,
-        Err(e) => return fail(format!("run: {e}")),
+    let outs = match runner {
+        Runner::Interpreter => match Interpreter::new(&graph).run(run_inputs) {
+            Ok(o) => o,
+            Err(e) => return fail(format!("run: {e}")),
+        },
+        Runner::Native(target) => match run_native(&graph, run_inputs, target, dir) {
+            Ok(o) => o,
+            Err(e) => return fail(e),
+        },
     };
     if outs.len() != wants.len() {
         return fail(format!("{} outputs, expected {}", outs.len(), wants.len()));
@@ -358,6 +484,9 @@ fn test_ops(dir: &Path) -> String {
     }
 }
 
+/// One run: test name, listed for this runner, outcome, the test's ops, runner.
+type RunResult = (String, bool, Outcome, String, Runner);
+
 fn main() -> ExitCode {
     let args = parse_args();
     let dir = data_dir();
@@ -378,11 +507,10 @@ fn main() -> ExitCode {
     let manifest = read_manifest(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance/manifest.txt"),
     );
-    let listed = |name: &str| -> Option<Option<Tol>> {
-        manifest.iter().find_map(|e| match &e.pattern {
-            Pattern::Name(n) if n == name => Some(e.tol),
-            Pattern::Regex(r) if r.is_match(name) => Some(e.tol),
-            _ => None,
+    let entry = |name: &str| -> Option<&Entry> {
+        manifest.iter().find(|e| match &e.pattern {
+            Pattern::Name(n) => n == name,
+            Pattern::Regex(r) => r.is_match(name),
         })
     };
     for e in &manifest {
@@ -393,19 +521,42 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    let selected: Vec<(String, Option<Tol>, bool)> = names
-        .into_iter()
-        .filter(|n| args.filter.as_ref().is_none_or(|r| r.is_match(n)))
-        .filter_map(|n| {
-            let l = listed(&n);
-            if args.all || l.is_some() {
-                Some((n, l.flatten(), l.is_some()))
-            } else {
-                None
+    // The runners: the one asked for, or by default the interpreter plus
+    // every native target the manifest tags tests for.
+    let runners: Vec<Runner> = match args.runner {
+        Some(r) => vec![r],
+        None => {
+            let mut v = vec![Runner::Interpreter];
+            for t in Target::ALL {
+                let r = Runner::Native(t);
+                let tagged = manifest
+                    .iter()
+                    .any(|e| e.tags.iter().any(|g| Some(g) == r.tag().as_ref()));
+                if args.every_runner || tagged {
+                    v.push(r);
+                }
             }
-        })
-        .collect();
-    let results: Mutex<Vec<(String, bool, Outcome, String)>> = Mutex::new(Vec::new());
+            v
+        }
+    };
+    let mut jobs: Vec<(String, Option<Tol>, bool, Runner)> = Vec::new();
+    for &runner in &runners {
+        for n in names
+            .iter()
+            .filter(|n| args.filter.as_ref().is_none_or(|r| r.is_match(n)))
+        {
+            let e = entry(n);
+            let is_listed = match (e, runner.tag()) {
+                (Some(_), None) => true,
+                (Some(e), Some(tag)) => e.tags.contains(&tag),
+                (None, _) => false,
+            };
+            if args.all || is_listed {
+                jobs.push((n.clone(), e.and_then(|e| e.tol), is_listed, runner));
+            }
+        }
+    }
+    let results: Mutex<Vec<RunResult>> = Mutex::new(Vec::new());
     let next = Mutex::new(0usize);
     let workers = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -421,11 +572,11 @@ fn main() -> ExitCode {
                         *n += 1;
                         i
                     };
-                    let Some((name, tol, is_listed)) = selected.get(i) else {
+                    let Some((name, tol, is_listed, runner)) = jobs.get(i) else {
                         break;
                     };
                     let tdir = dir.join(name);
-                    let outcome = std::panic::catch_unwind(|| run_test(&tdir, *tol))
+                    let outcome = std::panic::catch_unwind(|| run_test(&tdir, *tol, *runner))
                         .unwrap_or_else(|p| {
                             let msg = p
                                 .downcast_ref::<String>()
@@ -443,21 +594,22 @@ fn main() -> ExitCode {
                     results
                         .lock()
                         .unwrap()
-                        .push((name.clone(), *is_listed, outcome, ops));
+                        .push((name.clone(), *is_listed, outcome, ops, *runner));
                 }
             });
         }
     });
     let mut results = results.into_inner().unwrap();
-    results.sort_by(|a, b| a.0.cmp(&b.0));
+    results.sort_by(|a, b| a.0.cmp(&b.0).then(a.4.tag().cmp(&b.4.tag())));
     let mut failed_listed = 0;
     let mut passed = 0;
-    for (name, is_listed, o, _) in &results {
+    for (name, is_listed, o, _, runner) in &results {
+        let label = runner.tag().map(|t| format!(" [{t}]")).unwrap_or_default();
         if o.pass {
             passed += 1;
             if args.verbose {
                 println!(
-                    "pass  {name}  (max abs err {:.2e}, max rel err {:.2e})",
+                    "pass  {name}{label}  (max abs err {:.2e}, max rel err {:.2e})",
                     o.max_abs, o.max_rel
                 );
             }
@@ -467,20 +619,30 @@ fn main() -> ExitCode {
             }
             if *is_listed || args.verbose || args.filter.is_some() {
                 println!(
-                    "FAIL  {name}{}: {}",
+                    "FAIL  {name}{label}{}: {}",
                     if *is_listed { " [listed]" } else { "" },
                     o.detail
                 );
             }
         }
     }
+    for &runner in &runners {
+        let (p, t) = results
+            .iter()
+            .filter(|r| r.4 == runner)
+            .fold((0, 0), |(p, t), r| (p + r.2.pass as usize, t + 1));
+        let label = runner.tag().unwrap_or_else(|| "interpreter".into());
+        println!("conformance: {label}: {p} of {t} run passed");
+    }
     if let Some(path) = &args.report {
-        let mut per_op: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+        // One row per op (expanded variants grouped by the op they expand),
+        // one column per runner.
         let base_ops: HashMap<&str, &str> = results
             .iter()
-            .map(|(n, _, _, ops)| (n.as_str(), ops.as_str()))
+            .map(|r| (r.0.as_str(), r.3.as_str()))
             .collect();
-        for (name, _, o, ops) in &results {
+        let mut per_op: BTreeMap<String, (Vec<usize>, BTreeSet<&str>)> = BTreeMap::new();
+        for (name, _, o, ops, runner) in &results {
             let key = match name
                 .strip_suffix("_expanded")
                 .or_else(|| name.find("_expanded_").map(|i| &name[..i]))
@@ -488,29 +650,72 @@ fn main() -> ExitCode {
                 Some(base) => format!("{} (expanded)", base_ops.get(base).copied().unwrap_or("?")),
                 None => ops.clone(),
             };
-            let e = per_op.entry(key).or_default();
-            e.1 += 1;
+            let e = per_op
+                .entry(key)
+                .or_insert_with(|| (vec![0; runners.len()], BTreeSet::new()));
+            e.1.insert(name.as_str());
             if o.pass {
-                e.0 += 1;
+                e.0[runners
+                    .iter()
+                    .position(|r| r == runner)
+                    .expect("a known runner")] += 1;
             }
         }
-        let mut md = String::from("| op(s) | passing | tests |\n|---|---:|---:|\n");
-        for (op, (p, t)) in &per_op {
-            md.push_str(&format!("| {op} | {p} | {t} |\n"));
+        let labels: Vec<String> = runners
+            .iter()
+            .map(|r| r.tag().unwrap_or_else(|| "interpreter".into()))
+            .collect();
+        let mut md = format!(
+            "| op(s) | {} | tests |\n|---|{}---:|\n",
+            labels.join(" | "),
+            "---:|".repeat(runners.len())
+        );
+        let mut totals = vec![0; runners.len()];
+        let mut total_tests = 0;
+        for (op, (passes, tests)) in &per_op {
+            let cells: Vec<String> = passes.iter().map(|p| p.to_string()).collect();
+            md.push_str(&format!(
+                "| {op} | {} | {} |\n",
+                cells.join(" | "),
+                tests.len()
+            ));
+            for (t, p) in totals.iter_mut().zip(passes) {
+                *t += p;
+            }
+            total_tests += tests.len();
         }
+        let cells: Vec<String> = totals.iter().map(|p| format!("**{p}**")).collect();
         md.push_str(&format!(
-            "| **total** | **{passed}** | **{}** |\n",
-            results.len()
+            "| **total** | {} | **{total_tests}** |\n",
+            cells.join(" | ")
         ));
         std::fs::write(path, md).expect("write report");
     }
     if let Some(path) = &args.write_manifest {
-        let mut text = String::new();
-        for (name, _, o, _) in &results {
-            if o.pass {
-                text.push_str(name);
-                text.push('\n');
+        // One line per test the first runner passes, tagged with every other
+        // runner that passes it too.
+        let mut lines: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        for (name, _, o, _, runner) in &results {
+            if o.pass && *runner == runners[0] {
+                lines.entry(name.as_str()).or_default();
             }
+        }
+        for (name, _, o, _, runner) in &results {
+            if o.pass
+                && *runner != runners[0]
+                && let (Some(tags), Some(tag)) = (lines.get_mut(name.as_str()), runner.tag())
+            {
+                tags.push(tag);
+            }
+        }
+        let mut text = String::new();
+        for (name, tags) in lines {
+            text.push_str(name);
+            for t in tags {
+                text.push(' ');
+                text.push_str(&t);
+            }
+            text.push('\n');
         }
         std::fs::write(path, text).expect("write manifest");
     }

@@ -95,4 +95,27 @@ impl Limits {
             Ok(())
         }
     }
+
+    /// Reads a whole file after checking that it is a regular file of at
+    /// most `limit` bytes (`key` names the limit in the error).
+    pub fn read_file(path: &std::path::Path, limit: u64, key: &'static str) -> Result<Vec<u8>> {
+        let io = |source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let meta = std::fs::metadata(path).map_err(io)?;
+        if !meta.is_file() {
+            return Err(Error::Parse {
+                path: path.to_path_buf(),
+                msg: "not a regular file".into(),
+            });
+        }
+        Limits::check(
+            || format!("the size of {}", path.display()),
+            meta.len(),
+            limit,
+            key,
+        )?;
+        std::fs::read(path).map_err(io)
+    }
 }

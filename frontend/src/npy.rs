@@ -205,23 +205,37 @@ pub fn encode(t: &Tensor) -> Vec<u8> {
 }
 
 fn read_file(path: &Path, limits: &Limits) -> Result<Vec<u8>> {
-    let io = |source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let len = std::fs::metadata(path).map_err(io)?.len();
-    Limits::check(
-        || format!("the size of {}", path.display()),
-        len,
+    Limits::read_file(
+        path,
         limits.max_tensor_bytes.saturating_add(MAX_HEADER as u64),
         "max-tensor-bytes",
-    )?;
-    std::fs::read(path).map_err(io)
+    )
 }
 
 /// Reads one `.npy` file.
 pub fn read_npy(path: &Path, limits: &Limits) -> Result<Tensor> {
     decode(&read_file(path, limits)?, path, limits)
+}
+
+/// The file name of an output's `.npy` (`smelt run -o`, compiled executables):
+/// characters other than ASCII letters, digits, `-`, `_` and `.` become `_`,
+/// and a name that is empty or starts with `.` gets a leading `_`.
+pub fn output_file_name(tensor_name: &str) -> String {
+    let mut s: String = tensor_name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if s.is_empty() || s.starts_with('.') {
+        s.insert(0, '_');
+    }
+    s.push_str(".npy");
+    s
 }
 
 /// Writes one `.npy` file.

@@ -393,6 +393,33 @@ impl Weights {
         })
     }
 
+    /// Validates a safetensors file held in memory (named `path` in
+    /// messages) and copies it into an anonymous mapping, so that it binds
+    /// like a file; for tests and fuzzing.
+    pub fn from_bytes(bytes: &[u8], path: &Path, limits: &Limits) -> Result<Weights> {
+        let tensors = parse_header(bytes, path, limits)?;
+        let io = |source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        // An empty anonymous mapping is refused by the OS; the extra byte is
+        // never part of a tensor.
+        let mut map = memmap2::MmapMut::map_anon(bytes.len().max(1)).map_err(io)?;
+        map[..bytes.len()].copy_from_slice(bytes);
+        let map = Arc::new(map.make_read_only().map_err(io)?);
+        let by_name = tensors
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.name.clone(), i))
+            .collect();
+        Ok(Weights {
+            path: path.to_path_buf(),
+            map,
+            tensors,
+            by_name,
+        })
+    }
+
     /// The file's path.
     pub fn path(&self) -> &Path {
         &self.path
@@ -632,6 +659,31 @@ mod tests {
                 .to_string()
                 .contains("not valid UTF-8 (at byte 8)")
         );
+    }
+
+    #[test]
+    fn binds_from_memory() {
+        let bytes = file(
+            r#"{"w":{"dtype":"I32","shape":[2],"data_offsets":[0,8]}}"#,
+            &[1, 0, 0, 0, 2, 0, 0, 0],
+        );
+        let w = Weights::from_bytes(&bytes, Path::new("w"), &Limits::default()).unwrap();
+        let mut g = Graph::new();
+        let ty = TensorType::new(DType::I32, vec![2]);
+        let id = g.add_const_bytes("w", ty, Bytes::from(vec![0; 8])).unwrap();
+        let report = bind_weights(&mut g, &w).unwrap();
+        assert_eq!(
+            report,
+            BindReport {
+                bound: vec!["w".into()],
+                bytes: 8
+            }
+        );
+        assert_eq!(g.const_value(id).unwrap().unwrap().to_i64_vec(), [1, 2]);
+        // An empty file has nothing to bind, and binds nothing.
+        let empty =
+            Weights::from_bytes(&file("{}", &[]), Path::new("e"), &Limits::default()).unwrap();
+        assert_eq!(bind_weights(&mut g, &empty).unwrap(), BindReport::default());
     }
 
     #[test]

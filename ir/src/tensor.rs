@@ -237,188 +237,81 @@ impl Float for bf16 {
     }
 }
 
+/// The one match behind the dispatch macros: an arm per listed variant that
+/// binds `$v` and the type alias `$T`, then any extra arms.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __dispatch_match {
+    ($scrutinee:expr, $path:path, $v:ident, $T:ident, $body:expr, [$($var:ident => $ty:ty),*], $($rest:tt)*) => {{
+        use $path as __E;
+        match $scrutinee {
+            $( __E::$var($v) => {
+                #[allow(dead_code)]
+                type $T = $ty;
+                $body
+            } )*
+            $($rest)*
+        }
+    }};
+}
+
 /// Runs a generic expression for every dtype: binds `$v` to the typed vector of
 /// `$data` (by reference) and the type alias `$T` to its element type.
 ///
-/// ```ignore
-/// let n = dispatch!(&tensor.data, v, T => v.len());
+/// ```
+/// use smelt_ir::{Tensor, dispatch, tensor::Elem};
+/// let t = Tensor::from_vec(vec![3], vec![1i32, 2, 3]).unwrap();
+/// let sum: f64 = dispatch!(t.data(), v, T => v.iter().map(|x| x.to_f64()).sum());
+/// assert_eq!(sum, 6.0);
 /// ```
 #[macro_export]
 macro_rules! dispatch {
-    ($data:expr, $v:ident, $T:ident => $body:expr) => {{
-        use $crate::tensor::Data as __D;
-        match $data {
-            __D::F32($v) => {
-                #[allow(dead_code)]
-                type $T = f32;
-                $body
-            }
-            __D::F16($v) => {
-                #[allow(dead_code)]
-                type $T = $crate::half::f16;
-                $body
-            }
-            __D::BF16($v) => {
-                #[allow(dead_code)]
-                type $T = $crate::half::bf16;
-                $body
-            }
-            __D::F64($v) => {
-                #[allow(dead_code)]
-                type $T = f64;
-                $body
-            }
-            __D::I8($v) => {
-                #[allow(dead_code)]
-                type $T = i8;
-                $body
-            }
-            __D::U8($v) => {
-                #[allow(dead_code)]
-                type $T = u8;
-                $body
-            }
-            __D::I16($v) => {
-                #[allow(dead_code)]
-                type $T = i16;
-                $body
-            }
-            __D::U16($v) => {
-                #[allow(dead_code)]
-                type $T = u16;
-                $body
-            }
-            __D::I32($v) => {
-                #[allow(dead_code)]
-                type $T = i32;
-                $body
-            }
-            __D::U32($v) => {
-                #[allow(dead_code)]
-                type $T = u32;
-                $body
-            }
-            __D::I64($v) => {
-                #[allow(dead_code)]
-                type $T = i64;
-                $body
-            }
-            __D::U64($v) => {
-                #[allow(dead_code)]
-                type $T = u64;
-                $body
-            }
-            __D::Bool($v) => {
-                #[allow(dead_code)]
-                type $T = bool;
-                $body
-            }
-        }
-    }};
+    ($data:expr, $v:ident, $T:ident => $body:expr) => {
+        $crate::__dispatch_match!($data, $crate::tensor::Data, $v, $T, $body, [
+            F32 => f32, F16 => $crate::half::f16, BF16 => $crate::half::bf16, F64 => f64,
+            I8 => i8, U8 => u8, I16 => i16, U16 => u16, I32 => i32, U32 => u32,
+            I64 => i64, U64 => u64, Bool => bool
+        ],)
+    };
 }
 
 /// Like [`dispatch!`] but only for the float dtypes; other dtypes evaluate `$else`.
 #[macro_export]
 macro_rules! dispatch_float {
-    ($data:expr, $v:ident, $T:ident => $body:expr, else $other:expr) => {{
-        use $crate::tensor::Data as __D;
-        match $data {
-            __D::F32($v) => {
-                #[allow(dead_code)]
-                type $T = f32;
-                $body
-            }
-            __D::F16($v) => {
-                #[allow(dead_code)]
-                type $T = $crate::half::f16;
-                $body
-            }
-            __D::BF16($v) => {
-                #[allow(dead_code)]
-                type $T = $crate::half::bf16;
-                $body
-            }
-            __D::F64($v) => {
-                #[allow(dead_code)]
-                type $T = f64;
-                $body
-            }
-            _ => $other,
-        }
-    }};
+    ($data:expr, $v:ident, $T:ident => $body:expr, else $other:expr) => {
+        $crate::__dispatch_match!($data, $crate::tensor::Data, $v, $T, $body, [
+            F32 => f32, F16 => $crate::half::f16, BF16 => $crate::half::bf16, F64 => f64
+        ], _ => $other,)
+    };
 }
 
 /// Runs a generic expression for a dtype (no data): binds the type alias `$T`.
 #[macro_export]
 macro_rules! dispatch_dtype {
     ($dtype:expr, $T:ident => $body:expr) => {{
+        // A unit-variant twin of `__dispatch_match` (whose arms bind data).
+        macro_rules! __arm {
+            ($ty:ty) => {{
+                #[allow(dead_code)]
+                type $T = $ty;
+                $body
+            }};
+        }
         use $crate::dtype::DType as __T;
         match $dtype {
-            __T::F32 => {
-                #[allow(dead_code)]
-                type $T = f32;
-                $body
-            }
-            __T::F16 => {
-                #[allow(dead_code)]
-                type $T = $crate::half::f16;
-                $body
-            }
-            __T::BF16 => {
-                #[allow(dead_code)]
-                type $T = $crate::half::bf16;
-                $body
-            }
-            __T::F64 => {
-                #[allow(dead_code)]
-                type $T = f64;
-                $body
-            }
-            __T::I8 => {
-                #[allow(dead_code)]
-                type $T = i8;
-                $body
-            }
-            __T::U8 => {
-                #[allow(dead_code)]
-                type $T = u8;
-                $body
-            }
-            __T::I16 => {
-                #[allow(dead_code)]
-                type $T = i16;
-                $body
-            }
-            __T::U16 => {
-                #[allow(dead_code)]
-                type $T = u16;
-                $body
-            }
-            __T::I32 => {
-                #[allow(dead_code)]
-                type $T = i32;
-                $body
-            }
-            __T::U32 => {
-                #[allow(dead_code)]
-                type $T = u32;
-                $body
-            }
-            __T::I64 => {
-                #[allow(dead_code)]
-                type $T = i64;
-                $body
-            }
-            __T::U64 => {
-                #[allow(dead_code)]
-                type $T = u64;
-                $body
-            }
-            __T::Bool => {
-                #[allow(dead_code)]
-                type $T = bool;
-                $body
-            }
+            __T::F32 => __arm!(f32),
+            __T::F16 => __arm!($crate::half::f16),
+            __T::BF16 => __arm!($crate::half::bf16),
+            __T::F64 => __arm!(f64),
+            __T::I8 => __arm!(i8),
+            __T::U8 => __arm!(u8),
+            __T::I16 => __arm!(i16),
+            __T::U16 => __arm!(u16),
+            __T::I32 => __arm!(i32),
+            __T::U32 => __arm!(u32),
+            __T::I64 => __arm!(i64),
+            __T::U64 => __arm!(u64),
+            __T::Bool => __arm!(bool),
         }
     }};
 }
@@ -711,50 +604,10 @@ int_ops!(i8, u8, i16, u16, i32, u32, i64, u64);
 /// Like [`dispatch!`] but only for the integer dtypes; other dtypes evaluate `$else`.
 #[macro_export]
 macro_rules! dispatch_int {
-    ($data:expr, $v:ident, $T:ident => $body:expr, else $other:expr) => {{
-        use $crate::tensor::Data as __D;
-        match $data {
-            __D::I8($v) => {
-                #[allow(dead_code)]
-                type $T = i8;
-                $body
-            }
-            __D::U8($v) => {
-                #[allow(dead_code)]
-                type $T = u8;
-                $body
-            }
-            __D::I16($v) => {
-                #[allow(dead_code)]
-                type $T = i16;
-                $body
-            }
-            __D::U16($v) => {
-                #[allow(dead_code)]
-                type $T = u16;
-                $body
-            }
-            __D::I32($v) => {
-                #[allow(dead_code)]
-                type $T = i32;
-                $body
-            }
-            __D::U32($v) => {
-                #[allow(dead_code)]
-                type $T = u32;
-                $body
-            }
-            __D::I64($v) => {
-                #[allow(dead_code)]
-                type $T = i64;
-                $body
-            }
-            __D::U64($v) => {
-                #[allow(dead_code)]
-                type $T = u64;
-                $body
-            }
-            _ => $other,
-        }
-    }};
+    ($data:expr, $v:ident, $T:ident => $body:expr, else $other:expr) => {
+        $crate::__dispatch_match!($data, $crate::tensor::Data, $v, $T, $body, [
+            I8 => i8, U8 => u8, I16 => i16, U16 => u16, I32 => i32, U32 => u32,
+            I64 => i64, U64 => u64
+        ], _ => $other,)
+    };
 }

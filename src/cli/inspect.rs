@@ -84,13 +84,9 @@ pub fn run(m: &ArgMatches) -> CliResult<ExitCode> {
         return Ok(ExitCode::FAILURE);
     }
     println!("unsupported: none");
-    let graph = match model.import(&opts) {
-        Ok(g) => g,
-        Err(e) => {
-            println!("static shapes: not available: {e}");
-            return Ok(ExitCode::FAILURE);
-        }
-    };
+    // The report so far is on stdout; why the model cannot be imported is
+    // the error line on stderr.
+    let graph = model.import(&opts)?;
     println!("static shapes (after pinning and constant folding):");
     for &id in &graph.inputs {
         println!("  input  {}: {}", graph.value(id).name, graph.value(id).ty);

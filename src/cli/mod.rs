@@ -227,25 +227,6 @@ pub fn grouped(n: u64) -> String {
     out
 }
 
-/// A file-name-safe version of a tensor name: characters other than ASCII
-/// letters, digits, `-`, `_` and `.` become `_` (and a leading `.` too).
-pub fn safe_file_name(name: &str) -> String {
-    let mut s: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if s.is_empty() || s.starts_with('.') {
-        s.insert(0, '_');
-    }
-    s
-}
-
 /// Input files given as `--input`, by input name (an `.npz` supplies several).
 pub fn input_files(
     m: &ArgMatches,

@@ -10,7 +10,7 @@ use smelt_frontend::onnx::OnnxModel;
 use smelt_ir::interp::Interpreter;
 use smelt_ir::{OpDef, Tensor};
 
-use super::{CliError, CliResult, import_options, input_files, safe_file_name};
+use super::{CliError, CliResult, import_options, input_files};
 
 /// One line about a tensor: type, range, mean and the first values.
 fn summary(t: &Tensor) -> String {
@@ -115,7 +115,7 @@ pub fn run(m: &ArgMatches) -> CliResult<ExitCode> {
         let name = &graph.value(id).name;
         println!("{name}: {}", summary(t));
         if let Some(dir) = dir {
-            let file = format!("{}.npy", safe_file_name(name));
+            let file = smelt_frontend::npy::output_file_name(name);
             if !written.insert(file.clone()) {
                 return Err(CliError(format!("two outputs map to the file name {file}")));
             }

@@ -170,6 +170,33 @@ def main():
         model([helper.make_node("Add", ["w", "ghost"], ["y"], name="adder")], [w]),
     )
 
+    # --- amplification ---------------------------------------------------------
+    # 64 broadcasting Adds of two 8 KiB constants: 16 MiB each once folded, a
+    # GiB in all from a 16 KiB file unless folding has a total budget (found
+    # by review while fuzzing the importer).
+    col = tensor("col", [2048, 1], f32(np.zeros(2048)))
+    row = tensor("row", [1, 2048], f32(np.zeros(2048)))
+    adds = [helper.make_node("Add", ["col", "row"], [f"y{i}"], name=f"add{i}") for i in range(64)]
+    write("fold_bomb.onnx", model(adds, [col, row], outputs=[f"y{i}" for i in range(64)]))
+
+    # A 250-byte file asking to fold a convolution of ~10^12 MACs on constants
+    # it builds with ConstantOfShape: without a MAC budget on folding, the
+    # reference convolution's im2col buffer alone is 121 GB (found by review
+    # while fuzzing the importer).
+    shape = lambda name, dims: tensor(name, [len(dims)], np.asarray(dims, "<i8").tobytes(), TensorProto.INT64)
+    one = helper.make_tensor("one", F32, [1], [1.0])
+    write(
+        "conv_bomb.onnx",
+        model(
+            [
+                helper.make_node("ConstantOfShape", ["xs"], ["x"], value=one, name="make_x"),
+                helper.make_node("ConstantOfShape", ["ws"], ["w"], value=one, name="make_w"),
+                helper.make_node("Conv", ["x", "w"], ["y"], name="conv"),
+            ],
+            [shape("xs", [1, 64, 512, 512]), shape("ws", [64, 64, 32, 32])],
+        ),
+    )
+
     # --- external data -----------------------------------------------------
     def ext(location, **kw):
         return relu_of(tensor("w", [4], external={"location": location, **kw}))

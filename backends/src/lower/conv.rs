@@ -1,16 +1,917 @@
-//! Lowering of the conv family.
+//! Lowering of the conv family: `Conv`, `ConvTranspose`, the windowed pools
+//! (`MaxPool`, `AveragePool`, `LpPool`) and the global pools.
+//!
+//! These are the first, plain schedules: a direct loop nest per output
+//! element with a scalar accumulator. Padding never reaches the inner loops:
+//! for every output position the range of kernel taps that land inside the
+//! input is computed once (with `min`/`max` and a division by the constant
+//! dilation), so the tap loops run without a condition. im2col, packing and
+//! vectorization are kernel-IR transformations that come with the
+//! fast-kernel work.
+//!
+//! The window geometry (pads derived from `auto_pad`, `ConvTranspose`'s
+//! crop) mirrors the resolution in `smelt_ir::ops::conv`, which is private
+//! there; the output shapes the IR inferred are taken as given.
 
-use smelt_ir::ops::conv::ConvOp;
+use smelt_ir::ops::conv::{AutoPad, ConvOp, PoolFn, Window};
 
-use super::{NodeResult, Operand};
-use crate::kernel::Program;
+use super::{NodeResult, Operand, flat_index};
+use crate::kernel::build::{add, bin, cast, cmp, f, i, mul, select, sub, un, var};
+use crate::kernel::{BinOp, CmpOp, Expr, Program, Scalar, Stmt, UnOp, Var};
+
+/// A window resolved for one input shape (all vectors per spatial axis).
+#[derive(Clone, Debug)]
+struct Geom {
+    /// Spatial input size (for `ConvTranspose`: the spatial size of X).
+    input: Vec<usize>,
+    kernel: Vec<usize>,
+    strides: Vec<usize>,
+    dilations: Vec<usize>,
+    /// Padding before each axis (negative only for some `ConvTranspose`s).
+    pad_begin: Vec<i64>,
+    /// Padding after each axis.
+    pad_end: Vec<i64>,
+    /// Spatial output size.
+    out: Vec<usize>,
+}
+
+/// A per-axis attribute, `default` when empty.
+fn per_axis(v: &[usize], n: usize, default: usize) -> Result<Vec<usize>, String> {
+    match v.len() {
+        0 => Ok(vec![default; n]),
+        l if l == n => Ok(v.to_vec()),
+        l => Err(format!("an attribute has {l} values for {n} spatial axes")),
+    }
+}
+
+/// The span of a dilated kernel axis.
+fn extent(k: usize, d: usize) -> i64 {
+    if k == 0 {
+        0
+    } else {
+        (k as i64 - 1) * d as i64 + 1
+    }
+}
+
+/// Resolves the window of a convolution or pool whose output size `out` the
+/// IR already inferred: only the pads are left to derive.
+fn resolve(w: &Window, input: &[usize], kernel: &[usize], out: &[usize]) -> Result<Geom, String> {
+    let n = input.len();
+    if kernel.len() != n || out.len() != n {
+        return Err("kernel rank does not match the input".into());
+    }
+    let strides = per_axis(&w.strides, n, 1)?;
+    let dilations = per_axis(&w.dilations, n, 1)?;
+    let (mut pad_begin, mut pad_end) = (vec![0i64; n], vec![0i64; n]);
+    match w.auto_pad {
+        AutoPad::NotSet => {
+            if !w.pads.is_empty() {
+                if w.pads.len() != 2 * n {
+                    return Err("pads do not match the spatial rank".into());
+                }
+                for d in 0..n {
+                    pad_begin[d] = w.pads[d] as i64;
+                    pad_end[d] = w.pads[n + d] as i64;
+                }
+            }
+        }
+        AutoPad::Valid => {}
+        AutoPad::SameUpper | AutoPad::SameLower => {
+            for d in 0..n {
+                let total = ((out[d] as i64 - 1) * strides[d] as i64
+                    + extent(kernel[d], dilations[d])
+                    - input[d] as i64)
+                    .max(0);
+                let (small, big) = (total / 2, total - total / 2);
+                (pad_begin[d], pad_end[d]) = if w.auto_pad == AutoPad::SameUpper {
+                    (small, big)
+                } else {
+                    (big, small)
+                };
+            }
+        }
+    }
+    Ok(Geom {
+        input: input.to_vec(),
+        kernel: kernel.to_vec(),
+        strides,
+        dilations,
+        pad_begin,
+        pad_end,
+        out: out.to_vec(),
+    })
+}
+
+/// `ConvTranspose`'s geometry: `input` is X's spatial size, `out` the
+/// inferred output size; the pads (a crop of the full result) follow the
+/// IR's rules for `output_shape`, `auto_pad` and explicit pads.
+fn resolve_transpose(
+    w: &Window,
+    output_padding: &[usize],
+    output_shape: Option<&[usize]>,
+    input: &[usize],
+    kernel: &[usize],
+    out: &[usize],
+) -> Result<Geom, String> {
+    let n = input.len();
+    let strides = per_axis(&w.strides, n, 1)?;
+    let dilations = per_axis(&w.dilations, n, 1)?;
+    let opad = per_axis(output_padding, n, 0)?;
+    let same = matches!(w.auto_pad, AutoPad::SameUpper | AutoPad::SameLower);
+    let explicit = w.auto_pad == AutoPad::NotSet && output_shape.is_none();
+    let (mut pad_begin, mut pad_end) = (vec![0i64; n], vec![0i64; n]);
+    if explicit && !w.pads.is_empty() {
+        if w.pads.len() != 2 * n {
+            return Err("pads do not match the spatial rank".into());
+        }
+        for d in 0..n {
+            pad_begin[d] = w.pads[d] as i64;
+            pad_end[d] = w.pads[n + d] as i64;
+        }
+    }
+    if output_shape.is_some() || same {
+        for d in 0..n {
+            let full = strides[d] as i64 * (input[d] as i64 - 1).max(0)
+                + opad[d] as i64
+                + extent(kernel[d], dilations[d]);
+            let total = full - out[d] as i64;
+            (pad_begin[d], pad_end[d]) = if total < 0 {
+                (0, total)
+            } else if w.auto_pad == AutoPad::SameUpper {
+                (total / 2, total - total / 2)
+            } else {
+                (total - total / 2, total / 2)
+            };
+        }
+    }
+    Ok(Geom {
+        input: input.to_vec(),
+        kernel: kernel.to_vec(),
+        strides,
+        dilations,
+        pad_begin,
+        pad_end,
+        out: out.to_vec(),
+    })
+}
+
+/// Row-major strides of `shape`.
+fn strides_of(shape: &[usize]) -> Vec<usize> {
+    let mut s = vec![1; shape.len()];
+    for d in (0..shape.len().saturating_sub(1)).rev() {
+        s[d] = s[d + 1] * shape[d + 1];
+    }
+    s
+}
+
+fn imax(a: Expr, b: Expr) -> Expr {
+    bin(BinOp::Max, a, b)
+}
+
+fn imin(a: Expr, b: Expr) -> Expr {
+    bin(BinOp::Min, a, b)
+}
+
+/// `ceil(a / d)` for a non-negative `a` and a constant `d ≥ 1`.
+fn ceil_div(a: Expr, d: usize) -> Expr {
+    if d == 1 {
+        a
+    } else {
+        bin(BinOp::Div, add(a, i(d as i64 - 1)), i(d as i64))
+    }
+}
+
+/// `k_lo`, `k_hi` such that `start + k·dil` lies in `[0, limit)` exactly for
+/// the taps `k_lo ≤ k < k_hi` (clamped to `[0, kernel]`; empty when
+/// `k_hi ≤ k_lo`).
+fn tap_range(start: &Expr, limit: i64, dil: usize, kernel: usize) -> (Expr, Expr) {
+    let k = i(kernel as i64);
+    let lo = imin(
+        ceil_div(imax(sub(i(0), start.clone()), i(0)), dil),
+        k.clone(),
+    );
+    let hi = imin(ceil_div(imax(sub(i(limit), start.clone()), i(0)), dil), k);
+    (lo, hi)
+}
+
+/// The per-axis variables of a sliding window.
+struct Axis {
+    /// Output position (for `ConvTranspose`: input position).
+    o: Var,
+    /// First valid tap.
+    lo: Var,
+    /// One past the last valid tap.
+    hi: Var,
+    /// Kernel tap.
+    k: Var,
+    /// Flat offset of the window's origin along axes `0..=d` (may be negative).
+    off: Var,
+}
+
+fn axes(p: &mut Program, nd: usize) -> Vec<Axis> {
+    (0..nd)
+        .map(|_| Axis {
+            o: p.var(Scalar::I64),
+            lo: p.var(Scalar::I64),
+            hi: p.var(Scalar::I64),
+            k: p.var(Scalar::I64),
+            off: p.var(Scalar::I64),
+        })
+        .collect()
+}
+
+/// Wraps `inner` in loops over the window positions `positions[d]`. At each
+/// level it sets the valid tap range (taps landing in `[0, limit[d])`) and
+/// the origin's flat offset `base + Σ (o·stride − pad)·flat_strides[d]`.
+fn position_loops(
+    g: &Geom,
+    ax: &[Axis],
+    positions: &[usize],
+    limit: &[usize],
+    flat_strides: &[usize],
+    base: Expr,
+    inner: Vec<Stmt>,
+) -> Vec<Stmt> {
+    let nd = ax.len();
+    let mut body = inner;
+    for d in (0..nd).rev() {
+        let start = sub(mul(var(ax[d].o), i(g.strides[d] as i64)), i(g.pad_begin[d]));
+        let (lo, hi) = tap_range(&start, limit[d] as i64, g.dilations[d], g.kernel[d]);
+        let prev = if d == 0 {
+            base.clone()
+        } else {
+            var(ax[d - 1].off)
+        };
+        let mut level = vec![
+            Stmt::Set(ax[d].lo, lo),
+            Stmt::Set(ax[d].hi, hi),
+            Stmt::Set(ax[d].off, add(prev, mul(start, i(flat_strides[d] as i64)))),
+        ];
+        level.extend(body);
+        body = vec![Stmt::For {
+            var: ax[d].o,
+            start: i(0),
+            end: i(positions[d] as i64),
+            body: level,
+        }];
+    }
+    body
+}
+
+/// Wraps `inner` in the tap loops `lo[d]..hi[d]`.
+fn tap_loops(ax: &[Axis], inner: Vec<Stmt>) -> Vec<Stmt> {
+    let mut body = inner;
+    for a in ax.iter().rev() {
+        body = vec![Stmt::For {
+            var: a.k,
+            start: var(a.lo),
+            end: var(a.hi),
+            body,
+        }];
+    }
+    body
+}
+
+/// `Σ k_d · scale_d` over the tap variables.
+fn tap_offset(ax: &[Axis], scale: impl Fn(usize) -> usize) -> Expr {
+    ax.iter()
+        .enumerate()
+        .map(|(d, a)| {
+            let s = scale(d);
+            if s == 1 {
+                var(a.k)
+            } else {
+                mul(var(a.k), i(s as i64))
+            }
+        })
+        .reduce(add)
+        .unwrap_or_else(|| i(0))
+}
+
+fn operand(ins: &[Option<Operand>], k: usize, what: &str) -> Result<Operand, String> {
+    ins.get(k).cloned().flatten().ok_or(format!("no {what}"))
+}
 
 /// Lowers one node of the conv family.
 pub fn lower(
     op: &ConvOp,
-    _ins: &[Option<Operand>],
-    _outs: &[Operand],
-    _p: &mut Program,
+    ins: &[Option<Operand>],
+    outs: &[Operand],
+    p: &mut Program,
 ) -> NodeResult {
-    Err(format!("no native kernel for {op:?} yet"))
+    match op {
+        ConvOp::Conv { window, group } => {
+            let (x, w) = (operand(ins, 0, "X")?, operand(ins, 1, "W")?);
+            let b = ins.get(2).cloned().flatten();
+            let y = &outs[0];
+            if !x.ty.is_float() {
+                return Err(format!("Conv on {:?} has no native kernel", x.ty));
+            }
+            let g = resolve(window, &x.shape[2..], &w.shape[2..], &y.shape[2..])?;
+            Ok(conv(p, &g, *group, &x, &w, b.as_ref(), y))
+        }
+        ConvOp::ConvTranspose {
+            window,
+            group,
+            output_padding,
+            output_shape,
+        } => {
+            let (x, w) = (operand(ins, 0, "X")?, operand(ins, 1, "W")?);
+            let b = ins.get(2).cloned().flatten();
+            let y = &outs[0];
+            if !x.ty.is_float() {
+                return Err(format!("ConvTranspose on {:?} has no native kernel", x.ty));
+            }
+            let nd = x.shape.len() - 2;
+            let want = output_shape
+                .as_ref()
+                .map(|s| if s.len() == nd + 2 { &s[2..] } else { &s[..] });
+            let g = resolve_transpose(
+                window,
+                output_padding,
+                want,
+                &x.shape[2..],
+                &w.shape[2..],
+                &y.shape[2..],
+            )?;
+            Ok(conv_transpose(p, &g, *group, &x, &w, b.as_ref(), y))
+        }
+        ConvOp::Pool {
+            f,
+            window,
+            ceil_mode: _,
+            indices,
+        } => {
+            let x = operand(ins, 0, "X")?;
+            let y = &outs[0];
+            let kernel = window.kernel_shape.clone().unwrap_or_default();
+            let g = resolve(window, &x.shape[2..], &kernel, &y.shape[2..])?;
+            match f {
+                PoolFn::Max { column_major } => {
+                    let idx = if *indices { outs.get(1) } else { None };
+                    Ok(max_pool(p, &g, &x, y, idx, *column_major))
+                }
+                PoolFn::Average { count_include_pad } => {
+                    check_float(&x)?;
+                    Ok(sum_pool(p, &g, &x, y, SumPool::Average(*count_include_pad)))
+                }
+                PoolFn::Lp { p: pw } => {
+                    check_float(&x)?;
+                    Ok(sum_pool(p, &g, &x, y, SumPool::Lp(*pw as f64)))
+                }
+            }
+        }
+        ConvOp::GlobalPool { f } => {
+            let x = operand(ins, 0, "X")?;
+            if !x.ty.is_float() {
+                return Err(format!("global pool on {:?} has no native kernel", x.ty));
+            }
+            Ok(global_pool(p, &x, &outs[0], *f))
+        }
+        ConvOp::MaxUnpool {
+            kernel_shape,
+            strides,
+            pads,
+        } => {
+            let (x, ix) = (operand(ins, 0, "X")?, operand(ins, 1, "I")?);
+            let nd = x.shape.len() - 2;
+            let strides = per_axis(strides, nd, 1)?;
+            let pads = if pads.is_empty() {
+                vec![0; 2 * nd]
+            } else {
+                pads.clone()
+            };
+            if kernel_shape.len() != nd || pads.len() != 2 * nd {
+                return Err("MaxUnpool attributes do not match the spatial rank".into());
+            }
+            let mut inferred = x.shape[..2].to_vec();
+            for d in 0..nd {
+                let o = (x.shape[2 + d] as i64 - 1).max(0) * strides[d] as i64
+                    + kernel_shape[d] as i64
+                    - pads[d] as i64
+                    - pads[nd + d] as i64;
+                inferred.push(usize::try_from(o).map_err(|_| "negative unpooled size")?);
+            }
+            Ok(max_unpool(p, &x, &ix, &inferred, &outs[0]))
+        }
+    }
+}
+
+/// `y[n, m, o] = b[m] + Σ_{c, k} x[n, g·cg + c, o·s + k·dil − pad] · w[m, c, k]`
+/// for the output channels `m` of group `g`.
+fn conv(
+    p: &mut Program,
+    g: &Geom,
+    group: usize,
+    x: &Operand,
+    w: &Operand,
+    b: Option<&Operand>,
+    y: &Operand,
+) -> Vec<Stmt> {
+    let nd = g.input.len();
+    let (n, c, m) = (x.shape[0], x.shape[1], y.shape[1]);
+    let (cg, mg) = (c / group, m / group);
+    let in_sz: usize = g.input.iter().product();
+    let out_sz: usize = g.out.iter().product();
+    let kprod: usize = g.kernel.iter().product();
+    let in_strides = strides_of(&g.input);
+    let k_strides = strides_of(&g.kernel);
+    let ty = y.ty;
+    let ax = axes(p, nd);
+    let (nv, gv, ocv, icv) = (
+        p.var(Scalar::I64),
+        p.var(Scalar::I64),
+        p.var(Scalar::I64),
+        p.var(Scalar::I64),
+    );
+    let (xc, wc, acc) = (p.var(Scalar::I64), p.var(Scalar::I64), p.var(ty));
+    // Output channel m = g·mg + oc.
+    let mch = add(mul(var(gv), i(mg as i64)), var(ocv));
+    let x_tap = add(var(xc), tap_offset(&ax, |d| g.dilations[d] * in_strides[d]));
+    let w_tap = add(var(wc), tap_offset(&ax, |d| k_strides[d]));
+    let mac = Stmt::Set(acc, add(var(acc), mul(x.load(x_tap), w.load(w_tap))));
+    let last_off = var(ax[nd - 1].off);
+    let per_ic = vec![
+        Stmt::Set(xc, add(last_off, mul(var(icv), i(in_sz as i64)))),
+        Stmt::Set(
+            wc,
+            add(
+                mul(mch.clone(), i((cg * kprod) as i64)),
+                mul(var(icv), i(kprod as i64)),
+            ),
+        ),
+    ]
+    .into_iter()
+    .chain(tap_loops(&ax, vec![mac]))
+    .collect();
+    let init = match b {
+        Some(b) => b.load(mch.clone()),
+        None => f(0.0, ty),
+    };
+    let o_idx: Vec<Expr> = ax.iter().map(|a| var(a.o)).collect();
+    let y_idx = add(
+        mul(
+            add(mul(var(nv), i(m as i64)), mch.clone()),
+            i(out_sz as i64),
+        ),
+        flat_index(&g.out, &o_idx),
+    );
+    let at_position = vec![
+        Stmt::Set(acc, init),
+        Stmt::For {
+            var: icv,
+            start: i(0),
+            end: i(cg as i64),
+            body: per_ic,
+        },
+        Stmt::Store {
+            buf: y.buf,
+            index: y_idx,
+            value: var(acc),
+        },
+    ];
+    // X's first channel of the group, as a flat offset.
+    let x_base = mul(
+        add(mul(var(nv), i(c as i64)), mul(var(gv), i(cg as i64))),
+        i(in_sz as i64),
+    );
+    let positions = position_loops(g, &ax, &g.out, &g.input, &in_strides, x_base, at_position);
+    nest(&[(nv, n), (gv, group), (ocv, mg)], positions)
+}
+
+/// `ConvTranspose` as a scatter: `y` starts at the bias, then every input
+/// element adds `x[n, c, i] · w[c, oc, k]` to `y[n, g·mg + oc, i·s + k·dil − pad]`
+/// for the taps that land inside the output.
+fn conv_transpose(
+    p: &mut Program,
+    g: &Geom,
+    group: usize,
+    x: &Operand,
+    w: &Operand,
+    b: Option<&Operand>,
+    y: &Operand,
+) -> Vec<Stmt> {
+    let nd = g.input.len();
+    let (n, c, m) = (x.shape[0], x.shape[1], y.shape[1]);
+    let (cg, mg) = (c / group, m / group);
+    let in_sz: usize = g.input.iter().product();
+    let out_sz: usize = g.out.iter().product();
+    let kprod: usize = g.kernel.iter().product();
+    let out_strides = strides_of(&g.out);
+    let k_strides = strides_of(&g.kernel);
+    let ty = y.ty;
+    let mut stmts = Vec::new();
+    // y = bias (or zero).
+    let (pl, e) = (p.var(Scalar::I64), p.var(Scalar::I64));
+    let fill = match b {
+        Some(b) => b.load(bin(BinOp::Rem, var(pl), i(m as i64))),
+        None => f(0.0, ty),
+    };
+    stmts.extend(nest(
+        &[(pl, n * m)],
+        vec![Stmt::For {
+            var: e,
+            start: i(0),
+            end: i(out_sz as i64),
+            body: vec![Stmt::Store {
+                buf: y.buf,
+                index: add(mul(var(pl), i(out_sz as i64)), var(e)),
+                value: fill,
+            }],
+        }],
+    ));
+    let ax = axes(p, nd);
+    let (nv, gv, icv, ocv) = (
+        p.var(Scalar::I64),
+        p.var(Scalar::I64),
+        p.var(Scalar::I64),
+        p.var(Scalar::I64),
+    );
+    let (xv, yo, wo) = (p.var(ty), p.var(Scalar::I64), p.var(Scalar::I64));
+    // Input channel ci = g·cg + ic; W is [C, mg, k…].
+    let ci = add(mul(var(gv), i(cg as i64)), var(icv));
+    let i_idx: Vec<Expr> = ax.iter().map(|a| var(a.o)).collect();
+    let x_idx = add(
+        mul(add(mul(var(nv), i(c as i64)), ci.clone()), i(in_sz as i64)),
+        flat_index(&g.input, &i_idx),
+    );
+    let y_idx = add(
+        add(var(yo), mul(var(ocv), i(out_sz as i64))),
+        var(ax[nd - 1].off),
+    );
+    let y_tap = add(y_idx, tap_offset(&ax, |d| g.dilations[d] * out_strides[d]));
+    let w_idx = add(
+        add(var(wo), mul(var(ocv), i(kprod as i64))),
+        tap_offset(&ax, |d| k_strides[d]),
+    );
+    let scatter = Stmt::Store {
+        buf: y.buf,
+        index: y_tap.clone(),
+        value: add(y.load(y_tap), mul(var(xv), w.load(w_idx))),
+    };
+    let per_input = vec![
+        Stmt::Set(xv, x.load(x_idx)),
+        Stmt::Set(
+            yo,
+            mul(
+                add(mul(var(nv), i(m as i64)), mul(var(gv), i(mg as i64))),
+                i(out_sz as i64),
+            ),
+        ),
+        Stmt::Set(wo, mul(ci, i((mg * kprod) as i64))),
+        Stmt::For {
+            var: ocv,
+            start: i(0),
+            end: i(mg as i64),
+            body: tap_loops(&ax, vec![scatter]),
+        },
+    ];
+    // Positions run over the input; taps land in the output.
+    let positions = position_loops(g, &ax, &g.input, &g.out, &out_strides, i(0), per_input);
+    stmts.extend(nest(&[(nv, n), (gv, group), (icv, cg)], positions));
+    stmts
+}
+
+/// Wraps `body` in `for v in 0..n` loops, outermost first.
+fn nest(loops: &[(Var, usize)], body: Vec<Stmt>) -> Vec<Stmt> {
+    let mut body = body;
+    for &(v, n) in loops.iter().rev() {
+        body = vec![Stmt::For {
+            var: v,
+            start: i(0),
+            end: i(n as i64),
+            body,
+        }];
+    }
+    body
+}
+
+/// The smallest value of `ty` (`-inf` for floats): the max-pool of an empty window.
+fn lowest(ty: Scalar) -> Expr {
+    match ty {
+        Scalar::F32 | Scalar::F64 => f(f64::NEG_INFINITY, ty),
+        Scalar::I8 => Expr::I(i8::MIN as i64, ty),
+        Scalar::I16 => Expr::I(i16::MIN as i64, ty),
+        Scalar::I32 => Expr::I(i32::MIN as i64, ty),
+        Scalar::I64 => Expr::I(i64::MIN, ty),
+        Scalar::U8 | Scalar::U16 | Scalar::U32 | Scalar::U64 | Scalar::Bool => Expr::I(0, ty),
+    }
+}
+
+/// The loops over `N × C` planes and the window positions of a pool; `at`
+/// gets the flat input offset of the window origin's plane and returns the
+/// statements for one output position (whose flat index it also gets).
+fn pool_loops(
+    p: &mut Program,
+    g: &Geom,
+    x: &Operand,
+    at: impl FnOnce(&mut Program, &[Axis], Var, Expr) -> Vec<Stmt>,
+) -> Vec<Stmt> {
+    let nd = g.input.len();
+    let planes = x.shape[0] * x.shape[1];
+    let in_sz: usize = g.input.iter().product();
+    let out_sz: usize = g.out.iter().product();
+    let in_strides = strides_of(&g.input);
+    let ax = axes(p, nd);
+    let pl = p.var(Scalar::I64);
+    let o_idx: Vec<Expr> = ax.iter().map(|a| var(a.o)).collect();
+    let y_idx = add(mul(var(pl), i(out_sz as i64)), flat_index(&g.out, &o_idx));
+    let inner = at(p, &ax, pl, y_idx);
+    let positions = position_loops(
+        g,
+        &ax,
+        &g.out,
+        &g.input,
+        &in_strides,
+        mul(var(pl), i(in_sz as i64)),
+        inner,
+    );
+    nest(&[(pl, planes)], positions)
+}
+
+/// `MaxPool`, with the optional `Indices` output (flat indices into X, the
+/// in-plane part column-major when `column_major`). NaNs never win a
+/// comparison, so they are skipped, as in the interpreter.
+fn max_pool(
+    p: &mut Program,
+    g: &Geom,
+    x: &Operand,
+    y: &Operand,
+    indices: Option<&Operand>,
+    column_major: bool,
+) -> Vec<Stmt> {
+    let nd = g.input.len();
+    let in_sz: usize = g.input.iter().product();
+    let in_strides = strides_of(&g.input);
+    // Column-major strides within a plane.
+    let mut col_strides = vec![1usize; nd];
+    for d in 1..nd {
+        col_strides[d] = col_strides[d - 1] * g.input[d - 1];
+    }
+    let ty = x.ty;
+    let (best, bi, v) = (p.var(ty), p.var(Scalar::I64), p.var(ty));
+    let (y, indices) = (y.clone(), indices.cloned());
+    pool_loops(p, g, x, |_, ax, pl, y_idx| {
+        let x_idx = add(
+            var(ax[nd - 1].off),
+            tap_offset(ax, |d| g.dilations[d] * in_strides[d]),
+        );
+        // Floats start from NaN ("nothing yet"), so that a window of NaNs
+        // only gives NaN, and a value wins when it is not NaN and not below
+        // the best (`!(v <= best)` also holds while best is NaN). An empty
+        // window gives the lowest value, as in the interpreter.
+        let (better, init) = if ty.is_float() {
+            let empty = ax
+                .iter()
+                .map(|a| cmp(CmpOp::Le, var(a.hi), var(a.lo)))
+                .reduce(|a, b| bin(BinOp::Or, a, b))
+                .unwrap_or(Expr::I(0, Scalar::Bool));
+            (
+                bin(
+                    BinOp::And,
+                    cmp(CmpOp::Eq, var(v), var(v)),
+                    un(UnOp::Not, cmp(CmpOp::Le, var(v), var(best))),
+                ),
+                select(empty, lowest(ty), f(f64::NAN, ty)),
+            )
+        } else {
+            (cmp(CmpOp::Gt, var(v), var(best)), lowest(ty))
+        };
+        let mut tap = vec![
+            Stmt::Set(v, x.load(x_idx.clone())),
+            Stmt::Set(best, select(better.clone(), var(v), var(best))),
+        ];
+        let mut stmts = vec![Stmt::Set(best, init)];
+        if let Some(ix) = &indices {
+            // The input position along axis d is o·s − pad + k·dil.
+            let flat = if column_major {
+                let pos = |d: usize| {
+                    add(
+                        sub(mul(var(ax[d].o), i(g.strides[d] as i64)), i(g.pad_begin[d])),
+                        mul(var(ax[d].k), i(g.dilations[d] as i64)),
+                    )
+                };
+                let inplane = (0..nd)
+                    .map(|d| mul(pos(d), i(col_strides[d] as i64)))
+                    .reduce(add)
+                    .unwrap_or_else(|| i(0));
+                add(mul(var(pl), i(in_sz as i64)), inplane)
+            } else {
+                x_idx
+            };
+            // Set before `best` is updated: `better` reads the old best.
+            // The first tap stands in until a value wins (a window of NaNs
+            // reports its first element).
+            let take = bin(BinOp::Or, better, cmp(CmpOp::Eq, var(bi), i(-1)));
+            tap.insert(1, Stmt::Set(bi, select(take, flat, var(bi))));
+            stmts.push(Stmt::Set(bi, i(-1)));
+            stmts.extend(tap_loops(ax, tap));
+            stmts.push(Stmt::Store {
+                buf: ix.buf,
+                index: y_idx.clone(),
+                value: var(bi),
+            });
+        } else {
+            stmts.extend(tap_loops(ax, tap));
+        }
+        stmts.push(Stmt::Store {
+            buf: y.buf,
+            index: y_idx,
+            value: var(best),
+        });
+        stmts
+    })
+}
+
+fn check_float(x: &Operand) -> Result<(), String> {
+    if x.ty.is_float() {
+        Ok(())
+    } else {
+        Err(format!("this pool on {:?} has no native kernel", x.ty))
+    }
+}
+
+/// The pools that sum over the window.
+#[derive(Clone, Copy)]
+enum SumPool {
+    /// `AveragePool`; whether padded cells count in the divisor.
+    Average(bool),
+    /// `LpPool` with this exponent.
+    Lp(f64),
+}
+
+/// `AveragePool` and `LpPool`.
+fn sum_pool(p: &mut Program, g: &Geom, x: &Operand, y: &Operand, pf: SumPool) -> Vec<Stmt> {
+    let nd = g.input.len();
+    let in_strides = strides_of(&g.input);
+    let ty = x.ty;
+    let acc = p.var(ty);
+    let y = y.clone();
+    pool_loops(p, g, x, |_, ax, _, y_idx| {
+        let xv = x.load(add(
+            var(ax[nd - 1].off),
+            tap_offset(ax, |d| g.dilations[d] * in_strides[d]),
+        ));
+        let (term, result) = match pf {
+            SumPool::Average(count_include_pad) => {
+                // Taps inside the input, or (count_include_pad) inside the padded extent.
+                let count = (0..nd)
+                    .map(|d| {
+                        if count_include_pad {
+                            let start =
+                                sub(mul(var(ax[d].o), i(g.strides[d] as i64)), i(g.pad_begin[d]));
+                            let limit = g.input[d] as i64 + g.pad_end[d];
+                            let lo_limit = -g.pad_begin[d];
+                            // Taps with start + k·dil in [-pad_begin, input + pad_end).
+                            let (lo, hi) = tap_range(
+                                &sub(start, i(lo_limit)),
+                                limit - lo_limit,
+                                g.dilations[d],
+                                g.kernel[d],
+                            );
+                            imax(sub(hi, lo), i(0))
+                        } else {
+                            imax(sub(var(ax[d].hi), var(ax[d].lo)), i(0))
+                        }
+                    })
+                    .reduce(mul)
+                    .unwrap_or_else(|| i(1));
+                (xv, bin(BinOp::Div, var(acc), cast(ty, count)))
+            }
+            SumPool::Lp(pw) => lp_terms(xv, pw, var(acc), ty),
+        };
+        let mut stmts = vec![Stmt::Set(acc, f(0.0, ty))];
+        stmts.extend(tap_loops(ax, vec![Stmt::Set(acc, add(var(acc), term))]));
+        stmts.push(Stmt::Store {
+            buf: y.buf,
+            index: y_idx,
+            value: result,
+        });
+        stmts
+    })
+}
+
+/// The summed term of an Lp pool for the element `xv` and the result for the
+/// sum `acc`: `(Σ |x|^p)^(1/p)`, exact for `p` = 1 and 2.
+fn lp_terms(xv: Expr, pw: f64, acc: Expr, ty: Scalar) -> (Expr, Expr) {
+    if pw == 2.0 {
+        (mul(xv.clone(), xv), un(UnOp::Sqrt, acc))
+    } else if pw == 1.0 {
+        (un(UnOp::Abs, xv), acc)
+    } else {
+        (
+            bin(BinOp::Pow, un(UnOp::Abs, xv), f(pw, ty)),
+            bin(BinOp::Pow, acc, f(1.0 / pw, ty)),
+        )
+    }
+}
+
+/// `GlobalMaxPool`, `GlobalAveragePool`, `GlobalLpPool`: one reduction per plane.
+fn global_pool(p: &mut Program, x: &Operand, y: &Operand, pf: PoolFn) -> Vec<Stmt> {
+    let planes = x.shape[0] * x.shape[1];
+    let plane: usize = x.shape[2..].iter().product();
+    let ty = x.ty;
+    let (pl, e, acc) = (p.var(Scalar::I64), p.var(Scalar::I64), p.var(ty));
+    let xv = x.load(add(mul(var(pl), i(plane as i64)), var(e)));
+    let (init, step, result) = match pf {
+        // Max propagates NaN, like NumPy's max over the axes.
+        PoolFn::Max { .. } => (
+            f(f64::NEG_INFINITY, ty),
+            bin(BinOp::Max, var(acc), xv),
+            var(acc),
+        ),
+        PoolFn::Average { .. } => (
+            f(0.0, ty),
+            add(var(acc), xv),
+            bin(BinOp::Div, var(acc), f(plane as f64, ty)),
+        ),
+        PoolFn::Lp { p: pw } => {
+            let (term, result) = lp_terms(xv, pw as f64, var(acc), ty);
+            (f(0.0, ty), add(var(acc), term), result)
+        }
+    };
+    nest(
+        &[(pl, planes)],
+        vec![
+            Stmt::Set(acc, init),
+            Stmt::For {
+                var: e,
+                start: i(0),
+                end: i(plane as i64),
+                body: vec![Stmt::Set(acc, step)],
+            },
+            Stmt::Store {
+                buf: y.buf,
+                index: var(pl),
+                value: result,
+            },
+        ],
+    )
+}
+
+/// `MaxUnpool`: zeros, then every `x[e]` goes to the flat index `I[e]` of
+/// the unpooled shape `inferred`, which sits at the start of every axis of
+/// the (possibly larger) output. Out-of-range indices are skipped (the
+/// interpreter reports them as an error).
+fn max_unpool(
+    p: &mut Program,
+    x: &Operand,
+    ix: &Operand,
+    inferred: &[usize],
+    y: &Operand,
+) -> Vec<Stmt> {
+    let (e, t) = (p.var(Scalar::I64), p.var(Scalar::I64));
+    let n_out = y.numel();
+    let n_inf: usize = inferred.iter().product();
+    let zero = match y.ty {
+        Scalar::F32 | Scalar::F64 => f(0.0, y.ty),
+        other => Expr::I(0, other),
+    };
+    let mut stmts = nest(
+        &[(e, n_out)],
+        vec![Stmt::Store {
+            buf: y.buf,
+            index: var(e),
+            value: zero,
+        }],
+    );
+    // The flat output index of the flat unpooled index `t`.
+    let target = if inferred == y.shape.as_slice() {
+        var(t)
+    } else {
+        let out_strides = strides_of(&y.shape);
+        let mut rest = n_inf;
+        let mut terms = Vec::new();
+        for d in 0..inferred.len() {
+            rest /= inferred[d].max(1);
+            let coord = bin(
+                BinOp::Rem,
+                bin(BinOp::Div, var(t), i(rest.max(1) as i64)),
+                i(inferred[d].max(1) as i64),
+            );
+            terms.push(mul(coord, i(out_strides[d] as i64)));
+        }
+        terms.into_iter().reduce(add).unwrap_or_else(|| i(0))
+    };
+    let in_range = bin(
+        BinOp::And,
+        cmp(CmpOp::Ge, var(t), i(0)),
+        cmp(CmpOp::Lt, var(t), i(n_inf as i64)),
+    );
+    stmts.extend(nest(
+        &[(e, x.numel())],
+        vec![
+            Stmt::Set(t, cast(Scalar::I64, ix.load(var(e)))),
+            Stmt::If(
+                in_range,
+                vec![Stmt::Store {
+                    buf: y.buf,
+                    index: target,
+                    value: x.load(var(e)),
+                }],
+                vec![],
+            ),
+        ],
+    ));
+    stmts
 }

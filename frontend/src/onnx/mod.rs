@@ -98,24 +98,7 @@ fn default_domain(d: &str) -> bool {
 impl OnnxModel {
     /// Reads and parses a model file, enforcing the file-size and nesting limits.
     pub fn read(path: &Path, limits: &Limits) -> Result<OnnxModel> {
-        let io = |source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        };
-        let meta = std::fs::metadata(path).map_err(io)?;
-        if !meta.is_file() {
-            return Err(Error::Parse {
-                path: path.to_path_buf(),
-                msg: "not a regular file".into(),
-            });
-        }
-        Limits::check(
-            || format!("the size of {}", path.display()),
-            meta.len(),
-            limits.max_model_bytes,
-            "max-model-bytes",
-        )?;
-        let bytes = std::fs::read(path).map_err(io)?;
+        let bytes = Limits::read_file(path, limits.max_model_bytes, "max-model-bytes")?;
         Self::from_bytes(&bytes, path, limits)
     }
 
@@ -165,14 +148,11 @@ impl OnnxModel {
             };
             opsets.push((d, o.version));
         }
-        if !opsets.iter().any(|(d, _)| d.is_empty()) {
-            if proto.ir_version >= 3 || !proto.opset_import.is_empty() {
-                return Err(Error::Parse {
-                    path: path.to_path_buf(),
-                    msg: "the model imports no opset of the default ONNX domain".into(),
-                });
-            }
-            // IR version 1/2 files predate opset_import; they use opset 1 semantics.
+        if proto.opset_import.is_empty() && proto.ir_version < 3 {
+            // IR version 1/2 files predate opset_import; they use opset 1
+            // semantics. Newer files may import only other domains
+            // (`ai.onnx.ml`): their default-domain nodes are then reported
+            // as unsupported, by name.
             opsets.push((String::new(), 1));
         }
         let dir = path
@@ -360,6 +340,8 @@ impl OnnxModel {
             reader: TensorReader::new(&self.dir, &opts.limits),
             graph: Graph::new(),
             weight_bytes: 0,
+            folded_bytes: 0,
+            folded_macs: 0,
             weights: weights.as_ref(),
         };
         let mut scope: HashMap<String, ValueId> = HashMap::new();
@@ -641,12 +623,37 @@ const MAX_PROTOBUF_RECURSION: usize = 400;
 /// nodes so a tiny file cannot make the importer allocate gigabytes.
 const MAX_FOLD_BYTES: usize = 64 << 20;
 
+/// Bytes that folding may add in all, beyond [`FOLD_BYTES_PER_WEIGHT_BYTE`]
+/// times the weights read so far. Folded results are kept in the graph, so
+/// without a total budget a few kilobytes of broadcasting `Add`s would
+/// allocate gigabytes; past the budget, nodes stay nodes.
+const FOLD_BUDGET_BYTES: u64 = 256 << 20;
+
+/// How much folding may grow the weights: enough for the usual
+/// transformations of every weight (a transpose, a dequantization from 8 bits
+/// to 32) while a tiny file still cannot amplify itself without bound.
+const FOLD_BYTES_PER_WEIGHT_BYTE: u64 = 4;
+
+/// Most multiply-accumulates one folded node may cost. Output size alone does
+/// not bound the work (or the scratch memory: the reference convolution's
+/// im2col buffer grows with the MACs), and a 250-byte file can ask for a
+/// convolution of 10^12 MACs on constants it builds with `ConstantOfShape`.
+const MAX_FOLD_MACS: u64 = 1 << 26;
+
+/// Multiply-accumulates that folding may spend in all, beyond
+/// [`FOLD_BYTES_PER_WEIGHT_BYTE`] per weight byte read so far: a few seconds.
+const FOLD_MAC_BUDGET: u64 = 1 << 30;
+
 struct Importer<'m> {
     model: &'m OnnxModel,
     opts: &'m ImportOptions,
     reader: TensorReader<'m>,
     graph: Graph,
     weight_bytes: u64,
+    /// Bytes of constants produced by folding, against the fold budget.
+    folded_bytes: u64,
+    /// Multiply-accumulates spent folding, against the fold budget.
+    folded_macs: u64,
     /// Initializers by name from `ImportOptions::weights`, already checked
     /// against the declared types by [`check_weights`].
     weights: Option<&'m Weights>,
@@ -875,6 +882,23 @@ impl<'m> Importer<'m> {
                 .add_node(name.clone(), op, inputs, out_names)
                 .map_err(|e| self.not_constant_hint(e, node, &name, &op_label))?
         };
+        for &id in &ids {
+            // Activations are tensors too: a shape that asks for more than the
+            // published limit is refused here, not when the run allocates it.
+            let ty = &self.graph.value(id).ty;
+            let bytes = ty.bytes().map(|b| b as u64).unwrap_or(u64::MAX);
+            Limits::check(
+                || {
+                    format!(
+                        "the size of '{}' ({ty}) computed by node '{name}' ({op_label})",
+                        self.graph.value(id).name
+                    )
+                },
+                bytes,
+                self.opts.limits.max_tensor_bytes,
+                "max-tensor-bytes",
+            )?;
+        }
         for (o, id) in node.output.iter().zip(ids) {
             if o.is_empty() {
                 continue;
@@ -931,7 +955,18 @@ impl<'m> Importer<'m> {
             .iter()
             .map(|t| t.bytes().unwrap_or(usize::MAX))
             .fold(0usize, |a, b| a.saturating_add(b));
-        if total > MAX_FOLD_BYTES {
+        let input_types: Vec<Option<&TensorType>> = inputs
+            .iter()
+            .map(|i| i.map(|id| &self.graph.value(id).ty))
+            .collect();
+        let macs = op.macs(&input_types, &types);
+        let growth = self.weight_bytes.saturating_mul(FOLD_BYTES_PER_WEIGHT_BYTE);
+        let over_bytes = total > MAX_FOLD_BYTES
+            || self.folded_bytes.saturating_add(total as u64)
+                > FOLD_BUDGET_BYTES.saturating_add(growth);
+        let over_macs = macs > MAX_FOLD_MACS
+            || self.folded_macs.saturating_add(macs) > FOLD_MAC_BUDGET.saturating_add(growth);
+        if over_bytes || over_macs {
             return self
                 .graph
                 .add_node(name.to_string(), op, inputs.to_vec(), out_names)
@@ -953,6 +988,8 @@ impl<'m> Importer<'m> {
         }
         let args: Vec<Option<&Tensor>> = values.iter().map(Option::as_ref).collect();
         let outs = op.eval(&args).map_err(ctx)?;
+        self.folded_bytes = self.folded_bytes.saturating_add(total as u64);
+        self.folded_macs = self.folded_macs.saturating_add(macs);
         let mut ids = Vec::with_capacity(out_names.len());
         for (k, (oname, t)) in out_names.into_iter().zip(outs).enumerate() {
             if types
@@ -1186,18 +1223,7 @@ fn free_names<'g>(g: &'g GraphProto, out: &mut Vec<&'g str>) {
 
 /// Reads a serialized `TensorProto` file (the ONNX test-data `.pb` format).
 pub fn read_tensor_pb(path: &Path, limits: &Limits) -> Result<(String, Tensor)> {
-    let io = |source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let meta = std::fs::metadata(path).map_err(io)?;
-    Limits::check(
-        || format!("the size of {}", path.display()),
-        meta.len(),
-        limits.max_model_bytes,
-        "max-model-bytes",
-    )?;
-    let bytes = std::fs::read(path).map_err(io)?;
+    let bytes = Limits::read_file(path, limits.max_model_bytes, "max-model-bytes")?;
     let mut tp =
         onnx_protobuf::TensorProto::parse_from_bytes(&bytes).map_err(|e| Error::Parse {
             path: path.to_path_buf(),

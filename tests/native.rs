@@ -1,0 +1,188 @@
+//! Native executables end to end: the example models compiled by the
+//! Cranelift backend for x86_64 (run here) and aarch64 (run under
+//! `qemu-aarch64`) match onnxruntime's outputs; compiling twice gives
+//! byte-identical artifacts.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use smelt_frontend::Limits;
+use smelt_frontend::npy::{read_npy, read_npz};
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn scratch(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("smelt-native-test-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn smelt(args: &[&str]) {
+    let out = Command::new(env!("CARGO_BIN_EXE_smelt"))
+        .args(args)
+        .output()
+        .expect("smelt runs");
+    assert!(
+        out.status.success(),
+        "smelt {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Compiles an example for a target, runs it and compares with onnxruntime.
+fn check(example: &str, pins: &[&str], target: &str, runner: Option<&str>, atol: f64, rtol: f64) {
+    let dir = root().join("examples").join(example);
+    let work = scratch(&format!("{example}-{target}"));
+    let exe = work.join("model");
+    let model = dir.join("model.onnx");
+    let mut args = vec![
+        "compile",
+        model.to_str().unwrap(),
+        "--target",
+        target,
+        "-o",
+        exe.to_str().unwrap(),
+    ];
+    args.extend_from_slice(pins);
+    smelt(&args);
+    let mut cmd = match runner {
+        Some(r) => {
+            let mut c = Command::new(r);
+            c.arg(&exe);
+            c
+        }
+        None => Command::new(&exe),
+    };
+    let out_dir = work.join("out");
+    let out = cmd
+        .arg("--input")
+        .arg(dir.join("input.npz"))
+        .arg("-o")
+        .arg(&out_dir)
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{example} on {target}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (name, want) in read_npz(&dir.join("expected.npz"), &Limits::default()).unwrap() {
+        let got = read_npy(&out_dir.join(format!("{name}.npy")), &Limits::default()).unwrap();
+        assert_eq!(got.shape(), want.shape());
+        let (g, w) = (got.to_f64_vec(), want.to_f64_vec());
+        let worst = g
+            .iter()
+            .zip(&w)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f64, f64::max);
+        for (a, b) in g.iter().zip(&w) {
+            assert!(
+                (a - b).abs() <= atol + rtol * b.abs(),
+                "{example}/{name} on {target}: {a} vs onnxruntime {b}"
+            );
+        }
+        eprintln!("{example}/{name} on {target}: max abs err vs onnxruntime {worst:.2e}");
+    }
+    let _ = std::fs::remove_dir_all(&work);
+}
+
+#[test]
+fn mlp_x86_64_matches_onnxruntime() {
+    check(
+        "mlp",
+        &["--dim", "batch=2"],
+        "x86_64-unknown-linux-gnu",
+        None,
+        1e-5,
+        1e-4,
+    );
+}
+
+#[test]
+fn mlp_aarch64_matches_onnxruntime() {
+    check(
+        "mlp",
+        &["--dim", "batch=2"],
+        "aarch64-unknown-linux-gnu",
+        Some("qemu-aarch64"),
+        1e-5,
+        1e-4,
+    );
+}
+
+#[test]
+fn artifacts_are_byte_identical() {
+    let model = root().join("examples/mlp/model.onnx");
+    let work = scratch("repro");
+    for (emit, ext) in [("exe", ""), ("obj", ".o")] {
+        for target in ["x86_64-unknown-linux-gnu", "aarch64-unknown-linux-gnu"] {
+            let mut bytes = Vec::new();
+            for k in 0..2 {
+                let out = work.join(format!("m{k}{ext}"));
+                smelt(&[
+                    "compile",
+                    model.to_str().unwrap(),
+                    "--dim",
+                    "batch=2",
+                    "--target",
+                    target,
+                    "--emit",
+                    emit,
+                    "-o",
+                    out.to_str().unwrap(),
+                ]);
+                bytes.push(std::fs::read(&out).unwrap());
+            }
+            assert!(!bytes[0].is_empty());
+            assert!(
+                bytes[0] == bytes[1],
+                "{emit} for {target} differs between two compiles"
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&work);
+}
+
+#[test]
+fn cnn_x86_64_matches_onnxruntime() {
+    check("cnn", &[], "x86_64-unknown-linux-gnu", None, 1e-4, 1e-4);
+}
+
+#[test]
+fn cnn_aarch64_matches_onnxruntime() {
+    check(
+        "cnn",
+        &[],
+        "aarch64-unknown-linux-gnu",
+        Some("qemu-aarch64"),
+        1e-4,
+        1e-4,
+    );
+}
+
+#[test]
+fn transformer_x86_64_matches_onnxruntime() {
+    check(
+        "transformer",
+        &["--dim", "batch=1", "--dim", "seq=16"],
+        "x86_64-unknown-linux-gnu",
+        None,
+        1e-4,
+        1e-4,
+    );
+}
+
+#[test]
+fn transformer_aarch64_matches_onnxruntime() {
+    check(
+        "transformer",
+        &["--dim", "batch=1", "--dim", "seq=16"],
+        "aarch64-unknown-linux-gnu",
+        Some("qemu-aarch64"),
+        1e-4,
+        1e-4,
+    );
+}
