@@ -345,11 +345,13 @@ fn attn_strides(rank4: bool, heads: usize, seq: usize, dim: usize) -> [i64; 3] {
     }
 }
 
-/// `Attention` without past keys or padding lengths, and with only the
-/// first output: per query row, one pass over the keys finds
-/// the largest logit, a second accumulates e^(logit − max)·V straight into
-/// the output row (no scratch buffer) and the row is divided by the sum.
-/// The logits are recomputed in the second pass instead of stored.
+/// `Attention` without padding lengths (`nonpad_kv_seqlen`): per query
+/// row, one pass over the keys (the past ones, then the new ones) finds the
+/// largest logit, a second accumulates e^(logit − max)·V straight into the
+/// output row (no scratch buffer) and the row is divided by the sum. The
+/// logits are recomputed in the second pass instead of stored. The optional
+/// outputs (present keys and values, the `QK` product in its
+/// `qk_matmul_output_mode`) are written when the node has them.
 fn attention(
     at: &AttentionAttrs,
     ins: &[Option<Operand>],
@@ -362,11 +364,12 @@ fn attention(
         get(1).ok_or("no K")?,
         get(2).ok_or("no V")?,
     );
-    if get(4).is_some() || get(5).is_some() || get(6).is_some() {
-        return Err("Attention with past keys or padding lengths has no native kernel yet".into());
+    if get(6).is_some() {
+        return Err("Attention with padding lengths has no native kernel yet".into());
     }
-    if outs.len() > 1 {
-        return Err("Attention's optional outputs have no native kernel yet".into());
+    let (past_k, past_v) = (get(4), get(5));
+    if past_k.is_some() != past_v.is_some() {
+        return Err("past_key and past_value come together".into());
     }
     let out = &outs[0];
     let ty = q.ty;
@@ -387,11 +390,17 @@ fn attention(
     if hkv == 0 || hq % hkv != 0 {
         return Err("Q heads are not a multiple of K/V heads".into());
     }
+    let past = past_k.as_ref().map_or(0, |t| t.shape[2]);
+    let total = past + skv;
     let group = hq / hkv;
     let (qs, ks, vs) = (
         attn_strides(rank4, hq, sq, hd),
         attn_strides(rank4, hkv, skv, hd),
         attn_strides(rank4, hkv, skv, vd),
+    );
+    let (pks, pvs) = (
+        attn_strides(true, hkv, past, hd),
+        attn_strides(true, hkv, past, vd),
     );
     let os = attn_strides(out.shape.len() == 4, hq, sq, vd);
     let scale = at
@@ -408,7 +417,15 @@ fn attention(
     // Keys past a short mask are masked out: the loops stop there.
     let keys = mask
         .as_ref()
-        .map_or(skv, |m| m.shape.last().copied().unwrap_or(1).min(skv));
+        .map_or(total, |m| m.shape.last().copied().unwrap_or(1).min(total));
+    let (present_k, present_v, qk_out) = (outs.get(1), outs.get(2), outs.get(3));
+    let mode = at.qk_matmul_output_mode;
+    if qk_out.is_some() && keys < total && mode < 3 {
+        return Err(
+            "Attention's QK output with a mask shorter than the keys has no native kernel yet"
+                .into(),
+        );
+    }
     let (smax, sum, acc, w) = (p.var(ty), p.var(ty), p.var(ty), p.var(ty));
     let (hv, gv, iv, jv, dv) = (
         p.var(Scalar::I64),
@@ -418,12 +435,13 @@ fn attention(
         p.var(Scalar::I64),
     );
     let ninf = f(f64::NEG_INFINITY, ty);
-    let lp = |v: crate::kernel::Var, n: usize, body: Vec<Stmt>| Stmt::For {
+    let span = |v: crate::kernel::Var, lo: usize, hi: usize, body: Vec<Stmt>| Stmt::For {
         var: v,
-        start: i(0),
-        end: i(n as i64),
+        start: i(lo as i64),
+        end: i(hi as i64),
         body,
     };
+    let lp = |v, n, body| span(v, 0, n, body);
     Ok(loop_nest(p, &[batch], |_, bidx| {
         let b = bidx[0].clone();
         // h = kh·group + g.
@@ -434,19 +452,38 @@ fn attention(
                 mul(row, i(st[2])),
             )
         };
-        let q_row = base(qs, h.clone(), var(iv));
-        let k_row = base(ks, var(hv), var(jv));
-        let v_row = base(vs, var(hv), var(jv));
-        let o_row = base(os, h.clone(), var(iv));
-        // The logit of key j, with its bias.
-        let logit_stmts = {
-            let qd = mul(q.load(add(q_row.clone(), var(dv))), f(sc, ty));
-            let kd = mul(k.load(add(k_row.clone(), var(dv))), f(sc, ty));
-            vec![
-                Stmt::Set(acc, f(0.0, ty)),
-                lp(dv, hd, vec![Stmt::Set(acc, add(var(acc), mul(qd, kd)))]),
-            ]
+        // Key j's K and V rows: from the past for j < past, else from K, V.
+        let kv_row = |from_past: bool| -> (Operand, Expr, Operand, Expr) {
+            match (&past_k, &past_v) {
+                (Some(pk), Some(pv)) if from_past => (
+                    pk.clone(),
+                    base(pks, var(hv), var(jv)),
+                    pv.clone(),
+                    base(pvs, var(hv), var(jv)),
+                ),
+                _ => {
+                    let j = sub(var(jv), i(past as i64));
+                    (
+                        k.clone(),
+                        base(ks, var(hv), j.clone()),
+                        v.clone(),
+                        base(vs, var(hv), j),
+                    )
+                }
+            }
         };
+        let q_row = base(qs, h.clone(), var(iv));
+        let o_row = base(os, h.clone(), var(iv));
+        let qk_at = add(
+            mul(
+                add(
+                    mul(add(mul(b.clone(), i(hq as i64)), h.clone()), i(sq as i64)),
+                    var(iv),
+                ),
+                i(total as i64),
+            ),
+            var(jv),
+        );
         let mut bias = f(0.0, ty);
         if let Some(m) = &mask {
             let r = m.shape.len();
@@ -473,17 +510,19 @@ fn attention(
                 cast(ty, mv)
             };
         }
-        // Key j is visible to query i unless masked by causality (j > i) or
-        // outside the window (i − j > left or j − i > right).
+        // Key j is visible to query i unless masked by causality (j > i +
+        // past) or outside the window (i + past − j > left, or the reverse
+        // > right).
+        let ip = add(var(iv), i(past as i64));
         let mut hidden: Vec<Expr> = Vec::new();
         if at.is_causal {
-            hidden.push(cmp(CmpOp::Gt, var(jv), var(iv)));
+            hidden.push(cmp(CmpOp::Gt, var(jv), ip.clone()));
         }
         if at.left_window >= 0 {
-            hidden.push(cmp(CmpOp::Gt, sub(var(iv), var(jv)), i(at.left_window)));
+            hidden.push(cmp(CmpOp::Gt, sub(ip.clone(), var(jv)), i(at.left_window)));
         }
         if at.right_window >= 0 {
-            hidden.push(cmp(CmpOp::Gt, sub(var(jv), var(iv)), i(at.right_window)));
+            hidden.push(cmp(CmpOp::Gt, sub(var(jv), ip.clone()), i(at.right_window)));
         }
         for c in hidden {
             bias = add(bias, select(c, ninf.clone(), f(0.0, ty)));
@@ -491,35 +530,70 @@ fn attention(
         let raw = var(acc);
         let capped = if at.softcap > 0.0 {
             let cap = at.softcap as f64;
-            mul(un(UnOp::Tanh, mul(raw, f(1.0 / cap, ty))), f(cap, ty))
+            mul(
+                un(UnOp::Tanh, mul(raw.clone(), f(1.0 / cap, ty))),
+                f(cap, ty),
+            )
         } else {
-            raw
+            raw.clone()
         };
-        let logit = add(capped, bias);
-        let mut pass1 = logit_stmts.clone();
-        pass1.push(Stmt::Set(smax, bin(BinOp::Max, var(smax), logit.clone())));
-        let mut pass2 = logit_stmts;
-        pass2.push(Stmt::Set(
-            w,
-            un(UnOp::Exp, bin(BinOp::Sub, logit, var(smax))),
-        ));
-        pass2.push(Stmt::Set(sum, add(var(sum), var(w))));
+        let logit = add(capped.clone(), bias);
+        // The passes over keys [lo, hi), all from the past or all new.
+        let passes = |from_past: bool, lo: usize, hi: usize| -> (Stmt, Stmt) {
+            let (ko, k_row, vo, v_row) = kv_row(from_past);
+            let qd = mul(q.load(add(q_row.clone(), var(dv))), f(sc, ty));
+            let kd = mul(ko.load(add(k_row, var(dv))), f(sc, ty));
+            let logit_stmts = vec![
+                Stmt::Set(acc, f(0.0, ty)),
+                lp(dv, hd, vec![Stmt::Set(acc, add(var(acc), mul(qd, kd)))]),
+            ];
+            let mut pass1 = logit_stmts.clone();
+            pass1.push(Stmt::Set(smax, bin(BinOp::Max, var(smax), logit.clone())));
+            if let (Some(qo), true) = (qk_out, mode < 3) {
+                let val = match mode {
+                    0 => raw.clone(),
+                    1 => capped.clone(),
+                    _ => logit.clone(),
+                };
+                pass1.push(Stmt::Store {
+                    buf: qo.buf,
+                    index: qk_at.clone(),
+                    value: val,
+                });
+            }
+            let mut pass2 = logit_stmts;
+            pass2.push(Stmt::Set(
+                w,
+                un(UnOp::Exp, bin(BinOp::Sub, logit.clone(), var(smax))),
+            ));
+            pass2.push(Stmt::Set(sum, add(var(sum), var(w))));
+            if let (Some(qo), 3) = (qk_out, mode) {
+                pass2.push(Stmt::Store {
+                    buf: qo.buf,
+                    index: qk_at.clone(),
+                    value: var(w),
+                });
+            }
+            let o_at = add(o_row.clone(), var(dv));
+            pass2.push(lp(
+                dv,
+                vd,
+                vec![Stmt::Store {
+                    buf: out.buf,
+                    index: o_at.clone(),
+                    value: add(out.load(o_at), mul(var(w), vo.load(add(v_row, var(dv))))),
+                }],
+            ));
+            (span(jv, lo, hi, pass1), span(jv, lo, hi, pass2))
+        };
+        let split = past.min(keys);
+        let (p1a, p2a) = passes(true, 0, split);
+        let (p1b, p2b) = passes(false, split, keys);
         let o_at = add(o_row.clone(), var(dv));
-        pass2.push(lp(
-            dv,
-            vd,
-            vec![Stmt::Store {
-                buf: out.buf,
-                index: o_at.clone(),
-                value: add(
-                    out.load(o_at.clone()),
-                    mul(var(w), v.load(add(v_row.clone(), var(dv)))),
-                ),
-            }],
-        ));
-        let row = vec![
+        let mut row = vec![
             Stmt::Set(smax, ninf.clone()),
-            lp(jv, keys, pass1),
+            p1a,
+            p1b,
             // A fully masked row attends to nothing: e^(−∞ − 0) = 0.
             Stmt::Set(
                 smax,
@@ -539,7 +613,8 @@ fn attention(
                 }],
             ),
             Stmt::Set(sum, f(0.0, ty)),
-            lp(jv, keys, pass2),
+            p2a,
+            p2b,
             Stmt::Set(
                 sum,
                 bin(
@@ -558,7 +633,74 @@ fn attention(
                 }],
             ),
         ];
-        vec![lp(hv, hkv, vec![lp(gv, group, vec![lp(iv, sq, row)])])]
+        if let Some(qo) = qk_out {
+            // Keys cut off by a short mask: raw logits are still products,
+            // but the mask makes them −∞ and their probabilities 0.
+            let mut tail = Vec::new();
+            if mode == 3 {
+                row.push(lp(
+                    jv,
+                    keys,
+                    vec![Stmt::Store {
+                        buf: qo.buf,
+                        index: qk_at.clone(),
+                        value: mul(qo.load(qk_at.clone()), var(sum)),
+                    }],
+                ));
+                tail.push(Stmt::Store {
+                    buf: qo.buf,
+                    index: qk_at.clone(),
+                    value: f(0.0, ty),
+                });
+            }
+            if keys < total && mode == 3 {
+                row.push(span(jv, keys, total, tail));
+            }
+        }
+        let mut body = vec![lp(hv, hkv, vec![lp(gv, group, vec![lp(iv, sq, row)])])];
+        // present_key / present_value: the past rows, then the new ones.
+        for (po, src_past, src_new, st_past, st_new, dim) in [
+            (present_k, &past_k, &k, pks, ks, hd),
+            (present_v, &past_v, &v, pvs, vs, vd),
+        ] {
+            let Some(po) = po else { continue };
+            let dst = attn_strides(true, hkv, total, dim);
+            let d_at = add(base(dst, var(hv), var(jv)), var(dv));
+            let mut copies = Vec::new();
+            if let Some(pt) = src_past {
+                copies.push(span(
+                    jv,
+                    0,
+                    past,
+                    vec![lp(
+                        dv,
+                        dim,
+                        vec![Stmt::Store {
+                            buf: po.buf,
+                            index: d_at.clone(),
+                            value: pt.load(add(base(st_past, var(hv), var(jv)), var(dv))),
+                        }],
+                    )],
+                ));
+            }
+            let j = sub(var(jv), i(past as i64));
+            copies.push(span(
+                jv,
+                past,
+                total,
+                vec![lp(
+                    dv,
+                    dim,
+                    vec![Stmt::Store {
+                        buf: po.buf,
+                        index: d_at.clone(),
+                        value: src_new.load(add(base(st_new, var(hv), j), var(dv))),
+                    }],
+                )],
+            ));
+            body.push(lp(hv, hkv, copies));
+        }
+        body
     }))
 }
 
