@@ -398,6 +398,15 @@ impl OnnxModel {
                 ))
             })?;
             imp.check_declared_output(vi, id)?;
+            // An output of an inlined If is a branch value with the branch's
+            // name: it takes the graph output's name, which nothing else has.
+            let v = &imp.graph.values[id.index()];
+            if v.name != vi.name
+                && matches!(v.def, smelt_ir::ValueDef::Node(..))
+                && !imp.graph.outputs.contains(&id)
+            {
+                imp.graph.values[id.index()].name = vi.name.clone();
+            }
             imp.graph.outputs.push(id);
         }
         let mut graph = imp.graph;
@@ -1076,6 +1085,16 @@ impl<'m> Importer<'m> {
         })?;
         let value = match self.graph.const_value(cond) {
             Some(v) => v?,
+            // A condition that is a graph input can be fixed with --bind.
+            None if self.graph.inputs.contains(&cond) => {
+                return Err(Error::NeedsConstant {
+                    node: name.to_string(),
+                    op: "If".into(),
+                    operand: cond_name,
+                    role: "condition".into(),
+                    is_graph_input: true,
+                });
+            }
             None => {
                 return Err(Error::UnsupportedOps(vec![UnsupportedOp {
                     node: name.to_string(),
