@@ -380,67 +380,16 @@ fn remap(
     stmts
 }
 
-/// One sliced axis: first index, step and count (as the interpreter resolves them).
-#[derive(Clone, Copy)]
-struct SliceAxis {
-    start: i64,
-    step: i64,
-    count: usize,
-}
-
+/// The interpreter's resolution of `Slice` parameters (one definition of the
+/// spec's clamping rules for both).
 fn slice_plan(
     shape: &[usize],
     starts: &[i64],
     ends: &[i64],
     axes: Option<&[i64]>,
     steps: Option<&[i64]>,
-) -> Result<Vec<SliceAxis>, String> {
-    let n = starts.len();
-    let axes: Vec<usize> = match axes {
-        Some(a) => a
-            .iter()
-            .map(|&a| norm_axis(a, shape.len()).map_err(|e| e.to_string()))
-            .collect::<Result<_, _>>()?,
-        None => (0..n).collect(),
-    };
-    if ends.len() != n || axes.len() != n || steps.is_some_and(|s| s.len() != n) {
-        return Err("slice parameters differ in length".into());
-    }
-    let mut plan: Vec<SliceAxis> = shape
-        .iter()
-        .map(|&d| SliceAxis {
-            start: 0,
-            step: 1,
-            count: d,
-        })
-        .collect();
-    for (k, &ax) in axes.iter().enumerate() {
-        let step = steps.map_or(1, |s| s[k]) as i128;
-        if step == 0 {
-            return Err("slice step is 0".into());
-        }
-        let d = shape[ax] as i128;
-        let resolve = |v: i64| if v < 0 { v as i128 + d } else { v as i128 };
-        let (mut s, mut e) = (resolve(starts[k]), resolve(ends[k]));
-        let (start, count) = if step > 0 {
-            s = s.clamp(0, d);
-            e = e.clamp(0, d);
-            (s, if e > s { (e - s - 1) / step + 1 } else { 0 })
-        } else if d == 0 {
-            (0, 0)
-        } else {
-            s = s.clamp(0, d - 1);
-            e = e.clamp(-1, d - 1);
-            (s, if s > e { (s - e - 1) / -step + 1 } else { 0 })
-        };
-        let step = if count <= 1 { 1 } else { step as i64 };
-        plan[ax] = SliceAxis {
-            start: start as i64,
-            step,
-            count: count as usize,
-        };
-    }
-    Ok(plan)
+) -> Result<Vec<smelt_ir::ops::layout::SliceAxis>, String> {
+    smelt_ir::ops::layout::slice_plan(shape, starts, ends, axes, steps).map_err(|e| e.to_string())
 }
 
 /// Pad's map of one axis: the input index of each output position (`None`
@@ -705,11 +654,15 @@ pub fn lower(l: &Layout, ins: &[Option<Operand>], outs: &[Operand], p: &mut Prog
                 }
             };
             let st = strides(&x.shape);
-            let offset: i64 = plan.iter().zip(&st).map(|(a, &s)| a.start * s as i64).sum();
+            let offset: i64 = plan
+                .iter()
+                .zip(&st)
+                .map(|(a, &s)| a.start as i64 * s as i64)
+                .sum();
             let dims: Vec<(usize, i64)> = plan
                 .iter()
                 .zip(&st)
-                .map(|(a, &s)| (a.count, a.step * s as i64))
+                .map(|(a, &s)| (a.count, a.step as i64 * s as i64))
                 .collect();
             Ok(copy_view(p, &x, offset, &dims, out, 0))
         }

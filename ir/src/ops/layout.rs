@@ -1337,13 +1337,19 @@ fn split_sizes(
 
 /// One sliced axis: first index, step and count.
 #[derive(Clone, Copy, Debug, PartialEq)]
-struct SliceAxis {
-    start: usize,
-    step: isize,
-    count: usize,
+pub struct SliceAxis {
+    /// First index taken.
+    pub start: usize,
+    /// Distance between taken indices (negative walks backwards).
+    pub step: isize,
+    /// How many indices are taken.
+    pub count: usize,
 }
 
-fn slice_plan(
+/// Resolves `Slice` parameters against a shape, exactly as the ONNX spec
+/// clamps them: one [`SliceAxis`] per dim (untouched dims take everything).
+/// The native lowering uses this too, so both agree by construction.
+pub fn slice_plan(
     shape: &[usize],
     starts: &[i64],
     ends: &[i64],
