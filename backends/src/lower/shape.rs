@@ -90,6 +90,39 @@ fn add0(a: Expr, b: Expr) -> Expr {
     }
 }
 
+/// The multilinear blend of `x` around `base`: for each axis a pair of
+/// offsets (low, high) and the weight of the high one, Σ over the 2ⁿ
+/// corners of Π weights × x[corner].
+fn multilinear(base: &Expr, taps: &[(Expr, Expr, Expr)], x: &Operand, ty: Scalar) -> Expr {
+    let mut value: Option<Expr> = None;
+    for mask in 0..(1usize << taps.len()) {
+        let mut at = base.clone();
+        let mut weight: Option<Expr> = None;
+        for (k, (a0, a1, w)) in taps.iter().enumerate() {
+            let hi = mask & (1 << k) != 0;
+            at = add0(at, if hi { a1.clone() } else { a0.clone() });
+            let wk = if hi {
+                w.clone()
+            } else {
+                sub(lit(1.0, ty), w.clone())
+            };
+            weight = Some(match weight {
+                None => wk,
+                Some(prev) => mul(prev, wk),
+            });
+        }
+        let term = match weight {
+            None => x.load(at),
+            Some(wt) => mul(wt, x.load(at)),
+        };
+        value = Some(match value {
+            None => term,
+            Some(v) => add(v, term),
+        });
+    }
+    value.unwrap_or_else(|| lit(0.0, ty))
+}
+
 /// `a * k` for a constant `k`, folding 0 and 1.
 fn mulk(a: Expr, k: i64) -> Expr {
     match k {
@@ -1394,33 +1427,7 @@ fn resize_crop_runtime(
                 var(w),
             ));
         }
-        let mut value: Option<Expr> = None;
-        for mask in 0..(1usize << taps.len()) {
-            let mut at = base.clone();
-            let mut weight: Option<Expr> = None;
-            for (k, (a0, a1, w)) in taps.iter().enumerate() {
-                let hi = mask & (1 << k) != 0;
-                at = add0(at, if hi { a1.clone() } else { a0.clone() });
-                let wk = if hi {
-                    w.clone()
-                } else {
-                    sub(lit(1.0, ty), w.clone())
-                };
-                weight = Some(match weight {
-                    None => wk,
-                    Some(prev) => mul(prev, wk),
-                });
-            }
-            let term = match weight {
-                None => x_c.load(at),
-                Some(wt) => mul(wt, x_c.load(at)),
-            };
-            value = Some(match value {
-                None => term,
-                Some(v) => add(v, term),
-            });
-        }
-        let value = value.unwrap_or_else(|| lit(0.0, ty));
+        let value = multilinear(&base, &taps, &x_c, ty);
         pre.push(Stmt::Store {
             buf: out_c.buf,
             index: flat_index(&out_c.shape, idx),
@@ -1558,36 +1565,11 @@ fn resize_linear(
                 }
             }
         }
-        let mut value: Option<Expr> = None;
-        for mask in 0..(1usize << taps.len()) {
-            let mut at = base.clone();
-            let mut weight: Option<Expr> = None;
-            for (k, (a0, a1, w)) in taps.iter().enumerate() {
-                let hi = mask & (1 << k) != 0;
-                at = add0(at, if hi { a1.clone() } else { a0.clone() });
-                let wk = if hi {
-                    w.clone()
-                } else {
-                    sub(lit(1.0, ty), w.clone())
-                };
-                weight = Some(match weight {
-                    None => wk,
-                    Some(prev) => mul(prev, wk),
-                });
-            }
-            let term = match weight {
-                None => x_c.load(at),
-                Some(wt) => mul(wt, x_c.load(at)),
-            };
-            value = Some(match value {
-                None => term,
-                Some(v) => add(v, term),
-            });
-        }
+        let value = multilinear(&base, &taps, &x_c, ty);
         pre.push(Stmt::Store {
             buf: out_c.buf,
             index: flat_index(&out_c.shape, idx),
-            value: value.unwrap_or_else(|| lit(0.0, ty)),
+            value,
         });
         pre
     }))
