@@ -326,20 +326,6 @@ impl Graph {
             .map(|i| ValueId(i as u32))
     }
 
-    /// For each value, the nodes that read it.
-    pub fn users(&self) -> Vec<Vec<NodeId>> {
-        let mut users = vec![Vec::new(); self.values.len()];
-        for (n, node) in self.nodes.iter().enumerate() {
-            for id in node.inputs.iter().flatten() {
-                let list: &mut Vec<NodeId> = &mut users[id.index()];
-                if list.last() != Some(&NodeId(n as u32)) {
-                    list.push(NodeId(n as u32));
-                }
-            }
-        }
-        users
-    }
-
     /// Total bytes of all constants.
     pub fn const_bytes(&self) -> usize {
         self.values

@@ -17,7 +17,7 @@ use cranelift_module::{DataDescription, DataId, Linkage, Module};
 use cranelift_object::{ObjectBuilder, ObjectModule};
 
 use crate::kernel::{BinOp, Buf, CmpOp, Expr, Program, Scalar, Stmt, UnOp};
-use crate::lower::{IoInfo, Lowered};
+use crate::lower::Lowered;
 use crate::target::Target;
 
 /// Errors of code generation (internal: the lowering only produces what the
@@ -572,9 +572,4 @@ impl Gen<'_> {
             }
         }
     }
-}
-
-/// The info a staticlib header needs (re-exported for the artifact writer).
-pub fn io_summary(l: &Lowered) -> (&[IoInfo], &[IoInfo], u64) {
-    (&l.inputs, &l.outputs, l.plan.arena_bytes)
 }
