@@ -3358,6 +3358,12 @@ impl OpDef for Layout {
         self.eval_impl(inputs, &ins, &outs)
     }
 
+    fn reads_only_types(&self) -> bool {
+        // Every other layout op reads its data; `false` is the safe answer
+        // for an op added later.
+        matches!(self, Layout::Shape { .. } | Layout::Size)
+    }
+
     fn macs(&self, _inputs: &[Option<&TensorType>], outputs: &[TensorType]) -> u64 {
         let moved: u64 = outputs.iter().map(|t| t.numel().unwrap_or(0) as u64).sum();
         match self {

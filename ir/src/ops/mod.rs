@@ -71,6 +71,14 @@ pub trait OpDef {
     /// Multiply-accumulates (or, for ops without them, elementary operations)
     /// done by one evaluation; the basis of `inspect`'s MAC report.
     fn macs(&self, inputs: &[Option<&TensorType>], outputs: &[TensorType]) -> u64;
+
+    /// True when the results depend only on the *types* of the inputs
+    /// (`Shape`, `Size`): the importer folds such nodes even when their
+    /// inputs are run-time values, which turns exported shape arithmetic
+    /// static.
+    fn reads_only_types(&self) -> bool {
+        false
+    }
 }
 
 macro_rules! op_families {
@@ -121,6 +129,9 @@ macro_rules! op_families {
             fn macs(&self, inputs: &[Option<&TensorType>], outputs: &[TensorType]) -> u64 {
                 match self { $( Op::$variant(o) => o.macs(inputs, outputs), )* }
             }
+            fn reads_only_types(&self) -> bool {
+                match self { $( Op::$variant(o) => o.reads_only_types(), )* }
+            }
         }
     };
 }
@@ -140,18 +151,6 @@ op_families! {
     Layout(layout::Layout),
     /// Quantization: QuantizeLinear, DequantizeLinear and the integer kernels.
     Quant(quant::Quant),
-}
-
-impl Op {
-    /// True for ops whose results depend only on the *types* of their inputs
-    /// (`Shape`, `Size`): the importer folds them even when the inputs are
-    /// run-time values, which is what turns exported shape arithmetic static.
-    pub fn reads_only_types(&self) -> bool {
-        matches!(
-            self,
-            Op::Layout(layout::Layout::Shape { .. } | layout::Layout::Size)
-        )
-    }
 }
 
 // ---------------------------------------------------------------------------
