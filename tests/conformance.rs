@@ -145,13 +145,14 @@ fn run_native(
     std::fs::create_dir_all(&work).map_err(|e| format!("scratch dir: {e}"))?;
     let exe = work.join("model");
     build(graph, target, Emit::Exe, &exe, "model", None).map_err(|e| format!("compile: {e}"))?;
-    let mut cmd = match target {
-        Target::X86_64Linux => Command::new(&exe),
-        Target::Aarch64Linux => {
-            let mut c = Command::new("qemu-aarch64");
+    let mut cmd = match target.qemu_user() {
+        _ if target.runs_natively_on(std::env::consts::ARCH) => Command::new(&exe),
+        Some(qemu) => {
+            let mut c = Command::new(qemu);
             c.arg(&exe);
             c
         }
+        None => return Err(format!("{target}: no firmware runner in this harness yet")),
     };
     for (k, (&id, t)) in graph.inputs.iter().zip(&inputs).enumerate() {
         let p = work.join(format!("in{k}.npy"));

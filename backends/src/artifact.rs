@@ -1,6 +1,7 @@
 //! Artifacts: a relocatable object (+ the model's C header), a static
 //! library (+ the header), or a static executable linked from the model
-//! object and the runtime by `ld.lld`.
+//! object and the runtime by `ld.lld` — for a bare-metal target a firmware
+//! image laid out by a generated linker script ([`firmware`]).
 //!
 //! A static library `libNAME.a` holds the model object `NAME.o` and the
 //! runtime's libcalls-only object `libcalls.o` (weak, hidden `memcpy` and
@@ -13,10 +14,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use smelt_ir::Graph;
+use smelt_runtime::firmware::MemoryMap;
 
 use crate::lower::{LowerError, Lowered, lower};
 use crate::target::Target;
 
+pub mod firmware;
 pub mod header;
 
 /// What to write.
@@ -40,6 +43,8 @@ pub enum ArtifactError {
     Codegen(String),
     /// No linker was found, or it failed.
     Link(String),
+    /// A firmware image does not fit its memory map (sizes in the message).
+    Firmware(String),
     /// Writing a file failed.
     Io(PathBuf, std::io::Error),
 }
@@ -50,6 +55,7 @@ impl std::fmt::Display for ArtifactError {
             ArtifactError::Lower(e) => write!(f, "{e}"),
             ArtifactError::Codegen(e) => write!(f, "{e}"),
             ArtifactError::Link(e) => write!(f, "linking failed: {e}"),
+            ArtifactError::Firmware(e) => write!(f, "{e}"),
             ArtifactError::Io(p, e) => write!(f, "{}: {e}", p.display()),
         }
     }
@@ -68,6 +74,8 @@ pub struct Report {
     pub lower_bound: u64,
     /// Size of the model object.
     pub object_bytes: usize,
+    /// Flash and RAM use of a firmware image (bare-metal executables).
+    pub firmware: Option<firmware::Usage>,
 }
 
 /// Finds `ld.lld`: the given path, else `ld.lld-19`/`ld.lld` on PATH, else the
@@ -115,16 +123,24 @@ pub fn staticlib_name(out: &Path) -> String {
     }
 }
 
+/// The arena size and alignment code generators store in `smelt_model`.
+fn model_arena(l: &Lowered) -> (u64, u64) {
+    (
+        l.plan.arena_bytes.max(crate::plan::ALIGN),
+        crate::plan::ALIGN,
+    )
+}
+
 /// The header of the model, named `name`.
 fn model_header(l: &Lowered, target: Target, name: &str) -> String {
+    let (arena_bytes, arena_align) = model_arena(l);
     header::render(&header::HeaderModel {
         name,
         triple: target.triple(),
         inputs: &l.inputs,
         outputs: &l.outputs,
-        // What the Cranelift backend stores in `smelt_model`.
-        arena_bytes: l.plan.arena_bytes.max(crate::plan::ALIGN),
-        arena_align: crate::plan::ALIGN,
+        arena_bytes,
+        arena_align,
     })
 }
 
@@ -147,7 +163,8 @@ pub fn archive(members: &[(&str, &[u8])]) -> Vec<u8> {
     out.into_inner()
 }
 
-/// Lowers and compiles `graph` for `target` and writes the artifact to `out`.
+/// Lowers and compiles `graph` for `target` and writes the artifact to `out`
+/// (firmware for the default memory map of [`MemoryMap`]).
 pub fn build(
     graph: &Graph,
     target: Target,
@@ -155,6 +172,28 @@ pub fn build(
     out: &Path,
     model_name: &str,
     linker: Option<&Path>,
+) -> Result<Report, ArtifactError> {
+    build_for_memory(
+        graph,
+        target,
+        emit,
+        out,
+        model_name,
+        linker,
+        &MemoryMap::default(),
+    )
+}
+
+/// [`build`], with the memory map firmware for a bare-metal target is
+/// linked for (`--memory`; ignored for Linux targets).
+pub fn build_for_memory(
+    graph: &Graph,
+    target: Target,
+    emit: Emit,
+    out: &Path,
+    model_name: &str,
+    linker: Option<&Path>,
+    memory: &MemoryMap,
 ) -> Result<Report, ArtifactError> {
     let mut lowered: Lowered = lower(graph).map_err(ArtifactError::Lower)?;
     crate::mathexp::expand(&mut lowered.program).map_err(|e| {
@@ -171,6 +210,7 @@ pub fn build(
         arena_bytes: lowered.plan.arena_bytes,
         lower_bound: lowered.plan.lower_bound,
         object_bytes: obj.len(),
+        firmware: None,
     };
     match emit {
         Emit::Obj => {
@@ -204,6 +244,23 @@ pub fn build(
             write(&model_o, &obj)?;
             write(&rt_o, smelt_runtime::runtime_object(target))?;
             let (ld, pre) = find_linker(linker)?;
+            if target.is_bare_metal() {
+                let (arena_bytes, arena_align) = model_arena(&lowered);
+                let heap = smelt_runtime::firmware::heap_need(
+                    lowered
+                        .inputs
+                        .iter()
+                        .chain(&lowered.outputs)
+                        .map(|io| io.bytes),
+                    arena_bytes,
+                    arena_align,
+                );
+                let usage = firmware::link(&ld, &pre, &[&model_o, &rt_o], out, &dir, memory, heap);
+                let _ = std::fs::remove_dir_all(&dir);
+                report.firmware = Some(usage?);
+                report.files = vec![out.to_path_buf()];
+                return Ok(report);
+            }
             let status = Command::new(&ld)
                 .args(&pre)
                 .args([

@@ -1,7 +1,8 @@
 /*
  * The libcalls-only object that smelt puts into static libraries beside the
  * model object: the C library functions generated code may call (libc.c,
- * libm.c) and nothing else, so no _start, no main, no I/O.
+ * libm.c, and on 32-bit Arm the __aeabi_* helpers of aeabi.c) and nothing
+ * else, so no _start, no main, no I/O.
  *
  * Compiled once per target by the smelt-runtime crate's build script with
  * the same flags as runtime.c (see src/target.rs).
@@ -46,4 +47,11 @@
 #pragma GCC visibility push(hidden)
 #include "libc.c"
 #include "libm.c"
+#if defined(__arm__)
+/* The Arm run-time ABI helpers: weak and hidden like the rest (the C
+   program's libgcc or compiler-rt has its own, which win). */
+#define AEABI_WEAK __attribute__((weak))
+#define AEABI_ASM_LINKAGE(name) ".weak " name "\n.hidden " name "\n"
+#include "aeabi.c"
+#endif
 #pragma GCC visibility pop

@@ -128,14 +128,21 @@ double rint(double x) {
 
 double nearbyint(double x) { return rint(x); }
 
-/* Square roots: every supported target has the instruction (SSE2 sqrtss,
-   aarch64 fsqrt, VFP vsqrt); with -fno-math-errno the builtin is just it. */
+/* Square roots: every supported target has the single-precision
+   instruction (SSE2 sqrtss, aarch64 fsqrt, VFP vsqrt); with -fno-math-errno
+   the builtin is just it. The Cortex-M4F has no double-precision unit (the
+   builtin would be a call to sqrt itself): its sqrt is aeabi.c's. */
 float sqrtf(float x) { return __builtin_sqrtf(x); }
+#if !defined(__arm__) || (__ARM_FP & 8)
 double sqrt(double x) { return __builtin_sqrt(x); }
+#endif
+
+#if defined(__aarch64__) || defined(__ARM_FEATURE_FMA)
+/* Fused multiply-add instructions: aarch64 fmadd, the M4F's vfma.f32. */
+float fmaf(float x, float y, float z) { return __builtin_fmaf(x, y, z); }
+#endif
 
 #if defined(__aarch64__)
-/* aarch64 has fused multiply-add instructions (fmadd). */
-float fmaf(float x, float y, float z) { return __builtin_fmaf(x, y, z); }
 double fma(double x, double y, double z) { return __builtin_fma(x, y, z); }
 #else
 /* x * 2^n with a single rounding (used by fma). */
@@ -172,6 +179,7 @@ static double scale2(double x, int n) {
  * position depends on the precision of the float result, which is smaller
  * for subnormal results.
  */
+#if !defined(__ARM_FEATURE_FMA)
 float fmaf(float x, float y, float z) {
     double xy = (double)x * (double)y;
     double s = xy + (double)z;
@@ -194,6 +202,7 @@ float fmaf(float x, float y, float z) {
     if ((err > 0) == (s > 0)) i++; else i--;         /* move towards the exact value */
     return (float)f64_from(i);
 }
+#endif
 
 /*
  * fma without an FMA instruction: exact 128-bit integer arithmetic on the

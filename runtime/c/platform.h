@@ -20,8 +20,7 @@ static void plat_close(int fd);
 static int64_t plat_file_size(int fd);
 /* Creates a directory; returns 0, PLAT_EEXIST when it exists, or another negative error. */
 static int plat_mkdir(const char *path);
-/* Zeroed memory of at least `bytes` bytes, aligned to the page size
-   (PLAT_PAGE); NULL when the system has none to give. */
+/* Zeroed memory of at least `bytes` bytes, aligned to PLAT_PAGE; NULL when the system has none to give. */
 static void *plat_alloc(uint64_t bytes);
 static void plat_free(void *p, uint64_t bytes);
 /* A monotonic clock in nanoseconds. */
@@ -34,8 +33,15 @@ static const char *plat_strerror(long err);
 #define PLAT_STDERR 2
 /* The error plat_mkdir returns for an existing directory (Linux's -EEXIST). */
 #define PLAT_EEXIST (-17)
-/* The alignment plat_alloc guarantees. */
+/* The alignment plat_alloc guarantees: the page size on Linux; 16 bytes on
+   bare metal, where RAM is scarce (a platform may define it first). */
+#ifndef PLAT_PAGE
+#if defined(__linux__)
 #define PLAT_PAGE 4096
+#else
+#define PLAT_PAGE 16
+#endif
+#endif
 
 /* The program's entry point after the platform has found its arguments. */
 static int smelt_main(int argc, char **argv);

@@ -17,6 +17,10 @@
  *   linux/platform.c   ... for Linux, on raw system calls
  *   linux/arch_*.h     per architecture: syscall numbers, the syscall
  *                      instruction, _start
+ *   semihost/          ... for bare-metal Cortex-M: semihosting calls, a bump
+ *                      allocator over free RAM, the vector table and reset
+ *                      handler
+ *   aeabi.c            the Arm run-time ABI helpers (__aeabi_*) for 32-bit Arm
  *   libc.c, libm.c     memcpy and friends, float libcalls for generated code
  *   fmt.c              buffered output, number formatting, messages
  *   npy.c, npz.c       tensor files in and out
@@ -33,6 +37,9 @@
 
 #include "libc.c"
 #include "libm.c"
+#if defined(__arm__)
+#include "aeabi.c"
+#endif
 /* The rest runs once per process, around the model: optimise it for size,
    leaving -O2 to the functions generated code calls. */
 #pragma clang attribute push(__attribute__((minsize)), apply_to = function)
@@ -43,6 +50,9 @@
 
 #if defined(__linux__)
 #include "linux/platform.c"
+#elif defined(__arm__) && defined(__ARM_ARCH_PROFILE) && __ARM_ARCH_PROFILE == 'M'
+#include "semihost/platform.c"
+#include "semihost/startup.c"
 #else
 #error "no platform layer for this target"
 #endif

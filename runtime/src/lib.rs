@@ -24,6 +24,7 @@
 //! (and the later ARM ones) from one source, and the objects are embedded, so
 //! `smelt compile` needs no C compiler, only a linker.
 
+pub mod firmware;
 mod target;
 pub mod toolchain;
 
@@ -63,6 +64,79 @@ pub const LIBCALLS: &[&str] = &[
     "fma",
 ];
 
+/// The Arm run-time ABI helpers (`c/aeabi.c`) the runtime and libcalls
+/// objects of 32-bit Arm targets define as well: what clang and LLVM call for
+/// 64-bit division, shifts and conversions, half precision, block memory
+/// operations and (on the Cortex-M4F, single-precision only) every double
+/// operation. Integer-only, correctly rounded, tested bit for bit.
+pub const AEABI_LIBCALLS: &[&str] = &[
+    "__aeabi_memcpy",
+    "__aeabi_memcpy4",
+    "__aeabi_memcpy8",
+    "__aeabi_memmove",
+    "__aeabi_memmove4",
+    "__aeabi_memmove8",
+    "__aeabi_memset",
+    "__aeabi_memset4",
+    "__aeabi_memset8",
+    "__aeabi_memclr",
+    "__aeabi_memclr4",
+    "__aeabi_memclr8",
+    "__aeabi_uidiv",
+    "__aeabi_uidivmod",
+    "__aeabi_idiv",
+    "__aeabi_idivmod",
+    "__aeabi_uldivmod",
+    "__aeabi_ldivmod",
+    "__aeabi_llsl",
+    "__aeabi_llsr",
+    "__aeabi_lasr",
+    "__aeabi_lmul",
+    "__aeabi_dadd",
+    "__aeabi_dsub",
+    "__aeabi_drsub",
+    "__aeabi_dmul",
+    "__aeabi_ddiv",
+    "__aeabi_dcmpeq",
+    "__aeabi_dcmplt",
+    "__aeabi_dcmple",
+    "__aeabi_dcmpge",
+    "__aeabi_dcmpgt",
+    "__aeabi_dcmpun",
+    "__aeabi_f2d",
+    "__aeabi_d2f",
+    "__aeabi_ul2d",
+    "__aeabi_l2d",
+    "__aeabi_ui2d",
+    "__aeabi_i2d",
+    "__aeabi_ul2f",
+    "__aeabi_l2f",
+    "__aeabi_d2lz",
+    "__aeabi_d2ulz",
+    "__aeabi_d2iz",
+    "__aeabi_d2uiz",
+    "__aeabi_f2lz",
+    "__aeabi_f2ulz",
+    "__aeabi_h2f",
+    "__aeabi_f2h",
+    "__aeabi_d2h",
+    "__gnu_h2f_ieee",
+    "__gnu_f2h_ieee",
+];
+
+/// Every global symbol the libcalls object of `target` defines: [`LIBCALLS`],
+/// and on 32-bit Arm [`AEABI_LIBCALLS`] plus the two functions behind
+/// `__aeabi_uldivmod`/`__aeabi_ldivmod` (`smelt__udivmod64`,
+/// `smelt__sdivmod64`, which return the remainder through memory).
+pub fn libcall_symbols(target: Target) -> Vec<&'static str> {
+    let mut v = LIBCALLS.to_vec();
+    if matches!(target, Target::Armv7Linux | Target::ThumbV7emNone) {
+        v.extend_from_slice(AEABI_LIBCALLS);
+        v.extend_from_slice(&["smelt__udivmod64", "smelt__sdivmod64"]);
+    }
+    v
+}
+
 static X86_64_LINUX: &[u8] = include_bytes!(concat!(
     env!("OUT_DIR"),
     "/runtime-x86_64-unknown-linux-gnu.o"
@@ -70,6 +144,15 @@ static X86_64_LINUX: &[u8] = include_bytes!(concat!(
 static AARCH64_LINUX: &[u8] = include_bytes!(concat!(
     env!("OUT_DIR"),
     "/runtime-aarch64-unknown-linux-gnu.o"
+));
+
+static ARMV7_LINUX: &[u8] = include_bytes!(concat!(
+    env!("OUT_DIR"),
+    "/runtime-armv7-unknown-linux-gnueabihf.o"
+));
+static THUMBV7EM_NONE: &[u8] = include_bytes!(concat!(
+    env!("OUT_DIR"),
+    "/runtime-thumbv7em-unknown-none-eabihf.o"
 ));
 
 static X86_64_LIBCALLS: &[u8] = include_bytes!(concat!(
@@ -81,21 +164,37 @@ static AARCH64_LIBCALLS: &[u8] = include_bytes!(concat!(
     "/libcalls-aarch64-unknown-linux-gnu.o"
 ));
 
-/// The runtime as a relocatable ELF object for `target`.
+static ARMV7_LIBCALLS: &[u8] = include_bytes!(concat!(
+    env!("OUT_DIR"),
+    "/libcalls-armv7-unknown-linux-gnueabihf.o"
+));
+static THUMBV7EM_LIBCALLS: &[u8] = include_bytes!(concat!(
+    env!("OUT_DIR"),
+    "/libcalls-thumbv7em-unknown-none-eabihf.o"
+));
+
+/// The runtime as a relocatable ELF object for `target`. For a bare-metal
+/// target it is linked with the script of [`firmware::MemoryMap`] and its
+/// entry point is `smelt__reset`; for Linux the entry point is `_start`.
 pub fn runtime_object(target: Target) -> &'static [u8] {
     match target {
         Target::X86_64Linux => X86_64_LINUX,
         Target::Aarch64Linux => AARCH64_LINUX,
+        Target::Armv7Linux => ARMV7_LINUX,
+        Target::ThumbV7emNone => THUMBV7EM_NONE,
     }
 }
 
 /// The libcalls-only object for `target`: the functions of [`LIBCALLS`] as
-/// weak, hidden definitions, and no other global symbol (no `_start`, no
+/// (and on 32-bit Arm [`AEABI_LIBCALLS`]) as weak, hidden definitions, and
+/// no other global symbol (no `_start`, no
 /// I/O). Static libraries put it beside the model object.
 pub fn libcalls_object(target: Target) -> &'static [u8] {
     match target {
         Target::X86_64Linux => X86_64_LIBCALLS,
         Target::Aarch64Linux => AARCH64_LIBCALLS,
+        Target::Armv7Linux => ARMV7_LIBCALLS,
+        Target::ThumbV7emNone => THUMBV7EM_LIBCALLS,
     }
 }
 
@@ -112,6 +211,16 @@ mod tests {
             "aarch64-linux-gnu".parse::<Target>(),
             Ok(Target::Aarch64Linux)
         );
+        for (alias, t) in [
+            ("armv7-linux-gnueabihf", Target::Armv7Linux),
+            ("armv7", Target::Armv7Linux),
+            ("thumbv7em-none-eabihf", Target::ThumbV7emNone),
+            ("thumbv7em-unknown-none-eabihf", Target::ThumbV7emNone),
+            ("cortex-m4f", Target::ThumbV7emNone),
+        ] {
+            assert_eq!(alias.parse::<Target>(), Ok(t), "{alias}");
+        }
+        assert_eq!(Target::ThumbV7emNone.to_string(), "thumbv7em-none-eabihf");
         let e = "riscv64gc-unknown-linux-gnu".parse::<Target>().unwrap_err();
         assert!(
             e.to_string()
@@ -129,8 +238,13 @@ mod tests {
 
     #[test]
     fn objects_are_elf_for_their_machine() {
-        // e_machine at offset 18: 62 = x86-64, 183 = AArch64.
-        for (t, machine) in [(Target::X86_64Linux, 62u16), (Target::Aarch64Linux, 183)] {
+        // e_machine at offset 18: 62 = x86-64, 183 = AArch64, 40 = Arm.
+        for (t, machine) in [
+            (Target::X86_64Linux, 62u16),
+            (Target::Aarch64Linux, 183),
+            (Target::Armv7Linux, 40),
+            (Target::ThumbV7emNone, 40),
+        ] {
             for o in [runtime_object(t), libcalls_object(t)] {
                 assert_eq!(&o[..4], b"\x7fELF");
                 assert_eq!(u16::from_le_bytes([o[18], o[19]]), machine);

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::{clang, crate_dir, scratch};
-use smelt_runtime::{HEADER, LIBCALLS, Target, libcalls_object, runtime_object, toolchain};
+use smelt_runtime::{HEADER, Target, libcall_symbols, libcalls_object, runtime_object, toolchain};
 
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
@@ -89,7 +89,7 @@ fn libcalls_object_is_weak_hidden_and_self_contained() {
             defined.push(name.to_string());
         }
         defined.sort();
-        let mut want: Vec<String> = LIBCALLS.iter().map(|s| s.to_string()).collect();
+        let mut want: Vec<String> = libcall_symbols(t).iter().map(|s| s.to_string()).collect();
         want.sort();
         assert_eq!(defined, want, "{t}: the libcalls object's global symbols");
     }

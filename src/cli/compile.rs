@@ -4,11 +4,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::ArgMatches;
-use smelt_backends::artifact::{Emit, build};
+use smelt_backends::artifact::{Emit, build_for_memory};
 use smelt_backends::target::Target;
 use smelt_frontend::onnx::OnnxModel;
 
-use super::{CliError, CliResult, human_bytes, import_options};
+use super::{CliError, CliResult, human_bytes, import_options, memory_map};
 
 /// Runs `smelt compile`.
 pub fn run(m: &ArgMatches) -> CliResult<ExitCode> {
@@ -32,6 +32,12 @@ pub fn run(m: &ArgMatches) -> CliResult<ExitCode> {
             "--backend llvm is not implemented yet; use --backend cranelift".into(),
         ));
     }
+    let memory = memory_map(m)?;
+    if m.get_one::<String>("memory").is_some() && !target.is_bare_metal() {
+        return Err(CliError(format!(
+            "--memory is for bare-metal targets (thumbv7em-none-eabihf); {target} runs under Linux"
+        )));
+    }
     let opts = import_options(m)?;
     let graph = OnnxModel::read(path, &opts.limits)?.import(&opts)?;
     let stem = path
@@ -46,8 +52,8 @@ pub fn run(m: &ArgMatches) -> CliResult<ExitCode> {
         })
     });
     let linker = m.get_one::<PathBuf>("linker").map(PathBuf::as_path);
-    let report =
-        build(&graph, target, emit, &out, &stem, linker).map_err(|e| CliError(e.to_string()))?;
+    let report = build_for_memory(&graph, target, emit, &out, &stem, linker, &memory)
+        .map_err(|e| CliError(e.to_string()))?;
     for f in &report.files {
         println!("wrote {}", f.display());
     }
@@ -58,5 +64,8 @@ pub fn run(m: &ArgMatches) -> CliResult<ExitCode> {
         human_bytes(graph.const_bytes() as u64),
         human_bytes(report.object_bytes as u64)
     );
+    if let Some(fw) = &report.firmware {
+        println!("firmware: {fw}");
+    }
     Ok(ExitCode::SUCCESS)
 }

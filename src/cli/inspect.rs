@@ -6,7 +6,7 @@ use clap::ArgMatches;
 use smelt_frontend::onnx::{DeclaredValue, OnnxModel};
 use smelt_ir::{Graph, OpDef, TensorType};
 
-use super::{CliResult, grouped, human_bytes, import_options};
+use super::{CliError, CliResult, grouped, human_bytes, import_options, memory_map};
 
 fn declared(d: &DeclaredValue) -> String {
     match &d.dims {
@@ -140,8 +140,47 @@ pub fn run(m: &ArgMatches) -> CliResult<ExitCode> {
         "weights in the graph: {}",
         human_bytes(graph.const_bytes() as u64)
     );
+    if let Some(t) = m.get_one::<String>("target") {
+        firmware_estimate(m, t, &graph)?;
+    }
     if m.get_flag("print-ir") {
         print!("{}", smelt_ir::print::print(&graph));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--target` of a bare-metal target: the flash and RAM the firmware will
+/// need (weights plus a code estimate; the memory plan's arena plus inputs,
+/// outputs and the runtime's buffers), against `--memory`.
+fn firmware_estimate(m: &ArgMatches, target: &str, graph: &Graph) -> CliResult<()> {
+    let target: smelt_backends::target::Target = target
+        .parse()
+        .map_err(|e: smelt_runtime::UnknownTarget| CliError(e.to_string()))?;
+    if !target.is_bare_metal() {
+        println!("target {target}: Linux, memory is not budgeted");
+        return Ok(());
+    }
+    let map = memory_map(m)?;
+    let lowered = smelt_backends::lower::lower(graph).map_err(|e| CliError(e.to_string()))?;
+    let arena = lowered.plan.arena_bytes.max(smelt_backends::plan::ALIGN);
+    let heap = smelt_runtime::firmware::heap_need(
+        lowered
+            .inputs
+            .iter()
+            .chain(&lowered.outputs)
+            .map(|io| io.bytes),
+        arena,
+        smelt_backends::plan::ALIGN,
+    );
+    let usage = smelt_backends::artifact::firmware::estimate(
+        &map,
+        graph.const_bytes() as u64,
+        graph.nodes.len(),
+        heap,
+    );
+    println!("firmware estimate for {target}: {usage}");
+    if let Err(e) = usage.check() {
+        println!("  {e}");
+    }
+    Ok(())
 }

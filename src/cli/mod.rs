@@ -106,7 +106,9 @@ pub fn command() -> Command {
         .subcommand(model_args(
             Command::new("inspect")
                 .about("Pre-flight report: signature, ops, parameters, MACs, peak activation memory, unsupported ops")
-                .arg(Arg::new("print-ir").long("print-ir").action(ArgAction::SetTrue).help("Also print the imported IR")),
+                .arg(Arg::new("print-ir").long("print-ir").action(ArgAction::SetTrue).help("Also print the imported IR"))
+                .arg(Arg::new("target").long("target").value_name("TRIPLE").help("Also estimate flash and RAM use of firmware for a bare-metal target (thumbv7em-none-eabihf)"))
+                .arg(memory_arg()),
         ))
         .subcommand(model_args(
             Command::new("compile")
@@ -116,8 +118,9 @@ pub fn command() -> Command {
                         .long("target")
                         .value_name("TRIPLE")
                         .default_value("x86_64-unknown-linux-gnu")
-                        .help("x86_64-unknown-linux-gnu or aarch64-unknown-linux-gnu"),
+                        .help("x86_64-unknown-linux-gnu, aarch64-unknown-linux-gnu, armv7-unknown-linux-gnueabihf or thumbv7em-none-eabihf (Cortex-M4F firmware; short: x86_64, aarch64, armv7, thumbv7em)"),
                 )
+                .arg(memory_arg())
                 .arg(
                     Arg::new("emit")
                         .long("emit")
@@ -149,6 +152,26 @@ pub fn command() -> Command {
                         .help("Write one DIR/<output name>.npy per graph output"),
                 ),
         ))
+}
+
+/// `--memory`: the firmware memory map of bare-metal targets.
+fn memory_arg() -> Arg {
+    Arg::new("memory")
+        .long("memory")
+        .value_name("MAP")
+        .help("Firmware memory map for bare-metal targets: flash=SIZE[@ORIGIN],ram=SIZE[@ORIGIN],stack=SIZE (K/M suffixes, 0x hex; default: QEMU mps2-an386, flash=4M@0x0,ram=4M@0x20000000,stack=64K)")
+}
+
+/// The `--memory` map, or the default one.
+fn memory_map(m: &ArgMatches) -> CliResult<smelt_runtime::firmware::MemoryMap> {
+    match m.get_one::<String>("memory") {
+        Some(s) => s
+            .parse()
+            .map_err(|e: smelt_runtime::firmware::MemoryMapError| {
+                CliError(format!("--memory: {e}"))
+            }),
+        None => Ok(Default::default()),
+    }
 }
 
 fn split_kv<'a>(s: &'a str, flag: &str) -> CliResult<(&'a str, &'a str)> {

@@ -49,6 +49,11 @@ fn clif_type(s: Scalar) -> Type {
 }
 
 fn isa_for(target: Target) -> Result<std::sync::Arc<dyn isa::TargetIsa>, CodegenError> {
+    if !target.cranelift_supported() {
+        return Err(CodegenError(format!(
+            "Cranelift has no code generator for {target} (it has no 32-bit Arm backend); use --backend llvm"
+        )));
+    }
     let mut flags = settings::builder();
     flags.set("opt_level", "speed").map_err(err)?;
     flags.set("is_pic", "true").map_err(err)?;

@@ -3,15 +3,17 @@
  *
  * Architecture-specific parts (syscall numbers, the syscall instruction and
  * `_start`) come from linux/arch_<arch>.h; this file is shared by every Linux
- * target. Adding armv7 means an arch_arm.h defining the same names (its
- * clock_gettime must be the 64-bit-time variant, clock_gettime64 = 403, and
- * its lseek _llseek for files over 2 GiB).
+ * target. A 32-bit architecture (arch_arm.h) also defines arch_seek, its
+ * 64-bit lseek, and maps SYS_mmap and SYS_clock_gettime to the 64-bit-safe
+ * variants.
  */
 
 #if defined(__x86_64__)
 #include "arch_x86_64.h"
 #elif defined(__aarch64__)
 #include "arch_aarch64.h"
+#elif defined(__arm__)
+#include "arch_arm.h"
 #else
 #error "no Linux syscall layer for this architecture (add linux/arch_<arch>.h)"
 #endif
@@ -54,10 +56,14 @@ static long plat_write(int fd, const void *buf, unsigned long n) {
 
 static void plat_close(int fd) { sys3(SYS_close, fd, 0, 0); }
 
+#if !defined(SYS__llseek)
+static int64_t arch_seek(int fd, int whence) { return sys3(SYS_lseek, fd, 0, whence); }
+#endif
+
 static int64_t plat_file_size(int fd) {
-    long end = sys3(SYS_lseek, fd, 0, SEEK_END);
+    int64_t end = arch_seek(fd, SEEK_END);
     if (end < 0) return end;
-    long back = sys3(SYS_lseek, fd, 0, SEEK_SET);
+    int64_t back = arch_seek(fd, SEEK_SET);
     return back < 0 ? back : end;
 }
 
@@ -65,7 +71,8 @@ static int plat_mkdir(const char *path) { return (int)sys3(SYS_mkdirat, AT_FDCWD
 
 static void *plat_alloc(uint64_t bytes) {
     if (bytes == 0) bytes = 1;
-    if (bytes > (uint64_t)0x7fffffffffffffffULL - PLAT_PAGE) return 0;
+    /* No more than the address space (long is 32 bits on armv7). */
+    if (bytes > (uint64_t)(unsigned long)-1 / 2 - PLAT_PAGE) return 0;
     long p = raw_syscall6(SYS_mmap, 0, (long)bytes, PROT_READ | PROT_WRITE,
                           MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if ((unsigned long)p > -4096UL) return 0; /* -errno */

@@ -9,6 +9,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use smelt_runtime::firmware::MemoryMap;
 use smelt_runtime::{Target, runtime_object, toolchain};
 
 /// The folder of the runtime crate.
@@ -69,41 +70,47 @@ fn run_ok(cmd: &mut Command) {
     );
 }
 
-/// Compiles `tests/models/<model>.c` for `target` and links it with the
-/// embedded runtime object into `<dir>/<model>`, a static executable.
-pub fn build_exe(model: &str, target: Target, dir: &Path) -> PathBuf {
-    let src = crate_dir().join("tests/models").join(format!("{model}.c"));
-    let obj = dir.join(format!("{model}.o"));
+/// Compiles the C file `src` for `target` (the runtime's own flags: the same
+/// float ABI) into `obj`.
+pub fn compile_model(src: &Path, target: Target, obj: &Path) {
     run_ok(
         Command::new(clang())
-            .arg(format!("--target={}", target.triple()))
-            .args([
-                "-std=c99",
-                "-ffreestanding",
-                "-nostdlib",
-                "-fno-builtin",
-                "-O2",
-                "-fPIC",
-                "-Wall",
-                "-Werror",
-            ])
+            .args(target.clang_flags())
             .arg("-I")
             .arg(crate_dir().join("include"))
             .arg("-c")
-            .arg(&src)
+            .arg(src)
             .arg("-o")
-            .arg(&obj),
+            .arg(obj),
     );
+}
+
+/// Links `objs` with the embedded runtime object into the executable (or,
+/// for a bare-metal target, the firmware image laid out by `memory`) `exe`.
+pub fn link(target: Target, objs: &[PathBuf], exe: &Path, memory: &MemoryMap) {
+    let dir = exe.parent().unwrap();
     let rt = dir.join("runtime.o");
     std::fs::write(&rt, runtime_object(target)).unwrap();
+    let mut cmd = Command::new(lld());
+    if target.is_bare_metal() {
+        let script = dir.join("link.ld");
+        std::fs::write(&script, memory.linker_script()).unwrap();
+        cmd.args(["--gc-sections", "-T"]).arg(&script);
+    } else {
+        cmd.args(["-static", "-e", "_start"]);
+    }
+    run_ok(cmd.arg("-o").arg(exe).args(objs).arg(&rt));
+}
+
+/// Compiles `tests/models/<model>.c` for `target` and links it with the
+/// embedded runtime object into `<dir>/<model>`, a static executable or
+/// firmware image.
+pub fn build_exe(model: &str, target: Target, dir: &Path) -> PathBuf {
+    let src = crate_dir().join("tests/models").join(format!("{model}.c"));
+    let obj = dir.join(format!("{model}.o"));
+    compile_model(&src, target, &obj);
     let exe = dir.join(model);
-    run_ok(
-        Command::new(lld())
-            .args(["-static", "-e", "_start", "-o"])
-            .arg(&exe)
-            .arg(&obj)
-            .arg(&rt),
-    );
+    link(target, &[obj], &exe, &MemoryMap::default());
     exe
 }
 
@@ -114,23 +121,77 @@ pub enum Runner {
     Native,
     /// Under `qemu-<arch>` (user mode).
     Qemu(String),
+    /// A Cortex-M4F firmware image under `qemu-system-arm -M mps2-an386`
+    /// with semihosting; the arguments go through `-append`.
+    Firmware,
 }
 
 /// The way to run `target`'s executables here, or `None` (with a printed
 /// reason) when this machine cannot.
 pub fn runner(target: Target) -> Option<Runner> {
-    if std::env::consts::ARCH == target.arch() && std::env::consts::OS == "linux" {
+    if target.runs_natively_on(std::env::consts::ARCH) && std::env::consts::OS == "linux" {
         return Some(Runner::Native);
     }
-    let qemu = format!("qemu-{}", target.arch());
-    if found(&qemu) {
-        Some(Runner::Qemu(qemu))
-    } else {
+    let qemu = target.qemu_user().unwrap_or("qemu-system-arm");
+    if !found(qemu) {
         notice(&format!(
             "skipping the {target} run: {qemu} is not installed (run scripts/setup)"
         ));
-        None
+        return None;
     }
+    Some(match target.qemu_user() {
+        Some(q) => Runner::Qemu(q.to_string()),
+        None => Runner::Firmware,
+    })
+}
+
+/// The command that runs `exe` with `args` on `runner`, in `dir`. Firmware
+/// gets its arguments through `-append` (words with spaces in double quotes)
+/// and a 20 s limit, since a hung firmware never exits.
+pub fn command(runner: &Runner, exe: &Path, args: &[&str], dir: &Path) -> Command {
+    let mut cmd = match runner {
+        Runner::Native => Command::new(exe),
+        Runner::Qemu(q) => {
+            let mut c = Command::new(q);
+            c.arg(exe);
+            c
+        }
+        Runner::Firmware => {
+            let mut c = Command::new("timeout");
+            c.args([
+                "20",
+                "qemu-system-arm",
+                "-M",
+                "mps2-an386",
+                "-nographic",
+                "-monitor",
+                "none",
+                "-serial",
+                "none",
+                "-semihosting-config",
+                "enable=on,target=native",
+                "-kernel",
+            ])
+            .arg(exe);
+            let words: Vec<String> = args
+                .iter()
+                .map(|a| {
+                    if a.contains(' ') || a.is_empty() {
+                        format!("\"{a}\"")
+                    } else {
+                        a.to_string()
+                    }
+                })
+                .collect();
+            if !words.is_empty() {
+                c.arg("-append").arg(words.join(" "));
+            }
+            c.current_dir(dir);
+            return c;
+        }
+    };
+    cmd.args(args).current_dir(dir);
+    cmd
 }
 
 /// An executable built for one target, with the way to run it.
@@ -148,6 +209,11 @@ impl Exe {
         let runner = runner(target)?;
         let dir = scratch(&format!("{test}-{}", target.arch()));
         let path = build_exe(model, target, &dir);
+        if target.is_bare_metal() {
+            // Semihosting cannot create directories; the tests' usual `-o out`
+            // must exist for firmware (cli.rs checks the missing-folder error).
+            std::fs::create_dir_all(dir.join("out")).unwrap();
+        }
         Some(Exe {
             target,
             path,
@@ -158,16 +224,8 @@ impl Exe {
 
     /// Runs the executable with `args` in its folder.
     pub fn run(&self, args: &[&str]) -> Output {
-        let mut cmd = match &self.runner {
-            Runner::Native => Command::new(&self.path),
-            Runner::Qemu(q) => {
-                let mut c = Command::new(q);
-                c.arg(&self.path);
-                c
-            }
-        };
-        cmd.args(args).current_dir(&self.dir);
-        cmd.output()
+        command(&self.runner, &self.path, args, &self.dir)
+            .output()
             .unwrap_or_else(|e| panic!("cannot run {}: {e}", self.path.display()))
     }
 

@@ -1,0 +1,62 @@
+/*
+ * armv7 Linux (EABI, hard float): the process entry point and the raw system
+ * call.
+ *
+ * `svc #0` with the syscall number in r7 and arguments in r0-r5. The numbers
+ * are those of arch/arm's table; a 32-bit process needs the 64-bit variants
+ * where it differs from the 64-bit targets: clock_gettime64 (a timespec of
+ * two 64-bit fields), mmap2 (offset in pages), _llseek (64-bit offsets) and
+ * O_LARGEFILE for files over 2 GiB. Included only by linux/platform.c.
+ */
+
+#define SYS_read 3
+#define SYS_write 4
+#define SYS_close 6
+#define SYS_munmap 91
+#define SYS__llseek 140
+#define SYS_mmap 192 /* mmap2; offset 0 either way */
+#define SYS_exit_group 248
+#define SYS_openat 322
+#define SYS_mkdirat 323
+#define SYS_clock_gettime 403 /* clock_gettime64: two 64-bit fields */
+
+#define ARCH_O_LARGEFILE 0400000
+
+static inline long raw_syscall6(long n, long a, long b, long c, long d, long e, long f) {
+    register long r7 __asm__("r7") = n;
+    register long r0 __asm__("r0") = a;
+    register long r1 __asm__("r1") = b;
+    register long r2 __asm__("r2") = c;
+    register long r3 __asm__("r3") = d;
+    register long r4 __asm__("r4") = e;
+    register long r5 __asm__("r5") = f;
+    __asm__ volatile("svc #0"
+                     : "+r"(r0)
+                     : "r"(r7), "r"(r1), "r"(r2), "r"(r3), "r"(r4), "r"(r5)
+                     : "memory");
+    return r0;
+}
+
+/* The size of an open file: _llseek writes the 64-bit offset to memory. */
+static int64_t arch_seek(int fd, int whence) {
+    int64_t pos = 0;
+    long r = raw_syscall6(SYS__llseek, fd, 0, 0, (long)&pos, whence, 0);
+    return r < 0 ? r : pos;
+}
+
+/* The kernel enters with sp pointing at argc, then argv[], NULL, envp[]. The
+   AAPCS wants sp 8-byte aligned at calls; clear fp and lr so that debuggers
+   see the outermost frame. */
+__asm__(".text\n"
+        ".arm\n"
+        ".globl _start\n"
+        ".type _start,%function\n"
+        "_start:\n"
+        "    mov fp, #0\n"
+        "    mov lr, #0\n"
+        "    mov r0, sp\n"
+        "    bic r1, r0, #7\n"
+        "    mov sp, r1\n"
+        "    bl smelt__start_c\n"
+        "    udf #0\n"
+        ".size _start, .-_start\n");
