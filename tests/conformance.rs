@@ -145,25 +145,20 @@ fn run_native(
     std::fs::create_dir_all(&work).map_err(|e| format!("scratch dir: {e}"))?;
     let exe = work.join("model");
     build(graph, target, Emit::Exe, &exe, "model", None).map_err(|e| format!("compile: {e}"))?;
-    let mut cmd = match target.qemu_user() {
-        _ if target.runs_natively_on(std::env::consts::ARCH) => Command::new(&exe),
-        Some(qemu) => {
-            let mut c = Command::new(qemu);
-            c.arg(&exe);
-            c
-        }
-        None => return Err(format!("{target}: no firmware runner in this harness yet")),
-    };
+    // Paths relative to the scratch folder, the run's working directory:
+    // firmware reads and writes host files relative to QEMU's.
+    let mut args = Vec::new();
     for (k, (&id, t)) in graph.inputs.iter().zip(&inputs).enumerate() {
-        let p = work.join(format!("in{k}.npy"));
-        write_npy(&p, t).map_err(|e| e.to_string())?;
-        cmd.arg("--input")
-            .arg(format!("{}={}", graph.value(id).name, p.display()));
+        let file = format!("in{k}.npy");
+        write_npy(&work.join(&file), t).map_err(|e| e.to_string())?;
+        args.push("--input".to_string());
+        args.push(format!("{}={file}", graph.value(id).name));
     }
     let out_dir = work.join("out");
-    let out = cmd
-        .arg("-o")
-        .arg(&out_dir)
+    // Semihosting cannot create directories.
+    std::fs::create_dir_all(&out_dir).map_err(|e| format!("scratch dir: {e}"))?;
+    args.extend(["-o".to_string(), "out".to_string()]);
+    let out = exe_command(target, &exe, &args, &work)
         .output()
         .map_err(|e| format!("run: {e}"))?;
     if !out.status.success() {
@@ -180,6 +175,43 @@ fn run_native(
     }
     let _ = std::fs::remove_dir_all(&work);
     Ok(outs)
+}
+
+/// The command that runs `exe` for `target` with `args` in `dir`: natively,
+/// under QEMU user mode, or, for Cortex-M firmware, under
+/// `qemu-system-arm -M mps2-an386` with semihosting (the arguments through
+/// `-append`, words with spaces in double quotes; a 20 s limit, since a hung
+/// firmware never exits).
+fn exe_command(target: Target, exe: &Path, args: &[String], dir: &Path) -> Command {
+    let mut cmd = match target.qemu_user() {
+        _ if target.runs_natively_on(std::env::consts::ARCH) => Command::new(exe),
+        Some(qemu) => {
+            let mut c = Command::new(qemu);
+            c.arg(exe);
+            c
+        }
+        None => {
+            let mut c = Command::new("timeout");
+            c.args(["20", "qemu-system-arm", "-M", "mps2-an386", "-nographic"])
+                .args(["-monitor", "none", "-serial", "none"])
+                .args(["-semihosting-config", "enable=on,target=native", "-kernel"])
+                .arg(exe);
+            let words: Vec<String> = args
+                .iter()
+                .map(|a| {
+                    if a.contains(' ') || a.is_empty() {
+                        format!("\"{a}\"")
+                    } else {
+                        a.clone()
+                    }
+                })
+                .collect();
+            c.arg("-append").arg(words.join(" ")).current_dir(dir);
+            return c;
+        }
+    };
+    cmd.args(args).current_dir(dir);
+    cmd
 }
 
 /// Tolerances for one test.
