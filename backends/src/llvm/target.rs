@@ -15,6 +15,14 @@
 //!
 //! `--cpu native` takes the host's CPU name and features, for the host's
 //! architecture only.
+//!
+//! CPU and feature names are checked against the lists LLVM 19 prints
+//! (`known/*.txt`, from `llc-19 -mcpu=help`): LLVM only warns about an
+//! unknown name on stderr, and some of its fallbacks then abort the process
+//! (an unknown CPU on x86_64 loses 64-bit mode). For the same reason x86_64
+//! keeps `+64bit` whatever the flags say, and the features the hard-float
+//! calling convention needs (the FPU, and NEON on aarch64) cannot be
+//! removed.
 
 use std::sync::Once;
 
@@ -52,6 +60,75 @@ fn family(arch: &str) -> Option<Family> {
         "thumbv7em" => Family::ThumbV7em,
         _ => return None,
     })
+}
+
+/// The CPU and feature names LLVM 19 knows for a family.
+fn known(fam: Family) -> (Vec<&'static str>, Vec<&'static str>) {
+    let text = match fam {
+        Family::X86_64 => include_str!("known/x86.txt"),
+        Family::Aarch64 => include_str!("known/aarch64.txt"),
+        Family::ArmV7 | Family::ThumbV7em => include_str!("known/arm.txt"),
+    };
+    let (mut cpus, mut features, mut in_features) = (Vec::new(), Vec::new(), false);
+    for line in text.lines() {
+        match line {
+            "" => {}
+            l if l.starts_with('#') => {}
+            "cpus:" => in_features = false,
+            "features:" => in_features = true,
+            l if in_features => features.push(l),
+            l => cpus.push(l),
+        }
+    }
+    (cpus, features)
+}
+
+/// Features the calling convention and the generated code rely on.
+fn required(fam: Family) -> &'static [&'static str] {
+    match fam {
+        Family::X86_64 => &["64bit"],
+        Family::Aarch64 => &["fp-armv8", "neon"],
+        Family::ArmV7 | Family::ThumbV7em => &["fpregs", "vfp2", "vfp2sp"],
+    }
+}
+
+/// Checks `--cpu` and `--features` names against LLVM's lists.
+fn check_names(
+    fam: Family,
+    triple: &str,
+    cpu: Option<&str>,
+    features: Option<&str>,
+) -> Result<(), CodegenError> {
+    let (cpus, known_features) = known(fam);
+    if let Some(c) = cpu
+        && c != "native"
+        && !cpus.contains(&c)
+    {
+        return Err(CodegenError(format!(
+            "--cpu {c}: LLVM does not know this CPU for {triple}; known: {}",
+            cpus.join(", ")
+        )));
+    }
+    for f in features.unwrap_or("").split(',').filter(|f| !f.is_empty()) {
+        let (sign, name) = f.split_at(f.find(|c| c != '+' && c != '-').unwrap_or(0));
+        if sign != "+" && sign != "-" {
+            return Err(CodegenError(format!(
+                "--features: '{f}' must be +NAME or -NAME (comma-separated)"
+            )));
+        }
+        if !known_features.contains(&name) {
+            return Err(CodegenError(format!(
+                "--features: LLVM does not know the feature '{name}' for {triple}"
+            )));
+        }
+        if sign == "-" && required(fam).contains(&name) {
+            return Err(CodegenError(format!(
+                "--features: '{f}' cannot be removed for {triple}: the calling convention and \
+                 the generated code need it"
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn init_targets() {
@@ -98,6 +175,7 @@ impl LlvmTarget {
                  aarch64, armv7 or thumbv7em"
             )));
         };
+        check_names(fam, &triple, cpu, features)?;
         let join = |base: &str, extra: Option<&str>| -> String {
             match (base, extra.unwrap_or("")) {
                 (b, "") => b.to_string(),
@@ -129,6 +207,14 @@ impl LlvmTarget {
                 };
                 (c.to_string(), join(f, features))
             }
+        };
+        // A CPU without 64-bit mode would make LLVM abort on x86_64.
+        let features = if fam == Family::X86_64 && !features.is_empty() {
+            format!("{features},+64bit")
+        } else if fam == Family::X86_64 && cpu != "x86-64-v2" {
+            "+64bit".to_string()
+        } else {
+            features
         };
         let t = LlvmTarget {
             triple,
@@ -208,7 +294,45 @@ mod tests {
         );
         assert!(!t.has_os());
         let t = LlvmTarget::new("x86_64-unknown-linux-gnu", Some("skylake"), None).unwrap();
-        assert_eq!((t.cpu.as_str(), t.features.as_str()), ("skylake", ""));
+        assert_eq!((t.cpu.as_str(), t.features.as_str()), ("skylake", "+64bit"));
+        let t = LlvmTarget::baseline("x86_64-unknown-linux-gnu").unwrap();
+        assert_eq!((t.cpu.as_str(), t.features.as_str()), ("x86-64-v2", ""));
+    }
+
+    #[test]
+    fn unknown_or_fatal_names_are_refused() {
+        for (triple, cpu, features, want) in [
+            ("x86_64-unknown-linux-gnu", Some("bogus"), None, "--cpu bogus"),
+            ("aarch64-unknown-linux-gnu", Some("skylake"), None, "--cpu skylake"),
+            ("x86_64-unknown-linux-gnu", None, Some("+nosuch"), "'nosuch'"),
+            ("x86_64-unknown-linux-gnu", None, Some("avx2"), "+NAME or -NAME"),
+            ("x86_64-unknown-linux-gnu", None, Some("-64bit"), "cannot be removed"),
+            ("aarch64-unknown-linux-gnu", None, Some("-neon"), "cannot be removed"),
+            ("armv7-unknown-linux-gnueabihf", None, Some("-vfp2"), "cannot be removed"),
+            ("thumbv7em-none-eabihf", None, Some("-fpregs"), "cannot be removed"),
+        ] {
+            let e = LlvmTarget::new(triple, cpu, features).unwrap_err();
+            assert!(e.to_string().contains(want), "{triple} {cpu:?} {features:?}: {e}");
+        }
+        // A 32-bit CPU on x86_64 keeps 64-bit mode instead of aborting.
+        let t = LlvmTarget::new("x86_64-unknown-linux-gnu", Some("i386"), None).unwrap();
+        let obj = super::super::compile(
+            &crate::lower::Lowered {
+                program: Default::default(),
+                inputs: vec![],
+                outputs: vec![],
+                plan: crate::plan::MemoryPlan {
+                    offsets: vec![],
+                    arena_bytes: 0,
+                    lower_bound: 0,
+                },
+            },
+            &t,
+            &super::super::LlvmOptions::default(),
+            "empty",
+        )
+        .unwrap();
+        assert!(!obj.is_empty());
     }
 
     #[test]
