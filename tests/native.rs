@@ -305,7 +305,11 @@ fn llvm_flags_and_their_errors() {
     let asm = out("m.s");
     let o = compile(&["--backend", "llvm", "--emit", "asm", "-o", &asm]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(std::fs::read_to_string(&asm).unwrap().contains("smelt_model_run:"));
+    assert!(
+        std::fs::read_to_string(&asm)
+            .unwrap()
+            .contains("smelt_model_run:")
+    );
     let ll = out("m.ll");
     let o = compile(&[
         "--backend",
@@ -328,7 +332,14 @@ fn llvm_flags_and_their_errors() {
         (&["--emit", "asm"][..], "need --backend llvm"),
         (&["--cpu", "skylake"][..], "add --backend llvm"),
         (
-            &["--backend", "llvm", "--cpu", "native", "--target", "aarch64-unknown-linux-gnu"][..],
+            &[
+                "--backend",
+                "llvm",
+                "--cpu",
+                "native",
+                "--target",
+                "aarch64-unknown-linux-gnu",
+            ][..],
             "--cpu native",
         ),
     ] {

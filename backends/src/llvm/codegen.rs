@@ -27,6 +27,12 @@
 //!   pointer-sized integer before each `getelementptr` (a no-op on 64-bit
 //!   targets, `i32` on 32-bit ARM).
 //!
+//! Vectors (`VLoad`, `VStore`, `Splat`, `Extract`, `Reduce`, `MulAdd` and
+//! lane-wise arithmetic) are LLVM vector types (`<4 x float>`); vector
+//! accesses claim only element alignment; `Reduce` combines the lanes one
+//! by one from lane 0 (no reassociation); `MulAdd` is `llvm.fmuladd`, fused
+//! where the target has an FMA instruction, as the kernel IR allows.
+//!
 //! Semantics match the Cranelift backend expression by expression: `Min`/
 //! `Max` are `llvm.minimum`/`llvm.maximum` (NaN-propagating, −0 < +0, like
 //! Cranelift's `fmin`/`fmax`); shift amounts are masked to the bit width
@@ -78,6 +84,33 @@ fn suffix(s: Scalar) -> &'static str {
         Scalar::I16 | Scalar::U16 => "i16",
         Scalar::I32 | Scalar::U32 => "i32",
         Scalar::I64 | Scalar::U64 => "i64",
+    }
+}
+
+/// The LLVM type of `lanes` elements of `s` (the scalar type for 1).
+fn vty(s: Scalar, lanes: u8) -> String {
+    if lanes == 1 {
+        lty(s).to_string()
+    } else {
+        format!("<{lanes} x {}>", lty(s))
+    }
+}
+
+/// The overload suffix of an intrinsic for `lanes` elements of `s`.
+fn vsuffix(s: Scalar, lanes: u8) -> String {
+    if lanes == 1 {
+        suffix(s).to_string()
+    } else {
+        format!("v{lanes}{}", suffix(s))
+    }
+}
+
+/// A constant of `lanes` elements, each the literal `lit` of type `s`.
+fn splat_lit(s: Scalar, lanes: u8, lit: &str) -> String {
+    if lanes == 1 {
+        lit.to_string()
+    } else {
+        format!("splat ({} {lit})", lty(s))
     }
 }
 
@@ -182,7 +215,8 @@ pub(super) fn run_ir(l: &Lowered, ptr_bytes: u32) -> Result<String, CodegenError
         params.join(", ")
     );
     for (i, &t) in l.program.vars.iter().enumerate() {
-        let _ = writeln!(out, "  %v{i} = alloca {}", lty(t));
+        let lanes = l.program.var_lane_count(Var(i as u32));
+        let _ = writeln!(out, "  %v{i} = alloca {}", vty(t, lanes));
     }
     out.push_str(&g.code);
     out.push_str("  ret void\n}\n\n");
@@ -297,11 +331,20 @@ impl Gen<'_> {
     fn stmt(&mut self, s: &Stmt) -> Result<(), CodegenError> {
         match s {
             Stmt::Set(v, e) => {
-                let ty = self.p.vars[v.0 as usize];
+                let t = vty(self.p.vars[v.0 as usize], self.p.var_lane_count(*v));
                 let x = self.expr(e)?;
-                self.line(format!("store {} {x}, ptr %v{}", lty(ty), v.0));
+                self.line(format!("store {t} {x}, ptr %v{}", v.0));
+            }
+            Stmt::VStore { buf, index, value } => {
+                let (ty, lanes) = (self.p.ty(value), self.p.lanes(value));
+                let x = self.expr(value)?;
+                let (a, al) = self.addr(*buf, index, ty)?;
+                // Element alignment only: vector accesses are not aligned
+                // to their size.
+                self.line(format!("store {} {x}, ptr {a}, align {al}", vty(ty, lanes)));
             }
             Stmt::Store { buf, index, value } => {
+                self.scalar_only(value, "a scalar store")?;
                 let ty = self.p.ty(value);
                 let x = self.expr(value)?;
                 let (a, al) = self.addr(*buf, index, ty)?;
@@ -388,25 +431,82 @@ impl Gen<'_> {
             Expr::I(v, t) if t.is_float() => float_lit(*v as f64, *t),
             Expr::I(v, t) => int_lit(*v, *t),
             Expr::Var(v) => {
-                let ty = self.p.vars[v.0 as usize];
-                self.def(format!("load {}, ptr %v{}", lty(ty), v.0))
+                let t = vty(self.p.vars[v.0 as usize], self.p.var_lane_count(*v));
+                self.def(format!("load {t}, ptr %v{}", v.0))
+            }
+            Expr::VLoad {
+                buf,
+                index,
+                ty,
+                lanes,
+            } => {
+                let (a, al) = self.addr(*buf, index, *ty)?;
+                self.def(format!("load {}, ptr {a}, align {al}", vty(*ty, *lanes)))
+            }
+            Expr::Splat(lanes, a) => {
+                let ty = self.p.ty(a);
+                let x = self.expr(a)?;
+                let v = vty(ty, *lanes);
+                let one = self.def(format!("insertelement {v} poison, {} {x}, i64 0", lty(ty)));
+                self.def(format!(
+                    "shufflevector {v} {one}, {v} poison, <{lanes} x i32> zeroinitializer"
+                ))
+            }
+            Expr::Extract(a, k) => {
+                let (ty, lanes) = (self.p.ty(a), self.p.lanes(a));
+                let x = self.expr(a)?;
+                self.def(format!("extractelement {} {x}, i64 {k}", vty(ty, lanes)))
+            }
+            Expr::Reduce(op, a) => {
+                // Lane by lane from lane 0, exactly as the Cranelift backend.
+                let (ty, lanes) = (self.p.ty(a), self.p.lanes(a));
+                let x = self.expr(a)?;
+                let v = vty(ty, lanes);
+                let mut acc = self.def(format!("extractelement {v} {x}, i64 0"));
+                for k in 1..lanes {
+                    let y = self.def(format!("extractelement {v} {x}, i64 {k}"));
+                    acc = self.binary(*op, acc, y, ty, 1)?;
+                }
+                acc
+            }
+            Expr::MulAdd(a, b, c) => {
+                let (ty, lanes) = (self.p.ty(a), self.p.lanes(a));
+                let x = self.expr(a)?;
+                let y = self.expr(b)?;
+                let z = self.expr(c)?;
+                if ty.is_float() {
+                    // Fused where the target has an FMA instruction (aarch64,
+                    // x86 with +fma), two roundings where not (the x86-64-v2
+                    // baseline): what the kernel IR allows, and what the
+                    // Cranelift backend does on the baselines.
+                    let t = vty(ty, lanes);
+                    self.intrinsic(
+                        &t,
+                        &format!("llvm.fmuladd.{}", vsuffix(ty, lanes)),
+                        &[(&t, &x), (&t, &y), (&t, &z)],
+                    )
+                } else {
+                    let m = self.binary(BinOp::Mul, x, y, ty, lanes)?;
+                    self.binary(BinOp::Add, m, z, ty, lanes)?
+                }
             }
             Expr::Load { buf, index, ty } => {
                 let (a, al) = self.addr(*buf, index, *ty)?;
                 self.def(format!("load {}, ptr {a}, align {al}", lty(*ty)))
             }
             Expr::Un(op, a) => {
-                let ty = self.p.ty(a);
+                let (ty, lanes) = (self.p.ty(a), self.p.lanes(a));
                 let x = self.expr(a)?;
-                self.unary(*op, x, ty)?
+                self.unary(*op, x, ty, lanes)?
             }
             Expr::Bin(op, a, b) => {
-                let ty = self.p.ty(a);
+                let (ty, lanes) = (self.p.ty(a), self.p.lanes(a));
                 let x = self.expr(a)?;
                 let y = self.expr(b)?;
-                self.binary(*op, x, y, ty)?
+                self.binary(*op, x, y, ty, lanes)?
             }
             Expr::Cmp(op, a, b) => {
+                self.scalar_only(a, "a comparison")?;
                 let ty = self.p.ty(a);
                 let x = self.expr(a)?;
                 let y = self.expr(b)?;
@@ -440,6 +540,7 @@ impl Gen<'_> {
                 self.def(format!("zext i1 {c} to i8"))
             }
             Expr::Select(c, a, b) => {
+                self.scalar_only(a, "a select")?;
                 let ty = self.p.ty(a);
                 let cv = self.expr(c)?;
                 let x = self.expr(a)?;
@@ -449,11 +550,13 @@ impl Gen<'_> {
                 self.def(format!("select i1 {c1}, {t} {x}, {t} {y}"))
             }
             Expr::Cast(to, a) => {
+                self.scalar_only(a, "a cast")?;
                 let from = self.p.ty(a);
                 let x = self.expr(a)?;
                 self.cast(x, from, *to)
             }
             Expr::Bitcast(to, a) => {
+                self.scalar_only(a, "a bitcast")?;
                 let from = self.p.ty(a);
                 let x = self.expr(a)?;
                 if from.bytes() != to.bytes() {
@@ -470,8 +573,15 @@ impl Gen<'_> {
         })
     }
 
-    fn unary(&mut self, op: UnOp, x: String, ty: Scalar) -> Result<String, CodegenError> {
-        let (f, t, sfx) = (ty.is_float(), lty(ty), suffix(ty));
+    fn unary(
+        &mut self,
+        op: UnOp,
+        x: String,
+        ty: Scalar,
+        lanes: u8,
+    ) -> Result<String, CodegenError> {
+        let (f, t, sfx) = (ty.is_float(), vty(ty, lanes), vsuffix(ty, lanes));
+        let t = t.as_str();
         let float_fn = |g: &mut Self, name: &str| {
             if !f {
                 return Err(err(format!("{op:?} on the integer type {ty:?}")));
@@ -480,7 +590,7 @@ impl Gen<'_> {
         };
         Ok(match op {
             UnOp::Neg if f => self.def(format!("fneg {t} {x}")),
-            UnOp::Neg => self.def(format!("sub {t} 0, {x}")),
+            UnOp::Neg => self.def(format!("sub {t} {}, {x}", splat_lit(ty, lanes, "0"))),
             UnOp::Abs if f => float_fn(self, "fabs")?,
             UnOp::Abs => self.intrinsic(t, &format!("llvm.abs.{sfx}"), &[(t, &x), ("i1", "false")]),
             UnOp::Sqrt => float_fn(self, "sqrt")?,
@@ -488,9 +598,11 @@ impl Gen<'_> {
             UnOp::Ceil => float_fn(self, "ceil")?,
             UnOp::Trunc => float_fn(self, "trunc")?,
             UnOp::Nearest => float_fn(self, "rint")?,
-            UnOp::Not if ty == Scalar::Bool => self.def(format!("xor i8 {x}, 1")),
+            UnOp::Not if ty == Scalar::Bool => {
+                self.def(format!("xor {t} {x}, {}", splat_lit(ty, lanes, "1")))
+            }
             UnOp::Not if f => return Err(err(format!("Not on the float type {ty:?}"))),
-            UnOp::Not => self.def(format!("xor {t} {x}, -1")),
+            UnOp::Not => self.def(format!("xor {t} {x}, {}", splat_lit(ty, lanes, "-1"))),
             UnOp::Exp | UnOp::Log | UnOp::Tanh | UnOp::Erf | UnOp::Sin | UnOp::Cos => {
                 return Err(err(format!(
                     "{op:?} must be expanded before code generation"
@@ -505,8 +617,11 @@ impl Gen<'_> {
         x: String,
         y: String,
         ty: Scalar,
+        lanes: u8,
     ) -> Result<String, CodegenError> {
-        let (f, s, t, sfx) = (ty.is_float(), ty.is_signed(), lty(ty), suffix(ty));
+        let (f, s) = (ty.is_float(), ty.is_signed());
+        let (t, sfx) = (vty(ty, lanes), vsuffix(ty, lanes));
+        let t = t.as_str();
         let plain = |g: &mut Self, name: &str| g.def(format!("{name} {t} {x}, {y}"));
         let minmax = |g: &mut Self, name: &str| {
             g.intrinsic(t, &format!("llvm.{name}.{sfx}"), &[(t, &x), (t, &y)])
@@ -538,7 +653,8 @@ impl Gen<'_> {
                     return Err(err(format!("{op:?} on the float type {ty:?}")));
                 }
                 // Cranelift takes the amount modulo the width.
-                let m = self.def(format!("and {t} {y}, {}", bits(ty) - 1));
+                let mask = (bits(ty) - 1).to_string();
+                let m = self.def(format!("and {t} {y}, {}", splat_lit(ty, lanes, &mask)));
                 let name = match op {
                     BinOp::Shl => "shl",
                     _ if s => "ashr",
@@ -548,6 +664,16 @@ impl Gen<'_> {
             }
             BinOp::Pow => return Err(err("Pow must be expanded before code generation")),
         })
+    }
+
+    /// Refuses a vector operand where the kernel IR has scalars only.
+    fn scalar_only(&self, a: &Expr, what: &str) -> Result<(), CodegenError> {
+        match self.p.lanes(a) {
+            1 => Ok(()),
+            n => Err(err(format!(
+                "{what} of a {n}-lane vector: the kernel IR keeps these scalar"
+            ))),
+        }
     }
 
     fn cast(&mut self, x: String, from: Scalar, to: Scalar) -> String {
@@ -617,6 +743,6 @@ fn assigns(body: &[Stmt], v: Var) -> bool {
         Stmt::Set(w, _) => *w == v,
         Stmt::For { var, body, .. } => *var == v || assigns(body, v),
         Stmt::If(_, t, e) => assigns(t, v) || assigns(e, v),
-        Stmt::Store { .. } | Stmt::Copy { .. } => false,
+        Stmt::Store { .. } | Stmt::VStore { .. } | Stmt::Copy { .. } => false,
     })
 }

@@ -302,17 +302,60 @@ mod tests {
     #[test]
     fn unknown_or_fatal_names_are_refused() {
         for (triple, cpu, features, want) in [
-            ("x86_64-unknown-linux-gnu", Some("bogus"), None, "--cpu bogus"),
-            ("aarch64-unknown-linux-gnu", Some("skylake"), None, "--cpu skylake"),
-            ("x86_64-unknown-linux-gnu", None, Some("+nosuch"), "'nosuch'"),
-            ("x86_64-unknown-linux-gnu", None, Some("avx2"), "+NAME or -NAME"),
-            ("x86_64-unknown-linux-gnu", None, Some("-64bit"), "cannot be removed"),
-            ("aarch64-unknown-linux-gnu", None, Some("-neon"), "cannot be removed"),
-            ("armv7-unknown-linux-gnueabihf", None, Some("-vfp2"), "cannot be removed"),
-            ("thumbv7em-none-eabihf", None, Some("-fpregs"), "cannot be removed"),
+            (
+                "x86_64-unknown-linux-gnu",
+                Some("bogus"),
+                None,
+                "--cpu bogus",
+            ),
+            (
+                "aarch64-unknown-linux-gnu",
+                Some("skylake"),
+                None,
+                "--cpu skylake",
+            ),
+            (
+                "x86_64-unknown-linux-gnu",
+                None,
+                Some("+nosuch"),
+                "'nosuch'",
+            ),
+            (
+                "x86_64-unknown-linux-gnu",
+                None,
+                Some("avx2"),
+                "+NAME or -NAME",
+            ),
+            (
+                "x86_64-unknown-linux-gnu",
+                None,
+                Some("-64bit"),
+                "cannot be removed",
+            ),
+            (
+                "aarch64-unknown-linux-gnu",
+                None,
+                Some("-neon"),
+                "cannot be removed",
+            ),
+            (
+                "armv7-unknown-linux-gnueabihf",
+                None,
+                Some("-vfp2"),
+                "cannot be removed",
+            ),
+            (
+                "thumbv7em-none-eabihf",
+                None,
+                Some("-fpregs"),
+                "cannot be removed",
+            ),
         ] {
             let e = LlvmTarget::new(triple, cpu, features).unwrap_err();
-            assert!(e.to_string().contains(want), "{triple} {cpu:?} {features:?}: {e}");
+            assert!(
+                e.to_string().contains(want),
+                "{triple} {cpu:?} {features:?}: {e}"
+            );
         }
         // A 32-bit CPU on x86_64 keeps 64-bit mode instead of aborting.
         let t = LlvmTarget::new("x86_64-unknown-linux-gnu", Some("i386"), None).unwrap();

@@ -11,8 +11,8 @@ use object::{Object, ObjectSection, ObjectSymbol};
 use smelt_ir::DType;
 
 use super::*;
-use crate::kernel::build::{add, cast, f, i, load, mul, var};
-use crate::kernel::{BinOp, Buf, Program, Scalar, Stmt};
+use crate::kernel::build::{add, cast, f, i, load, mul, muladd, reduce, splat, var, vload};
+use crate::kernel::{BinOp, Buf, Expr, LANES_F32, Program, Scalar, Stmt, UnOp};
 use crate::lower::IoInfo;
 use crate::plan::MemoryPlan;
 
@@ -292,51 +292,182 @@ int main(void) {
 
 #[test]
 fn armv7_object_links_into_c_and_runs_under_qemu() {
-    let tool_ok = |t: &str| {
-        let ok = Command::new(t)
+    let obj = compile_for("armv7-linux-gnueabihf");
+    run_c_harness(
+        &obj,
+        ARMV7_APP,
+        "arm-linux-gnueabihf-gcc",
+        Some("qemu-arm"),
+        "armv7",
+    );
+}
+
+/// `acc = Σ_k x[4k..4k+4] · 2` (vectors), then `y[0..4] = max(acc, −acc)`,
+/// `y[4] = reduce_add(acc) + acc[3]`, `y[5] = reduce_max(acc)`.
+fn vector_sample() -> Lowered {
+    let mut p = Program::default();
+    let acc = p.vector_var(Scalar::F32, LANES_F32);
+    let k = p.var(Scalar::I64);
+    let s = p.var(Scalar::F32);
+    let x = |e| vload(Buf::Input(0), e, Scalar::F32, LANES_F32);
+    p.body = vec![
+        Stmt::Set(acc, splat(LANES_F32, f(0.0, Scalar::F32))),
+        Stmt::For {
+            var: k,
+            start: i(0),
+            end: i(4),
+            body: vec![Stmt::Set(
+                acc,
+                muladd(
+                    x(mul(var(k), i(4))),
+                    splat(LANES_F32, f(2.0, Scalar::F32)),
+                    var(acc),
+                ),
+            )],
+        },
+        Stmt::VStore {
+            buf: Buf::Output(0),
+            index: i(0),
+            value: Expr::Bin(
+                BinOp::Max,
+                Box::new(var(acc)),
+                Box::new(Expr::Un(UnOp::Neg, Box::new(var(acc)))),
+            ),
+        },
+        Stmt::Set(s, reduce(BinOp::Add, var(acc))),
+        Stmt::Store {
+            buf: Buf::Output(0),
+            index: i(4),
+            value: add(var(s), Expr::Extract(Box::new(var(acc)), 3)),
+        },
+        Stmt::Store {
+            buf: Buf::Output(0),
+            index: i(5),
+            value: reduce(BinOp::Max, var(acc)),
+        },
+    ];
+    let io = |name: &str, n: usize| IoInfo {
+        name: name.into(),
+        dtype: DType::F32,
+        shape: vec![n],
+        bytes: 4 * n as u64,
+    };
+    Lowered {
+        program: p,
+        inputs: vec![io("x", 16)],
+        outputs: vec![io("y", 6)],
+        plan: MemoryPlan {
+            offsets: vec![],
+            arena_bytes: 0,
+            lower_bound: 0,
+        },
+    }
+}
+
+const VECTOR_APP: &str = r#"
+#include <stdio.h>
+#include "smelt_model.h"
+int main(void) {
+    static float x[16], y[6];
+    for (int i = 0; i < 16; i++) x[i] = (float)(i % 5) - 1.5f;
+    const void *ins[1] = {x};
+    void *outs[1] = {y};
+    smelt_model_run(ins, outs, 0);
+    float acc[4] = {0, 0, 0, 0};
+    for (int k = 0; k < 4; k++)
+        for (int l = 0; l < 4; l++) acc[l] = x[4 * k + l] * 2.0f + acc[l];
+    float want[6];
+    for (int l = 0; l < 4; l++) want[l] = acc[l] > -acc[l] ? acc[l] : -acc[l];
+    want[4] = ((acc[0] + acc[1]) + acc[2]) + acc[3] + acc[3];
+    float m = acc[0];
+    for (int l = 1; l < 4; l++) m = acc[l] > m ? acc[l] : m;
+    want[5] = m;
+    for (int i = 0; i < 6; i++)
+        if (y[i] != want[i]) { printf("y[%d] = %g, want %g\n", i, y[i], want[i]); return 1; }
+    printf("ok\n");
+    return 0;
+}
+"#;
+
+/// Links `obj` with `app` by `cc` and runs it (under `runner`); the app
+/// prints `ok`. Skipped (with a message) when a tool is missing.
+fn run_c_harness(obj: &[u8], app: &str, cc: &str, runner: Option<&str>, tag: &str) {
+    for tool in [Some(cc), runner].into_iter().flatten() {
+        let ok = Command::new(tool)
             .arg("--version")
             .output()
             .is_ok_and(|o| o.status.success());
         if !ok {
-            eprintln!("skipping the armv7 C harness: {t} is not installed");
+            eprintln!("skipping the {tag} C harness: {tool} is not installed");
+            return;
         }
-        ok
-    };
-    if !tool_ok("arm-linux-gnueabihf-gcc") || !tool_ok("qemu-arm") {
-        return;
     }
     let dir: PathBuf =
-        std::env::temp_dir().join(format!("smelt-llvm-armv7-{}", std::process::id()));
+        std::env::temp_dir().join(format!("smelt-llvm-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("model.o"), compile_for("armv7-linux-gnueabihf")).unwrap();
-    std::fs::write(dir.join("app.c"), ARMV7_APP).unwrap();
+    std::fs::write(dir.join("model.o"), obj).unwrap();
+    std::fs::write(dir.join("app.c"), app).unwrap();
     std::fs::write(dir.join("smelt_model.h"), smelt_runtime::HEADER).unwrap();
-    let gcc = Command::new("arm-linux-gnueabihf-gcc")
+    let build = Command::new(cc)
         .current_dir(&dir)
-        .args([
-            "-std=c11",
-            "-O1",
-            "-ffp-contract=off",
-            "-static",
-            "app.c",
-            "model.o",
-            "-o",
-            "app",
-        ])
+        .args(["-std=c11", "-O1", "-ffp-contract=off", "-static"])
+        .args(["app.c", "model.o", "-o", "app"])
         .output()
         .unwrap();
     assert!(
-        gcc.status.success(),
-        "gcc: {}",
-        String::from_utf8_lossy(&gcc.stderr)
+        build.status.success(),
+        "{tag}: {cc}: {}",
+        String::from_utf8_lossy(&build.stderr)
     );
-    let run = Command::new("qemu-arm")
-        .arg(dir.join("app"))
-        .output()
-        .unwrap();
+    let app = dir.join("app");
+    let run = match runner {
+        Some(r) => Command::new(r).arg(&app).output().unwrap(),
+        None => Command::new(&app).output().unwrap(),
+    };
     let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(run.status.success(), "the C harness failed: {stdout}");
-    assert_eq!(stdout.trim(), "ok");
+    assert!(
+        run.status.success(),
+        "{tag}: the C harness failed: {stdout}"
+    );
+    assert_eq!(stdout.trim(), "ok", "{tag}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The kernel IR's vector forms compile for every triple and compute what C
+/// computes lane by lane (x86_64 natively, armv7 under qemu-arm; the sums
+/// are exact, so fused and unfused multiply-adds agree).
+#[test]
+fn vector_forms_compile_everywhere_and_run() {
+    let l = vector_sample();
+    for triple in [
+        "x86_64-unknown-linux-gnu",
+        "aarch64-unknown-linux-gnu",
+        "armv7-unknown-linux-gnueabihf",
+        "thumbv7em-none-eabihf",
+    ] {
+        let t = LlvmTarget::baseline(triple).unwrap();
+        let obj = compile(&l, &t, &LlvmOptions::default(), "v")
+            .unwrap_or_else(|e| panic!("{triple}: {e}"));
+        match triple {
+            "x86_64-unknown-linux-gnu" if cfg!(target_arch = "x86_64") => {
+                run_c_harness(&obj, VECTOR_APP, "gcc", None, "x86_64-vector")
+            }
+            "aarch64-unknown-linux-gnu" => run_c_harness(
+                &obj,
+                VECTOR_APP,
+                "aarch64-linux-gnu-gcc",
+                Some("qemu-aarch64"),
+                "aarch64-vector",
+            ),
+            "armv7-unknown-linux-gnueabihf" => run_c_harness(
+                &obj,
+                VECTOR_APP,
+                "arm-linux-gnueabihf-gcc",
+                Some("qemu-arm"),
+                "armv7-vector",
+            ),
+            _ => assert!(!obj.is_empty()),
+        }
+    }
 }
