@@ -1,7 +1,8 @@
 //! Native executables end to end: the example models compiled by the
 //! Cranelift and the LLVM backend for x86_64 (run here) and aarch64 (run
-//! under `qemu-aarch64`) match onnxruntime's outputs; compiling twice gives
-//! byte-identical artifacts.
+//! under `qemu-aarch64`), and by the LLVM backend for armv7 (under
+//! `qemu-arm`) and the Cortex-M4F (firmware under `qemu-system-arm`), match
+//! onnxruntime's outputs; compiling twice gives byte-identical artifacts.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -59,22 +60,37 @@ fn check_with(
     ];
     args.extend_from_slice(pins);
     smelt(&args);
-    let mut cmd = match runner {
-        Some(r) => {
-            let mut c = Command::new(r);
-            c.arg(&exe);
-            c
-        }
-        None => Command::new(&exe),
-    };
     let out_dir = work.join("out");
-    let out = cmd
-        .arg("--input")
-        .arg(dir.join("input.npz"))
-        .arg("-o")
-        .arg(&out_dir)
-        .output()
-        .expect("runs");
+    let out = match runner {
+        // Cortex-M firmware: semihosting, host paths relative to QEMU's
+        // working directory, and an existing output folder.
+        Some(FIRMWARE) => {
+            std::fs::copy(dir.join("input.npz"), work.join("input.npz")).unwrap();
+            std::fs::create_dir_all(&out_dir).unwrap();
+            Command::new("timeout")
+                .args(["60", "qemu-system-arm", "-M", "mps2-an386", "-nographic"])
+                .args(["-monitor", "none", "-serial", "none"])
+                .args(["-semihosting-config", "enable=on,target=native", "-kernel"])
+                .arg(&exe)
+                .args(["-append", "--input input.npz -o out"])
+                .current_dir(&work)
+                .output()
+        }
+        Some(r) => Command::new(r)
+            .arg(&exe)
+            .arg("--input")
+            .arg(dir.join("input.npz"))
+            .arg("-o")
+            .arg(&out_dir)
+            .output(),
+        None => Command::new(&exe)
+            .arg("--input")
+            .arg(dir.join("input.npz"))
+            .arg("-o")
+            .arg(&out_dir)
+            .output(),
+    }
+    .expect("runs");
     assert!(
         out.status.success(),
         "{example} on {target} ({backend}): {}",
@@ -101,6 +117,10 @@ fn check_with(
     }
     let _ = std::fs::remove_dir_all(&work);
 }
+
+/// The runner name [`check_with`] takes for Cortex-M firmware
+/// (`qemu-system-arm -M mps2-an386` with semihosting).
+const FIRMWARE: &str = "firmware";
 
 /// [`check_with`] for the Cranelift backend.
 fn check(example: &str, pins: &[&str], target: &str, runner: Option<&str>, atol: f64, rtol: f64) {
@@ -149,7 +169,16 @@ fn artifacts_are_byte_identical() {
     let work = scratch("repro");
     for backend in ["cranelift", "llvm"] {
         for (emit, ext) in [("exe", ""), ("obj", ".o")] {
-            for target in ["x86_64-unknown-linux-gnu", "aarch64-unknown-linux-gnu"] {
+            let targets: &[&str] = match backend {
+                "llvm" => &[
+                    "x86_64-unknown-linux-gnu",
+                    "aarch64-unknown-linux-gnu",
+                    "armv7-unknown-linux-gnueabihf",
+                    "thumbv7em-none-eabihf",
+                ],
+                _ => &["x86_64-unknown-linux-gnu", "aarch64-unknown-linux-gnu"],
+            };
+            for &target in targets {
                 let mut bytes = Vec::new();
                 for k in 0..2 {
                     let out = work.join(format!("m{k}{ext}"));
@@ -349,4 +378,76 @@ fn llvm_flags_and_their_errors() {
         assert!(err.contains(want), "{args:?}: {err}");
     }
     let _ = std::fs::remove_dir_all(&work);
+}
+
+#[test]
+fn llvm_mlp_armv7_matches_onnxruntime() {
+    check_llvm(
+        "mlp",
+        &["--dim", "batch=2"],
+        "armv7-unknown-linux-gnueabihf",
+        Some("qemu-arm"),
+        1e-5,
+        1e-4,
+    );
+}
+
+#[test]
+fn llvm_cnn_armv7_matches_onnxruntime() {
+    check_llvm(
+        "cnn",
+        &[],
+        "armv7-unknown-linux-gnueabihf",
+        Some("qemu-arm"),
+        1e-4,
+        1e-4,
+    );
+}
+
+#[test]
+fn llvm_transformer_armv7_matches_onnxruntime() {
+    check_llvm(
+        "transformer",
+        &["--dim", "batch=1", "--dim", "seq=16"],
+        "armv7-unknown-linux-gnueabihf",
+        Some("qemu-arm"),
+        1e-4,
+        1e-4,
+    );
+}
+
+#[test]
+fn llvm_mlp_thumbv7em_firmware_matches_onnxruntime() {
+    check_llvm(
+        "mlp",
+        &["--dim", "batch=2"],
+        "thumbv7em-none-eabihf",
+        Some(FIRMWARE),
+        1e-5,
+        1e-4,
+    );
+}
+
+#[test]
+fn llvm_cnn_thumbv7em_firmware_matches_onnxruntime() {
+    check_llvm(
+        "cnn",
+        &[],
+        "thumbv7em-none-eabihf",
+        Some(FIRMWARE),
+        1e-4,
+        1e-4,
+    );
+}
+
+#[test]
+fn llvm_transformer_thumbv7em_firmware_matches_onnxruntime() {
+    check_llvm(
+        "transformer",
+        &["--dim", "batch=1", "--dim", "seq=16"],
+        "thumbv7em-none-eabihf",
+        Some(FIRMWARE),
+        1e-4,
+        1e-4,
+    );
 }
