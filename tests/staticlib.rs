@@ -1,9 +1,11 @@
 //! Static libraries end to end: `smelt compile --emit staticlib` on the MLP
-//! example, for x86_64 and aarch64, linked into a C program
+//! example, for x86_64, aarch64 and armv7, linked into a C program
 //! (`tests/staticlib/mlp_app.c`) by the system's gcc, statically and
 //! dynamically, against its C library (and against a program that defines
 //! its own `memcpy`: the library's libcalls are weak); the program runs the model on two
 //! arenas at once and once more, and its output matches onnxruntime's. The
+//! Cortex-M4F library goes into a C firmware (`tests/staticlib/mlp_firmware.c`)
+//! built with arm-none-eabi-gcc and newlib, run under qemu-system-arm. The
 //! archive and header are byte-identical across compiles, the header is
 //! clean C99 and C++, and `--emit obj` writes the same header. Libraries
 //! from the LLVM backend link and match the same way.
@@ -358,6 +360,126 @@ fn header_is_clean_c99_and_cxx() {
                 "use.c",
             ]),
             &format!("the header as {std}"),
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn llvm_armv7_staticlib_links_with_cross_gcc_under_qemu() {
+    let cc = "arm-linux-gnueabihf-gcc";
+    if !have(cc, "the armv7 staticlib test") || !have("qemu-arm", "the armv7 staticlib test") {
+        return;
+    }
+    let dir = scratch("llvm-armv7");
+    compile_mlp_with(
+        "llvm",
+        "armv7-unknown-linux-gnueabihf",
+        &dir,
+        "staticlib",
+        "libmlp.a",
+    );
+    let own = own_libcalls();
+    check_app(
+        &dir,
+        cc,
+        &["-static", &own],
+        WHOLE,
+        &["qemu-arm"],
+        "llvm armv7 gcc -static own memcpy",
+    );
+    for lib in [NEEDED, WHOLE] {
+        let whole = if lib == WHOLE { " whole-archive" } else { "" };
+        check_app(
+            &dir,
+            cc,
+            &["-static"],
+            lib,
+            &["qemu-arm"],
+            &format!("llvm armv7 gcc -static{whole}"),
+        );
+        check_app(
+            &dir,
+            cc,
+            &[],
+            lib,
+            &["qemu-arm", "-L", "/usr/arm-linux-gnueabihf"],
+            &format!("llvm armv7 gcc dynamic{whole}"),
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The Cortex-M static library in a C firmware (`tests/staticlib/mlp_firmware.c`
+/// with its own start-up code and `cortex_m.ld`) built by arm-none-eabi-gcc
+/// against newlib with semihosting (rdimon), run under qemu-system-arm; the
+/// archive's weak libcalls give way to newlib's and libgcc's.
+#[test]
+fn llvm_cortex_m_staticlib_links_into_a_c_firmware() {
+    let cc = "arm-none-eabi-gcc";
+    if !have(cc, "the Cortex-M staticlib test")
+        || !have("qemu-system-arm", "the Cortex-M staticlib test")
+    {
+        return;
+    }
+    let dir = scratch("llvm-thumbv7em");
+    compile_mlp_with(
+        "llvm",
+        "thumbv7em-none-eabihf",
+        &dir,
+        "staticlib",
+        "libmlp.a",
+    );
+    let fw = dir.join("fw.elf");
+    run_ok(
+        Command::new(cc)
+            .args([
+                "-mcpu=cortex-m4",
+                "-mthumb",
+                "-mfpu=fpv4-sp-d16",
+                "-mfloat-abi=hard",
+            ])
+            .args(["--specs=rdimon.specs", "-nostartfiles", "-O2", "-std=c11"])
+            .args(["-Wall", "-Wextra", "-Werror", "-T"])
+            .arg(root().join("tests/staticlib/cortex_m.ld"))
+            .arg("-I")
+            .arg(&dir)
+            .arg(root().join("tests/staticlib/mlp_firmware.c"))
+            .arg("-L")
+            .arg(&dir)
+            .arg("-lmlp")
+            .arg("-o")
+            .arg(&fw),
+        "arm-none-eabi-gcc mlp_firmware.c -lmlp",
+    );
+    let limits = Limits::default();
+    let x = read_npy(&root().join("examples/mlp/x.npy"), &limits).unwrap();
+    std::fs::write(dir.join("in.raw"), x.to_le_bytes()).unwrap();
+    run_ok(
+        Command::new("timeout")
+            .args(["60", "qemu-system-arm", "-M", "mps2-an386", "-nographic"])
+            .args(["-monitor", "none", "-serial", "none"])
+            .args(["-semihosting-config", "enable=on,target=native", "-kernel"])
+            .arg(&fw)
+            .current_dir(&dir),
+        "mlp_firmware under qemu-system-arm",
+    );
+    let expected = read_npz(&root().join("examples/mlp/expected.npz"), &limits).unwrap();
+    let (_, want) = expected
+        .iter()
+        .find(|(name, _)| name == "probs")
+        .expect("expected.npz has probs");
+    let got: Vec<f64> = std::fs::read(dir.join("out.raw"))
+        .unwrap()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f64)
+        .collect();
+    let want = want.to_f64_vec();
+    assert_eq!(got.len(), want.len(), "Cortex-M firmware: output size");
+    for (a, b) in got.iter().zip(&want) {
+        assert!(
+            (a - b).abs() <= 1e-5 + 1e-4 * b.abs(),
+            "Cortex-M firmware: {a} vs onnxruntime {b}"
         );
     }
     let _ = std::fs::remove_dir_all(&dir);
