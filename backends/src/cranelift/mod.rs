@@ -737,6 +737,12 @@ mod tests {
             },
         };
         for t in Target::ALL {
+            if !t.cranelift_supported() {
+                // No 32-bit Arm backend: a clear error pointing to LLVM.
+                let e = compile(&l, t, "v").unwrap_err().to_string();
+                assert!(e.contains("use --backend llvm"), "{e}");
+                continue;
+            }
             let obj = compile(&l, t, "v").unwrap_or_else(|e| panic!("{t:?}: {e}"));
             assert!(!obj.is_empty());
         }
