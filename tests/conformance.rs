@@ -3,11 +3,14 @@
 //! `tests/conformance/manifest.txt` lists the node tests expected to pass, one
 //! name (or `re:REGEX`) per line with optional tags: tolerances (`atol=…`,
 //! `rtol=…`) and runners (`cranelift-x86_64`, `cranelift-aarch64`,
-//! `llvm-x86_64`, `llvm-aarch64`). Each
+//! `llvm-x86_64`, `llvm-aarch64`, `llvm-armv7`, `llvm-thumbv7em`). Each
 //! listed test is imported with the frontend, run by the reference
 //! interpreter and compared with the reference outputs; each test tagged for
-//! a native runner is also compiled to a static executable for that target
-//! and run (under `qemu-aarch64` for aarch64). Any listed run that fails
+//! a native runner is also compiled (in a child process, so that a code
+//! generator that aborts fails one test only) to a static executable for that target
+//! and run (under `qemu-aarch64`/`qemu-arm` for aarch64/armv7; Cortex-M
+//! firmware under `qemu-system-arm -M mps2-an386` with semihosting, its
+//! files relative to QEMU's working directory). Any listed run that fails
 //! fails the whole.
 //!
 //! The data comes from the installed onnx wheel (`scripts/setup` materializes
@@ -187,16 +190,29 @@ fn run_native(
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work).map_err(|e| format!("scratch dir: {e}"))?;
     let exe = work.join("model");
-    build_with(
-        graph,
-        target,
-        &codegen.backend(),
-        Emit::Exe,
-        &exe,
-        "model",
-        None,
-    )
-    .map_err(|e| format!("compile: {e}"))?;
+    // Compile in a child process (this binary, `--compile-one`): a code
+    // generator that aborts (LLVM's "Cannot select" is a fatal error) fails
+    // this test instead of ending the whole run.
+    let child = Command::new(std::env::current_exe().map_err(|e| format!("compile: {e}"))?)
+        .arg("--compile-one")
+        .arg(test_dir)
+        .arg(target.arch())
+        .arg(codegen.name())
+        .arg(&exe)
+        .output()
+        .map_err(|e| format!("compile: {e}"))?;
+    if !child.status.success() {
+        let stderr = String::from_utf8_lossy(&child.stderr);
+        let why = stderr
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("compile: ")
+                    .map(str::to_string)
+                    .or_else(|| l.starts_with("LLVM ERROR").then(|| l.to_string()))
+            })
+            .unwrap_or_else(|| format!("the compiler exited with {}", child.status));
+        return Err(format!("compile: {why}"));
+    }
     // Paths relative to the scratch folder, the run's working directory:
     // firmware reads and writes host files relative to QEMU's.
     let mut args = Vec::new();
@@ -438,30 +454,27 @@ fn read_data_set(dir: &Path, prefix: &str) -> Result<Vec<Tensor>, String> {
     Ok(out)
 }
 
-fn run_test(dir: &Path, tol: Option<Tol>, runner: Runner) -> Outcome {
-    let fail = |detail: String| Outcome {
-        pass: false,
-        detail,
-        max_abs: 0.0,
-        max_rel: 0.0,
-    };
+/// Imports a node test the way a user would compile it: input shapes from
+/// the data set, shape operands bound to their test values. Returns the
+/// graph, its run-time inputs in graph order and the expected outputs.
+fn import_test(dir: &Path) -> Result<(smelt_ir::Graph, Vec<Tensor>, Vec<Tensor>), String> {
     let set = dir.join("test_data_set_0");
     let inputs = match read_data_set(&set, "input") {
         Ok(v) => v,
-        Err(e) => return fail(format!("test data: {e}")),
+        Err(e) => return Err(format!("test data: {e}")),
     };
     let wants = match read_data_set(&set, "output") {
         Ok(v) => v,
-        Err(e) => return fail(format!("test data: {e}")),
+        Err(e) => return Err(format!("test data: {e}")),
     };
     let model_path = dir.join("model.onnx");
     let limits = Limits::default();
     let input_names: Vec<String> = match OnnxModel::read(&model_path, &limits) {
         Ok(m) => m.summary().inputs.into_iter().map(|d| d.name).collect(),
-        Err(e) => return fail(format!("import: {e}")),
+        Err(e) => return Err(format!("import: {e}")),
     };
     if input_names.len() != inputs.len() {
-        return fail(format!(
+        return Err(format!(
             "the model has {} inputs, the data set {}",
             input_names.len(),
             inputs.len()
@@ -477,7 +490,7 @@ fn run_test(dir: &Path, tol: Option<Tol>, runner: Runner) -> Outcome {
     let graph = loop {
         let model = match OnnxModel::read(&model_path, &limits) {
             Ok(m) => m,
-            Err(e) => return fail(format!("import: {e}")),
+            Err(e) => return Err(format!("import: {e}")),
         };
         match model.import(&opts) {
             Ok(g) => break g,
@@ -503,12 +516,12 @@ fn run_test(dir: &Path, tol: Option<Tol>, runner: Runner) -> Outcome {
                     opts.input_shapes.remove(&input_names[i]);
                 }
                 if opts.bind.len() == before {
-                    return fail(format!(
+                    return Err(format!(
                         "import: operand '{operand}' cannot be made constant"
                     ));
                 }
             }
-            Err(e) => return fail(format!("import: {e}")),
+            Err(e) => return Err(format!("import: {e}")),
         }
     };
     let run_inputs: Vec<Tensor> = graph
@@ -523,6 +536,20 @@ fn run_test(dir: &Path, tol: Option<Tol>, runner: Runner) -> Outcome {
             inputs[i].clone()
         })
         .collect();
+    Ok((graph, run_inputs, wants))
+}
+
+fn run_test(dir: &Path, tol: Option<Tol>, runner: Runner) -> Outcome {
+    let fail = |detail: String| Outcome {
+        pass: false,
+        detail,
+        max_abs: 0.0,
+        max_rel: 0.0,
+    };
+    let (graph, run_inputs, wants) = match import_test(dir) {
+        Ok(v) => v,
+        Err(e) => return fail(e),
+    };
     let outs = match runner {
         Runner::Interpreter => match Interpreter::new(&graph).run(run_inputs) {
             Ok(o) => o,
@@ -576,7 +603,47 @@ fn test_ops(dir: &Path) -> String {
 /// One run: test name, listed for this runner, outcome, the test's ops, runner.
 type RunResult = (String, bool, Outcome, String, Runner);
 
+/// `--compile-one TEST_DIR ARCH CODEGEN OUT`: imports one node test and
+/// compiles it to the executable OUT, in its own process (see `run_native`).
+fn compile_one(args: &[String]) -> ExitCode {
+    let [dir, arch, codegen, out] = args else {
+        eprintln!("compile: --compile-one takes TEST_DIR ARCH CODEGEN OUT");
+        return ExitCode::FAILURE;
+    };
+    let Some(target) = Target::ALL.into_iter().find(|t| t.arch() == arch) else {
+        eprintln!("compile: unknown target '{arch}'");
+        return ExitCode::FAILURE;
+    };
+    let Some(codegen) = CodeGen::ALL.into_iter().find(|g| g.name() == codegen) else {
+        eprintln!("compile: unknown code generator '{codegen}'");
+        return ExitCode::FAILURE;
+    };
+    let built = import_test(Path::new(dir)).and_then(|(graph, _, _)| {
+        build_with(
+            &graph,
+            target,
+            &codegen.backend(),
+            Emit::Exe,
+            Path::new(out),
+            "model",
+            None,
+        )
+        .map_err(|e| e.to_string())
+    });
+    match built {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("compile: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    if argv.first().map(String::as_str) == Some("--compile-one") {
+        return compile_one(&argv[1..]);
+    }
     let args = parse_args();
     let dir = data_dir();
     if !dir.is_dir() {
