@@ -23,6 +23,10 @@
 //!   them into SSA values). `for` loops are header/body/latch/exit blocks;
 //!   the increment is `nsw` when the body never assigns the counter (the
 //!   counter is below `end`, so it cannot overflow).
+//! - No per-loop metadata: `llvm.loop.vectorize.enable` would override the
+//!   cost model, and the loops it cannot vectorize (in-order float
+//!   reductions) stay unvectorizable with it; the function is `mustprogress`
+//!   instead (every kernel-IR loop is counted).
 //! - Element indices are `i64` in the kernel IR; they are truncated to the
 //!   pointer-sized integer before each `getelementptr` (a no-op on 64-bit
 //!   targets, `i32` on 32-bit ARM).
