@@ -225,7 +225,8 @@ pub fn llvm_target(target: Target, config: &LlvmConfig) -> Result<LlvmTarget, Ar
         config.cpu.as_deref(),
         config.features.as_deref(),
     )
-    .map_err(|e| ArtifactError::Codegen(e.to_string()))
+    // The message names the flag; "code generation failed" would mislead.
+    .map_err(|e| ArtifactError::Codegen(e.0))
 }
 
 /// Lowers and compiles `graph` for `target` with `backend` and writes the
