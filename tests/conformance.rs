@@ -144,7 +144,8 @@ fn run_native(
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work).map_err(|e| format!("scratch dir: {e}"))?;
     let exe = work.join("model");
-    build(graph, target, Emit::Exe, &exe, "model", None).map_err(|e| format!("compile: {e}"))?;
+    build(graph, target, Emit::Exe, &exe, "model", None, None)
+        .map_err(|e| format!("compile: {e}"))?;
     let mut cmd = match target {
         Target::X86_64Linux => Command::new(&exe),
         Target::Aarch64Linux => {

@@ -46,8 +46,9 @@ pub fn run(m: &ArgMatches) -> CliResult<ExitCode> {
         })
     });
     let linker = m.get_one::<PathBuf>("linker").map(PathBuf::as_path);
-    let report =
-        build(&graph, target, emit, &out, &stem, linker).map_err(|e| CliError(e.to_string()))?;
+    let name = m.get_one::<String>("name").map(String::as_str);
+    let report = build(&graph, target, emit, &out, &stem, name, linker)
+        .map_err(|e| CliError(e.to_string()))?;
     for f in &report.files {
         println!("wrote {}", f.display());
     }

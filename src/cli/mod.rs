@@ -127,6 +127,7 @@ pub fn command() -> Command {
                 )
                 .arg(Arg::new("output").short('o').long("output").value_name("OUT").value_parser(value_parser!(PathBuf)).help("Output path (default: the model's file stem)"))
                 .arg(Arg::new("backend").long("backend").value_name("NAME").default_value("cranelift").help("Code generator: cranelift (llvm comes next)"))
+                .arg(Arg::new("name").long("name").value_name("NAME").help("Symbol prefix of a staticlib or obj: it defines NAME_run and NAME_model, and its header's macros start with NAME in upper case (default: NAME of libNAME.a, or the object's file stem, made a C identifier); executables always use smelt_model_run"))
                 .arg(Arg::new("linker").long("linker").value_name("PATH").value_parser(value_parser!(PathBuf)).help("The ld.lld to link executables with (default: ld.lld-19, ld.lld, then the Rust toolchain's rust-lld)")),
         ))
         .subcommand(model_args(
