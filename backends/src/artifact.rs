@@ -14,6 +14,7 @@ use std::process::Command;
 
 use smelt_ir::Graph;
 
+use crate::llvm::{LlvmOptions, LlvmTarget, Output};
 use crate::lower::{LowerError, Lowered, lower};
 use crate::target::Target;
 
@@ -78,7 +79,7 @@ pub fn c_identifier(s: &str) -> String {
 
 /// The symbol prefix of a library or object written to `out`: `name` when
 /// given, else `NAME` of `libNAME.a` (static libraries) or the file stem
-/// (objects), made a C identifier.
+/// (objects, assembly, LLVM IR), made a C identifier.
 pub fn symbol_prefix(emit: Emit, out: &Path, name: Option<&str>) -> Result<String, ArtifactError> {
     if let Some(n) = name {
         if !is_c_identifier(n) {
@@ -88,7 +89,7 @@ pub fn symbol_prefix(emit: Emit, out: &Path, name: Option<&str>) -> Result<Strin
     }
     let base = match emit {
         Emit::Staticlib => staticlib_name(out),
-        Emit::Obj | Emit::Exe => out
+        Emit::Obj | Emit::Exe | Emit::Asm | Emit::LlvmIr => out
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default(),
@@ -106,6 +107,41 @@ pub enum Emit {
     /// A static library `libNAME.a` (the model and the libcalls), with the
     /// header `NAME.h` beside it.
     Staticlib,
+    /// The model's assembly text (LLVM backend only).
+    Asm,
+    /// The model's optimized LLVM IR text (LLVM backend only).
+    LlvmIr,
+}
+
+/// The code generator and its options.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Backend {
+    /// Cranelift: fast compiles, scalar code.
+    #[default]
+    Cranelift,
+    /// LLVM: optimized (vectorized) code, a CPU and features to tune for.
+    Llvm(LlvmConfig),
+}
+
+/// What the LLVM backend is told besides the target.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LlvmConfig {
+    /// The CPU (`--cpu`; `native` for the host's); none: the target's baseline.
+    pub cpu: Option<String>,
+    /// Extra LLVM features (`--features +a,-b`).
+    pub features: Option<String>,
+    /// Optimization options.
+    pub options: LlvmOptions,
+}
+
+impl Backend {
+    /// The name the CLI uses.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Backend::Cranelift => "cranelift",
+            Backend::Llvm(_) => "llvm",
+        }
+    }
 }
 
 /// Errors while producing an artifact.
@@ -230,10 +266,10 @@ pub fn archive(members: &[(&str, &[u8])]) -> Vec<u8> {
     out.into_inner()
 }
 
-/// Lowers and compiles `graph` for `target` and writes the artifact to `out`.
-/// `model_name` is recorded in the model's table for messages; `name` is the
-/// symbol prefix of a library or object ([`symbol_prefix`]; executables use
-/// the runtime's fixed names).
+/// Lowers and compiles `graph` for `target` with the Cranelift backend and
+/// writes the artifact to `out`. `model_name` is recorded in the model's
+/// table for messages; `name` is the symbol prefix of a library or object
+/// ([`symbol_prefix`]; executables use the runtime's fixed names).
 pub fn build(
     graph: &Graph,
     target: Target,
@@ -243,11 +279,21 @@ pub fn build(
     name: Option<&str>,
     linker: Option<&Path>,
 ) -> Result<Report, ArtifactError> {
-    let prefix = symbol_prefix(emit, out, name)?;
-    let symbols = match emit {
-        Emit::Exe => ModelSymbols::runtime(),
-        Emit::Obj | Emit::Staticlib => ModelSymbols::prefixed(&prefix),
-    };
+    build_with(
+        graph,
+        target,
+        &Backend::Cranelift,
+        emit,
+        out,
+        model_name,
+        name,
+        linker,
+    )
+}
+
+/// Lowers `graph` to kernel IR with the math functions expanded: what every
+/// code generator takes.
+pub fn lower_for_codegen(graph: &Graph) -> Result<Lowered, ArtifactError> {
     let mut lowered: Lowered = lower(graph).map_err(ArtifactError::Lower)?;
     crate::mathexp::expand(&mut lowered.program).map_err(|e| {
         ArtifactError::Lower(LowerError::Unsupported(vec![(
@@ -256,8 +302,61 @@ pub fn build(
             e,
         )]))
     })?;
-    let obj = crate::cranelift::compile(&lowered, target, model_name, &symbols)
-        .map_err(|e| ArtifactError::Codegen(e.to_string()))?;
+    Ok(lowered)
+}
+
+/// The LLVM target for `target` and the backend's options.
+pub fn llvm_target(target: Target, config: &LlvmConfig) -> Result<LlvmTarget, ArtifactError> {
+    LlvmTarget::new(
+        target.triple(),
+        config.cpu.as_deref(),
+        config.features.as_deref(),
+    )
+    .map_err(|e| ArtifactError::Codegen(e.to_string()))
+}
+
+/// Lowers and compiles `graph` for `target` with `backend` and writes the
+/// artifact to `out` (`model_name` and `name` as for [`build`]).
+#[allow(clippy::too_many_arguments)]
+pub fn build_with(
+    graph: &Graph,
+    target: Target,
+    backend: &Backend,
+    emit: Emit,
+    out: &Path,
+    model_name: &str,
+    name: Option<&str>,
+    linker: Option<&Path>,
+) -> Result<Report, ArtifactError> {
+    let prefix = symbol_prefix(emit, out, name)?;
+    // Assembly and LLVM IR text show the code an executable links.
+    let symbols = match emit {
+        Emit::Exe | Emit::Asm | Emit::LlvmIr => ModelSymbols::runtime(),
+        Emit::Obj | Emit::Staticlib => ModelSymbols::prefixed(&prefix),
+    };
+    let lowered = lower_for_codegen(graph)?;
+    let codegen = |e: crate::cranelift::CodegenError| ArtifactError::Codegen(e.to_string());
+    let obj = match (backend, emit) {
+        (Backend::Cranelift, Emit::Asm | Emit::LlvmIr) => {
+            return Err(ArtifactError::Codegen(format!(
+                "--emit {} needs --backend llvm",
+                if emit == Emit::Asm { "asm" } else { "llvm-ir" }
+            )));
+        }
+        (Backend::Cranelift, _) => {
+            crate::cranelift::compile(&lowered, target, model_name, &symbols).map_err(codegen)?
+        }
+        (Backend::Llvm(c), _) => {
+            let t = llvm_target(target, c)?;
+            let kind = match emit {
+                Emit::Asm => Output::Assembly,
+                Emit::LlvmIr => Output::LlvmIr,
+                Emit::Exe | Emit::Obj | Emit::Staticlib => Output::Object,
+            };
+            crate::llvm::emit(&lowered, &t, &c.options, model_name, &symbols, kind)
+                .map_err(codegen)?
+        }
+    };
     let mut report = Report {
         files: vec![],
         arena_bytes: lowered.plan.arena_bytes,
@@ -265,6 +364,10 @@ pub fn build(
         object_bytes: obj.len(),
     };
     match emit {
+        Emit::Asm | Emit::LlvmIr => {
+            write(out, &obj)?;
+            report.files = vec![out.to_path_buf()];
+        }
         Emit::Obj => {
             write(out, &obj)?;
             let header = out.with_extension("h");

@@ -44,7 +44,7 @@ pub enum Place {
 }
 
 /// The memory plan of a graph.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MemoryPlan {
     /// The place of every value.
     pub places: Vec<Place>,
