@@ -4,7 +4,8 @@
 //! largest total of arena storages live at one node, never worse than
 //! largest-first greedy, and identical across two plans. A model built to
 //! hit every aliasing case (`tests/memory_plan/aliasing_model.py`) runs
-//! natively on x86_64 and aarch64 and matches onnxruntime.
+//! natively on x86_64 and aarch64, with Cranelift and with LLVM, and matches
+//! onnxruntime.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -144,40 +145,42 @@ fn aliasing_cases_run_natively_and_match_onnxruntime() {
             eprintln!("skipping {target}: qemu-aarch64 is not installed");
             continue;
         }
-        let exe = dir.join(format!("m-{target}"));
-        run_ok(
-            Command::new(env!("CARGO_BIN_EXE_smelt"))
-                .arg("compile")
-                .arg(&model)
-                .args(["--target", target, "-o"])
-                .arg(&exe),
-            &format!("smelt compile for {target}"),
-        );
-        let out = dir.join(format!("out-{target}"));
-        let mut cmd = match runner {
-            Some(r) => {
-                let mut c = Command::new(r);
-                c.arg(&exe);
-                c
-            }
-            None => Command::new(&exe),
-        };
-        run_ok(
-            cmd.arg("--input")
-                .arg(dir.join("input.npz"))
-                .arg("-o")
-                .arg(&out),
-            &format!("the aliasing model on {target}"),
-        );
-        for (name, want) in &expected {
-            let got = read_npy(&out.join(format!("{name}.npy")), &Limits::default()).unwrap();
-            assert_eq!(got.dtype(), want.dtype(), "{target}: {name}");
-            assert_eq!(got.shape(), want.shape(), "{target}: {name}");
-            for (a, b) in got.to_f64_vec().iter().zip(want.to_f64_vec()) {
-                assert!(
-                    (a - b).abs() <= 1e-6 + 1e-5 * b.abs(),
-                    "{target}: {name}: {a} vs onnxruntime {b}"
-                );
+        for backend in ["cranelift", "llvm"] {
+            let exe = dir.join(format!("m-{target}-{backend}"));
+            run_ok(
+                Command::new(env!("CARGO_BIN_EXE_smelt"))
+                    .arg("compile")
+                    .arg(&model)
+                    .args(["--target", target, "--backend", backend, "-o"])
+                    .arg(&exe),
+                &format!("smelt compile for {target}"),
+            );
+            let out = dir.join(format!("out-{target}-{backend}"));
+            let mut cmd = match runner {
+                Some(r) => {
+                    let mut c = Command::new(r);
+                    c.arg(&exe);
+                    c
+                }
+                None => Command::new(&exe),
+            };
+            run_ok(
+                cmd.arg("--input")
+                    .arg(dir.join("input.npz"))
+                    .arg("-o")
+                    .arg(&out),
+                &format!("the aliasing model on {target}"),
+            );
+            for (name, want) in &expected {
+                let got = read_npy(&out.join(format!("{name}.npy")), &Limits::default()).unwrap();
+                assert_eq!(got.dtype(), want.dtype(), "{target}: {name}");
+                assert_eq!(got.shape(), want.shape(), "{target}: {name}");
+                for (a, b) in got.to_f64_vec().iter().zip(want.to_f64_vec()) {
+                    assert!(
+                        (a - b).abs() <= 1e-6 + 1e-5 * b.abs(),
+                        "{target} ({backend}): {name}: {a} vs onnxruntime {b}"
+                    );
+                }
             }
         }
     }
