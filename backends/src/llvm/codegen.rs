@@ -146,13 +146,14 @@ fn int_lit(v: i64, ty: Scalar) -> String {
 }
 
 /// The parameter list and the text of both functions.
-pub(super) fn run_ir(l: &Lowered, ptr_bytes: u32) -> Result<String, CodegenError> {
+/// `run` is the entry point's symbol.
+pub(super) fn run_ir(l: &Lowered, ptr_bytes: u32, run: &str) -> Result<String, CodegenError> {
     let iptr = if ptr_bytes == 4 { "i32" } else { "i64" };
     let mut out = String::new();
     // The wrapper: unpacks the pointer arrays.
     let _ = writeln!(
         out,
-        "define void @smelt_model_run(ptr nocapture readonly %inputs, ptr nocapture readonly \
+        "define void @{run}(ptr nocapture readonly %inputs, ptr nocapture readonly \
          %outputs, ptr %arena) #0 {{\nentry:"
     );
     let mut args = Vec::new();
