@@ -627,6 +627,7 @@ fn compile_one(args: &[String]) -> ExitCode {
             Path::new(out),
             "model",
             None,
+            None,
         )
         .map_err(|e| e.to_string())
     });

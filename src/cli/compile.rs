@@ -78,8 +78,11 @@ pub fn run(m: &ArgMatches) -> CliResult<ExitCode> {
         })
     });
     let linker = m.get_one::<PathBuf>("linker").map(PathBuf::as_path);
-    let report = build_with_memory(&graph, target, &backend, emit, &out, &stem, linker, &memory)
-        .map_err(|e| CliError(e.to_string()))?;
+    let name = m.get_one::<String>("name").map(String::as_str);
+    let report = build_with_memory(
+        &graph, target, &backend, emit, &out, &stem, name, linker, &memory,
+    )
+    .map_err(|e| CliError(e.to_string()))?;
     for f in &report.files {
         println!("wrote {}", f.display());
     }

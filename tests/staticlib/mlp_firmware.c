@@ -7,7 +7,7 @@
  * qemu-system-arm -M mps2-an386.
  *
  * Reads the input x (MLP_INPUT_X_BYTES raw float32) from the host file
- * in.raw, checks the header against the model's table, runs the model on two
+ * in.raw, checks the header against the model's table (mlp_model), runs the model on two
  * static arenas (the second filled with garbage) and checks that both runs
  * agree, then writes the output probs raw to out.raw. Exit status 0 on
  * success, 1 with a message otherwise.
@@ -76,14 +76,14 @@ static void run(void *probs, void *arena) {
     void *outputs[MLP_NUM_OUTPUTS];
     inputs[MLP_INPUT_X_INDEX] = x;
     outputs[MLP_OUTPUT_PROBS_INDEX] = probs;
-    smelt_model_run(inputs, outputs, arena);
+    mlp_run(inputs, outputs, arena);
 }
 
 int main(void) {
-    check(smelt_model.abi_version == SMELT_ABI_VERSION, "abi version");
-    check(smelt_model.arena_bytes == MLP_ARENA_BYTES, "arena bytes");
-    check(smelt_model.inputs[MLP_INPUT_X_INDEX].bytes == MLP_INPUT_X_BYTES, "input bytes");
-    check(smelt_model.outputs[MLP_OUTPUT_PROBS_INDEX].bytes == MLP_OUTPUT_PROBS_BYTES, "output bytes");
+    check(mlp_model.abi_version == SMELT_ABI_VERSION, "abi version");
+    check(mlp_model.arena_bytes == MLP_ARENA_BYTES, "arena bytes");
+    check(mlp_model.inputs[MLP_INPUT_X_INDEX].bytes == MLP_INPUT_X_BYTES, "input bytes");
+    check(mlp_model.outputs[MLP_OUTPUT_PROBS_INDEX].bytes == MLP_OUTPUT_PROBS_BYTES, "output bytes");
     FILE *in = fopen("in.raw", "rb");
     check(in && fread(x, 1, sizeof x, in) == sizeof x, "cannot read in.raw");
     if (in) fclose(in);
