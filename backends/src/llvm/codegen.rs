@@ -209,6 +209,10 @@ pub(super) fn run_ir(l: &Lowered, ptr_bytes: u32, run: &str) -> Result<String, C
         decls: BTreeSet::new(),
         align: Vec::new(),
         nin: l.inputs.len(),
+        // The only 32-bit targets are ARM ones, where LLVM 19 cannot
+        // select `llvm.maximum.f64`/`llvm.minimum.f64` ("Cannot select:
+        // setcc"), with or without a double-precision FPU.
+        expand_f64_minmax: ptr_bytes == 4,
     };
     for io in l.inputs.iter().chain(&l.outputs) {
         g.align.push(io.dtype.elem_bytes().max(1) as u64);
@@ -249,6 +253,9 @@ struct Gen<'a> {
     align: Vec<u64>,
     /// The number of inputs.
     nin: usize,
+    /// Spell f64 `Min`/`Max` as compares and selects instead of the
+    /// intrinsics (see [`Gen::float_minmax_expanded`]).
+    expand_f64_minmax: bool,
 }
 
 impl Gen<'_> {
@@ -629,6 +636,9 @@ impl Gen<'_> {
         let t = t.as_str();
         let plain = |g: &mut Self, name: &str| g.def(format!("{name} {t} {x}, {y}"));
         let minmax = |g: &mut Self, name: &str| {
+            if f && ty == Scalar::F64 && lanes == 1 && g.expand_f64_minmax {
+                return g.float_minmax_expanded(name == "maximum", t, &x, &y);
+            }
             g.intrinsic(t, &format!("llvm.{name}.{sfx}"), &[(t, &x), (t, &y)])
         };
         Ok(match op {
@@ -669,6 +679,25 @@ impl Gen<'_> {
             }
             BinOp::Pow => return Err(err("Pow must be expanded before code generation")),
         })
+    }
+
+    /// `llvm.maximum`/`llvm.minimum` of two f64 scalars spelled out: NaN if
+    /// either is NaN (`x + y` propagates it), the larger (smaller) of two
+    /// ordered unequal values, and for equal values the bitwise AND (OR) of
+    /// the two, which picks +0 (−0) from a pair of zeros of either sign.
+    fn float_minmax_expanded(&mut self, max: bool, t: &str, x: &str, y: &str) -> String {
+        let uno = self.def(format!("fcmp uno {t} {x}, {y}"));
+        let nan = self.def(format!("fadd {t} {x}, {y}"));
+        let (x_wins, y_wins) = if max { ("ogt", "olt") } else { ("olt", "ogt") };
+        let xw = self.def(format!("fcmp {x_wins} {t} {x}, {y}"));
+        let yw = self.def(format!("fcmp {y_wins} {t} {x}, {y}"));
+        let xi = self.def(format!("bitcast {t} {x} to i64"));
+        let yi = self.def(format!("bitcast {t} {y} to i64"));
+        let tie = self.def(format!("{} i64 {xi}, {yi}", if max { "and" } else { "or" }));
+        let tie = self.def(format!("bitcast i64 {tie} to {t}"));
+        let r = self.def(format!("select i1 {yw}, {t} {y}, {t} {tie}"));
+        let r = self.def(format!("select i1 {xw}, {t} {x}, {t} {r}"));
+        self.def(format!("select i1 {uno}, {t} {nan}, {t} {r}"))
     }
 
     /// Refuses a vector operand where the kernel IR has scalars only.
