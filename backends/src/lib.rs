@@ -12,4 +12,5 @@ pub mod kernel;
 pub mod lower;
 pub mod mathexp;
 pub mod plan;
+pub mod schedule;
 pub mod target;

@@ -141,7 +141,8 @@ pub fn lower(g: &Graph) -> Result<Lowered, LowerError> {
             bufs.entry(id).or_insert(Buf::Output(k as u32));
         }
     }
-    let mem = plan(g, |id| !bufs.contains_key(&id));
+    let mut mem = plan(g, |id| !bufs.contains_key(&id));
+    p.scratch_base = mem.arena_bytes.div_ceil(crate::plan::ALIGN) * crate::plan::ALIGN;
     for (i, v) in g.values.iter().enumerate() {
         let id = ValueId(i as u32);
         if bufs.contains_key(&id) {
@@ -193,6 +194,9 @@ pub fn lower(g: &Graph) -> Result<Lowered, LowerError> {
     if !unsupported.is_empty() {
         return Err(LowerError::Unsupported(unsupported));
     }
+    if p.scratch_bytes > 0 {
+        mem.arena_bytes = p.scratch_base + p.scratch_bytes;
+    }
     // Outputs not written in place: inputs, constants, or a value listed twice.
     for (k, &id) in g.outputs.iter().enumerate() {
         let src = bufs[&id];
@@ -207,6 +211,7 @@ pub fn lower(g: &Graph) -> Result<Lowered, LowerError> {
             });
         }
     }
+    crate::schedule::drop_unused_consts(&mut p);
     Ok(Lowered {
         program: p,
         inputs,
