@@ -311,6 +311,9 @@ pub fn lower(
             if let Some(stmts) = fast_conv(p, &g, *group, &x, &w, b.as_ref(), y) {
                 return Ok(stmts);
             }
+            if let Some(stmts) = depthwise(p, &g, *group, &x, &w, b.as_ref(), y) {
+                return Ok(stmts);
+            }
             Ok(conv(p, &g, *group, &x, &w, b.as_ref(), y))
         }
         ConvOp::ConvTranspose {
@@ -587,6 +590,133 @@ fn fast_conv(
         end: i(nb as i64),
         body,
     }])
+}
+
+/// A 2-D f32 depthwise convolution (one input and one output channel per
+/// group): each channel is copied into a zero-bordered plane in the scratch
+/// area, then every output row is `b[c] + Σ_taps w[c, tap] · plane[…]` with
+/// the taps unrolled, a unit-stride loop that [`crate::schedule::vectorize`]
+/// turns into vector code when the stride is 1.
+fn depthwise(
+    p: &mut Program,
+    g: &Geom,
+    group: usize,
+    x: &Operand,
+    w: &Operand,
+    b: Option<&Operand>,
+    y: &Operand,
+) -> Option<Vec<Stmt>> {
+    use crate::kernel::build::muladd;
+    if x.ty != Scalar::F32 || w.ty != Scalar::F32 || y.ty != Scalar::F32 || x.shape.len() != 4 {
+        return None;
+    }
+    let (nb, c, h, wd) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]);
+    if group != c || y.shape[1] != c || w.shape[1] != 1 || b.is_some_and(|b| b.ty != Scalar::F32) {
+        return None;
+    }
+    if g.pad_begin.iter().any(|&q| q < 0) {
+        return None;
+    }
+    let (kh, kw, oh, ow) = (g.kernel[0], g.kernel[1], g.out[0], g.out[1]);
+    let (ph, pw) = (g.pad_begin[0] as usize, g.pad_begin[1] as usize);
+    let (sh, sw, dh, dw) = (g.strides[0], g.strides[1], g.dilations[0], g.dilations[1]);
+    let span = |o: usize, s: usize, k: usize, d: usize| {
+        if o == 0 || k == 0 {
+            0
+        } else {
+            (o - 1) * s + (k - 1) * d + 1
+        }
+    };
+    let hp = (h + ph).max(span(oh, sh, kh, dh));
+    let wp = (wd + pw).max(span(ow, sw, kw, dw));
+    let plane = p.scratch((hp * wp * 4) as u64);
+    let (nv, cv, r, ov, z) = (
+        p.var(Scalar::I64),
+        p.var(Scalar::I64),
+        p.var(Scalar::I64),
+        p.var(Scalar::I64),
+        p.var(Scalar::I64),
+    );
+    // The border stays zero: only the interior is overwritten per channel.
+    let mut out = vec![Stmt::For {
+        var: z,
+        start: i(0),
+        end: i((hp * wp) as i64),
+        body: vec![Stmt::Store {
+            buf: plane,
+            index: var(z),
+            value: f(0.0, Scalar::F32),
+        }],
+    }];
+    let chan = add(mul(var(nv), i(c as i64)), var(cv));
+    let copy = Stmt::For {
+        var: r,
+        start: i(0),
+        end: i(h as i64),
+        body: vec![Stmt::Copy {
+            dst: plane,
+            dst_off: mul(
+                add(mul(add(var(r), i(ph as i64)), i(wp as i64)), i(pw as i64)),
+                i(4),
+            ),
+            src: x.buf,
+            src_off: mul(
+                add(
+                    mul(chan.clone(), i((h * wd) as i64)),
+                    mul(var(r), i(wd as i64)),
+                ),
+                i(4),
+            ),
+            bytes: i((wd * 4) as i64),
+        }],
+    };
+    let mut acc = match b {
+        Some(b) => b.load(var(cv)),
+        None => f(0.0, Scalar::F32),
+    };
+    for th in 0..kh {
+        for tw in 0..kw {
+            let wi = add(mul(var(cv), i((kh * kw) as i64)), i((th * kw + tw) as i64));
+            let row = add(mul(var(r), i(sh as i64)), i((th * dh) as i64));
+            let col = add(mul(var(ov), i(sw as i64)), i((tw * dw) as i64));
+            let xi = add(mul(row, i(wp as i64)), col);
+            acc = muladd(
+                w.load(wi),
+                crate::kernel::build::load(plane, xi, Scalar::F32),
+                acc,
+            );
+        }
+    }
+    let rows = Stmt::For {
+        var: r,
+        start: i(0),
+        end: i(oh as i64),
+        body: vec![Stmt::For {
+            var: ov,
+            start: i(0),
+            end: i(ow as i64),
+            body: vec![Stmt::Store {
+                buf: y.buf,
+                index: add(
+                    mul(add(mul(chan, i(oh as i64)), var(r)), i(ow as i64)),
+                    var(ov),
+                ),
+                value: acc,
+            }],
+        }],
+    };
+    out.push(Stmt::For {
+        var: nv,
+        start: i(0),
+        end: i(nb as i64),
+        body: vec![Stmt::For {
+            var: cv,
+            start: i(0),
+            end: i(c as i64),
+            body: vec![copy, rows],
+        }],
+    });
+    Some(out)
 }
 
 /// `y[n, m, o] = b[m] + Σ_{c, k} x[n, g·cg + c, o·s + k·dil − pad] · w[m, c, k]`

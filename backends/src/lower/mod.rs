@@ -211,6 +211,7 @@ pub fn lower(g: &Graph) -> Result<Lowered, LowerError> {
             });
         }
     }
+    crate::schedule::vectorize::vectorize(&mut p);
     crate::schedule::drop_unused_consts(&mut p);
     Ok(Lowered {
         program: p,

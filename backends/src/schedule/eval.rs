@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use crate::kernel::{BinOp, Buf, Expr, Program, Stmt};
+use crate::kernel::{BinOp, Buf, Expr, Program, Stmt, UnOp};
 
 /// A value: an integer or `f32` lanes (one for a scalar).
 #[derive(Clone, Debug, PartialEq)]
@@ -182,6 +182,20 @@ impl<'a> Eval<'a> {
                 }
                 _ => panic!("mixed operands"),
             },
+            Expr::Un(op, a) => {
+                let x = self.expr(a);
+                V::F(
+                    x.f()
+                        .iter()
+                        .map(|&v| match op {
+                            UnOp::Neg => -v,
+                            UnOp::Abs => v.abs(),
+                            UnOp::Sqrt => v.sqrt(),
+                            other => panic!("{other:?} in the schedule evaluator"),
+                        })
+                        .collect(),
+                )
+            }
             other => panic!("the schedule evaluator has no {other:?}"),
         }
     }

@@ -9,6 +9,7 @@
 //! ([`drop_unused_consts`]).
 
 pub mod gemm;
+pub mod vectorize;
 
 #[cfg(test)]
 pub(crate) mod eval;
