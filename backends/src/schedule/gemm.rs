@@ -352,13 +352,17 @@ fn tile(p: &mut Program, g: &Gemm, rows: &Region, cols: &Region) -> Vec<Stmt> {
             init.push(Stmt::Set(acc[r][j], e));
         }
     }
+    // Strength-reduced operand indices: one running index per operand,
+    // advanced by its k stride, with each row / vector at a constant offset
+    // (which the code generators fold into the address).
+    let (ai, bi) = (p.var(Scalar::I64), p.var(Scalar::I64));
     let mut kbody = Vec::new();
     for j in 0..nv {
-        let idx = at(cols.panel, var(nb), j, var(kv));
+        let idx = add(var(bi), i(j as i64 * cols.panel.sub));
         kbody.push(Stmt::Set(bv[j], vl(cols.panel.buf, idx, lanes)));
     }
     for r in 0..mr {
-        let idx = at(rows.panel, var(mb), r, var(kv));
+        let idx = add(var(ai), i(r as i64 * rows.panel.sub));
         kbody.push(Stmt::Set(
             av[r],
             sp(load(rows.panel.buf, idx, Scalar::F32), lanes),
@@ -370,6 +374,10 @@ fn tile(p: &mut Program, g: &Gemm, rows: &Region, cols: &Region) -> Vec<Stmt> {
             ));
         }
     }
+    kbody.push(Stmt::Set(ai, add(var(ai), i(rows.panel.k))));
+    kbody.push(Stmt::Set(bi, add(var(bi), i(cols.panel.k))));
+    init.push(Stmt::Set(ai, at(rows.panel, var(mb), 0, i(0))));
+    init.push(Stmt::Set(bi, at(cols.panel, var(nb), 0, i(0))));
     let (cbuf, cbase, ldc) = &g.c;
     let mut store = Vec::new();
     for r in 0..mr {
