@@ -1,13 +1,14 @@
 //! Lowering of the conv family: `Conv`, `ConvTranspose`, the windowed pools
 //! (`MaxPool`, `AveragePool`, `LpPool`) and the global pools.
 //!
-//! These are the first, plain schedules: a direct loop nest per output
-//! element with a scalar accumulator. Padding never reaches the inner loops:
+//! f32 2-D `Conv` with one group runs as im2col + the packed GEMM
+//! micro-kernel of [`crate::schedule::gemm`] (`fast_conv`); depthwise f32
+//! 2-D `Conv` reads a zero-bordered copy of each channel (`depthwise`).
+//! Everything else is the general schedule: a direct loop nest per output
+//! element with a scalar accumulator. Padding never reaches its inner loops:
 //! for every output position the range of kernel taps that land inside the
 //! input is computed once (with `min`/`max` and a division by the constant
-//! dilation), so the tap loops run without a condition. im2col, packing and
-//! vectorization are kernel-IR transformations that come with the
-//! fast-kernel work.
+//! dilation), so the tap loops run without a condition.
 //!
 //! The window geometry (pads derived from `auto_pad`, `ConvTranspose`'s
 //! crop) mirrors the resolution in `smelt_ir::ops::conv`, which is private

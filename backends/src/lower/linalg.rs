@@ -1,8 +1,10 @@
 //! Lowering of matrix products.
 //!
-//! These are the first, plain schedules: loop nests with a scalar
-//! accumulator. Packing, register blocking and vectorization are kernel-IR
-//! transformations that come with the fast-kernel work.
+//! f32 `MatMul` and `Gemm` (alpha 1, no or per-column C) run the
+//! register-blocked micro-kernel of [`crate::schedule::gemm`], with a
+//! constant B packed at compile time. Everything else (other dtypes and
+//! attributes, `Einsum`, `Attention`) uses the general schedule: loop nests
+//! with a scalar accumulator.
 
 use smelt_ir::ops::linalg::{AttentionAttrs, EinsumEq, Linalg, Sub};
 
@@ -873,19 +875,26 @@ mod tests {
             ty: Scalar::of(want.dtype()).expect("scalar"),
         };
         p.body = lower(&l, &ops, std::slice::from_ref(&o), &mut p).expect("lowers");
-        let mut ev = Eval::new(&p);
-        for (k, t) in ins.iter().enumerate() {
-            ev.mem.insert(Buf::Input(k as u32), t.to_le_bytes());
-        }
-        ev.mem
-            .insert(Buf::Output(0), vec![0; want.to_le_bytes().len()]);
-        ev.run();
-        let got = Tensor::from_le_bytes(
-            want.dtype(),
-            want.shape().to_vec(),
-            &ev.mem[&Buf::Output(0)],
-        )
-        .unwrap();
+        let mut mem: std::collections::HashMap<Buf, Vec<u8>> = ins
+            .iter()
+            .enumerate()
+            .map(|(k, t)| (Buf::Input(k as u32), t.to_le_bytes()))
+            .collect();
+        mem.insert(Buf::Output(0), vec![0; want.to_le_bytes().len()]);
+        // f32 products take the vector GEMM schedule, which the schedule
+        // evaluator runs; the other dtypes stay scalar.
+        let out = if o.ty == Scalar::F32 {
+            let mut ev = crate::schedule::eval::Eval::new(&p);
+            ev.mem.extend(mem);
+            ev.run();
+            ev.mem.remove(&Buf::Output(0)).expect("output")
+        } else {
+            let mut ev = Eval::new(&p);
+            ev.mem.extend(mem);
+            ev.run();
+            ev.mem.remove(&Buf::Output(0)).expect("output")
+        };
+        let got = Tensor::from_le_bytes(want.dtype(), want.shape().to_vec(), &out).unwrap();
         if want.dtype().is_float() {
             for (a, b) in got.to_f64_vec().iter().zip(want.to_f64_vec()) {
                 assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "{l:?}: {a} vs {b}");

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use crate::kernel::{BinOp, Buf, Expr, Program, Stmt, UnOp};
+use crate::kernel::{BinOp, Buf, CmpOp, Expr, Program, Stmt, UnOp};
 
 /// A value: an integer or `f32` lanes (one for a scalar).
 #[derive(Clone, Debug, PartialEq)]
@@ -195,6 +195,24 @@ impl<'a> Eval<'a> {
                         })
                         .collect(),
                 )
+            }
+            Expr::Cmp(op, a, b) => {
+                let (x, y) = (self.expr(a).f()[0], self.expr(b).f()[0]);
+                V::I(match op {
+                    CmpOp::Eq => x == y,
+                    CmpOp::Ne => x != y,
+                    CmpOp::Lt => x < y,
+                    CmpOp::Le => x <= y,
+                    CmpOp::Gt => x > y,
+                    CmpOp::Ge => x >= y,
+                } as i64)
+            }
+            Expr::Select(c, a, b) => {
+                if self.expr(c).i() != 0 {
+                    self.expr(a)
+                } else {
+                    self.expr(b)
+                }
             }
             other => panic!("the schedule evaluator has no {other:?}"),
         }

@@ -8,8 +8,9 @@
 //! loads, loads and values that do not depend on `v` are broadcast, and the
 //! arithmetic (`Add`, `Sub`, `Mul`, `Div`, `Min`, `Max`, `Neg`, `Abs`,
 //! `Sqrt`, `MulAdd`) applies lane-wise with the same per-lane rounding as the
-//! scalar loop, so results are bit-identical. Anything else (comparisons,
-//! selects, casts, math functions, gathers, reductions into one element,
+//! scalar loop, so results are bit-identical; a clamp against a constant
+//! (`x < lo ? lo : x`) becomes `max`/`min`. Anything else (comparisons,
+//! other selects, casts, math functions, gathers, reductions into one element,
 //! other element types) leaves the loop as it is.
 //!
 //! Soundness rests on two facts: distinct [`Buf`]s do not overlap (the
@@ -22,7 +23,7 @@
 use std::collections::HashMap;
 
 use crate::kernel::build::{add, i, mul, var};
-use crate::kernel::{BinOp, Buf, Expr, LANES_F32, Program, Scalar, Stmt, UnOp, Var};
+use crate::kernel::{BinOp, Buf, CmpOp, Expr, LANES_F32, Program, Scalar, Stmt, UnOp, Var};
 
 const L: i64 = LANES_F32 as i64;
 
@@ -287,8 +288,23 @@ fn vexpr(
             _ => return None,
         },
         Expr::MulAdd(a, b, c) => Expr::MulAdd(go(a)?, go(b)?, go(c)?),
+        // A clamp against a constant bound, `x < lo ? lo : x` (`Clip`,
+        // `Relu6`), is `max(x, lo)`: for a non-NaN `lo` both give NaN for a
+        // NaN `x` and `lo` or `x` otherwise (a zero's sign aside).
+        Expr::Select(c, t, f) => match &**c {
+            Expr::Cmp(op @ (CmpOp::Lt | CmpOp::Gt), x, bound)
+                if x == f && bound == t && matches!(**bound, Expr::F(b, _) if !b.is_nan()) =>
+            {
+                let op = if *op == CmpOp::Lt {
+                    BinOp::Max
+                } else {
+                    BinOp::Min
+                };
+                Expr::Bin(op, go(x)?, go(bound)?)
+            }
+            _ => return None,
+        },
         Expr::Cmp(..)
-        | Expr::Select(..)
         | Expr::Cast(..)
         | Expr::Bitcast(..)
         | Expr::VLoad { .. }
@@ -473,6 +489,39 @@ mod tests {
             ),
             0
         );
+    }
+
+    #[test]
+    fn clamps_against_constants_vectorize() {
+        use crate::kernel::build::{cmp, select};
+        let mut p = Program::default();
+        let (c, t) = (p.var(Scalar::I64), p.var(Scalar::F32));
+        let (lo, hi) = (Expr::F(-0.5, Scalar::F32), Expr::F(1.0, Scalar::F32));
+        p.body = vec![Stmt::For {
+            var: c,
+            start: i(0),
+            end: i(10),
+            body: vec![
+                Stmt::Set(
+                    t,
+                    select(
+                        cmp(
+                            CmpOp::Lt,
+                            load(Buf::Input(0), var(c), Scalar::F32),
+                            lo.clone(),
+                        ),
+                        lo,
+                        load(Buf::Input(0), var(c), Scalar::F32),
+                    ),
+                ),
+                Stmt::Store {
+                    buf: Buf::Output(0),
+                    index: var(c),
+                    value: select(cmp(CmpOp::Gt, var(t), hi.clone()), hi, var(t)),
+                },
+            ],
+        }];
+        assert_eq!(check(p, &[(Buf::Input(0), 10)], (Buf::Output(0), 10)), 1);
     }
 
     #[test]
