@@ -303,7 +303,7 @@ def main(argv=None) -> int:
     report = "\n".join([
         "# smelt vs onnxruntime",
         "",
-        f"- date: {date}; smelt commit {rev}; target {TARGET} (Cranelift, scalar kernels)",
+        f"- date: {date}; smelt commit {rev}; target {TARGET} (Cranelift, SSE vector kernels)",
         f"- machine: {machine()}",
         f"- onnxruntime {ort.__version__} (CPUExecutionProvider, sequential execution), numpy {np.__version__}, "
         f"Python {platform.python_version()}",

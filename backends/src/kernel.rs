@@ -311,12 +311,24 @@ pub struct Program {
     pub body: Vec<Stmt>,
     /// Constant data (little-endian bytes), referenced by [`Buf::Const`].
     pub consts: Vec<Vec<u8>>,
+    /// Arena offset of the scratch area: past every planned value, so a
+    /// kernel may use it for temporaries (an im2col matrix) while it runs.
+    pub scratch_base: u64,
+    /// The largest scratch area any kernel asked for, in bytes.
+    pub scratch_bytes: u64,
 }
 
 impl Program {
     /// A new variable of type `ty`.
     pub fn var(&mut self, ty: Scalar) -> Var {
         self.vector_var(ty, 1)
+    }
+
+    /// The scratch area of `bytes` bytes for one kernel's temporaries (every
+    /// kernel gets the same area; it is dead once the kernel ends).
+    pub fn scratch(&mut self, bytes: u64) -> Buf {
+        self.scratch_bytes = self.scratch_bytes.max(bytes);
+        Buf::Arena(self.scratch_base)
     }
 
     /// A new variable holding a vector of `lanes` elements of type `ty`.

@@ -14,4 +14,5 @@ pub mod llvm;
 pub mod lower;
 pub mod mathexp;
 pub mod plan;
+pub mod schedule;
 pub mod target;

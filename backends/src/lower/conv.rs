@@ -1,13 +1,14 @@
 //! Lowering of the conv family: `Conv`, `ConvTranspose`, the windowed pools
 //! (`MaxPool`, `AveragePool`, `LpPool`) and the global pools.
 //!
-//! These are the first, plain schedules: a direct loop nest per output
-//! element with a scalar accumulator. Padding never reaches the inner loops:
+//! f32 2-D `Conv` with one group runs as im2col + the packed GEMM
+//! micro-kernel of [`crate::schedule::gemm`] (`fast_conv`); depthwise f32
+//! 2-D `Conv` reads a zero-bordered copy of each channel (`depthwise`).
+//! Everything else is the general schedule: a direct loop nest per output
+//! element with a scalar accumulator. Padding never reaches its inner loops:
 //! for every output position the range of kernel taps that land inside the
 //! input is computed once (with `min`/`max` and a division by the constant
-//! dilation), so the tap loops run without a condition. im2col, packing and
-//! vectorization are kernel-IR transformations that come with the
-//! fast-kernel work.
+//! dilation), so the tap loops run without a condition.
 //!
 //! The window geometry (pads derived from `auto_pad`, `ConvTranspose`'s
 //! crop) mirrors the resolution in `smelt_ir::ops::conv`, which is private
@@ -308,6 +309,12 @@ pub fn lower(
                 return Err(format!("Conv on {:?} has no native kernel", x.ty));
             }
             let g = resolve(window, &x.shape[2..], &w.shape[2..], &y.shape[2..])?;
+            if let Some(stmts) = fast_conv(p, &g, *group, &x, &w, b.as_ref(), y) {
+                return Ok(stmts);
+            }
+            if let Some(stmts) = depthwise(p, &g, *group, &x, &w, b.as_ref(), y) {
+                return Ok(stmts);
+            }
             Ok(conv(p, &g, *group, &x, &w, b.as_ref(), y))
         }
         ConvOp::ConvTranspose {
@@ -395,6 +402,322 @@ pub fn lower(
             Ok(max_unpool(p, &x, &ix, &inferred, &outs[0]))
         }
     }
+}
+
+/// The first output position along an axis whose tap `t` (kernel offset
+/// `t · dil − pad`) reads inside `[0, size)`, and one past the last.
+fn valid_range(size: usize, out: usize, stride: usize, off: i64) -> (usize, usize) {
+    // o·stride + off ∈ [0, size)  ⇔  o ∈ [ceil(−off / s), ceil((size − off) / s)).
+    let s = stride as i64;
+    let lo = (-off).max(0).div_euclid(s) + ((-off).max(0).rem_euclid(s) != 0) as i64;
+    let hi_num = size as i64 - off;
+    let hi = if hi_num <= 0 {
+        0
+    } else {
+        hi_num / s + (hi_num % s != 0) as i64
+    };
+    let lo = (lo.max(0) as usize).min(out);
+    let hi = (hi.max(0) as usize).min(out);
+    (lo, hi.max(lo))
+}
+
+/// Stores `0.0` into `buf[base + j]` for `j` in `from..to`.
+fn zero_fill(
+    p: &mut Program,
+    buf: crate::kernel::Buf,
+    base: Expr,
+    from: usize,
+    to: usize,
+) -> Vec<Stmt> {
+    if from >= to {
+        return vec![];
+    }
+    let j = p.var(Scalar::I64);
+    vec![Stmt::For {
+        var: j,
+        start: i(from as i64),
+        end: i(to as i64),
+        body: vec![Stmt::Store {
+            buf,
+            index: add(base, var(j)),
+            value: f(0.0, Scalar::F32),
+        }],
+    }]
+}
+
+/// A 2-D f32 convolution with one group as a GEMM per image:
+/// `Y[m, p] = b[m] + Σ_k W[m, k] · col[k, p]` with `k = (c, kh, kw)` and
+/// `p = (oh, ow)`. `col` is X itself for a 1×1, stride-1, unpadded kernel;
+/// otherwise it is built in the scratch area (im2col: a row per tap and
+/// channel, zeros where the tap falls in the padding, rows copied with
+/// `memcpy` at stride 1). A constant W is packed for the micro-kernel.
+fn fast_conv(
+    p: &mut Program,
+    g: &Geom,
+    group: usize,
+    x: &Operand,
+    w: &Operand,
+    b: Option<&Operand>,
+    y: &Operand,
+) -> Option<Vec<Stmt>> {
+    use crate::kernel::Buf;
+    use crate::schedule::gemm;
+    if group != 1 || x.ty != Scalar::F32 || w.ty != Scalar::F32 || y.ty != Scalar::F32 {
+        return None;
+    }
+    if x.shape.len() != 4 || b.is_some_and(|b| b.ty != Scalar::F32) {
+        return None;
+    }
+    let (nb, c, h, wd) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]);
+    let (m, kh, kw) = (y.shape[1], g.kernel[0], g.kernel[1]);
+    let (oh, ow) = (g.out[0], g.out[1]);
+    let (kk, pp) = (c * kh * kw, oh * ow);
+    if kk == 0 || pp == 0 || m == 0 {
+        return None;
+    }
+    let direct =
+        kh == 1 && kw == 1 && g.strides == [1, 1] && g.pad_begin == [0, 0] && oh == h && ow == wd;
+    let t = gemm::Tiling::for_rows(m);
+    let a = match &w.buf {
+        Buf::Const(ci) => {
+            let wv = gemm::f32s(&p.consts[*ci as usize]);
+            let cid = p.consts.len() as u32;
+            let (bytes, panels) = gemm::pack_a(t, m, kk, |r, q| wv[r * kk + q], Buf::Const(cid));
+            p.consts.push(bytes);
+            panels
+        }
+        _ => gemm::strided_a(t, m, w.buf, i(0), kk as i64, 1),
+    };
+    let init = match b {
+        Some(b) => gemm::Init::Row(b.buf, i(0)),
+        None => gemm::Init::Zero,
+    };
+    let col = if direct {
+        None
+    } else {
+        Some(p.scratch((kk * pp * 4) as u64))
+    };
+    let nv = p.var(Scalar::I64);
+    let x_img = mul(var(nv), i((c * h * wd) as i64));
+    let mut body = Vec::new();
+    if let Some(col) = col {
+        let cv = p.var(Scalar::I64);
+        let ohv = p.var(Scalar::I64);
+        let owv = p.var(Scalar::I64);
+        let mut per_c = Vec::new();
+        for th in 0..kh {
+            for tw in 0..kw {
+                let off_h = (th * g.dilations[0]) as i64 - g.pad_begin[0];
+                let off_w = (tw * g.dilations[1]) as i64 - g.pad_begin[1];
+                let (h_lo, h_hi) = valid_range(h, oh, g.strides[0], off_h);
+                let (w_lo, w_hi) = valid_range(wd, ow, g.strides[1], off_w);
+                // Row k of col: (c·kh + th)·kw + tw.
+                let row = mul(
+                    add(mul(var(cv), i((kh * kw) as i64)), i((th * kw + tw) as i64)),
+                    i(pp as i64),
+                );
+                per_c.extend(zero_fill(p, col, row.clone(), 0, h_lo * ow));
+                per_c.extend(zero_fill(p, col, row.clone(), h_hi * ow, pp));
+                if h_lo >= h_hi {
+                    continue;
+                }
+                let dst_row = add(row.clone(), mul(var(ohv), i(ow as i64)));
+                let ih = add(mul(var(ohv), i(g.strides[0] as i64)), i(off_h));
+                let src_row = add(
+                    add(x_img.clone(), mul(var(cv), i((h * wd) as i64))),
+                    mul(ih, i(wd as i64)),
+                );
+                let mut per_row = zero_fill(p, col, dst_row.clone(), 0, w_lo);
+                per_row.extend(zero_fill(p, col, dst_row.clone(), w_hi, ow));
+                if w_lo < w_hi {
+                    let iw0 = w_lo as i64 * g.strides[1] as i64 + off_w;
+                    if g.strides[1] == 1 {
+                        per_row.push(Stmt::Copy {
+                            dst: col,
+                            dst_off: mul(add(dst_row.clone(), i(w_lo as i64)), i(4)),
+                            src: x.buf,
+                            src_off: mul(add(src_row.clone(), i(iw0)), i(4)),
+                            bytes: i(((w_hi - w_lo) * 4) as i64),
+                        });
+                    } else {
+                        per_row.push(Stmt::For {
+                            var: owv,
+                            start: i(w_lo as i64),
+                            end: i(w_hi as i64),
+                            body: vec![Stmt::Store {
+                                buf: col,
+                                index: add(dst_row.clone(), var(owv)),
+                                value: x.load(add(
+                                    src_row.clone(),
+                                    add(mul(var(owv), i(g.strides[1] as i64)), i(off_w)),
+                                )),
+                            }],
+                        });
+                    }
+                }
+                per_c.push(Stmt::For {
+                    var: ohv,
+                    start: i(h_lo as i64),
+                    end: i(h_hi as i64),
+                    body: per_row,
+                });
+            }
+        }
+        body.push(Stmt::For {
+            var: cv,
+            start: i(0),
+            end: i(c as i64),
+            body: per_c,
+        });
+    }
+    let b_panels = match col {
+        Some(col) => gemm::strided_b(t, pp, col, i(0), pp as i64),
+        None => gemm::strided_b(t, pp, x.buf, x_img, pp as i64),
+    };
+    let spec = gemm::Gemm {
+        m,
+        n: pp,
+        k: kk,
+        tiling: t,
+        a,
+        b: b_panels,
+        c: (y.buf, mul(var(nv), i((m * pp) as i64)), pp as i64),
+        init,
+    };
+    body.extend(gemm::gemm(p, &spec));
+    Some(vec![Stmt::For {
+        var: nv,
+        start: i(0),
+        end: i(nb as i64),
+        body,
+    }])
+}
+
+/// A 2-D f32 depthwise convolution (one input and one output channel per
+/// group): each channel is copied into a zero-bordered plane in the scratch
+/// area, then every output row is `b[c] + Σ_taps w[c, tap] · plane[…]` with
+/// the taps unrolled, a unit-stride loop that [`crate::schedule::vectorize`]
+/// turns into vector code when the stride is 1.
+fn depthwise(
+    p: &mut Program,
+    g: &Geom,
+    group: usize,
+    x: &Operand,
+    w: &Operand,
+    b: Option<&Operand>,
+    y: &Operand,
+) -> Option<Vec<Stmt>> {
+    use crate::kernel::build::muladd;
+    if x.ty != Scalar::F32 || w.ty != Scalar::F32 || y.ty != Scalar::F32 || x.shape.len() != 4 {
+        return None;
+    }
+    let (nb, c, h, wd) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]);
+    if group != c || y.shape[1] != c || w.shape[1] != 1 || b.is_some_and(|b| b.ty != Scalar::F32) {
+        return None;
+    }
+    if g.pad_begin.iter().any(|&q| q < 0) {
+        return None;
+    }
+    let (kh, kw, oh, ow) = (g.kernel[0], g.kernel[1], g.out[0], g.out[1]);
+    let (ph, pw) = (g.pad_begin[0] as usize, g.pad_begin[1] as usize);
+    let (sh, sw, dh, dw) = (g.strides[0], g.strides[1], g.dilations[0], g.dilations[1]);
+    let span = |o: usize, s: usize, k: usize, d: usize| {
+        if o == 0 || k == 0 {
+            0
+        } else {
+            (o - 1) * s + (k - 1) * d + 1
+        }
+    };
+    let hp = (h + ph).max(span(oh, sh, kh, dh));
+    let wp = (wd + pw).max(span(ow, sw, kw, dw));
+    let plane = p.scratch((hp * wp * 4) as u64);
+    let (nv, cv, r, ov, z) = (
+        p.var(Scalar::I64),
+        p.var(Scalar::I64),
+        p.var(Scalar::I64),
+        p.var(Scalar::I64),
+        p.var(Scalar::I64),
+    );
+    // The border stays zero: only the interior is overwritten per channel.
+    let mut out = vec![Stmt::For {
+        var: z,
+        start: i(0),
+        end: i((hp * wp) as i64),
+        body: vec![Stmt::Store {
+            buf: plane,
+            index: var(z),
+            value: f(0.0, Scalar::F32),
+        }],
+    }];
+    let chan = add(mul(var(nv), i(c as i64)), var(cv));
+    let copy = Stmt::For {
+        var: r,
+        start: i(0),
+        end: i(h as i64),
+        body: vec![Stmt::Copy {
+            dst: plane,
+            dst_off: mul(
+                add(mul(add(var(r), i(ph as i64)), i(wp as i64)), i(pw as i64)),
+                i(4),
+            ),
+            src: x.buf,
+            src_off: mul(
+                add(
+                    mul(chan.clone(), i((h * wd) as i64)),
+                    mul(var(r), i(wd as i64)),
+                ),
+                i(4),
+            ),
+            bytes: i((wd * 4) as i64),
+        }],
+    };
+    let mut acc = match b {
+        Some(b) => b.load(var(cv)),
+        None => f(0.0, Scalar::F32),
+    };
+    for th in 0..kh {
+        for tw in 0..kw {
+            let wi = add(mul(var(cv), i((kh * kw) as i64)), i((th * kw + tw) as i64));
+            let row = add(mul(var(r), i(sh as i64)), i((th * dh) as i64));
+            let col = add(mul(var(ov), i(sw as i64)), i((tw * dw) as i64));
+            let xi = add(mul(row, i(wp as i64)), col);
+            acc = muladd(
+                w.load(wi),
+                crate::kernel::build::load(plane, xi, Scalar::F32),
+                acc,
+            );
+        }
+    }
+    let rows = Stmt::For {
+        var: r,
+        start: i(0),
+        end: i(oh as i64),
+        body: vec![Stmt::For {
+            var: ov,
+            start: i(0),
+            end: i(ow as i64),
+            body: vec![Stmt::Store {
+                buf: y.buf,
+                index: add(
+                    mul(add(mul(chan, i(oh as i64)), var(r)), i(ow as i64)),
+                    var(ov),
+                ),
+                value: acc,
+            }],
+        }],
+    };
+    out.push(Stmt::For {
+        var: nv,
+        start: i(0),
+        end: i(nb as i64),
+        body: vec![Stmt::For {
+            var: cv,
+            start: i(0),
+            end: i(c as i64),
+            body: vec![copy, rows],
+        }],
+    });
+    Some(out)
 }
 
 /// `y[n, m, o] = b[m] + Σ_{c, k} x[n, g·cg + c, o·s + k·dil − pad] · w[m, c, k]`

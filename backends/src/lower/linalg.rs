@@ -1,14 +1,17 @@
 //! Lowering of matrix products.
 //!
-//! These are the first, plain schedules: loop nests with a scalar
-//! accumulator. Packing, register blocking and vectorization are kernel-IR
-//! transformations that come with the fast-kernel work.
+//! f32 `MatMul` and `Gemm` (alpha 1, no or per-column C) run the
+//! register-blocked micro-kernel of [`crate::schedule::gemm`], with a
+//! constant B packed at compile time. Everything else (other dtypes and
+//! attributes, `Einsum`, `Attention`) uses the general schedule: loop nests
+//! with a scalar accumulator.
 
 use smelt_ir::ops::linalg::{AttentionAttrs, EinsumEq, Linalg, Sub};
 
 use super::{NodeResult, Operand, flat_index, loop_nest};
 use crate::kernel::build::{add, bin, cast, cmp, f, i, load, mul, select, sub, un, var};
-use crate::kernel::{BinOp, CmpOp, Expr, Program, Scalar, Stmt, UnOp};
+use crate::kernel::{BinOp, Buf, CmpOp, Expr, Program, Scalar, Stmt, UnOp};
+use crate::schedule::gemm;
 
 /// `out[b, m, n] = Σ_k a[b, m, k] · b[b, k, n]` (+ epilogue), for operands
 /// already viewed as (batch, rows, cols) with explicit strides.
@@ -102,6 +105,9 @@ pub fn lower(l: &Linalg, ins: &[Option<Operand>], outs: &[Operand], p: &mut Prog
                 b_k: n,
                 b_n: 1,
             };
+            if let Some(stmts) = fast_matmul(p, &a, &b, out, &batch, m, n, k) {
+                return Ok(stmts);
+            }
             let (a_c, b_c) = (a.clone(), b.clone());
             let out_c = out.clone();
             let mut err = None;
@@ -153,6 +159,9 @@ pub fn lower(l: &Linalg, ins: &[Option<Operand>], outs: &[Operand], p: &mut Prog
             let (alpha, beta) = (g.alpha as f64, g.beta as f64);
             // beta = 0 ignores C entirely (even its NaNs), like the interpreter.
             let c = c.filter(|_| beta != 0.0);
+            if let Some(stmts) = fast_gemm(p, g, &a, &b, c.as_ref(), out, beta, alpha) {
+                return Ok(stmts);
+            }
             let ty = out.ty;
             // Integers: the scaled sum is computed in f64 and converted back,
             // as the interpreter does; plain A·B stays exact.
@@ -196,6 +205,137 @@ pub fn lower(l: &Linalg, ins: &[Option<Operand>], outs: &[Operand], p: &mut Prog
             Err("no native kernel for this op yet".into())
         }
     }
+}
+
+/// The constant f32 data of `o`, if it is a constant.
+fn const_f32(p: &Program, o: &Operand) -> Option<Vec<f32>> {
+    match o.buf {
+        Buf::Const(c) if o.ty == Scalar::F32 => Some(gemm::f32s(&p.consts[c as usize])),
+        _ => None,
+    }
+}
+
+/// `MatMul` on f32 through the register-blocked GEMM: a constant B (no
+/// batch, or batch dims of 1) is packed once; otherwise B is read in place.
+#[allow(clippy::too_many_arguments)]
+fn fast_matmul(
+    p: &mut Program,
+    a: &Operand,
+    b: &Operand,
+    out: &Operand,
+    batch: &[usize],
+    m: usize,
+    n: usize,
+    k: usize,
+) -> Option<Vec<Stmt>> {
+    if a.ty != Scalar::F32 || b.ty != Scalar::F32 || out.ty != Scalar::F32 {
+        return None;
+    }
+    if a.shape.len() - 2 > batch.len() || b.shape.len() - 2 > batch.len() {
+        return None;
+    }
+    let t = gemm::Tiling::for_rows(m);
+    let b_batch: usize = b.shape[..b.shape.len() - 2].iter().product();
+    let packed = match const_f32(p, b) {
+        Some(w) if b_batch == 1 => {
+            let c = p.consts.len() as u32;
+            let (bytes, panels) = gemm::pack_b(t, k, n, |kk, nn| w[kk * n + nn], Buf::Const(c));
+            p.consts.push(bytes);
+            Some(panels)
+        }
+        _ => None,
+    };
+    Some(loop_nest(p, batch, |p, bidx| {
+        let batch_off = |o: &Operand, mat: usize| -> Expr {
+            let bs = &o.shape[..o.shape.len() - 2];
+            mul(super::broadcast_index(bs, bidx), i(mat as i64))
+        };
+        let a_panels = gemm::strided_a(t, m, a.buf, batch_off(a, m * k), k as i64, 1);
+        let b_panels = packed
+            .clone()
+            .unwrap_or_else(|| gemm::strided_b(t, n, b.buf, batch_off(b, k * n), n as i64));
+        let g = gemm::Gemm {
+            m,
+            n,
+            k,
+            tiling: t,
+            a: a_panels,
+            b: b_panels,
+            c: (
+                out.buf,
+                mul(flat_index(batch, bidx), i((m * n) as i64)),
+                n as i64,
+            ),
+            init: gemm::Init::Zero,
+        };
+        gemm::gemm(p, &g)
+    }))
+}
+
+/// `Gemm` on f32 with `alpha = 1` and no C or a per-column C (`beta = 1`)
+/// through the register-blocked GEMM; a constant B is packed.
+#[allow(clippy::too_many_arguments)]
+fn fast_gemm(
+    p: &mut Program,
+    g: &smelt_ir::ops::linalg::GemmAttrs,
+    a: &Operand,
+    b: &Operand,
+    c: Option<&Operand>,
+    out: &Operand,
+    beta: f64,
+    alpha: f64,
+) -> Option<Vec<Stmt>> {
+    if a.ty != Scalar::F32 || b.ty != Scalar::F32 || out.ty != Scalar::F32 || alpha != 1.0 {
+        return None;
+    }
+    let (m, n) = (out.shape[0], out.shape[1]);
+    let k = if g.trans_a { a.shape[0] } else { a.shape[1] };
+    let init = match c {
+        None => gemm::Init::Zero,
+        Some(c)
+            if beta == 1.0
+                && c.ty == Scalar::F32
+                && (c.shape == [n] || c.shape == [1, n])
+                && n > 1 =>
+        {
+            gemm::Init::Col(c.buf, i(0))
+        }
+        Some(_) => return None,
+    };
+    let t = gemm::Tiling::for_rows(m);
+    let b_panels = match const_f32(p, b) {
+        Some(w) => {
+            let cid = p.consts.len() as u32;
+            let tb = g.trans_b;
+            let (bytes, panels) = gemm::pack_b(
+                t,
+                k,
+                n,
+                |kk, nn| if tb { w[nn * k + kk] } else { w[kk * n + nn] },
+                Buf::Const(cid),
+            );
+            p.consts.push(bytes);
+            panels
+        }
+        None if !g.trans_b => gemm::strided_b(t, n, b.buf, i(0), n as i64),
+        None => return None,
+    };
+    let a_panels = if g.trans_a {
+        gemm::strided_a(t, m, a.buf, i(0), 1, m as i64)
+    } else {
+        gemm::strided_a(t, m, a.buf, i(0), k as i64, 1)
+    };
+    let spec = gemm::Gemm {
+        m,
+        n,
+        k,
+        tiling: t,
+        a: a_panels,
+        b: b_panels,
+        c: (out.buf, i(0), n as i64),
+        init,
+    };
+    Some(gemm::gemm(p, &spec))
 }
 
 /// Label ids: letters are their ASCII code, ellipsis dims count up from here.
@@ -735,19 +875,26 @@ mod tests {
             ty: Scalar::of(want.dtype()).expect("scalar"),
         };
         p.body = lower(&l, &ops, std::slice::from_ref(&o), &mut p).expect("lowers");
-        let mut ev = Eval::new(&p);
-        for (k, t) in ins.iter().enumerate() {
-            ev.mem.insert(Buf::Input(k as u32), t.to_le_bytes());
-        }
-        ev.mem
-            .insert(Buf::Output(0), vec![0; want.to_le_bytes().len()]);
-        ev.run();
-        let got = Tensor::from_le_bytes(
-            want.dtype(),
-            want.shape().to_vec(),
-            &ev.mem[&Buf::Output(0)],
-        )
-        .unwrap();
+        let mut mem: std::collections::HashMap<Buf, Vec<u8>> = ins
+            .iter()
+            .enumerate()
+            .map(|(k, t)| (Buf::Input(k as u32), t.to_le_bytes()))
+            .collect();
+        mem.insert(Buf::Output(0), vec![0; want.to_le_bytes().len()]);
+        // f32 products take the vector GEMM schedule, which the schedule
+        // evaluator runs; the other dtypes stay scalar.
+        let out = if o.ty == Scalar::F32 {
+            let mut ev = crate::schedule::eval::Eval::new(&p);
+            ev.mem.extend(mem);
+            ev.run();
+            ev.mem.remove(&Buf::Output(0)).expect("output")
+        } else {
+            let mut ev = Eval::new(&p);
+            ev.mem.extend(mem);
+            ev.run();
+            ev.mem.remove(&Buf::Output(0)).expect("output")
+        };
+        let got = Tensor::from_le_bytes(want.dtype(), want.shape().to_vec(), &out).unwrap();
         if want.dtype().is_float() {
             for (a, b) in got.to_f64_vec().iter().zip(want.to_f64_vec()) {
                 assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "{l:?}: {a} vs {b}");

@@ -132,7 +132,8 @@ pub fn lower(g: &Graph) -> Result<Lowered, LowerError> {
         .map(|&id| io_info(g, id))
         .collect::<Result<Vec<_>, _>>()?;
     let mut p = Program::default();
-    let mem = plan(g);
+    let mut mem = plan(g);
+    p.scratch_base = mem.arena_bytes.div_ceil(crate::plan::ALIGN) * crate::plan::ALIGN;
     let mut const_index: HashMap<ValueId, u32> = HashMap::new();
     for (i, v) in g.values.iter().enumerate() {
         if let ValueDef::Const(b) = &v.def {
@@ -190,6 +191,9 @@ pub fn lower(g: &Graph) -> Result<Lowered, LowerError> {
     if !unsupported.is_empty() {
         return Err(LowerError::Unsupported(unsupported));
     }
+    if p.scratch_bytes > 0 {
+        mem.arena_bytes = p.scratch_base + p.scratch_bytes;
+    }
     // Outputs not written in place: inputs, constants, views of them, or a
     // second output sharing a buffer.
     for (k, &id) in g.outputs.iter().enumerate() {
@@ -205,6 +209,8 @@ pub fn lower(g: &Graph) -> Result<Lowered, LowerError> {
             });
         }
     }
+    crate::schedule::vectorize::vectorize(&mut p);
+    crate::schedule::drop_unused_consts(&mut p);
     Ok(Lowered {
         program: p,
         inputs,

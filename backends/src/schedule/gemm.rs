@@ -1,0 +1,611 @@
+//! A register-blocked f32 GEMM micro-kernel generator:
+//! `C[m, n] = init(m, n) + Σ_k A[m, k] · B[k, n]` for `m < M`, `n < N`.
+//!
+//! The output is tiled into `MR × NR` blocks held in `MR · NV` vector
+//! accumulators (`NR = NV · 4` columns): per `k` the tile loads `NV` vectors
+//! of B's row `k`, broadcasts `MR` scalars of A's column `k` and issues
+//! `MR · NV` multiply-adds. With `MR = 4`, `NV = 2` that is 8 accumulators
+//! plus 2 B vectors plus 1 broadcast = 11 of x86_64's 16 SSE registers (aarch64
+//! has 32). Rows left over (`M mod MR`) run a `1 × NR` tile; columns left
+//! over run `MR × 4` vector tiles and then scalar columns. A matrix–vector
+//! product (`M < MR`) uses a `1 × 16` tile: four independent accumulator
+//! chains streaming B once.
+//!
+//! The tile loops run column blocks outside and row blocks inside, so one
+//! `K × NR` panel of B stays in the L1 cache while every row block of A
+//! passes over it (A is the weights in a convolution, activations in a
+//! MatMul; both are read in `MR`-row panels).
+//!
+//! Each operand is described by [`Panels`]: how element `(row-or-column
+//! block, sub-block, k)` is addressed in each region (main blocks, vector
+//! tail, scalar tail). A constant operand is packed at compile time
+//! ([`pack_a`], [`pack_b`]) so that every panel is read with unit stride; an
+//! activation operand is read in place through its strides.
+
+use crate::kernel::build::{add, i, load, mul, muladd, splat, var, vload};
+use crate::kernel::{Buf, Expr, LANES_F32, Program, Scalar, Stmt, Var};
+
+/// Rows of the main register tile.
+pub const MR: usize = 4;
+/// Vectors per row of the main register tile.
+pub const NV: usize = 2;
+/// Vectors per row of the matrix–vector tile (one row).
+pub const NV_GEMV: usize = 4;
+const L: usize = LANES_F32 as usize;
+
+/// Element address `base + block · blk + sub · sub_stride + k · k_stride`
+/// (for A `sub` is the row within a row block; for B the vector within a
+/// column block, whose lanes are consecutive).
+#[derive(Clone, Debug)]
+pub struct Panel {
+    /// The buffer.
+    pub buf: Buf,
+    /// Index of element (0, 0, 0).
+    pub base: Expr,
+    /// Stride between blocks.
+    pub blk: i64,
+    /// Stride between rows (A) or vectors (B) of a block.
+    pub sub: i64,
+    /// Stride along k.
+    pub k: i64,
+}
+
+/// An operand's three regions: main blocks, then the vector tail (B only:
+/// blocks of one vector) and the scalar tail (rows of one for A, single
+/// columns for B).
+#[derive(Clone, Debug)]
+pub struct Panels {
+    /// Main `MR`-row or `NR`-column blocks.
+    pub main: Panel,
+    /// B only: 4-column blocks after the main blocks.
+    pub vec_tail: Panel,
+    /// Single rows (A) or columns (B) after the blocks.
+    pub scalar_tail: Panel,
+}
+
+/// The tile geometry for an `M × N` output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tiling {
+    /// Rows per row block.
+    pub mr: usize,
+    /// Vectors per column block.
+    pub nv: usize,
+}
+
+impl Tiling {
+    /// The tiling for `m` rows.
+    pub fn for_rows(m: usize) -> Tiling {
+        if m < MR {
+            Tiling { mr: 1, nv: NV_GEMV }
+        } else {
+            Tiling { mr: MR, nv: NV }
+        }
+    }
+
+    /// Columns per column block.
+    pub fn nr(self) -> usize {
+        self.nv * L
+    }
+}
+
+/// How the accumulators start.
+#[derive(Clone, Debug)]
+pub enum Init {
+    /// Zero.
+    Zero,
+    /// `bias[base + m]` (a convolution's per-channel bias).
+    Row(Buf, Expr),
+    /// `bias[base + n]` (a Gemm's per-column bias).
+    Col(Buf, Expr),
+}
+
+/// Everything the generator needs.
+#[derive(Clone, Debug)]
+pub struct Gemm {
+    /// Rows, columns, reduction length.
+    pub m: usize,
+    /// Columns.
+    pub n: usize,
+    /// Reduction length.
+    pub k: usize,
+    /// The tiling A and B are laid out for.
+    pub tiling: Tiling,
+    /// A, addressed per row block.
+    pub a: Panels,
+    /// B, addressed per column block.
+    pub b: Panels,
+    /// C: buffer, index of (0, 0), row stride (unit along n).
+    pub c: (Buf, Expr, i64),
+    /// Accumulator start.
+    pub init: Init,
+}
+
+/// A's panels when A is read in place: `A[m, k] = buf[base + m·rs + k·cs]`.
+pub fn strided_a(g: Tiling, m: usize, buf: Buf, base: Expr, rs: i64, cs: i64) -> Panels {
+    let m_full = (m / g.mr * g.mr) as i64;
+    let main = Panel {
+        buf,
+        base: base.clone(),
+        blk: g.mr as i64 * rs,
+        sub: rs,
+        k: cs,
+    };
+    let tail = Panel {
+        buf,
+        base: add(base, i(m_full * rs)),
+        blk: rs,
+        sub: 0,
+        k: cs,
+    };
+    Panels {
+        main,
+        vec_tail: tail.clone(),
+        scalar_tail: tail,
+    }
+}
+
+/// B's panels when B is read in place: `B[k, n] = buf[base + k·ld + n]`.
+pub fn strided_b(g: Tiling, n: usize, buf: Buf, base: Expr, ld: i64) -> Panels {
+    let nr = g.nr();
+    let n1 = (n / nr * nr) as i64;
+    let n2 = n1 + ((n - n1 as usize) / L * L) as i64;
+    Panels {
+        main: Panel {
+            buf,
+            base: base.clone(),
+            blk: nr as i64,
+            sub: L as i64,
+            k: ld,
+        },
+        vec_tail: Panel {
+            buf,
+            base: add(base.clone(), i(n1)),
+            blk: L as i64,
+            sub: 0,
+            k: ld,
+        },
+        scalar_tail: Panel {
+            buf,
+            base: add(base, i(n2)),
+            blk: 1,
+            sub: 0,
+            k: ld,
+        },
+    }
+}
+
+/// Packs a constant A (`a(m, k)` gives its elements) for `g`: `MR`-row
+/// panels `[block][k][row]`, then the left-over rows `[row][k]`. Returns the
+/// bytes and the panels reading them from `buf`.
+pub fn pack_a(
+    g: Tiling,
+    m: usize,
+    k: usize,
+    a: impl Fn(usize, usize) -> f32,
+    buf: Buf,
+) -> (Vec<u8>, Panels) {
+    let m_full = m / g.mr * g.mr;
+    let mut out = Vec::with_capacity(m * k * 4);
+    for mb in 0..m_full / g.mr {
+        for kk in 0..k {
+            for r in 0..g.mr {
+                out.extend_from_slice(&a(mb * g.mr + r, kk).to_le_bytes());
+            }
+        }
+    }
+    for row in m_full..m {
+        for kk in 0..k {
+            out.extend_from_slice(&a(row, kk).to_le_bytes());
+        }
+    }
+    let tail = Panel {
+        buf,
+        base: i((m_full * k) as i64),
+        blk: k as i64,
+        sub: 0,
+        k: 1,
+    };
+    let panels = Panels {
+        main: Panel {
+            buf,
+            base: i(0),
+            blk: (k * g.mr) as i64,
+            sub: 1,
+            k: g.mr as i64,
+        },
+        vec_tail: tail.clone(),
+        scalar_tail: tail,
+    };
+    (out, panels)
+}
+
+/// Packs a constant B (`b(k, n)` gives its elements) for `g`: `NR`-column
+/// panels `[block][k][column]`, then 4-column panels, then single columns
+/// `[column][k]`. Returns the bytes and the panels reading them from `buf`.
+pub fn pack_b(
+    g: Tiling,
+    k: usize,
+    n: usize,
+    b: impl Fn(usize, usize) -> f32,
+    buf: Buf,
+) -> (Vec<u8>, Panels) {
+    let nr = g.nr();
+    let n1 = n / nr * nr;
+    let n2 = n1 + (n - n1) / L * L;
+    let mut out = Vec::with_capacity(n * k * 4);
+    for nb in 0..n1 / nr {
+        for kk in 0..k {
+            for c in 0..nr {
+                out.extend_from_slice(&b(kk, nb * nr + c).to_le_bytes());
+            }
+        }
+    }
+    for qb in 0..(n2 - n1) / L {
+        for kk in 0..k {
+            for c in 0..L {
+                out.extend_from_slice(&b(kk, n1 + qb * L + c).to_le_bytes());
+            }
+        }
+    }
+    for col in n2..n {
+        for kk in 0..k {
+            out.extend_from_slice(&b(kk, col).to_le_bytes());
+        }
+    }
+    let panels = Panels {
+        main: Panel {
+            buf,
+            base: i(0),
+            blk: (k * nr) as i64,
+            sub: L as i64,
+            k: nr as i64,
+        },
+        vec_tail: Panel {
+            buf,
+            base: i((n1 * k) as i64),
+            blk: (k * L) as i64,
+            sub: 0,
+            k: L as i64,
+        },
+        scalar_tail: Panel {
+            buf,
+            base: i((n2 * k) as i64),
+            blk: k as i64,
+            sub: 0,
+            k: 1,
+        },
+    };
+    (out, panels)
+}
+
+/// A load of `lanes` elements (a scalar load for one).
+fn vl(buf: Buf, index: Expr, lanes: usize) -> Expr {
+    if lanes == 1 {
+        load(buf, index, Scalar::F32)
+    } else {
+        vload(buf, index, Scalar::F32, lanes as u8)
+    }
+}
+
+/// `x` in `lanes` lanes (itself for one).
+fn sp(x: Expr, lanes: usize) -> Expr {
+    if lanes == 1 { x } else { splat(lanes as u8, x) }
+}
+
+fn at(pn: &Panel, block: Expr, sub: usize, k: Expr) -> Expr {
+    let mut e = add(pn.base.clone(), mul(block, i(pn.blk)));
+    if sub != 0 {
+        e = add(e, i(sub as i64 * pn.sub));
+    }
+    add(e, mul(k, i(pn.k)))
+}
+
+/// One region of rows against one region of columns.
+struct Region<'a> {
+    /// First row / column and block count.
+    start: usize,
+    blocks: usize,
+    /// Rows per block (A) or vectors per block (B) and lanes per vector.
+    per: usize,
+    lanes: usize,
+    panel: &'a Panel,
+}
+
+fn tile(p: &mut Program, g: &Gemm, rows: &Region, cols: &Region) -> Vec<Stmt> {
+    if rows.blocks == 0 || cols.blocks == 0 {
+        return vec![];
+    }
+    let (mr, nv, lanes) = (rows.per, cols.per, cols.lanes);
+    let (mb, nb, kv) = (p.var(Scalar::I64), p.var(Scalar::I64), p.var(Scalar::I64));
+    let vt = |p: &mut Program| {
+        if lanes == 1 {
+            p.var(Scalar::F32)
+        } else {
+            p.vector_var(Scalar::F32, lanes as u8)
+        }
+    };
+    let acc: Vec<Vec<Var>> = (0..mr).map(|_| (0..nv).map(|_| vt(p)).collect()).collect();
+    let bv: Vec<Var> = (0..nv).map(|_| vt(p)).collect();
+    let av: Vec<Var> = (0..mr).map(|_| vt(p)).collect();
+    let row = |r: usize| {
+        add(
+            i(rows.start as i64),
+            add(mul(var(mb), i(mr as i64)), i(r as i64)),
+        )
+    };
+    let col = |j: usize| {
+        add(
+            i(cols.start as i64),
+            add(mul(var(nb), i((nv * lanes) as i64)), i((j * lanes) as i64)),
+        )
+    };
+    let mut init = Vec::new();
+    for r in 0..mr {
+        for j in 0..nv {
+            let e = match &g.init {
+                Init::Zero => sp(Expr::F(0.0, Scalar::F32), lanes),
+                Init::Row(buf, base) => {
+                    sp(load(*buf, add(base.clone(), row(r)), Scalar::F32), lanes)
+                }
+                Init::Col(buf, base) => vl(*buf, add(base.clone(), col(j)), lanes),
+            };
+            init.push(Stmt::Set(acc[r][j], e));
+        }
+    }
+    // Strength-reduced operand indices: one running index per operand,
+    // advanced by its k stride, with each row / vector at a constant offset
+    // (which the code generators fold into the address).
+    let (ai, bi) = (p.var(Scalar::I64), p.var(Scalar::I64));
+    let mut kbody = Vec::new();
+    for j in 0..nv {
+        let idx = add(var(bi), i(j as i64 * cols.panel.sub));
+        kbody.push(Stmt::Set(bv[j], vl(cols.panel.buf, idx, lanes)));
+    }
+    for r in 0..mr {
+        let idx = add(var(ai), i(r as i64 * rows.panel.sub));
+        kbody.push(Stmt::Set(
+            av[r],
+            sp(load(rows.panel.buf, idx, Scalar::F32), lanes),
+        ));
+        for j in 0..nv {
+            kbody.push(Stmt::Set(
+                acc[r][j],
+                muladd(var(av[r]), var(bv[j]), var(acc[r][j])),
+            ));
+        }
+    }
+    kbody.push(Stmt::Set(ai, add(var(ai), i(rows.panel.k))));
+    kbody.push(Stmt::Set(bi, add(var(bi), i(cols.panel.k))));
+    init.push(Stmt::Set(ai, at(rows.panel, var(mb), 0, i(0))));
+    init.push(Stmt::Set(bi, at(cols.panel, var(nb), 0, i(0))));
+    let (cbuf, cbase, ldc) = &g.c;
+    let mut store = Vec::new();
+    for r in 0..mr {
+        for j in 0..nv {
+            let idx = add(cbase.clone(), add(mul(row(r), i(*ldc)), col(j)));
+            store.push(if lanes == 1 {
+                Stmt::Store {
+                    buf: *cbuf,
+                    index: idx,
+                    value: var(acc[r][j]),
+                }
+            } else {
+                Stmt::VStore {
+                    buf: *cbuf,
+                    index: idx,
+                    value: var(acc[r][j]),
+                }
+            });
+        }
+    }
+    let mut body = init;
+    body.push(Stmt::For {
+        var: kv,
+        start: i(0),
+        end: i(g.k as i64),
+        body: kbody,
+    });
+    body.extend(store);
+    vec![Stmt::For {
+        var: nb,
+        start: i(0),
+        end: i(cols.blocks as i64),
+        body: vec![Stmt::For {
+            var: mb,
+            start: i(0),
+            end: i(rows.blocks as i64),
+            body,
+        }],
+    }]
+}
+
+/// The statements computing `g`.
+pub fn gemm(p: &mut Program, g: &Gemm) -> Vec<Stmt> {
+    let t = g.tiling;
+    let nr = t.nr();
+    let m_full = g.m / t.mr * t.mr;
+    let n1 = g.n / nr * nr;
+    let n2 = n1 + (g.n - n1) / L * L;
+    let rows = [
+        Region {
+            start: 0,
+            blocks: g.m / t.mr,
+            per: t.mr,
+            lanes: 1,
+            panel: &g.a.main,
+        },
+        Region {
+            start: m_full,
+            blocks: g.m - m_full,
+            per: 1,
+            lanes: 1,
+            panel: &g.a.scalar_tail,
+        },
+    ];
+    let cols = [
+        Region {
+            start: 0,
+            blocks: g.n / nr,
+            per: t.nv,
+            lanes: L,
+            panel: &g.b.main,
+        },
+        Region {
+            start: n1,
+            blocks: (n2 - n1) / L,
+            per: 1,
+            lanes: L,
+            panel: &g.b.vec_tail,
+        },
+        Region {
+            start: n2,
+            blocks: g.n - n2,
+            per: 1,
+            lanes: 1,
+            panel: &g.b.scalar_tail,
+        },
+    ];
+    let mut out = Vec::new();
+    for c in &cols {
+        for r in &rows {
+            out.extend(tile(p, g, r, c));
+        }
+    }
+    out
+}
+
+/// The f32 elements of a constant.
+pub fn f32s(bytes: &[u8]) -> Vec<f32> {
+    bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schedule::eval::Eval;
+
+    fn rand(n: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..n)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                (s % 2001) as f32 / 1000.0 - 1.0
+            })
+            .collect()
+    }
+
+    fn bytes(v: &[f32]) -> Vec<u8> {
+        v.iter().flat_map(|x| x.to_le_bytes()).collect()
+    }
+
+    /// The scheduled product equals the plain triple loop for every mix of
+    /// packed and in-place operands, every accumulator start, and shapes
+    /// that exercise each tail (rows, vector columns, scalar columns).
+    fn check(m: usize, n: usize, k: usize, pack_a_: bool, pack_b_: bool, init_kind: u8) {
+        let a = rand(m * k, 1 + m as u64);
+        let b = rand(k * n, 2 + n as u64);
+        let bias = rand(m.max(n), 3);
+        let t = Tiling::for_rows(m);
+        let mut p = Program::default();
+        // A is read transposed when in place (cs = m) to exercise strides.
+        let a_t: Vec<f32> = (0..k * m).map(|x| a[(x % m) * k + x / m]).collect();
+        let ap = if pack_a_ {
+            let (bytes_, panels) = pack_a(t, m, k, |r, c| a[r * k + c], Buf::Const(0));
+            p.consts.push(bytes_);
+            panels
+        } else {
+            p.consts.push(vec![]);
+            strided_a(t, m, Buf::Input(0), i(0), 1, m as i64)
+        };
+        let bp = if pack_b_ {
+            let (bytes_, panels) = pack_b(t, k, n, |r, c| b[r * n + c], Buf::Const(1));
+            p.consts.push(bytes_);
+            panels
+        } else {
+            p.consts.push(vec![]);
+            strided_b(t, n, Buf::Input(1), i(0), n as i64)
+        };
+        let init = match init_kind {
+            0 => Init::Zero,
+            1 => Init::Row(Buf::Input(2), i(0)),
+            _ => Init::Col(Buf::Input(2), i(0)),
+        };
+        let g = Gemm {
+            m,
+            n,
+            k,
+            tiling: t,
+            a: ap,
+            b: bp,
+            c: (Buf::Output(0), i(0), n as i64),
+            init,
+        };
+        p.body = gemm(&mut p, &g);
+        let mut ev = Eval::new(&p);
+        ev.mem.insert(Buf::Input(0), bytes(&a_t));
+        ev.mem.insert(Buf::Input(1), bytes(&b));
+        ev.mem.insert(Buf::Input(2), bytes(&bias));
+        ev.mem.insert(Buf::Output(0), vec![0xff; m * n * 4]);
+        ev.run();
+        let got = ev.f32s(Buf::Output(0));
+        for r in 0..m {
+            for c in 0..n {
+                let mut want: f64 = match init_kind {
+                    0 => 0.0,
+                    1 => bias[r] as f64,
+                    _ => bias[c] as f64,
+                };
+                for kk in 0..k {
+                    want += a[r * k + kk] as f64 * b[kk * n + c] as f64;
+                }
+                let g = got[r * n + c] as f64;
+                assert!(
+                    (g - want).abs() <= 1e-4 * (1.0 + want.abs()),
+                    "m={m} n={n} k={k} packA={pack_a_} packB={pack_b_} init={init_kind}: [{r},{c}] {g} vs {want}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn scheduled_gemm_matches_the_plain_product() {
+        for &(m, n, k) in &[
+            (1, 1, 1),
+            (1, 37, 5),
+            (3, 16, 7),
+            (4, 8, 3),
+            (5, 13, 4),
+            (9, 23, 17),
+            (8, 4, 2),
+            (6, 3, 9),
+        ] {
+            for pa in [false, true] {
+                for pb in [false, true] {
+                    for init in 0..3 {
+                        check(m, n, k, pa, pb, init);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn unused_constants_are_dropped() {
+        let mut p = Program {
+            consts: vec![vec![1; 8], vec![2; 8]],
+            body: vec![Stmt::Store {
+                buf: Buf::Output(0),
+                index: i(0),
+                value: load(Buf::Const(1), i(0), Scalar::F32),
+            }],
+            ..Program::default()
+        };
+        crate::schedule::drop_unused_consts(&mut p);
+        assert_eq!(p.consts, vec![vec![], vec![2; 8]]);
+    }
+}

@@ -1,0 +1,102 @@
+//! Scheduling: the fast forms of the hot kernels, built on the kernel IR's
+//! vector forms, and program-wide clean-ups that follow them.
+//!
+//! The schedules are target-independent for now: 128-bit vectors
+//! ([`crate::kernel::LANES_F32`] lanes) and register tiles small enough for
+//! both x86_64's 16 and aarch64's 32 vector registers (see [`gemm`]).
+//! Weights are packed at compile time in the order the micro-kernels read
+//! them; the original constant is dropped when nothing else reads it
+//! ([`drop_unused_consts`]).
+
+pub mod gemm;
+pub mod vectorize;
+
+#[cfg(test)]
+pub(crate) mod eval;
+
+use crate::kernel::{Buf, Expr, Program, Stmt};
+
+/// Empties every constant that no statement reads (typically a weight the
+/// schedule replaced by its packed copy), so the artifact does not carry it
+/// twice. Constant numbers stay stable.
+pub fn drop_unused_consts(p: &mut Program) {
+    let mut used = vec![false; p.consts.len()];
+    for s in &p.body {
+        mark_stmt(s, &mut used);
+    }
+    for (c, u) in p.consts.iter_mut().zip(used) {
+        if !u {
+            *c = Vec::new();
+        }
+    }
+}
+
+fn mark_buf(b: Buf, used: &mut [bool]) {
+    if let Buf::Const(i) = b {
+        used[i as usize] = true;
+    }
+}
+
+fn mark_stmt(s: &Stmt, used: &mut [bool]) {
+    match s {
+        Stmt::Set(_, e) => mark_expr(e, used),
+        Stmt::Store { buf, index, value } | Stmt::VStore { buf, index, value } => {
+            mark_buf(*buf, used);
+            mark_expr(index, used);
+            mark_expr(value, used);
+        }
+        Stmt::For {
+            start, end, body, ..
+        } => {
+            mark_expr(start, used);
+            mark_expr(end, used);
+            for s in body {
+                mark_stmt(s, used);
+            }
+        }
+        Stmt::If(c, t, e) => {
+            mark_expr(c, used);
+            for s in t.iter().chain(e) {
+                mark_stmt(s, used);
+            }
+        }
+        Stmt::Copy {
+            dst,
+            dst_off,
+            src,
+            src_off,
+            bytes,
+        } => {
+            mark_buf(*dst, used);
+            mark_buf(*src, used);
+            mark_expr(dst_off, used);
+            mark_expr(src_off, used);
+            mark_expr(bytes, used);
+        }
+    }
+}
+
+fn mark_expr(e: &Expr, used: &mut [bool]) {
+    match e {
+        Expr::F(..) | Expr::I(..) | Expr::Var(_) => {}
+        Expr::Load { buf, index, .. } | Expr::VLoad { buf, index, .. } => {
+            mark_buf(*buf, used);
+            mark_expr(index, used);
+        }
+        Expr::Un(_, a)
+        | Expr::Cast(_, a)
+        | Expr::Bitcast(_, a)
+        | Expr::Splat(_, a)
+        | Expr::Extract(a, _)
+        | Expr::Reduce(_, a) => mark_expr(a, used),
+        Expr::Bin(_, a, b) | Expr::Cmp(_, a, b) => {
+            mark_expr(a, used);
+            mark_expr(b, used);
+        }
+        Expr::Select(a, b, c) | Expr::MulAdd(a, b, c) => {
+            mark_expr(a, used);
+            mark_expr(b, used);
+            mark_expr(c, used);
+        }
+    }
+}
