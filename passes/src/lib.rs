@@ -1,7 +1,12 @@
 //! Graph analyses and optimisations over [`smelt_ir::Graph`].
 //!
-//! Today: activation liveness and the peak-memory estimate `smelt inspect`
-//! reports ([`memory`]). The e-graph optimizer and the arena planner land here
-//! next (see ARCHITECTURE.md).
+//! - [`egraph`]: the optimizer (egg equality saturation, cost model,
+//!   extraction back to a graph), with its rules in [`rules`].
+//! - [`memory`]: activation liveness and the peak-memory estimate `smelt
+//!   inspect` reports.
 
+pub mod egraph;
 pub mod memory;
+pub mod rules;
+
+pub use egraph::{Options, Report, optimize};

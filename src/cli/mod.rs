@@ -3,6 +3,7 @@
 
 pub mod compile;
 pub mod inspect;
+pub mod optimize;
 pub mod run;
 
 use std::collections::HashMap;
@@ -103,12 +104,14 @@ pub fn command() -> Command {
         .about("Ahead-of-time compiler from ONNX models to native code")
         .subcommand_required(true)
         .arg_required_else_help(true)
-        .subcommand(model_args(
+        .subcommand(optimize::args(model_args(
             Command::new("inspect")
                 .about("Pre-flight report: signature, ops, parameters, MACs, peak activation memory, unsupported ops")
-                .arg(Arg::new("print-ir").long("print-ir").action(ArgAction::SetTrue).help("Also print the imported IR")),
-        ))
-        .subcommand(model_args(
+                .arg(Arg::new("print-ir").long("print-ir").action(ArgAction::SetTrue).help("Also print the imported IR"))
+                .arg(Arg::new("optimized").long("optimized").action(ArgAction::SetTrue).help("Report on the graph after the optimizer (see --opt-level) and print it with the rule counts, stop reason, e-graph size and time"))
+                .arg(Arg::new("target").long("target").value_name("TRIPLE").default_value("x86_64-unknown-linux-gnu").help("The target whose cost figures the optimizer uses")),
+        )))
+        .subcommand(optimize::args(model_args(
             Command::new("compile")
                 .about("Compile a model to a native static executable or object file (Cranelift backend)")
                 .arg(
@@ -128,8 +131,8 @@ pub fn command() -> Command {
                 .arg(Arg::new("output").short('o').long("output").value_name("OUT").value_parser(value_parser!(PathBuf)).help("Output path (default: the model's file stem)"))
                 .arg(Arg::new("backend").long("backend").value_name("NAME").default_value("cranelift").help("Code generator: cranelift (llvm comes next)"))
                 .arg(Arg::new("linker").long("linker").value_name("PATH").value_parser(value_parser!(PathBuf)).help("The ld.lld to link executables with (default: ld.lld-19, ld.lld, then the Rust toolchain's rust-lld)")),
-        ))
-        .subcommand(model_args(
+        )))
+        .subcommand(optimize::args(model_args(
             Command::new("run")
                 .about("Run the reference interpreter on .npy/.npz inputs")
                 .arg(
@@ -148,7 +151,7 @@ pub fn command() -> Command {
                         .value_parser(value_parser!(PathBuf))
                         .help("Write one DIR/<output name>.npy per graph output"),
                 ),
-        ))
+        )))
 }
 
 fn split_kv<'a>(s: &'a str, flag: &str) -> CliResult<(&'a str, &'a str)> {
