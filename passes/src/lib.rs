@@ -9,4 +9,6 @@ pub mod egraph;
 pub mod memory;
 pub mod rules;
 
-pub use egraph::{Options, Report, optimize};
+/// Re-exported for tests that inspect rules.
+pub use egg;
+pub use egraph::{Options, Pipeline, Report, optimize};

@@ -180,7 +180,16 @@ pub fn rebuild(
                 continue;
             }
             on_stack.remove(&c);
-            let name = || class_name.get(&c).cloned().unwrap_or_else(|| "v".into());
+            let kind = match &node {
+                ENode::Op(o, _) => o.name.to_ascii_lowercase(),
+                _ => "const".to_string(),
+            };
+            let name = || {
+                class_name
+                    .get(&c)
+                    .cloned()
+                    .unwrap_or_else(|| format!("opt.{kind}"))
+            };
             let ids: Vec<ValueId> = match &node {
                 ENode::Absent => vec![],
                 ENode::Input(v) => {
