@@ -20,7 +20,12 @@
 //! cargo test --test conformance -- --all --backend cranelift --target aarch64 --filter add
 //! cargo test --test conformance -- --all --every-runner --write-manifest FILE  # a tagged manifest
 //! cargo test --test conformance -- --all --every-runner --failures FILE        # why native runs fail
+//! cargo test --test conformance -- --opt-level 3       # the manifest after the graph optimizer
 //! ```
+//!
+//! `--opt-level N` (default 0) runs the e-graph optimizer (`smelt_passes::egraph`)
+//! on each imported graph first, as `smelt --opt-level N` does: a test that
+//! passes at 0 must pass at 3.
 
 #![allow(clippy::print_stdout)]
 
@@ -37,6 +42,8 @@ use smelt_frontend::onnx::{ImportOptions, OnnxModel, read_tensor_pb};
 use smelt_frontend::{Error as FeError, Limits};
 use smelt_ir::interp::Interpreter;
 use smelt_ir::{DType, Tensor};
+use smelt_passes::egraph::Pipeline;
+use smelt_passes::egraph::cost::{TARGETS, TargetCost};
 use std::process::Command;
 
 struct Args {
@@ -48,6 +55,7 @@ struct Args {
     runner: Option<Runner>,
     every_runner: bool,
     failures: Option<PathBuf>,
+    opt_level: u8,
 }
 
 fn parse_args() -> Args {
@@ -60,6 +68,7 @@ fn parse_args() -> Args {
         runner: None,
         every_runner: false,
         failures: None,
+        opt_level: 0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -75,6 +84,14 @@ fn parse_args() -> Args {
             "--report" => a.report = it.next().map(PathBuf::from),
             "--write-manifest" => a.write_manifest = it.next().map(PathBuf::from),
             "--failures" => a.failures = it.next().map(PathBuf::from),
+            "--opt-level" => {
+                let v = it.next().unwrap_or_default();
+                a.opt_level = v
+                    .parse()
+                    .ok()
+                    .filter(|l| *l <= 3)
+                    .unwrap_or_else(|| panic!("--opt-level takes 0 to 3, not '{v}'"));
+            }
             "--backend" => {
                 let b = it.next().unwrap_or_default();
                 assert!(
@@ -353,7 +370,7 @@ fn read_data_set(dir: &Path, prefix: &str) -> Result<Vec<Tensor>, String> {
     Ok(out)
 }
 
-fn run_test(dir: &Path, tol: Option<Tol>, runner: Runner) -> Outcome {
+fn run_test(dir: &Path, tol: Option<Tol>, runner: Runner, opt_level: u8) -> Outcome {
     let fail = |detail: String| Outcome {
         pass: false,
         detail,
@@ -425,6 +442,20 @@ fn run_test(dir: &Path, tol: Option<Tol>, runner: Runner) -> Outcome {
             }
             Err(e) => return fail(format!("import: {e}")),
         }
+    };
+    // The graph optimizer, as `smelt --opt-level N` runs it.
+    let graph = if opt_level > 0 {
+        let arch = match runner {
+            Runner::Interpreter => "x86_64",
+            Runner::Native(t) => t.arch(),
+        };
+        let tc = TargetCost::for_target(arch).unwrap_or(TARGETS[0]);
+        match Pipeline::for_level(opt_level, tc).run(&graph, |_, _, _| {}) {
+            Ok((g, _)) => g,
+            Err(e) => return fail(format!("optimize: {e}")),
+        }
+    } else {
+        graph
     };
     let run_inputs: Vec<Tensor> = graph
         .inputs
@@ -580,20 +611,21 @@ fn main() -> ExitCode {
                         break;
                     };
                     let tdir = dir.join(name);
-                    let outcome = std::panic::catch_unwind(|| run_test(&tdir, *tol, *runner))
-                        .unwrap_or_else(|p| {
-                            let msg = p
-                                .downcast_ref::<String>()
-                                .cloned()
-                                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                                .unwrap_or_default();
-                            Outcome {
-                                pass: false,
-                                detail: format!("PANIC: {msg}"),
-                                max_abs: 0.0,
-                                max_rel: 0.0,
-                            }
-                        });
+                    let outcome =
+                        std::panic::catch_unwind(|| run_test(&tdir, *tol, *runner, args.opt_level))
+                            .unwrap_or_else(|p| {
+                                let msg = p
+                                    .downcast_ref::<String>()
+                                    .cloned()
+                                    .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                                    .unwrap_or_default();
+                                Outcome {
+                                    pass: false,
+                                    detail: format!("PANIC: {msg}"),
+                                    max_abs: 0.0,
+                                    max_rel: 0.0,
+                                }
+                            });
                     let ops = test_ops(&tdir);
                     results
                         .lock()

@@ -469,6 +469,38 @@ fn cases() -> Vec<(&'static str, Case)> {
             let yg = b.op("Mul", &[y, g]);
             b.op("Add", &[yg, bb])
         }),
+        ("rmsnorm", |b| {
+            let s = b.rng.shape(3);
+            let x = b.input(s.clone());
+            let ax = b.ints(&[-1]);
+            let two = b.splat(2.0);
+            let sq = b.op("Pow", &[x, two]);
+            let ms = b.op("ReduceMean", &[sq, ax]);
+            let eps = b.splat(1e-6);
+            let me = b.op("Add", &[ms, eps]);
+            let sd = b.op("Sqrt", &[me]);
+            let y = b.op("Div", &[x, sd]);
+            let g = b.rand_const(vec![s[2]], 0.5, 1.5);
+            b.op("Mul", &[y, g])
+        }),
+        ("attention", |b| {
+            let (bt, h, sq, sk, d) = (
+                b.rng.range(1, 2),
+                b.rng.range(1, 3),
+                b.rng.range(1, 5),
+                b.rng.range(1, 5),
+                b.rng.range(1, 4),
+            );
+            let q = b.input(vec![bt, h, sq, d]);
+            let k = b.input(vec![bt, sk, h, d]);
+            let v = b.input(vec![bt, h, sk, d]);
+            let kt = b.transpose(k, &[0, 2, 3, 1]);
+            let qk = b.op("MatMul", &[q, kt]);
+            let c = b.splat(0.35);
+            let sc = b.op("Mul", &[qk, c]);
+            let p = b.op_attrs("Softmax", vec![a_int("axis", -1)], &[sc]);
+            b.op("MatMul", &[p, v])
+        }),
     ];
     v.push(("sink-transpose-relu", |b| sink_unary(b, "Relu")));
     v.push(("sink-transpose-neg", |b| sink_unary(b, "Neg")));

@@ -414,6 +414,116 @@ fn layernorm(eg: &mut EG, id: Id, s: &Subst) -> Option<Id> {
     None
 }
 
+/// RMSNorm: `x / sqrt(mean(x²) + eps) * g => RMSNormalization(x, g)` over
+/// the last axis.
+fn rmsnorm(eg: &mut EG, id: Id, s: &Subst) -> Option<Id> {
+    let (x, ms, eps, g) = (
+        eg.find(s[var("?x")]),
+        eg.find(s[var("?ms")]),
+        s[var("?eps")],
+        s[var("?g")],
+    );
+    let eps = small_value(eg, eps).filter(|t| t.len() == 1)?.to_f64_vec()[0];
+    let rank = ty(eg, x)?.shape.len();
+    // ms = mean(x^2) or mean(x*x) over the last axis, keepdims.
+    let ok = ops_named(eg, ms, "ReduceMean")
+        .into_iter()
+        .any(|(op, args)| {
+            let a = eg.find(args[0]);
+            let axes_ok = reduce_axes(eg, &op, &args, ReduceKind::Mean)
+                .and_then(|(ax, keep)| Some((norm_axes(&ax, rank)?, keep)))
+                .is_some_and(|(ax, keep)| keep && ax == [rank - 1]);
+            let pow = ops_named(eg, a, "Pow")
+                .into_iter()
+                .any(|(_, p)| eg.find(p[0]) == x && is_splat(eg, p[1], 2.0));
+            let mul = ops_named(eg, a, "Mul")
+                .into_iter()
+                .any(|(_, p)| eg.find(p[0]) == x && eg.find(p[1]) == x);
+            axes_ok && (pow || mul)
+        });
+    if !ok {
+        return None;
+    }
+    let op = Op::Norm(Norm::RmsNormalization {
+        axis: rank as i64 - 1,
+        epsilon: eps as f32,
+    });
+    let want = ty(eg, id)?;
+    add_op_typed(eg, op, vec![x, g], &want)
+}
+
+/// Scaled dot-product attention: `softmax(Q·Kᵀ·c) · V => Attention(Q, K, V)`
+/// with `scale = c` for 4-D `[batch, heads, seq, head]` operands. `Kᵀ` is
+/// whatever the graph has; `K` is rebuilt as its last-two-axes transpose
+/// (which the layout rules then compose with the transpose that made `Kᵀ`).
+/// The fused op computes the same softmax over the keys without writing the
+/// score matrix to memory.
+fn attention(eg: &mut EG, id: Id, s: &Subst) -> Option<Id> {
+    let (sc, v) = (eg.find(s[var("?s")]), eg.find(s[var("?v")]));
+    let want = ty(eg, id)?;
+    if want.shape.len() != 4 || ty(eg, v)?.shape.len() != 4 || !want.dtype.is_float() {
+        return None;
+    }
+    // The matched MatMul's first operand must be a last-axis Softmax of ?s.
+    let soft_ok = ops_named(eg, id, "MatMul").into_iter().any(|(_, a)| {
+        ops_named(eg, a[0], "Softmax").into_iter().any(|(op, sa)| {
+            eg.find(sa[0]) == sc
+                && matches!(&*op, Op::Norm(Norm::Softmax { f: SoftmaxFn::Softmax, axis, flatten: false })
+                    if *axis == -1 || *axis == 3)
+        }) && eg.find(a[1]) == v
+    });
+    if !soft_ok {
+        return None;
+    }
+    // ?s = QKᵀ * c, QKᵀ / c, or QKᵀ.
+    let mut forms: Vec<(Id, f64)> = vec![(sc, 1.0)];
+    for (_, a) in ops_named(eg, sc, "Mul") {
+        if let Some(c) = small_value(eg, a[1]).filter(|t| t.len() == 1) {
+            forms.push((a[0], c.to_f64_vec()[0]));
+        }
+    }
+    for (_, a) in ops_named(eg, sc, "Div") {
+        if let Some(c) = small_value(eg, a[1]).filter(|t| t.len() == 1) {
+            forms.push((a[0], 1.0 / c.to_f64_vec()[0]));
+        }
+    }
+    for (qk, scale) in forms {
+        for (_, a) in ops_named(eg, qk, "MatMul") {
+            let (q, kt) = (a[0], a[1]);
+            if ty(eg, q)?.shape.len() != 4 || ty(eg, kt)?.shape.len() != 4 {
+                continue;
+            }
+            let k = add_op(
+                eg,
+                Op::Layout(smelt_ir::ops::layout::Layout::Transpose {
+                    perm: Some(vec![0, 1, 3, 2]),
+                }),
+                vec![kt],
+            )?;
+            let attrs = smelt_ir::ops::linalg::AttentionAttrs {
+                is_causal: false,
+                q_num_heads: None,
+                kv_num_heads: None,
+                qk_matmul_output_mode: 0,
+                scale: Some(scale as f32),
+                softcap: 0.0,
+                softmax_precision: None,
+                left_window: -1,
+                right_window: -1,
+            };
+            if let Some(r) = add_op_typed(
+                eg,
+                Op::Linalg(Linalg::Attention(attrs)),
+                vec![q, k, v],
+                &want,
+            ) {
+                return Some(r);
+            }
+        }
+    }
+    None
+}
+
 /// The fusion rules.
 #[rustfmt::skip]
 pub fn rules() -> Vec<Rule> {
@@ -447,6 +557,10 @@ pub fn rules() -> Vec<Rule> {
         // exp(x - max(x)) / Σ exp(x - max(x)) => Softmax(x)   (one axis, keepdims)
         rw!("softmax";             "(Div ?e ?sum)"                                      => { Apply(softmax) }),
         // (x - mean(x)) / sqrt(mean((x - mean)²) + eps) * g + b => LayerNormalization(x, g, b)
+        // x / sqrt(mean(x²) + eps) * g => RMSNormalization(x, g)
+        rw!("rmsnorm";             "(Mul (Div ?x (Sqrt (Add ?ms ?eps))) ?g)"            => { Apply(rmsnorm) }),
+        // softmax(Q·Kᵀ·c) · V => Attention<scale=c>(Q, K, V)  (4-D; K = Kᵀ transposed back)
+        rw!("attention";           "(MatMul (Softmax ?s) ?v)"                          => { Apply(attention) }),
         rw!("layernorm";           "(Add (Mul (Div ?d (Sqrt (Add ?v ?eps))) ?g) ?b)"    => { Apply(layernorm) }),
     ]
 }
