@@ -827,3 +827,76 @@ fn examples_same_outputs_at_opt_level_0_and_3() {
         }
     }
 }
+
+/// Compiles an example natively (Cranelift, x86_64) at an opt level, runs it
+/// on the example's inputs and returns its outputs by name.
+fn native_outputs(example: &str, pins: &[&str], level: &str) -> BTreeMap<String, Tensor> {
+    use smelt_frontend::Limits;
+    use smelt_frontend::npy::read_npy;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = root.join("examples").join(example);
+    let work = std::env::temp_dir().join(format!(
+        "smelt-opt-test-{example}-O{level}-{}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).unwrap();
+    let exe = work.join("model");
+    let model = dir.join("model.onnx");
+    let mut args = vec![
+        "compile",
+        model.to_str().unwrap(),
+        "--opt-level",
+        level,
+        "-o",
+        exe.to_str().unwrap(),
+    ];
+    args.extend_from_slice(pins);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_smelt"))
+        .args(&args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "compile -O{level} {example}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out_dir = work.join("out");
+    let out = std::process::Command::new(&exe)
+        .arg("--input")
+        .arg(dir.join("input.npz"))
+        .arg("-o")
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{example} -O{level}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut res = BTreeMap::new();
+    for e in std::fs::read_dir(&out_dir).unwrap() {
+        let p = e.unwrap().path();
+        let name = p.file_stem().unwrap().to_string_lossy().into_owned();
+        res.insert(name, read_npy(&p, &Limits::default()).unwrap());
+    }
+    let _ = std::fs::remove_dir_all(&work);
+    res
+}
+
+#[test]
+fn examples_native_same_outputs_at_opt_level_0_and_3() {
+    for (example, pins) in [
+        ("mlp", &["--dim", "batch=2"][..]),
+        ("cnn", &[][..]),
+        ("transformer", &["--dim", "batch=1", "--dim", "seq=16"][..]),
+    ] {
+        let a = native_outputs(example, pins, "0");
+        let b = native_outputs(example, pins, "3");
+        assert!(!a.is_empty());
+        assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+        for (name, t) in &a {
+            close(&b[name], t, &format!("{example}/{name} native -O3 vs -O0"));
+        }
+    }
+}

@@ -47,7 +47,9 @@ pub struct IrAnalysis {
     pub input_types: Vec<Option<TensorType>>,
     /// Constants made during optimization ([`ENode::Lit`]).
     pub lits: Vec<Arc<Tensor>>,
-    lit_index: HashMap<(DType, Vec<usize>, Vec<u8>), u32>,
+    /// Literals by (dtype, shape, hash of the bytes); equal hashes are
+    /// compared in full.
+    lit_index: HashMap<(DType, Vec<usize>, u64), Vec<u32>>,
     /// Largest folded result, in elements.
     pub fold_limit: usize,
     /// Type inference failures of e-nodes added by rules (rule bugs); the
@@ -58,13 +60,20 @@ pub struct IrAnalysis {
 impl IrAnalysis {
     /// Interns a literal, returning its e-node.
     pub fn lit(&mut self, t: Tensor) -> ENode {
-        let key = (t.dtype(), t.shape().to_vec(), t.to_le_bytes());
-        if let Some(&i) = self.lit_index.get(&key) {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        t.to_le_bytes().hash(&mut h);
+        let key = (t.dtype(), t.shape().to_vec(), h.finish());
+        let same = self
+            .lit_index
+            .get(&key)
+            .and_then(|c| c.iter().copied().find(|&i| *self.lits[i as usize] == t));
+        if let Some(i) = same {
             return ENode::Lit(i);
         }
         let i = self.lits.len() as u32;
         self.lits.push(Arc::new(t));
-        self.lit_index.insert(key, i);
+        self.lit_index.entry(key).or_default().push(i);
         ENode::Lit(i)
     }
 

@@ -136,7 +136,7 @@ pub fn rebuild(
         }
         loop {
             fresh += 1;
-            let n = format!("{base}.opt{fresh}");
+            let n = format!("{base}.{fresh}");
             if used.insert(n.clone()) {
                 return n;
             }

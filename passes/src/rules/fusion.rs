@@ -86,6 +86,12 @@ fn bn_nodes(eg: &EG, id: Id) -> Vec<(Id, Vec<f64>, Vec<f64>)> {
 /// `k = scale / sqrt(var + eps)`, `shift = B - mean * k`: BN is an affine map
 /// per output channel, and a convolution is linear in its weights.
 fn bn_into_conv(eg: &mut EG, id: Id, _s: &Subst) -> Option<Id> {
+    // Already folded in an earlier iteration: the class holds the Conv (the
+    // rule fires again every iteration; re-scaling a large weight would cost
+    // time for nothing).
+    if !ops_named(eg, id, "Conv").is_empty() {
+        return None;
+    }
     let want = ty(eg, id)?;
     for (y, k, shift) in bn_nodes(eg, id) {
         for (op, args) in ops_named(eg, y, "Conv") {
@@ -97,10 +103,18 @@ fn bn_into_conv(eg: &mut EG, id: Id, _s: &Subst) -> Option<Id> {
             if !eg[w].data.is_const || wt.shape.first() != Some(&k.len()) {
                 continue;
             }
-            let mut kshape = vec![1usize; wt.shape.len()];
-            kshape[0] = k.len();
-            let klit = add_lit(eg, f64_tensor(kshape, k.clone(), wt.dtype)?);
-            let w2 = add_op(eg, binary(BinaryFn::Mul), vec![w, klit])?;
+            // W' = W * k per output channel, computed here in one pass (a
+            // Mul e-node would fold to the same, through the generic
+            // broadcasting kernel, which is slow on large weights).
+            let wv = value(eg, w)?;
+            let per = wv.len() / k.len();
+            let scaled: Vec<f64> = wv
+                .to_f64_vec()
+                .into_iter()
+                .enumerate()
+                .map(|(i, x)| x * k[i / per.max(1)])
+                .collect();
+            let w2 = add_lit(eg, f64_tensor(wt.shape.clone(), scaled, wt.dtype)?);
             let old_b = match args.get(2) {
                 Some(&b) if ty(eg, b).is_some() => value(eg, b)?.to_f64_vec(),
                 _ => vec![0.0; k.len()],
@@ -120,7 +134,8 @@ fn bn_into_conv(eg: &mut EG, id: Id, _s: &Subst) -> Option<Id> {
 /// linear in `B`'s output columns.
 fn bn_into_gemm(eg: &mut EG, id: Id, _s: &Subst) -> Option<Id> {
     let want = ty(eg, id)?;
-    if want.shape.len() != 2 {
+    // Already folded in an earlier iteration (see `bn_into_conv`).
+    if want.shape.len() != 2 || !ops_named(eg, id, "Gemm").is_empty() {
         return None;
     }
     for (y, k, shift) in bn_nodes(eg, id) {
