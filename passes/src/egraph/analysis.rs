@@ -120,7 +120,7 @@ fn foldable(op: &Op) -> bool {
 
 fn nonneg_of(op: &Op, args: &[Option<&Data>], same_operands: bool, value: Option<&Tensor>) -> bool {
     if let Some(v) = value {
-        return all_values(v, |x| x >= 0.0);
+        return v.len() <= SMALL_CONST && all_values(v, |x| x >= 0.0);
     }
     let nn = |i: usize| args.get(i).copied().flatten().is_some_and(|d| d.nonneg);
     match op {
@@ -185,7 +185,8 @@ impl Analysis<ENode> for IrAnalysis {
                     ty: Some(TensorType::new(t.dtype(), t.shape().to_vec())),
                     tuple: None,
                     is_const: true,
-                    nonneg: all_values(&t, |x| x >= 0.0),
+                    // Scanning a large folded weight for signs is not worth it.
+                    nonneg: t.len() <= SMALL_CONST && all_values(&t, |x| x >= 0.0),
                     value: Some(t),
                 }
             }

@@ -107,14 +107,29 @@ fn bn_into_conv(eg: &mut EG, id: Id, _s: &Subst) -> Option<Id> {
             // Mul e-node would fold to the same, through the generic
             // broadcasting kernel, which is slow on large weights).
             let wv = value(eg, w)?;
-            let per = wv.len() / k.len();
-            let scaled: Vec<f64> = wv
-                .to_f64_vec()
-                .into_iter()
-                .enumerate()
-                .map(|(i, x)| x * k[i / per.max(1)])
-                .collect();
-            let w2 = add_lit(eg, f64_tensor(wt.shape.clone(), scaled, wt.dtype)?);
+            let per = (wv.len() / k.len()).max(1);
+            let scaled = match wv.as_slice::<f32>() {
+                // The common case without a detour through f64 tensors (the
+                // product is still formed in f64 and rounded once).
+                Ok(sl) => Tensor::from_vec(
+                    wt.shape.clone(),
+                    sl.iter()
+                        .enumerate()
+                        .map(|(i, &x)| (x as f64 * k[i / per]) as f32)
+                        .collect::<Vec<f32>>(),
+                )
+                .ok()?,
+                Err(_) => {
+                    let v: Vec<f64> = wv
+                        .to_f64_vec()
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, x)| x * k[i / per])
+                        .collect();
+                    f64_tensor(wt.shape.clone(), v, wt.dtype)?
+                }
+            };
+            let w2 = add_lit(eg, scaled);
             let old_b = match args.get(2) {
                 Some(&b) if ty(eg, b).is_some() => value(eg, b)?.to_f64_vec(),
                 _ => vec![0.0; k.len()],
