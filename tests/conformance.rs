@@ -2,7 +2,8 @@
 //!
 //! `tests/conformance/manifest.txt` lists the node tests expected to pass, one
 //! name (or `re:REGEX`) per line with optional tags: tolerances (`atol=…`,
-//! `rtol=…`) and runners (`cranelift-x86_64`, `cranelift-aarch64`). Each
+//! `rtol=…`) and runners (`cranelift-x86_64`, `cranelift-aarch64`,
+//! `llvm-x86_64`, `llvm-aarch64`). Each
 //! listed test is imported with the frontend, run by the reference
 //! interpreter and compared with the reference outputs; each test tagged for
 //! a native runner is also compiled to a static executable for that target
@@ -18,6 +19,7 @@
 //! cargo test --test conformance -- --all --filter conv --verbose
 //! cargo test --test conformance -- --all --report target/conformance.md --write-manifest FILE
 //! cargo test --test conformance -- --all --backend cranelift --target aarch64 --filter add
+//! cargo test --test conformance -- --all --backend llvm --target x86_64
 //! cargo test --test conformance -- --all --every-runner --write-manifest FILE  # a tagged manifest
 //! cargo test --test conformance -- --all --every-runner --failures FILE        # why native runs fail
 //! cargo test --test conformance -- --opt-level 3       # the manifest after the graph optimizer
@@ -35,7 +37,7 @@ use std::process::ExitCode;
 use std::sync::Mutex;
 
 use regex::Regex;
-use smelt_backends::artifact::{Emit, build};
+use smelt_backends::artifact::{Backend, Emit, LlvmConfig, build_with};
 use smelt_backends::target::Target;
 use smelt_frontend::npy::{output_file_name, read_npy, write_npy};
 use smelt_frontend::onnx::{ImportOptions, OnnxModel, read_tensor_pb};
@@ -53,6 +55,8 @@ struct Args {
     report: Option<PathBuf>,
     write_manifest: Option<PathBuf>,
     runner: Option<Runner>,
+    backend: Option<String>,
+    target: Option<Target>,
     every_runner: bool,
     failures: Option<PathBuf>,
     opt_level: u8,
@@ -66,6 +70,8 @@ fn parse_args() -> Args {
         report: None,
         write_manifest: None,
         runner: None,
+        backend: None,
+        target: None,
         every_runner: false,
         failures: None,
         opt_level: 0,
@@ -95,14 +101,10 @@ fn parse_args() -> Args {
             "--backend" => {
                 let b = it.next().unwrap_or_default();
                 assert!(
-                    b == "cranelift" || b == "interpreter",
-                    "--backend takes cranelift or interpreter"
+                    ["cranelift", "llvm", "interpreter"].contains(&b.as_str()),
+                    "--backend takes cranelift, llvm or interpreter"
                 );
-                if b == "interpreter" {
-                    a.runner = Some(Runner::Interpreter);
-                } else if a.runner.is_none() {
-                    a.runner = Some(Runner::Native(Target::X86_64Linux));
-                }
+                a.backend = Some(b);
             }
             "--target" => {
                 let t = it.next().unwrap_or_default();
@@ -110,7 +112,7 @@ fn parse_args() -> Args {
                     .into_iter()
                     .find(|x| x.arch() == t || x.triple() == t)
                     .unwrap_or_else(|| panic!("--target takes x86_64 or aarch64, not '{t}'"));
-                a.runner = Some(Runner::Native(t));
+                a.target = Some(t);
             }
             // Flags cargo/libtest conventions may pass along.
             "--nocapture" | "--quiet" | "-q" | "--test-threads" => {}
@@ -118,7 +120,44 @@ fn parse_args() -> Args {
             other => a.filter = Some(Regex::new(other).expect("a filter regex")),
         }
     }
+    a.runner = match (a.backend.as_deref(), a.target) {
+        (Some("interpreter"), _) => Some(Runner::Interpreter),
+        (None, None) => None,
+        (b, t) => Some(Runner::Native(
+            t.unwrap_or(Target::X86_64Linux),
+            if b == Some("llvm") {
+                CodeGen::Llvm
+            } else {
+                CodeGen::Cranelift
+            },
+        )),
+    };
     a
+}
+
+/// The code generator of a native runner.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CodeGen {
+    Cranelift,
+    Llvm,
+}
+
+impl CodeGen {
+    const ALL: [CodeGen; 2] = [CodeGen::Cranelift, CodeGen::Llvm];
+
+    fn name(self) -> &'static str {
+        match self {
+            CodeGen::Cranelift => "cranelift",
+            CodeGen::Llvm => "llvm",
+        }
+    }
+
+    fn backend(self) -> Backend {
+        match self {
+            CodeGen::Cranelift => Backend::Cranelift,
+            CodeGen::Llvm => Backend::Llvm(LlvmConfig::default()),
+        }
+    }
 }
 
 /// What executes a test.
@@ -126,9 +165,9 @@ fn parse_args() -> Args {
 enum Runner {
     /// The reference interpreter.
     Interpreter,
-    /// A static executable from the Cranelift backend, for a target (run
-    /// under qemu when it is not the host).
-    Native(Target),
+    /// A static executable from a code generator, for a target (run under
+    /// qemu when it is not the host).
+    Native(Target, CodeGen),
 }
 
 impl Runner {
@@ -136,7 +175,7 @@ impl Runner {
     fn tag(self) -> Option<String> {
         match self {
             Runner::Interpreter => None,
-            Runner::Native(t) => Some(format!("cranelift-{}", t.arch())),
+            Runner::Native(t, g) => Some(format!("{}-{}", g.name(), t.arch())),
         }
     }
 }
@@ -147,6 +186,7 @@ fn run_native(
     graph: &smelt_ir::Graph,
     inputs: Vec<Tensor>,
     target: Target,
+    codegen: CodeGen,
     test_dir: &Path,
 ) -> Result<Vec<Tensor>, String> {
     let name = test_dir
@@ -154,14 +194,24 @@ fn run_native(
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let work = std::env::temp_dir().join(format!(
-        "smelt-native-{}-{}-{name}",
+        "smelt-native-{}-{}-{}-{name}",
         std::process::id(),
+        codegen.name(),
         target.arch()
     ));
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work).map_err(|e| format!("scratch dir: {e}"))?;
     let exe = work.join("model");
-    build(graph, target, Emit::Exe, &exe, "model", None).map_err(|e| format!("compile: {e}"))?;
+    build_with(
+        graph,
+        target,
+        &codegen.backend(),
+        Emit::Exe,
+        &exe,
+        "model",
+        None,
+    )
+    .map_err(|e| format!("compile: {e}"))?;
     let mut cmd = match target {
         Target::X86_64Linux => Command::new(&exe),
         Target::Aarch64Linux => {
@@ -447,7 +497,7 @@ fn run_test(dir: &Path, tol: Option<Tol>, runner: Runner, opt_level: u8) -> Outc
     let graph = if opt_level > 0 {
         let arch = match runner {
             Runner::Interpreter => "x86_64",
-            Runner::Native(t) => t.arch(),
+            Runner::Native(t, _) => t.arch(),
         };
         let tc = TargetCost::for_target(arch).unwrap_or(TARGETS[0]);
         match Pipeline::for_level(opt_level, tc).run(&graph, |_, _, _| {}) {
@@ -474,7 +524,7 @@ fn run_test(dir: &Path, tol: Option<Tol>, runner: Runner, opt_level: u8) -> Outc
             Ok(o) => o,
             Err(e) => return fail(format!("run: {e}")),
         },
-        Runner::Native(target) => match run_native(&graph, run_inputs, target, dir) {
+        Runner::Native(target, g) => match run_native(&graph, run_inputs, target, g, dir) {
             Ok(o) => o,
             Err(e) => return fail(e),
         },
@@ -562,13 +612,15 @@ fn main() -> ExitCode {
         Some(r) => vec![r],
         None => {
             let mut v = vec![Runner::Interpreter];
-            for t in Target::ALL {
-                let r = Runner::Native(t);
-                let tagged = manifest
-                    .iter()
-                    .any(|e| e.tags.iter().any(|g| Some(g) == r.tag().as_ref()));
-                if args.every_runner || tagged {
-                    v.push(r);
+            for g in CodeGen::ALL {
+                for t in Target::ALL {
+                    let r = Runner::Native(t, g);
+                    let tagged = manifest
+                        .iter()
+                        .any(|e| e.tags.iter().any(|g| Some(g) == r.tag().as_ref()));
+                    if args.every_runner || tagged {
+                        v.push(r);
+                    }
                 }
             }
             v

@@ -1,6 +1,6 @@
 //! Native executables end to end: the example models compiled by the
-//! Cranelift backend for x86_64 (run here) and aarch64 (run under
-//! `qemu-aarch64`) match onnxruntime's outputs; compiling twice gives
+//! Cranelift and the LLVM backend for x86_64 (run here) and aarch64 (run
+//! under `qemu-aarch64`) match onnxruntime's outputs; compiling twice gives
 //! byte-identical artifacts.
 
 use std::path::{Path, PathBuf};
@@ -32,10 +32,19 @@ fn smelt(args: &[&str]) {
     );
 }
 
-/// Compiles an example for a target, runs it and compares with onnxruntime.
-fn check(example: &str, pins: &[&str], target: &str, runner: Option<&str>, atol: f64, rtol: f64) {
+/// Compiles an example for a target with a backend, runs it and compares
+/// with onnxruntime.
+fn check_with(
+    backend: &str,
+    example: &str,
+    pins: &[&str],
+    target: &str,
+    runner: Option<&str>,
+    atol: f64,
+    rtol: f64,
+) {
     let dir = root().join("examples").join(example);
-    let work = scratch(&format!("{example}-{target}"));
+    let work = scratch(&format!("{example}-{target}-{backend}"));
     let exe = work.join("model");
     let model = dir.join("model.onnx");
     let mut args = vec![
@@ -43,6 +52,8 @@ fn check(example: &str, pins: &[&str], target: &str, runner: Option<&str>, atol:
         model.to_str().unwrap(),
         "--target",
         target,
+        "--backend",
+        backend,
         "-o",
         exe.to_str().unwrap(),
     ];
@@ -66,7 +77,7 @@ fn check(example: &str, pins: &[&str], target: &str, runner: Option<&str>, atol:
         .expect("runs");
     assert!(
         out.status.success(),
-        "{example} on {target}: {}",
+        "{example} on {target} ({backend}): {}",
         String::from_utf8_lossy(&out.stderr)
     );
     for (name, want) in read_npz(&dir.join("expected.npz"), &Limits::default()).unwrap() {
@@ -81,12 +92,31 @@ fn check(example: &str, pins: &[&str], target: &str, runner: Option<&str>, atol:
         for (a, b) in g.iter().zip(&w) {
             assert!(
                 (a - b).abs() <= atol + rtol * b.abs(),
-                "{example}/{name} on {target}: {a} vs onnxruntime {b}"
+                "{example}/{name} on {target} ({backend}): {a} vs onnxruntime {b}"
             );
         }
-        eprintln!("{example}/{name} on {target}: max abs err vs onnxruntime {worst:.2e}");
+        eprintln!(
+            "{example}/{name} on {target} ({backend}): max abs err vs onnxruntime {worst:.2e}"
+        );
     }
     let _ = std::fs::remove_dir_all(&work);
+}
+
+/// [`check_with`] for the Cranelift backend.
+fn check(example: &str, pins: &[&str], target: &str, runner: Option<&str>, atol: f64, rtol: f64) {
+    check_with("cranelift", example, pins, target, runner, atol, rtol);
+}
+
+/// [`check_with`] for the LLVM backend.
+fn check_llvm(
+    example: &str,
+    pins: &[&str],
+    target: &str,
+    runner: Option<&str>,
+    atol: f64,
+    rtol: f64,
+) {
+    check_with("llvm", example, pins, target, runner, atol, rtol);
 }
 
 #[test]
@@ -117,30 +147,34 @@ fn mlp_aarch64_matches_onnxruntime() {
 fn artifacts_are_byte_identical() {
     let model = root().join("examples/mlp/model.onnx");
     let work = scratch("repro");
-    for (emit, ext) in [("exe", ""), ("obj", ".o")] {
-        for target in ["x86_64-unknown-linux-gnu", "aarch64-unknown-linux-gnu"] {
-            let mut bytes = Vec::new();
-            for k in 0..2 {
-                let out = work.join(format!("m{k}{ext}"));
-                smelt(&[
-                    "compile",
-                    model.to_str().unwrap(),
-                    "--dim",
-                    "batch=2",
-                    "--target",
-                    target,
-                    "--emit",
-                    emit,
-                    "-o",
-                    out.to_str().unwrap(),
-                ]);
-                bytes.push(std::fs::read(&out).unwrap());
+    for backend in ["cranelift", "llvm"] {
+        for (emit, ext) in [("exe", ""), ("obj", ".o")] {
+            for target in ["x86_64-unknown-linux-gnu", "aarch64-unknown-linux-gnu"] {
+                let mut bytes = Vec::new();
+                for k in 0..2 {
+                    let out = work.join(format!("m{k}{ext}"));
+                    smelt(&[
+                        "compile",
+                        model.to_str().unwrap(),
+                        "--dim",
+                        "batch=2",
+                        "--target",
+                        target,
+                        "--backend",
+                        backend,
+                        "--emit",
+                        emit,
+                        "-o",
+                        out.to_str().unwrap(),
+                    ]);
+                    bytes.push(std::fs::read(&out).unwrap());
+                }
+                assert!(!bytes[0].is_empty());
+                assert!(
+                    bytes[0] == bytes[1],
+                    "{emit} for {target} ({backend}) differs between two compiles"
+                );
             }
-            assert!(!bytes[0].is_empty());
-            assert!(
-                bytes[0] == bytes[1],
-                "{emit} for {target} differs between two compiles"
-            );
         }
     }
     let _ = std::fs::remove_dir_all(&work);
@@ -185,4 +219,134 @@ fn transformer_aarch64_matches_onnxruntime() {
         1e-4,
         1e-4,
     );
+}
+
+#[test]
+fn llvm_mlp_x86_64_matches_onnxruntime() {
+    check_llvm(
+        "mlp",
+        &["--dim", "batch=2"],
+        "x86_64-unknown-linux-gnu",
+        None,
+        1e-5,
+        1e-4,
+    );
+}
+
+#[test]
+fn llvm_mlp_aarch64_matches_onnxruntime() {
+    check_llvm(
+        "mlp",
+        &["--dim", "batch=2"],
+        "aarch64-unknown-linux-gnu",
+        Some("qemu-aarch64"),
+        1e-5,
+        1e-4,
+    );
+}
+
+#[test]
+fn llvm_cnn_x86_64_matches_onnxruntime() {
+    check_llvm("cnn", &[], "x86_64-unknown-linux-gnu", None, 1e-4, 1e-4);
+}
+
+#[test]
+fn llvm_cnn_aarch64_matches_onnxruntime() {
+    check_llvm(
+        "cnn",
+        &[],
+        "aarch64-unknown-linux-gnu",
+        Some("qemu-aarch64"),
+        1e-4,
+        1e-4,
+    );
+}
+
+#[test]
+fn llvm_transformer_x86_64_matches_onnxruntime() {
+    check_llvm(
+        "transformer",
+        &["--dim", "batch=1", "--dim", "seq=16"],
+        "x86_64-unknown-linux-gnu",
+        None,
+        1e-4,
+        1e-4,
+    );
+}
+
+#[test]
+fn llvm_transformer_aarch64_matches_onnxruntime() {
+    check_llvm(
+        "transformer",
+        &["--dim", "batch=1", "--dim", "seq=16"],
+        "aarch64-unknown-linux-gnu",
+        Some("qemu-aarch64"),
+        1e-4,
+        1e-4,
+    );
+}
+
+/// The compile flags of the LLVM backend: text outputs, `--cpu`/`--features`,
+/// and clear errors where they do not apply.
+#[test]
+fn llvm_flags_and_their_errors() {
+    let model = root().join("examples/mlp/model.onnx");
+    let model = model.to_str().unwrap();
+    let work = scratch("llvm-flags");
+    let out = |f: &str| work.join(f).to_str().unwrap().to_string();
+    let compile = |extra: &[&str]| {
+        let mut args = vec!["compile", model, "--dim", "batch=2"];
+        args.extend_from_slice(extra);
+        Command::new(env!("CARGO_BIN_EXE_smelt"))
+            .args(&args)
+            .output()
+            .unwrap()
+    };
+    let asm = out("m.s");
+    let o = compile(&["--backend", "llvm", "--emit", "asm", "-o", &asm]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        std::fs::read_to_string(&asm)
+            .unwrap()
+            .contains("smelt_model_run:")
+    );
+    let ll = out("m.ll");
+    let o = compile(&[
+        "--backend",
+        "llvm",
+        "--cpu",
+        "skylake",
+        "--features",
+        "+avx2,+fma",
+        "--emit",
+        "llvm-ir",
+        "-o",
+        &ll,
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let ir = std::fs::read_to_string(&ll).unwrap();
+    assert!(ir.contains("define void @smelt_model_run("));
+    // AVX2 widens the vectorized loops to 8 lanes.
+    assert!(ir.contains("<8 x float>"), "no 8-lane vectors with +avx2");
+    for (args, want) in [
+        (&["--emit", "asm"][..], "need --backend llvm"),
+        (&["--cpu", "skylake"][..], "add --backend llvm"),
+        (
+            &[
+                "--backend",
+                "llvm",
+                "--cpu",
+                "native",
+                "--target",
+                "aarch64-unknown-linux-gnu",
+            ][..],
+            "--cpu native",
+        ),
+    ] {
+        let o = compile(args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{args:?} succeeded");
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+    let _ = std::fs::remove_dir_all(&work);
 }

@@ -5,7 +5,8 @@
 //! its own `memcpy`: the library's libcalls are weak); the program runs the model on two
 //! arenas at once and once more, and its output matches onnxruntime's. The
 //! archive and header are byte-identical across compiles, the header is
-//! clean C99 and C++, and `--emit obj` writes the same header.
+//! clean C99 and C++, and `--emit obj` writes the same header. Libraries
+//! from the LLVM backend link and match the same way.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -51,6 +52,11 @@ fn have(tool: &str, check: &str) -> bool {
 
 /// `smelt compile` of the MLP (batch pinned to 2) to `dir/libmlp.a` + `dir/mlp.h`.
 fn compile_mlp(target: &str, dir: &Path, emit: &str, out: &str) {
+    compile_mlp_with("cranelift", target, dir, emit, out);
+}
+
+/// [`compile_mlp`] with a backend.
+fn compile_mlp_with(backend: &str, target: &str, dir: &Path, emit: &str, out: &str) {
     let model = root().join("examples/mlp/model.onnx");
     run_ok(
         Command::new(env!("CARGO_BIN_EXE_smelt")).args([
@@ -60,12 +66,14 @@ fn compile_mlp(target: &str, dir: &Path, emit: &str, out: &str) {
             "batch=2",
             "--target",
             target,
+            "--backend",
+            backend,
             "--emit",
             emit,
             "-o",
             dir.join(out).to_str().unwrap(),
         ]),
-        &format!("smelt compile --emit {emit} for {target}"),
+        &format!("smelt compile --backend {backend} --emit {emit} for {target}"),
     );
 }
 
@@ -232,6 +240,45 @@ fn aarch64_staticlib_links_with_cross_gcc_under_qemu() {
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn llvm_staticlibs_link_with_gcc_on_x86_64_and_aarch64() {
+    if have("gcc", "the x86_64 LLVM staticlib test") {
+        let dir = scratch("llvm-x86_64");
+        compile_mlp_with(
+            "llvm",
+            "x86_64-unknown-linux-gnu",
+            &dir,
+            "staticlib",
+            "libmlp.a",
+        );
+        check_app(&dir, "gcc", &["-static"], NEEDED, &[], "llvm x86_64 static");
+        check_app(&dir, "gcc", &[], WHOLE, &[], "llvm x86_64 dynamic whole");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    let cc = "aarch64-linux-gnu-gcc";
+    if have(cc, "the aarch64 LLVM staticlib test")
+        && have("qemu-aarch64", "the aarch64 LLVM staticlib test")
+    {
+        let dir = scratch("llvm-aarch64");
+        compile_mlp_with(
+            "llvm",
+            "aarch64-unknown-linux-gnu",
+            &dir,
+            "staticlib",
+            "libmlp.a",
+        );
+        check_app(
+            &dir,
+            cc,
+            &["-static"],
+            WHOLE,
+            &["qemu-aarch64"],
+            "llvm aarch64 static whole",
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
 
 #[test]

@@ -14,6 +14,7 @@ use std::process::Command;
 
 use smelt_ir::Graph;
 
+use crate::llvm::{LlvmOptions, LlvmTarget, Output};
 use crate::lower::{LowerError, Lowered, lower};
 use crate::target::Target;
 
@@ -29,6 +30,41 @@ pub enum Emit {
     /// A static library `libNAME.a` (the model and the libcalls), with the
     /// header `NAME.h` beside it.
     Staticlib,
+    /// The model's assembly text (LLVM backend only).
+    Asm,
+    /// The model's optimized LLVM IR text (LLVM backend only).
+    LlvmIr,
+}
+
+/// The code generator and its options.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Backend {
+    /// Cranelift: fast compiles, scalar code.
+    #[default]
+    Cranelift,
+    /// LLVM: optimized (vectorized) code, a CPU and features to tune for.
+    Llvm(LlvmConfig),
+}
+
+/// What the LLVM backend is told besides the target.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LlvmConfig {
+    /// The CPU (`--cpu`; `native` for the host's); none: the target's baseline.
+    pub cpu: Option<String>,
+    /// Extra LLVM features (`--features +a,-b`).
+    pub features: Option<String>,
+    /// Optimization options.
+    pub options: LlvmOptions,
+}
+
+impl Backend {
+    /// The name the CLI uses.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Backend::Cranelift => "cranelift",
+            Backend::Llvm(_) => "llvm",
+        }
+    }
 }
 
 /// Errors while producing an artifact.
@@ -147,7 +183,8 @@ pub fn archive(members: &[(&str, &[u8])]) -> Vec<u8> {
     out.into_inner()
 }
 
-/// Lowers and compiles `graph` for `target` and writes the artifact to `out`.
+/// Lowers and compiles `graph` for `target` with the Cranelift backend and
+/// writes the artifact to `out`.
 pub fn build(
     graph: &Graph,
     target: Target,
@@ -156,6 +193,20 @@ pub fn build(
     model_name: &str,
     linker: Option<&Path>,
 ) -> Result<Report, ArtifactError> {
+    build_with(
+        graph,
+        target,
+        &Backend::Cranelift,
+        emit,
+        out,
+        model_name,
+        linker,
+    )
+}
+
+/// Lowers `graph` to kernel IR with the math functions expanded: what every
+/// code generator takes.
+pub fn lower_for_codegen(graph: &Graph) -> Result<Lowered, ArtifactError> {
     let mut lowered: Lowered = lower(graph).map_err(ArtifactError::Lower)?;
     crate::mathexp::expand(&mut lowered.program).map_err(|e| {
         ArtifactError::Lower(LowerError::Unsupported(vec![(
@@ -164,8 +215,52 @@ pub fn build(
             e,
         )]))
     })?;
-    let obj = crate::cranelift::compile(&lowered, target, model_name)
-        .map_err(|e| ArtifactError::Codegen(e.to_string()))?;
+    Ok(lowered)
+}
+
+/// The LLVM target for `target` and the backend's options.
+pub fn llvm_target(target: Target, config: &LlvmConfig) -> Result<LlvmTarget, ArtifactError> {
+    LlvmTarget::new(
+        target.triple(),
+        config.cpu.as_deref(),
+        config.features.as_deref(),
+    )
+    .map_err(|e| ArtifactError::Codegen(e.to_string()))
+}
+
+/// Lowers and compiles `graph` for `target` with `backend` and writes the
+/// artifact to `out`.
+pub fn build_with(
+    graph: &Graph,
+    target: Target,
+    backend: &Backend,
+    emit: Emit,
+    out: &Path,
+    model_name: &str,
+    linker: Option<&Path>,
+) -> Result<Report, ArtifactError> {
+    let lowered = lower_for_codegen(graph)?;
+    let codegen = |e: crate::cranelift::CodegenError| ArtifactError::Codegen(e.to_string());
+    let obj = match (backend, emit) {
+        (Backend::Cranelift, Emit::Asm | Emit::LlvmIr) => {
+            return Err(ArtifactError::Codegen(format!(
+                "--emit {} needs --backend llvm",
+                if emit == Emit::Asm { "asm" } else { "llvm-ir" }
+            )));
+        }
+        (Backend::Cranelift, _) => {
+            crate::cranelift::compile(&lowered, target, model_name).map_err(codegen)?
+        }
+        (Backend::Llvm(c), _) => {
+            let t = llvm_target(target, c)?;
+            let kind = match emit {
+                Emit::Asm => Output::Assembly,
+                Emit::LlvmIr => Output::LlvmIr,
+                Emit::Exe | Emit::Obj | Emit::Staticlib => Output::Object,
+            };
+            crate::llvm::emit(&lowered, &t, &c.options, model_name, kind).map_err(codegen)?
+        }
+    };
     let mut report = Report {
         files: vec![],
         arena_bytes: lowered.plan.arena_bytes,
@@ -173,6 +268,10 @@ pub fn build(
         object_bytes: obj.len(),
     };
     match emit {
+        Emit::Asm | Emit::LlvmIr => {
+            write(out, &obj)?;
+            report.files = vec![out.to_path_buf()];
+        }
         Emit::Obj => {
             write(out, &obj)?;
             let header = out.with_extension("h");

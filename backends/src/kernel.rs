@@ -11,6 +11,31 @@
 //! **Architecture Invariant:** the kernel IR addresses memory only through
 //! [`Buf`]s — a graph input, a graph output, an arena offset or a constant —
 //! and element indices; it never allocates.
+//!
+//! ## Vectors
+//!
+//! Besides scalars the IR has 128-bit vectors of [`LANES_F32`] `f32` lanes
+//! (in general: `lanes` elements of one [`Scalar`], `lanes · bytes = 16`).
+//! An expression's element type is [`Program::ty`], its lane count
+//! [`Program::lanes`] (1 for scalars); a variable's lane count is fixed when
+//! it is made ([`Program::vector_var`]). The vector forms are explicit so a
+//! backend that meets one it cannot emit fails loudly instead of computing
+//! one lane:
+//!
+//! - [`Expr::VLoad`] / [`Stmt::VStore`]: `lanes` consecutive elements from
+//!   element `index` (no alignment is assumed);
+//! - [`Expr::Splat`]: a scalar in every lane; [`Expr::Extract`]: one lane;
+//!   [`Expr::Reduce`]: `Add`, `Min` or `Max` across the lanes, lane 0 first;
+//! - [`Expr::Un`] (`Neg`, `Abs`, `Sqrt`) and [`Expr::Bin`] (`Add`, `Sub`,
+//!   `Mul`, `Div`, `Min`, `Max`) apply lane-wise when their operands are
+//!   float vectors of the same lane count;
+//! - [`Expr::MulAdd`] is `a · b + c` for scalars or vectors, fused into one
+//!   rounding where the target has an FMA instruction (aarch64) and two
+//!   roundings where it does not (the x86-64-v2 baseline), so it is used only
+//!   where either rounding is within the op's tolerance (sums of products).
+//!
+//! Comparisons, selects, casts, loads of other types and the polynomial math
+//! functions stay scalar.
 
 use std::fmt::{self, Write};
 
@@ -90,6 +115,9 @@ impl Scalar {
         }
     }
 }
+
+/// Lanes of an `f32` vector (128 bits).
+pub const LANES_F32: u8 = 4;
 
 /// A memory region a kernel reads or writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -199,6 +227,26 @@ pub enum Expr {
     Cast(Scalar, Box<Expr>),
     /// Reinterprets the bits as another type of the same size.
     Bitcast(Scalar, Box<Expr>),
+    /// `lanes` consecutive elements of `buf` from element `index`: a vector.
+    VLoad {
+        /// The buffer.
+        buf: Buf,
+        /// The element index of lane 0 (an `I64` expression).
+        index: Box<Expr>,
+        /// The element type.
+        ty: Scalar,
+        /// The lane count.
+        lanes: u8,
+    },
+    /// A vector of `lanes` copies of a scalar.
+    Splat(u8, Box<Expr>),
+    /// Lane `k` of a vector, a scalar.
+    Extract(Box<Expr>, u8),
+    /// The lanes of a vector combined by `Add`, `Min` or `Max`, in lane
+    /// order: a scalar.
+    Reduce(BinOp, Box<Expr>),
+    /// `a · b + c` (scalars or vectors), fused where the target can.
+    MulAdd(Box<Expr>, Box<Expr>, Box<Expr>),
 }
 
 /// A statement.
@@ -228,6 +276,15 @@ pub enum Stmt {
     },
     /// `if cond { then } else { else_ }`.
     If(Expr, Vec<Stmt>, Vec<Stmt>),
+    /// `buf[index .. index + lanes] = value` for a vector `value`.
+    VStore {
+        /// The buffer.
+        buf: Buf,
+        /// The element index of lane 0 (`I64`).
+        index: Expr,
+        /// The vector.
+        value: Expr,
+    },
     /// Copies `bytes` bytes (a `memcpy`).
     Copy {
         /// Destination.
@@ -246,8 +303,10 @@ pub enum Stmt {
 /// The body of one model's run function plus its read-only data.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Program {
-    /// The type of every variable.
+    /// The (element) type of every variable.
     pub vars: Vec<Scalar>,
+    /// The lane count of every variable; missing entries are scalars (1).
+    pub var_lanes: Vec<u8>,
     /// Statements, in execution order.
     pub body: Vec<Stmt>,
     /// Constant data (little-endian bytes), referenced by [`Buf::Const`].
@@ -257,20 +316,46 @@ pub struct Program {
 impl Program {
     /// A new variable of type `ty`.
     pub fn var(&mut self, ty: Scalar) -> Var {
+        self.vector_var(ty, 1)
+    }
+
+    /// A new variable holding a vector of `lanes` elements of type `ty`.
+    pub fn vector_var(&mut self, ty: Scalar, lanes: u8) -> Var {
         self.vars.push(ty);
+        self.var_lanes.resize(self.vars.len() - 1, 1);
+        self.var_lanes.push(lanes);
         Var(self.vars.len() as u32 - 1)
     }
 
-    /// The type of an expression.
+    /// The lane count of a variable (1 for scalars).
+    pub fn var_lane_count(&self, v: Var) -> u8 {
+        self.var_lanes.get(v.0 as usize).copied().unwrap_or(1)
+    }
+
+    /// The (element) type of an expression.
     pub fn ty(&self, e: &Expr) -> Scalar {
         match e {
             Expr::F(_, t) | Expr::I(_, t) => *t,
             Expr::Var(v) => self.vars[v.0 as usize],
-            Expr::Load { ty, .. } => *ty,
+            Expr::Load { ty, .. } | Expr::VLoad { ty, .. } => *ty,
             Expr::Un(_, a) | Expr::Bin(_, a, _) => self.ty(a),
             Expr::Cmp(..) => Scalar::Bool,
             Expr::Select(_, a, _) => self.ty(a),
             Expr::Cast(t, _) | Expr::Bitcast(t, _) => *t,
+            Expr::Splat(_, a) | Expr::Extract(a, _) | Expr::Reduce(_, a) => self.ty(a),
+            Expr::MulAdd(a, _, _) => self.ty(a),
+        }
+    }
+
+    /// The lane count of an expression: 1 for scalars.
+    pub fn lanes(&self, e: &Expr) -> u8 {
+        match e {
+            Expr::F(..) | Expr::I(..) | Expr::Load { .. } | Expr::Cmp(..) => 1,
+            Expr::Cast(..) | Expr::Bitcast(..) | Expr::Extract(..) | Expr::Reduce(..) => 1,
+            Expr::Var(v) => self.var_lane_count(*v),
+            Expr::VLoad { lanes, .. } | Expr::Splat(lanes, _) => *lanes,
+            Expr::Un(_, a) | Expr::Bin(_, a, _) | Expr::Select(_, a, _) => self.lanes(a),
+            Expr::MulAdd(a, _, _) => self.lanes(a),
         }
     }
 
@@ -290,12 +375,27 @@ fn print_stmts(p: &Program, body: &[Stmt], depth: usize, s: &mut String) {
     for st in body {
         match st {
             Stmt::Set(v, e) => {
+                let lanes = p.var_lane_count(*v);
+                let x = if lanes == 1 {
+                    String::new()
+                } else {
+                    format!("x{lanes}")
+                };
                 let _ = writeln!(
                     s,
-                    "{pad}v{}: {} = {}",
+                    "{pad}v{}: {}{x} = {}",
                     v.0,
                     p.vars[v.0 as usize].name(),
                     ExprFmt(e)
+                );
+            }
+            Stmt::VStore { buf, index, value } => {
+                let _ = writeln!(
+                    s,
+                    "{pad}{}[{}..] = {}",
+                    BufFmt(*buf),
+                    ExprFmt(index),
+                    ExprFmt(value)
                 );
             }
             Stmt::Store { buf, index, value } => {
@@ -385,6 +485,24 @@ impl fmt::Display for ExprFmt<'_> {
             }
             Expr::Cast(t, a) => write!(f, "cast<{}>({})", t.name(), ExprFmt(a)),
             Expr::Bitcast(t, a) => write!(f, "bitcast<{}>({})", t.name(), ExprFmt(a)),
+            Expr::VLoad {
+                buf,
+                index,
+                ty,
+                lanes,
+            } => write!(
+                f,
+                "{}:{}x{lanes}[{}..]",
+                BufFmt(*buf),
+                ty.name(),
+                ExprFmt(index)
+            ),
+            Expr::Splat(lanes, a) => write!(f, "splat<{lanes}>({})", ExprFmt(a)),
+            Expr::Extract(a, k) => write!(f, "extract<{k}>({})", ExprFmt(a)),
+            Expr::Reduce(op, a) => write!(f, "reduce<{op:?}>({})", ExprFmt(a)),
+            Expr::MulAdd(a, b, c) => {
+                write!(f, "muladd({}, {}, {})", ExprFmt(a), ExprFmt(b), ExprFmt(c))
+            }
         }
     }
 }
@@ -444,5 +562,26 @@ pub mod build {
     /// A float constant of type `ty`.
     pub fn f(v: f64, ty: Scalar) -> Expr {
         Expr::F(v, ty)
+    }
+    /// A vector load of `lanes` elements from `index`.
+    pub fn vload(buf: Buf, index: Expr, ty: Scalar, lanes: u8) -> Expr {
+        Expr::VLoad {
+            buf,
+            index: Box::new(index),
+            ty,
+            lanes,
+        }
+    }
+    /// `a` in each of `lanes` lanes.
+    pub fn splat(lanes: u8, a: Expr) -> Expr {
+        Expr::Splat(lanes, Box::new(a))
+    }
+    /// `a · b + c`, fused where the target can.
+    pub fn muladd(a: Expr, b: Expr, c: Expr) -> Expr {
+        Expr::MulAdd(Box::new(a), Box::new(b), Box::new(c))
+    }
+    /// The lanes of `a` combined by `op`.
+    pub fn reduce(op: BinOp, a: Expr) -> Expr {
+        Expr::Reduce(op, Box::new(a))
     }
 }

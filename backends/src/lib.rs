@@ -3,12 +3,14 @@
 //! The graph is lowered to a loop-level kernel IR ([`kernel`], [`lower`])
 //! with every activation placed in one arena by the memory plan ([`plan`]);
 //! math functions are expanded into polynomials ([`mathexp`]); the Cranelift
-//! backend ([`cranelift`]) turns the program into an object file that exports
-//! the ABI of `runtime/include/smelt_model.h`.
+//! backend ([`cranelift`]) or the LLVM backend ([`llvm`]) turns the program
+//! into an object file that exports the ABI of
+//! `runtime/include/smelt_model.h`.
 
 pub mod artifact;
 pub mod cranelift;
 pub mod kernel;
+pub mod llvm;
 pub mod lower;
 pub mod mathexp;
 pub mod plan;

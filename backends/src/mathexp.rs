@@ -71,6 +71,14 @@ fn expand_stmts(p: &mut Program, body: Vec<Stmt>) -> Result<Vec<Stmt>, String> {
                 let c = expand_expr(p, c, &mut pre)?;
                 Stmt::If(c, expand_stmts(p, t)?, expand_stmts(p, e)?)
             }
+            Stmt::VStore { buf, index, value } => {
+                let index = expand_expr(p, index, &mut pre)?;
+                Stmt::VStore {
+                    buf,
+                    index,
+                    value: expand_expr(p, value, &mut pre)?,
+                }
+            }
             copy @ Stmt::Copy { .. } => copy,
         };
         out.extend(pre);
@@ -83,6 +91,9 @@ fn expand_expr(p: &mut Program, e: Expr, pre: &mut Vec<Stmt>) -> Result<Expr, St
     Ok(match e {
         Expr::Un(op, a) => {
             let a = expand_expr(p, *a, pre)?;
+            if p.lanes(&a) != 1 && !matches!(op, UnOp::Neg | UnOp::Abs | UnOp::Sqrt) {
+                return Err(format!("{op:?} has no vector form"));
+            }
             match op {
                 UnOp::Exp => exp(p, a, pre),
                 UnOp::Log => log(p, a, pre),
@@ -95,6 +106,9 @@ fn expand_expr(p: &mut Program, e: Expr, pre: &mut Vec<Stmt>) -> Result<Expr, St
         }
         Expr::Bin(BinOp::Pow, a, b) => {
             let a = expand_expr(p, *a, pre)?;
+            if p.lanes(&a) != 1 {
+                return Err("Pow has no vector form".into());
+            }
             let b = expand_expr(p, *b, pre)?;
             pow(p, a, b, pre)
         }
@@ -112,6 +126,25 @@ fn expand_expr(p: &mut Program, e: Expr, pre: &mut Vec<Stmt>) -> Result<Expr, St
             index: Box::new(expand_expr(p, *index, pre)?),
             ty,
         },
+        Expr::VLoad {
+            buf,
+            index,
+            ty,
+            lanes,
+        } => Expr::VLoad {
+            buf,
+            index: Box::new(expand_expr(p, *index, pre)?),
+            ty,
+            lanes,
+        },
+        Expr::Splat(n, a) => Expr::Splat(n, Box::new(expand_expr(p, *a, pre)?)),
+        Expr::Extract(a, k) => Expr::Extract(Box::new(expand_expr(p, *a, pre)?), k),
+        Expr::Reduce(op, a) => Expr::Reduce(op, Box::new(expand_expr(p, *a, pre)?)),
+        Expr::MulAdd(a, b, c) => Expr::MulAdd(
+            Box::new(expand_expr(p, *a, pre)?),
+            Box::new(expand_expr(p, *b, pre)?),
+            Box::new(expand_expr(p, *c, pre)?),
+        ),
         leaf @ (Expr::F(..) | Expr::I(..) | Expr::Var(_)) => leaf,
     })
 }
@@ -1059,7 +1092,7 @@ pub(crate) mod tests {
                         let m = self.mem.get_mut(buf).expect("buffer");
                         m[k * n..(k + 1) * n].copy_from_slice(&write(v, ty));
                     }
-                    Stmt::Copy { .. } => panic!("no copies here"),
+                    Stmt::Copy { .. } | Stmt::VStore { .. } => panic!("no copies or vectors here"),
                 }
             }
         }
@@ -1202,6 +1235,14 @@ pub(crate) mod tests {
                         Scalar::I64 => V::I(x.f().to_bits() as i64),
                         other => panic!("bitcast to {other:?}"),
                     }
+                }
+                Expr::MulAdd(a, b, c) => {
+                    let t = p.ty(a);
+                    let (x, y, z) = (self.expr(a), self.expr(b), self.expr(c));
+                    V::F(fround(fround(x.f() * y.f(), t) + z.f(), t))
+                }
+                Expr::VLoad { .. } | Expr::Splat(..) | Expr::Extract(..) | Expr::Reduce(..) => {
+                    panic!("no vectors here")
                 }
             }
         }

@@ -4,7 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::ArgMatches;
-use smelt_backends::artifact::{Emit, build};
+use smelt_backends::artifact::{Backend, Emit, LlvmConfig, build_with, llvm_target};
+use smelt_backends::llvm::LlvmOptions;
 use smelt_backends::target::Target;
 use smelt_frontend::onnx::OnnxModel;
 
@@ -21,16 +22,39 @@ pub fn run(m: &ArgMatches) -> CliResult<ExitCode> {
         Some("exe") | None => Emit::Exe,
         Some("obj") => Emit::Obj,
         Some("staticlib") => Emit::Staticlib,
+        Some("asm") => Emit::Asm,
+        Some("llvm-ir") => Emit::LlvmIr,
         Some(other) => {
             return Err(CliError(format!(
-                "--emit takes exe, staticlib or obj, not '{other}'"
+                "--emit takes exe, staticlib, obj, asm or llvm-ir, not '{other}'"
             )));
         }
     };
-    if m.get_one::<String>("backend").map(String::as_str) == Some("llvm") {
-        return Err(CliError(
-            "--backend llvm is not implemented yet; use --backend cranelift".into(),
-        ));
+    let cpu = m.get_one::<String>("cpu").cloned();
+    let features = m.get_one::<String>("features").cloned();
+    let backend = match m.get_one::<String>("backend").map(String::as_str) {
+        Some("llvm") => Backend::Llvm(LlvmConfig {
+            cpu,
+            features,
+            options: LlvmOptions::default(),
+        }),
+        _ => {
+            if cpu.is_some() || features.is_some() {
+                return Err(CliError(
+                    "--cpu and --features tune the LLVM backend: add --backend llvm".into(),
+                ));
+            }
+            if matches!(emit, Emit::Asm | Emit::LlvmIr) {
+                return Err(CliError(
+                    "--emit asm and --emit llvm-ir need --backend llvm".into(),
+                ));
+            }
+            Backend::Cranelift
+        }
+    };
+    // Reject a bad --cpu or --features before the model is read.
+    if let Backend::Llvm(c) = &backend {
+        llvm_target(target, c).map_err(|e| CliError(e.to_string()))?;
     }
     let opts = import_options(m)?;
     let graph = OnnxModel::read(path, &opts.limits)?.import(&opts)?;
@@ -53,16 +77,19 @@ pub fn run(m: &ArgMatches) -> CliResult<ExitCode> {
             Emit::Exe => stem.clone(),
             Emit::Obj => format!("{stem}.o"),
             Emit::Staticlib => format!("lib{stem}.a"),
+            Emit::Asm => format!("{stem}.s"),
+            Emit::LlvmIr => format!("{stem}.ll"),
         })
     });
     let linker = m.get_one::<PathBuf>("linker").map(PathBuf::as_path);
-    let report =
-        build(&graph, target, emit, &out, &stem, linker).map_err(|e| CliError(e.to_string()))?;
+    let report = build_with(&graph, target, &backend, emit, &out, &stem, linker)
+        .map_err(|e| CliError(e.to_string()))?;
     for f in &report.files {
         println!("wrote {}", f.display());
     }
     println!(
-        "target {target}, arena {} (liveness bound {}), weights {}, object {}",
+        "target {target}, backend {}, arena {} (liveness bound {}), weights {}, object {}",
+        backend.name(),
         human_bytes(report.arena_bytes),
         human_bytes(report.lower_bound),
         human_bytes(graph.const_bytes() as u64),

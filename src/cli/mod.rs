@@ -113,7 +113,7 @@ pub fn command() -> Command {
         )))
         .subcommand(optimize::args(model_args(
             Command::new("compile")
-                .about("Compile a model to a native static executable or object file (Cranelift backend)")
+                .about("Compile a model to a native static executable, static library or object file (Cranelift or LLVM backend)")
                 .arg(
                     Arg::new("target")
                         .long("target")
@@ -126,10 +126,12 @@ pub fn command() -> Command {
                         .long("emit")
                         .value_name("KIND")
                         .default_value("exe")
-                        .help("exe: a static executable (./model --input NAME=FILE.npy … [-o DIR] [--bench N]); staticlib: libNAME.a plus NAME.h for C programs; obj: the object file plus the same header"),
+                        .help("exe: a static executable (./model --input NAME=FILE.npy … [-o DIR] [--bench N]); staticlib: libNAME.a plus NAME.h for C programs; obj: the object file plus the same header; asm, llvm-ir: the generated assembly or optimized LLVM IR (--backend llvm)"),
                 )
                 .arg(Arg::new("output").short('o').long("output").value_name("OUT").value_parser(value_parser!(PathBuf)).help("Output path (default: the model's file stem)"))
-                .arg(Arg::new("backend").long("backend").value_name("NAME").default_value("cranelift").help("Code generator: cranelift (llvm comes next)"))
+                .arg(Arg::new("backend").long("backend").value_name("NAME").default_value("cranelift").value_parser(["cranelift", "llvm"]).help("Code generator: cranelift (fast compiles, scalar code) or llvm (optimized, vectorized code at LLVM's O3; use it for speed)"))
+                .arg(Arg::new("cpu").long("cpu").value_name("NAME").help("LLVM backend: the CPU to tune and select instructions for (e.g. skylake, cortex-a72), or native for this machine's (host target only); default: a safe baseline per target (x86-64-v2, generic aarch64)"))
+                .arg(Arg::new("features").long("features").value_name("+A,-B").help("LLVM backend: target features to add or remove (LLVM spelling, e.g. +avx2,+fma)"))
                 .arg(Arg::new("linker").long("linker").value_name("PATH").value_parser(value_parser!(PathBuf)).help("The ld.lld to link executables with (default: ld.lld-19, ld.lld, then the Rust toolchain's rust-lld)")),
         )))
         .subcommand(optimize::args(model_args(

@@ -1,0 +1,748 @@
+//! Kernel IR → the LLVM IR text of `smelt_model_run` and its body.
+//!
+//! The module's code is written as LLVM IR text and parsed by LLVM (the
+//! constants' bytes and the info table are added through the API
+//! afterwards, see [`super::info`]). Text rather than inkwell's builder
+//! because the builder's `getelementptr` is an `unsafe fn`, and `unsafe` is
+//! denied in this workspace; text also gives direct access to everything the
+//! optimizer needs (parameter attributes, `inbounds`, `nsw`) and is
+//! deterministic by construction.
+//!
+//! Shape of the code:
+//!
+//! - `smelt_model_run(inputs, outputs, arena)` loads the input and output
+//!   pointers from the two arrays and calls `smelt_model_body` with each
+//!   tensor as its own parameter. The body's parameters are `noalias` (the
+//!   ABI says inputs, outputs and the arena never overlap; the constants
+//!   are distinct globals), `nocapture`, aligned to their element size (the
+//!   arena to 64), `dereferenceable` for their byte size, and inputs are
+//!   `readonly`: what LLVM's vectorizer needs to prove loads and stores of
+//!   different tensors independent. The body is `noinline` so the attributes
+//!   stay on real parameters.
+//! - Kernel-IR variables are `alloca`s in the entry block (SROA/mem2reg turn
+//!   them into SSA values). `for` loops are header/body/latch/exit blocks;
+//!   the increment is `nsw` when the body never assigns the counter (the
+//!   counter is below `end`, so it cannot overflow).
+//! - Element indices are `i64` in the kernel IR; they are truncated to the
+//!   pointer-sized integer before each `getelementptr` (a no-op on 64-bit
+//!   targets, `i32` on 32-bit ARM).
+//!
+//! Vectors (`VLoad`, `VStore`, `Splat`, `Extract`, `Reduce`, `MulAdd` and
+//! lane-wise arithmetic) are LLVM vector types (`<4 x float>`); vector
+//! accesses claim only element alignment; `Reduce` combines the lanes one
+//! by one from lane 0 (no reassociation); `MulAdd` is `llvm.fmuladd`, fused
+//! where the target has an FMA instruction, as the kernel IR allows.
+//!
+//! Semantics match the Cranelift backend expression by expression: `Min`/
+//! `Max` are `llvm.minimum`/`llvm.maximum` (NaN-propagating, −0 < +0, like
+//! Cranelift's `fmin`/`fmax`); shift amounts are masked to the bit width
+//! (Cranelift's `ishl`/`sshr`/`ushr`; LLVM's shifts are poison beyond the
+//! width); float → int casts saturate through `llvm.fpto[su]i.sat`, to at
+//! least 32 bits and then truncated, exactly as Cranelift's
+//! `fcvt_to_[su]int_sat` + `ireduce`; `Nearest` is `llvm.rint` (round half
+//! to even in the default floating-point environment, the only one the
+//! generated code runs in; unlike `llvm.roundeven` it lowers to an
+//! instruction or to `rintf`, which the runtime provides); a `Bool` is one
+//! byte 0 or 1 (comparisons are zero-extended, conditions test `!= 0`);
+//! integer division and remainder are LLVM's `sdiv`/`udiv`/`srem`/`urem`,
+//! whose undefined cases (zero divisor, `MIN / -1`) the lowering never
+//! produces (it guards them with selects; Cranelift would trap there).
+//! Float arithmetic carries no fast-math flags, so LLVM neither reassociates
+//! nor contracts: the results are Cranelift's bit for bit, except where
+//! the polynomial math differs in nothing but instruction selection.
+
+use std::collections::BTreeSet;
+use std::fmt::Write;
+
+use crate::kernel::{BinOp, Buf, CmpOp, Expr, Program, Scalar, Stmt, UnOp, Var};
+use crate::lower::{IoInfo, Lowered};
+
+use super::CodegenError;
+
+fn err(s: impl Into<String>) -> CodegenError {
+    CodegenError(s.into())
+}
+
+/// The LLVM type of a scalar (`Bool` is a byte).
+fn lty(s: Scalar) -> &'static str {
+    match s {
+        Scalar::F32 => "float",
+        Scalar::F64 => "double",
+        Scalar::I8 | Scalar::U8 | Scalar::Bool => "i8",
+        Scalar::I16 | Scalar::U16 => "i16",
+        Scalar::I32 | Scalar::U32 => "i32",
+        Scalar::I64 | Scalar::U64 => "i64",
+    }
+}
+
+/// The overload suffix of an intrinsic for a scalar type.
+fn suffix(s: Scalar) -> &'static str {
+    match s {
+        Scalar::F32 => "f32",
+        Scalar::F64 => "f64",
+        Scalar::I8 | Scalar::U8 | Scalar::Bool => "i8",
+        Scalar::I16 | Scalar::U16 => "i16",
+        Scalar::I32 | Scalar::U32 => "i32",
+        Scalar::I64 | Scalar::U64 => "i64",
+    }
+}
+
+/// The LLVM type of `lanes` elements of `s` (the scalar type for 1).
+fn vty(s: Scalar, lanes: u8) -> String {
+    if lanes == 1 {
+        lty(s).to_string()
+    } else {
+        format!("<{lanes} x {}>", lty(s))
+    }
+}
+
+/// The overload suffix of an intrinsic for `lanes` elements of `s`.
+fn vsuffix(s: Scalar, lanes: u8) -> String {
+    if lanes == 1 {
+        suffix(s).to_string()
+    } else {
+        format!("v{lanes}{}", suffix(s))
+    }
+}
+
+/// A constant of `lanes` elements, each the literal `lit` of type `s`.
+fn splat_lit(s: Scalar, lanes: u8, lit: &str) -> String {
+    if lanes == 1 {
+        lit.to_string()
+    } else {
+        format!("splat ({} {lit})", lty(s))
+    }
+}
+
+fn bits(s: Scalar) -> u32 {
+    s.bytes() as u32 * 8
+}
+
+/// An LLVM float literal: the exact bits, as a double in hex (LLVM's form
+/// for both `float` and `double`).
+fn float_lit(v: f64, ty: Scalar) -> String {
+    let v = if ty == Scalar::F32 {
+        v as f32 as f64
+    } else {
+        v
+    };
+    format!("0x{:016X}", v.to_bits())
+}
+
+/// An LLVM integer literal of `v` truncated to the type's width (printed
+/// signed, which LLVM accepts for every width).
+fn int_lit(v: i64, ty: Scalar) -> String {
+    let b = bits(ty);
+    let v = if b == 64 {
+        v
+    } else {
+        (v << (64 - b)) >> (64 - b)
+    };
+    v.to_string()
+}
+
+/// The parameter list and the text of both functions.
+pub(super) fn run_ir(l: &Lowered, ptr_bytes: u32) -> Result<String, CodegenError> {
+    let iptr = if ptr_bytes == 4 { "i32" } else { "i64" };
+    let mut out = String::new();
+    // The wrapper: unpacks the pointer arrays.
+    let _ = writeln!(
+        out,
+        "define void @smelt_model_run(ptr nocapture readonly %inputs, ptr nocapture readonly \
+         %outputs, ptr %arena) #0 {{\nentry:"
+    );
+    let mut args = Vec::new();
+    for (kind, list) in [("inputs", &l.inputs), ("outputs", &l.outputs)] {
+        for k in 0..list.len() {
+            let _ = writeln!(
+                out,
+                "  %{kind}.{k}.p = getelementptr inbounds ptr, ptr %{kind}, {iptr} {k}\n  \
+                 %{kind}.{k} = load ptr, ptr %{kind}.{k}.p, align {ptr_bytes}"
+            );
+            args.push(format!("ptr %{kind}.{k}"));
+        }
+    }
+    args.push("ptr %arena".into());
+    let _ = writeln!(
+        out,
+        "  call void @smelt_model_body({})\n  ret void\n}}\n",
+        args.join(", ")
+    );
+
+    // The body.
+    let param = |io: &IoInfo, name: String, readonly: bool| -> String {
+        let align = io.dtype.elem_bytes().max(1);
+        let deref = if io.bytes > 0 {
+            format!(" dereferenceable({})", io.bytes)
+        } else {
+            String::new()
+        };
+        let ro = if readonly { " readonly" } else { "" };
+        format!("ptr noalias nocapture{ro} align {align}{deref} %{name}")
+    };
+    let mut params: Vec<String> = Vec::new();
+    for (k, io) in l.inputs.iter().enumerate() {
+        params.push(param(io, format!("in{k}"), true));
+    }
+    for (k, io) in l.outputs.iter().enumerate() {
+        params.push(param(io, format!("out{k}"), false));
+    }
+    let arena_deref = if l.plan.arena_bytes > 0 {
+        format!(" dereferenceable({})", l.plan.arena_bytes)
+    } else {
+        String::new()
+    };
+    params.push(format!(
+        "ptr noalias nocapture align {}{arena_deref} %arena",
+        crate::plan::ALIGN
+    ));
+    let mut g = Gen {
+        p: &l.program,
+        iptr,
+        code: String::new(),
+        next: 0,
+        decls: BTreeSet::new(),
+        align: Vec::new(),
+        nin: l.inputs.len(),
+    };
+    for io in l.inputs.iter().chain(&l.outputs) {
+        g.align.push(io.dtype.elem_bytes().max(1) as u64);
+    }
+    g.stmts(&l.program.body)?;
+    let _ = writeln!(
+        out,
+        "define internal void @smelt_model_body({}) #1 {{\nentry:",
+        params.join(", ")
+    );
+    for (i, &t) in l.program.vars.iter().enumerate() {
+        let lanes = l.program.var_lane_count(Var(i as u32));
+        let _ = writeln!(out, "  %v{i} = alloca {}", vty(t, lanes));
+    }
+    out.push_str(&g.code);
+    out.push_str("  ret void\n}\n\n");
+    for d in &g.decls {
+        let _ = writeln!(out, "{d}");
+    }
+    // Every function is nounwind: no unwind tables (on Thumb they would
+    // reference `__aeabi_unwind_cpp_pr0`, which bare metal lacks). Every
+    // loop is counted, so the body makes progress.
+    out.push_str("\nattributes #0 = { nounwind }\n");
+    out.push_str("attributes #1 = { nounwind noinline mustprogress }\n");
+    Ok(out)
+}
+
+/// The emitter of the body's statements.
+struct Gen<'a> {
+    p: &'a Program,
+    /// The pointer-sized integer type.
+    iptr: &'static str,
+    code: String,
+    next: u32,
+    /// Intrinsic declarations used, in a deterministic order.
+    decls: BTreeSet<String>,
+    /// Alignment of inputs then outputs (their element size).
+    align: Vec<u64>,
+    /// The number of inputs.
+    nin: usize,
+}
+
+impl Gen<'_> {
+    fn tmp(&mut self) -> String {
+        self.next += 1;
+        format!("%t{}", self.next)
+    }
+
+    fn label(&mut self, what: &str) -> String {
+        self.next += 1;
+        format!("{what}{}", self.next)
+    }
+
+    /// Emits `%tN = <rhs>` and returns `%tN`.
+    fn def(&mut self, rhs: String) -> String {
+        let t = self.tmp();
+        let _ = writeln!(self.code, "  {t} = {rhs}");
+        t
+    }
+
+    fn line(&mut self, s: String) {
+        self.code.push_str("  ");
+        self.code.push_str(&s);
+        self.code.push('\n');
+    }
+
+    /// A call of intrinsic `name` returning `ret`, declared on first use.
+    fn intrinsic(&mut self, ret: &str, name: &str, args: &[(&str, &str)]) -> String {
+        let tys: Vec<&str> = args.iter().map(|a| a.0).collect();
+        self.decls
+            .insert(format!("declare {ret} @{name}({})", tys.join(", ")));
+        let a: Vec<String> = args.iter().map(|(t, v)| format!("{t} {v}")).collect();
+        self.def(format!("call {ret} @{name}({})", a.join(", ")))
+    }
+
+    /// An `i64` value as the pointer-sized integer.
+    fn index_iptr(&mut self, v: String) -> String {
+        if self.iptr == "i64" {
+            v
+        } else {
+            self.def(format!("trunc i64 {v} to {}", self.iptr))
+        }
+    }
+
+    /// The base pointer of a buffer and its known alignment.
+    fn base(&mut self, buf: Buf) -> (String, u64) {
+        let nin = self.nin;
+        match buf {
+            Buf::Input(k) => (format!("%in{k}"), self.align[k as usize]),
+            Buf::Output(k) => (format!("%out{k}"), self.align[nin + k as usize]),
+            Buf::Const(k) => (format!("@smelt_const_{k}"), 64),
+            Buf::Arena(0) => ("%arena".into(), crate::plan::ALIGN),
+            Buf::Arena(off) => {
+                let p = self.def(format!(
+                    "getelementptr inbounds i8, ptr %arena, {} {off}",
+                    self.iptr
+                ));
+                // Offsets are multiples of the plan's alignment.
+                (p, crate::plan::ALIGN)
+            }
+        }
+    }
+
+    /// The address of element `index` of type `ty` in `buf`, and the access
+    /// alignment (the element size, or less when the base is less aligned).
+    fn addr(&mut self, buf: Buf, index: &Expr, ty: Scalar) -> Result<(String, u64), CodegenError> {
+        let (base, balign) = self.base(buf);
+        let i = self.expr(index)?;
+        let i = self.index_iptr(i);
+        let a = self.def(format!(
+            "getelementptr inbounds {}, ptr {base}, {} {i}",
+            lty(ty),
+            self.iptr
+        ));
+        Ok((a, ty.bytes().min(balign)))
+    }
+
+    fn stmts(&mut self, body: &[Stmt]) -> Result<(), CodegenError> {
+        for s in body {
+            self.stmt(s)?;
+        }
+        Ok(())
+    }
+
+    fn stmt(&mut self, s: &Stmt) -> Result<(), CodegenError> {
+        match s {
+            Stmt::Set(v, e) => {
+                let t = vty(self.p.vars[v.0 as usize], self.p.var_lane_count(*v));
+                let x = self.expr(e)?;
+                self.line(format!("store {t} {x}, ptr %v{}", v.0));
+            }
+            Stmt::VStore { buf, index, value } => {
+                let (ty, lanes) = (self.p.ty(value), self.p.lanes(value));
+                let x = self.expr(value)?;
+                let (a, al) = self.addr(*buf, index, ty)?;
+                // Element alignment only: vector accesses are not aligned
+                // to their size.
+                self.line(format!("store {} {x}, ptr {a}, align {al}", vty(ty, lanes)));
+            }
+            Stmt::Store { buf, index, value } => {
+                self.scalar_only(value, "a scalar store")?;
+                let ty = self.p.ty(value);
+                let x = self.expr(value)?;
+                let (a, al) = self.addr(*buf, index, ty)?;
+                self.line(format!("store {} {x}, ptr {a}, align {al}", lty(ty)));
+            }
+            Stmt::For {
+                var,
+                start,
+                end,
+                body,
+            } => {
+                let s0 = self.expr(start)?;
+                let e0 = self.expr(end)?;
+                self.line(format!("store i64 {s0}, ptr %v{}", var.0));
+                let (header, body_l, exit) =
+                    (self.label("loop"), self.label("body"), self.label("exit"));
+                self.line(format!("br label %{header}"));
+                let _ = writeln!(self.code, "{header}:");
+                let cur = self.def(format!("load i64, ptr %v{}", var.0));
+                let more = self.def(format!("icmp slt i64 {cur}, {e0}"));
+                self.line(format!("br i1 {more}, label %{body_l}, label %{exit}"));
+                let _ = writeln!(self.code, "{body_l}:");
+                self.stmts(body)?;
+                let cur = self.def(format!("load i64, ptr %v{}", var.0));
+                let nsw = if assigns(body, *var) { "" } else { " nsw" };
+                let next = self.def(format!("add{nsw} i64 {cur}, 1"));
+                self.line(format!("store i64 {next}, ptr %v{}", var.0));
+                self.line(format!("br label %{header}"));
+                let _ = writeln!(self.code, "{exit}:");
+            }
+            Stmt::If(c, t, e) => {
+                let cv = self.expr(c)?;
+                let c1 = self.def(format!("icmp ne i8 {cv}, 0"));
+                let (tl, el, join) = (self.label("then"), self.label("else"), self.label("join"));
+                self.line(format!("br i1 {c1}, label %{tl}, label %{el}"));
+                let _ = writeln!(self.code, "{tl}:");
+                self.stmts(t)?;
+                self.line(format!("br label %{join}"));
+                let _ = writeln!(self.code, "{el}:");
+                self.stmts(e)?;
+                self.line(format!("br label %{join}"));
+                let _ = writeln!(self.code, "{join}:");
+            }
+            Stmt::Copy {
+                dst,
+                dst_off,
+                src,
+                src_off,
+                bytes,
+            } => {
+                let (d, _) = self.base(*dst);
+                let doff = self.expr(dst_off)?;
+                let doff = self.index_iptr(doff);
+                let d = self.def(format!(
+                    "getelementptr inbounds i8, ptr {d}, {} {doff}",
+                    self.iptr
+                ));
+                let (sp, _) = self.base(*src);
+                let soff = self.expr(src_off)?;
+                let soff = self.index_iptr(soff);
+                let sp = self.def(format!(
+                    "getelementptr inbounds i8, ptr {sp}, {} {soff}",
+                    self.iptr
+                ));
+                let n = self.expr(bytes)?;
+                let n = self.index_iptr(n);
+                let ip = self.iptr;
+                let name = format!("llvm.memcpy.p0.p0.{ip}");
+                self.decls
+                    .insert(format!("declare void @{name}(ptr, ptr, {ip}, i1 immarg)"));
+                self.line(format!(
+                    "call void @{name}(ptr {d}, ptr {sp}, {ip} {n}, i1 false)"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn expr(&mut self, e: &Expr) -> Result<String, CodegenError> {
+        Ok(match e {
+            Expr::F(v, t) if t.is_float() => float_lit(*v, *t),
+            // An integer typed float constant: Cranelift's `iconst(v as i64)`.
+            Expr::F(v, t) => int_lit(*v as i64, *t),
+            Expr::I(v, t) if t.is_float() => float_lit(*v as f64, *t),
+            Expr::I(v, t) => int_lit(*v, *t),
+            Expr::Var(v) => {
+                let t = vty(self.p.vars[v.0 as usize], self.p.var_lane_count(*v));
+                self.def(format!("load {t}, ptr %v{}", v.0))
+            }
+            Expr::VLoad {
+                buf,
+                index,
+                ty,
+                lanes,
+            } => {
+                let (a, al) = self.addr(*buf, index, *ty)?;
+                self.def(format!("load {}, ptr {a}, align {al}", vty(*ty, *lanes)))
+            }
+            Expr::Splat(lanes, a) => {
+                let ty = self.p.ty(a);
+                let x = self.expr(a)?;
+                let v = vty(ty, *lanes);
+                let one = self.def(format!("insertelement {v} poison, {} {x}, i64 0", lty(ty)));
+                self.def(format!(
+                    "shufflevector {v} {one}, {v} poison, <{lanes} x i32> zeroinitializer"
+                ))
+            }
+            Expr::Extract(a, k) => {
+                let (ty, lanes) = (self.p.ty(a), self.p.lanes(a));
+                let x = self.expr(a)?;
+                self.def(format!("extractelement {} {x}, i64 {k}", vty(ty, lanes)))
+            }
+            Expr::Reduce(op, a) => {
+                // Lane by lane from lane 0, exactly as the Cranelift backend.
+                let (ty, lanes) = (self.p.ty(a), self.p.lanes(a));
+                let x = self.expr(a)?;
+                let v = vty(ty, lanes);
+                let mut acc = self.def(format!("extractelement {v} {x}, i64 0"));
+                for k in 1..lanes {
+                    let y = self.def(format!("extractelement {v} {x}, i64 {k}"));
+                    acc = self.binary(*op, acc, y, ty, 1)?;
+                }
+                acc
+            }
+            Expr::MulAdd(a, b, c) => {
+                let (ty, lanes) = (self.p.ty(a), self.p.lanes(a));
+                let x = self.expr(a)?;
+                let y = self.expr(b)?;
+                let z = self.expr(c)?;
+                if ty.is_float() {
+                    // Fused where the target has an FMA instruction (aarch64,
+                    // x86 with +fma), two roundings where not (the x86-64-v2
+                    // baseline): what the kernel IR allows, and what the
+                    // Cranelift backend does on the baselines.
+                    let t = vty(ty, lanes);
+                    self.intrinsic(
+                        &t,
+                        &format!("llvm.fmuladd.{}", vsuffix(ty, lanes)),
+                        &[(&t, &x), (&t, &y), (&t, &z)],
+                    )
+                } else {
+                    let m = self.binary(BinOp::Mul, x, y, ty, lanes)?;
+                    self.binary(BinOp::Add, m, z, ty, lanes)?
+                }
+            }
+            Expr::Load { buf, index, ty } => {
+                let (a, al) = self.addr(*buf, index, *ty)?;
+                self.def(format!("load {}, ptr {a}, align {al}", lty(*ty)))
+            }
+            Expr::Un(op, a) => {
+                let (ty, lanes) = (self.p.ty(a), self.p.lanes(a));
+                let x = self.expr(a)?;
+                self.unary(*op, x, ty, lanes)?
+            }
+            Expr::Bin(op, a, b) => {
+                let (ty, lanes) = (self.p.ty(a), self.p.lanes(a));
+                let x = self.expr(a)?;
+                let y = self.expr(b)?;
+                self.binary(*op, x, y, ty, lanes)?
+            }
+            Expr::Cmp(op, a, b) => {
+                self.scalar_only(a, "a comparison")?;
+                let ty = self.p.ty(a);
+                let x = self.expr(a)?;
+                let y = self.expr(b)?;
+                let c = if ty.is_float() {
+                    let cc = match op {
+                        CmpOp::Eq => "oeq",
+                        // Cranelift's `NotEqual` is unordered-or-not-equal.
+                        CmpOp::Ne => "une",
+                        CmpOp::Lt => "olt",
+                        CmpOp::Le => "ole",
+                        CmpOp::Gt => "ogt",
+                        CmpOp::Ge => "oge",
+                    };
+                    self.def(format!("fcmp {cc} {} {x}, {y}", lty(ty)))
+                } else {
+                    let s = ty.is_signed();
+                    let cc = match op {
+                        CmpOp::Eq => "eq",
+                        CmpOp::Ne => "ne",
+                        CmpOp::Lt if s => "slt",
+                        CmpOp::Le if s => "sle",
+                        CmpOp::Gt if s => "sgt",
+                        CmpOp::Ge if s => "sge",
+                        CmpOp::Lt => "ult",
+                        CmpOp::Le => "ule",
+                        CmpOp::Gt => "ugt",
+                        CmpOp::Ge => "uge",
+                    };
+                    self.def(format!("icmp {cc} {} {x}, {y}", lty(ty)))
+                };
+                self.def(format!("zext i1 {c} to i8"))
+            }
+            Expr::Select(c, a, b) => {
+                self.scalar_only(a, "a select")?;
+                let ty = self.p.ty(a);
+                let cv = self.expr(c)?;
+                let x = self.expr(a)?;
+                let y = self.expr(b)?;
+                let c1 = self.def(format!("icmp ne i8 {cv}, 0"));
+                let t = lty(ty);
+                self.def(format!("select i1 {c1}, {t} {x}, {t} {y}"))
+            }
+            Expr::Cast(to, a) => {
+                self.scalar_only(a, "a cast")?;
+                let from = self.p.ty(a);
+                let x = self.expr(a)?;
+                self.cast(x, from, *to)
+            }
+            Expr::Bitcast(to, a) => {
+                self.scalar_only(a, "a bitcast")?;
+                let from = self.p.ty(a);
+                let x = self.expr(a)?;
+                if from.bytes() != to.bytes() {
+                    return Err(err(format!(
+                        "bitcast from {from:?} to {to:?}: the sizes differ"
+                    )));
+                }
+                if lty(from) == lty(*to) {
+                    x
+                } else {
+                    self.def(format!("bitcast {} {x} to {}", lty(from), lty(*to)))
+                }
+            }
+        })
+    }
+
+    fn unary(
+        &mut self,
+        op: UnOp,
+        x: String,
+        ty: Scalar,
+        lanes: u8,
+    ) -> Result<String, CodegenError> {
+        let (f, t, sfx) = (ty.is_float(), vty(ty, lanes), vsuffix(ty, lanes));
+        let t = t.as_str();
+        let float_fn = |g: &mut Self, name: &str| {
+            if !f {
+                return Err(err(format!("{op:?} on the integer type {ty:?}")));
+            }
+            Ok(g.intrinsic(t, &format!("llvm.{name}.{sfx}"), &[(t, &x)]))
+        };
+        Ok(match op {
+            UnOp::Neg if f => self.def(format!("fneg {t} {x}")),
+            UnOp::Neg => self.def(format!("sub {t} {}, {x}", splat_lit(ty, lanes, "0"))),
+            UnOp::Abs if f => float_fn(self, "fabs")?,
+            UnOp::Abs => self.intrinsic(t, &format!("llvm.abs.{sfx}"), &[(t, &x), ("i1", "false")]),
+            UnOp::Sqrt => float_fn(self, "sqrt")?,
+            UnOp::Floor => float_fn(self, "floor")?,
+            UnOp::Ceil => float_fn(self, "ceil")?,
+            UnOp::Trunc => float_fn(self, "trunc")?,
+            UnOp::Nearest => float_fn(self, "rint")?,
+            UnOp::Not if ty == Scalar::Bool => {
+                self.def(format!("xor {t} {x}, {}", splat_lit(ty, lanes, "1")))
+            }
+            UnOp::Not if f => return Err(err(format!("Not on the float type {ty:?}"))),
+            UnOp::Not => self.def(format!("xor {t} {x}, {}", splat_lit(ty, lanes, "-1"))),
+            UnOp::Exp | UnOp::Log | UnOp::Tanh | UnOp::Erf | UnOp::Sin | UnOp::Cos => {
+                return Err(err(format!(
+                    "{op:?} must be expanded before code generation"
+                )));
+            }
+        })
+    }
+
+    fn binary(
+        &mut self,
+        op: BinOp,
+        x: String,
+        y: String,
+        ty: Scalar,
+        lanes: u8,
+    ) -> Result<String, CodegenError> {
+        let (f, s) = (ty.is_float(), ty.is_signed());
+        let (t, sfx) = (vty(ty, lanes), vsuffix(ty, lanes));
+        let t = t.as_str();
+        let plain = |g: &mut Self, name: &str| g.def(format!("{name} {t} {x}, {y}"));
+        let minmax = |g: &mut Self, name: &str| {
+            g.intrinsic(t, &format!("llvm.{name}.{sfx}"), &[(t, &x), (t, &y)])
+        };
+        Ok(match op {
+            BinOp::Add => plain(self, if f { "fadd" } else { "add" }),
+            BinOp::Sub => plain(self, if f { "fsub" } else { "sub" }),
+            BinOp::Mul => plain(self, if f { "fmul" } else { "mul" }),
+            BinOp::Div if f => plain(self, "fdiv"),
+            BinOp::Div if s => plain(self, "sdiv"),
+            BinOp::Div => plain(self, "udiv"),
+            BinOp::Rem if f => return Err(err(format!("Rem on the float type {ty:?}"))),
+            BinOp::Rem if s => plain(self, "srem"),
+            BinOp::Rem => plain(self, "urem"),
+            BinOp::Min if f => minmax(self, "minimum"),
+            BinOp::Min if s => minmax(self, "smin"),
+            BinOp::Min => minmax(self, "umin"),
+            BinOp::Max if f => minmax(self, "maximum"),
+            BinOp::Max if s => minmax(self, "smax"),
+            BinOp::Max => minmax(self, "umax"),
+            BinOp::And | BinOp::Or | BinOp::Xor if f => {
+                return Err(err(format!("{op:?} on the float type {ty:?}")));
+            }
+            BinOp::And => plain(self, "and"),
+            BinOp::Or => plain(self, "or"),
+            BinOp::Xor => plain(self, "xor"),
+            BinOp::Shl | BinOp::Shr => {
+                if f {
+                    return Err(err(format!("{op:?} on the float type {ty:?}")));
+                }
+                // Cranelift takes the amount modulo the width.
+                let mask = (bits(ty) - 1).to_string();
+                let m = self.def(format!("and {t} {y}, {}", splat_lit(ty, lanes, &mask)));
+                let name = match op {
+                    BinOp::Shl => "shl",
+                    _ if s => "ashr",
+                    _ => "lshr",
+                };
+                self.def(format!("{name} {t} {x}, {m}"))
+            }
+            BinOp::Pow => return Err(err("Pow must be expanded before code generation")),
+        })
+    }
+
+    /// Refuses a vector operand where the kernel IR has scalars only.
+    fn scalar_only(&self, a: &Expr, what: &str) -> Result<(), CodegenError> {
+        match self.p.lanes(a) {
+            1 => Ok(()),
+            n => Err(err(format!(
+                "{what} of a {n}-lane vector: the kernel IR keeps these scalar"
+            ))),
+        }
+    }
+
+    fn cast(&mut self, x: String, from: Scalar, to: Scalar) -> String {
+        let (ft, tt) = (lty(from), lty(to));
+        if from == to {
+            return x;
+        }
+        if to == Scalar::Bool {
+            let c = if from.is_float() {
+                // NaN is true, as with Cranelift's `NotEqual`.
+                self.def(format!("fcmp une {ft} {x}, 0.0"))
+            } else {
+                self.def(format!("icmp ne {ft} {x}, 0"))
+            };
+            return self.def(format!("zext i1 {c} to i8"));
+        }
+        match (from.is_float(), to.is_float()) {
+            (true, true) => {
+                let op = if bits(to) > bits(from) {
+                    "fpext"
+                } else {
+                    "fptrunc"
+                };
+                self.def(format!("{op} {ft} {x} to {tt}"))
+            }
+            (true, false) => {
+                // Saturating conversion to at least 32 bits, then wrap down.
+                let wide = if bits(to) < 32 { Scalar::I32 } else { to };
+                let wt = lty(wide);
+                let name = if to.is_signed() || bits(to) < 32 {
+                    "fptosi"
+                } else {
+                    "fptoui"
+                };
+                let v = self.intrinsic(
+                    wt,
+                    &format!("llvm.{name}.sat.{}.{}", suffix(wide), suffix(from)),
+                    &[(ft, &x)],
+                );
+                if wt != tt {
+                    self.def(format!("trunc {wt} {v} to {tt}"))
+                } else {
+                    v
+                }
+            }
+            (false, true) => {
+                let op = if from.is_signed() { "sitofp" } else { "uitofp" };
+                self.def(format!("{op} {ft} {x} to {tt}"))
+            }
+            (false, false) => {
+                if bits(to) > bits(from) {
+                    let op = if from.is_signed() { "sext" } else { "zext" };
+                    self.def(format!("{op} {ft} {x} to {tt}"))
+                } else if bits(to) < bits(from) {
+                    self.def(format!("trunc {ft} {x} to {tt}"))
+                } else {
+                    x
+                }
+            }
+        }
+    }
+}
+
+/// Whether `body` assigns `v` anywhere (a `Set` or a nested loop's counter).
+fn assigns(body: &[Stmt], v: Var) -> bool {
+    body.iter().any(|s| match s {
+        Stmt::Set(w, _) => *w == v,
+        Stmt::For { var, body, .. } => *var == v || assigns(body, v),
+        Stmt::If(_, t, e) => assigns(t, v) || assigns(e, v),
+        Stmt::Store { .. } | Stmt::VStore { .. } | Stmt::Copy { .. } => false,
+    })
+}

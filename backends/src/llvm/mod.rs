@@ -1,0 +1,213 @@
+//! The LLVM backend: kernel IR → LLVM IR → an optimized relocatable object
+//! (or its assembly or LLVM IR text) exporting the runtime ABI
+//! (`smelt_model_run` and the `smelt_model` info table; see
+//! `runtime/include/smelt_model.h`).
+//!
+//! It translates the same kernel IR as the Cranelift backend, after the same
+//! [`crate::mathexp`] expansion, with the same semantics for every
+//! expression; LLVM's `default<O3>` pipeline then unrolls and vectorizes the
+//! loop nests. Unlike the Cranelift backend it is not tied to the runtime's
+//! [`crate::target::Target`] list: it takes any triple LLVM's x86, AArch64
+//! and ARM back ends know, with a CPU and a feature string
+//! ([`LlvmTarget`]), and lays out the info table with LLVM's struct types
+//! and the target's data layout, so it is right for 32-bit ARM as well.
+//!
+//! - [`target`]: triples (normalized), default CPUs and features, `native`;
+//! - [`codegen`]: the run function (kernel IR statements and expressions);
+//! - [`info`]: the `smelt_model` table and the read-only data.
+
+use inkwell::OptimizationLevel;
+use inkwell::context::Context;
+use inkwell::memory_buffer::MemoryBuffer;
+use inkwell::module::Module;
+use inkwell::passes::PassBuilderOptions;
+use inkwell::targets::{CodeModel, FileType, TargetMachine};
+
+pub use crate::cranelift::CodegenError;
+use crate::lower::Lowered;
+
+mod codegen;
+mod info;
+pub mod target;
+#[cfg(test)]
+mod tests;
+
+pub use target::LlvmTarget;
+
+/// Options of the LLVM backend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LlvmOptions {
+    /// LLVM's optimization level, 0 to 3: the `default<ON>` pass pipeline
+    /// and the code generator's level.
+    pub opt_level: u8,
+}
+
+impl Default for LlvmOptions {
+    fn default() -> Self {
+        LlvmOptions { opt_level: 3 }
+    }
+}
+
+/// What [`emit`] produces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// A relocatable ELF object.
+    Object,
+    /// The target's assembly text.
+    Assembly,
+    /// The optimized LLVM IR text.
+    LlvmIr,
+}
+
+/// Compiles a lowered model (math functions already expanded) to a
+/// relocatable object for `target`.
+pub fn compile(
+    l: &Lowered,
+    target: &LlvmTarget,
+    opts: &LlvmOptions,
+    model_name: &str,
+) -> Result<Vec<u8>, CodegenError> {
+    emit(l, target, opts, model_name, Output::Object)
+}
+
+/// Like [`compile`], but the target's assembly text.
+pub fn compile_asm(
+    l: &Lowered,
+    target: &LlvmTarget,
+    opts: &LlvmOptions,
+    model_name: &str,
+) -> Result<String, CodegenError> {
+    let bytes = emit(l, target, opts, model_name, Output::Assembly)?;
+    String::from_utf8(bytes).map_err(|e| CodegenError(format!("assembly text: {e}")))
+}
+
+/// Like [`compile`], but the optimized LLVM IR text.
+pub fn compile_llvm_ir(
+    l: &Lowered,
+    target: &LlvmTarget,
+    opts: &LlvmOptions,
+    model_name: &str,
+) -> Result<String, CodegenError> {
+    let bytes = emit(l, target, opts, model_name, Output::LlvmIr)?;
+    String::from_utf8(bytes).map_err(|e| CodegenError(format!("LLVM IR text: {e}")))
+}
+
+/// Builds the module, verifies it, runs the pass pipeline and writes `out`.
+pub fn emit(
+    l: &Lowered,
+    target: &LlvmTarget,
+    opts: &LlvmOptions,
+    model_name: &str,
+    out: Output,
+) -> Result<Vec<u8>, CodegenError> {
+    if opts.opt_level > 3 {
+        return Err(CodegenError(format!(
+            "LLVM optimization level {} is out of range: use 0 to 3",
+            opts.opt_level
+        )));
+    }
+    let tm = target_machine(target, opts)?;
+    let ctx = Context::create();
+    let module = build_module(&ctx, l, &tm, model_name)?;
+    module
+        .verify()
+        .map_err(|e| CodegenError(format!("invalid LLVM IR (a backend bug): {e}")))?;
+    optimize(&module, &tm, opts)?;
+    match out {
+        Output::LlvmIr => Ok(module.print_to_string().to_bytes().to_vec()),
+        Output::Object | Output::Assembly => {
+            let ft = if out == Output::Object {
+                FileType::Object
+            } else {
+                FileType::Assembly
+            };
+            let buf = tm
+                .write_to_memory_buffer(&module, ft)
+                .map_err(|e| CodegenError(format!("LLVM code generation: {e}")))?;
+            Ok(buf.as_slice().to_vec())
+        }
+    }
+}
+
+/// The module of a lowered model, before optimization: the code parsed from
+/// the text [`codegen`] writes, then the constants' bytes and the info table
+/// added through the API (weights never pass through text).
+fn build_module<'c>(
+    ctx: &'c Context,
+    l: &Lowered,
+    tm: &TargetMachine,
+    model_name: &str,
+) -> Result<Module<'c>, CodegenError> {
+    let td = tm.get_target_data();
+    let layout = td.get_data_layout();
+    let layout = layout.as_str().to_string_lossy();
+    let triple = tm.get_triple();
+    let triple = triple.as_str().to_string_lossy();
+    let mut text = format!(
+        "; smelt model {model_name:?}\ntarget datalayout = \"{layout}\"\ntarget triple = \"{triple}\"\n\n"
+    );
+    // The constants are declared here and defined below.
+    for (i, c) in l.program.consts.iter().enumerate() {
+        text.push_str(&format!(
+            "@smelt_const_{i} = external global [{} x i8], align 64\n",
+            c.len()
+        ));
+    }
+    text.push('\n');
+    text.push_str(&codegen::run_ir(l, td.get_pointer_byte_size(None))?);
+    let buf = MemoryBuffer::create_from_memory_range_copy(text.as_bytes(), model_name);
+    let module = ctx.create_module_from_ir(buf).map_err(|e| {
+        CodegenError(format!(
+            "LLVM rejected the generated IR (a backend bug): {e}"
+        ))
+    })?;
+    module.set_name(model_name);
+    // The object's file symbol: the model name, never a path of this machine.
+    module.set_source_file_name(model_name);
+    info::define_consts(&module, &l.program.consts)?;
+    info::define_info(&module, tm, l, model_name);
+    Ok(module)
+}
+
+fn level(opts: &LlvmOptions) -> OptimizationLevel {
+    match opts.opt_level {
+        0 => OptimizationLevel::None,
+        1 => OptimizationLevel::Less,
+        2 => OptimizationLevel::Default,
+        _ => OptimizationLevel::Aggressive,
+    }
+}
+
+/// Runs the new pass manager's `default<ON>` pipeline with loop and SLP
+/// vectorization on (what clang enables at O2 and above).
+fn optimize(module: &Module, tm: &TargetMachine, opts: &LlvmOptions) -> Result<(), CodegenError> {
+    let o = PassBuilderOptions::create();
+    let vectorize = opts.opt_level >= 2;
+    o.set_loop_vectorization(vectorize);
+    o.set_loop_slp_vectorization(vectorize);
+    o.set_loop_interleaving(vectorize);
+    o.set_loop_unrolling(opts.opt_level >= 1);
+    module
+        .run_passes(&format!("default<O{}>", opts.opt_level), tm, o)
+        .map_err(|e| CodegenError(format!("LLVM optimization: {e}")))
+}
+
+/// The target machine (relocation model: [`LlvmTarget::reloc_mode`]).
+fn target_machine(t: &LlvmTarget, opts: &LlvmOptions) -> Result<TargetMachine, CodegenError> {
+    let llvm_target = t.llvm_target()?;
+    llvm_target
+        .create_target_machine(
+            &t.triple(),
+            &t.cpu,
+            &t.features,
+            level(opts),
+            t.reloc_mode(),
+            CodeModel::Default,
+        )
+        .ok_or_else(|| {
+            CodegenError(format!(
+                "LLVM cannot make a target machine for {} (cpu '{}', features '{}')",
+                t.triple, t.cpu, t.features
+            ))
+        })
+}
