@@ -106,18 +106,6 @@ fn all_values(t: &Tensor, f: impl Fn(f64) -> bool) -> bool {
     t.to_f64_vec().into_iter().all(f)
 }
 
-/// Ops that are pure functions of their operands and safe to evaluate at
-/// compile time.
-fn foldable(op: &Op) -> bool {
-    // Every op of the table is a deterministic function of its operands;
-    // the exclusions are only about cost: do not expand tiny constants into
-    // large ones (the check in `make` compares sizes).
-    !matches!(
-        op,
-        Op::Linalg(smelt_ir::ops::linalg::Linalg::LinearAttention(_))
-    )
-}
-
 fn nonneg_of(op: &Op, args: &[Option<&Data>], same_operands: bool, value: Option<&Tensor>) -> bool {
     if let Some(v) = value {
         return v.len() <= SMALL_CONST && all_values(v, |x| x >= 0.0);
@@ -307,7 +295,9 @@ fn make_op(eg: &mut EG, op: &Op, outputs: usize, args: &[Id]) -> Data {
         .collect();
     let all_const = !present.is_empty() && present.iter().all(|&a| eg[a].data.is_const);
     let mut value = None;
-    if all_const && outputs == 1 && foldable(op) {
+    // Every op of the table is a pure function of its operands, so any of
+    // them folds.
+    if all_const && outputs == 1 {
         let in_elems: usize = types
             .iter()
             .flatten()

@@ -170,8 +170,8 @@ impl CostFunction<ENode> for LatencyCost<'_> {
 pub struct PreferNew<'a> {
     /// The saturated e-graph.
     pub egraph: &'a EG,
-    /// How many e-nodes each class had before saturation, by canonical id;
-    /// nodes of the input graph are charged heavily.
+    /// The e-nodes of the input graph (children canonicalized after
+    /// saturation); they are charged heavily.
     pub original: &'a std::collections::HashSet<ENode>,
 }
 
