@@ -341,3 +341,81 @@ impl Pipeline {
         Ok((cur, reports))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phases_parse_and_unknown_files_are_named() {
+        let p = Pipeline::parse_phases("algebra+constfold, fusion").unwrap();
+        assert_eq!(
+            p,
+            vec![
+                vec!["algebra".to_string(), "constfold".to_string()],
+                vec!["fusion".to_string()]
+            ]
+        );
+        let e = Pipeline::parse_phases("algebra,bogus")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown pass 'bogus'"), "{e}");
+        assert!(e.contains("algebra, constfold, layout, fusion"), "{e}");
+    }
+
+    #[test]
+    fn levels_select_files_and_limits() {
+        let t = cost::TARGETS[0];
+        assert!(Pipeline::for_level(0, t).phases.is_empty());
+        assert_eq!(
+            Pipeline::for_level(1, t).phases,
+            vec![vec!["algebra".to_string(), "constfold".to_string()]]
+        );
+        let l2 = Pipeline::for_level(2, t);
+        let l3 = Pipeline::for_level(3, t);
+        assert_eq!(l2.phases, l3.phases);
+        assert_eq!(l2.phases[0].len(), rules::FILES.len());
+        assert_eq!(l3.options.node_limit, 4 * l2.options.node_limit);
+        assert_eq!(l3.options.iter_limit, 4 * l2.options.iter_limit);
+    }
+
+    #[test]
+    fn targets_resolve_by_arch_or_triple() {
+        for (t, want) in [
+            ("x86_64-unknown-linux-gnu", "x86_64"),
+            ("aarch64", "aarch64"),
+            ("armv7-unknown-linux-gnueabihf", "armv7"),
+            ("thumbv7em-none-eabihf", "cortex-m4"),
+        ] {
+            assert_eq!(cost::TargetCost::for_target(t).unwrap().name, want);
+        }
+        assert!(cost::TargetCost::for_target("riscv64").is_none());
+        // Slower targets make the same kernel costlier.
+        let names: Vec<f64> = cost::TARGETS.iter().map(|t| t.macs_per_ns).collect();
+        assert!(names.windows(2).all(|w| w[0] > w[1]));
+    }
+
+    #[test]
+    fn rule_text_uses_ir_op_names() {
+        use egg::Pattern;
+        let p: Pattern<ENode> = "(Mul ?x (Transpose ?y))".parse().unwrap();
+        assert_eq!(p.to_string(), "(Mul ?x (Transpose ?y))");
+        assert!("(NotAnOp ?x)".parse::<Pattern<ENode>>().is_err());
+        // Attribute-free names are concrete (usable on a right-hand side);
+        // names whose ops carry attributes are patterns.
+        assert!(lang::op_from_name("Add", 2).unwrap().key.is_some());
+        assert!(lang::op_from_name("Transpose", 1).unwrap().key.is_none());
+        assert!(lang::op_from_name("Cast", 1).unwrap().key.is_none());
+    }
+
+    #[test]
+    fn exact_widening_casts() {
+        use crate::rules::algebra::widens_exactly;
+        use smelt_ir::DType;
+        assert!(widens_exactly(DType::F16, DType::F32));
+        assert!(widens_exactly(DType::I32, DType::F64));
+        assert!(!widens_exactly(DType::I32, DType::F32));
+        assert!(!widens_exactly(DType::F32, DType::F16));
+        assert!(!widens_exactly(DType::I64, DType::F64));
+    }
+}
