@@ -387,9 +387,9 @@ mod tests {
             ("armv7-unknown-linux-gnueabihf", "armv7"),
             ("thumbv7em-none-eabihf", "cortex-m4"),
         ] {
-            assert_eq!(cost::TargetCost::for_target(t).unwrap().name, want);
+            assert_eq!(TargetCost::for_target(t).unwrap().name, want);
         }
-        assert!(cost::TargetCost::for_target("riscv64").is_none());
+        assert!(TargetCost::for_target("riscv64").is_none());
         // Slower targets make the same kernel costlier.
         let names: Vec<f64> = cost::TARGETS.iter().map(|t| t.macs_per_ns).collect();
         assert!(names.windows(2).all(|w| w[0] > w[1]));
