@@ -210,6 +210,7 @@ fn run_native(
         &exe,
         "model",
         None,
+        None,
     )
     .map_err(|e| format!("compile: {e}"))?;
     let mut cmd = match target {

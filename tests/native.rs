@@ -152,7 +152,11 @@ fn artifacts_are_byte_identical() {
             for target in ["x86_64-unknown-linux-gnu", "aarch64-unknown-linux-gnu"] {
                 let mut bytes = Vec::new();
                 for k in 0..2 {
-                    let out = work.join(format!("m{k}{ext}"));
+                    // Same file name in two folders: a library's symbol
+                    // prefix comes from it.
+                    let dir = work.join(k.to_string());
+                    std::fs::create_dir_all(&dir).unwrap();
+                    let out = dir.join(format!("m{ext}"));
                     smelt(&[
                         "compile",
                         model.to_str().unwrap(),

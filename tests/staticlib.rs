@@ -5,8 +5,14 @@
 //! its own `memcpy`: the library's libcalls are weak); the program runs the model on two
 //! arenas at once and once more, and its output matches onnxruntime's. The
 //! archive and header are byte-identical across compiles, the header is
-//! clean C99 and C++, and `--emit obj` writes the same header. Libraries
-//! from the LLVM backend link and match the same way.
+//! clean C99 and C++, and `--emit obj` writes the same header.
+//!
+//! The CNN and transformer examples go through a generic C program
+//! (`tests/staticlib/model_app.c`) on both targets, and the MLP and the CNN
+//! are linked into one program (`tests/staticlib/two_models.c`): their
+//! symbols are prefixed (`mlp_run`, `cnn_run`), so they do not clash. Every
+//! output is compared with onnxruntime's. Libraries from the LLVM backend
+//! link and match the same way.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -338,7 +344,7 @@ fn header_is_clean_c99_and_cxx() {
         void go(const void *const *in, void *const *out);\n\
         void go(const void *const *in, void *const *out) {\n\
             (void)dims;\n\
-            smelt_model_run(in, out, arena);\n\
+            mlp_run(in, out, arena);\n\
         }\n";
     std::fs::write(dir.join("use.c"), use_it).unwrap();
     for (cc, std) in [("gcc", "-std=c99"), ("g++", "-std=c++11")] {
@@ -360,5 +366,234 @@ fn header_is_clean_c99_and_cxx() {
             &format!("the header as {std}"),
         );
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `smelt compile` of example `name` (with `dims`) to `dir/lib{name}.a` + `dir/{name}.h`.
+fn compile_example(name: &str, dims: &[&str], target: &str, dir: &Path) {
+    let model = root().join(format!("examples/{name}/model.onnx"));
+    run_ok(
+        Command::new(env!("CARGO_BIN_EXE_smelt"))
+            .arg("compile")
+            .arg(&model)
+            .args(dims)
+            .args(["--target", target, "--emit", "staticlib", "-o"])
+            .arg(dir.join(format!("lib{name}.a"))),
+        &format!("smelt compile {name} --emit staticlib for {target}"),
+    );
+}
+
+/// The example's inputs written raw to `dir`, in `input.npz` order; their paths.
+fn raw_inputs(name: &str, dir: &Path) -> Vec<PathBuf> {
+    let inputs = read_npz(
+        &root().join(format!("examples/{name}/input.npz")),
+        &Limits::default(),
+    )
+    .unwrap();
+    inputs
+        .iter()
+        .map(|(k, t)| {
+            let p = dir.join(format!("{name}-in-{k}.raw"));
+            std::fs::write(&p, t.to_le_bytes()).unwrap();
+            p
+        })
+        .collect()
+}
+
+/// Where the outputs of example `name` go, in `expected.npz` order.
+fn raw_outputs(name: &str, dir: &Path, what: &str) -> Vec<PathBuf> {
+    expected(name)
+        .iter()
+        .map(|(k, _)| dir.join(format!("{name}-out-{k}-{}.raw", what.replace(' ', "-"))))
+        .collect()
+}
+
+fn expected(name: &str) -> Vec<(String, smelt_ir::Tensor)> {
+    read_npz(
+        &root().join(format!("examples/{name}/expected.npz")),
+        &Limits::default(),
+    )
+    .unwrap()
+}
+
+/// Compares raw f32 output files with onnxruntime's outputs of example `name`.
+fn compare(name: &str, outputs: &[PathBuf], what: &str) {
+    for ((oname, want), path) in expected(name).iter().zip(outputs) {
+        let got: Vec<f64> = std::fs::read(path)
+            .unwrap()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f64)
+            .collect();
+        let want = want.to_f64_vec();
+        assert_eq!(got.len(), want.len(), "{what}: {name}/{oname} size");
+        let mut worst = 0f64;
+        for (a, b) in got.iter().zip(&want) {
+            assert!(
+                (a - b).abs() <= 1e-4 + 1e-4 * b.abs(),
+                "{what}: {name}/{oname}: {a} vs onnxruntime {b}"
+            );
+            worst = worst.max((a - b).abs());
+        }
+        eprintln!("{name}/{oname} staticlib, {what}: max abs err vs onnxruntime {worst:.2e}");
+    }
+}
+
+fn runner_cmd(runner: &[&str], app: &Path) -> Command {
+    match runner {
+        [] => Command::new(app),
+        [r, rest @ ..] => {
+            let mut c = Command::new(r);
+            c.args(rest).arg(app);
+            c
+        }
+    }
+}
+
+/// Builds `model_app.c` for example `name` with `cc`, runs it and compares.
+fn check_model_app(name: &str, dir: &Path, cc: &str, runner: &[&str], what: &str) {
+    let app = dir.join(format!("{name}-app"));
+    run_ok(
+        Command::new(cc)
+            .args(["-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", "-static"])
+            .arg(format!("-DMODEL_H=\"{name}.h\""))
+            .arg(format!("-DNAME={name}"))
+            .arg(format!("-DUPPER={}", name.to_uppercase()))
+            .arg("-I")
+            .arg(dir)
+            .arg(root().join("tests/staticlib/model_app.c"))
+            .arg("-L")
+            .arg(dir)
+            .arg(format!("-l{name}"))
+            .arg("-o")
+            .arg(&app),
+        &format!("{what}: {cc} model_app.c for {name}"),
+    );
+    let (ins, outs) = (raw_inputs(name, dir), raw_outputs(name, dir, what));
+    run_ok(
+        runner_cmd(runner, &app).args(&ins).args(&outs),
+        &format!("{what}: {name} model_app"),
+    );
+    compare(name, &outs, what);
+}
+
+/// Links the MLP and the CNN into one program with `cc` and checks both.
+fn check_two_models(dir: &Path, cc: &str, runner: &[&str], what: &str) {
+    let app = dir.join("two-models");
+    run_ok(
+        Command::new(cc)
+            .args(["-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", "-static"])
+            .arg("-I")
+            .arg(dir)
+            .arg(root().join("tests/staticlib/two_models.c"))
+            .arg("-L")
+            .arg(dir)
+            .args([
+                "-Wl,--whole-archive",
+                "-lmlp",
+                "-lcnn",
+                "-Wl,--no-whole-archive",
+            ])
+            .arg("-o")
+            .arg(&app),
+        &format!("{what}: {cc} two_models.c"),
+    );
+    let (x, mfcc) = (raw_inputs("mlp", dir), raw_inputs("cnn", dir));
+    let (probs, logits) = (raw_outputs("mlp", dir, what), raw_outputs("cnn", dir, what));
+    run_ok(
+        runner_cmd(runner, &app)
+            .args(&x)
+            .args(&mfcc)
+            .args(&probs)
+            .args(&logits),
+        &format!("{what}: two_models"),
+    );
+    compare("mlp", &probs, what);
+    compare("cnn", &logits, what);
+}
+
+/// The CNN and transformer libraries, and the MLP and CNN in one program.
+fn cnn_transformer_and_two_models(target: &str, cc: &str, runner: &[&str], tag: &str) {
+    let dir = scratch(tag);
+    compile_example("mlp", &["--dim", "batch=2"], target, &dir);
+    compile_example("cnn", &[], target, &dir);
+    compile_example(
+        "transformer",
+        &["--dim", "batch=1", "--dim", "seq=16"],
+        target,
+        &dir,
+    );
+    let what = format!("{tag} {cc} -static");
+    check_model_app("cnn", &dir, cc, runner, &what);
+    check_model_app("transformer", &dir, cc, runner, &what);
+    check_two_models(&dir, cc, runner, &what);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn x86_64_cnn_transformer_and_two_models_in_one_program() {
+    if !have("gcc", "the x86_64 staticlib examples test") {
+        return;
+    }
+    cnn_transformer_and_two_models("x86_64-unknown-linux-gnu", "gcc", &[], "x86_64-examples");
+}
+
+#[test]
+fn aarch64_cnn_transformer_and_two_models_in_one_program() {
+    let cc = "aarch64-linux-gnu-gcc";
+    if !have(cc, "the aarch64 staticlib examples test")
+        || !have("qemu-aarch64", "the aarch64 staticlib examples test")
+    {
+        return;
+    }
+    cnn_transformer_and_two_models(
+        "aarch64-unknown-linux-gnu",
+        cc,
+        &["qemu-aarch64"],
+        "aarch64-examples",
+    );
+}
+
+#[test]
+fn name_sets_the_symbol_prefix_and_a_bad_name_is_refused() {
+    let dir = scratch("name");
+    let model = root().join("examples/mlp/model.onnx");
+    let compile = |name: &str| {
+        Command::new(env!("CARGO_BIN_EXE_smelt"))
+            .arg("compile")
+            .arg(&model)
+            .args(["--dim", "batch=2", "--emit", "obj", "--name", name, "-o"])
+            .arg(dir.join("m.o"))
+            .output()
+            .unwrap()
+    };
+    let ok = compile("my_net");
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let h = std::fs::read_to_string(dir.join("m.h")).unwrap();
+    for want in [
+        "extern const smelt_model_info my_net_model;",
+        "void my_net_run(",
+        "#define MY_NET_ARENA_BYTES ",
+    ] {
+        assert!(h.contains(want), "m.h lacks {want:?}");
+    }
+    let obj = std::fs::read(dir.join("m.o")).unwrap();
+    for sym in [&b"my_net_run\0"[..], b"my_net_model\0"] {
+        assert!(
+            obj.windows(sym.len()).any(|w| w == sym),
+            "no symbol {sym:?}"
+        );
+    }
+    assert!(!obj.windows(16).any(|w| w == b"smelt_model_run\0"));
+    let bad = compile("2-bad");
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("--name '2-bad' is not a C identifier"),
+        "{err}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

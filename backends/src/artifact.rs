@@ -20,6 +20,83 @@ use crate::target::Target;
 
 pub mod header;
 
+/// The two symbols a model object defines: its description table
+/// (`smelt_model_info`) and its entry point. Every code generator names them
+/// through this, so all backends agree.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModelSymbols {
+    /// The `const smelt_model_info` table.
+    pub info: String,
+    /// `void run(const void *const *inputs, void *const *outputs, void *arena)`.
+    pub run: String,
+}
+
+impl ModelSymbols {
+    /// The fixed names the smelt runtime calls (`smelt_model`,
+    /// `smelt_model_run`): what an executable's model object defines.
+    pub fn runtime() -> ModelSymbols {
+        let [info, run] = smelt_runtime::MODEL_SYMBOLS else {
+            unreachable!("the runtime names two model symbols")
+        };
+        ModelSymbols {
+            info: info.to_string(),
+            run: run.to_string(),
+        }
+    }
+
+    /// `NAME_model` and `NAME_run` for the C identifier `name`: what a static
+    /// library or object defines, so one program can link several models.
+    pub fn prefixed(name: &str) -> ModelSymbols {
+        ModelSymbols {
+            info: format!("{name}_model"),
+            run: format!("{name}_run"),
+        }
+    }
+}
+
+/// Whether `s` is a C identifier (ASCII letters, digits and `_`, not
+/// starting with a digit).
+pub fn is_c_identifier(s: &str) -> bool {
+    !s.is_empty()
+        && !s.starts_with(|c: char| c.is_ascii_digit())
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// `s` made a C identifier: other characters become `_`, and `model_` goes
+/// in front of an empty name or one starting with a digit (`my-net.v2` →
+/// `my_net_v2`, `2net` → `model_2net`).
+pub fn c_identifier(s: &str) -> String {
+    let id: String = s
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    if id.is_empty() || id.starts_with(|c: char| c.is_ascii_digit()) {
+        format!("model_{id}")
+    } else {
+        id
+    }
+}
+
+/// The symbol prefix of a library or object written to `out`: `name` when
+/// given, else `NAME` of `libNAME.a` (static libraries) or the file stem
+/// (objects, assembly, LLVM IR), made a C identifier.
+pub fn symbol_prefix(emit: Emit, out: &Path, name: Option<&str>) -> Result<String, ArtifactError> {
+    if let Some(n) = name {
+        if !is_c_identifier(n) {
+            return Err(ArtifactError::Name(n.to_string()));
+        }
+        return Ok(n.to_string());
+    }
+    let base = match emit {
+        Emit::Staticlib => staticlib_name(out),
+        Emit::Obj | Emit::Exe | Emit::Asm | Emit::LlvmIr => out
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+    };
+    Ok(c_identifier(&base))
+}
+
 /// What to write.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Emit {
@@ -78,6 +155,8 @@ pub enum ArtifactError {
     Link(String),
     /// Writing a file failed.
     Io(PathBuf, std::io::Error),
+    /// `--name` is not a C identifier.
+    Name(String),
 }
 
 impl std::fmt::Display for ArtifactError {
@@ -87,6 +166,10 @@ impl std::fmt::Display for ArtifactError {
             ArtifactError::Codegen(e) => write!(f, "{e}"),
             ArtifactError::Link(e) => write!(f, "linking failed: {e}"),
             ArtifactError::Io(p, e) => write!(f, "{}: {e}", p.display()),
+            ArtifactError::Name(n) => write!(
+                f,
+                "--name '{n}' is not a C identifier; use ASCII letters, digits and '_', not starting with a digit"
+            ),
         }
     }
 }
@@ -151,7 +234,7 @@ pub fn staticlib_name(out: &Path) -> String {
     }
 }
 
-/// The header of the model, named `name`.
+/// The header of the model whose symbols are prefixed `name`.
 fn model_header(l: &Lowered, target: Target, name: &str) -> String {
     header::render(&header::HeaderModel {
         name,
@@ -184,13 +267,16 @@ pub fn archive(members: &[(&str, &[u8])]) -> Vec<u8> {
 }
 
 /// Lowers and compiles `graph` for `target` with the Cranelift backend and
-/// writes the artifact to `out`.
+/// writes the artifact to `out`. `model_name` is recorded in the model's
+/// table for messages; `name` is the symbol prefix of a library or object
+/// ([`symbol_prefix`]; executables use the runtime's fixed names).
 pub fn build(
     graph: &Graph,
     target: Target,
     emit: Emit,
     out: &Path,
     model_name: &str,
+    name: Option<&str>,
     linker: Option<&Path>,
 ) -> Result<Report, ArtifactError> {
     build_with(
@@ -200,6 +286,7 @@ pub fn build(
         emit,
         out,
         model_name,
+        name,
         linker,
     )
 }
@@ -225,11 +312,13 @@ pub fn llvm_target(target: Target, config: &LlvmConfig) -> Result<LlvmTarget, Ar
         config.cpu.as_deref(),
         config.features.as_deref(),
     )
-    .map_err(|e| ArtifactError::Codegen(e.to_string()))
+    // The message names the flag; "code generation failed" would mislead.
+    .map_err(|e| ArtifactError::Codegen(e.0))
 }
 
 /// Lowers and compiles `graph` for `target` with `backend` and writes the
-/// artifact to `out`.
+/// artifact to `out` (`model_name` and `name` as for [`build`]).
+#[allow(clippy::too_many_arguments)]
 pub fn build_with(
     graph: &Graph,
     target: Target,
@@ -237,8 +326,15 @@ pub fn build_with(
     emit: Emit,
     out: &Path,
     model_name: &str,
+    name: Option<&str>,
     linker: Option<&Path>,
 ) -> Result<Report, ArtifactError> {
+    let prefix = symbol_prefix(emit, out, name)?;
+    // Assembly and LLVM IR text show the code an executable links.
+    let symbols = match emit {
+        Emit::Exe | Emit::Asm | Emit::LlvmIr => ModelSymbols::runtime(),
+        Emit::Obj | Emit::Staticlib => ModelSymbols::prefixed(&prefix),
+    };
     let lowered = lower_for_codegen(graph)?;
     let codegen = |e: crate::cranelift::CodegenError| ArtifactError::Codegen(e.to_string());
     let obj = match (backend, emit) {
@@ -249,7 +345,7 @@ pub fn build_with(
             )));
         }
         (Backend::Cranelift, _) => {
-            crate::cranelift::compile(&lowered, target, model_name).map_err(codegen)?
+            crate::cranelift::compile(&lowered, target, model_name, &symbols).map_err(codegen)?
         }
         (Backend::Llvm(c), _) => {
             let t = llvm_target(target, c)?;
@@ -258,7 +354,8 @@ pub fn build_with(
                 Emit::LlvmIr => Output::LlvmIr,
                 Emit::Exe | Emit::Obj | Emit::Staticlib => Output::Object,
             };
-            crate::llvm::emit(&lowered, &t, &c.options, model_name, kind).map_err(codegen)?
+            crate::llvm::emit(&lowered, &t, &c.options, model_name, &symbols, kind)
+                .map_err(codegen)?
         }
     };
     let mut report = Report {
@@ -275,11 +372,7 @@ pub fn build_with(
         Emit::Obj => {
             write(out, &obj)?;
             let header = out.with_extension("h");
-            let name = out
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "model".into());
-            write(&header, model_header(&lowered, target, &name).as_bytes())?;
+            write(&header, model_header(&lowered, target, &prefix).as_bytes())?;
             report.files = vec![out.to_path_buf(), header];
         }
         Emit::Staticlib => {
@@ -291,7 +384,7 @@ pub fn build_with(
             ]);
             write(out, &lib)?;
             let header = out.with_file_name(format!("{name}.h"));
-            write(&header, model_header(&lowered, target, &name).as_bytes())?;
+            write(&header, model_header(&lowered, target, &prefix).as_bytes())?;
             report.files = vec![out.to_path_buf(), header];
         }
         Emit::Exe => {

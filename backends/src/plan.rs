@@ -1,80 +1,353 @@
-//! The activation memory plan: every intermediate value gets a fixed offset
-//! in one arena, chosen at compile time from liveness.
+//! The memory plan: where every value's bytes live, chosen at compile time.
 //!
-//! Values whose live ranges overlap never share bytes. Placement is greedy
-//! by size (largest first), each at the lowest aligned offset that does not
-//! collide with an already placed, simultaneously live value. The planned
-//! arena is reported against the liveness lower bound
-//! ([`smelt_passes::memory::peak`]); the e-graph issue improves on this.
+//! Values are first grouped into *storages* by aliasing, in graph order:
+//! - a view (Reshape, Flatten, Squeeze, Unsqueeze, Identity, inference
+//!   Dropout's data output, a Cast to the same dtype, a Transpose that keeps
+//!   the order of the non-unit dims) joins its input's storage: no copy, and
+//!   the storage lives as long as any of its views;
+//! - an element-wise op writes in place over an input when that input's
+//!   storage dies at this op (no member is read later, none is a graph
+//!   output), has the output's shape and element size (so it is not
+//!   broadcast: each element is loaded before the store to the same index),
+//!   every other operand from that storage is read unbroadcast too, and the
+//!   storage is writable (computed by a node, not a graph input or constant).
+//!
+//! A storage rooted at a graph input is that read-only input buffer; one
+//! rooted at a constant is the constant's data. A computed storage holding a
+//! graph output is that output's buffer (the lowest-numbered one when it holds
+//! several), so producers write straight into the caller's memory; every
+//! other graph output is copied at the end. The remaining storages are placed
+//! in one arena by [`smelt_passes::memory::pack`], reported against the
+//! liveness lower bound of those storages and against plain first-fit.
 
+use smelt_ir::ops::Op;
+use smelt_ir::ops::elementwise::Elementwise;
+use smelt_ir::ops::layout::Layout;
+use smelt_ir::shape::norm_axis;
 use smelt_ir::{Graph, ValueDef, ValueId};
-use smelt_passes::memory::{Interval, intervals};
+use smelt_passes::memory::{Item, first_fit, greedy_by_size, intervals, items_bound, pack};
 
 /// Alignment of every arena offset, in bytes (a cache line, enough for any vector).
 pub const ALIGN: u64 = 64;
 
-/// Where each arena-resident value lives.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Where a value's bytes live.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Place {
+    /// Graph input `k` (read-only).
+    Input(u32),
+    /// Graph output `k` (the caller's buffer).
+    Output(u32),
+    /// The data of this constant value.
+    Const(ValueId),
+    /// The arena at this byte offset.
+    Arena(u64),
+}
+
+/// The memory plan of a graph.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MemoryPlan {
-    /// Arena byte offset per value (`None` for inputs, outputs and constants).
-    pub offsets: Vec<Option<u64>>,
-    /// Total arena size in bytes.
+    /// The place of every value.
+    pub places: Vec<Place>,
+    /// Per node: its (first) output aliases its first input, so it needs no code
+    /// for that output.
+    pub views: Vec<bool>,
+    /// Total arena size in bytes (the packing used).
     pub arena_bytes: u64,
-    /// The liveness lower bound, for reporting.
+    /// The arena plain first-fit in order of first use would need.
+    pub first_fit_bytes: u64,
+    /// The arena largest-first greedy placement would need.
+    pub greedy_bytes: u64,
+    /// The liveness lower bound of the arena: the largest total of arena
+    /// storages live at one node.
     pub lower_bound: u64,
+    /// Bytes of copies the views no longer make.
+    pub copy_bytes_removed: u64,
+    /// Element-wise nodes that write over their input.
+    pub in_place: usize,
 }
 
 fn align(x: u64) -> u64 {
-    x.div_ceil(ALIGN) * ALIGN
+    x.div_ceil(ALIGN).saturating_mul(ALIGN)
 }
 
-/// Plans the arena for the values `in_arena` selects (intermediates).
-pub fn plan(g: &Graph, in_arena: impl Fn(ValueId) -> bool) -> MemoryPlan {
+/// Whether `op`'s first output is its first input's bytes unchanged. `false`
+/// is always a safe answer (the node then copies).
+fn is_view(g: &Graph, op: &Op, input: ValueId, output: ValueId) -> bool {
+    let (x, y) = (&g.value(input).ty, &g.value(output).ty);
+    if x.dtype != y.dtype || x.bytes().ok() != y.bytes().ok() {
+        return false;
+    }
+    if let Op::Layout(Layout::Transpose { perm }) = op {
+        let rank = x.shape.len();
+        let perm: Vec<usize> = match perm {
+            Some(p) => match p.iter().map(|&a| norm_axis(a, rank)).collect() {
+                Ok(p) => p,
+                Err(_) => return false,
+            },
+            None => (0..rank).rev().collect(),
+        };
+        // Moving only size-1 dims keeps every element's flat index.
+        let kept: Vec<usize> = perm.into_iter().filter(|&a| x.shape[a] != 1).collect();
+        return kept.windows(2).all(|w| w[0] < w[1]);
+    }
+    // Every other op computes or moves elements: `false` is the safe answer
+    // for an op added later.
+    matches!(
+        op,
+        Op::Layout(
+            Layout::Reshape { .. }
+                | Layout::Flatten { .. }
+                | Layout::Squeeze { .. }
+                | Layout::Unsqueeze { .. }
+                | Layout::Identity
+                | Layout::Dropout { .. }
+        ) | Op::Elementwise(Elementwise::Cast { .. } | Elementwise::CastLike)
+    )
+}
+
+/// A group of values sharing bytes.
+struct Storage {
+    root: ValueId,
+    members: Vec<ValueId>,
+    /// Last node at which a member is read (`usize::MAX` when one is a graph output).
+    end: usize,
+}
+
+/// Plans where every value of `g` lives.
+pub fn plan(g: &Graph) -> MemoryPlan {
     let iv = intervals(g);
-    let mut items: Vec<(ValueId, Interval)> = iv
-        .iter()
-        .enumerate()
-        .filter_map(|(i, x)| {
-            let id = ValueId(i as u32);
-            let v = g.value(id);
-            match (x, &v.def) {
-                (Some(x), ValueDef::Node(..)) if in_arena(id) => Some((id, *x)),
-                _ => None,
+    let n_nodes = g.nodes.len();
+    let mut end: Vec<usize> = iv.iter().map(|i| i.map_or(0, |i| i.end)).collect();
+    for &o in &g.outputs {
+        end[o.index()] = usize::MAX;
+    }
+    let bytes = |id: ValueId| g.value(id).ty.bytes().unwrap_or(0) as u64;
+    let mut of: Vec<usize> = Vec::with_capacity(g.values.len());
+    let mut storages: Vec<Storage> = Vec::with_capacity(g.values.len());
+    for i in 0..g.values.len() {
+        let id = ValueId(i as u32);
+        of.push(i);
+        storages.push(Storage {
+            root: id,
+            members: vec![id],
+            end: end[i],
+        });
+    }
+    let mut views = vec![false; n_nodes];
+    let (mut copy_bytes_removed, mut in_place) = (0u64, 0usize);
+    let writable = |s: &Storage| matches!(g.value(s.root).def, ValueDef::Node(..));
+    for (n, node) in g.nodes.iter().enumerate() {
+        let Some(&out) = node.outputs.first() else {
+            continue;
+        };
+        let mut join = None;
+        if let Some(Some(x)) = node.inputs.first()
+            && is_view(g, &node.op, *x, out)
+        {
+            join = Some(of[x.index()]);
+            views[n] = true;
+            copy_bytes_removed += bytes(out);
+        } else if let Op::Elementwise(_) = node.op
+            && node.outputs.len() == 1
+        {
+            let ot = &g.value(out).ty;
+            let same = |v: ValueId| {
+                let t = &g.value(v).ty;
+                t.shape == ot.shape && t.dtype.elem_bytes() == ot.dtype.elem_bytes()
+            };
+            join = node
+                .inputs
+                .iter()
+                .flatten()
+                .map(|x| of[x.index()])
+                .find(|&s| {
+                    let st = &storages[s];
+                    writable(st)
+                        && st.end <= n
+                        && node
+                            .inputs
+                            .iter()
+                            .flatten()
+                            .filter(|v| of[v.index()] == s)
+                            .all(|&v| same(v))
+                });
+            if join.is_some() {
+                in_place += 1;
             }
-        })
-        .collect();
-    // Largest first; ties by start time, then id, so the plan is deterministic.
-    items.sort_by(|a, b| {
-        b.1.bytes
-            .cmp(&a.1.bytes)
-            .then(a.1.start.cmp(&b.1.start))
-            .then(a.0.cmp(&b.0))
-    });
-    let mut placed: Vec<(u64, u64, Interval)> = Vec::new(); // (offset, size, interval)
-    let mut offsets = vec![None; g.values.len()];
-    let mut arena = 0u64;
-    for (id, it) in items {
-        let size = align(it.bytes.max(1) as u64);
-        let mut conflicts: Vec<(u64, u64)> = placed
-            .iter()
-            .filter(|(_, _, o)| o.start <= it.end && it.start <= o.end)
-            .map(|(off, sz, _)| (*off, *sz))
-            .collect();
-        conflicts.sort_unstable();
-        let mut off = 0u64;
-        for (c_off, c_sz) in conflicts {
-            if off + size <= c_off {
-                break;
-            }
-            off = off.max(c_off + c_sz);
         }
-        placed.push((off, size, it));
-        offsets[id.index()] = Some(off);
-        arena = arena.max(off + size);
+        if let Some(s) = join {
+            let own = of[out.index()];
+            storages[own].members.clear();
+            of[out.index()] = s;
+            storages[s].members.push(out);
+            storages[s].end = storages[s].end.max(end[out.index()]);
+        }
+    }
+
+    // Places: inputs, constants and outputs first, the rest packed.
+    let mut places = vec![Place::Arena(0); g.values.len()];
+    let mut first_output = vec![None; storages.len()];
+    for (k, &o) in g.outputs.iter().enumerate() {
+        let s = of[o.index()];
+        if first_output[s].is_none() && writable(&storages[s]) {
+            first_output[s] = Some(k as u32);
+        }
+    }
+    let input_index = |id: ValueId| g.inputs.iter().position(|&v| v == id);
+    let mut items = Vec::new();
+    let mut owners = Vec::new();
+    for (s, st) in storages.iter().enumerate() {
+        if st.members.is_empty() {
+            continue;
+        }
+        let place = match g.value(st.root).def {
+            ValueDef::Input => match input_index(st.root) {
+                Some(k) => Place::Input(k as u32),
+                None => continue,
+            },
+            ValueDef::Const(_) => Place::Const(st.root),
+            ValueDef::Node(..) => match first_output[s] {
+                Some(k) => Place::Output(k),
+                None => {
+                    let start = iv[st.root.index()].map_or(0, |i| i.start);
+                    items.push(Item {
+                        start,
+                        end: st.end.min(n_nodes.saturating_sub(1)).max(start),
+                        bytes: align(bytes(st.root).max(1)),
+                    });
+                    owners.push(s);
+                    continue;
+                }
+            },
+        };
+        for &m in &st.members {
+            places[m.index()] = place;
+        }
+    }
+    let packing = pack(&items);
+    for (k, &s) in owners.iter().enumerate() {
+        for &m in &storages[s].members {
+            places[m.index()] = Place::Arena(packing.offsets[k]);
+        }
     }
     MemoryPlan {
-        offsets,
-        arena_bytes: arena,
-        lower_bound: smelt_passes::memory::peak(g).bytes as u64,
+        places,
+        views,
+        arena_bytes: packing.bytes,
+        first_fit_bytes: first_fit(&items).bytes,
+        greedy_bytes: greedy_by_size(&items).bytes,
+        lower_bound: items_bound(&items),
+        copy_bytes_removed,
+        in_place,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use smelt_ir::ops::elementwise::{BinaryFn, UnaryFn};
+    use smelt_ir::{DType, TensorType};
+
+    fn relu() -> Op {
+        Op::Elementwise(Elementwise::Unary(UnaryFn::Relu))
+    }
+
+    fn input(g: &mut Graph, name: &str, shape: Vec<usize>) -> ValueId {
+        g.add_input(name, TensorType::new(DType::F32, shape))
+            .unwrap()
+    }
+
+    fn node(g: &mut Graph, name: &str, op: Op, ins: &[ValueId]) -> ValueId {
+        let ins = ins.iter().map(|&v| Some(v)).collect();
+        g.add_node(name, op, ins, vec![name.into()]).unwrap()[0]
+    }
+
+    #[test]
+    fn elementwise_chain_runs_in_place_and_ends_in_the_output() {
+        // x -> relu a -> relu b -> relu y (output): a and b share one slot,
+        // and since b dies at y, y takes it too: all three are the output.
+        let mut g = Graph::new();
+        let x = input(&mut g, "x", vec![100]);
+        let a = node(&mut g, "a", relu(), &[x]);
+        let b = node(&mut g, "b", relu(), &[a]);
+        let y = node(&mut g, "y", relu(), &[b]);
+        g.outputs.push(y);
+        let p = plan(&g);
+        // The graph input is read-only: a is not written over x.
+        assert_eq!(p.places[x.index()], Place::Input(0));
+        for v in [a, b, y] {
+            assert_eq!(p.places[v.index()], Place::Output(0));
+        }
+        assert_eq!((p.in_place, p.arena_bytes, p.lower_bound), (2, 0, 0));
+    }
+
+    #[test]
+    fn no_in_place_while_the_input_is_read_later_or_broadcast() {
+        let mut g = Graph::new();
+        let x = input(&mut g, "x", vec![4, 8]);
+        let row = input(&mut g, "row", vec![8]);
+        let a = node(&mut g, "a", relu(), &[x]);
+        let small = node(&mut g, "small", relu(), &[row]);
+        // a is read again by c: b must not overwrite it.
+        let b = node(&mut g, "b", relu(), &[a]);
+        // small is broadcast over c's output: c cannot take its slot (and
+        // it has another size), but it takes b's, which dies here.
+        let add = Op::Elementwise(Elementwise::Binary(BinaryFn::Add));
+        let c = node(&mut g, "c", add, &[small, b]);
+        let d = node(
+            &mut g,
+            "d",
+            Op::Elementwise(Elementwise::Binary(BinaryFn::Mul)),
+            &[c, a],
+        );
+        g.outputs.push(d);
+        let p = plan(&g);
+        assert_ne!(p.places[a.index()], p.places[b.index()]);
+        assert_ne!(p.places[small.index()], p.places[c.index()]);
+        assert_eq!(p.places[b.index()], p.places[c.index()]);
+        // d writes over c (c dies at d), so c's storage is the output.
+        assert_eq!(p.places[c.index()], Place::Output(0));
+        assert_eq!(p.in_place, 2);
+    }
+
+    #[test]
+    fn views_alias_inputs_outputs_and_chains() {
+        let mut g = Graph::new();
+        let x = input(&mut g, "x", vec![2, 3]);
+        let id = || Op::Layout(Layout::Identity);
+        let flat = || Op::Layout(Layout::Flatten { axis: 0 });
+        // A chain of views of a graph input stays the read-only input.
+        let v1 = node(&mut g, "v1", id(), &[x]);
+        let v2 = node(&mut g, "v2", flat(), &[v1]);
+        // A computed value, viewed twice; the second view is a graph output,
+        // so the producer writes straight into that output's buffer.
+        let a = node(&mut g, "a", relu(), &[v2]);
+        let w1 = node(&mut g, "w1", flat(), &[a]);
+        let y = node(&mut g, "y", relu(), &[w1]);
+        let w2 = node(&mut g, "w2", id(), &[a]);
+        g.outputs.extend([y, w2, v2, x]);
+        let p = plan(&g);
+        for v in [x, v1, v2] {
+            assert_eq!(p.places[v.index()], Place::Input(0));
+        }
+        for v in [a, w1, w2] {
+            assert_eq!(p.places[v.index()], Place::Output(1));
+        }
+        // y may not write over a: w2 (a graph output) still holds it.
+        assert_eq!(p.places[y.index()], Place::Output(0));
+        assert_eq!(p.views, vec![true, true, false, true, false, true]);
+        assert_eq!(p.copy_bytes_removed, 4 * 24);
+        assert_eq!((p.in_place, p.arena_bytes), (0, 0));
+    }
+
+    #[test]
+    fn transpose_is_a_view_only_when_it_moves_unit_dims() {
+        let mut g = Graph::new();
+        let x = input(&mut g, "x", vec![1, 4, 1, 5]);
+        let t = |perm: Vec<i64>| Op::Layout(Layout::Transpose { perm: Some(perm) });
+        let a = node(&mut g, "a", t(vec![1, 0, 3, 2]), &[x]);
+        let b = node(&mut g, "b", t(vec![0, 3, 2, 1]), &[x]);
+        g.outputs.extend([a, b]);
+        assert_eq!(plan(&g).views, vec![true, false]);
     }
 }

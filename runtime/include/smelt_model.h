@@ -3,11 +3,17 @@
  * that runs it (C99).
  *
  * A compiled model is one object (or static library) defining exactly two
- * symbols: the description `smelt_model` and the entry point
- * `smelt_model_run`. The executables smelt writes link it with smelt's tiny
- * freestanding runtime, which parses the command line, reads the inputs from
- * .npy files and writes the outputs; a C program linking the static library
- * calls `smelt_model_run` itself.
+ * symbols: a description (smelt_model_info) and an entry point. In the
+ * executables smelt writes they are `smelt_model` and `smelt_model_run`,
+ * declared below: smelt's tiny freestanding runtime, linked beside them,
+ * parses the command line, reads the inputs from .npy files, calls
+ * `smelt_model_run` and writes the outputs. A static library or object
+ * (`smelt compile --emit staticlib|obj [--name NAME]`) defines `NAME_model`
+ * and `NAME_run` instead, with the same types, so one program can link
+ * several models; its generated header NAME.h declares them and defines
+ * SMELT_MODEL_NO_FIXED_NAMES, which hides the fixed names below. NAME
+ * defaults to NAME of libNAME.a (or the object's file stem), made a C
+ * identifier.
  *
  * Tensors are dense, row-major (C order) and little-endian, with no padding
  * between elements: an input or output of dtype D and dims d0 x d1 x ... is
@@ -66,7 +72,9 @@ typedef struct {
     const char *model_name;            /* NUL-terminated, for messages */
 } smelt_model_info;
 
-/* Defined by the generated object. */
+#ifndef SMELT_MODEL_NO_FIXED_NAMES
+/* Defined by the model object of an executable (a library's are NAME_model
+   and NAME_run, declared by its own header). */
 extern const smelt_model_info smelt_model;
 
 /*
@@ -86,6 +94,7 @@ extern const smelt_model_info smelt_model;
  * two different arenas (and outputs) may run concurrently.
  */
 void smelt_model_run(const void *const *inputs, void *const *outputs, void *arena);
+#endif
 
 #ifdef __cplusplus
 }

@@ -82,7 +82,8 @@ pub fn run(m: &ArgMatches) -> CliResult<ExitCode> {
         })
     });
     let linker = m.get_one::<PathBuf>("linker").map(PathBuf::as_path);
-    let report = build_with(&graph, target, &backend, emit, &out, &stem, linker)
+    let name = m.get_one::<String>("name").map(String::as_str);
+    let report = build_with(&graph, target, &backend, emit, &out, &stem, name, linker)
         .map_err(|e| CliError(e.to_string()))?;
     for f in &report.files {
         println!("wrote {}", f.display());

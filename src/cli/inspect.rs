@@ -151,6 +151,26 @@ pub fn run(m: &ArgMatches) -> CliResult<ExitCode> {
         "peak activation memory: {}{at}",
         human_bytes(peak.bytes as u64)
     );
+    let mem = smelt_backends::plan::plan(&graph);
+    let vs = |b: u64| {
+        format!(
+            "{} ({:+.1}%)",
+            human_bytes(b),
+            over_bound(b, mem.lower_bound)
+        )
+    };
+    println!(
+        "native arena: liveness bound {}, planned {}, greedy by size {}, first-fit {}",
+        human_bytes(mem.lower_bound),
+        vs(mem.arena_bytes),
+        vs(mem.greedy_bytes),
+        vs(mem.first_fit_bytes)
+    );
+    println!(
+        "  {} of copies aliased away by views, {} element-wise node(s) in place",
+        human_bytes(mem.copy_bytes_removed),
+        mem.in_place
+    );
     println!(
         "weights in the graph: {}",
         human_bytes(graph.const_bytes() as u64)
@@ -159,4 +179,13 @@ pub fn run(m: &ArgMatches) -> CliResult<ExitCode> {
         print!("{}", smelt_ir::print::print(&graph));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// How far `bytes` is above `bound`, in percent.
+pub(super) fn over_bound(bytes: u64, bound: u64) -> f64 {
+    if bound == 0 {
+        0.0
+    } else {
+        100.0 * (bytes as f64 - bound as f64) / bound as f64
+    }
 }

@@ -132,6 +132,7 @@ pub fn command() -> Command {
                 .arg(Arg::new("backend").long("backend").value_name("NAME").default_value("cranelift").value_parser(["cranelift", "llvm"]).help("Code generator: cranelift (fast compiles, scalar code) or llvm (optimized, vectorized code at LLVM's O3; use it for speed)"))
                 .arg(Arg::new("cpu").long("cpu").value_name("NAME").help("LLVM backend: the CPU to tune and select instructions for (e.g. skylake, cortex-a72), or native for this machine's (host target only); default: a safe baseline per target (x86-64-v2, generic aarch64)"))
                 .arg(Arg::new("features").long("features").value_name("+A,-B").help("LLVM backend: target features to add or remove (LLVM spelling, e.g. +avx2,+fma)"))
+                .arg(Arg::new("name").long("name").value_name("NAME").help("Symbol prefix of a staticlib or obj: it defines NAME_run and NAME_model, and its header's macros start with NAME in upper case (default: NAME of libNAME.a, or the object's file stem, made a C identifier); executables always use smelt_model_run"))
                 .arg(Arg::new("linker").long("linker").value_name("PATH").value_parser(value_parser!(PathBuf)).help("The ld.lld to link executables with (default: ld.lld-19, ld.lld, then the Rust toolchain's rust-lld)")),
         )))
         .subcommand(optimize::args(model_args(

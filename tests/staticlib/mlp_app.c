@@ -29,18 +29,18 @@ static void check(int ok, const char *what) {
     }
 }
 
-/* The header's constants against smelt_model, the table in the library. */
+/* The header's constants against mlp_model, the table in the library. */
 static void check_header(void) {
     static const uint64_t x_dims[] = MLP_INPUT_X_DIMS;
     static const uint64_t probs_dims[] = MLP_OUTPUT_PROBS_DIMS;
-    const smelt_tensor_info *x = &smelt_model.inputs[MLP_INPUT_X_INDEX];
-    const smelt_tensor_info *p = &smelt_model.outputs[MLP_OUTPUT_PROBS_INDEX];
+    const smelt_tensor_info *x = &mlp_model.inputs[MLP_INPUT_X_INDEX];
+    const smelt_tensor_info *p = &mlp_model.outputs[MLP_OUTPUT_PROBS_INDEX];
     uint32_t i;
-    check(smelt_model.abi_version == SMELT_ABI_VERSION, "abi version");
-    check(smelt_model.num_inputs == MLP_NUM_INPUTS, "number of inputs");
-    check(smelt_model.num_outputs == MLP_NUM_OUTPUTS, "number of outputs");
-    check(smelt_model.arena_bytes == MLP_ARENA_BYTES, "arena bytes");
-    check(smelt_model.arena_align == MLP_ARENA_ALIGN, "arena alignment");
+    check(mlp_model.abi_version == SMELT_ABI_VERSION, "abi version");
+    check(mlp_model.num_inputs == MLP_NUM_INPUTS, "number of inputs");
+    check(mlp_model.num_outputs == MLP_NUM_OUTPUTS, "number of outputs");
+    check(mlp_model.arena_bytes == MLP_ARENA_BYTES, "arena bytes");
+    check(mlp_model.arena_align == MLP_ARENA_ALIGN, "arena alignment");
     check(strcmp(x->name, "x") == 0, "input name");
     check(x->dtype == MLP_INPUT_X_DTYPE && x->dtype == SMELT_DTYPE_F32, "input dtype");
     check(x->bytes == MLP_INPUT_X_BYTES, "input bytes");
@@ -68,7 +68,7 @@ static void *run(void *arg) {
     void *outputs[MLP_NUM_OUTPUTS];
     inputs[MLP_INPUT_X_INDEX] = j->x;
     outputs[MLP_OUTPUT_PROBS_INDEX] = j->probs;
-    smelt_model_run(inputs, outputs, j->arena);
+    mlp_run(inputs, outputs, j->arena);
     return NULL;
 }
 

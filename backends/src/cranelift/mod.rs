@@ -1,5 +1,7 @@
 //! The Cranelift backend: kernel IR → a relocatable object that exports the
-//! runtime ABI (`smelt_model_run` and the `smelt_model` info table; see
+//! runtime ABI (an entry point and an info table, named by
+//! [`crate::artifact::ModelSymbols`]: `smelt_model_run` and `smelt_model` in
+//! executables, `NAME_run` and `NAME_model` in libraries and objects; see
 //! `runtime/include/smelt_model.h`).
 //!
 //! Kernel-IR variables become Cranelift `Variable`s (the frontend builds SSA);
@@ -87,7 +89,14 @@ fn isa_for(target: Target) -> Result<std::sync::Arc<dyn isa::TargetIsa>, Codegen
 }
 
 /// Compiles a lowered model to an object file for `target`.
-pub fn compile(l: &Lowered, target: Target, model_name: &str) -> Result<Vec<u8>, CodegenError> {
+/// `symbols` names the table and the entry point
+/// ([`crate::artifact::ModelSymbols`]).
+pub fn compile(
+    l: &Lowered,
+    target: Target,
+    model_name: &str,
+    symbols: &crate::artifact::ModelSymbols,
+) -> Result<Vec<u8>, CodegenError> {
     let isa = isa_for(target)?;
     let builder = ObjectBuilder::new(
         isa,
@@ -109,14 +118,14 @@ pub fn compile(l: &Lowered, target: Target, model_name: &str) -> Result<Vec<u8>,
         module.define_data(id, &d).map_err(err)?;
         const_ids.push(id);
     }
-    define_info(&mut module, l, model_name)?;
+    define_info(&mut module, l, model_name, &symbols.info)?;
 
     let mut ctx: Context = module.make_context();
     for _ in 0..3 {
         ctx.func.signature.params.push(AbiParam::new(ptr));
     }
     let func_id = module
-        .declare_function("smelt_model_run", Linkage::Export, &ctx.func.signature)
+        .declare_function(&symbols.run, Linkage::Export, &ctx.func.signature)
         .map_err(err)?;
     let mut fbc = FunctionBuilderContext::new();
     {
@@ -176,11 +185,12 @@ pub fn compile(l: &Lowered, target: Target, model_name: &str) -> Result<Vec<u8>,
     product.emit().map_err(err)
 }
 
-/// Emits the `smelt_model` info table (names, dtypes, dims, sizes).
+/// Emits the model's info table (names, dtypes, dims, sizes) as `info_symbol`.
 fn define_info(
     module: &mut ObjectModule,
     l: &Lowered,
     model_name: &str,
+    info_symbol: &str,
 ) -> Result<DataId, CodegenError> {
     let mut counter = 0usize;
     let mut blob =
@@ -253,7 +263,7 @@ fn define_info(
     let name_id = blob(module, cstr(model_name), 1)?;
     // struct smelt_model_info { u32 abi; u32 nin; u32 nout; (pad) ; ptr inputs; ptr outputs; u64 arena; u64 align; ptr name } = 48 bytes
     let id = module
-        .declare_data("smelt_model", Linkage::Export, false, false)
+        .declare_data(info_symbol, Linkage::Export, false, false)
         .map_err(err)?;
     let mut d = DataDescription::new();
     let mut bytes = Vec::with_capacity(56);
@@ -726,13 +736,14 @@ mod tests {
             inputs: vec![io("x", 16)],
             outputs: vec![io("y", 5)],
             plan: MemoryPlan {
-                offsets: vec![],
                 arena_bytes: 0,
                 lower_bound: 0,
+                ..MemoryPlan::default()
             },
         };
         for t in Target::ALL {
-            let obj = compile(&l, t, "v").unwrap_or_else(|e| panic!("{t:?}: {e}"));
+            let obj = compile(&l, t, "v", &crate::artifact::ModelSymbols::runtime())
+                .unwrap_or_else(|e| panic!("{t:?}: {e}"));
             assert!(!obj.is_empty());
         }
     }

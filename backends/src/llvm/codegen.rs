@@ -23,6 +23,10 @@
 //!   them into SSA values). `for` loops are header/body/latch/exit blocks;
 //!   the increment is `nsw` when the body never assigns the counter (the
 //!   counter is below `end`, so it cannot overflow).
+//! - No per-loop metadata: `llvm.loop.vectorize.enable` would override the
+//!   cost model, and the loops it cannot vectorize (in-order float
+//!   reductions) stay unvectorizable with it; the function is `mustprogress`
+//!   instead (every kernel-IR loop is counted).
 //! - Element indices are `i64` in the kernel IR; they are truncated to the
 //!   pointer-sized integer before each `getelementptr` (a no-op on 64-bit
 //!   targets, `i32` on 32-bit ARM).
@@ -142,13 +146,14 @@ fn int_lit(v: i64, ty: Scalar) -> String {
 }
 
 /// The parameter list and the text of both functions.
-pub(super) fn run_ir(l: &Lowered, ptr_bytes: u32) -> Result<String, CodegenError> {
+/// `run` is the entry point's symbol.
+pub(super) fn run_ir(l: &Lowered, ptr_bytes: u32, run: &str) -> Result<String, CodegenError> {
     let iptr = if ptr_bytes == 4 { "i32" } else { "i64" };
     let mut out = String::new();
     // The wrapper: unpacks the pointer arrays.
     let _ = writeln!(
         out,
-        "define void @smelt_model_run(ptr nocapture readonly %inputs, ptr nocapture readonly \
+        "define void @{run}(ptr nocapture readonly %inputs, ptr nocapture readonly \
          %outputs, ptr %arena) #0 {{\nentry:"
     );
     let mut args = Vec::new();

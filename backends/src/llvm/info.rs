@@ -53,9 +53,15 @@ fn private_data<'c>(
     g.as_pointer_value()
 }
 
-/// Defines the exported `smelt_model` table (`smelt_model_info`) with its
+/// Defines the exported table `symbol` (a `smelt_model_info`) with its
 /// tensor tables, names and dims.
-pub(super) fn define_info(module: &Module, tm: &TargetMachine, l: &Lowered, model_name: &str) {
+pub(super) fn define_info(
+    module: &Module,
+    tm: &TargetMachine,
+    l: &Lowered,
+    model_name: &str,
+    symbol: &str,
+) {
     let ctx = module.get_context();
     let ptr = ctx.ptr_type(AddressSpace::default());
     let (i32t, i64t) = (ctx.i32_type(), ctx.i64_type());
@@ -153,7 +159,7 @@ pub(super) fn define_info(module: &Module, tm: &TargetMachine, l: &Lowered, mode
         i64t.const_int(crate::plan::ALIGN, false).into(),
         name.into(),
     ]);
-    let g = module.add_global(model_info, None, "smelt_model");
+    let g = module.add_global(model_info, None, symbol);
     g.set_initializer(&init);
     g.set_constant(true);
     g.set_linkage(Linkage::External);

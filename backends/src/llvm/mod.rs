@@ -23,6 +23,7 @@ use inkwell::module::Module;
 use inkwell::passes::PassBuilderOptions;
 use inkwell::targets::{CodeModel, FileType, TargetMachine};
 
+use crate::artifact::ModelSymbols;
 pub use crate::cranelift::CodegenError;
 use crate::lower::Lowered;
 
@@ -67,7 +68,14 @@ pub fn compile(
     opts: &LlvmOptions,
     model_name: &str,
 ) -> Result<Vec<u8>, CodegenError> {
-    emit(l, target, opts, model_name, Output::Object)
+    emit(
+        l,
+        target,
+        opts,
+        model_name,
+        &ModelSymbols::runtime(),
+        Output::Object,
+    )
 }
 
 /// Like [`compile`], but the target's assembly text.
@@ -77,7 +85,14 @@ pub fn compile_asm(
     opts: &LlvmOptions,
     model_name: &str,
 ) -> Result<String, CodegenError> {
-    let bytes = emit(l, target, opts, model_name, Output::Assembly)?;
+    let bytes = emit(
+        l,
+        target,
+        opts,
+        model_name,
+        &ModelSymbols::runtime(),
+        Output::Assembly,
+    )?;
     String::from_utf8(bytes).map_err(|e| CodegenError(format!("assembly text: {e}")))
 }
 
@@ -88,16 +103,25 @@ pub fn compile_llvm_ir(
     opts: &LlvmOptions,
     model_name: &str,
 ) -> Result<String, CodegenError> {
-    let bytes = emit(l, target, opts, model_name, Output::LlvmIr)?;
+    let bytes = emit(
+        l,
+        target,
+        opts,
+        model_name,
+        &ModelSymbols::runtime(),
+        Output::LlvmIr,
+    )?;
     String::from_utf8(bytes).map_err(|e| CodegenError(format!("LLVM IR text: {e}")))
 }
 
-/// Builds the module, verifies it, runs the pass pipeline and writes `out`.
+/// Builds the module, verifies it, runs the pass pipeline and writes `out`;
+/// `symbols` names the entry point and the info table.
 pub fn emit(
     l: &Lowered,
     target: &LlvmTarget,
     opts: &LlvmOptions,
     model_name: &str,
+    symbols: &ModelSymbols,
     out: Output,
 ) -> Result<Vec<u8>, CodegenError> {
     if opts.opt_level > 3 {
@@ -108,7 +132,7 @@ pub fn emit(
     }
     let tm = target_machine(target, opts)?;
     let ctx = Context::create();
-    let module = build_module(&ctx, l, &tm, model_name)?;
+    let module = build_module(&ctx, l, &tm, model_name, symbols)?;
     module
         .verify()
         .map_err(|e| CodegenError(format!("invalid LLVM IR (a backend bug): {e}")))?;
@@ -137,6 +161,7 @@ fn build_module<'c>(
     l: &Lowered,
     tm: &TargetMachine,
     model_name: &str,
+    symbols: &ModelSymbols,
 ) -> Result<Module<'c>, CodegenError> {
     let td = tm.get_target_data();
     let layout = td.get_data_layout();
@@ -154,7 +179,11 @@ fn build_module<'c>(
         ));
     }
     text.push('\n');
-    text.push_str(&codegen::run_ir(l, td.get_pointer_byte_size(None))?);
+    text.push_str(&codegen::run_ir(
+        l,
+        td.get_pointer_byte_size(None),
+        &symbols.run,
+    )?);
     let buf = MemoryBuffer::create_from_memory_range_copy(text.as_bytes(), model_name);
     let module = ctx.create_module_from_ir(buf).map_err(|e| {
         CodegenError(format!(
@@ -165,7 +194,7 @@ fn build_module<'c>(
     // The object's file symbol: the model name, never a path of this machine.
     module.set_source_file_name(model_name);
     info::define_consts(&module, &l.program.consts)?;
-    info::define_info(&module, tm, l, model_name);
+    info::define_info(&module, tm, l, model_name, &symbols.info);
     Ok(module)
 }
 

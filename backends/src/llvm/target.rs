@@ -365,9 +365,9 @@ mod tests {
                 inputs: vec![],
                 outputs: vec![],
                 plan: crate::plan::MemoryPlan {
-                    offsets: vec![],
                     arena_bytes: 0,
                     lower_bound: 0,
+                    ..crate::plan::MemoryPlan::default()
                 },
             },
             &t,

@@ -78,9 +78,9 @@ fn sample() -> Lowered {
             io("k", DType::I64),
         ],
         plan: MemoryPlan {
-            offsets: vec![],
             arena_bytes: 64 + 4 * N as u64,
             lower_bound: 4 * N as u64,
+            ..MemoryPlan::default()
         },
     }
 }
@@ -357,9 +357,9 @@ fn vector_sample() -> Lowered {
         inputs: vec![io("x", 16)],
         outputs: vec![io("y", 6)],
         plan: MemoryPlan {
-            offsets: vec![],
             arena_bytes: 0,
             lower_bound: 0,
+            ..MemoryPlan::default()
         },
     }
 }

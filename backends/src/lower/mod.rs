@@ -1,8 +1,9 @@
 //! Graph → kernel IR.
 //!
-//! Every value gets a [`Buf`]: graph inputs and outputs are the caller's
-//! buffers, constants become read-only data, everything else lives in the
-//! arena at the offset the memory plan chose. Each node is then lowered by
+//! Every value gets the [`Buf`] the memory plan ([`crate::plan`]) chose:
+//! graph inputs and outputs are the caller's buffers, constants read-only
+//! data, everything else lives in the arena; views share their input's
+//! buffer and emit no code, element-wise ops may write over their input. Each node is then lowered by
 //! its family's lowering (one module per op family, like the op table); an
 //! op without a native kernel yet is reported by name, all at once.
 
@@ -21,7 +22,7 @@ use smelt_ir::{DType, Graph, OpDef, ValueDef, ValueId};
 
 use crate::kernel::build::{add, i, mul, var};
 use crate::kernel::{Buf, Expr, Program, Scalar, Stmt};
-use crate::plan::{MemoryPlan, plan};
+use crate::plan::{MemoryPlan, Place, plan};
 
 /// Why a graph cannot be lowered.
 #[derive(Clone, Debug, PartialEq)]
@@ -131,35 +132,28 @@ pub fn lower(g: &Graph) -> Result<Lowered, LowerError> {
         .map(|&id| io_info(g, id))
         .collect::<Result<Vec<_>, _>>()?;
     let mut p = Program::default();
-    let mut bufs: HashMap<ValueId, Buf> = HashMap::new();
-    for (k, &id) in g.inputs.iter().enumerate() {
-        bufs.insert(id, Buf::Input(k as u32));
-    }
-    // A node output that is a graph output is written in place (first listing).
-    for (k, &id) in g.outputs.iter().enumerate() {
-        if matches!(g.value(id).def, ValueDef::Node(..)) {
-            bufs.entry(id).or_insert(Buf::Output(k as u32));
-        }
-    }
-    let mem = plan(g, |id| !bufs.contains_key(&id));
+    let mem = plan(g);
+    let mut const_index: HashMap<ValueId, u32> = HashMap::new();
     for (i, v) in g.values.iter().enumerate() {
-        let id = ValueId(i as u32);
-        if bufs.contains_key(&id) {
-            continue;
-        }
-        match &v.def {
-            ValueDef::Const(b) => {
-                p.consts.push(b.as_slice().to_vec());
-                bufs.insert(id, Buf::Const(p.consts.len() as u32 - 1));
-            }
-            ValueDef::Node(..) => {
-                if let Some(off) = mem.offsets[i] {
-                    bufs.insert(id, Buf::Arena(off));
-                }
-            }
-            ValueDef::Input => {}
+        if let ValueDef::Const(b) = &v.def {
+            p.consts.push(b.as_slice().to_vec());
+            const_index.insert(ValueId(i as u32), p.consts.len() as u32 - 1);
         }
     }
+    let bufs: HashMap<ValueId, Buf> = mem
+        .places
+        .iter()
+        .enumerate()
+        .filter_map(|(i, place)| {
+            let buf = match *place {
+                Place::Input(k) => Buf::Input(k),
+                Place::Output(k) => Buf::Output(k),
+                Place::Arena(off) => Buf::Arena(off),
+                Place::Const(root) => Buf::Const(*const_index.get(&root)?),
+            };
+            Some((ValueId(i as u32), buf))
+        })
+        .collect();
     let operand = |id: ValueId| -> Option<Operand> {
         let v = g.value(id);
         Some(Operand {
@@ -169,7 +163,7 @@ pub fn lower(g: &Graph) -> Result<Lowered, LowerError> {
         })
     };
     let mut unsupported = Vec::new();
-    for node in &g.nodes {
+    for (n, node) in g.nodes.iter().enumerate() {
         let ins: Vec<Option<Operand>> = node.inputs.iter().map(|i| i.and_then(operand)).collect();
         let outs: Vec<Option<Operand>> = node.outputs.iter().map(|&o| operand(o)).collect();
         let missing_type = node
@@ -183,6 +177,9 @@ pub fn lower(g: &Graph) -> Result<Lowered, LowerError> {
                 "dtype {} has no native support yet",
                 g.value(id).ty.dtype
             )),
+            // A view's output is its input's bytes: nothing to do (but
+            // inference Dropout's mask output, which its lowering fills).
+            None if mem.views[n] && node.outputs.len() == 1 => Ok(vec![]),
             None => lower_node(&node.op, &ins, &outs, &mut p),
         };
         match result {
@@ -193,7 +190,8 @@ pub fn lower(g: &Graph) -> Result<Lowered, LowerError> {
     if !unsupported.is_empty() {
         return Err(LowerError::Unsupported(unsupported));
     }
-    // Outputs not written in place: inputs, constants, or a value listed twice.
+    // Outputs not written in place: inputs, constants, views of them, or a
+    // second output sharing a buffer.
     for (k, &id) in g.outputs.iter().enumerate() {
         let src = bufs[&id];
         if src != Buf::Output(k as u32) {

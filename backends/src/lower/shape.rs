@@ -1,8 +1,9 @@
 //! Lowering of the layout family.
 //!
 //! Views that keep the bytes (Reshape, Flatten, Squeeze, Unsqueeze, Identity,
-//! inference Dropout) become copies (aliasing them away is a memory-plan
-//! improvement for later). Most other ops are one of three shapes of kernel,
+//! inference Dropout) share their input's buffer (the memory plan aliases
+//! them) and emit no code; a copy is left only where a caller lowers one with
+//! distinct buffers. Most other ops are one of three shapes of kernel,
 //! the same split the interpreter makes:
 //! - a strided view ([`copy_strided`]): Split, Slice, Expand, Tile,
 //!   DepthToSpace, SpaceToDepth — per-dim sizes and source strides (zero for
@@ -28,15 +29,20 @@ use super::{NodeResult, Operand, flat_index, loop_nest};
 use crate::kernel::build::{add, bin, cast, cmp, i, mul, select, sub, var};
 use crate::kernel::{BinOp, Buf, CmpOp, Expr, Program, Scalar, Stmt};
 
-fn copy_all(src: &Operand, dst: &Operand) -> Stmt {
+/// Copies all of `src` to `dst`; nothing when the memory plan made them one
+/// buffer (a view).
+fn copy_all(src: &Operand, dst: &Operand) -> Vec<Stmt> {
+    if src.buf == dst.buf {
+        return vec![];
+    }
     let bytes = (src.numel() as u64 * src.ty.bytes()) as i64;
-    Stmt::Copy {
+    vec![Stmt::Copy {
         dst: dst.buf,
         dst_off: i(0),
         src: src.buf,
         src_off: i(0),
         bytes: i(bytes),
-    }
+    }]
 }
 
 /// The IR dtype of a kernel scalar type.
@@ -617,9 +623,9 @@ pub fn lower(l: &Layout, ins: &[Option<Operand>], outs: &[Operand], p: &mut Prog
         | Layout::Flatten { .. }
         | Layout::Squeeze { .. }
         | Layout::Unsqueeze { .. }
-        | Layout::Identity => Ok(vec![copy_all(&x, out)]),
+        | Layout::Identity => Ok(copy_all(&x, out)),
         Layout::Dropout { .. } => {
-            let mut s = vec![copy_all(&x, out)];
+            let mut s = copy_all(&x, out);
             if let Some(mask) = outs.get(1) {
                 s.extend(fill(p, mask, lit(1.0, mask.ty)));
             }
@@ -761,7 +767,7 @@ pub fn lower(l: &Layout, ins: &[Option<Operand>], outs: &[Operand], p: &mut Prog
         }
         Layout::ScatterND { reduction } => {
             let (idx, u) = (arg(1).ok_or("no indices")?, arg(2).ok_or("no updates")?);
-            let mut s = vec![copy_all(&x, out)];
+            let mut s = copy_all(&x, out);
             let k = *idx.shape.last().ok_or("scalar indices")?;
             if u.numel() == 0 {
                 return Ok(s);
@@ -800,7 +806,7 @@ pub fn lower(l: &Layout, ins: &[Option<Operand>], outs: &[Operand], p: &mut Prog
         } => {
             let (idx, u) = (arg(1).ok_or("no indices")?, arg(2).ok_or("no updates")?);
             let ax = axis(*a)?;
-            let mut s = vec![copy_all(&x, out)];
+            let mut s = copy_all(&x, out);
             if u.numel() == 0 {
                 return Ok(s);
             }
@@ -991,7 +997,7 @@ pub fn lower(l: &Layout, ins: &[Option<Operand>], outs: &[Operand], p: &mut Prog
                 shape: out.shape.clone(),
                 ty: out.ty,
             };
-            Ok(vec![copy_all(&src, out)])
+            Ok(copy_all(&src, out))
         }
         Layout::Trilu { upper } => {
             if out.numel() == 0 {
@@ -1090,7 +1096,7 @@ pub fn lower(l: &Layout, ins: &[Option<Operand>], outs: &[Operand], p: &mut Prog
                 let (i0, i1) = if ba == 0 { (b, t) } else { (t, b) };
                 mulk(add0(mulk(i0, d1), i1), inner as i64)
             };
-            let mut s = vec![copy_all(&x, out)];
+            let mut s = copy_all(&x, out);
             let (x_c, out_c) = (x.clone(), out.clone());
             let lv = p.var(Scalar::I64);
             s.extend(loop_nest(p, &[bd, td], |p, idx| {
@@ -1193,7 +1199,7 @@ pub fn lower(l: &Layout, ins: &[Option<Operand>], outs: &[Operand], p: &mut Prog
                 shape: out.shape.clone(),
                 ty: out.ty,
             };
-            Ok(vec![copy_all(&src, out)])
+            Ok(copy_all(&src, out))
         }
     }
 }
