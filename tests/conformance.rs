@@ -25,7 +25,12 @@
 //! cargo test --test conformance -- --all --backend llvm --target x86_64
 //! cargo test --test conformance -- --all --every-runner --write-manifest FILE  # a tagged manifest
 //! cargo test --test conformance -- --all --every-runner --failures FILE        # why native runs fail
+//! cargo test --test conformance -- --opt-level 3       # the manifest after the graph optimizer
 //! ```
+//!
+//! `--opt-level N` (default 0) runs the e-graph optimizer (`smelt_passes::egraph`)
+//! on each imported graph first, as `smelt --opt-level N` does: a test that
+//! passes at 0 must pass at 3.
 
 #![allow(clippy::print_stdout)]
 
@@ -42,6 +47,8 @@ use smelt_frontend::onnx::{ImportOptions, OnnxModel, read_tensor_pb};
 use smelt_frontend::{Error as FeError, Limits};
 use smelt_ir::interp::Interpreter;
 use smelt_ir::{DType, Tensor};
+use smelt_passes::egraph::Pipeline;
+use smelt_passes::egraph::cost::{TARGETS, TargetCost};
 use std::process::Command;
 
 struct Args {
@@ -55,6 +62,7 @@ struct Args {
     target: Option<Target>,
     every_runner: bool,
     failures: Option<PathBuf>,
+    opt_level: u8,
 }
 
 fn parse_args() -> Args {
@@ -69,6 +77,7 @@ fn parse_args() -> Args {
         target: None,
         every_runner: false,
         failures: None,
+        opt_level: 0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -84,6 +93,14 @@ fn parse_args() -> Args {
             "--report" => a.report = it.next().map(PathBuf::from),
             "--write-manifest" => a.write_manifest = it.next().map(PathBuf::from),
             "--failures" => a.failures = it.next().map(PathBuf::from),
+            "--opt-level" => {
+                let v = it.next().unwrap_or_default();
+                a.opt_level = v
+                    .parse()
+                    .ok()
+                    .filter(|l| *l <= 3)
+                    .unwrap_or_else(|| panic!("--opt-level takes 0 to 3, not '{v}'"));
+            }
             "--backend" => {
                 let b = it.next().unwrap_or_default();
                 assert!(
@@ -176,6 +193,7 @@ fn run_native(
     target: Target,
     codegen: CodeGen,
     test_dir: &Path,
+    opt_level: u8,
 ) -> Result<Vec<Tensor>, String> {
     let name = test_dir
         .file_name()
@@ -198,6 +216,7 @@ fn run_native(
         .arg(test_dir)
         .arg(target.arch())
         .arg(codegen.name())
+        .arg(opt_level.to_string())
         .arg(&exe)
         .output()
         .map_err(|e| format!("compile: {e}"))?;
@@ -455,9 +474,14 @@ fn read_data_set(dir: &Path, prefix: &str) -> Result<Vec<Tensor>, String> {
 }
 
 /// Imports a node test the way a user would compile it: input shapes from
-/// the data set, shape operands bound to their test values. Returns the
+/// the data set, shape operands bound to their test values, then the graph
+/// optimizer at `opt_level` with the cost figures of `arch`. Returns the
 /// graph, its run-time inputs in graph order and the expected outputs.
-fn import_test(dir: &Path) -> Result<(smelt_ir::Graph, Vec<Tensor>, Vec<Tensor>), String> {
+fn import_test(
+    dir: &Path,
+    opt_level: u8,
+    arch: &str,
+) -> Result<(smelt_ir::Graph, Vec<Tensor>, Vec<Tensor>), String> {
     let set = dir.join("test_data_set_0");
     let inputs = match read_data_set(&set, "input") {
         Ok(v) => v,
@@ -524,6 +548,16 @@ fn import_test(dir: &Path) -> Result<(smelt_ir::Graph, Vec<Tensor>, Vec<Tensor>)
             Err(e) => return Err(format!("import: {e}")),
         }
     };
+    // The graph optimizer, as `smelt --opt-level N` runs it.
+    let graph = if opt_level > 0 {
+        let tc = TargetCost::for_target(arch).unwrap_or(TARGETS[0]);
+        match Pipeline::for_level(opt_level, tc).run(&graph, |_, _, _| {}) {
+            Ok((g, _)) => g,
+            Err(e) => return Err(format!("optimize: {e}")),
+        }
+    } else {
+        graph
+    };
     let run_inputs: Vec<Tensor> = graph
         .inputs
         .iter()
@@ -539,14 +573,18 @@ fn import_test(dir: &Path) -> Result<(smelt_ir::Graph, Vec<Tensor>, Vec<Tensor>)
     Ok((graph, run_inputs, wants))
 }
 
-fn run_test(dir: &Path, tol: Option<Tol>, runner: Runner) -> Outcome {
+fn run_test(dir: &Path, tol: Option<Tol>, runner: Runner, opt_level: u8) -> Outcome {
     let fail = |detail: String| Outcome {
         pass: false,
         detail,
         max_abs: 0.0,
         max_rel: 0.0,
     };
-    let (graph, run_inputs, wants) = match import_test(dir) {
+    let arch = match runner {
+        Runner::Interpreter => "x86_64",
+        Runner::Native(t, _) => t.arch(),
+    };
+    let (graph, run_inputs, wants) = match import_test(dir, opt_level, arch) {
         Ok(v) => v,
         Err(e) => return fail(e),
     };
@@ -555,10 +593,12 @@ fn run_test(dir: &Path, tol: Option<Tol>, runner: Runner) -> Outcome {
             Ok(o) => o,
             Err(e) => return fail(format!("run: {e}")),
         },
-        Runner::Native(target, g) => match run_native(&graph, run_inputs, target, g, dir) {
-            Ok(o) => o,
-            Err(e) => return fail(e),
-        },
+        Runner::Native(target, g) => {
+            match run_native(&graph, run_inputs, target, g, dir, opt_level) {
+                Ok(o) => o,
+                Err(e) => return fail(e),
+            }
+        }
     };
     if outs.len() != wants.len() {
         return fail(format!("{} outputs, expected {}", outs.len(), wants.len()));
@@ -603,11 +643,16 @@ fn test_ops(dir: &Path) -> String {
 /// One run: test name, listed for this runner, outcome, the test's ops, runner.
 type RunResult = (String, bool, Outcome, String, Runner);
 
-/// `--compile-one TEST_DIR ARCH CODEGEN OUT`: imports one node test and
-/// compiles it to the executable OUT, in its own process (see `run_native`).
+/// `--compile-one TEST_DIR ARCH CODEGEN OPT_LEVEL OUT`: imports one node
+/// test, optimizes it and compiles it to the executable OUT, in its own
+/// process (see `run_native`).
 fn compile_one(args: &[String]) -> ExitCode {
-    let [dir, arch, codegen, out] = args else {
-        eprintln!("compile: --compile-one takes TEST_DIR ARCH CODEGEN OUT");
+    let [dir, arch, codegen, opt_level, out] = args else {
+        eprintln!("compile: --compile-one takes TEST_DIR ARCH CODEGEN OPT_LEVEL OUT");
+        return ExitCode::FAILURE;
+    };
+    let Ok(opt_level) = opt_level.parse::<u8>() else {
+        eprintln!("compile: OPT_LEVEL '{opt_level}' is not a number");
         return ExitCode::FAILURE;
     };
     let Some(target) = Target::ALL.into_iter().find(|t| t.arch() == arch) else {
@@ -618,7 +663,7 @@ fn compile_one(args: &[String]) -> ExitCode {
         eprintln!("compile: unknown code generator '{codegen}'");
         return ExitCode::FAILURE;
     };
-    let built = import_test(Path::new(dir)).and_then(|(graph, _, _)| {
+    let built = import_test(Path::new(dir), opt_level, arch).and_then(|(graph, _, _)| {
         build_with(
             &graph,
             target,
@@ -738,20 +783,21 @@ fn main() -> ExitCode {
                         break;
                     };
                     let tdir = dir.join(name);
-                    let outcome = std::panic::catch_unwind(|| run_test(&tdir, *tol, *runner))
-                        .unwrap_or_else(|p| {
-                            let msg = p
-                                .downcast_ref::<String>()
-                                .cloned()
-                                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                                .unwrap_or_default();
-                            Outcome {
-                                pass: false,
-                                detail: format!("PANIC: {msg}"),
-                                max_abs: 0.0,
-                                max_rel: 0.0,
-                            }
-                        });
+                    let outcome =
+                        std::panic::catch_unwind(|| run_test(&tdir, *tol, *runner, args.opt_level))
+                            .unwrap_or_else(|p| {
+                                let msg = p
+                                    .downcast_ref::<String>()
+                                    .cloned()
+                                    .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                                    .unwrap_or_default();
+                                Outcome {
+                                    pass: false,
+                                    detail: format!("PANIC: {msg}"),
+                                    max_abs: 0.0,
+                                    max_rel: 0.0,
+                                }
+                            });
                     let ops = test_ops(&tdir);
                     results
                         .lock()

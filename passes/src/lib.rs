@@ -1,7 +1,14 @@
 //! Graph analyses and optimisations over [`smelt_ir::Graph`].
 //!
-//! Today: activation liveness and the peak-memory estimate `smelt inspect`
-//! reports ([`memory`]). The e-graph optimizer and the arena planner land here
-//! next (see ARCHITECTURE.md).
+//! - [`egraph`]: the optimizer (egg equality saturation, cost model,
+//!   extraction back to a graph), with its rules in [`rules`].
+//! - [`memory`]: activation liveness and the peak-memory estimate `smelt
+//!   inspect` reports.
 
+pub mod egraph;
 pub mod memory;
+pub mod rules;
+
+/// Re-exported for tests that inspect rules.
+pub use egg;
+pub use egraph::{Options, Pipeline, Report, optimize};

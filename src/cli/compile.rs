@@ -64,6 +64,16 @@ pub fn run(m: &ArgMatches) -> CliResult<ExitCode> {
     }
     let opts = import_options(m)?;
     let graph = OnnxModel::read(path, &opts.limits)?.import(&opts)?;
+    let (graph, reports) = super::optimize::run(m, graph, target_s)?;
+    for (phase, r) in &reports {
+        println!(
+            "optimizer ({phase}): {} -> {} nodes, {}, {:.1} ms",
+            r.nodes_before,
+            r.nodes_after,
+            r.stop_reason,
+            r.time.as_secs_f64() * 1e3
+        );
+    }
     let stem = path
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())

@@ -87,6 +87,23 @@ pub fn run(m: &ArgMatches) -> CliResult<ExitCode> {
     // The report so far is on stdout; why the model cannot be imported is
     // the error line on stderr.
     let graph = model.import(&opts)?;
+    let optimized = m.get_flag("optimized");
+    let graph = if optimized {
+        let target = m
+            .get_one::<String>("target")
+            .map_or("x86_64-unknown-linux-gnu", String::as_str);
+        let (g, reports) = super::optimize::run(m, graph, target)?;
+        if reports.is_empty() {
+            println!("optimizer: off (--opt-level 0)");
+        }
+        for (phase, r) in &reports {
+            println!("phase {phase}:");
+            print!("{r}");
+        }
+        g
+    } else {
+        graph
+    };
     println!("static shapes (after pinning and constant folding):");
     for &id in &graph.inputs {
         println!("  input  {}: {}", graph.value(id).name, graph.value(id).ty);
@@ -163,7 +180,7 @@ pub fn run(m: &ArgMatches) -> CliResult<ExitCode> {
     if let Some(t) = m.get_one::<String>("target") {
         firmware_estimate(m, t, &graph)?;
     }
-    if m.get_flag("print-ir") {
+    if m.get_flag("print-ir") || optimized {
         print!("{}", smelt_ir::print::print(&graph));
     }
     Ok(ExitCode::SUCCESS)

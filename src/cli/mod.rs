@@ -3,6 +3,7 @@
 
 pub mod compile;
 pub mod inspect;
+pub mod optimize;
 pub mod run;
 
 use std::collections::HashMap;
@@ -103,14 +104,15 @@ pub fn command() -> Command {
         .about("Ahead-of-time compiler from ONNX models to native code")
         .subcommand_required(true)
         .arg_required_else_help(true)
-        .subcommand(model_args(
+        .subcommand(optimize::args(model_args(
             Command::new("inspect")
                 .about("Pre-flight report: signature, ops, parameters, MACs, peak activation memory, unsupported ops")
                 .arg(Arg::new("print-ir").long("print-ir").action(ArgAction::SetTrue).help("Also print the imported IR"))
-                .arg(Arg::new("target").long("target").value_name("TRIPLE").help("Also estimate flash and RAM use of firmware for a bare-metal target (thumbv7em-none-eabihf)"))
+                .arg(Arg::new("optimized").long("optimized").action(ArgAction::SetTrue).help("Report on the graph after the optimizer (see --opt-level) and print it with the rule counts, stop reason, e-graph size and time"))
+                .arg(Arg::new("target").long("target").value_name("TRIPLE").help("The target whose cost figures the optimizer uses (default x86_64-unknown-linux-gnu); for a bare-metal target (thumbv7em-none-eabihf) also estimate the firmware's flash and RAM use"))
                 .arg(memory_arg()),
-        ))
-        .subcommand(model_args(
+        )))
+        .subcommand(optimize::args(model_args(
             Command::new("compile")
                 .about("Compile a model to a native static executable, static library or object file (Cranelift or LLVM backend)")
                 .arg(
@@ -134,8 +136,8 @@ pub fn command() -> Command {
                 .arg(Arg::new("features").long("features").value_name("+A,-B").help("LLVM backend: target features to add or remove (LLVM spelling, e.g. +avx2,+fma)"))
                 .arg(Arg::new("name").long("name").value_name("NAME").help("Symbol prefix of a staticlib or obj: it defines NAME_run and NAME_model, and its header's macros start with NAME in upper case (default: NAME of libNAME.a, or the object's file stem, made a C identifier); executables always use smelt_model_run"))
                 .arg(Arg::new("linker").long("linker").value_name("PATH").value_parser(value_parser!(PathBuf)).help("The ld.lld to link executables with (default: ld.lld-19, ld.lld, then the Rust toolchain's rust-lld)")),
-        ))
-        .subcommand(model_args(
+        )))
+        .subcommand(optimize::args(model_args(
             Command::new("run")
                 .about("Run the reference interpreter on .npy/.npz inputs")
                 .arg(
@@ -154,7 +156,7 @@ pub fn command() -> Command {
                         .value_parser(value_parser!(PathBuf))
                         .help("Write one DIR/<output name>.npy per graph output"),
                 ),
-        ))
+        )))
 }
 
 /// `--memory`: the firmware memory map of bare-metal targets.

@@ -69,6 +69,7 @@ pub fn run(m: &ArgMatches) -> CliResult<ExitCode> {
         }
     }
     let graph = model.import(&opts)?;
+    let (graph, _) = super::optimize::run(m, graph, "x86_64")?;
     let mut args = Vec::with_capacity(graph.inputs.len());
     for &id in &graph.inputs {
         let v = graph.value(id);

@@ -1,0 +1,193 @@
+//! The extraction cost model: estimated latency of a graph on a target, plus
+//! a small charge for memory.
+//!
+//! For one e-node (one kernel):
+//!
+//! ```text
+//! latency = overhead + max(macs / mac_rate, bytes_moved / bandwidth)   [ns]
+//! memory  = bytes of a constant (weights end up in the binary)          [B]
+//! cost    = latency + memory * NS_PER_BYTE
+//! ```
+//!
+//! - `macs` is the op table's work count (`OpDef::macs`): multiply-accumulates
+//!   for matrix ops and convolutions, elementary operations otherwise.
+//! - `bytes_moved` is every operand's and every result's size: a kernel reads
+//!   its inputs and writes its outputs once at least; that is what an
+//!   elementwise chain pays per op and what fusion saves.
+//! - `overhead` is the per-kernel fixed cost (loop set-up, call, a pass over
+//!   the arena that cannot overlap with the previous kernel).
+//! - Graph inputs, absent operands and tuple reads cost nothing; constants
+//!   cost their bytes times `NS_PER_BYTE`, so folding `W * k` into one
+//!   constant `W'` wins over keeping `W` and multiplying at run time, and a
+//!   fold that duplicates a large weight is charged for it.
+//!
+//! The e-graph extraction is a tree cost (egg's `Extractor`): a class used
+//! twice is counted twice. That over-charges shared subgraphs equally in
+//! every alternative, so the choice between alternatives of one class is
+//! still driven by the class's own cost.
+//!
+//! The per-target numbers are rough single-core figures for the code the
+//! backends generate today (scalar loops), not peak hardware numbers; they
+//! only have to rank alternatives, never to predict wall time.
+
+use egg::{CostFunction, Id, Language};
+use smelt_ir::OpDef;
+use smelt_ir::TensorType;
+
+use super::analysis::EG;
+use super::lang::ENode;
+
+/// Throughput figures of one target.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TargetCost {
+    /// Target name as the CLI spells it.
+    pub name: &'static str,
+    /// Multiply-accumulates per nanosecond.
+    pub macs_per_ns: f64,
+    /// Bytes read or written per nanosecond.
+    pub bytes_per_ns: f64,
+    /// Fixed cost of one kernel, in nanoseconds.
+    pub kernel_overhead_ns: f64,
+}
+
+/// Charge per byte of constant data, in nanoseconds: a megabyte of extra
+/// weights costs as much as 100 µs of run time.
+pub const NS_PER_BYTE: f64 = 1e-4;
+
+/// The per-target table.
+pub const TARGETS: [TargetCost; 4] = [
+    TargetCost {
+        name: "x86_64",
+        macs_per_ns: 2.0,
+        bytes_per_ns: 10.0,
+        kernel_overhead_ns: 200.0,
+    },
+    TargetCost {
+        name: "aarch64",
+        macs_per_ns: 1.0,
+        bytes_per_ns: 6.0,
+        kernel_overhead_ns: 300.0,
+    },
+    TargetCost {
+        name: "armv7",
+        macs_per_ns: 0.25,
+        bytes_per_ns: 1.5,
+        kernel_overhead_ns: 800.0,
+    },
+    TargetCost {
+        name: "cortex-m4",
+        macs_per_ns: 0.03,
+        bytes_per_ns: 0.2,
+        kernel_overhead_ns: 2000.0,
+    },
+];
+
+impl TargetCost {
+    /// The figures of a target by name or triple (`x86_64`,
+    /// `aarch64-unknown-linux-gnu`, `thumbv7em-none-eabihf`, …); `None` when
+    /// unknown.
+    pub fn for_target(name: &str) -> Option<TargetCost> {
+        let arch = name.split('-').next().unwrap_or(name);
+        let key = match arch {
+            "x86_64" => "x86_64",
+            "aarch64" | "arm64" => "aarch64",
+            "armv7" | "arm" | "armv7a" => "armv7",
+            "cortex" | "thumbv7em" | "thumbv7m" => "cortex-m4",
+            _ => return None,
+        };
+        TARGETS.iter().copied().find(|t| t.name == key)
+    }
+}
+
+fn bytes(t: &TensorType) -> f64 {
+    t.bytes().unwrap_or(usize::MAX) as f64
+}
+
+/// Estimated cost of one e-node given the e-graph's class data.
+pub fn node_cost(eg: &EG, target: &TargetCost, enode: &ENode) -> f64 {
+    match enode {
+        ENode::Input(_) | ENode::Absent | ENode::Get(..) => 0.0,
+        ENode::Weight(v) => eg.analysis.weights[*v as usize]
+            .as_ref()
+            .map(|w| bytes(&w.0) * NS_PER_BYTE)
+            .unwrap_or(0.0),
+        ENode::Lit(i) => {
+            let t = &eg.analysis.lits[*i as usize];
+            t.len() as f64 * t.dtype().elem_bytes() as f64 * NS_PER_BYTE
+        }
+        ENode::Op(o, args) => {
+            let ins: Vec<Option<&TensorType>> =
+                args.iter().map(|&a| eg[a].data.ty.as_ref()).collect();
+            let outs: Vec<TensorType> = op_outputs(eg, enode);
+            let macs = o.op.macs(&ins, &outs) as f64;
+            let moved: f64 = ins.iter().flatten().map(|t| bytes(t)).sum::<f64>()
+                + outs.iter().map(bytes).sum::<f64>();
+            target.kernel_overhead_ns + (macs / target.macs_per_ns).max(moved / target.bytes_per_ns)
+        }
+    }
+}
+
+/// The result types of an op e-node (from its class data).
+fn op_outputs(eg: &EG, enode: &ENode) -> Vec<TensorType> {
+    // The class of an e-node is not known here; an op node's types come from
+    // inference over its operands, which the analysis already did for the
+    // class it lives in. Look the node up to reach that class.
+    match eg.lookup(enode.clone()) {
+        Some(id) => {
+            let d = &eg[id].data;
+            if let Some(t) = &d.tuple {
+                t.to_vec()
+            } else {
+                d.ty.iter().cloned().collect()
+            }
+        }
+        None => vec![],
+    }
+}
+
+/// egg cost function over [`node_cost`].
+pub struct LatencyCost<'a> {
+    /// The saturated e-graph.
+    pub egraph: &'a EG,
+    /// The target's figures.
+    pub target: TargetCost,
+}
+
+impl CostFunction<ENode> for LatencyCost<'_> {
+    type Cost = f64;
+
+    fn cost<C>(&mut self, enode: &ENode, mut costs: C) -> f64
+    where
+        C: FnMut(Id) -> f64,
+    {
+        let own = node_cost(self.egraph, &self.target, enode);
+        enode.fold(own, |acc, id| acc + costs(id))
+    }
+}
+
+/// The cost function of the soundness tests: rewritten forms first, so the
+/// extracted graph uses every rule's right-hand side where one applied.
+pub struct PreferNew<'a> {
+    /// The saturated e-graph.
+    pub egraph: &'a EG,
+    /// The e-nodes of the input graph (children canonicalized after
+    /// saturation); they are charged heavily.
+    pub original: &'a std::collections::HashSet<ENode>,
+}
+
+impl CostFunction<ENode> for PreferNew<'_> {
+    type Cost = f64;
+
+    fn cost<C>(&mut self, enode: &ENode, mut costs: C) -> f64
+    where
+        C: FnMut(Id) -> f64,
+    {
+        let canon = enode.clone().map_children(|c| self.egraph.find(c));
+        let own = match enode {
+            ENode::Op(..) if self.original.contains(&canon) => 1000.0,
+            ENode::Op(..) => 1.0,
+            _ => 0.0,
+        };
+        enode.fold(own, |acc, id| acc + costs(id))
+    }
+}

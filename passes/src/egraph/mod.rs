@@ -1,0 +1,421 @@
+//! The graph optimizer: equality saturation with egg.
+//!
+//! `optimize` loads a graph into an e-graph ([`convert`]), saturates it with
+//! the chosen rule files (`crate::rules`) under the runner's limits, extracts
+//! the cheapest graph by the cost model ([`cost`]) and rebuilds an
+//! `ir::Graph` with the same inputs and outputs (names, order, types).
+//!
+//! Opt levels: 0 does nothing; 1 runs `algebra` and `constfold` (cleanup
+//! that never changes which kernels run beyond removing them); 2 adds
+//! `layout` and `fusion` (BatchNormalization folding, MatMul+Add → Gemm,
+//! transposes into Gemm, recognition of decomposed GELU, SiLU, HardSwish,
+//! Softmax, LayerNorm); 3 is 2 with four times the runner limits.
+
+pub mod analysis;
+pub mod convert;
+pub mod cost;
+pub mod lang;
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use egg::{Extractor, Id, Language, Runner, StopReason};
+use smelt_ir::Graph;
+
+use self::cost::{LatencyCost, PreferNew, TargetCost};
+use self::lang::ENode;
+use crate::rules;
+
+/// Runner limits and rule selection.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Rule files to run (names from `rules::FILES`).
+    pub passes: Vec<String>,
+    /// Saturation iterations at most.
+    pub iter_limit: usize,
+    /// E-nodes at most.
+    pub node_limit: usize,
+    /// Wall time at most. Hitting it makes the result depend on the machine's
+    /// speed; the default is far above what the iteration and node limits
+    /// allow on the example and benchmark models.
+    pub time_limit: Duration,
+    /// Largest constant folded, in elements.
+    pub fold_limit: usize,
+    /// Per-target figures of the cost model.
+    pub target: TargetCost,
+    /// Extraction: the cost model, or (tests) rewritten forms first.
+    pub prefer_rewritten: bool,
+    /// Only these rules (by name) when not empty (tests).
+    pub only_rules: Vec<String>,
+}
+
+impl Options {
+    /// The options of an opt level (0–3) for a target; `None` for level 0.
+    pub fn for_level(level: u8, target: TargetCost) -> Option<Options> {
+        let passes: &[&str] = match level {
+            0 => return None,
+            1 => &["algebra", "constfold"],
+            _ => &rules::FILES,
+        };
+        let scale = if level >= 3 { 4 } else { 1 };
+        Some(Options {
+            passes: passes.iter().map(|s| s.to_string()).collect(),
+            iter_limit: 12 * scale,
+            node_limit: 50_000 * scale,
+            time_limit: Duration::from_secs(5 * scale as u64),
+            fold_limit: 1 << 24,
+            target,
+            prefer_rewritten: false,
+            only_rules: vec![],
+        })
+    }
+}
+
+/// What one optimization did.
+#[derive(Clone, Debug)]
+pub struct Report {
+    /// Why saturation stopped.
+    pub stop_reason: String,
+    /// Iterations run.
+    pub iterations: usize,
+    /// E-nodes and e-classes at the end.
+    pub egraph_nodes: usize,
+    /// E-classes at the end.
+    pub egraph_classes: usize,
+    /// Times each rule applied, by name (rules that never applied omitted).
+    pub applied: BTreeMap<String, usize>,
+    /// Nodes before and after.
+    pub nodes_before: usize,
+    /// Nodes after.
+    pub nodes_after: usize,
+    /// Estimated cost (ns, the cost model's unit) before and after.
+    pub cost_before: f64,
+    /// Estimated cost after.
+    pub cost_after: f64,
+    /// Wall time of the whole optimization.
+    pub time: Duration,
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "optimizer: {} -> {} nodes, estimated cost {:.1} -> {:.1} us, {:.1} ms",
+            self.nodes_before,
+            self.nodes_after,
+            self.cost_before / 1e3,
+            self.cost_after / 1e3,
+            self.time.as_secs_f64() * 1e3
+        )?;
+        writeln!(
+            f,
+            "  stop reason: {} after {} iterations; e-graph {} nodes, {} classes",
+            self.stop_reason, self.iterations, self.egraph_nodes, self.egraph_classes
+        )?;
+        if self.applied.is_empty() {
+            writeln!(f, "  no rule applied")?;
+        }
+        for (rule, n) in &self.applied {
+            writeln!(f, "  {n:>6}  {rule}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Why optimization failed (a bug in a rule or the rebuild, never the
+/// model's fault): the message says which.
+#[derive(Debug)]
+pub struct Error(pub String);
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "optimizer: {}", self.0)
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// The rules selected by `opts`; an error names an unknown file.
+pub fn selected_rules(opts: &Options) -> Result<Vec<rules::Rule>, Error> {
+    let mut v = Vec::new();
+    for p in &opts.passes {
+        let r = rules::file(p).ok_or_else(|| {
+            Error(format!(
+                "unknown pass '{p}'; the passes are {}",
+                rules::FILES.join(", ")
+            ))
+        })?;
+        v.extend(r);
+    }
+    if !opts.only_rules.is_empty() {
+        v.retain(|r| opts.only_rules.iter().any(|n| r.name.as_str() == n));
+    }
+    Ok(v)
+}
+
+fn stop_text(r: &Option<StopReason>) -> String {
+    match r {
+        Some(StopReason::Saturated) => "saturated".into(),
+        Some(StopReason::IterationLimit(n)) => format!("iteration limit ({n})"),
+        Some(StopReason::NodeLimit(n)) => format!("node limit ({n})"),
+        Some(StopReason::TimeLimit(s)) => format!("time limit ({s:.1} s)"),
+        Some(StopReason::Other(s)) => s.clone(),
+        None => "not run".into(),
+    }
+}
+
+/// Optimizes `g`; the result has the same signature and computes the same
+/// function (within floating-point reassociation).
+pub fn optimize(g: &Graph, opts: &Options) -> Result<(Graph, Report), Error> {
+    let started = Instant::now();
+    let rules = selected_rules(opts)?;
+    let loaded = convert::load(g, opts.fold_limit);
+    let original: Vec<ENode> = loaded
+        .egraph
+        .classes()
+        .flat_map(|c| c.nodes.iter().cloned())
+        .collect();
+    let cost_before = estimate(g, &opts.target);
+    let convert::Loaded {
+        egraph,
+        value_class,
+        node_class,
+    } = loaded;
+    let runner = Runner::default()
+        .with_egraph(egraph)
+        .with_iter_limit(opts.iter_limit)
+        .with_node_limit(opts.node_limit)
+        .with_time_limit(opts.time_limit)
+        .run(&rules);
+    let mut applied: BTreeMap<String, usize> = BTreeMap::new();
+    for it in &runner.iterations {
+        for (k, n) in &it.applied {
+            *applied.entry(k.to_string()).or_default() += n;
+        }
+    }
+    let stop_reason = stop_text(&runner.stop_reason);
+    let iterations = runner.iterations.len();
+    let egraph = runner.egraph;
+    if let Some(e) = egraph.analysis.errors.first() {
+        return Err(Error(format!("a rewrite produced an invalid graph: {e}")));
+    }
+    let loaded = convert::Loaded {
+        egraph,
+        value_class,
+        node_class,
+    };
+    let eg = &loaded.egraph;
+    let rebuilt = if opts.prefer_rewritten {
+        let orig: HashSet<ENode> = original
+            .into_iter()
+            .map(|n| n.map_children(|c| eg.find(c)))
+            .collect();
+        let ex = Extractor::new(
+            eg,
+            PreferNew {
+                egraph: eg,
+                original: &orig,
+            },
+        );
+        convert::rebuild(g, &loaded, &|id| ex.find_best_node(id).clone())
+    } else {
+        let ex = Extractor::new(
+            eg,
+            LatencyCost {
+                egraph: eg,
+                target: opts.target,
+            },
+        );
+        convert::rebuild(g, &loaded, &|id| ex.find_best_node(id).clone())
+    }
+    .map_err(|e| Error(format!("rebuilding the graph failed: {}", e.0)))?;
+    let mut out = rebuilt;
+    out.prune();
+    smelt_ir::verify::verify(&out)
+        .map_err(|e| Error(format!("the result does not verify: {e}")))?;
+    let cost_after = estimate(&out, &opts.target);
+    let report = Report {
+        stop_reason,
+        iterations,
+        egraph_nodes: eg.total_number_of_nodes(),
+        egraph_classes: eg.number_of_classes(),
+        applied,
+        nodes_before: g.nodes.len(),
+        nodes_after: out.nodes.len(),
+        cost_before,
+        cost_after,
+        time: started.elapsed(),
+    };
+    Ok((out, report))
+}
+
+/// The cost model's estimate of a whole graph (each node once).
+pub fn estimate(g: &Graph, target: &TargetCost) -> f64 {
+    let loaded = convert::load(g, 0);
+    let eg = &loaded.egraph;
+    let mut seen: HashSet<Id> = HashSet::new();
+    let mut total = 0.0;
+    for (n, _) in g.nodes.iter().enumerate() {
+        let c = eg.find(loaded.node_class[n]);
+        if !seen.insert(c) {
+            continue;
+        }
+        if let Some(node) = eg[c].nodes.iter().find(|n| matches!(n, ENode::Op(..))) {
+            total += cost::node_cost(eg, target, node);
+        }
+    }
+    total
+}
+
+/// A sequence of phases, each one saturation over a group of rule files.
+#[derive(Clone, Debug)]
+pub struct Pipeline {
+    /// The groups of rule files, run in order.
+    pub phases: Vec<Vec<String>>,
+    /// Limits and target shared by the phases (`passes` is set per phase).
+    pub options: Options,
+}
+
+impl Pipeline {
+    /// The pipeline of an opt level: nothing at 0, one phase of every file
+    /// the level selects otherwise (the rules of all files then interact in
+    /// one e-graph).
+    pub fn for_level(level: u8, target: TargetCost) -> Pipeline {
+        match Options::for_level(level, target) {
+            None => Pipeline {
+                phases: vec![],
+                options: Options::for_level(1, target).expect("level 1 exists"),
+            },
+            Some(o) => Pipeline {
+                phases: vec![o.passes.clone()],
+                options: o,
+            },
+        }
+    }
+
+    /// Parses `--passes`: phases separated by `,`, files of one phase joined
+    /// by `+` (`algebra+constfold,fusion`).
+    pub fn parse_phases(list: &str) -> Result<Vec<Vec<String>>, Error> {
+        let mut phases = Vec::new();
+        for group in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let mut files = Vec::new();
+            for f in group.split('+').map(str::trim) {
+                if !rules::FILES.contains(&f) {
+                    return Err(Error(format!(
+                        "unknown pass '{f}'; the passes are {}",
+                        rules::FILES.join(", ")
+                    )));
+                }
+                files.push(f.to_string());
+            }
+            phases.push(files);
+        }
+        Ok(phases)
+    }
+
+    /// The name of a phase as `--print-after` spells it.
+    pub fn phase_name(phase: &[String]) -> String {
+        phase.join("+")
+    }
+
+    /// Runs every phase; `after` sees each phase's name, result and report.
+    pub fn run(
+        &self,
+        g: &Graph,
+        mut after: impl FnMut(&str, &Graph, &Report),
+    ) -> Result<(Graph, Vec<(String, Report)>), Error> {
+        let mut cur = g.clone();
+        let mut reports = Vec::new();
+        for phase in &self.phases {
+            let opts = Options {
+                passes: phase.clone(),
+                ..self.options.clone()
+            };
+            let (next, report) = optimize(&cur, &opts)?;
+            let name = Self::phase_name(phase);
+            after(&name, &next, &report);
+            reports.push((name, report));
+            cur = next;
+        }
+        Ok((cur, reports))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phases_parse_and_unknown_files_are_named() {
+        let p = Pipeline::parse_phases("algebra+constfold, fusion").unwrap();
+        assert_eq!(
+            p,
+            vec![
+                vec!["algebra".to_string(), "constfold".to_string()],
+                vec!["fusion".to_string()]
+            ]
+        );
+        let e = Pipeline::parse_phases("algebra,bogus")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown pass 'bogus'"), "{e}");
+        assert!(e.contains("algebra, constfold, layout, fusion"), "{e}");
+    }
+
+    #[test]
+    fn levels_select_files_and_limits() {
+        let t = cost::TARGETS[0];
+        assert!(Pipeline::for_level(0, t).phases.is_empty());
+        assert_eq!(
+            Pipeline::for_level(1, t).phases,
+            vec![vec!["algebra".to_string(), "constfold".to_string()]]
+        );
+        let l2 = Pipeline::for_level(2, t);
+        let l3 = Pipeline::for_level(3, t);
+        assert_eq!(l2.phases, l3.phases);
+        assert_eq!(l2.phases[0].len(), rules::FILES.len());
+        assert_eq!(l3.options.node_limit, 4 * l2.options.node_limit);
+        assert_eq!(l3.options.iter_limit, 4 * l2.options.iter_limit);
+    }
+
+    #[test]
+    fn targets_resolve_by_arch_or_triple() {
+        for (t, want) in [
+            ("x86_64-unknown-linux-gnu", "x86_64"),
+            ("aarch64", "aarch64"),
+            ("armv7-unknown-linux-gnueabihf", "armv7"),
+            ("thumbv7em-none-eabihf", "cortex-m4"),
+        ] {
+            assert_eq!(TargetCost::for_target(t).unwrap().name, want);
+        }
+        assert!(TargetCost::for_target("riscv64").is_none());
+        // Slower targets make the same kernel costlier.
+        let names: Vec<f64> = cost::TARGETS.iter().map(|t| t.macs_per_ns).collect();
+        assert!(names.windows(2).all(|w| w[0] > w[1]));
+    }
+
+    #[test]
+    fn rule_text_uses_ir_op_names() {
+        use egg::Pattern;
+        let p: Pattern<ENode> = "(Mul ?x (Transpose ?y))".parse().unwrap();
+        assert_eq!(p.to_string(), "(Mul ?x (Transpose ?y))");
+        assert!("(NotAnOp ?x)".parse::<Pattern<ENode>>().is_err());
+        // Attribute-free names are concrete (usable on a right-hand side);
+        // names whose ops carry attributes are patterns.
+        assert!(lang::op_from_name("Add", 2).unwrap().key.is_some());
+        assert!(lang::op_from_name("Transpose", 1).unwrap().key.is_none());
+        assert!(lang::op_from_name("Cast", 1).unwrap().key.is_none());
+    }
+
+    #[test]
+    fn exact_widening_casts() {
+        use crate::rules::algebra::widens_exactly;
+        use smelt_ir::DType;
+        assert!(widens_exactly(DType::F16, DType::F32));
+        assert!(widens_exactly(DType::I32, DType::F64));
+        assert!(!widens_exactly(DType::I32, DType::F32));
+        assert!(!widens_exactly(DType::F32, DType::F16));
+        assert!(!widens_exactly(DType::I64, DType::F64));
+    }
+}
