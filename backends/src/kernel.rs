@@ -2,7 +2,7 @@
 //!
 //! A [`Program`] is the body of `smelt_model_run`: loop nests over buffers
 //! with scalar loads, stores and arithmetic. Every graph op is lowered to it
-//! once (`lower/`); Cranelift (and LLVM, next) generate machine code from it,
+//! once (`lower/`); Cranelift and LLVM generate machine code from it,
 //! so a kernel is written once for every backend and target. Math functions
 //! without a machine instruction (exp, tanh, erf, …) stay [`UnOp`]s here and
 //! are expanded into polynomials by [`crate::mathexp`] before code
