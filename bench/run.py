@@ -1,36 +1,48 @@
 #!/usr/bin/env python3
 """Side-by-side benchmark: smelt native executables vs onnxruntime.
 
-For each model of ``bench/make_models.py`` this script
+For each model of ``bench/make_models.py`` and each smelt configuration
+(``--configs``, e.g. ``cranelift-O2,llvm-O2,llvm-O0,llvm-O3``: the code
+generator, ``--backend cranelift|llvm``, and the graph optimizer's level,
+``--opt-level 0..3``) this script
 
-1. compiles it with ``smelt compile --target x86_64-unknown-linux-gnu``
-   (wall clock of the whole command: import, lowering, Cranelift, link);
-2. runs the executable once with ``-o DIR`` and compares every output with
+1. compiles the model with ``smelt compile --target x86_64-unknown-linux-gnu
+   --backend B --opt-level N`` (wall clock of the whole command: import,
+   optimizer, lowering, code generation, link);
+2. runs each executable once with ``-o DIR`` and compares every output with
    onnxruntime's (max abs error), so a fast wrong answer cannot pass;
-3. times, interleaved round by round, the smelt executable (``--bench K``,
+3. times, interleaved round by round, every smelt executable (``--bench K``,
    which does its own warm-up run before the K timed runs), onnxruntime
    single-threaded (``intra_op_num_threads = inter_op_num_threads = 1``,
    sequential execution) and onnxruntime with 2 intra-op threads, all on the
    same inputs (``<name>.inputs.npz``).
 
+smelt has no threads yet (no ``--threads`` flag): every smelt configuration
+runs on one core, and the tables say so instead of showing a 2-thread smelt
+column.
+
 Usage (from the repository root):
 
     .venv/bin/python bench/run.py                        # mlp mobilenetv2 resnet18 encoder
     .venv/bin/python bench/run.py --runs 9               # more rounds
+    .venv/bin/python bench/run.py --configs cranelift-O2,llvm-O2
     .venv/bin/python bench/run.py --models gpt2_decode   # the 124 M-param decode step (heavy)
 
-``--runs N`` is the number of interleaved rounds: each round runs smelt, then
-onnxruntime 1-thread, then onnxruntime 2-thread, so slow drifts of a shared
-machine hit all three alike. In each round a runtime does K consecutive timed
-runs, K chosen per model and runtime (from a probe run) so that its share of
-the round takes at least ``--round-seconds`` (K = 1 for smelt on the CNNs and
-the encoder, where one scalar run already takes a second or more).
-onnxruntime's median and min are over all its N x K timed runs; smelt's
-executable prints only the min and median of its K runs, so smelt's median is
-the median of the N round medians (the plain median when K = 1) and its min
-the min of the round minima.
+A configuration is ``BACKEND-O<N>`` with an optional ``-native`` suffix
+(LLVM only: ``--cpu native``, this machine's instruction set instead of the
+x86-64-v2 baseline).
 
-The results table is printed and written to ``target/bench-results.md``
+``--runs N`` is the number of interleaved rounds: each round runs every smelt
+configuration (in an order rotated from round to round), then onnxruntime
+1-thread, then onnxruntime 2-thread, so slow drifts of a shared machine hit
+all alike. In each round a runtime does K consecutive timed runs, K chosen
+per model and runtime (from a probe run) so that its share of the round takes
+at least ``--round-seconds``. onnxruntime's median and min are over all its
+N x K timed runs; smelt's executable prints only the min and median of its K
+runs, so smelt's median is the median of the N round medians (the plain
+median when K = 1) and its min the min of the round minima.
+
+The results tables are printed and written to ``target/bench-results.md``
 together with the machine (``lscpu``), the versions and the date.
 """
 
@@ -57,11 +69,55 @@ RESULTS = os.path.join(REPO_ROOT, "target", "bench-results.md")
 TARGET = "x86_64-unknown-linux-gnu"
 DEFAULT_MODELS = ["mlp", "mobilenetv2", "resnet18", "encoder"]
 ALL_MODELS = DEFAULT_MODELS + ["gpt2_decode"]
+DEFAULT_CONFIGS = "cranelift-O2,llvm-O2,llvm-O0,llvm-O3"
 
 UNITS = {"ns": 1e-6, "us": 1e-3, "µs": 1e-3, "ms": 1.0, "s": 1e3}
 BENCH_RE = re.compile(
     r"bench: (\d+) runs after 1 warm-up: min ([0-9.]+) (ns|us|µs|ms|s), median ([0-9.]+) (ns|us|µs|ms|s) per run"
 )
+CONFIG_RE = re.compile(r"^(cranelift|llvm)-O([0-3])(-native)?$")
+# An output is wrong when its max abs error exceeds this times max(1, largest |reference value|).
+TOLERANCE = 1e-3
+OPTIMIZER_RE = re.compile(r"optimizer \(([^)]*)\): (\d+) -> (\d+) nodes")
+
+
+class Config:
+    """One smelt configuration: code generator, optimizer level, CPU."""
+
+    def __init__(self, spec: str):
+        m = CONFIG_RE.match(spec)
+        if not m:
+            raise ValueError(f"bad configuration '{spec}': expected BACKEND-O<N>[-native], "
+                             f"BACKEND cranelift or llvm, N 0..3 (e.g. llvm-O2)")
+        self.name = spec
+        self.backend = m.group(1)
+        self.level = int(m.group(2))
+        self.native = bool(m.group(3))
+        if self.native and self.backend != "llvm":
+            raise ValueError(f"'{spec}': -native (--cpu native) needs the llvm backend")
+
+    def flags(self) -> list[str]:
+        f = ["--backend", self.backend, "--opt-level", str(self.level)]
+        if self.native:
+            f += ["--cpu", "native"]
+        return f
+
+    def label(self) -> str:
+        return f"{self.backend} -O{self.level}" + (" native" if self.native else "")
+
+
+def parse_configs(text: str) -> list[Config]:
+    configs, seen = [], set()
+    for spec in (s.strip() for s in text.split(",")):
+        if not spec:
+            continue
+        if spec in seen:
+            raise ValueError(f"configuration '{spec}' given twice")
+        seen.add(spec)
+        configs.append(Config(spec))
+    if not configs:
+        raise ValueError("no configuration given")
+    return configs
 
 
 def log(msg: str) -> None:
@@ -139,23 +195,61 @@ def time_ort(sess, feeds, k: int) -> list[float]:
     return times
 
 
-def bench_model(name: str, rounds: int, round_seconds: float, work: str) -> dict:
-    onnx_path = os.path.join(MODELS_DIR, f"{name}.onnx")
-    npz = os.path.join(MODELS_DIR, f"{name}.inputs.npz")
-    row = {"model": name, "params": param_count(onnx_path)}
+def runs_per_round(round_seconds: float, probe_ms: float) -> int:
+    return max(1, min(1000, int(round_seconds * 1e3 / max(probe_ms, 1e-3))))
 
-    exe = os.path.join(work, name)
-    log(f"[{name}] smelt compile")
+
+def compile_and_check(name: str, cfg: Config, onnx_path: str, npz: str, names: list[str],
+                      ref: dict, work: str) -> dict:
+    """Compiles one configuration, checks its outputs; returns its result dict (with 'exe' and 'probe_ms')."""
+    res: dict = {}
+    exe = os.path.join(work, f"{name}.{cfg.name}")
+    log(f"[{name}] {cfg.name}: smelt compile {' '.join(cfg.flags())}")
     t0 = time.perf_counter()
-    p = subprocess.run([SMELT, "compile", onnx_path, "--target", TARGET, "-o", exe],
+    p = subprocess.run([SMELT, "compile", onnx_path, "--target", TARGET, *cfg.flags(), "-o", exe],
                        capture_output=True, text=True)
-    row["compile_s"] = time.perf_counter() - t0
+    res["compile_s"] = time.perf_counter() - t0
     if p.returncode != 0:
         err = (p.stderr or p.stdout).strip().splitlines()
-        row["error"] = f"smelt compile failed (exit {p.returncode}): {err[-1] if err else '?'}"
-        log(f"[{name}] {row['error']}")
-        return row
-    log(f"[{name}] compiled in {row['compile_s']:.2f} s: {p.stdout.strip().splitlines()[-1]}")
+        res["error"] = f"compile failed (exit {p.returncode}): {err[-1] if err else '?'}"
+        log(f"[{name}] {cfg.name}: {res['error']}")
+        return res
+    phases = OPTIMIZER_RE.findall(p.stdout)
+    if phases:
+        res["nodes"] = (int(phases[0][1]), int(phases[-1][2]))
+    log(f"[{name}] {cfg.name}: compiled in {res['compile_s']:.2f} s: {p.stdout.strip().splitlines()[-1]}")
+
+    out_dir = os.path.join(work, f"{name}.{cfg.name}.out")
+    shutil.rmtree(out_dir, ignore_errors=True)
+    try:
+        _, res["probe_ms"] = run_smelt_bench(exe, npz, 1, out_dir)
+    except RuntimeError as e:
+        res["error"] = f"executable failed: {e}"
+        log(f"[{name}] {cfg.name}: {res['error']}")
+        return res
+    err = 0.0
+    for n in names:
+        got = np.load(os.path.join(out_dir, sanitize(n) + ".npy"))
+        if got.shape != ref[n].shape:
+            res["error"] = f"output {n} shape {got.shape} != onnxruntime's {ref[n].shape}"
+            log(f"[{name}] {cfg.name}: {res['error']}")
+            return res
+        err = max(err, float(np.max(np.abs(got.astype(np.float64) - ref[n].astype(np.float64)))))
+    shutil.rmtree(out_dir, ignore_errors=True)
+    res["max_abs_err"] = err
+    res["exe"] = exe
+    tol = TOLERANCE * max(1.0, max(float(np.max(np.abs(v))) for v in ref.values()))
+    if not err <= tol:  # also catches NaN
+        res["wrong"] = True
+        log(f"[{name}] {cfg.name}: WRONG OUTPUT: max abs err {err:.3g} > {tol:.3g}")
+    log(f"[{name}] {cfg.name}: max abs err {err:.3g}, probe {res['probe_ms']:.3f} ms")
+    return res
+
+
+def bench_model(name: str, configs: list[Config], rounds: int, round_seconds: float, work: str) -> dict:
+    onnx_path = os.path.join(MODELS_DIR, f"{name}.onnx")
+    npz = os.path.join(MODELS_DIR, f"{name}.inputs.npz")
+    row = {"model": name, "params": param_count(onnx_path), "smelt": {}}
 
     with np.load(npz) as z:
         feeds = {k: z[k] for k in z.files}
@@ -164,43 +258,40 @@ def bench_model(name: str, rounds: int, round_seconds: float, work: str) -> dict
     names = [o.name for o in sess1.get_outputs()]
     ref = dict(zip(names, sess1.run(None, feeds)))  # also ort's warm-up
     sess2.run(None, feeds)
-    ort_probe_ms = min(statistics.median(time_ort(sess1, feeds, 3)), statistics.median(time_ort(sess2, feeds, 3)))
-
-    # Correctness (and smelt's probe run, which also sizes K).
-    out_dir = os.path.join(work, f"{name}.out")
-    shutil.rmtree(out_dir, ignore_errors=True)
-    try:
-        _, probe_ms = run_smelt_bench(exe, npz, 1, out_dir)
-    except RuntimeError as e:
-        row["error"] = f"smelt executable failed: {e}"
-        log(f"[{name}] {row['error']}")
-        return row
-    err = 0.0
-    for n in names:
-        got = np.load(os.path.join(out_dir, sanitize(n) + ".npy"))
-        if got.shape != ref[n].shape:
-            raise RuntimeError(f"{name}: output {n} shape {got.shape} != onnxruntime's {ref[n].shape}")
-        err = max(err, float(np.max(np.abs(got.astype(np.float64) - ref[n].astype(np.float64)))))
-    row["max_abs_err"] = err
     row["ref_max_abs"] = max(float(np.max(np.abs(v))) for v in ref.values())
+    ort_probe_ms = min(statistics.median(time_ort(sess1, feeds, 3)), statistics.median(time_ort(sess2, feeds, 3)))
+    ko = runs_per_round(round_seconds, ort_probe_ms)
+    row["ko"] = ko
 
-    k = max(1, min(1000, int(round_seconds * 1e3 / max(probe_ms, 1e-3))))
-    ko = max(1, min(1000, int(round_seconds * 1e3 / max(ort_probe_ms, 1e-3))))
-    row["k"], row["ko"] = k, ko
-    log(f"[{name}] max abs err {err:.3g}; probe smelt {probe_ms:.3f} ms, ort {ort_probe_ms:.3f} ms -> "
-        f"{rounds} rounds x ({k} smelt, {ko} + {ko} ort) runs")
+    for cfg in configs:
+        res = compile_and_check(name, cfg, onnx_path, npz, names, ref, work)
+        if "probe_ms" in res and "error" not in res:
+            res["k"] = runs_per_round(round_seconds, res["probe_ms"])
+            res.update(mins=[], meds=[])
+        row["smelt"][cfg.name] = res
+    live = [c for c in configs if "k" in row["smelt"][c.name]]
+    log(f"[{name}] {rounds} rounds x (" + ", ".join(f"{row['smelt'][c.name]['k']} {c.name}" for c in live)
+        + f", {ko} + {ko} ort) runs")
 
-    s_mins, s_meds, o1, o2 = [], [], [], []
+    o1, o2 = [], []
     for r in range(rounds):
-        mn, md = run_smelt_bench(exe, npz, k)
-        s_mins.append(mn)
-        s_meds.append(md)
+        order = live[r % len(live):] + live[:r % len(live)] if live else []
+        for cfg in order:
+            res = row["smelt"][cfg.name]
+            mn, md = run_smelt_bench(res["exe"], npz, res["k"])
+            res["mins"].append(mn)
+            res["meds"].append(md)
         o1 += time_ort(sess1, feeds, ko)
         o2 += time_ort(sess2, feeds, ko)
-        log(f"[{name}] round {r + 1}/{rounds}: smelt {md:.3f} ms, ort-1 {statistics.median(o1[-ko:]):.3f} ms, "
-            f"ort-2 {statistics.median(o2[-ko:]):.3f} ms")
-    row.update(smelt_med=statistics.median(s_meds), smelt_min=min(s_mins),
-               ort1_med=statistics.median(o1), ort1_min=min(o1),
+        log(f"[{name}] round {r + 1}/{rounds}: "
+            + ", ".join(f"{c.name} {row['smelt'][c.name]['meds'][-1]:.3f}" for c in live)
+            + f", ort-1 {statistics.median(o1[-ko:]):.3f}, ort-2 {statistics.median(o2[-ko:]):.3f} ms")
+    for cfg in live:
+        res = row["smelt"][cfg.name]
+        res["med"] = statistics.median(res.pop("meds"))
+        res["min"] = min(res.pop("mins"))
+        os.remove(res.pop("exe"))  # gpt2_decode executables are ~472 MiB each
+    row.update(ort1_med=statistics.median(o1), ort1_min=min(o1),
                ort2_med=statistics.median(o2), ort2_min=min(o2))
     return row
 
@@ -239,41 +330,124 @@ def fmt_ms(v: float) -> str:
     return f"{v:.3f}"
 
 
-def table(rows: list[dict]) -> str:
-    lines = [
-        "| model | params | smelt compile s | smelt median ms (min) | ort 1-thread median ms (min) | smelt / ort-1 | ort 2-thread median ms (min) | max abs err |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|",
-    ]
+def fmt_ratio(v: float) -> str:
+    if v >= 10:
+        return f"{v:.0f}×"
+    return f"{v:.2f}×" if v < 1 else f"{v:.1f}×"
+
+
+def opt_pairs(configs: list[Config]) -> list[tuple[Config, Config]]:
+    """(-O0, -O3) pairs of configurations that differ only in the optimizer level."""
+    pairs = []
+    for lo in configs:
+        for hi in configs:
+            if lo.level == 0 and hi.level == 3 and lo.backend == hi.backend and lo.native == hi.native:
+                pairs.append((lo, hi))
+    return pairs
+
+
+def cell(res: dict | None, key: str, fmt) -> str:
+    if res is None:
+        return "not run"
+    if "error" in res:
+        return "failed"
+    return fmt(res[key]) if key in res else "-"
+
+
+def tables(rows: list[dict], configs: list[Config]) -> str:
+    out = []
+    # Latency.
+    hdr = ["model", "params", "ort 1-thread", "ort 2-thread"] + [c.label() for c in configs] + ["smelt 2-thread"]
+    out.append("| " + " | ".join(hdr) + " |")
+    out.append("|---|" + "--:|" * (len(hdr) - 1))
     for r in rows:
-        if "error" in r:
-            comp = f"{r['compile_s']:.2f}" if "compile_s" in r else "-"
-            lines.append(f"| {r['model']} | {r['params']:,} | {comp} | failed: {r['error']} | | | | |")
-            continue
-        ratio = r["smelt_med"] / r["ort1_med"]
-        ratio_s = f"{ratio:.0f}×" if ratio >= 10 else f"{ratio:.1f}×"
-        lines.append(
-            f"| {r['model']} | {r['params']:,} | {r['compile_s']:.2f} "
-            f"| {fmt_ms(r['smelt_med'])} ({fmt_ms(r['smelt_min'])}) "
-            f"| {fmt_ms(r['ort1_med'])} ({fmt_ms(r['ort1_min'])}) "
-            f"| {ratio_s} "
-            f"| {fmt_ms(r['ort2_med'])} ({fmt_ms(r['ort2_min'])}) "
-            f"| {r['max_abs_err']:.2g} |")
-    return "\n".join(lines)
+        cells = [r["model"], f"{r['params']:,}"]
+        if "ort1_med" in r:
+            cells += [f"{fmt_ms(r['ort1_med'])} ({fmt_ms(r['ort1_min'])})",
+                      f"{fmt_ms(r['ort2_med'])} ({fmt_ms(r['ort2_min'])})"]
+        else:
+            cells += [f"failed: {r.get('error', '?')}", ""]
+        for c in configs:
+            res = r.get("smelt", {}).get(c.name)
+            cells.append(cell(res, "med", lambda _, res=res: f"{fmt_ms(res['med'])} ({fmt_ms(res['min'])})"))
+        cells.append("n/a: no threads")
+        out.append("| " + " | ".join(cells) + " |")
+    out.append("")
+    out.append("Median ms (min in parentheses) of one inference. smelt has no threads yet (no `--threads`), "
+               "so there is no 2-thread smelt figure; every smelt column runs on one core.")
+    out.append("")
+
+    # Ratios.
+    pairs = opt_pairs(configs)
+    hdr = ["model"] + [f"{c.label()} / ort-1" for c in configs] + [f"{hi.label()} / {lo.label()}" for lo, hi in pairs]
+    out.append("| " + " | ".join(hdr) + " |")
+    out.append("|---|" + "--:|" * (len(hdr) - 1))
+    for r in rows:
+        cells = [r["model"]]
+        sm = r.get("smelt", {})
+        for c in configs:
+            res = sm.get(c.name)
+            if "ort1_med" in r and res is not None and "med" in res:
+                cells.append(fmt_ratio(res["med"] / r["ort1_med"]))
+            else:
+                cells.append(cell(res, "med", str))
+        for lo, hi in pairs:
+            a, b = sm.get(lo.name), sm.get(hi.name)
+            cells.append(fmt_ratio(b["med"] / a["med"]) if a and b and "med" in a and "med" in b else "-")
+        out.append("| " + " | ".join(cells) + " |")
+    out.append("")
+    out.append("Ratios of medians: smelt / ort-1 above 1 means smelt is that many times slower than "
+               "single-threaded onnxruntime; -O3 / -O0 below 1 means the graph optimizer made it faster.")
+    out.append("")
+
+    # Compile times, graph sizes and errors.
+    hdr = ["model"] + [f"{c.label()}: compile s, nodes, max abs err" for c in configs]
+    out.append("| " + " | ".join(hdr) + " |")
+    out.append("|---|" + "--:|" * (len(hdr) - 1))
+    for r in rows:
+        cells = [r["model"]]
+        for c in configs:
+            res = r.get("smelt", {}).get(c.name)
+            if res is None:
+                cells.append("not run")
+                continue
+            comp = f"{res['compile_s']:.2f}" if "compile_s" in res else "-"
+            if "error" in res:
+                cells.append(f"{comp}, failed: {res['error']}")
+                continue
+            nodes = f"{res['nodes'][0]}→{res['nodes'][1]}" if "nodes" in res else "as imported"
+            wrong = " **WRONG**" if res.get("wrong") else ""
+            cells.append(f"{comp}, {nodes}, {res['max_abs_err']:.2g}{wrong}")
+        out.append("| " + " | ".join(cells) + " |")
+    out.append("")
+    out.append("compile s: wall clock of `smelt compile` (import, optimizer, lowering, code generation, link). "
+               "nodes: graph nodes before → after the optimizer. max abs err: largest absolute difference "
+               "from onnxruntime over all outputs (**WRONG** above "
+               f"{TOLERANCE:g} × max(1, largest |output|); such a configuration is still timed but the run exits 1).")
+    return "\n".join(out)
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", nargs="+", choices=ALL_MODELS, default=DEFAULT_MODELS,
                     help="models to run (default: all but gpt2_decode)")
+    ap.add_argument("--configs", default=DEFAULT_CONFIGS,
+                    help=f"smelt configurations, comma-separated BACKEND-O<N>[-native] (default {DEFAULT_CONFIGS})")
     ap.add_argument("--runs", type=int, default=5, help="interleaved rounds per model (default 5)")
     ap.add_argument("--round-seconds", type=float, default=0.25,
-                    help="minimum smelt time per round; sets K runs per round (default 0.25)")
+                    help="minimum time per runtime per round; sets K runs per round (default 0.25)")
     ap.add_argument("--no-build", action="store_true", help="skip cargo build --release")
     ap.add_argument("--out", default=RESULTS, help="markdown results file (default: target/bench-results.md)")
-    ap.add_argument("--keep", metavar="DIR", help="keep the executables and outputs in DIR")
+    ap.add_argument("--keep", metavar="DIR", help="work in DIR and keep what is left there (outputs of failures)")
     args = ap.parse_args(argv)
     if args.runs < 1:
         ap.error("--runs must be at least 1")
+    if not args.round_seconds > 0:
+        ap.error("--round-seconds must be positive")
+    try:
+        configs = parse_configs(args.configs)
+    except ValueError as e:
+        ap.error(f"--configs: {e}")
 
     import onnxruntime as ort
 
@@ -287,7 +461,7 @@ def main(argv=None) -> int:
     try:
         for name in args.models:
             try:
-                rows.append(bench_model(name, args.runs, args.round_seconds, work))
+                rows.append(bench_model(name, configs, args.runs, args.round_seconds, work))
             except Exception as e:  # keep going: one failing model must not hide the others
                 rows.append({"model": name, "params": param_count(os.path.join(MODELS_DIR, f"{name}.onnx")),
                              "error": str(e).strip().splitlines()[-1]})
@@ -299,21 +473,21 @@ def main(argv=None) -> int:
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                          cwd=REPO_ROOT).stdout.strip() or "?"
-    ks = ", ".join(f"{r['model']} {r['k']} smelt / {r['ko']} ort" for r in rows if "k" in r)
+    ks = "; ".join(
+        f"{r['model']} " + ", ".join(f"{res['k']}" for res in r["smelt"].values() if "k" in res)
+        + f" smelt / {r['ko']} ort" for r in rows if "ko" in r)
     report = "\n".join([
         "# smelt vs onnxruntime",
         "",
-        f"- date: {date}; smelt commit {rev}; target {TARGET} (Cranelift, SSE vector kernels)",
+        f"- date: {date}; smelt commit {rev}; target {TARGET}; configurations "
+        + ", ".join(f"{c.name} (`{' '.join(c.flags())}`)" for c in configs),
         f"- machine: {machine()}",
         f"- onnxruntime {ort.__version__} (CPUExecutionProvider, sequential execution), numpy {np.__version__}, "
         f"Python {platform.python_version()}",
         f"- {args.runs} interleaved rounds per model; timed runs per round: {ks}; "
         f"total {time.perf_counter() - t_all:.0f} s",
         "",
-        table(rows),
-        "",
-        "Times in ms. smelt / ort-1 is the ratio of medians (above 1: smelt is slower). "
-        "max abs err is smelt's largest absolute difference from onnxruntime over all outputs.",
+        tables(rows, configs),
         "",
     ])
     print(report)
@@ -321,7 +495,9 @@ def main(argv=None) -> int:
     with open(args.out, "w") as f:
         f.write(report)
     log(f"wrote {args.out}")
-    return 1 if any("error" in r for r in rows) else 0
+    failed = any("error" in r or any("error" in res or res.get("wrong") for res in r.get("smelt", {}).values())
+                 for r in rows)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
