@@ -4,13 +4,21 @@
 //! For one e-node (one kernel):
 //!
 //! ```text
-//! latency = overhead + max(macs / mac_rate, bytes_moved / bandwidth)   [ns]
+//! latency = overhead + max(macs / mac_rate(op), bytes_moved / bandwidth) [ns]
 //! memory  = bytes of a constant (weights end up in the binary)          [B]
 //! cost    = latency + memory * NS_PER_BYTE
 //! ```
 //!
 //! - `macs` is the op table's work count (`OpDef::macs`): multiply-accumulates
 //!   for matrix ops and convolutions, elementary operations otherwise.
+//! - `mac_rate(op)` depends on the kernel the backends generate for the op:
+//!   f32 `MatMul`, `Gemm` and `Conv` run on the packed, register-blocked GEMM
+//!   micro-kernel (`backends/src/schedule/gemm.rs`) at `gemm_macs_per_ns`;
+//!   every other op is a plain loop nest (at best vectorized innermost) at
+//!   `loop_macs_per_ns`. This is what keeps the fused `Attention` op from
+//!   beating two GEMM-backed `MatMul`s it would replace: its loop nest
+//!   computes the scores at the loop rate (measured on the encoder: -O0
+//!   with the `MatMul`s 75 ms, the fused op 92 ms).
 //! - `bytes_moved` is every operand's and every result's size: a kernel reads
 //!   its inputs and writes its outputs once at least; that is what an
 //!   elementwise chain pays per op and what fusion saves.
@@ -27,8 +35,11 @@
 //! still driven by the class's own cost.
 //!
 //! The per-target numbers are rough single-core figures for the code the
-//! backends generate today (scalar loops), not peak hardware numbers; they
-//! only have to rank alternatives, never to predict wall time.
+//! backends generate today (LLVM, 128-bit vectors, no threads), not peak
+//! hardware numbers: x86_64's come from BENCHMARKS.md (the GEMM-backed CNN
+//! layers reach 10–13 MAC/ns, loop nests 1–2); the others are scaled by
+//! each core's vector width and clock. They only have to rank alternatives,
+//! never to predict wall time.
 
 use egg::{CostFunction, Id, Language};
 use smelt_ir::OpDef;
@@ -42,8 +53,11 @@ use super::lang::ENode;
 pub struct TargetCost {
     /// Target name as the CLI spells it.
     pub name: &'static str,
-    /// Multiply-accumulates per nanosecond.
-    pub macs_per_ns: f64,
+    /// Multiply-accumulates per nanosecond of the GEMM micro-kernel.
+    pub gemm_macs_per_ns: f64,
+    /// Multiply-accumulates (or elementary operations) per nanosecond of a
+    /// plain loop nest.
+    pub loop_macs_per_ns: f64,
     /// Bytes read or written per nanosecond.
     pub bytes_per_ns: f64,
     /// Fixed cost of one kernel, in nanoseconds.
@@ -58,25 +72,29 @@ pub const NS_PER_BYTE: f64 = 1e-4;
 pub const TARGETS: [TargetCost; 4] = [
     TargetCost {
         name: "x86_64",
-        macs_per_ns: 2.0,
+        gemm_macs_per_ns: 10.0,
+        loop_macs_per_ns: 2.0,
         bytes_per_ns: 10.0,
         kernel_overhead_ns: 200.0,
     },
     TargetCost {
         name: "aarch64",
-        macs_per_ns: 1.0,
+        gemm_macs_per_ns: 4.0,
+        loop_macs_per_ns: 1.0,
         bytes_per_ns: 6.0,
         kernel_overhead_ns: 300.0,
     },
     TargetCost {
         name: "armv7",
-        macs_per_ns: 0.25,
+        gemm_macs_per_ns: 1.0,
+        loop_macs_per_ns: 0.25,
         bytes_per_ns: 1.5,
         kernel_overhead_ns: 800.0,
     },
     TargetCost {
         name: "cortex-m4",
-        macs_per_ns: 0.03,
+        gemm_macs_per_ns: 0.1,
+        loop_macs_per_ns: 0.03,
         bytes_per_ns: 0.2,
         kernel_overhead_ns: 2000.0,
     },
@@ -120,9 +138,16 @@ pub fn node_cost(eg: &EG, target: &TargetCost, enode: &ENode) -> f64 {
                 args.iter().map(|&a| eg[a].data.ty.as_ref()).collect();
             let outs: Vec<TensorType> = op_outputs(eg, enode);
             let macs = o.op.macs(&ins, &outs) as f64;
+            let on_gemm = matches!(o.op.name(), "MatMul" | "Gemm" | "Conv")
+                && outs.iter().all(|t| t.dtype == smelt_ir::DType::F32);
+            let rate = if on_gemm {
+                target.gemm_macs_per_ns
+            } else {
+                target.loop_macs_per_ns
+            };
             let moved: f64 = ins.iter().flatten().map(|t| bytes(t)).sum::<f64>()
                 + outs.iter().map(bytes).sum::<f64>();
-            target.kernel_overhead_ns + (macs / target.macs_per_ns).max(moved / target.bytes_per_ns)
+            target.kernel_overhead_ns + (macs / rate).max(moved / target.bytes_per_ns)
         }
     }
 }

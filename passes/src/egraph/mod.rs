@@ -390,9 +390,20 @@ mod tests {
             assert_eq!(TargetCost::for_target(t).unwrap().name, want);
         }
         assert!(TargetCost::for_target("riscv64").is_none());
-        // Slower targets make the same kernel costlier.
-        let names: Vec<f64> = cost::TARGETS.iter().map(|t| t.macs_per_ns).collect();
-        assert!(names.windows(2).all(|w| w[0] > w[1]));
+        // Slower targets make the same kernel costlier, and on every target
+        // the GEMM micro-kernel outruns a plain loop nest.
+        for rate in [
+            |t: &TargetCost| t.gemm_macs_per_ns,
+            |t: &TargetCost| t.loop_macs_per_ns,
+        ] {
+            let r: Vec<f64> = cost::TARGETS.iter().map(rate).collect();
+            assert!(r.windows(2).all(|w| w[0] > w[1]));
+        }
+        assert!(
+            cost::TARGETS
+                .iter()
+                .all(|t| t.gemm_macs_per_ns > t.loop_macs_per_ns)
+        );
     }
 
     #[test]
