@@ -162,6 +162,64 @@ fn check_app(dir: &Path, cc: &str, flags: &[&str], lib: &[&str], runner: &[&str]
     eprintln!("mlp staticlib, {what}: max abs err vs onnxruntime {worst:.2e}");
 }
 
+/// Links the MLP library in `dir` into the C test app every way a C
+/// program would: static and dynamic C library, with the archive pulled in
+/// as needed and whole, and with the app's own `memcpy` & co. (the archive's
+/// weak libcalls must give way). `emu` runs a foreign binary; dynamic
+/// binaries need `sysroot` for their loader (`None`: native, or no dynamic
+/// runs when the sysroot is missing).
+fn link_every_way(dir: &Path, cc: &str, emu: &[&str], sysroot: Option<&str>, what: &str) {
+    let mut dynamic: Vec<&str> = emu.to_vec();
+    let has_dynamic = match sysroot {
+        Some(root) if Path::new(root).join("lib").exists() => {
+            dynamic.extend(["-L", root]);
+            true
+        }
+        Some(_) => false,
+        None => true,
+    };
+    let own = own_libcalls();
+    for lib in [NEEDED, WHOLE] {
+        let whole = if lib == WHOLE { " whole-archive" } else { "" };
+        check_app(
+            dir,
+            cc,
+            &["-static"],
+            lib,
+            emu,
+            &format!("{what} -static{whole}"),
+        );
+        if has_dynamic {
+            check_app(
+                dir,
+                cc,
+                &[],
+                lib,
+                &dynamic,
+                &format!("{what} dynamic{whole}"),
+            );
+        }
+    }
+    check_app(
+        dir,
+        cc,
+        &["-static", &own],
+        WHOLE,
+        emu,
+        &format!("{what} -static own memcpy"),
+    );
+    if has_dynamic {
+        check_app(
+            dir,
+            cc,
+            &[&own],
+            WHOLE,
+            &dynamic,
+            &format!("{what} dynamic own memcpy"),
+        );
+    }
+}
+
 #[test]
 fn x86_64_staticlib_links_with_gcc_static_and_dynamic() {
     if !have("gcc", "the x86_64 staticlib test") {
@@ -169,41 +227,7 @@ fn x86_64_staticlib_links_with_gcc_static_and_dynamic() {
     }
     let dir = scratch("x86_64");
     compile_mlp("x86_64-unknown-linux-gnu", &dir, "staticlib", "libmlp.a");
-    check_app(&dir, "gcc", &["-static"], NEEDED, &[], "x86_64 gcc -static");
-    check_app(&dir, "gcc", &[], NEEDED, &[], "x86_64 gcc dynamic");
-    check_app(
-        &dir,
-        "gcc",
-        &["-static"],
-        WHOLE,
-        &[],
-        "x86_64 gcc -static whole-archive",
-    );
-    check_app(
-        &dir,
-        "gcc",
-        &[],
-        WHOLE,
-        &[],
-        "x86_64 gcc dynamic whole-archive",
-    );
-    let own = own_libcalls();
-    check_app(
-        &dir,
-        "gcc",
-        &["-static", &own],
-        WHOLE,
-        &[],
-        "x86_64 gcc -static own memcpy",
-    );
-    check_app(
-        &dir,
-        "gcc",
-        &[&own],
-        WHOLE,
-        &[],
-        "x86_64 gcc dynamic own memcpy",
-    );
+    link_every_way(&dir, "gcc", &[], None, "x86_64 gcc");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -217,36 +241,13 @@ fn aarch64_staticlib_links_with_cross_gcc_under_qemu() {
     }
     let dir = scratch("aarch64");
     compile_mlp("aarch64-unknown-linux-gnu", &dir, "staticlib", "libmlp.a");
-    let own = own_libcalls();
-    check_app(
+    link_every_way(
         &dir,
         cc,
-        &["-static", &own],
-        WHOLE,
         &["qemu-aarch64"],
-        "aarch64 gcc -static own memcpy",
+        Some("/usr/aarch64-linux-gnu"),
+        "aarch64 gcc",
     );
-    for lib in [NEEDED, WHOLE] {
-        let whole = if lib == WHOLE { " whole-archive" } else { "" };
-        check_app(
-            &dir,
-            cc,
-            &["-static"],
-            lib,
-            &["qemu-aarch64"],
-            &format!("aarch64 gcc -static{whole}"),
-        );
-        if Path::new("/usr/aarch64-linux-gnu/lib").exists() {
-            check_app(
-                &dir,
-                cc,
-                &[],
-                lib,
-                &["qemu-aarch64", "-L", "/usr/aarch64-linux-gnu"],
-                &format!("aarch64 gcc dynamic{whole}"),
-            );
-        }
-    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -385,34 +386,13 @@ fn llvm_armv7_staticlib_links_with_cross_gcc_under_qemu() {
         "staticlib",
         "libmlp.a",
     );
-    let own = own_libcalls();
-    check_app(
+    link_every_way(
         &dir,
         cc,
-        &["-static", &own],
-        WHOLE,
         &["qemu-arm"],
-        "llvm armv7 gcc -static own memcpy",
+        Some("/usr/arm-linux-gnueabihf"),
+        "llvm armv7 gcc",
     );
-    for lib in [NEEDED, WHOLE] {
-        let whole = if lib == WHOLE { " whole-archive" } else { "" };
-        check_app(
-            &dir,
-            cc,
-            &["-static"],
-            lib,
-            &["qemu-arm"],
-            &format!("llvm armv7 gcc -static{whole}"),
-        );
-        check_app(
-            &dir,
-            cc,
-            &[],
-            lib,
-            &["qemu-arm", "-L", "/usr/arm-linux-gnueabihf"],
-            &format!("llvm armv7 gcc dynamic{whole}"),
-        );
-    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -250,6 +250,17 @@ fn model_arena(l: &Lowered) -> (u64, u64) {
     )
 }
 
+/// The heap a firmware image needs for one run of the model: its inputs,
+/// outputs and arena, as the bare-metal runtime allocates them.
+pub fn firmware_heap(l: &Lowered) -> u64 {
+    let (arena_bytes, arena_align) = model_arena(l);
+    smelt_runtime::firmware::heap_need(
+        l.inputs.iter().chain(&l.outputs).map(|io| io.bytes),
+        arena_bytes,
+        arena_align,
+    )
+}
+
 /// The header of the model whose symbols are prefixed `name`.
 fn model_header(l: &Lowered, target: Target, name: &str) -> String {
     let (arena_bytes, arena_align) = model_arena(l);
@@ -441,16 +452,7 @@ pub fn build_with_memory(
             write(&rt_o, smelt_runtime::runtime_object(target))?;
             let (ld, pre) = find_linker(linker)?;
             if target.is_bare_metal() {
-                let (arena_bytes, arena_align) = model_arena(&lowered);
-                let heap = smelt_runtime::firmware::heap_need(
-                    lowered
-                        .inputs
-                        .iter()
-                        .chain(&lowered.outputs)
-                        .map(|io| io.bytes),
-                    arena_bytes,
-                    arena_align,
-                );
+                let heap = firmware_heap(&lowered);
                 let usage = firmware::link(&ld, &pre, &[&model_o, &rt_o], out, &dir, memory, heap);
                 let _ = std::fs::remove_dir_all(&dir);
                 report.firmware = Some(usage?);

@@ -199,16 +199,7 @@ fn firmware_estimate(m: &ArgMatches, target: &str, graph: &Graph) -> CliResult<(
     }
     let map = memory_map(m)?;
     let lowered = smelt_backends::lower::lower(graph).map_err(|e| CliError(e.to_string()))?;
-    let arena = lowered.plan.arena_bytes.max(smelt_backends::plan::ALIGN);
-    let heap = smelt_runtime::firmware::heap_need(
-        lowered
-            .inputs
-            .iter()
-            .chain(&lowered.outputs)
-            .map(|io| io.bytes),
-        arena,
-        smelt_backends::plan::ALIGN,
-    );
+    let heap = smelt_backends::artifact::firmware_heap(&lowered);
     let usage = smelt_backends::artifact::firmware::estimate(
         &map,
         graph.const_bytes() as u64,
