@@ -191,6 +191,9 @@ impl<'a> Eval<'a> {
                             UnOp::Neg => -v,
                             UnOp::Abs => v.abs(),
                             UnOp::Sqrt => v.sqrt(),
+                            UnOp::Floor => v.floor(),
+                            UnOp::Ceil => v.ceil(),
+                            UnOp::Nearest => v.round_ties_even(),
                             other => panic!("{other:?} in the schedule evaluator"),
                         })
                         .collect(),
