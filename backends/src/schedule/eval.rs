@@ -194,6 +194,10 @@ impl<'a> Eval<'a> {
                             UnOp::Floor => v.floor(),
                             UnOp::Ceil => v.ceil(),
                             UnOp::Nearest => v.round_ties_even(),
+                            // Math functions unexpanded (the code generators
+                            // expand them into polynomials, tested apart).
+                            UnOp::Exp => v.exp(),
+                            UnOp::Tanh => v.tanh(),
                             other => panic!("{other:?} in the schedule evaluator"),
                         })
                         .collect(),
