@@ -571,7 +571,13 @@ fn attention(eg: &mut EG, id: Id, s: &Subst) -> Option<Id> {
 /// fused op (it looks cheaper than the product plus the activation) while
 /// the other user keeps the plain product: the product would run twice.
 /// The check is conservative: e-nodes added by other rules that extraction
-/// will not pick also count as users, which only forgoes a fusion.
+/// will not pick also count as users, which only forgoes a fusion. It is
+/// made when the rule fires: a user that a later rewrite gives `y` is not
+/// seen (transpose sinking turns `Transpose(Relu(y))` into
+/// `Relu(Transpose(y))`). Extraction then still prefers the form through the
+/// fused class, which its tree cost counts as cheaper than the product plus
+/// the activation, but that is a preference, not a guarantee; a DAG-aware
+/// extraction (see `docs/optimizer.md`) would make it one.
 fn sole_user(eg: &EG, y: Id, id: Id) -> bool {
     let (y, id) = (eg.find(y), eg.find(id));
     !is_root(eg, y) && eg[y].parents().all(|p| leads_only_to(eg, p, id, USE_DEPTH))
