@@ -16,7 +16,7 @@ use std::path::Path;
 use smelt_ir::attrs::{AttrValue, Attrs};
 use smelt_ir::interp::Interpreter;
 use smelt_ir::ops::ParseCtx;
-use smelt_ir::{DType, Graph, Op, Tensor, TensorType, ValueId};
+use smelt_ir::{DType, Graph, Op, OpDef, Tensor, TensorType, ValueId};
 use smelt_passes::egraph::cost::TARGETS;
 use smelt_passes::egraph::{Options, Pipeline, optimize};
 
@@ -405,6 +405,38 @@ fn cases() -> Vec<(&'static str, Case)> {
             let h = b.op("Mul", &[x, half]);
             b.op("Mul", &[h, t1])
         }),
+        ("relu-epilogue", |b| {
+            let y = product(b);
+            b.op("Relu", &[y])
+        }),
+        ("clip-epilogue", |b| {
+            let y = product(b);
+            let lo = b.splat(-0.5);
+            let hi = b.splat(0.75);
+            b.op("Clip", &[y, lo, hi])
+        }),
+        ("sigmoid-epilogue", |b| {
+            let y = product(b);
+            b.op("Sigmoid", &[y])
+        }),
+        ("tanh-epilogue", |b| {
+            let y = product(b);
+            b.op("Tanh", &[y])
+        }),
+        ("hardswish-epilogue", |b| {
+            let y = product(b);
+            b.op("HardSwish", &[y])
+        }),
+        ("gelu-epilogue", |b| {
+            let y = product(b);
+            let approx = if b.rng.below(2) == 0 { "none" } else { "tanh" };
+            let attrs = vec![("approximate".to_string(), AttrValue::String(approx.into()))];
+            b.op_attrs("Gelu", attrs, &[y])
+        }),
+        ("swish-epilogue", |b| {
+            let y = product(b);
+            b.op_attrs("Swish", vec![a_f("alpha", 1.5)], &[y])
+        }),
         ("silu", |b| {
             let s = b.rng.shape(3);
             let x = b.input(s);
@@ -562,6 +594,67 @@ fn bn_conv(b: &mut B, bias: bool) -> ValueId {
         b.op_attrs("Conv", attrs, &[x, wt])
     };
     bn(b, y, co)
+}
+
+/// A random Conv (with or without bias), Gemm (transposed B, bias, alpha)
+/// or batched MatMul: the producers activations fuse into.
+fn product(b: &mut B) -> ValueId {
+    match b.rng.below(3) {
+        0 => {
+            let (n, ci, co) = (b.rng.range(1, 2), b.rng.range(1, 4), b.rng.range(1, 6));
+            let (h, w) = (b.rng.range(3, 6), b.rng.range(3, 6));
+            let x = b.input(vec![n, ci, h, w]);
+            let wt = b.rand_const(vec![co, ci, 3, 3], -1.0, 1.0);
+            let attrs = vec![a_ints("pads", &[1, 1, 1, 1])];
+            if b.rng.below(2) == 0 {
+                let c = b.rand_const(vec![co], -1.0, 1.0);
+                b.op_attrs("Conv", attrs, &[x, wt, c])
+            } else {
+                b.op_attrs("Conv", attrs, &[x, wt])
+            }
+        }
+        1 => {
+            let (m, k, n) = (b.rng.range(1, 6), b.rng.range(1, 6), b.rng.range(1, 9));
+            let x = b.input(vec![m, k]);
+            let w = b.rand_const(vec![n, k], -1.0, 1.0);
+            let c = b.rand_const(vec![n], -1.0, 1.0);
+            b.op_attrs(
+                "Gemm",
+                vec![a_int("transB", 1), a_f("alpha", 0.9)],
+                &[x, w, c],
+            )
+        }
+        _ => {
+            let (m, k, n) = (b.rng.range(1, 6), b.rng.range(1, 6), b.rng.range(1, 9));
+            let x = b.input(vec![2, m, k]);
+            let w = b.rand_const(vec![k, n], -1.0, 1.0);
+            b.op("MatMul", &[x, w])
+        }
+    }
+}
+
+/// A product whose result is used by something besides its activation
+/// keeps its plain form (fusing would compute it twice: extraction's tree
+/// cost does not see the sharing).
+#[test]
+fn shared_products_are_not_fused() {
+    for seed in 0..6 {
+        let mut b = B::new(seed);
+        let y = product(&mut b);
+        let r = b.op("Relu", &[y]);
+        let z = b.op("Neg", &[y]);
+        b.g.outputs = vec![r, z];
+        let (opt, report) = optimize(&b.g, &rule_options("relu-epilogue")).unwrap();
+        assert_eq!(report.applied.get("relu-epilogue").copied().unwrap_or(0), 0);
+        assert!(opt.nodes.iter().all(|n| !n.op.name().starts_with("Fused")));
+        // A product that is itself a graph output is not fused either.
+        let mut b = B::new(seed);
+        let y = product(&mut b);
+        let r = b.op("Relu", &[y]);
+        b.g.outputs = vec![r, y];
+        let (opt, _) = optimize(&b.g, &rule_options("relu-epilogue")).unwrap();
+        assert!(opt.nodes.iter().all(|n| !n.op.name().starts_with("Fused")));
+    }
 }
 
 fn random_inputs(g: &Graph, rng: &mut Rng) -> Vec<Tensor> {
@@ -796,7 +889,14 @@ fn golden_fusion() {
         let e = b.op("Erf", &[d]);
         let e1 = b.op("Add", &[e, one]);
         let gm = b.op("Mul", &[a, e1]);
-        vec![b.op("Mul", &[gm, half])]
+        let gelu = b.op("Mul", &[gm, half]);
+        // Relu6 after a Gemm: a Clip epilogue.
+        let w3 = b.rand_const(vec![3, 4], -1.0, 1.0);
+        let c3 = b.rand_const(vec![3], -1.0, 1.0);
+        let p = b.op_attrs("Gemm", vec![a_int("transB", 1)], &[gelu, w3, c3]);
+        let lo = b.splat(0.0);
+        let hi = b.splat(6.0);
+        vec![b.op("Clip", &[p, lo, hi])]
     });
 }
 

@@ -14,7 +14,9 @@
 //! crop) mirrors the resolution in `smelt_ir::ops::conv`, which is private
 //! there; the output shapes the IR inferred are taken as given.
 
+use smelt_ir::ops::OpDef;
 use smelt_ir::ops::conv::{AutoPad, ConvOp, PoolFn, Window};
+use smelt_ir::ops::elementwise::Epilogue;
 
 use super::{NodeResult, Operand, flat_index};
 use crate::kernel::build::{add, bin, cast, cmp, f, i, mul, select, sub, un, var};
@@ -300,6 +302,19 @@ pub fn lower(
     outs: &[Operand],
     p: &mut Program,
 ) -> NodeResult {
+    lower_with(op, None, ins, outs, p).map(|(stmts, _)| stmts)
+}
+
+/// [`lower`] with an activation epilogue for `Conv`: the statements and
+/// whether they apply `act` already (the GEMM path applies it in its store);
+/// when they do not, the caller appends the activation.
+pub fn lower_with(
+    op: &ConvOp,
+    act: Option<Epilogue>,
+    ins: &[Option<Operand>],
+    outs: &[Operand],
+    p: &mut Program,
+) -> Result<(Vec<Stmt>, bool), String> {
     match op {
         ConvOp::Conv { window, group } => {
             let (x, w) = (operand(ins, 0, "X")?, operand(ins, 1, "W")?);
@@ -309,14 +324,28 @@ pub fn lower(
                 return Err(format!("Conv on {:?} has no native kernel", x.ty));
             }
             let g = resolve(window, &x.shape[2..], &w.shape[2..], &y.shape[2..])?;
-            if let Some(stmts) = fast_conv(p, &g, *group, &x, &w, b.as_ref(), y) {
-                return Ok(stmts);
+            if let Some(stmts) = fast_conv(p, &g, *group, &x, &w, b.as_ref(), y, act) {
+                return Ok((stmts, true));
             }
             if let Some(stmts) = depthwise(p, &g, *group, &x, &w, b.as_ref(), y) {
-                return Ok(stmts);
+                return Ok((stmts, false));
             }
-            Ok(conv(p, &g, *group, &x, &w, b.as_ref(), y))
+            Ok((conv(p, &g, *group, &x, &w, b.as_ref(), y), false))
         }
+        _ if act.is_some() => Err(format!("no activation epilogue for {}", op.name())),
+        _ => lower_other(op, ins, outs, p).map(|s| (s, false)),
+    }
+}
+
+fn lower_other(
+    op: &ConvOp,
+    ins: &[Option<Operand>],
+    outs: &[Operand],
+    p: &mut Program,
+) -> NodeResult {
+    match op {
+        // Handled by `lower_with`, which sends only the other ops here.
+        ConvOp::Conv { .. } => lower_with(op, None, ins, outs, p).map(|(s, _)| s),
         ConvOp::ConvTranspose {
             window,
             group,
@@ -451,6 +480,7 @@ fn zero_fill(
 /// otherwise it is built in the scratch area (im2col: a row per tap and
 /// channel, zeros where the tap falls in the padding, rows copied with
 /// `memcpy` at stride 1). A constant W is packed for the micro-kernel.
+#[allow(clippy::too_many_arguments)]
 fn fast_conv(
     p: &mut Program,
     g: &Geom,
@@ -459,10 +489,14 @@ fn fast_conv(
     w: &Operand,
     b: Option<&Operand>,
     y: &Operand,
+    act: Option<Epilogue>,
 ) -> Option<Vec<Stmt>> {
     use crate::kernel::Buf;
     use crate::schedule::gemm;
     if group != 1 || x.ty != Scalar::F32 || w.ty != Scalar::F32 || y.ty != Scalar::F32 {
+        return None;
+    }
+    if act.is_some_and(|a| !a.is_supported()) {
         return None;
     }
     if x.shape.len() != 4 || b.is_some_and(|b| b.ty != Scalar::F32) {
@@ -583,6 +617,7 @@ fn fast_conv(
         b: b_panels,
         c: (y.buf, mul(var(nv), i((m * pp) as i64)), pp as i64),
         init,
+        act,
     };
     body.extend(gemm::gemm(p, &spec));
     Some(vec![Stmt::For {

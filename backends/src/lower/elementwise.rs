@@ -8,7 +8,7 @@
 //! which native code cannot do per element; native `Div` and `Mod` by zero
 //! give 0 and never trap (neither does `INT_MIN / -1`, which wraps).
 
-use smelt_ir::ops::elementwise::{BinaryFn, Elementwise, UnaryFn, VariadicFn};
+use smelt_ir::ops::elementwise::{BinaryFn, Elementwise, Epilogue, UnaryFn, VariadicFn};
 
 use super::{NodeResult, Operand, broadcast_index, loop_nest};
 use crate::kernel::build::{bin, cast, cmp, f, i, mul, select, un, var};
@@ -530,6 +530,60 @@ fn binary(
 }
 
 /// Lowers one element-wise node.
+/// `Clip`'s formula: `v` (a variable or constant) bounded by `lo` and `hi`;
+/// NaN stays NaN.
+fn clip(
+    mut v: Expr,
+    lo: Option<Expr>,
+    hi: Option<Expr>,
+    p: &mut Program,
+    pre: &mut Vec<Stmt>,
+) -> Expr {
+    if let Some(lo) = lo {
+        v = mathexp::bind(p, select(cmp(CmpOp::Lt, v.clone(), lo.clone()), lo, v), pre);
+    }
+    if let Some(hi) = hi {
+        v = select(cmp(CmpOp::Gt, v.clone(), hi.clone()), hi, v);
+    }
+    v
+}
+
+/// The scalar formula of an activation epilogue applied to `x` (a variable
+/// or constant of float type `ty`): the same formula as the separate op.
+pub fn epilogue_expr(
+    act: Epilogue,
+    x: Expr,
+    ty: Scalar,
+    p: &mut Program,
+    pre: &mut Vec<Stmt>,
+) -> Result<Expr, String> {
+    if !ty.is_float() {
+        return Err(format!("activation {} on {ty:?}", act.text()));
+    }
+    match act {
+        Epilogue::Unary(u) => unary_float(u, x, ty, p, pre),
+        Epilogue::Clip { min, max } => Ok(clip(
+            x,
+            Some(f(min as f64, ty)),
+            Some(f(max as f64, ty)),
+            p,
+            pre,
+        )),
+    }
+}
+
+/// An activation applied in place to `out` (the result of a product or a
+/// convolution lowered without an epilogue): the element-wise op's own
+/// lowering, reading and writing the same element.
+pub fn epilogue_pass(act: Epilogue, out: &Operand, p: &mut Program) -> NodeResult {
+    lower(
+        &act.as_op(),
+        &[Some(out.clone())],
+        std::slice::from_ref(out),
+        p,
+    )
+}
+
 pub fn lower(
     e: &Elementwise,
     ins: &[Option<Operand>],
@@ -588,7 +642,7 @@ pub fn lower(
                 }
                 Elementwise::Clip { min, max } => {
                     let x = &args[0];
-                    let mut v = ld(x, p, &mut pre);
+                    let v = ld(x, p, &mut pre);
                     let lo = match arg(1) {
                         Some(o) => Some(ld(&o, p, &mut pre)),
                         None => min.map(|m| f(m as f64, x.ty)),
@@ -597,17 +651,7 @@ pub fn lower(
                         Some(o) => Some(ld(&o, p, &mut pre)),
                         None => max.map(|m| f(m as f64, x.ty)),
                     };
-                    if let Some(lo) = lo {
-                        v = mathexp::bind(
-                            p,
-                            select(cmp(CmpOp::Lt, v.clone(), lo.clone()), lo, v),
-                            &mut pre,
-                        );
-                    }
-                    if let Some(hi) = hi {
-                        v = select(cmp(CmpOp::Gt, v.clone(), hi.clone()), hi, v);
-                    }
-                    v
+                    clip(v, lo, hi, p, &mut pre)
                 }
                 Elementwise::PRelu => {
                     let (x, s) = (&args[0], &args[1]);

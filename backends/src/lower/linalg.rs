@@ -6,6 +6,7 @@
 //! attributes, `Einsum`, `Attention`) uses the general schedule: loop nests
 //! with a scalar accumulator.
 
+use smelt_ir::ops::elementwise::Epilogue;
 use smelt_ir::ops::linalg::{AttentionAttrs, EinsumEq, Linalg, Sub};
 
 use super::{NodeResult, Operand, flat_index, loop_nest};
@@ -76,6 +77,35 @@ fn matmul_loops(
 
 /// Lowers one node of the linalg family.
 pub fn lower(l: &Linalg, ins: &[Option<Operand>], outs: &[Operand], p: &mut Program) -> NodeResult {
+    lower_with(l, None, ins, outs, p).map(|(stmts, _)| stmts)
+}
+
+/// [`lower`] with an activation epilogue for `MatMul` and `Gemm`: the
+/// statements and whether they apply `act` already (the GEMM path applies
+/// it in its store); when they do not, the caller appends the activation.
+pub fn lower_with(
+    l: &Linalg,
+    act: Option<Epilogue>,
+    ins: &[Option<Operand>],
+    outs: &[Operand],
+    p: &mut Program,
+) -> Result<(Vec<Stmt>, bool), String> {
+    if act.is_some() && !matches!(l, Linalg::MatMul | Linalg::Gemm(_)) {
+        return Err("no activation epilogue for this op".into());
+    }
+    // The fast paths take the epilogue when they apply it.
+    let mut pending = act;
+    let stmts = lower_inner(l, &mut pending, ins, outs, p)?;
+    Ok((stmts, act.is_some() && pending.is_none()))
+}
+
+fn lower_inner(
+    l: &Linalg,
+    act: &mut Option<Epilogue>,
+    ins: &[Option<Operand>],
+    outs: &[Operand],
+    p: &mut Program,
+) -> NodeResult {
     let out = &outs[0];
     match l {
         Linalg::MatMul => {
@@ -105,7 +135,8 @@ pub fn lower(l: &Linalg, ins: &[Option<Operand>], outs: &[Operand], p: &mut Prog
                 b_k: n,
                 b_n: 1,
             };
-            if let Some(stmts) = fast_matmul(p, &a, &b, out, &batch, m, n, k) {
+            if let Some(stmts) = fast_matmul(p, &a, &b, out, &batch, (m, n, k), *act) {
+                *act = None;
                 return Ok(stmts);
             }
             let (a_c, b_c) = (a.clone(), b.clone());
@@ -159,7 +190,8 @@ pub fn lower(l: &Linalg, ins: &[Option<Operand>], outs: &[Operand], p: &mut Prog
             let (alpha, beta) = (g.alpha as f64, g.beta as f64);
             // beta = 0 ignores C entirely (even its NaNs), like the interpreter.
             let c = c.filter(|_| beta != 0.0);
-            if let Some(stmts) = fast_gemm(p, g, &a, &b, c.as_ref(), out, beta, alpha) {
+            if let Some(stmts) = fast_gemm(p, g, &a, &b, c.as_ref(), out, (beta, alpha), *act) {
+                *act = None;
                 return Ok(stmts);
             }
             let ty = out.ty;
@@ -224,11 +256,13 @@ fn fast_matmul(
     b: &Operand,
     out: &Operand,
     batch: &[usize],
-    m: usize,
-    n: usize,
-    k: usize,
+    (m, n, k): (usize, usize, usize),
+    act: Option<Epilogue>,
 ) -> Option<Vec<Stmt>> {
     if a.ty != Scalar::F32 || b.ty != Scalar::F32 || out.ty != Scalar::F32 {
+        return None;
+    }
+    if act.is_some_and(|a| !a.is_supported()) {
         return None;
     }
     if a.shape.len() - 2 > batch.len() || b.shape.len() - 2 > batch.len() {
@@ -267,6 +301,7 @@ fn fast_matmul(
                 n as i64,
             ),
             init: gemm::Init::Zero,
+            act,
         };
         gemm::gemm(p, &g)
     }))
@@ -282,10 +317,13 @@ fn fast_gemm(
     b: &Operand,
     c: Option<&Operand>,
     out: &Operand,
-    beta: f64,
-    alpha: f64,
+    (beta, alpha): (f64, f64),
+    act: Option<Epilogue>,
 ) -> Option<Vec<Stmt>> {
     if a.ty != Scalar::F32 || b.ty != Scalar::F32 || out.ty != Scalar::F32 || alpha != 1.0 {
+        return None;
+    }
+    if act.is_some_and(|a| !a.is_supported()) {
         return None;
     }
     let (m, n) = (out.shape[0], out.shape[1]);
@@ -334,6 +372,7 @@ fn fast_gemm(
         b: b_panels,
         c: (out.buf, i(0), n as i64),
         init,
+        act,
     };
     Some(gemm::gemm(p, &spec))
 }

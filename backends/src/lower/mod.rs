@@ -8,7 +8,7 @@
 //! op without a native kernel yet is reported by name, all at once.
 
 mod conv;
-mod elementwise;
+pub(crate) mod elementwise;
 mod linalg;
 mod norm;
 mod reduce;
@@ -18,6 +18,7 @@ use std::collections::HashMap;
 use std::fmt;
 
 use smelt_ir::ops::Op;
+use smelt_ir::ops::fused::Fused;
 use smelt_ir::{DType, Graph, OpDef, ValueDef, ValueId};
 
 use crate::kernel::build::{add, i, mul, var};
@@ -237,7 +238,25 @@ fn lower_node(
         Op::Conv(c) => conv::lower(c, ins, &outs, p),
         Op::Reduce(r) => reduce::lower(r, ins, &outs, p),
         Op::Quant(_) => Err("no native kernel for this op yet".into()),
+        Op::Fused(f) => fused(f, ins, &outs, p),
     }
+}
+
+/// A fused op: the base op's lowering with the activation in the GEMM
+/// micro-kernel's store when the base takes that path, else followed by the
+/// activation as a pass over the result in place. Either way the activation
+/// is applied exactly once.
+fn fused(f: &Fused, ins: &[Option<Operand>], outs: &[Operand], p: &mut Program) -> NodeResult {
+    let act = f.act();
+    let (mut stmts, applied) = match f.base() {
+        Op::Conv(c) => conv::lower_with(c, Some(act), ins, outs, p)?,
+        Op::Linalg(l) => linalg::lower_with(l, Some(act), ins, outs, p)?,
+        other => return Err(format!("no fused kernel for a {} base", other.name())),
+    };
+    if !applied {
+        stmts.extend(elementwise::epilogue_pass(act, &outs[0], p)?);
+    }
+    Ok(stmts)
 }
 
 /// Builds a loop nest over `shape`; `body` gets the index expression of each

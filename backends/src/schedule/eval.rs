@@ -191,6 +191,13 @@ impl<'a> Eval<'a> {
                             UnOp::Neg => -v,
                             UnOp::Abs => v.abs(),
                             UnOp::Sqrt => v.sqrt(),
+                            UnOp::Floor => v.floor(),
+                            UnOp::Ceil => v.ceil(),
+                            UnOp::Nearest => v.round_ties_even(),
+                            // Math functions unexpanded (the code generators
+                            // expand them into polynomials, tested apart).
+                            UnOp::Exp => v.exp(),
+                            UnOp::Tanh => v.tanh(),
                             other => panic!("{other:?} in the schedule evaluator"),
                         })
                         .collect(),

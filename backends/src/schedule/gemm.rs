@@ -22,8 +22,12 @@
 //! ([`pack_a`], [`pack_b`]) so that every panel is read with unit stride; an
 //! activation operand is read in place through its strides.
 
-use crate::kernel::build::{add, i, load, mul, muladd, splat, var, vload};
-use crate::kernel::{Buf, Expr, LANES_F32, Program, Scalar, Stmt, Var};
+use smelt_ir::ops::elementwise::{Epilogue, UnaryFn};
+
+use crate::kernel::build::{add, bin, i, load, mul, muladd, splat, var, vload};
+use crate::kernel::{BinOp, Buf, Expr, LANES_F32, Program, Scalar, Stmt, Var};
+use crate::lower::elementwise::epilogue_expr;
+use crate::mathexp::bind;
 
 /// Rows of the main register tile.
 pub const MR: usize = 4;
@@ -118,6 +122,8 @@ pub struct Gemm {
     pub c: (Buf, Expr, i64),
     /// Accumulator start.
     pub init: Init,
+    /// Activation applied to each result as it is stored.
+    pub act: Option<Epilogue>,
 }
 
 /// A's panels when A is read in place: `A[m, k] = buf[base + m·rs + k·cs]`.
@@ -383,19 +389,7 @@ fn tile(p: &mut Program, g: &Gemm, rows: &Region, cols: &Region) -> Vec<Stmt> {
     for r in 0..mr {
         for j in 0..nv {
             let idx = add(cbase.clone(), add(mul(row(r), i(*ldc)), col(j)));
-            store.push(if lanes == 1 {
-                Stmt::Store {
-                    buf: *cbuf,
-                    index: idx,
-                    value: var(acc[r][j]),
-                }
-            } else {
-                Stmt::VStore {
-                    buf: *cbuf,
-                    index: idx,
-                    value: var(acc[r][j]),
-                }
-            });
+            store.extend(store_acc(p, g.act, *cbuf, idx, acc[r][j], lanes));
         }
     }
     let mut body = init;
@@ -417,6 +411,76 @@ fn tile(p: &mut Program, g: &Gemm, rows: &Region, cols: &Region) -> Vec<Stmt> {
             body,
         }],
     }]
+}
+
+/// Stores one accumulator (a scalar or a vector of `lanes`) at `idx`,
+/// applying the epilogue: Relu and Clip on the vector (`Max`/`Min`, which
+/// keep NaN like the separate ops), any other activation per element on
+/// the stored values with the element-wise op's own scalar formula (math
+/// functions stay scalar in the kernel IR). The activations are the ones
+/// [`Epilogue::is_supported`] admits, all float formulas of the element-wise
+/// lowering, so `epilogue_expr` succeeds on f32 (the lowering's fast paths
+/// refuse any other activation).
+fn store_acc(
+    p: &mut Program,
+    act: Option<Epilogue>,
+    buf: Buf,
+    idx: Expr,
+    acc: Var,
+    lanes: usize,
+) -> Vec<Stmt> {
+    let mut out = Vec::new();
+    let mut value = var(acc);
+    let vector_form = match act {
+        Some(Epilogue::Unary(UnaryFn::Relu)) => Some((Some(0.0), None)),
+        Some(Epilogue::Clip { min, max }) => Some((Some(min as f64), Some(max as f64))),
+        _ => None,
+    };
+    let c = |v: f64| sp(Expr::F(v, Scalar::F32), lanes);
+    match (act, vector_form) {
+        (None, _) => {}
+        (Some(_), Some((lo, hi))) => {
+            if let Some(lo) = lo {
+                value = bin(BinOp::Max, value, c(lo));
+            }
+            if let Some(hi) = hi {
+                value = bin(BinOp::Min, value, c(hi));
+            }
+        }
+        (Some(a), None) if lanes == 1 => {
+            if let Ok(v) = epilogue_expr(a, value.clone(), Scalar::F32, p, &mut out) {
+                value = v;
+            }
+        }
+        (Some(_), None) => {}
+    }
+    if lanes == 1 {
+        out.push(Stmt::Store {
+            buf,
+            index: idx,
+            value,
+        });
+        return out;
+    }
+    out.push(Stmt::VStore {
+        buf,
+        index: idx.clone(),
+        value,
+    });
+    if let (Some(a), None) = (act, vector_form) {
+        for l in 0..lanes {
+            let at = add(idx.clone(), i(l as i64));
+            let x = bind(p, load(buf, at.clone(), Scalar::F32), &mut out);
+            if let Ok(v) = epilogue_expr(a, x, Scalar::F32, p, &mut out) {
+                out.push(Stmt::Store {
+                    buf,
+                    index: at,
+                    value: v,
+                });
+            }
+        }
+    }
+    out
 }
 
 /// The statements computing `g`.
@@ -507,6 +571,19 @@ mod tests {
     /// packed and in-place operands, every accumulator start, and shapes
     /// that exercise each tail (rows, vector columns, scalar columns).
     fn check(m: usize, n: usize, k: usize, pack_a_: bool, pack_b_: bool, init_kind: u8) {
+        check_act(m, n, k, pack_a_, pack_b_, init_kind, None);
+    }
+
+    /// [`check`] with an epilogue, against the interpreter's activation.
+    fn check_act(
+        m: usize,
+        n: usize,
+        k: usize,
+        pack_a_: bool,
+        pack_b_: bool,
+        init_kind: u8,
+        act: Option<Epilogue>,
+    ) {
         let a = rand(m * k, 1 + m as u64);
         let b = rand(k * n, 2 + n as u64);
         let bias = rand(m.max(n), 3);
@@ -544,6 +621,7 @@ mod tests {
             b: bp,
             c: (Buf::Output(0), i(0), n as i64),
             init,
+            act,
         };
         p.body = gemm(&mut p, &g);
         let mut ev = Eval::new(&p);
@@ -553,6 +631,7 @@ mod tests {
         ev.mem.insert(Buf::Output(0), vec![0xff; m * n * 4]);
         ev.run();
         let got = ev.f32s(Buf::Output(0));
+        let mut plain = vec![0f32; m * n];
         for r in 0..m {
             for c in 0..n {
                 let mut want: f64 = match init_kind {
@@ -563,12 +642,20 @@ mod tests {
                 for kk in 0..k {
                     want += a[r * k + kk] as f64 * b[kk * n + c] as f64;
                 }
-                let g = got[r * n + c] as f64;
-                assert!(
-                    (g - want).abs() <= 1e-4 * (1.0 + want.abs()),
-                    "m={m} n={n} k={k} packA={pack_a_} packB={pack_b_} init={init_kind}: [{r},{c}] {g} vs {want}"
-                );
+                plain[r * n + c] = want as f32;
             }
+        }
+        let plain = smelt_ir::Tensor::from_vec(vec![m, n], plain).unwrap();
+        let want = match act {
+            Some(a) => a.eval(&plain).unwrap(),
+            None => plain,
+        };
+        for (x, (&g, want)) in got.iter().zip(want.to_f64_vec()).enumerate() {
+            let g = g as f64;
+            assert!(
+                (g - want).abs() <= 1e-4 * (1.0 + want.abs()),
+                "m={m} n={n} k={k} packA={pack_a_} packB={pack_b_} init={init_kind} act={act:?}: [{x}] {g} vs {want}"
+            );
         }
     }
 
@@ -589,6 +676,34 @@ mod tests {
                     for init in 0..3 {
                         check(m, n, k, pa, pb, init);
                     }
+                }
+            }
+        }
+    }
+
+    /// Every epilogue on shapes with every tail (vector, scalar columns,
+    /// leftover rows) matches the interpreter's activation of the plain
+    /// product: Relu and Clip in the vector form, the others per element
+    /// after the store. (`Gelu`'s erf form takes the same path as its tanh
+    /// form; the evaluator runs `Exp` and `Tanh` unexpanded.)
+    #[test]
+    fn epilogues_match_the_interpreter() {
+        let acts = [
+            Epilogue::Unary(UnaryFn::Relu),
+            Epilogue::Clip {
+                min: -0.25,
+                max: 0.5,
+            },
+            Epilogue::Unary(UnaryFn::Sigmoid),
+            Epilogue::Unary(UnaryFn::Tanh),
+            Epilogue::Unary(UnaryFn::HardSwish),
+            Epilogue::Unary(UnaryFn::Gelu { tanh: true }),
+            Epilogue::Unary(UnaryFn::Swish { alpha: 1.5 }),
+        ];
+        for act in acts {
+            for &(m, n, k) in &[(1, 37, 5), (5, 13, 4), (9, 23, 17)] {
+                for init in 0..3 {
+                    check_act(m, n, k, init == 1, true, init, Some(act));
                 }
             }
         }

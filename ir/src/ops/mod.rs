@@ -15,6 +15,7 @@ use crate::tensor::Tensor;
 
 pub mod conv;
 pub mod elementwise;
+pub mod fused;
 pub mod layout;
 pub mod linalg;
 pub mod norm;
@@ -151,6 +152,8 @@ op_families! {
     Layout(layout::Layout),
     /// Quantization: QuantizeLinear, DequantizeLinear and the integer kernels.
     Quant(quant::Quant),
+    /// A convolution or matrix product with an activation epilogue.
+    Fused(fused::Fused),
 }
 
 // ---------------------------------------------------------------------------

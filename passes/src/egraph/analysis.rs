@@ -52,6 +52,9 @@ pub struct IrAnalysis {
     lit_index: HashMap<(DType, Vec<usize>, u64), Vec<u32>>,
     /// Largest folded result, in elements.
     pub fold_limit: usize,
+    /// The classes of the graph outputs (as loaded; compare canonically):
+    /// rules that must know whether a value has other users read them.
+    pub roots: Vec<Id>,
     /// Type inference failures of e-nodes added by rules (rule bugs); the
     /// optimizer refuses its result when this is not empty.
     pub errors: Vec<String>,

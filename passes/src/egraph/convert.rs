@@ -80,6 +80,11 @@ pub fn load(g: &Graph, fold_limit: usize) -> Loaded {
             }
         }
     }
+    eg.analysis.roots = g
+        .outputs
+        .iter()
+        .filter_map(|o| value_class[o.index()])
+        .collect();
     eg.rebuild();
     Loaded {
         egraph: eg,

@@ -9,6 +9,11 @@
 //!   with `alpha = 1` (SiLU: the IR's `Swish` is that function, so no new op
 //!   is needed), `x * HardSigmoid(x)` → `HardSwish`, `exp(x - max) / Σ` →
 //!   `Softmax`, the mean/variance chain → `LayerNormalization`.
+//! - Activations (Relu, Clip with constant bounds, Sigmoid, Tanh, HardSwish,
+//!   Gelu, Swish/SiLU) after a Conv, Gemm or MatMul whose result has no other
+//!   user become that op's epilogue: `FusedConv`, `FusedGemm`,
+//!   `FusedMatMul` (`ir/src/ops/fused.rs`), applied by the GEMM kernel as it
+//!   stores the result.
 //!
 //! Every recognition checks the constants it relies on (`0.5`, `√2`, the
 //! `0.044715` of the tanh form, `1/6`, `3`, `6`) and the axes, and builds the
@@ -21,7 +26,8 @@ use egg::{Id, Subst, rewrite as rw};
 use smelt_ir::Tensor;
 use smelt_ir::ops::Op;
 use smelt_ir::ops::conv::ConvOp;
-use smelt_ir::ops::elementwise::{BinaryFn, Elementwise, UnaryFn};
+use smelt_ir::ops::elementwise::{BinaryFn, Elementwise, Epilogue, UnaryFn};
+use smelt_ir::ops::fused::Fused;
 use smelt_ir::ops::linalg::{GemmAttrs, Linalg};
 use smelt_ir::ops::norm::{Norm, SoftmaxFn};
 use smelt_ir::ops::reduce::{Reduce, ReduceKind};
@@ -554,6 +560,96 @@ fn attention(eg: &mut EG, id: Id, s: &Subst) -> Option<Id> {
     None
 }
 
+/// True when the class `y` has one consumer, the activation class `id`:
+/// it is no graph output, and every e-node using it is in `id` or in a class
+/// that is itself used only on the way to `id` (the `Sigmoid(y)` of
+/// `y * Sigmoid(y)`, the `Erf(y / √2)` chain of a decomposed GELU), up to
+/// [`USE_DEPTH`] classes deep.
+///
+/// Why: extraction is a tree cost (see `egraph/cost.rs`), blind to sharing.
+/// Were `y` also used elsewhere, the activation's class would still pick the
+/// fused op (it looks cheaper than the product plus the activation) while
+/// the other user keeps the plain product: the product would run twice.
+/// The check is conservative: e-nodes added by other rules that extraction
+/// will not pick also count as users, which only forgoes a fusion. It is
+/// made when the rule fires: a user that a later rewrite gives `y` is not
+/// seen (transpose sinking turns `Transpose(Relu(y))` into
+/// `Relu(Transpose(y))`). Extraction then still prefers the form through the
+/// fused class, which its tree cost counts as cheaper than the product plus
+/// the activation, but that is a preference, not a guarantee; a DAG-aware
+/// extraction (see `docs/optimizer.md`) would make it one.
+fn sole_user(eg: &EG, y: Id, id: Id) -> bool {
+    let (y, id) = (eg.find(y), eg.find(id));
+    !is_root(eg, y) && eg[y].parents().all(|p| leads_only_to(eg, p, id, USE_DEPTH))
+}
+
+/// How many classes deep [`sole_user`] follows the uses of a product.
+const USE_DEPTH: usize = 8;
+
+fn is_root(eg: &EG, c: Id) -> bool {
+    eg.analysis.roots.iter().any(|&r| eg.find(r) == c)
+}
+
+/// True when class `c` is `id`, or is no graph output and all its users
+/// lead only to `id` within `depth` steps.
+fn leads_only_to(eg: &EG, c: Id, id: Id, depth: usize) -> bool {
+    let c = eg.find(c);
+    c == id
+        || (depth > 0
+            && !is_root(eg, c)
+            && eg[c].parents().len() > 0
+            && eg[c].parents().all(|p| leads_only_to(eg, p, id, depth - 1)))
+}
+
+/// `act(P(…)) => FusedP<act>(…)` for `P` a Conv, Gemm or MatMul in class
+/// `y` whose only user is the activation (see [`sole_user`]). Sound by
+/// definition: a fused op is the composition (`ir/src/ops/fused.rs`).
+fn into_product(eg: &mut EG, id: Id, y: Id, act: Epilogue) -> Option<Id> {
+    let want = ty(eg, id)?;
+    let fused = ["FusedConv", "FusedGemm", "FusedMatMul"];
+    // Fused in an earlier iteration (the rule fires again every iteration).
+    if !want.dtype.is_float() || fused.iter().any(|n| !ops_named(eg, id, n).is_empty()) {
+        return None;
+    }
+    if !sole_user(eg, y, id) {
+        return None;
+    }
+    for name in ["Conv", "Gemm", "MatMul"] {
+        for (op, args) in ops_named(eg, y, name) {
+            let Some(f) = Fused::new((*op).clone(), act) else {
+                continue;
+            };
+            if let Some(r) = add_op_typed(eg, Op::Fused(f), args, &want) {
+                return Some(r);
+            }
+        }
+    }
+    None
+}
+
+/// A unary activation named `name` applied to `?y` in class `id`, fused.
+fn unary_into_product(eg: &mut EG, id: Id, s: &Subst, name: &str) -> Option<Id> {
+    let y = eg.find(s[var("?y")]);
+    let f = ops_named(eg, id, name)
+        .into_iter()
+        .find_map(|(op, args)| match &*op {
+            Op::Elementwise(Elementwise::Unary(f)) if args[0] == y => Some(*f),
+            _ => None,
+        })?;
+    into_product(eg, id, y, Epilogue::Unary(f))
+}
+
+/// `Clip(y, lo, hi)` with constant scalar bounds, fused.
+fn clip_into_product(eg: &mut EG, id: Id, s: &Subst) -> Option<Id> {
+    let bound = |v: &str| {
+        small_value(eg, s[var(v)])
+            .filter(|t| t.len() == 1)
+            .map(|t| t.to_f64_vec()[0] as f32)
+    };
+    let (min, max) = (bound("?lo")?, bound("?hi")?);
+    into_product(eg, id, s[var("?y")], Epilogue::Clip { min, max })
+}
+
 /// The fusion rules.
 #[rustfmt::skip]
 pub fn rules() -> Vec<Rule> {
@@ -592,5 +688,19 @@ pub fn rules() -> Vec<Rule> {
         // softmax(Q·Kᵀ·c) · V => Attention<scale=c>(Q, K, V)  (4-D; K = Kᵀ transposed back)
         rw!("attention";           "(MatMul (Softmax ?s) ?v)"                          => { Apply(attention) }),
         rw!("layernorm";           "(Add (Mul (Div ?d (Sqrt (Add ?v ?eps))) ?g) ?b)"    => { Apply(layernorm) }),
+        // Relu(P(…)) => FusedP<Relu>(…)                    (P = Conv, Gemm, MatMul; P's only user)
+        rw!("relu-epilogue";       "(Relu ?y)"                                          => { Apply(|eg: &mut EG, id, s: &Subst| unary_into_product(eg, id, s, "Relu")) }),
+        // Clip(P(…), lo, hi) => FusedP<Clip(lo, hi)>(…)     (lo, hi constant scalars; Relu6)
+        rw!("clip-epilogue";       "(Clip ?y ?lo ?hi)"                                  => { Apply(clip_into_product) }),
+        // Sigmoid(P(…)) => FusedP<Sigmoid>(…)
+        rw!("sigmoid-epilogue";    "(Sigmoid ?y)"                                       => { Apply(|eg: &mut EG, id, s: &Subst| unary_into_product(eg, id, s, "Sigmoid")) }),
+        // Tanh(P(…)) => FusedP<Tanh>(…)
+        rw!("tanh-epilogue";       "(Tanh ?y)"                                          => { Apply(|eg: &mut EG, id, s: &Subst| unary_into_product(eg, id, s, "Tanh")) }),
+        // HardSwish(P(…)) => FusedP<HardSwish>(…)
+        rw!("hardswish-epilogue";  "(HardSwish ?y)"                                     => { Apply(|eg: &mut EG, id, s: &Subst| unary_into_product(eg, id, s, "HardSwish")) }),
+        // Gelu(P(…)) => FusedP<Gelu>(…)                    (erf or tanh form)
+        rw!("gelu-epilogue";       "(Gelu ?y)"                                          => { Apply(|eg: &mut EG, id, s: &Subst| unary_into_product(eg, id, s, "Gelu")) }),
+        // Swish(P(…)) => FusedP<Swish>(…)                  (SiLU, also as recognised from y * sigmoid(y))
+        rw!("swish-epilogue";      "(Swish ?y)"                                         => { Apply(|eg: &mut EG, id, s: &Subst| unary_into_product(eg, id, s, "Swish")) }),
     ]
 }
