@@ -12,7 +12,8 @@
 //! - `macs` is the op table's work count (`OpDef::macs`): multiply-accumulates
 //!   for matrix ops and convolutions, elementary operations otherwise.
 //! - `mac_rate(op)` depends on the kernel the backends generate for the op:
-//!   f32 `MatMul`, `Gemm` and `Conv` run on the packed, register-blocked GEMM
+//!   f32 `MatMul`, `Gemm` and `Conv` (and their `Fused*` forms with an
+//!   activation epilogue) run on the packed, register-blocked GEMM
 //!   micro-kernel (`backends/src/schedule/gemm.rs`) at `gemm_macs_per_ns`;
 //!   every other op is a plain loop nest (at best vectorized innermost) at
 //!   `loop_macs_per_ns`. This is what keeps the fused `Attention` op from
@@ -138,8 +139,10 @@ pub fn node_cost(eg: &EG, target: &TargetCost, enode: &ENode) -> f64 {
                 args.iter().map(|&a| eg[a].data.ty.as_ref()).collect();
             let outs: Vec<TensorType> = op_outputs(eg, enode);
             let macs = o.op.macs(&ins, &outs) as f64;
-            let on_gemm = matches!(o.op.name(), "MatMul" | "Gemm" | "Conv")
-                && outs.iter().all(|t| t.dtype == smelt_ir::DType::F32);
+            let on_gemm = matches!(
+                o.op.name(),
+                "MatMul" | "Gemm" | "Conv" | "FusedMatMul" | "FusedGemm" | "FusedConv"
+            ) && outs.iter().all(|t| t.dtype == smelt_ir::DType::F32);
             let rate = if on_gemm {
                 target.gemm_macs_per_ns
             } else {
