@@ -2,6 +2,9 @@
 //! compared with `tests/golden/<name>.ir`. Refresh after an intended change
 //! with `UPDATE_GOLDEN=1 cargo test --test golden` and review the diff.
 
+#[path = "common/golden.rs"]
+mod golden_file;
+
 use std::path::Path;
 
 use smelt_frontend::onnx::{ImportOptions, load};
@@ -15,32 +18,7 @@ fn check(name: &str, dims: &[(&str, usize)]) {
     let graph = load(&root.join("examples").join(name).join("model.onnx"), &opts).unwrap();
     let got = smelt_ir::print::print(&graph);
     let path = root.join("tests/golden").join(format!("{name}.ir"));
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::write(&path, &got).unwrap();
-        return;
-    }
-    let want = std::fs::read_to_string(&path).unwrap_or_default();
-    if got != want {
-        let mut diff = String::new();
-        let (g, w): (Vec<&str>, Vec<&str>) = (got.lines().collect(), want.lines().collect());
-        for i in 0..g.len().max(w.len()) {
-            match (w.get(i), g.get(i)) {
-                (Some(a), Some(b)) if a == b => {}
-                (a, b) => {
-                    if let Some(a) = a {
-                        diff.push_str(&format!("-{a}\n"));
-                    }
-                    if let Some(b) = b {
-                        diff.push_str(&format!("+{b}\n"));
-                    }
-                }
-            }
-        }
-        panic!(
-            "{} differs from the printed IR (UPDATE_GOLDEN=1 to bless):\n{diff}",
-            path.display()
-        );
-    }
+    golden_file::assert_golden(&path, &got);
 }
 
 #[test]

@@ -10,6 +10,9 @@
 //!   refreshed with `UPDATE_GOLDEN=1 cargo test --test optimizer`.
 //! - The example models at opt-level 0 and 3 give the same outputs.
 
+#[path = "common/golden.rs"]
+mod golden_file;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -785,33 +788,7 @@ fn golden(file: &str, build: fn(&mut B) -> Vec<ValueId>) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/optimizer")
         .join(format!("{file}.ir"));
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, &text).unwrap();
-        return;
-    }
-    let want = std::fs::read_to_string(&path).unwrap_or_default();
-    if text != want {
-        let mut diff = String::new();
-        let (g, w): (Vec<&str>, Vec<&str>) = (text.lines().collect(), want.lines().collect());
-        for i in 0..g.len().max(w.len()) {
-            match (w.get(i), g.get(i)) {
-                (Some(a), Some(b)) if a == b => {}
-                (a, b) => {
-                    if let Some(a) = a {
-                        diff.push_str(&format!("-{a}\n"));
-                    }
-                    if let Some(b) = b {
-                        diff.push_str(&format!("+{b}\n"));
-                    }
-                }
-            }
-        }
-        panic!(
-            "{} differs (UPDATE_GOLDEN=1 to bless):\n{diff}",
-            path.display()
-        );
-    }
+    golden_file::assert_golden(&path, &text);
 }
 
 #[test]
