@@ -24,7 +24,7 @@
 use std::collections::HashMap;
 
 use crate::kernel::build::{add, i, mul, var};
-use crate::kernel::{BinOp, Buf, CmpOp, Expr, Program, Scalar, Stmt, UnOp, Var};
+use crate::kernel::{BinOp, Buf, CmpOp, Expr, LANES_F32, Program, Scalar, Stmt, UnOp, Var};
 
 /// Vectorizes every eligible innermost loop of `p`; returns how many.
 pub fn vectorize(p: &mut Program) -> usize {
@@ -57,7 +57,8 @@ fn walk(
                     .iter()
                     .all(|s| matches!(s, Stmt::Set(..) | Stmt::Store { .. }));
                 if innermost {
-                    if let Some(vs) = try_loop(p, v, &start, &end, &body, counts) {
+                    let lanes = p.shape.f32_lanes;
+                    if let Some(vs) = try_loop(p, v, &start, &end, &body, counts, lanes) {
                         *n += 1;
                         out.extend(vs);
                         continue;
@@ -89,6 +90,10 @@ fn walk(
     out
 }
 
+/// The loop `for v in start..end { body }` as a loop over `lanes`-lane
+/// vectors and the rest; when `lanes` is wider than 128 bits the rest (or a
+/// loop too short for one wide vector, such as a 7- or 14-wide image row)
+/// runs on 4-lane vectors first, then scalar.
 fn try_loop(
     p: &mut Program,
     v: Var,
@@ -96,16 +101,23 @@ fn try_loop(
     end: &Expr,
     body: &[Stmt],
     counts: &HashMap<Var, usize>,
+    lanes: u8,
 ) -> Option<Vec<Stmt>> {
-    let lanes = p.shape.f32_lanes;
     let l = i64::from(lanes);
     // The trip count, when known, must give at least one vector.
     let trips = match (start, end) {
         (Expr::I(s, _), Expr::I(e, _)) => Some(e - s),
         _ => None,
     };
-    if lanes < 2 || trips.is_some_and(|t| t < l) {
+    if lanes < 2 {
         return None;
+    }
+    if trips.is_some_and(|t| t < l) {
+        return if lanes > LANES_F32 {
+            try_loop(p, v, start, end, body, counts, LANES_F32)
+        } else {
+            None
+        };
     }
     // Loop-local temporaries: set once, f32 scalars, used only here and
     // only after their definition.
@@ -138,7 +150,7 @@ fn try_loop(
                 {
                     return None;
                 }
-                let ve = vexpr(p, e, v, &locals, &stores)?;
+                let ve = vexpr(p, e, v, &locals, &stores, lanes)?;
                 let tv = p.vector_var(Scalar::F32, lanes);
                 locals.insert(*t, tv);
                 vbody.push(Stmt::Set(tv, ve));
@@ -147,7 +159,7 @@ fn try_loop(
                 if coeff(index, v, &locals)? != 1 || p.ty(value) != Scalar::F32 {
                     return None;
                 }
-                let ve = vexpr(p, value, v, &locals, &stores)?;
+                let ve = vexpr(p, value, v, &locals, &stores, lanes)?;
                 vbody.push(Stmt::VStore {
                     buf: *buf,
                     index: index.clone(),
@@ -195,12 +207,20 @@ fn try_loop(
         body: vloop,
     }];
     if trips.is_none_or(|t| t % l != 0) {
-        out.push(Stmt::For {
-            var: v,
-            start: rest_start,
-            end: end.clone(),
-            body: body.to_vec(),
-        });
+        let narrow = if lanes > LANES_F32 {
+            try_loop(p, v, &rest_start, end, body, counts, LANES_F32)
+        } else {
+            None
+        };
+        match narrow {
+            Some(s) => out.extend(s),
+            None => out.push(Stmt::For {
+                var: v,
+                start: rest_start,
+                end: end.clone(),
+                body: body.to_vec(),
+            }),
+        }
     }
     Some(out)
 }
@@ -248,13 +268,13 @@ fn vexpr(
     v: Var,
     locals: &HashMap<Var, Var>,
     stores: &[(Buf, &Expr)],
+    lanes: u8,
 ) -> Option<Expr> {
     if p.ty(e) != Scalar::F32 || p.lanes(e) != 1 {
         return None;
     }
-    let lanes = p.shape.f32_lanes;
     let splat = |x: Expr| Expr::Splat(lanes, Box::new(x));
-    let go = |x: &Expr| vexpr(p, x, v, locals, stores).map(Box::new);
+    let go = |x: &Expr| vexpr(p, x, v, locals, stores, lanes).map(Box::new);
     Some(match e {
         Expr::F(..) | Expr::I(..) => splat(e.clone()),
         Expr::Var(x) => match locals.get(x) {
@@ -494,12 +514,21 @@ mod tests {
     }
 
     /// 8- and 16-lane vectors (AVX2, AVX-512): the vector loop, the
-    /// remainder, and loops too short for one vector.
+    /// remainder on 4-lane vectors and scalars, and loops too short for one
+    /// wide vector (4-lane vectors) or any (left alone).
     #[test]
     fn wide_vectors_follow_the_lane_count() {
         for lanes in [8u8, 16] {
             let l = i64::from(lanes);
-            for (rows, cols) in [(2, l), (3, l + 3), (1, 3 * l - 1), (2, 37), (2, l - 1)] {
+            for (rows, cols) in [
+                (2, l),
+                (3, l + 3),
+                (1, 3 * l - 1),
+                (2, 37),
+                (2, l - 1),
+                (2, 7),
+                (1, 3),
+            ] {
                 let mut p = rowwise(rows, cols, i(0));
                 p.shape.f32_lanes = lanes;
                 let n = (rows * cols) as usize;
@@ -510,15 +539,31 @@ mod tests {
                 );
                 assert_eq!(
                     count,
-                    usize::from(cols >= l),
+                    usize::from(cols >= 4),
                     "{lanes} lanes, {rows} x {cols}"
                 );
                 vectorize(&mut p);
                 let text = p.print();
                 assert_eq!(text.contains(&format!("f32x{lanes}")), cols >= l, "{text}");
-                assert!(!text.contains("f32x4"), "{text}");
+                // The rest (or a row too short for one wide vector) runs on
+                // 4-lane vectors first.
+                assert_eq!(text.contains("f32x4"), cols % l >= 4, "{text}");
             }
         }
+    }
+
+    /// A start that is not a constant with 16 lanes: both vector loops
+    /// compute their trip counts.
+    #[test]
+    fn wide_vectors_with_a_computed_trip_count() {
+        let mut p = rowwise(3, 29, var(Var(0)));
+        p.shape.f32_lanes = 16;
+        let n = check(
+            p,
+            &[(Buf::Input(0), 87), (Buf::Input(1), 3)],
+            (Buf::Output(0), 87),
+        );
+        assert_eq!(n, 1);
     }
 
     #[test]
