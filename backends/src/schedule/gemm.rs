@@ -11,7 +11,8 @@
 //! of 16 with AVX-512 (28 of 32). The rows left over (`M mod MR`) run as
 //! one block of fewer rows; the columns left over as one block of whole
 //! vectors, one of 4-lane vectors and one of single columns
-//! ([`col_regions`]). A matrix–vector product (`M < MR`) uses a
+//! ([`col_regions`]). Fewer than `MR` rows (but at least 4) run as one
+//! block of all `M` rows; a matrix–vector product (`M < 4`) uses a
 //! `1 × 4·lanes` tile: four independent accumulator chains streaming B once.
 //!
 //! The tile loops run column blocks outside and row blocks inside, so one
@@ -100,18 +101,22 @@ impl Tiling {
         }
     }
 
-    /// The tiling for `m` rows on `shape`'s vector unit.
+    /// The tiling for `m` rows on `shape`'s vector unit: the register tile,
+    /// or for fewer rows than it has all `m` rows in one block (from 4 rows),
+    /// or the matrix–vector tile (below 4 rows).
     pub fn for_rows(m: usize, shape: VectorShape) -> Tiling {
         let lanes = usize::from(shape.f32_lanes);
         let (mr, nv) = Tiling::register_tile(shape);
-        if m < mr {
+        if m >= mr {
+            Tiling { mr, nv, lanes }
+        } else if m >= 4 {
+            Tiling { mr: m, nv, lanes }
+        } else {
             Tiling {
                 mr: 1,
                 nv: NV_GEMV,
                 lanes,
             }
-        } else {
-            Tiling { mr, nv, lanes }
         }
     }
 
@@ -792,6 +797,8 @@ mod tests {
                 (t.mr, t.nr(), 3),
                 (t.mr + 1, t.nr() + t.lanes + 3, 5),
                 (t.mr - 1, t.nr() * 4 + 1, 7),
+                (4, t.nr() + 5, 11),
+                (3, 2 * t.nr() + 9, 4),
                 (t.mr + 2, t.nr() + 2 * t.lanes + 7, 6),
                 (2 * t.mr + 3, t.nr() + 2 * t.lanes + 15, 9),
             ];
