@@ -54,4 +54,12 @@
 #define AEABI_ASM_LINKAGE(name) ".weak " name "\n.hidden " name "\n"
 #include "aeabi.c"
 #endif
+#if defined(__linux__)
+/* The thread pool of models compiled with --threads N > 1: weak and hidden
+   too, so that two libraries' copies never clash. No entry point here. */
+#pragma weak smelt_parallel_for
+#define SMELT_NO_START
+#include "linux/arch.h"
+#include "linux/threads.c"
+#endif
 #pragma GCC visibility pop

@@ -64,6 +64,11 @@ pub const LIBCALLS: &[&str] = &[
     "fma",
 ];
 
+/// The thread pool of Linux targets (`c/linux/threads.c`): what code
+/// compiled with `--threads N` (N > 1) calls, `smelt_parallel_for(task, ctx,
+/// n, threads)` with `task(ctx, lo, hi)`, and its thread start.
+pub const THREAD_SYMBOLS: &[&str] = &["smelt_parallel_for", "smelt__clone_thread"];
+
 /// The Arm run-time ABI helpers (`c/aeabi.c`) the runtime and libcalls
 /// objects of 32-bit Arm targets define as well: what clang and LLVM call for
 /// 64-bit division, shifts and conversions, half precision, block memory
@@ -127,9 +132,13 @@ pub const AEABI_LIBCALLS: &[&str] = &[
 /// Every global symbol the libcalls object of `target` defines: [`LIBCALLS`],
 /// and on 32-bit Arm [`AEABI_LIBCALLS`] plus the two functions behind
 /// `__aeabi_uldivmod`/`__aeabi_ldivmod` (`smelt__udivmod64`,
-/// `smelt__sdivmod64`, which return the remainder through memory).
+/// `smelt__sdivmod64`, which return the remainder through memory), and on
+/// Linux [`THREAD_SYMBOLS`].
 pub fn libcall_symbols(target: Target) -> Vec<&'static str> {
     let mut v = LIBCALLS.to_vec();
+    if !target.is_bare_metal() {
+        v.extend_from_slice(THREAD_SYMBOLS);
+    }
     if matches!(target, Target::Armv7Linux | Target::ThumbV7emNone) {
         v.extend_from_slice(AEABI_LIBCALLS);
         v.extend_from_slice(&["smelt__udivmod64", "smelt__sdivmod64"]);
