@@ -17,7 +17,7 @@ use smelt_ir::Graph;
 use smelt_runtime::firmware::MemoryMap;
 
 use crate::llvm::{LlvmOptions, LlvmTarget, Output};
-use crate::lower::{LowerError, Lowered, lower};
+use crate::lower::{LowerError, Lowered};
 use crate::target::Target;
 
 pub mod firmware;
@@ -271,6 +271,7 @@ fn model_header(l: &Lowered, target: Target, name: &str) -> String {
         outputs: &l.outputs,
         arena_bytes,
         arena_align,
+        threads: l.program.threads.max(1),
     })
 }
 
@@ -321,7 +322,14 @@ pub fn build(
 /// Lowers `graph` to kernel IR with the math functions expanded: what every
 /// code generator takes.
 pub fn lower_for_codegen(graph: &Graph) -> Result<Lowered, ArtifactError> {
-    let mut lowered: Lowered = lower(graph).map_err(ArtifactError::Lower)?;
+    lower_for_codegen_threads(graph, 1)
+}
+
+/// [`lower_for_codegen`] for `threads` threads (parallel loops when more
+/// than one).
+pub fn lower_for_codegen_threads(graph: &Graph, threads: u32) -> Result<Lowered, ArtifactError> {
+    let mut lowered: Lowered =
+        crate::lower::lower_threads(graph, threads).map_err(ArtifactError::Lower)?;
     crate::mathexp::expand(&mut lowered.program).map_err(|e| {
         ArtifactError::Lower(LowerError::Unsupported(vec![(
             "(math)".into(),
@@ -383,13 +391,54 @@ pub fn build_with_memory(
     linker: Option<&Path>,
     memory: &MemoryMap,
 ) -> Result<Report, ArtifactError> {
+    build_threads(
+        graph, target, backend, emit, out, model_name, name, linker, memory, 1,
+    )
+}
+
+/// The most threads `--threads` accepts.
+pub const MAX_THREADS: u32 = 64;
+
+/// Checks a thread count for `target`: 1 to [`MAX_THREADS`], and 1 on bare
+/// metal, which has one core and no threads.
+pub fn check_threads(target: Target, threads: u32) -> Result<(), ArtifactError> {
+    if threads == 0 || threads > MAX_THREADS {
+        return Err(ArtifactError::Codegen(format!(
+            "--threads {threads} is out of range; use 1 to {MAX_THREADS}"
+        )));
+    }
+    if threads > 1 && target.is_bare_metal() {
+        return Err(ArtifactError::Codegen(format!(
+            "--threads {threads}: {target} is bare metal with one core and no threads; use --threads 1"
+        )));
+    }
+    Ok(())
+}
+
+/// [`build_with_memory`] for `threads` threads (`--threads`): the hot
+/// loops run on the runtime's thread pool when more than one (Linux targets
+/// only; see [`check_threads`]).
+#[allow(clippy::too_many_arguments)]
+pub fn build_threads(
+    graph: &Graph,
+    target: Target,
+    backend: &Backend,
+    emit: Emit,
+    out: &Path,
+    model_name: &str,
+    name: Option<&str>,
+    linker: Option<&Path>,
+    memory: &MemoryMap,
+    threads: u32,
+) -> Result<Report, ArtifactError> {
+    check_threads(target, threads)?;
     let prefix = symbol_prefix(emit, out, name)?;
     // Assembly and LLVM IR text show the code an executable links.
     let symbols = match emit {
         Emit::Exe | Emit::Asm | Emit::LlvmIr => ModelSymbols::runtime(),
         Emit::Obj | Emit::Staticlib => ModelSymbols::prefixed(&prefix),
     };
-    let lowered = lower_for_codegen(graph)?;
+    let lowered = lower_for_codegen_threads(graph, threads)?;
     let codegen = |e: crate::cranelift::CodegenError| ArtifactError::Codegen(e.to_string());
     let obj = match (backend, emit) {
         (Backend::Cranelift, Emit::Asm | Emit::LlvmIr) => {

@@ -28,7 +28,12 @@ fn stacks(exe: &Exe) -> Vec<u64> {
 fn check_y(exe: &Exe) {
     let want: Vec<f32> = x().iter().map(|v| v * 2.0 + 1.0).collect();
     let y = std::fs::read(exe.file("out/y.npy")).unwrap();
-    assert_eq!(y, npy("<f4", &[N as u64], &f32_bytes(&want)), "{}", exe.target);
+    assert_eq!(
+        y,
+        npy("<f4", &[N as u64], &f32_bytes(&want)),
+        "{}",
+        exe.target
+    );
 }
 
 /// Distinct threads have stacks at least 64 KiB apart (each worker stack is
@@ -39,7 +44,11 @@ fn distinct(a: u64, b: u64) -> bool {
 
 #[test]
 fn parallel_for_splits_over_threads_on_every_linux_target() {
-    for t in [Target::X86_64Linux, Target::Aarch64Linux, Target::Armv7Linux] {
+    for t in [
+        Target::X86_64Linux,
+        Target::Aarch64Linux,
+        Target::Armv7Linux,
+    ] {
         let Some(exe) = Exe::build("parallel", "threads", t) else {
             continue;
         };
@@ -58,14 +67,20 @@ fn parallel_for_splits_over_threads_on_every_linux_target() {
         exe.run_ok(&["-i", "x=x.npy", "-o", "out", "--threads", "2"]);
         check_y(&exe);
         let s = stacks(&exe);
-        assert!(s[0] != 0 && s[1] == 0 && s[2] != 0, "{t}: two chunks: {s:x?}");
+        assert!(
+            s[0] != 0 && s[1] == 0 && s[2] != 0,
+            "{t}: two chunks: {s:x?}"
+        );
         assert!(distinct(s[0], s[2]), "{t}: two stacks: {s:x?}");
 
         // --threads 1: one call on the main thread.
         exe.run_ok(&["-i", "x=x.npy", "-o", "out", "--threads", "1"]);
         check_y(&exe);
         let s = stacks(&exe);
-        assert!(s[0] != 0 && s[1] == 0 && s[2] == 0, "{t}: one chunk: {s:x?}");
+        assert!(
+            s[0] != 0 && s[1] == 0 && s[2] == 0,
+            "{t}: one chunk: {s:x?}"
+        );
 
         // Many jobs in a row through the same workers (dispatch and the
         // completion barrier), then the outputs of the last one.

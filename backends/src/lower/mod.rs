@@ -120,8 +120,14 @@ fn io_info(g: &Graph, id: ValueId) -> Result<IoInfo, LowerError> {
     })
 }
 
-/// Lowers a whole graph.
+/// Lowers a whole graph for one thread.
 pub fn lower(g: &Graph) -> Result<Lowered, LowerError> {
+    lower_threads(g, 1)
+}
+
+/// Lowers a whole graph for `threads` threads: the hot loops with enough
+/// work become [`Stmt::Parallel`] loops when `threads > 1`.
+pub fn lower_threads(g: &Graph, threads: u32) -> Result<Lowered, LowerError> {
     let inputs = g
         .inputs
         .iter()
@@ -132,7 +138,10 @@ pub fn lower(g: &Graph) -> Result<Lowered, LowerError> {
         .iter()
         .map(|&id| io_info(g, id))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut p = Program::default();
+    let mut p = Program {
+        threads,
+        ..Program::default()
+    };
     let mut mem = plan(g);
     p.scratch_base = mem.arena_bytes.div_ceil(crate::plan::ALIGN) * crate::plan::ALIGN;
     let mut const_index: HashMap<ValueId, u32> = HashMap::new();
@@ -211,6 +220,7 @@ pub fn lower(g: &Graph) -> Result<Lowered, LowerError> {
         }
     }
     crate::schedule::vectorize::vectorize(&mut p);
+    crate::kernel::legalize_parallel(&mut p);
     crate::schedule::drop_unused_consts(&mut p);
     Ok(Lowered {
         program: p,

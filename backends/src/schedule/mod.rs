@@ -54,6 +54,11 @@ fn mark_stmt(s: &Stmt, used: &mut [bool]) {
                 mark_stmt(s, used);
             }
         }
+        Stmt::Parallel { body, .. } => {
+            for s in body {
+                mark_stmt(s, used);
+            }
+        }
         Stmt::If(c, t, e) => {
             mark_expr(c, used);
             for s in t.iter().chain(e) {
