@@ -13,6 +13,8 @@ pub mod vectorize;
 
 #[cfg(test)]
 pub(crate) mod eval;
+#[cfg(test)]
+mod threads;
 
 use crate::kernel::{Buf, Expr, Program, Stmt};
 
