@@ -699,3 +699,62 @@ fn name_sets_the_symbol_prefix_and_a_bad_name_is_refused() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A library compiled with `--threads 2` in a pthreads program
+/// (`threads_app.c`), statically and dynamically linked: runs on the main
+/// thread, on four pthreads at once and in a forked child all give the same
+/// bytes, which match onnxruntime, and leave errno and thread-local
+/// variables alone (the pool's raw threads have no TLS of their own).
+#[test]
+fn x86_64_threaded_staticlib_runs_beside_pthreads() {
+    if !have("gcc", "the x86_64 threaded staticlib test") {
+        return;
+    }
+    let dir = scratch("x86_64-threads");
+    for name in ["cnn", "transformer"] {
+        let dims: &[&str] = if name == "cnn" {
+            &[]
+        } else {
+            &["--dim", "batch=1", "--dim", "seq=16"]
+        };
+        let model = root().join(format!("examples/{name}/model.onnx"));
+        run_ok(
+            Command::new(env!("CARGO_BIN_EXE_smelt"))
+                .arg("compile")
+                .arg(&model)
+                .args(dims)
+                .args(["--threads", "2", "--emit", "staticlib", "-o"])
+                .arg(dir.join(format!("lib{name}.a"))),
+            &format!("smelt compile {name} --threads 2 --emit staticlib"),
+        );
+        for link in ["-static", "-no-pie"] {
+            let what = format!("threads {name} gcc {link}");
+            let app = dir.join(format!("{name}-threads-app{link}"));
+            run_ok(
+                Command::new("gcc")
+                    .args([
+                        "-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", "-pthread", link,
+                    ])
+                    .arg(format!("-DMODEL_H=\"{name}.h\""))
+                    .arg(format!("-DNAME={name}"))
+                    .arg(format!("-DUPPER={}", name.to_uppercase()))
+                    .arg("-I")
+                    .arg(&dir)
+                    .arg(root().join("tests/staticlib/threads_app.c"))
+                    .arg("-L")
+                    .arg(&dir)
+                    .arg(format!("-l{name}"))
+                    .arg("-o")
+                    .arg(&app),
+                &format!("{what}: gcc threads_app.c"),
+            );
+            let (ins, outs) = (raw_inputs(name, &dir), raw_outputs(name, &dir, &what));
+            run_ok(
+                Command::new(&app).args(&ins).args(&outs),
+                &format!("{what}: threads_app"),
+            );
+            compare(name, &outs, &what);
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -89,7 +89,7 @@ fn threaded_gemm_is_bit_identical_to_one_thread() {
 #[test]
 fn tiny_gemms_stay_sequential() {
     let (p, _) = run_gemm(4, 8, 4, 4);
-    assert!(4 * 8 * 4 < MIN_PARALLEL_WORK);
+    const { assert!(4 * 8 * 4 < MIN_PARALLEL_WORK) };
     assert_eq!(parallel_loops(&p), 0, "{}", p.print());
 }
 
