@@ -127,6 +127,20 @@ fn check(
             ),
         }
         if threads == "3" {
+            // Many parallel loops in a row through the same workers.
+            if runner.is_none() {
+                let benched = run(
+                    &exe,
+                    runner,
+                    example,
+                    &["--bench", "200"],
+                    &work.join("out"),
+                );
+                assert!(
+                    want.as_ref() == Some(&benched),
+                    "{example} on {target} ({backend}): after 200 runs on 3 threads, outputs differ from 1"
+                );
+            }
             for cap in ["1", "2"] {
                 let capped = run(
                     &exe,

@@ -624,6 +624,130 @@ pub fn legalize_parallel(p: &mut Program) {
         .collect();
 }
 
+/// `s` with every access to `buf` moved `off` elements (of `elem_bytes`
+/// bytes; `Copy` offsets are in bytes) further: how a schedule gives each
+/// iteration of a parallel loop its own slice of a scratch buffer.
+pub fn offset_buf(s: Stmt, buf: Buf, off: &Expr, elem_bytes: i64) -> Stmt {
+    let e = |x: Expr| offset_expr(x, buf, off);
+    let at = |b: Buf, idx: Expr| {
+        if b == buf {
+            build::add(idx, off.clone())
+        } else {
+            idx
+        }
+    };
+    let bytes_at = |b: Buf, o: Expr| {
+        if b == buf {
+            build::add(o, build::mul(off.clone(), build::i(elem_bytes)))
+        } else {
+            o
+        }
+    };
+    let all = |v: Vec<Stmt>| {
+        v.into_iter()
+            .map(|s| offset_buf(s, buf, off, elem_bytes))
+            .collect()
+    };
+    match s {
+        Stmt::Set(v, x) => Stmt::Set(v, e(x)),
+        Stmt::Store {
+            buf: b,
+            index,
+            value,
+        } => Stmt::Store {
+            buf: b,
+            index: at(b, e(index)),
+            value: e(value),
+        },
+        Stmt::VStore {
+            buf: b,
+            index,
+            value,
+        } => Stmt::VStore {
+            buf: b,
+            index: at(b, e(index)),
+            value: e(value),
+        },
+        Stmt::For {
+            var,
+            start,
+            end,
+            body,
+        } => Stmt::For {
+            var,
+            start: e(start),
+            end: e(end),
+            body: all(body),
+        },
+        Stmt::Parallel { var, extent, body } => Stmt::Parallel {
+            var,
+            extent,
+            body: all(body),
+        },
+        Stmt::If(c, t, f) => Stmt::If(e(c), all(t), all(f)),
+        Stmt::Copy {
+            dst,
+            dst_off,
+            src,
+            src_off,
+            bytes,
+        } => Stmt::Copy {
+            dst,
+            dst_off: bytes_at(dst, e(dst_off)),
+            src,
+            src_off: bytes_at(src, e(src_off)),
+            bytes: e(bytes),
+        },
+    }
+}
+
+fn offset_expr(x: Expr, buf: Buf, off: &Expr) -> Expr {
+    let b = |a: Box<Expr>| Box::new(offset_expr(*a, buf, off));
+    match x {
+        Expr::F(..) | Expr::I(..) | Expr::Var(_) => x,
+        Expr::Load { buf: lb, index, ty } => {
+            let index = offset_expr(*index, buf, off);
+            Expr::Load {
+                buf: lb,
+                index: Box::new(if lb == buf {
+                    build::add(index, off.clone())
+                } else {
+                    index
+                }),
+                ty,
+            }
+        }
+        Expr::VLoad {
+            buf: lb,
+            index,
+            ty,
+            lanes,
+        } => {
+            let index = offset_expr(*index, buf, off);
+            Expr::VLoad {
+                buf: lb,
+                index: Box::new(if lb == buf {
+                    build::add(index, off.clone())
+                } else {
+                    index
+                }),
+                ty,
+                lanes,
+            }
+        }
+        Expr::Un(op, a) => Expr::Un(op, b(a)),
+        Expr::Cast(t, a) => Expr::Cast(t, b(a)),
+        Expr::Bitcast(t, a) => Expr::Bitcast(t, b(a)),
+        Expr::Splat(l, a) => Expr::Splat(l, b(a)),
+        Expr::Extract(a, k) => Expr::Extract(b(a), k),
+        Expr::Reduce(op, a) => Expr::Reduce(op, b(a)),
+        Expr::Bin(op, a, c) => Expr::Bin(op, b(a), b(c)),
+        Expr::Cmp(op, a, c) => Expr::Cmp(op, b(a), b(c)),
+        Expr::Select(a, c, d) => Expr::Select(b(a), b(c), b(d)),
+        Expr::MulAdd(a, c, d) => Expr::MulAdd(b(a), b(c), b(d)),
+    }
+}
+
 /// Whether a statement is or contains a parallel loop.
 pub fn contains_parallel(s: &Stmt) -> bool {
     match s {

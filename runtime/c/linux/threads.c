@@ -10,8 +10,10 @@
  * statement). [0, n) is split into t = min(N, n) contiguous chunks, chunk k
  * being [n*k/t, n*(k+1)/t): the split depends only on n and t, and every
  * iteration computes the same thing in any chunk, so results do not depend on
- * the thread count. The calling thread runs chunk 0; workers 1..t-1 run the
- * others; the call returns when every chunk is done (a completion barrier).
+ * the thread count. The calling thread and the workers claim chunks one at
+ * a time (so a worker the kernel has not scheduled yet delays nothing: the
+ * others take its chunks); the call returns when every chunk is done (a
+ * completion barrier).
  *
  * Workers are started on first use (as many as the largest t asked for so
  * far) and live for the process, waiting on a futex between calls. They
@@ -37,8 +39,9 @@
 #define SMELT_MAX_THREADS 64
 /* Worker stacks: mapped lazily by the kernel, so only touched pages cost. */
 #define SMELT_STACK_BYTES (1UL << 20)
-/* Busy-wait iterations before sleeping on the futex. */
-#define SMELT_SPINS 20000
+/* Busy-wait iterations (a pause each) before sleeping on the futex: a few
+   tens of microseconds, about the gap between two parallel loops of a run. */
+#define SMELT_SPINS 2000
 
 #define FUTEX_WAIT_PRIVATE 128
 #define FUTEX_WAKE_PRIVATE 129
@@ -67,17 +70,28 @@ typedef void (*smelt_task_fn)(void *ctx, int64_t lo, int64_t hi);
 
 long smelt__clone_thread(long flags, void *stack_top, void (*fn)(void *), void *arg);
 
+/* The job word, one 32-bit atomic that is also the futex workers sleep on:
+   generation (bits 16-31, bumped per job), chunk count (bits 8-15) and the
+   next unclaimed chunk (bits 0-7). A thread claims chunk k by moving the
+   word from next = k to k + 1 with a compare-and-swap; a successful claim is
+   of the current job, whose fields cannot change before every chunk is done.
+   So chunks go to whichever thread is free (the caller included, which
+   therefore never waits for a worker the kernel has not scheduled), while
+   the split itself stays fixed. */
+#define JOB_GEN(w) ((w) >> 16)
+#define JOB_CHUNKS(w) (((w) >> 8) & 0xff)
+#define JOB_NEXT(w) ((w) & 0xff)
+
 static struct {
-    uint32_t busy;    /* the try-lock of callers */
-    uint32_t gen;     /* bumped once per job; workers wait for it to change */
-    int32_t pending;  /* workers that have not finished the current job */
-    int32_t workers;  /* started workers (indices 1..workers) */
-    int32_t pid;      /* the process that started them */
-    int32_t chunks;   /* chunks of the current job */
-    smelt_task_fn fn; /* the current job */
+    uint32_t busy;     /* the try-lock of callers */
+    uint32_t job;      /* the job word above */
+    uint32_t done;     /* chunks of the current job finished */
+    uint32_t sleepers; /* workers in (or entering) futex_wait on `job` */
+    int32_t workers;   /* started workers */
+    int32_t pid;       /* the process that started them */
+    smelt_task_fn fn;  /* the current job */
     void *ctx;
     int64_t n;
-    uint32_t first_gen[SMELT_MAX_THREADS]; /* gen when worker k started */
 } smelt_pool;
 
 /* A cap on the threads of every parallel loop (0: none), set by the
@@ -92,30 +106,42 @@ static void th_futex_wake(uint32_t *addr, int count) {
     raw_syscall6(SYS_futex, (long)addr, FUTEX_WAKE_PRIVATE, count, 0, 0, 0);
 }
 
-static void th_run_chunk(int32_t k) {
-    uint64_t n = (uint64_t)smelt_pool.n, t = (uint64_t)smelt_pool.chunks;
-    int64_t lo = (int64_t)(n * (uint64_t)k / t), hi = (int64_t)(n * (uint64_t)(k + 1) / t);
-    if (lo < hi) smelt_pool.fn(smelt_pool.ctx, lo, hi);
+/* Claims and runs chunks of the job while there are any; returns after the
+   last one it ran is counted as done. */
+static void th_run_chunks(void) {
+    uint32_t w = __atomic_load_n(&smelt_pool.job, __ATOMIC_ACQUIRE);
+    while (JOB_NEXT(w) < JOB_CHUNKS(w)) {
+        if (!__atomic_compare_exchange_n(&smelt_pool.job, &w, w + 1, 1, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+            continue; /* w was reloaded */
+        uint64_t n = (uint64_t)smelt_pool.n, t = JOB_CHUNKS(w), k = JOB_NEXT(w);
+        int64_t lo = (int64_t)(n * k / t), hi = (int64_t)(n * (k + 1) / t);
+        if (lo < hi) smelt_pool.fn(smelt_pool.ctx, lo, hi);
+        if (__atomic_add_fetch(&smelt_pool.done, 1, __ATOMIC_ACQ_REL) == t)
+            th_futex_wake(&smelt_pool.done, 1);
+        w = __atomic_load_n(&smelt_pool.job, __ATOMIC_ACQUIRE);
+    }
 }
 
 static void th_worker(void *arg) {
-    int32_t k = (int32_t)(intptr_t)arg;
-    uint32_t seen = smelt_pool.first_gen[k];
+    (void)arg;
     for (;;) {
-        uint32_t g;
+        th_run_chunks();
+        uint32_t w = __atomic_load_n(&smelt_pool.job, __ATOMIC_ACQUIRE);
         int spins = 0;
-        while ((g = __atomic_load_n(&smelt_pool.gen, __ATOMIC_ACQUIRE)) == seen) {
+        while (JOB_NEXT(w) >= JOB_CHUNKS(w)) {
             if (spins < SMELT_SPINS) {
                 spins++;
                 cpu_relax();
             } else {
-                th_futex_wait(&smelt_pool.gen, seen);
+                /* Announce the sleep before checking the word once more:
+                   the caller stores the word, then reads `sleepers`. */
+                __atomic_add_fetch(&smelt_pool.sleepers, 1, __ATOMIC_SEQ_CST);
+                if (__atomic_load_n(&smelt_pool.job, __ATOMIC_SEQ_CST) == w) th_futex_wait(&smelt_pool.job, w);
+                __atomic_sub_fetch(&smelt_pool.sleepers, 1, __ATOMIC_SEQ_CST);
+                spins = 0;
             }
+            w = __atomic_load_n(&smelt_pool.job, __ATOMIC_ACQUIRE);
         }
-        seen = g;
-        if (k < smelt_pool.chunks) th_run_chunk(k);
-        if (__atomic_sub_fetch(&smelt_pool.pending, 1, __ATOMIC_ACQ_REL) == 0)
-            th_futex_wake((uint32_t *)&smelt_pool.pending, 1);
     }
 }
 
@@ -132,7 +158,6 @@ static int32_t th_start_workers(int32_t want) {
         int32_t k = smelt_pool.workers + 1;
         long stack = raw_syscall6(SYS_mmap, 0, SMELT_STACK_BYTES, TH_PROT_RW, TH_MAP_FLAGS, -1, 0);
         if (stack < 0 && stack > -4096) break;
-        smelt_pool.first_gen[k] = smelt_pool.gen;
         long flags = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM;
         long tid = smelt__clone_thread(flags, (char *)stack + SMELT_STACK_BYTES, th_worker, (void *)(intptr_t)k);
         if (tid < 0) {
@@ -165,19 +190,19 @@ void smelt_parallel_for(smelt_task_fn fn, void *ctx, int64_t n, int64_t threads)
     smelt_pool.fn = fn;
     smelt_pool.ctx = ctx;
     smelt_pool.n = n;
-    smelt_pool.chunks = (int32_t)t;
-    __atomic_store_n(&smelt_pool.pending, have, __ATOMIC_RELAXED);
-    __atomic_add_fetch(&smelt_pool.gen, 1, __ATOMIC_RELEASE);
-    th_futex_wake(&smelt_pool.gen, 0x7fffffff);
-    th_run_chunk(0);
+    __atomic_store_n(&smelt_pool.done, 0, __ATOMIC_RELAXED);
+    uint32_t gen = JOB_GEN(__atomic_load_n(&smelt_pool.job, __ATOMIC_RELAXED)) + 1;
+    __atomic_store_n(&smelt_pool.job, (gen << 16) | ((uint32_t)t << 8), __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&smelt_pool.sleepers, __ATOMIC_SEQ_CST)) th_futex_wake(&smelt_pool.job, (int)t - 1);
+    th_run_chunks();
     int spins = 0;
-    int32_t p;
-    while ((p = __atomic_load_n(&smelt_pool.pending, __ATOMIC_ACQUIRE)) != 0) {
+    uint32_t d;
+    while ((d = __atomic_load_n(&smelt_pool.done, __ATOMIC_ACQUIRE)) != (uint32_t)t) {
         if (spins < SMELT_SPINS) {
             spins++;
             cpu_relax();
         } else {
-            th_futex_wait((uint32_t *)&smelt_pool.pending, (uint32_t)p);
+            th_futex_wait(&smelt_pool.done, d);
         }
     }
     __atomic_store_n(&smelt_pool.busy, 0, __ATOMIC_RELEASE);

@@ -3,7 +3,9 @@
  * input x f32[4096] becomes y = x * 2 + 1 in a smelt_parallel_for loop, and
  * `stacks` (u64[3]) records, per chunk, the address of a local variable of
  * the call that ran it (0 for a chunk no call started at), so the test can
- * tell that chunks ran on different threads' stacks.
+ * tell that chunks ran on different threads' stacks. Each chunk also spins
+ * for a few milliseconds, so that the workers have time to claim chunks
+ * before the calling thread has run them all.
  */
 #include "smelt_model.h"
 
@@ -34,6 +36,8 @@ static void task(void *ctx, int64_t lo, int64_t hi) {
     struct job *j = ctx;
     volatile int here = 0;
     for (int64_t i = lo; i < hi; i++) j->y[i] = j->x[i] * 2.0f + 1.0f;
+    for (volatile long spin = 0; spin < 3000000; spin = spin + 1) {
+    }
     /* Chunk k of 3 starts at N*k/3: k = ceil(3*lo/N). */
     j->stacks[(3 * lo + N - 1) / N] = (uint64_t)(uintptr_t)&here;
 }
