@@ -268,3 +268,167 @@ fn bare_metal_and_bad_counts_are_refused() {
     );
     let _ = std::fs::remove_dir_all(&work);
 }
+
+/// A MobileNet-shaped block built in IR: a depthwise 3×3 convolution (32
+/// channels, 28×28), a pointwise 1×1 convolution to 48 channels (the GEMM
+/// read in place) and a 3×3 stride-2 convolution (the GEMM through im2col),
+/// every one with enough work to run in parallel.
+fn conv_block() -> (smelt_ir::Graph, smelt_ir::Tensor) {
+    use smelt_ir::ops::Op;
+    use smelt_ir::ops::conv::{AutoPad, ConvOp, Window};
+    use smelt_ir::{DType, Graph, Tensor, TensorType};
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut rand = |n: usize| -> Vec<f32> {
+        (0..n)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                (seed % 2001) as f32 / 1000.0 - 1.0
+            })
+            .collect()
+    };
+    let mut g = Graph::new();
+    let x = g
+        .add_input("x", TensorType::new(DType::F32, vec![1, 32, 28, 28]))
+        .unwrap();
+    let mut konst = |g: &mut Graph, name: &str, shape: Vec<usize>| {
+        let n = shape.iter().product();
+        g.add_const(name, &Tensor::from_vec(shape, rand(n)).unwrap())
+            .unwrap()
+    };
+    let conv = |g: &mut Graph, name: &str, ins: Vec<_>, k: usize, s: usize, p: usize, group| {
+        let window = Window {
+            kernel_shape: Some(vec![k, k]),
+            strides: vec![s, s],
+            dilations: vec![1, 1],
+            pads: vec![p; 4],
+            auto_pad: AutoPad::NotSet,
+        };
+        g.add_node(
+            name,
+            Op::Conv(ConvOp::Conv { window, group }),
+            ins,
+            vec![format!("{name}.y")],
+        )
+        .unwrap()[0]
+    };
+    let (wd, bd) = (
+        konst(&mut g, "wd", vec![32, 1, 3, 3]),
+        konst(&mut g, "bd", vec![32]),
+    );
+    let y1 = conv(&mut g, "dw", vec![Some(x), Some(wd), Some(bd)], 3, 1, 1, 32);
+    let (wp, bp) = (
+        konst(&mut g, "wp", vec![48, 32, 1, 1]),
+        konst(&mut g, "bp", vec![48]),
+    );
+    let y2 = conv(&mut g, "pw", vec![Some(y1), Some(wp), Some(bp)], 1, 1, 0, 1);
+    let w3 = konst(&mut g, "w3", vec![16, 48, 3, 3]);
+    let y3 = conv(&mut g, "c3", vec![Some(y2), Some(w3)], 3, 2, 1, 1);
+    g.outputs.push(y3);
+    let input = Tensor::from_vec(vec![1, 32, 28, 28], rand(32 * 28 * 28)).unwrap();
+    (g, input)
+}
+
+#[test]
+fn conv_block_threads_give_identical_outputs_on_every_linux_target() {
+    use smelt_backends::artifact::{Backend, Emit, build_threads};
+    use smelt_backends::target::Target;
+    use smelt_frontend::Limits;
+    use smelt_frontend::npy::{read_npy, write_npy};
+
+    let (graph, input) = conv_block();
+    let want = smelt_ir::interp::Interpreter::new(&graph)
+        .run(vec![input.clone()])
+        .unwrap();
+    let work = scratch("conv-block");
+    write_npy(&work.join("x.npy"), &input).unwrap();
+    let llvm = || Backend::Llvm(Default::default());
+    let configs: Vec<(Target, Backend, Option<&str>)> = vec![
+        (Target::X86_64Linux, Backend::Cranelift, None),
+        (Target::X86_64Linux, llvm(), None),
+        (
+            Target::Aarch64Linux,
+            Backend::Cranelift,
+            qemu("qemu-aarch64"),
+        ),
+        (Target::Aarch64Linux, llvm(), qemu("qemu-aarch64")),
+        (Target::Armv7Linux, llvm(), qemu("qemu-arm")),
+    ];
+    for (target, backend, runner) in configs {
+        if target != Target::X86_64Linux && runner.is_none() {
+            continue;
+        }
+        let mut first: Option<Vec<u8>> = None;
+        for threads in [1u32, 2, 3] {
+            let exe = work.join(format!(
+                "block-{}-{}-{threads}",
+                target.arch(),
+                backend.name()
+            ));
+            build_threads(
+                &graph,
+                target,
+                &backend,
+                Emit::Exe,
+                &exe,
+                "block",
+                None,
+                None,
+                &Default::default(),
+                threads,
+            )
+            .unwrap();
+            let image = std::fs::read(&exe).unwrap();
+            let tasks = image.windows(12).filter(|w| *w == b"smelt_task_2").count();
+            assert_eq!(
+                tasks > 0,
+                threads > 1,
+                "{target} ({}), {threads} threads: three parallel loops",
+                backend.name()
+            );
+            let out = work.join("out");
+            let _ = std::fs::remove_dir_all(&out);
+            let mut cmd = match runner {
+                Some(r) => {
+                    let mut c = Command::new(r);
+                    c.arg(&exe);
+                    c
+                }
+                None => Command::new(&exe),
+            };
+            let res = cmd
+                .arg("--input")
+                .arg(format!("x={}", work.join("x.npy").display()))
+                .arg("-o")
+                .arg(&out)
+                .output()
+                .unwrap();
+            assert!(
+                res.status.success(),
+                "{}",
+                String::from_utf8_lossy(&res.stderr)
+            );
+            let bytes = std::fs::read(out.join("c3.y.npy")).unwrap();
+            match &first {
+                None => {
+                    let got = read_npy(&out.join("c3.y.npy"), &Limits::default()).unwrap();
+                    for (a, b) in got.to_f64_vec().iter().zip(want[0].to_f64_vec()) {
+                        assert!(
+                            (a - b).abs() <= 1e-4 * (1.0 + b.abs()),
+                            "{target} ({}): {a} vs the interpreter's {b}",
+                            backend.name()
+                        );
+                    }
+                    first = Some(bytes);
+                }
+                Some(f) => assert!(
+                    *f == bytes,
+                    "{target} ({}): {threads} threads differ from 1",
+                    backend.name()
+                ),
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&work);
+}
