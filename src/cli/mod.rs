@@ -110,6 +110,7 @@ pub fn command() -> Command {
                 .arg(Arg::new("print-ir").long("print-ir").action(ArgAction::SetTrue).help("Also print the imported IR"))
                 .arg(Arg::new("optimized").long("optimized").action(ArgAction::SetTrue).help("Report on the graph after the optimizer (see --opt-level) and print it with the rule counts, stop reason, e-graph size and time"))
                 .arg(Arg::new("target").long("target").value_name("TRIPLE").help("The target whose cost figures the optimizer uses (default x86_64-unknown-linux-gnu); for a bare-metal target (thumbv7em-none-eabihf) also estimate the firmware's flash and RAM use"))
+                .arg(Arg::new("threads").long("threads").value_name("N").value_parser(value_parser!(u32)).help("Also report which loops smelt compile --threads N would run in parallel (the native kernels' parallel loops and their arena)"))
                 .arg(memory_arg()),
         )))
         .subcommand(optimize::args(model_args(
