@@ -13,6 +13,8 @@
  * no workers and starts new ones), and checks that every run gives the
  * main thread's bytes and that errno, a thread-local variable, survives the
  * runs. Writes the main thread's outputs raw. Exit status 0 on success.
+ * -DNO_FORK leaves the fork out (qemu-user 7.2 aborts a forked child of a
+ * process with several threads: "assertion failed: (cpu == current_cpu)").
  */
 #include <errno.h>
 #include <pthread.h>
@@ -115,6 +117,7 @@ int main(int argc, char **argv) {
         }
     }
 
+#ifndef NO_FORK
     pid_t child = fork();
     if (child < 0) return 1;
     if (child == 0) _exit(run_and_check(0));
@@ -123,6 +126,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "threads_app: the run in a forked child failed\n");
         return 1;
     }
+#endif
 
     for (i = 0; i < NOUT; i++) {
         const char *path = argv[1 + NIN + i];
