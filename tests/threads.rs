@@ -330,19 +330,33 @@ fn conv_block() -> (smelt_ir::Graph, smelt_ir::Tensor) {
     (g, input)
 }
 
-#[test]
-fn conv_block_threads_give_identical_outputs_on_every_linux_target() {
+/// Compiles `graph` (inputs `inputs`, by name) for 1, 2 and 3 threads on
+/// every Linux target this machine runs, both backends where they exist:
+/// 2 and 3 threads give the 1-thread bytes, which match the interpreter,
+/// and have at least `loops` parallel loops.
+fn check_graph(
+    tag: &str,
+    graph: &smelt_ir::Graph,
+    inputs: &[(&str, smelt_ir::Tensor)],
+    loops: usize,
+) {
     use smelt_backends::artifact::{Backend, Emit, build_threads};
     use smelt_backends::target::Target;
     use smelt_frontend::Limits;
     use smelt_frontend::npy::{read_npy, write_npy};
 
-    let (graph, input) = conv_block();
-    let want = smelt_ir::interp::Interpreter::new(&graph)
-        .run(vec![input.clone()])
+    let want = smelt_ir::interp::Interpreter::new(graph)
+        .run(inputs.iter().map(|(_, t)| t.clone()).collect())
         .unwrap();
-    let work = scratch("conv-block");
-    write_npy(&work.join("x.npy"), &input).unwrap();
+    let out_name = graph.value(graph.outputs[0]).name.clone();
+    let task = format!("smelt_task_{}", loops - 1).into_bytes();
+    let work = scratch(tag);
+    let mut input_args = Vec::new();
+    for (name, t) in inputs {
+        let path = work.join(format!("{name}.npy"));
+        write_npy(&path, t).unwrap();
+        input_args.push(format!("{name}={}", path.display()));
+    }
     let llvm = || Backend::Llvm(Default::default());
     let configs: Vec<(Target, Backend, Option<&str>)> = vec![
         (Target::X86_64Linux, Backend::Cranelift, None),
@@ -362,17 +376,17 @@ fn conv_block_threads_give_identical_outputs_on_every_linux_target() {
         let mut first: Option<Vec<u8>> = None;
         for threads in [1u32, 2, 3] {
             let exe = work.join(format!(
-                "block-{}-{}-{threads}",
+                "{tag}-{}-{}-{threads}",
                 target.arch(),
                 backend.name()
             ));
             build_threads(
-                &graph,
+                graph,
                 target,
                 &backend,
                 Emit::Exe,
                 &exe,
-                "block",
+                tag,
                 None,
                 None,
                 &Default::default(),
@@ -380,11 +394,11 @@ fn conv_block_threads_give_identical_outputs_on_every_linux_target() {
             )
             .unwrap();
             let image = std::fs::read(&exe).unwrap();
-            let tasks = image.windows(12).filter(|w| *w == b"smelt_task_2").count();
+            let tasks = image.windows(task.len()).any(|w| *w == task[..]);
             assert_eq!(
-                tasks > 0,
+                tasks,
                 threads > 1,
-                "{target} ({}), {threads} threads: three parallel loops",
+                "{target} ({}), {threads} threads: {loops} parallel loops",
                 backend.name()
             );
             let out = work.join("out");
@@ -397,22 +411,20 @@ fn conv_block_threads_give_identical_outputs_on_every_linux_target() {
                 }
                 None => Command::new(&exe),
             };
-            let res = cmd
-                .arg("--input")
-                .arg(format!("x={}", work.join("x.npy").display()))
-                .arg("-o")
-                .arg(&out)
-                .output()
-                .unwrap();
+            for a in &input_args {
+                cmd.arg("--input").arg(a);
+            }
+            let res = cmd.arg("-o").arg(&out).output().unwrap();
             assert!(
                 res.status.success(),
                 "{}",
                 String::from_utf8_lossy(&res.stderr)
             );
-            let bytes = std::fs::read(out.join("c3.y.npy")).unwrap();
+            let file = out.join(format!("{out_name}.npy"));
+            let bytes = std::fs::read(&file).unwrap();
             match &first {
                 None => {
-                    let got = read_npy(&out.join("c3.y.npy"), &Limits::default()).unwrap();
+                    let got = read_npy(&file, &Limits::default()).unwrap();
                     for (a, b) in got.to_f64_vec().iter().zip(want[0].to_f64_vec()) {
                         assert!(
                             (a - b).abs() <= 1e-4 * (1.0 + b.abs()),
@@ -431,4 +443,39 @@ fn conv_block_threads_give_identical_outputs_on_every_linux_target() {
         }
     }
     let _ = std::fs::remove_dir_all(&work);
+}
+
+#[test]
+fn conv_block_threads_give_identical_outputs_on_every_linux_target() {
+    let (graph, input) = conv_block();
+    check_graph("conv-block", &graph, &[("x", input)], 3);
+}
+
+/// A batch of 4 products of two activations (attention heads): split by
+/// batch.
+#[test]
+fn batched_matmul_threads_give_identical_outputs_on_every_linux_target() {
+    use smelt_ir::ops::Op;
+    use smelt_ir::ops::linalg::Linalg;
+    use smelt_ir::{DType, Graph, Tensor, TensorType};
+    let mut g = Graph::new();
+    let a = g
+        .add_input("a", TensorType::new(DType::F32, vec![4, 64, 96]))
+        .unwrap();
+    let b = g
+        .add_input("b", TensorType::new(DType::F32, vec![4, 96, 80]))
+        .unwrap();
+    let y = g
+        .add_node(
+            "mm",
+            Op::Linalg(Linalg::MatMul),
+            vec![Some(a), Some(b)],
+            vec!["y".into()],
+        )
+        .unwrap()[0];
+    g.outputs.push(y);
+    let fill = |n: usize, s: f32| (0..n).map(|i| (i as f32 * s).sin()).collect::<Vec<f32>>();
+    let ta = Tensor::from_vec(vec![4, 64, 96], fill(4 * 64 * 96, 0.37)).unwrap();
+    let tb = Tensor::from_vec(vec![4, 96, 80], fill(4 * 96 * 80, 0.11)).unwrap();
+    check_graph("batched-matmul", &g, &[("a", ta), ("b", tb)], 1);
 }

@@ -383,6 +383,46 @@ impl Program {
         }
     }
 
+    /// A loop nest (`For` loops from 0, each the only statement of its
+    /// parent, doing `work` in all) with its outermost loop of more than one
+    /// iteration made a [`Program::par_for`]; the promise about independent
+    /// iterations is the caller's, as there.
+    pub fn par_nest(&mut self, nest: Vec<Stmt>, work: u64) -> Vec<Stmt> {
+        let [
+            Stmt::For {
+                var,
+                start: Expr::I(0, _),
+                end: Expr::I(e, _),
+                ..
+            },
+        ] = nest.as_slice()
+        else {
+            return nest;
+        };
+        let (var, e) = (*var, *e);
+        let Some(Stmt::For { body, .. }) = nest.into_iter().next() else {
+            unreachable!("matched above")
+        };
+        if e == 1 {
+            let body = self.par_nest(body, work);
+            return vec![Stmt::For {
+                var,
+                start: build::i(0),
+                end: build::i(1),
+                body,
+            }];
+        }
+        if e < 1 {
+            return vec![Stmt::For {
+                var,
+                start: build::i(0),
+                end: build::i(e),
+                body,
+            }];
+        }
+        vec![self.par_for(var, e as usize, work / e as u64, body)]
+    }
+
     /// A new variable holding a vector of `lanes` elements of type `ty`.
     pub fn vector_var(&mut self, ty: Scalar, lanes: u8) -> Var {
         self.vars.push(ty);
