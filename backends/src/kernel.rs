@@ -36,6 +36,15 @@
 //!
 //! Comparisons, selects, casts, loads of other types and the polynomial math
 //! functions stay scalar.
+//!
+//! ## Parallel loops
+//!
+//! [`Stmt::Parallel`] is a loop whose iterations are independent, run on the
+//! runtime's thread pool (`--threads`). Schedules make one with
+//! [`Program::par_for`] / [`Program::par_nest`]; [`legalize_parallel`] keeps
+//! it only at the top level of the program and reading nothing set outside
+//! it, so the code generators can outline its body into a function of
+//! `(ctx, lo, hi)`.
 
 use std::fmt::{self, Write};
 
@@ -387,40 +396,30 @@ impl Program {
     /// parent, doing `work` in all) with its outermost loop of more than one
     /// iteration made a [`Program::par_for`]; the promise about independent
     /// iterations is the caller's, as there.
-    pub fn par_nest(&mut self, nest: Vec<Stmt>, work: u64) -> Vec<Stmt> {
-        let [
-            Stmt::For {
-                var,
-                start: Expr::I(0, _),
-                end: Expr::I(e, _),
-                ..
-            },
-        ] = nest.as_slice()
-        else {
+    pub fn par_nest(&mut self, mut nest: Vec<Stmt>, work: u64) -> Vec<Stmt> {
+        if nest.len() != 1 {
             return nest;
-        };
-        let (var, e) = (*var, *e);
-        let Some(Stmt::For { body, .. }) = nest.into_iter().next() else {
-            unreachable!("matched above")
-        };
-        if e == 1 {
-            let body = self.par_nest(body, work);
-            return vec![Stmt::For {
-                var,
-                start: build::i(0),
-                end: build::i(1),
-                body,
-            }];
         }
-        if e < 1 {
-            return vec![Stmt::For {
+        match nest.pop() {
+            Some(Stmt::For {
                 var,
-                start: build::i(0),
-                end: build::i(e),
+                start: Expr::I(0, ty),
+                end: Expr::I(e, _),
                 body,
-            }];
+            }) if e >= 1 => {
+                if e > 1 {
+                    return vec![self.par_for(var, e as usize, work / e as u64, body)];
+                }
+                let body = self.par_nest(body, work);
+                vec![Stmt::For {
+                    var,
+                    start: Expr::I(0, ty),
+                    end: Expr::I(1, ty),
+                    body,
+                }]
+            }
+            other => other.into_iter().collect(),
         }
-        vec![self.par_for(var, e as usize, work / e as u64, body)]
     }
 
     /// A new variable holding a vector of `lanes` elements of type `ty`.

@@ -1,8 +1,9 @@
 /*
  * The libcalls-only object that smelt puts into static libraries beside the
  * model object: the C library functions generated code may call (libc.c,
- * libm.c, and on 32-bit Arm the __aeabi_* helpers of aeabi.c) and nothing
- * else, so no _start, no main, no I/O.
+ * libm.c, and on 32-bit Arm the __aeabi_* helpers of aeabi.c), on Linux the
+ * thread pool of models compiled with --threads (linux/threads.c), and
+ * nothing else, so no _start, no main, no I/O.
  *
  * Compiled once per target by the smelt-runtime crate's build script with
  * the same flags as runtime.c (see src/target.rs).

@@ -9,8 +9,12 @@
 //! object, and [`HEADER`] is the C header of the model ABI, which is also what
 //! users of a static library get.
 //!
-//! Static libraries carry [`libcalls_object`] instead: only the [`LIBCALLS`],
-//! weak and hidden (`c/libcalls.c`), so that a C program linking the library
+//! On Linux the runtime also has a tiny thread pool (`c/linux/threads.c`,
+//! [`THREAD_SYMBOLS`]: raw `clone` threads, futex dispatch, no libc, no TLS)
+//! for models compiled with `--threads N`.
+//!
+//! Static libraries carry [`libcalls_object`] instead: only the [`LIBCALLS`]
+//! (and on Linux the thread pool), weak and hidden (`c/libcalls.c`), so that a C program linking the library
 //! with its own C library gets no duplicate `_start`, `memcpy` or `floorf`.
 //!
 //! Linking an executable:
