@@ -26,6 +26,7 @@
 //! cargo test --test conformance -- --all --every-runner --write-manifest FILE  # a tagged manifest
 //! cargo test --test conformance -- --all --every-runner --failures FILE        # why native runs fail
 //! cargo test --test conformance -- --opt-level 3       # the manifest after the graph optimizer
+//! cargo test --test conformance -- --threads 3 --backend llvm   # native code on 3 threads, every loop split
 //! ```
 //!
 //! `--opt-level N` (default 0) runs the e-graph optimizer (`smelt_passes::egraph`)
@@ -40,7 +41,7 @@ use std::process::ExitCode;
 use std::sync::Mutex;
 
 use regex::Regex;
-use smelt_backends::artifact::{Backend, Emit, LlvmConfig, build_with};
+use smelt_backends::artifact::{Backend, Emit, LlvmConfig, build_parallel};
 use smelt_backends::target::Target;
 use smelt_frontend::npy::{output_file_name, read_npy, write_npy};
 use smelt_frontend::onnx::{ImportOptions, OnnxModel, read_tensor_pb};
@@ -63,6 +64,7 @@ struct Args {
     every_runner: bool,
     failures: Option<PathBuf>,
     opt_level: u8,
+    threads: u32,
 }
 
 fn parse_args() -> Args {
@@ -78,6 +80,7 @@ fn parse_args() -> Args {
         every_runner: false,
         failures: None,
         opt_level: 0,
+        threads: 1,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -100,6 +103,16 @@ fn parse_args() -> Args {
                     .ok()
                     .filter(|l| *l <= 3)
                     .unwrap_or_else(|| panic!("--opt-level takes 0 to 3, not '{v}'"));
+            }
+            // Native code for N threads (Linux targets), every loop that
+            // can be split split, however small.
+            "--threads" => {
+                let v = it.next().unwrap_or_default();
+                a.threads = v
+                    .parse()
+                    .ok()
+                    .filter(|t| (1..=64).contains(t))
+                    .unwrap_or_else(|| panic!("--threads takes 1 to 64, not '{v}'"));
             }
             "--backend" => {
                 let b = it.next().unwrap_or_default();
@@ -194,6 +207,7 @@ fn run_native(
     codegen: CodeGen,
     test_dir: &Path,
     opt_level: u8,
+    threads: u32,
 ) -> Result<Vec<Tensor>, String> {
     let name = test_dir
         .file_name()
@@ -218,6 +232,7 @@ fn run_native(
         .arg(codegen.name())
         .arg(opt_level.to_string())
         .arg(&exe)
+        .arg(threads.to_string())
         .output()
         .map_err(|e| format!("compile: {e}"))?;
     if !child.status.success() {
@@ -573,7 +588,7 @@ fn import_test(
     Ok((graph, run_inputs, wants))
 }
 
-fn run_test(dir: &Path, tol: Option<Tol>, runner: Runner, opt_level: u8) -> Outcome {
+fn run_test(dir: &Path, tol: Option<Tol>, runner: Runner, opt_level: u8, threads: u32) -> Outcome {
     let fail = |detail: String| Outcome {
         pass: false,
         detail,
@@ -594,7 +609,7 @@ fn run_test(dir: &Path, tol: Option<Tol>, runner: Runner, opt_level: u8) -> Outc
             Err(e) => return fail(format!("run: {e}")),
         },
         Runner::Native(target, g) => {
-            match run_native(&graph, run_inputs, target, g, dir, opt_level) {
+            match run_native(&graph, run_inputs, target, g, dir, opt_level, threads) {
                 Ok(o) => o,
                 Err(e) => return fail(e),
             }
@@ -643,16 +658,20 @@ fn test_ops(dir: &Path) -> String {
 /// One run: test name, listed for this runner, outcome, the test's ops, runner.
 type RunResult = (String, bool, Outcome, String, Runner);
 
-/// `--compile-one TEST_DIR ARCH CODEGEN OPT_LEVEL OUT`: imports one node
+/// `--compile-one TEST_DIR ARCH CODEGEN OPT_LEVEL OUT THREADS`: imports one node
 /// test, optimizes it and compiles it to the executable OUT, in its own
 /// process (see `run_native`).
 fn compile_one(args: &[String]) -> ExitCode {
-    let [dir, arch, codegen, opt_level, out] = args else {
-        eprintln!("compile: --compile-one takes TEST_DIR ARCH CODEGEN OPT_LEVEL OUT");
+    let [dir, arch, codegen, opt_level, out, threads] = args else {
+        eprintln!("compile: --compile-one takes TEST_DIR ARCH CODEGEN OPT_LEVEL OUT THREADS");
         return ExitCode::FAILURE;
     };
     let Ok(opt_level) = opt_level.parse::<u8>() else {
         eprintln!("compile: OPT_LEVEL '{opt_level}' is not a number");
+        return ExitCode::FAILURE;
+    };
+    let Ok(threads) = threads.parse::<u32>() else {
+        eprintln!("compile: THREADS '{threads}' is not a number");
         return ExitCode::FAILURE;
     };
     let Some(target) = Target::ALL.into_iter().find(|t| t.arch() == arch) else {
@@ -664,7 +683,11 @@ fn compile_one(args: &[String]) -> ExitCode {
         return ExitCode::FAILURE;
     };
     let built = import_test(Path::new(dir), opt_level, arch).and_then(|(graph, _, _)| {
-        build_with(
+        // Bare metal has one thread; elsewhere every loop that can be
+        // split is (a minimum work of 1), so the small node tests exercise
+        // the parallel code.
+        let threads = if target.is_bare_metal() { 1 } else { threads };
+        build_parallel(
             &graph,
             target,
             &codegen.backend(),
@@ -673,6 +696,9 @@ fn compile_one(args: &[String]) -> ExitCode {
             "model",
             None,
             None,
+            &Default::default(),
+            threads,
+            1,
         )
         .map_err(|e| e.to_string())
     });
@@ -783,21 +809,22 @@ fn main() -> ExitCode {
                         break;
                     };
                     let tdir = dir.join(name);
-                    let outcome =
-                        std::panic::catch_unwind(|| run_test(&tdir, *tol, *runner, args.opt_level))
-                            .unwrap_or_else(|p| {
-                                let msg = p
-                                    .downcast_ref::<String>()
-                                    .cloned()
-                                    .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                                    .unwrap_or_default();
-                                Outcome {
-                                    pass: false,
-                                    detail: format!("PANIC: {msg}"),
-                                    max_abs: 0.0,
-                                    max_rel: 0.0,
-                                }
-                            });
+                    let outcome = std::panic::catch_unwind(|| {
+                        run_test(&tdir, *tol, *runner, args.opt_level, args.threads)
+                    })
+                    .unwrap_or_else(|p| {
+                        let msg = p
+                            .downcast_ref::<String>()
+                            .cloned()
+                            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                            .unwrap_or_default();
+                        Outcome {
+                            pass: false,
+                            detail: format!("PANIC: {msg}"),
+                            max_abs: 0.0,
+                            max_rel: 0.0,
+                        }
+                    });
                     let ops = test_ops(&tdir);
                     results
                         .lock()

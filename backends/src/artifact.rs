@@ -328,8 +328,18 @@ pub fn lower_for_codegen(graph: &Graph) -> Result<Lowered, ArtifactError> {
 /// [`lower_for_codegen`] for `threads` threads (parallel loops when more
 /// than one).
 pub fn lower_for_codegen_threads(graph: &Graph, threads: u32) -> Result<Lowered, ArtifactError> {
+    lower_for_codegen_parallel(graph, threads, 0)
+}
+
+/// [`lower_for_codegen_threads`] with the least work per thread of a
+/// parallel loop (`min_work`; 0: the default).
+pub fn lower_for_codegen_parallel(
+    graph: &Graph,
+    threads: u32,
+    min_work: u64,
+) -> Result<Lowered, ArtifactError> {
     let mut lowered: Lowered =
-        crate::lower::lower_threads(graph, threads).map_err(ArtifactError::Lower)?;
+        crate::lower::lower_parallel(graph, threads, min_work).map_err(ArtifactError::Lower)?;
     crate::mathexp::expand(&mut lowered.program).map_err(|e| {
         ArtifactError::Lower(LowerError::Unsupported(vec![(
             "(math)".into(),
@@ -431,6 +441,28 @@ pub fn build_threads(
     memory: &MemoryMap,
     threads: u32,
 ) -> Result<Report, ArtifactError> {
+    build_parallel(
+        graph, target, backend, emit, out, model_name, name, linker, memory, threads, 0,
+    )
+}
+
+/// [`build_threads`] with the least work per thread of a parallel loop
+/// (`min_work`; 0: [`crate::kernel::MIN_PARALLEL_WORK`]). Tests pass 1 to
+/// run even tiny models' loops in parallel.
+#[allow(clippy::too_many_arguments)]
+pub fn build_parallel(
+    graph: &Graph,
+    target: Target,
+    backend: &Backend,
+    emit: Emit,
+    out: &Path,
+    model_name: &str,
+    name: Option<&str>,
+    linker: Option<&Path>,
+    memory: &MemoryMap,
+    threads: u32,
+    min_work: u64,
+) -> Result<Report, ArtifactError> {
     check_threads(target, threads)?;
     let prefix = symbol_prefix(emit, out, name)?;
     // Assembly and LLVM IR text show the code an executable links.
@@ -438,7 +470,7 @@ pub fn build_threads(
         Emit::Exe | Emit::Asm | Emit::LlvmIr => ModelSymbols::runtime(),
         Emit::Obj | Emit::Staticlib => ModelSymbols::prefixed(&prefix),
     };
-    let lowered = lower_for_codegen_threads(graph, threads)?;
+    let lowered = lower_for_codegen_parallel(graph, threads, min_work)?;
     let codegen = |e: crate::cranelift::CodegenError| ArtifactError::Codegen(e.to_string());
     let obj = match (backend, emit) {
         (Backend::Cranelift, Emit::Asm | Emit::LlvmIr) => {

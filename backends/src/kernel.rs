@@ -342,6 +342,9 @@ pub struct Program {
     /// The threads [`Stmt::Parallel`] loops may run on (`--threads`); 0 and
     /// 1 mean one, and then the program has no parallel loops.
     pub threads: u32,
+    /// The least work per thread of a parallel loop; 0 means
+    /// [`MIN_PARALLEL_WORK`] (tests set 1 to split even tiny loops).
+    pub parallel_min_work: u64,
 }
 
 /// The least work (multiply-adds or element operations) a parallel loop
@@ -376,7 +379,7 @@ impl Program {
     /// not end up at the top level of the program back into a `For`.
     pub fn par_for(&mut self, var: Var, extent: usize, work: u64, body: Vec<Stmt>) -> Stmt {
         let t = u64::from(self.threads.max(1)).min(extent as u64);
-        if t >= 2 && (extent as u64).saturating_mul(work) >= t * MIN_PARALLEL_WORK {
+        if t >= 2 && (extent as u64).saturating_mul(work) >= t * self.min_parallel_work() {
             Stmt::Parallel {
                 var,
                 extent: extent as i64,
@@ -389,6 +392,15 @@ impl Program {
                 end: build::i(extent as i64),
                 body,
             }
+        }
+    }
+
+    /// The least work per thread of a parallel loop.
+    pub fn min_parallel_work(&self) -> u64 {
+        if self.parallel_min_work == 0 {
+            MIN_PARALLEL_WORK
+        } else {
+            self.parallel_min_work
         }
     }
 

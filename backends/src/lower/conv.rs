@@ -669,7 +669,7 @@ fn depthwise(
     // its own plane (64-byte aligned) in the scratch area.
     let tt = (p.threads.max(1) as usize).min(c);
     let work = (c * oh * ow * kh * kw) as u64;
-    let threaded = tt >= 2 && work >= tt as u64 * crate::kernel::MIN_PARALLEL_WORK;
+    let threaded = tt >= 2 && work >= tt as u64 * p.min_parallel_work();
     let plane_elems = (hp * wp).div_ceil(16) * 16;
     let plane = if threaded {
         p.scratch((tt * plane_elems * 4) as u64)

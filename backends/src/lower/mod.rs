@@ -128,6 +128,12 @@ pub fn lower(g: &Graph) -> Result<Lowered, LowerError> {
 /// Lowers a whole graph for `threads` threads: the hot loops with enough
 /// work become [`Stmt::Parallel`] loops when `threads > 1`.
 pub fn lower_threads(g: &Graph, threads: u32) -> Result<Lowered, LowerError> {
+    lower_parallel(g, threads, 0)
+}
+
+/// [`lower_threads`] with the least work per thread of a parallel loop
+/// (`min_work`; 0: [`crate::kernel::MIN_PARALLEL_WORK`]).
+pub fn lower_parallel(g: &Graph, threads: u32, min_work: u64) -> Result<Lowered, LowerError> {
     let inputs = g
         .inputs
         .iter()
@@ -140,6 +146,7 @@ pub fn lower_threads(g: &Graph, threads: u32) -> Result<Lowered, LowerError> {
         .collect::<Result<Vec<_>, _>>()?;
     let mut p = Program {
         threads,
+        parallel_min_work: min_work,
         ..Program::default()
     };
     let mut mem = plan(g);
