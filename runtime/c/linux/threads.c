@@ -149,7 +149,10 @@ static void th_worker(void *arg) {
    there are. Called with the pool locked. */
 static int32_t th_start_workers(int32_t want) {
     int32_t pid = (int32_t)raw_syscall6(SYS_getpid, 0, 0, 0, 0, 0, 0);
-    if (smelt_pool.workers > 0 && smelt_pool.pid != pid) smelt_pool.workers = 0; /* forked */
+    if (smelt_pool.workers > 0 && smelt_pool.pid != pid) { /* forked: the workers stayed behind */
+        smelt_pool.workers = 0;
+        __atomic_store_n(&smelt_pool.sleepers, 0, __ATOMIC_SEQ_CST);
+    }
     smelt_pool.pid = pid;
     if (smelt_pool.workers >= want) return smelt_pool.workers;
     uint64_t all = ~(uint64_t)0, old = 0;

@@ -3,9 +3,11 @@
  * input x f32[4096] becomes y = x * 2 + 1 in a smelt_parallel_for loop, and
  * `stacks` (u64[3]) records, per chunk, the address of a local variable of
  * the call that ran it (0 for a chunk no call started at), so the test can
- * tell that chunks ran on different threads' stacks. Each chunk also spins
- * for a few milliseconds, so that the workers have time to claim chunks
- * before the calling thread has run them all.
+ * tell that chunks ran on different threads' stacks. Chunks go to whichever
+ * thread claims them first, so the first call of a split job waits (a
+ * bounded while) until a second call has started: on a loaded machine a new
+ * worker may take milliseconds to be scheduled, and the calling thread
+ * would otherwise run every chunk itself.
  */
 #include "smelt_model.h"
 
@@ -32,12 +34,16 @@ struct job {
     uint64_t *stacks;
 };
 
+static int calls; /* calls of the current job that have started */
+
 static void task(void *ctx, int64_t lo, int64_t hi) {
     struct job *j = ctx;
     volatile int here = 0;
+    int me = __atomic_add_fetch(&calls, 1, __ATOMIC_SEQ_CST);
+    if (me == 1 && hi - lo < N)
+        for (long spin = 0; spin < 400000000L && __atomic_load_n(&calls, __ATOMIC_SEQ_CST) < 2; spin++) {
+        }
     for (int64_t i = lo; i < hi; i++) j->y[i] = j->x[i] * 2.0f + 1.0f;
-    for (volatile long spin = 0; spin < 3000000; spin = spin + 1) {
-    }
     /* Chunk k of 3 starts at N*k/3: k = ceil(3*lo/N). */
     j->stacks[(3 * lo + N - 1) / N] = (uint64_t)(uintptr_t)&here;
 }
@@ -46,5 +52,6 @@ void smelt_model_run(const void *const *in, void *const *out, void *arena) {
     (void)arena;
     struct job j = {in[0], out[0], out[1]};
     for (int k = 0; k < 3; k++) j.stacks[k] = 0;
+    __atomic_store_n(&calls, 0, __ATOMIC_SEQ_CST);
     smelt_parallel_for(task, &j, N, 3);
 }
