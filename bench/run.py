@@ -17,9 +17,12 @@ generator, ``--backend cranelift|llvm``, and the graph optimizer's level,
    sequential execution) and onnxruntime with 2 intra-op threads, all on the
    same inputs (``<name>.inputs.npz``).
 
-smelt has no threads yet (no ``--threads`` flag): every smelt configuration
-runs on one core, and the tables say so instead of showing a 2-thread smelt
-column.
+A configuration with a ``-tN`` suffix is compiled with ``--threads N`` (the
+hot loops on N threads of the runtime's pool); the "smelt 2-thread" column
+shows the first ``-t2`` configuration, and the ratio table adds each threaded
+configuration over its 1-thread twin. The default set includes
+``llvm-O2-t2``. On a machine whose cores other work shares, the 2-thread
+figures are what that machine gave, not a clean scaling measurement.
 
 Usage (from the repository root):
 
@@ -30,7 +33,7 @@ Usage (from the repository root):
 
 A configuration is ``BACKEND-O<N>`` with an optional ``-native`` suffix
 (LLVM only: ``--cpu native``, this machine's instruction set instead of the
-x86-64-v2 baseline).
+x86-64-v2 baseline) and an optional ``-t<THREADS>`` suffix (``--threads``).
 
 ``--runs N`` is the number of interleaved rounds: each round runs every smelt
 configuration (in an order rotated from round to round), then onnxruntime
@@ -69,13 +72,13 @@ RESULTS = os.path.join(REPO_ROOT, "target", "bench-results.md")
 TARGET = "x86_64-unknown-linux-gnu"
 DEFAULT_MODELS = ["mlp", "mobilenetv2", "resnet18", "encoder"]
 ALL_MODELS = DEFAULT_MODELS + ["gpt2_decode"]
-DEFAULT_CONFIGS = "cranelift-O2,llvm-O2,llvm-O0,llvm-O3"
+DEFAULT_CONFIGS = "cranelift-O2,llvm-O2,llvm-O0,llvm-O3,llvm-O2-t2"
 
 UNITS = {"ns": 1e-6, "us": 1e-3, "µs": 1e-3, "ms": 1.0, "s": 1e3}
 BENCH_RE = re.compile(
     r"bench: (\d+) runs after 1 warm-up: min ([0-9.]+) (ns|us|µs|ms|s), median ([0-9.]+) (ns|us|µs|ms|s) per run"
 )
-CONFIG_RE = re.compile(r"^(cranelift|llvm)-O([0-3])(-native)?$")
+CONFIG_RE = re.compile(r"^(cranelift|llvm)-O([0-3])(-native)?(?:-t([0-9]+))?$")
 # An output is wrong when its max abs error exceeds this times max(1, largest |reference value|).
 TOLERANCE = 1e-3
 OPTIMIZER_RE = re.compile(r"optimizer \(([^)]*)\): (\d+) -> (\d+) nodes")
@@ -87,12 +90,15 @@ class Config:
     def __init__(self, spec: str):
         m = CONFIG_RE.match(spec)
         if not m:
-            raise ValueError(f"bad configuration '{spec}': expected BACKEND-O<N>[-native], "
-                             f"BACKEND cranelift or llvm, N 0..3 (e.g. llvm-O2)")
+            raise ValueError(f"bad configuration '{spec}': expected BACKEND-O<N>[-native][-t<THREADS>], "
+                             f"BACKEND cranelift or llvm, N 0..3 (e.g. llvm-O2, llvm-O2-t2)")
         self.name = spec
         self.backend = m.group(1)
         self.level = int(m.group(2))
         self.native = bool(m.group(3))
+        self.threads = int(m.group(4) or 1)
+        if not 1 <= self.threads <= 64:
+            raise ValueError(f"'{spec}': threads must be 1 to 64")
         if self.native and self.backend != "llvm":
             raise ValueError(f"'{spec}': -native (--cpu native) needs the llvm backend")
 
@@ -100,10 +106,21 @@ class Config:
         f = ["--backend", self.backend, "--opt-level", str(self.level)]
         if self.native:
             f += ["--cpu", "native"]
+        if self.threads > 1:
+            f += ["--threads", str(self.threads)]
         return f
 
     def label(self) -> str:
-        return f"{self.backend} -O{self.level}" + (" native" if self.native else "")
+        return (f"{self.backend} -O{self.level}" + (" native" if self.native else "")
+                + (f" {self.threads}-thread" if self.threads > 1 else ""))
+
+    def one_thread_twin(self, configs: list["Config"]) -> "Config | None":
+        """The configuration that differs from this one only in running on one thread."""
+        for c in configs:
+            if (c.threads == 1 and c.backend == self.backend and c.level == self.level
+                    and c.native == self.native):
+                return c
+        return None
 
 
 def parse_configs(text: str) -> list[Config]:
@@ -341,7 +358,8 @@ def opt_pairs(configs: list[Config]) -> list[tuple[Config, Config]]:
     pairs = []
     for lo in configs:
         for hi in configs:
-            if lo.level == 0 and hi.level == 3 and lo.backend == hi.backend and lo.native == hi.native:
+            if (lo.level == 0 and hi.level == 3 and lo.backend == hi.backend and lo.native == hi.native
+                    and lo.threads == hi.threads):
                 pairs.append((lo, hi))
     return pairs
 
@@ -370,15 +388,22 @@ def tables(rows: list[dict], configs: list[Config]) -> str:
         for c in configs:
             res = r.get("smelt", {}).get(c.name)
             cells.append(cell(res, "med", lambda _, res=res: f"{fmt_ms(res['med'])} ({fmt_ms(res['min'])})"))
-        cells.append("n/a: no threads")
+        two = next((c for c in configs if c.threads == 2), None)
+        if two is None:
+            cells.append("not run (add a -t2 configuration)")
+        else:
+            res = r.get("smelt", {}).get(two.name)
+            cells.append(cell(res, "med", lambda _, res=res, two=two:
+                              f"{fmt_ms(res['med'])} ({fmt_ms(res['min'])}, {two.name})"))
         out.append("| " + " | ".join(cells) + " |")
     out.append("")
-    out.append("Median ms (min in parentheses) of one inference. smelt has no threads yet (no `--threads`), "
-               "so there is no 2-thread smelt figure; every smelt column runs on one core.")
+    out.append("Median ms (min in parentheses) of one inference. smelt columns without a thread count run "
+               "on one core; \"smelt 2-thread\" repeats the first `-t2` configuration (`--threads 2`).")
     out.append("")
 
     # Ratios.
-    pairs = opt_pairs(configs)
+    pairs = opt_pairs(configs) + [(c.one_thread_twin(configs), c) for c in configs
+                                  if c.threads > 1 and c.one_thread_twin(configs)]
     hdr = ["model"] + [f"{c.label()} / ort-1" for c in configs] + [f"{hi.label()} / {lo.label()}" for lo, hi in pairs]
     out.append("| " + " | ".join(hdr) + " |")
     out.append("|---|" + "--:|" * (len(hdr) - 1))
@@ -397,7 +422,8 @@ def tables(rows: list[dict], configs: list[Config]) -> str:
         out.append("| " + " | ".join(cells) + " |")
     out.append("")
     out.append("Ratios of medians: smelt / ort-1 above 1 means smelt is that many times slower than "
-               "single-threaded onnxruntime; -O3 / -O0 below 1 means the graph optimizer made it faster.")
+               "single-threaded onnxruntime; -O3 / -O0 below 1 means the graph optimizer made it faster; "
+               "N-thread / 1-thread below 1 means the threads made it faster.")
     out.append("")
 
     # Compile times, graph sizes and errors.

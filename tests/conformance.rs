@@ -27,6 +27,7 @@
 //! cargo test --test conformance -- --all --every-runner --failures FILE        # why native runs fail
 //! cargo test --test conformance -- --opt-level 3       # the manifest after the graph optimizer
 //! cargo test --test conformance -- --all --backend llvm --features +avx2,+fma --filter conv
+//! cargo test --test conformance -- --threads 3 --backend llvm   # native code on 3 threads, every loop split
 //! ```
 //!
 //! `--features F` (LLVM only) compiles every native run with those LLVM
@@ -45,7 +46,7 @@ use std::process::ExitCode;
 use std::sync::Mutex;
 
 use regex::Regex;
-use smelt_backends::artifact::{Backend, Emit, LlvmConfig, build_with};
+use smelt_backends::artifact::{Backend, Emit, LlvmConfig, build_parallel};
 use smelt_backends::target::Target;
 use smelt_frontend::npy::{output_file_name, read_npy, write_npy};
 use smelt_frontend::onnx::{ImportOptions, OnnxModel, read_tensor_pb};
@@ -68,6 +69,7 @@ struct Args {
     every_runner: bool,
     failures: Option<PathBuf>,
     opt_level: u8,
+    threads: u32,
 }
 
 /// `--features`: the LLVM features every native run is compiled with.
@@ -86,6 +88,7 @@ fn parse_args() -> Args {
         every_runner: false,
         failures: None,
         opt_level: 0,
+        threads: 1,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -112,6 +115,16 @@ fn parse_args() -> Args {
             "--features" => {
                 let f = it.next().expect("--features takes LLVM features (+a,-b)");
                 LLVM_FEATURES.set(f).expect("--features is given once");
+            }
+            // Native code for N threads (Linux targets), every loop that
+            // can be split split, however small.
+            "--threads" => {
+                let v = it.next().unwrap_or_default();
+                a.threads = v
+                    .parse()
+                    .ok()
+                    .filter(|t| (1..=64).contains(t))
+                    .unwrap_or_else(|| panic!("--threads takes 1 to 64, not '{v}'"));
             }
             "--backend" => {
                 let b = it.next().unwrap_or_default();
@@ -209,6 +222,7 @@ fn run_native(
     codegen: CodeGen,
     test_dir: &Path,
     opt_level: u8,
+    threads: u32,
 ) -> Result<Vec<Tensor>, String> {
     let name = test_dir
         .file_name()
@@ -233,6 +247,7 @@ fn run_native(
         .arg(codegen.name())
         .arg(opt_level.to_string())
         .arg(&exe)
+        .arg(threads.to_string())
         .args(LLVM_FEATURES.get())
         .output()
         .map_err(|e| format!("compile: {e}"))?;
@@ -589,7 +604,7 @@ fn import_test(
     Ok((graph, run_inputs, wants))
 }
 
-fn run_test(dir: &Path, tol: Option<Tol>, runner: Runner, opt_level: u8) -> Outcome {
+fn run_test(dir: &Path, tol: Option<Tol>, runner: Runner, opt_level: u8, threads: u32) -> Outcome {
     let fail = |detail: String| Outcome {
         pass: false,
         detail,
@@ -610,7 +625,7 @@ fn run_test(dir: &Path, tol: Option<Tol>, runner: Runner, opt_level: u8) -> Outc
             Err(e) => return fail(format!("run: {e}")),
         },
         Runner::Native(target, g) => {
-            match run_native(&graph, run_inputs, target, g, dir, opt_level) {
+            match run_native(&graph, run_inputs, target, g, dir, opt_level, threads) {
                 Ok(o) => o,
                 Err(e) => return fail(e),
             }
@@ -659,22 +674,27 @@ fn test_ops(dir: &Path) -> String {
 /// One run: test name, listed for this runner, outcome, the test's ops, runner.
 type RunResult = (String, bool, Outcome, String, Runner);
 
-/// `--compile-one TEST_DIR ARCH CODEGEN OPT_LEVEL OUT [FEATURES]`: imports
-/// one node test, optimizes it and compiles it to the executable OUT (with
-/// the LLVM features FEATURES), in its own process (see `run_native`).
+/// `--compile-one TEST_DIR ARCH CODEGEN OPT_LEVEL OUT THREADS [FEATURES]`:
+/// imports one node test, optimizes it and compiles it to the executable OUT
+/// for THREADS threads (with the LLVM features FEATURES), in its own process
+/// (see `run_native`).
 fn compile_one(args: &[String]) -> ExitCode {
-    let (dir, arch, codegen, opt_level, out, features) = match args {
-        [d, a, c, o, out] => (d, a, c, o, out, None),
-        [d, a, c, o, out, f] => (d, a, c, o, out, Some(f.as_str())),
+    let (dir, arch, codegen, opt_level, out, threads, features) = match args {
+        [d, a, c, o, out, t] => (d, a, c, o, out, t, None),
+        [d, a, c, o, out, t, f] => (d, a, c, o, out, t, Some(f.as_str())),
         _ => {
             eprintln!(
-                "compile: --compile-one takes TEST_DIR ARCH CODEGEN OPT_LEVEL OUT [FEATURES]"
+                "compile: --compile-one takes TEST_DIR ARCH CODEGEN OPT_LEVEL OUT THREADS [FEATURES]"
             );
             return ExitCode::FAILURE;
         }
     };
     let Ok(opt_level) = opt_level.parse::<u8>() else {
         eprintln!("compile: OPT_LEVEL '{opt_level}' is not a number");
+        return ExitCode::FAILURE;
+    };
+    let Ok(threads) = threads.parse::<u32>() else {
+        eprintln!("compile: THREADS '{threads}' is not a number");
         return ExitCode::FAILURE;
     };
     let Some(target) = Target::ALL.into_iter().find(|t| t.arch() == arch) else {
@@ -686,7 +706,11 @@ fn compile_one(args: &[String]) -> ExitCode {
         return ExitCode::FAILURE;
     };
     let built = import_test(Path::new(dir), opt_level, arch).and_then(|(graph, _, _)| {
-        build_with(
+        // Bare metal has one thread; elsewhere every loop that can be
+        // split is (a minimum work of 1), so the small node tests exercise
+        // the parallel code.
+        let threads = if target.is_bare_metal() { 1 } else { threads };
+        build_parallel(
             &graph,
             target,
             &codegen.backend(features),
@@ -695,6 +719,9 @@ fn compile_one(args: &[String]) -> ExitCode {
             "model",
             None,
             None,
+            &Default::default(),
+            threads,
+            1,
         )
         .map_err(|e| e.to_string())
     });
@@ -805,21 +832,22 @@ fn main() -> ExitCode {
                         break;
                     };
                     let tdir = dir.join(name);
-                    let outcome =
-                        std::panic::catch_unwind(|| run_test(&tdir, *tol, *runner, args.opt_level))
-                            .unwrap_or_else(|p| {
-                                let msg = p
-                                    .downcast_ref::<String>()
-                                    .cloned()
-                                    .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                                    .unwrap_or_default();
-                                Outcome {
-                                    pass: false,
-                                    detail: format!("PANIC: {msg}"),
-                                    max_abs: 0.0,
-                                    max_rel: 0.0,
-                                }
-                            });
+                    let outcome = std::panic::catch_unwind(|| {
+                        run_test(&tdir, *tol, *runner, args.opt_level, args.threads)
+                    })
+                    .unwrap_or_else(|p| {
+                        let msg = p
+                            .downcast_ref::<String>()
+                            .cloned()
+                            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                            .unwrap_or_default();
+                        Outcome {
+                            pass: false,
+                            detail: format!("PANIC: {msg}"),
+                            max_abs: 0.0,
+                            max_rel: 0.0,
+                        }
+                    });
                     let ops = test_ops(&tdir);
                     results
                         .lock()

@@ -699,3 +699,104 @@ fn name_sets_the_symbol_prefix_and_a_bad_name_is_refused() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A library compiled with `--threads 2` in a pthreads program
+/// (`threads_app.c`) built by `cc` with each of `links`, run with `runner`:
+/// runs on the main thread, on four pthreads at once and in a forked child
+/// all give the same bytes, which match onnxruntime, and leave errno and
+/// thread-local variables alone (the pool's raw threads have no TLS of
+/// their own).
+fn threaded_staticlib(target: &str, cc: &str, links: &[&str], runner: &[&str], tag: &str) {
+    // qemu-user aborts a forked child of a multi-threaded process.
+    let fork = if runner.is_empty() {
+        "-DWITH_FORK"
+    } else {
+        "-DNO_FORK"
+    };
+    let dir = scratch(tag);
+    for name in ["cnn", "transformer"] {
+        let dims: &[&str] = if name == "cnn" {
+            &[]
+        } else {
+            &["--dim", "batch=1", "--dim", "seq=16"]
+        };
+        let model = root().join(format!("examples/{name}/model.onnx"));
+        run_ok(
+            Command::new(env!("CARGO_BIN_EXE_smelt"))
+                .arg("compile")
+                .arg(&model)
+                .args(dims)
+                .args([
+                    "--target",
+                    target,
+                    "--threads",
+                    "2",
+                    "--emit",
+                    "staticlib",
+                    "-o",
+                ])
+                .arg(dir.join(format!("lib{name}.a"))),
+            &format!("smelt compile {name} --threads 2 --emit staticlib for {target}"),
+        );
+        for link in links {
+            let what = format!("{tag} threads {name} {cc} {link}");
+            let app = dir.join(format!("{name}-threads-app{link}"));
+            run_ok(
+                Command::new(cc)
+                    .args([
+                        "-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", "-pthread", link, fork,
+                    ])
+                    .arg(format!("-DMODEL_H=\"{name}.h\""))
+                    .arg(format!("-DNAME={name}"))
+                    .arg(format!("-DUPPER={}", name.to_uppercase()))
+                    .arg("-I")
+                    .arg(&dir)
+                    .arg(root().join("tests/staticlib/threads_app.c"))
+                    .arg("-L")
+                    .arg(&dir)
+                    .arg(format!("-l{name}"))
+                    .arg("-o")
+                    .arg(&app),
+                &format!("{what}: {cc} threads_app.c"),
+            );
+            let (ins, outs) = (raw_inputs(name, &dir), raw_outputs(name, &dir, &what));
+            run_ok(
+                runner_cmd(runner, &app).args(&ins).args(&outs),
+                &format!("{what}: threads_app"),
+            );
+            compare(name, &outs, &what);
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn x86_64_threaded_staticlib_runs_beside_pthreads() {
+    if !have("gcc", "the x86_64 threaded staticlib test") {
+        return;
+    }
+    threaded_staticlib(
+        "x86_64-unknown-linux-gnu",
+        "gcc",
+        &["-static", "-no-pie"],
+        &[],
+        "x86_64-threads",
+    );
+}
+
+#[test]
+fn aarch64_threaded_staticlib_runs_beside_pthreads_under_qemu() {
+    let cc = "aarch64-linux-gnu-gcc";
+    if !have(cc, "the aarch64 threaded staticlib test")
+        || !have("qemu-aarch64", "the aarch64 threaded staticlib test")
+    {
+        return;
+    }
+    threaded_staticlib(
+        "aarch64-unknown-linux-gnu",
+        cc,
+        &["-static"],
+        &["qemu-aarch64"],
+        "aarch64-threads",
+    );
+}

@@ -16,9 +16,8 @@ use std::process::Command;
 use smelt_ir::Graph;
 use smelt_runtime::firmware::MemoryMap;
 
-use crate::kernel::VectorShape;
 use crate::llvm::{LlvmOptions, LlvmTarget, Output};
-use crate::lower::{LowerError, Lowered, lower_for};
+use crate::lower::{LowerError, Lowered, Schedule, lower_with};
 use crate::target::Target;
 
 pub mod firmware;
@@ -272,6 +271,7 @@ fn model_header(l: &Lowered, target: Target, name: &str) -> String {
         outputs: &l.outputs,
         arena_bytes,
         arena_align,
+        threads: l.program.threads.max(1),
     })
 }
 
@@ -319,10 +319,10 @@ pub fn build(
     )
 }
 
-/// Lowers `graph` to kernel IR for `shape`'s vector unit with the math
-/// functions expanded: what every code generator takes.
-pub fn lower_for_codegen(graph: &Graph, shape: VectorShape) -> Result<Lowered, ArtifactError> {
-    let mut lowered: Lowered = lower_for(graph, shape).map_err(ArtifactError::Lower)?;
+/// Lowers `graph` to kernel IR as `schedule` says, with the math functions
+/// expanded: what every code generator takes.
+pub fn lower_for_codegen(graph: &Graph, schedule: &Schedule) -> Result<Lowered, ArtifactError> {
+    let mut lowered: Lowered = lower_with(graph, schedule).map_err(ArtifactError::Lower)?;
     crate::mathexp::expand(&mut lowered.program).map_err(|e| {
         ArtifactError::Lower(LowerError::Unsupported(vec![(
             "(math)".into(),
@@ -384,6 +384,69 @@ pub fn build_with_memory(
     linker: Option<&Path>,
     memory: &MemoryMap,
 ) -> Result<Report, ArtifactError> {
+    build_threads(
+        graph, target, backend, emit, out, model_name, name, linker, memory, 1,
+    )
+}
+
+/// The most threads `--threads` accepts.
+pub const MAX_THREADS: u32 = 64;
+
+/// Checks a thread count for `target`: 1 to [`MAX_THREADS`], and 1 on bare
+/// metal, which has one core and no threads.
+pub fn check_threads(target: Target, threads: u32) -> Result<(), ArtifactError> {
+    if threads == 0 || threads > MAX_THREADS {
+        return Err(ArtifactError::Codegen(format!(
+            "--threads {threads} is out of range; use 1 to {MAX_THREADS}"
+        )));
+    }
+    if threads > 1 && target.is_bare_metal() {
+        return Err(ArtifactError::Codegen(format!(
+            "--threads {threads}: {target} is bare metal with one core and no threads; use --threads 1"
+        )));
+    }
+    Ok(())
+}
+
+/// [`build_with_memory`] for `threads` threads (`--threads`): the hot
+/// loops run on the runtime's thread pool when more than one (Linux targets
+/// only; see [`check_threads`]).
+#[allow(clippy::too_many_arguments)]
+pub fn build_threads(
+    graph: &Graph,
+    target: Target,
+    backend: &Backend,
+    emit: Emit,
+    out: &Path,
+    model_name: &str,
+    name: Option<&str>,
+    linker: Option<&Path>,
+    memory: &MemoryMap,
+    threads: u32,
+) -> Result<Report, ArtifactError> {
+    build_parallel(
+        graph, target, backend, emit, out, model_name, name, linker, memory, threads, 0,
+    )
+}
+
+/// [`build_threads`] with the least work per thread of a parallel loop
+/// (`min_work`; 0: [`crate::kernel::MIN_PARALLEL_WORK`]). Tests pass 1 to
+/// run even tiny models' loops in parallel.
+#[allow(clippy::too_many_arguments)]
+pub fn build_parallel(
+    graph: &Graph,
+    target: Target,
+    backend: &Backend,
+    emit: Emit,
+    out: &Path,
+    model_name: &str,
+    name: Option<&str>,
+    linker: Option<&Path>,
+    memory: &MemoryMap,
+    threads: u32,
+    min_work: u64,
+) -> Result<Report, ArtifactError> {
+    check_threads(target, threads)?;
     let prefix = symbol_prefix(emit, out, name)?;
     // Assembly and LLVM IR text show the code an executable links.
     let symbols = match emit {
@@ -401,7 +464,12 @@ pub fn build_with_memory(
         Some(t) => t.vector_shape(),
         None => crate::cranelift::vector_shape(target),
     };
-    let lowered = lower_for_codegen(graph, shape)?;
+    let schedule = Schedule {
+        shape,
+        threads,
+        min_work,
+    };
+    let lowered = lower_for_codegen(graph, &schedule)?;
     let codegen = |e: crate::cranelift::CodegenError| ArtifactError::Codegen(e.to_string());
     let obj = match (backend, emit) {
         (Backend::Cranelift, Emit::Asm | Emit::LlvmIr) => {

@@ -42,6 +42,15 @@
 //!
 //! Comparisons, selects, casts, loads of other types and the polynomial math
 //! functions stay scalar.
+//!
+//! ## Parallel loops
+//!
+//! [`Stmt::Parallel`] is a loop whose iterations are independent, run on the
+//! runtime's thread pool (`--threads`). Schedules make one with
+//! [`Program::par_for`] / [`Program::par_nest`]; [`legalize_parallel`] keeps
+//! it only at the top level of the program and reading nothing set outside
+//! it, so the code generators can outline its body into a function of
+//! `(ctx, lo, hi)`.
 
 use std::fmt::{self, Write};
 
@@ -329,6 +338,20 @@ pub enum Stmt {
         /// The vector.
         value: Expr,
     },
+    /// `for var in 0..extent { body }` with independent iterations, run on
+    /// up to [`Program::threads`] threads: the code generators outline the
+    /// body into a function `task(ctx, lo, hi)` running `lo..hi` and call the
+    /// runtime's `smelt_parallel_for(task, ctx, extent, threads)`, which
+    /// splits `0..extent` into contiguous chunks; the evaluator runs it as a
+    /// plain loop. See [`Program::par_for`] for what a body may do.
+    Parallel {
+        /// The iteration counter (an `I64` variable).
+        var: Var,
+        /// The iteration count.
+        extent: i64,
+        /// The loop body.
+        body: Vec<Stmt>,
+    },
     /// Copies `bytes` bytes (a `memcpy`).
     Copy {
         /// Destination.
@@ -363,7 +386,18 @@ pub struct Program {
     /// The target's vector unit, which the schedules size vectors and
     /// register tiles for (set before lowering).
     pub shape: VectorShape,
+    /// The threads [`Stmt::Parallel`] loops may run on (`--threads`); 0 and
+    /// 1 mean one, and then the program has no parallel loops.
+    pub threads: u32,
+    /// The least work per thread of a parallel loop; 0 means
+    /// [`MIN_PARALLEL_WORK`] (tests set 1 to split even tiny loops).
+    pub parallel_min_work: u64,
 }
+
+/// The least work (multiply-adds or element operations) a parallel loop
+/// must have in all, and per thread, to be worth the dispatch (a futex wake
+/// and a barrier, a few microseconds).
+pub const MIN_PARALLEL_WORK: u64 = 1 << 16;
 
 impl Program {
     /// A new variable of type `ty`.
@@ -376,6 +410,75 @@ impl Program {
     pub fn scratch(&mut self, bytes: u64) -> Buf {
         self.scratch_bytes = self.scratch_bytes.max(bytes);
         Buf::Arena(self.scratch_base)
+    }
+
+    /// `for var in 0..extent { body }`: a [`Stmt::Parallel`] when the
+    /// program has threads and the loop has enough work (`work` per
+    /// iteration), else a plain `For`.
+    ///
+    /// The caller promises that the iterations are independent: no
+    /// iteration reads what another writes, they write disjoint elements, and
+    /// every variable the body reads is `var` or set by the body before it is
+    /// read (the outlined body has its own variables). Scratch memory the
+    /// body writes must be per iteration. The order of every reduction is
+    /// then the same on any number of threads, so results are bit-identical
+    /// to one thread's. [`legalize_parallel`] turns a parallel loop that did
+    /// not end up at the top level of the program back into a `For`.
+    pub fn par_for(&mut self, var: Var, extent: usize, work: u64, body: Vec<Stmt>) -> Stmt {
+        let t = u64::from(self.threads.max(1)).min(extent as u64);
+        if t >= 2 && (extent as u64).saturating_mul(work) >= t * self.min_parallel_work() {
+            Stmt::Parallel {
+                var,
+                extent: extent as i64,
+                body,
+            }
+        } else {
+            Stmt::For {
+                var,
+                start: build::i(0),
+                end: build::i(extent as i64),
+                body,
+            }
+        }
+    }
+
+    /// The least work per thread of a parallel loop.
+    pub fn min_parallel_work(&self) -> u64 {
+        if self.parallel_min_work == 0 {
+            MIN_PARALLEL_WORK
+        } else {
+            self.parallel_min_work
+        }
+    }
+
+    /// A loop nest (`For` loops from 0, each the only statement of its
+    /// parent, doing `work` in all) with its outermost loop of more than one
+    /// iteration made a [`Program::par_for`]; the promise about independent
+    /// iterations is the caller's, as there.
+    pub fn par_nest(&mut self, mut nest: Vec<Stmt>, work: u64) -> Vec<Stmt> {
+        if nest.len() != 1 {
+            return nest;
+        }
+        match nest.pop() {
+            Some(Stmt::For {
+                var,
+                start: Expr::I(0, ty),
+                end: Expr::I(e, _),
+                body,
+            }) if e >= 1 => {
+                if e > 1 {
+                    return vec![self.par_for(var, e as usize, work / e as u64, body)];
+                }
+                let body = self.par_nest(body, work);
+                vec![Stmt::For {
+                    var,
+                    start: Expr::I(0, ty),
+                    end: Expr::I(1, ty),
+                    body,
+                }]
+            }
+            other => other.into_iter().collect(),
+        }
     }
 
     /// A new variable holding a vector of `lanes` elements of type `ty`.
@@ -469,6 +572,7 @@ impl Program {
                         expr(p, end, w);
                         stmts(p, body, w);
                     }
+                    Stmt::Parallel { body, .. } => stmts(p, body, w),
                     Stmt::If(c, t, e) => {
                         expr(p, c, w);
                         stmts(p, t, w);
@@ -555,6 +659,11 @@ fn print_stmts(p: &Program, body: &[Stmt], depth: usize, s: &mut String) {
                 print_stmts(p, body, depth + 1, s);
                 let _ = writeln!(s, "{pad}}}");
             }
+            Stmt::Parallel { var, extent, body } => {
+                let _ = writeln!(s, "{pad}parallel for v{} in 0..{extent} {{", var.0);
+                print_stmts(p, body, depth + 1, s);
+                let _ = writeln!(s, "{pad}}}");
+            }
             Stmt::If(c, t, e) => {
                 let _ = writeln!(s, "{pad}if {} {{", ExprFmt(c));
                 print_stmts(p, t, depth + 1, s);
@@ -636,6 +745,373 @@ impl fmt::Display for ExprFmt<'_> {
                 write!(f, "muladd({}, {}, {})", ExprFmt(a), ExprFmt(b), ExprFmt(c))
             }
         }
+    }
+}
+
+/// Makes every [`Stmt::Parallel`] one the code generators can outline: at
+/// the top level of the program, reading no variable it does not set.
+///
+/// A top-level `for v in a..a+1` around parallel loops (a batch of one) is
+/// unrolled, `v` replaced by `a`, so the loops inside reach the top level; a
+/// parallel loop still nested in another statement, or reading a variable
+/// set outside it, becomes a plain `For` (the program is correct either way,
+/// only slower). Run after every other schedule pass.
+pub fn legalize_parallel(p: &mut Program) {
+    let body = std::mem::take(&mut p.body);
+    let mut out = Vec::with_capacity(body.len());
+    for s in body {
+        match s {
+            Stmt::For {
+                var,
+                start: Expr::I(a, ty),
+                end: Expr::I(b, _),
+                body,
+            } if b == a + 1 && body.iter().any(contains_parallel) => {
+                for st in body {
+                    out.push(subst_stmt(st, var, &Expr::I(a, ty)));
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    p.body = out
+        .into_iter()
+        .map(|s| match s {
+            Stmt::Parallel { var, extent, body } => {
+                let mut set = vec![var];
+                assigned(&body, &mut set);
+                let mut read = Vec::new();
+                for st in &body {
+                    reads_stmt(st, &mut read);
+                }
+                let body = body.into_iter().map(demote).collect();
+                if read.iter().all(|v| set.contains(v)) {
+                    Stmt::Parallel { var, extent, body }
+                } else {
+                    demote(Stmt::Parallel { var, extent, body })
+                }
+            }
+            other => demote(other),
+        })
+        .collect();
+}
+
+/// `s` with every access to `buf` moved `off` elements (of `elem_bytes`
+/// bytes; `Copy` offsets are in bytes) further: how a schedule gives each
+/// iteration of a parallel loop its own slice of a scratch buffer.
+pub fn offset_buf(s: Stmt, buf: Buf, off: &Expr, elem_bytes: i64) -> Stmt {
+    let e = |x: Expr| offset_expr(x, buf, off);
+    let at = |b: Buf, idx: Expr| {
+        if b == buf {
+            build::add(idx, off.clone())
+        } else {
+            idx
+        }
+    };
+    let bytes_at = |b: Buf, o: Expr| {
+        if b == buf {
+            build::add(o, build::mul(off.clone(), build::i(elem_bytes)))
+        } else {
+            o
+        }
+    };
+    let all = |v: Vec<Stmt>| {
+        v.into_iter()
+            .map(|s| offset_buf(s, buf, off, elem_bytes))
+            .collect()
+    };
+    match s {
+        Stmt::Set(v, x) => Stmt::Set(v, e(x)),
+        Stmt::Store {
+            buf: b,
+            index,
+            value,
+        } => Stmt::Store {
+            buf: b,
+            index: at(b, e(index)),
+            value: e(value),
+        },
+        Stmt::VStore {
+            buf: b,
+            index,
+            value,
+        } => Stmt::VStore {
+            buf: b,
+            index: at(b, e(index)),
+            value: e(value),
+        },
+        Stmt::For {
+            var,
+            start,
+            end,
+            body,
+        } => Stmt::For {
+            var,
+            start: e(start),
+            end: e(end),
+            body: all(body),
+        },
+        Stmt::Parallel { var, extent, body } => Stmt::Parallel {
+            var,
+            extent,
+            body: all(body),
+        },
+        Stmt::If(c, t, f) => Stmt::If(e(c), all(t), all(f)),
+        Stmt::Copy {
+            dst,
+            dst_off,
+            src,
+            src_off,
+            bytes,
+        } => Stmt::Copy {
+            dst,
+            dst_off: bytes_at(dst, e(dst_off)),
+            src,
+            src_off: bytes_at(src, e(src_off)),
+            bytes: e(bytes),
+        },
+    }
+}
+
+fn offset_expr(x: Expr, buf: Buf, off: &Expr) -> Expr {
+    let b = |a: Box<Expr>| Box::new(offset_expr(*a, buf, off));
+    match x {
+        Expr::F(..) | Expr::I(..) | Expr::Var(_) => x,
+        Expr::Load { buf: lb, index, ty } => {
+            let index = offset_expr(*index, buf, off);
+            Expr::Load {
+                buf: lb,
+                index: Box::new(if lb == buf {
+                    build::add(index, off.clone())
+                } else {
+                    index
+                }),
+                ty,
+            }
+        }
+        Expr::VLoad {
+            buf: lb,
+            index,
+            ty,
+            lanes,
+        } => {
+            let index = offset_expr(*index, buf, off);
+            Expr::VLoad {
+                buf: lb,
+                index: Box::new(if lb == buf {
+                    build::add(index, off.clone())
+                } else {
+                    index
+                }),
+                ty,
+                lanes,
+            }
+        }
+        Expr::Un(op, a) => Expr::Un(op, b(a)),
+        Expr::Cast(t, a) => Expr::Cast(t, b(a)),
+        Expr::Bitcast(t, a) => Expr::Bitcast(t, b(a)),
+        Expr::Splat(l, a) => Expr::Splat(l, b(a)),
+        Expr::Extract(a, k) => Expr::Extract(b(a), k),
+        Expr::Reduce(op, a) => Expr::Reduce(op, b(a)),
+        Expr::Bin(op, a, c) => Expr::Bin(op, b(a), b(c)),
+        Expr::Cmp(op, a, c) => Expr::Cmp(op, b(a), b(c)),
+        Expr::Select(a, c, d) => Expr::Select(b(a), b(c), b(d)),
+        Expr::MulAdd(a, c, d) => Expr::MulAdd(b(a), b(c), b(d)),
+    }
+}
+
+/// Whether a statement is or contains a parallel loop.
+pub fn contains_parallel(s: &Stmt) -> bool {
+    match s {
+        Stmt::Parallel { .. } => true,
+        Stmt::For { body, .. } => body.iter().any(contains_parallel),
+        Stmt::If(_, t, e) => t.iter().chain(e).any(contains_parallel),
+        Stmt::Set(..) | Stmt::Store { .. } | Stmt::VStore { .. } | Stmt::Copy { .. } => false,
+    }
+}
+
+/// `s` with every parallel loop (itself included) a plain `For`.
+fn demote(s: Stmt) -> Stmt {
+    let all = |b: Vec<Stmt>| b.into_iter().map(demote).collect();
+    match s {
+        Stmt::Parallel { var, extent, body } => Stmt::For {
+            var,
+            start: build::i(0),
+            end: build::i(extent),
+            body: all(body),
+        },
+        Stmt::For {
+            var,
+            start,
+            end,
+            body,
+        } => Stmt::For {
+            var,
+            start,
+            end,
+            body: all(body),
+        },
+        Stmt::If(c, t, e) => Stmt::If(c, all(t), all(e)),
+        other => other,
+    }
+}
+
+fn assigned(body: &[Stmt], out: &mut Vec<Var>) {
+    for s in body {
+        match s {
+            Stmt::Set(v, _) => out.push(*v),
+            Stmt::For { var, body, .. } | Stmt::Parallel { var, body, .. } => {
+                out.push(*var);
+                assigned(body, out);
+            }
+            Stmt::If(_, t, e) => {
+                assigned(t, out);
+                assigned(e, out);
+            }
+            Stmt::Store { .. } | Stmt::VStore { .. } | Stmt::Copy { .. } => {}
+        }
+    }
+}
+
+fn reads_stmt(s: &Stmt, out: &mut Vec<Var>) {
+    match s {
+        Stmt::Set(_, e) => reads_expr(e, out),
+        Stmt::Store { index, value, .. } | Stmt::VStore { index, value, .. } => {
+            reads_expr(index, out);
+            reads_expr(value, out);
+        }
+        Stmt::For {
+            start, end, body, ..
+        } => {
+            reads_expr(start, out);
+            reads_expr(end, out);
+            body.iter().for_each(|s| reads_stmt(s, out));
+        }
+        Stmt::Parallel { body, .. } => body.iter().for_each(|s| reads_stmt(s, out)),
+        Stmt::If(c, t, e) => {
+            reads_expr(c, out);
+            t.iter().chain(e).for_each(|s| reads_stmt(s, out));
+        }
+        Stmt::Copy {
+            dst_off,
+            src_off,
+            bytes,
+            ..
+        } => {
+            reads_expr(dst_off, out);
+            reads_expr(src_off, out);
+            reads_expr(bytes, out);
+        }
+    }
+}
+
+fn reads_expr(e: &Expr, out: &mut Vec<Var>) {
+    match e {
+        Expr::F(..) | Expr::I(..) => {}
+        Expr::Var(v) => {
+            if !out.contains(v) {
+                out.push(*v);
+            }
+        }
+        Expr::Load { index, .. } | Expr::VLoad { index, .. } => reads_expr(index, out),
+        Expr::Un(_, a)
+        | Expr::Cast(_, a)
+        | Expr::Bitcast(_, a)
+        | Expr::Splat(_, a)
+        | Expr::Extract(a, _)
+        | Expr::Reduce(_, a) => reads_expr(a, out),
+        Expr::Bin(_, a, b) | Expr::Cmp(_, a, b) => {
+            reads_expr(a, out);
+            reads_expr(b, out);
+        }
+        Expr::Select(a, b, c) | Expr::MulAdd(a, b, c) => {
+            reads_expr(a, out);
+            reads_expr(b, out);
+            reads_expr(c, out);
+        }
+    }
+}
+
+/// `s` with every read of `v` replaced by `with` (`v` is not assigned in `s`).
+fn subst_stmt(s: Stmt, v: Var, with: &Expr) -> Stmt {
+    let e = |x: Expr| subst_expr(x, v, with);
+    let all = |b: Vec<Stmt>| b.into_iter().map(|s| subst_stmt(s, v, with)).collect();
+    match s {
+        Stmt::Set(w, x) => Stmt::Set(w, e(x)),
+        Stmt::Store { buf, index, value } => Stmt::Store {
+            buf,
+            index: e(index),
+            value: e(value),
+        },
+        Stmt::VStore { buf, index, value } => Stmt::VStore {
+            buf,
+            index: e(index),
+            value: e(value),
+        },
+        Stmt::For {
+            var,
+            start,
+            end,
+            body,
+        } => Stmt::For {
+            var,
+            start: e(start),
+            end: e(end),
+            body: all(body),
+        },
+        Stmt::Parallel { var, extent, body } => Stmt::Parallel {
+            var,
+            extent,
+            body: all(body),
+        },
+        Stmt::If(c, t, f) => Stmt::If(e(c), all(t), all(f)),
+        Stmt::Copy {
+            dst,
+            dst_off,
+            src,
+            src_off,
+            bytes,
+        } => Stmt::Copy {
+            dst,
+            dst_off: e(dst_off),
+            src,
+            src_off: e(src_off),
+            bytes: e(bytes),
+        },
+    }
+}
+
+fn subst_expr(x: Expr, v: Var, with: &Expr) -> Expr {
+    let b = |a: Box<Expr>| Box::new(subst_expr(*a, v, with));
+    match x {
+        Expr::Var(w) if w == v => with.clone(),
+        Expr::F(..) | Expr::I(..) | Expr::Var(_) => x,
+        Expr::Load { buf, index, ty } => Expr::Load {
+            buf,
+            index: b(index),
+            ty,
+        },
+        Expr::VLoad {
+            buf,
+            index,
+            ty,
+            lanes,
+        } => Expr::VLoad {
+            buf,
+            index: b(index),
+            ty,
+            lanes,
+        },
+        Expr::Un(op, a) => Expr::Un(op, b(a)),
+        Expr::Cast(t, a) => Expr::Cast(t, b(a)),
+        Expr::Bitcast(t, a) => Expr::Bitcast(t, b(a)),
+        Expr::Splat(l, a) => Expr::Splat(l, b(a)),
+        Expr::Extract(a, k) => Expr::Extract(b(a), k),
+        Expr::Reduce(op, a) => Expr::Reduce(op, b(a)),
+        Expr::Bin(op, a, c) => Expr::Bin(op, b(a), b(c)),
+        Expr::Cmp(op, a, c) => Expr::Cmp(op, b(a), b(c)),
+        Expr::Select(a, c, d) => Expr::Select(b(a), b(c), b(d)),
+        Expr::MulAdd(a, c, d) => Expr::MulAdd(b(a), b(c), b(d)),
     }
 }
 

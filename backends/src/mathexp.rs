@@ -67,6 +67,11 @@ fn expand_stmts(p: &mut Program, body: Vec<Stmt>) -> Result<Vec<Stmt>, String> {
                     body: expand_stmts(p, body)?,
                 }
             }
+            Stmt::Parallel { var, extent, body } => Stmt::Parallel {
+                var,
+                extent,
+                body: expand_stmts(p, body)?,
+            },
             Stmt::If(c, t, e) => {
                 let c = expand_expr(p, c, &mut pre)?;
                 Stmt::If(c, expand_stmts(p, t)?, expand_stmts(p, e)?)
@@ -1092,7 +1097,9 @@ pub(crate) mod tests {
                         let m = self.mem.get_mut(buf).expect("buffer");
                         m[k * n..(k + 1) * n].copy_from_slice(&write(v, ty));
                     }
-                    Stmt::Copy { .. } | Stmt::VStore { .. } => panic!("no copies or vectors here"),
+                    Stmt::Copy { .. } | Stmt::VStore { .. } | Stmt::Parallel { .. } => {
+                        panic!("no copies, vectors or parallel loops here")
+                    }
                 }
             }
         }

@@ -1,8 +1,9 @@
 /*
  * The libcalls-only object that smelt puts into static libraries beside the
  * model object: the C library functions generated code may call (libc.c,
- * libm.c, and on 32-bit Arm the __aeabi_* helpers of aeabi.c) and nothing
- * else, so no _start, no main, no I/O.
+ * libm.c, and on 32-bit Arm the __aeabi_* helpers of aeabi.c), on Linux the
+ * thread pool of models compiled with --threads (linux/threads.c), and
+ * nothing else, so no _start, no main, no I/O.
  *
  * Compiled once per target by the smelt-runtime crate's build script with
  * the same flags as runtime.c (see src/target.rs).
@@ -53,5 +54,13 @@
 #define AEABI_WEAK __attribute__((weak))
 #define AEABI_ASM_LINKAGE(name) ".weak " name "\n.hidden " name "\n"
 #include "aeabi.c"
+#endif
+#if defined(__linux__)
+/* The thread pool of models compiled with --threads N > 1: weak and hidden
+   too, so that two libraries' copies never clash. No entry point here. */
+#pragma weak smelt_parallel_for
+#define SMELT_NO_START
+#include "linux/arch.h"
+#include "linux/threads.c"
 #endif
 #pragma GCC visibility pop

@@ -32,6 +32,8 @@ static void usage(const struct ctx *c, struct out *o) {
             "  -o, --output-dir DIR       write DIR/<output name>.npy per output (DIR is created if missing);\n"
             "                             without it, print one summary line per output\n"
             "      --bench N              after one warm-up run, run N times and print min and median latency\n"
+            "      --threads N            run parallel loops on at most N threads (default: the count the model\n"
+            "                             was compiled with, smelt compile --threads)\n"
             "  -h, --help                 print this\n");
 }
 
@@ -363,6 +365,13 @@ static int smelt_main(int argc, char **argv) {
             if (*p || p == v || bench == 0 || bench > 100000000)
                 die_status(c, 2, "--bench takes a run count from 1 to 100000000, got '%s'", v);
             benching = 1;
+        } else if ((v = match_flag(c, argc, argv, &i, "--threads", 0))) {
+            uint64_t t = 0;
+            const char *p = v;
+            for (; *p >= '0' && *p <= '9' && t < 1000; p++) t = t * 10 + (uint64_t)(*p - '0');
+            if (*p || p == v || t == 0 || t > 256)
+                die_status(c, 2, "--threads takes a thread count from 1 to 256, got '%s'", v);
+            plat_set_thread_cap((uint32_t)t);
         } else {
             die_status(c, 2, "unexpected argument '%s'; run with --help for usage", a);
         }

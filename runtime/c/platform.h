@@ -26,6 +26,9 @@ static void plat_free(void *p, uint64_t bytes);
 /* A monotonic clock in nanoseconds. */
 static uint64_t plat_now_ns(void);
 __attribute__((noreturn)) static void plat_exit(int status);
+/* Caps the threads of the model's parallel loops at n (>= 1). Linux runs
+   them on a thread pool (linux/threads.c); bare metal has one thread. */
+static void plat_set_thread_cap(uint32_t n);
 /* A short lowercase description of a negative error code, or NULL. */
 static const char *plat_strerror(long err);
 

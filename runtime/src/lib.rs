@@ -9,8 +9,12 @@
 //! object, and [`HEADER`] is the C header of the model ABI, which is also what
 //! users of a static library get.
 //!
-//! Static libraries carry [`libcalls_object`] instead: only the [`LIBCALLS`],
-//! weak and hidden (`c/libcalls.c`), so that a C program linking the library
+//! On Linux the runtime also has a tiny thread pool (`c/linux/threads.c`,
+//! [`THREAD_SYMBOLS`]: raw `clone` threads, futex dispatch, no libc, no TLS)
+//! for models compiled with `--threads N`.
+//!
+//! Static libraries carry [`libcalls_object`] instead: only the [`LIBCALLS`]
+//! (and on Linux the thread pool), weak and hidden (`c/libcalls.c`), so that a C program linking the library
 //! with its own C library gets no duplicate `_start`, `memcpy` or `floorf`.
 //!
 //! Linking an executable:
@@ -63,6 +67,11 @@ pub const LIBCALLS: &[&str] = &[
     "sqrt",
     "fma",
 ];
+
+/// The thread pool of Linux targets (`c/linux/threads.c`): what code
+/// compiled with `--threads N` (N > 1) calls, `smelt_parallel_for(task, ctx,
+/// n, threads)` with `task(ctx, lo, hi)`, and its thread start.
+pub const THREAD_SYMBOLS: &[&str] = &["smelt_parallel_for", "smelt__clone_thread"];
 
 /// The Arm run-time ABI helpers (`c/aeabi.c`) the runtime and libcalls
 /// objects of 32-bit Arm targets define as well: what clang and LLVM call for
@@ -127,9 +136,13 @@ pub const AEABI_LIBCALLS: &[&str] = &[
 /// Every global symbol the libcalls object of `target` defines: [`LIBCALLS`],
 /// and on 32-bit Arm [`AEABI_LIBCALLS`] plus the two functions behind
 /// `__aeabi_uldivmod`/`__aeabi_ldivmod` (`smelt__udivmod64`,
-/// `smelt__sdivmod64`, which return the remainder through memory).
+/// `smelt__sdivmod64`, which return the remainder through memory), and on
+/// Linux [`THREAD_SYMBOLS`].
 pub fn libcall_symbols(target: Target) -> Vec<&'static str> {
     let mut v = LIBCALLS.to_vec();
+    if !target.is_bare_metal() {
+        v.extend_from_slice(THREAD_SYMBOLS);
+    }
     if matches!(target, Target::Armv7Linux | Target::ThumbV7emNone) {
         v.extend_from_slice(AEABI_LIBCALLS);
         v.extend_from_slice(&["smelt__udivmod64", "smelt__sdivmod64"]);

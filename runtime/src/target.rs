@@ -148,7 +148,8 @@ impl Target {
         let mut flags = vec![format!("--target={}", self.triple())];
         let arch: &[&str] = match self {
             Target::X86_64Linux => &["-march=x86-64"],
-            Target::Aarch64Linux => &["-march=armv8-a"],
+            // Atomics inline (ldaxr/stlxr), not calls to libgcc's outline helpers.
+            Target::Aarch64Linux => &["-march=armv8-a", "-mno-outline-atomics"],
             Target::Armv7Linux => &["-march=armv7-a", "-mfloat-abi=hard", "-mfpu=vfpv3-d16"],
             Target::ThumbV7emNone => &[
                 "-mcpu=cortex-m4",

@@ -4,7 +4,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::ArgMatches;
-use smelt_backends::artifact::{Backend, Emit, LlvmConfig, build_with_memory, llvm_target};
+use smelt_backends::artifact::{
+    Backend, Emit, LlvmConfig, build_threads, check_threads, llvm_target,
+};
 use smelt_backends::llvm::LlvmOptions;
 use smelt_backends::target::Target;
 use smelt_frontend::onnx::OnnxModel;
@@ -56,6 +58,8 @@ pub fn run(m: &ArgMatches) -> CliResult<ExitCode> {
     if let Backend::Llvm(c) = &backend {
         llvm_target(target, c).map_err(|e| CliError(e.to_string()))?;
     }
+    let threads = *m.get_one::<u32>("threads").expect("has a default");
+    check_threads(target, threads).map_err(|e| CliError(e.to_string()))?;
     let memory = memory_map(m)?;
     if m.get_one::<String>("memory").is_some() && !target.is_bare_metal() {
         return Err(CliError(format!(
@@ -89,15 +93,15 @@ pub fn run(m: &ArgMatches) -> CliResult<ExitCode> {
     });
     let linker = m.get_one::<PathBuf>("linker").map(PathBuf::as_path);
     let name = m.get_one::<String>("name").map(String::as_str);
-    let report = build_with_memory(
-        &graph, target, &backend, emit, &out, &stem, name, linker, &memory,
+    let report = build_threads(
+        &graph, target, &backend, emit, &out, &stem, name, linker, &memory, threads,
     )
     .map_err(|e| CliError(e.to_string()))?;
     for f in &report.files {
         println!("wrote {}", f.display());
     }
     println!(
-        "target {target}, backend {}, arena {} (liveness bound {}), weights {}, object {}",
+        "target {target}, backend {}, threads {threads}, arena {} (liveness bound {}), weights {}, object {}",
         backend.name(),
         human_bytes(report.arena_bytes),
         human_bytes(report.lower_bound),

@@ -177,6 +177,9 @@ pub fn run(m: &ArgMatches) -> CliResult<ExitCode> {
         "weights in the graph: {}",
         human_bytes(graph.const_bytes() as u64)
     );
+    if let Some(&threads) = m.get_one::<u32>("threads") {
+        threads_report(threads, &graph)?;
+    }
     if let Some(t) = m.get_one::<String>("target") {
         firmware_estimate(m, t, &graph)?;
     }
@@ -210,6 +213,34 @@ fn firmware_estimate(m: &ArgMatches, target: &str, graph: &Graph) -> CliResult<(
     if let Err(e) = usage.check() {
         println!("  {e}");
     }
+    Ok(())
+}
+
+/// `--threads N`: the parallel loops of the native code for N threads and
+/// the arena it needs (depthwise convolutions take a plane per thread).
+fn threads_report(threads: u32, graph: &Graph) -> CliResult<()> {
+    let target = smelt_backends::target::Target::X86_64Linux;
+    smelt_backends::artifact::check_threads(target, threads)
+        .map_err(|e| CliError(e.to_string()))?;
+    let lowered = smelt_backends::lower::lower_with(
+        graph,
+        &smelt_backends::lower::Schedule {
+            threads,
+            ..Default::default()
+        },
+    )
+    .map_err(|e| CliError(e.to_string()))?;
+    let loops = lowered
+        .program
+        .body
+        .iter()
+        .filter(|s| matches!(s, smelt_backends::kernel::Stmt::Parallel { .. }))
+        .count();
+    println!(
+        "threads {threads}: {loops} parallel loop(s) (GEMM tiles, depthwise channels; at least {} multiply-adds per thread each), arena {}",
+        smelt_backends::kernel::MIN_PARALLEL_WORK,
+        human_bytes(lowered.plan.arena_bytes)
+    );
     Ok(())
 }
 

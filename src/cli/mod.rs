@@ -110,6 +110,7 @@ pub fn command() -> Command {
                 .arg(Arg::new("print-ir").long("print-ir").action(ArgAction::SetTrue).help("Also print the imported IR"))
                 .arg(Arg::new("optimized").long("optimized").action(ArgAction::SetTrue).help("Report on the graph after the optimizer (see --opt-level) and print it with the rule counts, stop reason, e-graph size and time"))
                 .arg(Arg::new("target").long("target").value_name("TRIPLE").help("The target whose cost figures the optimizer uses (default x86_64-unknown-linux-gnu); for a bare-metal target (thumbv7em-none-eabihf) also estimate the firmware's flash and RAM use"))
+                .arg(Arg::new("threads").long("threads").value_name("N").value_parser(value_parser!(u32)).help("Also report which loops smelt compile --threads N would run in parallel (the native kernels' parallel loops and their arena)"))
                 .arg(memory_arg()),
         )))
         .subcommand(optimize::args(model_args(
@@ -135,6 +136,7 @@ pub fn command() -> Command {
                 .arg(Arg::new("cpu").long("cpu").value_name("NAME").help("LLVM backend: the CPU to tune and select instructions for (e.g. skylake, cortex-a72), or native for this machine's (host target only); default: a safe baseline per target (x86-64-v2, generic aarch64)"))
                 .arg(Arg::new("features").long("features").value_name("+A,-B").help("LLVM backend: target features to add or remove (LLVM spelling, e.g. +avx2,+fma)"))
                 .arg(Arg::new("name").long("name").value_name("NAME").help("Symbol prefix of a staticlib or obj: it defines NAME_run and NAME_model, and its header's macros start with NAME in upper case (default: NAME of libNAME.a, or the object's file stem, made a C identifier); executables always use smelt_model_run"))
+                .arg(Arg::new("threads").long("threads").value_name("N").value_parser(value_parser!(u32)).default_value("1").help("Run the hot loops (GEMM tiles of MatMul/Gemm/Conv) on up to N threads of a tiny thread pool in the runtime (Linux targets; raw clone/futex, no libc); results are bit-identical to one thread. Executables take --threads M <= N to use fewer. Bare-metal targets: 1 only"))
                 .arg(Arg::new("linker").long("linker").value_name("PATH").value_parser(value_parser!(PathBuf)).help("The ld.lld to link executables with (default: ld.lld-19, ld.lld, then the Rust toolchain's rust-lld)")),
         )))
         .subcommand(optimize::args(model_args(

@@ -26,6 +26,8 @@ pub struct HeaderModel<'a> {
     pub arena_bytes: u64,
     /// `NAME_model.arena_align`.
     pub arena_align: u64,
+    /// `--threads` (1: no thread pool, and no line in the header).
+    pub threads: u32,
 }
 
 /// Upper-case C identifier characters for `s`: ASCII letters and digits kept
@@ -191,6 +193,16 @@ pub fn render(model: &HeaderModel<'_>) -> String {
         model.arena_align,
         name = comment_text(model.name),
     );
+    if model.threads > 1 {
+        let _ = write!(
+            h,
+            "/* Compiled with --threads {t}: the hot loops run on up to {t} threads, the\n   \
+             caller's and workers of a small pool started on the first run (raw Linux\n   \
+             threads without TLS that run only the model's loops; see the smelt README). */\n\
+             #define {p}_THREADS {t}\n",
+            t = model.threads
+        );
+    }
     tensors(&mut h, &p, "input", model.inputs);
     tensors(&mut h, &p, "output", model.outputs);
     let _ = writeln!(h, "\n#endif /* SMELT_MODEL_{p}_H */");
@@ -235,6 +247,7 @@ mod tests {
         let inputs = [io("in*/put?", DType::F32, &[1, 64])];
         let outputs = [io("y", DType::I64, &[]), io("Y", DType::Bool, &[3])];
         let h = render(&HeaderModel {
+            threads: 1,
             name: "mlp",
             triple: "x86_64-unknown-linux-gnu",
             inputs: &inputs,

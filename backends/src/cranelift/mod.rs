@@ -11,14 +11,16 @@
 use std::collections::HashMap;
 
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
-use cranelift_codegen::ir::{AbiParam, InstBuilder, MemFlagsData, Type, Value, types};
+use cranelift_codegen::ir::{
+    AbiParam, FuncRef, InstBuilder, MemFlagsData, StackSlotData, StackSlotKind, Type, Value, types,
+};
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_codegen::{Context, isa};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
 use cranelift_module::{DataDescription, DataId, Linkage, Module};
 use cranelift_object::{ObjectBuilder, ObjectModule};
 
-use crate::kernel::{BinOp, Buf, CmpOp, Expr, Program, Scalar, Stmt, UnOp};
+use crate::kernel::{BinOp, Buf, CmpOp, Expr, Program, Scalar, Stmt, UnOp, Var};
 use crate::lower::Lowered;
 use crate::target::Target;
 
@@ -146,6 +148,38 @@ pub fn compile(
     }
     define_info(&mut module, l, model_name, &symbols.info)?;
 
+    // Parallel loops (top level only): task functions `(ctx, lo, hi)` and
+    // the runtime's `smelt_parallel_for(task, ctx, n, threads)`.
+    let par_loops: Vec<&Stmt> = l
+        .program
+        .body
+        .iter()
+        .filter(|s| matches!(s, Stmt::Parallel { .. }))
+        .collect();
+    let mut tasks = Vec::new();
+    let mut pfor = None;
+    if !par_loops.is_empty() {
+        let mut sig = module.make_signature();
+        sig.params.push(AbiParam::new(ptr));
+        sig.params.push(AbiParam::new(types::I64));
+        sig.params.push(AbiParam::new(types::I64));
+        for k in 0..par_loops.len() {
+            let id = module
+                .declare_function(&format!("smelt_task_{k}"), Linkage::Local, &sig)
+                .map_err(err)?;
+            tasks.push(id);
+        }
+        let mut sig = module.make_signature();
+        for t in [ptr, ptr, types::I64, types::I64] {
+            sig.params.push(AbiParam::new(t));
+        }
+        pfor = Some(
+            module
+                .declare_function("smelt_parallel_for", Linkage::Import, &sig)
+                .map_err(err)?,
+        );
+    }
+
     let mut ctx: Context = module.make_context();
     for _ in 0..3 {
         ctx.func.signature.params.push(AbiParam::new(ptr));
@@ -161,44 +195,19 @@ pub fn compile(
         b.switch_to_block(entry);
         b.seal_block(entry);
         let params = b.block_params(entry).to_vec();
-        let (inputs, outputs, arena) = (params[0], params[1], params[2]);
-        let mut bases: HashMap<Buf, Value> = HashMap::new();
-        let flags = MemFlagsData::trusted();
-        for k in 0..l.inputs.len() {
-            let v = b.ins().load(ptr, flags, inputs, (k * 8) as i32);
-            bases.insert(Buf::Input(k as u32), v);
-        }
-        for k in 0..l.outputs.len() {
-            let v = b.ins().load(ptr, flags, outputs, (k * 8) as i32);
-            bases.insert(Buf::Output(k as u32), v);
-        }
-        for (i, id) in const_ids.iter().enumerate() {
-            let gv = module.declare_data_in_func(*id, b.func);
-            let v = b.ins().symbol_value(ptr, gv);
-            bases.insert(Buf::Const(i as u32), v);
-        }
-        let vars: Vec<Variable> = l
-            .program
-            .vars
-            .iter()
-            .enumerate()
-            .map(|(k, &t)| {
-                let lanes = l.program.var_lane_count(crate::kernel::Var(k as u32));
-                b.declare_var(clif_vtype(t, lanes))
-            })
-            .collect();
-        let mut g = Gen {
-            p: &l.program,
-            b,
-            vars,
-            bases,
-            arena,
-            config: module.target_config(),
-            // NEON always has a fused multiply-add; the x86-64-v2 baseline
-            // has none (FMA3 came with Haswell, and a libcall is slower
-            // than the two instructions).
-            fma: target == Target::Aarch64Linux,
+        let par = match pfor {
+            Some(pf) => Some(Par {
+                pfor: module.declare_func_in_func(pf, b.func),
+                tasks: tasks
+                    .iter()
+                    .map(|&t| module.declare_func_in_func(t, b.func))
+                    .collect(),
+                args: params.clone(),
+                next: 0,
+            }),
+            None => None,
         };
+        let mut g = Gen::new(&mut module, l, b, &const_ids, &params, target, par);
         g.stmts(&l.program.body)?;
         g.b.ins().return_(&[]);
         let config = g.config;
@@ -207,6 +216,34 @@ pub fn compile(
     module
         .define_function(func_id, &mut ctx)
         .map_err(|e| err(format!("{e:?}")))?;
+
+    for (k, s) in par_loops.iter().enumerate() {
+        let Stmt::Parallel { var, body, .. } = s else {
+            continue;
+        };
+        let mut ctx: Context = module.make_context();
+        ctx.func.signature.params.push(AbiParam::new(ptr));
+        ctx.func.signature.params.push(AbiParam::new(types::I64));
+        ctx.func.signature.params.push(AbiParam::new(types::I64));
+        let mut b = FunctionBuilder::new(&mut ctx.func, &mut fbc);
+        let entry = b.create_block();
+        b.append_block_params_for_function_params(entry);
+        b.switch_to_block(entry);
+        b.seal_block(entry);
+        let p = b.block_params(entry).to_vec();
+        let flags = MemFlagsData::trusted();
+        let io: Vec<Value> = (0..3)
+            .map(|j| b.ins().load(ptr, flags, p[0], j * 8))
+            .collect();
+        let mut g = Gen::new(&mut module, l, b, &const_ids, &io, target, None);
+        g.counted_loop(*var, p[1], p[2], body)?;
+        g.b.ins().return_(&[]);
+        let config = g.config;
+        g.b.finalize(config);
+        module
+            .define_function(tasks[k], &mut ctx)
+            .map_err(|e| err(format!("{e:?}")))?;
+    }
     let product = module.finish();
     product.emit().map_err(err)
 }
@@ -314,6 +351,17 @@ fn define_info(
     Ok(id)
 }
 
+/// The run function's view of its parallel loops: `smelt_parallel_for`,
+/// the outlined tasks in program order, and the run's parameters (inputs,
+/// outputs, arena), which each task gets through a `ctx` array on the stack
+/// and unpacks like the run function does.
+struct Par {
+    pfor: FuncRef,
+    tasks: Vec<FuncRef>,
+    args: Vec<Value>,
+    next: usize,
+}
+
 struct Gen<'a> {
     p: &'a Program,
     b: FunctionBuilder<'a>,
@@ -323,9 +371,128 @@ struct Gen<'a> {
     config: isa::TargetFrontendConfig,
     /// Whether `MulAdd` becomes one fused instruction.
     fma: bool,
+    /// Parallel loops, in the run function (none in a task).
+    par: Option<Par>,
 }
 
-impl Gen<'_> {
+impl<'a> Gen<'a> {
+    /// A generator for a function whose `io` are the run function's three
+    /// parameters (the input and output pointer arrays and the arena): loads
+    /// the buffer base addresses in the current (entry) block.
+    fn new(
+        module: &mut ObjectModule,
+        l: &'a Lowered,
+        mut b: FunctionBuilder<'a>,
+        const_ids: &[DataId],
+        io: &[Value],
+        target: Target,
+        par: Option<Par>,
+    ) -> Gen<'a> {
+        let ptr = module.target_config().pointer_type();
+        let (inputs, outputs, arena) = (io[0], io[1], io[2]);
+        let mut bases: HashMap<Buf, Value> = HashMap::new();
+        let flags = MemFlagsData::trusted();
+        for k in 0..l.inputs.len() {
+            let v = b.ins().load(ptr, flags, inputs, (k * 8) as i32);
+            bases.insert(Buf::Input(k as u32), v);
+        }
+        for k in 0..l.outputs.len() {
+            let v = b.ins().load(ptr, flags, outputs, (k * 8) as i32);
+            bases.insert(Buf::Output(k as u32), v);
+        }
+        for (i, id) in const_ids.iter().enumerate() {
+            let gv = module.declare_data_in_func(*id, b.func);
+            let v = b.ins().symbol_value(ptr, gv);
+            bases.insert(Buf::Const(i as u32), v);
+        }
+        let vars: Vec<Variable> = l
+            .program
+            .vars
+            .iter()
+            .enumerate()
+            .map(|(k, &t)| {
+                let lanes = l.program.var_lane_count(Var(k as u32));
+                b.declare_var(clif_vtype(t, lanes))
+            })
+            .collect();
+        Gen {
+            p: &l.program,
+            b,
+            vars,
+            bases,
+            arena,
+            config: module.target_config(),
+            // NEON always has a fused multiply-add; the x86-64-v2 baseline
+            // has none (FMA3 came with Haswell, and a libcall is slower
+            // than the two instructions).
+            fma: target == Target::Aarch64Linux,
+            par,
+        }
+    }
+
+    /// `for var in s0..e0 { body }` (`s0`, `e0`: `i64` values).
+    fn counted_loop(
+        &mut self,
+        var: Var,
+        s0: Value,
+        e0: Value,
+        body: &[Stmt],
+    ) -> Result<(), CodegenError> {
+        let v = self.vars[var.0 as usize];
+        self.b.def_var(v, s0);
+        let header = self.b.create_block();
+        let body_block = self.b.create_block();
+        let exit = self.b.create_block();
+        self.b.ins().jump(header, &[]);
+        self.b.switch_to_block(header);
+        let cur = self.b.use_var(v);
+        let more = self.b.ins().icmp(IntCC::SignedLessThan, cur, e0);
+        self.b.ins().brif(more, body_block, &[], exit, &[]);
+        self.b.switch_to_block(body_block);
+        self.b.seal_block(body_block);
+        self.stmts(body)?;
+        let cur = self.b.use_var(v);
+        let next = self.b.ins().iadd_imm_s(cur, 1);
+        self.b.def_var(v, next);
+        self.b.ins().jump(header, &[]);
+        self.b.seal_block(header);
+        self.b.switch_to_block(exit);
+        self.b.seal_block(exit);
+        Ok(())
+    }
+
+    /// A parallel loop: stores the run's parameters in a stack array and
+    /// calls `smelt_parallel_for(task, ctx, extent, threads)`.
+    fn parallel(&mut self, extent: i64) -> Result<(), CodegenError> {
+        let threads = i64::from(self.p.threads.max(1));
+        let ptr = self.config.pointer_type();
+        let Some(par) = self.par.as_mut() else {
+            return Err(CodegenError(
+                "a parallel loop that is not at the top level of the program".into(),
+            ));
+        };
+        let task = *par
+            .tasks
+            .get(par.next)
+            .ok_or_else(|| CodegenError("more parallel loops than outlined tasks".into()))?;
+        par.next += 1;
+        let (pfor, args) = (par.pfor, par.args.clone());
+        let slot = self.b.create_sized_stack_slot(StackSlotData::new(
+            StackSlotKind::ExplicitSlot,
+            8 * args.len() as u32,
+            3,
+        ));
+        for (j, a) in args.iter().enumerate() {
+            self.b.ins().stack_store(ptr, *a, slot, (j * 8) as i32);
+        }
+        let ctx = self.b.ins().stack_addr(ptr, slot, 0);
+        let f = self.b.ins().func_addr(ptr, task);
+        let n = self.b.ins().iconst(types::I64, extent);
+        let t = self.b.ins().iconst(types::I64, threads);
+        self.b.ins().call(pfor, &[f, ctx, n, t]);
+        Ok(())
+    }
+
     fn base(&mut self, buf: Buf) -> Value {
         match buf {
             Buf::Arena(off) => self.b.ins().iadd_imm_s(self.arena, off as i64),
@@ -371,29 +538,11 @@ impl Gen<'_> {
                 end,
                 body,
             } => {
-                let v = self.vars[var.0 as usize];
                 let s0 = self.expr(start)?;
                 let e0 = self.expr(end)?;
-                self.b.def_var(v, s0);
-                let header = self.b.create_block();
-                let body_block = self.b.create_block();
-                let exit = self.b.create_block();
-                self.b.ins().jump(header, &[]);
-                self.b.switch_to_block(header);
-                let cur = self.b.use_var(v);
-                let more = self.b.ins().icmp(IntCC::SignedLessThan, cur, e0);
-                self.b.ins().brif(more, body_block, &[], exit, &[]);
-                self.b.switch_to_block(body_block);
-                self.b.seal_block(body_block);
-                self.stmts(body)?;
-                let cur = self.b.use_var(v);
-                let next = self.b.ins().iadd_imm_s(cur, 1);
-                self.b.def_var(v, next);
-                self.b.ins().jump(header, &[]);
-                self.b.seal_block(header);
-                self.b.switch_to_block(exit);
-                self.b.seal_block(exit);
+                self.counted_loop(*var, s0, e0, body)?;
             }
+            Stmt::Parallel { extent, .. } => self.parallel(*extent)?,
             Stmt::If(c, t, e) => {
                 let cv = self.expr(c)?;
                 let (tb, eb, join) = (

@@ -202,6 +202,9 @@ pub(super) fn run_ir(l: &Lowered, ptr_bytes: u32, run: &str) -> Result<String, C
         "ptr noalias nocapture align {}{arena_deref} %arena",
         crate::plan::ALIGN
     ));
+    let mut arg_names: Vec<String> = (0..l.inputs.len()).map(|k| format!("%in{k}")).collect();
+    arg_names.extend((0..l.outputs.len()).map(|k| format!("%out{k}")));
+    arg_names.push("%arena".into());
     let mut g = Gen {
         p: &l.program,
         iptr,
@@ -214,6 +217,14 @@ pub(super) fn run_ir(l: &Lowered, ptr_bytes: u32, run: &str) -> Result<String, C
         // select `llvm.maximum.f64`/`llvm.minimum.f64` ("Cannot select:
         // setcc"), with or without a double-precision FPU.
         expand_f64_minmax: ptr_bytes == 4,
+        par: Outlining {
+            params: params.clone(),
+            args: arg_names,
+            ptr_bytes,
+            tasks: String::new(),
+            count: 0,
+            entry: String::new(),
+        },
     };
     for io in l.inputs.iter().chain(&l.outputs) {
         g.align.push(io.dtype.elem_bytes().max(1) as u64);
@@ -228,8 +239,10 @@ pub(super) fn run_ir(l: &Lowered, ptr_bytes: u32, run: &str) -> Result<String, C
         let lanes = l.program.var_lane_count(Var(i as u32));
         let _ = writeln!(out, "  %v{i} = alloca {}", vty(t, lanes));
     }
+    out.push_str(&g.par.entry);
     out.push_str(&g.code);
     out.push_str("  ret void\n}\n\n");
+    out.push_str(&g.par.tasks);
     for d in &g.decls {
         let _ = writeln!(out, "{d}");
     }
@@ -257,6 +270,29 @@ struct Gen<'a> {
     /// Spell f64 `Min`/`Max` as compares and selects instead of the
     /// intrinsics (see [`Gen::float_minmax_expanded`]).
     expand_f64_minmax: bool,
+    /// Parallel loops outlined so far.
+    par: Outlining,
+}
+
+/// The outlining of [`Stmt::Parallel`] loops.
+///
+/// Loop `N` becomes `smelt_part_N(<the body's parameters>, i64 %lo, i64
+/// %hi)`, which runs iterations `lo..hi` with the same `noalias` parameters
+/// as the body (so it optimizes alike), and `smelt_task_N(ptr %ctx, i64 %lo,
+/// i64 %hi)`, which loads those parameters from `ctx` and calls it: the task
+/// the runtime's `smelt_parallel_for(task, ctx, n, threads)` runs on each
+/// thread. The body stores its parameters in a stack array `ctx` and calls
+/// `smelt_parallel_for`.
+struct Outlining {
+    /// The body's parameter declarations and names.
+    params: Vec<String>,
+    args: Vec<String>,
+    ptr_bytes: u32,
+    /// The text of the outlined functions.
+    tasks: String,
+    count: u32,
+    /// Allocas of the ctx arrays, for the entry block of the caller.
+    entry: String,
 }
 
 impl Gen<'_> {
@@ -334,6 +370,112 @@ impl Gen<'_> {
         Ok((a, ty.bytes().min(balign)))
     }
 
+    /// `for var in s0..e0 { body }` (`s0`, `e0`: `i64` values).
+    fn counted_loop(
+        &mut self,
+        var: Var,
+        s0: String,
+        e0: String,
+        body: &[Stmt],
+    ) -> Result<(), CodegenError> {
+        self.line(format!("store i64 {s0}, ptr %v{}", var.0));
+        let (header, body_l, exit) = (self.label("loop"), self.label("body"), self.label("exit"));
+        self.line(format!("br label %{header}"));
+        let _ = writeln!(self.code, "{header}:");
+        let cur = self.def(format!("load i64, ptr %v{}", var.0));
+        let more = self.def(format!("icmp slt i64 {cur}, {e0}"));
+        self.line(format!("br i1 {more}, label %{body_l}, label %{exit}"));
+        let _ = writeln!(self.code, "{body_l}:");
+        self.stmts(body)?;
+        let cur = self.def(format!("load i64, ptr %v{}", var.0));
+        let nsw = if assigns(body, var) { "" } else { " nsw" };
+        let next = self.def(format!("add{nsw} i64 {cur}, 1"));
+        self.line(format!("store i64 {next}, ptr %v{}", var.0));
+        self.line(format!("br label %{header}"));
+        let _ = writeln!(self.code, "{exit}:");
+        Ok(())
+    }
+
+    /// A parallel loop: outlined (see [`Outlining`]) and run through the
+    /// runtime's `smelt_parallel_for`.
+    fn parallel(&mut self, var: Var, extent: i64, body: &[Stmt]) -> Result<(), CodegenError> {
+        let n = self.par.count;
+        self.par.count += 1;
+        let mut sub = Gen {
+            p: self.p,
+            iptr: self.iptr,
+            code: String::new(),
+            next: 0,
+            decls: BTreeSet::new(),
+            align: self.align.clone(),
+            nin: self.nin,
+            expand_f64_minmax: self.expand_f64_minmax,
+            par: Outlining {
+                params: vec![],
+                args: vec![],
+                ptr_bytes: self.par.ptr_bytes,
+                tasks: String::new(),
+                count: 0,
+                entry: String::new(),
+            },
+        };
+        sub.counted_loop(var, "%lo".into(), "%hi".into(), body)?;
+        if sub.par.count > 0 {
+            return Err(err("a parallel loop inside a parallel loop"));
+        }
+        self.decls.append(&mut sub.decls);
+        let (iptr, pb) = (self.iptr, self.par.ptr_bytes);
+        let np = self.par.args.len();
+        let t = &mut self.par.tasks;
+        let _ = writeln!(
+            t,
+            "define internal void @smelt_part_{n}({}, i64 %lo, i64 %hi) #1 {{\nentry:",
+            self.par.params.join(", ")
+        );
+        for (i, &ty) in self.p.vars.iter().enumerate() {
+            let lanes = self.p.var_lane_count(Var(i as u32));
+            let _ = writeln!(t, "  %v{i} = alloca {}", vty(ty, lanes));
+        }
+        t.push_str(&sub.code);
+        t.push_str("  ret void\n}\n\n");
+        let _ = writeln!(
+            t,
+            "define internal void @smelt_task_{n}(ptr nocapture readonly %ctx, i64 %lo, i64 %hi) #0 {{\nentry:"
+        );
+        let mut loaded = Vec::new();
+        for k in 0..np {
+            let _ = writeln!(
+                t,
+                "  %a{k}.p = getelementptr inbounds ptr, ptr %ctx, {iptr} {k}\n  \
+                 %a{k} = load ptr, ptr %a{k}.p, align {pb}"
+            );
+            loaded.push(format!("ptr %a{k}"));
+        }
+        let _ = writeln!(
+            t,
+            "  call void @smelt_part_{n}({}, i64 %lo, i64 %hi)\n  ret void\n}}\n",
+            loaded.join(", ")
+        );
+        let _ = writeln!(
+            self.par.entry,
+            "  %ctx{n} = alloca [{np} x ptr], align {pb}"
+        );
+        for k in 0..np {
+            let slot = self.def(format!(
+                "getelementptr inbounds [{np} x ptr], ptr %ctx{n}, {iptr} 0, {iptr} {k}"
+            ));
+            let a = self.par.args[k].clone();
+            self.line(format!("store ptr {a}, ptr {slot}, align {pb}"));
+        }
+        self.decls
+            .insert("declare void @smelt_parallel_for(ptr, ptr, i64, i64)".into());
+        let threads = self.p.threads.max(1);
+        self.line(format!(
+            "call void @smelt_parallel_for(ptr @smelt_task_{n}, ptr %ctx{n}, i64 {extent}, i64 {threads})"
+        ));
+        Ok(())
+    }
+
     fn stmts(&mut self, body: &[Stmt]) -> Result<(), CodegenError> {
         for s in body {
             self.stmt(s)?;
@@ -371,23 +513,9 @@ impl Gen<'_> {
             } => {
                 let s0 = self.expr(start)?;
                 let e0 = self.expr(end)?;
-                self.line(format!("store i64 {s0}, ptr %v{}", var.0));
-                let (header, body_l, exit) =
-                    (self.label("loop"), self.label("body"), self.label("exit"));
-                self.line(format!("br label %{header}"));
-                let _ = writeln!(self.code, "{header}:");
-                let cur = self.def(format!("load i64, ptr %v{}", var.0));
-                let more = self.def(format!("icmp slt i64 {cur}, {e0}"));
-                self.line(format!("br i1 {more}, label %{body_l}, label %{exit}"));
-                let _ = writeln!(self.code, "{body_l}:");
-                self.stmts(body)?;
-                let cur = self.def(format!("load i64, ptr %v{}", var.0));
-                let nsw = if assigns(body, *var) { "" } else { " nsw" };
-                let next = self.def(format!("add{nsw} i64 {cur}, 1"));
-                self.line(format!("store i64 {next}, ptr %v{}", var.0));
-                self.line(format!("br label %{header}"));
-                let _ = writeln!(self.code, "{exit}:");
+                self.counted_loop(*var, s0, e0, body)?;
             }
+            Stmt::Parallel { var, extent, body } => self.parallel(*var, *extent, body)?,
             Stmt::If(c, t, e) => {
                 let cv = self.expr(c)?;
                 let c1 = self.def(format!("icmp ne i8 {cv}, 0"));
@@ -776,7 +904,9 @@ impl Gen<'_> {
 fn assigns(body: &[Stmt], v: Var) -> bool {
     body.iter().any(|s| match s {
         Stmt::Set(w, _) => *w == v,
-        Stmt::For { var, body, .. } => *var == v || assigns(body, v),
+        Stmt::For { var, body, .. } | Stmt::Parallel { var, body, .. } => {
+            *var == v || assigns(body, v)
+        }
         Stmt::If(_, t, e) => assigns(t, v) || assigns(e, v),
         Stmt::Store { .. } | Stmt::VStore { .. } | Stmt::Copy { .. } => false,
     })

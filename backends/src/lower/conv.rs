@@ -665,7 +665,17 @@ fn depthwise(
     };
     let hp = (h + ph).max(span(oh, sh, kh, dh));
     let wp = (wd + pw).max(span(ow, sw, kw, dw));
-    let plane = p.scratch((hp * wp * 4) as u64);
+    // With threads: `tt` parallel iterations over channel ranges, each with
+    // its own plane (64-byte aligned) in the scratch area.
+    let tt = (p.threads.max(1) as usize).min(c);
+    let work = (c * oh * ow * kh * kw) as u64;
+    let threaded = tt >= 2 && work >= tt as u64 * p.min_parallel_work();
+    let plane_elems = (hp * wp).div_ceil(16) * 16;
+    let plane = if threaded {
+        p.scratch((tt * plane_elems * 4) as u64)
+    } else {
+        p.scratch((hp * wp * 4) as u64)
+    };
     let (nv, cv, r, ov, z) = (
         p.var(Scalar::I64),
         p.var(Scalar::I64),
@@ -741,6 +751,35 @@ fn depthwise(
             }],
         }],
     };
+    if threaded {
+        // Iteration t: zero its plane's border, then channels
+        // c·t/tt .. c·(t+1)/tt through that plane. Each channel's sums keep
+        // their order, so any thread count gives the same bytes.
+        let tv = p.var(Scalar::I64);
+        let off = mul(var(tv), i(plane_elems as i64));
+        let at = |s: Stmt| crate::kernel::offset_buf(s, plane, &off, 4);
+        let bound = |k: i64| {
+            bin(
+                BinOp::Div,
+                mul(add(var(tv), i(k)), i(c as i64)),
+                i(tt as i64),
+            )
+        };
+        let mut body: Vec<Stmt> = out.drain(..).map(at).collect();
+        body.push(Stmt::For {
+            var: cv,
+            start: bound(0),
+            end: bound(1),
+            body: vec![at(copy), at(rows)],
+        });
+        let par = p.par_for(tv, tt, work / tt as u64, body);
+        return Some(vec![Stmt::For {
+            var: nv,
+            start: i(0),
+            end: i(nb as i64),
+            body: vec![par],
+        }]);
+    }
     out.push(Stmt::For {
         var: nv,
         start: i(0),

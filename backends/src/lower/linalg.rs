@@ -279,7 +279,10 @@ fn fast_matmul(
         }
         _ => None,
     };
-    Some(loop_nest(p, batch, |p, bidx| {
+    // With threads, a batch of products is split by batch (each writes its
+    // own slice of the output); their tiles then stay sequential.
+    let work = (batch.iter().product::<usize>() * m * n * k) as u64;
+    let nest = loop_nest(p, batch, |p, bidx| {
         let batch_off = |o: &Operand, mat: usize| -> Expr {
             let bs = &o.shape[..o.shape.len() - 2];
             mul(super::broadcast_index(bs, bidx), i(mat as i64))
@@ -304,7 +307,12 @@ fn fast_matmul(
             act,
         };
         gemm::gemm(p, &g)
-    }))
+    });
+    Some(if p.threads > 1 {
+        p.par_nest(nest, work)
+    } else {
+        nest
+    })
 }
 
 /// `Gemm` on f32 with `alpha = 1` and no C or a per-column C (`beta = 1`)

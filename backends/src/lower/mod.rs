@@ -120,13 +120,31 @@ fn io_info(g: &Graph, id: ValueId) -> Result<IoInfo, LowerError> {
     })
 }
 
-/// Lowers a whole graph for the 128-bit baseline vector unit.
-pub fn lower(g: &Graph) -> Result<Lowered, LowerError> {
-    lower_for(g, VectorShape::BASELINE)
+/// How the kernels are scheduled: for which vector unit, on how many
+/// threads.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Schedule {
+    /// The target's vector unit, which vectors and register tiles are sized
+    /// for.
+    pub shape: VectorShape,
+    /// The threads hot loops may run on (`--threads`); 0 and 1 mean one,
+    /// and then the program has no [`Stmt::Parallel`] loops.
+    pub threads: u32,
+    /// The least work per thread of a parallel loop (0:
+    /// [`crate::kernel::MIN_PARALLEL_WORK`]; tests set 1 to split even tiny
+    /// loops).
+    pub min_work: u64,
 }
 
-/// Lowers a whole graph, scheduling its kernels for `shape`'s vector unit.
-pub fn lower_for(g: &Graph, shape: VectorShape) -> Result<Lowered, LowerError> {
+/// Lowers a whole graph for one thread and the 128-bit baseline vector unit.
+pub fn lower(g: &Graph) -> Result<Lowered, LowerError> {
+    lower_with(g, &Schedule::default())
+}
+
+/// Lowers a whole graph, scheduling its kernels as `schedule` says: the hot
+/// loops with enough work become [`Stmt::Parallel`] loops when there is more
+/// than one thread.
+pub fn lower_with(g: &Graph, schedule: &Schedule) -> Result<Lowered, LowerError> {
     let inputs = g
         .inputs
         .iter()
@@ -138,7 +156,9 @@ pub fn lower_for(g: &Graph, shape: VectorShape) -> Result<Lowered, LowerError> {
         .map(|&id| io_info(g, id))
         .collect::<Result<Vec<_>, _>>()?;
     let mut p = Program {
-        shape,
+        shape: schedule.shape,
+        threads: schedule.threads,
+        parallel_min_work: schedule.min_work,
         ..Program::default()
     };
     let mut mem = plan(g);
@@ -219,6 +239,7 @@ pub fn lower_for(g: &Graph, shape: VectorShape) -> Result<Lowered, LowerError> {
         }
     }
     crate::schedule::vectorize::vectorize(&mut p);
+    crate::kernel::legalize_parallel(&mut p);
     crate::schedule::drop_unused_consts(&mut p);
     Ok(Lowered {
         program: p,

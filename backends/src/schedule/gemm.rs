@@ -443,17 +443,23 @@ fn tile(p: &mut Program, g: &Gemm, rows: &Region, cols: &Region) -> Vec<Stmt> {
         body: kbody,
     });
     body.extend(store);
-    vec![Stmt::For {
-        var: nb,
+    // With threads, the outer loop is a parallel one over the larger of the
+    // column and row block counts: every tile writes its own part of C and
+    // keeps its k order, so the result is the one thread's bit for bit.
+    let tile_work = (mr * nv * lanes * g.k) as u64;
+    let for_ = |var, blocks: usize, body| Stmt::For {
+        var,
         start: i(0),
-        end: i(cols.blocks as i64),
-        body: vec![Stmt::For {
-            var: mb,
-            start: i(0),
-            end: i(rows.blocks as i64),
-            body,
-        }],
-    }]
+        end: i(blocks as i64),
+        body,
+    };
+    if p.threads > 1 && rows.blocks > cols.blocks {
+        let inner = for_(nb, cols.blocks, body);
+        let work = tile_work * cols.blocks as u64;
+        return vec![p.par_for(mb, rows.blocks, work, vec![inner])];
+    }
+    let inner = for_(mb, rows.blocks, body);
+    vec![p.par_for(nb, cols.blocks, tile_work * rows.blocks as u64, vec![inner])]
 }
 
 /// Stores one accumulator (a scalar or a vector of `lanes`) at `idx`,

@@ -13,6 +13,8 @@ pub mod vectorize;
 
 #[cfg(test)]
 pub(crate) mod eval;
+#[cfg(test)]
+mod threads;
 
 use crate::kernel::{Buf, Expr, Program, Stmt};
 
@@ -50,6 +52,11 @@ fn mark_stmt(s: &Stmt, used: &mut [bool]) {
         } => {
             mark_expr(start, used);
             mark_expr(end, used);
+            for s in body {
+                mark_stmt(s, used);
+            }
+        }
+        Stmt::Parallel { body, .. } => {
             for s in body {
                 mark_stmt(s, used);
             }

@@ -79,6 +79,12 @@ fn walk(
                     });
                 }
             }
+            // A parallel loop is never the vectorized one; its body may hold
+            // one.
+            Stmt::Parallel { var, extent, body } => {
+                let body = walk(p, body, counts, n);
+                out.push(Stmt::Parallel { var, extent, body });
+            }
             Stmt::If(c, t, e) => {
                 let t = walk(p, t, counts, n);
                 let e = walk(p, e, counts, n);
@@ -361,6 +367,12 @@ fn count_stmt(s: &Stmt, m: &mut HashMap<Var, usize>) {
             *m.entry(*v).or_default() += 1;
             count_expr(start, m);
             count_expr(end, m);
+            for s in body {
+                count_stmt(s, m);
+            }
+        }
+        Stmt::Parallel { var: v, body, .. } => {
+            *m.entry(*v).or_default() += 1;
             for s in body {
                 count_stmt(s, m);
             }

@@ -19,6 +19,10 @@
 #define SYS_openat 322
 #define SYS_mkdirat 323
 #define SYS_clock_gettime 403 /* clock_gettime64: two 64-bit fields */
+#define SYS_clone 120
+#define SYS_exit 1
+#define SYS_futex 240
+#define SYS_getpid 20
 
 #define ARCH_O_LARGEFILE 0400000
 
@@ -38,12 +42,13 @@ static inline long raw_syscall6(long n, long a, long b, long c, long d, long e, 
 }
 
 /* The size of an open file: _llseek writes the 64-bit offset to memory. */
-static int64_t arch_seek(int fd, int whence) {
+__attribute__((unused)) static int64_t arch_seek(int fd, int whence) {
     int64_t pos = 0;
     long r = raw_syscall6(SYS__llseek, fd, 0, 0, (long)&pos, whence, 0);
     return r < 0 ? r : pos;
 }
 
+#ifndef SMELT_NO_START
 /* The kernel enters with sp pointing at argc, then argv[], NULL, envp[]. The
    AAPCS wants sp 8-byte aligned at calls; clear fp and lr so that debuggers
    see the outermost frame. */
@@ -60,3 +65,37 @@ __asm__(".text\n"
         "    bl smelt__start_c\n"
         "    udf #0\n"
         ".size _start, .-_start\n");
+#endif
+
+/* Starts a thread (threads.c): clone(flags, stack) with fn and arg parked on
+   the new stack, where the child finds them; the child calls fn(arg) on that
+   stack and ends with exit (the thread only), never returning here. The
+   parent gets the child's id or a negative error. No TLS is set: the child
+   keeps the parent's TPIDRURO, which neither generated code nor this runtime
+   reads. */
+__asm__(".text\n"
+        ".arm\n"
+        ".weak smelt__clone_thread\n"
+        ".hidden smelt__clone_thread\n"
+        ".type smelt__clone_thread,%function\n"
+        "smelt__clone_thread:\n"
+        "    push {r4, r5, r7, lr}\n"
+        "    stmdb r1!, {r2, r3}\n"
+        "    mov r7, #120\n"
+        "    mov r2, #0\n"
+        "    mov r3, #0\n"
+        "    mov r4, #0\n"
+        "    svc #0\n"
+        "    cmp r0, #0\n"
+        "    bne 1f\n"
+        "    pop {r2, r3}\n"
+        "    mov fp, #0\n"
+        "    mov lr, #0\n"
+        "    mov r0, r3\n"
+        "    blx r2\n"
+        "    mov r0, #0\n"
+        "    mov r7, #1\n"
+        "    svc #0\n"
+        "    udf #0\n"
+        "1:  pop {r4, r5, r7, pc}\n"
+        ".size smelt__clone_thread, .-smelt__clone_thread\n");

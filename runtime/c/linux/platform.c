@@ -8,15 +8,7 @@
  * variants.
  */
 
-#if defined(__x86_64__)
-#include "arch_x86_64.h"
-#elif defined(__aarch64__)
-#include "arch_aarch64.h"
-#elif defined(__arm__)
-#include "arch_arm.h"
-#else
-#error "no Linux syscall layer for this architecture (add linux/arch_<arch>.h)"
-#endif
+#include "arch.h"
 
 #define AT_FDCWD (-100)
 #define O_RDONLY 0
@@ -126,3 +118,7 @@ __attribute__((used, noreturn, visibility("hidden"))) void smelt__start_c(long *
     char **argv = (char **)(sp + 1);
     plat_exit(smelt_main(argc, argv));
 }
+
+#include "threads.c"
+
+static void plat_set_thread_cap(uint32_t n) { smelt_thread_cap = n; }

@@ -225,3 +225,6 @@ __attribute__((used, noreturn, visibility("hidden"))) void smelt__main_c(void) {
     int argc = split_cmdline();
     plat_exit(smelt_main(argc, args_v));
 }
+
+/* One core, no threads: models for bare metal have no parallel loops. */
+static void plat_set_thread_cap(uint32_t n) { (void)n; }
