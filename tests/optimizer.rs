@@ -609,10 +609,26 @@ fn bn_conv(b: &mut B, bias: bool) -> ValueId {
     bn(b, y, co)
 }
 
-/// A random Conv (with or without bias), Gemm (transposed B, bias, alpha)
-/// or batched MatMul: the producers activations fuse into.
+/// A random Conv (with or without bias), Gemm (transposed B, bias, alpha),
+/// batched MatMul, or element-wise op (broadcasting Add, Sub, Mul, Div, or
+/// Sigmoid): the producers activations and residuals fuse into.
 fn product(b: &mut B) -> ValueId {
-    match b.rng.below(3) {
+    match b.rng.below(4) {
+        3 => {
+            let (m, n) = (b.rng.range(1, 4), b.rng.range(1, 9));
+            let x = b.input(vec![2, m, n]);
+            let y = b.input(vec![m, 1]);
+            match b.rng.below(5) {
+                0 => b.op("Add", &[x, y]),
+                1 => b.op("Sub", &[y, x]),
+                2 => b.op("Mul", &[x, y]),
+                3 => {
+                    let d = b.rand_const(vec![n], 0.5, 2.0);
+                    b.op("Div", &[x, d])
+                }
+                _ => b.op("Sigmoid", &[x]),
+            }
+        }
         0 => {
             let (n, ci, co) = (b.rng.range(1, 2), b.rng.range(1, 4), b.rng.range(1, 6));
             let (h, w) = (b.rng.range(3, 6), b.rng.range(3, 6));

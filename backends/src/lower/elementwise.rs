@@ -670,6 +670,19 @@ pub fn lower(
     outs: &[Operand],
     p: &mut Program,
 ) -> NodeResult {
+    lower_with(e, &Epi::default(), ins, outs, p)
+}
+
+/// [`lower`] with an epilogue (residual, activation) applied to each result
+/// in the same loop before it is stored: a chain `act(e(…) + r)` as one
+/// kernel, one pass over memory.
+pub fn lower_with(
+    e: &Elementwise,
+    epi: &Epi,
+    ins: &[Option<Operand>],
+    outs: &[Operand],
+    p: &mut Program,
+) -> NodeResult {
     let out = &outs[0];
     let shape = out.shape.clone();
     let arg = |k: usize| ins.get(k).cloned().flatten();
@@ -748,11 +761,13 @@ pub fn lower(
                 }
             })
         })();
+        let at = super::flat_index(&shape, idx);
+        let value = value.and_then(|v| epi.apply(p, v, out.ty, at.clone(), &mut pre));
         match value {
             Ok(v) => {
                 pre.push(Stmt::Store {
                     buf: out.buf,
-                    index: super::flat_index(&shape, idx),
+                    index: at,
                     value: v,
                 });
                 pre
@@ -1202,6 +1217,23 @@ mod tests {
                         false,
                     ),
                 ];
+                // Element-wise heads: a broadcasting Add and Mul (chains
+                // `act(x + y)`, `x * y + r`), a unary Tanh.
+                let mut cases = cases;
+                for head in [BinaryFn::Add, BinaryFn::Mul] {
+                    cases.push((
+                        Op::Elementwise(Elementwise::Binary(head)),
+                        vec![rnd(&[2, 3, 17], seed), rnd(&[3, 1], seed + 1)],
+                        vec![2, 3, 17],
+                        false,
+                    ));
+                }
+                cases.push((
+                    Op::Elementwise(Elementwise::Unary(UnaryFn::Tanh)),
+                    vec![rnd(&[5, 6], seed)],
+                    vec![5, 6],
+                    false,
+                ));
                 for (base, ins, out, vec_wanted) in cases {
                     let f = fused(base).expect("fused");
                     let ins = with_r(ins, &out);

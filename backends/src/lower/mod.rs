@@ -244,7 +244,8 @@ fn lower_node(
 
 /// A fused op: the base op's lowering with the epilogue (residual `Add`,
 /// activation) in the kernel's store when the base's kernel applies it (the
-/// GEMM micro-kernel, the depthwise and direct convolutions), else followed
+/// GEMM micro-kernel, the depthwise and direct convolutions, the element-wise
+/// loop of an element-wise base), else followed
 /// by the epilogue as passes over the result in place. Either way it is
 /// applied exactly once.
 fn fused(f: &Fused, ins: &[Option<Operand>], outs: &[Operand], p: &mut Program) -> NodeResult {
@@ -260,6 +261,7 @@ fn fused(f: &Fused, ins: &[Option<Operand>], outs: &[Operand], p: &mut Program) 
     let (mut stmts, applied) = match f.base() {
         Op::Conv(c) => conv::lower_with(c, &epi, base_ins, outs, p)?,
         Op::Linalg(l) => linalg::lower_with(l, &epi, base_ins, outs, p)?,
+        Op::Elementwise(e) => (elementwise::lower_with(e, &epi, base_ins, outs, p)?, true),
         other => return Err(format!("no fused kernel for a {} base", other.name())),
     };
     if !applied {

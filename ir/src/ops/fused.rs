@@ -1,6 +1,8 @@
 //! Fused ops: a convolution or matrix product with a residual tensor added
 //! to its result and/or an activation applied to it as it is stored (an
-//! *epilogue*): `FusedConv`, `FusedGemm`, `FusedMatMul`.
+//! *epilogue*): `FusedConv`, `FusedGemm`, `FusedMatMul`; and the same
+//! epilogue after an element-wise op, `FusedElementwise` (a chain such as
+//! `Relu(a + b)`, `a * b + c`, `(x + b) + r` run as one loop).
 //!
 //! Only the optimizer makes them (`passes/src/rules/fusion.rs`); no ONNX
 //! model spells them. A fused op has its own name, so the rules that match
@@ -22,9 +24,9 @@ use crate::ops::linalg::Linalg;
 use crate::ops::{InferInput, Op, OpDef, ParseCtx};
 use crate::tensor::Tensor;
 
-/// `act(base(inputs…) + residual)` for a `Conv`, `Gemm` or `MatMul` base,
-/// where the residual and the activation are each optional (at least one is
-/// present).
+/// `act(base(inputs…) + residual)` for a `Conv`, `Gemm`, `MatMul` or
+/// element-wise ([`Fused::chain_head`]) base, where the residual and the
+/// activation are each optional (at least one is present).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Fused {
     base: Box<Op>,
@@ -42,8 +44,9 @@ impl Fused {
     }
 
     /// `act` applied to `base`'s result; `None` unless `base` is a `Conv`,
-    /// `Gemm` or `MatMul` and `act` is one of [`Epilogue::is_supported`] (the
-    /// ops and activations the backends have an epilogue for).
+    /// `Gemm`, `MatMul` or [`Fused::chain_head`] and `act` is one of
+    /// [`Epilogue::is_supported`] (the ops and activations the backends have
+    /// an epilogue for).
     pub fn new(base: Op, act: Epilogue) -> Option<Fused> {
         Fused::with(base, false, Some(act))
     }
@@ -55,15 +58,29 @@ impl Fused {
         if act.is_some_and(|a| !a.is_supported()) || (!residual && act.is_none()) {
             return None;
         }
-        match &base {
-            Op::Conv(ConvOp::Conv { .. }) | Op::Linalg(Linalg::Gemm(_) | Linalg::MatMul) => {
-                Some(Fused {
-                    base: Box::new(base),
-                    residual,
-                    act,
-                })
-            }
-            _ => None,
+        let ok = match &base {
+            Op::Conv(ConvOp::Conv { .. }) | Op::Linalg(Linalg::Gemm(_) | Linalg::MatMul) => true,
+            Op::Elementwise(e) => Fused::chain_head(e),
+            _ => false,
+        };
+        ok.then(|| Fused {
+            base: Box::new(base),
+            residual,
+            act,
+        })
+    }
+
+    /// The element-wise ops that may head a fused chain `act(e(…) + r)`:
+    /// float arithmetic and the activations (no comparisons, casts or
+    /// integer-only ops; the result must be a float for the epilogue).
+    pub fn chain_head(e: &Elementwise) -> bool {
+        match e {
+            Elementwise::Binary(b) => matches!(
+                b,
+                BinaryFn::Add | BinaryFn::Sub | BinaryFn::Mul | BinaryFn::Div
+            ),
+            Elementwise::Unary(u) => Epilogue::Unary(*u).is_supported(),
+            _ => false,
         }
     }
 
@@ -96,12 +113,16 @@ impl OpDef for Fused {
         match &*self.base {
             Op::Conv(_) => "FusedConv",
             Op::Linalg(Linalg::Gemm(_)) => "FusedGemm",
+            Op::Elementwise(_) => "FusedElementwise",
             _ => "FusedMatMul",
         }
     }
 
     fn attrs(&self) -> Vec<(&'static str, String)> {
         let mut a = self.base.attrs();
+        if let Op::Elementwise(_) = &*self.base {
+            a.insert(0, ("op", self.base.name().to_string()));
+        }
         if self.residual {
             a.push(("residual", "Add".to_string()));
         }

@@ -621,16 +621,15 @@ fn leads_only_to(eg: &EG, c: Id, id: Id, depth: usize) -> bool {
 /// definition: a fused op is the composition (`ir/src/ops/fused.rs`).
 fn into_product(eg: &mut EG, id: Id, y: Id, act: Epilogue) -> Option<Id> {
     let want = ty(eg, id)?;
-    let fused = ["FusedConv", "FusedGemm", "FusedMatMul"];
     // Fused in an earlier iteration (the rule fires again every iteration).
-    if !want.dtype.is_float() || fused.iter().any(|n| !ops_named(eg, id, n).is_empty()) {
+    if !want.dtype.is_float() || FUSED.iter().any(|n| !ops_named(eg, id, n).is_empty()) {
         return None;
     }
     if !sole_user(eg, y, id) {
         return None;
     }
-    for name in PRODUCTS {
-        for (op, args) in ops_named(eg, y, name) {
+    for (op, args) in fusible(eg, y) {
+        {
             let f = match &*op {
                 // A residual fused earlier, no activation yet:
                 // act(P(…) + r) with the Add already in the store.
@@ -651,16 +650,29 @@ fn into_product(eg: &mut EG, id: Id, y: Id, act: Epilogue) -> Option<Id> {
     None
 }
 
-/// The classes an epilogue fuses into: the products and the residual-only
-/// fused forms.
-const PRODUCTS: [&str; 6] = [
-    "Conv",
-    "Gemm",
-    "MatMul",
-    "FusedConv",
-    "FusedGemm",
-    "FusedMatMul",
-];
+/// The names of the fused ops (a class holding one was fused already).
+const FUSED: [&str; 4] = ["FusedConv", "FusedGemm", "FusedMatMul", "FusedElementwise"];
+
+/// The e-nodes of class `y` an epilogue can fuse into, products first: a
+/// Conv, Gemm or MatMul, a residual-only fused op, and an element-wise op
+/// that may head a chain ([`Fused::chain_head`]: float arithmetic, the
+/// activations).
+fn fusible(eg: &EG, y: Id) -> Vec<(std::sync::Arc<Op>, Vec<Id>)> {
+    let mut out: Vec<_> = ["Conv", "Gemm", "MatMul"]
+        .into_iter()
+        .chain(FUSED)
+        .flat_map(|n| ops_named(eg, y, n))
+        .collect();
+    for n in &eg[y].nodes {
+        if let crate::egraph::lang::ENode::Op(o, args) = n
+            && o.outputs == 1
+            && matches!(&*o.op, Op::Elementwise(e) if Fused::chain_head(e))
+        {
+            out.push((o.op.clone(), args.clone()));
+        }
+    }
+    out
+}
 
 /// `P(…) + r => FusedP<residual>(…, r)` (either operand order) for `P` a
 /// Conv, Gemm or MatMul in class `y` whose only user is the `Add` (see
@@ -670,9 +682,8 @@ const PRODUCTS: [&str; 6] = [
 /// (`ir/src/ops/fused.rs`), the `Add` of the same two tensors.
 fn residual_into_product(eg: &mut EG, id: Id, s: &Subst) -> Option<Id> {
     let want = ty(eg, id)?;
-    let fused = ["FusedConv", "FusedGemm", "FusedMatMul"];
     // Fused in an earlier iteration (the rule fires again every iteration).
-    if !want.dtype.is_float() || fused.iter().any(|n| !ops_named(eg, id, n).is_empty()) {
+    if !want.dtype.is_float() || FUSED.iter().any(|n| !ops_named(eg, id, n).is_empty()) {
         return None;
     }
     let (a, b) = (eg.find(s[var("?a")]), eg.find(s[var("?b")]));
@@ -680,16 +691,15 @@ fn residual_into_product(eg: &mut EG, id: Id, s: &Subst) -> Option<Id> {
         if y == r || ty(eg, r).as_ref() != Some(&want) || !only_user(eg, y, id) {
             continue;
         }
-        for name in ["Conv", "Gemm", "MatMul"] {
-            for (op, args) in ops_named(eg, y, name) {
-                let Some(f) = Fused::with((*op).clone(), true, None) else {
-                    continue;
-                };
-                let mut args = args;
-                args.push(r);
-                if let Some(r) = add_op_typed(eg, Op::Fused(f), args, &want) {
-                    return Some(r);
-                }
+        for (op, args) in fusible(eg, y) {
+            // Not into a fused op: one residual per op.
+            let Some(f) = Fused::with((*op).clone(), true, None) else {
+                continue;
+            };
+            let mut args = args;
+            args.push(r);
+            if let Some(r) = add_op_typed(eg, Op::Fused(f), args, &want) {
+                return Some(r);
             }
         }
     }
