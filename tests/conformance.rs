@@ -26,7 +26,12 @@
 //! cargo test --test conformance -- --all --every-runner --write-manifest FILE  # a tagged manifest
 //! cargo test --test conformance -- --all --every-runner --failures FILE        # why native runs fail
 //! cargo test --test conformance -- --opt-level 3       # the manifest after the graph optimizer
+//! cargo test --test conformance -- --all --backend llvm --features +avx2,+fma --filter conv
 //! ```
+//!
+//! `--features F` (LLVM only) compiles every native run with those LLVM
+//! features, as `smelt --features F` does: the schedules then use the
+//! target's vector width (8 `f32` lanes with AVX2, 16 with AVX-512F).
 //!
 //! `--opt-level N` (default 0) runs the e-graph optimizer (`smelt_passes::egraph`)
 //! on each imported graph first, as `smelt --opt-level N` does: a test that
@@ -65,6 +70,9 @@ struct Args {
     opt_level: u8,
 }
 
+/// `--features`: the LLVM features every native run is compiled with.
+static LLVM_FEATURES: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
 fn parse_args() -> Args {
     let mut a = Args {
         all: false,
@@ -100,6 +108,10 @@ fn parse_args() -> Args {
                     .ok()
                     .filter(|l| *l <= 3)
                     .unwrap_or_else(|| panic!("--opt-level takes 0 to 3, not '{v}'"));
+            }
+            "--features" => {
+                let f = it.next().expect("--features takes LLVM features (+a,-b)");
+                LLVM_FEATURES.set(f).expect("--features is given once");
             }
             "--backend" => {
                 let b = it.next().unwrap_or_default();
@@ -157,10 +169,13 @@ impl CodeGen {
         }
     }
 
-    fn backend(self) -> Backend {
+    fn backend(self, features: Option<&str>) -> Backend {
         match self {
             CodeGen::Cranelift => Backend::Cranelift,
-            CodeGen::Llvm => Backend::Llvm(LlvmConfig::default()),
+            CodeGen::Llvm => Backend::Llvm(LlvmConfig {
+                features: features.map(str::to_string),
+                ..LlvmConfig::default()
+            }),
         }
     }
 }
@@ -218,6 +233,7 @@ fn run_native(
         .arg(codegen.name())
         .arg(opt_level.to_string())
         .arg(&exe)
+        .args(LLVM_FEATURES.get())
         .output()
         .map_err(|e| format!("compile: {e}"))?;
     if !child.status.success() {
@@ -643,13 +659,19 @@ fn test_ops(dir: &Path) -> String {
 /// One run: test name, listed for this runner, outcome, the test's ops, runner.
 type RunResult = (String, bool, Outcome, String, Runner);
 
-/// `--compile-one TEST_DIR ARCH CODEGEN OPT_LEVEL OUT`: imports one node
-/// test, optimizes it and compiles it to the executable OUT, in its own
-/// process (see `run_native`).
+/// `--compile-one TEST_DIR ARCH CODEGEN OPT_LEVEL OUT [FEATURES]`: imports
+/// one node test, optimizes it and compiles it to the executable OUT (with
+/// the LLVM features FEATURES), in its own process (see `run_native`).
 fn compile_one(args: &[String]) -> ExitCode {
-    let [dir, arch, codegen, opt_level, out] = args else {
-        eprintln!("compile: --compile-one takes TEST_DIR ARCH CODEGEN OPT_LEVEL OUT");
-        return ExitCode::FAILURE;
+    let (dir, arch, codegen, opt_level, out, features) = match args {
+        [d, a, c, o, out] => (d, a, c, o, out, None),
+        [d, a, c, o, out, f] => (d, a, c, o, out, Some(f.as_str())),
+        _ => {
+            eprintln!(
+                "compile: --compile-one takes TEST_DIR ARCH CODEGEN OPT_LEVEL OUT [FEATURES]"
+            );
+            return ExitCode::FAILURE;
+        }
     };
     let Ok(opt_level) = opt_level.parse::<u8>() else {
         eprintln!("compile: OPT_LEVEL '{opt_level}' is not a number");
@@ -667,7 +689,7 @@ fn compile_one(args: &[String]) -> ExitCode {
         build_with(
             &graph,
             target,
-            &codegen.backend(),
+            &codegen.backend(features),
             Emit::Exe,
             Path::new(out),
             "model",

@@ -139,6 +139,45 @@ fn check_llvm(
     check_with("llvm", example, pins, target, runner, atol, rtol);
 }
 
+/// Whether this host's CPU has every x86 feature in `flags` (per
+/// `/proc/cpuinfo`); prints why a test is skipped when it does not.
+fn host_has(flags: &[&str], test: &str) -> bool {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let have: Vec<&str> = info
+        .lines()
+        .find(|l| l.starts_with("flags"))
+        .map(|l| l.split_whitespace().collect())
+        .unwrap_or_default();
+    let missing: Vec<&&str> = flags.iter().filter(|f| !have.contains(f)).collect();
+    if std::env::consts::ARCH != "x86_64" || !missing.is_empty() {
+        eprintln!("skipping {test}: this host lacks {missing:?} (or is not x86_64)");
+        return false;
+    }
+    true
+}
+
+/// The examples with the vector extensions the schedules widen for: AVX2
+/// with FMA (8-lane vectors, 6 × 2 GEMM tiles) and AVX-512F (16 lanes,
+/// 8 × 3 tiles), each against onnxruntime.
+#[test]
+fn llvm_examples_with_avx2_and_avx512_match_onnxruntime() {
+    for (flags, features) in [
+        (&["avx2", "fma"][..], "+avx2,+fma"),
+        (&["avx512f", "avx512vl"][..], "+avx512f,+avx512vl"),
+    ] {
+        if !host_has(flags, features) {
+            continue;
+        }
+        let x86 = "x86_64-unknown-linux-gnu";
+        let f = ["--features", features];
+        let mlp = [&["--dim", "batch=2"][..], &f].concat();
+        let transformer = [&["--dim", "batch=1", "--dim", "seq=16"][..], &f].concat();
+        check_llvm("mlp", &mlp, x86, None, 1e-5, 1e-4);
+        check_llvm("cnn", &f, x86, None, 1e-4, 1e-4);
+        check_llvm("transformer", &transformer, x86, None, 1e-4, 1e-4);
+    }
+}
+
 #[test]
 fn mlp_x86_64_matches_onnxruntime() {
     check(

@@ -16,8 +16,9 @@ use std::process::Command;
 use smelt_ir::Graph;
 use smelt_runtime::firmware::MemoryMap;
 
+use crate::kernel::VectorShape;
 use crate::llvm::{LlvmOptions, LlvmTarget, Output};
-use crate::lower::{LowerError, Lowered, lower};
+use crate::lower::{LowerError, Lowered, lower_for};
 use crate::target::Target;
 
 pub mod firmware;
@@ -318,10 +319,10 @@ pub fn build(
     )
 }
 
-/// Lowers `graph` to kernel IR with the math functions expanded: what every
-/// code generator takes.
-pub fn lower_for_codegen(graph: &Graph) -> Result<Lowered, ArtifactError> {
-    let mut lowered: Lowered = lower(graph).map_err(ArtifactError::Lower)?;
+/// Lowers `graph` to kernel IR for `shape`'s vector unit with the math
+/// functions expanded: what every code generator takes.
+pub fn lower_for_codegen(graph: &Graph, shape: VectorShape) -> Result<Lowered, ArtifactError> {
+    let mut lowered: Lowered = lower_for(graph, shape).map_err(ArtifactError::Lower)?;
     crate::mathexp::expand(&mut lowered.program).map_err(|e| {
         ArtifactError::Lower(LowerError::Unsupported(vec![(
             "(math)".into(),
@@ -389,7 +390,18 @@ pub fn build_with_memory(
         Emit::Exe | Emit::Asm | Emit::LlvmIr => ModelSymbols::runtime(),
         Emit::Obj | Emit::Staticlib => ModelSymbols::prefixed(&prefix),
     };
-    let lowered = lower_for_codegen(graph)?;
+    // The schedules follow the code generator's vector unit: the resolved
+    // LLVM target's (so `--cpu` and `--features` reach them), Cranelift's
+    // 128-bit one.
+    let llvm = match backend {
+        Backend::Llvm(c) => Some(llvm_target(target, c)?),
+        Backend::Cranelift => None,
+    };
+    let shape = match &llvm {
+        Some(t) => t.vector_shape(),
+        None => crate::cranelift::vector_shape(target),
+    };
+    let lowered = lower_for_codegen(graph, shape)?;
     let codegen = |e: crate::cranelift::CodegenError| ArtifactError::Codegen(e.to_string());
     let obj = match (backend, emit) {
         (Backend::Cranelift, Emit::Asm | Emit::LlvmIr) => {
@@ -402,13 +414,13 @@ pub fn build_with_memory(
             crate::cranelift::compile(&lowered, target, model_name, &symbols).map_err(codegen)?
         }
         (Backend::Llvm(c), _) => {
-            let t = llvm_target(target, c)?;
+            let t = llvm.as_ref().expect("resolved above");
             let kind = match emit {
                 Emit::Asm => Output::Assembly,
                 Emit::LlvmIr => Output::LlvmIr,
                 Emit::Exe | Emit::Obj | Emit::Staticlib => Output::Object,
             };
-            crate::llvm::emit(&lowered, &t, &c.options, model_name, &symbols, kind)
+            crate::llvm::emit(&lowered, t, &c.options, model_name, &symbols, kind)
                 .map_err(codegen)?
         }
     };

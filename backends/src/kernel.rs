@@ -14,8 +14,13 @@
 //!
 //! ## Vectors
 //!
-//! Besides scalars the IR has 128-bit vectors of [`LANES_F32`] `f32` lanes
-//! (in general: `lanes` elements of one [`Scalar`], `lanes · bytes = 16`).
+//! Besides scalars the IR has vectors of `lanes` elements of one [`Scalar`],
+//! 128, 256 or 512 bits wide (`lanes · bytes` = 16, 32 or 64): the
+//! schedules pick the width from the program's [`VectorShape`] (4 `f32`
+//! lanes on every baseline, 8 with AVX2, 16 with AVX-512F). The LLVM backend
+//! emits any of them (`<8 x float>`, `<16 x float>`); the Cranelift backend
+//! has 128-bit vectors only and refuses a program with wider ones
+//! ([`Program::widest_vector_bytes`]).
 //! An expression's element type is [`Program::ty`], its lane count
 //! [`Program::lanes`] (1 for scalars); a variable's lane count is fixed when
 //! it is made ([`Program::vector_var`]). The vector forms are explicit so a
@@ -30,8 +35,9 @@
 //!   `Mul`, `Div`, `Min`, `Max`) apply lane-wise when their operands are
 //!   float vectors of the same lane count;
 //! - [`Expr::MulAdd`] is `a · b + c` for scalars or vectors, fused into one
-//!   rounding where the target has an FMA instruction (aarch64) and two
-//!   roundings where it does not (the x86-64-v2 baseline), so it is used only
+//!   rounding where the target has an FMA instruction (aarch64, x86 with
+//!   `+fma`) and two roundings where it does not (the x86-64-v2 baseline),
+//!   so it is used only
 //!   where either rounding is within the op's tolerance (sums of products).
 //!
 //! Comparisons, selects, casts, loads of other types and the polynomial math
@@ -116,8 +122,46 @@ impl Scalar {
     }
 }
 
-/// Lanes of an `f32` vector (128 bits).
+/// Lanes of a 128-bit `f32` vector: the width of every baseline target and
+/// of the Cranelift backend.
 pub const LANES_F32: u8 = 4;
+
+/// What the schedules may assume about the target's vector unit: the `f32`
+/// lane count of one vector register, how many vector registers there are
+/// (what bounds a register tile) and whether a fused multiply-add exists.
+/// Chosen per target from the resolved CPU and features (for LLVM,
+/// `LlvmTarget::vector_shape`); the default is the 128-bit baseline every
+/// target and both code generators have.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct VectorShape {
+    /// `f32` lanes per vector: 4, 8 or 16.
+    pub f32_lanes: u8,
+    /// Architectural vector (or, without a vector unit, FPU) registers.
+    pub registers: u8,
+    /// Whether the target has a fused multiply-add instruction.
+    pub fma: bool,
+}
+
+impl VectorShape {
+    /// 128-bit vectors, 16 registers, no FMA (x86-64-v2, and the shape
+    /// every target can run).
+    pub const BASELINE: VectorShape = VectorShape {
+        f32_lanes: LANES_F32,
+        registers: 16,
+        fma: false,
+    };
+
+    /// Bytes of one vector register.
+    pub fn vector_bytes(self) -> u32 {
+        u32::from(self.f32_lanes) * 4
+    }
+}
+
+impl Default for VectorShape {
+    fn default() -> Self {
+        VectorShape::BASELINE
+    }
+}
 
 /// A memory region a kernel reads or writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -316,6 +360,9 @@ pub struct Program {
     pub scratch_base: u64,
     /// The largest scratch area any kernel asked for, in bytes.
     pub scratch_bytes: u64,
+    /// The target's vector unit, which the schedules size vectors and
+    /// register tiles for (set before lowering).
+    pub shape: VectorShape,
 }
 
 impl Program {
@@ -369,6 +416,79 @@ impl Program {
             Expr::Un(_, a) | Expr::Bin(_, a, _) | Expr::Select(_, a, _) => self.lanes(a),
             Expr::MulAdd(a, _, _) => self.lanes(a),
         }
+    }
+
+    /// The widest vector the program uses, in bytes (0 if it has none): a
+    /// code generator with narrower vectors refuses the program with it.
+    pub fn widest_vector_bytes(&self) -> u64 {
+        let mut w = 0;
+        for (k, &t) in self.vars.iter().enumerate() {
+            let lanes = self.var_lane_count(Var(k as u32));
+            if lanes > 1 {
+                w = w.max(u64::from(lanes) * t.bytes());
+            }
+        }
+        fn expr(p: &Program, e: &Expr, w: &mut u64) {
+            match e {
+                Expr::VLoad { ty, lanes, .. } => *w = (*w).max(u64::from(*lanes) * ty.bytes()),
+                Expr::Splat(lanes, a) => *w = (*w).max(u64::from(*lanes) * p.ty(a).bytes()),
+                _ => {}
+            }
+            match e {
+                Expr::F(..) | Expr::I(..) | Expr::Var(_) => {}
+                Expr::Load { index, .. } | Expr::VLoad { index, .. } => expr(p, index, w),
+                Expr::Un(_, a)
+                | Expr::Cast(_, a)
+                | Expr::Bitcast(_, a)
+                | Expr::Splat(_, a)
+                | Expr::Extract(a, _)
+                | Expr::Reduce(_, a) => expr(p, a, w),
+                Expr::Bin(_, a, b) | Expr::Cmp(_, a, b) => {
+                    expr(p, a, w);
+                    expr(p, b, w);
+                }
+                Expr::Select(a, b, c) | Expr::MulAdd(a, b, c) => {
+                    expr(p, a, w);
+                    expr(p, b, w);
+                    expr(p, c, w);
+                }
+            }
+        }
+        fn stmts(p: &Program, body: &[Stmt], w: &mut u64) {
+            for s in body {
+                match s {
+                    Stmt::Set(_, e) => expr(p, e, w),
+                    Stmt::Store { index, value, .. } | Stmt::VStore { index, value, .. } => {
+                        expr(p, index, w);
+                        expr(p, value, w);
+                    }
+                    Stmt::For {
+                        start, end, body, ..
+                    } => {
+                        expr(p, start, w);
+                        expr(p, end, w);
+                        stmts(p, body, w);
+                    }
+                    Stmt::If(c, t, e) => {
+                        expr(p, c, w);
+                        stmts(p, t, w);
+                        stmts(p, e, w);
+                    }
+                    Stmt::Copy {
+                        dst_off,
+                        src_off,
+                        bytes,
+                        ..
+                    } => {
+                        expr(p, dst_off, w);
+                        expr(p, src_off, w);
+                        expr(p, bytes, w);
+                    }
+                }
+            }
+        }
+        stmts(self, &self.body, &mut w);
+        w
     }
 
     /// Renders the program as text (for `--print-kernels` and golden tests).

@@ -93,15 +93,36 @@ fn isa_for(target: Target) -> Result<std::sync::Arc<dyn isa::TargetIsa>, Codegen
     b.finish(settings::Flags::new(flags)).map_err(err)
 }
 
+/// The vector unit this backend generates code for on `target`: 128-bit
+/// vectors (Cranelift has no wider ones), 32 registers and FMA on aarch64,
+/// 16 registers and no FMA on the x86-64-v2 baseline.
+pub fn vector_shape(target: Target) -> crate::kernel::VectorShape {
+    let aarch64 = target == Target::Aarch64Linux;
+    crate::kernel::VectorShape {
+        f32_lanes: crate::kernel::LANES_F32,
+        registers: if aarch64 { 32 } else { 16 },
+        fma: aarch64,
+    }
+}
+
 /// Compiles a lowered model to an object file for `target`.
 /// `symbols` names the table and the entry point
-/// ([`crate::artifact::ModelSymbols`]).
+/// ([`crate::artifact::ModelSymbols`]). A program scheduled for vectors
+/// wider than 128 bits (an LLVM target's AVX shape) is refused.
 pub fn compile(
     l: &Lowered,
     target: Target,
     model_name: &str,
     symbols: &crate::artifact::ModelSymbols,
 ) -> Result<Vec<u8>, CodegenError> {
+    let widest = l.program.widest_vector_bytes();
+    if widest > 16 {
+        return Err(CodegenError(format!(
+            "the program uses {}-bit vectors but Cranelift has 128-bit vectors only: lower it \
+             for Cranelift's vector shape (`cranelift::vector_shape`) or use --backend llvm",
+            widest * 8
+        )));
+    }
     let isa = isa_for(target)?;
     let builder = ObjectBuilder::new(
         isa,
@@ -759,5 +780,38 @@ mod tests {
                 .unwrap_or_else(|e| panic!("{t:?}: {e}"));
             assert!(!obj.is_empty());
         }
+    }
+
+    /// A program scheduled for a wider vector unit (AVX2's 8 lanes) is
+    /// refused with an error naming the width, not miscompiled.
+    #[test]
+    fn vectors_wider_than_128_bits_are_refused() {
+        let mut p = Program::default();
+        let v = p.vector_var(Scalar::F32, 8);
+        p.body = vec![
+            Stmt::Set(v, vload(Buf::Input(0), i(0), Scalar::F32, 8)),
+            Stmt::VStore {
+                buf: Buf::Output(0),
+                index: i(0),
+                value: var(v),
+            },
+        ];
+        assert_eq!(p.widest_vector_bytes(), 32);
+        let l = Lowered {
+            program: p,
+            inputs: vec![io("x", 8)],
+            outputs: vec![io("y", 8)],
+            plan: MemoryPlan::default(),
+        };
+        let e = compile(
+            &l,
+            Target::X86_64Linux,
+            "v",
+            &crate::artifact::ModelSymbols::runtime(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("256-bit vectors"), "{e}");
+        assert_eq!(vector_shape(Target::X86_64Linux).f32_lanes, LANES_F32);
     }
 }

@@ -32,7 +32,8 @@
 //!   targets, `i32` on 32-bit ARM).
 //!
 //! Vectors (`VLoad`, `VStore`, `Splat`, `Extract`, `Reduce`, `MulAdd` and
-//! lane-wise arithmetic) are LLVM vector types (`<4 x float>`); vector
+//! lane-wise arithmetic) are LLVM vector types of their lane count
+//! (`<4 x float>`, `<8 x float>` with AVX2, `<16 x float>` with AVX-512); vector
 //! accesses claim only element alignment; `Reduce` combines the lanes one
 //! by one from lane 0 (no reassociation); `MulAdd` is `llvm.fmuladd`, fused
 //! where the target has an FMA instruction, as the kernel IR allows.

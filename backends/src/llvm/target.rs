@@ -29,6 +29,7 @@ use std::sync::Once;
 use inkwell::targets::{InitializationConfig, RelocMode, Target, TargetMachine, TargetTriple};
 
 use super::CodegenError;
+use crate::kernel::VectorShape;
 
 /// A target for the LLVM backend.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -216,6 +217,17 @@ impl LlvmTarget {
         } else {
             features
         };
+        // LLVM 19 aborts ("Cannot select: masked_store") on 256-bit masked
+        // stores that AVX-512F without VL makes it form.
+        if fam == Family::X86_64 {
+            let x = x86_features(&cpu, &features);
+            if x.avx512 && !x.avx512vl {
+                return Err(CodegenError(format!(
+                    "--features: AVX-512F without AVX-512VL (cpu '{cpu}', features \
+                     '{features}') makes LLVM 19 abort: add +avx512vl"
+                )));
+            }
+        }
         let t = LlvmTarget {
             triple,
             cpu,
@@ -245,6 +257,76 @@ impl LlvmTarget {
         })
     }
 
+    /// The vector unit the schedules size vectors and register tiles for,
+    /// from the CPU and the features (later features win, as in LLVM):
+    ///
+    /// | target | `f32` lanes | registers | FMA |
+    /// |---|---|---|---|
+    /// | x86_64 baseline (SSE4.2) | 4 | 16 | no |
+    /// | x86_64 with AVX2 | 8 | 16 | with `+fma` |
+    /// | x86_64 with AVX-512F | 16 | 32 | yes |
+    /// | aarch64 (NEON) | 4 | 32 | yes |
+    /// | armv7 (VFPv3-D16; NEON if enabled) | 4 | 16 | with VFPv4 |
+    /// | thumbv7em (Cortex-M4F) | 4 | 16 | yes |
+    ///
+    /// A named x86 CPU brings its extensions ([`x86_cpu_level`]); the
+    /// features given with it (or `--cpu native`'s host feature list) then
+    /// add or remove them. On armv7 and Cortex-M the 4-lane vectors are split
+    /// into the FPU's scalar registers by LLVM.
+    pub fn vector_shape(&self) -> VectorShape {
+        let arch = self.triple.split('-').next().unwrap_or_default();
+        let features = self.features.split(',').filter(|f| !f.is_empty());
+        match family(arch) {
+            Some(Family::X86_64) => {
+                let X86Features {
+                    avx2, fma, avx512, ..
+                } = x86_features(&self.cpu, &self.features);
+                if avx512 {
+                    VectorShape {
+                        f32_lanes: 16,
+                        registers: 32,
+                        fma: true,
+                    }
+                } else if avx2 {
+                    VectorShape {
+                        f32_lanes: 8,
+                        registers: 16,
+                        fma,
+                    }
+                } else {
+                    VectorShape {
+                        fma,
+                        ..VectorShape::BASELINE
+                    }
+                }
+            }
+            Some(Family::Aarch64) => VectorShape {
+                f32_lanes: 4,
+                registers: 32,
+                fma: true,
+            },
+            Some(Family::ArmV7) => {
+                let mut fma = false;
+                for f in features {
+                    match f {
+                        "+vfp4" | "+vfp4d16" | "+vfp4sp" | "+vfp4d16sp" => fma = true,
+                        "-vfp4" | "-vfp4d16" | "-vfp4sp" | "-vfp4d16sp" => fma = false,
+                        _ => {}
+                    }
+                }
+                VectorShape {
+                    fma,
+                    ..VectorShape::BASELINE
+                }
+            }
+            Some(Family::ThumbV7em) => VectorShape {
+                fma: true,
+                ..VectorShape::BASELINE
+            },
+            None => VectorShape::BASELINE,
+        }
+    }
+
     /// Whether the target has an operating system (Linux); bare-metal
     /// targets (`…-none-…`) are linked at fixed addresses.
     pub fn has_os(&self) -> bool {
@@ -261,6 +343,96 @@ impl LlvmTarget {
         } else {
             RelocMode::Static
         }
+    }
+}
+
+/// The vector extensions a named x86 CPU has (LLVM 19's processor table),
+/// as far as the schedules care.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum X86Level {
+    /// SSE only (up to SSE4.2 and AVX without AVX2 count here too).
+    Sse,
+    /// AVX2 and FMA.
+    Avx2,
+    /// AVX-512F (with AVX2 and FMA).
+    Avx512,
+}
+
+/// The x86 vector extensions of a CPU with a feature string applied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct X86Features {
+    avx2: bool,
+    fma: bool,
+    avx512: bool,
+    /// AVX-512VL (the 128- and 256-bit forms of AVX-512 instructions).
+    avx512vl: bool,
+}
+
+fn x86_features(cpu: &str, features: &str) -> X86Features {
+    let level = x86_cpu_level(cpu);
+    let (mut avx2, mut fma, mut avx512) = match level {
+        X86Level::Avx512 => (true, true, true),
+        X86Level::Avx2 => (true, true, false),
+        X86Level::Sse => (false, false, false),
+    };
+    // Every AVX-512 CPU in LLVM's table but Knights Landing / Mill has VL.
+    let mut vl = level == X86Level::Avx512 && !matches!(cpu, "knl" | "knm" | "mic_avx512");
+    for f in features.split(',') {
+        match f {
+            "+avx2" => avx2 = true,
+            "+fma" => fma = true,
+            // LLVM: AVX-512F implies AVX2 and FMA; removing either (or
+            // AVX) removes AVX-512F and what builds on it.
+            "+avx512f" => (avx2, fma, avx512) = (true, true, true),
+            "+avx512vl" => (avx2, fma, avx512, vl) = (true, true, true, true),
+            "-avx" | "-avx2" => (avx2, avx512, vl) = (false, false, false),
+            "-fma" => (fma, avx512, vl) = (false, false, false),
+            "-avx512f" => (avx512, vl) = (false, false),
+            "-avx512vl" => vl = false,
+            _ => {}
+        }
+    }
+    X86Features {
+        avx2,
+        fma,
+        avx512,
+        avx512vl: vl,
+    }
+}
+
+fn x86_cpu_level(cpu: &str) -> X86Level {
+    match cpu {
+        "skylake-avx512" | "skylake_avx512" | "skx" | "cascadelake" | "cooperlake"
+        | "cannonlake" | "icelake-client" | "icelake_client" | "icelake-server"
+        | "icelake_server" | "tigerlake" | "rocketlake" | "sapphirerapids" | "emeraldrapids"
+        | "graniterapids" | "graniterapids-d" | "graniterapids_d" | "knl" | "knm"
+        | "mic_avx512" | "x86-64-v4" | "znver4" | "znver5" => X86Level::Avx512,
+        "haswell"
+        | "broadwell"
+        | "skylake"
+        | "core-avx2"
+        | "core_4th_gen_avx"
+        | "core_4th_gen_avx_tsx"
+        | "core_5th_gen_avx"
+        | "core_5th_gen_avx_tsx"
+        | "alderlake"
+        | "raptorlake"
+        | "meteorlake"
+        | "arrowlake"
+        | "arrowlake-s"
+        | "arrowlake_s"
+        | "lunarlake"
+        | "pantherlake"
+        | "gracemont"
+        | "sierraforest"
+        | "grandridge"
+        | "clearwaterforest"
+        | "x86-64-v3"
+        | "znver1"
+        | "znver2"
+        | "znver3"
+        | "bdver4" => X86Level::Avx2,
+        _ => X86Level::Sse,
     }
 }
 
@@ -333,6 +505,18 @@ mod tests {
                 "cannot be removed",
             ),
             (
+                "x86_64-unknown-linux-gnu",
+                None,
+                Some("+avx512f"),
+                "add +avx512vl",
+            ),
+            (
+                "x86_64-unknown-linux-gnu",
+                Some("knl"),
+                None,
+                "add +avx512vl",
+            ),
+            (
                 "aarch64-unknown-linux-gnu",
                 None,
                 Some("-neon"),
@@ -391,5 +575,59 @@ mod tests {
         assert!(e.to_string().contains("--cpu native"), "{e}");
         let native = LlvmTarget::new(&host_triple(), Some("native"), None).unwrap();
         assert!(!native.cpu.is_empty());
+    }
+
+    /// The vector unit follows the CPU and the features, later features
+    /// winning; `--cpu native` gives this host's.
+    #[test]
+    fn vector_shapes_follow_cpu_and_features() {
+        let x86 = "x86_64-unknown-linux-gnu";
+        for (triple, cpu, features, lanes, regs, fma) in [
+            (x86, None, None, 4, 16, false),
+            (x86, None, Some("+avx2"), 8, 16, false),
+            (x86, None, Some("+avx2,+fma"), 8, 16, true),
+            (x86, None, Some("+avx512f,+avx512vl"), 16, 32, true),
+            (x86, None, Some("+avx512vl"), 16, 32, true),
+            (x86, None, Some("+avx512vl,-avx512f"), 8, 16, true),
+            (x86, None, Some("+avx512vl,-fma"), 8, 16, false),
+            (x86, Some("haswell"), None, 8, 16, true),
+            (x86, Some("znver4"), None, 16, 32, true),
+            (x86, Some("znver4"), Some("-avx2"), 4, 16, true),
+            (x86, Some("x86-64-v4"), None, 16, 32, true),
+            (x86, Some("nehalem"), Some("+avx2,+fma"), 8, 16, true),
+            ("aarch64-unknown-linux-gnu", None, None, 4, 32, true),
+            ("armv7-unknown-linux-gnueabihf", None, None, 4, 16, false),
+            ("thumbv7em-none-eabihf", None, None, 4, 16, true),
+        ] {
+            let s = LlvmTarget::new(triple, cpu, features)
+                .unwrap()
+                .vector_shape();
+            assert_eq!(
+                (s.f32_lanes, s.registers, s.fma),
+                (lanes, regs, fma),
+                "{triple} {cpu:?} {features:?}"
+            );
+        }
+        // The host's: what /proc/cpuinfo says this machine has.
+        if host_triple().starts_with("x86_64")
+            && let Ok(info) = std::fs::read_to_string("/proc/cpuinfo")
+        {
+            let flags: Vec<&str> = info
+                .lines()
+                .find(|l| l.starts_with("flags"))
+                .map(|l| l.split_whitespace().collect())
+                .unwrap_or_default();
+            let want = if flags.contains(&"avx512f") {
+                16
+            } else if flags.contains(&"avx2") {
+                8
+            } else {
+                4
+            };
+            let s = LlvmTarget::new(&host_triple(), Some("native"), None)
+                .unwrap()
+                .vector_shape();
+            assert_eq!(s.f32_lanes, want, "{flags:?}");
+        }
     }
 }

@@ -520,7 +520,7 @@ fn fast_conv(
     }
     let direct =
         kh == 1 && kw == 1 && g.strides == [1, 1] && g.pad_begin == [0, 0] && oh == h && ow == wd;
-    let t = gemm::Tiling::for_rows(m);
+    let t = gemm::Tiling::for_rows(m, p.shape);
     let a = match &w.buf {
         Buf::Const(ci) => {
             let wv = gemm::f32s(&p.consts[*ci as usize]);

@@ -275,7 +275,7 @@ fn fast_matmul(
     if a.shape.len() - 2 > batch.len() || b.shape.len() - 2 > batch.len() {
         return None;
     }
-    let t = gemm::Tiling::for_rows(m);
+    let t = gemm::Tiling::for_rows(m, p.shape);
     let b_batch: usize = b.shape[..b.shape.len() - 2].iter().product();
     let packed = match const_f32(p, b) {
         Some(w) if b_batch == 1 => {
@@ -348,7 +348,7 @@ fn fast_gemm(
         }
         Some(_) => return None,
     };
-    let t = gemm::Tiling::for_rows(m);
+    let t = gemm::Tiling::for_rows(m, p.shape);
     let b_panels = match const_f32(p, b) {
         Some(w) => {
             let cid = p.consts.len() as u32;

@@ -22,7 +22,7 @@ use smelt_ir::ops::fused::Fused;
 use smelt_ir::{DType, Graph, OpDef, ValueDef, ValueId};
 
 use crate::kernel::build::{add, i, mul, var};
-use crate::kernel::{Buf, Expr, Program, Scalar, Stmt};
+use crate::kernel::{Buf, Expr, Program, Scalar, Stmt, VectorShape};
 use crate::plan::{MemoryPlan, Place, plan};
 
 /// Why a graph cannot be lowered.
@@ -120,8 +120,13 @@ fn io_info(g: &Graph, id: ValueId) -> Result<IoInfo, LowerError> {
     })
 }
 
-/// Lowers a whole graph.
+/// Lowers a whole graph for the 128-bit baseline vector unit.
 pub fn lower(g: &Graph) -> Result<Lowered, LowerError> {
+    lower_for(g, VectorShape::BASELINE)
+}
+
+/// Lowers a whole graph, scheduling its kernels for `shape`'s vector unit.
+pub fn lower_for(g: &Graph, shape: VectorShape) -> Result<Lowered, LowerError> {
     let inputs = g
         .inputs
         .iter()
@@ -132,7 +137,10 @@ pub fn lower(g: &Graph) -> Result<Lowered, LowerError> {
         .iter()
         .map(|&id| io_info(g, id))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut p = Program::default();
+    let mut p = Program {
+        shape,
+        ..Program::default()
+    };
     let mut mem = plan(g);
     p.scratch_base = mem.arena_bytes.div_ceil(crate::plan::ALIGN) * crate::plan::ALIGN;
     let mut const_index: HashMap<ValueId, u32> = HashMap::new();

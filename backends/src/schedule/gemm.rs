@@ -2,14 +2,18 @@
 //! `C[m, n] = init(m, n) + Σ_k A[m, k] · B[k, n]` for `m < M`, `n < N`.
 //!
 //! The output is tiled into `MR × NR` blocks held in `MR · NV` vector
-//! accumulators (`NR = NV · 4` columns): per `k` the tile loads `NV` vectors
-//! of B's row `k`, broadcasts `MR` scalars of A's column `k` and issues
-//! `MR · NV` multiply-adds. With `MR = 4`, `NV = 2` that is 8 accumulators
-//! plus 2 B vectors plus 1 broadcast = 11 of x86_64's 16 SSE registers (aarch64
-//! has 32). Rows left over (`M mod MR`) run a `1 × NR` tile; columns left
-//! over run `MR × 4` vector tiles and then scalar columns. A matrix–vector
-//! product (`M < MR`) uses a `1 × 16` tile: four independent accumulator
-//! chains streaming B once.
+//! accumulators (`NR = NV · lanes` columns): per `k` the tile loads `NV`
+//! vectors of B's row `k`, broadcasts `MR` scalars of A's column `k` and
+//! issues `MR · NV` multiply-adds. The geometry follows the target's vector
+//! unit ([`VectorShape`], [`Tiling::register_tile`]): 4 × 2 vectors of 4
+//! lanes on the 128-bit baselines (8 accumulators plus 2 B vectors plus 1
+//! broadcast = 11 of 16 registers), 6 × 2 of 8 with AVX2 (15 of 16), 8 × 3
+//! of 16 with AVX-512 (28 of 32). The rows left over (`M mod MR`) run as
+//! one block of fewer rows; the columns left over as one block of whole
+//! vectors, one of 4-lane vectors and one of single columns
+//! ([`col_regions`]). Fewer than `MR` rows (but at least 4) run as one
+//! block of all `M` rows; a matrix–vector product (`M < 4`) uses a
+//! `1 × 4·lanes` tile: four independent accumulator chains streaming B once.
 //!
 //! The tile loops run column blocks outside and row blocks inside, so one
 //! `K × NR` panel of B stays in the L1 cache while every row block of A
@@ -25,17 +29,12 @@
 use smelt_ir::ops::elementwise::{Epilogue, UnaryFn};
 
 use crate::kernel::build::{add, bin, i, load, mul, muladd, splat, var, vload};
-use crate::kernel::{BinOp, Buf, Expr, LANES_F32, Program, Scalar, Stmt, Var};
+use crate::kernel::{BinOp, Buf, Expr, Program, Scalar, Stmt, Var, VectorShape};
 use crate::lower::elementwise::epilogue_expr;
 use crate::mathexp::bind;
 
-/// Rows of the main register tile.
-pub const MR: usize = 4;
-/// Vectors per row of the main register tile.
-pub const NV: usize = 2;
 /// Vectors per row of the matrix–vector tile (one row).
 pub const NV_GEMV: usize = 4;
-const L: usize = LANES_F32 as usize;
 
 /// Element address `base + block · blk + sub · sub_stride + k · k_stride`
 /// (for A `sub` is the row within a row block; for B the vector within a
@@ -54,16 +53,20 @@ pub struct Panel {
     pub k: i64,
 }
 
-/// An operand's three regions: main blocks, then the vector tail (B only:
-/// blocks of one vector) and the scalar tail (rows of one for A, single
-/// columns for B).
+/// An operand's regions: the main blocks, then (B only) a tail of whole
+/// vectors and a tail of 4-lane vectors, then the scalar tail (the left-over
+/// rows of A, the left-over columns of B). Each tail is one block
+/// ([`col_regions`]), so its rows or vectors share every load of the other
+/// operand.
 #[derive(Clone, Debug)]
 pub struct Panels {
     /// Main `MR`-row or `NR`-column blocks.
     pub main: Panel,
-    /// B only: 4-column blocks after the main blocks.
+    /// B only: the whole vectors (`lanes` columns each) after the main blocks.
     pub vec_tail: Panel,
-    /// Single rows (A) or columns (B) after the blocks.
+    /// B only: 4-lane vectors after those (when `lanes` is wider than 4).
+    pub narrow_tail: Panel,
+    /// The rows (A) or columns (B) after the vectors.
     pub scalar_tail: Panel,
 }
 
@@ -74,21 +77,52 @@ pub struct Tiling {
     pub mr: usize,
     /// Vectors per column block.
     pub nv: usize,
+    /// `f32` lanes per vector.
+    pub lanes: usize,
 }
 
 impl Tiling {
-    /// The tiling for `m` rows.
-    pub fn for_rows(m: usize) -> Tiling {
-        if m < MR {
-            Tiling { mr: 1, nv: NV_GEMV }
+    /// The main register tile `(MR, NV)` for a vector unit: as many
+    /// accumulators as the registers allow with `NV` vectors of B and one
+    /// broadcast of A live beside them, the shape picked by measurement on
+    /// x86_64 (ResNet-18, see ARCHITECTURE.md, "Scheduling"):
+    ///
+    /// | vector unit | tile | registers used |
+    /// |---|---|---|
+    /// | 128-bit, 16 registers (SSE, armv7 / M4F FPU) | 4 × 2 | 8 + 2 + 1 of 16 |
+    /// | 128-bit, 32 registers (aarch64 NEON; not measured) | 4 × 2 | 8 + 2 + 1 of 32 |
+    /// | 256-bit, 16 registers (AVX2) | 6 × 2 | 12 + 2 + 1 of 16 |
+    /// | 512-bit, 32 registers (AVX-512) | 8 × 3 | 24 + 3 + 1 of 32 |
+    pub fn register_tile(shape: VectorShape) -> (usize, usize) {
+        match (shape.f32_lanes, shape.registers) {
+            (8 | 16, r) if r >= 32 => (8, 3),
+            (8 | 16, _) => (6, 2),
+            _ => (4, 2),
+        }
+    }
+
+    /// The tiling for `m` rows on `shape`'s vector unit: the register tile,
+    /// or for fewer rows than it has all `m` rows in one block (from 4 rows),
+    /// or the matrix–vector tile (below 4 rows).
+    pub fn for_rows(m: usize, shape: VectorShape) -> Tiling {
+        let lanes = usize::from(shape.f32_lanes);
+        let (mr, nv) = Tiling::register_tile(shape);
+        if m >= mr {
+            Tiling { mr, nv, lanes }
+        } else if m >= 4 {
+            Tiling { mr: m, nv, lanes }
         } else {
-            Tiling { mr: MR, nv: NV }
+            Tiling {
+                mr: 1,
+                nv: NV_GEMV,
+                lanes,
+            }
         }
     }
 
     /// Columns per column block.
     pub fn nr(self) -> usize {
-        self.nv * L
+        self.nv * self.lanes
     }
 }
 
@@ -129,6 +163,27 @@ pub struct Gemm {
     pub residual: Option<Buf>,
 }
 
+/// The column regions of an `n`-column product for `g`, as `(first column,
+/// blocks, vectors per block, lanes)`: the main blocks, then one block each
+/// of the whole `lanes`-lane vectors left, of the 4-lane vectors left (for
+/// lanes wider than 4) and of the single columns left (fewer than 4).
+pub fn col_regions(g: Tiling, n: usize) -> [(usize, usize, usize, usize); 4] {
+    let (nr, l) = (g.nr(), g.lanes);
+    let q = l.min(4);
+    let n1 = n / nr * nr;
+    let w = (n - n1) / l;
+    let n2 = n1 + w * l;
+    let nq = if q < l { (n - n2) / q } else { 0 };
+    let n3 = n2 + nq * q;
+    let s = n - n3;
+    [
+        (0, n / nr, g.nv, l),
+        (n1, usize::from(w > 0), w, l),
+        (n2, usize::from(nq > 0), nq, q),
+        (n3, usize::from(s > 0), s, 1),
+    ]
+}
+
 /// A's panels when A is read in place: `A[m, k] = buf[base + m·rs + k·cs]`.
 pub fn strided_a(g: Tiling, m: usize, buf: Buf, base: Expr, rs: i64, cs: i64) -> Panels {
     let m_full = (m / g.mr * g.mr) as i64;
@@ -142,44 +197,39 @@ pub fn strided_a(g: Tiling, m: usize, buf: Buf, base: Expr, rs: i64, cs: i64) ->
     let tail = Panel {
         buf,
         base: add(base, i(m_full * rs)),
-        blk: rs,
-        sub: 0,
+        blk: 0,
+        sub: rs,
         k: cs,
     };
     Panels {
         main,
         vec_tail: tail.clone(),
+        narrow_tail: tail.clone(),
         scalar_tail: tail,
     }
 }
 
 /// B's panels when B is read in place: `B[k, n] = buf[base + k·ld + n]`.
 pub fn strided_b(g: Tiling, n: usize, buf: Buf, base: Expr, ld: i64) -> Panels {
-    let nr = g.nr();
-    let n1 = (n / nr * nr) as i64;
-    let n2 = n1 + ((n - n1 as usize) / L * L) as i64;
+    let [_, wide, narrow, scalar] = col_regions(g, n);
+    let tail = |(start, _, _, lanes): (usize, usize, usize, usize)| Panel {
+        buf,
+        base: add(base.clone(), i(start as i64)),
+        blk: 0,
+        sub: lanes as i64,
+        k: ld,
+    };
     Panels {
         main: Panel {
             buf,
             base: base.clone(),
-            blk: nr as i64,
-            sub: L as i64,
+            blk: g.nr() as i64,
+            sub: g.lanes as i64,
             k: ld,
         },
-        vec_tail: Panel {
-            buf,
-            base: add(base.clone(), i(n1)),
-            blk: L as i64,
-            sub: 0,
-            k: ld,
-        },
-        scalar_tail: Panel {
-            buf,
-            base: add(base, i(n2)),
-            blk: 1,
-            sub: 0,
-            k: ld,
-        },
+        vec_tail: tail(wide),
+        narrow_tail: tail(narrow),
+        scalar_tail: tail(scalar),
     }
 }
 
@@ -210,8 +260,8 @@ pub fn pack_a(
     let tail = Panel {
         buf,
         base: i((m_full * k) as i64),
-        blk: k as i64,
-        sub: 0,
+        blk: 0,
+        sub: k as i64,
         k: 1,
     };
     let panels = Panels {
@@ -223,14 +273,16 @@ pub fn pack_a(
             k: g.mr as i64,
         },
         vec_tail: tail.clone(),
+        narrow_tail: tail.clone(),
         scalar_tail: tail,
     };
     (out, panels)
 }
 
 /// Packs a constant B (`b(k, n)` gives its elements) for `g`: `NR`-column
-/// panels `[block][k][column]`, then 4-column panels, then single columns
-/// `[column][k]`. Returns the bytes and the panels reading them from `buf`.
+/// panels `[block][k][column]`, then each tail of [`col_regions`] as one
+/// panel `[k][column]`. Returns the bytes and the panels reading them from
+/// `buf`.
 pub fn pack_b(
     g: Tiling,
     k: usize,
@@ -239,50 +291,41 @@ pub fn pack_b(
     buf: Buf,
 ) -> (Vec<u8>, Panels) {
     let nr = g.nr();
-    let n1 = n / nr * nr;
-    let n2 = n1 + (n - n1) / L * L;
+    let [_, wide, narrow, scalar] = col_regions(g, n);
     let mut out = Vec::with_capacity(n * k * 4);
-    for nb in 0..n1 / nr {
+    for nb in 0..n / nr {
         for kk in 0..k {
             for c in 0..nr {
                 out.extend_from_slice(&b(kk, nb * nr + c).to_le_bytes());
             }
         }
     }
-    for qb in 0..(n2 - n1) / L {
+    let mut tail = |(start, _, per, lanes): (usize, usize, usize, usize)| {
         for kk in 0..k {
-            for c in 0..L {
-                out.extend_from_slice(&b(kk, n1 + qb * L + c).to_le_bytes());
+            for c in 0..per * lanes {
+                out.extend_from_slice(&b(kk, start + c).to_le_bytes());
             }
         }
-    }
-    for col in n2..n {
-        for kk in 0..k {
-            out.extend_from_slice(&b(kk, col).to_le_bytes());
+        Panel {
+            buf,
+            base: i((start * k) as i64),
+            blk: 0,
+            sub: lanes as i64,
+            k: (per * lanes) as i64,
         }
-    }
+    };
+    let (vec_tail, narrow_tail, scalar_tail) = (tail(wide), tail(narrow), tail(scalar));
     let panels = Panels {
         main: Panel {
             buf,
             base: i(0),
             blk: (k * nr) as i64,
-            sub: L as i64,
+            sub: g.lanes as i64,
             k: nr as i64,
         },
-        vec_tail: Panel {
-            buf,
-            base: i((n1 * k) as i64),
-            blk: (k * L) as i64,
-            sub: 0,
-            k: L as i64,
-        },
-        scalar_tail: Panel {
-            buf,
-            base: i((n2 * k) as i64),
-            blk: k as i64,
-            sub: 0,
-            k: 1,
-        },
+        vec_tail,
+        narrow_tail,
+        scalar_tail,
     };
     (out, panels)
 }
@@ -499,10 +542,7 @@ fn store_acc(
 /// The statements computing `g`.
 pub fn gemm(p: &mut Program, g: &Gemm) -> Vec<Stmt> {
     let t = g.tiling;
-    let nr = t.nr();
     let m_full = g.m / t.mr * t.mr;
-    let n1 = g.n / nr * nr;
-    let n2 = n1 + (g.n - n1) / L * L;
     let rows = [
         Region {
             start: 0,
@@ -511,41 +551,31 @@ pub fn gemm(p: &mut Program, g: &Gemm) -> Vec<Stmt> {
             lanes: 1,
             panel: &g.a.main,
         },
+        // The rows left over, as one block.
         Region {
             start: m_full,
-            blocks: g.m - m_full,
-            per: 1,
+            blocks: usize::from(g.m > m_full),
+            per: g.m - m_full,
             lanes: 1,
             panel: &g.a.scalar_tail,
         },
     ];
-    let cols = [
-        Region {
-            start: 0,
-            blocks: g.n / nr,
-            per: t.nv,
-            lanes: L,
-            panel: &g.b.main,
-        },
-        Region {
-            start: n1,
-            blocks: (n2 - n1) / L,
-            per: 1,
-            lanes: L,
-            panel: &g.b.vec_tail,
-        },
-        Region {
-            start: n2,
-            blocks: g.n - n2,
-            per: 1,
-            lanes: 1,
-            panel: &g.b.scalar_tail,
-        },
-    ];
+    let panels = [&g.b.main, &g.b.vec_tail, &g.b.narrow_tail, &g.b.scalar_tail];
+    let cols =
+        col_regions(t, g.n)
+            .into_iter()
+            .zip(panels)
+            .map(|((start, blocks, per, lanes), panel)| Region {
+                start,
+                blocks,
+                per,
+                lanes,
+                panel,
+            });
     let mut out = Vec::new();
-    for c in &cols {
+    for c in cols {
         for r in &rows {
-            out.extend(tile(p, g, r, c));
+            out.extend(tile(p, g, r, &c));
         }
     }
     out
@@ -584,12 +614,45 @@ mod tests {
     /// packed and in-place operands, every accumulator start, and shapes
     /// that exercise each tail (rows, vector columns, scalar columns).
     fn check(m: usize, n: usize, k: usize, pack_a_: bool, pack_b_: bool, init_kind: u8) {
-        check_act(m, n, k, pack_a_, pack_b_, init_kind, (false, None));
+        check_act(
+            VectorShape::BASELINE,
+            m,
+            n,
+            k,
+            pack_a_,
+            pack_b_,
+            init_kind,
+            (false, None),
+        );
     }
 
-    /// [`check`] with an epilogue (a residual in `Input(3)`, an
-    /// activation), against the interpreter's `Add` and activation.
+    /// The vector units of the targets the schedules know: the 128-bit
+    /// baseline (x86-64-v2, armv7, Cortex-M4F), aarch64 NEON, AVX2, AVX-512.
+    const SHAPES: [VectorShape; 4] = [
+        VectorShape::BASELINE,
+        VectorShape {
+            f32_lanes: 4,
+            registers: 32,
+            fma: true,
+        },
+        VectorShape {
+            f32_lanes: 8,
+            registers: 16,
+            fma: true,
+        },
+        VectorShape {
+            f32_lanes: 16,
+            registers: 32,
+            fma: true,
+        },
+    ];
+
+    /// [`check`] for a vector unit, with an epilogue (a residual in
+    /// `Input(3)`, an activation), against the interpreter's `Add` and
+    /// activation.
+    #[allow(clippy::too_many_arguments)]
     fn check_act(
+        shape: VectorShape,
         m: usize,
         n: usize,
         k: usize,
@@ -601,8 +664,11 @@ mod tests {
         let a = rand(m * k, 1 + m as u64);
         let b = rand(k * n, 2 + n as u64);
         let bias = rand(m.max(n), 3);
-        let t = Tiling::for_rows(m);
-        let mut p = Program::default();
+        let t = Tiling::for_rows(m, shape);
+        let mut p = Program {
+            shape,
+            ..Program::default()
+        };
         // A is read transposed when in place (cs = m) to exercise strides.
         let a_t: Vec<f32> = (0..k * m).map(|x| a[(x % m) * k + x / m]).collect();
         let ap = if pack_a_ {
@@ -677,7 +743,7 @@ mod tests {
             let g = g as f64;
             assert!(
                 (g - want).abs() <= 1e-4 * (1.0 + want.abs()),
-                "m={m} n={n} k={k} packA={pack_a_} packB={pack_b_} init={init_kind} residual={residual} act={act:?}: [{x}] {g} vs {want}"
+                "{shape:?} m={m} n={n} k={k} packA={pack_a_} packB={pack_b_} init={init_kind} residual={residual} act={act:?}: [{x}] {g} vs {want}"
             );
         }
     }
@@ -726,14 +792,17 @@ mod tests {
         for act in acts {
             for &(m, n, k) in &[(1, 37, 5), (5, 13, 4), (9, 23, 17)] {
                 for init in 0..3 {
-                    check_act(m, n, k, init == 1, true, init, (false, Some(act)));
+                    for shape in SHAPES {
+                        check_act(shape, m, n, k, init == 1, true, init, (false, Some(act)));
+                    }
                 }
             }
         }
     }
 
     /// A residual added in the store, alone and before each kind of
-    /// activation (vector form, per-element form), on every tail.
+    /// activation (vector form, per-element form), on every tail and every
+    /// target's tile.
     #[test]
     fn residual_epilogues_match_the_interpreter() {
         let acts = [
@@ -745,9 +814,63 @@ mod tests {
         for act in acts {
             for &(m, n, k) in &[(1, 37, 5), (5, 13, 4), (9, 23, 17)] {
                 for init in 0..3 {
-                    check_act(m, n, k, init == 1, init != 2, init, (true, act));
+                    for shape in SHAPES {
+                        check_act(shape, m, n, k, init == 1, init != 2, init, (true, act));
+                    }
                 }
             }
+        }
+    }
+
+    /// Every target's tile (4, 8 and 16 lanes; 4 × 2, 6 × 2 and 8 × 3
+    /// vectors) on random shapes, with ragged row, column and k tails
+    /// around each tile size, packed and in place.
+    #[test]
+    fn wide_tiles_match_the_plain_product() {
+        let mut s = 0x5eed_u64;
+        let mut next = |n: u64| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s % n) as usize
+        };
+        for shape in SHAPES {
+            let t = Tiling::for_rows(usize::MAX, shape);
+            // Exactly one tile, one tile plus every kind of tail, a matrix–
+            // vector product, and random shapes up to two tiles and a half.
+            let mut shapes = vec![
+                (t.mr, t.nr(), 3),
+                (t.mr + 1, t.nr() + t.lanes + 3, 5),
+                (t.mr - 1, t.nr() * 4 + 1, 7),
+                (4, t.nr() + 5, 11),
+                (3, 2 * t.nr() + 9, 4),
+                (t.mr + 2, t.nr() + 2 * t.lanes + 7, 6),
+                (2 * t.mr + 3, t.nr() + 2 * t.lanes + 15, 9),
+            ];
+            for _ in 0..6 {
+                shapes.push((
+                    1 + next(t.mr as u64 * 5 / 2),
+                    1 + next(t.nr() as u64 * 5 / 2),
+                    1 + next(40),
+                ));
+            }
+            for (m, n, k) in shapes {
+                for (pa, pb) in [(false, false), (true, true), (true, false)] {
+                    check_act(shape, m, n, k, pa, pb, (m + n) as u8 % 3, (false, None));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn tiles_fit_the_registers() {
+        // Accumulators, B vectors and one broadcast of A.
+        for shape in SHAPES {
+            let (mr, nv) = Tiling::register_tile(shape);
+            assert!(
+                mr * nv + nv < usize::from(shape.registers),
+                "{shape:?}: {mr} x {nv}"
+            );
         }
     }
 

@@ -1,9 +1,9 @@
 //! Scheduling: the fast forms of the hot kernels, built on the kernel IR's
 //! vector forms, and program-wide clean-ups that follow them.
 //!
-//! The schedules are target-independent for now: 128-bit vectors
-//! ([`crate::kernel::LANES_F32`] lanes) and register tiles small enough for
-//! both x86_64's 16 and aarch64's 32 vector registers (see [`gemm`]).
+//! The schedules follow the program's [`crate::kernel::VectorShape`]: the
+//! target's `f32` lane count (4, 8 or 16) for vectors and a register tile
+//! sized for its vector registers (see [`gemm`]).
 //! Weights are packed at compile time in the order the micro-kernels read
 //! them; the original constant is dropped when nothing else reads it
 //! ([`drop_unused_consts`]).

@@ -3,7 +3,8 @@
 //!
 //! An innermost `for v in s..e` whose body is straight-line f32 code —
 //! `Set`s of loop-local temporaries and `Store`s at an index `base + v` —
-//! becomes a loop over [`LANES_F32`]-lane vectors followed by the original
+//! becomes a loop over vectors of the target's `f32` lane count
+//! ([`crate::kernel::VectorShape`]: 4, 8 or 16) followed by the original
 //! loop for the remaining iterations. Loads at `base + v` become vector
 //! loads, loads and values that do not depend on `v` are broadcast, and the
 //! arithmetic (`Add`, `Sub`, `Mul`, `Div`, `Min`, `Max`, `Neg`, `Abs`,
@@ -16,16 +17,14 @@
 //! Soundness rests on two facts: distinct [`Buf`]s do not overlap (the
 //! memory plan gives simultaneously live values disjoint bytes), and a loop
 //! that stores to a buffer reads that buffer only at the element it stores
-//! (checked), so running four iterations' loads before their stores changes
-//! nothing. A temporary is vectorized only if nothing outside the loop
+//! (checked), so running a vector's worth of iterations' loads before their stores changes
+//! nothing (for any lane count). A temporary is vectorized only if nothing outside the loop
 //! mentions it.
 
 use std::collections::HashMap;
 
 use crate::kernel::build::{add, i, mul, var};
 use crate::kernel::{BinOp, Buf, CmpOp, Expr, LANES_F32, Program, Scalar, Stmt, UnOp, Var};
-
-const L: i64 = LANES_F32 as i64;
 
 /// Vectorizes every eligible innermost loop of `p`; returns how many.
 pub fn vectorize(p: &mut Program) -> usize {
@@ -58,7 +57,8 @@ fn walk(
                     .iter()
                     .all(|s| matches!(s, Stmt::Set(..) | Stmt::Store { .. }));
                 if innermost {
-                    if let Some(vs) = try_loop(p, v, &start, &end, &body, counts) {
+                    let lanes = p.shape.f32_lanes;
+                    if let Some(vs) = try_loop(p, v, &start, &end, &body, counts, lanes) {
                         *n += 1;
                         out.extend(vs);
                         continue;
@@ -90,6 +90,10 @@ fn walk(
     out
 }
 
+/// The loop `for v in start..end { body }` as a loop over `lanes`-lane
+/// vectors and the rest; when `lanes` is wider than 128 bits the rest (or a
+/// loop too short for one wide vector, such as a 7- or 14-wide image row)
+/// runs on 4-lane vectors first, then scalar.
 fn try_loop(
     p: &mut Program,
     v: Var,
@@ -97,14 +101,23 @@ fn try_loop(
     end: &Expr,
     body: &[Stmt],
     counts: &HashMap<Var, usize>,
+    lanes: u8,
 ) -> Option<Vec<Stmt>> {
+    let l = i64::from(lanes);
     // The trip count, when known, must give at least one vector.
     let trips = match (start, end) {
         (Expr::I(s, _), Expr::I(e, _)) => Some(e - s),
         _ => None,
     };
-    if trips.is_some_and(|t| t < L) {
+    if lanes < 2 {
         return None;
+    }
+    if trips.is_some_and(|t| t < l) {
+        return if lanes > LANES_F32 {
+            try_loop(p, v, start, end, body, counts, LANES_F32)
+        } else {
+            None
+        };
     }
     // Loop-local temporaries: set once, f32 scalars, used only here and
     // only after their definition.
@@ -137,8 +150,8 @@ fn try_loop(
                 {
                     return None;
                 }
-                let ve = vexpr(p, e, v, &locals, &stores)?;
-                let tv = p.vector_var(Scalar::F32, LANES_F32);
+                let ve = vexpr(p, e, v, &locals, &stores, lanes)?;
+                let tv = p.vector_var(Scalar::F32, lanes);
                 locals.insert(*t, tv);
                 vbody.push(Stmt::Set(tv, ve));
             }
@@ -146,7 +159,7 @@ fn try_loop(
                 if coeff(index, v, &locals)? != 1 || p.ty(value) != Scalar::F32 {
                     return None;
                 }
-                let ve = vexpr(p, value, v, &locals, &stores)?;
+                let ve = vexpr(p, value, v, &locals, &stores, lanes)?;
                 vbody.push(Stmt::VStore {
                     buf: *buf,
                     index: index.clone(),
@@ -179,13 +192,13 @@ fn try_loop(
     let vb = p.var(Scalar::I64);
     let n = Expr::Bin(BinOp::Sub, Box::new(end.clone()), Box::new(start.clone()));
     let (vectors, rest_start) = match (start, trips) {
-        (Expr::I(s, _), Some(t)) => (i(t / L), i(s + t / L * L)),
+        (Expr::I(s, _), Some(t)) => (i(t / l), i(s + t / l * l)),
         _ => {
-            let nv = Expr::Bin(BinOp::Div, Box::new(n), Box::new(i(L)));
-            (nv.clone(), add(start.clone(), mul(nv, i(L))))
+            let nv = Expr::Bin(BinOp::Div, Box::new(n), Box::new(i(l)));
+            (nv.clone(), add(start.clone(), mul(nv, i(l))))
         }
     };
-    let mut vloop = vec![Stmt::Set(v, add(start.clone(), mul(var(vb), i(L))))];
+    let mut vloop = vec![Stmt::Set(v, add(start.clone(), mul(var(vb), i(l))))];
     vloop.extend(vbody);
     let mut out = vec![Stmt::For {
         var: vb,
@@ -193,13 +206,21 @@ fn try_loop(
         end: vectors,
         body: vloop,
     }];
-    if trips.is_none_or(|t| t % L != 0) {
-        out.push(Stmt::For {
-            var: v,
-            start: rest_start,
-            end: end.clone(),
-            body: body.to_vec(),
-        });
+    if trips.is_none_or(|t| t % l != 0) {
+        let narrow = if lanes > LANES_F32 {
+            try_loop(p, v, &rest_start, end, body, counts, LANES_F32)
+        } else {
+            None
+        };
+        match narrow {
+            Some(s) => out.extend(s),
+            None => out.push(Stmt::For {
+                var: v,
+                start: rest_start,
+                end: end.clone(),
+                body: body.to_vec(),
+            }),
+        }
     }
     Some(out)
 }
@@ -247,12 +268,13 @@ fn vexpr(
     v: Var,
     locals: &HashMap<Var, Var>,
     stores: &[(Buf, &Expr)],
+    lanes: u8,
 ) -> Option<Expr> {
     if p.ty(e) != Scalar::F32 || p.lanes(e) != 1 {
         return None;
     }
-    let splat = |x: Expr| Expr::Splat(LANES_F32, Box::new(x));
-    let go = |x: &Expr| vexpr(p, x, v, locals, stores).map(Box::new);
+    let splat = |x: Expr| Expr::Splat(lanes, Box::new(x));
+    let go = |x: &Expr| vexpr(p, x, v, locals, stores, lanes).map(Box::new);
     Some(match e {
         Expr::F(..) | Expr::I(..) => splat(e.clone()),
         Expr::Var(x) => match locals.get(x) {
@@ -272,7 +294,7 @@ fn vexpr(
                     buf: *buf,
                     index: index.clone(),
                     ty: *ty,
-                    lanes: LANES_F32,
+                    lanes,
                 },
                 _ => return None,
             }
@@ -489,6 +511,59 @@ mod tests {
             ),
             0
         );
+    }
+
+    /// 8- and 16-lane vectors (AVX2, AVX-512): the vector loop, the
+    /// remainder on 4-lane vectors and scalars, and loops too short for one
+    /// wide vector (4-lane vectors) or any (left alone).
+    #[test]
+    fn wide_vectors_follow_the_lane_count() {
+        for lanes in [8u8, 16] {
+            let l = i64::from(lanes);
+            for (rows, cols) in [
+                (2, l),
+                (3, l + 3),
+                (1, 3 * l - 1),
+                (2, 37),
+                (2, l - 1),
+                (2, 7),
+                (1, 3),
+            ] {
+                let mut p = rowwise(rows, cols, i(0));
+                p.shape.f32_lanes = lanes;
+                let n = (rows * cols) as usize;
+                let count = check(
+                    p.clone(),
+                    &[(Buf::Input(0), n), (Buf::Input(1), 3)],
+                    (Buf::Output(0), n),
+                );
+                assert_eq!(
+                    count,
+                    usize::from(cols >= 4),
+                    "{lanes} lanes, {rows} x {cols}"
+                );
+                vectorize(&mut p);
+                let text = p.print();
+                assert_eq!(text.contains(&format!("f32x{lanes}")), cols >= l, "{text}");
+                // The rest (or a row too short for one wide vector) runs on
+                // 4-lane vectors first.
+                assert_eq!(text.contains("f32x4"), cols % l >= 4, "{text}");
+            }
+        }
+    }
+
+    /// A start that is not a constant with 16 lanes: both vector loops
+    /// compute their trip counts.
+    #[test]
+    fn wide_vectors_with_a_computed_trip_count() {
+        let mut p = rowwise(3, 29, var(Var(0)));
+        p.shape.f32_lanes = 16;
+        let n = check(
+            p,
+            &[(Buf::Input(0), 87), (Buf::Input(1), 3)],
+            (Buf::Output(0), 87),
+        );
+        assert_eq!(n, 1);
     }
 
     #[test]
