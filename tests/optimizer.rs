@@ -412,6 +412,16 @@ fn cases() -> Vec<(&'static str, Case)> {
             let y = product(b);
             b.op("Relu", &[y])
         }),
+        ("residual-epilogue", |b| {
+            let y = product(b);
+            let shape = b.g.value(y).ty.shape.clone();
+            let r = b.input(shape);
+            if b.rng.below(2) == 0 {
+                b.op("Add", &[y, r])
+            } else {
+                b.op("Add", &[r, y])
+            }
+        }),
         ("clip-epilogue", |b| {
             let y = product(b);
             let lo = b.splat(-0.5);
@@ -599,10 +609,26 @@ fn bn_conv(b: &mut B, bias: bool) -> ValueId {
     bn(b, y, co)
 }
 
-/// A random Conv (with or without bias), Gemm (transposed B, bias, alpha)
-/// or batched MatMul: the producers activations fuse into.
+/// A random Conv (with or without bias), Gemm (transposed B, bias, alpha),
+/// batched MatMul, or element-wise op (broadcasting Add, Sub, Mul, Div, or
+/// Sigmoid): the producers activations and residuals fuse into.
 fn product(b: &mut B) -> ValueId {
-    match b.rng.below(3) {
+    match b.rng.below(4) {
+        3 => {
+            let (m, n) = (b.rng.range(1, 4), b.rng.range(1, 9));
+            let x = b.input(vec![2, m, n]);
+            let y = b.input(vec![m, 1]);
+            match b.rng.below(5) {
+                0 => b.op("Add", &[x, y]),
+                1 => b.op("Sub", &[y, x]),
+                2 => b.op("Mul", &[x, y]),
+                3 => {
+                    let d = b.rand_const(vec![n], 0.5, 2.0);
+                    b.op("Div", &[x, d])
+                }
+                _ => b.op("Sigmoid", &[x]),
+            }
+        }
         0 => {
             let (n, ci, co) = (b.rng.range(1, 2), b.rng.range(1, 4), b.rng.range(1, 6));
             let (h, w) = (b.rng.range(3, 6), b.rng.range(3, 6));
@@ -656,6 +682,107 @@ fn shared_products_are_not_fused() {
         let r = b.op("Relu", &[y]);
         b.g.outputs = vec![r, y];
         let (opt, _) = optimize(&b.g, &rule_options("relu-epilogue")).unwrap();
+        assert!(opt.nodes.iter().all(|n| !n.op.name().starts_with("Fused")));
+    }
+}
+
+/// `act(P(…) + r)`: the residual and then the activation fuse into one
+/// op, which computes what the three ops did; a residual that broadcasts, or
+/// that is the product itself, is not fused.
+#[test]
+fn residual_then_activation_is_sound() {
+    for seed in 0..8 {
+        let mut b = B::new(seed + 40);
+        let y = product(&mut b);
+        let shape = b.g.value(y).ty.shape.clone();
+        let r = b.input(shape);
+        let s = b.op("Add", &[y, r]);
+        let out = if seed % 2 == 0 {
+            b.op("Relu", &[s])
+        } else {
+            let (lo, hi) = (b.splat(0.0), b.splat(6.0));
+            b.op("Clip", &[s, lo, hi])
+        };
+        b.g.outputs = vec![out];
+        let mut o = Options::for_level(2, TARGETS[0]).unwrap();
+        o.only_rules = ["residual-epilogue", "relu-epilogue", "clip-epilogue"]
+            .map(String::from)
+            .to_vec();
+        let (opt, _) = optimize(&b.g, &o).unwrap();
+        let names: Vec<&str> = opt.nodes.iter().map(|n| n.op.name()).collect();
+        assert_eq!(names.len(), 1, "seed {seed}: {names:?}");
+        let attrs = opt.nodes[0].op.attrs();
+        assert!(attrs.iter().any(|a| a.0 == "residual"), "{attrs:?}");
+        assert!(attrs.iter().any(|a| a.0 == "activation"), "{attrs:?}");
+        let mut rng = Rng(seed + 7);
+        let inputs = random_inputs(&b.g, &mut rng);
+        let want = Interpreter::new(&b.g).run(inputs.clone()).unwrap();
+        let got = Interpreter::new(&opt).run(inputs).unwrap();
+        close(&got[0], &want[0], &format!("seed {seed}"));
+    }
+    // MobileNetV2's block: p1 + p2(…(p1)). Only p2 may take the residual:
+    // fusing p1 (whose other use leads back to the Add) would run it twice.
+    for seed in 0..4 {
+        let mut b = B::new(seed + 80);
+        let x = b.input(vec![1, 3, 5, 5]);
+        let conv = |b: &mut B, x| {
+            let w = b.rand_const(vec![3, 3, 1, 1], -1.0, 1.0);
+            b.op("Conv", &[x, w])
+        };
+        let p1 = conv(&mut b, x);
+        let e = conv(&mut b, p1);
+        let e = b.op("Relu", &[e]);
+        let p2 = conv(&mut b, e);
+        let out = if seed % 2 == 0 {
+            b.op("Add", &[p1, p2])
+        } else {
+            b.op("Add", &[p2, p1])
+        };
+        b.g.outputs = vec![out];
+        let mut o = Options::for_level(2, TARGETS[0]).unwrap();
+        o.only_rules = ["residual-epilogue", "relu-epilogue"]
+            .map(String::from)
+            .to_vec();
+        let (opt, _) = optimize(&b.g, &o).unwrap();
+        let names: Vec<String> = opt.nodes.iter().map(|n| n.op.name().to_string()).collect();
+        assert_eq!(names.len(), 3, "seed {seed}: {names:?}");
+        let plain = opt.nodes.iter().find(|n| n.op.name() == "Conv");
+        let res = opt
+            .nodes
+            .iter()
+            .find(|n| n.op.attrs().iter().any(|a| a.0 == "residual"));
+        let (Some(plain), Some(res)) = (plain, res) else {
+            panic!("seed {seed}: {names:?}");
+        };
+        // The residual is p1, computed once by the plain Conv.
+        assert_eq!(
+            res.inputs.last(),
+            Some(&Some(plain.outputs[0])),
+            "seed {seed}"
+        );
+        let mut rng = Rng(seed);
+        let inputs = random_inputs(&b.g, &mut rng);
+        let want = Interpreter::new(&b.g).run(inputs.clone()).unwrap();
+        let got = Interpreter::new(&opt).run(inputs).unwrap();
+        close(&got[0], &want[0], &format!("block seed {seed}"));
+    }
+    // y + y, and a residual that broadcasts: no residual fusion.
+    for seed in 0..4 {
+        let mut b = B::new(seed + 60);
+        let y = product(&mut b);
+        let twice = b.op("Add", &[y, y]);
+        let r = b.input(vec![1]);
+        let out = b.op("Add", &[twice, r]);
+        b.g.outputs = vec![out];
+        let (opt, report) = optimize(&b.g, &rule_options("residual-epilogue")).unwrap();
+        assert_eq!(
+            report
+                .applied
+                .get("residual-epilogue")
+                .copied()
+                .unwrap_or(0),
+            0
+        );
         assert!(opt.nodes.iter().all(|n| !n.op.name().starts_with("Fused")));
     }
 }
@@ -873,7 +1000,30 @@ fn golden_fusion() {
         let p = b.op_attrs("Gemm", vec![a_int("transB", 1)], &[gelu, w3, c3]);
         let lo = b.splat(0.0);
         let hi = b.splat(6.0);
-        vec![b.op("Clip", &[p, lo, hi])]
+        let relu6 = b.op("Clip", &[p, lo, hi]);
+        // A ResNet block: Relu(BN(Conv(x)) + x), a residual and an
+        // activation epilogue.
+        let x = b.input(vec![1, 3, 4, 4]);
+        let w = b.rand_const(vec![3, 3, 3, 3], -1.0, 1.0);
+        let c = b.op_attrs("Conv", vec![a_ints("pads", &[1, 1, 1, 1])], &[x, w]);
+        let y = bn(b, c, 3);
+        let s = b.op("Add", &[y, x]);
+        let r = b.op("Relu", &[s]);
+        // A MobileNetV2 block on it: depthwise Conv + BN + Relu6, then a
+        // 1x1 projection added to the block's input.
+        let wd = b.rand_const(vec![3, 1, 3, 3], -1.0, 1.0);
+        let dw = b.op_attrs(
+            "Conv",
+            vec![a_ints("pads", &[1, 1, 1, 1]), a_int("group", 3)],
+            &[r, wd],
+        );
+        let dw = bn(b, dw, 3);
+        let (lo, hi) = (b.splat(0.0), b.splat(6.0));
+        let dw = b.op("Clip", &[dw, lo, hi]);
+        let wp = b.rand_const(vec![3, 3, 1, 1], -1.0, 1.0);
+        let pr = b.op("Conv", &[dw, wp]);
+        let pr = bn(b, pr, 3);
+        vec![relu6, b.op("Add", &[r, pr])]
     });
 }
 

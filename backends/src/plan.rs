@@ -10,7 +10,9 @@
 //!   output), has the output's shape and element size (so it is not
 //!   broadcast: each element is loaded before the store to the same index),
 //!   every other operand from that storage is read unbroadcast too, and the
-//!   storage is writable (computed by a node, not a graph input or constant).
+//!   storage is writable (computed by a node, not a graph input or constant);
+//!   a fused element-wise chain likewise, and a fused f32 convolution over its
+//!   residual (and only when no other operand shares that storage).
 //!
 //! A storage rooted at a graph input is that read-only input buffer; one
 //! rooted at a constant is the constant's data. A computed storage holding a
@@ -26,6 +28,27 @@ use smelt_ir::ops::layout::Layout;
 use smelt_ir::shape::norm_axis;
 use smelt_ir::{Graph, ValueDef, ValueId};
 use smelt_passes::memory::{Item, first_fit, greedy_by_size, intervals, items_bound, pack};
+
+/// Whether `op` may write its result in place over an operand's storage:
+/// `Some(false)` for an element-wise op (plain or fused: every element is
+/// loaded before the store to the same index), `Some(true)` for a fused f32
+/// convolution with a residual, which may take over the residual's storage
+/// only (every `Conv` kernel adds the residual in its store, reading each
+/// element just before writing it: `lower::conv::lower_with`); `None`
+/// otherwise.
+fn in_place_kind(g: &Graph, op: &Op, out: ValueId) -> Option<bool> {
+    match op {
+        Op::Elementwise(_) => Some(false),
+        Op::Fused(f) => match f.base() {
+            Op::Elementwise(_) => Some(false),
+            Op::Conv(_) if f.residual() && g.value(out).ty.dtype == smelt_ir::DType::F32 => {
+                Some(true)
+            }
+            _ => None,
+        },
+        _ => None,
+    }
+}
 
 /// Alignment of every arena offset, in bytes (a cache line, enough for any vector).
 pub const ALIGN: u64 = 64;
@@ -147,7 +170,7 @@ pub fn plan(g: &Graph) -> MemoryPlan {
             join = Some(of[x.index()]);
             views[n] = true;
             copy_bytes_removed += bytes(out);
-        } else if let Op::Elementwise(_) = node.op
+        } else if let Some(only_residual) = in_place_kind(g, &node.op, out)
             && node.outputs.len() == 1
         {
             let ot = &g.value(out).ty;
@@ -155,22 +178,26 @@ pub fn plan(g: &Graph) -> MemoryPlan {
                 let t = &g.value(v).ty;
                 t.shape == ot.shape && t.dtype.elem_bytes() == ot.dtype.elem_bytes()
             };
-            join = node
-                .inputs
-                .iter()
-                .flatten()
-                .map(|x| of[x.index()])
-                .find(|&s| {
-                    let st = &storages[s];
-                    writable(st)
-                        && st.end <= n
-                        && node
-                            .inputs
-                            .iter()
-                            .flatten()
-                            .filter(|v| of[v.index()] == s)
-                            .all(|&v| same(v))
-                });
+            let ins: Vec<ValueId> = node.inputs.iter().flatten().copied().collect();
+            let cands = if only_residual {
+                &ins[ins.len().saturating_sub(1)..]
+            } else {
+                &ins[..]
+            };
+            join = cands.iter().map(|x| of[x.index()]).find(|&s| {
+                let st = &storages[s];
+                let from_s = ins.iter().filter(|v| of[v.index()] == s);
+                writable(st)
+                    && st.end <= n
+                    && if only_residual {
+                        // The residual is the storage's only operand: the
+                        // convolution reads its other operands while it
+                        // writes the result.
+                        from_s.count() == 1
+                    } else {
+                        from_s.copied().all(same)
+                    }
+            });
             if join.is_some() {
                 in_place += 1;
             }
@@ -245,7 +272,7 @@ pub fn plan(g: &Graph) -> MemoryPlan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use smelt_ir::ops::elementwise::{BinaryFn, UnaryFn};
+    use smelt_ir::ops::elementwise::{BinaryFn, Epilogue, UnaryFn};
     use smelt_ir::{DType, TensorType};
 
     fn relu() -> Op {
@@ -279,6 +306,46 @@ mod tests {
             assert_eq!(p.places[v.index()], Place::Output(0));
         }
         assert_eq!((p.in_place, p.arena_bytes, p.lower_bound), (2, 0, 0));
+    }
+
+    /// A fused convolution may take over its residual's storage when the
+    /// residual dies there, never when the residual is also its input
+    /// (ResNet's identity block reads x while it writes the result).
+    #[test]
+    fn fused_conv_writes_over_its_residual_only() {
+        use smelt_ir::ops::conv::{AutoPad, ConvOp, Window};
+        use smelt_ir::ops::fused::Fused;
+        let conv = Op::Conv(ConvOp::Conv {
+            window: Window {
+                kernel_shape: None,
+                strides: vec![1, 1],
+                dilations: vec![1, 1],
+                pads: vec![1, 1, 1, 1],
+                auto_pad: AutoPad::NotSet,
+            },
+            group: 1,
+        });
+        let fused =
+            Op::Fused(Fused::with(conv, true, Some(Epilogue::Unary(UnaryFn::Relu))).unwrap());
+        for shared in [false, true] {
+            let mut g = Graph::new();
+            let x = input(&mut g, "x", vec![1, 2, 4, 4]);
+            let w = g
+                .add_const(
+                    "w",
+                    &smelt_ir::Tensor::from_vec(vec![2, 2, 3, 3], vec![0.5f32; 36]).unwrap(),
+                )
+                .unwrap();
+            let a = node(&mut g, "a", relu(), &[x]);
+            let r = node(&mut g, "r", relu(), &[x]);
+            let xin = if shared { r } else { a };
+            let y = node(&mut g, "y", fused.clone(), &[xin, w, r]);
+            let z = node(&mut g, "z", relu(), &[y]);
+            g.outputs.push(z);
+            let p = plan(&g);
+            let over_r = p.places[y.index()] == p.places[r.index()];
+            assert_eq!(over_r, !shared, "shared={shared}");
+        }
     }
 
     #[test]

@@ -18,6 +18,7 @@ use smelt_ir::ops::OpDef;
 use smelt_ir::ops::conv::{AutoPad, ConvOp, PoolFn, Window};
 use smelt_ir::ops::elementwise::Epilogue;
 
+use super::elementwise::Epi;
 use super::{NodeResult, Operand, flat_index};
 use crate::kernel::build::{add, bin, cast, cmp, f, i, mul, select, sub, un, var};
 use crate::kernel::{BinOp, CmpOp, Expr, Program, Scalar, Stmt, UnOp, Var};
@@ -302,15 +303,18 @@ pub fn lower(
     outs: &[Operand],
     p: &mut Program,
 ) -> NodeResult {
-    lower_with(op, None, ins, outs, p).map(|(stmts, _)| stmts)
+    lower_with(op, &Epi::default(), ins, outs, p).map(|(stmts, _)| stmts)
 }
 
-/// [`lower`] with an activation epilogue for `Conv`: the statements and
-/// whether they apply `act` already (the GEMM path applies it in its store);
-/// when they do not, the caller appends the activation.
+/// [`lower`] with an epilogue (residual, activation) for `Conv`: the
+/// statements and whether they apply it already. Every `Conv` kernel
+/// applies it as it stores a result (the GEMM path in its micro-kernel's
+/// store, the depthwise and direct kernels on the accumulator) except the
+/// GEMM path when its store cannot take it (see [`Epi::for_gemm`]); the
+/// caller then appends it as passes.
 pub fn lower_with(
     op: &ConvOp,
-    act: Option<Epilogue>,
+    epi: &Epi,
     ins: &[Option<Operand>],
     outs: &[Operand],
     p: &mut Program,
@@ -324,15 +328,20 @@ pub fn lower_with(
                 return Err(format!("Conv on {:?} has no native kernel", x.ty));
             }
             let g = resolve(window, &x.shape[2..], &w.shape[2..], &y.shape[2..])?;
-            if let Some(stmts) = fast_conv(p, &g, *group, &x, &w, b.as_ref(), y, act) {
-                return Ok((stmts, true));
+            let store_epi = epi.for_gemm(y);
+            let se = store_epi.unwrap_or_default();
+            if let Some(stmts) = fast_conv(p, &g, *group, &x, &w, b.as_ref(), y, se) {
+                return Ok((stmts, !epi.is_empty() && store_epi.is_some()));
             }
-            if let Some(stmts) = depthwise(p, &g, *group, &x, &w, b.as_ref(), y) {
-                return Ok((stmts, false));
+            if let Some(stmts) = depthwise(p, &g, *group, &x, &w, b.as_ref(), y, epi) {
+                return Ok((stmts?, !epi.is_empty()));
             }
-            Ok((conv(p, &g, *group, &x, &w, b.as_ref(), y), false))
+            Ok((
+                conv(p, &g, *group, &x, &w, b.as_ref(), y, epi)?,
+                !epi.is_empty(),
+            ))
         }
-        _ if act.is_some() => Err(format!("no activation epilogue for {}", op.name())),
+        _ if !epi.is_empty() => Err(format!("no epilogue for {}", op.name())),
         _ => lower_other(op, ins, outs, p).map(|s| (s, false)),
     }
 }
@@ -345,7 +354,7 @@ fn lower_other(
 ) -> NodeResult {
     match op {
         // Handled by `lower_with`, which sends only the other ops here.
-        ConvOp::Conv { .. } => lower_with(op, None, ins, outs, p).map(|(s, _)| s),
+        ConvOp::Conv { .. } => lower_with(op, &Epi::default(), ins, outs, p).map(|(s, _)| s),
         ConvOp::ConvTranspose {
             window,
             group,
@@ -489,7 +498,7 @@ fn fast_conv(
     w: &Operand,
     b: Option<&Operand>,
     y: &Operand,
-    act: Option<Epilogue>,
+    (residual, act): (Option<crate::kernel::Buf>, Option<Epilogue>),
 ) -> Option<Vec<Stmt>> {
     use crate::kernel::Buf;
     use crate::schedule::gemm;
@@ -618,6 +627,7 @@ fn fast_conv(
         c: (y.buf, mul(var(nv), i((m * pp) as i64)), pp as i64),
         init,
         act,
+        residual,
     };
     body.extend(gemm::gemm(p, &spec));
     Some(vec![Stmt::For {
@@ -632,7 +642,11 @@ fn fast_conv(
 /// group): each channel is copied into a zero-bordered plane in the scratch
 /// area, then every output row is `b[c] + Σ_taps w[c, tap] · plane[…]` with
 /// the taps unrolled, a unit-stride loop that [`crate::schedule::vectorize`]
-/// turns into vector code when the stride is 1.
+/// turns into vector code when the stride is 1. The epilogue (residual,
+/// activation) is applied to each sum before it is stored, in the same loop
+/// (`None` when the kernel does not apply; `Some(Err)` when the epilogue
+/// cannot be built).
+#[allow(clippy::too_many_arguments)]
 fn depthwise(
     p: &mut Program,
     g: &Geom,
@@ -641,7 +655,8 @@ fn depthwise(
     w: &Operand,
     b: Option<&Operand>,
     y: &Operand,
-) -> Option<Vec<Stmt>> {
+    epi: &Epi,
+) -> Option<Result<Vec<Stmt>, String>> {
     use crate::kernel::build::muladd;
     if x.ty != Scalar::F32 || w.ty != Scalar::F32 || y.ty != Scalar::F32 || x.shape.len() != 4 {
         return None;
@@ -733,6 +748,20 @@ fn depthwise(
             );
         }
     }
+    let y_idx = add(
+        mul(add(mul(chan, i(oh as i64)), var(r)), i(ow as i64)),
+        var(ov),
+    );
+    let mut per_col = Vec::new();
+    let value = match epi.apply(p, acc, Scalar::F32, y_idx.clone(), &mut per_col) {
+        Ok(v) => v,
+        Err(e) => return Some(Err(e)),
+    };
+    per_col.push(Stmt::Store {
+        buf: y.buf,
+        index: y_idx,
+        value,
+    });
     let rows = Stmt::For {
         var: r,
         start: i(0),
@@ -741,14 +770,7 @@ fn depthwise(
             var: ov,
             start: i(0),
             end: i(ow as i64),
-            body: vec![Stmt::Store {
-                buf: y.buf,
-                index: add(
-                    mul(add(mul(chan, i(oh as i64)), var(r)), i(ow as i64)),
-                    var(ov),
-                ),
-                value: acc,
-            }],
+            body: per_col,
         }],
     };
     if threaded {
@@ -773,12 +795,12 @@ fn depthwise(
             body: vec![at(copy), at(rows)],
         });
         let par = p.par_for(tv, tt, work / tt as u64, body);
-        return Some(vec![Stmt::For {
+        return Some(Ok(vec![Stmt::For {
             var: nv,
             start: i(0),
             end: i(nb as i64),
             body: vec![par],
-        }]);
+        }]));
     }
     out.push(Stmt::For {
         var: nv,
@@ -791,11 +813,13 @@ fn depthwise(
             body: vec![copy, rows],
         }],
     });
-    Some(out)
+    Some(Ok(out))
 }
 
 /// `y[n, m, o] = b[m] + Σ_{c, k} x[n, g·cg + c, o·s + k·dil − pad] · w[m, c, k]`
-/// for the output channels `m` of group `g`.
+/// for the output channels `m` of group `g`, with the epilogue (residual,
+/// activation) applied to each sum before it is stored.
+#[allow(clippy::too_many_arguments)]
 fn conv(
     p: &mut Program,
     g: &Geom,
@@ -804,7 +828,8 @@ fn conv(
     w: &Operand,
     b: Option<&Operand>,
     y: &Operand,
-) -> Vec<Stmt> {
+    epi: &Epi,
+) -> Result<Vec<Stmt>, String> {
     let nd = g.input.len();
     let (n, c, m) = (x.shape[0], x.shape[1], y.shape[1]);
     let (cg, mg) = (c / group, m / group);
@@ -853,7 +878,7 @@ fn conv(
         ),
         flat_index(&g.out, &o_idx),
     );
-    let at_position = vec![
+    let mut at_position = vec![
         Stmt::Set(acc, init),
         Stmt::For {
             var: icv,
@@ -861,19 +886,20 @@ fn conv(
             end: i(cg as i64),
             body: per_ic,
         },
-        Stmt::Store {
-            buf: y.buf,
-            index: y_idx,
-            value: var(acc),
-        },
     ];
+    let value = epi.apply(p, var(acc), ty, y_idx.clone(), &mut at_position)?;
+    at_position.push(Stmt::Store {
+        buf: y.buf,
+        index: y_idx,
+        value,
+    });
     // X's first channel of the group, as a flat offset.
     let x_base = mul(
         add(mul(var(nv), i(c as i64)), mul(var(gv), i(cg as i64))),
         i(in_sz as i64),
     );
     let positions = position_loops(g, &ax, &g.out, &g.input, &in_strides, x_base, at_position);
-    nest(&[(nv, n), (gv, group), (ocv, mg)], positions)
+    Ok(nest(&[(nv, n), (gv, group), (ocv, mg)], positions))
 }
 
 /// `ConvTranspose` as a scatter: `y` starts at the bias, then every input

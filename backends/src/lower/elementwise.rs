@@ -572,6 +572,86 @@ pub fn epilogue_expr(
     }
 }
 
+/// What a fused op applies to its base's result as the result is stored:
+/// a residual operand added (exactly the result's type and layout, so it is
+/// read at the index of the element stored), then an activation. The
+/// kernels that can apply it in their store take it; the others leave it to
+/// [`Epi::passes`].
+#[derive(Clone, Debug, Default)]
+pub struct Epi {
+    /// Added to each result before the activation.
+    pub residual: Option<Operand>,
+    /// Applied last.
+    pub act: Option<Epilogue>,
+}
+
+impl Epi {
+    /// Neither a residual nor an activation.
+    pub fn is_empty(&self) -> bool {
+        self.residual.is_none() && self.act.is_none()
+    }
+
+    /// The form the GEMM micro-kernel's store takes (the residual's buffer,
+    /// the activation) when it can apply this epilogue to the f32 result
+    /// `out`: an f32 residual of `out`'s shape, a supported activation.
+    pub fn for_gemm(&self, out: &Operand) -> Option<(Option<Buf>, Option<Epilogue>)> {
+        if self.act.is_some_and(|a| !a.is_supported()) || out.ty != Scalar::F32 {
+            return None;
+        }
+        match &self.residual {
+            Some(r) if r.ty != Scalar::F32 || r.shape != out.shape => None,
+            r => Some((r.as_ref().map(|r| r.buf), self.act)),
+        }
+    }
+
+    /// `value` (the result at flat index `idx` of a result of type `ty`)
+    /// with the epilogue applied: `act(value + residual[idx])`. The value is
+    /// bound to a variable first, so formulas that use it twice do not
+    /// duplicate its expression.
+    pub fn apply(
+        &self,
+        p: &mut Program,
+        value: Expr,
+        ty: Scalar,
+        idx: Expr,
+        pre: &mut Vec<Stmt>,
+    ) -> Result<Expr, String> {
+        let mut v = value;
+        if let Some(r) = &self.residual {
+            if r.ty != ty {
+                return Err(format!("a {:?} residual added to a {ty:?} result", r.ty));
+            }
+            v = bin(BinOp::Add, v, r.load(idx));
+        }
+        match self.act {
+            Some(act) => {
+                let x = mathexp::bind(p, v, pre);
+                epilogue_expr(act, x, ty, p, pre)
+            }
+            None => Ok(v),
+        }
+    }
+
+    /// The epilogue as passes over `out` in place (after a kernel that did
+    /// not apply it): the element-wise `Add` of the residual, then the
+    /// activation, each the element-wise op's own lowering.
+    pub fn passes(&self, out: &Operand, p: &mut Program) -> NodeResult {
+        let mut stmts = Vec::new();
+        if let Some(r) = &self.residual {
+            stmts.extend(lower(
+                &Elementwise::Binary(BinaryFn::Add),
+                &[Some(out.clone()), Some(r.clone())],
+                std::slice::from_ref(out),
+                p,
+            )?);
+        }
+        if let Some(act) = self.act {
+            stmts.extend(epilogue_pass(act, out, p)?);
+        }
+        Ok(stmts)
+    }
+}
+
 /// An activation applied in place to `out` (the result of a product or a
 /// convolution lowered without an epilogue): the element-wise op's own
 /// lowering, reading and writing the same element.
@@ -586,6 +666,19 @@ pub fn epilogue_pass(act: Epilogue, out: &Operand, p: &mut Program) -> NodeResul
 
 pub fn lower(
     e: &Elementwise,
+    ins: &[Option<Operand>],
+    outs: &[Operand],
+    p: &mut Program,
+) -> NodeResult {
+    lower_with(e, &Epi::default(), ins, outs, p)
+}
+
+/// [`lower`] with an epilogue (residual, activation) applied to each result
+/// in the same loop before it is stored: a chain `act(e(…) + r)` as one
+/// kernel, one pass over memory.
+pub fn lower_with(
+    e: &Elementwise,
+    epi: &Epi,
     ins: &[Option<Operand>],
     outs: &[Operand],
     p: &mut Program,
@@ -668,11 +761,13 @@ pub fn lower(
                 }
             })
         })();
+        let at = super::flat_index(&shape, idx);
+        let value = value.and_then(|v| epi.apply(p, v, out.ty, at.clone(), &mut pre));
         match value {
             Ok(v) => {
                 pre.push(Stmt::Store {
                     buf: out.buf,
-                    index: super::flat_index(&shape, idx),
+                    index: at,
                     value: v,
                 });
                 pre
@@ -928,6 +1023,244 @@ mod tests {
         let got = Tensor::from_le_bytes(DType::F32, vec![3], &got).unwrap();
         for (g, w) in got.to_f64_vec().iter().zip(want.to_f64_vec()) {
             assert!((g - w).abs() <= 1e-6 * w.abs(), "{g} vs {w}");
+        }
+    }
+
+    /// Runs a fused op lowered the way a model is (the node's lowering,
+    /// then the vectorizer) through the schedule evaluator, against the
+    /// interpreter's composition; returns how many loops were vectorized.
+    fn check_fused(f: &smelt_ir::ops::fused::Fused, ins: &[&Tensor]) -> usize {
+        use smelt_ir::ops::Op;
+        let refs: Vec<Option<&Tensor>> = ins.iter().map(|t| Some(*t)).collect();
+        let want = f.eval(&refs).expect("interpreter").remove(0);
+        let mut p = Program::default();
+        let ops: Vec<Option<Operand>> = ins
+            .iter()
+            .enumerate()
+            .map(|(k, t)| {
+                Some(Operand {
+                    buf: Buf::Input(k as u32),
+                    shape: t.shape().to_vec(),
+                    ty: Scalar::of(t.dtype()).expect("scalar"),
+                })
+            })
+            .collect();
+        let o = Some(Operand {
+            buf: Buf::Output(0),
+            shape: want.shape().to_vec(),
+            ty: Scalar::of(want.dtype()).expect("scalar"),
+        });
+        let op = Op::Fused(f.clone());
+        p.body = super::super::lower_node(&op, &ops, &[o], &mut p).expect("lowers");
+        let vectorized = crate::schedule::vectorize::vectorize(&mut p);
+        let mut mem: std::collections::HashMap<Buf, Vec<u8>> = ins
+            .iter()
+            .enumerate()
+            .map(|(k, t)| (Buf::Input(k as u32), t.to_le_bytes()))
+            .collect();
+        mem.insert(Buf::Output(0), vec![0xff; want.to_le_bytes().len()]);
+        mem.insert(
+            Buf::Arena(p.scratch_base),
+            vec![0; p.scratch_bytes as usize],
+        );
+        // f32 kernels may be vector code, which the schedule evaluator runs;
+        // other types stay scalar (math functions expanded first).
+        let out = if want.dtype() == DType::F32 {
+            let mut ev = crate::schedule::eval::Eval::new(&p);
+            ev.mem.extend(mem);
+            ev.run();
+            ev.mem.remove(&Buf::Output(0)).expect("output")
+        } else {
+            mathexp::expand(&mut p).expect("expands");
+            let mut ev = Eval::new(&p);
+            ev.mem.extend(mem);
+            ev.run();
+            ev.mem.remove(&Buf::Output(0)).expect("output")
+        };
+        let got = Tensor::from_le_bytes(want.dtype(), want.shape().to_vec(), &out).unwrap();
+        for (k, (a, b)) in got.to_f64_vec().iter().zip(want.to_f64_vec()).enumerate() {
+            assert!(
+                (a - b).abs() <= 1e-5 * (1.0 + b.abs()),
+                "{} {:?}: [{k}] {a} vs {b}",
+                f.name(),
+                f.attrs()
+            );
+        }
+        vectorized
+    }
+
+    fn rnd(shape: &[usize], seed: u64) -> Tensor {
+        let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        let n: usize = shape.iter().product();
+        let v: Vec<f32> = (0..n)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                (s % 2001) as f32 / 500.0 - 2.0
+            })
+            .collect();
+        Tensor::from_vec(shape.to_vec(), v).unwrap()
+    }
+
+    /// Every kernel a fused op can take applies its residual and activation
+    /// (or leaves them to the passes after it) so that the result is the
+    /// composition: the GEMM-backed convolution (im2col and 1x1), the
+    /// depthwise kernel (stride 1 and 2), the direct grouped kernel, a
+    /// batched MatMul, a Gemm, and an f64 product (no GEMM store).
+    #[test]
+    fn fused_kernels_match_the_interpreter() {
+        use smelt_ir::ops::Op;
+        use smelt_ir::ops::conv::{AutoPad, ConvOp, Window};
+        use smelt_ir::ops::fused::Fused;
+        use smelt_ir::ops::linalg::{GemmAttrs, Linalg};
+        let conv = |stride: usize, pad: usize, group: usize| {
+            Op::Conv(ConvOp::Conv {
+                window: Window {
+                    kernel_shape: None,
+                    strides: vec![stride; 2],
+                    dilations: vec![1; 2],
+                    pads: vec![pad; 4],
+                    auto_pad: AutoPad::NotSet,
+                },
+                group,
+            })
+        };
+        let acts = [
+            None,
+            Some(Epilogue::Unary(UnaryFn::Relu)),
+            Some(Epilogue::Clip { min: 0.0, max: 6.0 }),
+            Some(Epilogue::Unary(UnaryFn::Sigmoid)),
+        ];
+        for (ai, act) in acts.into_iter().enumerate() {
+            for residual in [false, true] {
+                let seed = (ai * 2 + residual as usize) as u64;
+                let fused = |base: Op| Fused::with(base, residual, act);
+                let Some(_) = fused(Op::Linalg(Linalg::MatMul)) else {
+                    continue; // neither a residual nor an activation
+                };
+                let with_r = |mut ins: Vec<Tensor>, out: &[usize]| {
+                    if residual {
+                        ins.push(rnd(out, seed + 100));
+                    }
+                    ins
+                };
+                // (base, inputs without the residual, output shape, vectorized?)
+                let cases: Vec<(Op, Vec<Tensor>, Vec<usize>, bool)> = vec![
+                    // im2col GEMM: 3x3, pad 1.
+                    (
+                        conv(1, 1, 1),
+                        vec![
+                            rnd(&[1, 3, 6, 7], seed),
+                            rnd(&[5, 3, 3, 3], seed + 1),
+                            rnd(&[5], seed + 2),
+                        ],
+                        vec![1, 5, 6, 7],
+                        false,
+                    ),
+                    // 1x1 GEMM read in place, no bias.
+                    (
+                        conv(1, 0, 1),
+                        vec![rnd(&[2, 4, 3, 5], seed), rnd(&[6, 4, 1, 1], seed + 1)],
+                        vec![2, 6, 3, 5],
+                        false,
+                    ),
+                    // Depthwise, stride 1 (vectorized rows) and stride 2.
+                    (
+                        conv(1, 1, 4),
+                        vec![
+                            rnd(&[1, 4, 9, 10], seed),
+                            rnd(&[4, 1, 3, 3], seed + 1),
+                            rnd(&[4], seed + 2),
+                        ],
+                        vec![1, 4, 9, 10],
+                        act.is_none_or(|a| a != Epilogue::Unary(UnaryFn::Sigmoid)),
+                    ),
+                    (
+                        conv(2, 1, 4),
+                        vec![rnd(&[1, 4, 9, 10], seed), rnd(&[4, 1, 3, 3], seed + 1)],
+                        vec![1, 4, 5, 5],
+                        false,
+                    ),
+                    // Direct grouped convolution (2 channels per group).
+                    (
+                        conv(1, 1, 2),
+                        vec![
+                            rnd(&[1, 4, 5, 5], seed),
+                            rnd(&[6, 2, 3, 3], seed + 1),
+                            rnd(&[6], seed + 2),
+                        ],
+                        vec![1, 6, 5, 5],
+                        false,
+                    ),
+                    (
+                        Op::Linalg(Linalg::MatMul),
+                        vec![rnd(&[2, 5, 6], seed), rnd(&[6, 9], seed + 1)],
+                        vec![2, 5, 9],
+                        false,
+                    ),
+                    (
+                        Op::Linalg(Linalg::Gemm(GemmAttrs {
+                            alpha: 1.0,
+                            beta: 1.0,
+                            trans_a: false,
+                            trans_b: true,
+                            c_required: false,
+                            c_exact: false,
+                        })),
+                        vec![
+                            rnd(&[5, 7], seed),
+                            rnd(&[11, 7], seed + 1),
+                            rnd(&[11], seed + 2),
+                        ],
+                        vec![5, 11],
+                        false,
+                    ),
+                ];
+                // Element-wise heads: a broadcasting Add and Mul (chains
+                // `act(x + y)`, `x * y + r`), a unary Tanh.
+                let mut cases = cases;
+                for head in [BinaryFn::Add, BinaryFn::Mul] {
+                    cases.push((
+                        Op::Elementwise(Elementwise::Binary(head)),
+                        vec![rnd(&[2, 3, 17], seed), rnd(&[3, 1], seed + 1)],
+                        vec![2, 3, 17],
+                        false,
+                    ));
+                }
+                cases.push((
+                    Op::Elementwise(Elementwise::Unary(UnaryFn::Tanh)),
+                    vec![rnd(&[5, 6], seed)],
+                    vec![5, 6],
+                    false,
+                ));
+                for (base, ins, out, vec_wanted) in cases {
+                    let f = fused(base).expect("fused");
+                    let ins = with_r(ins, &out);
+                    let refs: Vec<&Tensor> = ins.iter().collect();
+                    let n = check_fused(&f, &refs);
+                    // The plane's zero fill and the output rows.
+                    if vec_wanted {
+                        assert!(
+                            n >= 2,
+                            "{:?}: the depthwise rows were not vectorized",
+                            f.attrs()
+                        );
+                    }
+                }
+                // f64: no GEMM store, the epilogue runs as passes.
+                let f = fused(Op::Linalg(Linalg::MatMul)).expect("fused");
+                let ins = with_r(
+                    vec![
+                        rnd(&[3, 4], seed).cast(DType::F64),
+                        rnd(&[4, 5], seed + 1).cast(DType::F64),
+                    ],
+                    &[3, 5],
+                );
+                let ins: Vec<Tensor> = ins.into_iter().map(|t| t.cast(DType::F64)).collect();
+                let refs: Vec<&Tensor> = ins.iter().collect();
+                check_fused(&f, &refs);
+            }
         }
     }
 }

@@ -9,6 +9,7 @@
 use smelt_ir::ops::elementwise::Epilogue;
 use smelt_ir::ops::linalg::{AttentionAttrs, EinsumEq, Linalg, Sub};
 
+use super::elementwise::Epi;
 use super::{NodeResult, Operand, flat_index, loop_nest};
 use crate::kernel::build::{add, bin, cast, cmp, f, i, load, mul, select, sub, un, var};
 use crate::kernel::{BinOp, Buf, CmpOp, Expr, Program, Scalar, Stmt, UnOp};
@@ -77,36 +78,40 @@ fn matmul_loops(
 
 /// Lowers one node of the linalg family.
 pub fn lower(l: &Linalg, ins: &[Option<Operand>], outs: &[Operand], p: &mut Program) -> NodeResult {
-    lower_with(l, None, ins, outs, p).map(|(stmts, _)| stmts)
+    lower_with(l, &Epi::default(), ins, outs, p).map(|(stmts, _)| stmts)
 }
 
-/// [`lower`] with an activation epilogue for `MatMul` and `Gemm`: the
-/// statements and whether they apply `act` already (the GEMM path applies
-/// it in its store); when they do not, the caller appends the activation.
+/// [`lower`] with an epilogue (residual, activation) for `MatMul` and
+/// `Gemm`: the statements and whether they apply it already (the GEMM path
+/// applies it in its store); when they do not, the caller appends it.
 pub fn lower_with(
     l: &Linalg,
-    act: Option<Epilogue>,
+    epi: &Epi,
     ins: &[Option<Operand>],
     outs: &[Operand],
     p: &mut Program,
 ) -> Result<(Vec<Stmt>, bool), String> {
-    if act.is_some() && !matches!(l, Linalg::MatMul | Linalg::Gemm(_)) {
-        return Err("no activation epilogue for this op".into());
+    if !epi.is_empty() && !matches!(l, Linalg::MatMul | Linalg::Gemm(_)) {
+        return Err("no epilogue for this op".into());
     }
-    // The fast paths take the epilogue when they apply it.
-    let mut pending = act;
-    let stmts = lower_inner(l, &mut pending, ins, outs, p)?;
-    Ok((stmts, act.is_some() && pending.is_none()))
+    // The fast paths apply the epilogue when the GEMM store can take it.
+    let mut applied = false;
+    let stmts = lower_inner(l, epi, &mut applied, ins, outs, p)?;
+    Ok((stmts, !epi.is_empty() && applied))
 }
 
 fn lower_inner(
     l: &Linalg,
-    act: &mut Option<Epilogue>,
+    epi: &Epi,
+    applied: &mut bool,
     ins: &[Option<Operand>],
     outs: &[Operand],
     p: &mut Program,
 ) -> NodeResult {
     let out = &outs[0];
+    // What the GEMM store applies: the epilogue if it can take it, else
+    // nothing (and the caller applies it as passes).
+    let store_epi = epi.for_gemm(out);
     match l {
         Linalg::MatMul => {
             let (mut a, mut b) = (ins[0].clone().ok_or("no A")?, ins[1].clone().ok_or("no B")?);
@@ -135,8 +140,9 @@ fn lower_inner(
                 b_k: n,
                 b_n: 1,
             };
-            if let Some(stmts) = fast_matmul(p, &a, &b, out, &batch, (m, n, k), *act) {
-                *act = None;
+            let se = store_epi.unwrap_or_default();
+            if let Some(stmts) = fast_matmul(p, &a, &b, out, &batch, (m, n, k), se) {
+                *applied = store_epi.is_some();
                 return Ok(stmts);
             }
             let (a_c, b_c) = (a.clone(), b.clone());
@@ -190,8 +196,9 @@ fn lower_inner(
             let (alpha, beta) = (g.alpha as f64, g.beta as f64);
             // beta = 0 ignores C entirely (even its NaNs), like the interpreter.
             let c = c.filter(|_| beta != 0.0);
-            if let Some(stmts) = fast_gemm(p, g, &a, &b, c.as_ref(), out, (beta, alpha), *act) {
-                *act = None;
+            let se = store_epi.unwrap_or_default();
+            if let Some(stmts) = fast_gemm(p, g, &a, &b, c.as_ref(), out, (beta, alpha), se) {
+                *applied = store_epi.is_some();
                 return Ok(stmts);
             }
             let ty = out.ty;
@@ -257,7 +264,7 @@ fn fast_matmul(
     out: &Operand,
     batch: &[usize],
     (m, n, k): (usize, usize, usize),
-    act: Option<Epilogue>,
+    (residual, act): (Option<Buf>, Option<Epilogue>),
 ) -> Option<Vec<Stmt>> {
     if a.ty != Scalar::F32 || b.ty != Scalar::F32 || out.ty != Scalar::F32 {
         return None;
@@ -305,6 +312,7 @@ fn fast_matmul(
             ),
             init: gemm::Init::Zero,
             act,
+            residual,
         };
         gemm::gemm(p, &g)
     });
@@ -326,7 +334,7 @@ fn fast_gemm(
     c: Option<&Operand>,
     out: &Operand,
     (beta, alpha): (f64, f64),
-    act: Option<Epilogue>,
+    (residual, act): (Option<Buf>, Option<Epilogue>),
 ) -> Option<Vec<Stmt>> {
     if a.ty != Scalar::F32 || b.ty != Scalar::F32 || out.ty != Scalar::F32 || alpha != 1.0 {
         return None;
@@ -381,6 +389,7 @@ fn fast_gemm(
         c: (out.buf, i(0), n as i64),
         init,
         act,
+        residual,
     };
     Some(gemm::gemm(p, &spec))
 }

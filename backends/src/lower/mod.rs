@@ -271,19 +271,30 @@ fn lower_node(
     }
 }
 
-/// A fused op: the base op's lowering with the activation in the GEMM
-/// micro-kernel's store when the base takes that path, else followed by the
-/// activation as a pass over the result in place. Either way the activation
-/// is applied exactly once.
+/// A fused op: the base op's lowering with the epilogue (residual `Add`,
+/// activation) in the kernel's store when the base's kernel applies it (the
+/// GEMM micro-kernel, the depthwise and direct convolutions, the element-wise
+/// loop of an element-wise base), else followed
+/// by the epilogue as passes over the result in place. Either way it is
+/// applied exactly once.
 fn fused(f: &Fused, ins: &[Option<Operand>], outs: &[Operand], p: &mut Program) -> NodeResult {
-    let act = f.act();
+    let (base_ins, residual) = match (f.residual(), ins.split_last()) {
+        (true, Some((r, rest))) => (rest, Some(r.clone().ok_or("the residual has no buffer")?)),
+        (true, None) => return Err("a fused op with a residual has no inputs".into()),
+        (false, _) => (ins, None),
+    };
+    let epi = elementwise::Epi {
+        residual,
+        act: f.act(),
+    };
     let (mut stmts, applied) = match f.base() {
-        Op::Conv(c) => conv::lower_with(c, Some(act), ins, outs, p)?,
-        Op::Linalg(l) => linalg::lower_with(l, Some(act), ins, outs, p)?,
+        Op::Conv(c) => conv::lower_with(c, &epi, base_ins, outs, p)?,
+        Op::Linalg(l) => linalg::lower_with(l, &epi, base_ins, outs, p)?,
+        Op::Elementwise(e) => (elementwise::lower_with(e, &epi, base_ins, outs, p)?, true),
         other => return Err(format!("no fused kernel for a {} base", other.name())),
     };
     if !applied {
-        stmts.extend(elementwise::epilogue_pass(act, &outs[0], p)?);
+        stmts.extend(epi.passes(&outs[0], p)?);
     }
     Ok(stmts)
 }

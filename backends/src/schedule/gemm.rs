@@ -158,6 +158,9 @@ pub struct Gemm {
     pub init: Init,
     /// Activation applied to each result as it is stored.
     pub act: Option<Epilogue>,
+    /// A residual added to each result before the activation: an f32 buffer
+    /// laid out like C (read at the same index as the element stored).
+    pub residual: Option<Buf>,
 }
 
 /// The column regions of an `n`-column product for `g`, as `(first column,
@@ -432,7 +435,8 @@ fn tile(p: &mut Program, g: &Gemm, rows: &Region, cols: &Region) -> Vec<Stmt> {
     for r in 0..mr {
         for j in 0..nv {
             let idx = add(cbase.clone(), add(mul(row(r), i(*ldc)), col(j)));
-            store.extend(store_acc(p, g.act, *cbuf, idx, acc[r][j], lanes));
+            let epi = (g.residual, g.act);
+            store.extend(store_acc(p, epi, *cbuf, idx, acc[r][j], lanes));
         }
     }
     let mut body = init;
@@ -463,7 +467,8 @@ fn tile(p: &mut Program, g: &Gemm, rows: &Region, cols: &Region) -> Vec<Stmt> {
 }
 
 /// Stores one accumulator (a scalar or a vector of `lanes`) at `idx`,
-/// applying the epilogue: Relu and Clip on the vector (`Max`/`Min`, which
+/// applying the epilogue: the residual (loaded at `idx` from its buffer)
+/// added to the accumulator, then Relu and Clip on the vector (`Max`/`Min`, which
 /// keep NaN like the separate ops), any other activation per element on
 /// the stored values with the element-wise op's own scalar formula (math
 /// functions stay scalar in the kernel IR). The activations are the ones
@@ -472,7 +477,7 @@ fn tile(p: &mut Program, g: &Gemm, rows: &Region, cols: &Region) -> Vec<Stmt> {
 /// refuse any other activation).
 fn store_acc(
     p: &mut Program,
-    act: Option<Epilogue>,
+    (residual, act): (Option<Buf>, Option<Epilogue>),
     buf: Buf,
     idx: Expr,
     acc: Var,
@@ -480,6 +485,14 @@ fn store_acc(
 ) -> Vec<Stmt> {
     let mut out = Vec::new();
     let mut value = var(acc);
+    if let Some(r) = residual {
+        let rv = if lanes == 1 {
+            load(r, idx.clone(), Scalar::F32)
+        } else {
+            vl(r, idx.clone(), lanes)
+        };
+        value = bin(BinOp::Add, value, rv);
+    }
     let vector_form = match act {
         Some(Epilogue::Unary(UnaryFn::Relu)) => Some((Some(0.0), None)),
         Some(Epilogue::Clip { min, max }) => Some((Some(min as f64), Some(max as f64))),
@@ -615,7 +628,7 @@ mod tests {
             pack_a_,
             pack_b_,
             init_kind,
-            None,
+            (false, None),
         );
     }
 
@@ -640,8 +653,9 @@ mod tests {
         },
     ];
 
-    /// [`check`] for a vector unit, with an epilogue, against the
-    /// interpreter's activation.
+    /// [`check`] for a vector unit, with an epilogue (a residual in
+    /// `Input(3)`, an activation), against the interpreter's `Add` and
+    /// activation.
     #[allow(clippy::too_many_arguments)]
     fn check_act(
         shape: VectorShape,
@@ -651,7 +665,7 @@ mod tests {
         pack_a_: bool,
         pack_b_: bool,
         init_kind: u8,
-        act: Option<Epilogue>,
+        (residual, act): (bool, Option<Epilogue>),
     ) {
         let a = rand(m * k, 1 + m as u64);
         let b = rand(k * n, 2 + n as u64);
@@ -694,12 +708,15 @@ mod tests {
             c: (Buf::Output(0), i(0), n as i64),
             init,
             act,
+            residual: residual.then_some(Buf::Input(3)),
         };
         p.body = gemm(&mut p, &g);
         let mut ev = Eval::new(&p);
         ev.mem.insert(Buf::Input(0), bytes(&a_t));
         ev.mem.insert(Buf::Input(1), bytes(&b));
         ev.mem.insert(Buf::Input(2), bytes(&bias));
+        let res = rand(m * n, 4 + k as u64);
+        ev.mem.insert(Buf::Input(3), bytes(&res));
         ev.mem.insert(Buf::Output(0), vec![0xff; m * n * 4]);
         ev.run();
         let got = ev.f32s(Buf::Output(0));
@@ -717,6 +734,12 @@ mod tests {
                 plain[r * n + c] = want as f32;
             }
         }
+        if residual {
+            // Added in f32 like the separate `Add`.
+            for (y, r) in plain.iter_mut().zip(&res) {
+                *y += r;
+            }
+        }
         let plain = smelt_ir::Tensor::from_vec(vec![m, n], plain).unwrap();
         let want = match act {
             Some(a) => a.eval(&plain).unwrap(),
@@ -726,7 +749,7 @@ mod tests {
             let g = g as f64;
             assert!(
                 (g - want).abs() <= 1e-4 * (1.0 + want.abs()),
-                "{shape:?} m={m} n={n} k={k} packA={pack_a_} packB={pack_b_} init={init_kind} act={act:?}: [{x}] {g} vs {want}"
+                "{shape:?} m={m} n={n} k={k} packA={pack_a_} packB={pack_b_} init={init_kind} residual={residual} act={act:?}: [{x}] {g} vs {want}"
             );
         }
     }
@@ -776,7 +799,29 @@ mod tests {
             for &(m, n, k) in &[(1, 37, 5), (5, 13, 4), (9, 23, 17)] {
                 for init in 0..3 {
                     for shape in SHAPES {
-                        check_act(shape, m, n, k, init == 1, true, init, Some(act));
+                        check_act(shape, m, n, k, init == 1, true, init, (false, Some(act)));
+                    }
+                }
+            }
+        }
+    }
+
+    /// A residual added in the store, alone and before each kind of
+    /// activation (vector form, per-element form), on every tail and every
+    /// target's tile.
+    #[test]
+    fn residual_epilogues_match_the_interpreter() {
+        let acts = [
+            None,
+            Some(Epilogue::Unary(UnaryFn::Relu)),
+            Some(Epilogue::Clip { min: 0.0, max: 6.0 }),
+            Some(Epilogue::Unary(UnaryFn::Sigmoid)),
+        ];
+        for act in acts {
+            for &(m, n, k) in &[(1, 37, 5), (5, 13, 4), (9, 23, 17)] {
+                for init in 0..3 {
+                    for shape in SHAPES {
+                        check_act(shape, m, n, k, init == 1, init != 2, init, (true, act));
                     }
                 }
             }
@@ -817,7 +862,7 @@ mod tests {
             }
             for (m, n, k) in shapes {
                 for (pa, pb) in [(false, false), (true, true), (true, false)] {
-                    check_act(shape, m, n, k, pa, pb, (m + n) as u8 % 3, None);
+                    check_act(shape, m, n, k, pa, pb, (m + n) as u8 % 3, (false, None));
                 }
             }
         }

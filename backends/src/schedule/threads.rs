@@ -56,6 +56,7 @@ fn run_gemm(m: usize, n: usize, k: usize, threads: u32, shape: VectorShape) -> (
         c: (Buf::Output(0), i(0), n as i64),
         init: Init::Col(Buf::Input(1), i(0)),
         act: None,
+        residual: None,
     };
     p.body = gemm(&mut p, &g);
     legalize_parallel(&mut p);

@@ -12,8 +12,8 @@
 //! - `macs` is the op table's work count (`OpDef::macs`): multiply-accumulates
 //!   for matrix ops and convolutions, elementary operations otherwise.
 //! - `mac_rate(op)` depends on the kernel the backends generate for the op:
-//!   f32 `MatMul`, `Gemm` and `Conv` (and their `Fused*` forms with an
-//!   activation epilogue) run on the packed, register-blocked GEMM
+//!   f32 `MatMul`, `Gemm` and `Conv` (and their `Fused*` forms with a
+//!   residual and/or activation epilogue) run on the packed, register-blocked GEMM
 //!   micro-kernel (`backends/src/schedule/gemm.rs`) at `gemm_macs_per_ns`;
 //!   every other op is a plain loop nest (at best vectorized innermost) at
 //!   `loop_macs_per_ns`. This is what keeps the fused `Attention` op from
@@ -22,7 +22,11 @@
 //!   with the `MatMul`s 75 ms, the fused op 92 ms).
 //! - `bytes_moved` is every operand's and every result's size: a kernel reads
 //!   its inputs and writes its outputs once at least; that is what an
-//!   elementwise chain pays per op and what fusion saves.
+//!   elementwise chain pays per op and what fusion saves. A fused op
+//!   (`FusedConv`, …, `FusedElementwise` at the loop rate) reads its
+//!   residual and writes its result once, where the unfused `Add` and
+//!   activation each read and write the whole result again and pay the
+//!   kernel overhead: the fused form is cheaper by those passes and no more.
 //! - `overhead` is the per-kernel fixed cost (loop set-up, call, a pass over
 //!   the arena that cannot overlap with the previous kernel).
 //! - Graph inputs, absent operands and tuple reads cost nothing; constants

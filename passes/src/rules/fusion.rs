@@ -12,8 +12,12 @@
 //! - Activations (Relu, Clip with constant bounds, Sigmoid, Tanh, HardSwish,
 //!   Gelu, Swish/SiLU) after a Conv, Gemm or MatMul whose result has no other
 //!   user become that op's epilogue: `FusedConv`, `FusedGemm`,
-//!   `FusedMatMul` (`ir/src/ops/fused.rs`), applied by the GEMM kernel as it
+//!   `FusedMatMul` (`ir/src/ops/fused.rs`), applied by the kernel as it
 //!   stores the result.
+//! - A residual `Add` of such a product and another tensor of the same type
+//!   (ResNet's `Relu(Conv(x) + x)`, MobileNetV2's `Conv(…) + x`) becomes
+//!   the fused op's residual input, added in the store before the
+//!   activation.
 //!
 //! Every recognition checks the constants it relies on (`0.5`, `√2`, the
 //! `0.044715` of the tanh form, `1/6`, `3`, `6`) and the axes, and builds the
@@ -583,6 +587,17 @@ fn sole_user(eg: &EG, y: Id, id: Id) -> bool {
     !is_root(eg, y) && eg[y].parents().all(|p| leads_only_to(eg, p, id, USE_DEPTH))
 }
 
+/// True when every use of class `y` is an e-node of class `id` and `y` is
+/// no graph output: the strict form of [`sole_user`] the residual rule
+/// needs. There, a second use that leads back to `id` is the residual's own
+/// computation (MobileNetV2's `P₁ + P₂(…(P₁))`: the block's input is also the
+/// expansion's input); fusing `P₁` with `P₂(…)` as the residual would still
+/// need `P₁` computed on its own, so `P₁` would run twice.
+fn only_user(eg: &EG, y: Id, id: Id) -> bool {
+    let (y, id) = (eg.find(y), eg.find(id));
+    !is_root(eg, y) && eg[y].parents().all(|p| eg.find(p) == id)
+}
+
 /// How many classes deep [`sole_user`] follows the uses of a product.
 const USE_DEPTH: usize = 8;
 
@@ -606,19 +621,83 @@ fn leads_only_to(eg: &EG, c: Id, id: Id, depth: usize) -> bool {
 /// definition: a fused op is the composition (`ir/src/ops/fused.rs`).
 fn into_product(eg: &mut EG, id: Id, y: Id, act: Epilogue) -> Option<Id> {
     let want = ty(eg, id)?;
-    let fused = ["FusedConv", "FusedGemm", "FusedMatMul"];
     // Fused in an earlier iteration (the rule fires again every iteration).
-    if !want.dtype.is_float() || fused.iter().any(|n| !ops_named(eg, id, n).is_empty()) {
+    if !want.dtype.is_float() || FUSED.iter().any(|n| !ops_named(eg, id, n).is_empty()) {
         return None;
     }
     if !sole_user(eg, y, id) {
         return None;
     }
-    for name in ["Conv", "Gemm", "MatMul"] {
-        for (op, args) in ops_named(eg, y, name) {
-            let Some(f) = Fused::new((*op).clone(), act) else {
+    for (op, args) in fusible(eg, y) {
+        {
+            let f = match &*op {
+                // A residual fused earlier, no activation yet:
+                // act(P(…) + r) with the Add already in the store.
+                Op::Fused(f) if f.act().is_none() => {
+                    Fused::with(f.base().clone(), f.residual(), Some(act))
+                }
+                Op::Fused(_) => None,
+                other => Fused::new(other.clone(), act),
+            };
+            let Some(f) = f else {
                 continue;
             };
+            if let Some(r) = add_op_typed(eg, Op::Fused(f), args, &want) {
+                return Some(r);
+            }
+        }
+    }
+    None
+}
+
+/// The names of the fused ops (a class holding one was fused already).
+const FUSED: [&str; 4] = ["FusedConv", "FusedGemm", "FusedMatMul", "FusedElementwise"];
+
+/// The e-nodes of class `y` an epilogue can fuse into, products first: a
+/// Conv, Gemm or MatMul, a residual-only fused op, and an element-wise op
+/// that may head a chain ([`Fused::chain_head`]: float arithmetic, the
+/// activations).
+fn fusible(eg: &EG, y: Id) -> Vec<(std::sync::Arc<Op>, Vec<Id>)> {
+    let mut out: Vec<_> = ["Conv", "Gemm", "MatMul"]
+        .into_iter()
+        .chain(FUSED)
+        .flat_map(|n| ops_named(eg, y, n))
+        .collect();
+    for n in &eg[y].nodes {
+        if let crate::egraph::lang::ENode::Op(o, args) = n
+            && o.outputs == 1
+            && matches!(&*o.op, Op::Elementwise(e) if Fused::chain_head(e))
+        {
+            out.push((o.op.clone(), args.clone()));
+        }
+    }
+    out
+}
+
+/// `P(…) + r => FusedP<residual>(…, r)` (either operand order) for `P` a
+/// Conv, Gemm or MatMul in class `y` whose only user is the `Add` (see
+/// [`only_user`]) and `r` a different class of exactly the sum's type (no
+/// broadcasting: the kernel reads `r` at the index of the element it
+/// stores). Sound by definition: the fused op is `base(…) + r`
+/// (`ir/src/ops/fused.rs`), the `Add` of the same two tensors.
+fn residual_into_product(eg: &mut EG, id: Id, s: &Subst) -> Option<Id> {
+    let want = ty(eg, id)?;
+    // Fused in an earlier iteration (the rule fires again every iteration).
+    if !want.dtype.is_float() || FUSED.iter().any(|n| !ops_named(eg, id, n).is_empty()) {
+        return None;
+    }
+    let (a, b) = (eg.find(s[var("?a")]), eg.find(s[var("?b")]));
+    for (y, r) in [(a, b), (b, a)] {
+        if y == r || ty(eg, r).as_ref() != Some(&want) || !only_user(eg, y, id) {
+            continue;
+        }
+        for (op, args) in fusible(eg, y) {
+            // Not into a fused op: one residual per op.
+            let Some(f) = Fused::with((*op).clone(), true, None) else {
+                continue;
+            };
+            let mut args = args;
+            args.push(r);
             if let Some(r) = add_op_typed(eg, Op::Fused(f), args, &want) {
                 return Some(r);
             }
@@ -688,7 +767,10 @@ pub fn rules() -> Vec<Rule> {
         // softmax(Q·Kᵀ·c) · V => Attention<scale=c>(Q, K, V)  (4-D; K = Kᵀ transposed back)
         rw!("attention";           "(MatMul (Softmax ?s) ?v)"                          => { Apply(attention) }),
         rw!("layernorm";           "(Add (Mul (Div ?d (Sqrt (Add ?v ?eps))) ?g) ?b)"    => { Apply(layernorm) }),
-        // Relu(P(…)) => FusedP<Relu>(…)                    (P = Conv, Gemm, MatMul; P's only user)
+        // P(…) + r => FusedP<residual>(…, r)                (P's only user; r of the sum's type, r ≠ P)
+        rw!("residual-epilogue";   "(Add ?a ?b)"                                        => { Apply(residual_into_product) }),
+        // Relu(P(…)) => FusedP<Relu>(…)                    (P = Conv, Gemm, MatMul or a residual-only
+        //                                                   FusedP; P's only user)
         rw!("relu-epilogue";       "(Relu ?y)"                                          => { Apply(|eg: &mut EG, id, s: &Subst| unary_into_product(eg, id, s, "Relu")) }),
         // Clip(P(…), lo, hi) => FusedP<Clip(lo, hi)>(…)     (lo, hi constant scalars; Relu6)
         rw!("clip-epilogue";       "(Clip ?y ?lo ?hi)"                                  => { Apply(clip_into_product) }),
