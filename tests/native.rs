@@ -14,8 +14,16 @@ fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// A fresh folder for one check. Tests run in parallel and several compile
+/// the same example for the same target (with different features), so each
+/// call gets its own folder.
 fn scratch(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("smelt-native-test-{tag}-{}", std::process::id()));
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let d = std::env::temp_dir().join(format!(
+        "smelt-native-test-{tag}-{}-{n}",
+        std::process::id()
+    ));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
