@@ -72,7 +72,7 @@ RESULTS = os.path.join(REPO_ROOT, "target", "bench-results.md")
 TARGET = "x86_64-unknown-linux-gnu"
 DEFAULT_MODELS = ["mlp", "mobilenetv2", "resnet18", "encoder"]
 ALL_MODELS = DEFAULT_MODELS + ["gpt2_decode"]
-DEFAULT_CONFIGS = "cranelift-O2,llvm-O2,llvm-O0,llvm-O3,llvm-O2-t2"
+DEFAULT_CONFIGS = "cranelift-O2,llvm-O2,llvm-O0-native,llvm-O3-native,llvm-O3-native-t2"
 
 UNITS = {"ns": 1e-6, "us": 1e-3, "µs": 1e-3, "ms": 1.0, "s": 1e3}
 BENCH_RE = re.compile(
