@@ -302,6 +302,78 @@ pub enum Expr {
     MulAdd(Box<Expr>, Box<Expr>, Box<Expr>),
 }
 
+impl Expr {
+    /// Calls `f` on each operand (a load's index included), in order.
+    pub fn for_each_child<'a>(&'a self, mut f: impl FnMut(&'a Expr)) {
+        match self {
+            Expr::F(..) | Expr::I(..) | Expr::Var(_) => {}
+            Expr::Load { index, .. } | Expr::VLoad { index, .. } => f(index),
+            Expr::Un(_, a)
+            | Expr::Cast(_, a)
+            | Expr::Bitcast(_, a)
+            | Expr::Splat(_, a)
+            | Expr::Extract(a, _)
+            | Expr::Reduce(_, a) => f(a),
+            Expr::Bin(_, a, b) | Expr::Cmp(_, a, b) => {
+                f(a);
+                f(b);
+            }
+            Expr::Select(a, b, c) | Expr::MulAdd(a, b, c) => {
+                f(a);
+                f(b);
+                f(c);
+            }
+        }
+    }
+
+    /// The expression with `f` applied to each operand (a load's index
+    /// included); everything else stays.
+    pub fn map_children(self, mut f: impl FnMut(Expr) -> Expr) -> Expr {
+        let mut b = |a: Box<Expr>| Box::new(f(*a));
+        match self {
+            Expr::F(..) | Expr::I(..) | Expr::Var(_) => self,
+            Expr::Load { buf, index, ty } => Expr::Load {
+                buf,
+                index: b(index),
+                ty,
+            },
+            Expr::VLoad {
+                buf,
+                index,
+                ty,
+                lanes,
+            } => Expr::VLoad {
+                buf,
+                index: b(index),
+                ty,
+                lanes,
+            },
+            Expr::Un(op, a) => Expr::Un(op, b(a)),
+            Expr::Cast(t, a) => Expr::Cast(t, b(a)),
+            Expr::Bitcast(t, a) => Expr::Bitcast(t, b(a)),
+            Expr::Splat(l, a) => Expr::Splat(l, b(a)),
+            Expr::Extract(a, k) => Expr::Extract(b(a), k),
+            Expr::Reduce(op, a) => Expr::Reduce(op, b(a)),
+            Expr::Bin(op, a, c) => {
+                let a = b(a);
+                Expr::Bin(op, a, b(c))
+            }
+            Expr::Cmp(op, a, c) => {
+                let a = b(a);
+                Expr::Cmp(op, a, b(c))
+            }
+            Expr::Select(a, c, d) => {
+                let (a, c) = (b(a), b(c));
+                Expr::Select(a, c, b(d))
+            }
+            Expr::MulAdd(a, c, d) => {
+                let (a, c) = (b(a), b(c));
+                Expr::MulAdd(a, c, b(d))
+            }
+        }
+    }
+}
+
 /// A statement.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Stmt {
@@ -537,25 +609,7 @@ impl Program {
                 Expr::Splat(lanes, a) => *w = (*w).max(u64::from(*lanes) * p.ty(a).bytes()),
                 _ => {}
             }
-            match e {
-                Expr::F(..) | Expr::I(..) | Expr::Var(_) => {}
-                Expr::Load { index, .. } | Expr::VLoad { index, .. } => expr(p, index, w),
-                Expr::Un(_, a)
-                | Expr::Cast(_, a)
-                | Expr::Bitcast(_, a)
-                | Expr::Splat(_, a)
-                | Expr::Extract(a, _)
-                | Expr::Reduce(_, a) => expr(p, a, w),
-                Expr::Bin(_, a, b) | Expr::Cmp(_, a, b) => {
-                    expr(p, a, w);
-                    expr(p, b, w);
-                }
-                Expr::Select(a, b, c) | Expr::MulAdd(a, b, c) => {
-                    expr(p, a, w);
-                    expr(p, b, w);
-                    expr(p, c, w);
-                }
-            }
+            e.for_each_child(|c| expr(p, c, w));
         }
         fn stmts(p: &Program, body: &[Stmt], w: &mut u64) {
             for s in body {
@@ -874,49 +928,25 @@ pub fn offset_buf(s: Stmt, buf: Buf, off: &Expr, elem_bytes: i64) -> Stmt {
 }
 
 fn offset_expr(x: Expr, buf: Buf, off: &Expr) -> Expr {
-    let b = |a: Box<Expr>| Box::new(offset_expr(*a, buf, off));
+    let x = x.map_children(|c| offset_expr(c, buf, off));
     match x {
-        Expr::F(..) | Expr::I(..) | Expr::Var(_) => x,
-        Expr::Load { buf: lb, index, ty } => {
-            let index = offset_expr(*index, buf, off);
-            Expr::Load {
-                buf: lb,
-                index: Box::new(if lb == buf {
-                    build::add(index, off.clone())
-                } else {
-                    index
-                }),
-                ty,
-            }
-        }
+        Expr::Load { buf: lb, index, ty } if lb == buf => Expr::Load {
+            buf: lb,
+            index: Box::new(build::add(*index, off.clone())),
+            ty,
+        },
         Expr::VLoad {
             buf: lb,
             index,
             ty,
             lanes,
-        } => {
-            let index = offset_expr(*index, buf, off);
-            Expr::VLoad {
-                buf: lb,
-                index: Box::new(if lb == buf {
-                    build::add(index, off.clone())
-                } else {
-                    index
-                }),
-                ty,
-                lanes,
-            }
-        }
-        Expr::Un(op, a) => Expr::Un(op, b(a)),
-        Expr::Cast(t, a) => Expr::Cast(t, b(a)),
-        Expr::Bitcast(t, a) => Expr::Bitcast(t, b(a)),
-        Expr::Splat(l, a) => Expr::Splat(l, b(a)),
-        Expr::Extract(a, k) => Expr::Extract(b(a), k),
-        Expr::Reduce(op, a) => Expr::Reduce(op, b(a)),
-        Expr::Bin(op, a, c) => Expr::Bin(op, b(a), b(c)),
-        Expr::Cmp(op, a, c) => Expr::Cmp(op, b(a), b(c)),
-        Expr::Select(a, c, d) => Expr::Select(b(a), b(c), b(d)),
-        Expr::MulAdd(a, c, d) => Expr::MulAdd(b(a), b(c), b(d)),
+        } if lb == buf => Expr::VLoad {
+            buf: lb,
+            index: Box::new(build::add(*index, off.clone())),
+            ty,
+            lanes,
+        },
+        x => x,
     }
 }
 
@@ -1006,30 +1036,12 @@ fn reads_stmt(s: &Stmt, out: &mut Vec<Var>) {
 }
 
 fn reads_expr(e: &Expr, out: &mut Vec<Var>) {
-    match e {
-        Expr::F(..) | Expr::I(..) => {}
-        Expr::Var(v) => {
-            if !out.contains(v) {
-                out.push(*v);
-            }
-        }
-        Expr::Load { index, .. } | Expr::VLoad { index, .. } => reads_expr(index, out),
-        Expr::Un(_, a)
-        | Expr::Cast(_, a)
-        | Expr::Bitcast(_, a)
-        | Expr::Splat(_, a)
-        | Expr::Extract(a, _)
-        | Expr::Reduce(_, a) => reads_expr(a, out),
-        Expr::Bin(_, a, b) | Expr::Cmp(_, a, b) => {
-            reads_expr(a, out);
-            reads_expr(b, out);
-        }
-        Expr::Select(a, b, c) | Expr::MulAdd(a, b, c) => {
-            reads_expr(a, out);
-            reads_expr(b, out);
-            reads_expr(c, out);
-        }
+    if let Expr::Var(v) = e
+        && !out.contains(v)
+    {
+        out.push(*v);
     }
+    e.for_each_child(|c| reads_expr(c, out));
 }
 
 /// `s` with every read of `v` replaced by `with` (`v` is not assigned in `s`).
@@ -1082,36 +1094,9 @@ fn subst_stmt(s: Stmt, v: Var, with: &Expr) -> Stmt {
 }
 
 fn subst_expr(x: Expr, v: Var, with: &Expr) -> Expr {
-    let b = |a: Box<Expr>| Box::new(subst_expr(*a, v, with));
     match x {
         Expr::Var(w) if w == v => with.clone(),
-        Expr::F(..) | Expr::I(..) | Expr::Var(_) => x,
-        Expr::Load { buf, index, ty } => Expr::Load {
-            buf,
-            index: b(index),
-            ty,
-        },
-        Expr::VLoad {
-            buf,
-            index,
-            ty,
-            lanes,
-        } => Expr::VLoad {
-            buf,
-            index: b(index),
-            ty,
-            lanes,
-        },
-        Expr::Un(op, a) => Expr::Un(op, b(a)),
-        Expr::Cast(t, a) => Expr::Cast(t, b(a)),
-        Expr::Bitcast(t, a) => Expr::Bitcast(t, b(a)),
-        Expr::Splat(l, a) => Expr::Splat(l, b(a)),
-        Expr::Extract(a, k) => Expr::Extract(b(a), k),
-        Expr::Reduce(op, a) => Expr::Reduce(op, b(a)),
-        Expr::Bin(op, a, c) => Expr::Bin(op, b(a), b(c)),
-        Expr::Cmp(op, a, c) => Expr::Cmp(op, b(a), b(c)),
-        Expr::Select(a, c, d) => Expr::Select(b(a), b(c), b(d)),
-        Expr::MulAdd(a, c, d) => Expr::MulAdd(b(a), b(c), b(d)),
+        x => x.map_children(|c| subst_expr(c, v, with)),
     }
 }
 

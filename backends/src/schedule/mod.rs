@@ -84,26 +84,8 @@ fn mark_stmt(s: &Stmt, used: &mut [bool]) {
 }
 
 fn mark_expr(e: &Expr, used: &mut [bool]) {
-    match e {
-        Expr::F(..) | Expr::I(..) | Expr::Var(_) => {}
-        Expr::Load { buf, index, .. } | Expr::VLoad { buf, index, .. } => {
-            mark_buf(*buf, used);
-            mark_expr(index, used);
-        }
-        Expr::Un(_, a)
-        | Expr::Cast(_, a)
-        | Expr::Bitcast(_, a)
-        | Expr::Splat(_, a)
-        | Expr::Extract(a, _)
-        | Expr::Reduce(_, a) => mark_expr(a, used),
-        Expr::Bin(_, a, b) | Expr::Cmp(_, a, b) => {
-            mark_expr(a, used);
-            mark_expr(b, used);
-        }
-        Expr::Select(a, b, c) | Expr::MulAdd(a, b, c) => {
-            mark_expr(a, used);
-            mark_expr(b, used);
-            mark_expr(c, used);
-        }
+    if let Expr::Load { buf, .. } | Expr::VLoad { buf, .. } = e {
+        mark_buf(*buf, used);
     }
+    e.for_each_child(|c| mark_expr(c, used));
 }
