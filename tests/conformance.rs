@@ -46,7 +46,7 @@ use std::process::ExitCode;
 use std::sync::Mutex;
 
 use regex::Regex;
-use smelt_backends::artifact::{Backend, Emit, LlvmConfig, build_parallel};
+use smelt_backends::artifact::{Backend, BuildOptions, Emit, LlvmConfig, build};
 use smelt_backends::target::Target;
 use smelt_frontend::npy::{output_file_name, read_npy, write_npy};
 use smelt_frontend::onnx::{ImportOptions, OnnxModel, read_tensor_pb};
@@ -710,18 +710,17 @@ fn compile_one(args: &[String]) -> ExitCode {
         // split is (a minimum work of 1), so the small node tests exercise
         // the parallel code.
         let threads = if target.is_bare_metal() { 1 } else { threads };
-        build_parallel(
+        let opts = BuildOptions {
+            threads,
+            min_work: 1,
+            ..BuildOptions::new(Emit::Exe, "model")
+        };
+        build(
             &graph,
             target,
             &codegen.backend(features),
-            Emit::Exe,
             Path::new(out),
-            "model",
-            None,
-            None,
-            &Default::default(),
-            threads,
-            1,
+            &opts,
         )
         .map_err(|e| e.to_string())
     });

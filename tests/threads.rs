@@ -340,7 +340,7 @@ fn check_graph(
     inputs: &[(&str, smelt_ir::Tensor)],
     loops: usize,
 ) {
-    use smelt_backends::artifact::{Backend, Emit, build_threads};
+    use smelt_backends::artifact::{Backend, BuildOptions, Emit, build};
     use smelt_backends::target::Target;
     use smelt_frontend::Limits;
     use smelt_frontend::npy::{read_npy, write_npy};
@@ -380,19 +380,11 @@ fn check_graph(
                 target.arch(),
                 backend.name()
             ));
-            build_threads(
-                graph,
-                target,
-                &backend,
-                Emit::Exe,
-                &exe,
-                tag,
-                None,
-                None,
-                &Default::default(),
+            let opts = BuildOptions {
                 threads,
-            )
-            .unwrap();
+                ..BuildOptions::new(Emit::Exe, tag)
+            };
+            build(graph, target, &backend, &exe, &opts).unwrap();
             let image = std::fs::read(&exe).unwrap();
             let tasks = image.windows(task.len()).any(|w| *w == task[..]);
             assert_eq!(

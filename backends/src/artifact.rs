@@ -294,31 +294,6 @@ pub fn archive(members: &[(&str, &[u8])]) -> Vec<u8> {
     out.into_inner()
 }
 
-/// Lowers and compiles `graph` for `target` with the Cranelift backend and
-/// writes the artifact to `out`. `model_name` is recorded in the model's
-/// table for messages; `name` is the symbol prefix of a library or object
-/// ([`symbol_prefix`]; executables use the runtime's fixed names).
-pub fn build(
-    graph: &Graph,
-    target: Target,
-    emit: Emit,
-    out: &Path,
-    model_name: &str,
-    name: Option<&str>,
-    linker: Option<&Path>,
-) -> Result<Report, ArtifactError> {
-    build_with(
-        graph,
-        target,
-        &Backend::Cranelift,
-        emit,
-        out,
-        model_name,
-        name,
-        linker,
-    )
-}
-
 /// Lowers `graph` to kernel IR as `schedule` says, with the math functions
 /// expanded: what every code generator takes.
 pub fn lower_for_codegen(graph: &Graph, schedule: &Schedule) -> Result<Lowered, ArtifactError> {
@@ -344,49 +319,45 @@ pub fn llvm_target(target: Target, config: &LlvmConfig) -> Result<LlvmTarget, Ar
     .map_err(|e| ArtifactError::Codegen(e.0))
 }
 
-/// Lowers and compiles `graph` for `target` with `backend` and writes the
-/// artifact to `out` (`model_name` and `name` as for [`build`]).
-#[allow(clippy::too_many_arguments)]
-pub fn build_with(
-    graph: &Graph,
-    target: Target,
-    backend: &Backend,
-    emit: Emit,
-    out: &Path,
-    model_name: &str,
-    name: Option<&str>,
-    linker: Option<&Path>,
-) -> Result<Report, ArtifactError> {
-    build_with_memory(
-        graph,
-        target,
-        backend,
-        emit,
-        out,
-        model_name,
-        name,
-        linker,
-        &MemoryMap::default(),
-    )
+/// What [`build`] makes besides the graph, target, code generator and output
+/// path. [`BuildOptions::new`] gives the defaults: no symbol prefix, the
+/// linker found by [`find_linker`], the default memory map, one thread.
+#[derive(Clone, Debug)]
+pub struct BuildOptions<'a> {
+    /// The artifact kind.
+    pub emit: Emit,
+    /// The model's name, recorded in its table for messages.
+    pub model_name: &'a str,
+    /// The symbol prefix of a library or object ([`symbol_prefix`];
+    /// executables use the runtime's fixed names).
+    pub name: Option<&'a str>,
+    /// The linker to use instead of the one [`find_linker`] finds.
+    pub linker: Option<&'a Path>,
+    /// The memory map bare-metal firmware is linked for (`--memory`; Linux
+    /// targets ignore it).
+    pub memory: MemoryMap,
+    /// The threads the hot loops run on (`--threads`; see
+    /// [`check_threads`]).
+    pub threads: u32,
+    /// The least work per thread of a parallel loop (0:
+    /// [`crate::kernel::MIN_PARALLEL_WORK`]; tests pass 1 to run even tiny
+    /// models' loops in parallel).
+    pub min_work: u64,
 }
 
-/// [`build_with`], with the memory map a bare-metal target's firmware is
-/// linked for (`--memory`; Linux targets ignore it).
-#[allow(clippy::too_many_arguments)]
-pub fn build_with_memory(
-    graph: &Graph,
-    target: Target,
-    backend: &Backend,
-    emit: Emit,
-    out: &Path,
-    model_name: &str,
-    name: Option<&str>,
-    linker: Option<&Path>,
-    memory: &MemoryMap,
-) -> Result<Report, ArtifactError> {
-    build_threads(
-        graph, target, backend, emit, out, model_name, name, linker, memory, 1,
-    )
+impl<'a> BuildOptions<'a> {
+    /// An `emit` artifact of the model `model_name`, with the defaults.
+    pub fn new(emit: Emit, model_name: &'a str) -> Self {
+        BuildOptions {
+            emit,
+            model_name,
+            name: None,
+            linker: None,
+            memory: MemoryMap::default(),
+            threads: 1,
+            min_work: 0,
+        }
+    }
 }
 
 /// The most threads `--threads` accepts.
@@ -408,44 +379,25 @@ pub fn check_threads(target: Target, threads: u32) -> Result<(), ArtifactError> 
     Ok(())
 }
 
-/// [`build_with_memory`] for `threads` threads (`--threads`): the hot
-/// loops run on the runtime's thread pool when more than one (Linux targets
-/// only; see [`check_threads`]).
-#[allow(clippy::too_many_arguments)]
-pub fn build_threads(
+/// Lowers and compiles `graph` for `target` with `backend` and writes the
+/// artifact `opts` asks for to `out`. With more than one thread the hot
+/// loops run on the runtime's thread pool (Linux targets only).
+pub fn build(
     graph: &Graph,
     target: Target,
     backend: &Backend,
-    emit: Emit,
     out: &Path,
-    model_name: &str,
-    name: Option<&str>,
-    linker: Option<&Path>,
-    memory: &MemoryMap,
-    threads: u32,
+    opts: &BuildOptions,
 ) -> Result<Report, ArtifactError> {
-    build_parallel(
-        graph, target, backend, emit, out, model_name, name, linker, memory, threads, 0,
-    )
-}
-
-/// [`build_threads`] with the least work per thread of a parallel loop
-/// (`min_work`; 0: [`crate::kernel::MIN_PARALLEL_WORK`]). Tests pass 1 to
-/// run even tiny models' loops in parallel.
-#[allow(clippy::too_many_arguments)]
-pub fn build_parallel(
-    graph: &Graph,
-    target: Target,
-    backend: &Backend,
-    emit: Emit,
-    out: &Path,
-    model_name: &str,
-    name: Option<&str>,
-    linker: Option<&Path>,
-    memory: &MemoryMap,
-    threads: u32,
-    min_work: u64,
-) -> Result<Report, ArtifactError> {
+    let BuildOptions {
+        emit,
+        model_name,
+        name,
+        linker,
+        ref memory,
+        threads,
+        min_work,
+    } = *opts;
     check_threads(target, threads)?;
     let prefix = symbol_prefix(emit, out, name)?;
     // Assembly and LLVM IR text show the code an executable links.

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::ArgMatches;
 use smelt_backends::artifact::{
-    Backend, Emit, LlvmConfig, build_threads, check_threads, llvm_target,
+    Backend, BuildOptions, Emit, LlvmConfig, build, check_threads, llvm_target,
 };
 use smelt_backends::llvm::LlvmOptions;
 use smelt_backends::target::Target;
@@ -93,10 +93,15 @@ pub fn run(m: &ArgMatches) -> CliResult<ExitCode> {
     });
     let linker = m.get_one::<PathBuf>("linker").map(PathBuf::as_path);
     let name = m.get_one::<String>("name").map(String::as_str);
-    let report = build_threads(
-        &graph, target, &backend, emit, &out, &stem, name, linker, &memory, threads,
-    )
-    .map_err(|e| CliError(e.to_string()))?;
+    let opts = BuildOptions {
+        name,
+        linker,
+        memory,
+        threads,
+        ..BuildOptions::new(emit, &stem)
+    };
+    let report =
+        build(&graph, target, &backend, &out, &opts).map_err(|e| CliError(e.to_string()))?;
     for f in &report.files {
         println!("wrote {}", f.display());
     }
