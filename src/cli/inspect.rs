@@ -237,7 +237,7 @@ fn threads_report(threads: u32, graph: &Graph) -> CliResult<()> {
         .filter(|s| matches!(s, smelt_backends::kernel::Stmt::Parallel { .. }))
         .count();
     println!(
-        "threads {threads}: {loops} parallel loop(s) (GEMM tiles, depthwise channels; at least {} multiply-adds per thread each), arena {}",
+        "threads {threads}: {loops} parallel loop(s) (GEMM tiles, batched MatMuls, im2col and depthwise channels; at least {} operations per thread each), arena {}",
         smelt_backends::kernel::MIN_PARALLEL_WORK,
         human_bytes(lowered.plan.arena_bytes)
     );

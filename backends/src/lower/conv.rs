@@ -488,7 +488,8 @@ fn zero_fill(
 /// `p = (oh, ow)`. `col` is X itself for a 1×1, stride-1, unpadded kernel;
 /// otherwise it is built in the scratch area (im2col: a row per tap and
 /// channel, zeros where the tap falls in the padding, rows copied with
-/// `memcpy` at stride 1). A constant W is packed for the micro-kernel.
+/// `memcpy` at stride 1; parallel over channels when there are threads). A
+/// constant W is packed for the micro-kernel.
 #[allow(clippy::too_many_arguments)]
 fn fast_conv(
     p: &mut Program,
@@ -606,12 +607,9 @@ fn fast_conv(
                 });
             }
         }
-        body.push(Stmt::For {
-            var: cv,
-            start: i(0),
-            end: i(c as i64),
-            body: per_c,
-        });
+        // Channel cv fills rows cv·kh·kw .. (cv+1)·kh·kw of col and reads
+        // only X: the channels can go to different threads.
+        body.push(p.par_for(cv, c, (kh * kw * pp) as u64, per_c));
     }
     let b_panels = match col {
         Some(col) => gemm::strided_b(t, pp, col, i(0), pp as i64),
