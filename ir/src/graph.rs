@@ -167,6 +167,22 @@ pub struct Node {
     pub outputs: Vec<ValueId>,
 }
 
+/// A persistent state tensor: the value `output` computes in one step is the
+/// value `input` holds in the next (the first step sees all zero bytes).
+///
+/// The graph stays a pure function of its inputs and state inputs: the
+/// pairing only tells the runtime which bytes to carry from one call to the
+/// next (see ARCHITECTURE.md, "Persistent state").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct State {
+    /// The state input: a [`ValueDef::Input`] value that is not in
+    /// [`Graph::inputs`] (the caller never passes it).
+    pub input: ValueId,
+    /// The value that becomes the next step's `input` (any value of the
+    /// same type; in [`Graph::outputs`] only when the caller also wants it).
+    pub output: ValueId,
+}
+
 /// A model graph with static types.
 #[derive(Clone, Debug, Default)]
 pub struct Graph {
@@ -178,6 +194,9 @@ pub struct Graph {
     pub inputs: Vec<ValueId>,
     /// Results, in signature order.
     pub outputs: Vec<ValueId>,
+    /// Persistent state, as input/output pairs in declaration order (empty
+    /// for a stateless graph).
+    pub states: Vec<State>,
 }
 
 impl Graph {
@@ -208,6 +227,39 @@ impl Graph {
         let id = self.push_value(name.into(), ty, ValueDef::Input)?;
         self.inputs.push(id);
         Ok(id)
+    }
+
+    /// Adds a state input: an input value the caller does not pass, paired
+    /// with its next value by [`Graph::add_state`].
+    pub fn add_state_input(&mut self, name: impl Into<String>, ty: TensorType) -> Result<ValueId> {
+        self.push_value(name.into(), ty, ValueDef::Input)
+    }
+
+    /// Declares `input` (a graph input, which leaves the signature, or a value
+    /// made by [`Graph::add_state_input`]) as state whose next value is
+    /// `output`. Both must have the same type.
+    pub fn add_state(&mut self, input: ValueId, output: ValueId) -> Result<()> {
+        let (i, o) = (self.value(input), self.value(output));
+        if !matches!(i.def, ValueDef::Input) {
+            return Err(Error::Verify(format!(
+                "state input '{}' is not an input value",
+                i.name
+            )));
+        }
+        if i.ty != o.ty {
+            return Err(Error::Verify(format!(
+                "state input '{}' is {} but its next value '{}' is {}",
+                i.name, i.ty, o.name, o.ty
+            )));
+        }
+        self.inputs.retain(|&v| v != input);
+        self.states.push(State { input, output });
+        Ok(())
+    }
+
+    /// True when the graph carries state from one step to the next.
+    pub fn is_stateful(&self) -> bool {
+        !self.states.is_empty()
     }
 
     /// Adds a constant from raw little-endian bytes; the byte count must match the type.
@@ -337,12 +389,14 @@ impl Graph {
             .sum()
     }
 
-    /// Removes nodes and constants that no graph output depends on (graph
-    /// inputs always stay: they are the signature). Value and node ids are
-    /// renumbered; relative order is kept.
+    /// Removes nodes and constants that no graph output or state output
+    /// depends on (graph inputs and state inputs always stay: they are the
+    /// signature and the state layout). Value and node ids are renumbered;
+    /// relative order is kept.
     pub fn prune(&mut self) {
         let mut live = vec![false; self.values.len()];
-        for id in self.outputs.iter().chain(&self.inputs) {
+        let states = self.states.iter().flat_map(|s| [&s.input, &s.output]);
+        for id in self.outputs.iter().chain(&self.inputs).chain(states) {
             live[id.index()] = true;
         }
         let mut keep_node = vec![false; self.nodes.len()];
@@ -399,5 +453,9 @@ impl Graph {
         self.nodes = nodes;
         self.inputs = self.inputs.iter().map(|&i| remap(i)).collect();
         self.outputs = self.outputs.iter().map(|&i| remap(i)).collect();
+        for s in &mut self.states {
+            s.input = remap(s.input);
+            s.output = remap(s.output);
+        }
     }
 }

@@ -2,6 +2,11 @@
 //! table's reference kernels. It is the oracle for every later stage, so it
 //! favours obvious correctness; it still frees each intermediate after its last
 //! use and decodes each constant once, so MobileNet-size models run in seconds.
+//!
+//! A stateful graph ([`Graph::states`]) is still evaluated as a pure
+//! function: [`Interpreter::step`] takes the state inputs and returns the
+//! state outputs beside the graph outputs; [`Interpreter::run_steps`]
+//! carries them from step to step, starting from zero bytes.
 
 use std::sync::OnceLock;
 
@@ -28,7 +33,11 @@ impl<'g> Interpreter<'g> {
                 last_use[id.index()] = n;
             }
         }
-        for id in &graph.outputs {
+        for id in graph
+            .outputs
+            .iter()
+            .chain(graph.states.iter().map(|s| &s.output))
+        {
             last_use[id.index()] = usize::MAX;
         }
         let consts = (0..graph.values.len()).map(|_| OnceLock::new()).collect();
@@ -59,12 +68,55 @@ impl<'g> Interpreter<'g> {
     }
 
     /// Like [`Interpreter::run`], calling `observe` after every node with its
-    /// outputs (for tracing and progress).
+    /// outputs (for tracing and progress). A stateful graph runs one step
+    /// from the zero state.
     pub fn run_observed(
         &self,
         inputs: Vec<Tensor>,
-        mut observe: impl FnMut(NodeId, &[Tensor]),
+        observe: impl FnMut(NodeId, &[Tensor]),
     ) -> Result<Vec<Tensor>> {
+        let state = self.zero_state()?;
+        Ok(self.eval(inputs, state, observe)?.0)
+    }
+
+    /// The initial state of every pair of [`Graph::states`]: all zero bytes.
+    pub fn zero_state(&self) -> Result<Vec<Tensor>> {
+        let g = self.graph;
+        g.states
+            .iter()
+            .map(|s| {
+                let ty = &g.value(s.input).ty;
+                Tensor::from_le_bytes(ty.dtype, ty.shape.clone(), &vec![0u8; ty.bytes()?])
+            })
+            .collect()
+    }
+
+    /// One step of a stateful graph: the outputs and the next state (in the
+    /// order of [`Graph::states`]) from the inputs and the current state.
+    pub fn step(
+        &self,
+        inputs: Vec<Tensor>,
+        state: Vec<Tensor>,
+    ) -> Result<(Vec<Tensor>, Vec<Tensor>)> {
+        self.eval(inputs, state, |_, _| {})
+    }
+
+    /// Runs `steps` steps (at least one) from the zero state with the same
+    /// inputs each step, and returns the last step's outputs.
+    pub fn run_steps(&self, inputs: Vec<Tensor>, steps: usize) -> Result<Vec<Tensor>> {
+        let mut state = self.zero_state()?;
+        for _ in 1..steps {
+            state = self.step(inputs.clone(), state)?.1;
+        }
+        Ok(self.step(inputs, state)?.0)
+    }
+
+    fn eval(
+        &self,
+        inputs: Vec<Tensor>,
+        state: Vec<Tensor>,
+        mut observe: impl FnMut(NodeId, &[Tensor]),
+    ) -> Result<(Vec<Tensor>, Vec<Tensor>)> {
         let g = self.graph;
         if inputs.len() != g.inputs.len() {
             return Err(Error::Shape(format!(
@@ -73,8 +125,16 @@ impl<'g> Interpreter<'g> {
                 inputs.len()
             )));
         }
+        if state.len() != g.states.len() {
+            return Err(Error::Shape(format!(
+                "the graph has {} states, {} were given",
+                g.states.len(),
+                state.len()
+            )));
+        }
         let mut env: Vec<Option<Tensor>> = vec![None; g.values.len()];
-        for (&id, t) in g.inputs.iter().zip(inputs) {
+        let state_inputs = g.states.iter().map(|s| &s.input);
+        for (&id, t) in g.inputs.iter().chain(state_inputs).zip(inputs.into_iter().chain(state)) {
             let v = g.value(id);
             let got = TensorType::new(t.dtype(), t.shape().to_vec());
             if got != v.ty {
@@ -136,15 +196,15 @@ impl<'g> Interpreter<'g> {
                 }
             }
         }
-        g.outputs
-            .iter()
-            .map(|&id| match &g.value(id).def {
-                ValueDef::Const(_) => self.constant(id).cloned(),
-                ValueDef::Input | ValueDef::Node(..) => env[id.index()].clone().ok_or_else(|| {
-                    Error::Verify(format!("output '{}' was never computed", g.value(id).name))
-                }),
-            })
-            .collect()
+        let result = |id: ValueId| match &g.value(id).def {
+            ValueDef::Const(_) => self.constant(id).cloned(),
+            ValueDef::Input | ValueDef::Node(..) => env[id.index()].clone().ok_or_else(|| {
+                Error::Verify(format!("output '{}' was never computed", g.value(id).name))
+            }),
+        };
+        let outputs = g.outputs.iter().map(|&id| result(id)).collect::<Result<_>>()?;
+        let next = g.states.iter().map(|s| result(s.output)).collect::<Result<_>>()?;
+        Ok((outputs, next))
     }
 }
 
@@ -251,6 +311,109 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("different dtypes f32 and i64"), "{e}");
+    }
+
+    /// `y = s + x`, with `s` the state and `y` its next value (and the
+    /// output): the accumulator of the stateful examples.
+    fn accumulator() -> (Graph, ValueId, ValueId, ValueId) {
+        let mut g = Graph::new();
+        let ty = TensorType::new(DType::F32, vec![3]);
+        let x = g.add_input("x", ty.clone()).unwrap();
+        let s = g.add_state_input("s", ty).unwrap();
+        let y = g
+            .add_node(
+                "acc",
+                Op::Elementwise(Elementwise::Binary(BinaryFn::Add)),
+                vec![Some(s), Some(x)],
+                vec!["y".into()],
+            )
+            .unwrap()[0];
+        g.outputs = vec![y];
+        g.add_state(s, y).unwrap();
+        (g, x, s, y)
+    }
+
+    #[test]
+    fn a_stateful_graph_carries_its_state_across_steps() {
+        let (g, ..) = accumulator();
+        crate::verify::verify(&g).unwrap();
+        let x = Tensor::from_vec(vec![3], vec![1f32, -2., 0.5]).unwrap();
+        let it = Interpreter::new(&g);
+        for steps in 1..4 {
+            let out = it.run_steps(vec![x.clone()], steps).unwrap();
+            let k = steps as f32;
+            let want = Tensor::from_vec(vec![3], vec![k, -2. * k, 0.5 * k]).unwrap();
+            assert_eq!(out[0], want, "{steps} steps");
+        }
+        // One plain run is one step from the zero state.
+        assert_eq!(it.run(vec![x.clone()]).unwrap()[0], x);
+        let printed = crate::print::print(&g);
+        assert!(printed.contains("  state %s: f32[3] <- %y\n"), "{printed}");
+    }
+
+    #[test]
+    fn verifier_refuses_bad_state_pairs() {
+        let check = |g: &Graph, want: &str| {
+            let e = crate::verify::verify(g).unwrap_err().to_string();
+            assert!(e.contains(want), "{e}");
+        };
+        // A graph input cannot be state.
+        let (mut g, x, _, y) = accumulator();
+        g.states.push(crate::graph::State {
+            input: x,
+            output: y,
+        });
+        check(&g, "state input 'x' is also a graph input");
+        // The same input paired twice.
+        let (mut g, _, s, _) = accumulator();
+        let z = g
+            .add_node(
+                "z",
+                Op::Elementwise(Elementwise::Unary(UnaryFn::Relu)),
+                vec![Some(s)],
+                vec!["z".into()],
+            )
+            .unwrap()[0];
+        g.states.push(crate::graph::State {
+            input: s,
+            output: z,
+        });
+        check(&g, "state input 's' is paired twice");
+        // Two states with one next value.
+        let (mut g, _, _, y) = accumulator();
+        let t = g
+            .add_state_input("t", TensorType::new(DType::F32, vec![3]))
+            .unwrap();
+        g.add_state(t, y).unwrap();
+        check(&g, "value 'y' is the next value of two states");
+        // A state input that is not an input, and types that differ.
+        let (mut g, _, s, y) = accumulator();
+        g.states[0].input = y;
+        check(&g, "state input 'y' is not defined as an input");
+        let u = g
+            .add_state_input("u", TensorType::new(DType::F32, vec![2]))
+            .unwrap();
+        g.states[0].input = s;
+        g.states.push(crate::graph::State {
+            input: u,
+            output: s,
+        });
+        check(&g, "state input 'u' is f32[2] but its next value 's' is f32[3]");
+        assert!(g.add_state(u, y).is_err());
+        // A value that does not exist.
+        let (mut g, ..) = accumulator();
+        g.states[0].output = ValueId(99);
+        check(&g, "a state output refers to value #99");
+    }
+
+    #[test]
+    fn prune_keeps_state_and_what_it_depends_on() {
+        let (mut g, ..) = accumulator();
+        g.outputs.clear();
+        g.prune();
+        crate::verify::verify(&g).unwrap();
+        assert_eq!((g.nodes.len(), g.states.len()), (1, 1));
+        assert_eq!(g.value(g.states[0].output).name, "y");
     }
 
     #[test]

@@ -20,7 +20,7 @@ pub mod verify;
 pub use attrs::{AttrValue, Attrs};
 pub use dtype::DType;
 pub use error::{Error, Result};
-pub use graph::{Bytes, Graph, Node, NodeId, TensorType, Value, ValueDef, ValueId};
+pub use graph::{Bytes, Graph, Node, NodeId, State, TensorType, Value, ValueDef, ValueId};
 pub use ops::{Op, OpDef};
 pub use shape::Shape;
 pub use tensor::{Data, Tensor};

@@ -7,8 +7,11 @@
 //!   %z: f32[1,2] = Clip<min=0>(%y, _, _)  # node "clip"
 //! }
 //! ```
-//! Names that are not plain identifiers are quoted. The format is stable: the
-//! golden tests compare against it.
+//! Names that are not plain identifiers are quoted. A stateful graph lists
+//! its state pairs after the signature line, one `state %s <- %s_next` each
+//! (the input, then the value it takes in the next step); a stateless graph
+//! has no such line. The format is stable: the golden tests compare
+//! against it.
 
 use std::fmt::Write;
 
@@ -42,6 +45,15 @@ pub fn print(g: &Graph) -> String {
         .collect();
     let outs: Vec<String> = g.outputs.iter().map(|&id| value_ref(g, id)).collect();
     let _ = writeln!(s, "graph({}) -> ({}) {{", ins.join(", "), outs.join(", "));
+    for st in &g.states {
+        let _ = writeln!(
+            s,
+            "  state {}: {} <- {}",
+            value_ref(g, st.input),
+            g.value(st.input).ty,
+            value_ref(g, st.output)
+        );
+    }
     for (i, v) in g.values.iter().enumerate() {
         if let ValueDef::Const(b) = &v.def {
             let where_ = if b.is_mapped() { ", mapped" } else { "" };

@@ -1,6 +1,6 @@
 //! The verifier: checks a graph's invariants (every use defined before it,
-//! definitions consistent, types re-inferable, ranks and names sane). Run
-//! after import and after every pass.
+//! definitions consistent, types re-inferable, ranks and names sane, state
+//! pairs well formed). Run after import and after every pass.
 
 use std::collections::HashSet;
 
@@ -86,6 +86,58 @@ pub fn verify(g: &Graph) -> Result<()> {
             return Err(Error::Verify(format!(
                 "graph output refers to value #{} which does not exist",
                 id.0
+            )));
+        }
+    }
+    verify_states(g)
+}
+
+/// Checks the state pairs: each input is an input value outside the
+/// signature and the input of one pair only; each output exists, has the
+/// input's type and is the output of one pair only. An output may be a
+/// state input (its own: the state never changes; another pair's: the
+/// states rotate, which the memory plan stages).
+fn verify_states(g: &Graph) -> Result<()> {
+    let mut ins = HashSet::new();
+    let mut outs = HashSet::new();
+    for s in &g.states {
+        for (id, what) in [(s.input, "input"), (s.output, "output")] {
+            if id.index() >= g.values.len() {
+                return Err(Error::Verify(format!(
+                    "a state {what} refers to value #{} which does not exist",
+                    id.0
+                )));
+            }
+        }
+        let (i, o) = (g.value(s.input), g.value(s.output));
+        if !matches!(i.def, ValueDef::Input) {
+            return Err(Error::Verify(format!(
+                "state input '{}' is not defined as an input",
+                i.name
+            )));
+        }
+        if g.inputs.contains(&s.input) {
+            return Err(Error::Verify(format!(
+                "state input '{}' is also a graph input (the caller never passes state)",
+                i.name
+            )));
+        }
+        if !ins.insert(s.input) {
+            return Err(Error::Verify(format!(
+                "state input '{}' is paired twice",
+                i.name
+            )));
+        }
+        if !outs.insert(s.output) {
+            return Err(Error::Verify(format!(
+                "value '{}' is the next value of two states",
+                o.name
+            )));
+        }
+        if i.ty != o.ty {
+            return Err(Error::Verify(format!(
+                "state input '{}' is {} but its next value '{}' is {}",
+                i.name, i.ty, o.name, o.ty
             )));
         }
     }
