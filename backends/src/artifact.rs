@@ -30,30 +30,52 @@ pub mod header;
 pub struct ModelSymbols {
     /// The `const smelt_model_info` table.
     pub info: String,
-    /// `void run(const void *const *inputs, void *const *outputs, void *arena)`.
+    /// `void run(const void *const *inputs, void *const *outputs, void
+    /// *arena)`, or with a fourth parameter `void *state` (see
+    /// [`ModelSymbols::takes_state`]).
     pub run: String,
+    /// `void init(void *state)`, which writes the initial state (defined
+    /// when the entry point takes the state buffer).
+    pub init: String,
+    /// The entry point takes the state buffer and `init` is defined even for
+    /// a stateless model (which ignores the buffer and whose `init` does
+    /// nothing): the runtime's fixed names, so one runtime calls every model
+    /// the same way.
+    pub state_always: bool,
 }
 
 impl ModelSymbols {
     /// The fixed names the smelt runtime calls (`smelt_model`,
-    /// `smelt_model_run`): what an executable's model object defines.
+    /// `smelt_model_run`, `smelt_model_init`): what an executable's model
+    /// object defines.
     pub fn runtime() -> ModelSymbols {
-        let [info, run] = smelt_runtime::MODEL_SYMBOLS else {
-            unreachable!("the runtime names two model symbols")
+        let [info, run, init] = smelt_runtime::MODEL_SYMBOLS else {
+            unreachable!("the runtime names three model symbols")
         };
         ModelSymbols {
             info: info.to_string(),
             run: run.to_string(),
+            init: init.to_string(),
+            state_always: true,
         }
     }
 
-    /// `NAME_model` and `NAME_run` for the C identifier `name`: what a static
-    /// library or object defines, so one program can link several models.
+    /// `NAME_model`, `NAME_run` and (for a stateful model) `NAME_init` for
+    /// the C identifier `name`: what a static library or object defines, so
+    /// one program can link several models.
     pub fn prefixed(name: &str) -> ModelSymbols {
         ModelSymbols {
             info: format!("{name}_model"),
             run: format!("{name}_run"),
+            init: format!("{name}_init"),
+            state_always: false,
         }
+    }
+
+    /// Whether the entry point takes the state buffer (and `init` exists)
+    /// for a model that has state or not.
+    pub fn takes_state(&self, has_state: bool) -> bool {
+        self.state_always || has_state
     }
 }
 
@@ -251,14 +273,19 @@ fn model_arena(l: &Lowered) -> (u64, u64) {
 }
 
 /// The heap a firmware image needs for one run of the model: its inputs,
-/// outputs and arena, as the bare-metal runtime allocates them.
+/// outputs, arena and state buffer (with its alignment slack), as the
+/// bare-metal runtime allocates them.
 pub fn firmware_heap(l: &Lowered) -> u64 {
     let (arena_bytes, arena_align) = model_arena(l);
+    let state = match l.plan.state_bytes {
+        0 => 0,
+        b => b + crate::plan::ALIGN,
+    };
     smelt_runtime::firmware::heap_need(
         l.inputs.iter().chain(&l.outputs).map(|io| io.bytes),
         arena_bytes,
         arena_align,
-    )
+    ) + state
 }
 
 /// The header of the model whose symbols are prefixed `name`.
@@ -271,6 +298,8 @@ fn model_header(l: &Lowered, target: Target, name: &str) -> String {
         outputs: &l.outputs,
         arena_bytes,
         arena_align,
+        state_bytes: l.plan.state_bytes,
+        state_align: crate::plan::ALIGN,
         threads: l.program.threads.max(1),
     })
 }

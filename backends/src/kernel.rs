@@ -9,8 +9,8 @@
 //! generation, so both backends share one approximation.
 //!
 //! **Architecture Invariant:** the kernel IR addresses memory only through
-//! [`Buf`]s — a graph input, a graph output, an arena offset or a constant —
-//! and element indices; it never allocates.
+//! [`Buf`]s — a graph input, a graph output, an arena offset, a constant or
+//! a state-buffer offset — and element indices; it never allocates.
 //!
 //! ## Vectors
 //!
@@ -183,6 +183,10 @@ pub enum Buf {
     Arena(u64),
     /// Constant `i` of the program (read-only data in the artifact).
     Const(u32),
+    /// The state buffer (`NAME_run`'s fourth argument), at a byte offset
+    /// fixed by the memory plan: read by the state inputs, written only by
+    /// the copies after the last kernel of a run.
+    State(u64),
 }
 
 /// A mutable scalar variable (loop counters, accumulators).
@@ -757,6 +761,7 @@ impl fmt::Display for BufFmt {
             Buf::Output(i) => write!(f, "out{i}"),
             Buf::Arena(o) => write!(f, "arena@{o}"),
             Buf::Const(i) => write!(f, "const{i}"),
+            Buf::State(o) => write!(f, "state@{o}"),
         }
     }
 }

@@ -21,6 +21,19 @@
 //! other graph output is copied at the end. The remaining storages are placed
 //! in one arena by [`smelt_passes::memory::pack`], reported against the
 //! liveness lower bound of those storages and against plain first-fit.
+//!
+//! Persistent state ([`Graph::states`]) lives in a region of its own, the
+//! state buffer, laid out here at compile time: pair `k`'s slot is at
+//! [`MemoryPlan::state_offsets`]`[k]` (aligned to [`ALIGN`]), and
+//! [`MemoryPlan::state_bytes`] is the buffer's size. A state input's storage
+//! (and every view of it) is [`Place::State`]: read-only like a graph
+//! input, so nothing is ever written over it in place, and packing never
+//! sees it. A state output is planned like a graph output that lives to the
+//! end of the run; lowering copies it into its slot after the last node,
+//! once every read of the state input in this step is done.
+//!
+//! **Architecture Invariant:** the state region is never reused by packing
+//! and never written before the last node of a step has run.
 
 use smelt_ir::ops::Op;
 use smelt_ir::ops::elementwise::Elementwise;
@@ -64,6 +77,8 @@ pub enum Place {
     Const(ValueId),
     /// The arena at this byte offset.
     Arena(u64),
+    /// The state buffer at this byte offset (a state input and its views).
+    State(u64),
 }
 
 /// The memory plan of a graph.
@@ -87,6 +102,12 @@ pub struct MemoryPlan {
     pub copy_bytes_removed: u64,
     /// Element-wise nodes that write over their input.
     pub in_place: usize,
+    /// Per state pair ([`Graph::states`]), its slot's offset in the state
+    /// buffer.
+    pub state_offsets: Vec<u64>,
+    /// Size of the state buffer in bytes (0 for a stateless graph), a
+    /// multiple of [`ALIGN`].
+    pub state_bytes: u64,
 }
 
 fn align(x: u64) -> u64 {
@@ -141,7 +162,9 @@ pub fn plan(g: &Graph) -> MemoryPlan {
     let iv = intervals(g);
     let n_nodes = g.nodes.len();
     let mut end: Vec<usize> = iv.iter().map(|i| i.map_or(0, |i| i.end)).collect();
-    for &o in &g.outputs {
+    // State outputs are read after the last node, by the copy into their
+    // slot: like graph outputs they live to the end.
+    for &o in g.outputs.iter().chain(g.states.iter().map(|s| &s.output)) {
         end[o.index()] = usize::MAX;
     }
     let bytes = |id: ValueId| g.value(id).ty.bytes().unwrap_or(0) as u64;
@@ -221,6 +244,13 @@ pub fn plan(g: &Graph) -> MemoryPlan {
         }
     }
     let input_index = |id: ValueId| g.inputs.iter().position(|&v| v == id);
+    let (state_offsets, state_bytes) = state_layout(g);
+    let state_offset = |id: ValueId| {
+        g.states
+            .iter()
+            .position(|s| s.input == id)
+            .map(|k| state_offsets[k])
+    };
     let mut items = Vec::new();
     let mut owners = Vec::new();
     for (s, st) in storages.iter().enumerate() {
@@ -228,9 +258,10 @@ pub fn plan(g: &Graph) -> MemoryPlan {
             continue;
         }
         let place = match g.value(st.root).def {
-            ValueDef::Input => match input_index(st.root) {
-                Some(k) => Place::Input(k as u32),
-                None => continue,
+            ValueDef::Input => match (input_index(st.root), state_offset(st.root)) {
+                (Some(k), _) => Place::Input(k as u32),
+                (None, Some(off)) => Place::State(off),
+                (None, None) => continue,
             },
             ValueDef::Const(_) => Place::Const(st.root),
             ValueDef::Node(..) => match first_output[s] {
@@ -266,7 +297,22 @@ pub fn plan(g: &Graph) -> MemoryPlan {
         lower_bound: items_bound(&items),
         copy_bytes_removed,
         in_place,
+        state_offsets,
+        state_bytes,
     }
+}
+
+/// The state buffer's layout: each pair's slot in declaration order at the
+/// next [`ALIGN`]ed offset, and the buffer's size.
+fn state_layout(g: &Graph) -> (Vec<u64>, u64) {
+    let mut offsets = Vec::with_capacity(g.states.len());
+    let mut at = 0u64;
+    for s in &g.states {
+        offsets.push(at);
+        let bytes = g.value(s.input).ty.bytes().unwrap_or(0) as u64;
+        at = at.saturating_add(align(bytes.max(1)));
+    }
+    (offsets, at)
 }
 
 #[cfg(test)]
@@ -405,6 +451,49 @@ mod tests {
         assert_eq!(p.views, vec![true, true, false, true, false, true]);
         assert_eq!(p.copy_bytes_removed, 4 * 24);
         assert_eq!((p.in_place, p.arena_bytes), (0, 0));
+    }
+
+    /// State inputs live in the state buffer, one aligned slot per pair,
+    /// never in the arena; a state output lives to the end of the run, so
+    /// no later node writes over it.
+    #[test]
+    fn state_has_its_own_region_and_its_outputs_live_to_the_end() {
+        let mut g = Graph::new();
+        let x = input(&mut g, "x", vec![10]);
+        let f32s = |n| TensorType::new(DType::F32, vec![n]);
+        let s = g.add_state_input("s", f32s(10)).unwrap();
+        let t = g.add_state_input("t", f32s(3)).unwrap();
+        let add = Op::Elementwise(Elementwise::Binary(BinaryFn::Add));
+        let sv = node(&mut g, "sv", Op::Layout(Layout::Identity), &[s]);
+        let y = node(&mut g, "y", add, &[sv, x]);
+        let z = node(&mut g, "z", relu(), &[y]);
+        let w = node(&mut g, "w", relu(), &[z]);
+        let u = node(&mut g, "u", relu(), &[t]);
+        g.outputs.push(w);
+        g.add_state(s, y).unwrap();
+        g.add_state(t, u).unwrap();
+        smelt_ir::verify::verify(&g).unwrap();
+        let p = plan(&g);
+        assert_eq!(p.state_offsets, vec![0, 64]);
+        assert_eq!(p.state_bytes, 128);
+        for v in [s, sv] {
+            assert_eq!(p.places[v.index()], Place::State(0));
+        }
+        assert_eq!(p.places[t.index()], Place::State(64));
+        // y is read by the copy into the state slot after the last node: z
+        // must not write over it (and nothing writes over the state input).
+        assert!(matches!(p.places[y.index()], Place::Arena(_)));
+        assert_ne!(p.places[z.index()], p.places[y.index()]);
+        assert!(matches!(p.places[u.index()], Place::Arena(_)));
+        assert_ne!(p.places[u.index()], p.places[y.index()]);
+        // No value of the graph is in the arena at a state place or the
+        // other way round: the regions are disjoint buffers.
+        let in_state = p
+            .places
+            .iter()
+            .filter(|pl| matches!(pl, Place::State(_)))
+            .count();
+        assert_eq!(in_state, 3);
     }
 
     #[test]

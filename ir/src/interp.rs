@@ -76,7 +76,7 @@ impl<'g> Interpreter<'g> {
         observe: impl FnMut(NodeId, &[Tensor]),
     ) -> Result<Vec<Tensor>> {
         let state = self.zero_state()?;
-        Ok(self.eval(inputs, state, observe)?.0)
+        Ok(self.step_observed(inputs, state, observe)?.0)
     }
 
     /// The initial state of every pair of [`Graph::states`]: all zero bytes.
@@ -98,7 +98,7 @@ impl<'g> Interpreter<'g> {
         inputs: Vec<Tensor>,
         state: Vec<Tensor>,
     ) -> Result<(Vec<Tensor>, Vec<Tensor>)> {
-        self.eval(inputs, state, |_, _| {})
+        self.step_observed(inputs, state, |_, _| {})
     }
 
     /// Runs `steps` steps (at least one) from the zero state with the same
@@ -111,7 +111,8 @@ impl<'g> Interpreter<'g> {
         Ok(self.step(inputs, state)?.0)
     }
 
-    fn eval(
+    /// Like [`Interpreter::step`], calling `observe` after every node.
+    pub fn step_observed(
         &self,
         inputs: Vec<Tensor>,
         state: Vec<Tensor>,

@@ -1,8 +1,8 @@
 //! Activation liveness, the peak-memory lower bound, and arena packing.
 //!
 //! Executing nodes in graph order, a value is live from the node that defines
-//! it (graph inputs: from the start) to its last reader (graph outputs: to the
-//! end). The largest total of simultaneously live activation bytes is the
+//! it (graph inputs: from the start) to its last reader (graph outputs and
+//! state outputs: to the end). The largest total of simultaneously live activation bytes is the
 //! least memory any arena plan for this order can use; the planner of the
 //! native backends is measured against it. Constants are weights, not
 //! activations, and are not counted.
@@ -72,7 +72,9 @@ pub fn intervals(g: &Graph) -> Vec<Option<Interval>> {
             }
         }
     }
-    for id in &g.outputs {
+    // Graph outputs and state outputs are read after the last node (by the
+    // caller, or by the copy into the state region).
+    for id in g.outputs.iter().chain(g.states.iter().map(|s| &s.output)) {
         if let Some(i) = iv[id.index()].as_mut() {
             i.end = last;
         }

@@ -1,10 +1,11 @@
 /*
  * The program around a compiled model: `./model --input NAME=FILE.npy ...
- * [-o DIR] [--bench N]`, the command line of `smelt run`.
+ * [-o DIR] [--bench N] [--steps N]`, the command line of `smelt run`.
  *
  * It checks the model's tables, reads every input into page-aligned memory
- * (checking dtype and shape against smelt_model.inputs), allocates outputs
- * and the arena, calls smelt_model_run, and writes DIR/<name>.npy per output
+ * (checking dtype and shape against smelt_model.inputs), allocates outputs,
+ * the arena and (once) the state buffer, which smelt_model_init fills, calls
+ * smelt_model_run --steps times, and writes DIR/<name>.npy per output
  * or prints a summary line per output. Every failure is one line on stderr,
  * "PROG: error: ...", with exit status 1 (2 for a malformed command line).
  */
@@ -24,7 +25,9 @@ static void usage(const struct ctx *c, struct out *o) {
         const smelt_tensor_info *t = &m->outputs[i];
         out_printf(o, "  %s: %T\n", t->name, t->dtype, t->rank, t->dims);
     }
-    out_printf(o, "arena: %u bytes\n\n", m->arena_bytes);
+    out_printf(o, "arena: %u bytes\n", m->arena_bytes);
+    if (m->state_bytes) out_printf(o, "state: %u bytes, carried from one step to the next\n", m->state_bytes);
+    out_str(o, "\n");
     out_str(o,
             "options:\n"
             "  -i, --input NAME=FILE.npy  an input: little-endian, C order, the dtype and shape above (repeatable)\n"
@@ -32,6 +35,8 @@ static void usage(const struct ctx *c, struct out *o) {
             "  -o, --output-dir DIR       write DIR/<output name>.npy per output (DIR is created if missing);\n"
             "                             without it, print one summary line per output\n"
             "      --bench N              after one warm-up run, run N times and print min and median latency\n"
+            "      --steps N              run N steps on the same inputs (a stateful model carries its state\n"
+            "                             from each to the next) and write the last step's outputs (default 1)\n"
             "      --threads N            run parallel loops on at most N threads (default: the count the model\n"
             "                             was compiled with, smelt compile --threads)\n"
             "  -h, --help                 print this\n");
@@ -45,6 +50,8 @@ static void check_model(const struct ctx *c) {
             (uint64_t)m->abi_version, (uint64_t)SMELT_ABI_VERSION);
     if (m->arena_align == 0 || (m->arena_align & (m->arena_align - 1)))
         die(c, "internal error: the model's arena alignment %u is not a power of two", m->arena_align);
+    if (m->state_bytes && (m->state_align == 0 || (m->state_align & (m->state_align - 1))))
+        die(c, "internal error: the model's state alignment %u is not a power of two", m->state_align);
     for (uint32_t k = 0; k < m->num_inputs + m->num_outputs; k++) {
         const smelt_tensor_info *t = k < m->num_inputs ? &m->inputs[k] : &m->outputs[k - m->num_inputs];
         const struct dtype_desc *d = dtype_find(t->dtype);
@@ -307,6 +314,19 @@ static const char *match_flag(const struct ctx *c, int argc, char **argv, int *i
     return 0;
 }
 
+/* The state buffer, allocated once and aligned like the arena; NULL for a
+   stateless model. */
+static void *alloc_state(const struct ctx *c) {
+    const smelt_model_info *m = &smelt_model;
+    if (!m->state_bytes) return 0;
+    uint64_t align = m->state_align > PLAT_PAGE ? m->state_align : PLAT_PAGE;
+    uint64_t extra = align - PLAT_PAGE;
+    if (m->state_bytes > UINT64_MAX - extra) die(c, "out of memory for the state");
+    uint8_t *mem = plat_alloc(m->state_bytes + extra);
+    if (!mem) die(c, "out of memory for the state (%u bytes)", m->state_bytes);
+    return mem + ((align - (uintptr_t)mem % align) % align);
+}
+
 static int smelt_main(int argc, char **argv) {
     struct ctx cx = {"model"};
     const struct ctx *c = &cx;
@@ -331,7 +351,7 @@ static int smelt_main(int argc, char **argv) {
     if (!args) die(c, "out of memory");
     int nargs = 0;
     const char *outdir = 0;
-    uint64_t bench = 0;
+    uint64_t bench = 0, steps = 1;
     int benching = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
@@ -365,6 +385,12 @@ static int smelt_main(int argc, char **argv) {
             if (*p || p == v || bench == 0 || bench > 100000000)
                 die_status(c, 2, "--bench takes a run count from 1 to 100000000, got '%s'", v);
             benching = 1;
+        } else if ((v = match_flag(c, argc, argv, &i, "--steps", 0))) {
+            steps = 0;
+            const char *p = v;
+            for (; *p >= '0' && *p <= '9' && steps < 1000000000; p++) steps = steps * 10 + (uint64_t)(*p - '0');
+            if (*p || p == v || steps == 0 || steps > 100000000)
+                die_status(c, 2, "--steps takes a step count from 1 to 100000000, got '%s'", v);
         } else if ((v = match_flag(c, argc, argv, &i, "--threads", 0))) {
             uint64_t t = 0;
             const char *p = v;
@@ -453,14 +479,16 @@ static int smelt_main(int argc, char **argv) {
     uint8_t *arena_mem = plat_alloc(m->arena_bytes + extra);
     if (!arena_mem) die(c, "out of memory for the arena (%u bytes)", m->arena_bytes);
     void *arena = arena_mem + ((align - (uintptr_t)arena_mem % align) % align);
+    void *state = alloc_state(c);
+    smelt_model_init(state);
 
-    smelt_model_run((const void *const *)in, (void *const *)out, arena);
+    for (uint64_t k = 0; k < steps; k++) smelt_model_run((const void *const *)in, (void *const *)out, arena, state);
     if (benching) {
         uint64_t *t = plat_alloc(bench * sizeof(uint64_t));
         if (!t) die(c, "out of memory for %u timings", bench);
         for (uint64_t k = 0; k < bench; k++) {
             uint64_t t0 = plat_now_ns();
-            smelt_model_run((const void *const *)in, (void *const *)out, arena);
+            smelt_model_run((const void *const *)in, (void *const *)out, arena, state);
             t[k] = plat_now_ns() - t0;
         }
         sort_u64(t, bench);

@@ -2,18 +2,29 @@
  * smelt_model.h: the interface between a model compiled by smelt and the code
  * that runs it (C99).
  *
- * A compiled model is one object (or static library) defining exactly two
- * symbols: a description (smelt_model_info) and an entry point. In the
- * executables smelt writes they are `smelt_model` and `smelt_model_run`,
- * declared below: smelt's tiny freestanding runtime, linked beside them,
- * parses the command line, reads the inputs from .npy files, calls
- * `smelt_model_run` and writes the outputs. A static library or object
- * (`smelt compile --emit staticlib|obj [--name NAME]`) defines `NAME_model`
- * and `NAME_run` instead, with the same types, so one program can link
- * several models; its generated header NAME.h declares them and defines
+ * A compiled model is one object (or static library) defining a description
+ * (smelt_model_info) and an entry point, plus an init function when it has
+ * persistent state. In the executables smelt writes they are `smelt_model`,
+ * `smelt_model_run` and `smelt_model_init`, declared below: smelt's tiny
+ * freestanding runtime, linked beside them, parses the command line, reads
+ * the inputs from .npy files, calls `smelt_model_run` (--steps times) and
+ * writes the outputs. A static library or object (`smelt compile --emit
+ * staticlib|obj [--name NAME]`) defines `NAME_model` and `NAME_run` instead
+ * (and `NAME_init` for a stateful model), so one program can link several
+ * models; its generated header NAME.h declares them and defines
  * SMELT_MODEL_NO_FIXED_NAMES, which hides the fixed names below. NAME
  * defaults to NAME of libNAME.a (or the object's file stem), made a C
  * identifier.
+ *
+ * Persistent state (`smelt compile --state IN=OUT`: a KV cache, the
+ * recurrent state of a streaming model) lives in a caller-owned state
+ * buffer of state_bytes bytes aligned to state_align. `init` writes the
+ * initial state (all zero bytes) into it; each run reads the state it holds
+ * and leaves the next state there. A stateless model's library entry point
+ * keeps three arguments, `NAME_run(inputs, outputs, arena)`; a stateful
+ * one's takes the buffer as a fourth, `NAME_run(inputs, outputs, arena,
+ * state)`. The executables' fixed-name entry point always takes four (the
+ * runtime passes NULL for a stateless model).
  *
  * Tensors are dense, row-major (C order) and little-endian, with no padding
  * between elements: an input or output of dtype D and dims d0 x d1 x ... is
@@ -32,7 +43,7 @@ extern "C" {
 /* The version of this interface. A model object records the version it was
    generated for in `smelt_model.abi_version`; the runtime refuses a model
    whose version differs. */
-#define SMELT_ABI_VERSION 1
+#define SMELT_ABI_VERSION 2
 
 /* Element types: the ONNX TensorProto.DataType codes. Sizes in bytes are
    given beside each; bool is one byte holding 0 or 1; f16 is IEEE binary16;
@@ -70,12 +81,21 @@ typedef struct {
     uint64_t arena_bytes;              /* scratch memory one run needs (may be 0) */
     uint64_t arena_align;              /* required alignment of the arena: a power of two */
     const char *model_name;            /* NUL-terminated, for messages */
+    uint64_t state_bytes;              /* the persistent state's size; 0 for a stateless model */
+    uint64_t state_align;              /* required alignment of the state buffer: a power of two */
 } smelt_model_info;
 
 #ifndef SMELT_MODEL_NO_FIXED_NAMES
-/* Defined by the model object of an executable (a library's are NAME_model
-   and NAME_run, declared by its own header). */
+/* Defined by the model object of an executable (a library's are NAME_model,
+   NAME_run and NAME_init, declared by its own header). */
 extern const smelt_model_info smelt_model;
+
+/*
+ * Writes the initial state (all zero bytes) into `state`, a buffer of
+ * smelt_model.state_bytes bytes aligned to smelt_model.state_align; does
+ * nothing for a stateless model (state_bytes 0, `state` may be NULL).
+ */
+void smelt_model_init(void *state);
 
 /*
  * Runs the model once.
@@ -90,10 +110,15 @@ extern const smelt_model_info smelt_model;
  * aligned to smelt_model.arena_align; its contents need not be initialised
  * and are meaningless after the call. It may be NULL when arena_bytes is 0.
  *
+ * `state` is the state buffer smelt_model_init wrote (NULL for a stateless
+ * model): the run reads the state it holds and, after every read, leaves the
+ * next state there. It must not overlap the inputs, outputs or arena.
+ *
  * The model has no global mutable state and never allocates: two calls with
- * two different arenas (and outputs) may run concurrently.
+ * two different arenas (and outputs, and state buffers) may run
+ * concurrently; two instances of a stateful model are two state buffers.
  */
-void smelt_model_run(const void *const *inputs, void *const *outputs, void *arena);
+void smelt_model_run(const void *const *inputs, void *const *outputs, void *arena, void *state);
 #endif
 
 #ifdef __cplusplus

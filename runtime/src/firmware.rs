@@ -9,10 +9,11 @@
 //!        .rodata      constants: the weights, read in place; the model's tables
 //!        (.data image, copied to RAM at reset)
 //! RAM    .data        initialised variables (the runtime has almost none)
-//!        .bss         zeroed variables; state that must persist across runs
-//!                     (a KV cache) belongs here
-//!        heap         __heap_start .. __heap_end: inputs, outputs and the arena,
-//!                     allocated by the runtime at run time (bump allocator)
+//!        .bss         zeroed variables
+//!        heap         __heap_start .. __heap_end: inputs, outputs, the arena and
+//!                     the state buffer of a stateful model (a KV cache, once,
+//!                     kept across steps), allocated by the runtime at run time
+//!                     (bump allocator)
 //!        stack        the top `stack` bytes, growing down from __stack_top
 //! ```
 //!

@@ -39,10 +39,12 @@ pub const HEADER: &str = include_str!("../include/smelt_model.h");
 
 /// `SMELT_ABI_VERSION` of [`HEADER`]: what generated code must store in
 /// `smelt_model.abi_version`.
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
 
-/// The symbols a model object must define for the runtime.
-pub const MODEL_SYMBOLS: &[&str] = &["smelt_model", "smelt_model_run"];
+/// The symbols a model object must define for the runtime: the info table,
+/// the entry point (which always takes the state buffer, NULL for a
+/// stateless model) and the function writing the initial state.
+pub const MODEL_SYMBOLS: &[&str] = &["smelt_model", "smelt_model_run", "smelt_model_init"];
 
 /// The C library functions the runtime object defines for generated code.
 /// All are correctly rounded for every input (NaN, infinities, signed zeros,

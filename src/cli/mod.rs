@@ -80,6 +80,13 @@ fn model_args(cmd: Command) -> Command {
             ),
     )
     .arg(
+        Arg::new("state")
+            .long("state")
+            .value_name("INPUT=OUTPUT")
+            .action(ArgAction::Append)
+            .help("Make graph input INPUT persistent state whose next value is OUTPUT (a graph output or any value of the same type): INPUT leaves the signature, starts at zero and takes OUTPUT's value after every step (KV caches, recurrent state); repeatable"),
+    )
+    .arg(
         Arg::new("weights")
             .long("weights")
             .value_name("FILE.safetensors")
@@ -157,6 +164,14 @@ pub fn command() -> Command {
                         .value_name("DIR")
                         .value_parser(value_parser!(PathBuf))
                         .help("Write one DIR/<output name>.npy per graph output"),
+                )
+                .arg(
+                    Arg::new("steps")
+                        .long("steps")
+                        .value_name("N")
+                        .value_parser(value_parser!(u64).range(1..))
+                        .default_value("1")
+                        .help("Run N steps with the same inputs, carrying the --state values from each step to the next, and write the last step's outputs"),
                 ),
         )))
 }
@@ -219,6 +234,13 @@ pub fn import_options(m: &ArgMatches) -> CliResult<ImportOptions> {
                 .collect::<CliResult<Vec<_>>>()?
         };
         opts.input_shapes.insert(k.to_string(), dims);
+    }
+    for s in m.get_many::<String>("state").into_iter().flatten() {
+        let (k, v) = split_kv(s, "--state")?;
+        if v.is_empty() {
+            return Err(CliError(format!("--state takes INPUT=OUTPUT, got '{s}'")));
+        }
+        opts.states.push((k.to_string(), v.to_string()));
     }
     for s in m.get_many::<String>("bind").into_iter().flatten() {
         let (k, v) = split_kv(s, "--bind")?;

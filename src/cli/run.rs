@@ -40,7 +40,8 @@ pub fn run(m: &ArgMatches) -> CliResult<ExitCode> {
     // Inputs fixed with --bind are constants; every other input needs a file.
     let mut missing = Vec::new();
     for d in &declared {
-        if opts.bind.contains_key(&d.name) {
+        // State inputs are not passed: they start at zero.
+        if opts.bind.contains_key(&d.name) || opts.states.iter().any(|(i, _)| i == &d.name) {
             continue;
         }
         match inputs.get(&d.name) {
@@ -89,7 +90,12 @@ pub fn run(m: &ArgMatches) -> CliResult<ExitCode> {
     let show_progress = std::io::stderr().is_terminal();
     let mut last = Instant::now();
     let total = graph.nodes.len();
-    let outputs = interp.run_observed(args, |n, _| {
+    let steps = m.get_one::<u64>("steps").copied().unwrap_or(1);
+    let mut state = interp.zero_state()?;
+    for _ in 1..steps {
+        state = interp.step(args.clone(), state)?.1;
+    }
+    let outputs = interp.step_observed(args, state, |n, _| {
         // Progress for long runs, only on a terminal.
         if show_progress && last.elapsed() > Duration::from_millis(250) {
             last = Instant::now();
@@ -106,7 +112,7 @@ pub fn run(m: &ArgMatches) -> CliResult<ExitCode> {
     if show_progress && started.elapsed() > Duration::from_millis(250) {
         eprint!("\r\x1b[K");
     }
-    let outputs = outputs?;
+    let outputs = outputs?.0;
     let dir = m.get_one::<PathBuf>("output-dir");
     if let Some(dir) = dir {
         std::fs::create_dir_all(dir).map_err(|e| CliError(format!("{}: {e}", dir.display())))?;
@@ -123,8 +129,13 @@ pub fn run(m: &ArgMatches) -> CliResult<ExitCode> {
             smelt_frontend::npy::write_npy(&dir.join(&file), t)?;
         }
     }
+    let steps = if steps > 1 {
+        format!(" × {steps} steps")
+    } else {
+        String::new()
+    };
     eprintln!(
-        "ran {} nodes in {:.3} s",
+        "ran {} nodes{steps} in {:.3} s",
         total,
         started.elapsed().as_secs_f64()
     );

@@ -4,7 +4,7 @@
 //!
 //! The layout is the runtime's ([`smelt_runtime::firmware`]): code and
 //! constants (weights) in flash, read in place; `.data`, `.bss`, a heap for
-//! the inputs, outputs and arena, and the stack in RAM. Flash use is measured
+//! the inputs, outputs, arena and state buffer, and the stack in RAM. Flash use is measured
 //! from the linked image; RAM use is `.data` + `.bss` (measured) + what one
 //! run allocates (known from the model's signature and memory plan) + the
 //! stack reserve. When something does not fit, the image is linked again
@@ -29,7 +29,8 @@ pub struct Usage {
     /// `.data` and `.bss` in RAM.
     pub ram_static_bytes: u64,
     /// What one run allocates from the heap: inputs, outputs, the arena, the
-    /// runtime's own buffers.
+    /// state buffer of a stateful model (allocated once, kept across steps),
+    /// the runtime's own buffers.
     pub heap_bytes: u64,
 }
 

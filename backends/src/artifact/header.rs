@@ -26,6 +26,11 @@ pub struct HeaderModel<'a> {
     pub arena_bytes: u64,
     /// `NAME_model.arena_align`.
     pub arena_align: u64,
+    /// `NAME_model.state_bytes`: 0 for a stateless model, whose `NAME_run`
+    /// takes three arguments and which has no `NAME_init`.
+    pub state_bytes: u64,
+    /// `NAME_model.state_align`.
+    pub state_align: u64,
     /// `--threads` (1: no thread pool, and no line in the header).
     pub threads: u32,
 }
@@ -147,6 +152,40 @@ fn tensors(h: &mut String, p: &str, kind: &str, list: &[IoInfo]) {
     }
 }
 
+/// The run lines of the opening comment's example.
+fn run_doc(model: &HeaderModel<'_>, p: &str) -> String {
+    let name = comment_text(model.name);
+    if model.state_bytes == 0 {
+        return format!(" *   {name}_run(inputs, outputs, arena);\n");
+    }
+    format!(
+        " *   void *state = aligned_alloc({p}_STATE_ALIGN, {p}_STATE_BYTES);\n \
+         *   {name}_init(state);                          once, before the first step\n \
+         *   {name}_run(inputs, outputs, arena, state);   each step\n"
+    )
+}
+
+/// The declarations of the entry point (and of the init function of a
+/// stateful model).
+fn prototypes(model: &HeaderModel<'_>) -> String {
+    let name = model.name;
+    if model.state_bytes == 0 {
+        return format!(
+            "void {name}_run(const void *const *inputs, void *const *outputs, void *arena);\n"
+        );
+    }
+    format!(
+        "/* Writes the initial state (all zero bytes) into `state`, a buffer of\n   \
+         {p}_STATE_BYTES bytes aligned to {p}_STATE_ALIGN. */\n\
+         void {name}_init(void *state);\n\
+         /* One step: reads the state `state` holds and leaves the next one there\n   \
+         (after every read of the old one). `state` must not overlap the\n   \
+         inputs, the outputs or the arena. */\n\
+         void {name}_run(const void *const *inputs, void *const *outputs, void *arena, void *state);\n",
+        p = prefix(name)
+    )
+}
+
 /// The header text.
 pub fn render(model: &HeaderModel<'_>) -> String {
     let p = prefix(model.name);
@@ -163,10 +202,10 @@ pub fn render(model: &HeaderModel<'_>) -> String {
          \x20*   const void *inputs[{p}_NUM_INPUTS];    by {p}_INPUT_<NAME>_INDEX\n\
          \x20*   void *outputs[{p}_NUM_OUTPUTS];        by {p}_OUTPUT_<NAME>_INDEX\n\
          \x20*   void *arena = aligned_alloc({p}_ARENA_ALIGN, {p}_ARENA_BYTES);\n\
-         \x20*   {name}_run(inputs, outputs, arena);\n\
+         {run_doc}\
          \x20*\n\
          \x20* The model keeps no global mutable state: runs on different arenas\n\
-         \x20* (and outputs) may go on concurrently.\n\
+         \x20* (and outputs{and_state}) may go on concurrently.\n\
          \x20*/\n\
          #ifndef SMELT_MODEL_{p}_H\n\
          #define SMELT_MODEL_{p}_H\n\n\
@@ -174,13 +213,19 @@ pub fn render(model: &HeaderModel<'_>) -> String {
          #define SMELT_MODEL_NO_FIXED_NAMES 1\n",
         name = comment_text(model.name),
         triple = model.triple,
+        run_doc = run_doc(model, &p),
+        and_state = if model.state_bytes > 0 {
+            ", and state buffers"
+        } else {
+            ""
+        },
     );
     h.push_str(smelt_runtime::HEADER);
     let _ = write!(
         h,
         "\n/* The model library \"{name}\": its description and entry point. */\n\
          extern const smelt_model_info {name}_model;\n\
-         void {name}_run(const void *const *inputs, void *const *outputs, void *arena);\n\
+         {protos}\
          \n/* These constants equal the fields of {name}_model. */\n\
          #define {p}_NUM_INPUTS {}\n\
          #define {p}_NUM_OUTPUTS {}\n\
@@ -192,7 +237,21 @@ pub fn render(model: &HeaderModel<'_>) -> String {
         model.arena_bytes,
         model.arena_align,
         name = comment_text(model.name),
+        protos = prototypes(model),
     );
+    if model.state_bytes > 0 {
+        let _ = write!(
+            h,
+            "/* Bytes of the persistent state, and their alignment: one caller-owned\n   \
+             buffer per instance, written by {name}_init and carried by {name}_run\n   \
+             from one call to the next. */\n\
+             #define {p}_STATE_BYTES {}\n\
+             #define {p}_STATE_ALIGN {}\n",
+            model.state_bytes,
+            model.state_align,
+            name = model.name,
+        );
+    }
     if model.threads > 1 {
         let _ = write!(
             h,
@@ -254,6 +313,8 @@ mod tests {
             outputs: &outputs,
             arena_bytes: 4096,
             arena_align: 64,
+            state_bytes: 0,
+            state_align: 64,
         });
         for want in [
             "#ifndef SMELT_MODEL_MLP_H\n",
@@ -278,5 +339,31 @@ mod tests {
             assert!(h.contains(want), "missing {want:?} in\n{h}");
         }
         assert!(!h.contains("#define MLP_OUTPUT_Y_DIMS"));
+        assert!(!h.contains("mlp_init") && !h.contains("MLP_STATE_BYTES"));
+    }
+
+    #[test]
+    fn a_stateful_model_declares_init_and_a_four_argument_run() {
+        let io = [io("x", DType::F32, &[4])];
+        let h = render(&HeaderModel {
+            threads: 1,
+            name: "acc",
+            triple: "x86_64-unknown-linux-gnu",
+            inputs: &io,
+            outputs: &io,
+            arena_bytes: 64,
+            arena_align: 64,
+            state_bytes: 64,
+            state_align: 64,
+        });
+        for want in [
+            "void acc_init(void *state);\n",
+            "void acc_run(const void *const *inputs, void *const *outputs, void *arena, void *state);\n",
+            "#define ACC_STATE_BYTES 64\n",
+            "#define ACC_STATE_ALIGN 64\n",
+            " *   acc_init(state); ",
+        ] {
+            assert!(h.contains(want), "missing {want:?} in\n{h}");
+        }
     }
 }

@@ -180,8 +180,16 @@ pub fn compile(
         );
     }
 
+    // inputs, outputs, arena, and the state buffer when the entry point
+    // takes it (every stateful model; every model under the runtime's
+    // fixed names).
+    let takes_state = symbols.takes_state(l.has_state());
+    let n_params = if takes_state { 4 } else { 3 };
+    if takes_state {
+        define_init(&mut module, l, &symbols.init)?;
+    }
     let mut ctx: Context = module.make_context();
-    for _ in 0..3 {
+    for _ in 0..n_params {
         ctx.func.signature.params.push(AbiParam::new(ptr));
     }
     let func_id = module
@@ -232,7 +240,7 @@ pub fn compile(
         b.seal_block(entry);
         let p = b.block_params(entry).to_vec();
         let flags = MemFlagsData::trusted();
-        let io: Vec<Value> = (0..3)
+        let io: Vec<Value> = (0..n_params)
             .map(|j| b.ins().load(ptr, flags, p[0], j * 8))
             .collect();
         let mut g = Gen::new(&mut module, l, b, &const_ids, &io, target, None);
@@ -246,6 +254,37 @@ pub fn compile(
     }
     let product = module.finish();
     product.emit().map_err(err)
+}
+
+/// Defines `init(state)`, which writes the initial state: zero bytes over
+/// the whole state buffer (nothing for a stateless model).
+fn define_init(module: &mut ObjectModule, l: &Lowered, symbol: &str) -> Result<(), CodegenError> {
+    let ptr = module.target_config().pointer_type();
+    let mut ctx: Context = module.make_context();
+    ctx.func.signature.params.push(AbiParam::new(ptr));
+    let id = module
+        .declare_function(symbol, Linkage::Export, &ctx.func.signature)
+        .map_err(err)?;
+    let mut fbc = FunctionBuilderContext::new();
+    {
+        let mut b = FunctionBuilder::new(&mut ctx.func, &mut fbc);
+        let entry = b.create_block();
+        b.append_block_params_for_function_params(entry);
+        b.switch_to_block(entry);
+        b.seal_block(entry);
+        let state = b.block_params(entry)[0];
+        if l.plan.state_bytes > 0 {
+            let config = module.target_config();
+            let zero = b.ins().iconst(types::I8, 0);
+            let size = b.ins().iconst(ptr, l.plan.state_bytes as i64);
+            b.call_memset(config, state, zero, size);
+        }
+        b.ins().return_(&[]);
+        b.finalize(module.target_config());
+    }
+    module
+        .define_function(id, &mut ctx)
+        .map_err(|e| err(format!("{e:?}")))
 }
 
 /// Emits the model's info table (names, dtypes, dims, sizes) as `info_symbol`.
@@ -324,13 +363,13 @@ fn define_info(
         tables.push(id);
     }
     let name_id = blob(module, cstr(model_name), 1)?;
-    // struct smelt_model_info { u32 abi; u32 nin; u32 nout; (pad) ; ptr inputs; ptr outputs; u64 arena; u64 align; ptr name } = 48 bytes
+    // struct smelt_model_info { u32 abi; u32 nin; u32 nout; (pad) ; ptr inputs; ptr outputs; u64 arena; u64 align; ptr name; u64 state; u64 state_align } = 72 bytes
     let id = module
         .declare_data(info_symbol, Linkage::Export, false, false)
         .map_err(err)?;
     let mut d = DataDescription::new();
-    let mut bytes = Vec::with_capacity(56);
-    bytes.extend_from_slice(&1u32.to_le_bytes());
+    let mut bytes = Vec::with_capacity(72);
+    bytes.extend_from_slice(&smelt_runtime::ABI_VERSION.to_le_bytes());
     bytes.extend_from_slice(&(l.inputs.len() as u32).to_le_bytes());
     bytes.extend_from_slice(&(l.outputs.len() as u32).to_le_bytes());
     bytes.extend_from_slice(&0u32.to_le_bytes());
@@ -339,6 +378,8 @@ fn define_info(
     bytes.extend_from_slice(&l.plan.arena_bytes.max(crate::plan::ALIGN).to_le_bytes());
     bytes.extend_from_slice(&crate::plan::ALIGN.to_le_bytes());
     bytes.extend_from_slice(&0u64.to_le_bytes()); // name
+    bytes.extend_from_slice(&l.plan.state_bytes.to_le_bytes());
+    bytes.extend_from_slice(&crate::plan::ALIGN.to_le_bytes());
     d.define(bytes.into_boxed_slice());
     d.set_align(8);
     let gi = module.declare_data_in_data(tables[0], &mut d);
@@ -368,6 +409,8 @@ struct Gen<'a> {
     vars: Vec<Variable>,
     bases: HashMap<Buf, Value>,
     arena: Value,
+    /// The state buffer (when the function takes it).
+    state: Option<Value>,
     config: isa::TargetFrontendConfig,
     /// Whether `MulAdd` becomes one fused instruction.
     fma: bool,
@@ -376,8 +419,9 @@ struct Gen<'a> {
 }
 
 impl<'a> Gen<'a> {
-    /// A generator for a function whose `io` are the run function's three
-    /// parameters (the input and output pointer arrays and the arena): loads
+    /// A generator for a function whose `io` are the run function's
+    /// parameters (the input and output pointer arrays, the arena and, when
+    /// it takes one, the state buffer): loads
     /// the buffer base addresses in the current (entry) block.
     fn new(
         module: &mut ObjectModule,
@@ -389,7 +433,7 @@ impl<'a> Gen<'a> {
         par: Option<Par>,
     ) -> Gen<'a> {
         let ptr = module.target_config().pointer_type();
-        let (inputs, outputs, arena) = (io[0], io[1], io[2]);
+        let (inputs, outputs, arena, state) = (io[0], io[1], io[2], io.get(3).copied());
         let mut bases: HashMap<Buf, Value> = HashMap::new();
         let flags = MemFlagsData::trusted();
         for k in 0..l.inputs.len() {
@@ -421,6 +465,7 @@ impl<'a> Gen<'a> {
             vars,
             bases,
             arena,
+            state,
             config: module.target_config(),
             // NEON always has a fused multiply-add; the x86-64-v2 baseline
             // has none (FMA3 came with Haswell, and a libcall is slower
@@ -493,15 +538,25 @@ impl<'a> Gen<'a> {
         Ok(())
     }
 
-    fn base(&mut self, buf: Buf) -> Value {
+    fn base(&mut self, buf: Buf) -> Result<Value, CodegenError> {
         match buf {
-            Buf::Arena(off) => self.b.ins().iadd_imm_s(self.arena, off as i64),
-            other => self.bases[&other],
+            Buf::Arena(off) => Ok(self.b.ins().iadd_imm_s(self.arena, off as i64)),
+            Buf::State(off) => {
+                let state = self.state.ok_or_else(|| {
+                    CodegenError("the program reads state but the function has no state".into())
+                })?;
+                Ok(self.b.ins().iadd_imm_s(state, off as i64))
+            }
+            other => self
+                .bases
+                .get(&other)
+                .copied()
+                .ok_or_else(|| CodegenError(format!("no buffer {other:?}"))),
         }
     }
 
     fn addr(&mut self, buf: Buf, index: &Expr, ty: Scalar) -> Result<Value, CodegenError> {
-        let base = self.base(buf);
+        let base = self.base(buf)?;
         let i = self.expr(index)?;
         let off = self.b.ins().imul_imm_s(i, ty.bytes() as i64);
         Ok(self.b.ins().iadd(base, off))
@@ -569,10 +624,10 @@ impl<'a> Gen<'a> {
                 src_off,
                 bytes,
             } => {
-                let d = self.base(*dst);
+                let d = self.base(*dst)?;
                 let doff = self.expr(dst_off)?;
                 let d = self.b.ins().iadd(d, doff);
-                let sb = self.base(*src);
+                let sb = self.base(*src)?;
                 let soff = self.expr(src_off)?;
                 let sp = self.b.ins().iadd(sb, soff);
                 let n = self.expr(bytes)?;

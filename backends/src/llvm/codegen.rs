@@ -10,10 +10,11 @@
 //!
 //! Shape of the code:
 //!
-//! - `smelt_model_run(inputs, outputs, arena)` loads the input and output
+//! - `smelt_model_run(inputs, outputs, arena[, state])` loads the input and output
 //!   pointers from the two arrays and calls `smelt_model_body` with each
 //!   tensor as its own parameter. The body's parameters are `noalias` (the
-//!   ABI says inputs, outputs and the arena never overlap; the constants
+//!   ABI says inputs, outputs, the arena and the state buffer never
+//!   overlap; the constants
 //!   are distinct globals), `nocapture`, aligned to their element size (the
 //!   arena to 64), `dereferenceable` for their byte size, and inputs are
 //!   `readonly`: what LLVM's vectorizer needs to prove loads and stores of
@@ -146,16 +147,49 @@ fn int_lit(v: i64, ty: Scalar) -> String {
     v.to_string()
 }
 
-/// The parameter list and the text of both functions.
-/// `run` is the entry point's symbol.
-pub(super) fn run_ir(l: &Lowered, ptr_bytes: u32, run: &str) -> Result<String, CodegenError> {
+/// `init(state)`: zero bytes over the whole state buffer (nothing for a
+/// stateless model, whose buffer may be NULL).
+fn init_ir(l: &Lowered, iptr: &str, init: &str) -> String {
+    let mut out = format!("define void @{init}(ptr %state) #0 {{\nentry:\n");
+    if l.plan.state_bytes > 0 {
+        let _ = writeln!(
+            out,
+            "  call void @llvm.memset.p0.{iptr}(ptr align {} %state, i8 0, {iptr} {}, i1 false)",
+            crate::plan::ALIGN,
+            l.plan.state_bytes
+        );
+    }
+    out.push_str("  ret void\n}\n\n");
+    if l.plan.state_bytes > 0 {
+        let _ = writeln!(
+            out,
+            "declare void @llvm.memset.p0.{iptr}(ptr, i8, {iptr}, i1)\n"
+        );
+    }
+    out
+}
+
+/// The parameter list and the text of both functions (and of the init
+/// function when the entry point takes the state buffer).
+/// `symbols` names the entry point and the init function.
+pub(super) fn run_ir(
+    l: &Lowered,
+    ptr_bytes: u32,
+    symbols: &crate::artifact::ModelSymbols,
+) -> Result<String, CodegenError> {
     let iptr = if ptr_bytes == 4 { "i32" } else { "i64" };
+    let run = &symbols.run;
+    let takes_state = symbols.takes_state(l.has_state());
     let mut out = String::new();
+    if takes_state {
+        out.push_str(&init_ir(l, iptr, &symbols.init));
+    }
     // The wrapper: unpacks the pointer arrays.
+    let state_param = if takes_state { ", ptr %state" } else { "" };
     let _ = writeln!(
         out,
         "define void @{run}(ptr nocapture readonly %inputs, ptr nocapture readonly \
-         %outputs, ptr %arena) #0 {{\nentry:"
+         %outputs, ptr %arena{state_param}) #0 {{\nentry:"
     );
     let mut args = Vec::new();
     for (kind, list) in [("inputs", &l.inputs), ("outputs", &l.outputs)] {
@@ -169,6 +203,9 @@ pub(super) fn run_ir(l: &Lowered, ptr_bytes: u32, run: &str) -> Result<String, C
         }
     }
     args.push("ptr %arena".into());
+    if l.has_state() {
+        args.push("ptr %state".into());
+    }
     let _ = writeln!(
         out,
         "  call void @smelt_model_body({})\n  ret void\n}}\n",
@@ -202,9 +239,21 @@ pub(super) fn run_ir(l: &Lowered, ptr_bytes: u32, run: &str) -> Result<String, C
         "ptr noalias nocapture align {}{arena_deref} %arena",
         crate::plan::ALIGN
     ));
+    // The state buffer is the caller's, disjoint from the inputs, outputs
+    // and arena (the ABI says so), so it is `noalias` too.
+    if l.has_state() {
+        params.push(format!(
+            "ptr noalias nocapture align {} dereferenceable({}) %state",
+            crate::plan::ALIGN,
+            l.plan.state_bytes
+        ));
+    }
     let mut arg_names: Vec<String> = (0..l.inputs.len()).map(|k| format!("%in{k}")).collect();
     arg_names.extend((0..l.outputs.len()).map(|k| format!("%out{k}")));
     arg_names.push("%arena".into());
+    if l.has_state() {
+        arg_names.push("%state".into());
+    }
     let mut g = Gen {
         p: &l.program,
         iptr,
@@ -351,6 +400,14 @@ impl Gen<'_> {
                     self.iptr
                 ));
                 // Offsets are multiples of the plan's alignment.
+                (p, crate::plan::ALIGN)
+            }
+            Buf::State(0) => ("%state".into(), crate::plan::ALIGN),
+            Buf::State(off) => {
+                let p = self.def(format!(
+                    "getelementptr inbounds i8, ptr %state, {} {off}",
+                    self.iptr
+                ));
                 (p, crate::plan::ALIGN)
             }
         }

@@ -131,7 +131,8 @@ pub(super) fn define_info(
 
     // typedef struct { uint32_t abi_version, num_inputs, num_outputs;
     //   const smelt_tensor_info *inputs, *outputs; uint64_t arena_bytes,
-    //   arena_align; const char *model_name; } smelt_model_info;
+    //   arena_align; const char *model_name; uint64_t state_bytes,
+    //   state_align; } smelt_model_info;
     let model_info = ctx.opaque_struct_type("smelt_model_info");
     model_info.set_body(
         &[
@@ -143,6 +144,8 @@ pub(super) fn define_info(
             i64t.into(),
             i64t.into(),
             ptr.into(),
+            i64t.into(),
+            i64t.into(),
         ],
         false,
     );
@@ -158,6 +161,8 @@ pub(super) fn define_info(
         i64t.const_int(arena, false).into(),
         i64t.const_int(crate::plan::ALIGN, false).into(),
         name.into(),
+        i64t.const_int(l.plan.state_bytes, false).into(),
+        i64t.const_int(crate::plan::ALIGN, false).into(),
     ]);
     let g = module.add_global(model_info, None, symbol);
     g.set_initializer(&init);

@@ -182,7 +182,7 @@ fn build_module<'c>(
     text.push_str(&codegen::run_ir(
         l,
         td.get_pointer_byte_size(None),
-        &symbols.run,
+        symbols,
     )?);
     let buf = MemoryBuffer::create_from_memory_range_copy(text.as_bytes(), model_name);
     let module = ctx.create_module_from_ir(buf).map_err(|e| {

@@ -271,7 +271,7 @@ int main(void) {
     for (int i = 0; i < N; i++) x[i] = (float)i * 0.75f - 2.0f;
     const void *ins[1] = {x};
     void *outs[3] = {y, z, k};
-    smelt_model_run(ins, outs, arena);
+    smelt_model_run(ins, outs, arena, 0);
     for (int i = 0; i < N; i++) {
         float w = (float)i * 0.5f - 1.0f;
         float t = x[i] * w + (float)i;
@@ -372,7 +372,7 @@ int main(void) {
     for (int i = 0; i < 16; i++) x[i] = (float)(i % 5) - 1.5f;
     const void *ins[1] = {x};
     void *outs[1] = {y};
-    smelt_model_run(ins, outs, 0);
+    smelt_model_run(ins, outs, 0, 0);
     float acc[4] = {0, 0, 0, 0};
     for (int k = 0; k < 4; k++)
         for (int l = 0; l < 4; l++) acc[l] = x[4 * k + l] * 2.0f + acc[l];

@@ -65,6 +65,14 @@ pub struct IoInfo {
     pub bytes: u64,
 }
 
+impl Lowered {
+    /// Whether the model carries state between runs (its entry point takes
+    /// the state buffer, and it has an init function).
+    pub fn has_state(&self) -> bool {
+        self.plan.state_bytes > 0
+    }
+}
+
 /// A lowered model: the kernel program, its signature and the arena size.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Lowered {
@@ -180,6 +188,7 @@ pub fn lower_with(g: &Graph, schedule: &Schedule) -> Result<Lowered, LowerError>
                 Place::Output(k) => Buf::Output(k),
                 Place::Arena(off) => Buf::Arena(off),
                 Place::Const(root) => Buf::Const(*const_index.get(&root)?),
+                Place::State(off) => Buf::State(off),
             };
             Some((ValueId(i as u32), buf))
         })
@@ -220,9 +229,6 @@ pub fn lower_with(g: &Graph, schedule: &Schedule) -> Result<Lowered, LowerError>
     if !unsupported.is_empty() {
         return Err(LowerError::Unsupported(unsupported));
     }
-    if p.scratch_bytes > 0 {
-        mem.arena_bytes = p.scratch_base + p.scratch_bytes;
-    }
     // Outputs not written in place: inputs, constants, views of them, or a
     // second output sharing a buffer.
     for (k, &id) in g.outputs.iter().enumerate() {
@@ -238,15 +244,83 @@ pub fn lower_with(g: &Graph, schedule: &Schedule) -> Result<Lowered, LowerError>
             });
         }
     }
+    // After the graph outputs, which may read a state input's old value.
+    state_copies(g, &mem, &bufs, &mut p);
+    if p.scratch_bytes > 0 {
+        mem.arena_bytes = p.scratch_base + p.scratch_bytes;
+    }
     crate::schedule::vectorize::vectorize(&mut p);
     crate::kernel::legalize_parallel(&mut p);
     crate::schedule::drop_unused_consts(&mut p);
+    for s in &g.states {
+        io_info(g, s.input)?;
+    }
     Ok(Lowered {
         program: p,
         inputs,
         outputs,
         plan: mem,
     })
+}
+
+/// The copies that end a run of a stateful graph: each state output into
+/// its pair's slot of the state buffer. They come after every kernel, so
+/// every read of a state input in this step has happened (the state inputs
+/// are read-only in the plan, so no kernel wrote over one either).
+///
+/// A state output that is another pair's state input (or a view of one:
+/// rotating states) is first copied to the scratch area, so no copy reads
+/// a slot an earlier copy already overwrote; one that is its own pair's
+/// input is unchanged and needs no copy.
+fn state_copies(
+    g: &Graph,
+    mem: &MemoryPlan,
+    bufs: &HashMap<ValueId, Buf>,
+    p: &mut Program,
+) {
+    let bytes_of = |id: ValueId| g.value(id).ty.bytes().unwrap_or(0) as i64;
+    let mut srcs = Vec::with_capacity(g.states.len());
+    let mut staged = 0u64;
+    for (k, s) in g.states.iter().enumerate() {
+        let dst = Buf::State(mem.state_offsets[k]);
+        let src = bufs[&s.output];
+        let src = match src {
+            Buf::State(_) if src == dst => None,
+            Buf::State(_) => {
+                let off = staged;
+                staged += (bytes_of(s.output) as u64).div_ceil(crate::plan::ALIGN)
+                    * crate::plan::ALIGN;
+                Some((src, Some(off)))
+            }
+            other => Some((other, None)),
+        };
+        srcs.push(src);
+    }
+    let stage = (staged > 0).then(|| p.scratch(staged));
+    let copy = |dst: Buf, src: Buf, bytes: i64| Stmt::Copy {
+        dst,
+        dst_off: i(0),
+        src,
+        src_off: i(0),
+        bytes: i(bytes),
+    };
+    let mut finals = Vec::new();
+    for (k, (s, src)) in g.states.iter().zip(srcs).enumerate() {
+        let Some((src, stage_off)) = src else {
+            continue;
+        };
+        let bytes = bytes_of(s.output);
+        let src = match (stage, stage_off) {
+            (Some(Buf::Arena(base)), Some(off)) => {
+                let tmp = Buf::Arena(base + off);
+                p.body.push(copy(tmp, src, bytes));
+                tmp
+            }
+            _ => src,
+        };
+        finals.push(copy(Buf::State(mem.state_offsets[k]), src, bytes));
+    }
+    p.body.extend(finals);
 }
 
 fn lower_node(

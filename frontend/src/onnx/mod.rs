@@ -44,6 +44,11 @@ pub struct ImportOptions {
     /// the file must name an initializer of the same dtype and shape; see
     /// [`crate::safetensors`].
     pub weights: Option<PathBuf>,
+    /// Persistent state as `(input, output)` name pairs (`--state IN=OUT`):
+    /// graph input IN leaves the signature and holds, at each step, what
+    /// value OUT held at the previous one (zero bytes at the first step).
+    /// ONNX has no notion of state, so the user names the pairs.
+    pub states: Vec<(String, String)>,
 }
 
 /// A parsed `.onnx` file, not yet converted to the IR.
@@ -410,12 +415,57 @@ impl OnnxModel {
             imp.graph.outputs.push(id);
         }
         let mut graph = imp.graph;
+        declare_states(&mut graph, &opts.states)?;
         // Folding leaves constants (shape arithmetic, folded weights' sources)
         // that nothing reads any more.
         graph.prune();
         smelt_ir::verify::verify(&graph)?;
         Ok(graph)
     }
+}
+
+/// Pairs the state inputs and outputs `--state IN=OUT` names: IN must be a
+/// graph input (not fixed by `--bind`), OUT any value of the graph (usually a
+/// graph output) of the same type.
+fn declare_states(graph: &mut Graph, states: &[(String, String)]) -> Result<()> {
+    for (input, output) in states {
+        let bad = |msg: String| Error::Graph(format!("--state {input}={output}: {msg}"));
+        let i = graph
+            .inputs
+            .iter()
+            .copied()
+            .find(|&v| &graph.value(v).name == input)
+            .ok_or_else(|| {
+                let names: Vec<&str> = graph
+                    .inputs
+                    .iter()
+                    .map(|&v| graph.value(v).name.as_str())
+                    .collect();
+                bad(format!(
+                    "'{input}' is not a graph input (the inputs left are: {})",
+                    if names.is_empty() {
+                        "none".to_string()
+                    } else {
+                        names.join(", ")
+                    }
+                ))
+            })?;
+        let o = graph
+            .outputs
+            .iter()
+            .copied()
+            .find(|&v| &graph.value(v).name == output)
+            .or_else(|| graph.find(output))
+            .ok_or_else(|| bad(format!("the graph has no value '{output}'")))?;
+        let (ti, to) = (&graph.value(i).ty, &graph.value(o).ty);
+        if ti != to {
+            return Err(bad(format!(
+                "input '{input}' is {ti} but '{output}' is {to}; a state and its next value need one type"
+            )));
+        }
+        graph.add_state(i, o).map_err(|e| bad(e.to_string()))?;
+    }
+    Ok(())
 }
 
 fn hist_key(node: &NodeProto) -> String {

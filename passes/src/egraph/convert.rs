@@ -80,9 +80,11 @@ pub fn load(g: &Graph, fold_limit: usize) -> Loaded {
             }
         }
     }
+    // State outputs are roots like graph outputs: the next step reads them.
     eg.analysis.roots = g
         .outputs
         .iter()
+        .chain(g.states.iter().map(|s| &s.output))
         .filter_map(|o| value_class[o.index()])
         .collect();
     eg.rebuild();
@@ -108,7 +110,8 @@ pub fn rebuild(
     // Preferred names per class: inputs, then outputs, then first source name.
     let mut class_name: HashMap<Id, String> = HashMap::new();
     let mut node_name: HashMap<Id, String> = HashMap::new();
-    for &i in &src.inputs {
+    let state_inputs: Vec<ValueId> = src.states.iter().map(|s| s.input).collect();
+    for &i in src.inputs.iter().chain(&state_inputs) {
         if let Some(c) = loaded.value_class[i.index()] {
             class_name
                 .entry(find(c))
@@ -158,9 +161,25 @@ pub fn rebuild(
             built.entry(find(c)).or_insert_with(|| vec![id]);
         }
     }
-    // Iterative post-order over chosen e-nodes from the outputs.
+    // State inputs follow the signature, in pair order.
+    let mut new_state_inputs = Vec::with_capacity(state_inputs.len());
+    for &i in &state_inputs {
+        let v = src.value(i);
+        let name = unique(&v.name, &mut used);
+        let id = out
+            .add_state_input(name, v.ty.clone())
+            .map_err(|e| RebuildError(e.to_string()))?;
+        if let Some(c) = loaded.value_class[i.index()] {
+            built.entry(find(c)).or_insert_with(|| vec![id]);
+        }
+        new_state_inputs.push(id);
+    }
+    // Iterative post-order over chosen e-nodes from the outputs and the
+    // state outputs.
     let mut out_ids = Vec::with_capacity(src.outputs.len());
-    for &o in &src.outputs {
+    let state_outputs: Vec<ValueId> = src.states.iter().map(|s| s.output).collect();
+    let mut state_roots = Vec::with_capacity(state_outputs.len());
+    for (k, &o) in src.outputs.iter().chain(&state_outputs).enumerate() {
         let root = find(loaded.value_class[o.index()].ok_or_else(|| {
             RebuildError(format!("output '{}' has no e-class", src.value(o).name))
         })?);
@@ -256,7 +275,11 @@ pub fn rebuild(
             };
             built.insert(c, ids);
         }
-        out_ids.push((o, root));
+        if k < src.outputs.len() {
+            out_ids.push((o, root));
+        } else {
+            state_roots.push(root);
+        }
     }
     // Outputs keep their names; a class that is already named otherwise (an
     // input, a constant, another output) is exposed through an Identity.
@@ -288,7 +311,59 @@ pub fn rebuild(
         taken.insert(id);
         out.outputs.push(id);
     }
+    rebuild_states(&mut out, &built, &new_state_inputs, &state_roots, &mut unique_name(used))?;
     Ok(out)
+}
+
+/// A name generator that avoids every name in `used`.
+fn unique_name(mut used: HashSet<String>) -> impl FnMut(&str) -> String {
+    let mut fresh = 0usize;
+    move |base: &str| {
+        if used.insert(base.to_string()) {
+            return base.to_string();
+        }
+        loop {
+            fresh += 1;
+            let n = format!("{base}.{fresh}");
+            if used.insert(n.clone()) {
+                return n;
+            }
+        }
+    }
+}
+
+/// Pairs each rebuilt state input with the value its class's root became.
+/// Two states whose next values fell into one class get an `Identity` for
+/// the second, since a value is the next value of one state only.
+fn rebuild_states(
+    out: &mut Graph,
+    built: &HashMap<Id, Vec<ValueId>>,
+    inputs: &[ValueId],
+    roots: &[Id],
+    unique: &mut impl FnMut(&str) -> String,
+) -> Result<(), RebuildError> {
+    let mut taken: HashSet<ValueId> = HashSet::new();
+    for (&input, root) in inputs.iter().zip(roots) {
+        let mut v = *built
+            .get(root)
+            .and_then(|v| v.first())
+            .ok_or_else(|| RebuildError("a state output has no value".into()))?;
+        if !taken.insert(v) {
+            let name = unique(&format!("{}.next", out.value(input).name));
+            v = out
+                .add_node(
+                    format!("{name}.identity"),
+                    Op::Layout(Layout::Identity),
+                    vec![Some(v)],
+                    vec![name],
+                )
+                .map_err(|e| RebuildError(e.to_string()))?[0];
+            taken.insert(v);
+        }
+        out.add_state(input, v)
+            .map_err(|e| RebuildError(e.to_string()))?;
+    }
+    Ok(())
 }
 
 /// The type of a class (for rule conditions and reports).

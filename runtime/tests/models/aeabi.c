@@ -47,7 +47,10 @@ const smelt_model_info smelt_model = {
     SMELT_ABI_VERSION, 2, NOUT, inputs, outputs, 0, 1, "aeabi",
 };
 
-void smelt_model_run(const void *const *in, void *const *out, void *arena) {
+void smelt_model_init(void *state) { (void)state; }
+
+void smelt_model_run(const void *const *in, void *const *out, void *arena, void *state) {
+    (void)state;
     (void)arena;
     const uint64_t *a = in[0], *b = in[1];
     uint64_t *const *o = (uint64_t *const *)out;

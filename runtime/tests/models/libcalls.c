@@ -34,7 +34,10 @@ const smelt_model_info smelt_model = {
     SMELT_ABI_VERSION, 6, 14, inputs, outputs, 0, 1, "libcalls",
 };
 
-void smelt_model_run(const void *const *in, void *const *out, void *arena) {
+void smelt_model_init(void *state) { (void)state; }
+
+void smelt_model_run(const void *const *in, void *const *out, void *arena, void *state) {
+    (void)state;
     (void)arena;
     const float *a = in[0], *b = in[1], *c = in[2];
     const double *da = in[3], *db = in[4], *dc = in[5];

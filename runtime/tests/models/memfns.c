@@ -35,7 +35,10 @@ const smelt_model_info smelt_model = {
     SMELT_ABI_VERSION, 2, 2, inputs, outputs, 256, 16, "memfns",
 };
 
-void smelt_model_run(const void *const *in, void *const *out, void *arena) {
+void smelt_model_init(void *state) { (void)state; }
+
+void smelt_model_run(const void *const *in, void *const *out, void *arena, void *state) {
+    (void)state;
     const unsigned char *data = in[0];
     const int64_t *ops = in[1];
     unsigned char *buf = arena;

@@ -48,7 +48,10 @@ static void task(void *ctx, int64_t lo, int64_t hi) {
     j->stacks[(3 * lo + N - 1) / N] = (uint64_t)(uintptr_t)&here;
 }
 
-void smelt_model_run(const void *const *in, void *const *out, void *arena) {
+void smelt_model_init(void *state) { (void)state; }
+
+void smelt_model_run(const void *const *in, void *const *out, void *arena, void *state) {
+    (void)state;
     (void)arena;
     struct job j = {in[0], out[0], out[1]};
     for (int k = 0; k < 3; k++) j.stacks[k] = 0;

@@ -21,7 +21,10 @@ const smelt_model_info smelt_model = {
     SMELT_ABI_VERSION, 2, 2, inputs, outputs, 64, 64, "simple",
 };
 
-void smelt_model_run(const void *const *in, void *const *out, void *arena) {
+void smelt_model_init(void *state) { (void)state; }
+
+void smelt_model_run(const void *const *in, void *const *out, void *arena, void *state) {
+    (void)state;
     const float *x = in[0];
     const int64_t *ids = in[1];
     float *y = out[0];
