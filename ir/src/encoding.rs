@@ -191,9 +191,7 @@ impl BlockFormat {
     /// The block format of a GGUF tensor type code; `None` for the element
     /// types (F32, F16, …) and the formats smelt does not know.
     pub fn from_gguf_type(code: u32) -> Option<BlockFormat> {
-        BlockFormat::ALL
-            .into_iter()
-            .find(|f| f.gguf_type() == code)
+        BlockFormat::ALL.into_iter().find(|f| f.gguf_type() == code)
     }
 
     /// The lowercase name the IR printer uses (`q4_0`, `q4_k`, `tq1_0`).
@@ -414,7 +412,9 @@ impl Affine {
         let n = numel(shape)?;
         let groups = self.groups(shape)?;
         let values_bytes = self.storage.packed_bytes(n)?;
-        let scales_offset = values_bytes.checked_next_multiple_of(4).ok_or_else(overflow)?;
+        let scales_offset = values_bytes
+            .checked_next_multiple_of(4)
+            .ok_or_else(overflow)?;
         let scales_end = groups
             .checked_mul(4)
             .and_then(|b| b.checked_add(scales_offset))

@@ -182,6 +182,29 @@ impl fmt::Debug for Bytes {
     }
 }
 
+/// The bytes, so a `&Bytes` reads as a `&[u8]` (the kernel IR's constants
+/// are `Bytes` shared with the graph, and its passes read them as slices).
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
+/// Equal contents, owned or mapped alike.
+impl PartialEq for Bytes {
+    fn eq(&self, other: &Bytes) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+/// No bytes (owned).
+impl Default for Bytes {
+    fn default() -> Bytes {
+        Bytes::Owned(Arc::from([]))
+    }
+}
+
 /// Where a value comes from.
 #[derive(Clone, Debug)]
 pub enum ValueDef {
@@ -291,15 +314,15 @@ impl Graph {
     pub fn const_value(&self, id: ValueId) -> Option<Result<Tensor>> {
         let v = self.value(id);
         match &v.def {
-            ValueDef::Const(b) => Some(
-                Tensor::from_typed_bytes(&v.ty, b.as_slice()).map_err(|e| match e {
+            ValueDef::Const(b) => Some(Tensor::from_typed_bytes(&v.ty, b.as_slice()).map_err(
+                |e| match e {
                     Error::UnsupportedEncoding { encoding, what } => Error::UnsupportedEncoding {
                         encoding,
                         what: format!("{what} (constant '{}')", v.name),
                     },
                     other => other,
-                }),
-            ),
+                },
+            )),
             ValueDef::Input | ValueDef::Node(..) => None,
         }
     }

@@ -39,7 +39,11 @@ fn block_sizes_and_gguf_codes() {
         let ty = TensorType::encoded(DType::F32, vec![2, 2 * len], Encoding::Block(f)).unwrap();
         assert_eq!(ty.bytes().unwrap(), 4 * bytes, "{f}");
     }
-    assert_eq!(BlockFormat::from_gguf_type(0), None, "F32 is an element type");
+    assert_eq!(
+        BlockFormat::from_gguf_type(0),
+        None,
+        "F32 is an element type"
+    );
     assert_eq!(BlockFormat::from_name("Q4_0"), None, "names are lowercase");
 }
 
@@ -187,12 +191,8 @@ fn display_adds_a_suffix_only_when_encoded() {
         TensorType::new(DType::F32, vec![64, 32]).to_string(),
         "f32[64,32]"
     );
-    let q = TensorType::encoded(
-        DType::F32,
-        vec![64, 32],
-        Encoding::Block(BlockFormat::Q4_0),
-    )
-    .unwrap();
+    let q =
+        TensorType::encoded(DType::F32, vec![64, 32], Encoding::Block(BlockFormat::Q4_0)).unwrap();
     assert_eq!(q.to_string(), "f32[64,32] q4_0");
     let a = TensorType::encoded(
         DType::F32,
@@ -204,8 +204,8 @@ fn display_adds_a_suffix_only_when_encoded() {
 }
 
 fn q8_weight() -> (TensorType, Bytes) {
-    let ty = TensorType::encoded(DType::F32, vec![2, 32], Encoding::Block(BlockFormat::Q8_0))
-        .unwrap();
+    let ty =
+        TensorType::encoded(DType::F32, vec![2, 32], Encoding::Block(BlockFormat::Q8_0)).unwrap();
     let mut bytes = vec![0u8; 68];
     // d = 1.0 (f16 0x3c00) in both blocks, q = 1..=32.
     for (b, block) in bytes.chunks_exact_mut(34).enumerate() {
@@ -220,7 +220,9 @@ fn q8_weight() -> (TensorType, Bytes) {
 #[test]
 fn graph_refuses_encoded_operands_typed() {
     let mut g = Graph::new();
-    let x = g.add_input("x", TensorType::new(DType::F32, vec![1, 2])).unwrap();
+    let x = g
+        .add_input("x", TensorType::new(DType::F32, vec![1, 2]))
+        .unwrap();
     let (ty, bytes) = q8_weight();
     let w = g.add_const_bytes("w", ty.clone(), bytes.clone()).unwrap();
     // The constant itself verifies and prints with its encoding.
@@ -255,7 +257,10 @@ fn graph_refuses_encoded_operands_typed() {
             if *encoding == Encoding::Block(BlockFormat::Q8_0) && what == "input 1 ('w')"),
         "{err}"
     );
-    assert!(err.to_string().starts_with("node 'mm' (MatMul): q8_0-encoded"));
+    assert!(
+        err.to_string()
+            .starts_with("node 'mm' (MatMul): q8_0-encoded")
+    );
     // Encoded graph inputs and outputs are refused too.
     let mut g = Graph::new();
     g.add_input("x", ty.clone()).unwrap();
@@ -336,7 +341,10 @@ fn block_rows_decode_in_row_major_order() {
     let flat = TensorType::encoded(DType::F32, vec![64], ty.encoding).unwrap();
     let flat = dequantize(&flat, bytes.as_slice()).unwrap();
     assert_eq!(rows.shape(), &[2, 32]);
-    assert_eq!(rows.as_slice::<f32>().unwrap(), flat.as_slice::<f32>().unwrap());
+    assert_eq!(
+        rows.as_slice::<f32>().unwrap(),
+        flat.as_slice::<f32>().unwrap()
+    );
     assert_eq!(rows.as_slice::<f32>().unwrap()[33], 2.0 + 1.0);
 }
 
