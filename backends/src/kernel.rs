@@ -54,6 +54,8 @@
 
 use std::fmt::{self, Write};
 
+use smelt_ir::Bytes;
+
 /// Scalar element types the kernel IR computes with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[allow(missing_docs)]
@@ -443,6 +445,49 @@ pub enum Stmt {
     },
 }
 
+/// The constants of a [`Program`], indexed by [`Buf::Const`]: a list of
+/// [`Bytes`].
+///
+/// A graph constant is the graph's own `Bytes` ([`Consts::push_shared`]: an
+/// `Arc` clone, owned or memory-mapped), so weights reach the kernel IR by
+/// reference and are never copied; constants made while lowering (packed
+/// GEMM panels, folded tables) are pushed as owned vectors
+/// ([`Consts::push`]). Everything else is the `Vec`'s (through `Deref`),
+/// and an element reads as a `&[u8]`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Consts(Vec<Bytes>);
+
+impl Consts {
+    /// Appends a constant made while lowering (owned).
+    pub fn push(&mut self, bytes: Vec<u8>) {
+        self.0.push(bytes.into());
+    }
+
+    /// Appends a graph constant by reference (no copy).
+    pub fn push_shared(&mut self, bytes: Bytes) {
+        self.0.push(bytes);
+    }
+}
+
+impl std::ops::Deref for Consts {
+    type Target = Vec<Bytes>;
+    fn deref(&self) -> &Vec<Bytes> {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Consts {
+    fn deref_mut(&mut self) -> &mut Vec<Bytes> {
+        &mut self.0
+    }
+}
+
+impl From<Vec<Vec<u8>>> for Consts {
+    fn from(v: Vec<Vec<u8>>) -> Consts {
+        Consts(v.into_iter().map(Bytes::from).collect())
+    }
+}
+
 /// The body of one model's run function plus its read-only data.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Program {
@@ -453,7 +498,7 @@ pub struct Program {
     /// Statements, in execution order.
     pub body: Vec<Stmt>,
     /// Constant data (little-endian bytes), referenced by [`Buf::Const`].
-    pub consts: Vec<Vec<u8>>,
+    pub consts: Consts,
     /// Arena offset of the scratch area: past every planned value, so a
     /// kernel may use it for temporaries (an im2col matrix) while it runs.
     pub scratch_base: u64,

@@ -197,9 +197,15 @@ pub fn plan(g: &Graph) -> MemoryPlan {
             && node.outputs.len() == 1
         {
             let ot = &g.value(out).ty;
+            // Per element: element i is read before element i is written,
+            // so the sizes must match element for element (operands and
+            // results of nodes are dense: the verifier refuses encodings there).
             let same = |v: ValueId| {
                 let t = &g.value(v).ty;
-                t.shape == ot.shape && t.dtype.elem_bytes() == ot.dtype.elem_bytes()
+                t.shape == ot.shape
+                    && t.is_dense()
+                    && ot.is_dense()
+                    && t.dtype.elem_bytes() == ot.dtype.elem_bytes()
             };
             let ins: Vec<ValueId> = node.inputs.iter().flatten().copied().collect();
             let cands = if only_residual {

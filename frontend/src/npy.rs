@@ -9,7 +9,7 @@
 use std::io::Read;
 use std::path::Path;
 
-use smelt_ir::{DType, Tensor};
+use smelt_ir::{DType, Tensor, TensorType};
 
 use crate::checked;
 use crate::error::{Error, Result};
@@ -143,9 +143,13 @@ pub fn decode(bytes: &[u8], path: &Path, limits: &Limits) -> Result<Tensor> {
         dims.push(v);
     }
     let shape = checked::dims(&dims, limits.max_rank, &|| path.display().to_string())?;
-    let numel: usize = shape.iter().product();
-    let nbytes = checked::mul(numel, dtype.elem_bytes(), || {
-        format!("the data size of {}", path.display())
+    // The one size function (`.npy` data is dense); its overflow is
+    // reported like every other file-supplied size.
+    let nbytes = TensorType::new(dtype, shape.clone()).bytes().map_err(|e| {
+        Error::Graph(format!(
+            "the data size of {} overflows ({e})",
+            path.display()
+        ))
     })?;
     Limits::check(
         || format!("the size of {}", path.display()),
@@ -163,6 +167,7 @@ pub fn decode(bytes: &[u8], path: &Path, limits: &Limits) -> Result<Tensor> {
             ),
         ));
     }
+    // Per element: big-endian data is swapped one element at a time.
     if big && dtype.elem_bytes() > 1 {
         let mut swapped = data.to_vec();
         swapped
@@ -194,6 +199,7 @@ pub fn encode(t: &Tensor) -> Vec<u8> {
     let total = MAGIC.len() + 4 + header.len() + 1;
     header.push_str(&" ".repeat((64 - total % 64) % 64));
     header.push('\n');
+    // A `Tensor` is dense: element size × count is its size (a capacity hint).
     let mut out =
         Vec::with_capacity(MAGIC.len() + 4 + header.len() + t.len() * t.dtype().elem_bytes());
     out.extend_from_slice(MAGIC);

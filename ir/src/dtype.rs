@@ -1,9 +1,13 @@
 //! Element types of tensors.
 //!
-//! `DType` is deliberately open to block-quantized formats (GGUF's Q8_0, Q4_0, …):
-//! sizes are asked for a whole tensor through [`DType::storage_bytes`], never as
-//! "bytes per element", so a type whose elements share per-block scales fits the
-//! same interface.
+//! A `DType` is a logical element type. How elements are stored (densely,
+//! in GGUF blocks, as affine integers) is the tensor type's
+//! [`Encoding`](crate::Encoding), so the size of a whole tensor is asked of
+//! [`TensorType::bytes`](crate::TensorType::bytes) (or
+//! [`Encoding::storage_bytes`](crate::Encoding::storage_bytes)), never
+//! computed as bytes per element times count at call sites.
+//! [`DType::elem_bytes`] remains for per-element work on dense data (a
+//! scalar load, a byte swap).
 
 use std::fmt;
 
@@ -82,7 +86,8 @@ impl DType {
         DType::ALL.into_iter().find(|d| d.name() == name)
     }
 
-    /// Size in bytes of one element, for the element-addressable types.
+    /// Size in bytes of one element of a dense tensor (for per-element work;
+    /// whole-tensor sizes come from [`TensorType::bytes`](crate::TensorType::bytes)).
     pub fn elem_bytes(self) -> usize {
         match self {
             DType::I8 | DType::U8 | DType::Bool => 1,
@@ -92,7 +97,8 @@ impl DType {
         }
     }
 
-    /// Bytes needed to store `numel` elements, with overflow checked.
+    /// Bytes needed to store `numel` elements densely, with overflow checked
+    /// (the dense case of [`Encoding::storage_bytes`](crate::Encoding::storage_bytes)).
     pub fn storage_bytes(self, numel: usize) -> Result<usize> {
         numel
             .checked_mul(self.elem_bytes())

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use crate::encoding::Encoding;
+
 /// Result alias for IR operations.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -40,6 +42,23 @@ pub enum Error {
     Eval(String),
     /// The graph breaks an IR invariant.
     Verify(String),
+    /// A tensor's dtype or shape does not fit its encoding (a block format
+    /// whose block length does not divide the innermost dimension, an affine
+    /// axis out of range, …).
+    Encoding {
+        /// The encoding.
+        encoding: Encoding,
+        /// What does not fit.
+        msg: String,
+    },
+    /// An encoded (block- or affine-quantized) tensor reached code that only
+    /// handles dense tensors.
+    UnsupportedEncoding {
+        /// The encoding.
+        encoding: Encoding,
+        /// What refused it: an operation, or a value or op with its role.
+        what: String,
+    },
     /// An error at a node, with the node's name and op.
     Node {
         /// The node's name.
@@ -97,6 +116,12 @@ impl fmt::Display for Error {
             Error::Overflow(m) => write!(f, "size overflow: {m}"),
             Error::Eval(m) => write!(f, "evaluation error: {m}"),
             Error::Verify(m) => write!(f, "invalid graph: {m}"),
+            Error::Encoding { encoding, msg } => write!(f, "encoding {encoding}: {msg}"),
+            Error::UnsupportedEncoding { encoding, what } => write!(
+                f,
+                "{encoding}-encoded tensor not supported by {what}; \
+                 dequantize it to a dense type first"
+            ),
             Error::Node { node, op, source } => write!(f, "node '{node}' ({op}): {source}"),
         }
     }

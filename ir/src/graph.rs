@@ -10,6 +10,7 @@ use std::sync::Arc;
 use memmap2::Mmap;
 
 use crate::dtype::DType;
+use crate::encoding::Encoding;
 use crate::error::{Error, Result};
 use crate::ops::{InferInput, Op, OpDef};
 use crate::shape::{Shape, numel};
@@ -38,18 +39,60 @@ impl NodeId {
 }
 
 /// The static type of a value.
+///
+/// `dtype` is the logical element type (what the values are once decoded:
+/// `f32` for a Q4_0 weight); `encoding` says how the bytes hold them. Dense
+/// is the default and the only encoding a node's operands and results have
+/// today; the verifier admits other encodings on constants only.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct TensorType {
-    /// Element type.
+    /// Logical element type.
     pub dtype: DType,
     /// Dimensions.
     pub shape: Shape,
+    /// How the elements are stored.
+    pub encoding: Encoding,
 }
 
 impl TensorType {
-    /// Builds a type.
+    /// Builds a dense type.
     pub fn new(dtype: DType, shape: Shape) -> TensorType {
-        TensorType { dtype, shape }
+        TensorType {
+            dtype,
+            shape,
+            encoding: Encoding::Dense,
+        }
+    }
+
+    /// Builds a type with an encoding, checking that dtype and shape fit it
+    /// (see [`Encoding::storage_bytes`]).
+    pub fn encoded(dtype: DType, shape: Shape, encoding: Encoding) -> Result<TensorType> {
+        let ty = TensorType {
+            dtype,
+            shape,
+            encoding,
+        };
+        ty.bytes()?;
+        Ok(ty)
+    }
+
+    /// True when the elements are stored densely.
+    pub fn is_dense(&self) -> bool {
+        self.encoding.is_dense()
+    }
+
+    /// The dtype of a dense type; for an encoded one an
+    /// [`Error::UnsupportedEncoding`] naming `what` (the operation that
+    /// needs dense elements). Code that dispatches on a value's element type
+    /// goes through this (or [`dispatch_type!`](crate::dispatch_type)).
+    pub fn dense_dtype(&self, what: &str) -> Result<DType> {
+        match self.encoding {
+            Encoding::Dense => Ok(self.dtype),
+            encoding => Err(Error::UnsupportedEncoding {
+                encoding,
+                what: what.to_string(),
+            }),
+        }
     }
 
     /// The element count (checked).
@@ -57,12 +100,15 @@ impl TensorType {
         numel(&self.shape)
     }
 
-    /// The storage size in bytes (checked).
+    /// The storage size in bytes (checked), for every encoding: the one
+    /// size function, [`Encoding::storage_bytes`].
     pub fn bytes(&self) -> Result<usize> {
-        self.dtype.storage_bytes(self.numel()?)
+        self.encoding.storage_bytes(self.dtype, &self.shape)
     }
 }
 
+/// `f32[64,32]` for a dense type; an encoded type adds one space and the
+/// encoding's text form: `f32[64,32] q4_0`, `f32[8,4] affine(i8,axis=0,zp)`.
 impl fmt::Display for TensorType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}[", self.dtype)?;
@@ -72,7 +118,11 @@ impl fmt::Display for TensorType {
             }
             write!(f, "{d}")?;
         }
-        f.write_str("]")
+        f.write_str("]")?;
+        if !self.is_dense() {
+            write!(f, " {}", self.encoding)?;
+        }
+        Ok(())
     }
 }
 
@@ -129,6 +179,29 @@ impl fmt::Debug for Bytes {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let kind = if self.is_mapped() { "mapped" } else { "owned" };
         write!(f, "Bytes({kind}, {} bytes)", self.as_slice().len())
+    }
+}
+
+/// The bytes, so a `&Bytes` reads as a `&[u8]` (the kernel IR's constants
+/// are `Bytes` shared with the graph, and its passes read them as slices).
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
+/// Equal contents, owned or mapped alike.
+impl PartialEq for Bytes {
+    fn eq(&self, other: &Bytes) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+/// No bytes (owned).
+impl Default for Bytes {
+    fn default() -> Bytes {
+        Bytes::Owned(Arc::from([]))
     }
 }
 
@@ -286,14 +359,21 @@ impl Graph {
         self.add_const_bytes(name, ty, t.to_le_bytes().into())
     }
 
-    /// The value of a constant, decoded; `None` for non-constants.
+    /// The value of a constant, decoded; `None` for non-constants. An
+    /// encoded constant is refused ([`Error::UnsupportedEncoding`]): what
+    /// reads it must handle its encoding (or call
+    /// [`dequantize`](crate::encoding::dequantize) on purpose).
     pub fn const_value(&self, id: ValueId) -> Option<Result<Tensor>> {
         let v = self.value(id);
         match &v.def {
-            ValueDef::Const(b) => Some(Tensor::from_le_bytes(
-                v.ty.dtype,
-                v.ty.shape.clone(),
-                b.as_slice(),
+            ValueDef::Const(b) => Some(Tensor::from_typed_bytes(&v.ty, b.as_slice()).map_err(
+                |e| match e {
+                    Error::UnsupportedEncoding { encoding, what } => Error::UnsupportedEncoding {
+                        encoding,
+                        what: format!("{what} (constant '{}')", v.name),
+                    },
+                    other => other,
+                },
             )),
             ValueDef::Input | ValueDef::Node(..) => None,
         }

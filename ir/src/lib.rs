@@ -8,6 +8,7 @@
 
 pub mod attrs;
 pub mod dtype;
+pub mod encoding;
 pub mod error;
 pub mod graph;
 pub mod interp;
@@ -19,6 +20,7 @@ pub mod verify;
 
 pub use attrs::{AttrValue, Attrs};
 pub use dtype::DType;
+pub use encoding::{Affine, AffineStorage, BlockFormat, Encoding, Granularity};
 pub use error::{Error, Result};
 pub use graph::{Bytes, Graph, Node, NodeId, State, TensorType, Value, ValueDef, ValueId};
 pub use ops::{Op, OpDef};

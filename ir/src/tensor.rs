@@ -12,6 +12,7 @@ use half::{bf16, f16};
 
 use crate::dtype::DType;
 use crate::error::{Error, Result};
+use crate::graph::TensorType;
 use crate::shape::{Shape, numel};
 
 /// The typed storage of a tensor, one variant per [`DType`].
@@ -316,6 +317,33 @@ macro_rules! dispatch_dtype {
     }};
 }
 
+/// Like [`dispatch_dtype!`] for a graph value's [`TensorType`]: binds `$T`
+/// to its element type and evaluates to `Ok($body)` for a dense type, and to
+/// an [`Error::UnsupportedEncoding`] naming `$what` (the operation) for an
+/// encoded one, never a panic.
+///
+/// The other dispatch macros match on [`Data`] or [`DType`], which are dense
+/// by construction (a `Tensor` never holds encoded bytes); an encoding can
+/// only reach them through a `TensorType`, and this is the gate.
+///
+/// ```
+/// use smelt_ir::{BlockFormat, DType, Encoding, Error, TensorType, dispatch_type, tensor::Elem};
+/// let dense = TensorType::new(DType::I16, vec![4]);
+/// assert_eq!(dispatch_type!(&dense, "size", T => T::BYTES).unwrap(), 2);
+/// let q = TensorType::encoded(DType::F32, vec![32], Encoding::Block(BlockFormat::Q8_0)).unwrap();
+/// let e = dispatch_type!(&q, "size", T => T::BYTES).unwrap_err();
+/// assert!(matches!(e, Error::UnsupportedEncoding { .. }));
+/// ```
+#[macro_export]
+macro_rules! dispatch_type {
+    ($ty:expr, $what:expr, $T:ident => $body:expr) => {
+        match $crate::graph::TensorType::dense_dtype($ty, $what) {
+            Ok(__d) => Ok($crate::dispatch_dtype!(__d, $T => $body)),
+            Err(__e) => Err(__e),
+        }
+    };
+}
+
 impl Data {
     /// The dtype of the stored elements.
     pub fn dtype(&self) -> DType {
@@ -466,7 +494,8 @@ impl Tensor {
     }
 
     /// Decodes little-endian bytes (the ONNX `raw_data`, `.npy` and safetensors
-    /// layout). The byte count must be exactly `numel × element size`.
+    /// layout) of a dense tensor. The byte count must be exactly `numel ×
+    /// element size`.
     pub fn from_le_bytes(dtype: DType, shape: Shape, bytes: &[u8]) -> Result<Tensor> {
         let n = numel(&shape)?;
         let want = dtype.storage_bytes(n)?;
@@ -482,8 +511,20 @@ impl Tensor {
         Ok(Tensor { shape, data })
     }
 
+    /// Decodes the bytes of a value of type `ty`. Dense types decode as
+    /// [`Tensor::from_le_bytes`]; an encoded type is refused with
+    /// [`Error::UnsupportedEncoding`] (decode it on purpose with
+    /// [`dequantize`](crate::encoding::dequantize)). `from_le_bytes` itself
+    /// takes a bare [`DType`], so it is dense by construction; code starting
+    /// from a graph value's type calls this instead.
+    pub fn from_typed_bytes(ty: &TensorType, bytes: &[u8]) -> Result<Tensor> {
+        let dtype = ty.dense_dtype("the dense tensor decoder")?;
+        Tensor::from_le_bytes(dtype, ty.shape.clone(), bytes)
+    }
+
     /// Encodes the elements as little-endian bytes.
     pub fn to_le_bytes(&self) -> Vec<u8> {
+        // Per element: a `Tensor` is always dense, and this is only a capacity hint.
         let mut out = Vec::with_capacity(self.len() * self.dtype().elem_bytes());
         dispatch!(&self.data, v, T => for x in v.iter() { x.push_le(&mut out) });
         out

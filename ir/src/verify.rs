@@ -1,12 +1,14 @@
 //! The verifier: checks a graph's invariants (every use defined before it,
-//! definitions consistent, types re-inferable, ranks and names sane, state
-//! pairs well formed). Run after import and after every pass.
+//! definitions consistent, types re-inferable, ranks and names sane,
+//! encodings only where something reads them, state pairs well formed). Run
+//! after import and after every pass.
 
 use std::collections::HashSet;
 
+use crate::encoding::Encoding;
 use crate::error::{Error, Result};
 use crate::graph::{Graph, ValueDef};
-use crate::ops::OpDef;
+use crate::ops::{Op, OpDef};
 use crate::shape::MAX_RANK;
 
 /// Checks every invariant of `g`, returning the first violation.
@@ -28,6 +30,18 @@ pub fn verify(g: &Graph) -> Result<()> {
         }
         v.ty.bytes()
             .map_err(|e| Error::Verify(format!("value '{}': {e}", v.name)))?;
+        // Encoded bytes exist only as weights: inputs arrive dense at run
+        // time and no op produces an encoded result yet.
+        if !v.ty.is_dense() && !matches!(v.def, ValueDef::Const(_)) {
+            let what = match v.def {
+                ValueDef::Input => format!("graph input '{}'", v.name),
+                _ => format!("the computed value '{}'", v.name),
+            };
+            return Err(Error::UnsupportedEncoding {
+                encoding: v.ty.encoding,
+                what,
+            });
+        }
     }
     for &id in &g.inputs {
         if !matches!(g.value(id).def, ValueDef::Input) {
@@ -39,12 +53,20 @@ pub fn verify(g: &Graph) -> Result<()> {
     }
     for (n, node) in g.nodes.iter().enumerate() {
         let ctx = |e: Error| e.at_node(&node.name, node.op.name());
-        for id in node.inputs.iter().flatten() {
+        for (k, id) in node.inputs.iter().enumerate() {
+            let Some(id) = id else { continue };
             if id.index() >= g.values.len() {
                 return Err(ctx(Error::Verify(format!(
                     "input refers to value #{} which does not exist",
                     id.0
                 ))));
+            }
+            let ty = &g.value(*id).ty;
+            if !ty.is_dense() && !reads_encoded(&node.op, k, ty.encoding) {
+                return Err(ctx(Error::UnsupportedEncoding {
+                    encoding: ty.encoding,
+                    what: format!("input {k} ('{}')", g.value(*id).name),
+                }));
             }
             if let ValueDef::Node(p, _) = g.value(*id).def
                 && p.index() >= n
@@ -87,6 +109,13 @@ pub fn verify(g: &Graph) -> Result<()> {
                 "graph output refers to value #{} which does not exist",
                 id.0
             )));
+        }
+        let v = g.value(id);
+        if !v.ty.is_dense() {
+            return Err(Error::UnsupportedEncoding {
+                encoding: v.ty.encoding,
+                what: format!("graph output '{}'", v.name),
+            });
         }
     }
     verify_states(g)
@@ -142,4 +171,23 @@ fn verify_states(g: &Graph) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Whether `op` reads its operand `input` directly in `encoding`: the one
+/// place an op declares encoded operands. No op does yet, so every encoded
+/// operand is refused; the quantized kernels add their arms here (and
+/// their lowering, cost and evaluation handle the encoding, see
+/// `docs/adding-an-encoding.md`).
+pub fn reads_encoded(op: &Op, input: usize, encoding: Encoding) -> bool {
+    let _ = (input, encoding);
+    match op {
+        Op::Elementwise(_)
+        | Op::Linalg(_)
+        | Op::Conv(_)
+        | Op::Norm(_)
+        | Op::Reduce(_)
+        | Op::Layout(_)
+        | Op::Quant(_)
+        | Op::Fused(_) => false,
+    }
 }

@@ -273,7 +273,9 @@ mod tests {
     use super::*;
 
     fn io(name: &str, dtype: DType, shape: &[usize]) -> IoInfo {
-        let bytes = shape.iter().product::<usize>() as u64 * dtype.elem_bytes() as u64;
+        let bytes = smelt_ir::TensorType::new(dtype, shape.to_vec())
+            .bytes()
+            .unwrap() as u64;
         IoInfo {
             name: name.into(),
             dtype,

@@ -141,7 +141,9 @@ pub fn compile(
             .declare_data(&format!("smelt_const_{i}"), Linkage::Local, false, false)
             .map_err(err)?;
         let mut d = DataDescription::new();
-        d.define(bytes.clone().into_boxed_slice());
+        // Cranelift's data description owns its bytes: the one copy, made
+        // for the object writer.
+        d.define(bytes.to_vec().into_boxed_slice());
         d.set_align(64);
         module.define_data(id, &d).map_err(err)?;
         const_ids.push(id);

@@ -214,6 +214,8 @@ pub(super) fn run_ir(
 
     // The body.
     let param = |io: &IoInfo, name: String, readonly: bool| -> String {
+        // Per element: an input or output buffer is aligned to its element
+        // (graph inputs and outputs are dense; the verifier refuses encodings).
         let align = io.dtype.elem_bytes().max(1);
         let deref = if io.bytes > 0 {
             format!(" dereferenceable({})", io.bytes)
@@ -276,6 +278,7 @@ pub(super) fn run_ir(
         },
     };
     for io in l.inputs.iter().chain(&l.outputs) {
+        // Per element, as in the body's parameters above.
         g.align.push(io.dtype.elem_bytes().max(1) as u64);
     }
     g.stmts(&l.program.body)?;

@@ -21,7 +21,10 @@ const CONST_ALIGN: u32 = 64;
 
 /// Defines constant `i` of the program, declared by the parsed code as
 /// `smelt_const_i`: private, read-only, 64-byte aligned.
-pub(super) fn define_consts(module: &Module, consts: &[Vec<u8>]) -> Result<(), CodegenError> {
+pub(super) fn define_consts(
+    module: &Module,
+    consts: &[smelt_ir::Bytes],
+) -> Result<(), CodegenError> {
     let ctx = module.get_context();
     for (i, bytes) in consts.iter().enumerate() {
         let name = format!("smelt_const_{i}");

@@ -67,7 +67,7 @@ fn sample() -> Lowered {
         name: name.into(),
         dtype,
         shape: vec![N],
-        bytes: (N * dtype.elem_bytes()) as u64,
+        bytes: smelt_ir::TensorType::new(dtype, vec![N]).bytes().unwrap() as u64,
     };
     Lowered {
         program: p,

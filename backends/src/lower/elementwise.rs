@@ -859,6 +859,8 @@ mod tests {
     }
 
     /// `n` pseudo-random values of `d` (raw bits), plus the edge values.
+    /// (These test helpers work element by element on dense tensors, hence
+    /// `elem_bytes`.)
     fn ints(d: DType, n: usize, seed: u64) -> Tensor {
         let bytes = d.elem_bytes();
         let mut s = seed;

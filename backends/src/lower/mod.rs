@@ -174,7 +174,8 @@ pub fn lower_with(g: &Graph, schedule: &Schedule) -> Result<Lowered, LowerError>
     let mut const_index: HashMap<ValueId, u32> = HashMap::new();
     for (i, v) in g.values.iter().enumerate() {
         if let ValueDef::Const(b) = &v.def {
-            p.consts.push(b.as_slice().to_vec());
+            // By reference: an Arc clone of the graph's bytes, not a copy.
+            p.consts.push_shared(b.clone());
             const_index.insert(ValueId(i as u32), p.consts.len() as u32 - 1);
         }
     }

@@ -44,7 +44,7 @@ impl<'a> Eval<'a> {
     pub fn new(p: &'a Program) -> Self {
         let mut mem = HashMap::new();
         for (k, c) in p.consts.iter().enumerate() {
-            mem.insert(Buf::Const(k as u32), c.clone());
+            mem.insert(Buf::Const(k as u32), c.to_vec());
         }
         Eval {
             p,

@@ -883,7 +883,7 @@ mod tests {
     #[test]
     fn unused_constants_are_dropped() {
         let mut p = Program {
-            consts: vec![vec![1; 8], vec![2; 8]],
+            consts: vec![vec![1; 8], vec![2; 8]].into(),
             body: vec![Stmt::Store {
                 buf: Buf::Output(0),
                 index: i(0),
@@ -892,6 +892,6 @@ mod tests {
             ..Program::default()
         };
         crate::schedule::drop_unused_consts(&mut p);
-        assert_eq!(p.consts, vec![vec![], vec![2; 8]]);
+        assert_eq!(p.consts, vec![vec![], vec![2; 8]].into());
     }
 }

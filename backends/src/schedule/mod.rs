@@ -28,7 +28,7 @@ pub fn drop_unused_consts(p: &mut Program) {
     }
     for (c, u) in p.consts.iter_mut().zip(used) {
         if !u {
-            *c = Vec::new();
+            *c = Default::default();
         }
     }
 }

@@ -209,6 +209,9 @@ impl OnnxModel {
                 .map(|&d| d.max(0) as u64)
                 .fold(1u64, |a, d| a.saturating_mul(d));
             param_count = param_count.saturating_add(n);
+            // A summary of an unvalidated file: raw dims, saturating, before
+            // any shape exists, so element size × count (ONNX tensors are
+            // dense) rather than the checked size function.
             let eb = DType::from_onnx_code(t.data_type)
                 .map(|d| d.elem_bytes() as u64)
                 .unwrap_or(0);
@@ -232,6 +235,7 @@ impl OnnxModel {
                                 .map(|&d| d.max(0) as u64)
                                 .fold(1u64, |x, d| x.saturating_mul(d));
                         param_count = param_count.saturating_add(n);
+                        // Saturating element size × count, as for initializers.
                         let eb = DType::from_onnx_code(a.t.data_type)
                             .map(|d| d.elem_bytes() as u64)
                             .unwrap_or(0);

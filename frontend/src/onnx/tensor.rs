@@ -47,8 +47,11 @@ impl<'a> TensorReader<'a> {
         })?;
         // `checked::dims` has verified that the product does not overflow.
         let numel = shape.iter().product::<usize>();
-        let nbytes = checked::mul(numel, dtype.elem_bytes(), || {
-            format!("the byte size of tensor '{name}'")
+        // The one size function (an ONNX tensor is dense); its overflow is
+        // reported like every other file-supplied size.
+        let ty = TensorType::new(dtype, shape);
+        let nbytes = ty.bytes().map_err(|e| {
+            Error::Graph(format!("the byte size of tensor '{name}' overflows ({e})"))
         })?;
         Limits::check(
             || format!("the size of tensor '{name}'"),
@@ -56,7 +59,6 @@ impl<'a> TensorReader<'a> {
             self.limits.max_tensor_bytes,
             "max-tensor-bytes",
         )?;
-        let ty = TensorType::new(dtype, shape);
         if t.segment.is_some() {
             return Err(terr("segmented tensors are not supported".into()));
         }
@@ -232,6 +234,8 @@ fn typed_fields_to_bytes(t: &TensorProto, dtype: DType, numel: usize) -> Result<
         }
         Ok(())
     }
+    // Element sizes here: the typed fields hold one value per element of a
+    // dense tensor (the capacity is only a hint).
     let mut out = Vec::with_capacity(numel.saturating_mul(dtype.elem_bytes()).min(1 << 30));
     match dtype {
         DType::F32 => {

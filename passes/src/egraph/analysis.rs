@@ -82,7 +82,8 @@ impl IrAnalysis {
 
     fn weight_value(&self, v: u32) -> Option<Tensor> {
         let (ty, bytes) = self.weights.get(v as usize)?.as_ref()?;
-        Tensor::from_le_bytes(ty.dtype, ty.shape.clone(), bytes.as_slice()).ok()
+        // An encoded weight has no dense value to fold with (refused, not misread).
+        Tensor::from_typed_bytes(ty, bytes.as_slice()).ok()
     }
 }
 

@@ -136,7 +136,7 @@ pub fn node_cost(eg: &EG, target: &TargetCost, enode: &ENode) -> f64 {
             .unwrap_or(0.0),
         ENode::Lit(i) => {
             let t = &eg.analysis.lits[*i as usize];
-            t.len() as f64 * t.dtype().elem_bytes() as f64 * NS_PER_BYTE
+            bytes(&TensorType::new(t.dtype(), t.shape().to_vec())) * NS_PER_BYTE
         }
         ENode::Op(o, args) => {
             let ins: Vec<Option<&TensorType>> =
