@@ -425,3 +425,60 @@ pub fn flat_index(shape: &[usize], idx: &[Expr]) -> Expr {
     }
     e.unwrap_or_else(|| i(0))
 }
+
+#[cfg(test)]
+mod state_tests {
+    use super::*;
+    use crate::schedule::eval::Eval;
+    use smelt_ir::ops::elementwise::{BinaryFn, Elementwise};
+    use smelt_ir::TensorType;
+
+    fn bytes(v: &[f32]) -> Vec<u8> {
+        v.iter().flat_map(|x| x.to_le_bytes()).collect()
+    }
+
+    /// Two states that rotate (`a <- b`, `b <- a`) and an output that
+    /// reads one of them: the output sees the old state, and each slot gets
+    /// the other's old bytes (staged, so the second copy does not read what
+    /// the first wrote).
+    #[test]
+    fn rotating_states_are_staged_and_copied_after_every_read() {
+        let mut g = Graph::new();
+        let ty = TensorType::new(DType::F32, vec![4]);
+        let x = g.add_input("x", ty.clone()).unwrap();
+        let a = g.add_state_input("a", ty.clone()).unwrap();
+        let b = g.add_state_input("b", ty).unwrap();
+        let y = g
+            .add_node(
+                "y",
+                Op::Elementwise(Elementwise::Binary(BinaryFn::Add)),
+                vec![Some(a), Some(x)],
+                vec!["y".into()],
+            )
+            .unwrap()[0];
+        g.outputs.push(y);
+        g.add_state(a, b).unwrap();
+        g.add_state(b, a).unwrap();
+        smelt_ir::verify::verify(&g).unwrap();
+        let l = lower(&g).unwrap();
+        assert!(l.has_state());
+        assert_eq!(l.plan.state_offsets, vec![0, 64]);
+        let p = &l.program;
+        let mut ev = Eval::new(p);
+        let (av, bv, xv) = ([1f32, 2., 3., 4.], [5f32, 6., 7., 8.], [0.5f32; 4]);
+        ev.mem.insert(Buf::Input(0), bytes(&xv));
+        ev.mem.insert(Buf::Output(0), vec![0; 16]);
+        ev.mem.insert(Buf::State(0), bytes(&av));
+        ev.mem.insert(Buf::State(64), bytes(&bv));
+        for off in [0, 64] {
+            ev.mem.insert(Buf::Arena(p.scratch_base + off), vec![0; 16]);
+        }
+        ev.run();
+        let want_y: Vec<f32> = av.iter().zip(&xv).map(|(a, x)| a + x).collect();
+        assert_eq!(ev.f32s(Buf::Output(0)), want_y);
+        assert_eq!(ev.f32s(Buf::State(0)), bv);
+        assert_eq!(ev.f32s(Buf::State(64)), av);
+        // The staging area is part of the arena.
+        assert!(l.plan.arena_bytes >= p.scratch_base + 128);
+    }
+}

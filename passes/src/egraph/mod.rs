@@ -346,6 +346,55 @@ impl Pipeline {
 mod tests {
     use super::*;
 
+    /// State outputs are roots: the optimized graph keeps every pair (two
+    /// states whose next values become one value get an Identity), and it
+    /// computes the same steps.
+    #[test]
+    fn state_pairs_survive_optimization() {
+        use smelt_ir::interp::Interpreter;
+        use smelt_ir::ops::Op;
+        use smelt_ir::ops::elementwise::{BinaryFn, Elementwise};
+        use smelt_ir::{DType, Tensor, TensorType};
+        let mut g = Graph::new();
+        let ty = TensorType::new(DType::F32, vec![3]);
+        let x = g.add_input("x", ty.clone()).unwrap();
+        let s = g.add_state_input("s", ty.clone()).unwrap();
+        let t = g.add_state_input("t", ty.clone()).unwrap();
+        let u = g.add_state_input("u", ty).unwrap();
+        let one = g
+            .add_const("one", &Tensor::from_vec(vec![3], vec![1f32; 3]).unwrap())
+            .unwrap();
+        let bin = |f| Op::Elementwise(Elementwise::Binary(f));
+        let sx = g
+            .add_node("sx", bin(BinaryFn::Mul), vec![Some(s), Some(one)], vec!["sx".into()])
+            .unwrap()[0];
+        let y = g
+            .add_node("y", bin(BinaryFn::Add), vec![Some(sx), Some(x)], vec!["y".into()])
+            .unwrap()[0];
+        // t's next value is s * 1, which the optimizer makes s itself (a
+        // rotation); u's is y, like s's.
+        g.outputs = vec![y];
+        g.add_state(s, y).unwrap();
+        g.add_state(t, sx).unwrap();
+        g.add_state(u, y).unwrap();
+        smelt_ir::verify::verify(&g).unwrap();
+        let opts = Options::for_level(2, cost::TARGETS[0]).unwrap();
+        let (o, _) = optimize(&g, &opts).unwrap();
+        smelt_ir::verify::verify(&o).unwrap();
+        assert_eq!(o.states.len(), 3);
+        let xs = Tensor::from_vec(vec![3], vec![1f32, -2., 0.5]).unwrap();
+        let (ia, ib) = (Interpreter::new(&g), Interpreter::new(&o));
+        let (mut sa, mut sb) = (ia.zero_state().unwrap(), ib.zero_state().unwrap());
+        for step in 0..3 {
+            let (ya, na) = ia.step(vec![xs.clone()], sa).unwrap();
+            let (yb, nb) = ib.step(vec![xs.clone()], sb).unwrap();
+            assert_eq!((&ya, &na), (&yb, &nb), "step {step}");
+            (sa, sb) = (na, nb);
+        }
+        let names: Vec<&str> = o.states.iter().map(|p| o.value(p.input).name.as_str()).collect();
+        assert_eq!(names, ["s", "t", "u"]);
+    }
+
     #[test]
     fn phases_parse_and_unknown_files_are_named() {
         let p = Pipeline::parse_phases("algebra+constfold, fusion").unwrap();
