@@ -118,7 +118,7 @@ fn classify(head: &[u8], len: u64, path: &Path) -> std::result::Result<Format, S
     // safetensors: a little-endian u64 header length, then a JSON object.
     if head.len() >= 9 && head[8] == b'{' {
         let header = u64::from_le_bytes(head[..8].try_into().expect("8 bytes"));
-        if header >= 2 && header <= len - 8 {
+        if (2..=len - 8).contains(&header) {
             return Err("safetensors weights, not a model; pass them with --weights FILE.safetensors beside the .onnx model".into());
         }
     }
