@@ -1,7 +1,9 @@
 //! The `smelt` command line: the only place that prints.
 //!
 //! `smelt inspect` reports on a model before anything is compiled; `smelt run`
-//! runs the reference interpreter on `.npy`/`.npz` inputs.
+//! runs the reference interpreter on `.npy`/`.npz` inputs; `smelt compile`
+//! turns flags into `smelt::CompileOptions` and calls the library's
+//! `smelt::compile` (see `src/lib.rs`), printing what it reports.
 
 #![allow(clippy::print_stdout)]
 

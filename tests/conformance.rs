@@ -46,7 +46,8 @@ use std::process::ExitCode;
 use std::sync::Mutex;
 
 use regex::Regex;
-use smelt_backends::artifact::{Backend, BuildOptions, Emit, LlvmConfig, build};
+use smelt::{CompileOptions, TargetSpec};
+use smelt_backends::artifact::{Backend, LlvmConfig};
 use smelt_backends::target::Target;
 use smelt_frontend::npy::{output_file_name, read_npy, write_npy};
 use smelt_frontend::onnx::{ImportOptions, OnnxModel, read_tensor_pb};
@@ -705,24 +706,20 @@ fn compile_one(args: &[String]) -> ExitCode {
         eprintln!("compile: unknown code generator '{codegen}'");
         return ExitCode::FAILURE;
     };
-    let built = import_test(Path::new(dir), opt_level, arch).and_then(|(graph, _, _)| {
+    // The optimizer runs inside `smelt::compile`, with the figures of the
+    // target as resolved for the code generator (as `smelt compile` does).
+    let built = import_test(Path::new(dir), 0, arch).and_then(|(graph, _, _)| {
         // Bare metal has one thread; elsewhere every loop that can be
         // split is (a minimum work of 1), so the small node tests exercise
         // the parallel code.
         let threads = if target.is_bare_metal() { 1 } else { threads };
-        let opts = BuildOptions {
-            threads,
-            min_work: 1,
-            ..BuildOptions::new(Emit::Exe, "model")
-        };
-        build(
-            &graph,
-            target,
-            &codegen.backend(features),
-            Path::new(out),
-            &opts,
-        )
-        .map_err(|e| e.to_string())
+        let backend = codegen.backend(features);
+        let spec = TargetSpec::new(target, &backend).map_err(|e| e.to_string())?;
+        let opts = CompileOptions::for_spec(spec, backend, out)
+            .threads(threads)
+            .min_work(1)
+            .opt_level(opt_level);
+        smelt::compile(&graph, &opts).map_err(|e| e.to_string())
     });
     match built {
         Ok(_) => ExitCode::SUCCESS,

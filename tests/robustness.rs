@@ -58,7 +58,11 @@ fn kind(e: &Error) -> Kind {
         Error::Input { .. } => Kind::Input,
         Error::Graph(_) => Kind::Graph,
         Error::Weights { .. } => Kind::Weights,
-        Error::NeedsConstant { .. } | Error::UnsupportedOps(_) | Error::Ir(_) => Kind::Other,
+        Error::NeedsConstant { .. }
+        | Error::UnsupportedOps(_)
+        | Error::Ir(_)
+        | Error::NotAModel { .. }
+        | Error::FormatNotSupported { .. } => Kind::Other,
     }
 }
 

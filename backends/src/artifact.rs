@@ -16,68 +16,16 @@ use std::process::Command;
 use smelt_ir::Graph;
 use smelt_runtime::firmware::MemoryMap;
 
+pub use crate::abi::ModelSymbols;
+/// The backends' error ([`crate::Error`]), under the name this module has
+/// always used.
+pub use crate::error::Error as ArtifactError;
 use crate::llvm::{LlvmOptions, LlvmTarget, Output};
 use crate::lower::{LowerError, Lowered, Schedule, lower_with};
-use crate::target::Target;
+use crate::target::{Target, TargetSpec};
 
 pub mod firmware;
 pub mod header;
-
-/// The two symbols a model object defines: its description table
-/// (`smelt_model_info`) and its entry point. Every code generator names them
-/// through this, so all backends agree.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ModelSymbols {
-    /// The `const smelt_model_info` table.
-    pub info: String,
-    /// `void run(const void *const *inputs, void *const *outputs, void
-    /// *arena)`, or with a fourth parameter `void *state` (see
-    /// [`ModelSymbols::takes_state`]).
-    pub run: String,
-    /// `void init(void *state)`, which writes the initial state (defined
-    /// when the entry point takes the state buffer).
-    pub init: String,
-    /// The entry point takes the state buffer and `init` is defined even for
-    /// a stateless model (which ignores the buffer and whose `init` does
-    /// nothing): the runtime's fixed names, so one runtime calls every model
-    /// the same way.
-    pub state_always: bool,
-}
-
-impl ModelSymbols {
-    /// The fixed names the smelt runtime calls (`smelt_model`,
-    /// `smelt_model_run`, `smelt_model_init`): what an executable's model
-    /// object defines.
-    pub fn runtime() -> ModelSymbols {
-        let [info, run, init] = smelt_runtime::MODEL_SYMBOLS else {
-            unreachable!("the runtime names three model symbols")
-        };
-        ModelSymbols {
-            info: info.to_string(),
-            run: run.to_string(),
-            init: init.to_string(),
-            state_always: true,
-        }
-    }
-
-    /// `NAME_model`, `NAME_run` and (for a stateful model) `NAME_init` for
-    /// the C identifier `name`: what a static library or object defines, so
-    /// one program can link several models.
-    pub fn prefixed(name: &str) -> ModelSymbols {
-        ModelSymbols {
-            info: format!("{name}_model"),
-            run: format!("{name}_run"),
-            init: format!("{name}_init"),
-            state_always: false,
-        }
-    }
-
-    /// Whether the entry point takes the state buffer (and `init` exists)
-    /// for a model that has state or not.
-    pub fn takes_state(&self, has_state: bool) -> bool {
-        self.state_always || has_state
-    }
-}
 
 /// Whether `s` is a C identifier (ASCII letters, digits and `_`, not
 /// starting with a digit).
@@ -168,41 +116,6 @@ impl Backend {
         }
     }
 }
-
-/// Errors while producing an artifact.
-#[derive(Debug)]
-pub enum ArtifactError {
-    /// The graph cannot be lowered (every unsupported node is listed).
-    Lower(LowerError),
-    /// Code generation failed.
-    Codegen(String),
-    /// No linker was found, or it failed.
-    Link(String),
-    /// A firmware image does not fit its memory map (sizes in the message).
-    Firmware(String),
-    /// Writing a file failed.
-    Io(PathBuf, std::io::Error),
-    /// `--name` is not a C identifier.
-    Name(String),
-}
-
-impl std::fmt::Display for ArtifactError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ArtifactError::Lower(e) => write!(f, "{e}"),
-            ArtifactError::Codegen(e) => write!(f, "{e}"),
-            ArtifactError::Link(e) => write!(f, "linking failed: {e}"),
-            ArtifactError::Firmware(e) => write!(f, "{e}"),
-            ArtifactError::Io(p, e) => write!(f, "{}: {e}", p.display()),
-            ArtifactError::Name(n) => write!(
-                f,
-                "--name '{n}' is not a C identifier; use ASCII letters, digits and '_', not starting with a digit"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for ArtifactError {}
 
 /// What was produced.
 #[derive(Clone, Debug)]
@@ -345,7 +258,7 @@ pub fn llvm_target(target: Target, config: &LlvmConfig) -> Result<LlvmTarget, Ar
         config.features.as_deref(),
     )
     // The message names the flag; "code generation failed" would mislead.
-    .map_err(|e| ArtifactError::Codegen(e.0))
+    .map_err(|e| ArtifactError::Target(e.0))
 }
 
 /// What [`build`] makes besides the graph, target, code generator and output
@@ -396,12 +309,12 @@ pub const MAX_THREADS: u32 = 64;
 /// metal, which has one core and no threads.
 pub fn check_threads(target: Target, threads: u32) -> Result<(), ArtifactError> {
     if threads == 0 || threads > MAX_THREADS {
-        return Err(ArtifactError::Codegen(format!(
+        return Err(ArtifactError::Options(format!(
             "--threads {threads} is out of range; use 1 to {MAX_THREADS}"
         )));
     }
     if threads > 1 && target.is_bare_metal() {
-        return Err(ArtifactError::Codegen(format!(
+        return Err(ArtifactError::Options(format!(
             "--threads {threads}: {target} is bare metal with one core and no threads; use --threads 1"
         )));
     }
@@ -409,11 +322,28 @@ pub fn check_threads(target: Target, threads: u32) -> Result<(), ArtifactError> 
 }
 
 /// Lowers and compiles `graph` for `target` with `backend` and writes the
-/// artifact `opts` asks for to `out`. With more than one thread the hot
-/// loops run on the runtime's thread pool (Linux targets only).
+/// artifact `opts` asks for to `out`: [`build_for`] with the target resolved
+/// for the backend ([`TargetSpec::new`]) and `opts.memory` as its memory map.
 pub fn build(
     graph: &Graph,
     target: Target,
+    backend: &Backend,
+    out: &Path,
+    opts: &BuildOptions,
+) -> Result<Report, ArtifactError> {
+    let spec = TargetSpec::new(target, backend)?.with_memory(opts.memory);
+    build_for(graph, &spec, backend, out, opts)
+}
+
+/// Lowers and compiles `graph` for the resolved target `spec` with
+/// `backend` and writes the artifact `opts` asks for to `out`. With more
+/// than one thread the hot loops run on the runtime's thread pool (Linux
+/// targets only). The schedules take the spec's vector shape, the LLVM
+/// backend its CPU and features, firmware its memory map (`opts.memory` is
+/// not read here).
+pub fn build_for(
+    graph: &Graph,
+    spec: &TargetSpec,
     backend: &Backend,
     out: &Path,
     opts: &BuildOptions,
@@ -423,10 +353,12 @@ pub fn build(
         model_name,
         name,
         linker,
-        ref memory,
+        memory: _,
         threads,
         min_work,
     } = *opts;
+    let target = spec.target;
+    let memory = &spec.memory;
     check_threads(target, threads)?;
     let prefix = symbol_prefix(emit, out, name)?;
     // Assembly and LLVM IR text show the code an executable links.
@@ -434,27 +366,18 @@ pub fn build(
         Emit::Exe | Emit::Asm | Emit::LlvmIr => ModelSymbols::runtime(),
         Emit::Obj | Emit::Staticlib => ModelSymbols::prefixed(&prefix),
     };
-    // The schedules follow the code generator's vector unit: the resolved
-    // LLVM target's (so `--cpu` and `--features` reach them), Cranelift's
-    // 128-bit one.
-    let llvm = match backend {
-        Backend::Llvm(c) => Some(llvm_target(target, c)?),
-        Backend::Cranelift => None,
-    };
-    let shape = match &llvm {
-        Some(t) => t.vector_shape(),
-        None => crate::cranelift::vector_shape(target),
-    };
+    // The schedules follow the code generator's vector unit, resolved once
+    // in the spec (so `--cpu` and `--features` reach them).
     let schedule = Schedule {
-        shape,
+        shape: spec.vector,
         threads,
         min_work,
     };
     let lowered = lower_for_codegen(graph, &schedule)?;
-    let codegen = |e: crate::cranelift::CodegenError| ArtifactError::Codegen(e.to_string());
+    let codegen = ArtifactError::from;
     let obj = match (backend, emit) {
         (Backend::Cranelift, Emit::Asm | Emit::LlvmIr) => {
-            return Err(ArtifactError::Codegen(format!(
+            return Err(ArtifactError::Options(format!(
                 "--emit {} needs --backend llvm",
                 if emit == Emit::Asm { "asm" } else { "llvm-ir" }
             )));
@@ -463,7 +386,7 @@ pub fn build(
             crate::cranelift::compile(&lowered, target, model_name, &symbols).map_err(codegen)?
         }
         (Backend::Llvm(c), _) => {
-            let t = llvm.as_ref().expect("resolved above");
+            let t = &spec.llvm;
             let kind = match emit {
                 Emit::Asm => Output::Assembly,
                 Emit::LlvmIr => Output::LlvmIr,

@@ -7,8 +7,10 @@
 //! into an object file that exports the ABI of
 //! `runtime/include/smelt_model.h`.
 
+pub mod abi;
 pub mod artifact;
 pub mod cranelift;
+pub mod error;
 pub mod kernel;
 pub mod llvm;
 pub mod lower;
@@ -16,3 +18,5 @@ pub mod mathexp;
 pub mod plan;
 pub mod schedule;
 pub mod target;
+
+pub use error::{CodegenError, Error};

@@ -95,6 +95,25 @@ pub enum Error {
         /// One line per mismatch.
         problems: Vec<String>,
     },
+    /// The file given as a model is something else (a NumPy array, a
+    /// safetensors file, a directory, an empty file, …); see
+    /// [`crate::sniff`].
+    NotAModel {
+        /// The file or directory.
+        path: PathBuf,
+        /// What it is and what to do with it.
+        what: String,
+    },
+    /// The file is a model in a format smelt will read but does not yet
+    /// (GGUF, a Hugging Face directory).
+    FormatNotSupported {
+        /// The file or directory.
+        path: PathBuf,
+        /// The format's name.
+        format: &'static str,
+        /// What to do instead.
+        hint: &'static str,
+    },
 }
 
 impl fmt::Display for Error {
@@ -167,6 +186,12 @@ impl fmt::Display for Error {
                 }
                 Ok(())
             }
+            Error::NotAModel { path, what } => write!(f, "{}: {what}", path.display()),
+            Error::FormatNotSupported { path, format, hint } => write!(
+                f,
+                "{}: {format} models are not supported yet; {hint}",
+                path.display()
+            ),
         }
     }
 }

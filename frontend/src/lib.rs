@@ -2,6 +2,8 @@
 //! into [`smelt_ir`] values. Nothing outside this crate sees protobuf,
 //! safetensors headers or NumPy headers.
 //!
+//! - [`load`] (and [`open`]): one entry for every model format, chosen by
+//!   content ([`sniff`]); it says what a file is when it is not a model;
 //! - [`onnx`]: `.onnx` models with external data → [`smelt_ir::Graph`];
 //! - [`safetensors`]: binding safetensors weights to a graph's constants;
 //! - [`npy`]: NumPy `.npy`/`.npz` tensors in and out.
@@ -17,6 +19,9 @@ mod mmap;
 pub mod npy;
 pub mod onnx;
 pub mod safetensors;
+pub mod sniff;
 
 pub use error::{Error, Result};
 pub use limits::Limits;
+pub use onnx::ImportOptions;
+pub use sniff::{Format, Model, detect, load, open};

@@ -1,17 +1,46 @@
 //! `smelt compile`: a model to a native artifact.
+//!
+//! The flags become a [`smelt::CompileOptions`] (the target resolved once
+//! into a `TargetSpec`, before the model is read, so a bad `--target`,
+//! `--cpu` or `--features` fails fast); the model is loaded with
+//! [`smelt_frontend::open`]; [`smelt::compile_observed`] runs the pipeline
+//! while this module prints what the user asked to see.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::ArgMatches;
-use smelt_backends::artifact::{
-    Backend, BuildOptions, Emit, LlvmConfig, build, check_threads, llvm_target,
-};
+use smelt::{CompileOptions, Observer, TargetSpec};
+use smelt_backends::artifact::{Backend, Emit, LlvmConfig, check_threads};
 use smelt_backends::llvm::LlvmOptions;
 use smelt_backends::target::Target;
-use smelt_frontend::onnx::OnnxModel;
+use smelt_ir::Graph;
+use smelt_passes::egraph::Report;
 
+use super::optimize::PrintAfter;
 use super::{CliError, CliResult, human_bytes, import_options, memory_map};
+
+/// What `smelt compile` prints between the stages: `--print-after` dumps
+/// after each phase, one line per phase once the optimizer is done.
+struct Printer(PrintAfter);
+
+impl Observer for Printer {
+    fn phase(&mut self, name: &str, g: &Graph, r: &Report) {
+        self.0.phase(name, g, r);
+    }
+
+    fn optimized(&mut self, _: &Graph, reports: &[(String, Report)]) {
+        for (phase, r) in reports {
+            println!(
+                "optimizer ({phase}): {} -> {} nodes, {}, {:.1} ms",
+                r.nodes_before,
+                r.nodes_after,
+                r.stop_reason,
+                r.time.as_secs_f64() * 1e3
+            );
+        }
+    }
+}
 
 /// Runs `smelt compile`.
 pub fn run(m: &ArgMatches) -> CliResult<ExitCode> {
@@ -54,10 +83,9 @@ pub fn run(m: &ArgMatches) -> CliResult<ExitCode> {
             Backend::Cranelift
         }
     };
-    // Reject a bad --cpu or --features before the model is read.
-    if let Backend::Llvm(c) = &backend {
-        llvm_target(target, c).map_err(|e| CliError(e.to_string()))?;
-    }
+    // The target, resolved once: a bad --cpu or --features is rejected
+    // before the model is read.
+    let spec = TargetSpec::new(target, &backend).map_err(|e| CliError(e.to_string()))?;
     let threads = *m.get_one::<u32>("threads").expect("has a default");
     check_threads(target, threads).map_err(|e| CliError(e.to_string()))?;
     let memory = memory_map(m)?;
@@ -67,17 +95,8 @@ pub fn run(m: &ArgMatches) -> CliResult<ExitCode> {
         )));
     }
     let opts = import_options(m)?;
-    let graph = OnnxModel::read(path, &opts.limits)?.import(&opts)?;
-    let (graph, reports) = super::optimize::run(m, graph, target_s)?;
-    for (phase, r) in &reports {
-        println!(
-            "optimizer ({phase}): {} -> {} nodes, {}, {:.1} ms",
-            r.nodes_before,
-            r.nodes_after,
-            r.stop_reason,
-            r.time.as_secs_f64() * 1e3
-        );
-    }
+    let graph = smelt_frontend::open(path, &opts.limits)?.import(&opts)?;
+    let optimize = super::optimize::checked_options(m, spec.costs)?;
     let stem = path
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
@@ -91,29 +110,27 @@ pub fn run(m: &ArgMatches) -> CliResult<ExitCode> {
             Emit::LlvmIr => format!("{stem}.ll"),
         })
     });
-    let linker = m.get_one::<PathBuf>("linker").map(PathBuf::as_path);
-    let name = m.get_one::<String>("name").map(String::as_str);
-    let opts = BuildOptions {
-        name,
-        linker,
-        memory,
-        threads,
-        ..BuildOptions::new(emit, &stem)
-    };
-    let report =
-        build(&graph, target, &backend, &out, &opts).map_err(|e| CliError(e.to_string()))?;
-    for f in &report.files {
+    let mut compile = CompileOptions::for_spec(spec.with_memory(memory), backend, out)
+        .emit(emit)
+        .model_name(stem)
+        .threads(threads)
+        .optimize(optimize);
+    compile.linker = m.get_one::<PathBuf>("linker").cloned();
+    compile.name = m.get_one::<String>("name").cloned();
+    let mut printer = Printer(PrintAfter::new(m, &graph));
+    let artifact = smelt::compile_observed(&graph, &compile, &mut printer)?;
+    for f in &artifact.files {
         println!("wrote {}", f.display());
     }
     println!(
         "target {target}, backend {}, threads {threads}, arena {} (liveness bound {}), weights {}, object {}",
-        backend.name(),
-        human_bytes(report.arena_bytes),
-        human_bytes(report.lower_bound),
-        human_bytes(graph.const_bytes() as u64),
-        human_bytes(report.object_bytes as u64)
+        compile.backend.name(),
+        human_bytes(artifact.arena_bytes),
+        human_bytes(artifact.lower_bound),
+        human_bytes(artifact.weights_bytes),
+        human_bytes(artifact.object_bytes as u64)
     );
-    if let Some(fw) = &report.firmware {
+    if let Some(fw) = &artifact.firmware {
         println!("firmware: {fw}");
     }
     Ok(ExitCode::SUCCESS)

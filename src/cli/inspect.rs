@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::ArgMatches;
-use smelt_frontend::onnx::{DeclaredValue, OnnxModel};
+use smelt_frontend::onnx::DeclaredValue;
 use smelt_ir::{Graph, OpDef, TensorType};
 
 use super::{CliError, CliResult, grouped, human_bytes, import_options, memory_map};
@@ -36,7 +36,7 @@ fn node_macs(g: &Graph) -> Vec<u64> {
 pub fn run(m: &ArgMatches) -> CliResult<ExitCode> {
     let path = m.get_one::<std::path::PathBuf>("model").expect("required");
     let opts = import_options(m)?;
-    let model = OnnxModel::read(path, &opts.limits)?;
+    let model = smelt_frontend::open(path, &opts.limits)?;
     let s = model.summary();
     println!("model: {}", path.display());
     println!(
@@ -89,10 +89,15 @@ pub fn run(m: &ArgMatches) -> CliResult<ExitCode> {
     let graph = model.import(&opts)?;
     let optimized = m.get_flag("optimized");
     let graph = if optimized {
-        let target = m
+        // An unknown --target is an error here, never x86_64's figures.
+        let target: smelt_backends::target::Target = m
             .get_one::<String>("target")
-            .map_or("x86_64-unknown-linux-gnu", String::as_str);
-        let (g, reports) = super::optimize::run(m, graph, target)?;
+            .map_or("x86_64-unknown-linux-gnu", String::as_str)
+            .parse()
+            .map_err(|e: smelt_runtime::UnknownTarget| CliError(e.to_string()))?;
+        let costs = smelt_passes::egraph::cost::TargetCost::for_target(target.arch())
+            .ok_or_else(|| CliError(format!("the cost model has no figures for {target}")))?;
+        let (g, reports) = super::optimize::run(m, graph, costs)?;
         if reports.is_empty() {
             println!("optimizer: off (--opt-level 0)");
         }

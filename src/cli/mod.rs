@@ -29,6 +29,12 @@ impl From<smelt_frontend::Error> for CliError {
     }
 }
 
+impl From<smelt::Error> for CliError {
+    fn from(e: smelt::Error) -> CliError {
+        CliError(e.to_string())
+    }
+}
+
 impl From<smelt_ir::Error> for CliError {
     fn from(e: smelt_ir::Error) -> CliError {
         CliError(e.to_string())

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use clap::{Arg, ArgMatches, Command, value_parser};
+use smelt::{Observer, OptimizeOptions};
 use smelt_ir::Graph;
 use smelt_passes::egraph::cost::TargetCost;
 use smelt_passes::egraph::{Pipeline, Report};
@@ -12,6 +13,7 @@ use super::{CliError, CliResult};
 
 /// The default `--opt-level`.
 pub const DEFAULT_LEVEL: &str = "2";
+const _: () = assert!(smelt::DEFAULT_OPT_LEVEL == 2);
 
 /// Adds the optimizer flags.
 pub fn args(cmd: Command) -> Command {
@@ -42,31 +44,32 @@ pub fn args(cmd: Command) -> Command {
     .arg(Arg::new("fold-limit").long("fold-limit").value_name("ELEMENTS").value_parser(value_parser!(usize)).help("Largest constant folded at compile time, in elements (default 16777216)"))
 }
 
-/// The pipeline the flags select, for a target (`x86_64`, a triple, …).
-pub fn pipeline(m: &ArgMatches, target: &str) -> CliResult<Pipeline> {
-    let level = *m.get_one::<u8>("opt-level").expect("has a default");
-    let tc = TargetCost::for_target(target).unwrap_or(smelt_passes::egraph::cost::TARGETS[0]);
-    let mut p = Pipeline::for_level(level, tc);
+/// The optimizer options the flags select; errors name a bad `--passes`
+/// or `--time-limit`.
+pub fn options(m: &ArgMatches) -> CliResult<OptimizeOptions> {
+    let mut o = OptimizeOptions::level(*m.get_one::<u8>("opt-level").expect("has a default"));
     if let Some(list) = m.get_one::<String>("passes") {
-        p.phases = Pipeline::parse_phases(list).map_err(|e| CliError(e.to_string()))?;
+        o.phases = Some(Pipeline::parse_phases(list).map_err(|e| CliError(e.to_string()))?);
     }
-    if let Some(&n) = m.get_one::<usize>("iter-limit") {
-        p.options.iter_limit = n;
-    }
-    if let Some(&n) = m.get_one::<usize>("node-limit") {
-        p.options.node_limit = n;
-    }
+    o.iter_limit = m.get_one::<usize>("iter-limit").copied();
+    o.node_limit = m.get_one::<usize>("node-limit").copied();
     if let Some(&s) = m.get_one::<f64>("time-limit") {
         if !(s.is_finite() && s > 0.0) {
             return Err(CliError(format!(
                 "--time-limit takes a positive number of seconds, got {s}"
             )));
         }
-        p.options.time_limit = Duration::from_secs_f64(s);
+        o.time_limit = Some(Duration::from_secs_f64(s));
     }
-    if let Some(&n) = m.get_one::<usize>("fold-limit") {
-        p.options.fold_limit = n;
-    }
+    o.fold_limit = m.get_one::<usize>("fold-limit").copied();
+    Ok(o)
+}
+
+/// The optimizer options the flags select, with `--print-after` checked
+/// against the phases they run (with the cost figures `costs`).
+pub fn checked_options(m: &ArgMatches, costs: TargetCost) -> CliResult<OptimizeOptions> {
+    let o = options(m)?;
+    let p = o.pipeline(costs);
     if let Some(pa) = m.get_one::<String>("print-after") {
         let known = pa == "import"
             || pa == "all"
@@ -83,29 +86,45 @@ pub fn pipeline(m: &ArgMatches, target: &str) -> CliResult<Pipeline> {
             )));
         }
     }
-    Ok(p)
+    Ok(o)
 }
 
-/// Runs the selected pipeline on `graph`, printing `--print-after` dumps.
-pub fn run(
-    m: &ArgMatches,
-    graph: Graph,
-    target: &str,
-) -> CliResult<(Graph, Vec<(String, Report)>)> {
-    let p = pipeline(m, target)?;
-    let print_after = m.get_one::<String>("print-after").cloned();
-    if print_after.as_deref() == Some("import") || print_after.as_deref() == Some("all") {
-        println!("// IR after import");
-        print!("{}", smelt_ir::print::print(&graph));
+/// Prints the IR after the phases `--print-after` names.
+pub struct PrintAfter(pub Option<String>);
+
+impl PrintAfter {
+    /// From the flags; prints the imported graph now when asked for.
+    pub fn new(m: &ArgMatches, imported: &Graph) -> PrintAfter {
+        let p = PrintAfter(m.get_one::<String>("print-after").cloned());
+        if p.wants("import") {
+            println!("// IR after import");
+            print!("{}", smelt_ir::print::print(imported));
+        }
+        p
     }
-    if p.phases.is_empty() {
-        return Ok((graph, vec![]));
+
+    fn wants(&self, name: &str) -> bool {
+        self.0.as_deref() == Some(name) || self.0.as_deref() == Some("all")
     }
-    p.run(&graph, |name, g, _| {
-        if print_after.as_deref() == Some(name) || print_after.as_deref() == Some("all") {
+}
+
+impl Observer for PrintAfter {
+    fn phase(&mut self, name: &str, g: &Graph, _: &Report) {
+        if self.wants(name) {
             println!("// IR after {name}");
             print!("{}", smelt_ir::print::print(g));
         }
-    })
-    .map_err(|e| CliError(e.to_string()))
+    }
+}
+
+/// Runs the selected optimizer on `graph` with the cost figures `costs`,
+/// printing `--print-after` dumps.
+pub fn run(
+    m: &ArgMatches,
+    graph: Graph,
+    costs: TargetCost,
+) -> CliResult<(Graph, Vec<(String, Report)>)> {
+    let o = checked_options(m, costs)?;
+    let mut printer = PrintAfter::new(m, &graph);
+    Ok(smelt::optimize(&graph, &o, costs, &mut printer)?)
 }

@@ -6,9 +6,9 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::ArgMatches;
-use smelt_frontend::onnx::OnnxModel;
 use smelt_ir::interp::Interpreter;
 use smelt_ir::{OpDef, Tensor};
+use smelt_passes::egraph::cost::TargetCost;
 
 use super::{CliError, CliResult, import_options, input_files};
 
@@ -35,7 +35,7 @@ pub fn run(m: &ArgMatches) -> CliResult<ExitCode> {
     let path = m.get_one::<PathBuf>("model").expect("required");
     let mut opts = import_options(m)?;
     let mut inputs = input_files(m, &opts.limits)?;
-    let model = OnnxModel::read(path, &opts.limits)?;
+    let model = smelt_frontend::open(path, &opts.limits)?;
     let declared = model.summary().inputs;
     // Inputs fixed with --bind are constants; every other input needs a file.
     let mut missing = Vec::new();
@@ -70,7 +70,10 @@ pub fn run(m: &ArgMatches) -> CliResult<ExitCode> {
         }
     }
     let graph = model.import(&opts)?;
-    let (graph, _) = super::optimize::run(m, graph, "x86_64")?;
+    // The interpreter runs on this machine; the x86_64 figures only rank
+    // alternatives.
+    let costs = TargetCost::for_target("x86_64").expect("the cost table has x86_64");
+    let (graph, _) = super::optimize::run(m, graph, costs)?;
     let mut args = Vec::with_capacity(graph.inputs.len());
     for &id in &graph.inputs {
         let v = graph.value(id);

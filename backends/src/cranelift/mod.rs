@@ -1,6 +1,6 @@
 //! The Cranelift backend: kernel IR → a relocatable object that exports the
 //! runtime ABI (an entry point and an info table, named by
-//! [`crate::artifact::ModelSymbols`]: `smelt_model_run` and `smelt_model` in
+//! [`crate::abi::ModelSymbols`]: `smelt_model_run` and `smelt_model` in
 //! executables, `NAME_run` and `NAME_model` in libraries and objects; see
 //! `runtime/include/smelt_model.h`).
 //!
@@ -24,18 +24,8 @@ use crate::kernel::{BinOp, Buf, CmpOp, Expr, Program, Scalar, Stmt, UnOp, Var};
 use crate::lower::Lowered;
 use crate::target::Target;
 
-/// Errors of code generation (internal: the lowering only produces what the
-/// backend supports, so these name a bug or a missing case).
-#[derive(Debug, Clone, PartialEq)]
-pub struct CodegenError(pub String);
-
-impl std::fmt::Display for CodegenError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "code generation failed: {}", self.0)
-    }
-}
-
-impl std::error::Error for CodegenError {}
+/// The code generators' shared error (see [`crate::error`]).
+pub use crate::error::CodegenError;
 
 fn err(e: impl std::fmt::Display) -> CodegenError {
     CodegenError(e.to_string())
@@ -109,13 +99,13 @@ pub fn vector_shape(target: Target) -> crate::kernel::VectorShape {
 
 /// Compiles a lowered model to an object file for `target`.
 /// `symbols` names the table and the entry point
-/// ([`crate::artifact::ModelSymbols`]). A program scheduled for vectors
+/// ([`crate::abi::ModelSymbols`]). A program scheduled for vectors
 /// wider than 128 bits (an LLVM target's AVX shape) is refused.
 pub fn compile(
     l: &Lowered,
     target: Target,
     model_name: &str,
-    symbols: &crate::artifact::ModelSymbols,
+    symbols: &crate::abi::ModelSymbols,
 ) -> Result<Vec<u8>, CodegenError> {
     let widest = l.program.widest_vector_bytes();
     if widest > 16 {
@@ -976,13 +966,13 @@ mod tests {
         for t in Target::ALL {
             if !t.cranelift_supported() {
                 // No 32-bit Arm backend: a clear error pointing to LLVM.
-                let e = compile(&l, t, "v", &crate::artifact::ModelSymbols::runtime())
+                let e = compile(&l, t, "v", &crate::abi::ModelSymbols::runtime())
                     .unwrap_err()
                     .to_string();
                 assert!(e.contains("use --backend llvm"), "{e}");
                 continue;
             }
-            let obj = compile(&l, t, "v", &crate::artifact::ModelSymbols::runtime())
+            let obj = compile(&l, t, "v", &crate::abi::ModelSymbols::runtime())
                 .unwrap_or_else(|e| panic!("{t:?}: {e}"));
             assert!(!obj.is_empty());
         }
@@ -1013,7 +1003,7 @@ mod tests {
             &l,
             Target::X86_64Linux,
             "v",
-            &crate::artifact::ModelSymbols::runtime(),
+            &crate::abi::ModelSymbols::runtime(),
         )
         .unwrap_err()
         .to_string();

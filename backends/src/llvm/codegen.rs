@@ -175,7 +175,7 @@ fn init_ir(l: &Lowered, iptr: &str, init: &str) -> String {
 pub(super) fn run_ir(
     l: &Lowered,
     ptr_bytes: u32,
-    symbols: &crate::artifact::ModelSymbols,
+    symbols: &crate::abi::ModelSymbols,
 ) -> Result<String, CodegenError> {
     let iptr = if ptr_bytes == 4 { "i32" } else { "i64" };
     let run = &symbols.run;

@@ -23,8 +23,8 @@ use inkwell::module::Module;
 use inkwell::passes::PassBuilderOptions;
 use inkwell::targets::{CodeModel, FileType, TargetMachine};
 
-use crate::artifact::ModelSymbols;
-pub use crate::cranelift::CodegenError;
+use crate::abi::ModelSymbols;
+pub use crate::error::CodegenError;
 use crate::lower::Lowered;
 
 mod codegen;

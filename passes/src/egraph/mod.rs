@@ -123,14 +123,34 @@ impl fmt::Display for Report {
     }
 }
 
-/// Why optimization failed (a bug in a rule or the rebuild, never the
-/// model's fault): the message says which.
+/// Why optimization failed: an unknown pass name (the user's), or a bug in
+/// a rule or the rebuild (never the model's fault). Every message starts
+/// with `optimizer: ` and says which.
 #[derive(Debug)]
-pub struct Error(pub String);
+pub enum Error {
+    /// `--passes` (or [`Options::passes`]) names a rule file that does not
+    /// exist.
+    UnknownPass(String),
+    /// A rewrite merged classes of different types (a rule bug).
+    Rewrite(String),
+    /// The extracted e-nodes could not be rebuilt into a graph.
+    Rebuild(String),
+    /// The rebuilt graph does not verify.
+    Verify(smelt_ir::Error),
+}
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "optimizer: {}", self.0)
+        match self {
+            Error::UnknownPass(p) => write!(
+                f,
+                "optimizer: unknown pass '{p}'; the passes are {}",
+                rules::FILES.join(", ")
+            ),
+            Error::Rewrite(e) => write!(f, "optimizer: a rewrite produced an invalid graph: {e}"),
+            Error::Rebuild(e) => write!(f, "optimizer: rebuilding the graph failed: {e}"),
+            Error::Verify(e) => write!(f, "optimizer: the result does not verify: {e}"),
+        }
     }
 }
 
@@ -140,12 +160,7 @@ impl std::error::Error for Error {}
 pub fn selected_rules(opts: &Options) -> Result<Vec<rules::Rule>, Error> {
     let mut v = Vec::new();
     for p in &opts.passes {
-        let r = rules::file(p).ok_or_else(|| {
-            Error(format!(
-                "unknown pass '{p}'; the passes are {}",
-                rules::FILES.join(", ")
-            ))
-        })?;
+        let r = rules::file(p).ok_or_else(|| Error::UnknownPass(p.clone()))?;
         v.extend(r);
     }
     if !opts.only_rules.is_empty() {
@@ -198,7 +213,7 @@ pub fn optimize(g: &Graph, opts: &Options) -> Result<(Graph, Report), Error> {
     let iterations = runner.iterations.len();
     let egraph = runner.egraph;
     if let Some(e) = egraph.analysis.errors.first() {
-        return Err(Error(format!("a rewrite produced an invalid graph: {e}")));
+        return Err(Error::Rewrite(e.to_string()));
     }
     let loaded = convert::Loaded {
         egraph,
@@ -229,11 +244,10 @@ pub fn optimize(g: &Graph, opts: &Options) -> Result<(Graph, Report), Error> {
         );
         convert::rebuild(g, &loaded, &|id| ex.find_best_node(id).clone())
     }
-    .map_err(|e| Error(format!("rebuilding the graph failed: {}", e.0)))?;
+    .map_err(|e| Error::Rebuild(e.0))?;
     let mut out = rebuilt;
     out.prune();
-    smelt_ir::verify::verify(&out)
-        .map_err(|e| Error(format!("the result does not verify: {e}")))?;
+    smelt_ir::verify::verify(&out).map_err(Error::Verify)?;
     let cost_after = estimate(&out, &opts.target);
     let report = Report {
         stop_reason,
@@ -302,10 +316,7 @@ impl Pipeline {
             let mut files = Vec::new();
             for f in group.split('+').map(str::trim) {
                 if !rules::FILES.contains(&f) {
-                    return Err(Error(format!(
-                        "unknown pass '{f}'; the passes are {}",
-                        rules::FILES.join(", ")
-                    )));
+                    return Err(Error::UnknownPass(f.to_string()));
                 }
                 files.push(f.to_string());
             }
@@ -453,6 +464,24 @@ mod tests {
                 .iter()
                 .all(|t| t.gemm_macs_per_ns > t.loop_macs_per_ns)
         );
+    }
+
+    /// The figures follow the vector unit: the baseline's are the table's,
+    /// wider vectors and FMA make the compute rates higher, never the
+    /// bandwidth.
+    #[test]
+    fn costs_follow_the_vector_unit() {
+        for t in cost::TARGETS {
+            assert_eq!(t.for_vector(t.f32_lanes, t.fma), t);
+        }
+        let x86 = TargetCost::for_target("x86_64").unwrap();
+        let avx2 = x86.for_vector(8, true);
+        assert_eq!((avx2.f32_lanes, avx2.fma), (8, true));
+        assert!(avx2.gemm_macs_per_ns > 2.0 * x86.gemm_macs_per_ns);
+        assert_eq!(avx2.loop_macs_per_ns, 2.0 * x86.loop_macs_per_ns);
+        assert_eq!(avx2.bytes_per_ns, x86.bytes_per_ns);
+        let avx512 = x86.for_vector(16, true);
+        assert!(avx512.gemm_macs_per_ns > avx2.gemm_macs_per_ns);
     }
 
     #[test]

@@ -1,0 +1,60 @@
+//! The library API end to end: `examples/compile_model.rs`'s own function
+//! compiles the MLP example from a program, and the executable it writes
+//! runs and matches onnxruntime's outputs.
+
+use std::path::Path;
+use std::process::Command;
+
+use smelt_frontend::Limits;
+use smelt_frontend::npy::{read_npy, read_npz};
+
+#[allow(dead_code)]
+#[path = "../examples/compile_model.rs"]
+mod compile_model;
+
+#[test]
+fn the_example_compiles_a_model_that_runs() {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/mlp");
+    let dir = std::env::temp_dir().join(format!("smelt-library-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let artifact = compile_model::compile_model(&examples.join("model.onnx"), &dir).unwrap();
+    let exe = dir.join("model");
+    assert_eq!(artifact.files, vec![exe.clone()]);
+    assert!(artifact.object_bytes > 0 && artifact.weights_bytes > 0);
+    assert!(!artifact.optimizer.is_empty(), "the default opt level runs");
+    if !cfg!(all(target_arch = "x86_64", target_os = "linux")) {
+        return;
+    }
+    let out_dir = dir.join("out");
+    let out = Command::new(&exe)
+        .arg("--input")
+        .arg(examples.join("input.npz"))
+        .arg("-o")
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (name, want) in read_npz(&examples.join("expected.npz"), &Limits::default()).unwrap() {
+        let got = read_npy(&out_dir.join(format!("{name}.npy")), &Limits::default()).unwrap();
+        assert_eq!(got.shape(), want.shape());
+        for (a, b) in got.to_f64_vec().iter().zip(want.to_f64_vec()) {
+            assert!((a - b).abs() <= 1e-4 + 1e-4 * b.abs(), "{name}: {a} vs {b}");
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A target the runtime has no build for is refused when the options are
+/// made, never compiled as x86_64.
+#[test]
+fn unknown_targets_are_refused() {
+    let e = smelt::CompileOptions::new("riscv64", smelt::Backend::Cranelift, "out")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("no build for target 'riscv64'"), "{e}");
+}
