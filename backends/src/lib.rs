@@ -10,6 +10,7 @@
 pub mod artifact;
 pub mod cranelift;
 pub mod kernel;
+pub mod kernel_parse;
 pub mod llvm;
 pub mod lower;
 pub mod mathexp;
