@@ -522,7 +522,9 @@ impl<'a> Parser<'a> {
                 float = true;
             }
             let r = self.rest();
-            let exp = r.strip_prefix('e').map(|e| e.trim_start_matches(['-', '+']));
+            let exp = r
+                .strip_prefix('e')
+                .map(|e| e.trim_start_matches(['-', '+']));
             if exp.is_some_and(|e| e.starts_with(|c: char| c.is_ascii_digit())) {
                 self.pos += r.len() - exp.map_or(0, str::len);
                 self.digits();
@@ -578,7 +580,10 @@ impl<'a> Parser<'a> {
             return Ok(Expr::Load { buf, index, ty });
         }
         let word = self.peek_word();
-        if word.strip_prefix('v').is_some_and(|d| d.parse::<u32>().is_ok()) {
+        if word
+            .strip_prefix('v')
+            .is_some_and(|d| d.parse::<u32>().is_ok())
+        {
             return Ok(Expr::Var(self.var()?));
         }
         let at = self.pos;
@@ -673,7 +678,10 @@ mod tests {
     fn errors_say_where_and_what() {
         let e = parse_program("v0: f32 = Frob(1i64)\n").unwrap_err();
         assert_eq!((e.line, e.col), (1, 11));
-        assert_eq!(e.to_string(), "line 1, column 11: expected an expression, found 'Frob(1i64)'");
+        assert_eq!(
+            e.to_string(),
+            "line 1, column 11: expected an expression, found 'Frob(1i64)'"
+        );
         let e = parse_program("for v0 in 0i64..4 {\n}\n").unwrap_err();
         assert_eq!((e.line, e.col), (1, 19));
         let e = parse_program("out0[0i64] = 1i64\n}\n").unwrap_err();
