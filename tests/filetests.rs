@@ -13,7 +13,7 @@
 //! | `test optimize rules=NAME,…` | graph | the same with only those rules (or rule files: `rules=fusion`), rewritten forms preferred |
 //! | `test lower [lanes=N] [threads=N]` | graph | the lowered kernel program |
 //! | `test schedule gemm [lanes=N]` | graph with a MatMul or Gemm | the lowered program: the GEMM micro-kernel |
-//! | `test vectorize [lanes=N]` | kernel program | the program after the innermost-loop vectorizer |
+//! | `test vectorize [lanes=N]` | kernel program | the program after the innermost-loop vectorizer and the count of loops it vectorized |
 //!
 //! See `docs/ir-text.md` for the text formats and how to add a case.
 
