@@ -12,6 +12,7 @@ pub mod artifact;
 pub mod cranelift;
 pub mod error;
 pub mod kernel;
+pub mod kernel_parse;
 pub mod llvm;
 pub mod lower;
 pub mod mathexp;

@@ -8,15 +8,36 @@
 //! }
 //! ```
 //! Names that are not plain identifiers are quoted. A stateful graph lists
-//! its state pairs after the signature line, one `state %s <- %s_next` each
-//! (the input, then the value it takes in the next step); a stateless graph
-//! has no such line. The format is stable: the golden tests compare
-//! against it.
+//! its state pairs after the signature line, one `state %s: TYPE <- %s_next`
+//! each (the input, then the value it takes in the next step); a stateless
+//! graph has no such line. The format is stable: the golden tests compare
+//! against it, and [`crate::parse()`] reads it back. With
+//! [`PrintOptions::values`], small constants print their elements instead of
+//! their size (`const [1.0, 2.5]`), so the text carries the whole graph; the
+//! default leaves them out, as weights are too big to read.
 
 use std::fmt::Write;
 
+use crate::dispatch;
 use crate::graph::{Graph, ValueDef, ValueId};
 use crate::ops::OpDef;
+
+/// What [`print_with`] writes beyond the default form.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PrintOptions {
+    /// Constants of at most this many elements print their values
+    /// (`const [1.0, 2.5]`); larger ones print their size. 0 = never.
+    pub const_values_up_to: usize,
+}
+
+impl PrintOptions {
+    /// Values for constants of at most `n` elements.
+    pub fn values(n: usize) -> PrintOptions {
+        PrintOptions {
+            const_values_up_to: n,
+        }
+    }
+}
 
 fn is_plain(name: &str) -> bool {
     !name.is_empty()
@@ -37,6 +58,22 @@ pub fn value_ref(g: &Graph, id: ValueId) -> String {
 
 /// Renders the whole graph.
 pub fn print(g: &Graph) -> String {
+    print_with(g, &PrintOptions::default())
+}
+
+/// The constant's elements as `[a, b, …]` when it has at most `limit`.
+fn const_values(g: &Graph, id: ValueId, limit: usize) -> Option<String> {
+    if g.value(id).ty.numel().ok()? > limit {
+        return None;
+    }
+    let t = g.const_value(id)?.ok()?;
+    let items: Vec<String> =
+        dispatch!(t.data(), d, T => d.iter().map(|x| format!("{x:?}")).collect());
+    Some(format!("[{}]", items.join(", ")))
+}
+
+/// Renders the whole graph with `opts`.
+pub fn print_with(g: &Graph, opts: &PrintOptions) -> String {
     let mut s = String::new();
     let ins: Vec<String> = g
         .inputs
@@ -56,14 +93,11 @@ pub fn print(g: &Graph) -> String {
     }
     for (i, v) in g.values.iter().enumerate() {
         if let ValueDef::Const(b) = &v.def {
+            let id = ValueId(i as u32);
             let where_ = if b.is_mapped() { ", mapped" } else { "" };
-            let _ = writeln!(
-                s,
-                "  {}: {} = const {} bytes{where_}",
-                value_ref(g, ValueId(i as u32)),
-                v.ty,
-                b.as_slice().len()
-            );
+            let data = const_values(g, id, opts.const_values_up_to)
+                .unwrap_or_else(|| format!("{} bytes", b.as_slice().len()));
+            let _ = writeln!(s, "  {}: {} = const {data}{where_}", value_ref(g, id), v.ty,);
         }
     }
     for node in &g.nodes {

@@ -21,6 +21,7 @@ pub mod linalg;
 pub mod norm;
 pub mod quant;
 pub mod reduce;
+mod text;
 
 /// What the op table is given to parse one node.
 #[derive(Clone, Copy, Debug)]

@@ -1,0 +1,691 @@
+//! The kernel IR text parser: the inverse of [`Program::print`].
+//!
+//! `print(parse(print(p))) == print(p)` for every program. The printed text
+//! leaves out what no statement shows: the types of variables that are only
+//! loop counters (read back as `i64`, which they are), the constants' bytes
+//! (`const 0: 64 bytes` reads back as zeros) and the program's schedule
+//! settings (vector shape, threads, scratch area), which the caller sets on
+//! the result. Tests write kernels in this text (`tests/filetests/`).
+//!
+//! Buffers are read in one place ([`Parser::buf`]) and statements in another
+//! ([`Parser::stmt`]), so a new buffer kind or statement is one more arm.
+
+use std::fmt;
+
+use crate::kernel::{BinOp, Buf, CmpOp, Expr, Program, Scalar, Stmt, UnOp, Var};
+
+/// What went wrong while parsing kernel IR text, and where.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KernelParseError {
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column (in characters).
+    pub col: usize,
+    /// What the parser expected there.
+    pub expected: String,
+    /// What it found (a short excerpt, or `end of input`).
+    pub found: String,
+}
+
+impl fmt::Display for KernelParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "line {}, column {}: expected {}, found {}",
+            self.line, self.col, self.expected, self.found
+        )
+    }
+}
+
+impl std::error::Error for KernelParseError {}
+
+/// Parses kernel IR text as [`Program::print`] writes it.
+pub fn parse_program(text: &str) -> Result<Program, KernelParseError> {
+    let mut p = Parser {
+        src: text,
+        pos: 0,
+        vars: Vec::new(),
+    };
+    let mut prog = Program::default();
+    while p.eat_word("const") {
+        let i = p.int("a constant index")?;
+        if usize::try_from(i).ok() != Some(prog.consts.len()) {
+            return Err(p.expected(&format!("constant {}", prog.consts.len())));
+        }
+        p.expect(":")?;
+        let n = p.int("a byte count")?;
+        p.expect_word("bytes")?;
+        let n = usize::try_from(n).map_err(|_| p.expected("a byte count"))?;
+        prog.consts.push(vec![0; n]);
+    }
+    prog.body = p.stmts()?;
+    p.ws();
+    if !p.rest().is_empty() {
+        return Err(p.expected("a statement"));
+    }
+    for (k, v) in p.vars.iter().enumerate() {
+        let (ty, lanes) = v.unwrap_or((Scalar::I64, 1));
+        prog.vars.push(ty);
+        prog.var_lanes.resize(k, 1);
+        prog.var_lanes.push(lanes);
+    }
+    Ok(prog)
+}
+
+/// Every scalar type; the match below breaks the build when one is added.
+const SCALARS: [Scalar; 11] = [
+    Scalar::F32,
+    Scalar::F64,
+    Scalar::I8,
+    Scalar::U8,
+    Scalar::I16,
+    Scalar::U16,
+    Scalar::I32,
+    Scalar::U32,
+    Scalar::I64,
+    Scalar::U64,
+    Scalar::Bool,
+];
+
+const UNOPS: [UnOp; 14] = [
+    UnOp::Neg,
+    UnOp::Abs,
+    UnOp::Sqrt,
+    UnOp::Floor,
+    UnOp::Ceil,
+    UnOp::Trunc,
+    UnOp::Nearest,
+    UnOp::Not,
+    UnOp::Exp,
+    UnOp::Log,
+    UnOp::Tanh,
+    UnOp::Erf,
+    UnOp::Sin,
+    UnOp::Cos,
+];
+
+const BINOPS: [BinOp; 13] = [
+    BinOp::Add,
+    BinOp::Sub,
+    BinOp::Mul,
+    BinOp::Div,
+    BinOp::Rem,
+    BinOp::Min,
+    BinOp::Max,
+    BinOp::And,
+    BinOp::Or,
+    BinOp::Xor,
+    BinOp::Shl,
+    BinOp::Shr,
+    BinOp::Pow,
+];
+
+const CMPOPS: [CmpOp; 6] = [
+    CmpOp::Eq,
+    CmpOp::Ne,
+    CmpOp::Lt,
+    CmpOp::Le,
+    CmpOp::Gt,
+    CmpOp::Ge,
+];
+
+/// Breaks the build when a variant is added to one of the enums above
+/// without being listed there (the printer spells them with `Debug`).
+#[allow(dead_code)]
+fn all_variants_listed(s: Scalar, u: UnOp, b: BinOp, c: CmpOp) {
+    use BinOp as B;
+    use CmpOp as C;
+    use Scalar as S;
+    use UnOp as U;
+    match s {
+        S::F32 | S::F64 | S::I8 | S::U8 | S::I16 | S::U16 | S::I32 | S::U32 | S::I64 | S::U64 => {}
+        S::Bool => {}
+    }
+    match u {
+        U::Neg | U::Abs | U::Sqrt | U::Floor | U::Ceil | U::Trunc | U::Nearest | U::Not => {}
+        U::Exp | U::Log | U::Tanh | U::Erf | U::Sin | U::Cos => {}
+    }
+    match b {
+        B::Add | B::Sub | B::Mul | B::Div | B::Rem | B::Min | B::Max => {}
+        B::And | B::Or | B::Xor | B::Shl | B::Shr | B::Pow => {}
+    }
+    match c {
+        C::Eq | C::Ne | C::Lt | C::Le | C::Gt | C::Ge => {}
+    }
+}
+
+fn scalar_name(s: Scalar) -> String {
+    format!("{s:?}").to_lowercase()
+}
+
+fn by_debug_name<T: fmt::Debug + Copy>(all: &[T], name: &str) -> Option<T> {
+    all.iter().copied().find(|x| format!("{x:?}") == name)
+}
+
+struct Parser<'a> {
+    src: &'a str,
+    pos: usize,
+    /// Type and lanes of each variable a `Set` declared.
+    vars: Vec<Option<(Scalar, u8)>>,
+}
+
+impl<'a> Parser<'a> {
+    fn rest(&self) -> &'a str {
+        &self.src[self.pos..]
+    }
+
+    fn expected(&self, what: &str) -> KernelParseError {
+        let before = &self.src[..self.pos];
+        let line = before.matches('\n').count() + 1;
+        let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        let excerpt: String = self
+            .rest()
+            .lines()
+            .next()
+            .unwrap_or("")
+            .chars()
+            .take(24)
+            .collect();
+        let found = if self.rest().is_empty() {
+            "end of input".to_string()
+        } else if excerpt.is_empty() {
+            "end of line".to_string()
+        } else {
+            format!("'{excerpt}'")
+        };
+        KernelParseError {
+            line,
+            col,
+            expected: what.to_string(),
+            found,
+        }
+    }
+
+    fn ws(&mut self) {
+        loop {
+            let r = self.rest();
+            let t = r.trim_start();
+            self.pos += r.len() - t.len();
+            if t.starts_with("//") {
+                self.pos += t.find('\n').unwrap_or(t.len());
+            } else {
+                return;
+            }
+        }
+    }
+
+    fn eat(&mut self, tok: &str) -> bool {
+        self.ws();
+        if self.rest().starts_with(tok) {
+            self.pos += tok.len();
+            true
+        } else {
+            false
+        }
+    }
+
+    fn expect(&mut self, tok: &str) -> Result<(), KernelParseError> {
+        if self.eat(tok) {
+            Ok(())
+        } else {
+            Err(self.expected(&format!("'{tok}'")))
+        }
+    }
+
+    /// The identifier at the cursor (letters, digits, `_`), not consumed.
+    fn peek_word(&mut self) -> &'a str {
+        self.ws();
+        let r = self.rest();
+        let n = r
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(r.len());
+        &r[..n]
+    }
+
+    fn eat_word(&mut self, w: &str) -> bool {
+        if self.peek_word() == w {
+            self.pos += w.len();
+            true
+        } else {
+            false
+        }
+    }
+
+    fn expect_word(&mut self, w: &str) -> Result<(), KernelParseError> {
+        if self.eat_word(w) {
+            Ok(())
+        } else {
+            Err(self.expected(&format!("'{w}'")))
+        }
+    }
+
+    fn digits(&mut self) -> &'a str {
+        let r = self.rest();
+        let n = r.find(|c: char| !c.is_ascii_digit()).unwrap_or(r.len());
+        self.pos += n;
+        &r[..n]
+    }
+
+    /// An unsuffixed integer, optionally negative.
+    fn int(&mut self, what: &str) -> Result<i64, KernelParseError> {
+        self.ws();
+        let start = self.pos;
+        if self.rest().starts_with('-') {
+            self.pos += 1;
+        }
+        self.digits();
+        self.src[start..self.pos].parse().map_err(|_| {
+            self.pos = start;
+            self.expected(what)
+        })
+    }
+
+    fn small(&mut self, what: &str) -> Result<u8, KernelParseError> {
+        let start = self.pos;
+        let v = self.int(what)?;
+        u8::try_from(v).map_err(|_| {
+            self.pos = start;
+            self.expected(what)
+        })
+    }
+
+    /// A scalar type name; the longest that matches (`i64` before `i6…`).
+    fn scalar(&mut self) -> Result<Scalar, KernelParseError> {
+        self.ws();
+        let r = self.rest();
+        let best = SCALARS
+            .iter()
+            .map(|&s| (s, scalar_name(s)))
+            .filter(|(_, n)| r.starts_with(n.as_str()))
+            .max_by_key(|(_, n)| n.len());
+        match best {
+            Some((s, n)) => {
+                self.pos += n.len();
+                Ok(s)
+            }
+            None => Err(self.expected("a scalar type (f32, i64, …)")),
+        }
+    }
+
+    /// `vN`.
+    fn var(&mut self) -> Result<Var, KernelParseError> {
+        self.ws();
+        if !self.rest().starts_with('v') {
+            return Err(self.expected("a variable (vN)"));
+        }
+        self.pos += 1;
+        let start = self.pos;
+        let d = self.digits();
+        let n: u32 = d.parse().map_err(|_| {
+            self.pos = start;
+            self.expected("a variable number")
+        })?;
+        let k = n as usize;
+        if self.vars.len() <= k {
+            self.vars.resize(k + 1, None);
+        }
+        Ok(Var(n))
+    }
+
+    /// `in0`, `out1`, `arena@64`, `const2`, `state@0`; `None` when the cursor is not at
+    /// a buffer.
+    fn buf(&mut self) -> Result<Option<Buf>, KernelParseError> {
+        self.ws();
+        let r = self.rest();
+        for (prefix, make) in [
+            ("in", (|n| Buf::Input(n as u32)) as fn(u64) -> Buf),
+            ("out", |n| Buf::Output(n as u32)),
+            ("arena@", Buf::Arena),
+            ("const", |n| Buf::Const(n as u32)),
+            ("state@", Buf::State),
+        ] {
+            let Some(after) = r.strip_prefix(prefix) else {
+                continue;
+            };
+            if !after.starts_with(|c: char| c.is_ascii_digit()) {
+                continue;
+            }
+            self.pos += prefix.len();
+            let start = self.pos;
+            let d = self.digits();
+            let n: u64 = d.parse().map_err(|_| {
+                self.pos = start;
+                self.expected("a buffer number")
+            })?;
+            let limit = if prefix == "arena@" {
+                u64::MAX
+            } else {
+                u64::from(u32::MAX)
+            };
+            if n > limit {
+                self.pos = start;
+                return Err(self.expected("a buffer number below 2^32"));
+            }
+            return Ok(Some(make(n)));
+        }
+        Ok(None)
+    }
+
+    fn stmts(&mut self) -> Result<Vec<Stmt>, KernelParseError> {
+        let mut out = Vec::new();
+        loop {
+            self.ws();
+            if self.rest().is_empty() || self.rest().starts_with('}') {
+                return Ok(out);
+            }
+            out.push(self.stmt()?);
+        }
+    }
+
+    fn block(&mut self) -> Result<Vec<Stmt>, KernelParseError> {
+        self.expect("{")?;
+        let body = self.stmts()?;
+        self.expect("}")?;
+        Ok(body)
+    }
+
+    fn stmt(&mut self) -> Result<Stmt, KernelParseError> {
+        match self.peek_word() {
+            "for" => {
+                self.pos += 3;
+                let var = self.var()?;
+                self.expect_word("in")?;
+                let start = self.expr()?;
+                self.expect("..")?;
+                let end = self.expr()?;
+                let body = self.block()?;
+                Ok(Stmt::For {
+                    var,
+                    start,
+                    end,
+                    body,
+                })
+            }
+            "parallel" => {
+                self.pos += 8;
+                self.expect_word("for")?;
+                let var = self.var()?;
+                self.expect_word("in")?;
+                self.expect("0")?;
+                self.expect("..")?;
+                let extent = self.int("an iteration count")?;
+                let body = self.block()?;
+                Ok(Stmt::Parallel { var, extent, body })
+            }
+            "if" => {
+                self.pos += 2;
+                let c = self.expr()?;
+                let t = self.block()?;
+                let e = if self.eat_word("else") {
+                    self.block()?
+                } else {
+                    Vec::new()
+                };
+                Ok(Stmt::If(c, t, e))
+            }
+            "copy" => {
+                self.pos += 4;
+                let dst = self.some_buf()?;
+                self.expect("+")?;
+                let dst_off = self.expr()?;
+                self.expect("<-")?;
+                let src = self.some_buf()?;
+                self.expect("+")?;
+                let src_off = self.expr()?;
+                self.expect(",")?;
+                let bytes = self.expr()?;
+                self.expect_word("bytes")?;
+                Ok(Stmt::Copy {
+                    dst,
+                    dst_off,
+                    src,
+                    src_off,
+                    bytes,
+                })
+            }
+            _ => {
+                if let Some(buf) = self.buf()? {
+                    self.expect("[")?;
+                    let index = self.expr()?;
+                    let vector = self.eat("..");
+                    self.expect("]")?;
+                    self.expect("=")?;
+                    let value = self.expr()?;
+                    return Ok(if vector {
+                        Stmt::VStore { buf, index, value }
+                    } else {
+                        Stmt::Store { buf, index, value }
+                    });
+                }
+                let v = self
+                    .var()
+                    .map_err(|_| self.expected("a statement (for, if, copy, vN: …, buf[…] = …)"))?;
+                self.expect(":")?;
+                let ty = self.scalar()?;
+                let lanes = if self.rest().starts_with('x') {
+                    self.pos += 1;
+                    self.small("a lane count")?
+                } else {
+                    1
+                };
+                self.vars[v.0 as usize] = Some((ty, lanes));
+                self.expect("=")?;
+                Ok(Stmt::Set(v, self.expr()?))
+            }
+        }
+    }
+
+    fn some_buf(&mut self) -> Result<Buf, KernelParseError> {
+        self.buf()?
+            .ok_or_else(|| self.expected("a buffer (inN, outN, arena@N, constN)"))
+    }
+
+    /// `<arg>` of `cast<f32>`, `splat<4>`, `reduce<Add>`.
+    fn angle<T>(
+        &mut self,
+        inner: impl FnOnce(&mut Self) -> Result<T, KernelParseError>,
+    ) -> Result<T, KernelParseError> {
+        self.expect("<")?;
+        let v = inner(self)?;
+        self.expect(">")?;
+        Ok(v)
+    }
+
+    fn args<const N: usize>(&mut self) -> Result<[Box<Expr>; N], KernelParseError> {
+        self.expect("(")?;
+        let mut v = Vec::with_capacity(N);
+        for k in 0..N {
+            if k > 0 {
+                self.expect(",")?;
+            }
+            v.push(Box::new(self.expr()?));
+        }
+        self.expect(")")?;
+        v.try_into()
+            .map_err(|_| self.expected("the operands of the operation"))
+    }
+
+    fn number(&mut self) -> Result<Expr, KernelParseError> {
+        let start = self.pos;
+        if self.rest().starts_with('-') {
+            self.pos += 1;
+        }
+        let mut float = false;
+        if self.rest().starts_with("inf") || self.rest().starts_with("NaN") {
+            self.pos += 3;
+            float = true;
+        } else {
+            self.digits();
+            let r = self.rest();
+            if r.starts_with('.') && r[1..].starts_with(|c: char| c.is_ascii_digit()) {
+                self.pos += 1;
+                self.digits();
+                float = true;
+            }
+            let r = self.rest();
+            let exp = r
+                .strip_prefix('e')
+                .map(|e| e.trim_start_matches(['-', '+']));
+            if exp.is_some_and(|e| e.starts_with(|c: char| c.is_ascii_digit())) {
+                self.pos += r.len() - exp.map_or(0, str::len);
+                self.digits();
+                float = true;
+            }
+        }
+        let text = &self.src[start..self.pos];
+        let ty = self.scalar()?;
+        let bad = |p: &mut Self| {
+            p.pos = start;
+            p.expected("a number with its type (1i64, 0.5f32)")
+        };
+        if float {
+            text.parse::<f64>()
+                .map(|v| Expr::F(v, ty))
+                .map_err(|_| bad(self))
+        } else {
+            text.parse::<i64>()
+                .map(|v| Expr::I(v, ty))
+                .map_err(|_| bad(self))
+        }
+    }
+
+    fn expr(&mut self) -> Result<Expr, KernelParseError> {
+        self.ws();
+        let r = self.rest();
+        if r.starts_with(|c: char| c.is_ascii_digit() || c == '-')
+            || r.starts_with("inf")
+            || r.starts_with("NaN")
+        {
+            return self.number();
+        }
+        if let Some(buf) = self.buf()? {
+            self.expect(":")?;
+            let ty = self.scalar()?;
+            if self.rest().starts_with('x') {
+                self.pos += 1;
+                let lanes = self.small("a lane count")?;
+                self.expect("[")?;
+                let index = Box::new(self.expr()?);
+                self.expect("..")?;
+                self.expect("]")?;
+                return Ok(Expr::VLoad {
+                    buf,
+                    index,
+                    ty,
+                    lanes,
+                });
+            }
+            self.expect("[")?;
+            let index = Box::new(self.expr()?);
+            self.expect("]")?;
+            return Ok(Expr::Load { buf, index, ty });
+        }
+        let word = self.peek_word();
+        if word
+            .strip_prefix('v')
+            .is_some_and(|d| d.parse::<u32>().is_ok())
+        {
+            return Ok(Expr::Var(self.var()?));
+        }
+        let at = self.pos;
+        self.pos += word.len();
+        Ok(match word {
+            "select" => {
+                let [c, a, b] = self.args()?;
+                Expr::Select(c, a, b)
+            }
+            "muladd" => {
+                let [a, b, c] = self.args()?;
+                Expr::MulAdd(a, b, c)
+            }
+            "cast" | "bitcast" => {
+                let t = self.angle(Self::scalar)?;
+                let [a] = self.args()?;
+                if word == "cast" {
+                    Expr::Cast(t, a)
+                } else {
+                    Expr::Bitcast(t, a)
+                }
+            }
+            "splat" => {
+                let lanes = self.angle(|p| p.small("a lane count"))?;
+                let [a] = self.args()?;
+                Expr::Splat(lanes, a)
+            }
+            "extract" => {
+                let k = self.angle(|p| p.small("a lane"))?;
+                let [a] = self.args()?;
+                Expr::Extract(a, k)
+            }
+            "reduce" => {
+                let op = self.angle(|p| {
+                    let w = p.peek_word();
+                    let op = by_debug_name(&BINOPS, w)
+                        .ok_or_else(|| p.expected("a binary operation (Add, Min, Max)"))?;
+                    p.pos += w.len();
+                    Ok(op)
+                })?;
+                let [a] = self.args()?;
+                Expr::Reduce(op, a)
+            }
+            w => {
+                if let Some(op) = by_debug_name(&UNOPS, w) {
+                    let [a] = self.args()?;
+                    Expr::Un(op, a)
+                } else if let Some(op) = by_debug_name(&BINOPS, w) {
+                    let [a, b] = self.args()?;
+                    Expr::Bin(op, a, b)
+                } else if let Some(op) = by_debug_name(&CMPOPS, w) {
+                    let [a, b] = self.args()?;
+                    Expr::Cmp(op, a, b)
+                } else {
+                    self.pos = at;
+                    return Err(self.expected("an expression"));
+                }
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn printed_programs_parse_back() {
+        let text = "const 0: 16 bytes\n\
+                    v0: f32 = 0.0f32\n\
+                    for v1 in 0i64..4i64 {\n  \
+                      v0: f32 = muladd(in0:f32[v1], const0:f32[Sub(3i64, v1)], v0)\n  \
+                      v2: f32x4 = Add(in0:f32x4[Mul(v1, 4i64)..], splat<4>(-1.5e-7f32))\n  \
+                      out0[Mul(v1, 4i64)..] = v2\n  \
+                      if Lt(v1, 2i64) {\n    \
+                        arena@64[v1] = cast<f64>(reduce<Max>(v2))\n  \
+                      } else {\n    \
+                        arena@64[v1] = select(Ne(v0, NaNf32), inff64, bitcast<f64>(1u64))\n  \
+                      }\n\
+                    }\n\
+                    parallel for v3 in 0..8 {\n  \
+                      out1[v3] = extract<2>(v2)\n\
+                    }\n\
+                    copy out0+0i64 <- arena@0+Mul(4i64, 2i64), 16i64 bytes\n";
+        let p = parse_program(text).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(p.print(), text);
+        assert_eq!(p.vars, [Scalar::F32, Scalar::I64, Scalar::F32, Scalar::I64]);
+        assert_eq!(p.var_lane_count(Var(2)), 4);
+    }
+
+    #[test]
+    fn errors_say_where_and_what() {
+        let e = parse_program("v0: f32 = Frob(1i64)\n").unwrap_err();
+        assert_eq!((e.line, e.col), (1, 11));
+        assert_eq!(
+            e.to_string(),
+            "line 1, column 11: expected an expression, found 'Frob(1i64)'"
+        );
+        let e = parse_program("for v0 in 0i64..4 {\n}\n").unwrap_err();
+        assert_eq!((e.line, e.col), (1, 19));
+        let e = parse_program("out0[0i64] = 1i64\n}\n").unwrap_err();
+        assert_eq!(e.expected, "a statement");
+    }
+}
