@@ -123,11 +123,18 @@ fn the_interpreter_runs_steps() {
     assert_eq!(y, Tensor::from_vec(vec![4], X.to_vec()).unwrap());
     // The state shows in the IR.
     let o = ok(
-        smelt(&["inspect", m.to_str().unwrap(), "--state", "s=y", "--print-ir"]),
+        smelt(&[
+            "inspect",
+            m.to_str().unwrap(),
+            "--state",
+            "s=y",
+            "--print-ir",
+        ]),
         "smelt inspect",
     );
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(text.contains("  state %s: f32[4] <- %y\n"), "{text}");
+    assert!(text.contains("  state  s: f32[4] <- y\n"), "{text}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -217,7 +224,11 @@ fn executables_carry_state_across_steps_on_every_target_and_backend() {
     check_exe("cranelift", "x86_64-unknown-linux-gnu", None);
     check_exe("llvm", "x86_64-unknown-linux-gnu", None);
     if have("qemu-aarch64", "the aarch64 state test") {
-        check_exe("cranelift", "aarch64-unknown-linux-gnu", Some("qemu-aarch64"));
+        check_exe(
+            "cranelift",
+            "aarch64-unknown-linux-gnu",
+            Some("qemu-aarch64"),
+        );
         check_exe("llvm", "aarch64-unknown-linux-gnu", Some("qemu-aarch64"));
     }
     if have("qemu-arm", "the armv7 state test") {
@@ -293,9 +304,15 @@ fn a_c_program_holds_two_independent_states() {
         check_two_states("llvm", "x86_64-unknown-linux-gnu", "cc", &[]);
     }
     let cc = "aarch64-linux-gnu-gcc";
-    if have(cc, "the aarch64 two-states test") && have("qemu-aarch64", "the aarch64 two-states test")
+    if have(cc, "the aarch64 two-states test")
+        && have("qemu-aarch64", "the aarch64 two-states test")
     {
-        check_two_states("cranelift", "aarch64-unknown-linux-gnu", cc, &["qemu-aarch64"]);
+        check_two_states(
+            "cranelift",
+            "aarch64-unknown-linux-gnu",
+            cc,
+            &["qemu-aarch64"],
+        );
         check_two_states("llvm", "aarch64-unknown-linux-gnu", cc, &["qemu-aarch64"]);
     }
     let cc = "arm-linux-gnueabihf-gcc";

@@ -135,7 +135,12 @@ impl<'g> Interpreter<'g> {
         }
         let mut env: Vec<Option<Tensor>> = vec![None; g.values.len()];
         let state_inputs = g.states.iter().map(|s| &s.input);
-        for (&id, t) in g.inputs.iter().chain(state_inputs).zip(inputs.into_iter().chain(state)) {
+        for (&id, t) in g
+            .inputs
+            .iter()
+            .chain(state_inputs)
+            .zip(inputs.into_iter().chain(state))
+        {
             let v = g.value(id);
             let got = TensorType::new(t.dtype(), t.shape().to_vec());
             if got != v.ty {
@@ -203,8 +208,16 @@ impl<'g> Interpreter<'g> {
                 Error::Verify(format!("output '{}' was never computed", g.value(id).name))
             }),
         };
-        let outputs = g.outputs.iter().map(|&id| result(id)).collect::<Result<_>>()?;
-        let next = g.states.iter().map(|s| result(s.output)).collect::<Result<_>>()?;
+        let outputs = g
+            .outputs
+            .iter()
+            .map(|&id| result(id))
+            .collect::<Result<_>>()?;
+        let next = g
+            .states
+            .iter()
+            .map(|s| result(s.output))
+            .collect::<Result<_>>()?;
         Ok((outputs, next))
     }
 }
@@ -399,7 +412,10 @@ mod tests {
             input: u,
             output: s,
         });
-        check(&g, "state input 'u' is f32[2] but its next value 's' is f32[3]");
+        check(
+            &g,
+            "state input 'u' is f32[2] but its next value 's' is f32[3]",
+        );
         assert!(g.add_state(u, y).is_err());
         // A value that does not exist.
         let (mut g, ..) = accumulator();

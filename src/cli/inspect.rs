@@ -116,6 +116,10 @@ pub fn run(m: &ArgMatches) -> CliResult<ExitCode> {
     for &id in &graph.outputs {
         println!("  output {}: {}", graph.value(id).name, graph.value(id).ty);
     }
+    for st in &graph.states {
+        let (i, o) = (graph.value(st.input), graph.value(st.output));
+        println!("  state  {}: {} <- {}", i.name, i.ty, o.name);
+    }
     let macs = node_macs(&graph);
     let total: u64 = macs.iter().sum();
     println!(

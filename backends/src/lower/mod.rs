@@ -273,12 +273,7 @@ pub fn lower_with(g: &Graph, schedule: &Schedule) -> Result<Lowered, LowerError>
 /// rotating states) is first copied to the scratch area, so no copy reads
 /// a slot an earlier copy already overwrote; one that is its own pair's
 /// input is unchanged and needs no copy.
-fn state_copies(
-    g: &Graph,
-    mem: &MemoryPlan,
-    bufs: &HashMap<ValueId, Buf>,
-    p: &mut Program,
-) {
+fn state_copies(g: &Graph, mem: &MemoryPlan, bufs: &HashMap<ValueId, Buf>, p: &mut Program) {
     let bytes_of = |id: ValueId| g.value(id).ty.bytes().unwrap_or(0) as i64;
     let mut srcs = Vec::with_capacity(g.states.len());
     let mut staged = 0u64;
@@ -289,8 +284,8 @@ fn state_copies(
             Buf::State(_) if src == dst => None,
             Buf::State(_) => {
                 let off = staged;
-                staged += (bytes_of(s.output) as u64).div_ceil(crate::plan::ALIGN)
-                    * crate::plan::ALIGN;
+                staged +=
+                    (bytes_of(s.output) as u64).div_ceil(crate::plan::ALIGN) * crate::plan::ALIGN;
                 Some((src, Some(off)))
             }
             other => Some((other, None)),
@@ -430,8 +425,8 @@ pub fn flat_index(shape: &[usize], idx: &[Expr]) -> Expr {
 mod state_tests {
     use super::*;
     use crate::schedule::eval::Eval;
-    use smelt_ir::ops::elementwise::{BinaryFn, Elementwise};
     use smelt_ir::TensorType;
+    use smelt_ir::ops::elementwise::{BinaryFn, Elementwise};
 
     fn bytes(v: &[f32]) -> Vec<u8> {
         v.iter().flat_map(|x| x.to_le_bytes()).collect()

@@ -8,6 +8,9 @@
 //! so re-checks every type. Names: inputs keep theirs; a class takes the
 //! name of a graph output it computes, else of the first source value in it;
 //! node names are kept where the class had a node; new ones are derived.
+//! State pairs ([`smelt_ir::Graph::states`]) survive: state inputs are
+//! leaves like inputs, state outputs are roots like outputs, and the rebuilt
+//! graph pairs them again in the same order.
 
 use std::collections::{HashMap, HashSet};
 
@@ -311,7 +314,13 @@ pub fn rebuild(
         taken.insert(id);
         out.outputs.push(id);
     }
-    rebuild_states(&mut out, &built, &new_state_inputs, &state_roots, &mut unique_name(used))?;
+    rebuild_states(
+        &mut out,
+        &built,
+        &new_state_inputs,
+        &state_roots,
+        &mut unique_name(used),
+    )?;
     Ok(out)
 }
 

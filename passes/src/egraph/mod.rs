@@ -377,17 +377,36 @@ mod tests {
             .unwrap();
         let bin = |f| Op::Elementwise(Elementwise::Binary(f));
         let sx = g
-            .add_node("sx", bin(BinaryFn::Mul), vec![Some(s), Some(one)], vec!["sx".into()])
+            .add_node(
+                "sx",
+                bin(BinaryFn::Mul),
+                vec![Some(s), Some(one)],
+                vec!["sx".into()],
+            )
             .unwrap()[0];
         let y = g
-            .add_node("y", bin(BinaryFn::Add), vec![Some(sx), Some(x)], vec!["y".into()])
+            .add_node(
+                "y",
+                bin(BinaryFn::Add),
+                vec![Some(sx), Some(x)],
+                vec!["y".into()],
+            )
+            .unwrap()[0];
+        // A second copy of y, which the e-graph merges with it.
+        let y2 = g
+            .add_node(
+                "y2",
+                bin(BinaryFn::Add),
+                vec![Some(sx), Some(x)],
+                vec!["y2".into()],
+            )
             .unwrap()[0];
         // t's next value is s * 1, which the optimizer makes s itself (a
-        // rotation); u's is y, like s's.
+        // rotation); u's is y2, which becomes y, s's.
         g.outputs = vec![y];
         g.add_state(s, y).unwrap();
         g.add_state(t, sx).unwrap();
-        g.add_state(u, y).unwrap();
+        g.add_state(u, y2).unwrap();
         smelt_ir::verify::verify(&g).unwrap();
         let opts = Options::for_level(2, cost::TARGETS[0]).unwrap();
         let (o, _) = optimize(&g, &opts).unwrap();
@@ -402,7 +421,11 @@ mod tests {
             assert_eq!((&ya, &na), (&yb, &nb), "step {step}");
             (sa, sb) = (na, nb);
         }
-        let names: Vec<&str> = o.states.iter().map(|p| o.value(p.input).name.as_str()).collect();
+        let names: Vec<&str> = o
+            .states
+            .iter()
+            .map(|p| o.value(p.input).name.as_str())
+            .collect();
         assert_eq!(names, ["s", "t", "u"]);
     }
 

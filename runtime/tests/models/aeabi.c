@@ -44,7 +44,7 @@ static const smelt_tensor_info outputs[NOUT] = {
 };
 
 const smelt_model_info smelt_model = {
-    SMELT_ABI_VERSION, 2, NOUT, inputs, outputs, 0, 1, "aeabi",
+    SMELT_ABI_VERSION, 2, NOUT, inputs, outputs, 0, 1, "aeabi", 0, 64,
 };
 
 void smelt_model_init(void *state) { (void)state; }

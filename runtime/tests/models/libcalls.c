@@ -31,7 +31,7 @@ static const smelt_tensor_info outputs[14] = {
 };
 
 const smelt_model_info smelt_model = {
-    SMELT_ABI_VERSION, 6, 14, inputs, outputs, 0, 1, "libcalls",
+    SMELT_ABI_VERSION, 6, 14, inputs, outputs, 0, 1, "libcalls", 0, 64,
 };
 
 void smelt_model_init(void *state) { (void)state; }

@@ -32,7 +32,7 @@ static const smelt_tensor_info outputs[2] = {
 };
 
 const smelt_model_info smelt_model = {
-    SMELT_ABI_VERSION, 2, 2, inputs, outputs, 256, 16, "memfns",
+    SMELT_ABI_VERSION, 2, 2, inputs, outputs, 256, 16, "memfns", 0, 64,
 };
 
 void smelt_model_init(void *state) { (void)state; }

@@ -25,7 +25,7 @@ static const smelt_tensor_info outputs[2] = {
 };
 
 const smelt_model_info smelt_model = {
-    SMELT_ABI_VERSION, 1, 2, inputs, outputs, 0, 64, "parallel",
+    SMELT_ABI_VERSION, 1, 2, inputs, outputs, 0, 64, "parallel", 0, 64,
 };
 
 struct job {

@@ -18,7 +18,7 @@ static const smelt_tensor_info outputs[2] = {
 };
 
 const smelt_model_info smelt_model = {
-    SMELT_ABI_VERSION, 2, 2, inputs, outputs, 64, 64, "simple",
+    SMELT_ABI_VERSION, 2, 2, inputs, outputs, 64, 64, "simple", 0, 64,
 };
 
 void smelt_model_init(void *state) { (void)state; }
