@@ -220,7 +220,7 @@ impl BlockFormat {
     /// Bytes of `numel` elements stored as rows of `row` elements: `row` must
     /// be a multiple of the block length.
     fn storage_bytes(self, row: usize, numel: usize) -> Result<usize> {
-        if row % self.block_len() != 0 {
+        if !row.is_multiple_of(self.block_len()) {
             return Err(Error::Encoding {
                 encoding: Encoding::Block(self),
                 msg: format!(

@@ -243,7 +243,11 @@ fn scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
 fn affine_int(s: AffineStorage, b: &[u8], i: usize) -> i32 {
     let nibble = || {
         let byte = b[i / 2];
-        if i % 2 == 0 { byte & 0xF } else { byte >> 4 }
+        if i.is_multiple_of(2) {
+            byte & 0xF
+        } else {
+            byte >> 4
+        }
     };
     match s {
         AffineStorage::I8 => i32::from(b[i] as i8),
