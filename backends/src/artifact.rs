@@ -17,7 +17,7 @@ use smelt_ir::Graph;
 use smelt_runtime::firmware::MemoryMap;
 
 use crate::llvm::{LlvmOptions, LlvmTarget, Output};
-use crate::lower::{LowerError, Lowered, Schedule, lower_with};
+use crate::lower::{LowerError, Lowered, Schedule};
 use crate::target::Target;
 
 pub mod firmware;
@@ -297,15 +297,12 @@ pub fn archive(members: &[(&str, &[u8])]) -> Vec<u8> {
 /// Lowers `graph` to kernel IR as `schedule` says, with the math functions
 /// expanded: what every code generator takes.
 pub fn lower_for_codegen(graph: &Graph, schedule: &Schedule) -> Result<Lowered, ArtifactError> {
-    let mut lowered: Lowered = lower_with(graph, schedule).map_err(ArtifactError::Lower)?;
-    crate::mathexp::expand(&mut lowered.program).map_err(|e| {
-        ArtifactError::Lower(LowerError::Unsupported(vec![(
-            "(math)".into(),
-            "expansion".into(),
-            e,
-        )]))
-    })?;
-    Ok(lowered)
+    crate::pipeline::run(
+        graph,
+        schedule,
+        &crate::pipeline::PipelineOptions::default(),
+    )
+    .map_err(ArtifactError::Lower)
 }
 
 /// The LLVM target for `target` and the backend's options.

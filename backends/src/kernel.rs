@@ -114,6 +114,24 @@ impl Scalar {
         })
     }
 
+    /// The IR dtype of this scalar type.
+    pub fn dtype(self) -> smelt_ir::DType {
+        use smelt_ir::DType as D;
+        match self {
+            Scalar::F32 => D::F32,
+            Scalar::F64 => D::F64,
+            Scalar::I8 => D::I8,
+            Scalar::U8 => D::U8,
+            Scalar::I16 => D::I16,
+            Scalar::U16 => D::U16,
+            Scalar::I32 => D::I32,
+            Scalar::U32 => D::U32,
+            Scalar::I64 => D::I64,
+            Scalar::U64 => D::U64,
+            Scalar::Bool => D::Bool,
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             Scalar::F32 => "f32",
@@ -754,6 +772,13 @@ impl Program {
         w
     }
 
+    /// Renders one statement (and what it nests) as [`Program::print`] does.
+    pub fn print_stmt(&self, st: &Stmt) -> String {
+        let mut s = String::new();
+        print_stmts(self, std::slice::from_ref(st), 0, &mut s);
+        s
+    }
+
     /// Renders the program as text (for `--print-kernels` and golden tests).
     pub fn print(&self) -> String {
         let mut s = String::new();
@@ -780,7 +805,7 @@ fn print_stmts(p: &Program, body: &[Stmt], depth: usize, s: &mut String) {
                     s,
                     "{pad}v{}: {}{x} = {}",
                     v.0,
-                    p.vars[v.0 as usize].name(),
+                    p.vars.get(v.0 as usize).map_or("?", |t| t.name()),
                     ExprFmt(e)
                 );
             }

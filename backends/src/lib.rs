@@ -13,6 +13,8 @@ pub mod kernel;
 pub mod llvm;
 pub mod lower;
 pub mod mathexp;
+pub mod pipeline;
 pub mod plan;
 pub mod schedule;
 pub mod target;
+pub mod verify;

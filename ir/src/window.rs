@@ -179,15 +179,7 @@ impl Window {
     pub fn resolve(&self, input: &[usize], kernel: &[usize], ceil_mode: bool) -> Result<Geom> {
         let n = input.len();
         self.check_kernel(kernel)?;
-        if kernel.len() != n {
-            return Err(Error::attr(
-                "kernel_shape",
-                format!(
-                    "has {} values but the input has {n} spatial axes",
-                    kernel.len()
-                ),
-            ));
-        }
+        kernel_rank(kernel, n)?;
         let (strides, dilations) = self.steps(n)?;
         let (mut pad_begin, mut pad_end) = self.explicit_pads(n)?;
         let mut out = Vec::with_capacity(n);
@@ -264,15 +256,7 @@ impl Window {
     ) -> Result<Geom> {
         let nd = input.len();
         self.check_kernel(kernel)?;
-        if kernel.len() != nd {
-            return Err(Error::attr(
-                "kernel_shape",
-                format!(
-                    "has {} values but the input has {nd} spatial axes",
-                    kernel.len()
-                ),
-            ));
-        }
+        kernel_rank(kernel, nd)?;
         let (strides, dilations) = self.steps(nd)?;
         let opad = per_axis(output_padding, nd, 0, "output_padding")?;
         if let Some(s) = output_shape
@@ -337,6 +321,21 @@ impl Window {
             out,
         })
     }
+}
+
+/// Checks that the kernel has one size per spatial axis (an empty kernel
+/// too: a pool without `kernel_shape` has none).
+fn kernel_rank(kernel: &[usize], n: usize) -> Result<()> {
+    if kernel.len() != n {
+        return Err(Error::attr(
+            "kernel_shape",
+            format!(
+                "has {} values but the input has {n} spatial axes",
+                kernel.len()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// A per-spatial-axis attribute: empty means `default` everywhere.
@@ -516,7 +515,21 @@ pub fn unpool_shape(
 
 #[cfg(test)]
 mod tests {
+    use super::AutoPad::{NotSet, SameLower, SameUpper, Valid};
     use super::*;
+
+    /// One spatial axis: auto_pad, strides, dilations, pads, input, kernel,
+    /// ceil_mode, then the expected (output, pad_begin, pad_end).
+    type Case = (
+        AutoPad,
+        &'static [usize],
+        &'static [usize],
+        &'static [usize],
+        usize,
+        usize,
+        bool,
+        (usize, i64, i64),
+    );
 
     fn win(auto_pad: AutoPad, strides: &[usize], dilations: &[usize], pads: &[usize]) -> Window {
         Window {
@@ -528,256 +541,136 @@ mod tests {
         }
     }
 
-    /// Resolves one spatial axis: `(output, pad_begin, pad_end)`.
-    fn check(w: &Window, input: usize, kernel: usize, ceil: bool, want: (usize, i64, i64)) {
-        let g = w.resolve(&[input], &[kernel], ceil).unwrap();
-        assert_eq!(
-            (g.out[0], g.pad_begin[0], g.pad_end[0]),
-            want,
-            "{w:?} in {input} k {kernel}"
-        );
+    fn check(cases: &[Case]) {
+        for &(ap, s, d, p, input, kernel, ceil, want) in cases {
+            let g = win(ap, s, d, p).resolve(&[input], &[kernel], ceil).unwrap();
+            let got = (g.out[0], g.pad_begin[0], g.pad_end[0]);
+            assert_eq!(
+                got, want,
+                "{ap:?} s {s:?} d {d:?} pads {p:?} in {input} k {kernel}"
+            );
+        }
     }
 
+    #[rustfmt::skip]
     #[test]
     fn valid() {
-        check(&win(AutoPad::Valid, &[], &[], &[]), 5, 3, false, (3, 0, 0));
-        check(&win(AutoPad::Valid, &[2], &[], &[]), 7, 3, false, (3, 0, 0));
-        assert!(
-            win(AutoPad::Valid, &[], &[], &[])
-                .resolve(&[2], &[3], false)
-                .is_err()
-        );
+        check(&[
+            (Valid, &[],  &[], &[], 5, 3, false, (3, 0, 0)),
+            (Valid, &[2], &[], &[], 7, 3, false, (3, 0, 0)),
+        ]);
+        assert!(win(Valid, &[], &[], &[]).resolve(&[2], &[3], false).is_err());
     }
 
+    #[rustfmt::skip]
     #[test]
     fn same_stride_1() {
-        check(
-            &win(AutoPad::SameUpper, &[], &[], &[]),
-            5,
-            3,
-            false,
-            (5, 1, 1),
-        );
-        check(
-            &win(AutoPad::SameLower, &[], &[], &[]),
-            5,
-            3,
-            false,
-            (5, 1, 1),
-        );
+        check(&[
+            (SameUpper, &[], &[], &[], 5, 3, false, (5, 1, 1)),
+            (SameLower, &[], &[], &[], 5, 3, false, (5, 1, 1)),
+        ]);
     }
 
+    #[rustfmt::skip]
     #[test]
     fn same_stride_2() {
-        // out = ceil(7 / 2) = 4; total pad (4 - 1) * 2 + 3 - 7 = 2.
-        check(
-            &win(AutoPad::SameUpper, &[2], &[], &[]),
-            7,
-            3,
-            false,
-            (4, 1, 1),
-        );
-        // out = 3, total pad (3 - 1) * 2 + 3 - 6 = 1: the odd cell at the end
-        // (SAME_UPPER) or at the beginning (SAME_LOWER).
-        check(
-            &win(AutoPad::SameUpper, &[2], &[], &[]),
-            6,
-            3,
-            false,
-            (3, 0, 1),
-        );
-        check(
-            &win(AutoPad::SameLower, &[2], &[], &[]),
-            6,
-            3,
-            false,
-            (3, 1, 0),
-        );
+        check(&[
+            // out = ceil(7 / 2) = 4; total pad (4 - 1) * 2 + 3 - 7 = 2.
+            (SameUpper, &[2], &[], &[], 7, 3, false, (4, 1, 1)),
+            // out = 3, total pad 1: the odd cell at the end (SAME_UPPER) or
+            // at the beginning (SAME_LOWER).
+            (SameUpper, &[2], &[], &[], 6, 3, false, (3, 0, 1)),
+            (SameLower, &[2], &[], &[], 6, 3, false, (3, 1, 0)),
+        ]);
     }
 
+    #[rustfmt::skip]
     #[test]
     fn explicit_2() {
-        check(
-            &win(AutoPad::NotSet, &[], &[], &[2, 2]),
-            5,
-            3,
-            false,
-            (7, 2, 2),
-        );
-        check(
-            &win(AutoPad::NotSet, &[2], &[], &[1, 2]),
-            5,
-            3,
-            false,
-            (3, 1, 2),
-        );
-        assert!(
-            win(AutoPad::NotSet, &[], &[], &[1])
-                .resolve(&[5], &[3], false)
-                .is_err()
-        );
+        check(&[
+            (NotSet, &[],  &[], &[2, 2], 5, 3, false, (7, 2, 2)),
+            (NotSet, &[2], &[], &[1, 2], 5, 3, false, (3, 1, 2)),
+        ]);
+        assert!(win(NotSet, &[], &[], &[1]).resolve(&[5], &[3], false).is_err());
     }
 
+    #[rustfmt::skip]
     #[test]
     fn dilations() {
-        // A 3-tap kernel with dilation 2 spans 5 cells.
-        check(
-            &win(AutoPad::NotSet, &[], &[2], &[]),
-            7,
-            3,
-            false,
-            (3, 0, 0),
-        );
-        check(
-            &win(AutoPad::SameUpper, &[], &[2], &[]),
-            7,
-            3,
-            false,
-            (7, 2, 2),
-        );
-        assert_eq!(extent(3, 2), 5);
-        assert_eq!(extent(0, 2), 0);
+        check(&[
+            // A 3-tap kernel with dilation 2 spans 5 cells.
+            (NotSet,    &[], &[2], &[], 7, 3, false, (3, 0, 0)),
+            (SameUpper, &[], &[2], &[], 7, 3, false, (7, 2, 2)),
+        ]);
+        assert_eq!((extent(3, 2), extent(0, 2)), (5, 0));
     }
 
+    #[rustfmt::skip]
     #[test]
     fn ceil_mode() {
-        // floor((6 - 3) / 2) + 1 = 2, ceil gives 3.
-        check(
-            &win(AutoPad::NotSet, &[2], &[], &[]),
-            6,
-            3,
-            false,
-            (2, 0, 0),
-        );
-        check(&win(AutoPad::NotSet, &[2], &[], &[]), 6, 3, true, (3, 0, 0));
-        // The last window would start in the end padding: dropped.
-        check(
-            &win(AutoPad::NotSet, &[2], &[], &[0, 1]),
-            5,
-            2,
-            true,
-            (3, 0, 1),
-        );
+        check(&[
+            // floor((6 - 3) / 2) + 1 = 2; ceil gives 3.
+            (NotSet, &[2], &[], &[],     6, 3, false, (2, 0, 0)),
+            (NotSet, &[2], &[], &[],     6, 3, true,  (3, 0, 0)),
+            // A last window that would start in the end padding is dropped.
+            (NotSet, &[2], &[], &[0, 1], 5, 2, true,  (3, 0, 1)),
+        ]);
     }
 
     #[test]
     fn rejects_zero_steps_and_wrong_ranks() {
-        assert!(
-            win(AutoPad::NotSet, &[0], &[], &[])
-                .resolve(&[5], &[3], false)
-                .is_err()
-        );
-        assert!(
-            win(AutoPad::NotSet, &[1, 1], &[], &[])
-                .resolve(&[5], &[3], false)
-                .is_err()
-        );
-        assert!(
-            win(AutoPad::NotSet, &[], &[], &[])
-                .resolve(&[5], &[3, 3], false)
-                .is_err()
-        );
+        let bad = |s: &'static [usize], kernel: &[usize]| {
+            win(NotSet, s, &[], &[]).resolve(&[5], kernel, false)
+        };
+        assert!(bad(&[0], &[3]).is_err());
+        assert!(bad(&[1, 1], &[3]).is_err());
+        assert!(bad(&[], &[3, 3]).is_err());
     }
 
     #[test]
     fn tap_map_skips_padding() {
-        let g = win(AutoPad::NotSet, &[], &[], &[1, 1])
+        let g = win(NotSet, &[], &[], &[1, 1])
             .resolve(&[3], &[3], false)
             .unwrap();
-        assert_eq!(
-            g.tap_map(0, false)[0],
-            vec![None, Some(0), Some(1)],
-            "the first tap of the first output reads the begin pad"
-        );
+        // The first tap of the first output reads the begin pad.
+        assert_eq!(g.tap_map(0, false)[0], vec![None, Some(0), Some(1)]);
     }
 
-    /// `ConvTranspose`: `(output, pad_begin, pad_end)` for one axis.
-    fn check_t(
-        w: &Window,
-        input: usize,
-        kernel: usize,
-        opad: usize,
-        shape: Option<usize>,
-        want: (usize, i64, i64),
-    ) {
-        let shape = shape.map(|s| vec![s]);
-        let g = w
-            .resolve_transpose(&[input], &[kernel], &[opad], shape.as_deref())
-            .unwrap();
-        assert_eq!(
-            (g.out[0], g.pad_begin[0], g.pad_end[0]),
-            want,
-            "{w:?} in {input} k {kernel}"
-        );
-    }
+    /// `ConvTranspose`, one axis: auto_pad, strides, pads, input, kernel,
+    /// output_padding, output_shape, then (output, pad_begin, pad_end).
+    type TCase = (
+        AutoPad,
+        &'static [usize],
+        &'static [usize],
+        usize,
+        usize,
+        usize,
+        Option<usize>,
+        (usize, i64, i64),
+    );
 
+    #[rustfmt::skip]
     #[test]
     fn transpose() {
-        // Full result: 2 * (3 - 1) + 3 = 7.
-        check_t(
-            &win(AutoPad::NotSet, &[2], &[], &[]),
-            3,
-            3,
-            0,
-            None,
-            (7, 0, 0),
-        );
-        check_t(
-            &win(AutoPad::NotSet, &[2], &[], &[1, 1]),
-            3,
-            3,
-            0,
-            None,
-            (5, 1, 1),
-        );
-        // Output padding adds cells at the end of the full result.
-        check_t(
-            &win(AutoPad::NotSet, &[2], &[], &[]),
-            3,
-            3,
-            1,
-            None,
-            (8, 0, 0),
-        );
-        // SAME: out = in * stride; the crop of 1 goes to the end for
-        // SAME_UPPER, to the beginning otherwise.
-        check_t(
-            &win(AutoPad::SameUpper, &[2], &[], &[]),
-            3,
-            3,
-            0,
-            None,
-            (6, 0, 1),
-        );
-        check_t(
-            &win(AutoPad::SameLower, &[2], &[], &[]),
-            3,
-            3,
-            0,
-            None,
-            (6, 1, 0),
-        );
-        // An output_shape wins over explicit pads; a larger one zero-fills.
-        check_t(
-            &win(AutoPad::NotSet, &[2], &[], &[3, 3]),
-            3,
-            3,
-            0,
-            Some(5),
-            (5, 1, 1),
-        );
-        check_t(
-            &win(AutoPad::NotSet, &[2], &[], &[]),
-            3,
-            3,
-            0,
-            Some(9),
-            (9, 0, -2),
-        );
-        assert!(
-            win(AutoPad::NotSet, &[2], &[], &[4, 4])
-                .resolve_transpose(&[3], &[3], &[], None)
-                .is_err()
-        );
+        let cases: &[TCase] = &[
+            // Full result: 2 * (3 - 1) + 3 = 7.
+            (NotSet,    &[2], &[],     3, 3, 0, None,    (7, 0, 0)),
+            (NotSet,    &[2], &[1, 1], 3, 3, 0, None,    (5, 1, 1)),
+            // Output padding adds cells at the end of the full result.
+            (NotSet,    &[2], &[],     3, 3, 1, None,    (8, 0, 0)),
+            // SAME: out = in * stride; the crop of 1 goes to the end for
+            // SAME_UPPER, to the beginning otherwise.
+            (SameUpper, &[2], &[],     3, 3, 0, None,    (6, 0, 1)),
+            (SameLower, &[2], &[],     3, 3, 0, None,    (6, 1, 0)),
+            // An output_shape wins over explicit pads; a larger one zero-fills.
+            (NotSet,    &[2], &[3, 3], 3, 3, 0, Some(5), (5, 1, 1)),
+            (NotSet,    &[2], &[],     3, 3, 0, Some(9), (9, 0, -2)),
+        ];
+        for &(ap, s, p, input, kernel, opad, shape, want) in cases {
+            let shape = shape.map(|s| vec![s]);
+            let g = win(ap, s, &[], p).resolve_transpose(&[input], &[kernel], &[opad], shape.as_deref()).unwrap();
+            assert_eq!((g.out[0], g.pad_begin[0], g.pad_end[0]), want, "{ap:?} s {s:?} pads {p:?} in {input}");
+        }
+        assert!(win(NotSet, &[2], &[], &[4, 4]).resolve_transpose(&[3], &[3], &[], None).is_err());
     }
 }

@@ -368,7 +368,7 @@ fn fast_conv(
 ) -> Option<Vec<Stmt>> {
     use crate::kernel::Buf;
     use crate::schedule::gemm;
-    if group != 1 || x.ty != Scalar::F32 || w.ty != Scalar::F32 || y.ty != Scalar::F32 {
+    if group != 1 || !super::linalg::on_gemm("Conv", [x, w, y]) {
         return None;
     }
     if act.is_some_and(|a| !a.is_supported()) {

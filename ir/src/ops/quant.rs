@@ -13,7 +13,7 @@
 //! The integer products accumulate in wrapping `i32` through the matmul kernel
 //! of [`linalg`](crate::ops::linalg); convolutions lower to im2col + that kernel.
 
-use crate::dtype::DType;
+use crate::dtype::{DType, rounder};
 use crate::error::{Error, Result};
 use crate::graph::TensorType;
 use crate::ops::linalg::{MatmulDims, batched_matmul, matmul_acc};
@@ -198,16 +198,6 @@ fn qrange(d: DType) -> Result<(f64, f64)> {
         DType::I16 => (-32768.0, 32767.0),
         other => type_err!("{other} is not a quantized type (expects u8, i8, u16 or i16)"),
     })
-}
-
-/// Rounds an `f64` to the precision of a float dtype (identity otherwise).
-fn rounder(d: DType) -> fn(f64) -> f64 {
-    match d {
-        DType::F32 => |x| x as f32 as f64,
-        DType::F16 => |x| half::f16::from_f64(x).to_f64(),
-        DType::BF16 => |x| half::bf16::from_f64(x).to_f64(),
-        _ => |x| x,
-    }
 }
 
 /// The type NumPy computes a binary float op of `a` and `b` in.
