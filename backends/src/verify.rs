@@ -211,17 +211,16 @@ impl<'a> Verifier<'a> {
                 self.stmts(t, false).map_err(Err)?;
                 self.stmts(e, false).map_err(Err)?;
             }
-            Stmt::Copy {
-                dst,
-                dst_off,
-                src,
-                src_off,
-                bytes,
-            } => {
-                self.index(dst_off).map_err(Ok)?;
-                self.index(src_off).map_err(Ok)?;
-                self.index(bytes).map_err(Ok)?;
-                if let Some(n) = const_i64(bytes) {
+            Stmt::Copy { dst, src, .. } => {
+                let mut offsets = Vec::with_capacity(3);
+                s.for_each_expr(|e| offsets.push(e));
+                for e in &offsets {
+                    self.index(e).map_err(Ok)?;
+                }
+                // `for_each_expr` order: destination, source offset, bytes.
+                if let [dst_off, src_off, bytes] = offsets[..]
+                    && let Some(n) = const_i64(bytes)
+                {
                     self.bounds(*dst, dst_off, 1, n.max(0) as u64).map_err(Ok)?;
                     self.bounds(*src, src_off, 1, n.max(0) as u64).map_err(Ok)?;
                 }
