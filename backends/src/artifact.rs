@@ -21,7 +21,7 @@ pub use crate::abi::ModelSymbols;
 /// always used.
 pub use crate::error::Error as ArtifactError;
 use crate::llvm::{LlvmOptions, LlvmTarget, Output};
-use crate::lower::{LowerError, Lowered, Schedule, lower_with};
+use crate::lower::{Lowered, Schedule};
 use crate::target::{Target, TargetSpec};
 
 pub mod firmware;
@@ -239,15 +239,12 @@ pub fn archive(members: &[(&str, &[u8])]) -> Vec<u8> {
 /// Lowers `graph` to kernel IR as `schedule` says, with the math functions
 /// expanded: what every code generator takes.
 pub fn lower_for_codegen(graph: &Graph, schedule: &Schedule) -> Result<Lowered, ArtifactError> {
-    let mut lowered: Lowered = lower_with(graph, schedule).map_err(ArtifactError::Lower)?;
-    crate::mathexp::expand(&mut lowered.program).map_err(|e| {
-        ArtifactError::Lower(LowerError::Unsupported(vec![(
-            "(math)".into(),
-            "expansion".into(),
-            e,
-        )]))
-    })?;
-    Ok(lowered)
+    crate::pipeline::run(
+        graph,
+        schedule,
+        &crate::pipeline::PipelineOptions::default(),
+    )
+    .map_err(ArtifactError::Lower)
 }
 
 /// The LLVM target for `target` and the backend's options.

@@ -116,6 +116,24 @@ impl Scalar {
         })
     }
 
+    /// The IR dtype of this scalar type.
+    pub fn dtype(self) -> smelt_ir::DType {
+        use smelt_ir::DType as D;
+        match self {
+            Scalar::F32 => D::F32,
+            Scalar::F64 => D::F64,
+            Scalar::I8 => D::I8,
+            Scalar::U8 => D::U8,
+            Scalar::I16 => D::I16,
+            Scalar::U16 => D::U16,
+            Scalar::I32 => D::I32,
+            Scalar::U32 => D::U32,
+            Scalar::I64 => D::I64,
+            Scalar::U64 => D::U64,
+            Scalar::Bool => D::Bool,
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             Scalar::F32 => "f32",
@@ -488,6 +506,143 @@ impl From<Vec<Vec<u8>>> for Consts {
     }
 }
 
+impl Stmt {
+    /// Calls `f` on each expression the statement itself holds, in order
+    /// (not those of nested bodies: see [`Stmt::for_each_body`]).
+    pub fn for_each_expr<'a>(&'a self, mut f: impl FnMut(&'a Expr)) {
+        match self {
+            Stmt::Set(_, e) | Stmt::If(e, ..) => f(e),
+            Stmt::Store { index, value, .. } | Stmt::VStore { index, value, .. } => {
+                f(index);
+                f(value);
+            }
+            Stmt::For { start, end, .. } => {
+                f(start);
+                f(end);
+            }
+            Stmt::Parallel { .. } => {}
+            Stmt::Copy {
+                dst_off,
+                src_off,
+                bytes,
+                ..
+            } => {
+                f(dst_off);
+                f(src_off);
+                f(bytes);
+            }
+        }
+    }
+
+    /// Calls `f` on each nested statement list (a loop's body, both arms of
+    /// an `If`), in order.
+    pub fn for_each_body<'a>(&'a self, mut f: impl FnMut(&'a [Stmt])) {
+        match self {
+            Stmt::For { body, .. } | Stmt::Parallel { body, .. } => f(body),
+            Stmt::If(_, t, e) => {
+                f(t);
+                f(e);
+            }
+            Stmt::Set(..) | Stmt::Store { .. } | Stmt::VStore { .. } | Stmt::Copy { .. } => {}
+        }
+    }
+
+    /// Calls `f` on this statement and every statement nested in it, parents
+    /// first.
+    pub fn walk<'a>(&'a self, f: &mut impl FnMut(&'a Stmt)) {
+        f(self);
+        self.for_each_body(|b| b.iter().for_each(|s| s.walk(f)));
+    }
+
+    /// The statement with `f` applied to each expression it holds itself
+    /// (in [`Stmt::for_each_expr`]'s order); nested bodies stay.
+    pub fn map_exprs(self, mut f: impl FnMut(Expr) -> Expr) -> Stmt {
+        match self {
+            Stmt::Set(v, e) => Stmt::Set(v, f(e)),
+            Stmt::Store { buf, index, value } => {
+                let index = f(index);
+                Stmt::Store {
+                    buf,
+                    index,
+                    value: f(value),
+                }
+            }
+            Stmt::VStore { buf, index, value } => {
+                let index = f(index);
+                Stmt::VStore {
+                    buf,
+                    index,
+                    value: f(value),
+                }
+            }
+            Stmt::For {
+                var,
+                start,
+                end,
+                body,
+            } => {
+                let start = f(start);
+                Stmt::For {
+                    var,
+                    start,
+                    end: f(end),
+                    body,
+                }
+            }
+            Stmt::If(c, t, e) => Stmt::If(f(c), t, e),
+            par @ Stmt::Parallel { .. } => par,
+            Stmt::Copy {
+                dst,
+                dst_off,
+                src,
+                src_off,
+                bytes,
+            } => {
+                let dst_off = f(dst_off);
+                let src_off = f(src_off);
+                Stmt::Copy {
+                    dst,
+                    dst_off,
+                    src,
+                    src_off,
+                    bytes: f(bytes),
+                }
+            }
+        }
+    }
+
+    /// The statement with `f` applied to each nested statement list (in
+    /// [`Stmt::for_each_body`]'s order); its own expressions stay.
+    pub fn map_bodies(self, mut f: impl FnMut(Vec<Stmt>) -> Vec<Stmt>) -> Stmt {
+        match self {
+            Stmt::For {
+                var,
+                start,
+                end,
+                body,
+            } => Stmt::For {
+                var,
+                start,
+                end,
+                body: f(body),
+            },
+            Stmt::Parallel { var, extent, body } => Stmt::Parallel {
+                var,
+                extent,
+                body: f(body),
+            },
+            Stmt::If(c, t, e) => {
+                let t = f(t);
+                Stmt::If(c, t, f(e))
+            }
+            other @ (Stmt::Set(..)
+            | Stmt::Store { .. }
+            | Stmt::VStore { .. }
+            | Stmt::Copy { .. }) => other,
+        }
+    }
+}
+
 /// The body of one model's run function plus its read-only data.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Program {
@@ -660,42 +815,17 @@ impl Program {
             }
             e.for_each_child(|c| expr(p, c, w));
         }
-        fn stmts(p: &Program, body: &[Stmt], w: &mut u64) {
-            for s in body {
-                match s {
-                    Stmt::Set(_, e) => expr(p, e, w),
-                    Stmt::Store { index, value, .. } | Stmt::VStore { index, value, .. } => {
-                        expr(p, index, w);
-                        expr(p, value, w);
-                    }
-                    Stmt::For {
-                        start, end, body, ..
-                    } => {
-                        expr(p, start, w);
-                        expr(p, end, w);
-                        stmts(p, body, w);
-                    }
-                    Stmt::Parallel { body, .. } => stmts(p, body, w),
-                    Stmt::If(c, t, e) => {
-                        expr(p, c, w);
-                        stmts(p, t, w);
-                        stmts(p, e, w);
-                    }
-                    Stmt::Copy {
-                        dst_off,
-                        src_off,
-                        bytes,
-                        ..
-                    } => {
-                        expr(p, dst_off, w);
-                        expr(p, src_off, w);
-                        expr(p, bytes, w);
-                    }
-                }
-            }
+        for s in &self.body {
+            s.walk(&mut |s| s.for_each_expr(|e| expr(self, e, &mut w)));
         }
-        stmts(self, &self.body, &mut w);
         w
+    }
+
+    /// Renders one statement (and what it nests) as [`Program::print`] does.
+    pub fn print_stmt(&self, st: &Stmt) -> String {
+        let mut s = String::new();
+        print_stmts(self, std::slice::from_ref(st), 0, &mut s);
+        s
     }
 
     /// Renders the program as text (for `--print-kernels` and golden tests).
@@ -724,7 +854,7 @@ fn print_stmts(p: &Program, body: &[Stmt], depth: usize, s: &mut String) {
                     s,
                     "{pad}v{}: {}{x} = {}",
                     v.0,
-                    p.vars[v.0 as usize].name(),
+                    p.vars.get(v.0 as usize).map_or("?", |t| t.name()),
                     ExprFmt(e)
                 );
             }
@@ -904,7 +1034,6 @@ pub fn legalize_parallel(p: &mut Program) {
 /// bytes; `Copy` offsets are in bytes) further: how a schedule gives each
 /// iteration of a parallel loop its own slice of a scratch buffer.
 pub fn offset_buf(s: Stmt, buf: Buf, off: &Expr, elem_bytes: i64) -> Stmt {
-    let e = |x: Expr| offset_expr(x, buf, off);
     let at = |b: Buf, idx: Expr| {
         if b == buf {
             build::add(idx, off.clone())
@@ -919,21 +1048,20 @@ pub fn offset_buf(s: Stmt, buf: Buf, off: &Expr, elem_bytes: i64) -> Stmt {
             o
         }
     };
-    let all = |v: Vec<Stmt>| {
+    let s = s.map_exprs(|x| offset_expr(x, buf, off)).map_bodies(|v| {
         v.into_iter()
             .map(|s| offset_buf(s, buf, off, elem_bytes))
             .collect()
-    };
+    });
     match s {
-        Stmt::Set(v, x) => Stmt::Set(v, e(x)),
         Stmt::Store {
             buf: b,
             index,
             value,
         } => Stmt::Store {
             buf: b,
-            index: at(b, e(index)),
-            value: e(value),
+            index: at(b, index),
+            value,
         },
         Stmt::VStore {
             buf: b,
@@ -941,26 +1069,9 @@ pub fn offset_buf(s: Stmt, buf: Buf, off: &Expr, elem_bytes: i64) -> Stmt {
             value,
         } => Stmt::VStore {
             buf: b,
-            index: at(b, e(index)),
-            value: e(value),
+            index: at(b, index),
+            value,
         },
-        Stmt::For {
-            var,
-            start,
-            end,
-            body,
-        } => Stmt::For {
-            var,
-            start: e(start),
-            end: e(end),
-            body: all(body),
-        },
-        Stmt::Parallel { var, extent, body } => Stmt::Parallel {
-            var,
-            extent,
-            body: all(body),
-        },
-        Stmt::If(c, t, f) => Stmt::If(e(c), all(t), all(f)),
         Stmt::Copy {
             dst,
             dst_off,
@@ -969,11 +1080,12 @@ pub fn offset_buf(s: Stmt, buf: Buf, off: &Expr, elem_bytes: i64) -> Stmt {
             bytes,
         } => Stmt::Copy {
             dst,
-            dst_off: bytes_at(dst, e(dst_off)),
+            dst_off: bytes_at(dst, dst_off),
             src,
-            src_off: bytes_at(src, e(src_off)),
-            bytes: e(bytes),
+            src_off: bytes_at(src, src_off),
+            bytes,
         },
+        other => other,
     }
 }
 
@@ -1002,87 +1114,37 @@ fn offset_expr(x: Expr, buf: Buf, off: &Expr) -> Expr {
 
 /// Whether a statement is or contains a parallel loop.
 pub fn contains_parallel(s: &Stmt) -> bool {
-    match s {
-        Stmt::Parallel { .. } => true,
-        Stmt::For { body, .. } => body.iter().any(contains_parallel),
-        Stmt::If(_, t, e) => t.iter().chain(e).any(contains_parallel),
-        Stmt::Set(..) | Stmt::Store { .. } | Stmt::VStore { .. } | Stmt::Copy { .. } => false,
-    }
+    let mut found = false;
+    s.walk(&mut |s| found |= matches!(s, Stmt::Parallel { .. }));
+    found
 }
 
 /// `s` with every parallel loop (itself included) a plain `For`.
 fn demote(s: Stmt) -> Stmt {
-    let all = |b: Vec<Stmt>| b.into_iter().map(demote).collect();
-    match s {
+    match s.map_bodies(|b| b.into_iter().map(demote).collect()) {
         Stmt::Parallel { var, extent, body } => Stmt::For {
             var,
             start: build::i(0),
             end: build::i(extent),
-            body: all(body),
-        },
-        Stmt::For {
-            var,
-            start,
-            end,
             body,
-        } => Stmt::For {
-            var,
-            start,
-            end,
-            body: all(body),
         },
-        Stmt::If(c, t, e) => Stmt::If(c, all(t), all(e)),
         other => other,
     }
 }
 
 fn assigned(body: &[Stmt], out: &mut Vec<Var>) {
     for s in body {
-        match s {
-            Stmt::Set(v, _) => out.push(*v),
-            Stmt::For { var, body, .. } | Stmt::Parallel { var, body, .. } => {
-                out.push(*var);
-                assigned(body, out);
+        s.walk(&mut |s| match s {
+            Stmt::Set(v, _) | Stmt::For { var: v, .. } | Stmt::Parallel { var: v, .. } => {
+                out.push(*v)
             }
-            Stmt::If(_, t, e) => {
-                assigned(t, out);
-                assigned(e, out);
-            }
-            Stmt::Store { .. } | Stmt::VStore { .. } | Stmt::Copy { .. } => {}
-        }
+            Stmt::If(..) | Stmt::Store { .. } | Stmt::VStore { .. } | Stmt::Copy { .. } => {}
+        });
     }
 }
 
 fn reads_stmt(s: &Stmt, out: &mut Vec<Var>) {
-    match s {
-        Stmt::Set(_, e) => reads_expr(e, out),
-        Stmt::Store { index, value, .. } | Stmt::VStore { index, value, .. } => {
-            reads_expr(index, out);
-            reads_expr(value, out);
-        }
-        Stmt::For {
-            start, end, body, ..
-        } => {
-            reads_expr(start, out);
-            reads_expr(end, out);
-            body.iter().for_each(|s| reads_stmt(s, out));
-        }
-        Stmt::Parallel { body, .. } => body.iter().for_each(|s| reads_stmt(s, out)),
-        Stmt::If(c, t, e) => {
-            reads_expr(c, out);
-            t.iter().chain(e).for_each(|s| reads_stmt(s, out));
-        }
-        Stmt::Copy {
-            dst_off,
-            src_off,
-            bytes,
-            ..
-        } => {
-            reads_expr(dst_off, out);
-            reads_expr(src_off, out);
-            reads_expr(bytes, out);
-        }
-    }
+    s.walk(&mut |s| s.for_each_expr(|e| reads_expr(e, out)));
 }
 
 fn reads_expr(e: &Expr, out: &mut Vec<Var>) {
@@ -1096,51 +1158,8 @@ fn reads_expr(e: &Expr, out: &mut Vec<Var>) {
 
 /// `s` with every read of `v` replaced by `with` (`v` is not assigned in `s`).
 fn subst_stmt(s: Stmt, v: Var, with: &Expr) -> Stmt {
-    let e = |x: Expr| subst_expr(x, v, with);
-    let all = |b: Vec<Stmt>| b.into_iter().map(|s| subst_stmt(s, v, with)).collect();
-    match s {
-        Stmt::Set(w, x) => Stmt::Set(w, e(x)),
-        Stmt::Store { buf, index, value } => Stmt::Store {
-            buf,
-            index: e(index),
-            value: e(value),
-        },
-        Stmt::VStore { buf, index, value } => Stmt::VStore {
-            buf,
-            index: e(index),
-            value: e(value),
-        },
-        Stmt::For {
-            var,
-            start,
-            end,
-            body,
-        } => Stmt::For {
-            var,
-            start: e(start),
-            end: e(end),
-            body: all(body),
-        },
-        Stmt::Parallel { var, extent, body } => Stmt::Parallel {
-            var,
-            extent,
-            body: all(body),
-        },
-        Stmt::If(c, t, f) => Stmt::If(e(c), all(t), all(f)),
-        Stmt::Copy {
-            dst,
-            dst_off,
-            src,
-            src_off,
-            bytes,
-        } => Stmt::Copy {
-            dst,
-            dst_off: e(dst_off),
-            src,
-            src_off: e(src_off),
-            bytes: e(bytes),
-        },
-    }
+    s.map_exprs(|x| subst_expr(x, v, with))
+        .map_bodies(|b| b.into_iter().map(|s| subst_stmt(s, v, with)).collect())
 }
 
 fn subst_expr(x: Expr, v: Var, with: &Expr) -> Expr {

@@ -16,8 +16,10 @@ pub mod kernel_parse;
 pub mod llvm;
 pub mod lower;
 pub mod mathexp;
+pub mod pipeline;
 pub mod plan;
 pub mod schedule;
 pub mod target;
+pub mod verify;
 
 pub use error::{CodegenError, Error};

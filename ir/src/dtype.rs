@@ -183,3 +183,15 @@ impl fmt::Display for DType {
         f.write_str(self.name())
     }
 }
+
+/// Rounds an `f64` to the precision of `d` (identity for `f64` and the
+/// integer types): how the ops that emulate a reference implementation step
+/// by step round each intermediate to the type it is computed in.
+pub fn rounder(d: DType) -> fn(f64) -> f64 {
+    match d {
+        DType::F32 => |x| x as f32 as f64,
+        DType::F16 => |x| half::f16::from_f64(x).to_f64(),
+        DType::BF16 => |x| half::bf16::from_f64(x).to_f64(),
+        _ => |x| x,
+    }
+}

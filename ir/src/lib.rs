@@ -19,6 +19,7 @@ pub mod print;
 pub mod shape;
 pub mod tensor;
 pub mod verify;
+pub mod window;
 
 pub use attrs::{AttrValue, Attrs};
 pub use dtype::DType;

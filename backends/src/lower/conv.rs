@@ -11,152 +11,30 @@
 //! dilation), so the tap loops run without a condition.
 //!
 //! The window geometry (pads derived from `auto_pad`, `ConvTranspose`'s
-//! crop) mirrors the resolution in `smelt_ir::ops::conv`, which is private
-//! there; the output shapes the IR inferred are taken as given.
+//! crop) comes from [`smelt_ir::window`], the rule shape inference and the
+//! interpreter use.
 
 use smelt_ir::ops::OpDef;
-use smelt_ir::ops::conv::{AutoPad, ConvOp, PoolFn, Window};
+use smelt_ir::ops::conv::{ConvOp, PoolFn};
 use smelt_ir::ops::elementwise::Epilogue;
+use smelt_ir::window::Geom;
 
 use super::elementwise::Epi;
 use super::{NodeResult, Operand, flat_index};
 use crate::kernel::build::{add, bin, cast, cmp, f, i, mul, select, sub, un, var};
 use crate::kernel::{BinOp, CmpOp, Expr, Program, Scalar, Stmt, UnOp, Var};
 
-/// A window resolved for one input shape (all vectors per spatial axis).
-#[derive(Clone, Debug)]
-struct Geom {
-    /// Spatial input size (for `ConvTranspose`: the spatial size of X).
-    input: Vec<usize>,
-    kernel: Vec<usize>,
-    strides: Vec<usize>,
-    dilations: Vec<usize>,
-    /// Padding before each axis (negative only for some `ConvTranspose`s).
-    pad_begin: Vec<i64>,
-    /// Padding after each axis.
-    pad_end: Vec<i64>,
-    /// Spatial output size.
-    out: Vec<usize>,
-}
-
-/// A per-axis attribute, `default` when empty.
-fn per_axis(v: &[usize], n: usize, default: usize) -> Result<Vec<usize>, String> {
-    match v.len() {
-        0 => Ok(vec![default; n]),
-        l if l == n => Ok(v.to_vec()),
-        l => Err(format!("an attribute has {l} values for {n} spatial axes")),
+/// Resolves the window with the IR's own rule ([`smelt_ir::window`]) and
+/// checks it against the output shape the IR inferred.
+fn resolve(g: Result<Geom, smelt_ir::Error>, out: &[usize]) -> Result<Geom, String> {
+    let g = g.map_err(|e| e.to_string())?;
+    if g.out != out {
+        return Err(format!(
+            "the window resolves to {:?} but the inferred output is {out:?}",
+            g.out
+        ));
     }
-}
-
-/// The span of a dilated kernel axis.
-fn extent(k: usize, d: usize) -> i64 {
-    if k == 0 {
-        0
-    } else {
-        (k as i64 - 1) * d as i64 + 1
-    }
-}
-
-/// Resolves the window of a convolution or pool whose output size `out` the
-/// IR already inferred: only the pads are left to derive.
-fn resolve(w: &Window, input: &[usize], kernel: &[usize], out: &[usize]) -> Result<Geom, String> {
-    let n = input.len();
-    if kernel.len() != n || out.len() != n {
-        return Err("kernel rank does not match the input".into());
-    }
-    let strides = per_axis(&w.strides, n, 1)?;
-    let dilations = per_axis(&w.dilations, n, 1)?;
-    let (mut pad_begin, mut pad_end) = (vec![0i64; n], vec![0i64; n]);
-    match w.auto_pad {
-        AutoPad::NotSet => {
-            if !w.pads.is_empty() {
-                if w.pads.len() != 2 * n {
-                    return Err("pads do not match the spatial rank".into());
-                }
-                for d in 0..n {
-                    pad_begin[d] = w.pads[d] as i64;
-                    pad_end[d] = w.pads[n + d] as i64;
-                }
-            }
-        }
-        AutoPad::Valid => {}
-        AutoPad::SameUpper | AutoPad::SameLower => {
-            for d in 0..n {
-                let total = ((out[d] as i64 - 1) * strides[d] as i64
-                    + extent(kernel[d], dilations[d])
-                    - input[d] as i64)
-                    .max(0);
-                let (small, big) = (total / 2, total - total / 2);
-                (pad_begin[d], pad_end[d]) = if w.auto_pad == AutoPad::SameUpper {
-                    (small, big)
-                } else {
-                    (big, small)
-                };
-            }
-        }
-    }
-    Ok(Geom {
-        input: input.to_vec(),
-        kernel: kernel.to_vec(),
-        strides,
-        dilations,
-        pad_begin,
-        pad_end,
-        out: out.to_vec(),
-    })
-}
-
-/// `ConvTranspose`'s geometry: `input` is X's spatial size, `out` the
-/// inferred output size; the pads (a crop of the full result) follow the
-/// IR's rules for `output_shape`, `auto_pad` and explicit pads.
-fn resolve_transpose(
-    w: &Window,
-    output_padding: &[usize],
-    output_shape: Option<&[usize]>,
-    input: &[usize],
-    kernel: &[usize],
-    out: &[usize],
-) -> Result<Geom, String> {
-    let n = input.len();
-    let strides = per_axis(&w.strides, n, 1)?;
-    let dilations = per_axis(&w.dilations, n, 1)?;
-    let opad = per_axis(output_padding, n, 0)?;
-    let same = matches!(w.auto_pad, AutoPad::SameUpper | AutoPad::SameLower);
-    let explicit = w.auto_pad == AutoPad::NotSet && output_shape.is_none();
-    let (mut pad_begin, mut pad_end) = (vec![0i64; n], vec![0i64; n]);
-    if explicit && !w.pads.is_empty() {
-        if w.pads.len() != 2 * n {
-            return Err("pads do not match the spatial rank".into());
-        }
-        for d in 0..n {
-            pad_begin[d] = w.pads[d] as i64;
-            pad_end[d] = w.pads[n + d] as i64;
-        }
-    }
-    if output_shape.is_some() || same {
-        for d in 0..n {
-            let full = strides[d] as i64 * (input[d] as i64 - 1).max(0)
-                + opad[d] as i64
-                + extent(kernel[d], dilations[d]);
-            let total = full - out[d] as i64;
-            (pad_begin[d], pad_end[d]) = if total < 0 {
-                (0, total)
-            } else if w.auto_pad == AutoPad::SameUpper {
-                (total / 2, total - total / 2)
-            } else {
-                (total - total / 2, total / 2)
-            };
-        }
-    }
-    Ok(Geom {
-        input: input.to_vec(),
-        kernel: kernel.to_vec(),
-        strides,
-        dilations,
-        pad_begin,
-        pad_end,
-        out: out.to_vec(),
-    })
+    Ok(g)
 }
 
 /// Row-major strides of `shape`.
@@ -327,7 +205,10 @@ pub fn lower_with(
             if !x.ty.is_float() {
                 return Err(format!("Conv on {:?} has no native kernel", x.ty));
             }
-            let g = resolve(window, &x.shape[2..], &w.shape[2..], &y.shape[2..])?;
+            let g = resolve(
+                window.resolve(&x.shape[2..], &w.shape[2..], false),
+                &y.shape[2..],
+            )?;
             let store_epi = epi.for_gemm(y);
             let se = store_epi.unwrap_or_default();
             if let Some(stmts) = fast_conv(p, &g, *group, &x, &w, b.as_ref(), y, se) {
@@ -371,12 +252,8 @@ fn lower_other(
             let want = output_shape
                 .as_ref()
                 .map(|s| if s.len() == nd + 2 { &s[2..] } else { &s[..] });
-            let g = resolve_transpose(
-                window,
-                output_padding,
-                want,
-                &x.shape[2..],
-                &w.shape[2..],
+            let g = resolve(
+                window.resolve_transpose(&x.shape[2..], &w.shape[2..], output_padding, want),
                 &y.shape[2..],
             )?;
             Ok(conv_transpose(p, &g, *group, &x, &w, b.as_ref(), y))
@@ -384,13 +261,16 @@ fn lower_other(
         ConvOp::Pool {
             f,
             window,
-            ceil_mode: _,
+            ceil_mode,
             indices,
         } => {
             let x = operand(ins, 0, "X")?;
             let y = &outs[0];
             let kernel = window.kernel_shape.clone().unwrap_or_default();
-            let g = resolve(window, &x.shape[2..], &kernel, &y.shape[2..])?;
+            let g = resolve(
+                window.resolve(&x.shape[2..], &kernel, *ceil_mode),
+                &y.shape[2..],
+            )?;
             match f {
                 PoolFn::Max { column_major } => {
                     let idx = if *indices { outs.get(1) } else { None };
@@ -419,24 +299,9 @@ fn lower_other(
             pads,
         } => {
             let (x, ix) = (operand(ins, 0, "X")?, operand(ins, 1, "I")?);
-            let nd = x.shape.len() - 2;
-            let strides = per_axis(strides, nd, 1)?;
-            let pads = if pads.is_empty() {
-                vec![0; 2 * nd]
-            } else {
-                pads.clone()
-            };
-            if kernel_shape.len() != nd || pads.len() != 2 * nd {
-                return Err("MaxUnpool attributes do not match the spatial rank".into());
-            }
-            let mut inferred = x.shape[..2].to_vec();
-            for d in 0..nd {
-                let o = (x.shape[2 + d] as i64 - 1).max(0) * strides[d] as i64
-                    + kernel_shape[d] as i64
-                    - pads[d] as i64
-                    - pads[nd + d] as i64;
-                inferred.push(usize::try_from(o).map_err(|_| "negative unpooled size")?);
-            }
+            let (inferred, _) =
+                smelt_ir::window::unpool_shape(kernel_shape, strides, pads, &x.shape, None)
+                    .map_err(|e| e.to_string())?;
             Ok(max_unpool(p, &x, &ix, &inferred, &outs[0]))
         }
     }
@@ -503,7 +368,7 @@ fn fast_conv(
 ) -> Option<Vec<Stmt>> {
     use crate::kernel::Buf;
     use crate::schedule::gemm;
-    if group != 1 || x.ty != Scalar::F32 || w.ty != Scalar::F32 || y.ty != Scalar::F32 {
+    if group != 1 || !super::linalg::on_gemm("Conv", [x, w, y]) {
         return None;
     }
     if act.is_some_and(|a| !a.is_supported()) {

@@ -246,6 +246,12 @@ fn lower_inner(
     }
 }
 
+/// Whether `op` on these operands runs on the GEMM micro-kernel: the cost
+/// model's answer ([`smelt_passes::egraph::cost::runs_on_gemm`]).
+pub(super) fn on_gemm(op: &str, operands: [&Operand; 3]) -> bool {
+    smelt_passes::egraph::cost::runs_on_gemm(op, operands.iter().map(|o| o.ty.dtype()))
+}
+
 /// The constant f32 data of `o`, if it is a constant.
 fn const_f32(p: &Program, o: &Operand) -> Option<Vec<f32>> {
     match o.buf {
@@ -266,7 +272,7 @@ fn fast_matmul(
     (m, n, k): (usize, usize, usize),
     (residual, act): (Option<Buf>, Option<Epilogue>),
 ) -> Option<Vec<Stmt>> {
-    if a.ty != Scalar::F32 || b.ty != Scalar::F32 || out.ty != Scalar::F32 {
+    if !on_gemm("MatMul", [a, b, out]) {
         return None;
     }
     if act.is_some_and(|a| !a.is_supported()) {
@@ -336,7 +342,7 @@ fn fast_gemm(
     (beta, alpha): (f64, f64),
     (residual, act): (Option<Buf>, Option<Epilogue>),
 ) -> Option<Vec<Stmt>> {
-    if a.ty != Scalar::F32 || b.ty != Scalar::F32 || out.ty != Scalar::F32 || alpha != 1.0 {
+    if !on_gemm("Gemm", [a, b, out]) || alpha != 1.0 {
         return None;
     }
     if act.is_some_and(|a| !a.is_supported()) {

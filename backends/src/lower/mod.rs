@@ -33,6 +33,8 @@ pub enum LowerError {
     Unsupported(Vec<(String, String, String)>),
     /// A graph input or output has a dtype the native code cannot pass.
     Signature(String),
+    /// A pass produced an invalid kernel program (a compiler bug).
+    Verify(crate::verify::VerifyError),
 }
 
 impl fmt::Display for LowerError {
@@ -46,6 +48,7 @@ impl fmt::Display for LowerError {
                 Ok(())
             }
             LowerError::Signature(m) => write!(f, "{m}"),
+            LowerError::Verify(e) => write!(f, "{e}"),
         }
     }
 }
@@ -151,8 +154,20 @@ pub fn lower(g: &Graph) -> Result<Lowered, LowerError> {
 
 /// Lowers a whole graph, scheduling its kernels as `schedule` says: the hot
 /// loops with enough work become [`Stmt::Parallel`] loops when there is more
-/// than one thread.
+/// than one thread. The kernel pipeline ([`crate::pipeline`]) up to, not
+/// including, the math expansion.
 pub fn lower_with(g: &Graph, schedule: &Schedule) -> Result<Lowered, LowerError> {
+    use crate::pipeline::{PASSES, Pass, PipelineOptions, run_passes};
+    let until = PASSES
+        .iter()
+        .take_while(|&&p| p != Pass::ExpandMath)
+        .count();
+    run_passes(g, schedule, &PASSES[..until], &PipelineOptions::default())
+}
+
+/// The pipeline's first pass: every node lowered to its loop nest (GEMM
+/// schedule included), the outputs not written in place copied.
+pub(crate) fn lower_kernels(g: &Graph, schedule: &Schedule) -> Result<Lowered, LowerError> {
     let inputs = g
         .inputs
         .iter()
@@ -250,9 +265,6 @@ pub fn lower_with(g: &Graph, schedule: &Schedule) -> Result<Lowered, LowerError>
     if p.scratch_bytes > 0 {
         mem.arena_bytes = p.scratch_base + p.scratch_bytes;
     }
-    crate::schedule::vectorize::vectorize(&mut p);
-    crate::kernel::legalize_parallel(&mut p);
-    crate::schedule::drop_unused_consts(&mut p);
     for s in &g.states {
         io_info(g, s.input)?;
     }

@@ -40,47 +40,17 @@ fn mark_buf(b: Buf, used: &mut [bool]) {
 }
 
 fn mark_stmt(s: &Stmt, used: &mut [bool]) {
-    match s {
-        Stmt::Set(_, e) => mark_expr(e, used),
-        Stmt::Store { buf, index, value } | Stmt::VStore { buf, index, value } => {
-            mark_buf(*buf, used);
-            mark_expr(index, used);
-            mark_expr(value, used);
-        }
-        Stmt::For {
-            start, end, body, ..
-        } => {
-            mark_expr(start, used);
-            mark_expr(end, used);
-            for s in body {
-                mark_stmt(s, used);
+    s.walk(&mut |s| {
+        match s {
+            Stmt::Store { buf, .. } | Stmt::VStore { buf, .. } => mark_buf(*buf, used),
+            Stmt::Copy { dst, src, .. } => {
+                mark_buf(*dst, used);
+                mark_buf(*src, used);
             }
+            Stmt::Set(..) | Stmt::For { .. } | Stmt::Parallel { .. } | Stmt::If(..) => {}
         }
-        Stmt::Parallel { body, .. } => {
-            for s in body {
-                mark_stmt(s, used);
-            }
-        }
-        Stmt::If(c, t, e) => {
-            mark_expr(c, used);
-            for s in t.iter().chain(e) {
-                mark_stmt(s, used);
-            }
-        }
-        Stmt::Copy {
-            dst,
-            dst_off,
-            src,
-            src_off,
-            bytes,
-        } => {
-            mark_buf(*dst, used);
-            mark_buf(*src, used);
-            mark_expr(dst_off, used);
-            mark_expr(src_off, used);
-            mark_expr(bytes, used);
-        }
-    }
+        s.for_each_expr(|e| mark_expr(e, used));
+    });
 }
 
 fn mark_expr(e: &Expr, used: &mut [bool]) {

@@ -349,74 +349,22 @@ fn vars_of(e: &Expr) -> Vec<Var> {
 }
 
 fn count_stmt(s: &Stmt, m: &mut HashMap<Var, usize>) {
-    match s {
-        Stmt::Set(v, e) => {
-            *m.entry(*v).or_default() += 1;
-            count_expr(e, m);
-        }
-        Stmt::Store { index, value, .. } | Stmt::VStore { index, value, .. } => {
-            count_expr(index, m);
-            count_expr(value, m);
-        }
-        Stmt::For {
-            var: v,
-            start,
-            end,
-            body,
-        } => {
-            *m.entry(*v).or_default() += 1;
-            count_expr(start, m);
-            count_expr(end, m);
-            for s in body {
-                count_stmt(s, m);
+    s.walk(&mut |s| {
+        match s {
+            Stmt::Set(v, _) | Stmt::For { var: v, .. } | Stmt::Parallel { var: v, .. } => {
+                *m.entry(*v).or_default() += 1
             }
+            Stmt::If(..) | Stmt::Store { .. } | Stmt::VStore { .. } | Stmt::Copy { .. } => {}
         }
-        Stmt::Parallel { var: v, body, .. } => {
-            *m.entry(*v).or_default() += 1;
-            for s in body {
-                count_stmt(s, m);
-            }
-        }
-        Stmt::If(c, t, e) => {
-            count_expr(c, m);
-            for s in t.iter().chain(e) {
-                count_stmt(s, m);
-            }
-        }
-        Stmt::Copy {
-            dst_off,
-            src_off,
-            bytes,
-            ..
-        } => {
-            count_expr(dst_off, m);
-            count_expr(src_off, m);
-            count_expr(bytes, m);
-        }
-    }
+        s.for_each_expr(|e| count_expr(e, m));
+    });
 }
 
 fn count_expr(e: &Expr, m: &mut HashMap<Var, usize>) {
-    match e {
-        Expr::Var(v) => *m.entry(*v).or_default() += 1,
-        Expr::F(..) | Expr::I(..) => {}
-        Expr::Load { index, .. } | Expr::VLoad { index, .. } => count_expr(index, m),
-        Expr::Un(_, a)
-        | Expr::Cast(_, a)
-        | Expr::Bitcast(_, a)
-        | Expr::Splat(_, a)
-        | Expr::Extract(a, _)
-        | Expr::Reduce(_, a) => count_expr(a, m),
-        Expr::Bin(_, a, b) | Expr::Cmp(_, a, b) => {
-            count_expr(a, m);
-            count_expr(b, m);
-        }
-        Expr::Select(a, b, c) | Expr::MulAdd(a, b, c) => {
-            count_expr(a, m);
-            count_expr(b, m);
-            count_expr(c, m);
-        }
+    if let Expr::Var(v) = e {
+        *m.entry(*v).or_default() += 1;
     }
+    e.for_each_child(|c| count_expr(c, m));
 }
 
 #[cfg(test)]

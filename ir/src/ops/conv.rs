@@ -16,273 +16,18 @@
 //! precompute, per output position, the flat offsets of the input elements
 //! their window covers, and reuse that table for every `N × C` plane.
 
-use crate::attrs::Attrs;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::graph::TensorType;
 use crate::ops::{InferInput, OpDef, ParseCtx, check_arity, const_input, fmt_list, opt, req};
 use crate::shape::{Shape, for_each_index, numel, strides};
 use crate::tensor::{Elem, Float, Tensor};
+use crate::window::{Geom, unpool_shape, usizes};
 use crate::{dispatch_float, dispatch_int};
 
-/// How padding is derived (the ONNX `auto_pad` attribute).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AutoPad {
-    /// Explicit `pads` (default zero).
-    NotSet,
-    /// Pad so that `out = ceil(in / stride)`, the odd extra cell at the end.
-    SameUpper,
-    /// Pad so that `out = ceil(in / stride)`, the odd extra cell at the beginning.
-    SameLower,
-    /// No padding.
-    Valid,
-}
-
-impl AutoPad {
-    fn parse(a: &Attrs) -> Result<AutoPad> {
-        let s = a.string("auto_pad", "NOTSET")?;
-        Ok(match s.as_str() {
-            // Some old exporters write an empty string for the default.
-            "NOTSET" | "" => AutoPad::NotSet,
-            "SAME_UPPER" => AutoPad::SameUpper,
-            "SAME_LOWER" => AutoPad::SameLower,
-            "VALID" => AutoPad::Valid,
-            other => {
-                return Err(Error::attr(
-                    "auto_pad",
-                    format!("'{other}' is not NOTSET, SAME_UPPER, SAME_LOWER or VALID"),
-                ));
-            }
-        })
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            AutoPad::NotSet => "NOTSET",
-            AutoPad::SameUpper => "SAME_UPPER",
-            AutoPad::SameLower => "SAME_LOWER",
-            AutoPad::Valid => "VALID",
-        }
-    }
-}
-
-/// The window attributes shared by the convolutions and the pools. Empty lists
-/// stand for the defaults (ones for strides and dilations, zeros for pads),
-/// whose length depends on the input's rank.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Window {
-    /// `kernel_shape`; optional for the convolutions (taken from `W`).
-    pub kernel_shape: Option<Vec<usize>>,
-    /// Step between windows, per spatial axis.
-    pub strides: Vec<usize>,
-    /// Step between kernel taps, per spatial axis.
-    pub dilations: Vec<usize>,
-    /// `[x1_begin, x2_begin, …, x1_end, x2_end, …]`; ignored unless `auto_pad` is NOTSET.
-    pub pads: Vec<usize>,
-    /// How padding is derived.
-    pub auto_pad: AutoPad,
-}
-
-/// A list-of-ints attribute whose values must all be at least `min`.
-fn usizes(a: &Attrs, name: &str, min: i64) -> Result<Option<Vec<usize>>> {
-    let Some(v) = a.ints_opt(name)? else {
-        return Ok(None);
-    };
-    let out = v
-        .iter()
-        .map(|&x| {
-            if x < min {
-                return Err(Error::attr(
-                    name,
-                    format!("values must be at least {min}, got {x}"),
-                ));
-            }
-            usize::try_from(x).map_err(|_| Error::attr(name, format!("value {x} is too large")))
-        })
-        .collect::<Result<Vec<usize>>>()?;
-    Ok(Some(out))
-}
-
-impl Window {
-    fn parse(a: &Attrs, kernel_required: bool) -> Result<Window> {
-        let kernel_shape = usizes(a, "kernel_shape", 1)?;
-        if kernel_required && kernel_shape.is_none() {
-            return Err(Error::attr("kernel_shape", "is required"));
-        }
-        let auto_pad = AutoPad::parse(a)?;
-        // `pads` may not be combined with auto_pad, but exporters write zeros
-        // anyway; the derived pads win, as in onnxruntime.
-        let pads = if auto_pad == AutoPad::NotSet {
-            usizes(a, "pads", 0)?.unwrap_or_default()
-        } else {
-            vec![]
-        };
-        Ok(Window {
-            kernel_shape,
-            strides: usizes(a, "strides", 1)?.unwrap_or_default(),
-            dilations: usizes(a, "dilations", 1)?.unwrap_or_default(),
-            pads,
-            auto_pad,
-        })
-    }
-
-    fn attrs(&self, out: &mut Vec<(&'static str, String)>) {
-        if let Some(k) = &self.kernel_shape {
-            out.push(("kernel_shape", fmt_list(k)));
-        }
-        if !self.strides.is_empty() {
-            out.push(("strides", fmt_list(&self.strides)));
-        }
-        if !self.dilations.is_empty() {
-            out.push(("dilations", fmt_list(&self.dilations)));
-        }
-        if !self.pads.is_empty() {
-            out.push(("pads", fmt_list(&self.pads)));
-        }
-        if self.auto_pad != AutoPad::NotSet {
-            out.push(("auto_pad", self.auto_pad.name().to_string()));
-        }
-    }
-
-    /// Checks an explicit `kernel_shape` against the kernel actually used.
-    fn check_kernel(&self, kernel: &[usize]) -> Result<()> {
-        match &self.kernel_shape {
-            Some(k) if k.as_slice() != kernel => Err(Error::attr(
-                "kernel_shape",
-                format!("is {k:?} but the weights' kernel is {kernel:?}"),
-            )),
-            Some(_) | None => Ok(()),
-        }
-    }
-
-    /// Strides and dilations, defaulted and checked against the spatial rank.
-    fn steps(&self, n: usize) -> Result<(Vec<usize>, Vec<usize>)> {
-        Ok((
-            positive_steps(&self.strides, n, "strides")?,
-            positive_steps(&self.dilations, n, "dilations")?,
-        ))
-    }
-
-    /// The explicit pads as (begin, end), defaulted and checked.
-    fn explicit_pads(&self, n: usize) -> Result<(Vec<i64>, Vec<i64>)> {
-        if self.pads.is_empty() {
-            return Ok((vec![0; n], vec![0; n]));
-        }
-        if self.pads.len() != 2 * n {
-            return Err(Error::attr(
-                "pads",
-                format!(
-                    "has {} values but the input has {n} spatial axes",
-                    self.pads.len()
-                ),
-            ));
-        }
-        let conv = |v: &[usize]| v.iter().map(|&p| p as i64).collect::<Vec<i64>>();
-        Ok((conv(&self.pads[..n]), conv(&self.pads[n..])))
-    }
-
-    /// Resolves the window for the spatial input shape `input` and the kernel
-    /// `kernel` (pools: `ceil_mode` rounds the output size up).
-    fn resolve(&self, input: &[usize], kernel: &[usize], ceil_mode: bool) -> Result<Geom> {
-        let n = input.len();
-        self.check_kernel(kernel)?;
-        if kernel.len() != n {
-            return Err(Error::attr(
-                "kernel_shape",
-                format!(
-                    "has {} values but the input has {n} spatial axes",
-                    kernel.len()
-                ),
-            ));
-        }
-        let (strides, dilations) = self.steps(n)?;
-        let (mut pad_begin, mut pad_end) = self.explicit_pads(n)?;
-        let mut out = Vec::with_capacity(n);
-        for i in 0..n {
-            let (inp, s) = (input[i] as i128, strides[i] as i128);
-            let ek = extent(kernel[i], dilations[i]);
-            let o: i128 = match self.auto_pad {
-                AutoPad::NotSet => {
-                    let padded = inp + pad_begin[i] as i128 + pad_end[i] as i128;
-                    if padded < ek {
-                        return Err(Error::Shape(format!(
-                            "spatial axis {i}: the window spans {ek} but the padded input has only {padded}"
-                        )));
-                    }
-                    if ceil_mode {
-                        let mut o = (padded - ek + s - 1) / s + 1;
-                        // The last window must start inside the input or the
-                        // begin padding, never in the end padding.
-                        if (o - 1) * s >= inp + pad_begin[i] as i128 {
-                            o -= 1;
-                        }
-                        o
-                    } else {
-                        (padded - ek) / s + 1
-                    }
-                }
-                AutoPad::Valid => {
-                    if inp < ek {
-                        return Err(Error::Shape(format!(
-                            "spatial axis {i}: the window spans {ek} but the input has only {inp} (auto_pad VALID)"
-                        )));
-                    }
-                    (inp - ek) / s + 1
-                }
-                AutoPad::SameUpper | AutoPad::SameLower => {
-                    let o = (inp + s - 1) / s;
-                    let total = ((o - 1) * s + ek - inp).max(0);
-                    let (small, big) = (total / 2, total - total / 2);
-                    let (b, e) = if self.auto_pad == AutoPad::SameUpper {
-                        (small, big)
-                    } else {
-                        (big, small)
-                    };
-                    pad_begin[i] = to_i64(b)?;
-                    pad_end[i] = to_i64(e)?;
-                    o
-                }
-            };
-            out.push(to_usize(o)?);
-        }
-        Ok(Geom {
-            input: input.to_vec(),
-            kernel: kernel.to_vec(),
-            strides,
-            dilations,
-            pad_begin,
-            pad_end,
-            out,
-        })
-    }
-}
-
-/// A per-spatial-axis attribute: empty means `default` everywhere.
-fn per_axis(v: &[usize], n: usize, default: usize, name: &str) -> Result<Vec<usize>> {
-    if v.is_empty() {
-        return Ok(vec![default; n]);
-    }
-    if v.len() != n {
-        return Err(Error::attr(
-            name,
-            format!("has {} values but the input has {n} spatial axes", v.len()),
-        ));
-    }
-    Ok(v.to_vec())
-}
-
-/// Strides or dilations: per spatial axis (default 1) and never 0. Parsing
-/// already rejects 0; this also covers ops built directly.
-fn positive_steps(v: &[usize], n: usize, name: &str) -> Result<Vec<usize>> {
-    let v = per_axis(v, n, 1, name)?;
-    if v.contains(&0) {
-        return Err(Error::attr(
-            name,
-            format!("values must be at least 1, got {v:?}"),
-        ));
-    }
-    Ok(v)
-}
+/// The window attributes and their resolution, shared with the quantized
+/// convolutions and the lowering (see [`crate::window`]).
+pub use crate::window::{AutoPad, Window};
 
 /// Rejects `group = 0` (parsing already does; this covers ops built directly).
 fn check_group(group: usize) -> Result<()> {
@@ -290,70 +35,6 @@ fn check_group(group: usize) -> Result<()> {
         return Err(Error::attr("group", "must be at least 1"));
     }
     Ok(())
-}
-
-/// The span of a dilated kernel axis, `(k - 1) * d + 1` (0 for an empty kernel).
-fn extent(k: usize, d: usize) -> i128 {
-    if k == 0 {
-        0
-    } else {
-        (k as i128 - 1) * d as i128 + 1
-    }
-}
-
-fn to_usize(v: i128) -> Result<usize> {
-    usize::try_from(v).map_err(|_| Error::Overflow(format!("window size {v}")))
-}
-
-fn to_i64(v: i128) -> Result<i64> {
-    i64::try_from(v).map_err(|_| Error::Overflow(format!("padding {v}")))
-}
-
-/// A window resolved for one input shape (all vectors per spatial axis).
-#[derive(Clone, Debug, PartialEq)]
-struct Geom {
-    input: Vec<usize>,
-    kernel: Vec<usize>,
-    strides: Vec<usize>,
-    dilations: Vec<usize>,
-    /// Padding before each axis; negative only for a `ConvTranspose` whose
-    /// `output_shape` asks for more than the full result.
-    pad_begin: Vec<i64>,
-    /// Padding after each axis (a `ConvTranspose` crop when negative).
-    pad_end: Vec<i64>,
-    out: Vec<usize>,
-}
-
-impl Geom {
-    /// For spatial axis `d`, kernel tap `t` and output position `o`: the input
-    /// coordinate the tap reads (for a convolution; the output coordinate it
-    /// writes for a transposed one), or `None` when it falls in the padding.
-    fn tap_map(&self, d: usize, transposed: bool) -> Vec<Vec<Option<usize>>> {
-        let (s, dil, pb) = (
-            self.strides[d] as i128,
-            self.dilations[d] as i128,
-            self.pad_begin[d] as i128,
-        );
-        let (n_pos, limit) = if transposed {
-            (self.input[d], self.out[d])
-        } else {
-            (self.out[d], self.input[d])
-        };
-        (0..self.kernel[d])
-            .map(|t| {
-                (0..n_pos)
-                    .map(|o| {
-                        let pos = o as i128 * s + t as i128 * dil - pb;
-                        if pos >= 0 && pos < limit as i128 {
-                            Some(pos as usize)
-                        } else {
-                            None
-                        }
-                    })
-                    .collect()
-            })
-            .collect()
-    }
 }
 
 /// The pooling function of a windowed pool.
@@ -638,76 +319,12 @@ fn conv_transpose_shape(
         .ok_or_else(|| Error::Overflow("output channels".into()))?;
     check_bias(b, m)?;
     let kernel = &w[2..];
-    window.check_kernel(kernel)?;
-    let (strides, dilations) = window.steps(nd)?;
-    let opad = per_axis(output_padding, nd, 0, "output_padding")?;
     // `output_shape` may list the spatial dims only or the whole shape.
-    let want: Option<Vec<usize>> = match output_shape {
-        None => None,
-        Some(s) if s.len() == nd => Some(s.to_vec()),
-        Some(s) if s.len() == nd + 2 => Some(s[2..].to_vec()),
-        Some(s) => {
-            return Err(Error::attr(
-                "output_shape",
-                format!("has {} values but the input has {nd} spatial axes", s.len()),
-            ));
-        }
+    let want = match output_shape {
+        Some(s) if s.len() == nd + 2 => Some(&s[2..]),
+        other => other,
     };
-    let same = matches!(window.auto_pad, AutoPad::SameUpper | AutoPad::SameLower);
-    let (mut pad_begin, mut pad_end) = if window.auto_pad == AutoPad::NotSet && want.is_none() {
-        window.explicit_pads(nd)?
-    } else {
-        (vec![0; nd], vec![0; nd])
-    };
-    let mut out = Vec::with_capacity(nd);
-    for i in 0..nd {
-        let (inp, s) = (spatial[i] as i128, strides[i] as i128);
-        // The size of the full (uncropped) result along this axis.
-        let full = s * (inp - 1).max(0) + opad[i] as i128 + extent(kernel[i], dilations[i]);
-        let target = match &want {
-            Some(w) => Some(w[i] as i128),
-            None if same => Some(inp * s),
-            None => None,
-        };
-        let o = match target {
-            Some(t) => {
-                // The spec's split: SAME_UPPER crops more at the end, every
-                // other mode more at the beginning. A target larger than the
-                // full result is zero-filled at the end (onnxruntime's choice).
-                let total = full - t;
-                let (b, e) = if total < 0 {
-                    (0, total)
-                } else if window.auto_pad == AutoPad::SameUpper {
-                    (total / 2, total - total / 2)
-                } else {
-                    (total - total / 2, total / 2)
-                };
-                pad_begin[i] = to_i64(b)?;
-                pad_end[i] = to_i64(e)?;
-                t
-            }
-            None => {
-                let o = full - pad_begin[i] as i128 - pad_end[i] as i128;
-                if o < 0 {
-                    return Err(Error::Shape(format!(
-                        "spatial axis {i}: the pads {} + {} exceed the output size {full}",
-                        pad_begin[i], pad_end[i]
-                    )));
-                }
-                o
-            }
-        };
-        out.push(to_usize(o)?);
-    }
-    let g = Geom {
-        input: spatial.to_vec(),
-        kernel: kernel.to_vec(),
-        strides,
-        dilations,
-        pad_begin,
-        pad_end,
-        out,
-    };
+    let g = window.resolve_transpose(spatial, kernel, output_padding, want)?;
     let mut shape = vec![n, m];
     shape.extend_from_slice(&g.out);
     numel(&shape)?;
@@ -722,77 +339,6 @@ fn pool_shape(window: &Window, ceil_mode: bool, x: &[usize]) -> Result<(Geom, Sh
     out.extend_from_slice(&g.out);
     numel(&out)?;
     Ok((g, out))
-}
-
-/// `MaxUnpool`: the shape the indices address and the output shape.
-fn unpool_shape(
-    kernel: &[usize],
-    strides: &[usize],
-    pads: &[usize],
-    x: &[usize],
-    output_shape: Option<&[i64]>,
-) -> Result<(Shape, Shape)> {
-    let (_, _, spatial) = split_nc(x, "X", 1)?;
-    let nd = spatial.len();
-    if kernel.len() != nd {
-        return Err(Error::attr(
-            "kernel_shape",
-            format!("has {} values but X has {nd} spatial axes", kernel.len()),
-        ));
-    }
-    let strides = positive_steps(strides, nd, "strides")?;
-    let pads = if pads.is_empty() {
-        vec![0; 2 * nd]
-    } else {
-        pads.to_vec()
-    };
-    if pads.len() != 2 * nd {
-        return Err(Error::attr(
-            "pads",
-            format!("has {} values but X has {nd} spatial axes", pads.len()),
-        ));
-    }
-    let mut inferred = x[..2].to_vec();
-    for i in 0..nd {
-        let o = (spatial[i] as i128 - 1).max(0) * strides[i] as i128 + kernel[i] as i128
-            - pads[i] as i128
-            - pads[nd + i] as i128;
-        if o < 0 {
-            return Err(Error::Shape(format!(
-                "spatial axis {i}: the pads exceed the unpooled size"
-            )));
-        }
-        inferred.push(to_usize(o)?);
-    }
-    numel(&inferred)?;
-    let out = match output_shape {
-        None => inferred.clone(),
-        Some(s) => {
-            if s.len() != x.len() {
-                return Err(Error::Shape(format!(
-                    "output_shape {s:?} must have X's rank {}",
-                    x.len()
-                )));
-            }
-            let out: Shape = s
-                .iter()
-                .map(|&d| {
-                    usize::try_from(d)
-                        .map_err(|_| Error::Shape(format!("output_shape {s:?} has a negative dim")))
-                })
-                .collect::<Result<_>>()?;
-            // The indices address the inferred shape, which is placed at the
-            // start of each axis of the requested one (the ONNX reference).
-            if out.iter().zip(&inferred).any(|(o, i)| o < i) || out[..2] != inferred[..2] {
-                return Err(Error::Shape(format!(
-                    "output_shape {out:?} is smaller than the unpooled shape {inferred:?}"
-                )));
-            }
-            numel(&out)?;
-            out
-        }
-    };
-    Ok((inferred, out))
 }
 
 // ---------------------------------------------------------------------------
@@ -1691,7 +1237,7 @@ fn check_same_dtype(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::attrs::AttrValue;
+    use crate::attrs::{AttrValue, Attrs};
 
     fn t(shape: &[usize], v: &[f32]) -> Tensor {
         Tensor::from_vec(shape.to_vec(), v.to_vec()).unwrap()

@@ -15,7 +15,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::dtype::DType;
+use crate::dtype::{DType, rounder};
 use crate::error::{Error, Result};
 use crate::graph::TensorType;
 use crate::ops::{InferInput, OpDef, ParseCtx, check_arity, fmt_list, opt, req};
@@ -1107,19 +1107,6 @@ impl NumKernel for EinsumKernel<'_> {
             cur = cur.contract(lt(i), &keep)?;
         }
         Ok(cur.reduce_to(&p.output).data)
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Rounding helpers for the ops that emulate the reference step by step.
-
-/// Rounds an `f64` to the precision of `d` (identity for `f64` and integers).
-fn rounder(d: DType) -> fn(f64) -> f64 {
-    match d {
-        DType::F32 => |x| x as f32 as f64,
-        DType::F16 => |x| half::f16::from_f64(x).to_f64(),
-        DType::BF16 => |x| half::bf16::from_f64(x).to_f64(),
-        _ => |x| x,
     }
 }
 

@@ -13,7 +13,7 @@
 //! The integer products accumulate in wrapping `i32` through the matmul kernel
 //! of [`linalg`](crate::ops::linalg); convolutions lower to im2col + that kernel.
 
-use crate::dtype::DType;
+use crate::dtype::{DType, rounder};
 use crate::error::{Error, Result};
 use crate::graph::TensorType;
 use crate::ops::linalg::{MatmulDims, batched_matmul, matmul_acc};
@@ -59,15 +59,9 @@ pub struct QAttrs {
     pub opset: i64,
 }
 
-/// How a convolution pads its input.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[allow(missing_docs)]
-pub enum AutoPad {
-    NotSet,
-    SameUpper,
-    SameLower,
-    Valid,
-}
+/// How a convolution pads its input (shared with `Conv`, see [`crate::window`]).
+pub use crate::window::AutoPad;
+use crate::window::Window;
 
 /// The attributes of `ConvInteger` and `QLinearConv`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -160,18 +154,7 @@ fn parse_qattrs(ctx: &ParseCtx<'_>) -> Result<QAttrs> {
 
 fn parse_conv(ctx: &ParseCtx<'_>) -> Result<ConvAttrs> {
     let a = ctx.attrs;
-    let auto_pad = match a.string("auto_pad", "NOTSET")?.as_str() {
-        "NOTSET" => AutoPad::NotSet,
-        "SAME_UPPER" => AutoPad::SameUpper,
-        "SAME_LOWER" => AutoPad::SameLower,
-        "VALID" => AutoPad::Valid,
-        other => {
-            return Err(Error::attr(
-                "auto_pad",
-                format!("'{other}' is not NOTSET, SAME_UPPER, SAME_LOWER or VALID"),
-            ));
-        }
-    };
+    let auto_pad = AutoPad::parse(a)?;
     let list = |name: &str, min: i64| -> Result<Option<Vec<usize>>> {
         match a.ints_opt(name)? {
             None => Ok(None),
@@ -215,16 +198,6 @@ fn qrange(d: DType) -> Result<(f64, f64)> {
         DType::I16 => (-32768.0, 32767.0),
         other => type_err!("{other} is not a quantized type (expects u8, i8, u16 or i16)"),
     })
-}
-
-/// Rounds an `f64` to the precision of a float dtype (identity otherwise).
-fn rounder(d: DType) -> fn(f64) -> f64 {
-    match d {
-        DType::F32 => |x| x as f32 as f64,
-        DType::F16 => |x| half::f16::from_f64(x).to_f64(),
-        DType::BF16 => |x| half::bf16::from_f64(x).to_f64(),
-        _ => |x| x,
-    }
 }
 
 /// The type NumPy computes a binary float op of `a` and `b` in.
@@ -768,7 +741,6 @@ impl ConvAttrs {
                 "convolution needs x [N, C, spatial...] and w [M, C/group, kernel...] of the same rank ≥ 3, got {x:?} and {w:?}"
             );
         }
-        let nd = x.len() - 2;
         let (n, c, m) = (x[0], x[1], w[0]);
         let g = self.group;
         if w[1] * g != c || !m.is_multiple_of(g) {
@@ -780,67 +752,29 @@ impl ConvAttrs {
         {
             shape_err!("kernel_shape {ks:?} differs from the weights' {k_sp:?}");
         }
-        let per_dim = |v: &Option<Vec<usize>>, what: &str| -> Result<Vec<usize>> {
-            match v {
-                None => Ok(vec![1; nd]),
-                Some(v) if v.len() == nd => Ok(v.clone()),
-                Some(v) => shape_err!("{what} {v:?} must have {nd} values"),
-            }
+        // The same resolution as `Conv` (explicit pads count only with
+        // auto_pad NOTSET, as the spec says).
+        let window = Window {
+            kernel_shape: self.kernel_shape.clone(),
+            strides: self.strides.clone().unwrap_or_default(),
+            dilations: self.dilations.clone().unwrap_or_default(),
+            pads: match self.auto_pad {
+                AutoPad::NotSet => self.pads.clone().unwrap_or_default(),
+                _ => vec![],
+            },
+            auto_pad: self.auto_pad,
         };
-        let strides = per_dim(&self.strides, "strides")?;
-        let dilations = per_dim(&self.dilations, "dilations")?;
-        let pads = match &self.pads {
-            None => vec![0; 2 * nd],
-            Some(p) if p.len() == 2 * nd => p.clone(),
-            Some(p) => shape_err!("pads {p:?} must have {} values", 2 * nd),
-        };
-        let in_sp = x[2..].to_vec();
-        let mut out_sp = Vec::with_capacity(nd);
-        let mut pad_begin = Vec::with_capacity(nd);
-        for i in 0..nd {
-            // Attribute values are unbounded: saturate rather than overflow.
-            let ek = dilations[i]
-                .saturating_mul(k_sp[i].max(1) - 1)
-                .saturating_add(1);
-            let (o, pb) = match self.auto_pad {
-                AutoPad::NotSet => {
-                    let span = in_sp[i]
-                        .saturating_add(pads[i])
-                        .saturating_add(pads[nd + i]);
-                    if span < ek {
-                        shape_err!(
-                            "padded input {span} is smaller than the kernel extent {ek} on spatial axis {i}"
-                        );
-                    }
-                    ((span - ek) / strides[i] + 1, pads[i])
-                }
-                AutoPad::Valid => {
-                    if in_sp[i] < ek {
-                        shape_err!(
-                            "input {} is smaller than the kernel extent {ek} on spatial axis {i}",
-                            in_sp[i]
-                        );
-                    }
-                    ((in_sp[i] - ek) / strides[i] + 1, 0)
-                }
-                AutoPad::SameUpper | AutoPad::SameLower => {
-                    let o = in_sp[i].div_ceil(strides[i]);
-                    let total = ((o.max(1) - 1).saturating_mul(strides[i]).saturating_add(ek))
-                        .saturating_sub(in_sp[i]);
-                    let pb = if self.auto_pad == AutoPad::SameUpper {
-                        total / 2
-                    } else {
-                        total - total / 2
-                    };
-                    (o, pb)
-                }
-            };
-            if k_sp[i] == 0 {
-                shape_err!("kernel has a zero-sized spatial axis {i}");
-            }
-            out_sp.push(o);
-            pad_begin.push(pb);
+        if let Some(i) = k_sp.iter().position(|&k| k == 0) {
+            shape_err!("kernel has a zero-sized spatial axis {i}");
         }
+        let geom = window.resolve(&x[2..], &k_sp, false)?;
+        let pad_begin = geom
+            .pad_begin
+            .iter()
+            .map(|&p| usize::try_from(p).map_err(|_| Error::Shape(format!("negative pad {p}"))))
+            .collect::<Result<Vec<usize>>>()?;
+        let (in_sp, out_sp, strides, dilations) =
+            (geom.input, geom.out, geom.strides, geom.dilations);
         // The output and the im2col buffer must be addressable.
         let kprod = numel(&k_sp)?;
         let mut out = vec![n, m];
@@ -863,14 +797,8 @@ impl ConvAttrs {
 
     fn attrs(&self) -> Vec<(&'static str, String)> {
         let mut v = vec![];
-        let ap = match self.auto_pad {
-            AutoPad::NotSet => None,
-            AutoPad::SameUpper => Some("SAME_UPPER"),
-            AutoPad::SameLower => Some("SAME_LOWER"),
-            AutoPad::Valid => Some("VALID"),
-        };
-        if let Some(ap) = ap {
-            v.push(("auto_pad", ap.to_string()));
+        if self.auto_pad != AutoPad::NotSet {
+            v.push(("auto_pad", self.auto_pad.name().to_string()));
         }
         for (name, val) in [
             ("kernel_shape", &self.kernel_shape),

@@ -168,6 +168,20 @@ fn bytes(t: &TensorType) -> f64 {
     t.bytes().unwrap_or(usize::MAX) as f64
 }
 
+/// Whether a node of the op named `op` (its [`smelt_ir::OpDef::name`]) whose
+/// tensors have the element types `dtypes` runs on the packed GEMM
+/// micro-kernel: `MatMul`, `Gemm`, `Conv` and their fused forms on f32.
+/// The one answer the cost model (the GEMM rate) and the lowering
+/// (`smelt_backends`' `fast_matmul`, `fast_gemm`, `fast_conv`) share; the
+/// lowering may still fall back to plain loops for layouts this does not
+/// see (a grouped or non-2-D `Conv`, `Gemm` with `alpha ≠ 1`).
+pub fn runs_on_gemm(op: &str, dtypes: impl IntoIterator<Item = smelt_ir::DType>) -> bool {
+    matches!(
+        op,
+        "MatMul" | "Gemm" | "Conv" | "FusedMatMul" | "FusedGemm" | "FusedConv"
+    ) && dtypes.into_iter().all(|d| d == smelt_ir::DType::F32)
+}
+
 /// Estimated cost of one e-node given the e-graph's class data.
 pub fn node_cost(eg: &EG, target: &TargetCost, enode: &ENode) -> f64 {
     match enode {
@@ -185,10 +199,7 @@ pub fn node_cost(eg: &EG, target: &TargetCost, enode: &ENode) -> f64 {
                 args.iter().map(|&a| eg[a].data.ty.as_ref()).collect();
             let outs: Vec<TensorType> = op_outputs(eg, enode);
             let macs = o.op.macs(&ins, &outs) as f64;
-            let on_gemm = matches!(
-                o.op.name(),
-                "MatMul" | "Gemm" | "Conv" | "FusedMatMul" | "FusedGemm" | "FusedConv"
-            ) && outs.iter().all(|t| t.dtype == smelt_ir::DType::F32);
+            let on_gemm = runs_on_gemm(o.op.name(), outs.iter().map(|t| t.dtype));
             let rate = if on_gemm {
                 target.gemm_macs_per_ns
             } else {
