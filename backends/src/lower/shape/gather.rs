@@ -1,0 +1,182 @@
+//! Lowering of the Gather family, with the index walkers the scatters and
+//! Compress share. An index is wrapped like the interpreter wraps a valid one
+//! and then clamped into the axis, so it never reads outside the buffer.
+
+use smelt_ir::shape::{norm_axis, strides};
+
+use super::super::{NodeResult, Operand, flat_index, loop_nest};
+use super::{add0, copy_run, mulk, split_at};
+use crate::kernel::build::{add, bin, cast, cmp, i, select, var};
+use crate::kernel::{BinOp, CmpOp, Expr, Program, Scalar, Stmt};
+
+/// Lowers `Gather`.
+pub(super) fn lower_gather(
+    a: i64,
+    x: Operand,
+    ins: &[Option<Operand>],
+    outs: &[Operand],
+    p: &mut Program,
+) -> NodeResult {
+    let arg = |k: usize| ins.get(k).cloned().flatten();
+    let out = &outs[0];
+    let rank = x.shape.len();
+    let axis = |a: i64| norm_axis(a, rank).map_err(|e| e.to_string());
+    let idx = arg(1).ok_or("no indices")?;
+    let ax = axis(a)?;
+    gather_rows(p, &x, &idx, out, split_at(&x.shape, ax))
+}
+
+/// Lowers `GatherElements`.
+pub(super) fn lower_gather_elements(
+    a: i64,
+    x: Operand,
+    ins: &[Option<Operand>],
+    outs: &[Operand],
+    p: &mut Program,
+) -> NodeResult {
+    let arg = |k: usize| ins.get(k).cloned().flatten();
+    let out = &outs[0];
+    let rank = x.shape.len();
+    let axis = |a: i64| norm_axis(a, rank).map_err(|e| e.to_string());
+    let idx = arg(1).ok_or("no indices")?;
+    let ax = axis(a)?;
+    if out.numel() == 0 {
+        return Ok(vec![]);
+    }
+    let (d, stride) = (x.shape[ax], strides(&x.shape)[ax]);
+    if d == 0 {
+        return Err("GatherElements from an empty axis has no valid index".into());
+    }
+    let (x_c, out_c) = (x.clone(), out.clone());
+    Ok(over_elements(p, &x.shape, &idx.shape, ax, |p, base, at| {
+        let (set, k) = read_index(p, &idx, at.clone(), d);
+        vec![
+            set,
+            Stmt::Store {
+                buf: out_c.buf,
+                index: at,
+                value: x_c.load(add0(base, mulk(k, stride as i64))),
+            },
+        ]
+    }))
+}
+
+/// Lowers `GatherND`.
+pub(super) fn lower_gather_nd(
+    batch_dims: i64,
+    x: Operand,
+    ins: &[Option<Operand>],
+    outs: &[Operand],
+    p: &mut Program,
+) -> NodeResult {
+    let arg = |k: usize| ins.get(k).cloned().flatten();
+    let out = &outs[0];
+    let idx = arg(1).ok_or("no indices")?;
+    if out.numel() == 0 {
+        return Ok(vec![]);
+    }
+    let b = batch_dims as usize;
+    let k = *idx.shape.last().ok_or("scalar indices")?;
+    if x.shape[b..b + k].contains(&0) {
+        return Err("GatherND from an empty axis has no valid index".into());
+    }
+    let len: usize = x.shape[b + k..].iter().product();
+    let (x_c, out_c) = (x.clone(), out.clone());
+    Ok(over_tuples(p, &x.shape, &idx, b, k, |p, off, t| {
+        copy_run(p, &x_c, off, &out_c, mulk(t, len as i64), len)
+    }))
+}
+
+/// Reads index `at` of an index operand into a fresh `I64` variable, wrapped
+/// (negative counts from the end) and clamped into `0..d`. Valid indices give
+/// exactly the interpreter's element; invalid ones stay inside the axis.
+pub(super) fn read_index(p: &mut Program, idx: &Operand, at: Expr, d: usize) -> (Stmt, Expr) {
+    let v = p.var(Scalar::I64);
+    let raw = cast(Scalar::I64, idx.load(at));
+    let d = d as i64;
+    let wrapped = select(cmp(CmpOp::Lt, var(v), i(0)), add(var(v), i(d)), var(v));
+    let clamped = bin(BinOp::Max, bin(BinOp::Min, wrapped, i(d - 1)), i(0));
+    (Stmt::Set(v, raw), clamped)
+}
+
+/// `out[o, j, :] = x[o, idx[j], :]` for `x` viewed as `[outer, d, inner]`.
+pub(super) fn gather_rows(
+    p: &mut Program,
+    x: &Operand,
+    idx: &Operand,
+    out: &Operand,
+    (outer, d, inner): (usize, usize, usize),
+) -> NodeResult {
+    let m = idx.numel();
+    if out.numel() == 0 {
+        return Ok(vec![]);
+    }
+    if d == 0 {
+        return Err("Gather from an empty axis has no valid index".into());
+    }
+    let (x_c, idx_c, out_c) = (x.clone(), idx.clone(), out.clone());
+    Ok(loop_nest(p, &[outer, m], |p, lp| {
+        let (set, k) = read_index(p, &idx_c, lp[1].clone(), d);
+        let src = mulk(add0(mulk(lp[0].clone(), d as i64), k), inner as i64);
+        let dst = mulk(
+            add0(mulk(lp[0].clone(), m as i64), lp[1].clone()),
+            inner as i64,
+        );
+        let mut s = vec![set];
+        s.extend(copy_run(p, &x_c, src, &out_c, dst, inner));
+        s
+    }))
+}
+
+/// For GatherElements/ScatterElements: loops over the index tensor and calls
+/// `body(p, data_offset_without_axis, flat_index_position, indices)`.
+pub(super) fn over_elements(
+    p: &mut Program,
+    data: &[usize],
+    ishape: &[usize],
+    axis: usize,
+    body: impl FnOnce(&mut Program, Expr, Expr) -> Vec<Stmt>,
+) -> Vec<Stmt> {
+    let ds = strides(data);
+    let ishape_c = ishape.to_vec();
+    loop_nest(p, ishape, |p, idx| {
+        let mut base = i(0);
+        for (k, e) in idx.iter().enumerate() {
+            if k != axis {
+                base = add0(base, mulk(e.clone(), ds[k] as i64));
+            }
+        }
+        body(p, base, flat_index(&ishape_c, idx))
+    })
+}
+
+/// For GatherND/ScatterND: loops over index tuples and calls
+/// `body(p, data_offset, tuple_number)` with the tuple's data offset.
+pub(super) fn over_tuples(
+    p: &mut Program,
+    data: &[usize],
+    idx: &Operand,
+    b: usize,
+    k: usize,
+    body: impl FnOnce(&mut Program, Expr, Expr) -> Vec<Stmt>,
+) -> Vec<Stmt> {
+    let ds = strides(data);
+    let batch: usize = data[..b].iter().product();
+    let per_batch: usize = idx.shape[b..idx.shape.len() - 1].iter().product();
+    let batch_stride: usize = data[b..].iter().product();
+    let idx_c = idx.clone();
+    let data_c = data.to_vec();
+    loop_nest(p, &[batch, per_batch], |p, lp| {
+        let t = add0(mulk(lp[0].clone(), per_batch as i64), lp[1].clone());
+        let mut pre = Vec::new();
+        let mut off = mulk(lp[0].clone(), batch_stride as i64);
+        for j in 0..k {
+            let at = add0(mulk(t.clone(), k as i64), i(j as i64));
+            let (set, e) = read_index(p, &idx_c, at, data_c[b + j]);
+            pre.push(set);
+            off = add0(off, mulk(e, ds[b + j] as i64));
+        }
+        pre.extend(body(p, off, t));
+        pre
+    })
+}

@@ -1,0 +1,108 @@
+//! Lowering of ScatterND and ScatterElements: a copy of the data, then the updates.
+
+use super::gather::{over_elements, over_tuples, read_index};
+use smelt_ir::ops::layout::Reduction;
+use smelt_ir::shape::{norm_axis, strides};
+
+use super::super::{NodeResult, Operand};
+use super::{add0, copy_all, copy_run, mulk};
+use crate::kernel::build::{bin, i, var};
+use crate::kernel::{BinOp, Expr, Program, Scalar, Stmt};
+
+/// Lowers `ScatterND`.
+pub(super) fn lower_scatter_nd(
+    reduction: Reduction,
+    x: Operand,
+    ins: &[Option<Operand>],
+    outs: &[Operand],
+    p: &mut Program,
+) -> NodeResult {
+    let arg = |k: usize| ins.get(k).cloned().flatten();
+    let out = &outs[0];
+    let (idx, u) = (arg(1).ok_or("no indices")?, arg(2).ok_or("no updates")?);
+    let mut s = copy_all(&x, out);
+    let k = *idx.shape.last().ok_or("scalar indices")?;
+    if u.numel() == 0 {
+        return Ok(s);
+    }
+    if x.shape[..k].contains(&0) {
+        return Err("ScatterND into an empty axis has no valid index".into());
+    }
+    let len: usize = x.shape[k..].iter().product();
+    let (out_c, r) = (out.clone(), reduction);
+    s.extend(over_tuples(p, &x.shape, &idx, 0, k, |p, off, t| {
+        if r == Reduction::None {
+            return copy_run(p, &u, mulk(t, len as i64), &out_c, off, len);
+        }
+        let e = p.var(Scalar::I64);
+        let at = add0(off, var(e));
+        vec![Stmt::For {
+            var: e,
+            start: i(0),
+            end: i(len as i64),
+            body: vec![Stmt::Store {
+                buf: out_c.buf,
+                index: at.clone(),
+                value: combine(
+                    r,
+                    out_c.load(at),
+                    u.load(add0(mulk(t, len as i64), var(e))),
+                    out_c.ty,
+                ),
+            }],
+        }]
+    }));
+    Ok(s)
+}
+
+/// Lowers `ScatterElements`.
+pub(super) fn lower_scatter_elements(
+    a: i64,
+    reduction: Reduction,
+    x: Operand,
+    ins: &[Option<Operand>],
+    outs: &[Operand],
+    p: &mut Program,
+) -> NodeResult {
+    let arg = |k: usize| ins.get(k).cloned().flatten();
+    let out = &outs[0];
+    let rank = x.shape.len();
+    let axis = |a: i64| norm_axis(a, rank).map_err(|e| e.to_string());
+    let (idx, u) = (arg(1).ok_or("no indices")?, arg(2).ok_or("no updates")?);
+    let ax = axis(a)?;
+    let mut s = copy_all(&x, out);
+    if u.numel() == 0 {
+        return Ok(s);
+    }
+    let (d, stride) = (x.shape[ax], strides(&x.shape)[ax]);
+    if d == 0 {
+        return Err("ScatterElements into an empty axis has no valid index".into());
+    }
+    let (out_c, r) = (out.clone(), reduction);
+    s.extend(over_elements(p, &x.shape, &idx.shape, ax, |p, base, at| {
+        let (set, k) = read_index(p, &idx, at.clone(), d);
+        let dst = add0(base, mulk(k, stride as i64));
+        vec![
+            set,
+            Stmt::Store {
+                buf: out_c.buf,
+                index: dst.clone(),
+                value: combine(r, out_c.load(dst), u.load(at), out_c.ty),
+            },
+        ]
+    }));
+    Ok(s)
+}
+
+/// The element combination of the Scatter reductions.
+pub(super) fn combine(r: Reduction, a: Expr, u: Expr, ty: Scalar) -> Expr {
+    match (r, ty) {
+        (Reduction::None, _) => u,
+        (Reduction::Add | Reduction::Max, Scalar::Bool) => bin(BinOp::Or, a, u),
+        (Reduction::Mul | Reduction::Min, Scalar::Bool) => bin(BinOp::And, a, u),
+        (Reduction::Add, _) => bin(BinOp::Add, a, u),
+        (Reduction::Mul, _) => bin(BinOp::Mul, a, u),
+        (Reduction::Max, _) => bin(BinOp::Max, a, u),
+        (Reduction::Min, _) => bin(BinOp::Min, a, u),
+    }
+}
