@@ -119,7 +119,8 @@ pub fn run_passes(
         pass.run(&mut l)?;
         legal |= pass == Pass::LegalizeParallel;
         if opts.verify {
-            verify(&l.program, &buf_sizes(&l), pass.name(), legal).map_err(LowerError::Verify)?;
+            verify(&l.program, &buf_sizes(&l), pass.name(), legal)
+                .map_err(|e| LowerError::Verify(Box::new(e)))?;
         }
     }
     Ok(l)

@@ -34,7 +34,7 @@ pub enum LowerError {
     /// A graph input or output has a dtype the native code cannot pass.
     Signature(String),
     /// A pass produced an invalid kernel program (a compiler bug).
-    Verify(crate::verify::VerifyError),
+    Verify(Box<crate::verify::VerifyError>),
 }
 
 impl fmt::Display for LowerError {
