@@ -4,36 +4,25 @@
 //! `qemu-arm`) and the Cortex-M4F (firmware under `qemu-system-arm`), match
 //! onnxruntime's outputs; compiling twice gives byte-identical artifacts.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use smelt_frontend::Limits;
 use smelt_frontend::npy::{read_npy, read_npz};
 
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
+#[path = "common/targets.rs"]
+mod targets;
+use targets::root;
 
 /// A fresh folder for one check. Tests run in parallel and several compile
 /// the same example for the same target (with different features), so each
 /// call gets its own folder.
 fn scratch(tag: &str) -> PathBuf {
-    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let d = std::env::temp_dir().join(format!(
-        "smelt-native-test-{tag}-{}-{n}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    targets::scratch("native", tag)
 }
 
 fn smelt(args: &[&str]) {
-    let out = Command::new(env!("CARGO_BIN_EXE_smelt"))
-        .args(args)
-        .output()
-        .expect("smelt runs");
+    let out = targets::smelt(args);
     assert!(
         out.status.success(),
         "smelt {args:?} failed: {}",
@@ -75,30 +64,12 @@ fn check_with(
         Some(FIRMWARE) => {
             std::fs::copy(dir.join("input.npz"), work.join("input.npz")).unwrap();
             std::fs::create_dir_all(&out_dir).unwrap();
-            Command::new("timeout")
-                .args(["60", "qemu-system-arm", "-M", "mps2-an386", "-nographic"])
-                .args(["-monitor", "none", "-serial", "none"])
-                .args(["-semihosting-config", "enable=on,target=native", "-kernel"])
-                .arg(&exe)
-                .args(["-append", "--input input.npz -o out"])
-                .current_dir(&work)
+            targets::firmware_cmd(&exe, "--input input.npz -o out", &work)
                 .output()
+                .expect("runs")
         }
-        Some(r) => Command::new(r)
-            .arg(&exe)
-            .arg("--input")
-            .arg(dir.join("input.npz"))
-            .arg("-o")
-            .arg(&out_dir)
-            .output(),
-        None => Command::new(&exe)
-            .arg("--input")
-            .arg(dir.join("input.npz"))
-            .arg("-o")
-            .arg(&out_dir)
-            .output(),
-    }
-    .expect("runs");
+        _ => targets::run_model(&exe, runner, &dir.join("input.npz"), &out_dir),
+    };
     assert!(
         out.status.success(),
         "{example} on {target} ({backend}): {}",

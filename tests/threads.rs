@@ -5,24 +5,14 @@
 //! `--threads` cap gives them too; bare-metal targets refuse threads.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
+#[path = "common/targets.rs"]
+mod targets;
+use targets::{root, runner_cmd, smelt};
 
 fn scratch(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("smelt-threads-test-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn smelt(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_smelt"))
-        .args(args)
-        .output()
-        .expect("smelt runs")
+    targets::scratch("threads", tag)
 }
 
 /// The example's outputs (file name and bytes, sorted) from `exe` run with
@@ -35,14 +25,7 @@ fn run(
     out: &Path,
 ) -> Vec<(String, Vec<u8>)> {
     let input = root().join("examples").join(example).join("input.npz");
-    let mut cmd = match runner {
-        Some(r) => {
-            let mut c = Command::new(r);
-            c.arg(exe);
-            c
-        }
-        None => Command::new(exe),
-    };
+    let mut cmd = runner_cmd(runner.as_slice(), exe);
     let _ = std::fs::remove_dir_all(out);
     let res = cmd
         .arg("--input")
