@@ -64,7 +64,8 @@ fn check_with(
         Some(FIRMWARE) => {
             std::fs::copy(dir.join("input.npz"), work.join("input.npz")).unwrap();
             std::fs::create_dir_all(&out_dir).unwrap();
-            targets::firmware_cmd(&exe, "--input input.npz -o out", &work)
+            targets::firmware_cmd(&exe, &work)
+                .args(["-append", "--input input.npz -o out"])
                 .output()
                 .expect("runs")
         }

@@ -169,7 +169,9 @@ fn check_exe(backend: &str, target: &str, runner: Option<&str>) {
     std::fs::create_dir_all(dir.join("out")).unwrap();
     let args = format!("--input x=x.npy --steps {STEPS} -o out");
     let out = match runner {
-        Some("firmware") => targets::firmware_cmd(&exe, &args, &dir).output(),
+        Some("firmware") => targets::firmware_cmd(&exe, &dir)
+            .args(["-append", &args])
+            .output(),
         _ => runner_cmd(runner.as_slice(), &exe)
             .args(args.split(' '))
             .current_dir(&dir)
@@ -208,7 +210,13 @@ fn executables_carry_state_across_steps_on_every_target_and_backend() {
 fn check_two_states(backend: &str, target: &str, cc: &str, runner: &[&str]) {
     let dir = scratch(&format!("lib-{target}-{backend}"));
     let lib = dir.join("libacc.a");
-    compile_acc(target, backend, &["--emit", "staticlib"], &lib, "--emit staticlib ");
+    compile_acc(
+        target,
+        backend,
+        &["--emit", "staticlib"],
+        &lib,
+        "--emit staticlib ",
+    );
     let header = std::fs::read_to_string(dir.join("acc.h")).unwrap();
     assert!(header.contains("void acc_init(void *state);"), "{header}");
     let app = dir.join("two_states");

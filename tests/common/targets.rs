@@ -29,12 +29,14 @@ pub fn scratch(suite: &str, tag: &str) -> PathBuf {
     d
 }
 
+/// A command running the `smelt` binary under test.
+pub fn smelt_cmd() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_smelt"))
+}
+
 /// Runs the `smelt` binary under test with `args`.
 pub fn smelt(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_smelt"))
-        .args(args)
-        .output()
-        .expect("smelt runs")
+    smelt_cmd().args(args).output().expect("smelt runs")
 }
 
 /// Panics with the process's output unless it succeeded; returns it.
@@ -83,16 +85,16 @@ pub fn runner_cmd(runner: &[&str], app: &Path) -> Command {
 }
 
 /// A command running Cortex-M4F firmware `exe` under `qemu-system-arm -M
-/// mps2-an386` with semihosting and `append` as its command line; host
-/// paths are relative to `dir`, QEMU's working directory. Bounded by a
-/// minute: a firmware that hangs must not hang the test.
-pub fn firmware_cmd(exe: &Path, append: &str, dir: &Path) -> Command {
+/// mps2-an386` with semihosting; host paths are relative to `dir`, QEMU's
+/// working directory (a command line for the firmware follows as
+/// `-append`). Bounded by a minute: a firmware that hangs must not hang the
+/// test.
+pub fn firmware_cmd(exe: &Path, dir: &Path) -> Command {
     let mut c = Command::new("timeout");
     c.args(["60", "qemu-system-arm", "-M", "mps2-an386", "-nographic"])
         .args(["-monitor", "none", "-serial", "none"])
         .args(["-semihosting-config", "enable=on,target=native", "-kernel"])
         .arg(exe)
-        .args(["-append", append])
         .current_dir(dir);
     c
 }
