@@ -17,6 +17,7 @@ pub mod ops;
 pub mod parse;
 pub mod print;
 pub mod shape;
+pub mod text;
 pub mod tensor;
 pub mod verify;
 pub mod window;

@@ -37,6 +37,7 @@ use crate::error::Error;
 use crate::graph::{Bytes, Graph, TensorType, ValueId};
 use crate::ops::Op;
 use crate::tensor::Tensor;
+use crate::text::{Cursor, Expected};
 
 /// What went wrong while parsing IR text, and where.
 #[derive(Debug, Clone, PartialEq)]
@@ -113,11 +114,23 @@ impl fmt::Display for ParseError {
 
 impl std::error::Error for ParseError {}
 
+impl From<Expected> for ParseError {
+    fn from(e: Expected) -> ParseError {
+        ParseError {
+            line: e.line,
+            col: e.col,
+            kind: ParseErrorKind::Expected {
+                expected: e.expected,
+                found: e.found,
+            },
+        }
+    }
+}
+
 /// Parses IR text as [`crate::print::print`] writes it.
 pub fn parse(text: &str) -> Result<Graph, ParseError> {
     let mut p = Parser {
-        src: text,
-        pos: 0,
+        c: Cursor::new(text),
         g: Graph::new(),
         names: HashMap::new(),
         states: Vec::new(),
@@ -169,14 +182,28 @@ pub(crate) fn parse_elems(dtype: DType, shape: Vec<usize>, items: &[&str]) -> Op
 }
 
 struct Parser<'a> {
-    src: &'a str,
-    pos: usize,
+    c: Cursor<'a>,
     g: Graph,
     /// The value each name refers to (the latest definition).
     names: HashMap<String, ValueId>,
     /// State pairs whose next value is named before it is defined: the
     /// state input, and where and what its next value's name was.
     states: Vec<(ValueId, usize, String)>,
+}
+
+// The parser reads through its cursor's methods and fields as its own
+// (`self.eat(..)`, `self.pos`): it is a cursor plus what it builds.
+impl<'a> std::ops::Deref for Parser<'a> {
+    type Target = Cursor<'a>;
+    fn deref(&self) -> &Cursor<'a> {
+        &self.c
+    }
+}
+
+impl std::ops::DerefMut for Parser<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.c
+    }
 }
 
 /// A `name: type` definition, with where it was written.
@@ -187,154 +214,14 @@ struct Def {
 }
 
 impl<'a> Parser<'a> {
-    fn rest(&self) -> &'a str {
-        &self.src[self.pos..]
-    }
-
     fn error_at(&self, at: usize, kind: ParseErrorKind) -> ParseError {
-        let before = &self.src[..at.min(self.src.len())];
-        let line = before.matches('\n').count() + 1;
-        let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        let (line, col) = self.c.line_col(at);
         ParseError { line, col, kind }
     }
 
+    /// "Expected `what`" at the cursor, as this parser's error.
     fn expected(&self, what: &str) -> ParseError {
-        let rest = self.rest();
-        let found = if rest.is_empty() {
-            "end of input".to_string()
-        } else {
-            let tok: String = rest.lines().next().unwrap_or("").chars().take(24).collect();
-            if tok.is_empty() {
-                "end of line".to_string()
-            } else {
-                format!("'{tok}'")
-            }
-        };
-        self.error_at(
-            self.pos,
-            ParseErrorKind::Expected {
-                expected: what.to_string(),
-                found,
-            },
-        )
-    }
-
-    /// Skips whitespace (newlines included) and `//` comments.
-    fn ws(&mut self) {
-        loop {
-            let r = self.rest();
-            let t = r.trim_start();
-            self.pos += r.len() - t.len();
-            if t.starts_with("//") {
-                self.pos += t.find('\n').unwrap_or(t.len());
-            } else {
-                return;
-            }
-        }
-    }
-
-    /// Skips spaces and tabs only.
-    fn blanks(&mut self) {
-        let r = self.rest();
-        let t = r.trim_start_matches([' ', '\t']);
-        self.pos += r.len() - t.len();
-    }
-
-    fn eat(&mut self, tok: &str) -> bool {
-        self.ws();
-        if self.rest().starts_with(tok) {
-            self.pos += tok.len();
-            true
-        } else {
-            false
-        }
-    }
-
-    fn expect(&mut self, tok: &str) -> Result<(), ParseError> {
-        if self.eat(tok) {
-            Ok(())
-        } else {
-            Err(self.expected(&format!("'{tok}'")))
-        }
-    }
-
-    /// An identifier-like word: letters, digits, `_`.
-    fn word(&mut self, what: &str) -> Result<&'a str, ParseError> {
-        self.ws();
-        let r = self.rest();
-        let n = r
-            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-            .unwrap_or(r.len());
-        if n == 0 {
-            return Err(self.expected(what));
-        }
-        let start = self.pos;
-        self.pos += n;
-        Ok(&self.src[start..start + n])
-    }
-
-    fn usize(&mut self, what: &str) -> Result<usize, ParseError> {
-        self.ws();
-        let at = self.pos;
-        let w = self.word(what)?;
-        w.parse().map_err(|_| {
-            self.error_at(
-                at,
-                ParseErrorKind::Expected {
-                    expected: what.to_string(),
-                    found: format!("'{w}'"),
-                },
-            )
-        })
-    }
-
-    /// A Rust-`Debug`-quoted string, unescaped.
-    fn string(&mut self) -> Result<String, ParseError> {
-        self.ws();
-        if !self.rest().starts_with('"') {
-            return Err(self.expected("a quoted string"));
-        }
-        let mut out = String::new();
-        let mut chars = self.rest()[1..].char_indices();
-        while let Some((i, c)) = chars.next() {
-            match c {
-                '"' => {
-                    self.pos += i + 2;
-                    return Ok(out);
-                }
-                '\\' => {
-                    let esc = chars.next().map(|(_, c)| c);
-                    match esc {
-                        Some('n') => out.push('\n'),
-                        Some('r') => out.push('\r'),
-                        Some('t') => out.push('\t'),
-                        Some('0') => out.push('\0'),
-                        Some(c @ ('\\' | '"' | '\'')) => out.push(c),
-                        Some('u') => {
-                            let hex: String = chars
-                                .by_ref()
-                                .map(|(_, c)| c)
-                                .skip(1) // `{`
-                                .take_while(|&c| c != '}')
-                                .collect();
-                            match u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32) {
-                                Some(c) => out.push(c),
-                                None => {
-                                    self.pos += i + 1;
-                                    return Err(self.expected("a \\u{…} escape"));
-                                }
-                            }
-                        }
-                        _ => {
-                            self.pos += i + 1;
-                            return Err(self.expected("an escape (\\n \\t \\\" \\\\ \\u{…})"));
-                        }
-                    }
-                }
-                c => out.push(c),
-            }
-        }
-        Err(self.expected("a closing '\"'"))
+        self.c.expected(what).into()
     }
 
     /// `%name` or `%"quoted name"`.
@@ -342,7 +229,7 @@ impl<'a> Parser<'a> {
         self.expect("%")
             .map_err(|_| self.expected("a value (%name)"))?;
         if self.rest().starts_with('"') {
-            return self.string();
+            return Ok(self.string()?);
         }
         let r = self.rest();
         let mut n = r
