@@ -12,6 +12,8 @@
 
 use std::fmt;
 
+use smelt_ir::text::{Cursor, Expected};
+
 use crate::kernel::{BinOp, Buf, CmpOp, Expr, Program, Scalar, Stmt, UnOp, Var};
 
 /// What went wrong while parsing kernel IR text, and where.
@@ -39,11 +41,21 @@ impl fmt::Display for KernelParseError {
 
 impl std::error::Error for KernelParseError {}
 
+impl From<Expected> for KernelParseError {
+    fn from(e: Expected) -> KernelParseError {
+        KernelParseError {
+            line: e.line,
+            col: e.col,
+            expected: e.expected,
+            found: e.found,
+        }
+    }
+}
+
 /// Parses kernel IR text as [`Program::print`] writes it.
 pub fn parse_program(text: &str) -> Result<Program, KernelParseError> {
     let mut p = Parser {
-        src: text,
-        pos: 0,
+        c: Cursor::new(text),
         vars: Vec::new(),
     };
     let mut prog = Program::default();
@@ -163,121 +175,30 @@ fn by_debug_name<T: fmt::Debug + Copy>(all: &[T], name: &str) -> Option<T> {
 }
 
 struct Parser<'a> {
-    src: &'a str,
-    pos: usize,
+    c: Cursor<'a>,
     /// Type and lanes of each variable a `Set` declared.
     vars: Vec<Option<(Scalar, u8)>>,
 }
 
+// The parser reads through its cursor's methods and fields as its own
+// (`self.eat(..)`, `self.pos`): it is a cursor plus the variables it saw.
+impl<'a> std::ops::Deref for Parser<'a> {
+    type Target = Cursor<'a>;
+    fn deref(&self) -> &Cursor<'a> {
+        &self.c
+    }
+}
+
+impl std::ops::DerefMut for Parser<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.c
+    }
+}
+
 impl<'a> Parser<'a> {
-    fn rest(&self) -> &'a str {
-        &self.src[self.pos..]
-    }
-
+    /// "Expected `what`" at the cursor, as this parser's error.
     fn expected(&self, what: &str) -> KernelParseError {
-        let before = &self.src[..self.pos];
-        let line = before.matches('\n').count() + 1;
-        let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-        let excerpt: String = self
-            .rest()
-            .lines()
-            .next()
-            .unwrap_or("")
-            .chars()
-            .take(24)
-            .collect();
-        let found = if self.rest().is_empty() {
-            "end of input".to_string()
-        } else if excerpt.is_empty() {
-            "end of line".to_string()
-        } else {
-            format!("'{excerpt}'")
-        };
-        KernelParseError {
-            line,
-            col,
-            expected: what.to_string(),
-            found,
-        }
-    }
-
-    fn ws(&mut self) {
-        loop {
-            let r = self.rest();
-            let t = r.trim_start();
-            self.pos += r.len() - t.len();
-            if t.starts_with("//") {
-                self.pos += t.find('\n').unwrap_or(t.len());
-            } else {
-                return;
-            }
-        }
-    }
-
-    fn eat(&mut self, tok: &str) -> bool {
-        self.ws();
-        if self.rest().starts_with(tok) {
-            self.pos += tok.len();
-            true
-        } else {
-            false
-        }
-    }
-
-    fn expect(&mut self, tok: &str) -> Result<(), KernelParseError> {
-        if self.eat(tok) {
-            Ok(())
-        } else {
-            Err(self.expected(&format!("'{tok}'")))
-        }
-    }
-
-    /// The identifier at the cursor (letters, digits, `_`), not consumed.
-    fn peek_word(&mut self) -> &'a str {
-        self.ws();
-        let r = self.rest();
-        let n = r
-            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-            .unwrap_or(r.len());
-        &r[..n]
-    }
-
-    fn eat_word(&mut self, w: &str) -> bool {
-        if self.peek_word() == w {
-            self.pos += w.len();
-            true
-        } else {
-            false
-        }
-    }
-
-    fn expect_word(&mut self, w: &str) -> Result<(), KernelParseError> {
-        if self.eat_word(w) {
-            Ok(())
-        } else {
-            Err(self.expected(&format!("'{w}'")))
-        }
-    }
-
-    fn digits(&mut self) -> &'a str {
-        let r = self.rest();
-        let n = r.find(|c: char| !c.is_ascii_digit()).unwrap_or(r.len());
-        self.pos += n;
-        &r[..n]
-    }
-
-    /// An unsuffixed integer, optionally negative.
-    fn int(&mut self, what: &str) -> Result<i64, KernelParseError> {
-        self.ws();
-        let start = self.pos;
-        if self.rest().starts_with('-') {
-            self.pos += 1;
-        }
-        self.digits();
-        self.src[start..self.pos].parse().map_err(|_| {
-            self.pos = start;
-            self.expected(what)
-        })
+        self.c.expected(what).into()
     }
 
     fn small(&mut self, what: &str) -> Result<u8, KernelParseError> {

@@ -17,8 +17,8 @@ pub mod ops;
 pub mod parse;
 pub mod print;
 pub mod shape;
-pub mod text;
 pub mod tensor;
+pub mod text;
 pub mod verify;
 pub mod window;
 
