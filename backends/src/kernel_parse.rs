@@ -59,20 +59,20 @@ pub fn parse_program(text: &str) -> Result<Program, KernelParseError> {
         vars: Vec::new(),
     };
     let mut prog = Program::default();
-    while p.eat_word("const") {
-        let i = p.int("a constant index")?;
+    while p.c.eat_word("const") {
+        let i = p.c.int("a constant index")?;
         if usize::try_from(i).ok() != Some(prog.consts.len()) {
             return Err(p.expected(&format!("constant {}", prog.consts.len())));
         }
-        p.expect(":")?;
-        let n = p.int("a byte count")?;
-        p.expect_word("bytes")?;
+        p.c.expect(":")?;
+        let n = p.c.int("a byte count")?;
+        p.c.expect_word("bytes")?;
         let n = usize::try_from(n).map_err(|_| p.expected("a byte count"))?;
         prog.consts.push(vec![0; n]);
     }
     prog.body = p.stmts()?;
-    p.ws();
-    if !p.rest().is_empty() {
+    p.c.ws();
+    if !p.c.rest().is_empty() {
         return Err(p.expected("a statement"));
     }
     for (k, v) in p.vars.iter().enumerate() {
@@ -180,21 +180,6 @@ struct Parser<'a> {
     vars: Vec<Option<(Scalar, u8)>>,
 }
 
-// The parser reads through its cursor's methods and fields as its own
-// (`self.eat(..)`, `self.pos`): it is a cursor plus the variables it saw.
-impl<'a> std::ops::Deref for Parser<'a> {
-    type Target = Cursor<'a>;
-    fn deref(&self) -> &Cursor<'a> {
-        &self.c
-    }
-}
-
-impl std::ops::DerefMut for Parser<'_> {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.c
-    }
-}
-
 impl<'a> Parser<'a> {
     /// "Expected `what`" at the cursor, as this parser's error.
     fn expected(&self, what: &str) -> KernelParseError {
@@ -202,18 +187,18 @@ impl<'a> Parser<'a> {
     }
 
     fn small(&mut self, what: &str) -> Result<u8, KernelParseError> {
-        let start = self.pos;
-        let v = self.int(what)?;
+        let start = self.c.pos;
+        let v = self.c.int(what)?;
         u8::try_from(v).map_err(|_| {
-            self.pos = start;
+            self.c.pos = start;
             self.expected(what)
         })
     }
 
     /// A scalar type name; the longest that matches (`i64` before `i6…`).
     fn scalar(&mut self) -> Result<Scalar, KernelParseError> {
-        self.ws();
-        let r = self.rest();
+        self.c.ws();
+        let r = self.c.rest();
         let best = SCALARS
             .iter()
             .map(|&s| (s, scalar_name(s)))
@@ -221,7 +206,7 @@ impl<'a> Parser<'a> {
             .max_by_key(|(_, n)| n.len());
         match best {
             Some((s, n)) => {
-                self.pos += n.len();
+                self.c.pos += n.len();
                 Ok(s)
             }
             None => Err(self.expected("a scalar type (f32, i64, …)")),
@@ -230,15 +215,15 @@ impl<'a> Parser<'a> {
 
     /// `vN`.
     fn var(&mut self) -> Result<Var, KernelParseError> {
-        self.ws();
-        if !self.rest().starts_with('v') {
+        self.c.ws();
+        if !self.c.rest().starts_with('v') {
             return Err(self.expected("a variable (vN)"));
         }
-        self.pos += 1;
-        let start = self.pos;
-        let d = self.digits();
+        self.c.pos += 1;
+        let start = self.c.pos;
+        let d = self.c.digits();
         let n: u32 = d.parse().map_err(|_| {
-            self.pos = start;
+            self.c.pos = start;
             self.expected("a variable number")
         })?;
         let k = n as usize;
@@ -251,8 +236,8 @@ impl<'a> Parser<'a> {
     /// `in0`, `out1`, `arena@64`, `const2`, `state@0`; `None` when the cursor is not at
     /// a buffer.
     fn buf(&mut self) -> Result<Option<Buf>, KernelParseError> {
-        self.ws();
-        let r = self.rest();
+        self.c.ws();
+        let r = self.c.rest();
         for (prefix, make) in [
             ("in", (|n| Buf::Input(n as u32)) as fn(u64) -> Buf),
             ("out", |n| Buf::Output(n as u32)),
@@ -266,11 +251,11 @@ impl<'a> Parser<'a> {
             if !after.starts_with(|c: char| c.is_ascii_digit()) {
                 continue;
             }
-            self.pos += prefix.len();
-            let start = self.pos;
-            let d = self.digits();
+            self.c.pos += prefix.len();
+            let start = self.c.pos;
+            let d = self.c.digits();
             let n: u64 = d.parse().map_err(|_| {
-                self.pos = start;
+                self.c.pos = start;
                 self.expected("a buffer number")
             })?;
             let limit = if prefix == "arena@" {
@@ -279,7 +264,7 @@ impl<'a> Parser<'a> {
                 u64::from(u32::MAX)
             };
             if n > limit {
-                self.pos = start;
+                self.c.pos = start;
                 return Err(self.expected("a buffer number below 2^32"));
             }
             return Ok(Some(make(n)));
@@ -290,8 +275,8 @@ impl<'a> Parser<'a> {
     fn stmts(&mut self) -> Result<Vec<Stmt>, KernelParseError> {
         let mut out = Vec::new();
         loop {
-            self.ws();
-            if self.rest().is_empty() || self.rest().starts_with('}') {
+            self.c.ws();
+            if self.c.rest().is_empty() || self.c.rest().starts_with('}') {
                 return Ok(out);
             }
             out.push(self.stmt()?);
@@ -299,20 +284,20 @@ impl<'a> Parser<'a> {
     }
 
     fn block(&mut self) -> Result<Vec<Stmt>, KernelParseError> {
-        self.expect("{")?;
+        self.c.expect("{")?;
         let body = self.stmts()?;
-        self.expect("}")?;
+        self.c.expect("}")?;
         Ok(body)
     }
 
     fn stmt(&mut self) -> Result<Stmt, KernelParseError> {
-        match self.peek_word() {
+        match self.c.peek_word() {
             "for" => {
-                self.pos += 3;
+                self.c.pos += 3;
                 let var = self.var()?;
-                self.expect_word("in")?;
+                self.c.expect_word("in")?;
                 let start = self.expr()?;
-                self.expect("..")?;
+                self.c.expect("..")?;
                 let end = self.expr()?;
                 let body = self.block()?;
                 Ok(Stmt::For {
@@ -323,21 +308,21 @@ impl<'a> Parser<'a> {
                 })
             }
             "parallel" => {
-                self.pos += 8;
-                self.expect_word("for")?;
+                self.c.pos += 8;
+                self.c.expect_word("for")?;
                 let var = self.var()?;
-                self.expect_word("in")?;
-                self.expect("0")?;
-                self.expect("..")?;
-                let extent = self.int("an iteration count")?;
+                self.c.expect_word("in")?;
+                self.c.expect("0")?;
+                self.c.expect("..")?;
+                let extent = self.c.int("an iteration count")?;
                 let body = self.block()?;
                 Ok(Stmt::Parallel { var, extent, body })
             }
             "if" => {
-                self.pos += 2;
+                self.c.pos += 2;
                 let c = self.expr()?;
                 let t = self.block()?;
-                let e = if self.eat_word("else") {
+                let e = if self.c.eat_word("else") {
                     self.block()?
                 } else {
                     Vec::new()
@@ -345,17 +330,17 @@ impl<'a> Parser<'a> {
                 Ok(Stmt::If(c, t, e))
             }
             "copy" => {
-                self.pos += 4;
+                self.c.pos += 4;
                 let dst = self.some_buf()?;
-                self.expect("+")?;
+                self.c.expect("+")?;
                 let dst_off = self.expr()?;
-                self.expect("<-")?;
+                self.c.expect("<-")?;
                 let src = self.some_buf()?;
-                self.expect("+")?;
+                self.c.expect("+")?;
                 let src_off = self.expr()?;
-                self.expect(",")?;
+                self.c.expect(",")?;
                 let bytes = self.expr()?;
-                self.expect_word("bytes")?;
+                self.c.expect_word("bytes")?;
                 Ok(Stmt::Copy {
                     dst,
                     dst_off,
@@ -366,11 +351,11 @@ impl<'a> Parser<'a> {
             }
             _ => {
                 if let Some(buf) = self.buf()? {
-                    self.expect("[")?;
+                    self.c.expect("[")?;
                     let index = self.expr()?;
-                    let vector = self.eat("..");
-                    self.expect("]")?;
-                    self.expect("=")?;
+                    let vector = self.c.eat("..");
+                    self.c.expect("]")?;
+                    self.c.expect("=")?;
                     let value = self.expr()?;
                     return Ok(if vector {
                         Stmt::VStore { buf, index, value }
@@ -381,16 +366,16 @@ impl<'a> Parser<'a> {
                 let v = self
                     .var()
                     .map_err(|_| self.expected("a statement (for, if, copy, vN: …, buf[…] = …)"))?;
-                self.expect(":")?;
+                self.c.expect(":")?;
                 let ty = self.scalar()?;
-                let lanes = if self.rest().starts_with('x') {
-                    self.pos += 1;
+                let lanes = if self.c.rest().starts_with('x') {
+                    self.c.pos += 1;
                     self.small("a lane count")?
                 } else {
                     1
                 };
                 self.vars[v.0 as usize] = Some((ty, lanes));
-                self.expect("=")?;
+                self.c.expect("=")?;
                 Ok(Stmt::Set(v, self.expr()?))
             }
         }
@@ -406,57 +391,57 @@ impl<'a> Parser<'a> {
         &mut self,
         inner: impl FnOnce(&mut Self) -> Result<T, KernelParseError>,
     ) -> Result<T, KernelParseError> {
-        self.expect("<")?;
+        self.c.expect("<")?;
         let v = inner(self)?;
-        self.expect(">")?;
+        self.c.expect(">")?;
         Ok(v)
     }
 
     fn args<const N: usize>(&mut self) -> Result<[Box<Expr>; N], KernelParseError> {
-        self.expect("(")?;
+        self.c.expect("(")?;
         let mut v = Vec::with_capacity(N);
         for k in 0..N {
             if k > 0 {
-                self.expect(",")?;
+                self.c.expect(",")?;
             }
             v.push(Box::new(self.expr()?));
         }
-        self.expect(")")?;
+        self.c.expect(")")?;
         v.try_into()
             .map_err(|_| self.expected("the operands of the operation"))
     }
 
     fn number(&mut self) -> Result<Expr, KernelParseError> {
-        let start = self.pos;
-        if self.rest().starts_with('-') {
-            self.pos += 1;
+        let start = self.c.pos;
+        if self.c.rest().starts_with('-') {
+            self.c.pos += 1;
         }
         let mut float = false;
-        if self.rest().starts_with("inf") || self.rest().starts_with("NaN") {
-            self.pos += 3;
+        if self.c.rest().starts_with("inf") || self.c.rest().starts_with("NaN") {
+            self.c.pos += 3;
             float = true;
         } else {
-            self.digits();
-            let r = self.rest();
+            self.c.digits();
+            let r = self.c.rest();
             if r.starts_with('.') && r[1..].starts_with(|c: char| c.is_ascii_digit()) {
-                self.pos += 1;
-                self.digits();
+                self.c.pos += 1;
+                self.c.digits();
                 float = true;
             }
-            let r = self.rest();
+            let r = self.c.rest();
             let exp = r
                 .strip_prefix('e')
                 .map(|e| e.trim_start_matches(['-', '+']));
             if exp.is_some_and(|e| e.starts_with(|c: char| c.is_ascii_digit())) {
-                self.pos += r.len() - exp.map_or(0, str::len);
-                self.digits();
+                self.c.pos += r.len() - exp.map_or(0, str::len);
+                self.c.digits();
                 float = true;
             }
         }
-        let text = &self.src[start..self.pos];
+        let text = &self.c.src[start..self.c.pos];
         let ty = self.scalar()?;
         let bad = |p: &mut Self| {
-            p.pos = start;
+            p.c.pos = start;
             p.expected("a number with its type (1i64, 0.5f32)")
         };
         if float {
@@ -471,8 +456,8 @@ impl<'a> Parser<'a> {
     }
 
     fn expr(&mut self) -> Result<Expr, KernelParseError> {
-        self.ws();
-        let r = self.rest();
+        self.c.ws();
+        let r = self.c.rest();
         if r.starts_with(|c: char| c.is_ascii_digit() || c == '-')
             || r.starts_with("inf")
             || r.starts_with("NaN")
@@ -480,15 +465,15 @@ impl<'a> Parser<'a> {
             return self.number();
         }
         if let Some(buf) = self.buf()? {
-            self.expect(":")?;
+            self.c.expect(":")?;
             let ty = self.scalar()?;
-            if self.rest().starts_with('x') {
-                self.pos += 1;
+            if self.c.rest().starts_with('x') {
+                self.c.pos += 1;
                 let lanes = self.small("a lane count")?;
-                self.expect("[")?;
+                self.c.expect("[")?;
                 let index = Box::new(self.expr()?);
-                self.expect("..")?;
-                self.expect("]")?;
+                self.c.expect("..")?;
+                self.c.expect("]")?;
                 return Ok(Expr::VLoad {
                     buf,
                     index,
@@ -496,20 +481,20 @@ impl<'a> Parser<'a> {
                     lanes,
                 });
             }
-            self.expect("[")?;
+            self.c.expect("[")?;
             let index = Box::new(self.expr()?);
-            self.expect("]")?;
+            self.c.expect("]")?;
             return Ok(Expr::Load { buf, index, ty });
         }
-        let word = self.peek_word();
+        let word = self.c.peek_word();
         if word
             .strip_prefix('v')
             .is_some_and(|d| d.parse::<u32>().is_ok())
         {
             return Ok(Expr::Var(self.var()?));
         }
-        let at = self.pos;
-        self.pos += word.len();
+        let at = self.c.pos;
+        self.c.pos += word.len();
         Ok(match word {
             "select" => {
                 let [c, a, b] = self.args()?;
@@ -540,10 +525,10 @@ impl<'a> Parser<'a> {
             }
             "reduce" => {
                 let op = self.angle(|p| {
-                    let w = p.peek_word();
+                    let w = p.c.peek_word();
                     let op = by_debug_name(&BINOPS, w)
                         .ok_or_else(|| p.expected("a binary operation (Add, Min, Max)"))?;
-                    p.pos += w.len();
+                    p.c.pos += w.len();
                     Ok(op)
                 })?;
                 let [a] = self.args()?;
@@ -560,7 +545,7 @@ impl<'a> Parser<'a> {
                     let [a, b] = self.args()?;
                     Expr::Cmp(op, a, b)
                 } else {
-                    self.pos = at;
+                    self.c.pos = at;
                     return Err(self.expected("an expression"));
                 }
             }

@@ -191,21 +191,6 @@ struct Parser<'a> {
     states: Vec<(ValueId, usize, String)>,
 }
 
-// The parser reads through its cursor's methods and fields as its own
-// (`self.eat(..)`, `self.pos`): it is a cursor plus what it builds.
-impl<'a> std::ops::Deref for Parser<'a> {
-    type Target = Cursor<'a>;
-    fn deref(&self) -> &Cursor<'a> {
-        &self.c
-    }
-}
-
-impl std::ops::DerefMut for Parser<'_> {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.c
-    }
-}
-
 /// A `name: type` definition, with where it was written.
 struct Def {
     name: String,
@@ -226,12 +211,13 @@ impl<'a> Parser<'a> {
 
     /// `%name` or `%"quoted name"`.
     fn value_name(&mut self) -> Result<String, ParseError> {
-        self.expect("%")
+        self.c
+            .expect("%")
             .map_err(|_| self.expected("a value (%name)"))?;
-        if self.rest().starts_with('"') {
-            return Ok(self.string()?);
+        if self.c.rest().starts_with('"') {
+            return Ok(self.c.string()?);
         }
-        let r = self.rest();
+        let r = self.c.rest();
         let mut n = r
             .find(|c: char| !(c.is_ascii_alphanumeric() || "_.:/-".contains(c)))
             .unwrap_or(r.len());
@@ -243,14 +229,14 @@ impl<'a> Parser<'a> {
         if n == 0 {
             return Err(self.expected("a value name"));
         }
-        let start = self.pos;
-        self.pos += n;
-        Ok(self.src[start..start + n].to_string())
+        let start = self.c.pos;
+        self.c.pos += n;
+        Ok(self.c.src[start..start + n].to_string())
     }
 
     fn value_ref(&mut self) -> Result<ValueId, ParseError> {
-        self.ws();
-        let at = self.pos;
+        self.c.ws();
+        let at = self.c.pos;
         let name = self.value_name()?;
         self.names
             .get(&name)
@@ -260,9 +246,9 @@ impl<'a> Parser<'a> {
 
     /// `f32[1,4]`; the place a tensor encoding suffix will be read.
     fn ty(&mut self) -> Result<TensorType, ParseError> {
-        self.ws();
-        let at = self.pos;
-        let name = self.word("a dtype")?;
+        self.c.ws();
+        let at = self.c.pos;
+        let name = self.c.word("a dtype")?;
         let Some(dtype) = DType::from_name(name) else {
             let found = format!("'{name}'");
             return Err(self.error_at(
@@ -273,22 +259,22 @@ impl<'a> Parser<'a> {
                 },
             ));
         };
-        self.expect("[")?;
+        self.c.expect("[")?;
         let mut shape = Vec::new();
-        if !self.eat("]") {
+        if !self.c.eat("]") {
             loop {
-                shape.push(self.usize("a dimension")?);
-                if self.eat("]") {
+                shape.push(self.c.usize("a dimension")?);
+                if self.c.eat("]") {
                     break;
                 }
-                self.expect(",")?;
+                self.c.expect(",")?;
             }
         }
         // An encoding suffix: `q4_0`, `affine(i8,axis=0,zp)`.
-        let rest = self.rest();
+        let rest = self.c.rest();
         let after = rest.trim_start_matches(' ');
         if after.len() < rest.len() && after.starts_with(|c: char| c.is_ascii_alphabetic()) {
-            let at = self.pos + (rest.len() - after.len());
+            let at = self.c.pos + (rest.len() - after.len());
             let len = match after.strip_prefix("affine(") {
                 Some(tail) => tail.find(')').map(|i| "affine(".len() + i + 1),
                 None => Some(
@@ -299,7 +285,7 @@ impl<'a> Parser<'a> {
             };
             let text = len.map(|n| &after[..n]).unwrap_or(after);
             if let Ok(encoding) = crate::encoding::Encoding::parse(text) {
-                self.pos = at + text.len();
+                self.c.pos = at + text.len();
                 return TensorType::encoded(dtype, shape, encoding)
                     .map_err(|e| self.op_error(at, "type", e));
             }
@@ -308,22 +294,22 @@ impl<'a> Parser<'a> {
     }
 
     fn def(&mut self) -> Result<Def, ParseError> {
-        self.ws();
-        let at = self.pos;
+        self.c.ws();
+        let at = self.c.pos;
         let name = self.value_name()?;
-        self.expect(":")?;
+        self.c.expect(":")?;
         let ty = self.ty()?;
         Ok(Def { name, ty, at })
     }
 
     fn graph(&mut self) -> Result<(), ParseError> {
-        if self.word("'graph'").ok() != Some("graph") {
-            self.pos = 0;
-            self.ws();
+        if self.c.word("'graph'").ok() != Some("graph") {
+            self.c.pos = 0;
+            self.c.ws();
             return Err(self.expected("'graph'"));
         }
-        self.expect("(")?;
-        if !self.eat(")") {
+        self.c.expect("(")?;
+        if !self.c.eat(")") {
             loop {
                 let d = self.def()?;
                 let id = self
@@ -331,31 +317,31 @@ impl<'a> Parser<'a> {
                     .add_input(d.name.clone(), d.ty)
                     .map_err(|e| self.op_error(d.at, "graph", e))?;
                 self.names.insert(d.name, id);
-                if self.eat(")") {
+                if self.c.eat(")") {
                     break;
                 }
-                self.expect(",")?;
+                self.c.expect(",")?;
             }
         }
-        self.expect("->")?;
-        self.expect("(")?;
+        self.c.expect("->")?;
+        self.c.expect("(")?;
         let mut outputs = Vec::new();
-        if !self.eat(")") {
+        if !self.c.eat(")") {
             loop {
-                self.ws();
-                outputs.push((self.pos, self.value_name()?));
-                if self.eat(")") {
+                self.c.ws();
+                outputs.push((self.c.pos, self.value_name()?));
+                if self.c.eat(")") {
                     break;
                 }
-                self.expect(",")?;
+                self.c.expect(",")?;
             }
         }
-        self.expect("{")?;
-        while !self.eat("}") {
+        self.c.expect("{")?;
+        while !self.c.eat("}") {
             self.stmt()?;
         }
-        self.ws();
-        if !self.rest().is_empty() {
+        self.c.ws();
+        if !self.c.rest().is_empty() {
             return Err(self.expected("end of input"));
         }
         for (at, name) in outputs {
@@ -391,24 +377,24 @@ impl<'a> Parser<'a> {
 
     /// One statement: a constant or a node.
     fn stmt(&mut self) -> Result<(), ParseError> {
-        self.ws();
-        if self.rest().is_empty() {
+        self.c.ws();
+        if self.c.rest().is_empty() {
             return Err(self.expected("a statement or '}'"));
         }
-        if let Some(tail) = self.rest().strip_prefix("state")
+        if let Some(tail) = self.c.rest().strip_prefix("state")
             && tail.starts_with([' ', '%'])
         {
-            self.pos += "state".len();
+            self.c.pos += "state".len();
             return self.state();
         }
         let mut defs = vec![self.def()?];
-        while self.eat(",") {
+        while self.c.eat(",") {
             defs.push(self.def()?);
         }
-        self.expect("=")?;
-        self.ws();
-        let at = self.pos;
-        let head = self.word("'const' or an op name")?.to_string();
+        self.c.expect("=")?;
+        self.c.ws();
+        let at = self.c.pos;
+        let head = self.c.word("'const' or an op name")?.to_string();
         match head.as_str() {
             "const" => self.constant(defs),
             _ => self.node(at, &head, defs),
@@ -419,9 +405,9 @@ impl<'a> Parser<'a> {
     /// value once the whole body is read.
     fn state(&mut self) -> Result<(), ParseError> {
         let d = self.def()?;
-        self.expect("<-")?;
-        self.ws();
-        let at = self.pos;
+        self.c.expect("<-")?;
+        self.c.ws();
+        let at = self.c.pos;
         let next = self.value_name()?;
         let id = self
             .g
@@ -446,11 +432,15 @@ impl<'a> Parser<'a> {
             )
         };
         let want = d.ty.bytes().map_err(|e| const_err(self, e.to_string()))?;
-        let bytes: Vec<u8> = if self.eat("[") {
-            let start = self.pos;
-            let len = self.rest().find(']').ok_or_else(|| self.expected("']'"))?;
-            let inner = &self.src[start..start + len];
-            self.pos += len + 1;
+        let bytes: Vec<u8> = if self.c.eat("[") {
+            let start = self.c.pos;
+            let len = self
+                .c
+                .rest()
+                .find(']')
+                .ok_or_else(|| self.expected("']'"))?;
+            let inner = &self.c.src[start..start + len];
+            self.c.pos += len + 1;
             let items: Vec<&str> = inner.split(',').filter(|s| !s.trim().is_empty()).collect();
             let numel = d.ty.numel().map_err(|e| const_err(self, e.to_string()))?;
             if items.len() != numel {
@@ -463,8 +453,8 @@ impl<'a> Parser<'a> {
                 .ok_or_else(|| const_err(self, format!("the values are not all {}", d.ty.dtype)))?;
             t.to_le_bytes()
         } else {
-            let n = self.usize("a byte count or '['")?;
-            self.expect("bytes")?;
+            let n = self.c.usize("a byte count or '['")?;
+            self.c.expect("bytes")?;
             if n != want {
                 return Err(const_err(
                     self,
@@ -473,8 +463,8 @@ impl<'a> Parser<'a> {
             }
             vec![0; n]
         };
-        let bytes = if self.eat(",") {
-            self.expect("mapped")?;
+        let bytes = if self.c.eat(",") {
+            self.c.expect("mapped")?;
             mapped(&bytes).map_err(|e| const_err(self, e))?
         } else {
             Bytes::from(bytes)
@@ -493,32 +483,32 @@ impl<'a> Parser<'a> {
     fn attrs(&mut self) -> Result<Vec<(String, String)>, ParseError> {
         let mut out = Vec::new();
         loop {
-            let key = self.word("an attribute name")?.to_string();
-            self.expect("=")?;
-            let start = self.pos;
-            let bytes = self.src.as_bytes();
+            let key = self.c.word("an attribute name")?.to_string();
+            self.c.expect("=")?;
+            let start = self.c.pos;
+            let bytes = self.c.src.as_bytes();
             let mut depth = 0i32;
             let mut i = start;
             let end = loop {
                 let Some(&c) = bytes.get(i) else {
-                    self.pos = i;
+                    self.c.pos = i;
                     return Err(self.expected("'>'"));
                 };
                 match c {
                     b'(' | b'[' => depth += 1,
                     b')' | b']' => depth -= 1,
                     b'>' if depth == 0 && bytes.get(i + 1) == Some(&b'(') => break i,
-                    b',' if depth == 0 && starts_attr(&self.src[i + 1..]) => break i,
+                    b',' if depth == 0 && starts_attr(&self.c.src[i + 1..]) => break i,
                     b'\n' => {
-                        self.pos = i;
+                        self.c.pos = i;
                         return Err(self.expected("'>'"));
                     }
                     _ => {}
                 }
                 i += 1;
             };
-            out.push((key, self.src[start..end].to_string()));
-            self.pos = end + 1;
+            out.push((key, self.c.src[start..end].to_string()));
+            self.c.pos = end + 1;
             if bytes[end] == b'>' {
                 return Ok(out);
             }
@@ -526,34 +516,34 @@ impl<'a> Parser<'a> {
     }
 
     fn node(&mut self, at: usize, name: &str, defs: Vec<Def>) -> Result<(), ParseError> {
-        let attrs = if self.rest().starts_with('<') {
-            self.pos += 1;
+        let attrs = if self.c.rest().starts_with('<') {
+            self.c.pos += 1;
             self.attrs()?
         } else {
             Vec::new()
         };
-        self.expect("(")?;
+        self.c.expect("(")?;
         let mut args = Vec::new();
-        if !self.eat(")") {
+        if !self.c.eat(")") {
             loop {
-                if self.eat("_") {
+                if self.c.eat("_") {
                     args.push(None);
                 } else {
                     args.push(Some(self.value_ref()?));
                 }
-                if self.eat(")") {
+                if self.c.eat(")") {
                     break;
                 }
-                self.expect(",")?;
+                self.c.expect(",")?;
             }
         }
         let op = Op::from_text(name, &attrs, args.len(), defs.len())
             .map_err(|e| self.op_error(at, name, e))?;
-        self.blanks();
-        let node_name = if self.rest().starts_with('#') {
-            self.pos += 1;
-            self.expect("node")?;
-            self.string()?
+        self.c.blanks();
+        let node_name = if self.c.rest().starts_with('#') {
+            self.c.pos += 1;
+            self.c.expect("node")?;
+            self.c.string()?
         } else {
             defs[0].name.clone()
         };
