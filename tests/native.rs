@@ -102,6 +102,11 @@ fn check_with(
 /// (`qemu-system-arm -M mps2-an386` with semihosting).
 const FIRMWARE: &str = "firmware";
 
+/// The MLP example's pinned dimensions.
+const MLP: &[&str] = &["--dim", "batch=2"];
+/// The transformer example's pinned dimensions.
+const TRANSFORMER: &[&str] = &["--dim", "batch=1", "--dim", "seq=16"];
+
 /// [`check_with`] for the Cranelift backend.
 fn check(example: &str, pins: &[&str], target: &str, runner: Option<&str>, atol: f64, rtol: f64) {
     check_with("cranelift", example, pins, target, runner, atol, rtol);
@@ -160,21 +165,14 @@ fn llvm_examples_with_avx2_and_avx512_match_onnxruntime() {
 
 #[test]
 fn mlp_x86_64_matches_onnxruntime() {
-    check(
-        "mlp",
-        &["--dim", "batch=2"],
-        "x86_64-unknown-linux-gnu",
-        None,
-        1e-5,
-        1e-4,
-    );
+    check("mlp", MLP, "x86_64-unknown-linux-gnu", None, 1e-5, 1e-4);
 }
 
 #[test]
 fn mlp_aarch64_matches_onnxruntime() {
     check(
         "mlp",
-        &["--dim", "batch=2"],
+        MLP,
         "aarch64-unknown-linux-gnu",
         Some("qemu-aarch64"),
         1e-5,
@@ -253,7 +251,7 @@ fn cnn_aarch64_matches_onnxruntime() {
 fn transformer_x86_64_matches_onnxruntime() {
     check(
         "transformer",
-        &["--dim", "batch=1", "--dim", "seq=16"],
+        TRANSFORMER,
         "x86_64-unknown-linux-gnu",
         None,
         1e-4,
@@ -265,7 +263,7 @@ fn transformer_x86_64_matches_onnxruntime() {
 fn transformer_aarch64_matches_onnxruntime() {
     check(
         "transformer",
-        &["--dim", "batch=1", "--dim", "seq=16"],
+        TRANSFORMER,
         "aarch64-unknown-linux-gnu",
         Some("qemu-aarch64"),
         1e-4,
@@ -275,21 +273,14 @@ fn transformer_aarch64_matches_onnxruntime() {
 
 #[test]
 fn llvm_mlp_x86_64_matches_onnxruntime() {
-    check_llvm(
-        "mlp",
-        &["--dim", "batch=2"],
-        "x86_64-unknown-linux-gnu",
-        None,
-        1e-5,
-        1e-4,
-    );
+    check_llvm("mlp", MLP, "x86_64-unknown-linux-gnu", None, 1e-5, 1e-4);
 }
 
 #[test]
 fn llvm_mlp_aarch64_matches_onnxruntime() {
     check_llvm(
         "mlp",
-        &["--dim", "batch=2"],
+        MLP,
         "aarch64-unknown-linux-gnu",
         Some("qemu-aarch64"),
         1e-5,
@@ -318,7 +309,7 @@ fn llvm_cnn_aarch64_matches_onnxruntime() {
 fn llvm_transformer_x86_64_matches_onnxruntime() {
     check_llvm(
         "transformer",
-        &["--dim", "batch=1", "--dim", "seq=16"],
+        TRANSFORMER,
         "x86_64-unknown-linux-gnu",
         None,
         1e-4,
@@ -330,7 +321,7 @@ fn llvm_transformer_x86_64_matches_onnxruntime() {
 fn llvm_transformer_aarch64_matches_onnxruntime() {
     check_llvm(
         "transformer",
-        &["--dim", "batch=1", "--dim", "seq=16"],
+        TRANSFORMER,
         "aarch64-unknown-linux-gnu",
         Some("qemu-aarch64"),
         1e-4,
@@ -407,7 +398,7 @@ fn llvm_flags_and_their_errors() {
 fn llvm_mlp_armv7_matches_onnxruntime() {
     check_llvm(
         "mlp",
-        &["--dim", "batch=2"],
+        MLP,
         "armv7-unknown-linux-gnueabihf",
         Some("qemu-arm"),
         1e-5,
@@ -431,7 +422,7 @@ fn llvm_cnn_armv7_matches_onnxruntime() {
 fn llvm_transformer_armv7_matches_onnxruntime() {
     check_llvm(
         "transformer",
-        &["--dim", "batch=1", "--dim", "seq=16"],
+        TRANSFORMER,
         "armv7-unknown-linux-gnueabihf",
         Some("qemu-arm"),
         1e-4,
@@ -443,7 +434,7 @@ fn llvm_transformer_armv7_matches_onnxruntime() {
 fn llvm_mlp_thumbv7em_firmware_matches_onnxruntime() {
     check_llvm(
         "mlp",
-        &["--dim", "batch=2"],
+        MLP,
         "thumbv7em-none-eabihf",
         Some(FIRMWARE),
         1e-5,
@@ -467,7 +458,7 @@ fn llvm_cnn_thumbv7em_firmware_matches_onnxruntime() {
 fn llvm_transformer_thumbv7em_firmware_matches_onnxruntime() {
     check_llvm(
         "transformer",
-        &["--dim", "batch=1", "--dim", "seq=16"],
+        TRANSFORMER,
         "thumbv7em-none-eabihf",
         Some(FIRMWARE),
         1e-4,

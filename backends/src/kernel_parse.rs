@@ -16,41 +16,9 @@ use smelt_ir::text::{Cursor, Expected};
 
 use crate::kernel::{BinOp, Buf, CmpOp, Expr, Program, Scalar, Stmt, UnOp, Var};
 
-/// What went wrong while parsing kernel IR text, and where.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct KernelParseError {
-    /// 1-based line.
-    pub line: usize,
-    /// 1-based column (in characters).
-    pub col: usize,
-    /// What the parser expected there.
-    pub expected: String,
-    /// What it found (a short excerpt, or `end of input`).
-    pub found: String,
-}
-
-impl fmt::Display for KernelParseError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "line {}, column {}: expected {}, found {}",
-            self.line, self.col, self.expected, self.found
-        )
-    }
-}
-
-impl std::error::Error for KernelParseError {}
-
-impl From<Expected> for KernelParseError {
-    fn from(e: Expected) -> KernelParseError {
-        KernelParseError {
-            line: e.line,
-            col: e.col,
-            expected: e.expected,
-            found: e.found,
-        }
-    }
-}
+/// What went wrong while parsing kernel IR text, and where (the shared
+/// text cursor's error: line, column, what was expected, what was found).
+pub type KernelParseError = Expected;
 
 /// Parses kernel IR text as [`Program::print`] writes it.
 pub fn parse_program(text: &str) -> Result<Program, KernelParseError> {
@@ -183,7 +151,7 @@ struct Parser<'a> {
 impl<'a> Parser<'a> {
     /// "Expected `what`" at the cursor, as this parser's error.
     fn expected(&self, what: &str) -> KernelParseError {
-        self.c.expected(what).into()
+        self.c.expected(what)
     }
 
     fn small(&mut self, what: &str) -> Result<u8, KernelParseError> {
