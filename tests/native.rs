@@ -45,16 +45,8 @@ fn check_with(
     let work = scratch(&format!("{example}-{target}-{backend}"));
     let exe = work.join("model");
     let model = dir.join("model.onnx");
-    let mut args = vec![
-        "compile",
-        model.to_str().unwrap(),
-        "--target",
-        target,
-        "--backend",
-        backend,
-        "-o",
-        exe.to_str().unwrap(),
-    ];
+    let mut args = targets::compile_args(&model, target, backend);
+    args.extend(["-o", exe.to_str().unwrap()]);
     args.extend_from_slice(pins);
     smelt(&args);
     let out_dir = work.join("out");

@@ -141,16 +141,8 @@ fn bad_state_pairs_are_refused_naming_both_values() {
 /// failure message.
 fn compile_acc(target: &str, backend: &str, extra: &[&str], out: &Path, what: &str) {
     let m = model();
-    let mut args = vec![
-        "compile",
-        m.to_str().unwrap(),
-        "--state",
-        "s=y",
-        "--target",
-        target,
-        "--backend",
-        backend,
-    ];
+    let mut args = targets::compile_args(&m, target, backend);
+    args.extend(["--state", "s=y"]);
     args.extend_from_slice(extra);
     args.extend(["-o", out.to_str().unwrap()]);
     ok(

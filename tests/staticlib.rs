@@ -43,20 +43,10 @@ fn compile_mlp(target: &str, dir: &Path, emit: &str, out: &str) {
 fn compile_mlp_with(backend: &str, target: &str, dir: &Path, emit: &str, out: &str) {
     let model = root().join("examples/mlp/model.onnx");
     run_ok(
-        targets::smelt_cmd().args([
-            "compile",
-            model.to_str().unwrap(),
-            "--dim",
-            "batch=2",
-            "--target",
-            target,
-            "--backend",
-            backend,
-            "--emit",
-            emit,
-            "-o",
-            dir.join(out).to_str().unwrap(),
-        ]),
+        targets::smelt_cmd()
+            .args(targets::compile_args(&model, target, backend))
+            .args(["--dim", "batch=2", "--emit", emit, "-o"])
+            .arg(dir.join(out)),
         &format!("smelt compile --backend {backend} --emit {emit} for {target}"),
     );
 }

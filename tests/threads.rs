@@ -73,18 +73,8 @@ fn check(
     let mut want = None;
     for threads in ["1", "2", "3"] {
         let exe = work.join(format!("model-{threads}"));
-        let mut args = vec![
-            "compile",
-            model.to_str().unwrap(),
-            "--target",
-            target,
-            "--backend",
-            backend,
-            "--threads",
-            threads,
-            "-o",
-            exe.to_str().unwrap(),
-        ];
+        let mut args = targets::compile_args(&model, target, backend);
+        args.extend(["--threads", threads, "-o", exe.to_str().unwrap()]);
         args.extend_from_slice(pins);
         let out = smelt(&args);
         assert!(
@@ -149,15 +139,9 @@ const MLP: &[&str] = &["--dim", "batch=2"];
 const CNN: &[&str] = &[];
 const TRANSFORMER: &[&str] = &["--dim", "batch=1", "--dim", "seq=16"];
 
+/// `name` when that QEMU runs here; if not, says the check is skipped.
 fn qemu(name: &str) -> Option<&str> {
-    let found = Command::new(name)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        eprintln!("note: skipping: {name} is not installed (run scripts/setup)");
-    }
-    found.then_some(name)
+    targets::have(name, "this check (run scripts/setup)").then_some(name)
 }
 
 #[test]

@@ -34,6 +34,13 @@ pub fn smelt_cmd() -> Command {
     Command::new(env!("CARGO_BIN_EXE_smelt"))
 }
 
+/// The arguments of `smelt compile` of `model` for `target` with
+/// `backend`; the caller adds the output and any other options.
+pub fn compile_args<'a>(model: &'a Path, target: &'a str, backend: &'a str) -> Vec<&'a str> {
+    let model = model.to_str().expect("model paths are UTF-8");
+    vec!["compile", model, "--target", target, "--backend", backend]
+}
+
 /// Runs the `smelt` binary under test with `args`.
 pub fn smelt(args: &[&str]) -> Output {
     smelt_cmd().args(args).output().expect("smelt runs")
