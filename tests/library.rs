@@ -2,11 +2,11 @@
 //! compiles the MLP example from a program, and the executable it writes
 //! runs and matches onnxruntime's outputs.
 
-use std::path::Path;
-use std::process::Command;
-
 use smelt_frontend::Limits;
 use smelt_frontend::npy::{read_npy, read_npz};
+
+#[path = "common/targets.rs"]
+mod targets;
 
 #[allow(dead_code)]
 #[path = "../examples/compile_model.rs"]
@@ -14,7 +14,7 @@ mod compile_model;
 
 #[test]
 fn the_example_compiles_a_model_that_runs() {
-    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/mlp");
+    let examples = targets::root().join("examples/mlp");
     let dir = std::env::temp_dir().join(format!("smelt-library-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -27,13 +27,7 @@ fn the_example_compiles_a_model_that_runs() {
         return;
     }
     let out_dir = dir.join("out");
-    let out = Command::new(&exe)
-        .arg("--input")
-        .arg(examples.join("input.npz"))
-        .arg("-o")
-        .arg(&out_dir)
-        .output()
-        .unwrap();
+    let out = targets::run_model(&exe, None, &examples.join("input.npz"), &out_dir);
     assert!(
         out.status.success(),
         "{}",

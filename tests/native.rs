@@ -4,36 +4,25 @@
 //! `qemu-arm`) and the Cortex-M4F (firmware under `qemu-system-arm`), match
 //! onnxruntime's outputs; compiling twice gives byte-identical artifacts.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use smelt_frontend::Limits;
 use smelt_frontend::npy::{read_npy, read_npz};
 
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
+#[path = "common/targets.rs"]
+mod targets;
+use targets::root;
 
 /// A fresh folder for one check. Tests run in parallel and several compile
 /// the same example for the same target (with different features), so each
 /// call gets its own folder.
 fn scratch(tag: &str) -> PathBuf {
-    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let d = std::env::temp_dir().join(format!(
-        "smelt-native-test-{tag}-{}-{n}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    targets::scratch("native", tag)
 }
 
 fn smelt(args: &[&str]) {
-    let out = Command::new(env!("CARGO_BIN_EXE_smelt"))
-        .args(args)
-        .output()
-        .expect("smelt runs");
+    let out = targets::smelt(args);
     assert!(
         out.status.success(),
         "smelt {args:?} failed: {}",
@@ -56,16 +45,8 @@ fn check_with(
     let work = scratch(&format!("{example}-{target}-{backend}"));
     let exe = work.join("model");
     let model = dir.join("model.onnx");
-    let mut args = vec![
-        "compile",
-        model.to_str().unwrap(),
-        "--target",
-        target,
-        "--backend",
-        backend,
-        "-o",
-        exe.to_str().unwrap(),
-    ];
+    let mut args = targets::compile_args(&model, target, backend);
+    args.extend(["-o", exe.to_str().unwrap()]);
     args.extend_from_slice(pins);
     smelt(&args);
     let out_dir = work.join("out");
@@ -75,30 +56,13 @@ fn check_with(
         Some(FIRMWARE) => {
             std::fs::copy(dir.join("input.npz"), work.join("input.npz")).unwrap();
             std::fs::create_dir_all(&out_dir).unwrap();
-            Command::new("timeout")
-                .args(["60", "qemu-system-arm", "-M", "mps2-an386", "-nographic"])
-                .args(["-monitor", "none", "-serial", "none"])
-                .args(["-semihosting-config", "enable=on,target=native", "-kernel"])
-                .arg(&exe)
+            targets::firmware_cmd(&exe, &work)
                 .args(["-append", "--input input.npz -o out"])
-                .current_dir(&work)
                 .output()
+                .expect("runs")
         }
-        Some(r) => Command::new(r)
-            .arg(&exe)
-            .arg("--input")
-            .arg(dir.join("input.npz"))
-            .arg("-o")
-            .arg(&out_dir)
-            .output(),
-        None => Command::new(&exe)
-            .arg("--input")
-            .arg(dir.join("input.npz"))
-            .arg("-o")
-            .arg(&out_dir)
-            .output(),
-    }
-    .expect("runs");
+        _ => targets::run_model(&exe, runner, &dir.join("input.npz"), &out_dir),
+    };
     assert!(
         out.status.success(),
         "{example} on {target} ({backend}): {}",
@@ -129,6 +93,11 @@ fn check_with(
 /// The runner name [`check_with`] takes for Cortex-M firmware
 /// (`qemu-system-arm -M mps2-an386` with semihosting).
 const FIRMWARE: &str = "firmware";
+
+/// The MLP example's pinned dimensions.
+const MLP: &[&str] = &["--dim", "batch=2"];
+/// The transformer example's pinned dimensions.
+const TRANSFORMER: &[&str] = &["--dim", "batch=1", "--dim", "seq=16"];
 
 /// [`check_with`] for the Cranelift backend.
 fn check(example: &str, pins: &[&str], target: &str, runner: Option<&str>, atol: f64, rtol: f64) {
@@ -188,21 +157,14 @@ fn llvm_examples_with_avx2_and_avx512_match_onnxruntime() {
 
 #[test]
 fn mlp_x86_64_matches_onnxruntime() {
-    check(
-        "mlp",
-        &["--dim", "batch=2"],
-        "x86_64-unknown-linux-gnu",
-        None,
-        1e-5,
-        1e-4,
-    );
+    check("mlp", MLP, "x86_64-unknown-linux-gnu", None, 1e-5, 1e-4);
 }
 
 #[test]
 fn mlp_aarch64_matches_onnxruntime() {
     check(
         "mlp",
-        &["--dim", "batch=2"],
+        MLP,
         "aarch64-unknown-linux-gnu",
         Some("qemu-aarch64"),
         1e-5,
@@ -281,7 +243,7 @@ fn cnn_aarch64_matches_onnxruntime() {
 fn transformer_x86_64_matches_onnxruntime() {
     check(
         "transformer",
-        &["--dim", "batch=1", "--dim", "seq=16"],
+        TRANSFORMER,
         "x86_64-unknown-linux-gnu",
         None,
         1e-4,
@@ -293,7 +255,7 @@ fn transformer_x86_64_matches_onnxruntime() {
 fn transformer_aarch64_matches_onnxruntime() {
     check(
         "transformer",
-        &["--dim", "batch=1", "--dim", "seq=16"],
+        TRANSFORMER,
         "aarch64-unknown-linux-gnu",
         Some("qemu-aarch64"),
         1e-4,
@@ -303,21 +265,14 @@ fn transformer_aarch64_matches_onnxruntime() {
 
 #[test]
 fn llvm_mlp_x86_64_matches_onnxruntime() {
-    check_llvm(
-        "mlp",
-        &["--dim", "batch=2"],
-        "x86_64-unknown-linux-gnu",
-        None,
-        1e-5,
-        1e-4,
-    );
+    check_llvm("mlp", MLP, "x86_64-unknown-linux-gnu", None, 1e-5, 1e-4);
 }
 
 #[test]
 fn llvm_mlp_aarch64_matches_onnxruntime() {
     check_llvm(
         "mlp",
-        &["--dim", "batch=2"],
+        MLP,
         "aarch64-unknown-linux-gnu",
         Some("qemu-aarch64"),
         1e-5,
@@ -346,7 +301,7 @@ fn llvm_cnn_aarch64_matches_onnxruntime() {
 fn llvm_transformer_x86_64_matches_onnxruntime() {
     check_llvm(
         "transformer",
-        &["--dim", "batch=1", "--dim", "seq=16"],
+        TRANSFORMER,
         "x86_64-unknown-linux-gnu",
         None,
         1e-4,
@@ -358,7 +313,7 @@ fn llvm_transformer_x86_64_matches_onnxruntime() {
 fn llvm_transformer_aarch64_matches_onnxruntime() {
     check_llvm(
         "transformer",
-        &["--dim", "batch=1", "--dim", "seq=16"],
+        TRANSFORMER,
         "aarch64-unknown-linux-gnu",
         Some("qemu-aarch64"),
         1e-4,
@@ -435,7 +390,7 @@ fn llvm_flags_and_their_errors() {
 fn llvm_mlp_armv7_matches_onnxruntime() {
     check_llvm(
         "mlp",
-        &["--dim", "batch=2"],
+        MLP,
         "armv7-unknown-linux-gnueabihf",
         Some("qemu-arm"),
         1e-5,
@@ -459,7 +414,7 @@ fn llvm_cnn_armv7_matches_onnxruntime() {
 fn llvm_transformer_armv7_matches_onnxruntime() {
     check_llvm(
         "transformer",
-        &["--dim", "batch=1", "--dim", "seq=16"],
+        TRANSFORMER,
         "armv7-unknown-linux-gnueabihf",
         Some("qemu-arm"),
         1e-4,
@@ -471,7 +426,7 @@ fn llvm_transformer_armv7_matches_onnxruntime() {
 fn llvm_mlp_thumbv7em_firmware_matches_onnxruntime() {
     check_llvm(
         "mlp",
-        &["--dim", "batch=2"],
+        MLP,
         "thumbv7em-none-eabihf",
         Some(FIRMWARE),
         1e-5,
@@ -495,7 +450,7 @@ fn llvm_cnn_thumbv7em_firmware_matches_onnxruntime() {
 fn llvm_transformer_thumbv7em_firmware_matches_onnxruntime() {
     check_llvm(
         "transformer",
-        &["--dim", "batch=1", "--dim", "seq=16"],
+        TRANSFORMER,
         "thumbv7em-none-eabihf",
         Some(FIRMWARE),
         1e-4,

@@ -12,6 +12,8 @@
 
 #[path = "common/golden.rs"]
 mod golden_file;
+#[path = "common/targets.rs"]
+mod targets;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -1060,14 +1062,8 @@ fn examples_same_outputs_at_opt_level_0_and_3() {
 fn native_outputs(example: &str, pins: &[&str], level: &str) -> BTreeMap<String, Tensor> {
     use smelt_frontend::Limits;
     use smelt_frontend::npy::read_npy;
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let dir = root.join("examples").join(example);
-    let work = std::env::temp_dir().join(format!(
-        "smelt-opt-test-{example}-O{level}-{}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&work);
-    std::fs::create_dir_all(&work).unwrap();
+    let dir = targets::root().join("examples").join(example);
+    let work = targets::scratch("opt", &format!("{example}-O{level}"));
     let exe = work.join("model");
     let model = dir.join("model.onnx");
     let mut args = vec![
@@ -1079,23 +1075,14 @@ fn native_outputs(example: &str, pins: &[&str], level: &str) -> BTreeMap<String,
         exe.to_str().unwrap(),
     ];
     args.extend_from_slice(pins);
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_smelt"))
-        .args(&args)
-        .output()
-        .unwrap();
+    let out = targets::smelt(&args);
     assert!(
         out.status.success(),
         "compile -O{level} {example}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     let out_dir = work.join("out");
-    let out = std::process::Command::new(&exe)
-        .arg("--input")
-        .arg(dir.join("input.npz"))
-        .arg("-o")
-        .arg(&out_dir)
-        .output()
-        .unwrap();
+    let out = targets::run_model(&exe, None, &dir.join("input.npz"), &out_dir);
     assert!(
         out.status.success(),
         "{example} -O{level}: {}",

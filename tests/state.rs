@@ -14,18 +14,18 @@
 //! - bad `--state` pairs are refused with a message naming both values.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use smelt_frontend::Limits;
 use smelt_frontend::npy::{read_npy, write_npy};
 use smelt_ir::Tensor;
 
+#[path = "common/targets.rs"]
+mod targets;
+use targets::{have, ok, root, runner_cmd, smelt};
+
 const X: [f32; 4] = [1.0, 2.0, -0.5, 0.25];
 const STEPS: usize = 3;
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn model() -> PathBuf {
     root().join("tests/state/accumulator.onnx")
@@ -33,40 +33,7 @@ fn model() -> PathBuf {
 
 /// A fresh folder for one check.
 fn scratch(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("smelt-state-test-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn smelt(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_smelt"))
-        .args(args)
-        .output()
-        .expect("smelt runs")
-}
-
-fn ok(out: Output, what: &str) -> Output {
-    assert!(
-        out.status.success(),
-        "{what} failed ({}):\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-/// Whether `tool` runs; if not, says why the check is skipped.
-fn have(tool: &str, check: &str) -> bool {
-    let ok = Command::new(tool)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        eprintln!("skipping {check}: {tool} is not installed");
-    }
-    ok
+    targets::scratch("state", tag)
 }
 
 /// Writes `dir/x.npy`.
@@ -169,45 +136,35 @@ fn bad_state_pairs_are_refused_naming_both_values() {
     );
 }
 
+/// `smelt compile` of the accumulator (`--state s=y`) for `target` with
+/// `backend` and `extra` options to `out`; `what` names the options in the
+/// failure message.
+fn compile_acc(target: &str, backend: &str, extra: &[&str], out: &Path, what: &str) {
+    let m = model();
+    let mut args = targets::compile_args(&m, target, backend);
+    args.extend(["--state", "s=y"]);
+    args.extend_from_slice(extra);
+    args.extend(["-o", out.to_str().unwrap()]);
+    ok(
+        smelt(&args),
+        &format!("smelt compile {what}for {target} ({backend})"),
+    );
+}
+
 /// Compiles the accumulator into an executable for `target` with
 /// `backend`, runs it `STEPS` steps (under `runner`) and checks `y`.
 fn check_exe(backend: &str, target: &str, runner: Option<&str>) {
     let dir = scratch(&format!("exe-{target}-{backend}"));
     let exe = dir.join("acc");
-    let m = model();
-    ok(
-        smelt(&[
-            "compile",
-            m.to_str().unwrap(),
-            "--state",
-            "s=y",
-            "--target",
-            target,
-            "--backend",
-            backend,
-            "-o",
-            exe.to_str().unwrap(),
-        ]),
-        &format!("smelt compile for {target} ({backend})"),
-    );
+    compile_acc(target, backend, &[], &exe, "");
     write_x(&dir);
     std::fs::create_dir_all(dir.join("out")).unwrap();
     let args = format!("--input x=x.npy --steps {STEPS} -o out");
     let out = match runner {
-        Some("firmware") => Command::new("timeout")
-            .args(["60", "qemu-system-arm", "-M", "mps2-an386", "-nographic"])
-            .args(["-monitor", "none", "-serial", "none"])
-            .args(["-semihosting-config", "enable=on,target=native", "-kernel"])
-            .arg(&exe)
+        Some("firmware") => targets::firmware_cmd(&exe, &dir)
             .args(["-append", &args])
-            .current_dir(&dir)
             .output(),
-        Some(r) => Command::new(r)
-            .arg(&exe)
-            .args(args.split(' '))
-            .current_dir(&dir)
-            .output(),
-        None => Command::new(&exe)
+        _ => runner_cmd(runner.as_slice(), &exe)
             .args(args.split(' '))
             .current_dir(&dir)
             .output(),
@@ -244,24 +201,13 @@ fn executables_carry_state_across_steps_on_every_target_and_backend() {
 /// `runner`).
 fn check_two_states(backend: &str, target: &str, cc: &str, runner: &[&str]) {
     let dir = scratch(&format!("lib-{target}-{backend}"));
-    let m = model();
     let lib = dir.join("libacc.a");
-    ok(
-        smelt(&[
-            "compile",
-            m.to_str().unwrap(),
-            "--state",
-            "s=y",
-            "--target",
-            target,
-            "--backend",
-            backend,
-            "--emit",
-            "staticlib",
-            "-o",
-            lib.to_str().unwrap(),
-        ]),
-        &format!("smelt compile --emit staticlib for {target} ({backend})"),
+    compile_acc(
+        target,
+        backend,
+        &["--emit", "staticlib"],
+        &lib,
+        "--emit staticlib ",
     );
     let header = std::fs::read_to_string(dir.join("acc.h")).unwrap();
     assert!(header.contains("void acc_init(void *state);"), "{header}");
@@ -281,16 +227,8 @@ fn check_two_states(backend: &str, target: &str, cc: &str, runner: &[&str]) {
             .expect("cc runs"),
         &format!("{cc} two_states.c -lacc"),
     );
-    let mut cmd = match runner {
-        [] => Command::new(&app),
-        [r, rest @ ..] => {
-            let mut c = Command::new(r);
-            c.args(rest).arg(&app);
-            c
-        }
-    };
     let o = ok(
-        cmd.output().expect("runs"),
+        runner_cmd(runner, &app).output().expect("runs"),
         &format!("two_states on {target} ({backend})"),
     );
     assert_eq!(String::from_utf8_lossy(&o.stdout), "ok\n");

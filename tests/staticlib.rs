@@ -22,40 +22,16 @@ use std::process::Command;
 use smelt_frontend::Limits;
 use smelt_frontend::npy::{read_npy, read_npz};
 
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
+#[path = "common/targets.rs"]
+mod targets;
+use targets::{have, read_f32, root, runner_cmd};
 
 fn scratch(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("smelt-staticlib-test-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    targets::scratch("staticlib", tag)
 }
 
 fn run_ok(cmd: &mut Command, what: &str) {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
-    assert!(
-        out.status.success(),
-        "{what} failed ({}):\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Whether `tool` runs; if not, says why the check is skipped.
-fn have(tool: &str, check: &str) -> bool {
-    let ok = Command::new(tool)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        eprintln!("skipping {check}: {tool} is not installed");
-    }
-    ok
+    targets::run_ok(cmd, what);
 }
 
 /// `smelt compile` of the MLP (batch pinned to 2) to `dir/libmlp.a` + `dir/mlp.h`.
@@ -67,20 +43,10 @@ fn compile_mlp(target: &str, dir: &Path, emit: &str, out: &str) {
 fn compile_mlp_with(backend: &str, target: &str, dir: &Path, emit: &str, out: &str) {
     let model = root().join("examples/mlp/model.onnx");
     run_ok(
-        Command::new(env!("CARGO_BIN_EXE_smelt")).args([
-            "compile",
-            model.to_str().unwrap(),
-            "--dim",
-            "batch=2",
-            "--target",
-            target,
-            "--backend",
-            backend,
-            "--emit",
-            emit,
-            "-o",
-            dir.join(out).to_str().unwrap(),
-        ]),
+        targets::smelt_cmd()
+            .args(targets::compile_args(&model, target, backend))
+            .args(["--dim", "batch=2", "--emit", emit, "-o"])
+            .arg(dir.join(out)),
         &format!("smelt compile --backend {backend} --emit {emit} for {target}"),
     );
 }
@@ -144,11 +110,7 @@ fn check_app(dir: &Path, cc: &str, flags: &[&str], lib: &[&str], runner: &[&str]
         .iter()
         .find(|(name, _)| name == "probs")
         .expect("expected.npz has probs");
-    let got: Vec<f64> = std::fs::read(&output)
-        .unwrap()
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f64)
-        .collect();
+    let got: Vec<f64> = read_f32(&output);
     let want = want.to_f64_vec();
     assert_eq!(got.len(), want.len(), "{what}: output size");
     let mut worst = 0f64;
@@ -442,12 +404,7 @@ fn llvm_cortex_m_staticlib_links_into_a_c_firmware() {
     let x = read_npy(&root().join("examples/mlp/x.npy"), &limits).unwrap();
     std::fs::write(dir.join("in.raw"), x.to_le_bytes()).unwrap();
     run_ok(
-        Command::new("timeout")
-            .args(["60", "qemu-system-arm", "-M", "mps2-an386", "-nographic"])
-            .args(["-monitor", "none", "-serial", "none"])
-            .args(["-semihosting-config", "enable=on,target=native", "-kernel"])
-            .arg(&fw)
-            .current_dir(&dir),
+        &mut targets::firmware_cmd(&fw, &dir),
         "mlp_firmware under qemu-system-arm",
     );
     let expected = read_npz(&root().join("examples/mlp/expected.npz"), &limits).unwrap();
@@ -455,11 +412,7 @@ fn llvm_cortex_m_staticlib_links_into_a_c_firmware() {
         .iter()
         .find(|(name, _)| name == "probs")
         .expect("expected.npz has probs");
-    let got: Vec<f64> = std::fs::read(dir.join("out.raw"))
-        .unwrap()
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f64)
-        .collect();
+    let got: Vec<f64> = read_f32(&dir.join("out.raw"));
     let want = want.to_f64_vec();
     assert_eq!(got.len(), want.len(), "Cortex-M firmware: output size");
     for (a, b) in got.iter().zip(&want) {
@@ -475,7 +428,7 @@ fn llvm_cortex_m_staticlib_links_into_a_c_firmware() {
 fn compile_example(name: &str, dims: &[&str], target: &str, dir: &Path) {
     let model = root().join(format!("examples/{name}/model.onnx"));
     run_ok(
-        Command::new(env!("CARGO_BIN_EXE_smelt"))
+        targets::smelt_cmd()
             .arg("compile")
             .arg(&model)
             .args(dims)
@@ -521,11 +474,7 @@ fn expected(name: &str) -> Vec<(String, smelt_ir::Tensor)> {
 /// Compares raw f32 output files with onnxruntime's outputs of example `name`.
 fn compare(name: &str, outputs: &[PathBuf], what: &str) {
     for ((oname, want), path) in expected(name).iter().zip(outputs) {
-        let got: Vec<f64> = std::fs::read(path)
-            .unwrap()
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f64)
-            .collect();
+        let got: Vec<f64> = read_f32(path);
         let want = want.to_f64_vec();
         assert_eq!(got.len(), want.len(), "{what}: {name}/{oname} size");
         let mut worst = 0f64;
@@ -537,17 +486,6 @@ fn compare(name: &str, outputs: &[PathBuf], what: &str) {
             worst = worst.max((a - b).abs());
         }
         eprintln!("{name}/{oname} staticlib, {what}: max abs err vs onnxruntime {worst:.2e}");
-    }
-}
-
-fn runner_cmd(runner: &[&str], app: &Path) -> Command {
-    match runner {
-        [] => Command::new(app),
-        [r, rest @ ..] => {
-            let mut c = Command::new(r);
-            c.args(rest).arg(app);
-            c
-        }
     }
 }
 
@@ -660,7 +598,7 @@ fn name_sets_the_symbol_prefix_and_a_bad_name_is_refused() {
     let dir = scratch("name");
     let model = root().join("examples/mlp/model.onnx");
     let compile = |name: &str| {
-        Command::new(env!("CARGO_BIN_EXE_smelt"))
+        targets::smelt_cmd()
             .arg("compile")
             .arg(&model)
             .args(["--dim", "batch=2", "--emit", "obj", "--name", name, "-o"])
@@ -722,7 +660,7 @@ fn threaded_staticlib(target: &str, cc: &str, links: &[&str], runner: &[&str], t
         };
         let model = root().join(format!("examples/{name}/model.onnx"));
         run_ok(
-            Command::new(env!("CARGO_BIN_EXE_smelt"))
+            targets::smelt_cmd()
                 .arg("compile")
                 .arg(&model)
                 .args(dims)

@@ -5,24 +5,14 @@
 //! `--threads` cap gives them too; bare-metal targets refuse threads.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
+#[path = "common/targets.rs"]
+mod targets;
+use targets::{root, runner_cmd, smelt};
 
 fn scratch(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("smelt-threads-test-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn smelt(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_smelt"))
-        .args(args)
-        .output()
-        .expect("smelt runs")
+    targets::scratch("threads", tag)
 }
 
 /// The example's outputs (file name and bytes, sorted) from `exe` run with
@@ -35,14 +25,7 @@ fn run(
     out: &Path,
 ) -> Vec<(String, Vec<u8>)> {
     let input = root().join("examples").join(example).join("input.npz");
-    let mut cmd = match runner {
-        Some(r) => {
-            let mut c = Command::new(r);
-            c.arg(exe);
-            c
-        }
-        None => Command::new(exe),
-    };
+    let mut cmd = runner_cmd(runner.as_slice(), exe);
     let _ = std::fs::remove_dir_all(out);
     let res = cmd
         .arg("--input")
@@ -90,18 +73,8 @@ fn check(
     let mut want = None;
     for threads in ["1", "2", "3"] {
         let exe = work.join(format!("model-{threads}"));
-        let mut args = vec![
-            "compile",
-            model.to_str().unwrap(),
-            "--target",
-            target,
-            "--backend",
-            backend,
-            "--threads",
-            threads,
-            "-o",
-            exe.to_str().unwrap(),
-        ];
+        let mut args = targets::compile_args(&model, target, backend);
+        args.extend(["--threads", threads, "-o", exe.to_str().unwrap()]);
         args.extend_from_slice(pins);
         let out = smelt(&args);
         assert!(
@@ -166,15 +139,9 @@ const MLP: &[&str] = &["--dim", "batch=2"];
 const CNN: &[&str] = &[];
 const TRANSFORMER: &[&str] = &["--dim", "batch=1", "--dim", "seq=16"];
 
+/// `name` when that QEMU runs here; if not, says the check is skipped.
 fn qemu(name: &str) -> Option<&str> {
-    let found = Command::new(name)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        eprintln!("note: skipping: {name} is not installed (run scripts/setup)");
-    }
-    found.then_some(name)
+    targets::have(name, "this check (run scripts/setup)").then_some(name)
 }
 
 #[test]

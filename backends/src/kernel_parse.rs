@@ -12,55 +12,35 @@
 
 use std::fmt;
 
+use smelt_ir::text::{Cursor, Expected};
+
 use crate::kernel::{BinOp, Buf, CmpOp, Expr, Program, Scalar, Stmt, UnOp, Var};
 
-/// What went wrong while parsing kernel IR text, and where.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct KernelParseError {
-    /// 1-based line.
-    pub line: usize,
-    /// 1-based column (in characters).
-    pub col: usize,
-    /// What the parser expected there.
-    pub expected: String,
-    /// What it found (a short excerpt, or `end of input`).
-    pub found: String,
-}
-
-impl fmt::Display for KernelParseError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "line {}, column {}: expected {}, found {}",
-            self.line, self.col, self.expected, self.found
-        )
-    }
-}
-
-impl std::error::Error for KernelParseError {}
+/// What went wrong while parsing kernel IR text, and where (the shared
+/// text cursor's error: line, column, what was expected, what was found).
+pub type KernelParseError = Expected;
 
 /// Parses kernel IR text as [`Program::print`] writes it.
 pub fn parse_program(text: &str) -> Result<Program, KernelParseError> {
     let mut p = Parser {
-        src: text,
-        pos: 0,
+        c: Cursor::new(text),
         vars: Vec::new(),
     };
     let mut prog = Program::default();
-    while p.eat_word("const") {
-        let i = p.int("a constant index")?;
+    while p.c.eat_word("const") {
+        let i = p.c.int("a constant index")?;
         if usize::try_from(i).ok() != Some(prog.consts.len()) {
             return Err(p.expected(&format!("constant {}", prog.consts.len())));
         }
-        p.expect(":")?;
-        let n = p.int("a byte count")?;
-        p.expect_word("bytes")?;
+        p.c.expect(":")?;
+        let n = p.c.int("a byte count")?;
+        p.c.expect_word("bytes")?;
         let n = usize::try_from(n).map_err(|_| p.expected("a byte count"))?;
         prog.consts.push(vec![0; n]);
     }
     prog.body = p.stmts()?;
-    p.ws();
-    if !p.rest().is_empty() {
+    p.c.ws();
+    if !p.c.rest().is_empty() {
         return Err(p.expected("a statement"));
     }
     for (k, v) in p.vars.iter().enumerate() {
@@ -163,136 +143,30 @@ fn by_debug_name<T: fmt::Debug + Copy>(all: &[T], name: &str) -> Option<T> {
 }
 
 struct Parser<'a> {
-    src: &'a str,
-    pos: usize,
+    c: Cursor<'a>,
     /// Type and lanes of each variable a `Set` declared.
     vars: Vec<Option<(Scalar, u8)>>,
 }
 
 impl<'a> Parser<'a> {
-    fn rest(&self) -> &'a str {
-        &self.src[self.pos..]
-    }
-
+    /// "Expected `what`" at the cursor, as this parser's error.
     fn expected(&self, what: &str) -> KernelParseError {
-        let before = &self.src[..self.pos];
-        let line = before.matches('\n').count() + 1;
-        let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-        let excerpt: String = self
-            .rest()
-            .lines()
-            .next()
-            .unwrap_or("")
-            .chars()
-            .take(24)
-            .collect();
-        let found = if self.rest().is_empty() {
-            "end of input".to_string()
-        } else if excerpt.is_empty() {
-            "end of line".to_string()
-        } else {
-            format!("'{excerpt}'")
-        };
-        KernelParseError {
-            line,
-            col,
-            expected: what.to_string(),
-            found,
-        }
-    }
-
-    fn ws(&mut self) {
-        loop {
-            let r = self.rest();
-            let t = r.trim_start();
-            self.pos += r.len() - t.len();
-            if t.starts_with("//") {
-                self.pos += t.find('\n').unwrap_or(t.len());
-            } else {
-                return;
-            }
-        }
-    }
-
-    fn eat(&mut self, tok: &str) -> bool {
-        self.ws();
-        if self.rest().starts_with(tok) {
-            self.pos += tok.len();
-            true
-        } else {
-            false
-        }
-    }
-
-    fn expect(&mut self, tok: &str) -> Result<(), KernelParseError> {
-        if self.eat(tok) {
-            Ok(())
-        } else {
-            Err(self.expected(&format!("'{tok}'")))
-        }
-    }
-
-    /// The identifier at the cursor (letters, digits, `_`), not consumed.
-    fn peek_word(&mut self) -> &'a str {
-        self.ws();
-        let r = self.rest();
-        let n = r
-            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-            .unwrap_or(r.len());
-        &r[..n]
-    }
-
-    fn eat_word(&mut self, w: &str) -> bool {
-        if self.peek_word() == w {
-            self.pos += w.len();
-            true
-        } else {
-            false
-        }
-    }
-
-    fn expect_word(&mut self, w: &str) -> Result<(), KernelParseError> {
-        if self.eat_word(w) {
-            Ok(())
-        } else {
-            Err(self.expected(&format!("'{w}'")))
-        }
-    }
-
-    fn digits(&mut self) -> &'a str {
-        let r = self.rest();
-        let n = r.find(|c: char| !c.is_ascii_digit()).unwrap_or(r.len());
-        self.pos += n;
-        &r[..n]
-    }
-
-    /// An unsuffixed integer, optionally negative.
-    fn int(&mut self, what: &str) -> Result<i64, KernelParseError> {
-        self.ws();
-        let start = self.pos;
-        if self.rest().starts_with('-') {
-            self.pos += 1;
-        }
-        self.digits();
-        self.src[start..self.pos].parse().map_err(|_| {
-            self.pos = start;
-            self.expected(what)
-        })
+        self.c.expected(what)
     }
 
     fn small(&mut self, what: &str) -> Result<u8, KernelParseError> {
-        let start = self.pos;
-        let v = self.int(what)?;
+        let start = self.c.pos;
+        let v = self.c.int(what)?;
         u8::try_from(v).map_err(|_| {
-            self.pos = start;
+            self.c.pos = start;
             self.expected(what)
         })
     }
 
     /// A scalar type name; the longest that matches (`i64` before `i6…`).
     fn scalar(&mut self) -> Result<Scalar, KernelParseError> {
-        self.ws();
-        let r = self.rest();
+        self.c.ws();
+        let r = self.c.rest();
         let best = SCALARS
             .iter()
             .map(|&s| (s, scalar_name(s)))
@@ -300,7 +174,7 @@ impl<'a> Parser<'a> {
             .max_by_key(|(_, n)| n.len());
         match best {
             Some((s, n)) => {
-                self.pos += n.len();
+                self.c.pos += n.len();
                 Ok(s)
             }
             None => Err(self.expected("a scalar type (f32, i64, …)")),
@@ -309,15 +183,15 @@ impl<'a> Parser<'a> {
 
     /// `vN`.
     fn var(&mut self) -> Result<Var, KernelParseError> {
-        self.ws();
-        if !self.rest().starts_with('v') {
+        self.c.ws();
+        if !self.c.rest().starts_with('v') {
             return Err(self.expected("a variable (vN)"));
         }
-        self.pos += 1;
-        let start = self.pos;
-        let d = self.digits();
+        self.c.pos += 1;
+        let start = self.c.pos;
+        let d = self.c.digits();
         let n: u32 = d.parse().map_err(|_| {
-            self.pos = start;
+            self.c.pos = start;
             self.expected("a variable number")
         })?;
         let k = n as usize;
@@ -330,8 +204,8 @@ impl<'a> Parser<'a> {
     /// `in0`, `out1`, `arena@64`, `const2`, `state@0`; `None` when the cursor is not at
     /// a buffer.
     fn buf(&mut self) -> Result<Option<Buf>, KernelParseError> {
-        self.ws();
-        let r = self.rest();
+        self.c.ws();
+        let r = self.c.rest();
         for (prefix, make) in [
             ("in", (|n| Buf::Input(n as u32)) as fn(u64) -> Buf),
             ("out", |n| Buf::Output(n as u32)),
@@ -345,11 +219,11 @@ impl<'a> Parser<'a> {
             if !after.starts_with(|c: char| c.is_ascii_digit()) {
                 continue;
             }
-            self.pos += prefix.len();
-            let start = self.pos;
-            let d = self.digits();
+            self.c.pos += prefix.len();
+            let start = self.c.pos;
+            let d = self.c.digits();
             let n: u64 = d.parse().map_err(|_| {
-                self.pos = start;
+                self.c.pos = start;
                 self.expected("a buffer number")
             })?;
             let limit = if prefix == "arena@" {
@@ -358,7 +232,7 @@ impl<'a> Parser<'a> {
                 u64::from(u32::MAX)
             };
             if n > limit {
-                self.pos = start;
+                self.c.pos = start;
                 return Err(self.expected("a buffer number below 2^32"));
             }
             return Ok(Some(make(n)));
@@ -369,8 +243,8 @@ impl<'a> Parser<'a> {
     fn stmts(&mut self) -> Result<Vec<Stmt>, KernelParseError> {
         let mut out = Vec::new();
         loop {
-            self.ws();
-            if self.rest().is_empty() || self.rest().starts_with('}') {
+            self.c.ws();
+            if self.c.rest().is_empty() || self.c.rest().starts_with('}') {
                 return Ok(out);
             }
             out.push(self.stmt()?);
@@ -378,20 +252,20 @@ impl<'a> Parser<'a> {
     }
 
     fn block(&mut self) -> Result<Vec<Stmt>, KernelParseError> {
-        self.expect("{")?;
+        self.c.expect("{")?;
         let body = self.stmts()?;
-        self.expect("}")?;
+        self.c.expect("}")?;
         Ok(body)
     }
 
     fn stmt(&mut self) -> Result<Stmt, KernelParseError> {
-        match self.peek_word() {
+        match self.c.peek_word() {
             "for" => {
-                self.pos += 3;
+                self.c.pos += 3;
                 let var = self.var()?;
-                self.expect_word("in")?;
+                self.c.expect_word("in")?;
                 let start = self.expr()?;
-                self.expect("..")?;
+                self.c.expect("..")?;
                 let end = self.expr()?;
                 let body = self.block()?;
                 Ok(Stmt::For {
@@ -402,21 +276,21 @@ impl<'a> Parser<'a> {
                 })
             }
             "parallel" => {
-                self.pos += 8;
-                self.expect_word("for")?;
+                self.c.pos += 8;
+                self.c.expect_word("for")?;
                 let var = self.var()?;
-                self.expect_word("in")?;
-                self.expect("0")?;
-                self.expect("..")?;
-                let extent = self.int("an iteration count")?;
+                self.c.expect_word("in")?;
+                self.c.expect("0")?;
+                self.c.expect("..")?;
+                let extent = self.c.int("an iteration count")?;
                 let body = self.block()?;
                 Ok(Stmt::Parallel { var, extent, body })
             }
             "if" => {
-                self.pos += 2;
+                self.c.pos += 2;
                 let c = self.expr()?;
                 let t = self.block()?;
-                let e = if self.eat_word("else") {
+                let e = if self.c.eat_word("else") {
                     self.block()?
                 } else {
                     Vec::new()
@@ -424,17 +298,17 @@ impl<'a> Parser<'a> {
                 Ok(Stmt::If(c, t, e))
             }
             "copy" => {
-                self.pos += 4;
+                self.c.pos += 4;
                 let dst = self.some_buf()?;
-                self.expect("+")?;
+                self.c.expect("+")?;
                 let dst_off = self.expr()?;
-                self.expect("<-")?;
+                self.c.expect("<-")?;
                 let src = self.some_buf()?;
-                self.expect("+")?;
+                self.c.expect("+")?;
                 let src_off = self.expr()?;
-                self.expect(",")?;
+                self.c.expect(",")?;
                 let bytes = self.expr()?;
-                self.expect_word("bytes")?;
+                self.c.expect_word("bytes")?;
                 Ok(Stmt::Copy {
                     dst,
                     dst_off,
@@ -445,11 +319,11 @@ impl<'a> Parser<'a> {
             }
             _ => {
                 if let Some(buf) = self.buf()? {
-                    self.expect("[")?;
+                    self.c.expect("[")?;
                     let index = self.expr()?;
-                    let vector = self.eat("..");
-                    self.expect("]")?;
-                    self.expect("=")?;
+                    let vector = self.c.eat("..");
+                    self.c.expect("]")?;
+                    self.c.expect("=")?;
                     let value = self.expr()?;
                     return Ok(if vector {
                         Stmt::VStore { buf, index, value }
@@ -460,16 +334,16 @@ impl<'a> Parser<'a> {
                 let v = self
                     .var()
                     .map_err(|_| self.expected("a statement (for, if, copy, vN: …, buf[…] = …)"))?;
-                self.expect(":")?;
+                self.c.expect(":")?;
                 let ty = self.scalar()?;
-                let lanes = if self.rest().starts_with('x') {
-                    self.pos += 1;
+                let lanes = if self.c.rest().starts_with('x') {
+                    self.c.pos += 1;
                     self.small("a lane count")?
                 } else {
                     1
                 };
                 self.vars[v.0 as usize] = Some((ty, lanes));
-                self.expect("=")?;
+                self.c.expect("=")?;
                 Ok(Stmt::Set(v, self.expr()?))
             }
         }
@@ -485,57 +359,57 @@ impl<'a> Parser<'a> {
         &mut self,
         inner: impl FnOnce(&mut Self) -> Result<T, KernelParseError>,
     ) -> Result<T, KernelParseError> {
-        self.expect("<")?;
+        self.c.expect("<")?;
         let v = inner(self)?;
-        self.expect(">")?;
+        self.c.expect(">")?;
         Ok(v)
     }
 
     fn args<const N: usize>(&mut self) -> Result<[Box<Expr>; N], KernelParseError> {
-        self.expect("(")?;
+        self.c.expect("(")?;
         let mut v = Vec::with_capacity(N);
         for k in 0..N {
             if k > 0 {
-                self.expect(",")?;
+                self.c.expect(",")?;
             }
             v.push(Box::new(self.expr()?));
         }
-        self.expect(")")?;
+        self.c.expect(")")?;
         v.try_into()
             .map_err(|_| self.expected("the operands of the operation"))
     }
 
     fn number(&mut self) -> Result<Expr, KernelParseError> {
-        let start = self.pos;
-        if self.rest().starts_with('-') {
-            self.pos += 1;
+        let start = self.c.pos;
+        if self.c.rest().starts_with('-') {
+            self.c.pos += 1;
         }
         let mut float = false;
-        if self.rest().starts_with("inf") || self.rest().starts_with("NaN") {
-            self.pos += 3;
+        if self.c.rest().starts_with("inf") || self.c.rest().starts_with("NaN") {
+            self.c.pos += 3;
             float = true;
         } else {
-            self.digits();
-            let r = self.rest();
+            self.c.digits();
+            let r = self.c.rest();
             if r.starts_with('.') && r[1..].starts_with(|c: char| c.is_ascii_digit()) {
-                self.pos += 1;
-                self.digits();
+                self.c.pos += 1;
+                self.c.digits();
                 float = true;
             }
-            let r = self.rest();
+            let r = self.c.rest();
             let exp = r
                 .strip_prefix('e')
                 .map(|e| e.trim_start_matches(['-', '+']));
             if exp.is_some_and(|e| e.starts_with(|c: char| c.is_ascii_digit())) {
-                self.pos += r.len() - exp.map_or(0, str::len);
-                self.digits();
+                self.c.pos += r.len() - exp.map_or(0, str::len);
+                self.c.digits();
                 float = true;
             }
         }
-        let text = &self.src[start..self.pos];
+        let text = &self.c.src[start..self.c.pos];
         let ty = self.scalar()?;
         let bad = |p: &mut Self| {
-            p.pos = start;
+            p.c.pos = start;
             p.expected("a number with its type (1i64, 0.5f32)")
         };
         if float {
@@ -550,8 +424,8 @@ impl<'a> Parser<'a> {
     }
 
     fn expr(&mut self) -> Result<Expr, KernelParseError> {
-        self.ws();
-        let r = self.rest();
+        self.c.ws();
+        let r = self.c.rest();
         if r.starts_with(|c: char| c.is_ascii_digit() || c == '-')
             || r.starts_with("inf")
             || r.starts_with("NaN")
@@ -559,15 +433,15 @@ impl<'a> Parser<'a> {
             return self.number();
         }
         if let Some(buf) = self.buf()? {
-            self.expect(":")?;
+            self.c.expect(":")?;
             let ty = self.scalar()?;
-            if self.rest().starts_with('x') {
-                self.pos += 1;
+            if self.c.rest().starts_with('x') {
+                self.c.pos += 1;
                 let lanes = self.small("a lane count")?;
-                self.expect("[")?;
+                self.c.expect("[")?;
                 let index = Box::new(self.expr()?);
-                self.expect("..")?;
-                self.expect("]")?;
+                self.c.expect("..")?;
+                self.c.expect("]")?;
                 return Ok(Expr::VLoad {
                     buf,
                     index,
@@ -575,20 +449,20 @@ impl<'a> Parser<'a> {
                     lanes,
                 });
             }
-            self.expect("[")?;
+            self.c.expect("[")?;
             let index = Box::new(self.expr()?);
-            self.expect("]")?;
+            self.c.expect("]")?;
             return Ok(Expr::Load { buf, index, ty });
         }
-        let word = self.peek_word();
+        let word = self.c.peek_word();
         if word
             .strip_prefix('v')
             .is_some_and(|d| d.parse::<u32>().is_ok())
         {
             return Ok(Expr::Var(self.var()?));
         }
-        let at = self.pos;
-        self.pos += word.len();
+        let at = self.c.pos;
+        self.c.pos += word.len();
         Ok(match word {
             "select" => {
                 let [c, a, b] = self.args()?;
@@ -619,10 +493,10 @@ impl<'a> Parser<'a> {
             }
             "reduce" => {
                 let op = self.angle(|p| {
-                    let w = p.peek_word();
+                    let w = p.c.peek_word();
                     let op = by_debug_name(&BINOPS, w)
                         .ok_or_else(|| p.expected("a binary operation (Add, Min, Max)"))?;
-                    p.pos += w.len();
+                    p.c.pos += w.len();
                     Ok(op)
                 })?;
                 let [a] = self.args()?;
@@ -639,7 +513,7 @@ impl<'a> Parser<'a> {
                     let [a, b] = self.args()?;
                     Expr::Cmp(op, a, b)
                 } else {
-                    self.pos = at;
+                    self.c.pos = at;
                     return Err(self.expected("an expression"));
                 }
             }

@@ -18,6 +18,7 @@ pub mod parse;
 pub mod print;
 pub mod shape;
 pub mod tensor;
+pub mod text;
 pub mod verify;
 pub mod window;
 

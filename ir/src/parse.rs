@@ -37,6 +37,7 @@ use crate::error::Error;
 use crate::graph::{Bytes, Graph, TensorType, ValueId};
 use crate::ops::Op;
 use crate::tensor::Tensor;
+use crate::text::{Cursor, Expected};
 
 /// What went wrong while parsing IR text, and where.
 #[derive(Debug, Clone, PartialEq)]
@@ -113,11 +114,23 @@ impl fmt::Display for ParseError {
 
 impl std::error::Error for ParseError {}
 
+impl From<Expected> for ParseError {
+    fn from(e: Expected) -> ParseError {
+        ParseError {
+            line: e.line,
+            col: e.col,
+            kind: ParseErrorKind::Expected {
+                expected: e.expected,
+                found: e.found,
+            },
+        }
+    }
+}
+
 /// Parses IR text as [`crate::print::print`] writes it.
 pub fn parse(text: &str) -> Result<Graph, ParseError> {
     let mut p = Parser {
-        src: text,
-        pos: 0,
+        c: Cursor::new(text),
         g: Graph::new(),
         names: HashMap::new(),
         states: Vec::new(),
@@ -169,8 +182,7 @@ pub(crate) fn parse_elems(dtype: DType, shape: Vec<usize>, items: &[&str]) -> Op
 }
 
 struct Parser<'a> {
-    src: &'a str,
-    pos: usize,
+    c: Cursor<'a>,
     g: Graph,
     /// The value each name refers to (the latest definition).
     names: HashMap<String, ValueId>,
@@ -187,164 +199,25 @@ struct Def {
 }
 
 impl<'a> Parser<'a> {
-    fn rest(&self) -> &'a str {
-        &self.src[self.pos..]
-    }
-
     fn error_at(&self, at: usize, kind: ParseErrorKind) -> ParseError {
-        let before = &self.src[..at.min(self.src.len())];
-        let line = before.matches('\n').count() + 1;
-        let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        let (line, col) = self.c.line_col(at);
         ParseError { line, col, kind }
     }
 
+    /// "Expected `what`" at the cursor, as this parser's error.
     fn expected(&self, what: &str) -> ParseError {
-        let rest = self.rest();
-        let found = if rest.is_empty() {
-            "end of input".to_string()
-        } else {
-            let tok: String = rest.lines().next().unwrap_or("").chars().take(24).collect();
-            if tok.is_empty() {
-                "end of line".to_string()
-            } else {
-                format!("'{tok}'")
-            }
-        };
-        self.error_at(
-            self.pos,
-            ParseErrorKind::Expected {
-                expected: what.to_string(),
-                found,
-            },
-        )
-    }
-
-    /// Skips whitespace (newlines included) and `//` comments.
-    fn ws(&mut self) {
-        loop {
-            let r = self.rest();
-            let t = r.trim_start();
-            self.pos += r.len() - t.len();
-            if t.starts_with("//") {
-                self.pos += t.find('\n').unwrap_or(t.len());
-            } else {
-                return;
-            }
-        }
-    }
-
-    /// Skips spaces and tabs only.
-    fn blanks(&mut self) {
-        let r = self.rest();
-        let t = r.trim_start_matches([' ', '\t']);
-        self.pos += r.len() - t.len();
-    }
-
-    fn eat(&mut self, tok: &str) -> bool {
-        self.ws();
-        if self.rest().starts_with(tok) {
-            self.pos += tok.len();
-            true
-        } else {
-            false
-        }
-    }
-
-    fn expect(&mut self, tok: &str) -> Result<(), ParseError> {
-        if self.eat(tok) {
-            Ok(())
-        } else {
-            Err(self.expected(&format!("'{tok}'")))
-        }
-    }
-
-    /// An identifier-like word: letters, digits, `_`.
-    fn word(&mut self, what: &str) -> Result<&'a str, ParseError> {
-        self.ws();
-        let r = self.rest();
-        let n = r
-            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-            .unwrap_or(r.len());
-        if n == 0 {
-            return Err(self.expected(what));
-        }
-        let start = self.pos;
-        self.pos += n;
-        Ok(&self.src[start..start + n])
-    }
-
-    fn usize(&mut self, what: &str) -> Result<usize, ParseError> {
-        self.ws();
-        let at = self.pos;
-        let w = self.word(what)?;
-        w.parse().map_err(|_| {
-            self.error_at(
-                at,
-                ParseErrorKind::Expected {
-                    expected: what.to_string(),
-                    found: format!("'{w}'"),
-                },
-            )
-        })
-    }
-
-    /// A Rust-`Debug`-quoted string, unescaped.
-    fn string(&mut self) -> Result<String, ParseError> {
-        self.ws();
-        if !self.rest().starts_with('"') {
-            return Err(self.expected("a quoted string"));
-        }
-        let mut out = String::new();
-        let mut chars = self.rest()[1..].char_indices();
-        while let Some((i, c)) = chars.next() {
-            match c {
-                '"' => {
-                    self.pos += i + 2;
-                    return Ok(out);
-                }
-                '\\' => {
-                    let esc = chars.next().map(|(_, c)| c);
-                    match esc {
-                        Some('n') => out.push('\n'),
-                        Some('r') => out.push('\r'),
-                        Some('t') => out.push('\t'),
-                        Some('0') => out.push('\0'),
-                        Some(c @ ('\\' | '"' | '\'')) => out.push(c),
-                        Some('u') => {
-                            let hex: String = chars
-                                .by_ref()
-                                .map(|(_, c)| c)
-                                .skip(1) // `{`
-                                .take_while(|&c| c != '}')
-                                .collect();
-                            match u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32) {
-                                Some(c) => out.push(c),
-                                None => {
-                                    self.pos += i + 1;
-                                    return Err(self.expected("a \\u{…} escape"));
-                                }
-                            }
-                        }
-                        _ => {
-                            self.pos += i + 1;
-                            return Err(self.expected("an escape (\\n \\t \\\" \\\\ \\u{…})"));
-                        }
-                    }
-                }
-                c => out.push(c),
-            }
-        }
-        Err(self.expected("a closing '\"'"))
+        self.c.expected(what).into()
     }
 
     /// `%name` or `%"quoted name"`.
     fn value_name(&mut self) -> Result<String, ParseError> {
-        self.expect("%")
+        self.c
+            .expect("%")
             .map_err(|_| self.expected("a value (%name)"))?;
-        if self.rest().starts_with('"') {
-            return self.string();
+        if self.c.rest().starts_with('"') {
+            return Ok(self.c.string()?);
         }
-        let r = self.rest();
+        let r = self.c.rest();
         let mut n = r
             .find(|c: char| !(c.is_ascii_alphanumeric() || "_.:/-".contains(c)))
             .unwrap_or(r.len());
@@ -356,14 +229,14 @@ impl<'a> Parser<'a> {
         if n == 0 {
             return Err(self.expected("a value name"));
         }
-        let start = self.pos;
-        self.pos += n;
-        Ok(self.src[start..start + n].to_string())
+        let start = self.c.pos;
+        self.c.pos += n;
+        Ok(self.c.src[start..start + n].to_string())
     }
 
     fn value_ref(&mut self) -> Result<ValueId, ParseError> {
-        self.ws();
-        let at = self.pos;
+        self.c.ws();
+        let at = self.c.pos;
         let name = self.value_name()?;
         self.names
             .get(&name)
@@ -373,9 +246,9 @@ impl<'a> Parser<'a> {
 
     /// `f32[1,4]`; the place a tensor encoding suffix will be read.
     fn ty(&mut self) -> Result<TensorType, ParseError> {
-        self.ws();
-        let at = self.pos;
-        let name = self.word("a dtype")?;
+        self.c.ws();
+        let at = self.c.pos;
+        let name = self.c.word("a dtype")?;
         let Some(dtype) = DType::from_name(name) else {
             let found = format!("'{name}'");
             return Err(self.error_at(
@@ -386,22 +259,22 @@ impl<'a> Parser<'a> {
                 },
             ));
         };
-        self.expect("[")?;
+        self.c.expect("[")?;
         let mut shape = Vec::new();
-        if !self.eat("]") {
+        if !self.c.eat("]") {
             loop {
-                shape.push(self.usize("a dimension")?);
-                if self.eat("]") {
+                shape.push(self.c.usize("a dimension")?);
+                if self.c.eat("]") {
                     break;
                 }
-                self.expect(",")?;
+                self.c.expect(",")?;
             }
         }
         // An encoding suffix: `q4_0`, `affine(i8,axis=0,zp)`.
-        let rest = self.rest();
+        let rest = self.c.rest();
         let after = rest.trim_start_matches(' ');
         if after.len() < rest.len() && after.starts_with(|c: char| c.is_ascii_alphabetic()) {
-            let at = self.pos + (rest.len() - after.len());
+            let at = self.c.pos + (rest.len() - after.len());
             let len = match after.strip_prefix("affine(") {
                 Some(tail) => tail.find(')').map(|i| "affine(".len() + i + 1),
                 None => Some(
@@ -412,7 +285,7 @@ impl<'a> Parser<'a> {
             };
             let text = len.map(|n| &after[..n]).unwrap_or(after);
             if let Ok(encoding) = crate::encoding::Encoding::parse(text) {
-                self.pos = at + text.len();
+                self.c.pos = at + text.len();
                 return TensorType::encoded(dtype, shape, encoding)
                     .map_err(|e| self.op_error(at, "type", e));
             }
@@ -421,22 +294,22 @@ impl<'a> Parser<'a> {
     }
 
     fn def(&mut self) -> Result<Def, ParseError> {
-        self.ws();
-        let at = self.pos;
+        self.c.ws();
+        let at = self.c.pos;
         let name = self.value_name()?;
-        self.expect(":")?;
+        self.c.expect(":")?;
         let ty = self.ty()?;
         Ok(Def { name, ty, at })
     }
 
     fn graph(&mut self) -> Result<(), ParseError> {
-        if self.word("'graph'").ok() != Some("graph") {
-            self.pos = 0;
-            self.ws();
+        if self.c.word("'graph'").ok() != Some("graph") {
+            self.c.pos = 0;
+            self.c.ws();
             return Err(self.expected("'graph'"));
         }
-        self.expect("(")?;
-        if !self.eat(")") {
+        self.c.expect("(")?;
+        if !self.c.eat(")") {
             loop {
                 let d = self.def()?;
                 let id = self
@@ -444,31 +317,31 @@ impl<'a> Parser<'a> {
                     .add_input(d.name.clone(), d.ty)
                     .map_err(|e| self.op_error(d.at, "graph", e))?;
                 self.names.insert(d.name, id);
-                if self.eat(")") {
+                if self.c.eat(")") {
                     break;
                 }
-                self.expect(",")?;
+                self.c.expect(",")?;
             }
         }
-        self.expect("->")?;
-        self.expect("(")?;
+        self.c.expect("->")?;
+        self.c.expect("(")?;
         let mut outputs = Vec::new();
-        if !self.eat(")") {
+        if !self.c.eat(")") {
             loop {
-                self.ws();
-                outputs.push((self.pos, self.value_name()?));
-                if self.eat(")") {
+                self.c.ws();
+                outputs.push((self.c.pos, self.value_name()?));
+                if self.c.eat(")") {
                     break;
                 }
-                self.expect(",")?;
+                self.c.expect(",")?;
             }
         }
-        self.expect("{")?;
-        while !self.eat("}") {
+        self.c.expect("{")?;
+        while !self.c.eat("}") {
             self.stmt()?;
         }
-        self.ws();
-        if !self.rest().is_empty() {
+        self.c.ws();
+        if !self.c.rest().is_empty() {
             return Err(self.expected("end of input"));
         }
         for (at, name) in outputs {
@@ -504,24 +377,24 @@ impl<'a> Parser<'a> {
 
     /// One statement: a constant or a node.
     fn stmt(&mut self) -> Result<(), ParseError> {
-        self.ws();
-        if self.rest().is_empty() {
+        self.c.ws();
+        if self.c.rest().is_empty() {
             return Err(self.expected("a statement or '}'"));
         }
-        if let Some(tail) = self.rest().strip_prefix("state")
+        if let Some(tail) = self.c.rest().strip_prefix("state")
             && tail.starts_with([' ', '%'])
         {
-            self.pos += "state".len();
+            self.c.pos += "state".len();
             return self.state();
         }
         let mut defs = vec![self.def()?];
-        while self.eat(",") {
+        while self.c.eat(",") {
             defs.push(self.def()?);
         }
-        self.expect("=")?;
-        self.ws();
-        let at = self.pos;
-        let head = self.word("'const' or an op name")?.to_string();
+        self.c.expect("=")?;
+        self.c.ws();
+        let at = self.c.pos;
+        let head = self.c.word("'const' or an op name")?.to_string();
         match head.as_str() {
             "const" => self.constant(defs),
             _ => self.node(at, &head, defs),
@@ -532,9 +405,9 @@ impl<'a> Parser<'a> {
     /// value once the whole body is read.
     fn state(&mut self) -> Result<(), ParseError> {
         let d = self.def()?;
-        self.expect("<-")?;
-        self.ws();
-        let at = self.pos;
+        self.c.expect("<-")?;
+        self.c.ws();
+        let at = self.c.pos;
         let next = self.value_name()?;
         let id = self
             .g
@@ -559,11 +432,15 @@ impl<'a> Parser<'a> {
             )
         };
         let want = d.ty.bytes().map_err(|e| const_err(self, e.to_string()))?;
-        let bytes: Vec<u8> = if self.eat("[") {
-            let start = self.pos;
-            let len = self.rest().find(']').ok_or_else(|| self.expected("']'"))?;
-            let inner = &self.src[start..start + len];
-            self.pos += len + 1;
+        let bytes: Vec<u8> = if self.c.eat("[") {
+            let start = self.c.pos;
+            let len = self
+                .c
+                .rest()
+                .find(']')
+                .ok_or_else(|| self.expected("']'"))?;
+            let inner = &self.c.src[start..start + len];
+            self.c.pos += len + 1;
             let items: Vec<&str> = inner.split(',').filter(|s| !s.trim().is_empty()).collect();
             let numel = d.ty.numel().map_err(|e| const_err(self, e.to_string()))?;
             if items.len() != numel {
@@ -576,8 +453,8 @@ impl<'a> Parser<'a> {
                 .ok_or_else(|| const_err(self, format!("the values are not all {}", d.ty.dtype)))?;
             t.to_le_bytes()
         } else {
-            let n = self.usize("a byte count or '['")?;
-            self.expect("bytes")?;
+            let n = self.c.usize("a byte count or '['")?;
+            self.c.expect("bytes")?;
             if n != want {
                 return Err(const_err(
                     self,
@@ -586,8 +463,8 @@ impl<'a> Parser<'a> {
             }
             vec![0; n]
         };
-        let bytes = if self.eat(",") {
-            self.expect("mapped")?;
+        let bytes = if self.c.eat(",") {
+            self.c.expect("mapped")?;
             mapped(&bytes).map_err(|e| const_err(self, e))?
         } else {
             Bytes::from(bytes)
@@ -606,32 +483,32 @@ impl<'a> Parser<'a> {
     fn attrs(&mut self) -> Result<Vec<(String, String)>, ParseError> {
         let mut out = Vec::new();
         loop {
-            let key = self.word("an attribute name")?.to_string();
-            self.expect("=")?;
-            let start = self.pos;
-            let bytes = self.src.as_bytes();
+            let key = self.c.word("an attribute name")?.to_string();
+            self.c.expect("=")?;
+            let start = self.c.pos;
+            let bytes = self.c.src.as_bytes();
             let mut depth = 0i32;
             let mut i = start;
             let end = loop {
                 let Some(&c) = bytes.get(i) else {
-                    self.pos = i;
+                    self.c.pos = i;
                     return Err(self.expected("'>'"));
                 };
                 match c {
                     b'(' | b'[' => depth += 1,
                     b')' | b']' => depth -= 1,
                     b'>' if depth == 0 && bytes.get(i + 1) == Some(&b'(') => break i,
-                    b',' if depth == 0 && starts_attr(&self.src[i + 1..]) => break i,
+                    b',' if depth == 0 && starts_attr(&self.c.src[i + 1..]) => break i,
                     b'\n' => {
-                        self.pos = i;
+                        self.c.pos = i;
                         return Err(self.expected("'>'"));
                     }
                     _ => {}
                 }
                 i += 1;
             };
-            out.push((key, self.src[start..end].to_string()));
-            self.pos = end + 1;
+            out.push((key, self.c.src[start..end].to_string()));
+            self.c.pos = end + 1;
             if bytes[end] == b'>' {
                 return Ok(out);
             }
@@ -639,34 +516,34 @@ impl<'a> Parser<'a> {
     }
 
     fn node(&mut self, at: usize, name: &str, defs: Vec<Def>) -> Result<(), ParseError> {
-        let attrs = if self.rest().starts_with('<') {
-            self.pos += 1;
+        let attrs = if self.c.rest().starts_with('<') {
+            self.c.pos += 1;
             self.attrs()?
         } else {
             Vec::new()
         };
-        self.expect("(")?;
+        self.c.expect("(")?;
         let mut args = Vec::new();
-        if !self.eat(")") {
+        if !self.c.eat(")") {
             loop {
-                if self.eat("_") {
+                if self.c.eat("_") {
                     args.push(None);
                 } else {
                     args.push(Some(self.value_ref()?));
                 }
-                if self.eat(")") {
+                if self.c.eat(")") {
                     break;
                 }
-                self.expect(",")?;
+                self.c.expect(",")?;
             }
         }
         let op = Op::from_text(name, &attrs, args.len(), defs.len())
             .map_err(|e| self.op_error(at, name, e))?;
-        self.blanks();
-        let node_name = if self.rest().starts_with('#') {
-            self.pos += 1;
-            self.expect("node")?;
-            self.string()?
+        self.c.blanks();
+        let node_name = if self.c.rest().starts_with('#') {
+            self.c.pos += 1;
+            self.c.expect("node")?;
+            self.c.string()?
         } else {
             defs[0].name.clone()
         };

@@ -1,0 +1,128 @@
+//! The harness shared by the end-to-end tests: the repository root, fresh
+//! scratch folders, running `smelt` and checking that a process succeeded,
+//! running a compiled program (natively, under a user-mode QEMU, or as
+//! Cortex-M4F firmware under `qemu-system-arm` with semihosting) and
+//! reading raw f32 outputs.
+
+// Each test binary includes this file and uses a part of it.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The repository root (the `smelt` crate's folder).
+pub fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A fresh, empty folder for one check of test binary `suite`. Tests run in
+/// parallel and some repeat a tag, so every call gets its own folder.
+pub fn scratch(suite: &str, tag: &str) -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let d = std::env::temp_dir().join(format!(
+        "smelt-{suite}-test-{tag}-{}-{n}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A command running the `smelt` binary under test.
+pub fn smelt_cmd() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_smelt"))
+}
+
+/// The arguments of `smelt compile` of `model` for `target` with
+/// `backend`; the caller adds the output and any other options.
+pub fn compile_args<'a>(model: &'a Path, target: &'a str, backend: &'a str) -> Vec<&'a str> {
+    let model = model.to_str().expect("model paths are UTF-8");
+    vec!["compile", model, "--target", target, "--backend", backend]
+}
+
+/// Runs the `smelt` binary under test with `args`.
+pub fn smelt(args: &[&str]) -> Output {
+    smelt_cmd().args(args).output().expect("smelt runs")
+}
+
+/// Panics with the process's output unless it succeeded; returns it.
+pub fn ok(out: Output, what: &str) -> Output {
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Runs `cmd` and panics with its output unless it succeeded.
+pub fn run_ok(cmd: &mut Command, what: &str) -> Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
+    ok(out, what)
+}
+
+/// Whether `tool` runs; if not, says why the check is skipped.
+pub fn have(tool: &str, check: &str) -> bool {
+    let ok = Command::new(tool)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!("skipping {check}: {tool} is not installed");
+    }
+    ok
+}
+
+/// A command running `app`, under `runner` (a program and its arguments)
+/// when not empty.
+pub fn runner_cmd(runner: &[&str], app: &Path) -> Command {
+    match runner {
+        [] => Command::new(app),
+        [r, rest @ ..] => {
+            let mut c = Command::new(r);
+            c.args(rest).arg(app);
+            c
+        }
+    }
+}
+
+/// A command running Cortex-M4F firmware `exe` under `qemu-system-arm -M
+/// mps2-an386` with semihosting; host paths are relative to `dir`, QEMU's
+/// working directory (a command line for the firmware follows as
+/// `-append`). Bounded by a minute: a firmware that hangs must not hang the
+/// test.
+pub fn firmware_cmd(exe: &Path, dir: &Path) -> Command {
+    let mut c = Command::new("timeout");
+    c.args(["60", "qemu-system-arm", "-M", "mps2-an386", "-nographic"])
+        .args(["-monitor", "none", "-serial", "none"])
+        .args(["-semihosting-config", "enable=on,target=native", "-kernel"])
+        .arg(exe)
+        .current_dir(dir);
+    c
+}
+
+/// Runs a compiled model `exe` (under `runner` when given) on `input`,
+/// writing its outputs to `out`.
+pub fn run_model(exe: &Path, runner: Option<&str>, input: &Path, out: &Path) -> Output {
+    runner_cmd(runner.as_slice(), exe)
+        .arg("--input")
+        .arg(input)
+        .arg("-o")
+        .arg(out)
+        .output()
+        .expect("runs")
+}
+
+/// The little-endian f32 values of a raw output file, widened.
+pub fn read_f32(path: &Path) -> Vec<f64> {
+    std::fs::read(path)
+        .unwrap()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f64)
+        .collect()
+}
