@@ -11,6 +11,8 @@ pub mod abi;
 pub mod artifact;
 pub mod cranelift;
 pub mod error;
+#[cfg(test)]
+pub(crate) mod eval;
 pub mod kernel;
 pub mod kernel_parse;
 pub mod llvm;
