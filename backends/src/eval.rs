@@ -253,7 +253,8 @@ pub fn cmpop(op: CmpOp, t: Scalar, x: &V, y: &V) -> bool {
 }
 
 /// A scalar numeric conversion from `from` to `to`: float → int saturates
-/// to at least 32 bits and then truncates (NaN is 0), int → int wraps,
+/// to at least 32 bits (signed for the types narrower than 32 bits) and then
+/// truncates (NaN is 0), int → int wraps,
 /// int → float rounds once, to bool is `!= 0`.
 pub fn cast(from: Scalar, to: Scalar, x: &V) -> V {
     if to == Scalar::Bool {
@@ -280,8 +281,10 @@ pub fn cast(from: Scalar, to: Scalar, x: &V) -> V {
                 match to {
                     Scalar::I64 => v as i64,
                     Scalar::U64 => v as u64 as i64,
-                    t if t.is_signed() => v as i32 as i64,
-                    _ => v as u32 as i64,
+                    // Narrow unsigned types convert signed, like the
+                    // code generators (`fptosi.sat` to i32, then truncated).
+                    Scalar::U32 => v as u32 as i64,
+                    _ => v as i32 as i64,
                 },
                 to,
             ))

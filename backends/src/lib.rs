@@ -10,6 +10,8 @@
 pub mod abi;
 pub mod artifact;
 pub mod cranelift;
+#[cfg(test)]
+mod difftest;
 pub mod error;
 #[cfg(test)]
 pub(crate) mod eval;
