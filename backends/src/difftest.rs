@@ -9,7 +9,8 @@
 //! `f32[N]` arena buffer. Its body is straight-line f32/f64/integer
 //! arithmetic in a loop over the inputs (loads, stores, casts through
 //! every integer width, compares and selects), a second loop reading back
-//! what the first stored, and a 4-lane vector loop with a reduction. The
+//! what the first stored (under an `if`), a 4-lane vector loop with a
+//! reduction, and a copy from the arena to an output. The
 //! operations that are undefined in the kernel IR (division by zero,
 //! `MIN / -1`) and math functions expanded by `mathexp` are not generated.
 
@@ -154,12 +155,38 @@ impl Gen {
                 )),
             ),
             8 => Expr::MulAdd(bx(self.fexpr(d)), bx(self.fexpr(d)), bx(self.fexpr(d))),
+            // The sign and low mantissa bits flipped through the integer
+            // bits.
+            9 if self.r.below(2) == 0 => Expr::Bitcast(
+                Scalar::F32,
+                bx(Expr::Bin(
+                    BinOp::Xor,
+                    bx(Expr::Bitcast(Scalar::I32, bx(self.non_nan(d)))),
+                    bx(Expr::I(
+                        self.r.pick(&[i32::MIN as i64, 1, 0x7f]),
+                        Scalar::I32,
+                    )),
+                )),
+            ),
             _ => Expr::Load {
                 buf: Buf::Arena(0),
                 index: bx(self.index()),
                 ty: Scalar::F32,
             },
         }
+    }
+
+    /// An `f32` expression with its NaNs replaced by 0: what a bitcast to
+    /// an integer reads. A NaN's sign and payload are the hardware's (or
+    /// LLVM's constant folder's), not fixed by the kernel IR, and the two
+    /// backends differ in them.
+    fn non_nan(&mut self, d: u32) -> Expr {
+        let x = self.fexpr(d);
+        Expr::Select(
+            bx(Expr::Cmp(CmpOp::Eq, bx(x.clone()), bx(x.clone()))),
+            bx(x),
+            bx(Expr::F(0.0, Scalar::F32)),
+        )
     }
 
     /// A `Bool` comparison of two f32 or two integer expressions.
@@ -259,11 +286,22 @@ impl Gen {
                 Expr::Cast(t, bx(Expr::Cast(via, bx(self.fexpr(d)))))
             }
             7 => Expr::Select(bx(self.cond(d)), bx(self.iexpr(d, t)), bx(self.iexpr(d, t))),
-            _ => {
-                let via = self.r.pick(&[Scalar::I8, Scalar::U16, Scalar::Bool]);
-                let x = self.iexpr(d, Scalar::I64);
-                Expr::Cast(t, bx(Expr::Cast(via, bx(x))))
-            }
+            // Wrapped through a narrow type, or a bool negated.
+            _ => match self.r.below(3) {
+                0 => Expr::Cast(
+                    t,
+                    bx(Expr::Un(
+                        UnOp::Not,
+                        bx(Expr::Cast(Scalar::Bool, bx(self.iexpr(d, Scalar::I64)))),
+                    )),
+                ),
+                1 => Expr::Cast(t, bx(Expr::Bitcast(Scalar::I32, bx(self.non_nan(d))))),
+                _ => {
+                    let via = self.r.pick(&[Scalar::I8, Scalar::U16, Scalar::Bool]);
+                    let x = self.iexpr(d, Scalar::I64);
+                    Expr::Cast(t, bx(Expr::Cast(via, bx(x))))
+                }
+            },
         }
     }
 }
@@ -332,12 +370,21 @@ fn program(seed: u64) -> Program {
     g.fvars.clear();
     g.ivars.clear();
     let hi = Expr::Bin(BinOp::Add, bx(i.clone()), bx(n.clone()));
+    let cond = g.cond(depth);
     let body = vec![
-        Stmt::Store {
-            buf: Buf::Output(0),
-            index: hi.clone(),
-            value: g.fexpr(depth),
-        },
+        Stmt::If(
+            cond,
+            vec![Stmt::Store {
+                buf: Buf::Output(0),
+                index: hi.clone(),
+                value: g.fexpr(depth),
+            }],
+            vec![Stmt::Store {
+                buf: Buf::Output(0),
+                index: hi.clone(),
+                value: g.fexpr(depth),
+            }],
+        ),
         Stmt::Store {
             buf: Buf::Output(1),
             index: hi.clone(),
@@ -404,6 +451,15 @@ fn program(seed: u64) -> Program {
         buf: Buf::Output(0),
         index: i64c(4),
         value: Expr::Reduce(red, bx(Expr::Var(acc))),
+    });
+    // The first four arena elements over the last four of output 0 (an
+    // f32 output: the arena may hold NaNs, whose bits are the hardware's).
+    stmts.push(Stmt::Copy {
+        dst: Buf::Output(0),
+        dst_off: i64c(4 * (2 * N as i64 - 4)),
+        src: Buf::Arena(0),
+        src_off: i64c(0),
+        bytes: i64c(16),
     });
     g.p.body = stmts;
     g.p
