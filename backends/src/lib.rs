@@ -10,7 +10,11 @@
 pub mod abi;
 pub mod artifact;
 pub mod cranelift;
+#[cfg(test)]
+mod difftest;
 pub mod error;
+#[cfg(test)]
+pub(crate) mod eval;
 pub mod kernel;
 pub mod kernel_parse;
 pub mod llvm;

@@ -1068,7 +1068,7 @@ mod tests {
         // f32 kernels may be vector code, which the schedule evaluator runs;
         // other types stay scalar (math functions expanded first).
         let out = if want.dtype() == DType::F32 {
-            let mut ev = crate::schedule::eval::Eval::new(&p);
+            let mut ev = Eval::new(&p);
             ev.mem.extend(mem);
             ev.run();
             ev.mem.remove(&Buf::Output(0)).expect("output")

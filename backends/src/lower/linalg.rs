@@ -943,19 +943,12 @@ mod tests {
             .map(|(k, t)| (Buf::Input(k as u32), t.to_le_bytes()))
             .collect();
         mem.insert(Buf::Output(0), vec![0; want.to_le_bytes().len()]);
-        // f32 products take the vector GEMM schedule, which the schedule
-        // evaluator runs; the other dtypes stay scalar.
-        let out = if o.ty == Scalar::F32 {
-            let mut ev = crate::schedule::eval::Eval::new(&p);
-            ev.mem.extend(mem);
-            ev.run();
-            ev.mem.remove(&Buf::Output(0)).expect("output")
-        } else {
-            let mut ev = Eval::new(&p);
-            ev.mem.extend(mem);
-            ev.run();
-            ev.mem.remove(&Buf::Output(0)).expect("output")
-        };
+        // One evaluator runs the vector GEMM schedule (f32) and the scalar
+        // loops of the other dtypes.
+        let mut ev = Eval::new(&p);
+        ev.mem.extend(mem);
+        ev.run();
+        let out = ev.mem.remove(&Buf::Output(0)).expect("output");
         let got = Tensor::from_le_bytes(want.dtype(), want.shape().to_vec(), &out).unwrap();
         if want.dtype().is_float() {
             for (a, b) in got.to_f64_vec().iter().zip(want.to_f64_vec()) {
