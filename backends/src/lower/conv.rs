@@ -20,7 +20,7 @@ use smelt_ir::ops::elementwise::Epilogue;
 use smelt_ir::window::Geom;
 
 use super::elementwise::Epi;
-use super::{NodeResult, Operand, flat_index};
+use super::{NodeResult, Operand, flat_index, operand};
 use crate::kernel::build::{add, bin, cast, cmp, f, i, mul, select, sub, un, var};
 use crate::kernel::{BinOp, CmpOp, Expr, Program, Scalar, Stmt, UnOp, Var};
 
@@ -168,10 +168,6 @@ fn tap_offset(ax: &[Axis], scale: impl Fn(usize) -> usize) -> Expr {
         })
         .reduce(add)
         .unwrap_or_else(|| i(0))
-}
-
-fn operand(ins: &[Option<Operand>], k: usize, what: &str) -> Result<Operand, String> {
-    ins.get(k).cloned().flatten().ok_or(format!("no {what}"))
 }
 
 /// Lowers one node of the conv family.

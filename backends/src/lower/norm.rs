@@ -10,13 +10,9 @@
 use smelt_ir::ops::norm::{Norm, SoftmaxFn};
 use smelt_ir::shape::norm_axis;
 
-use super::{NodeResult, Operand, broadcast_index, flat_index, loop_nest};
+use super::{NodeResult, Operand, broadcast_index, flat_index, loop_nest, operand};
 use crate::kernel::build::{add, bin, cast, cmp, f, i, mul, select, sub, un, var};
 use crate::kernel::{BinOp, CmpOp, Expr, Program, Scalar, Stmt, UnOp, Var};
-
-fn operand(ins: &[Option<Operand>], k: usize, what: &str) -> Result<Operand, String> {
-    ins.get(k).cloned().flatten().ok_or(format!("no {what}"))
-}
 
 /// `for v in 0..n { body }`.
 fn for_n(v: Var, n: usize, body: Vec<Stmt>) -> Stmt {

@@ -2,10 +2,10 @@
 //! Compress share. An index is wrapped like the interpreter wraps a valid one
 //! and then clamped into the axis, so it never reads outside the buffer.
 
-use smelt_ir::shape::{norm_axis, strides};
+use smelt_ir::shape::strides;
 
-use super::super::{NodeResult, Operand, flat_index, loop_nest};
-use super::{add0, copy_run, mulk, split_at};
+use super::super::{NodeResult, Operand, flat_index, loop_nest, operand};
+use super::{add0, axis_of, copy_run, mulk, split_at};
 use crate::kernel::build::{add, bin, cast, cmp, i, select, var};
 use crate::kernel::{BinOp, CmpOp, Expr, Program, Scalar, Stmt};
 
@@ -17,12 +17,10 @@ pub(super) fn lower_gather(
     outs: &[Operand],
     p: &mut Program,
 ) -> NodeResult {
-    let arg = |k: usize| ins.get(k).cloned().flatten();
     let out = &outs[0];
     let rank = x.shape.len();
-    let axis = |a: i64| norm_axis(a, rank).map_err(|e| e.to_string());
-    let idx = arg(1).ok_or("no indices")?;
-    let ax = axis(a)?;
+    let idx = operand(ins, 1, "indices")?;
+    let ax = axis_of(a, rank)?;
     gather_rows(p, &x, &idx, out, split_at(&x.shape, ax))
 }
 
@@ -34,12 +32,10 @@ pub(super) fn lower_gather_elements(
     outs: &[Operand],
     p: &mut Program,
 ) -> NodeResult {
-    let arg = |k: usize| ins.get(k).cloned().flatten();
     let out = &outs[0];
     let rank = x.shape.len();
-    let axis = |a: i64| norm_axis(a, rank).map_err(|e| e.to_string());
-    let idx = arg(1).ok_or("no indices")?;
-    let ax = axis(a)?;
+    let idx = operand(ins, 1, "indices")?;
+    let ax = axis_of(a, rank)?;
     if out.numel() == 0 {
         return Ok(vec![]);
     }
@@ -69,9 +65,8 @@ pub(super) fn lower_gather_nd(
     outs: &[Operand],
     p: &mut Program,
 ) -> NodeResult {
-    let arg = |k: usize| ins.get(k).cloned().flatten();
     let out = &outs[0];
-    let idx = arg(1).ok_or("no indices")?;
+    let idx = operand(ins, 1, "indices")?;
     if out.numel() == 0 {
         return Ok(vec![]);
     }

@@ -2,7 +2,7 @@
 
 use smelt_ir::Tensor;
 
-use super::super::{NodeResult, Operand};
+use super::super::{NodeResult, Operand, operand};
 use super::{const_tensor, copy_all, dtype_of, fill, lit};
 use crate::kernel::build::i;
 use crate::kernel::{Buf, Expr, Program, Stmt};
@@ -53,12 +53,11 @@ pub(super) fn lower_range(
     outs: &[Operand],
     p: &mut Program,
 ) -> NodeResult {
-    let arg = |k: usize| ins.get(k).cloned().flatten();
     let out = &outs[0];
     // Inference needs all three operands, so the importer folds a
     // Range; compute the values here in case one is left.
     let start = const_tensor(&x, p)?;
-    let delta = const_tensor(&arg(2).ok_or("no delta")?, p)?;
+    let delta = const_tensor(&operand(ins, 2, "delta")?, p)?;
     let n = out.numel();
     let bytes: Vec<u8> = if out.ty.is_float() {
         let (s, d) = (start.to_f64_vec()[0], delta.to_f64_vec()[0]);

@@ -4,7 +4,7 @@ use smelt_ir::OpDef;
 use smelt_ir::ops::layout::Layout;
 use smelt_ir::shape::norm_axis_inclusive;
 
-use super::super::{NodeResult, Operand, flat_index, loop_nest};
+use super::super::{NodeResult, Operand, flat_index, input, loop_nest, operand};
 use super::{add0, const_tensor, copy_all, lit, mulk};
 use crate::kernel::build::{add, bin, cast, cmp, i, select, sub, var};
 use crate::kernel::{BinOp, Buf, CmpOp, Program, Scalar, Stmt};
@@ -17,14 +17,13 @@ pub(super) fn lower_trilu(
     outs: &[Operand],
     p: &mut Program,
 ) -> NodeResult {
-    let arg = |k: usize| ins.get(k).cloned().flatten();
     let out = &outs[0];
     let rank = x.shape.len();
     if out.numel() == 0 {
         return Ok(vec![]);
     }
     // k may be a run-time scalar.
-    let k = match arg(1) {
+    let k = match input(ins, 1) {
         Some(t) if t.numel() == 1 => cast(Scalar::I64, t.load(i(0))),
         _ => i(0),
     };
@@ -74,10 +73,9 @@ pub(super) fn lower_one_hot(
     outs: &[Operand],
     p: &mut Program,
 ) -> NodeResult {
-    let arg = |k: usize| ins.get(k).cloned().flatten();
     let out = &outs[0];
     let rank = x.shape.len();
-    let values = arg(2).ok_or("no values")?;
+    let values = operand(ins, 2, "values")?;
     let ax = norm_axis_inclusive(a, rank).map_err(|e| e.to_string())?;
     let depth = out.shape[ax];
     let pre: usize = x.shape[..ax].iter().product();

@@ -28,7 +28,7 @@
 use smelt_ir::ops::layout::Layout;
 use smelt_ir::{DType, Tensor};
 
-use smelt_ir::shape::strides;
+use smelt_ir::shape::{norm_axis, strides};
 
 use super::{NodeResult, Operand, loop_nest};
 use crate::kernel::build::{add, bin, cmp, i, mul, var};
@@ -452,6 +452,11 @@ fn remap(
         pre
     }));
     stmts
+}
+
+/// Axis `a` of a rank-`rank` tensor, negative counting from the end.
+fn axis_of(a: i64, rank: usize) -> Result<usize, String> {
+    norm_axis(a, rank).map_err(|e| e.to_string())
 }
 
 /// `(outer, d, inner)` around `axis`.

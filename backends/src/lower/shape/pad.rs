@@ -1,10 +1,9 @@
 //! Lowering of Pad: one index map per axis, holes filled with the pad value.
 
 use smelt_ir::ops::layout::{PadAttrs, PadMode};
-use smelt_ir::shape::norm_axis;
 
-use super::super::{NodeResult, Operand};
-use super::{const_ints, lit, remap};
+use super::super::{NodeResult, Operand, input, operand};
+use super::{axis_of, const_ints, lit, remap};
 use crate::kernel::Program;
 use crate::kernel::build::i;
 
@@ -17,20 +16,21 @@ pub(super) fn lower_pad(
     outs: &[Operand],
     p: &mut Program,
 ) -> NodeResult {
-    let arg = |k: usize| ins.get(k).cloned().flatten();
     let out = &outs[0];
     let rank = x.shape.len();
-    let axis = |a: i64| norm_axis(a, rank).map_err(|e| e.to_string());
     let amounts: Vec<(i64, i64)> = {
         let (pads, axes) = match attrs {
             Some(a) => (a.pads.clone(), None),
             None => (
-                const_ints(&arg(1).ok_or("no pads")?, p)?,
-                arg(3).map(|o| const_ints(&o, p)).transpose()?,
+                const_ints(&operand(ins, 1, "pads")?, p)?,
+                input(ins, 3).map(|o| const_ints(&o, p)).transpose()?,
             ),
         };
         let axes: Vec<usize> = match axes {
-            Some(a) => a.iter().map(|&a| axis(a)).collect::<Result<_, _>>()?,
+            Some(a) => a
+                .iter()
+                .map(|&a| axis_of(a, rank))
+                .collect::<Result<_, _>>()?,
             None => (0..rank).collect(),
         };
         if pads.len() != 2 * axes.len() {
@@ -47,7 +47,7 @@ pub(super) fn lower_pad(
         .zip(&x.shape)
         .map(|(&(b, e), &d)| pad_axis_map(d, b, e, mode))
         .collect();
-    let fill_value = match (arg(2), attrs) {
+    let fill_value = match (input(ins, 2), attrs) {
         (Some(c), _) if c.numel() == 1 => c.load(i(0)),
         (Some(_), _) => lit(0.0, out.ty),
         (None, Some(a)) => lit(a.value as f64, out.ty),

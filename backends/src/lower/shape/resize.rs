@@ -3,11 +3,11 @@
 //! blend, cubic and antialiased modes through per-axis tap tables.
 
 use smelt_ir::ops::layout::{CoordMode, InterpMode, Layout, ResizeAttrs, ResizeForm};
-use smelt_ir::shape::{norm_axis, strides};
+use smelt_ir::shape::strides;
 use smelt_ir::{OpDef, Tensor};
 
 use super::super::{NodeResult, Operand, flat_index, loop_nest};
-use super::{add0, const_tensor, dtype_of, fill, i64_table, lit, mulk, remap};
+use super::{add0, axis_of, const_tensor, dtype_of, fill, i64_table, lit, mulk, remap};
 use crate::kernel::build::{add, bin, cast, cmp, i, mul, select, sub, var};
 use crate::kernel::{BinOp, Buf, CmpOp, Expr, Program, Scalar, Stmt};
 
@@ -223,7 +223,7 @@ pub(super) fn resize_crop_runtime(
     let axes: Vec<usize> = match &r.axes {
         Some(a) => a
             .iter()
-            .map(|&a| norm_axis(a, rank).map_err(|e| e.to_string()))
+            .map(|&a| axis_of(a, rank))
             .collect::<Result<_, _>>()?,
         None => (0..rank).collect(),
     };

@@ -3,7 +3,7 @@
 use smelt_ir::ops::layout::SliceAttrs;
 use smelt_ir::shape::strides;
 
-use super::super::{NodeResult, Operand};
+use super::super::{NodeResult, Operand, input};
 use super::{const_ints, copy_view};
 use crate::kernel::Program;
 
@@ -15,13 +15,12 @@ pub(super) fn lower_slice(
     outs: &[Operand],
     p: &mut Program,
 ) -> NodeResult {
-    let arg = |k: usize| ins.get(k).cloned().flatten();
     let out = &outs[0];
     let plan = match attrs {
         Some(a) => slice_plan(&x.shape, &a.starts, &a.ends, a.axes.as_deref(), None)?,
         None => {
             let c = |k: usize| -> Result<Option<Vec<i64>>, String> {
-                arg(k).map(|o| const_ints(&o, p)).transpose()
+                input(ins, k).map(|o| const_ints(&o, p)).transpose()
             };
             let starts = c(1)?.ok_or("no starts")?;
             let ends = c(2)?.ok_or("no ends")?;

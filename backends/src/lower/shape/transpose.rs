@@ -1,9 +1,9 @@
 //! Lowering of Transpose and the depth/space shuffles: strided views.
 
-use smelt_ir::shape::{norm_axis, strides};
+use smelt_ir::shape::strides;
 
 use super::super::{NodeResult, Operand};
-use super::copy_view;
+use super::{axis_of, copy_view};
 use crate::kernel::Program;
 
 /// Lowers `Transpose`.
@@ -15,9 +15,11 @@ pub(super) fn lower_transpose(
 ) -> NodeResult {
     let out = &outs[0];
     let rank = x.shape.len();
-    let axis = |a: i64| norm_axis(a, rank).map_err(|e| e.to_string());
     let perm: Vec<usize> = match perm {
-        Some(pm) => pm.iter().map(|&a| axis(a)).collect::<Result<_, _>>()?,
+        Some(pm) => pm
+            .iter()
+            .map(|&a| axis_of(a, rank))
+            .collect::<Result<_, _>>()?,
         None => (0..rank).rev().collect(),
     };
     let st = strides(&x.shape);
