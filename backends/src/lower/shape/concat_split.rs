@@ -1,18 +1,12 @@
 //! Lowering of Concat and Split: one strided copy per input or output.
 
 use super::super::{NodeResult, Operand};
-use super::{axis_of, copy_strided, copy_view, split_at};
+use super::{Node, axis_of, copy_strided, copy_view, split_at};
 use crate::kernel::Program;
 
 /// Lowers `Concat`.
-pub(super) fn lower_concat(
-    a: i64,
-    _x: Operand,
-    ins: &[Option<Operand>],
-    outs: &[Operand],
-    p: &mut Program,
-) -> NodeResult {
-    let out = &outs[0];
+pub(super) fn lower_concat(a: i64, node: Node<'_>, p: &mut Program) -> NodeResult {
+    let Node { ins, out, .. } = node;
     let ax = axis_of(a, out.shape.len())?;
     let (outer, _, inner) = split_at(&out.shape, ax);
     let row = out.shape[ax] * inner;

@@ -5,19 +5,13 @@
 use smelt_ir::shape::strides;
 
 use super::super::{NodeResult, Operand, flat_index, loop_nest, operand};
-use super::{add0, axis_of, copy_run, mulk, split_at};
+use super::{Node, add0, axis_of, copy_run, mulk, split_at};
 use crate::kernel::build::{add, bin, cast, cmp, i, select, var};
 use crate::kernel::{BinOp, CmpOp, Expr, Program, Scalar, Stmt};
 
 /// Lowers `Gather`.
-pub(super) fn lower_gather(
-    a: i64,
-    x: Operand,
-    ins: &[Option<Operand>],
-    outs: &[Operand],
-    p: &mut Program,
-) -> NodeResult {
-    let out = &outs[0];
+pub(super) fn lower_gather(a: i64, node: Node<'_>, p: &mut Program) -> NodeResult {
+    let Node { x, ins, out } = node;
     let rank = x.shape.len();
     let idx = operand(ins, 1, "indices")?;
     let ax = axis_of(a, rank)?;
@@ -25,14 +19,8 @@ pub(super) fn lower_gather(
 }
 
 /// Lowers `GatherElements`.
-pub(super) fn lower_gather_elements(
-    a: i64,
-    x: Operand,
-    ins: &[Option<Operand>],
-    outs: &[Operand],
-    p: &mut Program,
-) -> NodeResult {
-    let out = &outs[0];
+pub(super) fn lower_gather_elements(a: i64, node: Node<'_>, p: &mut Program) -> NodeResult {
+    let Node { x, ins, out } = node;
     let rank = x.shape.len();
     let idx = operand(ins, 1, "indices")?;
     let ax = axis_of(a, rank)?;
@@ -58,14 +46,8 @@ pub(super) fn lower_gather_elements(
 }
 
 /// Lowers `GatherND`.
-pub(super) fn lower_gather_nd(
-    batch_dims: i64,
-    x: Operand,
-    ins: &[Option<Operand>],
-    outs: &[Operand],
-    p: &mut Program,
-) -> NodeResult {
-    let out = &outs[0];
+pub(super) fn lower_gather_nd(batch_dims: i64, node: Node<'_>, p: &mut Program) -> NodeResult {
+    let Node { x, ins, out } = node;
     let idx = operand(ins, 1, "indices")?;
     if out.numel() == 0 {
         return Ok(vec![]);

@@ -3,7 +3,7 @@
 use smelt_ir::Tensor;
 
 use super::super::{NodeResult, Operand, operand};
-use super::{const_tensor, copy_all, dtype_of, fill, lit};
+use super::{Node, const_tensor, copy_all, dtype_of, fill, lit};
 use crate::kernel::build::i;
 use crate::kernel::{Buf, Expr, Program, Stmt};
 
@@ -47,13 +47,8 @@ pub(super) fn lower_constant_of_shape(
 }
 
 /// Lowers `Range`.
-pub(super) fn lower_range(
-    x: Operand,
-    ins: &[Option<Operand>],
-    outs: &[Operand],
-    p: &mut Program,
-) -> NodeResult {
-    let out = &outs[0];
+pub(super) fn lower_range(node: Node<'_>, p: &mut Program) -> NodeResult {
+    let Node { x, ins, out } = node;
     // Inference needs all three operands, so the importer folds a
     // Range; compute the values here in case one is left.
     let start = const_tensor(&x, p)?;

@@ -5,19 +5,13 @@ use smelt_ir::ops::layout::Layout;
 use smelt_ir::shape::norm_axis_inclusive;
 
 use super::super::{NodeResult, Operand, flat_index, input, loop_nest, operand};
-use super::{add0, const_tensor, copy_all, lit, mulk};
+use super::{Node, add0, const_tensor, copy_all, lit, mulk};
 use crate::kernel::build::{add, bin, cast, cmp, i, select, sub, var};
 use crate::kernel::{BinOp, Buf, CmpOp, Program, Scalar, Stmt};
 
 /// Lowers `Trilu`.
-pub(super) fn lower_trilu(
-    upper: bool,
-    x: Operand,
-    ins: &[Option<Operand>],
-    outs: &[Operand],
-    p: &mut Program,
-) -> NodeResult {
-    let out = &outs[0];
+pub(super) fn lower_trilu(upper: bool, node: Node<'_>, p: &mut Program) -> NodeResult {
+    let Node { x, ins, out } = node;
     let rank = x.shape.len();
     if out.numel() == 0 {
         return Ok(vec![]);
@@ -66,14 +60,8 @@ pub(super) fn lower_eye_like(k: i64, _x: Operand, outs: &[Operand], p: &mut Prog
 }
 
 /// Lowers `OneHot`.
-pub(super) fn lower_one_hot(
-    a: i64,
-    x: Operand,
-    ins: &[Option<Operand>],
-    outs: &[Operand],
-    p: &mut Program,
-) -> NodeResult {
-    let out = &outs[0];
+pub(super) fn lower_one_hot(a: i64, node: Node<'_>, p: &mut Program) -> NodeResult {
+    let Node { x, ins, out } = node;
     let rank = x.shape.len();
     let values = operand(ins, 2, "values")?;
     let ax = norm_axis_inclusive(a, rank).map_err(|e| e.to_string())?;

@@ -64,22 +64,30 @@ pub fn lower(l: &Layout, ins: &[Option<Operand>], outs: &[Operand], p: &mut Prog
             Ok(s)
         }
         Layout::Transpose { perm } => transpose::lower_transpose(perm.as_deref(), x, outs, p),
-        Layout::Concat { axis } => concat_split::lower_concat(*axis, x, ins, outs, p),
+        Layout::Concat { axis } => concat_split::lower_concat(*axis, Node { x, ins, out }, p),
         Layout::Split { axis, .. } => concat_split::lower_split(*axis, x, outs, p),
-        Layout::Slice { attrs } => slice::lower_slice(attrs.as_ref(), x, ins, outs, p),
-        Layout::Gather { axis } => gather::lower_gather(*axis, x, ins, outs, p),
-        Layout::Compress { axis } => select::lower_compress(*axis, x, ins, outs, p),
-        Layout::GatherElements { axis } => gather::lower_gather_elements(*axis, x, ins, outs, p),
-        Layout::GatherND { batch_dims } => gather::lower_gather_nd(*batch_dims, x, ins, outs, p),
-        Layout::ScatterND { reduction } => scatter::lower_scatter_nd(*reduction, x, ins, outs, p),
+        Layout::Slice { attrs } => slice::lower_slice(attrs.as_ref(), Node { x, ins, out }, p),
+        Layout::Gather { axis } => gather::lower_gather(*axis, Node { x, ins, out }, p),
+        Layout::Compress { axis } => select::lower_compress(*axis, Node { x, ins, out }, p),
+        Layout::GatherElements { axis } => {
+            gather::lower_gather_elements(*axis, Node { x, ins, out }, p)
+        }
+        Layout::GatherND { batch_dims } => {
+            gather::lower_gather_nd(*batch_dims, Node { x, ins, out }, p)
+        }
+        Layout::ScatterND { reduction } => {
+            scatter::lower_scatter_nd(*reduction, Node { x, ins, out }, p)
+        }
         Layout::ScatterElements {
             axis, reduction, ..
-        } => scatter::lower_scatter_elements(*axis, *reduction, x, ins, outs, p),
+        } => scatter::lower_scatter_elements(*axis, *reduction, Node { x, ins, out }, p),
         Layout::Expand => expand_tile::lower_expand(x, outs, p),
         Layout::Tile => expand_tile::lower_tile(x, outs, p),
-        Layout::Pad { mode, attrs } => pad::lower_pad(*mode, attrs.as_ref(), x, ins, outs, p),
+        Layout::Pad { mode, attrs } => {
+            pad::lower_pad(*mode, attrs.as_ref(), Node { x, ins, out }, p)
+        }
         Layout::CenterCropPad { axes } => {
-            select::lower_center_crop_pad(axes.as_deref(), x, ins, outs, p)
+            select::lower_center_crop_pad(axes.as_deref(), Node { x, ins, out }, p)
         }
         Layout::DepthToSpace { blocksize, crd } => {
             transpose::lower_depth_to_space(*blocksize, *crd, x, outs, p)
@@ -96,17 +104,29 @@ pub fn lower(l: &Layout, ins: &[Option<Operand>], outs: &[Operand], p: &mut Prog
         Layout::ConstantOfShape { value } => {
             generate::lower_constant_of_shape(value.as_ref(), x, outs, p)
         }
-        Layout::Range { .. } => generate::lower_range(x, ins, outs, p),
-        Layout::Trilu { upper } => masks::lower_trilu(*upper, x, ins, outs, p),
+        Layout::Range { .. } => generate::lower_range(Node { x, ins, out }, p),
+        Layout::Trilu { upper } => masks::lower_trilu(*upper, Node { x, ins, out }, p),
         Layout::EyeLike { k, .. } => masks::lower_eye_like(*k, x, outs, p),
-        Layout::OneHot { axis } => masks::lower_one_hot(*axis, x, ins, outs, p),
+        Layout::OneHot { axis } => masks::lower_one_hot(*axis, Node { x, ins, out }, p),
         Layout::ReverseSequence {
             batch_axis,
             time_axis,
-        } => select::lower_reverse_sequence(*batch_axis, *time_axis, x, ins, outs, p),
-        Layout::Resize(r) | Layout::Upsample(r) => resize::lower_resize(l, r, x, ins, outs, p),
+        } => select::lower_reverse_sequence(*batch_axis, *time_axis, Node { x, ins, out }, p),
+        Layout::Resize(r) | Layout::Upsample(r) => {
+            resize::lower_resize(l, r, Node { x, ins, out }, p)
+        }
         Layout::NonZero => masks::lower_non_zero(l, x, outs, p),
     }
+}
+
+/// The operands of one layout node as its `lower_<op>` function takes them.
+struct Node<'a> {
+    /// The first input, which every layout op has.
+    x: Operand,
+    /// All inputs, `None` where the node omits an optional one.
+    ins: &'a [Option<Operand>],
+    /// The first output.
+    out: &'a Operand,
 }
 
 /// Copies all of `src` to `dst`; nothing when the memory plan made them one

@@ -2,8 +2,8 @@
 
 use smelt_ir::ops::layout::{PadAttrs, PadMode};
 
-use super::super::{NodeResult, Operand, input, operand};
-use super::{axis_of, const_ints, lit, remap};
+use super::super::{NodeResult, input, operand};
+use super::{Node, axis_of, const_ints, lit, remap};
 use crate::kernel::Program;
 use crate::kernel::build::i;
 
@@ -11,12 +11,10 @@ use crate::kernel::build::i;
 pub(super) fn lower_pad(
     mode: PadMode,
     attrs: Option<&PadAttrs>,
-    x: Operand,
-    ins: &[Option<Operand>],
-    outs: &[Operand],
+    node: Node<'_>,
     p: &mut Program,
 ) -> NodeResult {
-    let out = &outs[0];
+    let Node { x, ins, out } = node;
     let rank = x.shape.len();
     let amounts: Vec<(i64, i64)> = {
         let (pads, axes) = match attrs {

@@ -4,20 +4,18 @@ use super::gather::{over_elements, over_tuples, read_index};
 use smelt_ir::ops::layout::Reduction;
 use smelt_ir::shape::strides;
 
-use super::super::{NodeResult, Operand, operand};
-use super::{add0, axis_of, copy_all, copy_run, mulk};
+use super::super::{NodeResult, operand};
+use super::{Node, add0, axis_of, copy_all, copy_run, mulk};
 use crate::kernel::build::{bin, i, var};
 use crate::kernel::{BinOp, Expr, Program, Scalar, Stmt};
 
 /// Lowers `ScatterND`.
 pub(super) fn lower_scatter_nd(
     reduction: Reduction,
-    x: Operand,
-    ins: &[Option<Operand>],
-    outs: &[Operand],
+    node: Node<'_>,
     p: &mut Program,
 ) -> NodeResult {
-    let out = &outs[0];
+    let Node { x, ins, out } = node;
     let (idx, u) = (operand(ins, 1, "indices")?, operand(ins, 2, "updates")?);
     let mut s = copy_all(&x, out);
     let k = *idx.shape.last().ok_or("scalar indices")?;
@@ -58,12 +56,10 @@ pub(super) fn lower_scatter_nd(
 pub(super) fn lower_scatter_elements(
     a: i64,
     reduction: Reduction,
-    x: Operand,
-    ins: &[Option<Operand>],
-    outs: &[Operand],
+    node: Node<'_>,
     p: &mut Program,
 ) -> NodeResult {
-    let out = &outs[0];
+    let Node { x, ins, out } = node;
     let rank = x.shape.len();
     let (idx, u) = (operand(ins, 1, "indices")?, operand(ins, 2, "updates")?);
     let ax = axis_of(a, rank)?;

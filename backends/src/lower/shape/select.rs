@@ -2,23 +2,17 @@
 
 use super::gather::gather_rows;
 
-use super::super::{NodeResult, Operand, loop_nest, operand};
+use super::super::{NodeResult, loop_nest, operand};
 use super::{
-    add0, axis_of, const_ints, const_tensor, copy_all, copy_run, i64_table, lit, mulk, remap,
+    Node, add0, axis_of, const_ints, const_tensor, copy_all, copy_run, i64_table, lit, mulk, remap,
     split_at,
 };
 use crate::kernel::build::{bin, cast, cmp, i, sub, var};
 use crate::kernel::{BinOp, CmpOp, Expr, Program, Scalar, Stmt};
 
 /// Lowers `Compress`.
-pub(super) fn lower_compress(
-    a: Option<i64>,
-    x: Operand,
-    ins: &[Option<Operand>],
-    outs: &[Operand],
-    p: &mut Program,
-) -> NodeResult {
-    let out = &outs[0];
+pub(super) fn lower_compress(a: Option<i64>, node: Node<'_>, p: &mut Program) -> NodeResult {
+    let Node { x, ins, out } = node;
     let rank = x.shape.len();
     let cond = const_tensor(&operand(ins, 1, "condition")?, p)?;
     let kept: Vec<i64> = cond
@@ -40,12 +34,10 @@ pub(super) fn lower_compress(
 pub(super) fn lower_reverse_sequence(
     batch_axis: usize,
     time_axis: usize,
-    x: Operand,
-    ins: &[Option<Operand>],
-    outs: &[Operand],
+    node: Node<'_>,
     p: &mut Program,
 ) -> NodeResult {
-    let out = &outs[0];
+    let Node { x, ins, out } = node;
     let lens = operand(ins, 1, "sequence_lens")?;
     let (bd, td) = (x.shape[batch_axis], x.shape[time_axis]);
     let inner: usize = x.shape[2..].iter().product();
@@ -89,12 +81,10 @@ pub(super) fn lower_reverse_sequence(
 /// Lowers `CenterCropPad`.
 pub(super) fn lower_center_crop_pad(
     axes: Option<&[i64]>,
-    x: Operand,
-    ins: &[Option<Operand>],
-    outs: &[Operand],
+    node: Node<'_>,
     p: &mut Program,
 ) -> NodeResult {
-    let out = &outs[0];
+    let Node { x, ins, out } = node;
     let rank = x.shape.len();
     let target = const_ints(&operand(ins, 1, "shape")?, p)?;
     let axes: Vec<usize> = match axes {
