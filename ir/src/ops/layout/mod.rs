@@ -53,7 +53,7 @@ mod slice;
 mod transpose;
 mod view;
 
-pub use pad::{PadAttrs, PadMode};
+pub use pad::{PadAttrs, PadMode, pad_amounts, pad_axis_map};
 pub use resize::{AspectPolicy, CoordMode, InterpMode, NearestMode, ResizeAttrs, ResizeForm};
 pub use scatter::Reduction;
 pub use slice::{SliceAttrs, SliceAxis, slice_plan};
