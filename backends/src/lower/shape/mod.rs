@@ -247,7 +247,6 @@ fn copy_strided(
     }
     let (inner_n, inner_s, inner_t) = ds.pop().unwrap_or((1, 1, 1));
     let sizes: Vec<usize> = ds.iter().map(|d| d.0).collect();
-    let eb = src.ty.bytes() as i64;
     let (src_c, dst_c) = (src.clone(), dst.clone());
     loop_nest(p, &sizes, |p, idx| {
         let mut sb = i(src_off);
@@ -256,33 +255,7 @@ fn copy_strided(
             sb = add0(sb, mulk(e.clone(), ds[k].1));
             db = add0(db, mulk(e.clone(), ds[k].2));
         }
-        if inner_s == 1 && inner_t == 1 && inner_n as i64 * eb >= 32 {
-            return vec![Stmt::Copy {
-                dst: dst_c.buf,
-                dst_off: mulk(db, eb),
-                src: src_c.buf,
-                src_off: mulk(sb, eb),
-                bytes: i(inner_n as i64 * eb),
-            }];
-        }
-        if inner_n == 1 {
-            return vec![Stmt::Store {
-                buf: dst_c.buf,
-                index: db,
-                value: src_c.load(sb),
-            }];
-        }
-        let j = p.var(Scalar::I64);
-        vec![Stmt::For {
-            var: j,
-            start: i(0),
-            end: i(inner_n as i64),
-            body: vec![Stmt::Store {
-                buf: dst_c.buf,
-                index: add0(db, mulk(var(j), inner_t)),
-                value: src_c.load(add0(sb, mulk(var(j), inner_s))),
-            }],
-        }]
+        copy_run_strided(p, &src_c, (sb, inner_s), &dst_c, (db, inner_t), inner_n)
     })
 }
 
@@ -498,8 +471,22 @@ fn copy_run(
     dst_at: Expr,
     n: usize,
 ) -> Vec<Stmt> {
+    copy_run_strided(p, src, (src_at, 1), dst, (dst_at, 1), n)
+}
+
+/// Copies `n` elements from `src` at `(start, step)` to `dst` at
+/// `(start, step)` (element steps): a `memcpy` when both are contiguous and
+/// the run is long, a single store for one element, else a loop.
+fn copy_run_strided(
+    p: &mut Program,
+    src: &Operand,
+    (src_at, src_step): (Expr, i64),
+    dst: &Operand,
+    (dst_at, dst_step): (Expr, i64),
+    n: usize,
+) -> Vec<Stmt> {
     let eb = src.ty.bytes() as i64;
-    if n as i64 * eb >= 32 {
+    if src_step == 1 && dst_step == 1 && n as i64 * eb >= 32 {
         return vec![Stmt::Copy {
             dst: dst.buf,
             dst_off: mulk(dst_at, eb),
@@ -522,8 +509,8 @@ fn copy_run(
         end: i(n as i64),
         body: vec![Stmt::Store {
             buf: dst.buf,
-            index: add0(dst_at, var(j)),
-            value: src.load(add0(src_at, var(j))),
+            index: add0(dst_at, mulk(var(j), dst_step)),
+            value: src.load(add0(src_at, mulk(var(j), src_step))),
         }],
     }]
 }
