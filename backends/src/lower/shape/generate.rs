@@ -11,11 +11,10 @@ use crate::kernel::{Buf, Expr, Program, Stmt};
 pub(super) fn lower_shape(
     start: i64,
     end: Option<i64>,
-    x: Operand,
-    outs: &[Operand],
+    node: Node<'_>,
     _p: &mut Program,
 ) -> NodeResult {
-    let out = &outs[0];
+    let Node { x, out, .. } = node;
     let rank = x.shape.len();
     let r = rank as i64;
     let clamp = |v: i64| (if v < 0 { v + r } else { v }).clamp(0, r) as usize;
@@ -33,11 +32,10 @@ pub(super) fn lower_shape(
 /// Lowers `ConstantOfShape`.
 pub(super) fn lower_constant_of_shape(
     value: Option<&Tensor>,
-    _x: Operand,
-    outs: &[Operand],
+    node: Node<'_>,
     p: &mut Program,
 ) -> NodeResult {
-    let out = &outs[0];
+    let Node { out, .. } = node;
     let v = match value {
         None => lit(0.0, out.ty),
         Some(t) if out.ty.is_float() => lit(t.to_f64_vec()[0], out.ty),

@@ -45,8 +45,8 @@ pub(super) fn lower_trilu(upper: bool, node: Node<'_>, p: &mut Program) -> NodeR
 }
 
 /// Lowers `EyeLike`.
-pub(super) fn lower_eye_like(k: i64, _x: Operand, outs: &[Operand], p: &mut Program) -> NodeResult {
-    let out = &outs[0];
+pub(super) fn lower_eye_like(k: i64, node: Node<'_>, p: &mut Program) -> NodeResult {
+    let Node { out, .. } = node;
     let (rows, cols) = (out.shape[0], out.shape[1]);
     let out_c = out.clone();
     Ok(loop_nest(p, &[rows, cols], |_, idx| {
@@ -103,13 +103,8 @@ pub(super) fn lower_one_hot(a: i64, node: Node<'_>, p: &mut Program) -> NodeResu
 }
 
 /// Lowers `NonZero`.
-pub(super) fn lower_non_zero(
-    l: &Layout,
-    x: Operand,
-    outs: &[Operand],
-    p: &mut Program,
-) -> NodeResult {
-    let out = &outs[0];
+pub(super) fn lower_non_zero(l: &Layout, node: Node<'_>, p: &mut Program) -> NodeResult {
+    let Node { x, out, .. } = node;
     // The input is a compile-time constant: evaluate at compile time.
     let t = const_tensor(&x, p)?;
     let res = l.eval(&[Some(&t)]).map_err(|e| e.to_string())?;

@@ -63,7 +63,9 @@ pub fn lower(l: &Layout, ins: &[Option<Operand>], outs: &[Operand], p: &mut Prog
             }
             Ok(s)
         }
-        Layout::Transpose { perm } => transpose::lower_transpose(perm.as_deref(), x, outs, p),
+        Layout::Transpose { perm } => {
+            transpose::lower_transpose(perm.as_deref(), Node { x, ins, out }, p)
+        }
         Layout::Concat { axis } => concat_split::lower_concat(*axis, Node { x, ins, out }, p),
         Layout::Split { axis, .. } => concat_split::lower_split(*axis, x, outs, p),
         Layout::Slice { attrs } => slice::lower_slice(attrs.as_ref(), Node { x, ins, out }, p),
@@ -81,8 +83,8 @@ pub fn lower(l: &Layout, ins: &[Option<Operand>], outs: &[Operand], p: &mut Prog
         Layout::ScatterElements {
             axis, reduction, ..
         } => scatter::lower_scatter_elements(*axis, *reduction, Node { x, ins, out }, p),
-        Layout::Expand => expand_tile::lower_expand(x, outs, p),
-        Layout::Tile => expand_tile::lower_tile(x, outs, p),
+        Layout::Expand => expand_tile::lower_expand(Node { x, ins, out }, p),
+        Layout::Tile => expand_tile::lower_tile(Node { x, ins, out }, p),
         Layout::Pad { mode, attrs } => {
             pad::lower_pad(*mode, attrs.as_ref(), Node { x, ins, out }, p)
         }
@@ -90,23 +92,25 @@ pub fn lower(l: &Layout, ins: &[Option<Operand>], outs: &[Operand], p: &mut Prog
             select::lower_center_crop_pad(axes.as_deref(), Node { x, ins, out }, p)
         }
         Layout::DepthToSpace { blocksize, crd } => {
-            transpose::lower_depth_to_space(*blocksize, *crd, x, outs, p)
+            transpose::lower_depth_to_space(*blocksize, *crd, Node { x, ins, out }, p)
         }
         Layout::SpaceToDepth { blocksize, crd } => {
-            transpose::lower_space_to_depth(*blocksize, *crd, x, outs, p)
+            transpose::lower_space_to_depth(*blocksize, *crd, Node { x, ins, out }, p)
         }
-        Layout::Shape { start, end } => generate::lower_shape(*start, *end, x, outs, p),
+        Layout::Shape { start, end } => {
+            generate::lower_shape(*start, *end, Node { x, ins, out }, p)
+        }
         Layout::Size => Ok(vec![Stmt::Store {
             buf: out.buf,
             index: i(0),
             value: i(x.numel() as i64),
         }]),
         Layout::ConstantOfShape { value } => {
-            generate::lower_constant_of_shape(value.as_ref(), x, outs, p)
+            generate::lower_constant_of_shape(value.as_ref(), Node { x, ins, out }, p)
         }
         Layout::Range { .. } => generate::lower_range(Node { x, ins, out }, p),
         Layout::Trilu { upper } => masks::lower_trilu(*upper, Node { x, ins, out }, p),
-        Layout::EyeLike { k, .. } => masks::lower_eye_like(*k, x, outs, p),
+        Layout::EyeLike { k, .. } => masks::lower_eye_like(*k, Node { x, ins, out }, p),
         Layout::OneHot { axis } => masks::lower_one_hot(*axis, Node { x, ins, out }, p),
         Layout::ReverseSequence {
             batch_axis,
@@ -115,7 +119,7 @@ pub fn lower(l: &Layout, ins: &[Option<Operand>], outs: &[Operand], p: &mut Prog
         Layout::Resize(r) | Layout::Upsample(r) => {
             resize::lower_resize(l, r, Node { x, ins, out }, p)
         }
-        Layout::NonZero => masks::lower_non_zero(l, x, outs, p),
+        Layout::NonZero => masks::lower_non_zero(l, Node { x, ins, out }, p),
     }
 }
 
