@@ -136,17 +136,11 @@ fn is_view(g: &Graph, op: &Op, input: ValueId, output: ValueId) -> bool {
     }
     // Every other op computes or moves elements: `false` is the safe answer
     // for an op added later.
-    matches!(
-        op,
-        Op::Layout(
-            Layout::Reshape { .. }
-                | Layout::Flatten { .. }
-                | Layout::Squeeze { .. }
-                | Layout::Unsqueeze { .. }
-                | Layout::Identity
-                | Layout::Dropout { .. }
-        ) | Op::Elementwise(Elementwise::Cast { .. } | Elementwise::CastLike)
-    )
+    match op {
+        Op::Layout(l) => l.is_view(),
+        Op::Elementwise(e) => matches!(e, Elementwise::Cast { .. } | Elementwise::CastLike),
+        _ => false,
+    }
 }
 
 /// A group of values sharing bytes.

@@ -20,7 +20,7 @@ use smelt_ir::ops::elementwise::Epilogue;
 use smelt_ir::window::Geom;
 
 use super::elementwise::Epi;
-use super::{NodeResult, Operand, flat_index};
+use super::{NodeResult, Operand, flat_index, operand};
 use crate::kernel::build::{add, bin, cast, cmp, f, i, mul, select, sub, un, var};
 use crate::kernel::{BinOp, CmpOp, Expr, Program, Scalar, Stmt, UnOp, Var};
 
@@ -168,10 +168,6 @@ fn tap_offset(ax: &[Axis], scale: impl Fn(usize) -> usize) -> Expr {
         })
         .reduce(add)
         .unwrap_or_else(|| i(0))
-}
-
-fn operand(ins: &[Option<Operand>], k: usize, what: &str) -> Result<Operand, String> {
-    ins.get(k).cloned().flatten().ok_or(format!("no {what}"))
 }
 
 /// Lowers one node of the conv family.
@@ -679,6 +675,45 @@ fn depthwise(
     Some(Ok(out))
 }
 
+/// The sizes a grouped convolution, direct or transposed, is built from.
+struct ConvSizes {
+    /// Spatial rank.
+    nd: usize,
+    /// Batch, input channels, output channels.
+    n: usize,
+    c: usize,
+    m: usize,
+    /// Input and output channels per group.
+    cg: usize,
+    mg: usize,
+    /// Elements of one input plane, one output plane and one kernel.
+    in_sz: usize,
+    out_sz: usize,
+    kprod: usize,
+}
+
+impl ConvSizes {
+    fn new(g: &Geom, group: usize, x: &Operand, y: &Operand) -> Self {
+        let (c, m) = (x.shape[1], y.shape[1]);
+        ConvSizes {
+            nd: g.input.len(),
+            n: x.shape[0],
+            c,
+            m,
+            cg: c / group,
+            mg: m / group,
+            in_sz: g.input.iter().product(),
+            out_sz: g.out.iter().product(),
+            kprod: g.kernel.iter().product(),
+        }
+    }
+}
+
+/// `N` fresh `i64` variables, numbered in order.
+fn i64_vars<const N: usize>(p: &mut Program) -> [Var; N] {
+    std::array::from_fn(|_| p.var(Scalar::I64))
+}
+
 /// `y[n, m, o] = b[m] + Σ_{c, k} x[n, g·cg + c, o·s + k·dil − pad] · w[m, c, k]`
 /// for the output channels `m` of group `g`, with the epilogue (residual,
 /// activation) applied to each sum before it is stored.
@@ -693,22 +728,22 @@ fn conv(
     y: &Operand,
     epi: &Epi,
 ) -> Result<Vec<Stmt>, String> {
-    let nd = g.input.len();
-    let (n, c, m) = (x.shape[0], x.shape[1], y.shape[1]);
-    let (cg, mg) = (c / group, m / group);
-    let in_sz: usize = g.input.iter().product();
-    let out_sz: usize = g.out.iter().product();
-    let kprod: usize = g.kernel.iter().product();
+    let ConvSizes {
+        nd,
+        n,
+        c,
+        m,
+        cg,
+        mg,
+        in_sz,
+        out_sz,
+        kprod,
+    } = ConvSizes::new(g, group, x, y);
     let in_strides = strides_of(&g.input);
     let k_strides = strides_of(&g.kernel);
     let ty = y.ty;
     let ax = axes(p, nd);
-    let (nv, gv, ocv, icv) = (
-        p.var(Scalar::I64),
-        p.var(Scalar::I64),
-        p.var(Scalar::I64),
-        p.var(Scalar::I64),
-    );
+    let [nv, gv, ocv, icv] = i64_vars(p);
     let (xc, wc, acc) = (p.var(Scalar::I64), p.var(Scalar::I64), p.var(ty));
     // Output channel m = g·mg + oc.
     let mch = add(mul(var(gv), i(mg as i64)), var(ocv));
@@ -777,12 +812,17 @@ fn conv_transpose(
     b: Option<&Operand>,
     y: &Operand,
 ) -> Vec<Stmt> {
-    let nd = g.input.len();
-    let (n, c, m) = (x.shape[0], x.shape[1], y.shape[1]);
-    let (cg, mg) = (c / group, m / group);
-    let in_sz: usize = g.input.iter().product();
-    let out_sz: usize = g.out.iter().product();
-    let kprod: usize = g.kernel.iter().product();
+    let ConvSizes {
+        nd,
+        n,
+        c,
+        m,
+        cg,
+        mg,
+        in_sz,
+        out_sz,
+        kprod,
+    } = ConvSizes::new(g, group, x, y);
     let out_strides = strides_of(&g.out);
     let k_strides = strides_of(&g.kernel);
     let ty = y.ty;
@@ -807,12 +847,7 @@ fn conv_transpose(
         }],
     ));
     let ax = axes(p, nd);
-    let (nv, gv, icv, ocv) = (
-        p.var(Scalar::I64),
-        p.var(Scalar::I64),
-        p.var(Scalar::I64),
-        p.var(Scalar::I64),
-    );
+    let [nv, gv, icv, ocv] = i64_vars(p);
     let (xv, yo, wo) = (p.var(ty), p.var(Scalar::I64), p.var(Scalar::I64));
     // Input channel ci = g·cg + ic; W is [C, mg, k…].
     let ci = add(mul(var(gv), i(cg as i64)), var(icv));

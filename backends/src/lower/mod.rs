@@ -115,6 +115,16 @@ impl Operand {
 /// The result of lowering one node: its statements, or why it cannot be.
 pub type NodeResult = Result<Vec<Stmt>, String>;
 
+/// Input `k` of a node, or `None` where the node omits that optional input.
+fn input(ins: &[Option<Operand>], k: usize) -> Option<Operand> {
+    ins.get(k).cloned().flatten()
+}
+
+/// Input `k` of a node, which the op requires; `what` names it in the error.
+fn operand(ins: &[Option<Operand>], k: usize, what: &str) -> Result<Operand, String> {
+    input(ins, k).ok_or(format!("no {what}"))
+}
+
 fn io_info(g: &Graph, id: ValueId) -> Result<IoInfo, LowerError> {
     let v = g.value(id);
     if Scalar::of(v.ty.dtype).is_none() {

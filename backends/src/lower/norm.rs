@@ -10,13 +10,9 @@
 use smelt_ir::ops::norm::{Norm, SoftmaxFn};
 use smelt_ir::shape::norm_axis;
 
-use super::{NodeResult, Operand, broadcast_index, flat_index, loop_nest};
+use super::{NodeResult, Operand, broadcast_index, flat_index, loop_nest, operand};
 use crate::kernel::build::{add, bin, cast, cmp, f, i, mul, select, sub, un, var};
 use crate::kernel::{BinOp, CmpOp, Expr, Program, Scalar, Stmt, UnOp, Var};
-
-fn operand(ins: &[Option<Operand>], k: usize, what: &str) -> Result<Operand, String> {
-    ins.get(k).cloned().flatten().ok_or(format!("no {what}"))
-}
 
 /// `for v in 0..n { body }`.
 fn for_n(v: Var, n: usize, body: Vec<Stmt>) -> Stmt {
@@ -50,15 +46,32 @@ fn mean_inv(
     let (j, acc) = (p.var(Scalar::I64), p.var(ty));
     let at = add(base, mul(var(j), i(step as i64)));
     let d = sub(x.load(at.clone()), var(mean));
-    vec![
+    let mut s = vec![
         Stmt::Set(acc, f(0.0, ty)),
         for_n(j, len, vec![Stmt::Set(acc, add(var(acc), x.load(at)))]),
         Stmt::Set(mean, bin(BinOp::Div, var(acc), f(len as f64, ty))),
+    ];
+    s.extend(inv_root_mean_square(d, (j, len), acc, eps, inv, ty));
+    s
+}
+
+/// With `v` an expression of loop variable `j`: sums `v²` over `j` in
+/// `0..len` into `acc`, then sets `inv` to `1 / sqrt(sum / len + eps)`, the
+/// normalising factor both LayerNorm's variance and RMSNorm use.
+fn inv_root_mean_square(
+    v: Expr,
+    (j, len): (Var, usize),
+    acc: Var,
+    eps: f64,
+    inv: Var,
+    ty: Scalar,
+) -> [Stmt; 3] {
+    [
         Stmt::Set(acc, f(0.0, ty)),
         for_n(
             j,
             len,
-            vec![Stmt::Set(acc, add(var(acc), mul(d.clone(), d)))],
+            vec![Stmt::Set(acc, add(var(acc), mul(v.clone(), v)))],
         ),
         Stmt::Set(
             inv,
@@ -370,25 +383,7 @@ fn layer_norm(
         let mut body = if rms {
             let (j, acc) = (p.var(Scalar::I64), p.var(ty));
             let xv = x.load(add(base.clone(), var(j)));
-            vec![
-                Stmt::Set(acc, f(0.0, ty)),
-                for_n(
-                    j,
-                    len,
-                    vec![Stmt::Set(acc, add(var(acc), mul(xv.clone(), xv)))],
-                ),
-                Stmt::Set(
-                    inv,
-                    bin(
-                        BinOp::Div,
-                        f(1.0, ty),
-                        un(
-                            UnOp::Sqrt,
-                            add(bin(BinOp::Div, var(acc), f(len as f64, ty)), f(eps, ty)),
-                        ),
-                    ),
-                ),
-            ]
+            inv_root_mean_square(xv, (j, len), acc, eps, inv, ty).into()
         } else {
             mean_inv(p, &x, base.clone(), 1, len, eps, mean, inv)
         };

@@ -1,21 +1,13 @@
 //! Lowering of Concat and Split: one strided copy per input or output.
 
-use smelt_ir::shape::norm_axis;
-
 use super::super::{NodeResult, Operand};
-use super::{copy_strided, copy_view, split_at};
+use super::{Node, axis_of, copy_strided, copy_view, split_at};
 use crate::kernel::Program;
 
 /// Lowers `Concat`.
-pub(super) fn lower_concat(
-    a: i64,
-    _x: Operand,
-    ins: &[Option<Operand>],
-    outs: &[Operand],
-    p: &mut Program,
-) -> NodeResult {
-    let out = &outs[0];
-    let ax = norm_axis(a, out.shape.len()).map_err(|e| e.to_string())?;
+pub(super) fn lower_concat(a: i64, node: Node<'_>, p: &mut Program) -> NodeResult {
+    let Node { ins, out, .. } = node;
+    let ax = axis_of(a, out.shape.len())?;
     let (outer, _, inner) = split_at(&out.shape, ax);
     let row = out.shape[ax] * inner;
     let mut stmts = Vec::new();
@@ -38,8 +30,7 @@ pub(super) fn lower_concat(
 /// Lowers `Split`.
 pub(super) fn lower_split(a: i64, x: Operand, outs: &[Operand], p: &mut Program) -> NodeResult {
     let rank = x.shape.len();
-    let axis = |a: i64| norm_axis(a, rank).map_err(|e| e.to_string());
-    let ax = axis(a)?;
+    let ax = axis_of(a, rank)?;
     let (outer, d, inner) = split_at(&x.shape, ax);
     let mut stmts = Vec::new();
     let mut start = 0usize;

@@ -2,13 +2,13 @@
 
 use smelt_ir::shape::strides;
 
-use super::super::{NodeResult, Operand};
-use super::copy_view;
+use super::super::NodeResult;
+use super::{Node, copy_view};
 use crate::kernel::Program;
 
 /// Lowers `Expand`.
-pub(super) fn lower_expand(x: Operand, outs: &[Operand], p: &mut Program) -> NodeResult {
-    let out = &outs[0];
+pub(super) fn lower_expand(node: Node<'_>, p: &mut Program) -> NodeResult {
+    let Node { x, out, .. } = node;
     let rank = x.shape.len();
     let st = strides(&x.shape);
     let lead = out.shape.len() - rank;
@@ -25,8 +25,8 @@ pub(super) fn lower_expand(x: Operand, outs: &[Operand], p: &mut Program) -> Nod
 }
 
 /// Lowers `Tile`.
-pub(super) fn lower_tile(x: Operand, outs: &[Operand], p: &mut Program) -> NodeResult {
-    let out = &outs[0];
+pub(super) fn lower_tile(node: Node<'_>, p: &mut Program) -> NodeResult {
+    let Node { x, out, .. } = node;
     let st = strides(&x.shape);
     let dims: Vec<(usize, i64)> = out
         .shape

@@ -2,44 +2,28 @@
 //! Compress share. An index is wrapped like the interpreter wraps a valid one
 //! and then clamped into the axis, so it never reads outside the buffer.
 
-use smelt_ir::shape::{norm_axis, strides};
+use smelt_ir::shape::strides;
 
-use super::super::{NodeResult, Operand, flat_index, loop_nest};
-use super::{add0, copy_run, mulk, split_at};
+use super::super::{NodeResult, Operand, flat_index, loop_nest, operand};
+use super::{Node, add0, axis_of, copy_run, mulk, split_at};
 use crate::kernel::build::{add, bin, cast, cmp, i, select, var};
 use crate::kernel::{BinOp, CmpOp, Expr, Program, Scalar, Stmt};
 
 /// Lowers `Gather`.
-pub(super) fn lower_gather(
-    a: i64,
-    x: Operand,
-    ins: &[Option<Operand>],
-    outs: &[Operand],
-    p: &mut Program,
-) -> NodeResult {
-    let arg = |k: usize| ins.get(k).cloned().flatten();
-    let out = &outs[0];
+pub(super) fn lower_gather(a: i64, node: Node<'_>, p: &mut Program) -> NodeResult {
+    let Node { x, ins, out } = node;
     let rank = x.shape.len();
-    let axis = |a: i64| norm_axis(a, rank).map_err(|e| e.to_string());
-    let idx = arg(1).ok_or("no indices")?;
-    let ax = axis(a)?;
+    let idx = operand(ins, 1, "indices")?;
+    let ax = axis_of(a, rank)?;
     gather_rows(p, &x, &idx, out, split_at(&x.shape, ax))
 }
 
 /// Lowers `GatherElements`.
-pub(super) fn lower_gather_elements(
-    a: i64,
-    x: Operand,
-    ins: &[Option<Operand>],
-    outs: &[Operand],
-    p: &mut Program,
-) -> NodeResult {
-    let arg = |k: usize| ins.get(k).cloned().flatten();
-    let out = &outs[0];
+pub(super) fn lower_gather_elements(a: i64, node: Node<'_>, p: &mut Program) -> NodeResult {
+    let Node { x, ins, out } = node;
     let rank = x.shape.len();
-    let axis = |a: i64| norm_axis(a, rank).map_err(|e| e.to_string());
-    let idx = arg(1).ok_or("no indices")?;
-    let ax = axis(a)?;
+    let idx = operand(ins, 1, "indices")?;
+    let ax = axis_of(a, rank)?;
     if out.numel() == 0 {
         return Ok(vec![]);
     }
@@ -62,16 +46,9 @@ pub(super) fn lower_gather_elements(
 }
 
 /// Lowers `GatherND`.
-pub(super) fn lower_gather_nd(
-    batch_dims: i64,
-    x: Operand,
-    ins: &[Option<Operand>],
-    outs: &[Operand],
-    p: &mut Program,
-) -> NodeResult {
-    let arg = |k: usize| ins.get(k).cloned().flatten();
-    let out = &outs[0];
-    let idx = arg(1).ok_or("no indices")?;
+pub(super) fn lower_gather_nd(batch_dims: i64, node: Node<'_>, p: &mut Program) -> NodeResult {
+    let Node { x, ins, out } = node;
+    let idx = operand(ins, 1, "indices")?;
     if out.numel() == 0 {
         return Ok(vec![]);
     }

@@ -2,8 +2,8 @@
 
 use smelt_ir::Tensor;
 
-use super::super::{NodeResult, Operand};
-use super::{const_tensor, copy_all, dtype_of, fill, lit};
+use super::super::{NodeResult, Operand, operand};
+use super::{Node, const_tensor, copy_all, dtype_of, fill, lit};
 use crate::kernel::build::i;
 use crate::kernel::{Buf, Expr, Program, Stmt};
 
@@ -11,11 +11,10 @@ use crate::kernel::{Buf, Expr, Program, Stmt};
 pub(super) fn lower_shape(
     start: i64,
     end: Option<i64>,
-    x: Operand,
-    outs: &[Operand],
+    node: Node<'_>,
     _p: &mut Program,
 ) -> NodeResult {
-    let out = &outs[0];
+    let Node { x, out, .. } = node;
     let rank = x.shape.len();
     let r = rank as i64;
     let clamp = |v: i64| (if v < 0 { v + r } else { v }).clamp(0, r) as usize;
@@ -33,11 +32,10 @@ pub(super) fn lower_shape(
 /// Lowers `ConstantOfShape`.
 pub(super) fn lower_constant_of_shape(
     value: Option<&Tensor>,
-    _x: Operand,
-    outs: &[Operand],
+    node: Node<'_>,
     p: &mut Program,
 ) -> NodeResult {
-    let out = &outs[0];
+    let Node { out, .. } = node;
     let v = match value {
         None => lit(0.0, out.ty),
         Some(t) if out.ty.is_float() => lit(t.to_f64_vec()[0], out.ty),
@@ -47,18 +45,12 @@ pub(super) fn lower_constant_of_shape(
 }
 
 /// Lowers `Range`.
-pub(super) fn lower_range(
-    x: Operand,
-    ins: &[Option<Operand>],
-    outs: &[Operand],
-    p: &mut Program,
-) -> NodeResult {
-    let arg = |k: usize| ins.get(k).cloned().flatten();
-    let out = &outs[0];
+pub(super) fn lower_range(node: Node<'_>, p: &mut Program) -> NodeResult {
+    let Node { x, ins, out } = node;
     // Inference needs all three operands, so the importer folds a
     // Range; compute the values here in case one is left.
     let start = const_tensor(&x, p)?;
-    let delta = const_tensor(&arg(2).ok_or("no delta")?, p)?;
+    let delta = const_tensor(&operand(ins, 2, "delta")?, p)?;
     let n = out.numel();
     let bytes: Vec<u8> = if out.ty.is_float() {
         let (s, d) = (start.to_f64_vec()[0], delta.to_f64_vec()[0]);

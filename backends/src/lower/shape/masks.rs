@@ -4,27 +4,20 @@ use smelt_ir::OpDef;
 use smelt_ir::ops::layout::Layout;
 use smelt_ir::shape::norm_axis_inclusive;
 
-use super::super::{NodeResult, Operand, flat_index, loop_nest};
-use super::{add0, const_tensor, copy_all, lit, mulk};
+use super::super::{NodeResult, Operand, flat_index, input, loop_nest, operand};
+use super::{Node, add0, const_tensor, copy_all, lit, mulk};
 use crate::kernel::build::{add, bin, cast, cmp, i, select, sub, var};
 use crate::kernel::{BinOp, Buf, CmpOp, Program, Scalar, Stmt};
 
 /// Lowers `Trilu`.
-pub(super) fn lower_trilu(
-    upper: bool,
-    x: Operand,
-    ins: &[Option<Operand>],
-    outs: &[Operand],
-    p: &mut Program,
-) -> NodeResult {
-    let arg = |k: usize| ins.get(k).cloned().flatten();
-    let out = &outs[0];
+pub(super) fn lower_trilu(upper: bool, node: Node<'_>, p: &mut Program) -> NodeResult {
+    let Node { x, ins, out } = node;
     let rank = x.shape.len();
     if out.numel() == 0 {
         return Ok(vec![]);
     }
     // k may be a run-time scalar.
-    let k = match arg(1) {
+    let k = match input(ins, 1) {
         Some(t) if t.numel() == 1 => cast(Scalar::I64, t.load(i(0))),
         _ => i(0),
     };
@@ -52,8 +45,8 @@ pub(super) fn lower_trilu(
 }
 
 /// Lowers `EyeLike`.
-pub(super) fn lower_eye_like(k: i64, _x: Operand, outs: &[Operand], p: &mut Program) -> NodeResult {
-    let out = &outs[0];
+pub(super) fn lower_eye_like(k: i64, node: Node<'_>, p: &mut Program) -> NodeResult {
+    let Node { out, .. } = node;
     let (rows, cols) = (out.shape[0], out.shape[1]);
     let out_c = out.clone();
     Ok(loop_nest(p, &[rows, cols], |_, idx| {
@@ -67,17 +60,10 @@ pub(super) fn lower_eye_like(k: i64, _x: Operand, outs: &[Operand], p: &mut Prog
 }
 
 /// Lowers `OneHot`.
-pub(super) fn lower_one_hot(
-    a: i64,
-    x: Operand,
-    ins: &[Option<Operand>],
-    outs: &[Operand],
-    p: &mut Program,
-) -> NodeResult {
-    let arg = |k: usize| ins.get(k).cloned().flatten();
-    let out = &outs[0];
+pub(super) fn lower_one_hot(a: i64, node: Node<'_>, p: &mut Program) -> NodeResult {
+    let Node { x, ins, out } = node;
     let rank = x.shape.len();
-    let values = arg(2).ok_or("no values")?;
+    let values = operand(ins, 2, "values")?;
     let ax = norm_axis_inclusive(a, rank).map_err(|e| e.to_string())?;
     let depth = out.shape[ax];
     let pre: usize = x.shape[..ax].iter().product();
@@ -117,13 +103,8 @@ pub(super) fn lower_one_hot(
 }
 
 /// Lowers `NonZero`.
-pub(super) fn lower_non_zero(
-    l: &Layout,
-    x: Operand,
-    outs: &[Operand],
-    p: &mut Program,
-) -> NodeResult {
-    let out = &outs[0];
+pub(super) fn lower_non_zero(l: &Layout, node: Node<'_>, p: &mut Program) -> NodeResult {
+    let Node { x, out, .. } = node;
     // The input is a compile-time constant: evaluate at compile time.
     let t = const_tensor(&x, p)?;
     let res = l.eval(&[Some(&t)]).map_err(|e| e.to_string())?;

@@ -28,7 +28,7 @@
 use smelt_ir::ops::layout::Layout;
 use smelt_ir::{DType, Tensor};
 
-use smelt_ir::shape::strides;
+use smelt_ir::shape::{norm_axis, strides};
 
 use super::{NodeResult, Operand, loop_nest};
 use crate::kernel::build::{add, bin, cmp, i, mul, var};
@@ -63,50 +63,74 @@ pub fn lower(l: &Layout, ins: &[Option<Operand>], outs: &[Operand], p: &mut Prog
             }
             Ok(s)
         }
-        Layout::Transpose { perm } => transpose::lower_transpose(perm.as_deref(), x, outs, p),
-        Layout::Concat { axis } => concat_split::lower_concat(*axis, x, ins, outs, p),
+        Layout::Transpose { perm } => {
+            transpose::lower_transpose(perm.as_deref(), Node { x, ins, out }, p)
+        }
+        Layout::Concat { axis } => concat_split::lower_concat(*axis, Node { x, ins, out }, p),
         Layout::Split { axis, .. } => concat_split::lower_split(*axis, x, outs, p),
-        Layout::Slice { attrs } => slice::lower_slice(attrs.as_ref(), x, ins, outs, p),
-        Layout::Gather { axis } => gather::lower_gather(*axis, x, ins, outs, p),
-        Layout::Compress { axis } => select::lower_compress(*axis, x, ins, outs, p),
-        Layout::GatherElements { axis } => gather::lower_gather_elements(*axis, x, ins, outs, p),
-        Layout::GatherND { batch_dims } => gather::lower_gather_nd(*batch_dims, x, ins, outs, p),
-        Layout::ScatterND { reduction } => scatter::lower_scatter_nd(*reduction, x, ins, outs, p),
+        Layout::Slice { attrs } => slice::lower_slice(attrs.as_ref(), Node { x, ins, out }, p),
+        Layout::Gather { axis } => gather::lower_gather(*axis, Node { x, ins, out }, p),
+        Layout::Compress { axis } => select::lower_compress(*axis, Node { x, ins, out }, p),
+        Layout::GatherElements { axis } => {
+            gather::lower_gather_elements(*axis, Node { x, ins, out }, p)
+        }
+        Layout::GatherND { batch_dims } => {
+            gather::lower_gather_nd(*batch_dims, Node { x, ins, out }, p)
+        }
+        Layout::ScatterND { reduction } => {
+            scatter::lower_scatter_nd(*reduction, Node { x, ins, out }, p)
+        }
         Layout::ScatterElements {
             axis, reduction, ..
-        } => scatter::lower_scatter_elements(*axis, *reduction, x, ins, outs, p),
-        Layout::Expand => expand_tile::lower_expand(x, outs, p),
-        Layout::Tile => expand_tile::lower_tile(x, outs, p),
-        Layout::Pad { mode, attrs } => pad::lower_pad(*mode, attrs.as_ref(), x, ins, outs, p),
+        } => scatter::lower_scatter_elements(*axis, *reduction, Node { x, ins, out }, p),
+        Layout::Expand => expand_tile::lower_expand(Node { x, ins, out }, p),
+        Layout::Tile => expand_tile::lower_tile(Node { x, ins, out }, p),
+        Layout::Pad { mode, attrs } => {
+            pad::lower_pad(*mode, attrs.as_ref(), Node { x, ins, out }, p)
+        }
         Layout::CenterCropPad { axes } => {
-            select::lower_center_crop_pad(axes.as_deref(), x, ins, outs, p)
+            select::lower_center_crop_pad(axes.as_deref(), Node { x, ins, out }, p)
         }
         Layout::DepthToSpace { blocksize, crd } => {
-            transpose::lower_depth_to_space(*blocksize, *crd, x, outs, p)
+            transpose::lower_depth_to_space(*blocksize, *crd, Node { x, ins, out }, p)
         }
         Layout::SpaceToDepth { blocksize, crd } => {
-            transpose::lower_space_to_depth(*blocksize, *crd, x, outs, p)
+            transpose::lower_space_to_depth(*blocksize, *crd, Node { x, ins, out }, p)
         }
-        Layout::Shape { start, end } => generate::lower_shape(*start, *end, x, outs, p),
+        Layout::Shape { start, end } => {
+            generate::lower_shape(*start, *end, Node { x, ins, out }, p)
+        }
         Layout::Size => Ok(vec![Stmt::Store {
             buf: out.buf,
             index: i(0),
             value: i(x.numel() as i64),
         }]),
         Layout::ConstantOfShape { value } => {
-            generate::lower_constant_of_shape(value.as_ref(), x, outs, p)
+            generate::lower_constant_of_shape(value.as_ref(), Node { x, ins, out }, p)
         }
-        Layout::Range { .. } => generate::lower_range(x, ins, outs, p),
-        Layout::Trilu { upper } => masks::lower_trilu(*upper, x, ins, outs, p),
-        Layout::EyeLike { k, .. } => masks::lower_eye_like(*k, x, outs, p),
-        Layout::OneHot { axis } => masks::lower_one_hot(*axis, x, ins, outs, p),
+        Layout::Range { .. } => generate::lower_range(Node { x, ins, out }, p),
+        Layout::Trilu { upper } => masks::lower_trilu(*upper, Node { x, ins, out }, p),
+        Layout::EyeLike { k, .. } => masks::lower_eye_like(*k, Node { x, ins, out }, p),
+        Layout::OneHot { axis } => masks::lower_one_hot(*axis, Node { x, ins, out }, p),
         Layout::ReverseSequence {
             batch_axis,
             time_axis,
-        } => select::lower_reverse_sequence(*batch_axis, *time_axis, x, ins, outs, p),
-        Layout::Resize(r) | Layout::Upsample(r) => resize::lower_resize(l, r, x, ins, outs, p),
-        Layout::NonZero => masks::lower_non_zero(l, x, outs, p),
+        } => select::lower_reverse_sequence(*batch_axis, *time_axis, Node { x, ins, out }, p),
+        Layout::Resize(r) | Layout::Upsample(r) => {
+            resize::lower_resize(l, r, Node { x, ins, out }, p)
+        }
+        Layout::NonZero => masks::lower_non_zero(l, Node { x, ins, out }, p),
     }
+}
+
+/// The operands of one layout node as its `lower_<op>` function takes them.
+struct Node<'a> {
+    /// The first input, which every layout op has.
+    x: Operand,
+    /// All inputs, `None` where the node omits an optional one.
+    ins: &'a [Option<Operand>],
+    /// The first output.
+    out: &'a Operand,
 }
 
 /// Copies all of `src` to `dst`; nothing when the memory plan made them one
@@ -227,7 +251,6 @@ fn copy_strided(
     }
     let (inner_n, inner_s, inner_t) = ds.pop().unwrap_or((1, 1, 1));
     let sizes: Vec<usize> = ds.iter().map(|d| d.0).collect();
-    let eb = src.ty.bytes() as i64;
     let (src_c, dst_c) = (src.clone(), dst.clone());
     loop_nest(p, &sizes, |p, idx| {
         let mut sb = i(src_off);
@@ -236,33 +259,7 @@ fn copy_strided(
             sb = add0(sb, mulk(e.clone(), ds[k].1));
             db = add0(db, mulk(e.clone(), ds[k].2));
         }
-        if inner_s == 1 && inner_t == 1 && inner_n as i64 * eb >= 32 {
-            return vec![Stmt::Copy {
-                dst: dst_c.buf,
-                dst_off: mulk(db, eb),
-                src: src_c.buf,
-                src_off: mulk(sb, eb),
-                bytes: i(inner_n as i64 * eb),
-            }];
-        }
-        if inner_n == 1 {
-            return vec![Stmt::Store {
-                buf: dst_c.buf,
-                index: db,
-                value: src_c.load(sb),
-            }];
-        }
-        let j = p.var(Scalar::I64);
-        vec![Stmt::For {
-            var: j,
-            start: i(0),
-            end: i(inner_n as i64),
-            body: vec![Stmt::Store {
-                buf: dst_c.buf,
-                index: add0(db, mulk(var(j), inner_t)),
-                value: src_c.load(add0(sb, mulk(var(j), inner_s))),
-            }],
-        }]
+        copy_run_strided(p, &src_c, (sb, inner_s), &dst_c, (db, inner_t), inner_n)
     })
 }
 
@@ -454,6 +451,11 @@ fn remap(
     stmts
 }
 
+/// Axis `a` of a rank-`rank` tensor, negative counting from the end.
+fn axis_of(a: i64, rank: usize) -> Result<usize, String> {
+    norm_axis(a, rank).map_err(|e| e.to_string())
+}
+
 /// `(outer, d, inner)` around `axis`.
 fn split_at(shape: &[usize], axis: usize) -> (usize, usize, usize) {
     (
@@ -473,8 +475,22 @@ fn copy_run(
     dst_at: Expr,
     n: usize,
 ) -> Vec<Stmt> {
+    copy_run_strided(p, src, (src_at, 1), dst, (dst_at, 1), n)
+}
+
+/// Copies `n` elements from `src` at `(start, step)` to `dst` at
+/// `(start, step)` (element steps): a `memcpy` when both are contiguous and
+/// the run is long, a single store for one element, else a loop.
+fn copy_run_strided(
+    p: &mut Program,
+    src: &Operand,
+    (src_at, src_step): (Expr, i64),
+    dst: &Operand,
+    (dst_at, dst_step): (Expr, i64),
+    n: usize,
+) -> Vec<Stmt> {
     let eb = src.ty.bytes() as i64;
-    if n as i64 * eb >= 32 {
+    if src_step == 1 && dst_step == 1 && n as i64 * eb >= 32 {
         return vec![Stmt::Copy {
             dst: dst.buf,
             dst_off: mulk(dst_at, eb),
@@ -497,8 +513,8 @@ fn copy_run(
         end: i(n as i64),
         body: vec![Stmt::Store {
             buf: dst.buf,
-            index: add0(dst_at, var(j)),
-            value: src.load(add0(src_at, var(j))),
+            index: add0(dst_at, mulk(var(j), dst_step)),
+            value: src.load(add0(src_at, mulk(var(j), src_step))),
         }],
     }]
 }

@@ -3,11 +3,11 @@
 //! blend, cubic and antialiased modes through per-axis tap tables.
 
 use smelt_ir::ops::layout::{CoordMode, InterpMode, Layout, ResizeAttrs, ResizeForm};
-use smelt_ir::shape::{norm_axis, strides};
+use smelt_ir::shape::strides;
 use smelt_ir::{OpDef, Tensor};
 
 use super::super::{NodeResult, Operand, flat_index, loop_nest};
-use super::{add0, const_tensor, dtype_of, fill, i64_table, lit, mulk, remap};
+use super::{Node, add0, axis_of, const_tensor, dtype_of, fill, i64_table, lit, mulk, remap};
 use crate::kernel::build::{add, bin, cast, cmp, i, mul, select, sub, var};
 use crate::kernel::{BinOp, Buf, CmpOp, Expr, Program, Scalar, Stmt};
 
@@ -15,12 +15,10 @@ use crate::kernel::{BinOp, Buf, CmpOp, Expr, Program, Scalar, Stmt};
 pub(super) fn lower_resize(
     l: &Layout,
     r: &ResizeAttrs,
-    x: Operand,
-    ins: &[Option<Operand>],
-    outs: &[Operand],
+    node: Node<'_>,
     p: &mut Program,
 ) -> NodeResult {
-    let out = &outs[0];
+    let Node { x, ins, out } = node;
     if out.numel() == 0 {
         return Ok(vec![]);
     }
@@ -223,7 +221,7 @@ pub(super) fn resize_crop_runtime(
     let axes: Vec<usize> = match &r.axes {
         Some(a) => a
             .iter()
-            .map(|&a| norm_axis(a, rank).map_err(|e| e.to_string()))
+            .map(|&a| axis_of(a, rank))
             .collect::<Result<_, _>>()?,
         None => (0..rank).collect(),
     };

@@ -2,24 +2,21 @@
 
 use super::gather::{over_elements, over_tuples, read_index};
 use smelt_ir::ops::layout::Reduction;
-use smelt_ir::shape::{norm_axis, strides};
+use smelt_ir::shape::strides;
 
-use super::super::{NodeResult, Operand};
-use super::{add0, copy_all, copy_run, mulk};
+use super::super::{NodeResult, operand};
+use super::{Node, add0, axis_of, copy_all, copy_run, mulk};
 use crate::kernel::build::{bin, i, var};
 use crate::kernel::{BinOp, Expr, Program, Scalar, Stmt};
 
 /// Lowers `ScatterND`.
 pub(super) fn lower_scatter_nd(
     reduction: Reduction,
-    x: Operand,
-    ins: &[Option<Operand>],
-    outs: &[Operand],
+    node: Node<'_>,
     p: &mut Program,
 ) -> NodeResult {
-    let arg = |k: usize| ins.get(k).cloned().flatten();
-    let out = &outs[0];
-    let (idx, u) = (arg(1).ok_or("no indices")?, arg(2).ok_or("no updates")?);
+    let Node { x, ins, out } = node;
+    let (idx, u) = (operand(ins, 1, "indices")?, operand(ins, 2, "updates")?);
     let mut s = copy_all(&x, out);
     let k = *idx.shape.last().ok_or("scalar indices")?;
     if u.numel() == 0 {
@@ -59,17 +56,13 @@ pub(super) fn lower_scatter_nd(
 pub(super) fn lower_scatter_elements(
     a: i64,
     reduction: Reduction,
-    x: Operand,
-    ins: &[Option<Operand>],
-    outs: &[Operand],
+    node: Node<'_>,
     p: &mut Program,
 ) -> NodeResult {
-    let arg = |k: usize| ins.get(k).cloned().flatten();
-    let out = &outs[0];
+    let Node { x, ins, out } = node;
     let rank = x.shape.len();
-    let axis = |a: i64| norm_axis(a, rank).map_err(|e| e.to_string());
-    let (idx, u) = (arg(1).ok_or("no indices")?, arg(2).ok_or("no updates")?);
-    let ax = axis(a)?;
+    let (idx, u) = (operand(ins, 1, "indices")?, operand(ins, 2, "updates")?);
+    let ax = axis_of(a, rank)?;
     let mut s = copy_all(&x, out);
     if u.numel() == 0 {
         return Ok(s);

@@ -1,28 +1,20 @@
 //! Lowering of Compress, ReverseSequence and CenterCropPad.
 
 use super::gather::gather_rows;
-use smelt_ir::shape::norm_axis;
 
-use super::super::{NodeResult, Operand, loop_nest};
+use super::super::{NodeResult, loop_nest, operand};
 use super::{
-    add0, const_ints, const_tensor, copy_all, copy_run, i64_table, lit, mulk, remap, split_at,
+    Node, add0, axis_of, const_ints, const_tensor, copy_all, copy_run, i64_table, lit, mulk, remap,
+    split_at,
 };
 use crate::kernel::build::{bin, cast, cmp, i, sub, var};
 use crate::kernel::{BinOp, CmpOp, Expr, Program, Scalar, Stmt};
 
 /// Lowers `Compress`.
-pub(super) fn lower_compress(
-    a: Option<i64>,
-    x: Operand,
-    ins: &[Option<Operand>],
-    outs: &[Operand],
-    p: &mut Program,
-) -> NodeResult {
-    let arg = |k: usize| ins.get(k).cloned().flatten();
-    let out = &outs[0];
+pub(super) fn lower_compress(a: Option<i64>, node: Node<'_>, p: &mut Program) -> NodeResult {
+    let Node { x, ins, out } = node;
     let rank = x.shape.len();
-    let axis = |a: i64| norm_axis(a, rank).map_err(|e| e.to_string());
-    let cond = const_tensor(&arg(1).ok_or("no condition")?, p)?;
+    let cond = const_tensor(&operand(ins, 1, "condition")?, p)?;
     let kept: Vec<i64> = cond
         .to_i64_vec()
         .iter()
@@ -33,7 +25,7 @@ pub(super) fn lower_compress(
     let table = i64_table(p, &kept);
     let dims = match a {
         None => (1, x.numel(), 1),
-        Some(a) => split_at(&x.shape, axis(a)?),
+        Some(a) => split_at(&x.shape, axis_of(a, rank)?),
     };
     gather_rows(p, &x, &table, out, dims)
 }
@@ -42,14 +34,11 @@ pub(super) fn lower_compress(
 pub(super) fn lower_reverse_sequence(
     batch_axis: usize,
     time_axis: usize,
-    x: Operand,
-    ins: &[Option<Operand>],
-    outs: &[Operand],
+    node: Node<'_>,
     p: &mut Program,
 ) -> NodeResult {
-    let arg = |k: usize| ins.get(k).cloned().flatten();
-    let out = &outs[0];
-    let lens = arg(1).ok_or("no sequence_lens")?;
+    let Node { x, ins, out } = node;
+    let lens = operand(ins, 1, "sequence_lens")?;
     let (bd, td) = (x.shape[batch_axis], x.shape[time_axis]);
     let inner: usize = x.shape[2..].iter().product();
     let d1 = x.shape[1] as i64;
@@ -92,18 +81,17 @@ pub(super) fn lower_reverse_sequence(
 /// Lowers `CenterCropPad`.
 pub(super) fn lower_center_crop_pad(
     axes: Option<&[i64]>,
-    x: Operand,
-    ins: &[Option<Operand>],
-    outs: &[Operand],
+    node: Node<'_>,
     p: &mut Program,
 ) -> NodeResult {
-    let arg = |k: usize| ins.get(k).cloned().flatten();
-    let out = &outs[0];
+    let Node { x, ins, out } = node;
     let rank = x.shape.len();
-    let axis = |a: i64| norm_axis(a, rank).map_err(|e| e.to_string());
-    let target = const_ints(&arg(1).ok_or("no shape")?, p)?;
+    let target = const_ints(&operand(ins, 1, "shape")?, p)?;
     let axes: Vec<usize> = match axes {
-        Some(a) => a.iter().map(|&a| axis(a)).collect::<Result<_, _>>()?,
+        Some(a) => a
+            .iter()
+            .map(|&a| axis_of(a, rank))
+            .collect::<Result<_, _>>()?,
         None => (0..rank).collect(),
     };
     let mut maps: Vec<Vec<Option<usize>>> = x

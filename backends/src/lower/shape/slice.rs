@@ -3,25 +3,22 @@
 use smelt_ir::ops::layout::SliceAttrs;
 use smelt_ir::shape::strides;
 
-use super::super::{NodeResult, Operand};
-use super::{const_ints, copy_view};
+use super::super::{NodeResult, input};
+use super::{Node, const_ints, copy_view};
 use crate::kernel::Program;
 
 /// Lowers `Slice`.
 pub(super) fn lower_slice(
     attrs: Option<&SliceAttrs>,
-    x: Operand,
-    ins: &[Option<Operand>],
-    outs: &[Operand],
+    node: Node<'_>,
     p: &mut Program,
 ) -> NodeResult {
-    let arg = |k: usize| ins.get(k).cloned().flatten();
-    let out = &outs[0];
+    let Node { x, ins, out } = node;
     let plan = match attrs {
         Some(a) => slice_plan(&x.shape, &a.starts, &a.ends, a.axes.as_deref(), None)?,
         None => {
             let c = |k: usize| -> Result<Option<Vec<i64>>, String> {
-                arg(k).map(|o| const_ints(&o, p)).transpose()
+                input(ins, k).map(|o| const_ints(&o, p)).transpose()
             };
             let starts = c(1)?.ok_or("no starts")?;
             let ends = c(2)?.ok_or("no ends")?;

@@ -1,23 +1,20 @@
 //! Lowering of Transpose and the depth/space shuffles: strided views.
 
-use smelt_ir::shape::{norm_axis, strides};
+use smelt_ir::shape::strides;
 
-use super::super::{NodeResult, Operand};
-use super::copy_view;
+use super::super::NodeResult;
+use super::{Node, axis_of, copy_view};
 use crate::kernel::Program;
 
 /// Lowers `Transpose`.
-pub(super) fn lower_transpose(
-    perm: Option<&[i64]>,
-    x: Operand,
-    outs: &[Operand],
-    p: &mut Program,
-) -> NodeResult {
-    let out = &outs[0];
+pub(super) fn lower_transpose(perm: Option<&[i64]>, node: Node<'_>, p: &mut Program) -> NodeResult {
+    let Node { x, out, .. } = node;
     let rank = x.shape.len();
-    let axis = |a: i64| norm_axis(a, rank).map_err(|e| e.to_string());
     let perm: Vec<usize> = match perm {
-        Some(pm) => pm.iter().map(|&a| axis(a)).collect::<Result<_, _>>()?,
+        Some(pm) => pm
+            .iter()
+            .map(|&a| axis_of(a, rank))
+            .collect::<Result<_, _>>()?,
         None => (0..rank).rev().collect(),
     };
     let st = strides(&x.shape);
@@ -29,11 +26,10 @@ pub(super) fn lower_transpose(
 pub(super) fn lower_depth_to_space(
     b: usize,
     crd: bool,
-    x: Operand,
-    outs: &[Operand],
+    node: Node<'_>,
     p: &mut Program,
 ) -> NodeResult {
-    let out = &outs[0];
+    let Node { x, out, .. } = node;
     let [n, c, h, w] = x.shape[..] else {
         return Err("DepthToSpace needs a 4-D input".into());
     };
@@ -52,11 +48,10 @@ pub(super) fn lower_depth_to_space(
 pub(super) fn lower_space_to_depth(
     b: usize,
     crd: bool,
-    x: Operand,
-    outs: &[Operand],
+    node: Node<'_>,
     p: &mut Program,
 ) -> NodeResult {
-    let out = &outs[0];
+    let Node { x, out, .. } = node;
     let [n, c, h, w] = x.shape[..] else {
         return Err("SpaceToDepth needs a 4-D input".into());
     };

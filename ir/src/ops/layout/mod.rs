@@ -53,7 +53,7 @@ mod slice;
 mod transpose;
 mod view;
 
-pub use pad::{PadAttrs, PadMode};
+pub use pad::{PadAttrs, PadMode, pad_amounts, pad_axis_map};
 pub use resize::{AspectPolicy, CoordMode, InterpMode, NearestMode, ResizeAttrs, ResizeForm};
 pub use scatter::Reduction;
 pub use slice::{SliceAttrs, SliceAxis, slice_plan};
@@ -308,6 +308,24 @@ impl Layout {
             return None;
         }
         Some(parse_op(ctx))
+    }
+
+    /// Whether the first output is the first input's bytes unchanged, only
+    /// relabelled: Reshape, Flatten, Squeeze, Unsqueeze, Identity and
+    /// inference Dropout. The memory plan lets such an output share its
+    /// input's buffer, so the node emits no code.
+    pub fn is_view(&self) -> bool {
+        // Every other layout op moves or computes elements; `false` is the
+        // safe answer for an op added later.
+        matches!(
+            self,
+            Layout::Reshape { .. }
+                | Layout::Flatten { .. }
+                | Layout::Squeeze { .. }
+                | Layout::Unsqueeze { .. }
+                | Layout::Identity
+                | Layout::Dropout { .. }
+        )
     }
 }
 

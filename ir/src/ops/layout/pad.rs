@@ -153,11 +153,8 @@ pub(super) fn eval_pad(
 }
 
 /// The parameters of a Pad: per axis, the pad before and after (negative crops).
-pub(super) fn pad_amounts(
-    rank: usize,
-    pads: &[i64],
-    axes: Option<&[i64]>,
-) -> Result<Vec<(i64, i64)>> {
+/// The interpreter and the native lowering both read a Pad's amounts here.
+pub fn pad_amounts(rank: usize, pads: &[i64], axes: Option<&[i64]>) -> Result<Vec<(i64, i64)>> {
     let axes: Vec<usize> = match axes {
         Some(a) => norm_axes(a, rank)?,
         None => (0..rank).collect(),
@@ -199,7 +196,8 @@ pub(super) fn pad_axis(
 
 /// For one padded axis, maps each output position to an input index (`None` =
 /// filled). Negative pads crop first; the mode then pads the cropped range.
-pub(super) fn pad_axis_map(
+/// The interpreter and the native lowering both build a Pad's index maps here.
+pub fn pad_axis_map(
     dim: usize,
     before: i64,
     after: i64,
