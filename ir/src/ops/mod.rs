@@ -13,6 +13,36 @@ use crate::error::{Error, Result};
 use crate::graph::TensorType;
 use crate::tensor::Tensor;
 
+/// Declares a family's op table once: each line gives an op's variant
+/// pattern, its name (which is also its ONNX op type) and its parser. The
+/// table expands to the family's `ONNX_OPS`, the exhaustive `op_name` match
+/// and the `parse_op` dispatch, so an op's spelling cannot drift between
+/// them. Used by the family modules as `family_ops! { Family, "label"; … }`.
+macro_rules! family_ops {
+    ($family:ident, $label:literal; $($pat:pat => $name:literal, $parse:path;)*) => {
+        impl $family {
+            /// The ONNX op types of this family.
+            pub const ONNX_OPS: &'static [&'static str] = &[$($name),*];
+        }
+
+        /// The op's name, which is also its ONNX op type.
+        fn op_name(op: &$family) -> &'static str {
+            match op {
+                $($pat => $name,)*
+            }
+        }
+
+        fn parse_op(ctx: &ParseCtx<'_>) -> Result<$family> {
+            match ctx.op_type {
+                $($name => $parse(ctx),)*
+                other => Err(Error::Unsupported(format!(
+                    "op {other} is not in the {} family", $label
+                ))),
+            }
+        }
+    };
+}
+
 pub mod conv;
 pub mod elementwise;
 pub mod fused;

@@ -231,37 +231,9 @@ pub enum Layout {
     },
 }
 
-/// Declares the op table once: each line gives an op's variant pattern, its
-/// name (which is also its ONNX op type) and its parser. The table expands to
-/// [`Layout::ONNX_OPS`], the exhaustive `name()` match and the parser dispatch,
-/// so an op's spelling cannot drift between them.
-macro_rules! layout_ops {
-    ($($pat:pat => $name:literal, $parse:path;)*) => {
-        impl Layout {
-            /// The ONNX op types of this family.
-            pub const ONNX_OPS: &'static [&'static str] = &[$($name),*];
-        }
-
-        /// The op's name, which is also its ONNX op type.
-        fn op_name(op: &Layout) -> &'static str {
-            match op {
-                $($pat => $name,)*
-            }
-        }
-
-        fn parse_op(ctx: &ParseCtx<'_>) -> Result<Layout> {
-            match ctx.op_type {
-                $($name => $parse(ctx),)*
-                other => Err(Error::Unsupported(format!(
-                    "op {other} is not in the layout family"
-                ))),
-            }
-        }
-    };
-}
-
 #[rustfmt::skip]
-layout_ops! {
+family_ops! {
+    Layout, "layout";
     Layout::Reshape { .. }                        => "Reshape",         reshape::parse_reshape;
     Layout::Flatten { .. }                        => "Flatten",         reshape::parse_flatten;
     Layout::Transpose { .. }                      => "Transpose",       transpose::parse_transpose;

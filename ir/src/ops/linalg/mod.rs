@@ -66,37 +66,9 @@ pub enum Linalg {
     LinearAttention(LinearAttnAttrs),
 }
 
-/// Declares the op table once: each line gives an op's variant pattern, its
-/// name (which is also its ONNX op type) and its parser. The table expands to
-/// [`Linalg::ONNX_OPS`], the exhaustive `name()` match and the parser dispatch,
-/// so an op's spelling cannot drift between them.
-macro_rules! linalg_ops {
-    ($($pat:pat => $name:literal, $parse:path;)*) => {
-        impl Linalg {
-            /// The ONNX op types of this family.
-            pub const ONNX_OPS: &'static [&'static str] = &[$($name),*];
-        }
-
-        /// The op's name, which is also its ONNX op type.
-        fn op_name(op: &Linalg) -> &'static str {
-            match op {
-                $($pat => $name,)*
-            }
-        }
-
-        fn parse_op(ctx: &ParseCtx<'_>) -> Result<Linalg> {
-            match ctx.op_type {
-                $($name => $parse(ctx),)*
-                other => Err(Error::Unsupported(format!(
-                    "op {other} is not in the linalg family"
-                ))),
-            }
-        }
-    };
-}
-
 #[rustfmt::skip]
-linalg_ops! {
+family_ops! {
+    Linalg, "linalg";
     Linalg::MatMul                 => "MatMul",          matmul::parse_matmul;
     Linalg::Gemm(_)                => "Gemm",            matmul::parse_gemm;
     Linalg::Einsum(_)              => "Einsum",          einsum::parse_einsum;
