@@ -89,6 +89,24 @@ impl B {
         let v: Vec<f32> = (0..len).map(|_| self.rng.f32(lo, hi)).collect();
         self.konst(Tensor::from_vec(shape, v).unwrap())
     }
+    /// An f32 input of a random shape of rank `rank`, and that shape.
+    fn rand_input(&mut self, rank: usize) -> (ValueId, Vec<usize>) {
+        let s = self.rng.shape(rank);
+        (self.input(s.clone()), s)
+    }
+    /// `x op c` for an input `x` of a random shape of rank `rank` and a
+    /// scalar constant `c`.
+    fn x_op_splat(&mut self, rank: usize, op: &str, c: f32) -> ValueId {
+        let (x, _) = self.rand_input(rank);
+        let c = self.splat(c);
+        self.op(op, &[x, c])
+    }
+    /// `c op x`, as [`B::x_op_splat`] with the operands swapped.
+    fn splat_op_x(&mut self, rank: usize, op: &str, c: f32) -> ValueId {
+        let (x, _) = self.rand_input(rank);
+        let c = self.splat(c);
+        self.op(op, &[c, x])
+    }
     fn splat(&mut self, x: f32) -> ValueId {
         self.konst(Tensor::scalar(x))
     }
@@ -144,111 +162,70 @@ type Case = fn(&mut B) -> ValueId;
 /// The soundness cases: rule name → a graph containing its left-hand side.
 fn cases() -> Vec<(&'static str, Case)> {
     let mut v: Vec<(&'static str, Case)> = vec![
-        ("mul-one", |b| {
-            let s = b.rng.shape(3);
-            let x = b.input(s);
-            let c = b.splat(1.0);
-            b.op("Mul", &[x, c])
-        }),
-        ("one-mul", |b| {
-            let s = b.rng.shape(2);
-            let x = b.input(s);
-            let c = b.splat(1.0);
-            b.op("Mul", &[c, x])
-        }),
-        ("add-zero", |b| {
-            let s = b.rng.shape(3);
-            let x = b.input(s);
-            let c = b.splat(0.0);
-            b.op("Add", &[x, c])
-        }),
-        ("zero-add", |b| {
-            let s = b.rng.shape(2);
-            let x = b.input(s);
-            let c = b.splat(0.0);
-            b.op("Add", &[c, x])
-        }),
-        ("sub-zero", |b| {
-            let s = b.rng.shape(2);
-            let x = b.input(s);
-            let c = b.splat(0.0);
-            b.op("Sub", &[x, c])
-        }),
-        ("div-one", |b| {
-            let s = b.rng.shape(2);
-            let x = b.input(s);
-            let c = b.splat(1.0);
-            b.op("Div", &[x, c])
-        }),
+        ("mul-one", |b| b.x_op_splat(3, "Mul", 1.0)),
+        ("one-mul", |b| b.splat_op_x(2, "Mul", 1.0)),
+        ("add-zero", |b| b.x_op_splat(3, "Add", 0.0)),
+        ("zero-add", |b| b.splat_op_x(2, "Add", 0.0)),
+        ("sub-zero", |b| b.x_op_splat(2, "Sub", 0.0)),
+        ("div-one", |b| b.x_op_splat(2, "Div", 1.0)),
         ("neg-neg", |b| {
-            let s = b.rng.shape(3);
-            let x = b.input(s);
+            let (x, _) = b.rand_input(3);
             let y = b.op("Neg", &[x]);
             b.op("Neg", &[y])
         }),
         ("sqrt-mul-sqrt", |b| {
-            let s = b.rng.shape(2);
-            let x = b.input(s);
+            let (x, _) = b.rand_input(2);
             let e = b.op("Exp", &[x]);
             let r = b.op("Sqrt", &[e]);
             b.op("Mul", &[r, r])
         }),
         ("identity", |b| {
-            let s = b.rng.shape(2);
-            let x = b.input(s);
+            let (x, _) = b.rand_input(2);
             let y = b.op("Relu", &[x]);
             b.op("Identity", &[y])
         }),
         ("cast-noop", |b| {
-            let s = b.rng.shape(2);
-            let x = b.input(s);
+            let (x, _) = b.rand_input(2);
             b.op_attrs("Cast", vec![a_int("to", 1)], &[x])
         }),
         ("cast-cast", |b| {
-            let s = b.rng.shape(2);
-            let x = b.input(s);
+            let (x, _) = b.rand_input(2);
             let y = b.op_attrs("Cast", vec![a_int("to", 11)], &[x]); // f64
             b.op_attrs("Cast", vec![a_int("to", 1)], &[y])
         }),
         ("mul-const-right", |b| {
-            let s = b.rng.shape(2);
-            let x = b.input(s.clone());
+            let (x, s) = b.rand_input(2);
             let c = b.rand_const(vec![s[1]], -2.0, 2.0);
             b.op("Mul", &[c, x])
         }),
         ("add-const-right", |b| {
-            let s = b.rng.shape(2);
-            let x = b.input(s.clone());
+            let (x, s) = b.rand_input(2);
             let c = b.rand_const(vec![s[1]], -2.0, 2.0);
             b.op("Add", &[c, x])
         }),
         ("mul-mul-const", |b| {
-            let s = b.rng.shape(3);
-            let x = b.input(s.clone());
+            let (x, s) = b.rand_input(3);
             let c = b.rand_const(vec![s[2]], -2.0, 2.0);
             let d = b.rand_const(vec![1, s[2]], -2.0, 2.0);
             let y = b.op("Mul", &[x, c]);
             b.op("Mul", &[y, d])
         }),
         ("add-add-const", |b| {
-            let s = b.rng.shape(2);
-            let x = b.input(s.clone());
+            let (x, s) = b.rand_input(2);
             let c = b.rand_const(vec![s[1]], -2.0, 2.0);
             let d = b.splat(0.5);
             let y = b.op("Add", &[x, c]);
             b.op("Add", &[y, d])
         }),
         ("sub-add-const", |b| {
-            let s = b.rng.shape(2);
-            let x = b.input(s.clone());
+            let (x, s) = b.rand_input(2);
             let c = b.rand_const(vec![s[1]], -2.0, 2.0);
             let d = b.splat(0.25);
             let y = b.op("Sub", &[x, c]);
             b.op("Add", &[y, d])
         }),
         ("div-mul-const", |b| {
-            let s = b.rng.shape(2);
-            let x = b.input(s.clone());
+            let (x, s) = b.rand_input(2);
             let c = b.rand_const(vec![s[1]], 0.5, 2.0);
             let d = b.splat(3.0);
             let y = b.op("Div", &[x, c]);
@@ -256,21 +233,18 @@ fn cases() -> Vec<(&'static str, Case)> {
         }),
         ("transpose-transpose", |b| {
             let r = b.rng.range(2, 4);
-            let s = b.rng.shape(r);
-            let x = b.input(s);
+            let (x, _) = b.rand_input(r);
             let p = b.rand_perm(r);
             let q = b.rand_perm(r);
             let y = b.transpose(x, &p);
             b.transpose(y, &q)
         }),
         ("transpose-identity", |b| {
-            let s = b.rng.shape(3);
-            let x = b.input(s);
+            let (x, _) = b.rand_input(3);
             b.transpose(x, &[0, 1, 2])
         }),
         ("reshape-reshape", |b| {
-            let s = b.rng.shape(3);
-            let x = b.input(s.clone());
+            let (x, s) = b.rand_input(3);
             let n: usize = s.iter().product();
             let a = b.ints(&[n as i64]);
             let y = b.op("Reshape", &[x, a]);
@@ -278,31 +252,27 @@ fn cases() -> Vec<(&'static str, Case)> {
             b.op("Reshape", &[y, t])
         }),
         ("flatten-reshape", |b| {
-            let s = b.rng.shape(3);
-            let x = b.input(s.clone());
+            let (x, s) = b.rand_input(3);
             let a = b.ints(&[s[2] as i64, s[1] as i64, s[0] as i64]);
             let y = b.op("Reshape", &[x, a]);
             b.op_attrs("Flatten", vec![a_int("axis", 1)], &[y])
         }),
         ("squeeze-reshape", |b| {
-            let s = b.rng.shape(2);
-            let x = b.input(s.clone());
+            let (x, s) = b.rand_input(2);
             let a = b.ints(&[1, (s[0] * s[1]) as i64]);
             let y = b.op("Reshape", &[x, a]);
             let ax = b.ints(&[0]);
             b.op("Squeeze", &[y, ax])
         }),
         ("unsqueeze-reshape", |b| {
-            let s = b.rng.shape(2);
-            let x = b.input(s.clone());
+            let (x, s) = b.rand_input(2);
             let a = b.ints(&[(s[0] * s[1]) as i64]);
             let y = b.op("Reshape", &[x, a]);
             let ax = b.ints(&[0]);
             b.op("Unsqueeze", &[y, ax])
         }),
         ("reshape-noop", |b| {
-            let s = b.rng.shape(3);
-            let x = b.input(s.clone());
+            let (x, s) = b.rand_input(3);
             let a = b.ints(&s.iter().map(|&d| d as i64).collect::<Vec<_>>());
             b.op("Reshape", &[x, a])
         }),
@@ -370,8 +340,7 @@ fn cases() -> Vec<(&'static str, Case)> {
             b.op("Add", &[c, y])
         }),
         ("gelu-erf", |b| {
-            let s = b.rng.shape(3);
-            let x = b.input(s);
+            let (x, _) = b.rand_input(3);
             let r2 = b.splat(std::f32::consts::SQRT_2);
             let one = b.splat(1.0);
             let half = b.splat(0.5);
@@ -382,8 +351,7 @@ fn cases() -> Vec<(&'static str, Case)> {
             b.op("Mul", &[m, half])
         }),
         ("gelu-erf-half-first", |b| {
-            let s = b.rng.shape(2);
-            let x = b.input(s);
+            let (x, _) = b.rand_input(2);
             let r2 = b.splat(2f32.sqrt() * (1.0 + 2e-6)); // as an exporter might round it
             let one = b.splat(1.0);
             let half = b.splat(0.5);
@@ -394,8 +362,7 @@ fn cases() -> Vec<(&'static str, Case)> {
             b.op("Mul", &[h, a])
         }),
         ("gelu-tanh", |b| {
-            let s = b.rng.shape(2);
-            let x = b.input(s);
+            let (x, _) = b.rand_input(2);
             let three = b.splat(3.0);
             let k = b.splat(0.044715);
             let c = b.splat(0.7978846);
@@ -453,20 +420,17 @@ fn cases() -> Vec<(&'static str, Case)> {
             b.op_attrs("Swish", vec![a_f("alpha", 1.5)], &[y])
         }),
         ("silu", |b| {
-            let s = b.rng.shape(3);
-            let x = b.input(s);
+            let (x, _) = b.rand_input(3);
             let g = b.op("Sigmoid", &[x]);
             b.op("Mul", &[x, g])
         }),
         ("silu-rev", |b| {
-            let s = b.rng.shape(2);
-            let x = b.input(s);
+            let (x, _) = b.rand_input(2);
             let g = b.op("Sigmoid", &[x]);
             b.op("Mul", &[g, x])
         }),
         ("hardswish", |b| {
-            let s = b.rng.shape(3);
-            let x = b.input(s);
+            let (x, _) = b.rand_input(3);
             let h = b.op_attrs(
                 "HardSigmoid",
                 vec![a_f("alpha", 1.0 / 6.0), a_f("beta", 0.5)],
@@ -475,8 +439,7 @@ fn cases() -> Vec<(&'static str, Case)> {
             b.op("Mul", &[x, h])
         }),
         ("hardswish-clip", |b| {
-            let s = b.rng.shape(3);
-            let x = b.input(s);
+            let (x, _) = b.rand_input(3);
             let three = b.splat(3.0);
             let lo = b.splat(0.0);
             let hi = b.splat(6.0);
@@ -488,8 +451,7 @@ fn cases() -> Vec<(&'static str, Case)> {
         }),
         ("softmax", |b| {
             let r = b.rng.range(1, 3);
-            let s = b.rng.shape(r);
-            let x = b.input(s);
+            let (x, _) = b.rand_input(r);
             let axis = -(1 + b.rng.below(r) as i64);
             let ax = b.ints(&[axis]);
             let mx = b.op("ReduceMax", &[x, ax]);
@@ -499,8 +461,7 @@ fn cases() -> Vec<(&'static str, Case)> {
             b.op("Div", &[e, sm])
         }),
         ("layernorm", |b| {
-            let s = b.rng.shape(3);
-            let x = b.input(s.clone());
+            let (x, s) = b.rand_input(3);
             let ax = b.ints(&[-1]);
             let mean = b.op("ReduceMean", &[x, ax]);
             let d = b.op("Sub", &[x, mean]);
@@ -517,8 +478,7 @@ fn cases() -> Vec<(&'static str, Case)> {
             b.op("Add", &[yg, bb])
         }),
         ("rmsnorm", |b| {
-            let s = b.rng.shape(3);
-            let x = b.input(s.clone());
+            let (x, s) = b.rand_input(3);
             let ax = b.ints(&[-1]);
             let two = b.splat(2.0);
             let sq = b.op("Pow", &[x, two]);
@@ -566,8 +526,7 @@ fn cases() -> Vec<(&'static str, Case)> {
 
 fn sink_unary(b: &mut B, f: &str) -> ValueId {
     let r = b.rng.range(2, 4);
-    let s = b.rng.shape(r);
-    let x = b.input(s);
+    let (x, _) = b.rand_input(r);
     let p = b.rand_perm(r);
     let t = b.transpose(x, &p);
     b.op(f, &[t])
@@ -575,8 +534,7 @@ fn sink_unary(b: &mut B, f: &str) -> ValueId {
 
 fn sink_binary(b: &mut B, f: &str) -> ValueId {
     let r = b.rng.range(2, 4);
-    let s = b.rng.shape(r);
-    let x = b.input(s.clone());
+    let (x, s) = b.rand_input(r);
     let y = b.input(s);
     let p = b.rand_perm(r);
     let tx = b.transpose(x, &p);
