@@ -212,14 +212,6 @@ impl Analysis<ENode> for IrAnalysis {
             a.tuple = b.tuple.clone();
             changed_a = true;
         }
-        if a.is_const != b.is_const {
-            if a.is_const {
-                changed_b = true;
-            } else {
-                changed_a = true;
-            }
-            a.is_const = true;
-        }
         match (&a.value, &b.value) {
             (None, Some(v)) => {
                 a.value = Some(v.clone());
@@ -228,15 +220,10 @@ impl Analysis<ENode> for IrAnalysis {
             (Some(_), None) => changed_b = true,
             _ => {}
         }
-        if a.nonneg != b.nonneg {
-            if a.nonneg {
-                changed_b = true;
-            } else {
-                changed_a = true;
-            }
-            a.nonneg = true;
-        }
-        DidMerge(changed_a, changed_b)
+        // Constness and non-negativity are facts: either side's holds.
+        let facts =
+            egg::merge_max(&mut a.is_const, b.is_const) | egg::merge_max(&mut a.nonneg, b.nonneg);
+        DidMerge(changed_a, changed_b) | facts
     }
 
     fn modify(eg: &mut EG, id: Id) {
