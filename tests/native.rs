@@ -36,27 +36,26 @@ struct Example {
     rtol: f64,
 }
 
+/// An [`Example`] checked within `atol` and a relative 1e-4.
+const fn example(name: &'static str, pins: &'static [&'static str], atol: f64) -> Example {
+    Example {
+        name,
+        pins,
+        atol,
+        rtol: 1e-4,
+    }
+}
+
 /// The MLP example, batch pinned to 2.
-const MLP: Example = Example {
-    name: "mlp",
-    pins: &["--dim", "batch=2"],
-    atol: 1e-5,
-    rtol: 1e-4,
-};
+const MLP: Example = example("mlp", &["--dim", "batch=2"], 1e-5);
 /// The CNN example.
-const CNN: Example = Example {
-    name: "cnn",
-    pins: &[],
-    atol: 1e-4,
-    rtol: 1e-4,
-};
+const CNN: Example = example("cnn", &[], 1e-4);
 /// The transformer example, batch 1 and 16 tokens.
-const TRANSFORMER: Example = Example {
-    name: "transformer",
-    pins: &["--dim", "batch=1", "--dim", "seq=16"],
-    atol: 1e-4,
-    rtol: 1e-4,
-};
+const TRANSFORMER: Example = example(
+    "transformer",
+    &["--dim", "batch=1", "--dim", "seq=16"],
+    1e-4,
+);
 
 const X86_64: &str = "x86_64-unknown-linux-gnu";
 const AARCH64: &str = "aarch64-unknown-linux-gnu";

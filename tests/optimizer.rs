@@ -107,6 +107,21 @@ impl B {
         let c = self.splat(c);
         self.op(op, &[c, x])
     }
+    /// `c op x` for a rank-2 input `x` and a constant row `c` in [-2, 2].
+    fn row_const_op_x(&mut self, op: &str) -> ValueId {
+        let (x, s) = self.rand_input(2);
+        let c = self.rand_const(vec![s[1]], -2.0, 2.0);
+        self.op(op, &[c, x])
+    }
+    /// `(x op1 c) op2 k` for a rank-2 input `x`, a constant row `c` in
+    /// `range` and a scalar `k`.
+    fn const_chain(&mut self, op1: &str, range: (f32, f32), op2: &str, k: f32) -> ValueId {
+        let (x, s) = self.rand_input(2);
+        let c = self.rand_const(vec![s[1]], range.0, range.1);
+        let d = self.splat(k);
+        let y = self.op(op1, &[x, c]);
+        self.op(op2, &[y, d])
+    }
     fn splat(&mut self, x: f32) -> ValueId {
         self.konst(Tensor::scalar(x))
     }
@@ -193,16 +208,8 @@ fn cases() -> Vec<(&'static str, Case)> {
             let y = b.op_attrs("Cast", vec![a_int("to", 11)], &[x]); // f64
             b.op_attrs("Cast", vec![a_int("to", 1)], &[y])
         }),
-        ("mul-const-right", |b| {
-            let (x, s) = b.rand_input(2);
-            let c = b.rand_const(vec![s[1]], -2.0, 2.0);
-            b.op("Mul", &[c, x])
-        }),
-        ("add-const-right", |b| {
-            let (x, s) = b.rand_input(2);
-            let c = b.rand_const(vec![s[1]], -2.0, 2.0);
-            b.op("Add", &[c, x])
-        }),
+        ("mul-const-right", |b| b.row_const_op_x("Mul")),
+        ("add-const-right", |b| b.row_const_op_x("Add")),
         ("mul-mul-const", |b| {
             let (x, s) = b.rand_input(3);
             let c = b.rand_const(vec![s[2]], -2.0, 2.0);
@@ -211,25 +218,13 @@ fn cases() -> Vec<(&'static str, Case)> {
             b.op("Mul", &[y, d])
         }),
         ("add-add-const", |b| {
-            let (x, s) = b.rand_input(2);
-            let c = b.rand_const(vec![s[1]], -2.0, 2.0);
-            let d = b.splat(0.5);
-            let y = b.op("Add", &[x, c]);
-            b.op("Add", &[y, d])
+            b.const_chain("Add", (-2.0, 2.0), "Add", 0.5)
         }),
         ("sub-add-const", |b| {
-            let (x, s) = b.rand_input(2);
-            let c = b.rand_const(vec![s[1]], -2.0, 2.0);
-            let d = b.splat(0.25);
-            let y = b.op("Sub", &[x, c]);
-            b.op("Add", &[y, d])
+            b.const_chain("Sub", (-2.0, 2.0), "Add", 0.25)
         }),
         ("div-mul-const", |b| {
-            let (x, s) = b.rand_input(2);
-            let c = b.rand_const(vec![s[1]], 0.5, 2.0);
-            let d = b.splat(3.0);
-            let y = b.op("Div", &[x, c]);
-            b.op("Mul", &[y, d])
+            b.const_chain("Div", (0.5, 2.0), "Mul", 3.0)
         }),
         ("transpose-transpose", |b| {
             let r = b.rng.range(2, 4);
@@ -674,10 +669,7 @@ fn residual_then_activation_is_sound() {
         let attrs = opt.nodes[0].op.attrs();
         assert!(attrs.iter().any(|a| a.0 == "residual"), "{attrs:?}");
         assert!(attrs.iter().any(|a| a.0 == "activation"), "{attrs:?}");
-        let mut rng = Rng(seed + 7);
-        let inputs = random_inputs(&b.g, &mut rng);
-        let want = Interpreter::new(&b.g).run(inputs.clone()).unwrap();
-        let got = Interpreter::new(&opt).run(inputs).unwrap();
+        let (got, want) = run_both(&b.g, &opt, seed + 7);
         close(&got[0], &want[0], &format!("seed {seed}"));
     }
     // MobileNetV2's block: p1 + p2(…(p1)). Only p2 may take the residual:
@@ -720,10 +712,7 @@ fn residual_then_activation_is_sound() {
             Some(&Some(plain.outputs[0])),
             "seed {seed}"
         );
-        let mut rng = Rng(seed);
-        let inputs = random_inputs(&b.g, &mut rng);
-        let want = Interpreter::new(&b.g).run(inputs.clone()).unwrap();
-        let got = Interpreter::new(&opt).run(inputs).unwrap();
+        let (got, want) = run_both(&b.g, &opt, seed);
         close(&got[0], &want[0], &format!("block seed {seed}"));
     }
     // y + y, and a residual that broadcasts: no residual fusion.
@@ -757,6 +746,15 @@ fn random_inputs(g: &Graph, rng: &mut Rng) -> Vec<Tensor> {
             Tensor::from_vec(ty.shape.clone(), v).unwrap()
         })
         .collect()
+}
+
+/// Runs `g` and its optimized form `opt` in the interpreter on the same
+/// random inputs (from `seed`); returns their outputs, `opt`'s first.
+fn run_both(g: &Graph, opt: &Graph, seed: u64) -> (Vec<Tensor>, Vec<Tensor>) {
+    let inputs = random_inputs(g, &mut Rng(seed));
+    let want = Interpreter::new(g).run(inputs.clone()).unwrap();
+    let got = Interpreter::new(opt).run(inputs).unwrap();
+    (got, want)
 }
 
 fn close(a: &Tensor, b: &Tensor, what: &str) {
@@ -856,10 +854,7 @@ fn golden(file: &str, build: fn(&mut B) -> Vec<ValueId>) {
     let mut o = Options::for_level(2, TARGETS[0]).unwrap();
     o.passes = vec![file.to_string()];
     let (opt, report) = optimize(&g, &o).unwrap();
-    let mut inputs_rng = Rng(5);
-    let inputs = random_inputs(&g, &mut inputs_rng);
-    let want = Interpreter::new(&g).run(inputs.clone()).unwrap();
-    let got = Interpreter::new(&opt).run(inputs).unwrap();
+    let (got, want) = run_both(&g, &opt, 5);
     for (i, (a, w)) in got.iter().zip(&want).enumerate() {
         close(a, w, &format!("{file} golden output {i}"));
     }

@@ -51,6 +51,14 @@ fn compile_mlp_with(backend: &str, target: &str, dir: &Path, emit: &str, out: &s
     );
 }
 
+/// A fresh folder (`tag`) holding the MLP as `libmlp.a` + `mlp.h` for
+/// `target`, compiled by `backend`.
+fn mlp_staticlib(backend: &str, target: &str, tag: &str) -> PathBuf {
+    let dir = scratch(tag);
+    compile_mlp_with(backend, target, &dir, "staticlib", "libmlp.a");
+    dir
+}
+
 /// Links the whole archive, so that the libcalls object is in the program
 /// beside the C library's `memcpy` & co. even when the model calls none of
 /// them: their definitions must not clash.
@@ -187,15 +195,40 @@ fn link_every_way(dir: &Path, cc: &str, emu: &[&str], sysroot: Option<&str>, wha
     }
 }
 
+/// The MLP compiled for `target` by `backend` into a fresh folder (`tag`),
+/// linked every way by `cc` ([`link_every_way`]).
+fn mlp_links_every_way(
+    backend: &str,
+    target: &str,
+    cc: &str,
+    emu: &[&str],
+    sysroot: Option<&str>,
+    tag: &str,
+) {
+    let dir = mlp_staticlib(backend, target, tag);
+    link_every_way(
+        &dir,
+        cc,
+        emu,
+        sysroot,
+        &format!("{} gcc", tag.replace('-', " ")),
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn x86_64_staticlib_links_with_gcc_static_and_dynamic() {
     if !have("gcc", "the x86_64 staticlib test") {
         return;
     }
-    let dir = scratch("x86_64");
-    compile_mlp("x86_64-unknown-linux-gnu", &dir, "staticlib", "libmlp.a");
-    link_every_way(&dir, "gcc", &[], None, "x86_64 gcc");
-    let _ = std::fs::remove_dir_all(&dir);
+    mlp_links_every_way(
+        "cranelift",
+        "x86_64-unknown-linux-gnu",
+        "gcc",
+        &[],
+        None,
+        "x86_64",
+    );
 }
 
 #[test]
@@ -204,43 +237,27 @@ fn aarch64_staticlib_links_with_cross_gcc_under_qemu() {
     if !have_all(&[cc, "qemu-aarch64"], "the aarch64 staticlib test") {
         return;
     }
-    let dir = scratch("aarch64");
-    compile_mlp("aarch64-unknown-linux-gnu", &dir, "staticlib", "libmlp.a");
-    link_every_way(
-        &dir,
+    mlp_links_every_way(
+        "cranelift",
+        "aarch64-unknown-linux-gnu",
         cc,
         &["qemu-aarch64"],
         Some("/usr/aarch64-linux-gnu"),
-        "aarch64 gcc",
+        "aarch64",
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn llvm_staticlibs_link_with_gcc_on_x86_64_and_aarch64() {
     if have("gcc", "the x86_64 LLVM staticlib test") {
-        let dir = scratch("llvm-x86_64");
-        compile_mlp_with(
-            "llvm",
-            "x86_64-unknown-linux-gnu",
-            &dir,
-            "staticlib",
-            "libmlp.a",
-        );
+        let dir = mlp_staticlib("llvm", "x86_64-unknown-linux-gnu", "llvm-x86_64");
         check_app(&dir, "gcc", &["-static"], NEEDED, &[], "llvm x86_64 static");
         check_app(&dir, "gcc", &[], WHOLE, &[], "llvm x86_64 dynamic whole");
         let _ = std::fs::remove_dir_all(&dir);
     }
     let cc = "aarch64-linux-gnu-gcc";
     if have_all(&[cc, "qemu-aarch64"], "the aarch64 LLVM staticlib test") {
-        let dir = scratch("llvm-aarch64");
-        compile_mlp_with(
-            "llvm",
-            "aarch64-unknown-linux-gnu",
-            &dir,
-            "staticlib",
-            "libmlp.a",
-        );
+        let dir = mlp_staticlib("llvm", "aarch64-unknown-linux-gnu", "llvm-aarch64");
         check_app(
             &dir,
             cc,
@@ -301,8 +318,7 @@ fn header_is_clean_c99_and_cxx() {
     if !have("gcc", "the header check") {
         return;
     }
-    let dir = scratch("header");
-    compile_mlp("x86_64-unknown-linux-gnu", &dir, "staticlib", "libmlp.a");
+    let dir = mlp_staticlib("cranelift", "x86_64-unknown-linux-gnu", "header");
     let use_it = "#include \"mlp.h\"\n\
         #include \"mlp.h\"\n\
         static const uint64_t dims[] = MLP_INPUT_X_DIMS;\n\
@@ -341,22 +357,14 @@ fn llvm_armv7_staticlib_links_with_cross_gcc_under_qemu() {
     if !have_all(&[cc, "qemu-arm"], "the armv7 staticlib test") {
         return;
     }
-    let dir = scratch("llvm-armv7");
-    compile_mlp_with(
+    mlp_links_every_way(
         "llvm",
         "armv7-unknown-linux-gnueabihf",
-        &dir,
-        "staticlib",
-        "libmlp.a",
-    );
-    link_every_way(
-        &dir,
         cc,
         &["qemu-arm"],
         Some("/usr/arm-linux-gnueabihf"),
-        "llvm armv7 gcc",
+        "llvm-armv7",
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// The Cortex-M static library in a C firmware (`tests/staticlib/mlp_firmware.c`
@@ -369,14 +377,7 @@ fn llvm_cortex_m_staticlib_links_into_a_c_firmware() {
     if !have_all(&[cc, "qemu-system-arm"], "the Cortex-M staticlib test") {
         return;
     }
-    let dir = scratch("llvm-thumbv7em");
-    compile_mlp_with(
-        "llvm",
-        "thumbv7em-none-eabihf",
-        &dir,
-        "staticlib",
-        "libmlp.a",
-    );
+    let dir = mlp_staticlib("llvm", "thumbv7em-none-eabihf", "llvm-thumbv7em");
     let fw = dir.join("fw.elf");
     run_ok(
         Command::new(cc)

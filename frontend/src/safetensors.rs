@@ -380,17 +380,22 @@ impl Weights {
         }
         let map = map_file(path)?;
         let tensors = parse_header(&map, path, limits)?;
+        Ok(Weights::new(path, map, tensors))
+    }
+
+    /// The weights of the validated `tensors` in `map`, indexed by name.
+    fn new(path: &Path, map: Arc<Mmap>, tensors: Vec<WeightInfo>) -> Weights {
         let by_name = tensors
             .iter()
             .enumerate()
             .map(|(i, t)| (t.name.clone(), i))
             .collect();
-        Ok(Weights {
+        Weights {
             path: path.to_path_buf(),
             map,
             tensors,
             by_name,
-        })
+        }
     }
 
     /// Validates a safetensors file held in memory (named `path` in
@@ -407,17 +412,7 @@ impl Weights {
         let mut map = memmap2::MmapMut::map_anon(bytes.len().max(1)).map_err(io)?;
         map[..bytes.len()].copy_from_slice(bytes);
         let map = Arc::new(map.make_read_only().map_err(io)?);
-        let by_name = tensors
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (t.name.clone(), i))
-            .collect();
-        Ok(Weights {
-            path: path.to_path_buf(),
-            map,
-            tensors,
-            by_name,
-        })
+        Ok(Weights::new(path, map, tensors))
     }
 
     /// The file's path.
