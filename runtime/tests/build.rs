@@ -33,7 +33,8 @@ fn runtime_builds_are_byte_identical() {
     let clang = clang();
     for t in Target::ALL {
         type Compile = fn(&Path, &Path, Target, &Path) -> Result<(), String>;
-        let objects: [(&str, Compile, fn(Target) -> &'static [u8]); 2] = [
+        type Embedded = fn(Target) -> &'static [u8];
+        let objects: [(&str, Compile, Embedded); 2] = [
             ("runtime", toolchain::compile_runtime, runtime_object),
             ("libcalls", toolchain::compile_libcalls, libcalls_object),
         ];
