@@ -359,6 +359,7 @@ fn lower_node(
         Op::Conv(c) => conv::lower(c, ins, &outs, p),
         Op::Reduce(r) => reduce::lower(r, ins, &outs, p),
         Op::Quant(_) => Err("no native kernel for this op yet".into()),
+        Op::Weights(_) => Err("no native kernel for this op yet".into()),
         Op::Fused(f) => fused(f, ins, &outs, p),
     }
 }
