@@ -17,7 +17,8 @@ Quantizing: `ir/tests/data/gguf/quantize/input.f32` holds rows of 256
 little-endian f32 (normal data, zeros, tiny, subnormal and huge magnitudes,
 rounding ties, equal maxima of opposite signs, positive-only rows) and
 `quantize/<name>.bin` the bytes `gguf.quants.quantize` makes of them, for
-every format the package can quantize (the K-quants it cannot). For F16 and
+every format the package can quantize (the K-quants it cannot:
+`scripts/ggml_kquant_fixtures.sh` writes theirs with ggml's C reference). For F16 and
 BF16, `quantize/halves.f32` holds special values (infinities, NaNs with
 payloads, subnormals, rounding boundaries) and random bit patterns, and
 `quantize/f16.bin` / `bf16.bin` their conversions.

@@ -228,7 +228,7 @@ fn q3k_scales(packed: &[u8]) -> [u8; 16] {
 }
 
 /// Scale and min `j` (0..8) of a Q4_K/Q5_K block (ggml's `get_scale_min_k4`).
-fn scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
+pub(super) fn scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
     if j < 4 {
         (q[j] & 63, q[j + 4] & 63)
     } else {

@@ -8,8 +8,9 @@
 //! `quantize_row_*_ref` operation for operation in f32 and are byte-identical
 //! to the `gguf` Python package's `gguf.quants.quantize` (tested against
 //! `tests/data/gguf/quantize/`, made by `scripts/gguf_fixtures.py`). The
-//! K-quants follow ggml's reference quantizers (the package cannot quantize
-//! them); their tests bound the round-trip error instead (see `kquants`).
+//! K-quants (Q2_K … Q6_K) follow ggml's reference quantizers, which the
+//! package cannot run: they are byte-identical to ggml's C compiled without
+//! fused multiply-add (`scripts/ggml_kquant_fixtures.sh`, see `kquants`).
 //! F16 is numpy's `astype(float16)` (round to nearest even, NaN payloads
 //! kept as numpy keeps them), BF16 ggml's `ggml_compute_fp32_to_bf16` (round
 //! to nearest even, NaN made quiet). Affine forms follow ONNX
