@@ -160,6 +160,18 @@ fn scale_bits(what: &str, v: f32) -> Result<[u8; 2], String> {
     Ok(h.to_le_bytes())
 }
 
+/// The value of largest magnitude, the first one on ties (ggml's loop).
+pub(super) fn signed_max(x: &[f32]) -> f32 {
+    let (mut amax, mut max) = (0f32, 0f32);
+    for &v in x {
+        if amax < v.abs() {
+            amax = v.abs();
+            max = v;
+        }
+    }
+    max
+}
+
 /// The reciprocal of a scale, 0 for a zero scale (ggml's `d ? 1/d : 0`).
 fn inverse(d: f32) -> f32 {
     if d != 0.0 { 1.0 / d } else { 0.0 }

@@ -8,7 +8,7 @@
 //! (`(int8_t)(x + 8.5f)` truncation for Q4/Q5, `roundf` for Q8_0 and the
 //! ternary formats). The K-quants live in `kquants`.
 
-use super::{c_cast, inverse, scale_bits};
+use super::{c_cast, inverse, scale_bits, signed_max};
 use crate::encoding::BlockFormat;
 
 /// Appends the `f.block_bytes()` bytes of one block of `f.block_len()`
@@ -82,18 +82,6 @@ pub(super) fn quantize_block(f: BlockFormat, x: &[f32], out: &mut Vec<u8>) -> Re
         | BlockFormat::Q6K => super::kquants::quantize_block(f, x, out)?,
     }
     Ok(())
-}
-
-/// The value of largest magnitude, the first one on ties (ggml's loop).
-fn signed_max(x: &[f32]) -> f32 {
-    let (mut amax, mut max) = (0f32, 0f32);
-    for &v in x {
-        if amax < v.abs() {
-            amax = v.abs();
-            max = v;
-        }
-    }
-    max
 }
 
 /// Packs 32 quants of 4 or 5 bits: for the 5-bit formats first `qh` (bit

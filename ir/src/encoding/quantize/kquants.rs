@@ -17,7 +17,7 @@
 //! quantization of the decoded values is *not* guaranteed to give the same
 //! bytes (the scale searches may settle elsewhere).
 
-use super::scale_bits;
+use super::{scale_bits, signed_max};
 use crate::encoding::BlockFormat;
 
 /// Below this a sub-block counts as all zero (ggml's `GROUP_MAX_EPS`).
@@ -154,14 +154,8 @@ fn make_qkx2_quants(
 /// importance weights: the signed scale of one sub-block, searched over 19
 /// candidates, with the quants (offset by `nmax`) in `l`.
 fn make_qx_quants(nmax: i32, x: &[f32], l: &mut [i8]) -> f32 {
-    let (mut max, mut amax) = (0f32, 0f32);
-    for &v in x {
-        if v.abs() > amax {
-            amax = v.abs();
-            max = v;
-        }
-    }
-    if amax < GROUP_MAX_EPS {
+    let max = signed_max(x);
+    if max.abs() < GROUP_MAX_EPS {
         l.fill(0);
         return 0.0;
     }
@@ -205,14 +199,8 @@ fn make_qx_quants(nmax: i32, x: &[f32], l: &mut [i8]) -> f32 {
 /// sub-block, refined by up to five passes that move single quants while the
 /// weighted error falls, with the quants (offset by `nmax`) in `l`.
 fn make_q3_quants(nmax: i32, x: &[f32], l: &mut [i8]) -> f32 {
-    let (mut max, mut amax) = (0f32, 0f32);
-    for &v in x {
-        if v.abs() > amax {
-            amax = v.abs();
-            max = v;
-        }
-    }
-    if amax < GROUP_MAX_EPS {
+    let max = signed_max(x);
+    if max.abs() < GROUP_MAX_EPS {
         l.fill(0);
         return 0.0;
     }
@@ -309,15 +297,10 @@ fn q2_k(x: &[f32], out: &mut Vec<u8>) -> Result<(), String> {
 /// split into 2 low bits (`qs`) and a high bit (`hmask`).
 fn q3_k(x: &[f32], out: &mut Vec<u8>) -> Result<(), String> {
     let mut l = [0i8; 256];
-    let mut scales = [0f32; 16];
-    let (mut max_scale, mut amax) = (0f32, 0f32);
-    for j in 0..16 {
-        scales[j] = make_q3_quants(4, &x[16 * j..16 * j + 16], &mut l[16 * j..16 * j + 16]);
-        if scales[j].abs() > amax {
-            amax = scales[j].abs();
-            max_scale = scales[j];
-        }
-    }
+    let scales: [f32; 16] = std::array::from_fn(|j| {
+        make_q3_quants(4, &x[16 * j..16 * j + 16], &mut l[16 * j..16 * j + 16])
+    });
+    let max_scale = signed_max(&scales);
     let mut packed = [0u8; 12];
     let d = if max_scale != 0.0 {
         let iscale = -32.0 / max_scale;
@@ -451,16 +434,11 @@ fn q45_k(five: bool, x: &[f32], out: &mut Vec<u8>) -> Result<(), String> {
 /// split into 4 low bits (`ql`) and 2 high bits (`qh`).
 fn q6_k(x: &[f32], out: &mut Vec<u8>) -> Result<(), String> {
     let mut l = [0i8; 256];
-    let mut scales = [0f32; 16];
-    let (mut max_scale, mut max_abs) = (0f32, 0f32);
-    for j in 0..16 {
-        scales[j] = make_qx_quants(32, &x[16 * j..16 * j + 16], &mut l[16 * j..16 * j + 16]);
-        if scales[j].abs() > max_abs {
-            max_abs = scales[j].abs();
-            max_scale = scales[j];
-        }
-    }
-    if max_abs < GROUP_MAX_EPS {
+    let scales: [f32; 16] = std::array::from_fn(|j| {
+        make_qx_quants(32, &x[16 * j..16 * j + 16], &mut l[16 * j..16 * j + 16])
+    });
+    let max_scale = signed_max(&scales);
+    if max_scale.abs() < GROUP_MAX_EPS {
         // ggml zeroes the whole block.
         out.extend([0u8; 210]);
         return Ok(());
