@@ -146,16 +146,21 @@ fn llvm() -> Backend {
     Backend::Llvm(smelt::LlvmConfig::default())
 }
 
-/// Runs a compiled example on its `input.npz` and checks every output
-/// against `want` (the interpreter's, in the graph's output order).
-fn check_native(
-    exe: &Path,
-    runner: Option<&str>,
-    name: &str,
-    g: &Graph,
-    want: &[Tensor],
-    what: &str,
-) {
+/// Where a quantized example is compiled and run: the target, the code
+/// generator and the runner (a QEMU user-mode emulator, or none).
+struct Runner<'a> {
+    target: &'a str,
+    backend: Backend,
+    runner: Option<&'a str>,
+}
+
+/// Compiles the quantized example `q` into `work`, runs it on its
+/// `input.npz` and checks every output against `want` (the interpreter's,
+/// in the graph's output order).
+fn check_native(work: &Path, r: Runner<'_>, name: &str, q: &Graph, want: &[Tensor], what: &str) {
+    let exe = work.join(what.replace(' ', "-"));
+    build(q, r.target, r.backend, Emit::Exe, &exe);
+    let (exe, runner, g) = (&exe, r.runner, q);
     let out = exe.with_extension("out");
     targets::ok(
         targets::run_model(exe, runner, &example_dir(name).join("input.npz"), &out),
@@ -191,16 +196,13 @@ fn native_code_matches_the_interpreter_on_x86_64() {
                 backends.push(("llvm", llvm()));
             }
             for (bname, backend) in backends {
-                let exe = work.join(format!("{name}-{scheme}-{bname}"));
-                build(&q, "x86_64", backend, Emit::Exe, &exe);
-                check_native(
-                    &exe,
-                    None,
-                    name,
-                    &q,
-                    &want,
-                    &format!("{name} {scheme} {bname}"),
-                );
+                let r = Runner {
+                    target: "x86_64",
+                    backend,
+                    runner: None,
+                };
+                let what = format!("{name} {scheme} {bname}");
+                check_native(&work, r, name, &q, &want, &what);
             }
         }
     }
@@ -233,11 +235,14 @@ fn native_code_matches_the_interpreter_under_qemu() {
             } else {
                 Backend::Cranelift
             };
-            let exe = work.join(format!("mlp-{scheme}-{target}"));
-            build(&q, target, backend, Emit::Exe, &exe);
+            let r = Runner {
+                target,
+                backend,
+                runner: Some(runner),
+            };
             check_native(
-                &exe,
-                Some(runner),
+                &work,
+                r,
                 "mlp",
                 &q,
                 &want,
