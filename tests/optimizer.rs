@@ -516,7 +516,54 @@ fn cases() -> Vec<(&'static str, Case)> {
     v.push(("sink-transpose-sub", |b| sink_binary(b, "Sub")));
     v.push(("sink-transpose-mul", |b| sink_binary(b, "Mul")));
     v.push(("sink-transpose-div", |b| sink_binary(b, "Div")));
+    v.push(("matmul-decoded", |b| {
+        let (m, _, w, dw) = decoded_weight(b);
+        let x = b.input(vec![m, b.g.value(w).ty.shape[1]]);
+        let t = b.transpose(dw, &[1, 0]);
+        b.op("MatMul", &[x, t])
+    }));
+    v.push(("gemm-decoded", |b| {
+        let (m, n, w, dw) = decoded_weight(b);
+        let x = b.input(vec![m, b.g.value(w).ty.shape[1]]);
+        let c = b.rand_const(vec![n], -1.0, 1.0);
+        b.op_attrs("Gemm", vec![a_int("transB", 1)], &[x, dw, c])
+    }));
+    v.push(("gemm-decoded-nobias", |b| {
+        let (m, _, w, dw) = decoded_weight(b);
+        let x = b.input(vec![m, b.g.value(w).ty.shape[1]]);
+        b.op_attrs("Gemm", vec![a_int("transB", 1)], &[x, dw])
+    }));
     v
+}
+
+/// A random stored weight `w` `[n, k]` (dense f16, or Q8_0 with `k = 32`)
+/// and `Decode(w)`: `(m, n, w, decoded)` with a random row count `m`.
+fn decoded_weight(b: &mut B) -> (usize, usize, ValueId, ValueId) {
+    use smelt_ir::ops::weights::Weights;
+    let (m, n) = (b.rng.range(1, 5), b.rng.range(1, 5));
+    let w = if b.rng.below(2) == 0 {
+        let k = b.rng.range(1, 5);
+        let v: Vec<f32> = (0..n * k).map(|_| b.rng.f32(-1.0, 1.0)).collect();
+        let t = Tensor::from_vec(vec![n, k], v).unwrap().cast(DType::F16);
+        b.konst(t)
+    } else {
+        // Q8_0 blocks of 32: an f16 scale, then 32 random i8 quants.
+        let mut bytes = Vec::new();
+        for _ in 0..n {
+            let d = Tensor::scalar(b.rng.f32(0.001, 0.02)).cast(DType::F16);
+            bytes.extend(d.to_le_bytes());
+            bytes.extend((0..32).map(|_| b.rng.below(255) as u8));
+        }
+        let enc = smelt_ir::Encoding::Block(smelt_ir::BlockFormat::Q8_0);
+        let ty = TensorType::encoded(DType::F32, vec![n, 32], enc).unwrap();
+        let name = b.name("q");
+        b.g.add_const_bytes(name, ty, bytes.into()).unwrap()
+    };
+    let (vn, nn) = (b.name("v"), b.name("n"));
+    let dw =
+        b.g.add_node(nn, Op::Weights(Weights::Decode), vec![Some(w)], vec![vn])
+            .unwrap()[0];
+    (m, n, w, dw)
 }
 
 fn sink_unary(b: &mut B, f: &str) -> ValueId {
@@ -733,6 +780,34 @@ fn residual_then_activation_is_sound() {
             0
         );
         assert!(opt.nodes.iter().all(|n| !n.op.name().starts_with("Fused")));
+    }
+}
+
+/// Constant folding never widens a stored weight: `Decode` of a constant
+/// (half or block-encoded) stays a `Decode` at the highest level, and the
+/// optimized graph's constants are no larger.
+#[test]
+fn decode_of_a_constant_is_not_folded() {
+    for seed in 0..8 {
+        let mut b = B::new(seed);
+        let (m, _, w, dw) = decoded_weight(&mut b);
+        let k = b.g.value(w).ty.shape[1];
+        let x = b.input(vec![m, k]);
+        let y = b.op("Relu", &[dw]);
+        let t = b.transpose(y, &[1, 0]);
+        let out = b.op("MatMul", &[x, t]);
+        b.g.outputs = vec![out];
+        let opts = Options::for_level(3, TARGETS[0]).unwrap();
+        let (opt, _) = optimize(&b.g, &opts).unwrap();
+        assert!(
+            opt.nodes.iter().any(|n| n.op.name() == "Decode"),
+            "seed {seed}: the Decode was folded"
+        );
+        assert!(opt.const_bytes() <= b.g.const_bytes(), "seed {seed}");
+        let inputs = random_inputs(&b.g, &mut Rng(seed + 5));
+        let want = Interpreter::new(&b.g).run(inputs.clone()).unwrap();
+        let got = Interpreter::new(&opt).run(inputs).unwrap();
+        close(&got[0], &want[0], "decode not folded");
     }
 }
 

@@ -288,7 +288,10 @@ fn make_op(eg: &mut EG, op: &Op, outputs: usize, args: &[Id]) -> Data {
     let mut value = None;
     // Every op of the table is a pure function of its operands, so any of
     // them folds.
-    if all_const && outputs == 1 {
+    // Except `Decode`: its operand is a weight kept small on purpose (an
+    // encoded or half-width constant); folding would store it widened.
+    let keeps_encoded = matches!(op, Op::Weights(smelt_ir::ops::weights::Weights::Decode));
+    if all_const && outputs == 1 && !keeps_encoded {
         let in_elems: usize = types
             .iter()
             .flatten()
