@@ -17,7 +17,8 @@
 //! one [`BlockScale`] ([`block_scale_min`]), and [`block_quant`] gives each
 //! element's integer, so `Σ x·w` over a group is
 //! `scale · Σ x·q (+ offset · Σ x)`. [`decode_element`] is exactly
-//! `scale * f32(quant) (+ offset)`.
+//! `scale * f32(quant) (+ offset)`. [`encoded_matvec`] is the scalar
+//! reference kernel of that shape.
 
 use smelt_ir::TensorType;
 use smelt_ir::encoding::{Affine, AffineLayout, AffineStorage, BlockFormat, Encoding, Granularity};
@@ -539,6 +540,10 @@ fn affine_group(a: &Affine, shape: &[usize], row: Expr, k: Expr) -> Expr {
         }
     }
 }
+
+mod matvec;
+
+pub use matvec::encoded_matvec;
 
 #[cfg(test)]
 mod tests;

@@ -271,3 +271,104 @@ fn per_block_form_splits_scale_and_quant() {
     let ints = TensorType::new(DType::I32, vec![2, 4]);
     assert!(decode_element(&mut p, &ints, Buf::Const(0), i(0), i(0)).is_err());
 }
+
+/// `encoded_matvec` against a dot product (in f64) with the weight as
+/// `dequantize` decodes it. Tolerance: the kernel sums `k` products in f32
+/// through at most `k + 3` roundings each (product, group sum, scale, group
+/// total), each of relative size `2^-24` of at most `|x|·(|w| + |offset|)`;
+/// for quantized data an offset (a block's min) is at most the block's
+/// largest magnitude, so `|y - ref| <= (k + 3)·2^-24·Σ|x|·2·max|w|`.
+#[test]
+fn encoded_matvec_is_a_dot_product_with_the_decoded_weight() {
+    let mut r = Rng(0x0123_4567_89ab_cdef);
+    let (m, n) = (2, 3);
+    let mut weights: Vec<TensorType> = BlockFormat::ALL
+        .iter()
+        .map(|&f| encoded(vec![n, 2 * f.block_len()], Encoding::Block(f)))
+        .collect();
+    for (storage, granularity, zero_point) in [
+        (AffineStorage::I8, Granularity::PerAxis { axis: 0 }, false),
+        (AffineStorage::U8, Granularity::PerTensor, true),
+        (AffineStorage::I4, Granularity::PerAxis { axis: 1 }, false),
+        (
+            AffineStorage::U4,
+            Granularity::PerBlock { axis: 1, block: 3 },
+            true,
+        ),
+        (
+            AffineStorage::I16,
+            Granularity::PerBlock { axis: 0, block: 2 },
+            true,
+        ),
+    ] {
+        let a = Affine {
+            storage,
+            granularity,
+            zero_point,
+        };
+        weights.push(encoded(vec![n, 8], Encoding::Affine(a)));
+    }
+    weights.push(TensorType::new(DType::F16, vec![n, 40]));
+    weights.push(TensorType::new(DType::BF16, vec![n, 40]));
+    for ty in &weights {
+        let k = ty.shape[1];
+        let wx: Vec<f32> = (0..n * k).map(|_| normal(&mut r)).collect();
+        let bytes = quantize(ty, &wx).unwrap();
+        let w = dequantize(ty, &bytes).unwrap().cast(DType::F32);
+        let w: &[f32] = w.as_slice::<f32>().unwrap();
+        let x: Vec<f32> = (0..m * k).map(|_| normal(&mut r)).collect();
+        let mut p = Program::default();
+        p.consts.push(bytes);
+        p.body = encoded_matvec(
+            &mut p,
+            Buf::Input(0),
+            (Buf::Const(0), ty),
+            Buf::Output(0),
+            m,
+            n,
+            k,
+        )
+        .unwrap_or_else(|e| panic!("{ty}: {e}"));
+        let mut ev = Eval::new(&p);
+        ev.mem.insert(
+            Buf::Input(0),
+            x.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        );
+        ev.mem.insert(Buf::Output(0), vec![0; 4 * m * n]);
+        ev.run();
+        let y = ev.f32s(Buf::Output(0));
+        let wmax = w.iter().fold(0f32, |a, v| a.max(v.abs())) as f64;
+        for a in 0..m {
+            let xa = &x[a * k..a * k + k];
+            let xsum: f64 = xa.iter().map(|v| f64::from(v.abs())).sum();
+            let tol = (k + 3) as f64 * 2f64.powi(-24) * xsum * 2.0 * wmax;
+            for b in 0..n {
+                let want: f64 = xa
+                    .iter()
+                    .zip(&w[b * k..b * k + k])
+                    .map(|(&p, &q)| f64::from(p) * f64::from(q))
+                    .sum();
+                let got = f64::from(y[a * n + b]);
+                assert!(
+                    (got - want).abs() <= tol,
+                    "{ty} y[{a},{b}]: {got} vs {want} (tolerance {tol:e})"
+                );
+            }
+        }
+    }
+    // A weight of the wrong shape is refused.
+    let ty = encoded(vec![3, 32], Encoding::Block(BlockFormat::Q8_0));
+    let mut p = Program::default();
+    assert!(
+        encoded_matvec(
+            &mut p,
+            Buf::Input(0),
+            (Buf::Const(0), &ty),
+            Buf::Output(0),
+            1,
+            3,
+            64
+        )
+        .is_err()
+    );
+}
