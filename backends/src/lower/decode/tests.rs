@@ -192,13 +192,13 @@ int main(void) {
 }
 "#;
 
-#[test]
-fn both_code_generators_decode_like_dequantize() {
-    let Some(dir) = harness_dir("decode", HARNESS) else {
-        return;
+/// The one f32 output (`n` elements) of `program` (no inputs) as each code
+/// generator's native code computes it: `(backend, values)`; empty where
+/// the native tests cannot run.
+fn run_both(name: &str, program: Program, n: usize) -> Vec<(&'static str, Vec<f32>)> {
+    let Some(dir) = harness_dir(name, HARNESS) else {
+        return Vec::new();
     };
-    let cases = cases();
-    let (program, n) = decode_program(&cases);
     let l = Lowered {
         program,
         inputs: vec![],
@@ -214,21 +214,34 @@ fn both_code_generators_decode_like_dequantize() {
             ..MemoryPlan::default()
         },
     };
+    let runs = compile_both(&l)
+        .into_iter()
+        .map(|(backend, obj)| {
+            let obj = obj.unwrap_or_else(|e| panic!("{backend}: {e}"));
+            let out = run_native(&dir, &obj, backend, &(n as i64).to_le_bytes());
+            let got: Vec<f32> = out
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect();
+            assert_eq!(got.len(), n, "{backend}");
+            (backend, got)
+        })
+        .collect();
+    let _ = std::fs::remove_dir_all(&dir);
+    runs
+}
+
+#[test]
+fn both_code_generators_decode_like_dequantize() {
+    let cases = cases();
+    let (program, n) = decode_program(&cases);
     let mut failures = Vec::new();
-    for (backend, obj) in compile_both(&l) {
-        let obj = obj.unwrap_or_else(|e| panic!("{backend}: {e}"));
-        let out = run_native(&dir, &obj, backend, &(n as i64).to_le_bytes());
-        let got: Vec<f32> = out
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect();
-        assert_eq!(got.len(), n, "{backend}");
+    for (backend, got) in run_both("decode", program, n) {
         let diffs = differences(&cases, &got);
         if !diffs.is_empty() {
             failures.push(format!("{backend}:\n  {}", diffs.join("\n  ")));
         }
     }
-    let _ = std::fs::remove_dir_all(&dir);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
@@ -272,16 +285,9 @@ fn per_block_form_splits_scale_and_quant() {
     assert!(decode_element(&mut p, &ints, Buf::Const(0), i(0), i(0)).is_err());
 }
 
-/// `encoded_matvec` against a dot product (in f64) with the weight as
-/// `dequantize` decodes it. Tolerance: the kernel sums `k` products in f32
-/// through at most `k + 3` roundings each (product, group sum, scale, group
-/// total), each of relative size `2^-24` of at most `|x|·(|w| + |offset|)`;
-/// for quantized data an offset (a block's min) is at most the block's
-/// largest magnitude, so `|y - ref| <= (k + 3)·2^-24·Σ|x|·2·max|w|`.
-#[test]
-fn encoded_matvec_is_a_dot_product_with_the_decoded_weight() {
-    let mut r = Rng(0x0123_4567_89ab_cdef);
-    let (m, n) = (2, 3);
+/// Weights of every block format, some affine forms (a short last group
+/// included) and dense halves, `n` rows each.
+fn matvec_weights(n: usize) -> Vec<TensorType> {
     let mut weights: Vec<TensorType> = BlockFormat::ALL
         .iter()
         .map(|&f| encoded(vec![n, 2 * f.block_len()], Encoding::Block(f)))
@@ -310,6 +316,20 @@ fn encoded_matvec_is_a_dot_product_with_the_decoded_weight() {
     }
     weights.push(TensorType::new(DType::F16, vec![n, 40]));
     weights.push(TensorType::new(DType::BF16, vec![n, 40]));
+    weights
+}
+
+/// `encoded_matvec` against a dot product (in f64) with the weight as
+/// `dequantize` decodes it. Tolerance: the kernel sums `k` products in f32
+/// through at most `k + 3` roundings each (product, group sum, scale, group
+/// total), each of relative size `2^-24` of at most `|x|·(|w| + |offset|)`;
+/// for quantized data an offset (a block's min) is at most the block's
+/// largest magnitude, so `|y - ref| <= (k + 3)·2^-24·Σ|x|·2·max|w|`.
+#[test]
+fn encoded_matvec_is_a_dot_product_with_the_decoded_weight() {
+    let mut r = Rng(0x0123_4567_89ab_cdef);
+    let (m, n) = (2, 3);
+    let weights = matvec_weights(n);
     for ty in &weights {
         let k = ty.shape[1];
         let wx: Vec<f32> = (0..n * k).map(|_| normal(&mut r)).collect();
@@ -371,4 +391,63 @@ fn encoded_matvec_is_a_dot_product_with_the_decoded_weight() {
         )
         .is_err()
     );
+}
+
+/// The native code of `encoded_matvec` (every weight type of
+/// [`matvec_weights`], `x` as a constant) computes the evaluator's values
+/// bit for bit: the same f32 operations in the same order.
+#[test]
+fn both_code_generators_run_encoded_matvec_like_the_evaluator() {
+    let mut r = Rng(0x5555_0123_4567_89ab);
+    let (m, n) = (2, 3);
+    let mut p = Program::default();
+    let mut total = 0;
+    for ty in matvec_weights(n) {
+        let k = ty.shape[1];
+        let wx: Vec<f32> = (0..n * k).map(|_| normal(&mut r)).collect();
+        let x: Vec<f32> = (0..m * k).map(|_| normal(&mut r)).collect();
+        let c = p.consts.len() as u32;
+        p.consts.push(quantize(&ty, &wx).unwrap());
+        p.consts
+            .push(x.iter().flat_map(|v| v.to_le_bytes()).collect());
+        // Each product writes its own stretch of output 0 (stores shifted).
+        let body = encoded_matvec(
+            &mut p,
+            Buf::Const(c + 1),
+            (Buf::Const(c), &ty),
+            Buf::Output(0),
+            m,
+            n,
+            k,
+        )
+        .unwrap();
+        p.body
+            .extend(body.into_iter().map(|s| shift_stores(s, total as i64)));
+        total += m * n;
+    }
+    let mut ev = Eval::new(&p);
+    ev.mem.insert(Buf::Output(0), vec![0; 4 * total]);
+    ev.run();
+    let want = ev.f32s(Buf::Output(0));
+    for (backend, got) in run_both("matvec", p, total) {
+        for (e, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert_eq!(
+                g.to_bits(),
+                w.to_bits(),
+                "{backend} element {e}: {g} vs {w}"
+            );
+        }
+    }
+}
+
+/// `s` with every store's index moved `by` elements further.
+fn shift_stores(s: Stmt, by: i64) -> Stmt {
+    match s {
+        Stmt::Store { buf, index, value } => Stmt::Store {
+            buf,
+            index: add(i(by), index),
+            value,
+        },
+        other => other.map_bodies(|body| body.into_iter().map(|s| shift_stores(s, by)).collect()),
+    }
 }
