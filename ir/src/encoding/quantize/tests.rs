@@ -366,11 +366,11 @@ fn affine_refuses_non_finite_values() {
         quantize(&ty, &[1.0, f32::INFINITY]),
         Err(Error::Encoding { msg, .. }) if msg.starts_with("element 1 is inf")
     ));
+    // The widest finite range still has a finite scale (computed in f64).
     let ty = affine_type(AffineStorage::U8, Granularity::PerTensor, true, vec![2]);
-    assert!(matches!(
-        quantize(&ty, &[-3e38, 3e38]),
-        Err(Error::Encoding { msg, .. }) if msg.contains("too wide")
-    ));
+    let bytes = quantize(&ty, &[-3e38, 3e38]).unwrap();
+    let y = dequantize(&ty, &bytes).unwrap();
+    assert!(y.as_slice::<f32>().unwrap().iter().all(|v| v.is_finite()));
 }
 
 /// The affine integers are what the interpreter's ONNX `QuantizeLinear`
