@@ -31,10 +31,10 @@ const N: usize = 16;
 const PROGRAMS: u64 = 30;
 
 /// A xorshift generator.
-struct Rng(u64);
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
@@ -600,8 +600,8 @@ int main(void) {
 }
 "#;
 
-/// Links `obj` with the harness object in `dir` and runs it on the inputs.
-fn run_native(dir: &Path, obj: &[u8], tag: &str) -> Vec<u8> {
+/// Links `obj` with the harness object in `dir` and runs it with `stdin`.
+pub(crate) fn run_native(dir: &Path, obj: &[u8], tag: &str, stdin: &[u8]) -> Vec<u8> {
     let o = dir.join(format!("{tag}.o"));
     let exe = dir.join(tag);
     std::fs::write(&o, obj).unwrap();
@@ -625,8 +625,7 @@ fn run_native(dir: &Path, obj: &[u8], tag: &str) -> Vec<u8> {
         .unwrap();
     {
         use std::io::Write;
-        let mut stdin = child.stdin.take().unwrap();
-        stdin.write_all(&inputs().concat()).unwrap();
+        child.stdin.take().unwrap().write_all(stdin).unwrap();
     }
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{tag}: the harness failed");
@@ -661,19 +660,20 @@ fn differences(got: &[u8], want: &[u8]) -> Vec<String> {
     diffs
 }
 
-/// Random programs give the evaluator's results bit for bit with both
-/// code generators (x86_64, natively; skipped elsewhere or without gcc).
-#[test]
-fn both_code_generators_match_the_evaluator() {
+/// A fresh directory holding the C harness `source` compiled to
+/// `harness.o` (with `smelt_model.h`), for [`run_native`]; `None` (after
+/// saying why) where the native tests cannot run: not an x86_64 host, or no
+/// gcc.
+pub(crate) fn harness_dir(name: &str, source: &str) -> Option<PathBuf> {
     let gcc = Command::new("gcc").arg("--version").output();
     if !cfg!(target_arch = "x86_64") || !gcc.is_ok_and(|o| o.status.success()) {
-        eprintln!("skipping the differential test: no x86_64 host with gcc");
-        return;
+        eprintln!("skipping the native {name} test: no x86_64 host with gcc");
+        return None;
     }
-    let dir: PathBuf = std::env::temp_dir().join(format!("smelt-difftest-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("smelt-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("harness.c"), HARNESS).unwrap();
+    std::fs::write(dir.join("harness.c"), source).unwrap();
     std::fs::write(dir.join("smelt_model.h"), smelt_runtime::HEADER).unwrap();
     let cc = Command::new("gcc")
         .current_dir(&dir)
@@ -685,30 +685,46 @@ fn both_code_generators_match_the_evaluator() {
         "{}",
         String::from_utf8_lossy(&cc.stderr)
     );
+    Some(dir)
+}
+
+/// `l` compiled for x86_64 Linux by each code generator: `(name, object)`.
+pub(crate) fn compile_both(
+    l: &Lowered,
+) -> [(&'static str, Result<Vec<u8>, crate::error::CodegenError>); 2] {
     let llvm_target = crate::llvm::LlvmTarget::baseline("x86_64-unknown-linux-gnu").unwrap();
+    [
+        (
+            "cranelift",
+            crate::cranelift::compile(
+                l,
+                crate::target::Target::X86_64Linux,
+                "d",
+                &crate::abi::ModelSymbols::runtime(),
+            ),
+        ),
+        (
+            "llvm",
+            crate::llvm::compile(l, &llvm_target, &crate::llvm::LlvmOptions::default(), "d"),
+        ),
+    ]
+}
+
+/// Random programs give the evaluator's results bit for bit with both
+/// code generators (x86_64, natively; skipped elsewhere or without gcc).
+#[test]
+fn both_code_generators_match_the_evaluator() {
+    let Some(dir) = harness_dir("difftest", HARNESS) else {
+        return;
+    };
     let mut failures = Vec::new();
     for seed in 0..PROGRAMS {
         let l = lowered(program(seed));
         let want = evaluate(&l.program);
-        let objects = [
-            (
-                "cranelift",
-                crate::cranelift::compile(
-                    &l,
-                    crate::target::Target::X86_64Linux,
-                    "d",
-                    &crate::abi::ModelSymbols::runtime(),
-                ),
-            ),
-            (
-                "llvm",
-                crate::llvm::compile(&l, &llvm_target, &crate::llvm::LlvmOptions::default(), "d"),
-            ),
-        ];
-        for (backend, obj) in objects {
+        for (backend, obj) in compile_both(&l) {
             let obj = obj
                 .unwrap_or_else(|e| panic!("seed {seed}, {backend}: {e}\n{}", l.program.print()));
-            let got = run_native(&dir, &obj, &format!("{backend}{seed}"));
+            let got = run_native(&dir, &obj, &format!("{backend}{seed}"), &inputs().concat());
             let diffs = differences(&got, &want);
             if !diffs.is_empty() {
                 failures.push(format!(

@@ -8,6 +8,7 @@
 //! op without a native kernel yet is reported by name, all at once.
 
 mod conv;
+pub mod decode;
 pub(crate) mod elementwise;
 mod linalg;
 mod norm;

@@ -14,15 +14,17 @@
 //!   `scale = (rmax - rmin) / (qmax - qmin)`,
 //!   `zero_point = clamp(round(qmin - rmin / scale))`.
 //!
-//! A scale below the smallest normal f32 (an all-zero group) becomes 1, as
-//! in onnxruntime. Then `q = clamp(round(x / scale) + zero_point)`, rounding
-//! half to even, which is what the interpreter's `QuantizeLinear` computes
-//! with the same scales. The round-trip error is at most `scale / 2` inside
-//! the range (plus f32 rounding).
+//! As in onnxruntime, the range and the ratio are computed in f64 and the
+//! scale stored as f32 (so no finite input overflows it), and a scale below
+//! the smallest normal f32 (an all-zero group) becomes 1 with zero point 0.
+//! Then `q = clamp(round(x / scale) + zero_point)` in f32, rounding half to
+//! even: the interpreter's `QuantizeLinear` with the same scales (tested).
+//! The round-trip error is at most `scale / 2` inside the range (plus f32
+//! rounding).
 
 use super::super::dequant::affine_group;
-use crate::encoding::{Affine, AffineStorage, Encoding};
-use crate::error::{Error, Result};
+use crate::encoding::{Affine, AffineStorage};
+use crate::error::Result;
 
 /// The bytes of an affine tensor of `shape` holding `x` (finite, checked by
 /// the caller), laid out as [`AffineLayout`](crate::encoding::AffineLayout)
@@ -38,36 +40,37 @@ pub(super) fn quantize_affine(a: &Affine, shape: &[usize], x: &[f32]) -> Result<
         lo[g] = lo[g].min(v);
         hi[g] = hi[g].max(v);
     }
+    // Signed storage without zero points is symmetric: [-qmax, qmax].
+    let symmetric = !a.zero_point && a.storage.is_signed();
+    let low = if symmetric { -qmax } else { qmin };
     let mut scales = Vec::with_capacity(lay.groups);
     let mut zero_points = Vec::with_capacity(lay.groups);
-    for (g, (&rmin, &rmax)) in lo.iter().zip(&hi).enumerate() {
-        let (scale, zp) = if a.zero_point {
-            let s = (rmax - rmin) / (qmax - qmin) as f32;
-            let s = normal_or_one(s);
-            let zp = (qmin as f32 - rmin / s).round_ties_even() as i32;
-            (s, zp.clamp(qmin, qmax))
-        } else if a.storage.is_signed() {
-            (normal_or_one(rmax.max(-rmin) / qmax as f32), 0)
+    for (&lo, &hi) in lo.iter().zip(&hi) {
+        let (rmin, rmax) = if symmetric {
+            let amax = hi.max(-lo);
+            (-amax, amax)
+        } else if a.zero_point {
+            (lo, hi)
         } else {
-            (normal_or_one(rmax / qmax as f32), 0)
+            // Unsigned without zero points: negatives saturate to 0.
+            (0.0, hi)
         };
-        if !scale.is_finite() {
-            return Err(Error::Encoding {
-                encoding: Encoding::Affine(*a),
-                msg: format!(
-                    "scale group {g} spans [{rmin:e}, {rmax:e}], too wide for an f32 scale"
-                ),
+        // onnxruntime's compute_scale_zp: the range and ratio in f64 (a
+        // finite f32 range cannot overflow), the scale stored as f32.
+        let s = (f64::from(rmax) - f64::from(rmin)) / f64::from(qmax - low);
+        if s < f64::from(f32::MIN_POSITIVE) {
+            scales.push(1.0);
+            zero_points.push(0);
+        } else {
+            let zp = (f64::from(low) - f64::from(rmin) / s).round_ties_even() as i32;
+            scales.push(s as f32);
+            zero_points.push(if a.zero_point {
+                zp.clamp(qmin, qmax)
+            } else {
+                0
             });
         }
-        scales.push(scale);
-        zero_points.push(zp);
     }
-    // A symmetric signed range leaves the most negative integer unused.
-    let low = if a.zero_point || !a.storage.is_signed() {
-        qmin
-    } else {
-        -qmax
-    };
     let q: Vec<i32> = x
         .iter()
         .enumerate()
@@ -96,11 +99,6 @@ fn range(s: AffineStorage) -> (i32, i32) {
         AffineStorage::I4 => (-8, 7),
         AffineStorage::U4 => (0, 15),
     }
-}
-
-/// `s`, or 1 when it is below the smallest normal f32 (zero included).
-fn normal_or_one(s: f32) -> f32 {
-    if s < f32::MIN_POSITIVE { 1.0 } else { s }
 }
 
 /// Packs in-range integers: bytes, little-endian pairs, or nibbles (the
