@@ -32,10 +32,10 @@ macro_rules! family_ops {
             }
         }
 
-        fn parse_op(ctx: &ParseCtx<'_>) -> Result<$family> {
+        fn parse_op(ctx: &$crate::ops::ParseCtx<'_>) -> $crate::error::Result<$family> {
             match ctx.op_type {
                 $($name => $parse(ctx),)*
-                other => Err(Error::Unsupported(format!(
+                other => Err($crate::error::Error::Unsupported(format!(
                     "op {other} is not in the {} family", $label
                 ))),
             }

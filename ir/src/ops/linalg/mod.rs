@@ -20,7 +20,7 @@
 //! ONNX spelling) once, and the exhaustive dispatch of [`OpDef`].
 
 use crate::dtype::DType;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::graph::TensorType;
 use crate::ops::{InferInput, OpDef, ParseCtx, fmt_list, req};
 use crate::tensor::Tensor;
