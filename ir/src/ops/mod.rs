@@ -15,14 +15,21 @@ use crate::tensor::Tensor;
 
 /// Declares a family's op table once: each line gives an op's variant
 /// pattern, its name (which is also its ONNX op type) and its parser. The
-/// table expands to the family's `ONNX_OPS`, the exhaustive `op_name` match
-/// and the `parse_op` dispatch, so an op's spelling cannot drift between
+/// table expands to the family's `ONNX_OPS`, its `parse` (the
+/// [`in_family`] check, then the dispatch to the op's parser), and the
+/// exhaustive `op_name` match, so an op's spelling cannot drift between
 /// them. Used by the family modules as `family_ops! { Family, "label"; … }`.
 macro_rules! family_ops {
     ($family:ident, $label:literal; $($pat:pat => $name:literal, $parse:path;)*) => {
         impl $family {
             /// The ONNX op types of this family.
             pub const ONNX_OPS: &'static [&'static str] = &[$($name),*];
+
+            /// Parses a node of this family; `None` when the node is not one
+            /// of its ops.
+            pub fn parse(ctx: &ParseCtx<'_>) -> Option<Result<$family>> {
+                $crate::ops::in_family(ctx, Self::ONNX_OPS).then(|| parse_op(ctx))
+            }
         }
 
         /// The op's name, which is also its ONNX op type.
@@ -32,7 +39,7 @@ macro_rules! family_ops {
             }
         }
 
-        fn parse_op(ctx: &$crate::ops::ParseCtx<'_>) -> $crate::error::Result<$family> {
+        fn parse_op(ctx: &ParseCtx<'_>) -> Result<$family> {
             match ctx.op_type {
                 $($name => $parse(ctx),)*
                 other => Err($crate::error::Error::Unsupported(format!(
@@ -52,6 +59,13 @@ pub mod norm;
 pub mod quant;
 pub mod reduce;
 mod text;
+
+/// Whether `ctx` is one of the op types `ops` in the default ONNX domain:
+/// the check every family's `parse` starts with (the families declared with
+/// [`family_ops!`] get it from the macro).
+pub fn in_family(ctx: &ParseCtx<'_>, ops: &[&str]) -> bool {
+    (ctx.domain.is_empty() || ctx.domain == "ai.onnx") && ops.contains(&ctx.op_type)
+}
 
 /// What the op table is given to parse one node.
 #[derive(Clone, Copy, Debug)]

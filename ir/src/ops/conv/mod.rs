@@ -122,19 +122,6 @@ family_ops! {
     ConvOp::MaxUnpool { .. }                             => "MaxUnpool",         unpool::parse_max_unpool;
 }
 
-impl ConvOp {
-    /// Parses a node of this family.
-    pub fn parse(ctx: &ParseCtx<'_>) -> Option<Result<ConvOp>> {
-        if !ctx.domain.is_empty() && ctx.domain != "ai.onnx" {
-            return None;
-        }
-        if !Self::ONNX_OPS.contains(&ctx.op_type) {
-            return None;
-        }
-        Some(parse_op(ctx))
-    }
-}
-
 // ---------------------------------------------------------------------------
 // Helpers the op files share.
 

@@ -14,7 +14,7 @@
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::graph::TensorType;
-use crate::ops::{InferInput, OpDef, ParseCtx, check_arity, opt, req};
+use crate::ops::{InferInput, OpDef, ParseCtx, check_arity, in_family, opt, req};
 use crate::shape::broadcast_shapes;
 use crate::tensor::Tensor;
 
@@ -134,7 +134,7 @@ impl Elementwise {
 
     /// Parses a node of this family.
     pub fn parse(ctx: &ParseCtx<'_>) -> Option<Result<Elementwise>> {
-        if !ctx.domain.is_empty() && ctx.domain != "ai.onnx" {
+        if !in_family(ctx, Self::ONNX_OPS) {
             return None;
         }
         let a = ctx.attrs;

@@ -271,17 +271,6 @@ family_ops! {
 }
 
 impl Layout {
-    /// Parses a node of this family.
-    pub fn parse(ctx: &ParseCtx<'_>) -> Option<Result<Layout>> {
-        if !ctx.domain.is_empty() && ctx.domain != "ai.onnx" {
-            return None;
-        }
-        if !Self::ONNX_OPS.contains(&ctx.op_type) {
-            return None;
-        }
-        Some(parse_op(ctx))
-    }
-
     /// Whether the first output is the first input's bytes unchanged, only
     /// relabelled: Reshape, Flatten, Squeeze, Unsqueeze, Identity and
     /// inference Dropout. The memory plan lets such an output share its

@@ -78,19 +78,6 @@ family_ops! {
     Linalg::Det                    => "Det",             det::parse_det;
 }
 
-impl Linalg {
-    /// Parses a node of this family.
-    pub fn parse(ctx: &ParseCtx<'_>) -> Option<Result<Linalg>> {
-        if !ctx.domain.is_empty() && ctx.domain != "ai.onnx" {
-            return None;
-        }
-        if !Self::ONNX_OPS.contains(&ctx.op_type) {
-            return None;
-        }
-        Some(parse_op(ctx))
-    }
-}
-
 // ---------------------------------------------------------------------------
 // Helpers the op files share.
 

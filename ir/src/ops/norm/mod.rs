@@ -19,7 +19,7 @@ use crate::dispatch_dtype;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::graph::TensorType;
-use crate::ops::{InferInput, OpDef, ParseCtx, check_arity, fmt_list, opt, req};
+use crate::ops::{InferInput, OpDef, ParseCtx, check_arity, fmt_list, in_family, opt, req};
 use crate::shape::{Shape, broadcast_index_map, broadcast_shapes, norm_axis, numel};
 use crate::tensor::{Elem, Tensor};
 
@@ -143,13 +143,7 @@ impl Norm {
 
     /// Parses a node of this family.
     pub fn parse(ctx: &ParseCtx<'_>) -> Option<Result<Norm>> {
-        if !ctx.domain.is_empty() && ctx.domain != "ai.onnx" {
-            return None;
-        }
-        if !Self::ONNX_OPS.contains(&ctx.op_type) {
-            return None;
-        }
-        Some(Self::parse_known(ctx))
+        in_family(ctx, Self::ONNX_OPS).then(|| Self::parse_known(ctx))
     }
 
     fn parse_known(ctx: &ParseCtx<'_>) -> Result<Norm> {

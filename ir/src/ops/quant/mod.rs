@@ -85,19 +85,6 @@ family_ops! {
     Quant::QLinearConv(_)        => "QLinearConv",           conv::parse_qlinear_conv;
 }
 
-impl Quant {
-    /// Parses a node of this family.
-    pub fn parse(ctx: &ParseCtx<'_>) -> Option<Result<Quant>> {
-        if !ctx.domain.is_empty() && ctx.domain != "ai.onnx" {
-            return None;
-        }
-        if !Self::ONNX_OPS.contains(&ctx.op_type) {
-            return None;
-        }
-        Some(parse_op(ctx))
-    }
-}
-
 // ---------------------------------------------------------------------------
 // Helpers the op files share.
 

@@ -20,7 +20,9 @@
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::graph::TensorType;
-use crate::ops::{InferInput, OpDef, ParseCtx, check_arity, const_input, fmt_list, opt, req};
+use crate::ops::{
+    InferInput, OpDef, ParseCtx, check_arity, const_input, fmt_list, in_family, opt, req,
+};
 use crate::shape::{Shape, norm_axis, numel};
 use crate::tensor::{Elem, Tensor};
 use crate::{dispatch, dispatch_float, dispatch_int};
@@ -220,7 +222,7 @@ impl Reduce {
 
     /// Parses a node of this family.
     pub fn parse(ctx: &ParseCtx<'_>) -> Option<Result<Reduce>> {
-        if !ctx.domain.is_empty() && ctx.domain != "ai.onnx" {
+        if !in_family(ctx, Self::ONNX_OPS) {
             return None;
         }
         let a = ctx.attrs;
