@@ -231,6 +231,15 @@ pub fn const_input<'a>(
     })
 }
 
+/// The static types of concrete operands (`None` for omitted ones), for an
+/// evaluation that re-runs its op's shape rule.
+pub fn tensor_types(inputs: &[Option<&Tensor>]) -> Vec<Option<TensorType>> {
+    inputs
+        .iter()
+        .map(|t| t.map(|t| TensorType::new(t.dtype(), t.shape().to_vec())))
+        .collect()
+}
+
 /// Checks the operand count is within `min..=max`.
 pub fn check_arity<T>(inputs: &[Option<T>], min: usize, max: usize) -> Result<()> {
     let n = inputs.len();
@@ -249,4 +258,63 @@ pub fn check_arity<T>(inputs: &[Option<T>], min: usize, max: usize) -> Result<()
 pub fn fmt_list<T: std::fmt::Display>(v: &[T]) -> String {
     let items: Vec<String> = v.iter().map(|x| x.to_string()).collect();
     format!("[{}]", items.join(","))
+}
+
+/// Helpers the families' unit tests share.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::{InferInput, OpDef, ParseCtx, tensor_types};
+    use crate::attrs::{AttrValue, Attrs};
+    use crate::error::Result;
+    use crate::graph::TensorType;
+    use crate::tensor::Tensor;
+
+    /// Infers `op`'s output types for `inputs` (giving the shape rule their
+    /// values when `with_values`), evaluates it, and checks every result
+    /// against its inferred type (dtype, shape, dense encoding); returns both.
+    pub(crate) fn infer_and_eval<O: OpDef + std::fmt::Debug>(
+        op: &O,
+        inputs: &[Option<&Tensor>],
+        with_values: bool,
+    ) -> Result<(Vec<Tensor>, Vec<TensorType>)> {
+        let tys = tensor_types(inputs);
+        let infer_in: Vec<Option<InferInput<'_>>> = tys
+            .iter()
+            .zip(inputs)
+            .map(|(ty, v)| {
+                ty.as_ref().map(|ty| InferInput {
+                    ty,
+                    value: if with_values { *v } else { None },
+                })
+            })
+            .collect();
+        let want = op.infer(&infer_in)?;
+        let got = op.eval(inputs)?;
+        for (g, w) in got.iter().zip(&want) {
+            assert_eq!(&TensorType::new(g.dtype(), g.shape().to_vec()), w, "{op:?}");
+        }
+        Ok((got, want))
+    }
+
+    /// Parses a default-domain node `op` at `opset` with `attrs` through a
+    /// family's `parse`.
+    pub(crate) fn parse_node<T>(
+        parse: fn(&ParseCtx<'_>) -> Option<Result<T>>,
+        op: &str,
+        opset: i64,
+        attrs: Vec<(&str, AttrValue)>,
+        num_inputs: usize,
+        num_outputs: usize,
+    ) -> Option<Result<T>> {
+        let attrs = Attrs::new(attrs.into_iter().map(|(k, v)| (k.to_string(), v)).collect());
+        let ctx = ParseCtx {
+            op_type: op,
+            domain: "",
+            opset,
+            attrs: &attrs,
+            num_inputs,
+            num_outputs,
+        };
+        parse(&ctx)
+    }
 }

@@ -323,7 +323,7 @@ impl OpDef for ConvOp {
 #[cfg(test)]
 mod test_util {
     use super::*;
-    use crate::attrs::{AttrValue, Attrs};
+    use crate::attrs::AttrValue;
     use crate::shape::numel;
 
     pub(super) fn t(shape: &[usize], v: &[f32]) -> Tensor {
@@ -336,16 +336,9 @@ mod test_util {
     }
 
     pub(super) fn parse(op: &str, attrs: Vec<(&str, AttrValue)>, num_outputs: usize) -> ConvOp {
-        let attrs = Attrs::new(attrs.into_iter().map(|(k, v)| (k.to_string(), v)).collect());
-        let ctx = ParseCtx {
-            op_type: op,
-            domain: "",
-            opset: 22,
-            attrs: &attrs,
-            num_inputs: 3,
-            num_outputs,
-        };
-        ConvOp::parse(&ctx).unwrap().unwrap()
+        crate::ops::test_support::parse_node(ConvOp::parse, op, 22, attrs, 3, num_outputs)
+            .unwrap()
+            .unwrap()
     }
 
     pub(super) fn ints(v: &[i64]) -> AttrValue {
@@ -355,30 +348,9 @@ mod test_util {
     /// Evaluates and checks the result against inference and `want`.
     pub(super) fn run(op: &ConvOp, inputs: &[&Tensor]) -> Vec<Tensor> {
         let ins: Vec<Option<&Tensor>> = inputs.iter().map(|x| Some(*x)).collect();
-        let tys: Vec<TensorType> = inputs
-            .iter()
-            .map(|x| TensorType::new(x.dtype(), x.shape().to_vec()))
-            .collect();
-        let infer_in: Vec<Option<InferInput<'_>>> = tys
-            .iter()
-            .zip(inputs)
-            .map(|(ty, v)| {
-                Some(InferInput {
-                    ty,
-                    value: Some(*v),
-                })
-            })
-            .collect();
-        let want = op.infer(&infer_in).unwrap();
-        let got = op.eval(&ins).unwrap();
-        for (g, w) in got.iter().zip(&want) {
-            assert_eq!(
-                (g.dtype(), g.shape()),
-                (w.dtype, w.shape.as_slice()),
-                "{op:?}"
-            );
-        }
-        got
+        crate::ops::test_support::infer_and_eval(op, &ins, true)
+            .unwrap()
+            .0
     }
 
     pub(super) fn close(got: &Tensor, want: &[f32]) {

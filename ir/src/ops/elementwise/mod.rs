@@ -134,155 +134,147 @@ impl Elementwise {
 
     /// Parses a node of this family.
     pub fn parse(ctx: &ParseCtx<'_>) -> Option<Result<Elementwise>> {
-        if !in_family(ctx, Self::ONNX_OPS) {
-            return None;
-        }
+        in_family(ctx, Self::ONNX_OPS).then(|| Self::parse_known(ctx))
+    }
+
+    fn parse_known(ctx: &ParseCtx<'_>) -> Result<Elementwise> {
         let a = ctx.attrs;
         use Elementwise as E;
-        let u = |f| Some(Ok(E::Unary(f)));
-        let b = |f| Some(Ok(E::Binary(f)));
-        let v = |f| Some(Ok(E::Variadic(f)));
-        let r = (|| -> Result<Option<Elementwise>> {
-            Ok(Some(match ctx.op_type {
-                "IsInf" => E::Unary(UnaryFn::IsInf {
-                    negative: a.int("detect_negative", 1)? != 0,
-                    positive: a.int("detect_positive", 1)? != 0,
-                }),
-                "LeakyRelu" => E::Unary(UnaryFn::LeakyRelu {
-                    alpha: a.float("alpha", 0.01)?,
-                }),
-                "Elu" => E::Unary(UnaryFn::Elu {
-                    alpha: a.float("alpha", 1.0)?,
-                }),
-                "Celu" => E::Unary(UnaryFn::Celu {
-                    alpha: a.float("alpha", 1.0)?,
-                }),
-                "Selu" => E::Unary(UnaryFn::Selu {
-                    alpha: a.float("alpha", 1.673_263_2)?,
-                    gamma: a.float("gamma", 1.050_701)?,
-                }),
-                "HardSigmoid" => E::Unary(UnaryFn::HardSigmoid {
-                    alpha: a.float("alpha", 0.2)?,
-                    beta: a.float("beta", 0.5)?,
-                }),
-                "ThresholdedRelu" => E::Unary(UnaryFn::ThresholdedRelu {
-                    alpha: a.float("alpha", 1.0)?,
-                }),
-                "Shrink" => E::Unary(UnaryFn::Shrink {
-                    bias: a.float("bias", 0.0)?,
-                    lambd: a.float("lambd", 0.5)?,
-                }),
-                "Gelu" => {
-                    let approx = a.string("approximate", "none")?;
-                    match approx.as_str() {
-                        "none" => E::Unary(UnaryFn::Gelu { tanh: false }),
-                        "tanh" => E::Unary(UnaryFn::Gelu { tanh: true }),
-                        other => {
-                            return Err(Error::attr(
-                                "approximate",
-                                format!("'{other}' is not 'none' or 'tanh'"),
-                            ));
-                        }
+        Ok(match ctx.op_type {
+            "IsInf" => E::Unary(UnaryFn::IsInf {
+                negative: a.int("detect_negative", 1)? != 0,
+                positive: a.int("detect_positive", 1)? != 0,
+            }),
+            "LeakyRelu" => E::Unary(UnaryFn::LeakyRelu {
+                alpha: a.float("alpha", 0.01)?,
+            }),
+            "Elu" => E::Unary(UnaryFn::Elu {
+                alpha: a.float("alpha", 1.0)?,
+            }),
+            "Celu" => E::Unary(UnaryFn::Celu {
+                alpha: a.float("alpha", 1.0)?,
+            }),
+            "Selu" => E::Unary(UnaryFn::Selu {
+                alpha: a.float("alpha", 1.673_263_2)?,
+                gamma: a.float("gamma", 1.050_701)?,
+            }),
+            "HardSigmoid" => E::Unary(UnaryFn::HardSigmoid {
+                alpha: a.float("alpha", 0.2)?,
+                beta: a.float("beta", 0.5)?,
+            }),
+            "ThresholdedRelu" => E::Unary(UnaryFn::ThresholdedRelu {
+                alpha: a.float("alpha", 1.0)?,
+            }),
+            "Shrink" => E::Unary(UnaryFn::Shrink {
+                bias: a.float("bias", 0.0)?,
+                lambd: a.float("lambd", 0.5)?,
+            }),
+            "Gelu" => {
+                let approx = a.string("approximate", "none")?;
+                match approx.as_str() {
+                    "none" => E::Unary(UnaryFn::Gelu { tanh: false }),
+                    "tanh" => E::Unary(UnaryFn::Gelu { tanh: true }),
+                    other => {
+                        return Err(Error::attr(
+                            "approximate",
+                            format!("'{other}' is not 'none' or 'tanh'"),
+                        ));
                     }
                 }
-                "Swish" => E::Unary(UnaryFn::Swish {
-                    alpha: a.float("alpha", 1.0)?,
-                }),
-                "Mod" => E::Binary(BinaryFn::Mod {
-                    fmod: a.int("fmod", 0)? != 0,
-                }),
-                "BitShift" => {
-                    let dir = a
-                        .string_opt("direction")?
-                        .ok_or_else(|| Error::attr("direction", "is required"))?;
-                    match dir.as_str() {
-                        "LEFT" => E::Binary(BinaryFn::BitShift { left: true }),
-                        "RIGHT" => E::Binary(BinaryFn::BitShift { left: false }),
-                        other => {
-                            return Err(Error::attr(
-                                "direction",
-                                format!("'{other}' is not LEFT or RIGHT"),
-                            ));
-                        }
+            }
+            "Swish" => E::Unary(UnaryFn::Swish {
+                alpha: a.float("alpha", 1.0)?,
+            }),
+            "Mod" => E::Binary(BinaryFn::Mod {
+                fmod: a.int("fmod", 0)? != 0,
+            }),
+            "BitShift" => {
+                let dir = a
+                    .string_opt("direction")?
+                    .ok_or_else(|| Error::attr("direction", "is required"))?;
+                match dir.as_str() {
+                    "LEFT" => E::Binary(BinaryFn::BitShift { left: true }),
+                    "RIGHT" => E::Binary(BinaryFn::BitShift { left: false }),
+                    other => {
+                        return Err(Error::attr(
+                            "direction",
+                            format!("'{other}' is not LEFT or RIGHT"),
+                        ));
                     }
                 }
-                "Clip" if ctx.opset < 11 => E::Clip {
-                    min: a.float_opt("min")?,
-                    max: a.float_opt("max")?,
-                },
-                "Cast" => E::Cast {
-                    to: DType::from_onnx_code(a.int_req("to")? as i32)?,
-                },
-                _ => return Ok(None),
-            }))
-        })();
-        match r {
-            Ok(Some(op)) => return Some(Ok(op)),
-            Ok(None) => {}
-            Err(e) => return Some(Err(e)),
-        }
-        match ctx.op_type {
-            "Abs" => u(UnaryFn::Abs),
-            "Neg" => u(UnaryFn::Neg),
-            "Sign" => u(UnaryFn::Sign),
-            "Relu" => u(UnaryFn::Relu),
-            "Floor" => u(UnaryFn::Floor),
-            "Ceil" => u(UnaryFn::Ceil),
-            "Round" => u(UnaryFn::Round),
-            "Sqrt" => u(UnaryFn::Sqrt),
-            "Reciprocal" => u(UnaryFn::Reciprocal),
-            "Exp" => u(UnaryFn::Exp),
-            "Log" => u(UnaryFn::Log),
-            "Erf" => u(UnaryFn::Erf),
-            "Sin" => u(UnaryFn::Sin),
-            "Cos" => u(UnaryFn::Cos),
-            "Tan" => u(UnaryFn::Tan),
-            "Asin" => u(UnaryFn::Asin),
-            "Acos" => u(UnaryFn::Acos),
-            "Atan" => u(UnaryFn::Atan),
-            "Sinh" => u(UnaryFn::Sinh),
-            "Cosh" => u(UnaryFn::Cosh),
-            "Asinh" => u(UnaryFn::Asinh),
-            "Acosh" => u(UnaryFn::Acosh),
-            "Atanh" => u(UnaryFn::Atanh),
-            "Tanh" => u(UnaryFn::Tanh),
-            "Sigmoid" => u(UnaryFn::Sigmoid),
-            "Softplus" => u(UnaryFn::Softplus),
-            "Softsign" => u(UnaryFn::Softsign),
-            "Mish" => u(UnaryFn::Mish),
-            "HardSwish" => u(UnaryFn::HardSwish),
-            "Not" => u(UnaryFn::Not),
-            "BitwiseNot" => u(UnaryFn::BitwiseNot),
-            "IsNaN" => u(UnaryFn::IsNaN),
-            "Add" => b(BinaryFn::Add),
-            "Sub" => b(BinaryFn::Sub),
-            "Mul" => b(BinaryFn::Mul),
-            "Div" => b(BinaryFn::Div),
-            "Pow" => b(BinaryFn::Pow),
-            "Equal" => b(BinaryFn::Equal),
-            "Less" => b(BinaryFn::Less),
-            "LessOrEqual" => b(BinaryFn::LessOrEqual),
-            "Greater" => b(BinaryFn::Greater),
-            "GreaterOrEqual" => b(BinaryFn::GreaterOrEqual),
-            "And" => b(BinaryFn::And),
-            "Or" => b(BinaryFn::Or),
-            "Xor" => b(BinaryFn::Xor),
-            "BitwiseAnd" => b(BinaryFn::BitwiseAnd),
-            "BitwiseOr" => b(BinaryFn::BitwiseOr),
-            "BitwiseXor" => b(BinaryFn::BitwiseXor),
-            "Min" => v(VariadicFn::Min),
-            "Max" => v(VariadicFn::Max),
-            "Sum" => v(VariadicFn::Sum),
-            "Mean" => v(VariadicFn::Mean),
-            "Where" => Some(Ok(E::Where)),
-            "Clip" => Some(Ok(E::Clip {
+            }
+            "Clip" if ctx.opset < 11 => E::Clip {
+                min: a.float_opt("min")?,
+                max: a.float_opt("max")?,
+            },
+            "Cast" => E::Cast {
+                to: DType::from_onnx_code(a.int_req("to")? as i32)?,
+            },
+            "Abs" => E::Unary(UnaryFn::Abs),
+            "Neg" => E::Unary(UnaryFn::Neg),
+            "Sign" => E::Unary(UnaryFn::Sign),
+            "Relu" => E::Unary(UnaryFn::Relu),
+            "Floor" => E::Unary(UnaryFn::Floor),
+            "Ceil" => E::Unary(UnaryFn::Ceil),
+            "Round" => E::Unary(UnaryFn::Round),
+            "Sqrt" => E::Unary(UnaryFn::Sqrt),
+            "Reciprocal" => E::Unary(UnaryFn::Reciprocal),
+            "Exp" => E::Unary(UnaryFn::Exp),
+            "Log" => E::Unary(UnaryFn::Log),
+            "Erf" => E::Unary(UnaryFn::Erf),
+            "Sin" => E::Unary(UnaryFn::Sin),
+            "Cos" => E::Unary(UnaryFn::Cos),
+            "Tan" => E::Unary(UnaryFn::Tan),
+            "Asin" => E::Unary(UnaryFn::Asin),
+            "Acos" => E::Unary(UnaryFn::Acos),
+            "Atan" => E::Unary(UnaryFn::Atan),
+            "Sinh" => E::Unary(UnaryFn::Sinh),
+            "Cosh" => E::Unary(UnaryFn::Cosh),
+            "Asinh" => E::Unary(UnaryFn::Asinh),
+            "Acosh" => E::Unary(UnaryFn::Acosh),
+            "Atanh" => E::Unary(UnaryFn::Atanh),
+            "Tanh" => E::Unary(UnaryFn::Tanh),
+            "Sigmoid" => E::Unary(UnaryFn::Sigmoid),
+            "Softplus" => E::Unary(UnaryFn::Softplus),
+            "Softsign" => E::Unary(UnaryFn::Softsign),
+            "Mish" => E::Unary(UnaryFn::Mish),
+            "HardSwish" => E::Unary(UnaryFn::HardSwish),
+            "Not" => E::Unary(UnaryFn::Not),
+            "BitwiseNot" => E::Unary(UnaryFn::BitwiseNot),
+            "IsNaN" => E::Unary(UnaryFn::IsNaN),
+            "Add" => E::Binary(BinaryFn::Add),
+            "Sub" => E::Binary(BinaryFn::Sub),
+            "Mul" => E::Binary(BinaryFn::Mul),
+            "Div" => E::Binary(BinaryFn::Div),
+            "Pow" => E::Binary(BinaryFn::Pow),
+            "Equal" => E::Binary(BinaryFn::Equal),
+            "Less" => E::Binary(BinaryFn::Less),
+            "LessOrEqual" => E::Binary(BinaryFn::LessOrEqual),
+            "Greater" => E::Binary(BinaryFn::Greater),
+            "GreaterOrEqual" => E::Binary(BinaryFn::GreaterOrEqual),
+            "And" => E::Binary(BinaryFn::And),
+            "Or" => E::Binary(BinaryFn::Or),
+            "Xor" => E::Binary(BinaryFn::Xor),
+            "BitwiseAnd" => E::Binary(BinaryFn::BitwiseAnd),
+            "BitwiseOr" => E::Binary(BinaryFn::BitwiseOr),
+            "BitwiseXor" => E::Binary(BinaryFn::BitwiseXor),
+            "Min" => E::Variadic(VariadicFn::Min),
+            "Max" => E::Variadic(VariadicFn::Max),
+            "Sum" => E::Variadic(VariadicFn::Sum),
+            "Mean" => E::Variadic(VariadicFn::Mean),
+            "Where" => E::Where,
+            "Clip" => E::Clip {
                 min: None,
                 max: None,
-            })),
-            "PRelu" => Some(Ok(E::PRelu)),
-            "CastLike" => Some(Ok(E::CastLike)),
-            _ => None,
-        }
+            },
+            "PRelu" => E::PRelu,
+            "CastLike" => E::CastLike,
+            other => {
+                return Err(Error::Unsupported(format!(
+                    "op {other} is not in the elementwise family"
+                )));
+            }
+        })
     }
 }
 

@@ -19,7 +19,9 @@ use crate::dispatch_dtype;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::graph::TensorType;
-use crate::ops::{InferInput, OpDef, ParseCtx, check_arity, fmt_list, in_family, opt, req};
+use crate::ops::{
+    InferInput, OpDef, ParseCtx, check_arity, fmt_list, in_family, opt, req, tensor_types,
+};
 use crate::shape::{Shape, broadcast_index_map, broadcast_shapes, norm_axis, numel};
 use crate::tensor::{Elem, Tensor};
 
@@ -534,10 +536,7 @@ impl OpDef for Norm {
     fn eval(&self, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
         // The same validation as inference, so a kernel never sees operands it
         // cannot handle.
-        let tys: Vec<Option<TensorType>> = inputs
-            .iter()
-            .map(|t| t.map(|t| TensorType::new(t.dtype(), t.shape().to_vec())))
-            .collect();
+        let tys = tensor_types(inputs);
         let refs: Vec<Option<&TensorType>> = tys.iter().map(|t| t.as_ref()).collect();
         self.types(&refs)?;
         let x = req(inputs, 0, "X")?;
@@ -607,7 +606,7 @@ impl OpDef for Norm {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::attrs::{AttrValue, Attrs};
+    use crate::attrs::AttrValue;
 
     fn t(shape: &[usize], v: &[f32]) -> Tensor {
         Tensor::from_vec(shape.to_vec(), v.to_vec()).unwrap()
@@ -619,16 +618,7 @@ mod tests {
         attrs: Vec<(&str, AttrValue)>,
         num_outputs: usize,
     ) -> Result<Norm> {
-        let attrs = Attrs::new(attrs.into_iter().map(|(k, v)| (k.to_string(), v)).collect());
-        let ctx = ParseCtx {
-            op_type: op,
-            domain: "",
-            opset,
-            attrs: &attrs,
-            num_inputs: 1,
-            num_outputs,
-        };
-        Norm::parse(&ctx).unwrap()
+        crate::ops::test_support::parse_node(Norm::parse, op, opset, attrs, 1, num_outputs).unwrap()
     }
 
     fn parse(op: &str, attrs: Vec<(&str, AttrValue)>) -> Norm {
@@ -638,24 +628,8 @@ mod tests {
     /// Evaluates, checks against inference and returns the outputs.
     fn run(op: &Norm, inputs: &[&Tensor]) -> Vec<Tensor> {
         let ins: Vec<Option<&Tensor>> = inputs.iter().map(|x| Some(*x)).collect();
-        let tys: Vec<TensorType> = inputs
-            .iter()
-            .map(|x| TensorType::new(x.dtype(), x.shape().to_vec()))
-            .collect();
-        let infer_in: Vec<Option<InferInput<'_>>> = tys
-            .iter()
-            .map(|ty| Some(InferInput { ty, value: None }))
-            .collect();
-        let want = op.infer(&infer_in).unwrap();
-        let got = op.eval(&ins).unwrap();
+        let (got, want) = crate::ops::test_support::infer_and_eval(op, &ins, false).unwrap();
         assert_eq!(got.len(), want.len());
-        for (g, w) in got.iter().zip(&want) {
-            assert_eq!(
-                (g.dtype(), g.shape()),
-                (w.dtype, w.shape.as_slice()),
-                "{op:?}"
-            );
-        }
         got
     }
 

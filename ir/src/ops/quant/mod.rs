@@ -23,7 +23,7 @@ use crate::dtype::DType;
 use crate::error::Result;
 use crate::graph::TensorType;
 use crate::ops::linalg::MatmulDims;
-use crate::ops::{InferInput, OpDef, ParseCtx, opt, req};
+use crate::ops::{InferInput, OpDef, ParseCtx, opt, req, tensor_types};
 use crate::tensor::Tensor;
 use crate::type_err;
 
@@ -142,10 +142,7 @@ fn with_types<R>(
     inputs: &[Option<&Tensor>],
     f: impl FnOnce(&[Option<&TensorType>]) -> Result<R>,
 ) -> Result<R> {
-    let tys: Vec<Option<TensorType>> = inputs
-        .iter()
-        .map(|t| t.map(|t| TensorType::new(t.dtype(), t.shape().to_vec())))
-        .collect();
+    let tys = tensor_types(inputs);
     let refs: Vec<Option<&TensorType>> = tys.iter().map(|t| t.as_ref()).collect();
     f(&refs)
 }
@@ -264,40 +261,14 @@ impl OpDef for Quant {
 #[cfg(test)]
 mod test_util {
     use super::*;
-    use crate::attrs::{AttrValue, Attrs};
+    use crate::attrs::AttrValue;
 
     pub(super) fn parse(op: &str, opset: i64, attrs: Vec<(&str, AttrValue)>) -> Result<Quant> {
-        let attrs = Attrs::new(attrs.into_iter().map(|(k, v)| (k.to_string(), v)).collect());
-        let ctx = ParseCtx {
-            op_type: op,
-            domain: "",
-            opset,
-            attrs: &attrs,
-            num_inputs: 0,
-            num_outputs: 1,
-        };
-        Quant::parse(&ctx).unwrap()
+        crate::ops::test_support::parse_node(Quant::parse, op, opset, attrs, 0, 1).unwrap()
     }
 
     pub(super) fn run(op: &Quant, ins: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
-        let tys: Vec<Option<TensorType>> = ins
-            .iter()
-            .map(|t| t.map(|t| TensorType::new(t.dtype(), t.shape().to_vec())))
-            .collect();
-        let iin: Vec<Option<InferInput<'_>>> = tys
-            .iter()
-            .map(|t| t.as_ref().map(|ty| InferInput { ty, value: None }))
-            .collect();
-        let inferred = op.infer(&iin)?;
-        let out = op.eval(ins)?;
-        for (o, ty) in out.iter().zip(&inferred) {
-            assert_eq!(
-                &TensorType::new(o.dtype(), o.shape().to_vec()),
-                ty,
-                "{op:?}"
-            );
-        }
-        Ok(out)
+        crate::ops::test_support::infer_and_eval(op, ins, false).map(|(got, _)| got)
     }
 
     pub(super) fn t<T: crate::tensor::Elem>(shape: &[usize], v: &[T]) -> Tensor {
