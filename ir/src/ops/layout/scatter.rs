@@ -85,8 +85,11 @@ pub(super) fn parse_scatter(ctx: &ParseCtx<'_>) -> Result<Layout> {
     })
 }
 
-/// The shape rule of `ScatterND`.
-pub(super) fn infer_scatter_nd(inputs: &[Option<InferInput<'_>>]) -> Result<Vec<TensorType>> {
+/// The `data`, `indices` and `updates` operands of the scatters, with the
+/// index type and the updates' dtype checked.
+fn scatter_operands<'a>(
+    inputs: &[Option<InferInput<'a>>],
+) -> Result<(&'a TensorType, &'a TensorType, &'a TensorType)> {
     check_arity(inputs, 3, 3)?;
     let (x, i, u) = (
         ty(inputs, 0, "data")?,
@@ -97,6 +100,12 @@ pub(super) fn infer_scatter_nd(inputs: &[Option<InferInput<'_>>]) -> Result<Vec<
     if u.dtype != x.dtype {
         type_err!("updates are {} but data is {}", u.dtype, x.dtype);
     }
+    Ok((x, i, u))
+}
+
+/// The shape rule of `ScatterND`.
+pub(super) fn infer_scatter_nd(inputs: &[Option<InferInput<'_>>]) -> Result<Vec<TensorType>> {
+    let (x, i, u) = scatter_operands(inputs)?;
     let (_, k) = gather_nd_dims(&x.shape, &i.shape, 0)?;
     let mut want = i.shape[..i.shape.len() - 1].to_vec();
     want.extend_from_slice(&x.shape[k..]);
@@ -111,16 +120,7 @@ pub(super) fn infer_scatter_elements(
     axis: i64,
     inputs: &[Option<InferInput<'_>>],
 ) -> Result<Vec<TensorType>> {
-    check_arity(inputs, 3, 3)?;
-    let (x, i, u) = (
-        ty(inputs, 0, "data")?,
-        ty(inputs, 1, "indices")?,
-        ty(inputs, 2, "updates")?,
-    );
-    check_index_type(i, "indices")?;
-    if u.dtype != x.dtype {
-        type_err!("updates are {} but data is {}", u.dtype, x.dtype);
-    }
+    let (x, i, u) = scatter_operands(inputs)?;
     if u.shape != i.shape {
         shape_err!(
             "updates {:?} and indices {:?} must have the same shape",

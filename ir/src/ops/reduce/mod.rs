@@ -106,17 +106,7 @@ impl ReduceKind {
 
     /// The dtypes the op accepts: the union over its opset versions.
     fn accepts(self, d: DType) -> bool {
-        let base = matches!(
-            d,
-            DType::F32
-                | DType::F16
-                | DType::BF16
-                | DType::F64
-                | DType::I32
-                | DType::I64
-                | DType::U32
-                | DType::U64
-        );
+        let base = wide_numeric(d);
         match self {
             // int8/uint8 since opset 12, bool since opset 20.
             ReduceKind::Max | ReduceKind::Min => {
@@ -324,17 +314,27 @@ impl ArgKind {
     }
 }
 
-fn check_scan_dtype(kind: ScanKind, d: DType) -> Result<()> {
-    match d {
+/// The dtypes every reduction and scan accepts: the floats and the 32- and
+/// 64-bit integers.
+fn wide_numeric(d: DType) -> bool {
+    matches!(
+        d,
         DType::F32
-        | DType::F16
-        | DType::BF16
-        | DType::F64
-        | DType::I32
-        | DType::I64
-        | DType::U32
-        | DType::U64 => Ok(()),
-        _ => Err(Error::Type(format!("{} does not accept {d}", kind.name()))),
+            | DType::F16
+            | DType::BF16
+            | DType::F64
+            | DType::I32
+            | DType::I64
+            | DType::U32
+            | DType::U64
+    )
+}
+
+fn check_scan_dtype(kind: ScanKind, d: DType) -> Result<()> {
+    if wide_numeric(d) {
+        Ok(())
+    } else {
+        Err(Error::Type(format!("{} does not accept {d}", kind.name())))
     }
 }
 
