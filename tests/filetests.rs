@@ -417,7 +417,7 @@ fn example_models_round_trip() {
 
 /// Ops whose printed attributes leave out something the op holds (the
 /// opset of QuantizeLinear/DequantizeLinear, the sliding window of
-/// Attention): their printers (`ir/src/ops/quant.rs`, `linalg/mod.rs`) must
+/// Attention): their printers (`ir/src/ops/quant/`, `linalg/mod.rs`) must
 /// print it before these round-trip. Listed, not failed, until then.
 const KNOWN_PRINTER_GAPS: &[&str] = &["(QuantizeLinear)", "(DequantizeLinear)", "Attention:"];
 

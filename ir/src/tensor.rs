@@ -64,21 +64,38 @@ pub trait Elem:
     fn push_le(self, out: &mut Vec<u8>);
 }
 
+/// The items of an [`Elem`] impl that only move a `$t` in and out of
+/// `Data::$d` and its little-endian bytes: the same for every integer and
+/// float type.
+macro_rules! elem_storage {
+    ($t:ty, $d:ident) => {
+        const DTYPE: DType = DType::$d;
+        const BYTES: usize = std::mem::size_of::<$t>();
+        fn wrap(v: Vec<Self>) -> Data {
+            Data::$d(v)
+        }
+        fn slice(data: &Data) -> Option<&[Self]> {
+            if let Data::$d(v) = data {
+                Some(v)
+            } else {
+                None
+            }
+        }
+        fn read_le(b: &[u8]) -> Self {
+            let mut a = [0u8; std::mem::size_of::<$t>()];
+            a.copy_from_slice(&b[..std::mem::size_of::<$t>()]);
+            <$t>::from_le_bytes(a)
+        }
+        fn push_le(self, out: &mut Vec<u8>) {
+            out.extend_from_slice(&self.to_le_bytes());
+        }
+    };
+}
+
 macro_rules! int_elem {
     ($t:ty, $d:ident) => {
         impl Elem for $t {
-            const DTYPE: DType = DType::$d;
-            const BYTES: usize = std::mem::size_of::<$t>();
-            fn wrap(v: Vec<Self>) -> Data {
-                Data::$d(v)
-            }
-            fn slice(data: &Data) -> Option<&[Self]> {
-                if let Data::$d(v) = data {
-                    Some(v)
-                } else {
-                    None
-                }
-            }
+            elem_storage!($t, $d);
             fn to_f64(self) -> f64 {
                 self as f64
             }
@@ -97,14 +114,6 @@ macro_rules! int_elem {
             fn from_i64(v: i64) -> Self {
                 v as $t
             }
-            fn read_le(b: &[u8]) -> Self {
-                let mut a = [0u8; std::mem::size_of::<$t>()];
-                a.copy_from_slice(&b[..std::mem::size_of::<$t>()]);
-                <$t>::from_le_bytes(a)
-            }
-            fn push_le(self, out: &mut Vec<u8>) {
-                out.extend_from_slice(&self.to_le_bytes());
-            }
         }
     };
 }
@@ -118,20 +127,9 @@ int_elem!(i64, I64);
 int_elem!(u64, U64);
 
 macro_rules! float_elem {
-    ($t:ty, $d:ident, $from:expr, $to:expr, $bytes:expr) => {
+    ($t:ty, $d:ident, $from:expr, $to:expr) => {
         impl Elem for $t {
-            const DTYPE: DType = DType::$d;
-            const BYTES: usize = $bytes;
-            fn wrap(v: Vec<Self>) -> Data {
-                Data::$d(v)
-            }
-            fn slice(data: &Data) -> Option<&[Self]> {
-                if let Data::$d(v) = data {
-                    Some(v)
-                } else {
-                    None
-                }
-            }
+            elem_storage!($t, $d);
             fn to_f64(self) -> f64 {
                 #[allow(clippy::redundant_closure_call)]
                 ($to)(self)
@@ -147,21 +145,13 @@ macro_rules! float_elem {
             fn from_i64(v: i64) -> Self {
                 Self::from_f64(v as f64)
             }
-            fn read_le(b: &[u8]) -> Self {
-                let mut a = [0u8; $bytes];
-                a.copy_from_slice(&b[..$bytes]);
-                <$t>::from_le_bytes(a)
-            }
-            fn push_le(self, out: &mut Vec<u8>) {
-                out.extend_from_slice(&self.to_le_bytes());
-            }
         }
     };
 }
-float_elem!(f32, F32, |v: f64| v as f32, |x: f32| x as f64, 4);
-float_elem!(f64, F64, |v: f64| v, |x: f64| x, 8);
-float_elem!(f16, F16, f16::from_f64, |x: f16| x.to_f64(), 2);
-float_elem!(bf16, BF16, bf16::from_f64, |x: bf16| x.to_f64(), 2);
+float_elem!(f32, F32, |v: f64| v as f32, |x: f32| x as f64);
+float_elem!(f64, F64, |v: f64| v, |x: f64| x);
+float_elem!(f16, F16, f16::from_f64, |x: f16| x.to_f64());
+float_elem!(bf16, BF16, bf16::from_f64, |x: bf16| x.to_f64());
 
 impl Elem for bool {
     const DTYPE: DType = DType::Bool;

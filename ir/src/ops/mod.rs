@@ -15,14 +15,21 @@ use crate::tensor::Tensor;
 
 /// Declares a family's op table once: each line gives an op's variant
 /// pattern, its name (which is also its ONNX op type) and its parser. The
-/// table expands to the family's `ONNX_OPS`, the exhaustive `op_name` match
-/// and the `parse_op` dispatch, so an op's spelling cannot drift between
+/// table expands to the family's `ONNX_OPS`, its `parse` (the
+/// [`in_family`] check, then the dispatch to the op's parser), and the
+/// exhaustive `op_name` match, so an op's spelling cannot drift between
 /// them. Used by the family modules as `family_ops! { Family, "label"; … }`.
 macro_rules! family_ops {
     ($family:ident, $label:literal; $($pat:pat => $name:literal, $parse:path;)*) => {
         impl $family {
             /// The ONNX op types of this family.
             pub const ONNX_OPS: &'static [&'static str] = &[$($name),*];
+
+            /// Parses a node of this family; `None` when the node is not one
+            /// of its ops.
+            pub fn parse(ctx: &ParseCtx<'_>) -> Option<Result<$family>> {
+                $crate::ops::in_family(ctx, Self::ONNX_OPS).then(|| parse_op(ctx))
+            }
         }
 
         /// The op's name, which is also its ONNX op type.
@@ -35,7 +42,7 @@ macro_rules! family_ops {
         fn parse_op(ctx: &ParseCtx<'_>) -> Result<$family> {
             match ctx.op_type {
                 $($name => $parse(ctx),)*
-                other => Err(Error::Unsupported(format!(
+                other => Err($crate::error::Error::Unsupported(format!(
                     "op {other} is not in the {} family", $label
                 ))),
             }
@@ -53,6 +60,13 @@ pub mod quant;
 pub mod reduce;
 mod text;
 pub mod weights;
+
+/// Whether `ctx` is one of the op types `ops` in the default ONNX domain:
+/// the check every family's `parse` starts with (the families declared with
+/// [`family_ops!`] get it from the macro).
+pub fn in_family(ctx: &ParseCtx<'_>, ops: &[&str]) -> bool {
+    (ctx.domain.is_empty() || ctx.domain == "ai.onnx") && ops.contains(&ctx.op_type)
+}
 
 /// What the op table is given to parse one node.
 #[derive(Clone, Copy, Debug)]
@@ -220,6 +234,15 @@ pub fn const_input<'a>(
     })
 }
 
+/// The static types of concrete operands (`None` for omitted ones), for an
+/// evaluation that re-runs its op's shape rule.
+pub fn tensor_types(inputs: &[Option<&Tensor>]) -> Vec<Option<TensorType>> {
+    inputs
+        .iter()
+        .map(|t| t.map(|t| TensorType::new(t.dtype(), t.shape().to_vec())))
+        .collect()
+}
+
 /// Checks the operand count is within `min..=max`.
 pub fn check_arity<T>(inputs: &[Option<T>], min: usize, max: usize) -> Result<()> {
     let n = inputs.len();
@@ -238,4 +261,63 @@ pub fn check_arity<T>(inputs: &[Option<T>], min: usize, max: usize) -> Result<()
 pub fn fmt_list<T: std::fmt::Display>(v: &[T]) -> String {
     let items: Vec<String> = v.iter().map(|x| x.to_string()).collect();
     format!("[{}]", items.join(","))
+}
+
+/// Helpers the families' unit tests share.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::{InferInput, OpDef, ParseCtx, tensor_types};
+    use crate::attrs::{AttrValue, Attrs};
+    use crate::error::Result;
+    use crate::graph::TensorType;
+    use crate::tensor::Tensor;
+
+    /// Infers `op`'s output types for `inputs` (giving the shape rule their
+    /// values when `with_values`), evaluates it, and checks every result
+    /// against its inferred type (dtype, shape, dense encoding); returns both.
+    pub(crate) fn infer_and_eval<O: OpDef + std::fmt::Debug>(
+        op: &O,
+        inputs: &[Option<&Tensor>],
+        with_values: bool,
+    ) -> Result<(Vec<Tensor>, Vec<TensorType>)> {
+        let tys = tensor_types(inputs);
+        let infer_in: Vec<Option<InferInput<'_>>> = tys
+            .iter()
+            .zip(inputs)
+            .map(|(ty, v)| {
+                ty.as_ref().map(|ty| InferInput {
+                    ty,
+                    value: if with_values { *v } else { None },
+                })
+            })
+            .collect();
+        let want = op.infer(&infer_in)?;
+        let got = op.eval(inputs)?;
+        for (g, w) in got.iter().zip(&want) {
+            assert_eq!(&TensorType::new(g.dtype(), g.shape().to_vec()), w, "{op:?}");
+        }
+        Ok((got, want))
+    }
+
+    /// Parses a default-domain node `op` at `opset` with `attrs` through a
+    /// family's `parse`.
+    pub(crate) fn parse_node<T>(
+        parse: fn(&ParseCtx<'_>) -> Option<Result<T>>,
+        op: &str,
+        opset: i64,
+        attrs: Vec<(&str, AttrValue)>,
+        num_inputs: usize,
+        num_outputs: usize,
+    ) -> Option<Result<T>> {
+        let attrs = Attrs::new(attrs.into_iter().map(|(k, v)| (k.to_string(), v)).collect());
+        let ctx = ParseCtx {
+            op_type: op,
+            domain: "",
+            opset,
+            attrs: &attrs,
+            num_inputs,
+            num_outputs,
+        };
+        parse(&ctx)
+    }
 }

@@ -33,14 +33,22 @@ pub(super) fn parse_gather_nd(ctx: &ParseCtx<'_>) -> Result<Layout> {
     })
 }
 
+/// The `data` and `indices` operands of the gathers, with the index type checked.
+fn data_and_indices<'a>(
+    inputs: &[Option<InferInput<'a>>],
+) -> Result<(&'a TensorType, &'a TensorType)> {
+    check_arity(inputs, 2, 2)?;
+    let (x, i) = (ty(inputs, 0, "data")?, ty(inputs, 1, "indices")?);
+    check_index_type(i, "indices")?;
+    Ok((x, i))
+}
+
 /// The shape rule of `Gather`.
 pub(super) fn infer_gather(
     axis: i64,
     inputs: &[Option<InferInput<'_>>],
 ) -> Result<Vec<TensorType>> {
-    check_arity(inputs, 2, 2)?;
-    let (x, i) = (ty(inputs, 0, "data")?, ty(inputs, 1, "indices")?);
-    check_index_type(i, "indices")?;
+    let (x, i) = data_and_indices(inputs)?;
     let ax = norm_axis(axis, x.shape.len())?;
     let mut shape = x.shape[..ax].to_vec();
     shape.extend_from_slice(&i.shape);
@@ -53,9 +61,7 @@ pub(super) fn infer_gather_elements(
     axis: i64,
     inputs: &[Option<InferInput<'_>>],
 ) -> Result<Vec<TensorType>> {
-    check_arity(inputs, 2, 2)?;
-    let (x, i) = (ty(inputs, 0, "data")?, ty(inputs, 1, "indices")?);
-    check_index_type(i, "indices")?;
+    let (x, i) = data_and_indices(inputs)?;
     let ax = norm_axis(axis, x.shape.len())?;
     check_elements_shape(&x.shape, &i.shape, ax)?;
     one(x.dtype, i.shape.clone())
@@ -66,9 +72,7 @@ pub(super) fn infer_gather_nd(
     batch_dims: i64,
     inputs: &[Option<InferInput<'_>>],
 ) -> Result<Vec<TensorType>> {
-    check_arity(inputs, 2, 2)?;
-    let (x, i) = (ty(inputs, 0, "data")?, ty(inputs, 1, "indices")?);
-    check_index_type(i, "indices")?;
+    let (x, i) = data_and_indices(inputs)?;
     let (b, k) = gather_nd_dims(&x.shape, &i.shape, batch_dims)?;
     let mut shape = i.shape[..i.shape.len() - 1].to_vec();
     shape.extend_from_slice(&x.shape[b + k..]);

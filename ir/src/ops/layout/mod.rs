@@ -26,7 +26,7 @@
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::graph::TensorType;
-use crate::ops::{InferInput, OpDef, ParseCtx, const_input, fmt_list, opt, req};
+use crate::ops::{InferInput, OpDef, ParseCtx, const_input, fmt_list, opt, req, tensor_types};
 use crate::shape::{Shape, norm_axis};
 use crate::tensor::Tensor;
 use crate::{dispatch, shape_err, type_err};
@@ -271,17 +271,6 @@ family_ops! {
 }
 
 impl Layout {
-    /// Parses a node of this family.
-    pub fn parse(ctx: &ParseCtx<'_>) -> Option<Result<Layout>> {
-        if !ctx.domain.is_empty() && ctx.domain != "ai.onnx" {
-            return None;
-        }
-        if !Self::ONNX_OPS.contains(&ctx.op_type) {
-            return None;
-        }
-        Some(parse_op(ctx))
-    }
-
     /// Whether the first output is the first input's bytes unchanged, only
     /// relabelled: Reshape, Flatten, Squeeze, Unsqueeze, Identity and
     /// inference Dropout. The memory plan lets such an output share its
@@ -736,10 +725,7 @@ impl OpDef for Layout {
     fn eval(&self, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
         // Re-run shape inference with every operand's value: it validates the
         // operands and yields the output types the kernels fill.
-        let tys: Vec<Option<TensorType>> = inputs
-            .iter()
-            .map(|t| t.map(|t| TensorType::new(t.dtype(), t.shape().to_vec())))
-            .collect();
+        let tys = tensor_types(inputs);
         let ins: Vec<Option<InferInput<'_>>> = inputs
             .iter()
             .zip(&tys)
@@ -813,7 +799,7 @@ impl OpDef for Layout {
 #[cfg(test)]
 mod test_util {
     use super::*;
-    use crate::attrs::{AttrValue, Attrs};
+    use crate::attrs::AttrValue;
     use crate::tensor::Elem;
 
     pub(super) fn t<T: Elem>(shape: &[usize], v: &[T]) -> Tensor {
@@ -835,16 +821,8 @@ mod test_util {
         attrs: Vec<(&str, AttrValue)>,
         outputs: usize,
     ) -> Result<Layout> {
-        let attrs = Attrs::new(attrs.into_iter().map(|(k, v)| (k.to_string(), v)).collect());
-        let ctx = ParseCtx {
-            op_type: op,
-            domain: "",
-            opset,
-            attrs: &attrs,
-            num_inputs: 1,
-            num_outputs: outputs,
-        };
-        Layout::parse(&ctx).expect("a layout op")
+        crate::ops::test_support::parse_node(Layout::parse, op, opset, attrs, 1, outputs)
+            .expect("a layout op")
     }
 
     pub(super) fn run(op: &Layout, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
@@ -867,7 +845,7 @@ mod test_util {
 mod tests {
     use super::test_util::*;
     use super::*;
-    use crate::attrs::{AttrValue, Attrs};
+    use crate::attrs::AttrValue;
 
     #[test]
     fn shape_operands_must_be_constant() {
@@ -922,7 +900,7 @@ mod tests {
             .is_err()
         );
         assert!(parse("Split", 18, vec![("num_outputs", AttrValue::Int(3))], 2).is_err());
-        let attrs = Attrs::default();
+        let attrs = crate::attrs::Attrs::default();
         let other = ParseCtx {
             op_type: "Reshape",
             domain: "com.microsoft",

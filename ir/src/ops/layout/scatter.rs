@@ -85,8 +85,11 @@ pub(super) fn parse_scatter(ctx: &ParseCtx<'_>) -> Result<Layout> {
     })
 }
 
-/// The shape rule of `ScatterND`.
-pub(super) fn infer_scatter_nd(inputs: &[Option<InferInput<'_>>]) -> Result<Vec<TensorType>> {
+/// The `data`, `indices` and `updates` operands of the scatters, with the
+/// index type and the updates' dtype checked.
+fn scatter_operands<'a>(
+    inputs: &[Option<InferInput<'a>>],
+) -> Result<(&'a TensorType, &'a TensorType, &'a TensorType)> {
     check_arity(inputs, 3, 3)?;
     let (x, i, u) = (
         ty(inputs, 0, "data")?,
@@ -97,6 +100,12 @@ pub(super) fn infer_scatter_nd(inputs: &[Option<InferInput<'_>>]) -> Result<Vec<
     if u.dtype != x.dtype {
         type_err!("updates are {} but data is {}", u.dtype, x.dtype);
     }
+    Ok((x, i, u))
+}
+
+/// The shape rule of `ScatterND`.
+pub(super) fn infer_scatter_nd(inputs: &[Option<InferInput<'_>>]) -> Result<Vec<TensorType>> {
+    let (x, i, u) = scatter_operands(inputs)?;
     let (_, k) = gather_nd_dims(&x.shape, &i.shape, 0)?;
     let mut want = i.shape[..i.shape.len() - 1].to_vec();
     want.extend_from_slice(&x.shape[k..]);
@@ -111,16 +120,7 @@ pub(super) fn infer_scatter_elements(
     axis: i64,
     inputs: &[Option<InferInput<'_>>],
 ) -> Result<Vec<TensorType>> {
-    check_arity(inputs, 3, 3)?;
-    let (x, i, u) = (
-        ty(inputs, 0, "data")?,
-        ty(inputs, 1, "indices")?,
-        ty(inputs, 2, "updates")?,
-    );
-    check_index_type(i, "indices")?;
-    if u.dtype != x.dtype {
-        type_err!("updates are {} but data is {}", u.dtype, x.dtype);
-    }
+    let (x, i, u) = scatter_operands(inputs)?;
     if u.shape != i.shape {
         shape_err!(
             "updates {:?} and indices {:?} must have the same shape",
@@ -275,34 +275,16 @@ mod tests {
         let d = t(&[4], &[1i32, 2, 3, 4]);
         let i = t(&[2, 1], &[1i64, 1]);
         let u = t(&[2], &[10i32, 20]);
-        check(
-            Layout::ScatterND {
-                reduction: Reduction::None,
-            },
-            &[&d, &i, &u],
-            &t(&[4], &[1i32, 20, 3, 4]),
-        );
-        check(
-            Layout::ScatterND {
-                reduction: Reduction::Add,
-            },
-            &[&d, &i, &u],
-            &t(&[4], &[1i32, 32, 3, 4]),
-        );
-        check(
-            Layout::ScatterND {
-                reduction: Reduction::Mul,
-            },
-            &[&d, &i, &u],
-            &t(&[4], &[1i32, 400, 3, 4]),
-        );
-        check(
-            Layout::ScatterND {
-                reduction: Reduction::Min,
-            },
-            &[&d, &i, &u],
-            &t(&[4], &[1i32, 2, 3, 4]),
-        );
+        // Both updates hit element 1, so each reduction shows in it.
+        for (reduction, at_1) in [
+            (Reduction::None, 20),
+            (Reduction::Add, 32),
+            (Reduction::Mul, 400),
+            (Reduction::Min, 2),
+        ] {
+            let op = Layout::ScatterND { reduction };
+            check(op, &[&d, &i, &u], &t(&[4], &[1i32, at_1, 3, 4]));
+        }
         let d = f32s(&[2, 3]);
         let i = t(&[1, 2], &[0i64, -1]);
         let u = t(&[1, 2], &[7f32, 8.]);

@@ -231,25 +231,13 @@ mod tests {
             assert_eq!(back, x);
         }
         // output[0, 0, 0, 1] is block column 1: channel 2 in DCR order, 1 in CRD.
-        let y = run(
-            &Layout::DepthToSpace {
-                blocksize: 2,
-                crd: false,
-            },
-            &[Some(&x)],
-        )
-        .unwrap()
-        .remove(0);
-        assert_eq!(vals(&y)[1], 12.0);
-        let y = run(
-            &Layout::DepthToSpace {
-                blocksize: 2,
-                crd: true,
-            },
-            &[Some(&x)],
-        )
-        .unwrap()
-        .remove(0);
+        let d2s = |crd| {
+            run(&Layout::DepthToSpace { blocksize: 2, crd }, &[Some(&x)])
+                .unwrap()
+                .remove(0)
+        };
+        assert_eq!(vals(&d2s(false))[1], 12.0);
+        let y = d2s(true);
         assert_eq!(vals(&y)[1], 6.0);
         assert_eq!(vals(&y)[6], 12.0);
     }

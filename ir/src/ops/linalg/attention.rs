@@ -3,11 +3,11 @@
 //! constraints, soft cap and the optional `QK` output.
 
 use super::kernel::{matmul_acc, transpose2};
-use super::{Linalg, float_dtype};
+use super::{Linalg, float_dtype, saturating_product};
 use crate::dtype::{DType, rounder};
 use crate::error::{Error, Result};
 use crate::graph::TensorType;
-use crate::ops::{InferInput, ParseCtx, check_arity, opt, req};
+use crate::ops::{InferInput, ParseCtx, check_arity, opt, req, tensor_types};
 use crate::shape::{Shape, numel};
 use crate::tensor::Tensor;
 use crate::{shape_err, type_err};
@@ -378,10 +378,7 @@ pub(super) fn eval_attention(
     at: &AttentionAttrs,
     inputs: &[Option<&Tensor>],
 ) -> Result<Vec<Tensor>> {
-    let types: Vec<Option<TensorType>> = inputs
-        .iter()
-        .map(|t| t.map(|t| TensorType::new(t.dtype(), t.shape().to_vec())))
-        .collect();
+    let types = tensor_types(inputs);
     let infer_in: Vec<Option<InferInput<'_>>> = types
         .iter()
         .map(|t| t.as_ref().map(|ty| InferInput { ty, value: None }))
@@ -552,9 +549,7 @@ fn softmax_row(x: &[f64], out: &mut [f64], rp: fn(f64) -> f64, seq_round: bool) 
 /// The multiply-adds of `Attention`.
 pub(super) fn macs_attention(a: &AttentionAttrs, inputs: &[Option<&TensorType>]) -> u64 {
     match a.dims(inputs) {
-        Ok(d) => [d.batch, d.hq, d.sq, d.total, d.head + d.vhead]
-            .iter()
-            .fold(1u64, |acc, &x| acc.saturating_mul(x as u64)),
+        Ok(d) => saturating_product(&[d.batch, d.hq, d.sq, d.total, d.head + d.vhead]),
         Err(_) => 0,
     }
 }

@@ -18,29 +18,24 @@ pub trait Acc: Elem {
     fn plus(self, o: Self) -> Self;
 }
 
-impl Acc for f32 {
-    const ZERO: Self = 0.0;
-    #[inline(always)]
-    fn madd(self, a: Self, b: Self) -> Self {
-        self + a * b
-    }
-    #[inline(always)]
-    fn plus(self, o: Self) -> Self {
-        self + o
-    }
+/// Floats accumulate with plain IEEE arithmetic.
+macro_rules! float_acc {
+    ($($t:ty),*) => {$(
+        impl Acc for $t {
+            const ZERO: Self = 0.0;
+            #[inline(always)]
+            fn madd(self, a: Self, b: Self) -> Self {
+                self + a * b
+            }
+            #[inline(always)]
+            fn plus(self, o: Self) -> Self {
+                self + o
+            }
+        }
+    )*};
 }
 
-impl Acc for f64 {
-    const ZERO: Self = 0.0;
-    #[inline(always)]
-    fn madd(self, a: Self, b: Self) -> Self {
-        self + a * b
-    }
-    #[inline(always)]
-    fn plus(self, o: Self) -> Self {
-        self + o
-    }
-}
+float_acc!(f32, f64);
 
 macro_rules! int_acc {
     ($($t:ty),*) => {$(

@@ -1,10 +1,10 @@
 //! `LinearAttention` (opset 27): attention with a recurrent state updated
 //! token by token by one of four rules (linear, gated, delta, gated delta).
 
-use super::{Linalg, float_dtype, ty};
+use super::{Linalg, float_dtype, saturating_product, ty};
 use crate::error::{Error, Result};
 use crate::graph::TensorType;
-use crate::ops::{InferInput, ParseCtx, check_arity, opt, req};
+use crate::ops::{InferInput, ParseCtx, check_arity, opt, req, tensor_types};
 use crate::tensor::Tensor;
 use crate::{shape_err, type_err};
 
@@ -216,10 +216,7 @@ pub(super) fn eval_linear_attention(
     l: &LinearAttnAttrs,
     inputs: &[Option<&Tensor>],
 ) -> Result<Vec<Tensor>> {
-    let types: Vec<Option<TensorType>> = inputs
-        .iter()
-        .map(|t| t.map(|t| TensorType::new(t.dtype(), t.shape().to_vec())))
-        .collect();
+    let types = tensor_types(inputs);
     let tys: Vec<Option<&TensorType>> = types.iter().map(|t| t.as_ref()).collect();
     let d = l.dims(&tys)?;
     let f32s = |t: &Tensor| -> Vec<f32> { t.to_f64_vec().into_iter().map(|x| x as f32).collect() };
@@ -314,9 +311,7 @@ pub(super) fn infer_linear_attention(
 pub(super) fn macs_linear_attention(l: &LinearAttnAttrs, inputs: &[Option<&TensorType>]) -> u64 {
     match l.dims(inputs) {
         // Per token and query head: the state update and the read-out.
-        Ok(d) => [d.batch, d.seq, l.q_num_heads, 3 * d.dk, d.dv]
-            .iter()
-            .fold(1u64, |acc, &x| acc.saturating_mul(x as u64)),
+        Ok(d) => saturating_product(&[d.batch, d.seq, l.q_num_heads, 3 * d.dk, d.dv]),
         Err(_) => 0,
     }
 }

@@ -20,7 +20,7 @@
 //! ONNX spelling) once, and the exhaustive dispatch of [`OpDef`].
 
 use crate::dtype::DType;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::graph::TensorType;
 use crate::ops::{InferInput, OpDef, ParseCtx, fmt_list, req};
 use crate::tensor::Tensor;
@@ -78,19 +78,6 @@ family_ops! {
     Linalg::Det                    => "Det",             det::parse_det;
 }
 
-impl Linalg {
-    /// Parses a node of this family.
-    pub fn parse(ctx: &ParseCtx<'_>) -> Option<Result<Linalg>> {
-        if !ctx.domain.is_empty() && ctx.domain != "ai.onnx" {
-            return None;
-        }
-        if !Self::ONNX_OPS.contains(&ctx.op_type) {
-            return None;
-        }
-        Some(parse_op(ctx))
-    }
-}
-
 // ---------------------------------------------------------------------------
 // Helpers the op files share.
 
@@ -111,6 +98,12 @@ fn float_dtype(d: DType, op: &str, what: &str) -> Result<()> {
         type_err!("{op} {what} must be a float type, got {d}");
     }
     Ok(())
+}
+
+/// The product of `dims` as a work count, saturating instead of overflowing.
+fn saturating_product(dims: &[usize]) -> u64 {
+    dims.iter()
+        .fold(1u64, |acc, &x| acc.saturating_mul(x as u64))
 }
 
 /// The element count of all outputs.
@@ -243,7 +236,7 @@ impl OpDef for Linalg {
 #[cfg(test)]
 mod test_util {
     use super::*;
-    use crate::attrs::{AttrValue, Attrs};
+    use crate::attrs::AttrValue;
 
     pub(super) fn t(shape: &[usize], v: &[f32]) -> Tensor {
         Tensor::from_vec(shape.to_vec(), v.to_vec()).unwrap()
@@ -251,37 +244,13 @@ mod test_util {
 
     pub(super) fn run(op: &Linalg, ins: &[&Tensor]) -> Vec<Tensor> {
         let args: Vec<Option<&Tensor>> = ins.iter().map(|x| Some(*x)).collect();
-        let tys: Vec<TensorType> = ins
-            .iter()
-            .map(|x| TensorType::new(x.dtype(), x.shape().to_vec()))
-            .collect();
-        let iin: Vec<Option<InferInput<'_>>> = tys
-            .iter()
-            .map(|ty| Some(InferInput { ty, value: None }))
-            .collect();
-        let inferred = op.infer(&iin).unwrap();
-        let out = op.eval(&args).unwrap();
-        for (o, ty) in out.iter().zip(&inferred) {
-            assert_eq!(
-                &TensorType::new(o.dtype(), o.shape().to_vec()),
-                ty,
-                "{op:?}"
-            );
-        }
-        out
+        crate::ops::test_support::infer_and_eval(op, &args, false)
+            .unwrap()
+            .0
     }
 
     pub(super) fn parse(op: &str, opset: i64, attrs: Vec<(&str, AttrValue)>) -> Result<Linalg> {
-        let attrs = Attrs::new(attrs.into_iter().map(|(k, v)| (k.to_string(), v)).collect());
-        let ctx = ParseCtx {
-            op_type: op,
-            domain: "",
-            opset,
-            attrs: &attrs,
-            num_inputs: 0,
-            num_outputs: 1,
-        };
-        Linalg::parse(&ctx).unwrap()
+        crate::ops::test_support::parse_node(Linalg::parse, op, opset, attrs, 0, 1).unwrap()
     }
 
     pub(super) fn einsum(eq: &str, ins: &[&Tensor]) -> Tensor {

@@ -345,31 +345,19 @@ mod tests {
     fn cumsum_cumprod() {
         let x = t(&[5], &[1f64, 2., 3., 4., 5.]);
         let a = Tensor::scalar(0i32);
-        check(
-            scan_op(ScanKind::Sum, false, false),
-            &[&x, &a],
-            &[t(&[5], &[1f64, 3., 6., 10., 15.])],
-        );
-        check(
-            scan_op(ScanKind::Sum, true, false),
-            &[&x, &a],
-            &[t(&[5], &[0f64, 1., 3., 6., 10.])],
-        );
-        check(
-            scan_op(ScanKind::Sum, false, true),
-            &[&x, &a],
-            &[t(&[5], &[15f64, 14., 12., 9., 5.])],
-        );
-        check(
-            scan_op(ScanKind::Sum, true, true),
-            &[&x, &a],
-            &[t(&[5], &[14f64, 12., 9., 5., 0.])],
-        );
-        check(
-            scan_op(ScanKind::Prod, true, false),
-            &[&x, &a],
-            &[t(&[5], &[1f64, 1., 2., 6., 24.])],
-        );
+        for (kind, exclusive, reverse, want) in [
+            (ScanKind::Sum, false, false, [1f64, 3., 6., 10., 15.]),
+            (ScanKind::Sum, true, false, [0., 1., 3., 6., 10.]),
+            (ScanKind::Sum, false, true, [15., 14., 12., 9., 5.]),
+            (ScanKind::Sum, true, true, [14., 12., 9., 5., 0.]),
+            (ScanKind::Prod, true, false, [1., 1., 2., 6., 24.]),
+        ] {
+            check(
+                scan_op(kind, exclusive, reverse),
+                &[&x, &a],
+                &[t(&[5], &want)],
+            );
+        }
         let m = t(&[2, 3], &[1i32, 2, 3, 4, 5, 6]);
         let ax = t(&[1], &[-1i64]);
         check(

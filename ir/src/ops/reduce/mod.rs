@@ -20,7 +20,9 @@
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::graph::TensorType;
-use crate::ops::{InferInput, OpDef, ParseCtx, check_arity, const_input, fmt_list, opt, req};
+use crate::ops::{
+    InferInput, OpDef, ParseCtx, check_arity, const_input, fmt_list, in_family, opt, req,
+};
 use crate::shape::{Shape, norm_axis, numel};
 use crate::tensor::{Elem, Tensor};
 use crate::{dispatch, dispatch_float, dispatch_int};
@@ -104,17 +106,7 @@ impl ReduceKind {
 
     /// The dtypes the op accepts: the union over its opset versions.
     fn accepts(self, d: DType) -> bool {
-        let base = matches!(
-            d,
-            DType::F32
-                | DType::F16
-                | DType::BF16
-                | DType::F64
-                | DType::I32
-                | DType::I64
-                | DType::U32
-                | DType::U64
-        );
+        let base = wide_numeric(d);
         match self {
             // int8/uint8 since opset 12, bool since opset 20.
             ReduceKind::Max | ReduceKind::Min => {
@@ -220,52 +212,47 @@ impl Reduce {
 
     /// Parses a node of this family.
     pub fn parse(ctx: &ParseCtx<'_>) -> Option<Result<Reduce>> {
-        if !ctx.domain.is_empty() && ctx.domain != "ai.onnx" {
-            return None;
-        }
+        in_family(ctx, Self::ONNX_OPS).then(|| Self::parse_known(ctx))
+    }
+
+    fn parse_known(ctx: &ParseCtx<'_>) -> Result<Reduce> {
         let a = ctx.attrs;
         let flag = |name: &str, default: i64| a.int(name, default).map(|v| v != 0);
         if let Some(kind) = ReduceKind::ALL
             .into_iter()
             .find(|k| k.name() == ctx.op_type)
         {
-            let r = (|| {
-                let since = kind.axes_input_since();
-                let (axes, noop_with_empty_axes) = if ctx.opset < since {
-                    (a.ints_opt("axes")?, false)
-                } else {
-                    if a.has("axes") {
-                        return Err(Error::attr(
-                            "axes",
-                            format!("is input 1 of {} since opset {since}", kind.name()),
-                        ));
-                    }
-                    (None, flag("noop_with_empty_axes", 0)?)
-                };
-                Ok(Reduce::Reduce {
-                    kind,
-                    axes,
-                    keepdims: flag("keepdims", 1)?,
-                    noop_with_empty_axes,
-                })
-            })();
-            return Some(r);
+            let since = kind.axes_input_since();
+            let (axes, noop_with_empty_axes) = if ctx.opset < since {
+                (a.ints_opt("axes")?, false)
+            } else {
+                if a.has("axes") {
+                    return Err(Error::attr(
+                        "axes",
+                        format!("is input 1 of {} since opset {since}", kind.name()),
+                    ));
+                }
+                (None, flag("noop_with_empty_axes", 0)?)
+            };
+            return Ok(Reduce::Reduce {
+                kind,
+                axes,
+                keepdims: flag("keepdims", 1)?,
+                noop_with_empty_axes,
+            });
         }
-        let r = match ctx.op_type {
-            "ArgMax" | "ArgMin" => (|| {
-                let kind = if ctx.op_type == "ArgMax" {
+        Ok(match ctx.op_type {
+            "ArgMax" | "ArgMin" => Reduce::Arg {
+                kind: if ctx.op_type == "ArgMax" {
                     ArgKind::Max
                 } else {
                     ArgKind::Min
-                };
-                Ok(Reduce::Arg {
-                    kind,
-                    axis: a.int("axis", 0)?,
-                    keepdims: flag("keepdims", 1)?,
-                    select_last_index: flag("select_last_index", 0)?,
-                })
-            })(),
-            "TopK" => (|| {
+                },
+                axis: a.int("axis", 0)?,
+                keepdims: flag("keepdims", 1)?,
+                select_last_index: flag("select_last_index", 0)?,
+            },
+            "TopK" => {
                 let k = if ctx.opset < 10 {
                     let k = a.int_req("k")?;
                     if k < 0 {
@@ -275,28 +262,28 @@ impl Reduce {
                 } else {
                     None
                 };
-                Ok(Reduce::TopK {
+                Reduce::TopK {
                     k,
                     axis: a.int("axis", -1)?,
                     largest: flag("largest", 1)?,
                     sorted: flag("sorted", 1)?,
-                })
-            })(),
-            "CumSum" | "CumProd" => (|| {
-                let kind = if ctx.op_type == "CumSum" {
+                }
+            }
+            "CumSum" | "CumProd" => Reduce::Scan {
+                kind: if ctx.op_type == "CumSum" {
                     ScanKind::Sum
                 } else {
                     ScanKind::Prod
-                };
-                Ok(Reduce::Scan {
-                    kind,
-                    exclusive: flag("exclusive", 0)?,
-                    reverse: flag("reverse", 0)?,
-                })
-            })(),
-            _ => return None,
-        };
-        Some(r)
+                },
+                exclusive: flag("exclusive", 0)?,
+                reverse: flag("reverse", 0)?,
+            },
+            other => {
+                return Err(Error::Unsupported(format!(
+                    "op {other} is not in the reduce family"
+                )));
+            }
+        })
     }
 }
 
@@ -327,17 +314,27 @@ impl ArgKind {
     }
 }
 
-fn check_scan_dtype(kind: ScanKind, d: DType) -> Result<()> {
-    match d {
+/// The dtypes every reduction and scan accepts: the floats and the 32- and
+/// 64-bit integers.
+fn wide_numeric(d: DType) -> bool {
+    matches!(
+        d,
         DType::F32
-        | DType::F16
-        | DType::BF16
-        | DType::F64
-        | DType::I32
-        | DType::I64
-        | DType::U32
-        | DType::U64 => Ok(()),
-        _ => Err(Error::Type(format!("{} does not accept {d}", kind.name()))),
+            | DType::F16
+            | DType::BF16
+            | DType::F64
+            | DType::I32
+            | DType::I64
+            | DType::U32
+            | DType::U64
+    )
+}
+
+fn check_scan_dtype(kind: ScanKind, d: DType) -> Result<()> {
+    if wide_numeric(d) {
+        Ok(())
+    } else {
+        Err(Error::Type(format!("{} does not accept {d}", kind.name())))
     }
 }
 

@@ -7,15 +7,34 @@
 //! passes (mean, then the mean squared deviation) and rounds once to the output
 //! type. That is at least as precise as the `stash_type` the spec asks for, so
 //! `stash_type` only decides the dtype of LayerNormalization's extra outputs.
+//!
+//! One file per op or small group of related ops holds its kernel: [`batch`]
+//! (Batch, Instance and Group normalization), [`layer`] (Layer and RMS),
+//! [`lp_lrn`], [`mvn`] and [`softmax`]. This file keeps the closed [`Norm`]
+//! enum, its parser, the shape rule every op shares (`types`, which evaluation
+//! re-runs so a kernel never sees operands it cannot handle), the helpers the
+//! kernels share and the exhaustive dispatch of [`OpDef`].
 
-use crate::attrs::Attrs;
 use crate::dispatch_dtype;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::graph::TensorType;
-use crate::ops::{InferInput, OpDef, ParseCtx, check_arity, fmt_list, opt, req};
+use crate::ops::{
+    InferInput, OpDef, ParseCtx, check_arity, fmt_list, in_family, opt, req, tensor_types,
+};
 use crate::shape::{Shape, broadcast_index_map, broadcast_shapes, norm_axis, numel};
 use crate::tensor::{Elem, Tensor};
+
+mod batch;
+mod layer;
+mod lp_lrn;
+mod mvn;
+mod softmax;
+
+use batch::check_inference_mode;
+use layer::{stash_type, stat_shape};
+use mvn::mvn_axes;
+use softmax::softmax_axis;
 
 /// The function of the softmax family.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -126,13 +145,7 @@ impl Norm {
 
     /// Parses a node of this family.
     pub fn parse(ctx: &ParseCtx<'_>) -> Option<Result<Norm>> {
-        if !ctx.domain.is_empty() && ctx.domain != "ai.onnx" {
-            return None;
-        }
-        if !Self::ONNX_OPS.contains(&ctx.op_type) {
-            return None;
-        }
-        Some(Self::parse_known(ctx))
+        in_family(ctx, Self::ONNX_OPS).then(|| Self::parse_known(ctx))
     }
 
     fn parse_known(ctx: &ParseCtx<'_>) -> Result<Norm> {
@@ -225,54 +238,6 @@ impl Norm {
     }
 }
 
-/// Rejects BatchNormalization in training mode, which computes the batch's
-/// own statistics and updates the running ones.
-fn check_inference_mode(ctx: &ParseCtx<'_>) -> Result<()> {
-    let a = ctx.attrs;
-    let training = if ctx.opset >= 14 {
-        a.int("training_mode", 0)? != 0
-    } else if ctx.opset < 7 {
-        a.int("is_test", 0)? == 0
-    } else {
-        false
-    };
-    if training {
-        let attr = if ctx.opset >= 14 {
-            "training_mode=1"
-        } else {
-            "is_test=0"
-        };
-        return Err(Error::Unsupported(format!(
-            "BatchNormalization in training mode ({attr}); smelt evaluates inference only, export the model in eval mode"
-        )));
-    }
-    if ctx.num_outputs > 1 {
-        // Before opset 14 the extra outputs are what selects training mode;
-        // from 14 on they are only defined in training mode.
-        return Err(Error::Unsupported(
-            "BatchNormalization with running-statistics outputs (training mode); smelt evaluates inference only, \
-             export the model in eval mode"
-                .into(),
-        ));
-    }
-    Ok(())
-}
-
-/// Reads `stash_type`, which must name a float dtype.
-fn stash_type(a: &Attrs) -> Result<DType> {
-    let code = a.int("stash_type", 1)?;
-    let d = i32::try_from(code)
-        .map_err(|_| Error::attr("stash_type", format!("{code} is not a dtype code")))
-        .and_then(DType::from_onnx_code)?;
-    if !d.is_float() {
-        return Err(Error::attr(
-            "stash_type",
-            format!("must be a float type, got {d}"),
-        ));
-    }
-    Ok(d)
-}
-
 // ---------------------------------------------------------------------------
 // Shape rules.
 
@@ -304,34 +269,6 @@ fn check_broadcasts_to(s: &[usize], x: &[usize], what: &str) -> Result<()> {
             "{what} of shape {s:?} does not broadcast to X's shape {x:?}"
         ))),
     }
-}
-
-/// The softmax axis: from 13 on a real axis, before it the split point of the
-/// 2-D coercion, where `rank` itself is accepted (a `[N, 1]` matrix).
-fn softmax_axis(axis: i64, rank: usize, flatten: bool) -> Result<usize> {
-    if flatten && axis == rank as i64 {
-        return Ok(rank);
-    }
-    norm_axis(axis, rank)
-}
-
-/// `(outer, len, inner)`: the lanes the softmax family runs along.
-fn softmax_lanes(shape: &[usize], axis: usize, flatten: bool) -> Result<(usize, usize, usize)> {
-    let outer = numel(&shape[..axis])?;
-    if flatten {
-        Ok((outer, numel(&shape[axis..])?, 1))
-    } else {
-        Ok((outer, shape[axis], numel(&shape[axis + 1..])?))
-    }
-}
-
-/// The shape of LayerNormalization's `Mean`/`InvStdDev`: X's with the
-/// normalized axes set to 1.
-fn stat_shape(x: &[usize], axis: usize) -> Shape {
-    x.iter()
-        .enumerate()
-        .map(|(i, &d)| if i < axis { d } else { 1 })
-        .collect()
 }
 
 impl Norm {
@@ -463,21 +400,6 @@ impl Norm {
     }
 }
 
-/// MeanVarianceNormalization's axes, resolved; duplicates are an error.
-fn mvn_axes(axes: &[i64], rank: usize) -> Result<Vec<bool>> {
-    let mut reduced = vec![false; rank];
-    for &a in axes {
-        let a = norm_axis(a, rank).map_err(|_| {
-            Error::attr("axes", format!("axis {a} is out of range for rank {rank}"))
-        })?;
-        if reduced[a] {
-            return Err(Error::attr("axes", format!("axis {a} is listed twice")));
-        }
-        reduced[a] = true;
-    }
-    Ok(reduced)
-}
-
 // ---------------------------------------------------------------------------
 // Kernels (f64 throughout).
 
@@ -511,266 +433,6 @@ fn broadcast_values(t: &Tensor, shape: &[usize], what: &str) -> Result<Vec<f64>>
         .into_iter()
         .map(|i| v[i])
         .collect())
-}
-
-fn batch_norm(x: &Tensor, params: [&Tensor; 4], epsilon: f32, spatial: bool) -> Result<Tensor> {
-    let (_, c, plane) = channels(x.shape(), "X")?;
-    let xv = values(x, "X")?;
-    let [scale, b, mean, var] = params;
-    let (scale, b, mean, var) = (
-        values(scale, "scale")?,
-        values(b, "B")?,
-        values(mean, "mean")?,
-        values(var, "var")?,
-    );
-    let per = if spatial { c } else { c * plane };
-    if [&scale, &b, &mean, &var].iter().any(|p| p.len() != per) {
-        return Err(Error::Shape(format!(
-            "the parameters must hold {per} values each"
-        )));
-    }
-    // y = (x - mean) / sqrt(var + eps) * scale + b, folded into y = x * k + d.
-    let k: Vec<f64> = (0..per)
-        .map(|i| scale[i] / (var[i] + epsilon as f64).sqrt())
-        .collect();
-    let d: Vec<f64> = (0..per).map(|i| b[i] - mean[i] * k[i]).collect();
-    let mut y = Vec::with_capacity(xv.len());
-    if plane > 0 {
-        for (i, chunk) in xv.chunks(plane).enumerate() {
-            let ch = i % c;
-            if spatial {
-                y.extend(chunk.iter().map(|&v| v * k[ch] + d[ch]));
-            } else {
-                let base = ch * plane;
-                y.extend(
-                    chunk
-                        .iter()
-                        .enumerate()
-                        .map(|(j, &v)| v * k[base + j] + d[base + j]),
-                );
-            }
-        }
-    }
-    make(x.dtype(), x.shape().to_vec(), y)
-}
-
-/// Normalizes `groups` contiguous rows of `x`, each of `len` elements; the
-/// affine parameters come from `affine(row, index_in_row) -> (scale, bias)`.
-fn normalize_rows(
-    x: &[f64],
-    len: usize,
-    epsilon: f64,
-    affine: impl Fn(usize, usize) -> (f64, f64),
-) -> Vec<f64> {
-    let mut y = Vec::with_capacity(x.len());
-    if len == 0 {
-        return y;
-    }
-    for (r, row) in x.chunks(len).enumerate() {
-        let (mean, var) = mean_var(row);
-        let inv = 1.0 / (var + epsilon).sqrt();
-        y.extend(row.iter().enumerate().map(|(j, &v)| {
-            let (s, b) = affine(r, j);
-            (v - mean) * inv * s + b
-        }));
-    }
-    y
-}
-
-fn layer_norm(
-    x: &Tensor,
-    scale: &Tensor,
-    b: Option<&Tensor>,
-    axis: i64,
-    epsilon: f32,
-    stash: DType,
-) -> Result<Vec<Tensor>> {
-    let shape = x.shape();
-    let ax = norm_axis(axis, shape.len())?;
-    let len = numel(&shape[ax..])?;
-    let xv = values(x, "X")?;
-    let s = broadcast_values(scale, shape, "Scale")?;
-    let bias = match b {
-        Some(b) => Some(broadcast_values(b, shape, "B")?),
-        None => None,
-    };
-    let mut y = Vec::with_capacity(xv.len());
-    let (mut means, mut invs) = (Vec::new(), Vec::new());
-    if len > 0 {
-        for (r, row) in xv.chunks(len).enumerate() {
-            let (mean, var) = mean_var(row);
-            let inv = 1.0 / (var + epsilon as f64).sqrt();
-            means.push(mean);
-            invs.push(inv);
-            let base = r * len;
-            y.extend(row.iter().enumerate().map(|(j, &v)| {
-                let n = (v - mean) * inv * s[base + j];
-                match &bias {
-                    Some(bv) => n + bv[base + j],
-                    None => n,
-                }
-            }));
-        }
-    } else {
-        // Nothing to normalize: the statistics of empty rows are NaN, as in NumPy.
-        let rows = numel(&shape[..ax])?;
-        means = vec![f64::NAN; rows];
-        invs = vec![f64::NAN; rows];
-    }
-    let st = stat_shape(shape, ax);
-    Ok(vec![
-        make(x.dtype(), shape.to_vec(), y)?,
-        make(stash, st.clone(), means)?,
-        make(stash, st, invs)?,
-    ])
-}
-
-fn rms_norm(x: &Tensor, scale: &Tensor, axis: i64, epsilon: f32) -> Result<Tensor> {
-    let shape = x.shape();
-    let ax = norm_axis(axis, shape.len())?;
-    let len = numel(&shape[ax..])?;
-    let xv = values(x, "X")?;
-    let s = broadcast_values(scale, shape, "scale")?;
-    let mut y = Vec::with_capacity(xv.len());
-    if len > 0 {
-        for (r, row) in xv.chunks(len).enumerate() {
-            let ms = row.iter().map(|v| v * v).sum::<f64>() / len as f64;
-            let inv = 1.0 / (ms + epsilon as f64).sqrt();
-            y.extend(
-                row.iter()
-                    .enumerate()
-                    .map(|(j, &v)| v * inv * s[r * len + j]),
-            );
-        }
-    }
-    make(scale.dtype(), shape.to_vec(), y)
-}
-
-fn lp_norm(x: &Tensor, axis: i64, p: u8) -> Result<Tensor> {
-    let shape = x.shape();
-    let ax = norm_axis(axis, shape.len())?;
-    let (outer, len, inner) = softmax_lanes(shape, ax, false)?;
-    let xv = values(x, "X")?;
-    let mut y = vec![0.0; xv.len()];
-    for o in 0..outer {
-        for i in 0..inner {
-            let idx = |k: usize| (o * len + k) * inner + i;
-            let norm = if p == 1 {
-                (0..len).map(|k| xv[idx(k)].abs()).sum::<f64>()
-            } else {
-                (0..len)
-                    .map(|k| xv[idx(k)] * xv[idx(k)])
-                    .sum::<f64>()
-                    .sqrt()
-            };
-            // A zero norm gives zeros rather than 0/0 (the ONNX reference).
-            if norm != 0.0 {
-                for k in 0..len {
-                    y[idx(k)] = xv[idx(k)] / norm;
-                }
-            }
-        }
-    }
-    make(x.dtype(), shape.to_vec(), y)
-}
-
-fn mvn(x: &Tensor, axes: &[i64]) -> Result<Tensor> {
-    let shape = x.shape();
-    let reduced = mvn_axes(axes, shape.len())?;
-    let kept: Shape = shape
-        .iter()
-        .zip(&reduced)
-        .map(|(&d, &r)| if r { 1 } else { d })
-        .collect();
-    let map = broadcast_index_map(&kept, shape);
-    let xv = values(x, "X")?;
-    let groups = numel(&kept)?;
-    let count = (numel(shape)? / groups.max(1)) as f64;
-    let mut sum = vec![0.0; groups];
-    for (v, &g) in xv.iter().zip(&map) {
-        sum[g] += v;
-    }
-    let mean: Vec<f64> = sum.iter().map(|s| s / count).collect();
-    let mut sq = vec![0.0; groups];
-    for (v, &g) in xv.iter().zip(&map) {
-        sq[g] += (v - mean[g]) * (v - mean[g]);
-    }
-    // The spec's function body: (x - mean) / (sqrt(variance) + 1e-9).
-    let den: Vec<f64> = sq.iter().map(|s| (s / count).sqrt() + 1e-9).collect();
-    let y = xv
-        .iter()
-        .zip(&map)
-        .map(|(v, &g)| (v - mean[g]) / den[g])
-        .collect();
-    make(x.dtype(), shape.to_vec(), y)
-}
-
-fn lrn(x: &Tensor, size: usize, alpha: f32, beta: f32, bias: f32) -> Result<Tensor> {
-    let (n, c, plane) = channels(x.shape(), "X")?;
-    let xv = values(x, "X")?;
-    // The window spans floor((size-1)/2) channels before and ceil((size-1)/2) after.
-    let (before, after) = ((size - 1) / 2, size / 2);
-    let (alpha, beta, bias) = (alpha as f64 / size as f64, beta as f64, bias as f64);
-    let mut y = vec![0.0; xv.len()];
-    for ni in 0..n {
-        for ci in 0..c {
-            let (lo, hi) = (ci.saturating_sub(before), (ci + after).min(c - 1));
-            for s in 0..plane {
-                let at = |cc: usize| (ni * c + cc) * plane + s;
-                let sq: f64 = (lo..=hi).map(|cc| xv[at(cc)] * xv[at(cc)]).sum();
-                y[at(ci)] = xv[at(ci)] / (bias + alpha * sq).powf(beta);
-            }
-        }
-    }
-    make(x.dtype(), x.shape().to_vec(), y)
-}
-
-fn softmax(x: &Tensor, f: SoftmaxFn, axis: i64, flatten: bool) -> Result<Tensor> {
-    let shape = x.shape();
-    let ax = softmax_axis(axis, shape.len(), flatten)?;
-    let (outer, len, inner) = softmax_lanes(shape, ax, flatten)?;
-    let xv = values(x, "X")?;
-    let mut y = vec![0.0; xv.len()];
-    let mut lane = vec![0.0; len];
-    for o in 0..outer {
-        for i in 0..inner {
-            let idx = |k: usize| (o * len + k) * inner + i;
-            for k in 0..len {
-                lane[k] = xv[idx(k)];
-            }
-            match f {
-                SoftmaxFn::Softmax | SoftmaxFn::LogSoftmax => {
-                    // Subtracting the max keeps exp in range; a NaN anywhere
-                    // makes the whole lane NaN, as in NumPy.
-                    let m = lane.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                    let sum: f64 = lane.iter().map(|v| (v - m).exp()).sum();
-                    for k in 0..len {
-                        y[idx(k)] = if f == SoftmaxFn::Softmax {
-                            (lane[k] - m).exp() / sum
-                        } else {
-                            lane[k] - m - sum.ln()
-                        };
-                    }
-                }
-                SoftmaxFn::Hardmax => {
-                    // The first maximum wins; a NaN counts as the maximum (NumPy's argmax).
-                    let mut best = 0;
-                    for k in 1..len {
-                        if lane[best].is_nan() {
-                            break;
-                        }
-                        if lane[k].is_nan() || lane[k] > lane[best] {
-                            best = k;
-                        }
-                    }
-                    if len > 0 {
-                        y[idx(best)] = 1.0;
-                    }
-                }
-            }
-        }
-    }
-    make(x.dtype(), shape.to_vec(), y)
 }
 
 impl OpDef for Norm {
@@ -874,10 +536,7 @@ impl OpDef for Norm {
     fn eval(&self, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
         // The same validation as inference, so a kernel never sees operands it
         // cannot handle.
-        let tys: Vec<Option<TensorType>> = inputs
-            .iter()
-            .map(|t| t.map(|t| TensorType::new(t.dtype(), t.shape().to_vec())))
-            .collect();
+        let tys = tensor_types(inputs);
         let refs: Vec<Option<&TensorType>> = tys.iter().map(|t| t.as_ref()).collect();
         self.types(&refs)?;
         let x = req(inputs, 0, "X")?;
@@ -889,25 +548,15 @@ impl OpDef for Norm {
                     req(inputs, 3, "mean")?,
                     req(inputs, 4, "var")?,
                 ];
-                batch_norm(x, p, *epsilon, *spatial)?
+                batch::batch_norm(x, p, *epsilon, *spatial)?
             }
-            Norm::InstanceNormalization { epsilon } => {
-                let (_, c, plane) = channels(x.shape(), "X")?;
-                let (s, b) = (
-                    values(req(inputs, 1, "scale")?, "scale")?,
-                    values(req(inputs, 2, "B")?, "B")?,
-                );
-                let y = normalize_rows(&values(x, "X")?, plane, *epsilon as f64, |r, _| {
-                    (s[r % c], b[r % c])
-                });
-                make(x.dtype(), x.shape().to_vec(), y)?
-            }
+            Norm::InstanceNormalization { epsilon } => batch::eval_instance_norm(inputs, *epsilon)?,
             Norm::LayerNormalization {
                 axis,
                 epsilon,
                 stash_type,
             } => {
-                return layer_norm(
+                return layer::layer_norm(
                     x,
                     req(inputs, 1, "Scale")?,
                     opt(inputs, 2),
@@ -917,40 +566,22 @@ impl OpDef for Norm {
                 );
             }
             Norm::RmsNormalization { axis, epsilon } => {
-                rms_norm(x, req(inputs, 1, "scale")?, *axis, *epsilon)?
+                layer::rms_norm(x, req(inputs, 1, "scale")?, *axis, *epsilon)?
             }
             Norm::GroupNormalization {
                 num_groups,
                 epsilon,
                 per_channel,
-            } => {
-                let (_, c, plane) = channels(x.shape(), "X")?;
-                let g = *num_groups;
-                let cg = c / g;
-                let (s, b) = (
-                    values(req(inputs, 1, "scale")?, "scale")?,
-                    values(req(inputs, 2, "bias")?, "bias")?,
-                );
-                // Row r is sample r / g, group r % g; element j is in channel (r % g)·cg + j / plane.
-                let y = normalize_rows(&values(x, "X")?, cg * plane, *epsilon as f64, |r, j| {
-                    let p = if *per_channel {
-                        (r % g) * cg + j / plane.max(1)
-                    } else {
-                        r % g
-                    };
-                    (s[p], b[p])
-                });
-                make(x.dtype(), x.shape().to_vec(), y)?
-            }
-            Norm::LpNormalization { axis, p } => lp_norm(x, *axis, *p)?,
-            Norm::MeanVarianceNormalization { axes } => mvn(x, axes)?,
+            } => batch::eval_group_norm(inputs, *num_groups, *epsilon, *per_channel)?,
+            Norm::LpNormalization { axis, p } => lp_lrn::lp_norm(x, *axis, *p)?,
+            Norm::MeanVarianceNormalization { axes } => mvn::mvn(x, axes)?,
             Norm::Lrn {
                 size,
                 alpha,
                 beta,
                 bias,
-            } => lrn(x, *size, *alpha, *beta, *bias)?,
-            Norm::Softmax { f, axis, flatten } => softmax(x, *f, *axis, *flatten)?,
+            } => lp_lrn::lrn(x, *size, *alpha, *beta, *bias)?,
+            Norm::Softmax { f, axis, flatten } => softmax::softmax(x, *f, *axis, *flatten)?,
         };
         Ok(vec![out])
     }
@@ -987,16 +618,7 @@ mod tests {
         attrs: Vec<(&str, AttrValue)>,
         num_outputs: usize,
     ) -> Result<Norm> {
-        let attrs = Attrs::new(attrs.into_iter().map(|(k, v)| (k.to_string(), v)).collect());
-        let ctx = ParseCtx {
-            op_type: op,
-            domain: "",
-            opset,
-            attrs: &attrs,
-            num_inputs: 1,
-            num_outputs,
-        };
-        Norm::parse(&ctx).unwrap()
+        crate::ops::test_support::parse_node(Norm::parse, op, opset, attrs, 1, num_outputs).unwrap()
     }
 
     fn parse(op: &str, attrs: Vec<(&str, AttrValue)>) -> Norm {
@@ -1006,24 +628,8 @@ mod tests {
     /// Evaluates, checks against inference and returns the outputs.
     fn run(op: &Norm, inputs: &[&Tensor]) -> Vec<Tensor> {
         let ins: Vec<Option<&Tensor>> = inputs.iter().map(|x| Some(*x)).collect();
-        let tys: Vec<TensorType> = inputs
-            .iter()
-            .map(|x| TensorType::new(x.dtype(), x.shape().to_vec()))
-            .collect();
-        let infer_in: Vec<Option<InferInput<'_>>> = tys
-            .iter()
-            .map(|ty| Some(InferInput { ty, value: None }))
-            .collect();
-        let want = op.infer(&infer_in).unwrap();
-        let got = op.eval(&ins).unwrap();
+        let (got, want) = crate::ops::test_support::infer_and_eval(op, &ins, false).unwrap();
         assert_eq!(got.len(), want.len());
-        for (g, w) in got.iter().zip(&want) {
-            assert_eq!(
-                (g.dtype(), g.shape()),
-                (w.dtype, w.shape.as_slice()),
-                "{op:?}"
-            );
-        }
         got
     }
 
