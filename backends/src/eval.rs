@@ -403,20 +403,10 @@ impl<'a> Eval<'a> {
                         self.stmts(e)
                     }
                 }
-                Stmt::Copy {
-                    dst,
-                    dst_off,
-                    src,
-                    src_off,
-                    bytes,
-                } => {
-                    let (d, s, n) = (
-                        self.expr(dst_off).i() as usize,
-                        self.expr(src_off).i() as usize,
-                        self.expr(bytes).i() as usize,
-                    );
-                    let data = self.mem[src][s..s + n].to_vec();
-                    self.mem.get_mut(dst).expect("buffer")[d..d + n].copy_from_slice(&data);
+                Stmt::Copy(c) => {
+                    let [d, s, n] = c.exprs().map(|e| self.expr(e).i() as usize);
+                    let data = self.mem[&c.src][s..s + n].to_vec();
+                    self.mem.get_mut(&c.dst).expect("buffer")[d..d + n].copy_from_slice(&data);
                 }
             }
         }

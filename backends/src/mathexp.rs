@@ -42,50 +42,9 @@ fn expand_stmts(p: &mut Program, body: Vec<Stmt>) -> Result<Vec<Stmt>, String> {
     let mut out = Vec::with_capacity(body.len());
     for st in body {
         let mut pre = Vec::new();
-        let st = match st {
-            Stmt::Set(v, e) => Stmt::Set(v, expand_expr(p, e, &mut pre)?),
-            Stmt::Store { buf, index, value } => {
-                let index = expand_expr(p, index, &mut pre)?;
-                Stmt::Store {
-                    buf,
-                    index,
-                    value: expand_expr(p, value, &mut pre)?,
-                }
-            }
-            Stmt::For {
-                var,
-                start,
-                end,
-                body,
-            } => {
-                let start = expand_expr(p, start, &mut pre)?;
-                let end = expand_expr(p, end, &mut pre)?;
-                Stmt::For {
-                    var,
-                    start,
-                    end,
-                    body: expand_stmts(p, body)?,
-                }
-            }
-            Stmt::Parallel { var, extent, body } => Stmt::Parallel {
-                var,
-                extent,
-                body: expand_stmts(p, body)?,
-            },
-            Stmt::If(c, t, e) => {
-                let c = expand_expr(p, c, &mut pre)?;
-                Stmt::If(c, expand_stmts(p, t)?, expand_stmts(p, e)?)
-            }
-            Stmt::VStore { buf, index, value } => {
-                let index = expand_expr(p, index, &mut pre)?;
-                Stmt::VStore {
-                    buf,
-                    index,
-                    value: expand_expr(p, value, &mut pre)?,
-                }
-            }
-            copy @ Stmt::Copy { .. } => copy,
-        };
+        let st = st
+            .try_map_exprs(|e| expand_expr(p, e, &mut pre))?
+            .try_map_bodies(|b| expand_stmts(p, b))?;
         out.extend(pre);
         out.push(st);
     }
@@ -117,40 +76,7 @@ fn expand_expr(p: &mut Program, e: Expr, pre: &mut Vec<Stmt>) -> Result<Expr, St
             let b = expand_expr(p, *b, pre)?;
             pow(p, a, b, pre)
         }
-        Expr::Bin(op, a, b) => bin(op, expand_expr(p, *a, pre)?, expand_expr(p, *b, pre)?),
-        Expr::Cmp(op, a, b) => cmp(op, expand_expr(p, *a, pre)?, expand_expr(p, *b, pre)?),
-        Expr::Select(c, a, b) => select(
-            expand_expr(p, *c, pre)?,
-            expand_expr(p, *a, pre)?,
-            expand_expr(p, *b, pre)?,
-        ),
-        Expr::Cast(t, a) => cast(t, expand_expr(p, *a, pre)?),
-        Expr::Bitcast(t, a) => Expr::Bitcast(t, Box::new(expand_expr(p, *a, pre)?)),
-        Expr::Load { buf, index, ty } => Expr::Load {
-            buf,
-            index: Box::new(expand_expr(p, *index, pre)?),
-            ty,
-        },
-        Expr::VLoad {
-            buf,
-            index,
-            ty,
-            lanes,
-        } => Expr::VLoad {
-            buf,
-            index: Box::new(expand_expr(p, *index, pre)?),
-            ty,
-            lanes,
-        },
-        Expr::Splat(n, a) => Expr::Splat(n, Box::new(expand_expr(p, *a, pre)?)),
-        Expr::Extract(a, k) => Expr::Extract(Box::new(expand_expr(p, *a, pre)?), k),
-        Expr::Reduce(op, a) => Expr::Reduce(op, Box::new(expand_expr(p, *a, pre)?)),
-        Expr::MulAdd(a, b, c) => Expr::MulAdd(
-            Box::new(expand_expr(p, *a, pre)?),
-            Box::new(expand_expr(p, *b, pre)?),
-            Box::new(expand_expr(p, *c, pre)?),
-        ),
-        leaf @ (Expr::F(..) | Expr::I(..) | Expr::Var(_)) => leaf,
+        other => other.try_map_children(|c| expand_expr(p, c, pre))?,
     })
 }
 

@@ -554,6 +554,13 @@ impl<'a> Gen<'a> {
         Ok(self.b.ins().iadd(base, off))
     }
 
+    /// The address `off` bytes into `buf`.
+    fn byte_addr(&mut self, buf: Buf, off: &Expr) -> Result<Value, CodegenError> {
+        let base = self.base(buf)?;
+        let off = self.expr(off)?;
+        Ok(self.b.ins().iadd(base, off))
+    }
+
     fn stmts(&mut self, body: &[Stmt]) -> Result<(), CodegenError> {
         for s in body {
             self.stmt(s)?;
@@ -609,20 +616,10 @@ impl<'a> Gen<'a> {
                 self.b.switch_to_block(join);
                 self.b.seal_block(join);
             }
-            Stmt::Copy {
-                dst,
-                dst_off,
-                src,
-                src_off,
-                bytes,
-            } => {
-                let d = self.base(*dst)?;
-                let doff = self.expr(dst_off)?;
-                let d = self.b.ins().iadd(d, doff);
-                let sb = self.base(*src)?;
-                let soff = self.expr(src_off)?;
-                let sp = self.b.ins().iadd(sb, soff);
-                let n = self.expr(bytes)?;
+            Stmt::Copy(c) => {
+                let d = self.byte_addr(c.dst, &c.dst_off)?;
+                let sp = self.byte_addr(c.src, &c.src_off)?;
+                let n = self.expr(&c.bytes)?;
                 self.b.call_memcpy(self.config, d, sp, n);
             }
         }
@@ -911,11 +908,11 @@ mod tests {
         let x = |e| vload(Buf::Input(0), e, Scalar::F32, LANES_F32);
         p.body = vec![
             Stmt::Set(acc, splat(LANES_F32, Expr::F(0.0, Scalar::F32))),
-            Stmt::For {
-                var: k,
-                start: i(0),
-                end: i(4),
-                body: vec![Stmt::Set(
+            Stmt::for_loop(
+                k,
+                i(0),
+                i(4),
+                vec![Stmt::Set(
                     acc,
                     muladd(
                         x(crate::kernel::build::mul(var(k), i(4))),
@@ -923,7 +920,7 @@ mod tests {
                         var(acc),
                     ),
                 )],
-            },
+            ),
             Stmt::Set(
                 acc,
                 Expr::Bin(

@@ -26,7 +26,7 @@ use smelt_ir::window::Geom;
 use super::elementwise::Epi;
 use super::{NodeResult, Operand, flat_index, operand};
 use crate::kernel::build::{add, bin, cast, cmp, f, i, mul, select, sub, un, var};
-use crate::kernel::{BinOp, CmpOp, Expr, Program, Scalar, Stmt, UnOp, Var};
+use crate::kernel::{BinOp, CmpOp, Expr, MemCopy, Program, Scalar, Stmt, UnOp, Var};
 
 /// Resolves the window with the IR's own rule ([`smelt_ir::window`]) and
 /// checks it against the output shape the IR inferred.
@@ -134,12 +134,7 @@ fn position_loops(
             Stmt::Set(ax[d].off, add(prev, mul(start, i(flat_strides[d] as i64)))),
         ];
         level.extend(body);
-        body = vec![Stmt::For {
-            var: ax[d].o,
-            start: i(0),
-            end: i(positions[d] as i64),
-            body: level,
-        }];
+        body = vec![Stmt::for_loop(ax[d].o, i(0), i(positions[d] as i64), level)];
     }
     body
 }
@@ -148,12 +143,7 @@ fn position_loops(
 fn tap_loops(ax: &[Axis], inner: Vec<Stmt>) -> Vec<Stmt> {
     let mut body = inner;
     for a in ax.iter().rev() {
-        body = vec![Stmt::For {
-            var: a.k,
-            start: var(a.lo),
-            end: var(a.hi),
-            body,
-        }];
+        body = vec![Stmt::for_loop(a.k, var(a.lo), var(a.hi), body)];
     }
     body
 }
@@ -336,16 +326,16 @@ fn zero_fill(
         return vec![];
     }
     let j = p.var(Scalar::I64);
-    vec![Stmt::For {
-        var: j,
-        start: i(from as i64),
-        end: i(to as i64),
-        body: vec![Stmt::Store {
+    vec![Stmt::for_loop(
+        j,
+        i(from as i64),
+        i(to as i64),
+        vec![Stmt::Store {
             buf,
             index: add(base, var(j)),
             value: f(0.0, Scalar::F32),
         }],
-    }]
+    )]
 }
 
 /// A 2-D f32 convolution with one group as a GEMM per image:
@@ -441,19 +431,19 @@ fn fast_conv(
                 if w_lo < w_hi {
                     let iw0 = w_lo as i64 * g.strides[1] as i64 + off_w;
                     if g.strides[1] == 1 {
-                        per_row.push(Stmt::Copy {
+                        per_row.push(Stmt::Copy(MemCopy {
                             dst: col,
                             dst_off: mul(add(dst_row.clone(), i(w_lo as i64)), i(4)),
                             src: x.buf,
                             src_off: mul(add(src_row.clone(), i(iw0)), i(4)),
                             bytes: i(((w_hi - w_lo) * 4) as i64),
-                        });
+                        }));
                     } else {
-                        per_row.push(Stmt::For {
-                            var: owv,
-                            start: i(w_lo as i64),
-                            end: i(w_hi as i64),
-                            body: vec![Stmt::Store {
+                        per_row.push(Stmt::for_loop(
+                            owv,
+                            i(w_lo as i64),
+                            i(w_hi as i64),
+                            vec![Stmt::Store {
                                 buf: col,
                                 index: add(dst_row.clone(), var(owv)),
                                 value: x.load(add(
@@ -461,15 +451,10 @@ fn fast_conv(
                                     add(mul(var(owv), i(g.strides[1] as i64)), i(off_w)),
                                 )),
                             }],
-                        });
+                        ));
                     }
                 }
-                per_c.push(Stmt::For {
-                    var: ohv,
-                    start: i(h_lo as i64),
-                    end: i(h_hi as i64),
-                    body: per_row,
-                });
+                per_c.push(Stmt::for_loop(ohv, i(h_lo as i64), i(h_hi as i64), per_row));
             }
         }
         // Channel cv fills rows cv·kh·kw .. (cv+1)·kh·kw of col and reads
@@ -493,12 +478,7 @@ fn fast_conv(
         residual,
     };
     body.extend(gemm::gemm(p, &spec));
-    Some(vec![Stmt::For {
-        var: nv,
-        start: i(0),
-        end: i(nb as i64),
-        body,
-    }])
+    Some(vec![Stmt::for_loop(nv, i(0), i(nb as i64), body)])
 }
 
 /// A 2-D f32 depthwise convolution (one input and one output channel per
@@ -562,22 +542,22 @@ fn depthwise(
         p.var(Scalar::I64),
     );
     // The border stays zero: only the interior is overwritten per channel.
-    let mut out = vec![Stmt::For {
-        var: z,
-        start: i(0),
-        end: i((hp * wp) as i64),
-        body: vec![Stmt::Store {
+    let mut out = vec![Stmt::for_loop(
+        z,
+        i(0),
+        i((hp * wp) as i64),
+        vec![Stmt::Store {
             buf: plane,
             index: var(z),
             value: f(0.0, Scalar::F32),
         }],
-    }];
+    )];
     let chan = add(mul(var(nv), i(c as i64)), var(cv));
-    let copy = Stmt::For {
-        var: r,
-        start: i(0),
-        end: i(h as i64),
-        body: vec![Stmt::Copy {
+    let copy = Stmt::for_loop(
+        r,
+        i(0),
+        i(h as i64),
+        vec![Stmt::Copy(MemCopy {
             dst: plane,
             dst_off: mul(
                 add(mul(add(var(r), i(ph as i64)), i(wp as i64)), i(pw as i64)),
@@ -592,8 +572,8 @@ fn depthwise(
                 i(4),
             ),
             bytes: i((wd * 4) as i64),
-        }],
-    };
+        })],
+    );
     let mut acc = match b {
         Some(b) => b.load(var(cv)),
         None => f(0.0, Scalar::F32),
@@ -625,17 +605,12 @@ fn depthwise(
         index: y_idx,
         value,
     });
-    let rows = Stmt::For {
-        var: r,
-        start: i(0),
-        end: i(oh as i64),
-        body: vec![Stmt::For {
-            var: ov,
-            start: i(0),
-            end: i(ow as i64),
-            body: per_col,
-        }],
-    };
+    let rows = Stmt::for_loop(
+        r,
+        i(0),
+        i(oh as i64),
+        vec![Stmt::for_loop(ov, i(0), i(ow as i64), per_col)],
+    );
     if threaded {
         // Iteration t: zero its plane's border, then channels
         // c·t/tt .. c·(t+1)/tt through that plane. Each channel's sums keep
@@ -651,31 +626,21 @@ fn depthwise(
             )
         };
         let mut body: Vec<Stmt> = out.drain(..).map(at).collect();
-        body.push(Stmt::For {
-            var: cv,
-            start: bound(0),
-            end: bound(1),
-            body: vec![at(copy), at(rows)],
-        });
+        body.push(Stmt::for_loop(
+            cv,
+            bound(0),
+            bound(1),
+            vec![at(copy), at(rows)],
+        ));
         let par = p.par_for(tv, tt, work / tt as u64, body);
-        return Some(Ok(vec![Stmt::For {
-            var: nv,
-            start: i(0),
-            end: i(nb as i64),
-            body: vec![par],
-        }]));
+        return Some(Ok(vec![Stmt::for_loop(nv, i(0), i(nb as i64), vec![par])]));
     }
-    out.push(Stmt::For {
-        var: nv,
-        start: i(0),
-        end: i(nb as i64),
-        body: vec![Stmt::For {
-            var: cv,
-            start: i(0),
-            end: i(c as i64),
-            body: vec![copy, rows],
-        }],
-    });
+    out.push(Stmt::for_loop(
+        nv,
+        i(0),
+        i(nb as i64),
+        vec![Stmt::for_loop(cv, i(0), i(c as i64), vec![copy, rows])],
+    ));
     Some(Ok(out))
 }
 
@@ -782,12 +747,7 @@ fn conv(
     );
     let mut at_position = vec![
         Stmt::Set(acc, init),
-        Stmt::For {
-            var: icv,
-            start: i(0),
-            end: i(cg as i64),
-            body: per_ic,
-        },
+        Stmt::for_loop(icv, i(0), i(cg as i64), per_ic),
     ];
     let value = epi.apply(p, var(acc), ty, y_idx.clone(), &mut at_position)?;
     at_position.push(Stmt::Store {
@@ -839,16 +799,16 @@ fn conv_transpose(
     };
     stmts.extend(nest(
         &[(pl, n * m)],
-        vec![Stmt::For {
-            var: e,
-            start: i(0),
-            end: i(out_sz as i64),
-            body: vec![Stmt::Store {
+        vec![Stmt::for_loop(
+            e,
+            i(0),
+            i(out_sz as i64),
+            vec![Stmt::Store {
                 buf: y.buf,
                 index: add(mul(var(pl), i(out_sz as i64)), var(e)),
                 value: fill,
             }],
-        }],
+        )],
     ));
     let ax = axes(p, nd);
     let [nv, gv, icv, ocv] = i64_vars(p);
@@ -884,12 +844,7 @@ fn conv_transpose(
             ),
         ),
         Stmt::Set(wo, mul(ci, i((mg * kprod) as i64))),
-        Stmt::For {
-            var: ocv,
-            start: i(0),
-            end: i(mg as i64),
-            body: tap_loops(&ax, vec![scatter]),
-        },
+        Stmt::for_loop(ocv, i(0), i(mg as i64), tap_loops(&ax, vec![scatter])),
     ];
     // Positions run over the input; taps land in the output.
     let positions = position_loops(g, &ax, &g.input, &g.out, &out_strides, i(0), per_input);
@@ -901,12 +856,7 @@ fn conv_transpose(
 fn nest(loops: &[(Var, usize)], body: Vec<Stmt>) -> Vec<Stmt> {
     let mut body = body;
     for &(v, n) in loops.iter().rev() {
-        body = vec![Stmt::For {
-            var: v,
-            start: i(0),
-            end: i(n as i64),
-            body,
-        }];
+        body = vec![Stmt::for_loop(v, i(0), i(n as i64), body)];
     }
     body
 }
@@ -1159,12 +1109,7 @@ fn global_pool(p: &mut Program, x: &Operand, y: &Operand, pf: PoolFn) -> Vec<Stm
         &[(pl, planes)],
         vec![
             Stmt::Set(acc, init),
-            Stmt::For {
-                var: e,
-                start: i(0),
-                end: i(plane as i64),
-                body: vec![Stmt::Set(acc, step)],
-            },
+            Stmt::for_loop(e, i(0), i(plane as i64), vec![Stmt::Set(acc, step)]),
             Stmt::Store {
                 buf: y.buf,
                 index: var(pl),

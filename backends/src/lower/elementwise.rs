@@ -368,11 +368,11 @@ fn int_pow(x: Expr, y: Expr, ty: Scalar, p: &mut Program, pre: &mut Vec<Stmt>) -
         bin(BinOp::And, var(e), Expr::I(1, Scalar::I64)),
         Expr::I(0, Scalar::I64),
     );
-    pre.push(Stmt::For {
-        var: k,
-        start: i(0),
-        end: i(64),
-        body: vec![Stmt::If(
+    pre.push(Stmt::for_loop(
+        k,
+        i(0),
+        i(64),
+        vec![Stmt::If(
             cmp(CmpOp::Gt, var(e), Expr::I(0, Scalar::I64)),
             vec![
                 Stmt::Set(acc, select(odd, mul(var(acc), var(base)), var(acc))),
@@ -381,7 +381,7 @@ fn int_pow(x: Expr, y: Expr, ty: Scalar, p: &mut Program, pre: &mut Vec<Stmt>) -
             ],
             vec![],
         )],
-    });
+    ));
     let even = cmp(
         CmpOp::Eq,
         bin(BinOp::And, e0.clone(), Expr::I(1, Scalar::I64)),

@@ -61,12 +61,12 @@ fn matmul_loops(
         let out_idx = add(out_base.clone(), add(mul(mi, i(v.n as i64)), ni));
         vec![
             Stmt::Set(acc, f(0.0, out.ty)),
-            Stmt::For {
-                var: kv,
-                start: i(0),
-                end: i(v.k as i64),
-                body: vec![Stmt::Set(acc, add(var(acc), prod))],
-            },
+            Stmt::for_loop(
+                kv,
+                i(0),
+                i(v.k as i64),
+                vec![Stmt::Set(acc, add(var(acc), prod))],
+            ),
             Stmt::Store {
                 buf: out.buf,
                 index: out_idx,
@@ -517,12 +517,7 @@ fn einsum(eq: &EinsumEq, ins: &[Option<Operand>], out: &Operand, p: &mut Program
             add(var(acc), prod.unwrap_or_else(|| f(1.0, out_c.ty))),
         )];
         for (d, &v) in inner_vars.iter().enumerate().rev() {
-            body = vec![Stmt::For {
-                var: v,
-                start: i(0),
-                end: i(inner_shape[d] as i64),
-                body,
-            }];
+            body = vec![Stmt::for_loop(v, i(0), i(inner_shape[d] as i64), body)];
         }
         let mut stmts = vec![Stmt::Set(acc, f(0.0, out_c.ty))];
         stmts.extend(body);
@@ -637,11 +632,8 @@ fn attention(
         p.var(Scalar::I64),
     );
     let ninf = f(f64::NEG_INFINITY, ty);
-    let span = |v: crate::kernel::Var, lo: usize, hi: usize, body: Vec<Stmt>| Stmt::For {
-        var: v,
-        start: i(lo as i64),
-        end: i(hi as i64),
-        body,
+    let span = |v: crate::kernel::Var, lo: usize, hi: usize, body: Vec<Stmt>| {
+        Stmt::for_loop(v, i(lo as i64), i(hi as i64), body)
     };
     let lp = |v, n, body| span(v, 0, n, body);
     Ok(loop_nest(p, &[batch], |_, bidx| {

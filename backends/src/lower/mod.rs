@@ -22,7 +22,7 @@ use smelt_ir::ops::fused::Fused;
 use smelt_ir::{DType, Graph, OpDef, ValueDef, ValueId};
 
 use crate::kernel::build::{add, i, mul, var};
-use crate::kernel::{Buf, Expr, Program, Scalar, Stmt, VectorShape};
+use crate::kernel::{Buf, Expr, MemCopy, Program, Scalar, Stmt, VectorShape};
 use crate::plan::{MemoryPlan, Place, plan};
 
 /// One node the native code generators refuse: its op, or a dtype or an
@@ -303,13 +303,11 @@ pub(crate) fn lower_kernels(g: &Graph, schedule: &Schedule) -> Result<Lowered, L
         let src = bufs[&id];
         if src != Buf::Output(k as u32) {
             let bytes = g.value(id).ty.bytes().unwrap_or(0) as i64;
-            p.body.push(Stmt::Copy {
-                dst: Buf::Output(k as u32),
-                dst_off: i(0),
+            p.body.push(Stmt::Copy(MemCopy::whole(
+                Buf::Output(k as u32),
                 src,
-                src_off: i(0),
-                bytes: i(bytes),
-            });
+                bytes,
+            )));
         }
     }
     // After the graph outputs, which may read a state input's old value.
@@ -357,13 +355,7 @@ fn state_copies(g: &Graph, mem: &MemoryPlan, bufs: &HashMap<ValueId, Buf>, p: &m
         srcs.push(src);
     }
     let stage = (staged > 0).then(|| p.scratch(staged));
-    let copy = |dst: Buf, src: Buf, bytes: i64| Stmt::Copy {
-        dst,
-        dst_off: i(0),
-        src,
-        src_off: i(0),
-        bytes: i(bytes),
-    };
+    let copy = |dst: Buf, src: Buf, bytes: i64| Stmt::Copy(MemCopy::whole(dst, src, bytes));
     let mut finals = Vec::new();
     for (k, (s, src)) in g.states.iter().zip(srcs).enumerate() {
         let Some((src, stage_off)) = src else {
@@ -444,12 +436,7 @@ pub fn loop_nest(
     let idx: Vec<Expr> = vars.iter().map(|&v| var(v)).collect();
     let mut stmts = body(p, &idx);
     for (d, &v) in vars.iter().enumerate().rev() {
-        stmts = vec![Stmt::For {
-            var: v,
-            start: i(0),
-            end: i(shape[d] as i64),
-            body: stmts,
-        }];
+        stmts = vec![Stmt::for_loop(v, i(0), i(shape[d] as i64), stmts)];
     }
     stmts
 }

@@ -16,12 +16,7 @@ use crate::kernel::{BinOp, CmpOp, Expr, Program, Scalar, Stmt, UnOp, Var};
 
 /// `for v in 0..n { body }`.
 fn for_n(v: Var, n: usize, body: Vec<Stmt>) -> Stmt {
-    Stmt::For {
-        var: v,
-        start: i(0),
-        end: i(n as i64),
-        body,
-    }
+    Stmt::for_loop(v, i(0), i(n as i64), body)
 }
 
 /// Loads `o[index]` converted to `ty`.
@@ -592,12 +587,12 @@ fn lrn(
                 plane,
                 vec![
                     Stmt::Set(acc, f(0.0, ty)),
-                    Stmt::For {
-                        var: cc,
-                        start: lo,
-                        end: hi,
-                        body: vec![Stmt::Set(acc, add(var(acc), mul(xc.clone(), xc)))],
-                    },
+                    Stmt::for_loop(
+                        cc,
+                        lo,
+                        hi,
+                        vec![Stmt::Set(acc, add(var(acc), mul(xc.clone(), xc)))],
+                    ),
                     Stmt::Store {
                         buf: y.buf,
                         index: at(var(cv)),
@@ -697,16 +692,16 @@ fn hardmax(
         vec![
             Stmt::Set(best, x.load(at(i(0)))),
             Stmt::Set(bi, i(0)),
-            Stmt::For {
-                var: j,
-                start: i(1),
-                end: i(n as i64),
-                body: vec![
+            Stmt::for_loop(
+                j,
+                i(1),
+                i(n as i64),
+                vec![
                     Stmt::Set(v, x.load(at(var(j)))),
                     Stmt::Set(bi, select(better.clone(), var(j), var(bi))),
                     Stmt::Set(best, select(better, var(v), var(best))),
                 ],
-            },
+            ),
             for_n(
                 j,
                 n,

@@ -440,12 +440,7 @@ fn tile(p: &mut Program, g: &Gemm, rows: &Region, cols: &Region) -> Vec<Stmt> {
         }
     }
     let mut body = init;
-    body.push(Stmt::For {
-        var: kv,
-        start: i(0),
-        end: i(g.k as i64),
-        body: kbody,
-    });
+    body.push(Stmt::for_loop(kv, i(0), i(g.k as i64), kbody));
     body.extend(store);
     // With threads, the outer loop is a parallel one over the larger of the
     // column and row block counts: every tile writes its own part of C and

@@ -128,19 +128,9 @@ fn legalize_keeps_only_outlinable_parallel_loops() {
     };
     p.body = vec![
         // A batch of one around a parallel loop: unrolled, b becomes 0.
-        Stmt::For {
-            var: b,
-            start: i(0),
-            end: i(1),
-            body: vec![par(vec![store(add(var(b), var(j)))])],
-        },
+        Stmt::for_loop(b, i(0), i(1), vec![par(vec![store(add(var(b), var(j)))])]),
         // A batch of two: the loop inside cannot be outlined.
-        Stmt::For {
-            var: b,
-            start: i(0),
-            end: i(2),
-            body: vec![par(vec![store(add(var(b), var(j)))])],
-        },
+        Stmt::for_loop(b, i(0), i(2), vec![par(vec![store(add(var(b), var(j)))])]),
         // Reads x, set outside the loop: demoted.
         Stmt::Set(x, crate::kernel::build::f(1.0, Scalar::F32)),
         par(vec![Stmt::Store {
