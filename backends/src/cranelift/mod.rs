@@ -12,7 +12,8 @@ use std::collections::HashMap;
 
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{
-    AbiParam, FuncRef, InstBuilder, MemFlagsData, StackSlotData, StackSlotKind, Type, Value, types,
+    AbiParam, Block, FuncRef, InstBuilder, MemFlagsData, StackSlotData, StackSlotKind, Type, Value,
+    types,
 };
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_codegen::{Context, isa};
@@ -190,10 +191,7 @@ pub fn compile(
     let mut fbc = FunctionBuilderContext::new();
     {
         let mut b = FunctionBuilder::new(&mut ctx.func, &mut fbc);
-        let entry = b.create_block();
-        b.append_block_params_for_function_params(entry);
-        b.switch_to_block(entry);
-        b.seal_block(entry);
+        let entry = entry_block(&mut b);
         let params = b.block_params(entry).to_vec();
         let par = match pfor {
             Some(pf) => Some(Par {
@@ -226,10 +224,7 @@ pub fn compile(
         ctx.func.signature.params.push(AbiParam::new(types::I64));
         ctx.func.signature.params.push(AbiParam::new(types::I64));
         let mut b = FunctionBuilder::new(&mut ctx.func, &mut fbc);
-        let entry = b.create_block();
-        b.append_block_params_for_function_params(entry);
-        b.switch_to_block(entry);
-        b.seal_block(entry);
+        let entry = entry_block(&mut b);
         let p = b.block_params(entry).to_vec();
         let flags = MemFlagsData::trusted();
         let io: Vec<Value> = (0..n_params)
@@ -248,6 +243,16 @@ pub fn compile(
     product.emit().map_err(err)
 }
 
+/// The function's entry block, with the signature's parameters, current
+/// and sealed.
+fn entry_block(b: &mut FunctionBuilder) -> Block {
+    let entry = b.create_block();
+    b.append_block_params_for_function_params(entry);
+    b.switch_to_block(entry);
+    b.seal_block(entry);
+    entry
+}
+
 /// Defines `init(state)`, which writes the initial state: zero bytes over
 /// the whole state buffer (nothing for a stateless model).
 fn define_init(module: &mut ObjectModule, l: &Lowered, symbol: &str) -> Result<(), CodegenError> {
@@ -260,10 +265,7 @@ fn define_init(module: &mut ObjectModule, l: &Lowered, symbol: &str) -> Result<(
     let mut fbc = FunctionBuilderContext::new();
     {
         let mut b = FunctionBuilder::new(&mut ctx.func, &mut fbc);
-        let entry = b.create_block();
-        b.append_block_params_for_function_params(entry);
-        b.switch_to_block(entry);
-        b.seal_block(entry);
+        let entry = entry_block(&mut b);
         let state = b.block_params(entry)[0];
         if l.plan.state_bytes > 0 {
             let config = module.target_config();

@@ -604,6 +604,18 @@ fn lrn(
     )]
 }
 
+/// The flat index of element `j` of the lane at `idx` = `[outer, inner]`
+/// in a tensor viewed as `[outer, n, inner]`.
+fn lane_at(idx: &[Expr], n: usize, inner: usize, j: Expr) -> Expr {
+    add(
+        add(
+            mul(idx[0].clone(), i((n * inner) as i64)),
+            mul(j, i(inner as i64)),
+        ),
+        idx[1].clone(),
+    )
+}
+
 /// `Softmax` / `LogSoftmax` along lanes of `n` elements with stride `inner`.
 fn softmax(
     p: &mut Program,
@@ -618,15 +630,7 @@ fn softmax(
     let (mx, sum, j) = (p.var(ty), p.var(ty), p.var(Scalar::I64));
     let (x, out) = (x.clone(), out.clone());
     loop_nest(p, &[outer, inner], |_, idx| {
-        let at = |jj: Expr| {
-            add(
-                add(
-                    mul(idx[0].clone(), i((n * inner) as i64)),
-                    mul(jj, i(inner as i64)),
-                ),
-                idx[1].clone(),
-            )
-        };
+        let at = |jj: Expr| lane_at(idx, n, inner, jj);
         let xj = x.load(at(var(j)));
         let shifted = bin(BinOp::Sub, xj.clone(), var(mx));
         let final_value = if is_log {
@@ -673,15 +677,7 @@ fn hardmax(
         return vec![];
     }
     loop_nest(p, &[outer, inner], |_, idx| {
-        let at = |jj: Expr| {
-            add(
-                add(
-                    mul(idx[0].clone(), i((n * inner) as i64)),
-                    mul(jj, i(inner as i64)),
-                ),
-                idx[1].clone(),
-            )
-        };
+        let at = |jj: Expr| lane_at(idx, n, inner, jj);
         let is_nan = |e: Expr| cmp(CmpOp::Ne, e.clone(), e);
         // Move on from the best so far unless it is NaN, when v is NaN or larger.
         let better = bin(

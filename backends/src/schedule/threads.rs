@@ -8,24 +8,8 @@ use crate::kernel::build::{add, i, load, var};
 use crate::kernel::{
     Buf, MIN_PARALLEL_WORK, Program, Scalar, Stmt, VectorShape, legalize_parallel,
 };
-use crate::schedule::eval::Eval;
+use crate::schedule::eval::{Eval, f32_bytes as bytes, rand_f32 as rand};
 use crate::schedule::gemm::{Gemm, Init, Tiling, gemm, pack_b, strided_a};
-
-fn rand(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s % 2001) as f32 / 1000.0 - 1.0
-        })
-        .collect()
-}
-
-fn bytes(v: &[f32]) -> Vec<u8> {
-    v.iter().flat_map(|x| x.to_le_bytes()).collect()
-}
 
 /// The AVX-512 shape: 16 lanes, 32 registers, FMA (wide 8×3 tiles).
 const AVX512: VectorShape = VectorShape {

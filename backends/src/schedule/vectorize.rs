@@ -351,11 +351,7 @@ fn count_expr(e: &Expr, m: &mut HashMap<Var, usize>) {
 mod tests {
     use super::*;
     use crate::kernel::build::{bin, load, un};
-    use crate::schedule::eval::Eval;
-
-    fn bytes(v: &[f32]) -> Vec<u8> {
-        v.iter().flat_map(|x| x.to_le_bytes()).collect()
-    }
+    use crate::schedule::eval::{Eval, f32_bytes as bytes};
 
     /// Runs `p` before and after vectorization on the same inputs and
     /// checks the outputs are identical; returns the vectorized loop count.

@@ -92,10 +92,10 @@ pub fn lower(l: &Layout, ins: &[Option<Operand>], outs: &[Operand], p: &mut Prog
             select::lower_center_crop_pad(axes.as_deref(), Node { x, ins, out }, p)
         }
         Layout::DepthToSpace { blocksize, crd } => {
-            transpose::lower_depth_to_space(*blocksize, *crd, Node { x, ins, out }, p)
+            transpose::lower_depth_space(*blocksize, *crd, true, Node { x, ins, out }, p)
         }
         Layout::SpaceToDepth { blocksize, crd } => {
-            transpose::lower_space_to_depth(*blocksize, *crd, Node { x, ins, out }, p)
+            transpose::lower_depth_space(*blocksize, *crd, false, Node { x, ins, out }, p)
         }
         Layout::Shape { start, end } => {
             generate::lower_shape(*start, *end, Node { x, ins, out }, p)
