@@ -203,6 +203,23 @@ def build_mlp():
     return b, inputs
 
 
+def classify(b, x, cin, gap, fc, w_std):
+    """The image classifiers' head: GlobalAveragePool (node `gap`), Flatten and
+    a Gemm (`fc`) from `cin` features to 1000 classes, the graph's output."""
+    x = b.op("GlobalAveragePool", [x], name=gap)
+    x = b.op("Flatten", [x], name="flatten", axis=1)
+    w = b.normal(f"{fc}.weight", (1000, cin), w_std)
+    bias = b.normal(f"{fc}.bias", (1000,), 0.01)
+    x = b.op("Gemm", [x, w, bias], name=fc, transB=1, alpha=1.0, beta=1.0)
+    b.output(x, "output", [1, 1000])
+
+
+def image_input(model):
+    """A random 1×3×224×224 image for `model`, from its own seed."""
+    rng = rng_for(f"{model}.inputs")
+    return {"input": rng.standard_normal((1, 3, 224, 224), dtype=np.float32)}
+
+
 def build_mobilenetv2():
     b = Builder("mobilenetv2")
     x = b.input("input", [1, 3, 224, 224])
@@ -228,15 +245,8 @@ def build_mobilenetv2():
             cin = c
             idx += 1
     x = b.relu6(b.conv_bn(x, cin, 1280, 1, prefix=f"features.{idx}"))
-    x = b.op("GlobalAveragePool", [x], name="gap")
-    x = b.op("Flatten", [x], name="flatten", axis=1)
-    w = b.normal("classifier.weight", (1000, 1280), 0.01)
-    bias = b.normal("classifier.bias", (1000,), 0.01)
-    x = b.op("Gemm", [x, w, bias], name="classifier", transB=1, alpha=1.0, beta=1.0)
-    b.output(x, "output", [1, 1000])
-    rng = rng_for("mobilenetv2.inputs")
-    inputs = {"input": rng.standard_normal((1, 3, 224, 224), dtype=np.float32)}
-    return b, inputs
+    classify(b, x, 1280, gap="gap", fc="classifier", w_std=0.01)
+    return b, image_input("mobilenetv2")
 
 
 def build_resnet18():
@@ -259,15 +269,8 @@ def build_resnet18():
             y = b.op("Add", [y, sc], name=f"{p}.add")
             x = b.op("Relu", [y], name=f"{p}.relu2")
             cin = cout
-    x = b.op("GlobalAveragePool", [x], name="avgpool")
-    x = b.op("Flatten", [x], name="flatten", axis=1)
-    w = b.normal("fc.weight", (1000, 512), math.sqrt(1.0 / 512))
-    bias = b.normal("fc.bias", (1000,), 0.01)
-    x = b.op("Gemm", [x, w, bias], name="fc", transB=1, alpha=1.0, beta=1.0)
-    b.output(x, "output", [1, 1000])
-    rng = rng_for("resnet18.inputs")
-    inputs = {"input": rng.standard_normal((1, 3, 224, 224), dtype=np.float32)}
-    return b, inputs
+    classify(b, x, 512, gap="avgpool", fc="fc", w_std=math.sqrt(1.0 / 512))
+    return b, image_input("resnet18")
 
 
 ENC_HIDDEN, ENC_HEADS, ENC_FFN, ENC_SEQ = 768, 12, 3072, 128

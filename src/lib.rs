@@ -6,6 +6,11 @@
 //!                                        code generation → link/write → Artifact
 //! ```
 //!
+//! With [`CompileOptions::quantize`] set, the weights of MatMul/Gemm are
+//! first stored in a smaller encoding
+//! ([`smelt_passes::quantize::quantize_weights`], `--quantize SCHEME`) and
+//! run by weight-only kernels; the [`Artifact`] carries the size report.
+//!
 //! [`CompileOptions::new`] resolves the target once into a [`TargetSpec`]
 //! (triple, CPU, features, vector shape, the optimizer's cost figures,
 //! firmware memory map), so a bad `--target`, `--cpu` or `--features` is
@@ -33,6 +38,7 @@ use std::time::Duration;
 use smelt_ir::Graph;
 use smelt_passes::egraph::cost::TargetCost;
 use smelt_passes::egraph::{Pipeline, Report};
+pub use smelt_passes::quantize::{QuantizeError, QuantizeOptions, QuantizeReport, Scheme};
 
 pub use smelt_backends::artifact::firmware::Usage as FirmwareUsage;
 pub use smelt_backends::artifact::{Backend, BuildOptions, Emit, LlvmConfig};
@@ -49,6 +55,8 @@ pub enum Error {
     Frontend(smelt_frontend::Error),
     /// The graph optimizer (an unknown pass, or a rule bug).
     Optimizer(smelt_passes::egraph::Error),
+    /// Weight quantization (`--quantize`).
+    Quantize(QuantizeError),
     /// The target, lowering, code generation, linking or writing files.
     Backend(smelt_backends::Error),
 }
@@ -58,6 +66,7 @@ impl fmt::Display for Error {
         match self {
             Error::Frontend(e) => write!(f, "{e}"),
             Error::Optimizer(e) => write!(f, "{e}"),
+            Error::Quantize(e) => write!(f, "{e}"),
             Error::Backend(e) => write!(f, "{e}"),
         }
     }
@@ -68,6 +77,7 @@ impl std::error::Error for Error {
         match self {
             Error::Frontend(e) => Some(e),
             Error::Optimizer(e) => Some(e),
+            Error::Quantize(e) => Some(e),
             Error::Backend(e) => Some(e),
         }
     }
@@ -82,6 +92,12 @@ impl From<smelt_frontend::Error> for Error {
 impl From<smelt_passes::egraph::Error> for Error {
     fn from(e: smelt_passes::egraph::Error) -> Error {
         Error::Optimizer(e)
+    }
+}
+
+impl From<QuantizeError> for Error {
+    fn from(e: QuantizeError) -> Error {
+        Error::Quantize(e)
     }
 }
 
@@ -178,6 +194,9 @@ pub struct CompileOptions {
     pub min_work: u64,
     /// The graph optimizer.
     pub optimize: OptimizeOptions,
+    /// Store the MatMul/Gemm weights quantized (`--quantize`), before the
+    /// optimizer runs; `None` keeps them as imported.
+    pub quantize: Option<QuantizeOptions>,
 }
 
 impl CompileOptions {
@@ -209,6 +228,7 @@ impl CompileOptions {
             threads: 1,
             min_work: 0,
             optimize: OptimizeOptions::default(),
+            quantize: None,
         }
     }
 
@@ -260,6 +280,12 @@ impl CompileOptions {
         self
     }
 
+    /// Quantize the weights as `quantize` says (`--quantize`).
+    pub fn quantize(mut self, quantize: QuantizeOptions) -> Self {
+        self.quantize = Some(quantize);
+        self
+    }
+
     /// Only the opt level (0 to 3) of the optimizer.
     pub fn opt_level(mut self, level: u8) -> Self {
         self.optimize.level = level;
@@ -284,6 +310,8 @@ pub struct Artifact {
     pub firmware: Option<FirmwareUsage>,
     /// What each optimizer phase did, in order (empty at opt level 0).
     pub optimizer: Vec<(String, Report)>,
+    /// What `--quantize` stored, weight by weight, when it was asked for.
+    pub quantize: Option<QuantizeReport>,
 }
 
 /// Hooks into [`compile_observed`] (and [`optimize`]): what a driver wants
@@ -333,6 +361,17 @@ pub fn compile_observed(
     opts: &CompileOptions,
     observer: &mut dyn Observer,
 ) -> Result<Artifact, Error> {
+    // Quantize first: the optimizer then sees the weight-only products
+    // (and never folds a stored weight back to f32).
+    let (quantized, quantize) = match &opts.quantize {
+        Some(q) => {
+            let mut g = graph.clone();
+            let report = smelt_passes::quantize::quantize_weights(&mut g, q)?;
+            (Some(g), Some(report))
+        }
+        None => (None, None),
+    };
+    let graph = quantized.as_ref().unwrap_or(graph);
     let (graph, reports) = optimize(graph, &opts.optimize, opts.target.costs, observer)?;
     observer.optimized(&graph, &reports);
     let build = BuildOptions {
@@ -358,5 +397,6 @@ pub fn compile_observed(
         weights_bytes: graph.const_bytes() as u64,
         firmware: report.firmware,
         optimizer: reports,
+        quantize,
     })
 }

@@ -2,9 +2,6 @@
 //! compiles the MLP example from a program, and the executable it writes
 //! runs and matches onnxruntime's outputs.
 
-use smelt_frontend::Limits;
-use smelt_frontend::npy::{read_npy, read_npz};
-
 #[path = "common/targets.rs"]
 mod targets;
 
@@ -33,13 +30,8 @@ fn the_example_compiles_a_model_that_runs() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    for (name, want) in read_npz(&examples.join("expected.npz"), &Limits::default()).unwrap() {
-        let got = read_npy(&out_dir.join(format!("{name}.npy")), &Limits::default()).unwrap();
-        assert_eq!(got.shape(), want.shape());
-        for (a, b) in got.to_f64_vec().iter().zip(want.to_f64_vec()) {
-            assert!((a - b).abs() <= 1e-4 + 1e-4 * b.abs(), "{name}: {a} vs {b}");
-        }
-    }
+    let expected = examples.join("expected.npz");
+    targets::check_npy_outputs(&expected, &out_dir, 1e-4, 1e-4, "mlp");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

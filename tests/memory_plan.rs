@@ -8,16 +8,25 @@
 //! onnxruntime.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use smelt_backends::plan::plan;
-use smelt_frontend::Limits;
-use smelt_frontend::npy::{read_npy, read_npz};
 use smelt_frontend::onnx::{ImportOptions, OnnxModel};
 
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+#[path = "common/targets.rs"]
+mod targets;
+use targets::{root, run_ok, runner_cmd};
+
+/// The repository's Python (with onnx and onnxruntime), or `None` after
+/// saying that `what` is skipped without it.
+fn python(what: &str) -> Option<PathBuf> {
+    let python = root().join(".venv/bin/python");
+    if !python.exists() {
+        eprintln!("skipping {what}: no .venv/bin/python (scripts/setup makes it)");
+        return None;
+    }
+    Some(python)
 }
 
 /// Plans `model` with the symbolic dims `dims` and checks it; returns the report line.
@@ -69,25 +78,19 @@ fn example_arenas_are_within_5_percent_of_the_bound() {
 
 #[test]
 fn bench_model_arenas_are_within_5_percent_of_the_bound() {
-    let python = root().join(".venv/bin/python");
-    if !python.exists() {
-        eprintln!("skipping the bench models: no .venv/bin/python (scripts/setup makes it)");
+    let Some(python) = python("the bench models") else {
         return;
-    }
+    };
     let dir = std::env::temp_dir().join(format!("smelt-memory-plan-{}", std::process::id()));
     // The models that generate in seconds (gpt2_decode takes far longer).
     let models = ["mlp", "mobilenetv2", "resnet18", "encoder"];
-    let out = Command::new(&python)
-        .arg(root().join("bench/make_models.py"))
-        .arg(&dir)
-        .arg("--models")
-        .args(models)
-        .output()
-        .expect("python runs");
-    assert!(
-        out.status.success(),
-        "bench/make_models.py failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        Command::new(&python)
+            .arg(root().join("bench/make_models.py"))
+            .arg(&dir)
+            .arg("--models")
+            .args(models),
+        "bench/make_models.py",
     );
     for m in models {
         check(&dir.join(format!("{m}.onnx")), &[]);
@@ -95,26 +98,11 @@ fn bench_model_arenas_are_within_5_percent_of_the_bound() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Runs `cmd`, panicking with its output when it fails.
-fn run_ok(cmd: &mut Command, what: &str) {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
-    assert!(
-        out.status.success(),
-        "{what} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[test]
 fn aliasing_cases_run_natively_and_match_onnxruntime() {
-    let python = root().join(".venv/bin/python");
-    if !python.exists() {
-        eprintln!("skipping the aliasing model: no .venv/bin/python (scripts/setup makes it)");
+    let Some(python) = python("the aliasing model") else {
         return;
-    }
+    };
     let dir = std::env::temp_dir().join(format!("smelt-aliasing-{}", std::process::id()));
     run_ok(
         Command::new(&python)
@@ -132,7 +120,6 @@ fn aliasing_cases_run_natively_and_match_onnxruntime() {
     let p = plan(&g);
     assert!(p.copy_bytes_removed >= 7 * 24, "views: {p:?}");
     assert!(p.in_place >= 4, "in place: {p:?}");
-    let expected = read_npz(&dir.join("expected.npz"), &Limits::default()).unwrap();
     let qemu = Command::new("qemu-aarch64")
         .arg("--version")
         .output()
@@ -156,32 +143,16 @@ fn aliasing_cases_run_natively_and_match_onnxruntime() {
                 &format!("smelt compile for {target}"),
             );
             let out = dir.join(format!("out-{target}-{backend}"));
-            let mut cmd = match runner {
-                Some(r) => {
-                    let mut c = Command::new(r);
-                    c.arg(&exe);
-                    c
-                }
-                None => Command::new(&exe),
-            };
             run_ok(
-                cmd.arg("--input")
+                runner_cmd(runner.as_slice(), &exe)
+                    .arg("--input")
                     .arg(dir.join("input.npz"))
                     .arg("-o")
                     .arg(&out),
                 &format!("the aliasing model on {target}"),
             );
-            for (name, want) in &expected {
-                let got = read_npy(&out.join(format!("{name}.npy")), &Limits::default()).unwrap();
-                assert_eq!(got.dtype(), want.dtype(), "{target}: {name}");
-                assert_eq!(got.shape(), want.shape(), "{target}: {name}");
-                for (a, b) in got.to_f64_vec().iter().zip(want.to_f64_vec()) {
-                    assert!(
-                        (a - b).abs() <= 1e-6 + 1e-5 * b.abs(),
-                        "{target} ({backend}): {name}: {a} vs onnxruntime {b}"
-                    );
-                }
-            }
+            let what = format!("{target} ({backend})");
+            targets::check_npy_outputs(&dir.join("expected.npz"), &out, 1e-6, 1e-5, &what);
         }
     }
     let _ = std::fs::remove_dir_all(&dir);

@@ -7,9 +7,6 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use smelt_frontend::Limits;
-use smelt_frontend::npy::{read_npy, read_npz};
-
 #[path = "common/targets.rs"]
 mod targets;
 use targets::root;
@@ -30,17 +27,50 @@ fn smelt(args: &[&str]) {
     );
 }
 
-/// Compiles an example for a target with a backend, runs it and compares
-/// with onnxruntime.
-fn check_with(
-    backend: &str,
-    example: &str,
-    pins: &[&str],
-    target: &str,
-    runner: Option<&str>,
+/// An example model, the dims it is compiled with and how close its outputs
+/// must come to onnxruntime's (`|a - b| <= atol + rtol * |b|`).
+struct Example {
+    name: &'static str,
+    pins: &'static [&'static str],
     atol: f64,
     rtol: f64,
-) {
+}
+
+/// An [`Example`] checked within `atol` and a relative 1e-4.
+const fn example(name: &'static str, pins: &'static [&'static str], atol: f64) -> Example {
+    Example {
+        name,
+        pins,
+        atol,
+        rtol: 1e-4,
+    }
+}
+
+/// The MLP example, batch pinned to 2.
+const MLP: Example = example("mlp", &["--dim", "batch=2"], 1e-5);
+/// The CNN example.
+const CNN: Example = example("cnn", &[], 1e-4);
+/// The transformer example, batch 1 and 16 tokens.
+const TRANSFORMER: Example = example(
+    "transformer",
+    &["--dim", "batch=1", "--dim", "seq=16"],
+    1e-4,
+);
+
+const X86_64: &str = "x86_64-unknown-linux-gnu";
+const AARCH64: &str = "aarch64-unknown-linux-gnu";
+const ARMV7: &str = "armv7-unknown-linux-gnueabihf";
+const THUMBV7EM: &str = "thumbv7em-none-eabihf";
+
+/// Compiles an example for a target with a backend (and `extra` options),
+/// runs it and compares with onnxruntime.
+fn check_with(backend: &str, ex: &Example, extra: &[&str], target: &str, runner: Option<&str>) {
+    let Example {
+        name: example,
+        pins,
+        atol,
+        rtol,
+    } = *ex;
     let dir = root().join("examples").join(example);
     let work = scratch(&format!("{example}-{target}-{backend}"));
     let exe = work.join("model");
@@ -48,6 +78,7 @@ fn check_with(
     let mut args = targets::compile_args(&model, target, backend);
     args.extend(["-o", exe.to_str().unwrap()]);
     args.extend_from_slice(pins);
+    args.extend_from_slice(extra);
     smelt(&args);
     let out_dir = work.join("out");
     let out = match runner {
@@ -68,21 +99,9 @@ fn check_with(
         "{example} on {target} ({backend}): {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    for (name, want) in read_npz(&dir.join("expected.npz"), &Limits::default()).unwrap() {
-        let got = read_npy(&out_dir.join(format!("{name}.npy")), &Limits::default()).unwrap();
-        assert_eq!(got.shape(), want.shape());
-        let (g, w) = (got.to_f64_vec(), want.to_f64_vec());
-        let worst = g
-            .iter()
-            .zip(&w)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0f64, f64::max);
-        for (a, b) in g.iter().zip(&w) {
-            assert!(
-                (a - b).abs() <= atol + rtol * b.abs(),
-                "{example}/{name} on {target} ({backend}): {a} vs onnxruntime {b}"
-            );
-        }
+    let what = format!("{example} on {target} ({backend})");
+    let expected = dir.join("expected.npz");
+    for (name, worst) in targets::check_npy_outputs(&expected, &out_dir, atol, rtol, &what) {
         eprintln!(
             "{example}/{name} on {target} ({backend}): max abs err vs onnxruntime {worst:.2e}"
         );
@@ -94,26 +113,14 @@ fn check_with(
 /// (`qemu-system-arm -M mps2-an386` with semihosting).
 const FIRMWARE: &str = "firmware";
 
-/// The MLP example's pinned dimensions.
-const MLP: &[&str] = &["--dim", "batch=2"];
-/// The transformer example's pinned dimensions.
-const TRANSFORMER: &[&str] = &["--dim", "batch=1", "--dim", "seq=16"];
-
 /// [`check_with`] for the Cranelift backend.
-fn check(example: &str, pins: &[&str], target: &str, runner: Option<&str>, atol: f64, rtol: f64) {
-    check_with("cranelift", example, pins, target, runner, atol, rtol);
+fn check(ex: &Example, target: &str, runner: Option<&str>) {
+    check_with("cranelift", ex, &[], target, runner);
 }
 
 /// [`check_with`] for the LLVM backend.
-fn check_llvm(
-    example: &str,
-    pins: &[&str],
-    target: &str,
-    runner: Option<&str>,
-    atol: f64,
-    rtol: f64,
-) {
-    check_with("llvm", example, pins, target, runner, atol, rtol);
+fn check_llvm(ex: &Example, target: &str, runner: Option<&str>) {
+    check_with("llvm", ex, &[], target, runner);
 }
 
 /// Whether this host's CPU has every x86 feature in `flags` (per
@@ -145,31 +152,44 @@ fn llvm_examples_with_avx2_and_avx512_match_onnxruntime() {
         if !host_has(flags, features) {
             continue;
         }
-        let x86 = "x86_64-unknown-linux-gnu";
-        let f = ["--features", features];
-        let mlp = [&["--dim", "batch=2"][..], &f].concat();
-        let transformer = [&["--dim", "batch=1", "--dim", "seq=16"][..], &f].concat();
-        check_llvm("mlp", &mlp, x86, None, 1e-5, 1e-4);
-        check_llvm("cnn", &f, x86, None, 1e-4, 1e-4);
-        check_llvm("transformer", &transformer, x86, None, 1e-4, 1e-4);
+        for ex in [&MLP, &CNN, &TRANSFORMER] {
+            check_with("llvm", ex, &["--features", features], X86_64, None);
+        }
     }
 }
 
-#[test]
-fn mlp_x86_64_matches_onnxruntime() {
-    check("mlp", MLP, "x86_64-unknown-linux-gnu", None, 1e-5, 1e-4);
+/// One `#[test]` per run: `name: check(example, target, runner);`.
+macro_rules! runs {
+    ($($name:ident: $check:ident($ex:ident, $target:ident, $runner:expr);)*) => {
+        $(
+            #[test]
+            fn $name() {
+                $check(&$ex, $target, $runner);
+            }
+        )*
+    };
 }
 
-#[test]
-fn mlp_aarch64_matches_onnxruntime() {
-    check(
-        "mlp",
-        MLP,
-        "aarch64-unknown-linux-gnu",
-        Some("qemu-aarch64"),
-        1e-5,
-        1e-4,
-    );
+#[rustfmt::skip]
+runs! {
+    mlp_x86_64_matches_onnxruntime: check(MLP, X86_64, None);
+    mlp_aarch64_matches_onnxruntime: check(MLP, AARCH64, Some("qemu-aarch64"));
+    cnn_x86_64_matches_onnxruntime: check(CNN, X86_64, None);
+    cnn_aarch64_matches_onnxruntime: check(CNN, AARCH64, Some("qemu-aarch64"));
+    transformer_x86_64_matches_onnxruntime: check(TRANSFORMER, X86_64, None);
+    transformer_aarch64_matches_onnxruntime: check(TRANSFORMER, AARCH64, Some("qemu-aarch64"));
+    llvm_mlp_x86_64_matches_onnxruntime: check_llvm(MLP, X86_64, None);
+    llvm_mlp_aarch64_matches_onnxruntime: check_llvm(MLP, AARCH64, Some("qemu-aarch64"));
+    llvm_cnn_x86_64_matches_onnxruntime: check_llvm(CNN, X86_64, None);
+    llvm_cnn_aarch64_matches_onnxruntime: check_llvm(CNN, AARCH64, Some("qemu-aarch64"));
+    llvm_transformer_x86_64_matches_onnxruntime: check_llvm(TRANSFORMER, X86_64, None);
+    llvm_transformer_aarch64_matches_onnxruntime: check_llvm(TRANSFORMER, AARCH64, Some("qemu-aarch64"));
+    llvm_mlp_armv7_matches_onnxruntime: check_llvm(MLP, ARMV7, Some("qemu-arm"));
+    llvm_cnn_armv7_matches_onnxruntime: check_llvm(CNN, ARMV7, Some("qemu-arm"));
+    llvm_transformer_armv7_matches_onnxruntime: check_llvm(TRANSFORMER, ARMV7, Some("qemu-arm"));
+    llvm_mlp_thumbv7em_firmware_matches_onnxruntime: check_llvm(MLP, THUMBV7EM, Some(FIRMWARE));
+    llvm_cnn_thumbv7em_firmware_matches_onnxruntime: check_llvm(CNN, THUMBV7EM, Some(FIRMWARE));
+    llvm_transformer_thumbv7em_firmware_matches_onnxruntime: check_llvm(TRANSFORMER, THUMBV7EM, Some(FIRMWARE));
 }
 
 #[test]
@@ -179,13 +199,8 @@ fn artifacts_are_byte_identical() {
     for backend in ["cranelift", "llvm"] {
         for (emit, ext) in [("exe", ""), ("obj", ".o")] {
             let targets: &[&str] = match backend {
-                "llvm" => &[
-                    "x86_64-unknown-linux-gnu",
-                    "aarch64-unknown-linux-gnu",
-                    "armv7-unknown-linux-gnueabihf",
-                    "thumbv7em-none-eabihf",
-                ],
-                _ => &["x86_64-unknown-linux-gnu", "aarch64-unknown-linux-gnu"],
+                "llvm" => &[X86_64, AARCH64, ARMV7, THUMBV7EM],
+                _ => &[X86_64, AARCH64],
             };
             for &target in targets {
                 let mut bytes = Vec::new();
@@ -220,105 +235,6 @@ fn artifacts_are_byte_identical() {
         }
     }
     let _ = std::fs::remove_dir_all(&work);
-}
-
-#[test]
-fn cnn_x86_64_matches_onnxruntime() {
-    check("cnn", &[], "x86_64-unknown-linux-gnu", None, 1e-4, 1e-4);
-}
-
-#[test]
-fn cnn_aarch64_matches_onnxruntime() {
-    check(
-        "cnn",
-        &[],
-        "aarch64-unknown-linux-gnu",
-        Some("qemu-aarch64"),
-        1e-4,
-        1e-4,
-    );
-}
-
-#[test]
-fn transformer_x86_64_matches_onnxruntime() {
-    check(
-        "transformer",
-        TRANSFORMER,
-        "x86_64-unknown-linux-gnu",
-        None,
-        1e-4,
-        1e-4,
-    );
-}
-
-#[test]
-fn transformer_aarch64_matches_onnxruntime() {
-    check(
-        "transformer",
-        TRANSFORMER,
-        "aarch64-unknown-linux-gnu",
-        Some("qemu-aarch64"),
-        1e-4,
-        1e-4,
-    );
-}
-
-#[test]
-fn llvm_mlp_x86_64_matches_onnxruntime() {
-    check_llvm("mlp", MLP, "x86_64-unknown-linux-gnu", None, 1e-5, 1e-4);
-}
-
-#[test]
-fn llvm_mlp_aarch64_matches_onnxruntime() {
-    check_llvm(
-        "mlp",
-        MLP,
-        "aarch64-unknown-linux-gnu",
-        Some("qemu-aarch64"),
-        1e-5,
-        1e-4,
-    );
-}
-
-#[test]
-fn llvm_cnn_x86_64_matches_onnxruntime() {
-    check_llvm("cnn", &[], "x86_64-unknown-linux-gnu", None, 1e-4, 1e-4);
-}
-
-#[test]
-fn llvm_cnn_aarch64_matches_onnxruntime() {
-    check_llvm(
-        "cnn",
-        &[],
-        "aarch64-unknown-linux-gnu",
-        Some("qemu-aarch64"),
-        1e-4,
-        1e-4,
-    );
-}
-
-#[test]
-fn llvm_transformer_x86_64_matches_onnxruntime() {
-    check_llvm(
-        "transformer",
-        TRANSFORMER,
-        "x86_64-unknown-linux-gnu",
-        None,
-        1e-4,
-        1e-4,
-    );
-}
-
-#[test]
-fn llvm_transformer_aarch64_matches_onnxruntime() {
-    check_llvm(
-        "transformer",
-        TRANSFORMER,
-        "aarch64-unknown-linux-gnu",
-        Some("qemu-aarch64"),
-        1e-4,
-        1e-4,
-    );
 }
 
 /// The compile flags of the LLVM backend: text outputs, `--cpu`/`--features`,
@@ -384,76 +300,4 @@ fn llvm_flags_and_their_errors() {
         assert!(err.contains(want), "{args:?}: {err}");
     }
     let _ = std::fs::remove_dir_all(&work);
-}
-
-#[test]
-fn llvm_mlp_armv7_matches_onnxruntime() {
-    check_llvm(
-        "mlp",
-        MLP,
-        "armv7-unknown-linux-gnueabihf",
-        Some("qemu-arm"),
-        1e-5,
-        1e-4,
-    );
-}
-
-#[test]
-fn llvm_cnn_armv7_matches_onnxruntime() {
-    check_llvm(
-        "cnn",
-        &[],
-        "armv7-unknown-linux-gnueabihf",
-        Some("qemu-arm"),
-        1e-4,
-        1e-4,
-    );
-}
-
-#[test]
-fn llvm_transformer_armv7_matches_onnxruntime() {
-    check_llvm(
-        "transformer",
-        TRANSFORMER,
-        "armv7-unknown-linux-gnueabihf",
-        Some("qemu-arm"),
-        1e-4,
-        1e-4,
-    );
-}
-
-#[test]
-fn llvm_mlp_thumbv7em_firmware_matches_onnxruntime() {
-    check_llvm(
-        "mlp",
-        MLP,
-        "thumbv7em-none-eabihf",
-        Some(FIRMWARE),
-        1e-5,
-        1e-4,
-    );
-}
-
-#[test]
-fn llvm_cnn_thumbv7em_firmware_matches_onnxruntime() {
-    check_llvm(
-        "cnn",
-        &[],
-        "thumbv7em-none-eabihf",
-        Some(FIRMWARE),
-        1e-4,
-        1e-4,
-    );
-}
-
-#[test]
-fn llvm_transformer_thumbv7em_firmware_matches_onnxruntime() {
-    check_llvm(
-        "transformer",
-        TRANSFORMER,
-        "thumbv7em-none-eabihf",
-        Some(FIRMWARE),
-        1e-4,
-        1e-4,
-    );
 }

@@ -89,6 +89,39 @@ impl B {
         let v: Vec<f32> = (0..len).map(|_| self.rng.f32(lo, hi)).collect();
         self.konst(Tensor::from_vec(shape, v).unwrap())
     }
+    /// An f32 input of a random shape of rank `rank`, and that shape.
+    fn rand_input(&mut self, rank: usize) -> (ValueId, Vec<usize>) {
+        let s = self.rng.shape(rank);
+        (self.input(s.clone()), s)
+    }
+    /// `x op c` for an input `x` of a random shape of rank `rank` and a
+    /// scalar constant `c`.
+    fn x_op_splat(&mut self, rank: usize, op: &str, c: f32) -> ValueId {
+        let (x, _) = self.rand_input(rank);
+        let c = self.splat(c);
+        self.op(op, &[x, c])
+    }
+    /// `c op x`, as [`B::x_op_splat`] with the operands swapped.
+    fn splat_op_x(&mut self, rank: usize, op: &str, c: f32) -> ValueId {
+        let (x, _) = self.rand_input(rank);
+        let c = self.splat(c);
+        self.op(op, &[c, x])
+    }
+    /// `c op x` for a rank-2 input `x` and a constant row `c` in [-2, 2].
+    fn row_const_op_x(&mut self, op: &str) -> ValueId {
+        let (x, s) = self.rand_input(2);
+        let c = self.rand_const(vec![s[1]], -2.0, 2.0);
+        self.op(op, &[c, x])
+    }
+    /// `(x op1 c) op2 k` for a rank-2 input `x`, a constant row `c` in
+    /// `range` and a scalar `k`.
+    fn const_chain(&mut self, op1: &str, range: (f32, f32), op2: &str, k: f32) -> ValueId {
+        let (x, s) = self.rand_input(2);
+        let c = self.rand_const(vec![s[1]], range.0, range.1);
+        let d = self.splat(k);
+        let y = self.op(op1, &[x, c]);
+        self.op(op2, &[y, d])
+    }
     fn splat(&mut self, x: f32) -> ValueId {
         self.konst(Tensor::scalar(x))
     }
@@ -144,133 +177,69 @@ type Case = fn(&mut B) -> ValueId;
 /// The soundness cases: rule name → a graph containing its left-hand side.
 fn cases() -> Vec<(&'static str, Case)> {
     let mut v: Vec<(&'static str, Case)> = vec![
-        ("mul-one", |b| {
-            let s = b.rng.shape(3);
-            let x = b.input(s);
-            let c = b.splat(1.0);
-            b.op("Mul", &[x, c])
-        }),
-        ("one-mul", |b| {
-            let s = b.rng.shape(2);
-            let x = b.input(s);
-            let c = b.splat(1.0);
-            b.op("Mul", &[c, x])
-        }),
-        ("add-zero", |b| {
-            let s = b.rng.shape(3);
-            let x = b.input(s);
-            let c = b.splat(0.0);
-            b.op("Add", &[x, c])
-        }),
-        ("zero-add", |b| {
-            let s = b.rng.shape(2);
-            let x = b.input(s);
-            let c = b.splat(0.0);
-            b.op("Add", &[c, x])
-        }),
-        ("sub-zero", |b| {
-            let s = b.rng.shape(2);
-            let x = b.input(s);
-            let c = b.splat(0.0);
-            b.op("Sub", &[x, c])
-        }),
-        ("div-one", |b| {
-            let s = b.rng.shape(2);
-            let x = b.input(s);
-            let c = b.splat(1.0);
-            b.op("Div", &[x, c])
-        }),
+        ("mul-one", |b| b.x_op_splat(3, "Mul", 1.0)),
+        ("one-mul", |b| b.splat_op_x(2, "Mul", 1.0)),
+        ("add-zero", |b| b.x_op_splat(3, "Add", 0.0)),
+        ("zero-add", |b| b.splat_op_x(2, "Add", 0.0)),
+        ("sub-zero", |b| b.x_op_splat(2, "Sub", 0.0)),
+        ("div-one", |b| b.x_op_splat(2, "Div", 1.0)),
         ("neg-neg", |b| {
-            let s = b.rng.shape(3);
-            let x = b.input(s);
+            let (x, _) = b.rand_input(3);
             let y = b.op("Neg", &[x]);
             b.op("Neg", &[y])
         }),
         ("sqrt-mul-sqrt", |b| {
-            let s = b.rng.shape(2);
-            let x = b.input(s);
+            let (x, _) = b.rand_input(2);
             let e = b.op("Exp", &[x]);
             let r = b.op("Sqrt", &[e]);
             b.op("Mul", &[r, r])
         }),
         ("identity", |b| {
-            let s = b.rng.shape(2);
-            let x = b.input(s);
+            let (x, _) = b.rand_input(2);
             let y = b.op("Relu", &[x]);
             b.op("Identity", &[y])
         }),
         ("cast-noop", |b| {
-            let s = b.rng.shape(2);
-            let x = b.input(s);
+            let (x, _) = b.rand_input(2);
             b.op_attrs("Cast", vec![a_int("to", 1)], &[x])
         }),
         ("cast-cast", |b| {
-            let s = b.rng.shape(2);
-            let x = b.input(s);
+            let (x, _) = b.rand_input(2);
             let y = b.op_attrs("Cast", vec![a_int("to", 11)], &[x]); // f64
             b.op_attrs("Cast", vec![a_int("to", 1)], &[y])
         }),
-        ("mul-const-right", |b| {
-            let s = b.rng.shape(2);
-            let x = b.input(s.clone());
-            let c = b.rand_const(vec![s[1]], -2.0, 2.0);
-            b.op("Mul", &[c, x])
-        }),
-        ("add-const-right", |b| {
-            let s = b.rng.shape(2);
-            let x = b.input(s.clone());
-            let c = b.rand_const(vec![s[1]], -2.0, 2.0);
-            b.op("Add", &[c, x])
-        }),
+        ("mul-const-right", |b| b.row_const_op_x("Mul")),
+        ("add-const-right", |b| b.row_const_op_x("Add")),
         ("mul-mul-const", |b| {
-            let s = b.rng.shape(3);
-            let x = b.input(s.clone());
+            let (x, s) = b.rand_input(3);
             let c = b.rand_const(vec![s[2]], -2.0, 2.0);
             let d = b.rand_const(vec![1, s[2]], -2.0, 2.0);
             let y = b.op("Mul", &[x, c]);
             b.op("Mul", &[y, d])
         }),
         ("add-add-const", |b| {
-            let s = b.rng.shape(2);
-            let x = b.input(s.clone());
-            let c = b.rand_const(vec![s[1]], -2.0, 2.0);
-            let d = b.splat(0.5);
-            let y = b.op("Add", &[x, c]);
-            b.op("Add", &[y, d])
+            b.const_chain("Add", (-2.0, 2.0), "Add", 0.5)
         }),
         ("sub-add-const", |b| {
-            let s = b.rng.shape(2);
-            let x = b.input(s.clone());
-            let c = b.rand_const(vec![s[1]], -2.0, 2.0);
-            let d = b.splat(0.25);
-            let y = b.op("Sub", &[x, c]);
-            b.op("Add", &[y, d])
+            b.const_chain("Sub", (-2.0, 2.0), "Add", 0.25)
         }),
         ("div-mul-const", |b| {
-            let s = b.rng.shape(2);
-            let x = b.input(s.clone());
-            let c = b.rand_const(vec![s[1]], 0.5, 2.0);
-            let d = b.splat(3.0);
-            let y = b.op("Div", &[x, c]);
-            b.op("Mul", &[y, d])
+            b.const_chain("Div", (0.5, 2.0), "Mul", 3.0)
         }),
         ("transpose-transpose", |b| {
             let r = b.rng.range(2, 4);
-            let s = b.rng.shape(r);
-            let x = b.input(s);
+            let (x, _) = b.rand_input(r);
             let p = b.rand_perm(r);
             let q = b.rand_perm(r);
             let y = b.transpose(x, &p);
             b.transpose(y, &q)
         }),
         ("transpose-identity", |b| {
-            let s = b.rng.shape(3);
-            let x = b.input(s);
+            let (x, _) = b.rand_input(3);
             b.transpose(x, &[0, 1, 2])
         }),
         ("reshape-reshape", |b| {
-            let s = b.rng.shape(3);
-            let x = b.input(s.clone());
+            let (x, s) = b.rand_input(3);
             let n: usize = s.iter().product();
             let a = b.ints(&[n as i64]);
             let y = b.op("Reshape", &[x, a]);
@@ -278,31 +247,27 @@ fn cases() -> Vec<(&'static str, Case)> {
             b.op("Reshape", &[y, t])
         }),
         ("flatten-reshape", |b| {
-            let s = b.rng.shape(3);
-            let x = b.input(s.clone());
+            let (x, s) = b.rand_input(3);
             let a = b.ints(&[s[2] as i64, s[1] as i64, s[0] as i64]);
             let y = b.op("Reshape", &[x, a]);
             b.op_attrs("Flatten", vec![a_int("axis", 1)], &[y])
         }),
         ("squeeze-reshape", |b| {
-            let s = b.rng.shape(2);
-            let x = b.input(s.clone());
+            let (x, s) = b.rand_input(2);
             let a = b.ints(&[1, (s[0] * s[1]) as i64]);
             let y = b.op("Reshape", &[x, a]);
             let ax = b.ints(&[0]);
             b.op("Squeeze", &[y, ax])
         }),
         ("unsqueeze-reshape", |b| {
-            let s = b.rng.shape(2);
-            let x = b.input(s.clone());
+            let (x, s) = b.rand_input(2);
             let a = b.ints(&[(s[0] * s[1]) as i64]);
             let y = b.op("Reshape", &[x, a]);
             let ax = b.ints(&[0]);
             b.op("Unsqueeze", &[y, ax])
         }),
         ("reshape-noop", |b| {
-            let s = b.rng.shape(3);
-            let x = b.input(s.clone());
+            let (x, s) = b.rand_input(3);
             let a = b.ints(&s.iter().map(|&d| d as i64).collect::<Vec<_>>());
             b.op("Reshape", &[x, a])
         }),
@@ -370,8 +335,7 @@ fn cases() -> Vec<(&'static str, Case)> {
             b.op("Add", &[c, y])
         }),
         ("gelu-erf", |b| {
-            let s = b.rng.shape(3);
-            let x = b.input(s);
+            let (x, _) = b.rand_input(3);
             let r2 = b.splat(std::f32::consts::SQRT_2);
             let one = b.splat(1.0);
             let half = b.splat(0.5);
@@ -382,8 +346,7 @@ fn cases() -> Vec<(&'static str, Case)> {
             b.op("Mul", &[m, half])
         }),
         ("gelu-erf-half-first", |b| {
-            let s = b.rng.shape(2);
-            let x = b.input(s);
+            let (x, _) = b.rand_input(2);
             let r2 = b.splat(2f32.sqrt() * (1.0 + 2e-6)); // as an exporter might round it
             let one = b.splat(1.0);
             let half = b.splat(0.5);
@@ -394,8 +357,7 @@ fn cases() -> Vec<(&'static str, Case)> {
             b.op("Mul", &[h, a])
         }),
         ("gelu-tanh", |b| {
-            let s = b.rng.shape(2);
-            let x = b.input(s);
+            let (x, _) = b.rand_input(2);
             let three = b.splat(3.0);
             let k = b.splat(0.044715);
             let c = b.splat(0.7978846);
@@ -453,20 +415,17 @@ fn cases() -> Vec<(&'static str, Case)> {
             b.op_attrs("Swish", vec![a_f("alpha", 1.5)], &[y])
         }),
         ("silu", |b| {
-            let s = b.rng.shape(3);
-            let x = b.input(s);
+            let (x, _) = b.rand_input(3);
             let g = b.op("Sigmoid", &[x]);
             b.op("Mul", &[x, g])
         }),
         ("silu-rev", |b| {
-            let s = b.rng.shape(2);
-            let x = b.input(s);
+            let (x, _) = b.rand_input(2);
             let g = b.op("Sigmoid", &[x]);
             b.op("Mul", &[g, x])
         }),
         ("hardswish", |b| {
-            let s = b.rng.shape(3);
-            let x = b.input(s);
+            let (x, _) = b.rand_input(3);
             let h = b.op_attrs(
                 "HardSigmoid",
                 vec![a_f("alpha", 1.0 / 6.0), a_f("beta", 0.5)],
@@ -475,8 +434,7 @@ fn cases() -> Vec<(&'static str, Case)> {
             b.op("Mul", &[x, h])
         }),
         ("hardswish-clip", |b| {
-            let s = b.rng.shape(3);
-            let x = b.input(s);
+            let (x, _) = b.rand_input(3);
             let three = b.splat(3.0);
             let lo = b.splat(0.0);
             let hi = b.splat(6.0);
@@ -488,8 +446,7 @@ fn cases() -> Vec<(&'static str, Case)> {
         }),
         ("softmax", |b| {
             let r = b.rng.range(1, 3);
-            let s = b.rng.shape(r);
-            let x = b.input(s);
+            let (x, _) = b.rand_input(r);
             let axis = -(1 + b.rng.below(r) as i64);
             let ax = b.ints(&[axis]);
             let mx = b.op("ReduceMax", &[x, ax]);
@@ -499,8 +456,7 @@ fn cases() -> Vec<(&'static str, Case)> {
             b.op("Div", &[e, sm])
         }),
         ("layernorm", |b| {
-            let s = b.rng.shape(3);
-            let x = b.input(s.clone());
+            let (x, s) = b.rand_input(3);
             let ax = b.ints(&[-1]);
             let mean = b.op("ReduceMean", &[x, ax]);
             let d = b.op("Sub", &[x, mean]);
@@ -517,8 +473,7 @@ fn cases() -> Vec<(&'static str, Case)> {
             b.op("Add", &[yg, bb])
         }),
         ("rmsnorm", |b| {
-            let s = b.rng.shape(3);
-            let x = b.input(s.clone());
+            let (x, s) = b.rand_input(3);
             let ax = b.ints(&[-1]);
             let two = b.splat(2.0);
             let sq = b.op("Pow", &[x, two]);
@@ -561,13 +516,59 @@ fn cases() -> Vec<(&'static str, Case)> {
     v.push(("sink-transpose-sub", |b| sink_binary(b, "Sub")));
     v.push(("sink-transpose-mul", |b| sink_binary(b, "Mul")));
     v.push(("sink-transpose-div", |b| sink_binary(b, "Div")));
+    v.push(("matmul-decoded", |b| {
+        let (m, _, w, dw) = decoded_weight(b);
+        let x = b.input(vec![m, b.g.value(w).ty.shape[1]]);
+        let t = b.transpose(dw, &[1, 0]);
+        b.op("MatMul", &[x, t])
+    }));
+    v.push(("gemm-decoded", |b| {
+        let (m, n, w, dw) = decoded_weight(b);
+        let x = b.input(vec![m, b.g.value(w).ty.shape[1]]);
+        let c = b.rand_const(vec![n], -1.0, 1.0);
+        b.op_attrs("Gemm", vec![a_int("transB", 1)], &[x, dw, c])
+    }));
+    v.push(("gemm-decoded-nobias", |b| {
+        let (m, _, w, dw) = decoded_weight(b);
+        let x = b.input(vec![m, b.g.value(w).ty.shape[1]]);
+        b.op_attrs("Gemm", vec![a_int("transB", 1)], &[x, dw])
+    }));
     v
+}
+
+/// A random stored weight `w` `[n, k]` (dense f16, or Q8_0 with `k = 32`)
+/// and `Decode(w)`: `(m, n, w, decoded)` with a random row count `m`.
+fn decoded_weight(b: &mut B) -> (usize, usize, ValueId, ValueId) {
+    use smelt_ir::ops::weights::Weights;
+    let (m, n) = (b.rng.range(1, 5), b.rng.range(1, 5));
+    let w = if b.rng.below(2) == 0 {
+        let k = b.rng.range(1, 5);
+        let v: Vec<f32> = (0..n * k).map(|_| b.rng.f32(-1.0, 1.0)).collect();
+        let t = Tensor::from_vec(vec![n, k], v).unwrap().cast(DType::F16);
+        b.konst(t)
+    } else {
+        // Q8_0 blocks of 32: an f16 scale, then 32 random i8 quants.
+        let mut bytes = Vec::new();
+        for _ in 0..n {
+            let d = Tensor::scalar(b.rng.f32(0.001, 0.02)).cast(DType::F16);
+            bytes.extend(d.to_le_bytes());
+            bytes.extend((0..32).map(|_| b.rng.below(255) as u8));
+        }
+        let enc = smelt_ir::Encoding::Block(smelt_ir::BlockFormat::Q8_0);
+        let ty = TensorType::encoded(DType::F32, vec![n, 32], enc).unwrap();
+        let name = b.name("q");
+        b.g.add_const_bytes(name, ty, bytes.into()).unwrap()
+    };
+    let (vn, nn) = (b.name("v"), b.name("n"));
+    let dw =
+        b.g.add_node(nn, Op::Weights(Weights::Decode), vec![Some(w)], vec![vn])
+            .unwrap()[0];
+    (m, n, w, dw)
 }
 
 fn sink_unary(b: &mut B, f: &str) -> ValueId {
     let r = b.rng.range(2, 4);
-    let s = b.rng.shape(r);
-    let x = b.input(s);
+    let (x, _) = b.rand_input(r);
     let p = b.rand_perm(r);
     let t = b.transpose(x, &p);
     b.op(f, &[t])
@@ -575,8 +576,7 @@ fn sink_unary(b: &mut B, f: &str) -> ValueId {
 
 fn sink_binary(b: &mut B, f: &str) -> ValueId {
     let r = b.rng.range(2, 4);
-    let s = b.rng.shape(r);
-    let x = b.input(s.clone());
+    let (x, s) = b.rand_input(r);
     let y = b.input(s);
     let p = b.rand_perm(r);
     let tx = b.transpose(x, &p);
@@ -716,10 +716,7 @@ fn residual_then_activation_is_sound() {
         let attrs = opt.nodes[0].op.attrs();
         assert!(attrs.iter().any(|a| a.0 == "residual"), "{attrs:?}");
         assert!(attrs.iter().any(|a| a.0 == "activation"), "{attrs:?}");
-        let mut rng = Rng(seed + 7);
-        let inputs = random_inputs(&b.g, &mut rng);
-        let want = Interpreter::new(&b.g).run(inputs.clone()).unwrap();
-        let got = Interpreter::new(&opt).run(inputs).unwrap();
+        let (got, want) = run_both(&b.g, &opt, seed + 7);
         close(&got[0], &want[0], &format!("seed {seed}"));
     }
     // MobileNetV2's block: p1 + p2(…(p1)). Only p2 may take the residual:
@@ -762,10 +759,7 @@ fn residual_then_activation_is_sound() {
             Some(&Some(plain.outputs[0])),
             "seed {seed}"
         );
-        let mut rng = Rng(seed);
-        let inputs = random_inputs(&b.g, &mut rng);
-        let want = Interpreter::new(&b.g).run(inputs.clone()).unwrap();
-        let got = Interpreter::new(&opt).run(inputs).unwrap();
+        let (got, want) = run_both(&b.g, &opt, seed);
         close(&got[0], &want[0], &format!("block seed {seed}"));
     }
     // y + y, and a residual that broadcasts: no residual fusion.
@@ -789,6 +783,34 @@ fn residual_then_activation_is_sound() {
     }
 }
 
+/// Constant folding never widens a stored weight: `Decode` of a constant
+/// (half or block-encoded) stays a `Decode` at the highest level, and the
+/// optimized graph's constants are no larger.
+#[test]
+fn decode_of_a_constant_is_not_folded() {
+    for seed in 0..8 {
+        let mut b = B::new(seed);
+        let (m, _, w, dw) = decoded_weight(&mut b);
+        let k = b.g.value(w).ty.shape[1];
+        let x = b.input(vec![m, k]);
+        let y = b.op("Relu", &[dw]);
+        let t = b.transpose(y, &[1, 0]);
+        let out = b.op("MatMul", &[x, t]);
+        b.g.outputs = vec![out];
+        let opts = Options::for_level(3, TARGETS[0]).unwrap();
+        let (opt, _) = optimize(&b.g, &opts).unwrap();
+        assert!(
+            opt.nodes.iter().any(|n| n.op.name() == "Decode"),
+            "seed {seed}: the Decode was folded"
+        );
+        assert!(opt.const_bytes() <= b.g.const_bytes(), "seed {seed}");
+        let inputs = random_inputs(&b.g, &mut Rng(seed + 5));
+        let want = Interpreter::new(&b.g).run(inputs.clone()).unwrap();
+        let got = Interpreter::new(&opt).run(inputs).unwrap();
+        close(&got[0], &want[0], "decode not folded");
+    }
+}
+
 fn random_inputs(g: &Graph, rng: &mut Rng) -> Vec<Tensor> {
     g.inputs
         .iter()
@@ -799,6 +821,15 @@ fn random_inputs(g: &Graph, rng: &mut Rng) -> Vec<Tensor> {
             Tensor::from_vec(ty.shape.clone(), v).unwrap()
         })
         .collect()
+}
+
+/// Runs `g` and its optimized form `opt` in the interpreter on the same
+/// random inputs (from `seed`); returns their outputs, `opt`'s first.
+fn run_both(g: &Graph, opt: &Graph, seed: u64) -> (Vec<Tensor>, Vec<Tensor>) {
+    let inputs = random_inputs(g, &mut Rng(seed));
+    let want = Interpreter::new(g).run(inputs.clone()).unwrap();
+    let got = Interpreter::new(opt).run(inputs).unwrap();
+    (got, want)
 }
 
 fn close(a: &Tensor, b: &Tensor, what: &str) {
@@ -898,10 +929,7 @@ fn golden(file: &str, build: fn(&mut B) -> Vec<ValueId>) {
     let mut o = Options::for_level(2, TARGETS[0]).unwrap();
     o.passes = vec![file.to_string()];
     let (opt, report) = optimize(&g, &o).unwrap();
-    let mut inputs_rng = Rng(5);
-    let inputs = random_inputs(&g, &mut inputs_rng);
-    let want = Interpreter::new(&g).run(inputs.clone()).unwrap();
-    let got = Interpreter::new(&opt).run(inputs).unwrap();
+    let (got, want) = run_both(&g, &opt, 5);
     for (i, (a, w)) in got.iter().zip(&want).enumerate() {
         close(a, w, &format!("{file} golden output {i}"));
     }

@@ -22,7 +22,7 @@ use smelt_ir::Tensor;
 
 #[path = "common/targets.rs"]
 mod targets;
-use targets::{have, ok, root, runner_cmd, smelt};
+use targets::{have, have_all, ok, root, runner_cmd, smelt};
 
 const X: [f32; 4] = [1.0, 2.0, -0.5, 0.25];
 const STEPS: usize = 3;
@@ -56,36 +56,24 @@ fn the_interpreter_runs_steps() {
     write_x(&dir);
     let (m, x, out) = (model(), dir.join("x.npy"), dir.join("out"));
     let steps = STEPS.to_string();
-    ok(
-        smelt(&[
+    let x_arg = format!("x={}", x.display());
+    let run = |steps: &[&str], what: &str| {
+        let mut args = vec![
             "run",
             m.to_str().unwrap(),
             "--state",
             "s=y",
             "--input",
-            &format!("x={}", x.display()),
-            "--steps",
-            &steps,
-            "-o",
-            out.to_str().unwrap(),
-        ]),
-        "smelt run --steps 3",
-    );
+            &x_arg,
+        ];
+        args.extend_from_slice(steps);
+        args.extend(["-o", out.to_str().unwrap()]);
+        ok(smelt(&args), what)
+    };
+    run(&["--steps", &steps], "smelt run --steps 3");
     check_y(&out, "smelt run");
     // One step (the default) is one addition to the zero state.
-    ok(
-        smelt(&[
-            "run",
-            m.to_str().unwrap(),
-            "--state",
-            "s=y",
-            "--input",
-            &format!("x={}", x.display()),
-            "-o",
-            out.to_str().unwrap(),
-        ]),
-        "smelt run",
-    );
+    run(&[], "smelt run");
     let y = read_npy(&out.join("y.npy"), &Limits::default()).unwrap();
     assert_eq!(y, Tensor::from_vec(vec![4], X.to_vec()).unwrap());
     // The state shows in the IR.
@@ -242,9 +230,7 @@ fn a_c_program_holds_two_independent_states() {
         check_two_states("llvm", "x86_64-unknown-linux-gnu", "cc", &[]);
     }
     let cc = "aarch64-linux-gnu-gcc";
-    if have(cc, "the aarch64 two-states test")
-        && have("qemu-aarch64", "the aarch64 two-states test")
-    {
+    if have_all(&[cc, "qemu-aarch64"], "the aarch64 two-states test") {
         check_two_states(
             "cranelift",
             "aarch64-unknown-linux-gnu",
@@ -254,7 +240,7 @@ fn a_c_program_holds_two_independent_states() {
         check_two_states("llvm", "aarch64-unknown-linux-gnu", cc, &["qemu-aarch64"]);
     }
     let cc = "arm-linux-gnueabihf-gcc";
-    if have(cc, "the armv7 two-states test") && have("qemu-arm", "the armv7 two-states test") {
+    if have_all(&[cc, "qemu-arm"], "the armv7 two-states test") {
         check_two_states("llvm", "armv7-unknown-linux-gnueabihf", cc, &["qemu-arm"]);
     }
 }

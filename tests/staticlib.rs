@@ -24,7 +24,7 @@ use smelt_frontend::npy::{read_npy, read_npz};
 
 #[path = "common/targets.rs"]
 mod targets;
-use targets::{have, read_f32, root, runner_cmd};
+use targets::{have, have_all, read_f32, root, runner_cmd};
 
 fn scratch(tag: &str) -> PathBuf {
     targets::scratch("staticlib", tag)
@@ -49,6 +49,14 @@ fn compile_mlp_with(backend: &str, target: &str, dir: &Path, emit: &str, out: &s
             .arg(dir.join(out)),
         &format!("smelt compile --backend {backend} --emit {emit} for {target}"),
     );
+}
+
+/// A fresh folder (`tag`) holding the MLP as `libmlp.a` + `mlp.h` for
+/// `target`, compiled by `backend`.
+fn mlp_staticlib(backend: &str, target: &str, tag: &str) -> PathBuf {
+    let dir = scratch(tag);
+    compile_mlp_with(backend, target, &dir, "staticlib", "libmlp.a");
+    dir
 }
 
 /// Links the whole archive, so that the libcalls object is in the program
@@ -95,22 +103,27 @@ fn check_app(dir: &Path, cc: &str, flags: &[&str], lib: &[&str], runner: &[&str]
         dir.join(format!("probs-{}.raw", what.replace(' ', "-"))),
     );
     std::fs::write(&input, x.to_le_bytes()).unwrap();
-    let mut cmd = match runner {
-        [] => Command::new(&app),
-        [r, rest @ ..] => {
-            let mut c = Command::new(r);
-            c.args(rest).arg(&app);
-            c
-        }
-    };
-    run_ok(cmd.arg(&input).arg(&output), &format!("{what}: mlp_app"));
+    run_ok(
+        runner_cmd(runner, &app).arg(&input).arg(&output),
+        &format!("{what}: mlp_app"),
+    );
+    let worst = check_mlp_probs(&output, what);
+    eprintln!("mlp staticlib, {what}: max abs err vs onnxruntime {worst:.2e}");
+}
 
-    let expected = read_npz(&root().join("examples/mlp/expected.npz"), &limits).unwrap();
+/// Compares the MLP's raw f32 `probs` in `output` with onnxruntime's;
+/// returns the largest absolute error.
+fn check_mlp_probs(output: &Path, what: &str) -> f64 {
+    let expected = read_npz(
+        &root().join("examples/mlp/expected.npz"),
+        &Limits::default(),
+    )
+    .unwrap();
     let (_, want) = expected
         .iter()
         .find(|(name, _)| name == "probs")
         .expect("expected.npz has probs");
-    let got: Vec<f64> = read_f32(&output);
+    let got: Vec<f64> = read_f32(output);
     let want = want.to_f64_vec();
     assert_eq!(got.len(), want.len(), "{what}: output size");
     let mut worst = 0f64;
@@ -121,7 +134,7 @@ fn check_app(dir: &Path, cc: &str, flags: &[&str], lib: &[&str], runner: &[&str]
         );
         worst = worst.max((a - b).abs());
     }
-    eprintln!("mlp staticlib, {what}: max abs err vs onnxruntime {worst:.2e}");
+    worst
 }
 
 /// Links the MLP library in `dir` into the C test app every way a C
@@ -182,64 +195,69 @@ fn link_every_way(dir: &Path, cc: &str, emu: &[&str], sysroot: Option<&str>, wha
     }
 }
 
-#[test]
-fn x86_64_staticlib_links_with_gcc_static_and_dynamic() {
-    if !have("gcc", "the x86_64 staticlib test") {
-        return;
-    }
-    let dir = scratch("x86_64");
-    compile_mlp("x86_64-unknown-linux-gnu", &dir, "staticlib", "libmlp.a");
-    link_every_way(&dir, "gcc", &[], None, "x86_64 gcc");
-    let _ = std::fs::remove_dir_all(&dir);
-}
-
-#[test]
-fn aarch64_staticlib_links_with_cross_gcc_under_qemu() {
-    let cc = "aarch64-linux-gnu-gcc";
-    if !have(cc, "the aarch64 staticlib test")
-        || !have("qemu-aarch64", "the aarch64 staticlib test")
-    {
-        return;
-    }
-    let dir = scratch("aarch64");
-    compile_mlp("aarch64-unknown-linux-gnu", &dir, "staticlib", "libmlp.a");
+/// The MLP compiled for `target` by `backend` into a fresh folder (`tag`),
+/// linked every way by `cc` ([`link_every_way`]).
+fn mlp_links_every_way(
+    backend: &str,
+    target: &str,
+    cc: &str,
+    emu: &[&str],
+    sysroot: Option<&str>,
+    tag: &str,
+) {
+    let dir = mlp_staticlib(backend, target, tag);
     link_every_way(
         &dir,
         cc,
-        &["qemu-aarch64"],
-        Some("/usr/aarch64-linux-gnu"),
-        "aarch64 gcc",
+        emu,
+        sysroot,
+        &format!("{} gcc", tag.replace('-', " ")),
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
+fn x86_64_staticlib_links_with_gcc_static_and_dynamic() {
+    if !have("gcc", "the x86_64 staticlib test") {
+        return;
+    }
+    mlp_links_every_way(
+        "cranelift",
+        "x86_64-unknown-linux-gnu",
+        "gcc",
+        &[],
+        None,
+        "x86_64",
+    );
+}
+
+#[test]
+fn aarch64_staticlib_links_with_cross_gcc_under_qemu() {
+    let cc = "aarch64-linux-gnu-gcc";
+    if !have_all(&[cc, "qemu-aarch64"], "the aarch64 staticlib test") {
+        return;
+    }
+    mlp_links_every_way(
+        "cranelift",
+        "aarch64-unknown-linux-gnu",
+        cc,
+        &["qemu-aarch64"],
+        Some("/usr/aarch64-linux-gnu"),
+        "aarch64",
+    );
+}
+
+#[test]
 fn llvm_staticlibs_link_with_gcc_on_x86_64_and_aarch64() {
     if have("gcc", "the x86_64 LLVM staticlib test") {
-        let dir = scratch("llvm-x86_64");
-        compile_mlp_with(
-            "llvm",
-            "x86_64-unknown-linux-gnu",
-            &dir,
-            "staticlib",
-            "libmlp.a",
-        );
+        let dir = mlp_staticlib("llvm", "x86_64-unknown-linux-gnu", "llvm-x86_64");
         check_app(&dir, "gcc", &["-static"], NEEDED, &[], "llvm x86_64 static");
         check_app(&dir, "gcc", &[], WHOLE, &[], "llvm x86_64 dynamic whole");
         let _ = std::fs::remove_dir_all(&dir);
     }
     let cc = "aarch64-linux-gnu-gcc";
-    if have(cc, "the aarch64 LLVM staticlib test")
-        && have("qemu-aarch64", "the aarch64 LLVM staticlib test")
-    {
-        let dir = scratch("llvm-aarch64");
-        compile_mlp_with(
-            "llvm",
-            "aarch64-unknown-linux-gnu",
-            &dir,
-            "staticlib",
-            "libmlp.a",
-        );
+    if have_all(&[cc, "qemu-aarch64"], "the aarch64 LLVM staticlib test") {
+        let dir = mlp_staticlib("llvm", "aarch64-unknown-linux-gnu", "llvm-aarch64");
         check_app(
             &dir,
             cc,
@@ -300,8 +318,7 @@ fn header_is_clean_c99_and_cxx() {
     if !have("gcc", "the header check") {
         return;
     }
-    let dir = scratch("header");
-    compile_mlp("x86_64-unknown-linux-gnu", &dir, "staticlib", "libmlp.a");
+    let dir = mlp_staticlib("cranelift", "x86_64-unknown-linux-gnu", "header");
     let use_it = "#include \"mlp.h\"\n\
         #include \"mlp.h\"\n\
         static const uint64_t dims[] = MLP_INPUT_X_DIMS;\n\
@@ -337,25 +354,17 @@ fn header_is_clean_c99_and_cxx() {
 #[test]
 fn llvm_armv7_staticlib_links_with_cross_gcc_under_qemu() {
     let cc = "arm-linux-gnueabihf-gcc";
-    if !have(cc, "the armv7 staticlib test") || !have("qemu-arm", "the armv7 staticlib test") {
+    if !have_all(&[cc, "qemu-arm"], "the armv7 staticlib test") {
         return;
     }
-    let dir = scratch("llvm-armv7");
-    compile_mlp_with(
+    mlp_links_every_way(
         "llvm",
         "armv7-unknown-linux-gnueabihf",
-        &dir,
-        "staticlib",
-        "libmlp.a",
-    );
-    link_every_way(
-        &dir,
         cc,
         &["qemu-arm"],
         Some("/usr/arm-linux-gnueabihf"),
-        "llvm armv7 gcc",
+        "llvm-armv7",
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// The Cortex-M static library in a C firmware (`tests/staticlib/mlp_firmware.c`
@@ -365,19 +374,10 @@ fn llvm_armv7_staticlib_links_with_cross_gcc_under_qemu() {
 #[test]
 fn llvm_cortex_m_staticlib_links_into_a_c_firmware() {
     let cc = "arm-none-eabi-gcc";
-    if !have(cc, "the Cortex-M staticlib test")
-        || !have("qemu-system-arm", "the Cortex-M staticlib test")
-    {
+    if !have_all(&[cc, "qemu-system-arm"], "the Cortex-M staticlib test") {
         return;
     }
-    let dir = scratch("llvm-thumbv7em");
-    compile_mlp_with(
-        "llvm",
-        "thumbv7em-none-eabihf",
-        &dir,
-        "staticlib",
-        "libmlp.a",
-    );
+    let dir = mlp_staticlib("llvm", "thumbv7em-none-eabihf", "llvm-thumbv7em");
     let fw = dir.join("fw.elf");
     run_ok(
         Command::new(cc)
@@ -407,34 +407,27 @@ fn llvm_cortex_m_staticlib_links_into_a_c_firmware() {
         &mut targets::firmware_cmd(&fw, &dir),
         "mlp_firmware under qemu-system-arm",
     );
-    let expected = read_npz(&root().join("examples/mlp/expected.npz"), &limits).unwrap();
-    let (_, want) = expected
-        .iter()
-        .find(|(name, _)| name == "probs")
-        .expect("expected.npz has probs");
-    let got: Vec<f64> = read_f32(&dir.join("out.raw"));
-    let want = want.to_f64_vec();
-    assert_eq!(got.len(), want.len(), "Cortex-M firmware: output size");
-    for (a, b) in got.iter().zip(&want) {
-        assert!(
-            (a - b).abs() <= 1e-5 + 1e-4 * b.abs(),
-            "Cortex-M firmware: {a} vs onnxruntime {b}"
-        );
-    }
+    check_mlp_probs(&dir.join("out.raw"), "Cortex-M firmware");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// `smelt compile` of example `name` (with `dims`) to `dir/lib{name}.a` + `dir/{name}.h`.
-fn compile_example(name: &str, dims: &[&str], target: &str, dir: &Path) {
+/// `smelt compile` of example `name` (with `dims`, and `options` after the
+/// target) to `dir/lib{name}.a` + `dir/{name}.h`.
+fn compile_example(name: &str, dims: &[&str], target: &str, options: &[&str], dir: &Path) {
     let model = root().join(format!("examples/{name}/model.onnx"));
     run_ok(
         targets::smelt_cmd()
             .arg("compile")
             .arg(&model)
             .args(dims)
-            .args(["--target", target, "--emit", "staticlib", "-o"])
+            .args(["--target", target])
+            .args(options)
+            .args(["--emit", "staticlib", "-o"])
             .arg(dir.join(format!("lib{name}.a"))),
-        &format!("smelt compile {name} --emit staticlib for {target}"),
+        &format!(
+            "smelt compile {name} {}--emit staticlib for {target}",
+            options.iter().map(|o| format!("{o} ")).collect::<String>()
+        ),
     );
 }
 
@@ -489,29 +482,45 @@ fn compare(name: &str, outputs: &[PathBuf], what: &str) {
     }
 }
 
-/// Builds `model_app.c` for example `name` with `cc`, runs it and compares.
-fn check_model_app(name: &str, dir: &Path, cc: &str, runner: &[&str], what: &str) {
-    let app = dir.join(format!("{name}-app"));
+/// The dims the transformer example is compiled with.
+const TRANSFORMER_DIMS: &[&str] = &["--dim", "batch=1", "--dim", "seq=16"];
+
+/// Builds the generic C program `src` (`model_app.c`, `threads_app.c`) for
+/// example `name` against `dir/lib{name}.a` with `cc` and `flags`, runs it
+/// (under `runner` when given) on the example's inputs and compares its
+/// outputs with onnxruntime's.
+fn check_generic_app(
+    src: &str,
+    name: &str,
+    dir: &Path,
+    cc: &str,
+    flags: &[&str],
+    runner: &[&str],
+    what: &str,
+) {
+    let stem = src.trim_end_matches(".c");
+    let app = dir.join(format!("{name}-{stem}-{}", what.replace(' ', "-")));
     run_ok(
         Command::new(cc)
-            .args(["-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", "-static"])
+            .args(["-std=c11", "-O2", "-Wall", "-Wextra", "-Werror"])
+            .args(flags)
             .arg(format!("-DMODEL_H=\"{name}.h\""))
             .arg(format!("-DNAME={name}"))
             .arg(format!("-DUPPER={}", name.to_uppercase()))
             .arg("-I")
             .arg(dir)
-            .arg(root().join("tests/staticlib/model_app.c"))
+            .arg(root().join("tests/staticlib").join(src))
             .arg("-L")
             .arg(dir)
             .arg(format!("-l{name}"))
             .arg("-o")
             .arg(&app),
-        &format!("{what}: {cc} model_app.c for {name}"),
+        &format!("{what}: {cc} {src} for {name}"),
     );
     let (ins, outs) = (raw_inputs(name, dir), raw_outputs(name, dir, what));
     run_ok(
         runner_cmd(runner, &app).args(&ins).args(&outs),
-        &format!("{what}: {name} model_app"),
+        &format!("{what}: {name} {stem}"),
     );
     compare(name, &outs, what);
 }
@@ -554,17 +563,13 @@ fn check_two_models(dir: &Path, cc: &str, runner: &[&str], what: &str) {
 /// The CNN and transformer libraries, and the MLP and CNN in one program.
 fn cnn_transformer_and_two_models(target: &str, cc: &str, runner: &[&str], tag: &str) {
     let dir = scratch(tag);
-    compile_example("mlp", &["--dim", "batch=2"], target, &dir);
-    compile_example("cnn", &[], target, &dir);
-    compile_example(
-        "transformer",
-        &["--dim", "batch=1", "--dim", "seq=16"],
-        target,
-        &dir,
-    );
+    compile_example("mlp", &["--dim", "batch=2"], target, &[], &dir);
+    compile_example("cnn", &[], target, &[], &dir);
+    compile_example("transformer", TRANSFORMER_DIMS, target, &[], &dir);
     let what = format!("{tag} {cc} -static");
-    check_model_app("cnn", &dir, cc, runner, &what);
-    check_model_app("transformer", &dir, cc, runner, &what);
+    for name in ["cnn", "transformer"] {
+        check_generic_app("model_app.c", name, &dir, cc, &["-static"], runner, &what);
+    }
     check_two_models(&dir, cc, runner, &what);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -580,9 +585,7 @@ fn x86_64_cnn_transformer_and_two_models_in_one_program() {
 #[test]
 fn aarch64_cnn_transformer_and_two_models_in_one_program() {
     let cc = "aarch64-linux-gnu-gcc";
-    if !have(cc, "the aarch64 staticlib examples test")
-        || !have("qemu-aarch64", "the aarch64 staticlib examples test")
-    {
+    if !have_all(&[cc, "qemu-aarch64"], "the aarch64 staticlib examples test") {
         return;
     }
     cnn_transformer_and_two_models(
@@ -653,56 +656,12 @@ fn threaded_staticlib(target: &str, cc: &str, links: &[&str], runner: &[&str], t
     };
     let dir = scratch(tag);
     for name in ["cnn", "transformer"] {
-        let dims: &[&str] = if name == "cnn" {
-            &[]
-        } else {
-            &["--dim", "batch=1", "--dim", "seq=16"]
-        };
-        let model = root().join(format!("examples/{name}/model.onnx"));
-        run_ok(
-            targets::smelt_cmd()
-                .arg("compile")
-                .arg(&model)
-                .args(dims)
-                .args([
-                    "--target",
-                    target,
-                    "--threads",
-                    "2",
-                    "--emit",
-                    "staticlib",
-                    "-o",
-                ])
-                .arg(dir.join(format!("lib{name}.a"))),
-            &format!("smelt compile {name} --threads 2 --emit staticlib for {target}"),
-        );
+        let dims: &[&str] = if name == "cnn" { &[] } else { TRANSFORMER_DIMS };
+        compile_example(name, dims, target, &["--threads", "2"], &dir);
         for link in links {
             let what = format!("{tag} threads {name} {cc} {link}");
-            let app = dir.join(format!("{name}-threads-app{link}"));
-            run_ok(
-                Command::new(cc)
-                    .args([
-                        "-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", "-pthread", link, fork,
-                    ])
-                    .arg(format!("-DMODEL_H=\"{name}.h\""))
-                    .arg(format!("-DNAME={name}"))
-                    .arg(format!("-DUPPER={}", name.to_uppercase()))
-                    .arg("-I")
-                    .arg(&dir)
-                    .arg(root().join("tests/staticlib/threads_app.c"))
-                    .arg("-L")
-                    .arg(&dir)
-                    .arg(format!("-l{name}"))
-                    .arg("-o")
-                    .arg(&app),
-                &format!("{what}: {cc} threads_app.c"),
-            );
-            let (ins, outs) = (raw_inputs(name, &dir), raw_outputs(name, &dir, &what));
-            run_ok(
-                runner_cmd(runner, &app).args(&ins).args(&outs),
-                &format!("{what}: threads_app"),
-            );
-            compare(name, &outs, &what);
+            let flags = ["-pthread", link, fork];
+            check_generic_app("threads_app.c", name, &dir, cc, &flags, runner, &what);
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
@@ -725,9 +684,7 @@ fn x86_64_threaded_staticlib_runs_beside_pthreads() {
 #[test]
 fn aarch64_threaded_staticlib_runs_beside_pthreads_under_qemu() {
     let cc = "aarch64-linux-gnu-gcc";
-    if !have(cc, "the aarch64 threaded staticlib test")
-        || !have("qemu-aarch64", "the aarch64 threaded staticlib test")
-    {
+    if !have_all(&[cc, "qemu-aarch64"], "the aarch64 threaded staticlib test") {
         return;
     }
     threaded_staticlib(

@@ -22,26 +22,31 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
+/// Runs `cmd`, panicking with its standard error unless it succeeds.
+fn run_ok(cmd: &mut Command) {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Compiles C source `src` (a file or text) for the M4 into `dir/model.o`
 /// and writes the runtime beside it.
 fn objects(dir: &Path, src: &Path) -> (PathBuf, PathBuf) {
     let clang = toolchain::find_clang().unwrap();
     let include = Path::new(env!("CARGO_MANIFEST_DIR")).join("../runtime/include");
     let obj = dir.join("model.o");
-    let out = Command::new(clang)
-        .args(T.clang_flags())
-        .arg("-I")
-        .arg(include)
-        .arg("-c")
-        .arg(src)
-        .arg("-o")
-        .arg(&obj)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        Command::new(clang)
+            .args(T.clang_flags())
+            .arg("-I")
+            .arg(include)
+            .arg("-c")
+            .arg(src)
+            .arg("-o")
+            .arg(&obj),
     );
     let rt = dir.join("runtime.o");
     std::fs::write(&rt, runtime_object(T)).unwrap();
@@ -103,23 +108,18 @@ fn links_runs_and_reports_use() {
     ids_npy.extend_from_slice(&ids);
     std::fs::write(dir.join("ids.npy"), ids_npy).unwrap();
     std::fs::create_dir_all(dir.join("out")).unwrap();
-    let out = Command::new("timeout")
-        .args(["20", "qemu-system-arm", "-M", "mps2-an386", "-nographic"])
-        .args(["-monitor", "none", "-serial", "none"])
-        .args([
-            "-semihosting-config",
-            "enable=on,target=native",
-            "-kernel",
-            "fw.elf",
-        ])
-        .args(["-append", "--input x=x.npy --input ids=ids.npy -o out"])
-        .current_dir(&dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        Command::new("timeout")
+            .args(["20", "qemu-system-arm", "-M", "mps2-an386", "-nographic"])
+            .args(["-monitor", "none", "-serial", "none"])
+            .args([
+                "-semihosting-config",
+                "enable=on,target=native",
+                "-kernel",
+                "fw.elf",
+            ])
+            .args(["-append", "--input x=x.npy --input ids=ids.npy -o out"])
+            .current_dir(&dir),
     );
     let y = std::fs::read(dir.join("out/y.npy")).unwrap();
     let want: Vec<u8> = x

@@ -380,17 +380,22 @@ impl Weights {
         }
         let map = map_file(path)?;
         let tensors = parse_header(&map, path, limits)?;
+        Ok(Weights::new(path, map, tensors))
+    }
+
+    /// The weights of the validated `tensors` in `map`, indexed by name.
+    fn new(path: &Path, map: Arc<Mmap>, tensors: Vec<WeightInfo>) -> Weights {
         let by_name = tensors
             .iter()
             .enumerate()
             .map(|(i, t)| (t.name.clone(), i))
             .collect();
-        Ok(Weights {
+        Weights {
             path: path.to_path_buf(),
             map,
             tensors,
             by_name,
-        })
+        }
     }
 
     /// Validates a safetensors file held in memory (named `path` in
@@ -407,17 +412,7 @@ impl Weights {
         let mut map = memmap2::MmapMut::map_anon(bytes.len().max(1)).map_err(io)?;
         map[..bytes.len()].copy_from_slice(bytes);
         let map = Arc::new(map.make_read_only().map_err(io)?);
-        let by_name = tensors
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (t.name.clone(), i))
-            .collect();
-        Ok(Weights {
-            path: path.to_path_buf(),
-            map,
-            tensors,
-            by_name,
-        })
+        Ok(Weights::new(path, map, tensors))
     }
 
     /// The file's path.
@@ -564,101 +559,45 @@ mod tests {
 
     #[test]
     fn headers() {
-        check(
-            r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#,
-            &[0; 8],
-            "ok",
-        );
-        check(
-            r#"{"__metadata__":{"k":"v"},"a":{"dtype":"U8","shape":[],"data_offsets":[0,1]}}"#,
-            &[0],
-            "ok",
-        );
-        check(r#"{}"#, &[], "ok");
-        check(
-            r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#,
-            &[0; 9],
-            "1 trailing bytes",
-        );
-        check(
-            r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#,
-            &[0; 4],
-            "tensor 'a': data_offsets [0, 8] lie outside",
-        );
-        check(
-            r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,4]}}"#,
-            &[0; 4],
-            "tensor 'a': data_offsets [0, 4] hold 4 bytes",
-        );
-        check(
-            r#"{"a":{"dtype":"Q4","shape":[2],"data_offsets":[0,1]}}"#,
-            &[0; 1],
-            "tensor 'a': 'Q4' is not a safetensors dtype",
-        );
-        check(
-            r#"{"a":{"dtype":"U8","shape":[-1],"data_offsets":[0,1]}}"#,
-            &[0; 1],
-            "tensor 'a': dim -1 at axis 0",
-        );
-        check(
-            r#"{"a":{"dtype":"U8","shape":[4294967296,4294967296,4294967296],"data_offsets":[0,1]}}"#,
-            &[0; 1],
-            "tensor 'a': the element count",
-        );
-        check(
-            r#"{"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},"b":{"dtype":"U8","shape":[2],"data_offsets":[1,3]}}"#,
-            &[0; 3],
-            "tensor 'b': data_offsets [1, 3] overlap tensor 'a'",
-        );
-        check(
-            r#"{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"b":{"dtype":"U8","shape":[1],"data_offsets":[2,3]}}"#,
-            &[0; 3],
-            "tensor 'b': data_offsets [2, 3] leave a gap of 1 bytes",
-        );
-        check(
-            r#"{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"a":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}}"#,
-            &[0; 2],
-            "describes 'a' twice",
-        );
-        check(r#"[1,2]"#, &[], "not valid JSON");
-        check(r#"{"a":1}"#, &[], "tensor 'a': expected an object");
-        check(r#"{"__metadata__":{"k":1}}"#, &[], "__metadata__");
+        // (header, bytes of zeros after it, what the outcome says)
+        #[rustfmt::skip]
+        let cases: &[(&str, usize, &str)] = &[
+            (r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#, 8, "ok"),
+            (r#"{"__metadata__":{"k":"v"},"a":{"dtype":"U8","shape":[],"data_offsets":[0,1]}}"#, 1, "ok"),
+            (r#"{}"#, 0, "ok"),
+            (r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#, 9, "1 trailing bytes"),
+            (r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#, 4, "tensor 'a': data_offsets [0, 8] lie outside"),
+            (r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,4]}}"#, 4, "tensor 'a': data_offsets [0, 4] hold 4 bytes"),
+            (r#"{"a":{"dtype":"Q4","shape":[2],"data_offsets":[0,1]}}"#, 1, "tensor 'a': 'Q4' is not a safetensors dtype"),
+            (r#"{"a":{"dtype":"U8","shape":[-1],"data_offsets":[0,1]}}"#, 1, "tensor 'a': dim -1 at axis 0"),
+            (r#"{"a":{"dtype":"U8","shape":[4294967296,4294967296,4294967296],"data_offsets":[0,1]}}"#, 1, "tensor 'a': the element count"),
+            (r#"{"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},"b":{"dtype":"U8","shape":[2],"data_offsets":[1,3]}}"#, 3, "tensor 'b': data_offsets [1, 3] overlap tensor 'a'"),
+            (r#"{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"b":{"dtype":"U8","shape":[1],"data_offsets":[2,3]}}"#, 3, "tensor 'b': data_offsets [2, 3] leave a gap of 1 bytes"),
+            (r#"{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"a":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}}"#, 2, "describes 'a' twice"),
+            (r#"[1,2]"#, 0, "not valid JSON"),
+            (r#"{"a":1}"#, 0, "tensor 'a': expected an object"),
+            (r#"{"__metadata__":{"k":1}}"#, 0, "__metadata__"),
+        ];
+        for &(header, len, expect) in cases {
+            check(header, &vec![0; len], expect);
+        }
     }
 
     #[test]
     fn framing() {
         let l = Limits::default();
         let p = Path::new("w.safetensors");
-        assert!(
-            parse_header(&[1, 2], p, &l)
-                .unwrap_err()
-                .to_string()
-                .contains("too few")
-        );
+        let err = |bytes: &[u8]| parse_header(bytes, p, &l).unwrap_err().to_string();
+        assert!(err(&[1, 2]).contains("too few"));
         let mut huge = u64::MAX.to_le_bytes().to_vec();
         huge.extend_from_slice(b"{}");
-        assert!(
-            parse_header(&huge, p, &l)
-                .unwrap_err()
-                .to_string()
-                .contains("over the safetensors limit")
-        );
+        assert!(err(&huge).contains("over the safetensors limit"));
         let mut short = 100u64.to_le_bytes().to_vec();
         short.extend_from_slice(b"{}");
-        assert!(
-            parse_header(&short, p, &l)
-                .unwrap_err()
-                .to_string()
-                .contains("only 2 follow")
-        );
+        assert!(err(&short).contains("only 2 follow"));
         let mut bad = 2u64.to_le_bytes().to_vec();
         bad.extend_from_slice(&[0xff, 0xfe]);
-        assert!(
-            parse_header(&bad, p, &l)
-                .unwrap_err()
-                .to_string()
-                .contains("not valid UTF-8 (at byte 8)")
-        );
+        assert!(err(&bad).contains("not valid UTF-8 (at byte 8)"));
     }
 
     #[test]

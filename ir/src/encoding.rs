@@ -26,7 +26,8 @@
 //!
 //! `dequantize` (in the `dequant` submodule) decodes every encoding to an f32
 //! [`Tensor`](crate::Tensor); it is the reference the interpreter and the
-//! quantized kernels are checked against.
+//! quantized kernels are checked against. `quantize` (in `quantize`) is its
+//! inverse, byte-identical to ggml's reference quantizers where they exist.
 
 use std::fmt;
 
@@ -35,8 +36,10 @@ use crate::error::{Error, Result};
 use crate::shape::numel;
 
 mod dequant;
+mod quantize;
 
 pub use dequant::dequantize;
+pub use quantize::{bf16_bits, f16_bits, quantize};
 
 /// How a tensor's elements are stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]

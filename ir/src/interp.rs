@@ -52,6 +52,13 @@ impl<'g> Interpreter<'g> {
         if let Some(t) = self.consts[id.index()].get() {
             return Ok(t);
         }
+        // An encoded constant is read only by the ops `verify::reads_encoded`
+        // admits, whose `eval` takes its values: the reference decoder's.
+        let v = self.graph.value(id);
+        if let (ValueDef::Const(b), false) = (&v.def, v.ty.is_dense()) {
+            let t = crate::encoding::dequantize(&v.ty, b.as_slice())?;
+            return Ok(self.consts[id.index()].get_or_init(|| t));
+        }
         let t = self.graph.const_value(id).ok_or_else(|| {
             Error::Verify(format!(
                 "value '{}' is not a constant",

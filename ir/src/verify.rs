@@ -174,13 +174,17 @@ fn verify_states(g: &Graph) -> Result<()> {
 }
 
 /// Whether `op` reads its operand `input` directly in `encoding`: the one
-/// place an op declares encoded operands. No op does yet, so every encoded
-/// operand is refused; the quantized kernels add their arms here (and
-/// their lowering, cost and evaluation handle the encoding, see
+/// place an op declares encoded operands: `Decode`'s weight and
+/// `EncodedMatMul`'s weight (input 1), in a block or affine encoding. Every
+/// other encoded operand is refused; the quantized kernels add their arms
+/// here (and their lowering, cost and evaluation handle the encoding, see
 /// `docs/adding-an-encoding.md`).
 pub fn reads_encoded(op: &Op, input: usize, encoding: Encoding) -> bool {
-    let _ = (input, encoding);
+    use crate::ops::weights::Weights;
+    let encoded = matches!(encoding, Encoding::Block(_) | Encoding::Affine(_));
     match op {
+        Op::Weights(Weights::Decode) => encoded && input == 0,
+        Op::Weights(Weights::EncodedMatMul) => encoded && input == 1,
         Op::Elementwise(_)
         | Op::Linalg(_)
         | Op::Conv(_)

@@ -4,9 +4,11 @@
 //!   extraction back to a graph), with its rules in [`rules`].
 //! - [`memory`]: activation liveness and the peak-memory estimate `smelt
 //!   inspect` reports.
+//! - [`quantize`]: compile-time weight quantization (`--quantize`).
 
 pub mod egraph;
 pub mod memory;
+pub mod quantize;
 pub mod rules;
 
 /// Re-exported for tests that inspect rules.

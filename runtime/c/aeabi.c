@@ -52,42 +52,30 @@ static inline int clz32(uint32_t x) { return x ? __builtin_clz(x) : 32; }
 static inline int clz64(uint64_t x) { return x ? __builtin_clzll(x) : 64; }
 
 /* Shift-and-subtract from the highest quotient bit down; no '/' or '%' (they
-   would call the very helpers defined here). */
-static uint32_t udivmod32(uint32_t n, uint32_t d, uint32_t *rem) {
-    if (d == 0) {
-        *rem = n;
-        return 0;
-    }
-    uint32_t q = 0, r = n;
-    if (r >= d) {
-        int shift = clz32(d) - clz32(r);
-        uint32_t dd = d << shift;
-        for (int i = 0; i <= shift; i++, dd >>= 1) {
-            q <<= 1;
-            if (r >= dd) r -= dd, q |= 1;
-        }
-    }
-    *rem = r;
+   would call the very helpers defined here). One body for both widths:
+   T is the unsigned type, CLZ its leading-zero count. */
+#define UDIVMOD_BODY(T, CLZ)                                                                       \
+    if (d == 0) {                                                                                  \
+        *rem = n;                                                                                  \
+        return 0;                                                                                  \
+    }                                                                                              \
+    T q = 0, r = n;                                                                                \
+    if (r >= d) {                                                                                  \
+        int shift = CLZ(d) - CLZ(r);                                                               \
+        T dd = d << shift;                                                                         \
+        for (int i = 0; i <= shift; i++, dd >>= 1) {                                               \
+            q <<= 1;                                                                               \
+            if (r >= dd) r -= dd, q |= 1;                                                          \
+        }                                                                                          \
+    }                                                                                              \
+    *rem = r;                                                                                      \
     return q;
-}
+
+static uint32_t udivmod32(uint32_t n, uint32_t d, uint32_t *rem) { UDIVMOD_BODY(uint32_t, clz32) }
 
 AEABI_WEAK __attribute__((used, visibility("hidden"))) uint64_t smelt__udivmod64(uint64_t n, uint64_t d,
                                                                                uint64_t *rem) {
-    if (d == 0) {
-        *rem = n;
-        return 0;
-    }
-    uint64_t q = 0, r = n;
-    if (r >= d) {
-        int shift = clz64(d) - clz64(r);
-        uint64_t dd = d << shift;
-        for (int i = 0; i <= shift; i++, dd >>= 1) {
-            q <<= 1;
-            if (r >= dd) r -= dd, q |= 1;
-        }
-    }
-    *rem = r;
-    return q;
+    UDIVMOD_BODY(uint64_t, clz64)
 }
 
 /* Truncating signed division; the remainder has the dividend's sign. */
@@ -177,36 +165,31 @@ AEABI uint64_t __aeabi_lmul(uint64_t a, uint64_t b) { return a * b; }
 #define F_QNAN 0x7fc00000u
 #define F_FRAC 0x007fffffu
 
+/* The body of the round-and-pack functions below: `sig` (of the unsigned
+   type T, BITS wide) has its leading bit at FRAC + 3 (FRAC fraction bits,
+   then guard, round and sticky bits) and `exp` is the biased exponent that
+   leading bit stands for, EXP_MAX (all ones) meaning infinity. Subnormal
+   results shift right keeping the sticky bit; ties go to even, and a carry
+   out of the fraction bumps the exponent, to infinity at most. */
+#define ROUND_PACK_BODY(T, BITS, EXP_MAX, FRAC)                                                     \
+    if (exp >= EXP_MAX) return sign | (T)(EXP_MAX) << FRAC;                                        \
+    if (exp <= 0) {                                                                                \
+        int sh = 1 - exp;                                                                          \
+        sig = sh > (BITS)-1 ? sig != 0 : sig >> sh | ((sig << ((BITS)-sh)) != 0);                  \
+        exp = 0;                                                                                   \
+    }                                                                                              \
+    T r = sign | (T)exp << FRAC | (sig >> 3 & (((T)1 << FRAC) - 1));                               \
+    unsigned rgs = (unsigned)(sig & 7);                                                            \
+    if (rgs > 4 || (rgs == 4 && (r & 1))) r++;                                                     \
+    return r;
+
 /* Rounds and packs `sig * 2^(exp - 1078)`, where `sig` has its leading bit
    at bit 55 (52 fraction bits, then guard, round and sticky bits) and `exp`
    is the biased exponent that leading bit stands for. */
-static uint64_t d_round_pack(uint64_t sign, int exp, uint64_t sig) {
-    if (exp >= 0x7ff) return sign | D_INF;
-    if (exp <= 0) {
-        int sh = 1 - exp;
-        sig = sh > 63 ? sig != 0 : sig >> sh | ((sig << (64 - sh)) != 0);
-        exp = 0;
-    }
-    uint64_t r = sign | (uint64_t)exp << 52 | (sig >> 3 & D_FRAC);
-    unsigned rgs = (unsigned)(sig & 7);
-    /* A carry out of the fraction bumps the exponent, to infinity at most. */
-    if (rgs > 4 || (rgs == 4 && (r & 1))) r++;
-    return r;
-}
+static uint64_t d_round_pack(uint64_t sign, int exp, uint64_t sig) { ROUND_PACK_BODY(uint64_t, 64, 0x7ff, 52) }
 
 /* The same for floats: leading bit at 26, value sig * 2^(exp - 153). */
-static uint32_t f_round_pack(uint32_t sign, int exp, uint32_t sig) {
-    if (exp >= 0xff) return sign | F_INF;
-    if (exp <= 0) {
-        int sh = 1 - exp;
-        sig = sh > 31 ? sig != 0 : sig >> sh | ((sig << (32 - sh)) != 0);
-        exp = 0;
-    }
-    uint32_t r = sign | (uint32_t)exp << 23 | (sig >> 3 & F_FRAC);
-    unsigned rgs = sig & 7;
-    if (rgs > 4 || (rgs == 4 && (r & 1))) r++;
-    return r;
-}
+static uint32_t f_round_pack(uint32_t sign, int exp, uint32_t sig) { ROUND_PACK_BODY(uint32_t, 32, 0xff, 23) }
 
 /* Splits a finite nonzero double into a significand with its leading bit at
    52 and the biased exponent of that bit (below 1 for subnormals). */
@@ -442,6 +425,11 @@ static uint32_t h_to_f(uint32_t h) {
     return sign | (e - 15 + 127) << 23 | m << 13;
 }
 
+/* A half from its sign bit, biased exponent `exp` and significand `sig` with
+   the leading bit at 13 (10 fraction bits, then 3 rounding bits, the last
+   sticky): overflow to infinity, gradual underflow, round to nearest even. */
+static uint32_t h_round_pack(uint32_t sign, int exp, uint32_t sig) { ROUND_PACK_BODY(uint32_t, 32, 31, 10) }
+
 static uint32_t f_to_h(uint32_t f) {
     uint32_t sign = f >> 16 & 0x8000u, abs = f & ~F_SIGN;
     if (abs > F_INF) return sign | 0x7e00u | (abs & F_FRAC) >> 13;
@@ -454,16 +442,7 @@ static uint32_t f_to_h(uint32_t f) {
     }
     /* Leading bit at 23; half keeps 10 fraction bits, plus 3 rounding bits. */
     uint32_t s = sig >> 10 | ((sig & 1023) != 0); /* leading bit at 13 */
-    if (exp >= 31) return sign | 0x7c00u;
-    if (exp <= 0) {
-        int sh = 1 - exp;
-        s = sh > 31 ? s != 0 : s >> sh | ((s << (32 - sh)) != 0);
-        exp = 0;
-    }
-    uint32_t r = sign | (uint32_t)exp << 10 | (s >> 3 & 1023);
-    unsigned rgs = s & 7;
-    if (rgs > 4 || (rgs == 4 && (r & 1))) r++;
-    return r;
+    return h_round_pack(sign, exp, s);
 }
 
 AEABI uint32_t __aeabi_h2f(uint32_t h) { return h_to_f(h & 0xffff); }
@@ -481,16 +460,7 @@ AEABI uint32_t __aeabi_d2h(uint64_t d) {
     int exp = e - 1023 + 15;
     uint64_t sig = (abs & D_FRAC) | D_IMPLICIT; /* leading bit at 52 */
     uint32_t s = (uint32_t)(sig >> 39) | ((sig & ((1ULL << 39) - 1)) != 0); /* leading bit at 13 */
-    if (exp >= 31) return sign | 0x7c00u;
-    if (exp <= 0) {
-        int sh = 1 - exp;
-        s = sh > 31 ? s != 0 : s >> sh | ((s << (32 - sh)) != 0);
-        exp = 0;
-    }
-    uint32_t r = sign | (uint32_t)exp << 10 | (s >> 3 & 1023);
-    unsigned rgs = s & 7;
-    if (rgs > 4 || (rgs == 4 && (r & 1))) r++;
-    return r;
+    return h_round_pack(sign, exp, s);
 }
 
 /* ---- sqrt without a double-precision unit ------------------------------- */

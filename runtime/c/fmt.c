@@ -207,20 +207,30 @@ struct ctx {
     const char *prog;
 };
 
+/* Starts a message "PROG: error: " on stderr in `o`. */
+static void err_start(struct out *o, const struct ctx *c) {
+    o->fd = PLAT_STDERR;
+    o->len = 0;
+    out_str(o, c->prog);
+    out_str(o, ": error: ");
+}
+
+/* Ends the message begun in `o` with `fmt` and `ap` and a newline, and exits
+   with `status`. */
+__attribute__((noreturn)) static void err_finish(struct out *o, int status, const char *fmt, va_list ap) {
+    out_vprintf(o, fmt, ap);
+    out_char(o, '\n');
+    out_flush(o);
+    plat_exit(status);
+}
+
 /* Prints "PROG: error: MESSAGE" on stderr and exits with `status`. */
 __attribute__((noreturn)) static void die_status(const struct ctx *c, int status, const char *fmt, ...) {
     struct out o;
-    o.fd = PLAT_STDERR;
-    o.len = 0;
-    out_str(&o, c->prog);
-    out_str(&o, ": error: ");
+    err_start(&o, c);
     va_list ap;
     va_start(ap, fmt);
-    out_vprintf(&o, fmt, ap);
-    va_end(ap);
-    out_char(&o, '\n');
-    out_flush(&o);
-    plat_exit(status);
+    err_finish(&o, status, fmt, ap);
 }
 
 #define die(c, ...) die_status(c, 1, __VA_ARGS__)

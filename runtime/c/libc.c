@@ -13,19 +13,33 @@
 
 typedef uint64_t __attribute__((may_alias, aligned(1))) u64_unaligned;
 
-void *memcpy(void *restrict dst, const void *restrict src, size_t n) {
-    unsigned char *d = dst;
-    const unsigned char *s = src;
+/* Copies one 32-byte block, loading all of it before storing any, so that
+   the block may overlap its destination. */
+static inline void copy_block32(unsigned char *d, const unsigned char *s) {
+    uint64_t a = ((const u64_unaligned *)s)[0], b = ((const u64_unaligned *)s)[1];
+    uint64_t c = ((const u64_unaligned *)s)[2], e = ((const u64_unaligned *)s)[3];
+    ((u64_unaligned *)d)[0] = a;
+    ((u64_unaligned *)d)[1] = b;
+    ((u64_unaligned *)d)[2] = c;
+    ((u64_unaligned *)d)[3] = e;
+}
+
+/* Copies n bytes upwards. Each 32-byte block is loaded completely before it
+   is stored, and later blocks are loaded after earlier ones are stored, so a
+   destination below an overlapping source is handled (memmove relies on it). */
+static inline void copy_forward(unsigned char *d, const unsigned char *s, size_t n) {
     for (; n >= 32; n -= 32, d += 32, s += 32) {
-        uint64_t a = ((const u64_unaligned *)s)[0], b = ((const u64_unaligned *)s)[1];
-        uint64_t c = ((const u64_unaligned *)s)[2], e = ((const u64_unaligned *)s)[3];
-        ((u64_unaligned *)d)[0] = a;
-        ((u64_unaligned *)d)[1] = b;
-        ((u64_unaligned *)d)[2] = c;
-        ((u64_unaligned *)d)[3] = e;
+        copy_block32(d, s);
     }
-    for (; n >= 8; n -= 8, d += 8, s += 8) *(u64_unaligned *)d = *(const u64_unaligned *)s;
+    for (; n >= 8; n -= 8, d += 8, s += 8) {
+        uint64_t a = *(const u64_unaligned *)s;
+        *(u64_unaligned *)d = a;
+    }
     for (; n; n--) *d++ = *s++;
+}
+
+void *memcpy(void *restrict dst, const void *restrict src, size_t n) {
+    copy_forward(dst, src, n);
     return dst;
 }
 
@@ -38,34 +52,14 @@ void *memmove(void *dst, const void *src, size_t n) {
        comparisons are on integers, which is well defined for unrelated
        pointers. */
     if ((uintptr_t)d - (uintptr_t)s >= n) {
-        /* Each 32-byte block is loaded completely before it is stored, and
-           later blocks are loaded after earlier ones are stored, so a
-           destination below an overlapping source is handled. */
-        for (; n >= 32; n -= 32, d += 32, s += 32) {
-            uint64_t a = ((const u64_unaligned *)s)[0], b = ((const u64_unaligned *)s)[1];
-            uint64_t c = ((const u64_unaligned *)s)[2], e = ((const u64_unaligned *)s)[3];
-            ((u64_unaligned *)d)[0] = a;
-            ((u64_unaligned *)d)[1] = b;
-            ((u64_unaligned *)d)[2] = c;
-            ((u64_unaligned *)d)[3] = e;
-        }
-        for (; n >= 8; n -= 8, d += 8, s += 8) {
-            uint64_t a = *(const u64_unaligned *)s;
-            *(u64_unaligned *)d = a;
-        }
-        for (; n; n--) *d++ = *s++;
+        copy_forward(d, s, n);
     } else {
         d += n;
         s += n;
         for (; n >= 32; n -= 32) {
             d -= 32;
             s -= 32;
-            uint64_t a = ((const u64_unaligned *)s)[0], b = ((const u64_unaligned *)s)[1];
-            uint64_t c = ((const u64_unaligned *)s)[2], e = ((const u64_unaligned *)s)[3];
-            ((u64_unaligned *)d)[3] = e;
-            ((u64_unaligned *)d)[2] = c;
-            ((u64_unaligned *)d)[1] = b;
-            ((u64_unaligned *)d)[0] = a;
+            copy_block32(d, s);
         }
         for (; n >= 8; n -= 8) {
             d -= 8;

@@ -30,45 +30,30 @@ static inline double f64_from(uint64_t i) {
     return u.f;
 }
 
-/* Rounding to an integer, by clearing the fraction bits of the significand.
-   `e` is the unbiased exponent; values with e >= mantissa bits (and NaN,
-   infinities) are integers already and are returned unchanged. */
+/* Rounding to an integer, by clearing the fraction bits of the significand:
+   toward zero, except that a value with a fraction whose sign bit is `away`
+   moves away from zero (away = 1: floor, 0: ceil, -1: trunc). `e` is the
+   unbiased exponent; values with e >= mantissa bits (and NaN, infinities)
+   are integers already and are returned unchanged. */
 
-float truncf(float x) {
+static float round_f32(float x, int away) {
     uint32_t i = f32_bits(x);
     int e = (int)(i >> 23 & 0xff) - 127;
     if (e >= 23) return x;
-    if (e < 0) return f32_from(i & 0x80000000u); /* |x| < 1: signed zero */
-    return f32_from(i & ~(0x007fffffu >> e));
-}
-
-float floorf(float x) {
-    uint32_t i = f32_bits(x);
-    int e = (int)(i >> 23 & 0xff) - 127;
-    if (e >= 23) return x;
-    if (e < 0) {
-        if (!(i >> 31)) return 0.0f;               /* 0 <= x < 1 */
-        return (i << 1) ? -1.0f : x;                /* -1 < x < 0, or -0 */
+    uint32_t sign = i & 0x80000000u;
+    if (e < 0) { /* |x| < 1: a signed zero, or ±1 away from zero (±0 stays) */
+        if ((int)(i >> 31) != away) return f32_from(sign);
+        return (i << 1) ? f32_from(sign | 0x3f800000u) : x;
     }
     uint32_t m = 0x007fffffu >> e;
     if (!(i & m)) return x;
-    if (i >> 31) i += m; /* carries into the exponent when needed */
+    if ((int)(i >> 31) == away) i += m; /* carries into the exponent when needed */
     return f32_from(i & ~m);
 }
 
-float ceilf(float x) {
-    uint32_t i = f32_bits(x);
-    int e = (int)(i >> 23 & 0xff) - 127;
-    if (e >= 23) return x;
-    if (e < 0) {
-        if (i >> 31) return f32_from(0x80000000u);  /* -1 < x <= 0: -0 */
-        return (i << 1) ? 1.0f : x;                  /* 0 < x < 1, or +0 */
-    }
-    uint32_t m = 0x007fffffu >> e;
-    if (!(i & m)) return x;
-    if (!(i >> 31)) i += m;
-    return f32_from(i & ~m);
-}
+float truncf(float x) { return round_f32(x, -1); }
+float floorf(float x) { return round_f32(x, 1); }
+float ceilf(float x) { return round_f32(x, 0); }
 
 /* Round to nearest, ties to even: adding and subtracting 2^23 leaves no room
    for fraction bits, so the addition rounds in the current (default) mode. */
@@ -82,41 +67,25 @@ float rintf(float x) {
 
 float nearbyintf(float x) { return rintf(x); }
 
-double trunc(double x) {
+/* round_f32 in double precision. */
+static double round_f64(double x, int away) {
     uint64_t i = f64_bits(x);
     int e = (int)(i >> 52 & 0x7ff) - 1023;
     if (e >= 52) return x;
-    if (e < 0) return f64_from(i & 0x8000000000000000ULL);
-    return f64_from(i & ~(0x000fffffffffffffULL >> e));
-}
-
-double floor(double x) {
-    uint64_t i = f64_bits(x);
-    int e = (int)(i >> 52 & 0x7ff) - 1023;
-    if (e >= 52) return x;
+    uint64_t sign = i & 0x8000000000000000ULL;
     if (e < 0) {
-        if (!(i >> 63)) return 0.0;
-        return (i << 1) ? -1.0 : x;
+        if ((int)(i >> 63) != away) return f64_from(sign);
+        return (i << 1) ? f64_from(sign | 0x3ff0000000000000ULL) : x;
     }
     uint64_t m = 0x000fffffffffffffULL >> e;
     if (!(i & m)) return x;
-    if (i >> 63) i += m;
+    if ((int)(i >> 63) == away) i += m;
     return f64_from(i & ~m);
 }
 
-double ceil(double x) {
-    uint64_t i = f64_bits(x);
-    int e = (int)(i >> 52 & 0x7ff) - 1023;
-    if (e >= 52) return x;
-    if (e < 0) {
-        if (i >> 63) return f64_from(0x8000000000000000ULL);
-        return (i << 1) ? 1.0 : x;
-    }
-    uint64_t m = 0x000fffffffffffffULL >> e;
-    if (!(i & m)) return x;
-    if (!(i >> 63)) i += m;
-    return f64_from(i & ~m);
-}
+double trunc(double x) { return round_f64(x, -1); }
+double floor(double x) { return round_f64(x, 1); }
+double ceil(double x) { return round_f64(x, 0); }
 
 double rint(double x) {
     uint64_t i = f64_bits(x);

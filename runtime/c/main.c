@@ -304,6 +304,17 @@ static const char *arg_value(const struct ctx *c, int argc, char **argv, int *i,
 }
 
 /* "--flag=value" or "--flag value": returns the value when argv[*i] is `flag`. */
+/* The decimal count `v` given to a flag, from 1 to `max`; exits with status 2
+   and "WHAT from 1 to MAX, got 'V'" otherwise. */
+static uint64_t parse_count(const struct ctx *c, const char *v, uint64_t max, const char *what) {
+    uint64_t n = 0;
+    const char *p = v;
+    /* Digits stop counting past max (no overflow); what is left is refused. */
+    for (; *p >= '0' && *p <= '9' && n <= max; p++) n = n * 10 + (uint64_t)(*p - '0');
+    if (*p || p == v || n == 0 || n > max) die_status(c, 2, "%s from 1 to %u, got '%s'", what, max, v);
+    return n;
+}
+
 static const char *match_flag(const struct ctx *c, int argc, char **argv, int *i, const char *lng, const char *shrt) {
     const char *a = argv[*i];
     if (cstr_eq(a, lng) || (shrt && cstr_eq(a, shrt))) return arg_value(c, argc, argv, i, lng);
@@ -379,25 +390,12 @@ static int smelt_main(int argc, char **argv) {
         } else if ((v = match_flag(c, argc, argv, &i, "--output-dir", "-o"))) {
             outdir = v;
         } else if ((v = match_flag(c, argc, argv, &i, "--bench", 0))) {
-            bench = 0;
-            const char *p = v;
-            for (; *p >= '0' && *p <= '9' && bench < 1000000000; p++) bench = bench * 10 + (uint64_t)(*p - '0');
-            if (*p || p == v || bench == 0 || bench > 100000000)
-                die_status(c, 2, "--bench takes a run count from 1 to 100000000, got '%s'", v);
+            bench = parse_count(c, v, 100000000, "--bench takes a run count");
             benching = 1;
         } else if ((v = match_flag(c, argc, argv, &i, "--steps", 0))) {
-            steps = 0;
-            const char *p = v;
-            for (; *p >= '0' && *p <= '9' && steps < 1000000000; p++) steps = steps * 10 + (uint64_t)(*p - '0');
-            if (*p || p == v || steps == 0 || steps > 100000000)
-                die_status(c, 2, "--steps takes a step count from 1 to 100000000, got '%s'", v);
+            steps = parse_count(c, v, 100000000, "--steps takes a step count");
         } else if ((v = match_flag(c, argc, argv, &i, "--threads", 0))) {
-            uint64_t t = 0;
-            const char *p = v;
-            for (; *p >= '0' && *p <= '9' && t < 1000; p++) t = t * 10 + (uint64_t)(*p - '0');
-            if (*p || p == v || t == 0 || t > 256)
-                die_status(c, 2, "--threads takes a thread count from 1 to 256, got '%s'", v);
-            plat_set_thread_cap((uint32_t)t);
+            plat_set_thread_cap((uint32_t)parse_count(c, v, 256, "--threads takes a thread count"));
         } else {
             die_status(c, 2, "unexpected argument '%s'; run with --help for usage", a);
         }

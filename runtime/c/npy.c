@@ -54,21 +54,15 @@ static void out_src(struct out *o, const struct src *s) {
 __attribute__((noreturn)) static void die_src(const struct ctx *c, const struct src *s, const char *input,
                                               const char *fmt, ...) {
     struct out o;
-    o.fd = PLAT_STDERR;
-    o.len = 0;
-    out_str(&o, c->prog);
-    out_str(&o, ": error: input '");
+    err_start(&o, c);
+    out_str(&o, "input '");
     out_str(&o, input);
     out_str(&o, "': ");
     out_src(&o, s);
     out_char(&o, ' ');
     va_list ap;
     va_start(ap, fmt);
-    out_vprintf(&o, fmt, ap);
-    va_end(ap);
-    out_char(&o, '\n');
-    out_flush(&o);
-    plat_exit(1);
+    err_finish(&o, 1, fmt, ap);
 }
 
 #define MAX_RANK 32

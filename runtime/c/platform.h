@@ -29,7 +29,8 @@ __attribute__((noreturn)) static void plat_exit(int status);
 /* Caps the threads of the model's parallel loops at n (>= 1). Linux runs
    them on a thread pool (linux/threads.c); bare metal has one thread. */
 static void plat_set_thread_cap(uint32_t n);
-/* A short lowercase description of a negative error code, or NULL. */
+/* A short lowercase description of a negative error code, or NULL
+   (strerror.c: one table for every platform). */
 static const char *plat_strerror(long err);
 
 #define PLAT_STDOUT 1

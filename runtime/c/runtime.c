@@ -23,6 +23,7 @@
  *   aeabi.c            the Arm run-time ABI helpers (__aeabi_*) for 32-bit Arm
  *   libc.c, libm.c     memcpy and friends, float libcalls for generated code
  *   fmt.c              buffered output, number formatting, messages
+ *   strerror.c         texts of the (Linux) error numbers both platforms report
  *   npy.c, npz.c       tensor files in and out
  *   main.c             the command line and the run
  */
@@ -44,6 +45,7 @@
    leaving -O2 to the functions generated code calls. */
 #pragma clang attribute push(__attribute__((minsize)), apply_to = function)
 #include "fmt.c"
+#include "strerror.c"
 #include "npy.c"
 #include "npz.c"
 #include "main.c"

@@ -152,41 +152,21 @@ pub fn libcall_symbols(target: Target) -> Vec<&'static str> {
     v
 }
 
-static X86_64_LINUX: &[u8] = include_bytes!(concat!(
-    env!("OUT_DIR"),
-    "/runtime-x86_64-unknown-linux-gnu.o"
-));
-static AARCH64_LINUX: &[u8] = include_bytes!(concat!(
-    env!("OUT_DIR"),
-    "/runtime-aarch64-unknown-linux-gnu.o"
-));
+/// The object `<kind>-<triple>.o` the build script compiled into `OUT_DIR`.
+macro_rules! built_object {
+    ($kind:literal, $triple:literal) => {
+        include_bytes!(concat!(env!("OUT_DIR"), "/", $kind, "-", $triple, ".o"))
+    };
+}
 
-static ARMV7_LINUX: &[u8] = include_bytes!(concat!(
-    env!("OUT_DIR"),
-    "/runtime-armv7-unknown-linux-gnueabihf.o"
-));
-static THUMBV7EM_NONE: &[u8] = include_bytes!(concat!(
-    env!("OUT_DIR"),
-    "/runtime-thumbv7em-unknown-none-eabihf.o"
-));
-
-static X86_64_LIBCALLS: &[u8] = include_bytes!(concat!(
-    env!("OUT_DIR"),
-    "/libcalls-x86_64-unknown-linux-gnu.o"
-));
-static AARCH64_LIBCALLS: &[u8] = include_bytes!(concat!(
-    env!("OUT_DIR"),
-    "/libcalls-aarch64-unknown-linux-gnu.o"
-));
-
-static ARMV7_LIBCALLS: &[u8] = include_bytes!(concat!(
-    env!("OUT_DIR"),
-    "/libcalls-armv7-unknown-linux-gnueabihf.o"
-));
-static THUMBV7EM_LIBCALLS: &[u8] = include_bytes!(concat!(
-    env!("OUT_DIR"),
-    "/libcalls-thumbv7em-unknown-none-eabihf.o"
-));
+static X86_64_LINUX: &[u8] = built_object!("runtime", "x86_64-unknown-linux-gnu");
+static AARCH64_LINUX: &[u8] = built_object!("runtime", "aarch64-unknown-linux-gnu");
+static ARMV7_LINUX: &[u8] = built_object!("runtime", "armv7-unknown-linux-gnueabihf");
+static THUMBV7EM_NONE: &[u8] = built_object!("runtime", "thumbv7em-unknown-none-eabihf");
+static X86_64_LIBCALLS: &[u8] = built_object!("libcalls", "x86_64-unknown-linux-gnu");
+static AARCH64_LIBCALLS: &[u8] = built_object!("libcalls", "aarch64-unknown-linux-gnu");
+static ARMV7_LIBCALLS: &[u8] = built_object!("libcalls", "armv7-unknown-linux-gnueabihf");
+static THUMBV7EM_LIBCALLS: &[u8] = built_object!("libcalls", "thumbv7em-unknown-none-eabihf");
 
 /// The runtime as a relocatable ELF object for `target`. For a bare-metal
 /// target it is linked with the script of [`firmware::MemoryMap`] and its

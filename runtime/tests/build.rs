@@ -32,32 +32,27 @@ fn runtime_builds_are_byte_identical() {
     copy_dir(&crate_dir().join("include"), &copy.join("include"));
     let clang = clang();
     for t in Target::ALL {
-        let first = dir.join(format!("first-{}.o", t.arch()));
-        let second = dir.join(format!("second-{}.o", t.arch()));
-        toolchain::compile_runtime(&clang, &crate_dir(), t, &first).unwrap();
-        toolchain::compile_runtime(&clang, &copy, t, &second).unwrap();
-        let first = std::fs::read(first).unwrap();
-        assert!(
-            first == std::fs::read(second).unwrap(),
-            "{t}: two compilations of the runtime differ"
-        );
-        assert!(
-            first == runtime_object(t),
-            "{t}: a fresh compilation differs from the embedded object"
-        );
-        let first = dir.join(format!("first-libcalls-{}.o", t.arch()));
-        let second = dir.join(format!("second-libcalls-{}.o", t.arch()));
-        toolchain::compile_libcalls(&clang, &crate_dir(), t, &first).unwrap();
-        toolchain::compile_libcalls(&clang, &copy, t, &second).unwrap();
-        let first = std::fs::read(first).unwrap();
-        assert!(
-            first == std::fs::read(second).unwrap(),
-            "{t}: two compilations of the libcalls object differ"
-        );
-        assert!(
-            first == libcalls_object(t),
-            "{t}: a fresh compilation of the libcalls differs from the embedded object"
-        );
+        type Compile = fn(&Path, &Path, Target, &Path) -> Result<(), String>;
+        type Embedded = fn(Target) -> &'static [u8];
+        let objects: [(&str, Compile, Embedded); 2] = [
+            ("runtime", toolchain::compile_runtime, runtime_object),
+            ("libcalls", toolchain::compile_libcalls, libcalls_object),
+        ];
+        for (what, compile, embedded) in objects {
+            let first = dir.join(format!("first-{what}-{}.o", t.arch()));
+            let second = dir.join(format!("second-{what}-{}.o", t.arch()));
+            compile(&clang, &crate_dir(), t, &first).unwrap();
+            compile(&clang, &copy, t, &second).unwrap();
+            let first = std::fs::read(first).unwrap();
+            assert!(
+                first == std::fs::read(second).unwrap(),
+                "{t}: two compilations of the {what} object differ"
+            );
+            assert!(
+                first == embedded(t),
+                "{t}: a fresh compilation of the {what} object differs from the embedded object"
+            );
+        }
     }
 }
 

@@ -221,27 +221,51 @@ fn read_output(exe: &Exe, name: &str) -> Vec<u8> {
     npy_data(&image).to_vec()
 }
 
-/// Compares bit patterns (any NaN matches any NaN); lists the first misses.
-fn check<T: Copy + std::fmt::Debug>(
-    exe: &Exe,
-    name: &str,
-    got: &[u8],
-    want: &[T],
-    bits: impl Fn(T) -> u64,
-    from_le: impl Fn(&[u8]) -> T,
-    is_nan: impl Fn(T) -> bool,
-    inputs: impl Fn(usize) -> String,
-) {
+/// The float types whose libcalls are checked, by bit pattern.
+trait Float: Copy + std::fmt::Debug + std::fmt::LowerExp {
+    fn bits(self) -> u64;
+    fn from_le(b: &[u8]) -> Self;
+    fn is_nan(self) -> bool;
+}
+
+impl Float for f32 {
+    fn bits(self) -> u64 {
+        self.to_bits() as u64
+    }
+    fn from_le(b: &[u8]) -> Self {
+        f32::from_le_bytes(b.try_into().unwrap())
+    }
+    fn is_nan(self) -> bool {
+        f32::is_nan(self)
+    }
+}
+
+impl Float for f64 {
+    fn bits(self) -> u64 {
+        self.to_bits()
+    }
+    fn from_le(b: &[u8]) -> Self {
+        f64::from_le_bytes(b.try_into().unwrap())
+    }
+    fn is_nan(self) -> bool {
+        f64::is_nan(self)
+    }
+}
+
+/// Compares the output `name` of `exe` with `want` by bit pattern (any NaN
+/// matches any NaN); lists the first misses, naming each by `inputs`.
+fn check<T: Float>(exe: &Exe, name: &str, want: &[T], inputs: impl Fn(usize) -> String) {
+    let got = read_output(exe, name);
     let size = got.len() / want.len();
     let mut misses = Vec::new();
     for (i, (g, &w)) in got.chunks(size).zip(want).enumerate() {
-        let g = from_le(g);
-        if bits(g) != bits(w) && !(is_nan(g) && is_nan(w)) {
+        let g = T::from_le(g);
+        if g.bits() != w.bits() && !(g.is_nan() && w.is_nan()) {
             misses.push(format!(
                 "  {name}({}) = {g:?} ({:#x}), want {w:?} ({:#x})",
                 inputs(i),
-                bits(g),
-                bits(w)
+                g.bits(),
+                w.bits()
             ));
         }
     }
@@ -253,6 +277,37 @@ fn check<T: Copy + std::fmt::Debug>(
         want.len(),
         misses[..misses.len().min(10)].join("\n")
     );
+}
+
+/// Checks the float libcalls of one type in the outputs of `exe`: floor,
+/// ceil, trunc, rint, nearbyint and sqrt (C names with `suffix`) of `x`
+/// against Rust's `unary` (floor, ceil, trunc, round-ties-even, sqrt), and
+/// fma of `x`, `y`, `z` against `fma`.
+fn float_libcalls<T: Float>(
+    exe: &Exe,
+    suffix: &str,
+    [x, y, z]: [&[T]; 3],
+    unary: [fn(T) -> T; 5],
+    fma: fn(T, T, T) -> T,
+) {
+    let [floor, ceil, trunc, round_even, sqrt] = unary;
+    for (name, f) in [
+        ("floor", floor),
+        ("ceil", ceil),
+        ("trunc", trunc),
+        ("rint", round_even),
+        ("nearbyint", round_even),
+        ("sqrt", sqrt),
+    ] {
+        let want: Vec<T> = x.iter().map(|&v| f(v)).collect();
+        check(exe, &format!("{name}{suffix}"), &want, |i| {
+            format!("{:?}", x[i])
+        });
+    }
+    let want: Vec<T> = (0..x.len()).map(|i| fma(x[i], y[i], z[i])).collect();
+    check(exe, &format!("fma{suffix}"), &want, |i| {
+        format!("{:e}, {:e}, {:e}", x[i], y[i], z[i])
+    });
 }
 
 #[test]
@@ -281,74 +336,31 @@ fn float_libcalls_are_exact() {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         exe.run_ok(&args);
 
-        let f32s = |f: fn(f32) -> f32| a.iter().map(|&x| f(x)).collect::<Vec<f32>>();
-        let one32 = |i: usize| format!("{:?}", a[i]);
-        let from32 = |b: &[u8]| f32::from_le_bytes(b.try_into().unwrap());
-        let bits32 = |x: f32| x.to_bits() as u64;
-        for (name, want) in [
-            ("floorf", f32s(f32::floor)),
-            ("ceilf", f32s(f32::ceil)),
-            ("truncf", f32s(f32::trunc)),
-            ("rintf", f32s(f32::round_ties_even)),
-            ("nearbyintf", f32s(f32::round_ties_even)),
-            ("sqrtf", f32s(f32::sqrt)),
-        ] {
-            check(
-                &exe,
-                name,
-                &read_output(&exe, name),
-                &want,
-                bits32,
-                from32,
-                f32::is_nan,
-                one32,
-            );
-        }
-        let want: Vec<f32> = (0..N).map(|i| a[i].mul_add(b[i], c[i])).collect();
-        check(
+        float_libcalls(
             &exe,
-            "fmaf",
-            &read_output(&exe, "fmaf"),
-            &want,
-            bits32,
-            from32,
-            f32::is_nan,
-            |i| format!("{:e}, {:e}, {:e}", a[i], b[i], c[i]),
+            "f",
+            [&a, &b, &c],
+            [
+                f32::floor,
+                f32::ceil,
+                f32::trunc,
+                f32::round_ties_even,
+                f32::sqrt,
+            ],
+            f32::mul_add,
         );
-
-        let f64s = |f: fn(f64) -> f64| da.iter().map(|&x| f(x)).collect::<Vec<f64>>();
-        let one64 = |i: usize| format!("{:?}", da[i]);
-        let from64 = |b: &[u8]| f64::from_le_bytes(b.try_into().unwrap());
-        let bits64 = |x: f64| x.to_bits();
-        for (name, want) in [
-            ("floor", f64s(f64::floor)),
-            ("ceil", f64s(f64::ceil)),
-            ("trunc", f64s(f64::trunc)),
-            ("rint", f64s(f64::round_ties_even)),
-            ("nearbyint", f64s(f64::round_ties_even)),
-            ("sqrt", f64s(f64::sqrt)),
-        ] {
-            check(
-                &exe,
-                name,
-                &read_output(&exe, name),
-                &want,
-                bits64,
-                from64,
-                f64::is_nan,
-                one64,
-            );
-        }
-        let want: Vec<f64> = (0..N).map(|i| da[i].mul_add(db[i], dc[i])).collect();
-        check(
+        float_libcalls(
             &exe,
-            "fma",
-            &read_output(&exe, "fma"),
-            &want,
-            bits64,
-            from64,
-            f64::is_nan,
-            |i| format!("{:e}, {:e}, {:e}", da[i], db[i], dc[i]),
+            "",
+            [&da, &db, &dc],
+            [
+                f64::floor,
+                f64::ceil,
+                f64::trunc,
+                f64::round_ties_even,
+                f64::sqrt,
+            ],
+            f64::mul_add,
         );
     }
 }

@@ -94,6 +94,8 @@ pub fn run(m: &ArgMatches) -> CliResult<ExitCode> {
             "--memory is for bare-metal targets (thumbv7em-none-eabihf); {target} runs under Linux"
         )));
     }
+    // A bad scheme is refused before the model is read, like a bad target.
+    let quantize = super::quantize::options(m)?;
     let opts = import_options(m)?;
     let graph = smelt_frontend::open(path, &opts.limits)?.import(&opts)?;
     let optimize = super::optimize::checked_options(m, spec.costs)?;
@@ -117,8 +119,12 @@ pub fn run(m: &ArgMatches) -> CliResult<ExitCode> {
         .optimize(optimize);
     compile.linker = m.get_one::<PathBuf>("linker").cloned();
     compile.name = m.get_one::<String>("name").cloned();
+    compile.quantize = quantize;
     let mut printer = Printer(PrintAfter::new(m, &graph));
     let artifact = smelt::compile_observed(&graph, &compile, &mut printer)?;
+    if let Some(r) = &artifact.quantize {
+        eprintln!("{r}");
+    }
     for f in &artifact.files {
         println!("wrote {}", f.display());
     }

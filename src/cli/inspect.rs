@@ -36,6 +36,7 @@ fn node_macs(g: &Graph) -> Vec<u64> {
 pub fn run(m: &ArgMatches) -> CliResult<ExitCode> {
     let path = m.get_one::<std::path::PathBuf>("model").expect("required");
     let opts = import_options(m)?;
+    let quantize = super::quantize::options(m)?;
     let model = smelt_frontend::open(path, &opts.limits)?;
     let s = model.summary();
     println!("model: {}", path.display());
@@ -87,6 +88,16 @@ pub fn run(m: &ArgMatches) -> CliResult<ExitCode> {
     // The report so far is on stdout; why the model cannot be imported is
     // the error line on stderr.
     let graph = model.import(&opts)?;
+    // `--quantize` previews the stored sizes (the graph reported below is
+    // the quantized one).
+    let graph = match quantize {
+        Some(q) => {
+            let (g, report) = super::quantize::apply(graph, &q)?;
+            println!("{report}");
+            g
+        }
+        None => graph,
+    };
     let optimized = m.get_flag("optimized");
     let graph = if optimized {
         // An unknown --target is an error here, never x86_64's figures.
@@ -186,6 +197,7 @@ pub fn run(m: &ArgMatches) -> CliResult<ExitCode> {
         "weights in the graph: {}",
         human_bytes(graph.const_bytes() as u64)
     );
+    super::quantize::print_weights(&graph);
     if let Some(&threads) = m.get_one::<u32>("threads") {
         threads_report(threads, &graph)?;
     }

@@ -4,6 +4,7 @@
 pub mod compile;
 pub mod inspect;
 pub mod optimize;
+pub mod quantize;
 pub mod run;
 
 use std::collections::HashMap;
@@ -117,7 +118,7 @@ pub fn command() -> Command {
         .about("Ahead-of-time compiler from ONNX models to native code")
         .subcommand_required(true)
         .arg_required_else_help(true)
-        .subcommand(optimize::args(model_args(
+        .subcommand(quantize::args(optimize::args(model_args(
             Command::new("inspect")
                 .about("Pre-flight report: signature, ops, parameters, MACs, peak activation memory, unsupported ops")
                 .arg(Arg::new("print-ir").long("print-ir").action(ArgAction::SetTrue).help("Also print the imported IR"))
@@ -125,8 +126,8 @@ pub fn command() -> Command {
                 .arg(Arg::new("target").long("target").value_name("TRIPLE").help("The target whose cost figures the optimizer uses (default x86_64-unknown-linux-gnu); for a bare-metal target (thumbv7em-none-eabihf) also estimate the firmware's flash and RAM use"))
                 .arg(Arg::new("threads").long("threads").value_name("N").value_parser(value_parser!(u32)).help("Also report which loops smelt compile --threads N would run in parallel (the native kernels' parallel loops and their arena)"))
                 .arg(memory_arg()),
-        )))
-        .subcommand(optimize::args(model_args(
+        ))))
+        .subcommand(quantize::args(optimize::args(model_args(
             Command::new("compile")
                 .about("Compile a model to a native static executable, static library or object file (Cranelift or LLVM backend)")
                 .arg(
@@ -151,7 +152,7 @@ pub fn command() -> Command {
                 .arg(Arg::new("name").long("name").value_name("NAME").help("Symbol prefix of a staticlib or obj: it defines NAME_run and NAME_model, and its header's macros start with NAME in upper case (default: NAME of libNAME.a, or the object's file stem, made a C identifier); executables always use smelt_model_run"))
                 .arg(Arg::new("threads").long("threads").value_name("N").value_parser(value_parser!(u32)).default_value("1").help("Run the hot loops (GEMM tiles of MatMul/Gemm/Conv) on up to N threads of a tiny thread pool in the runtime (Linux targets; raw clone/futex, no libc); results are bit-identical to one thread. Executables take --threads M <= N to use fewer. Bare-metal targets: 1 only"))
                 .arg(Arg::new("linker").long("linker").value_name("PATH").value_parser(value_parser!(PathBuf)).help("The ld.lld to link executables with (default: ld.lld-19, ld.lld, then the Rust toolchain's rust-lld)")),
-        )))
+        ))))
         .subcommand(optimize::args(model_args(
             Command::new("run")
                 .about("Run the reference interpreter on .npy/.npz inputs")

@@ -1,14 +1,17 @@
 //! The harness shared by the end-to-end tests: the repository root, fresh
 //! scratch folders, running `smelt` and checking that a process succeeded,
 //! running a compiled program (natively, under a user-mode QEMU, or as
-//! Cortex-M4F firmware under `qemu-system-arm` with semihosting) and
-//! reading raw f32 outputs.
+//! Cortex-M4F firmware under `qemu-system-arm` with semihosting), reading
+//! raw f32 outputs and comparing `.npy` outputs with onnxruntime's.
 
 // Each test binary includes this file and uses a part of it.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+use smelt_frontend::Limits;
+use smelt_frontend::npy::{read_npy, read_npz};
 
 /// The repository root (the `smelt` crate's folder).
 pub fn root() -> &'static Path {
@@ -78,6 +81,12 @@ pub fn have(tool: &str, check: &str) -> bool {
     ok
 }
 
+/// Whether every one of `tools` runs; if not, says why the check is skipped
+/// (naming the first that is missing).
+pub fn have_all(tools: &[&str], check: &str) -> bool {
+    tools.iter().all(|t| have(t, check))
+}
+
 /// A command running `app`, under `runner` (a program and its arguments)
 /// when not empty.
 pub fn runner_cmd(runner: &[&str], app: &Path) -> Command {
@@ -125,4 +134,34 @@ pub fn read_f32(path: &Path) -> Vec<f64> {
         .chunks_exact(4)
         .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f64)
         .collect()
+}
+
+/// Compares the `.npy` outputs a compiled model wrote to `out_dir` with the
+/// tensors of `expected` (an `expected.npz` of onnxruntime's outputs): the
+/// same dtypes and shapes, and every element within `atol + rtol * |expected|`.
+/// Returns the largest absolute error of each output, by name.
+pub fn check_npy_outputs(
+    expected: &Path,
+    out_dir: &Path,
+    atol: f64,
+    rtol: f64,
+    what: &str,
+) -> Vec<(String, f64)> {
+    let mut worst = Vec::new();
+    for (name, want) in read_npz(expected, &Limits::default()).unwrap() {
+        let got = read_npy(&out_dir.join(format!("{name}.npy")), &Limits::default()).unwrap();
+        assert_eq!(got.dtype(), want.dtype(), "{what}: {name} dtype");
+        assert_eq!(got.shape(), want.shape(), "{what}: {name} shape");
+        let (g, w) = (got.to_f64_vec(), want.to_f64_vec());
+        let mut max = 0f64;
+        for (a, b) in g.iter().zip(&w) {
+            assert!(
+                (a - b).abs() <= atol + rtol * b.abs(),
+                "{what}: {name}: {a} vs onnxruntime {b}"
+            );
+            max = max.max((a - b).abs());
+        }
+        worst.push((name, max));
+    }
+    worst
 }

@@ -21,22 +21,8 @@
 
 #include MODEL_H
 
-#define CAT_(a, b) a##b
-#define CAT(a, b) CAT_(a, b)
-#define MODEL CAT(NAME, _model)
-#define RUN CAT(NAME, _run)
-
-static void *read_file(const char *path, uint64_t bytes) {
-    void *buf = malloc(bytes ? bytes : 1);
-    FILE *f = fopen(path, "rb");
-    if (!buf || !f || fread(buf, 1, bytes, f) != bytes || fgetc(f) != EOF) {
-        fprintf(stderr, "model_app: %s does not hold exactly %llu bytes\n", path,
-                (unsigned long long)bytes);
-        exit(1);
-    }
-    fclose(f);
-    return buf;
-}
+#define PROG "model_app"
+#include "app_common.h"
 
 int main(int argc, char **argv) {
     const void *inputs[CAT(UPPER, _NUM_INPUTS)];

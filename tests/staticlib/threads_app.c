@@ -27,10 +27,9 @@
 
 #include MODEL_H
 
-#define CAT_(a, b) a##b
-#define CAT(a, b) CAT_(a, b)
-#define MODEL CAT(NAME, _model)
-#define RUN CAT(NAME, _run)
+#define PROG "threads_app"
+#include "app_common.h"
+
 #define NIN CAT(UPPER, _NUM_INPUTS)
 #define NOUT CAT(UPPER, _NUM_OUTPUTS)
 #define RUNNERS 4
@@ -42,18 +41,6 @@
 static const void *inputs[NIN];
 static void *want[NOUT];
 static _Thread_local int tls_mark;
-
-static void *read_file(const char *path, uint64_t bytes) {
-    void *buf = malloc(bytes ? bytes : 1);
-    FILE *f = fopen(path, "rb");
-    if (!buf || !f || fread(buf, 1, bytes, f) != bytes || fgetc(f) != EOF) {
-        fprintf(stderr, "threads_app: %s does not hold exactly %llu bytes\n", path,
-                (unsigned long long)bytes);
-        exit(1);
-    }
-    fclose(f);
-    return buf;
-}
 
 /* Runs the model three times on a fresh arena; returns 0 when every output
    equals `want` (or, with want unset, fills it). */

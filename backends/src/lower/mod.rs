@@ -13,6 +13,7 @@ mod linalg;
 mod norm;
 mod reduce;
 mod shape;
+mod weights;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -280,6 +281,13 @@ pub(crate) fn lower_kernels(g: &Graph, schedule: &Schedule) -> Result<Lowered, L
             .find(|&&id| Scalar::of(g.value(id).ty.dtype).is_none());
         let refuse = |why: String| Unsupported::new(&node.name, node.op.name(), why);
         let result = match missing_type {
+            // Weight ops read their stored weight by its full type (encoded,
+            // or an f16/bf16 the kernel IR has no scalar for).
+            _ if matches!(node.op, Op::Weights(_)) => {
+                weights::WeightOperands::of(g, node, |id| bufs.get(&id).copied())
+                    .and_then(|ops| weights::lower(&node.op, &ops, &mut p))
+                    .map_err(refuse)
+            }
             Some(&id) => {
                 let dtype = g.value(id).ty.dtype;
                 Err(refuse(format!("dtype {dtype} has no native support yet")).with_dtype(dtype))
@@ -393,6 +401,8 @@ fn lower_node(
         Op::Conv(c) => conv::lower(c, ins, &outs, p),
         Op::Reduce(r) => reduce::lower(r, ins, &outs, p),
         Op::Quant(_) => Err("no native kernel for this op yet".into()),
+        // Lowered before with their operands' full types (`weights::lower`).
+        Op::Weights(_) => Err("a weight op without its operand types".into()),
         Op::Fused(f) => fused(f, ins, &outs, p),
     }
 }

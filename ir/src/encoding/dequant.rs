@@ -228,7 +228,7 @@ fn q3k_scales(packed: &[u8]) -> [u8; 16] {
 }
 
 /// Scale and min `j` (0..8) of a Q4_K/Q5_K block (ggml's `get_scale_min_k4`).
-fn scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
+pub(super) fn scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
     if j < 4 {
         (q[j] & 63, q[j + 4] & 63)
     } else {
@@ -270,9 +270,20 @@ fn decode_affine(a: &Affine, shape: &[usize], bytes: &[u8]) -> Result<Vec<f32>> 
         Some(o) => affine_int(a.storage, &bytes[o..], g),
         None => 0,
     };
-    // The scale group of element i: its index in the row-major scale tensor.
+    Ok((0..lay.numel)
+        .map(|i| {
+            let g = affine_group(a, shape, i);
+            (affine_int(a.storage, bytes, i) - zero(g)) as f32 * scale(g)
+        })
+        .collect())
+}
+
+/// The scale group of element `i` (row-major) of an affine tensor of
+/// `shape`: its index in the row-major scale tensor ([`Granularity`]). The
+/// granularity must fit the shape ([`Affine::layout`] checks it).
+pub(super) fn affine_group(a: &Affine, shape: &[usize], i: usize) -> usize {
     let inner_of = |axis: usize| shape[axis + 1..].iter().product::<usize>().max(1);
-    let group = |i: usize| match a.granularity {
+    match a.granularity {
         Granularity::PerTensor => 0,
         Granularity::PerAxis { axis } => (i / inner_of(axis)) % shape[axis],
         Granularity::PerBlock { axis, block } => {
@@ -280,11 +291,5 @@ fn decode_affine(a: &Affine, shape: &[usize], bytes: &[u8]) -> Result<Vec<f32>> 
             let (outer, k, r) = (i / (d * inner), (i / inner) % d, i % inner);
             (outer * d.div_ceil(block) + k / block) * inner + r
         }
-    };
-    Ok((0..lay.numel)
-        .map(|i| {
-            let g = group(i);
-            (affine_int(a.storage, bytes, i) - zero(g)) as f32 * scale(g)
-        })
-        .collect())
+    }
 }

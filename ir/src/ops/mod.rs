@@ -52,6 +52,7 @@ pub mod norm;
 pub mod quant;
 pub mod reduce;
 mod text;
+pub mod weights;
 
 /// What the op table is given to parse one node.
 #[derive(Clone, Copy, Debug)]
@@ -185,6 +186,8 @@ op_families! {
     Quant(quant::Quant),
     /// A convolution or matrix product with an activation epilogue.
     Fused(fused::Fused),
+    /// Ops that read a weight in its stored encoding: Decode, EncodedMatMul.
+    Weights(weights::Weights),
 }
 
 // ---------------------------------------------------------------------------

@@ -44,6 +44,9 @@ impl Op {
         num_inputs: usize,
         num_outputs: usize,
     ) -> Result<Op> {
+        if let Some(op) = crate::ops::weights::Weights::from_text(name, attrs) {
+            return op;
+        }
         if let Some(base) = fused_base(name, attrs) {
             return fused_from_text(name, base, attrs, num_inputs, num_outputs);
         }

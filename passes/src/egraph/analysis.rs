@@ -212,14 +212,6 @@ impl Analysis<ENode> for IrAnalysis {
             a.tuple = b.tuple.clone();
             changed_a = true;
         }
-        if a.is_const != b.is_const {
-            if a.is_const {
-                changed_b = true;
-            } else {
-                changed_a = true;
-            }
-            a.is_const = true;
-        }
         match (&a.value, &b.value) {
             (None, Some(v)) => {
                 a.value = Some(v.clone());
@@ -228,15 +220,10 @@ impl Analysis<ENode> for IrAnalysis {
             (Some(_), None) => changed_b = true,
             _ => {}
         }
-        if a.nonneg != b.nonneg {
-            if a.nonneg {
-                changed_b = true;
-            } else {
-                changed_a = true;
-            }
-            a.nonneg = true;
-        }
-        DidMerge(changed_a, changed_b)
+        // Constness and non-negativity are facts: either side's holds.
+        let facts =
+            egg::merge_max(&mut a.is_const, b.is_const) | egg::merge_max(&mut a.nonneg, b.nonneg);
+        DidMerge(changed_a, changed_b) | facts
     }
 
     fn modify(eg: &mut EG, id: Id) {
@@ -301,7 +288,10 @@ fn make_op(eg: &mut EG, op: &Op, outputs: usize, args: &[Id]) -> Data {
     let mut value = None;
     // Every op of the table is a pure function of its operands, so any of
     // them folds.
-    if all_const && outputs == 1 {
+    // Except `Decode`: its operand is a weight kept small on purpose (an
+    // encoded or half-width constant); folding would store it widened.
+    let keeps_encoded = matches!(op, Op::Weights(smelt_ir::ops::weights::Weights::Decode));
+    if all_const && outputs == 1 && !keeps_encoded {
         let in_elems: usize = types
             .iter()
             .flatten()

@@ -139,24 +139,11 @@ pub fn rebuild(
             .or_insert_with(|| node.name.clone());
     }
     let mut out = Graph::new();
-    let mut used: HashSet<String> = HashSet::new();
-    let mut fresh = 0usize;
-    let mut unique = |base: &str, used: &mut HashSet<String>| -> String {
-        if used.insert(base.to_string()) {
-            return base.to_string();
-        }
-        loop {
-            fresh += 1;
-            let n = format!("{base}.{fresh}");
-            if used.insert(n.clone()) {
-                return n;
-            }
-        }
-    };
+    let mut namer = Names::default();
     let mut built: HashMap<Id, Vec<ValueId>> = HashMap::new();
     for &i in &src.inputs {
         let v = src.value(i);
-        let name = unique(&v.name, &mut used);
+        let name = namer.unique(&v.name);
         let id = out
             .add_input(name, v.ty.clone())
             .map_err(|e| RebuildError(e.to_string()))?;
@@ -168,7 +155,7 @@ pub fn rebuild(
     let mut new_state_inputs = Vec::with_capacity(state_inputs.len());
     for &i in &state_inputs {
         let v = src.value(i);
-        let name = unique(&v.name, &mut used);
+        let name = namer.unique(&v.name);
         let id = out
             .add_state_input(name, v.ty.clone())
             .map_err(|e| RebuildError(e.to_string()))?;
@@ -229,7 +216,7 @@ pub fn rebuild(
                     let ValueDef::Const(b) = &sv.def else {
                         return Err(RebuildError(format!("value {v} is not a constant")));
                     };
-                    let nm = unique(&sv.name, &mut used);
+                    let nm = namer.unique(&sv.name);
                     vec![
                         out.add_const_bytes(nm, sv.ty.clone(), b.clone())
                             .map_err(|e| RebuildError(e.to_string()))?,
@@ -237,7 +224,7 @@ pub fn rebuild(
                 }
                 ENode::Lit(i) => {
                     let t = &eg.analysis.lits[*i as usize];
-                    let nm = unique(&name(), &mut used);
+                    let nm = namer.unique(&name());
                     vec![
                         out.add_const(nm, t)
                             .map_err(|e| RebuildError(e.to_string()))?,
@@ -265,10 +252,10 @@ pub fn rebuild(
                     }
                     let base = name();
                     let names: Vec<String> = if o.outputs == 1 {
-                        vec![unique(&base, &mut used)]
+                        vec![namer.unique(&base)]
                     } else {
                         (0..o.outputs)
-                            .map(|k| unique(&format!("{base}.{k}"), &mut used))
+                            .map(|k| namer.unique(&format!("{base}.{k}")))
                             .collect()
                     };
                     let nname = node_name.get(&c).cloned().unwrap_or_else(|| base.clone());
@@ -296,21 +283,10 @@ pub fn rebuild(
             out.outputs.push(v);
             continue;
         }
-        let name = if used.insert(want.clone()) {
-            want.clone()
-        } else {
-            // The name went to another class (it can only be this output's
-            // own source value), so derive one.
-            unique(want, &mut used)
-        };
-        let id = out
-            .add_node(
-                format!("{want}.identity"),
-                Op::Layout(Layout::Identity),
-                vec![Some(v)],
-                vec![name],
-            )
-            .map_err(|e| RebuildError(e.to_string()))?[0];
+        // When the name went to another class (it can only be this output's
+        // own source value), a suffix derives one.
+        let name = namer.unique(want);
+        let id = add_identity(&mut out, format!("{want}.identity"), v, name)?;
         taken.insert(id);
         out.outputs.push(id);
     }
@@ -319,22 +295,32 @@ pub fn rebuild(
         &built,
         &new_state_inputs,
         &state_roots,
-        &mut unique_name(used),
+        // The state names count their suffixes afresh.
+        &mut Names {
+            used: namer.used,
+            fresh: 0,
+        },
     )?;
     Ok(out)
 }
 
-/// A name generator that avoids every name in `used`.
-fn unique_name(mut used: HashSet<String>) -> impl FnMut(&str) -> String {
-    let mut fresh = 0usize;
-    move |base: &str| {
-        if used.insert(base.to_string()) {
+/// Names not taken yet: a base name as it is while it is free, else with
+/// the first free `.N` suffix, counting on from the last suffix given.
+#[derive(Default)]
+struct Names {
+    used: HashSet<String>,
+    fresh: usize,
+}
+
+impl Names {
+    fn unique(&mut self, base: &str) -> String {
+        if self.used.insert(base.to_string()) {
             return base.to_string();
         }
         loop {
-            fresh += 1;
-            let n = format!("{base}.{fresh}");
-            if used.insert(n.clone()) {
+            self.fresh += 1;
+            let n = format!("{base}.{}", self.fresh);
+            if self.used.insert(n.clone()) {
                 return n;
             }
         }
@@ -349,7 +335,7 @@ fn rebuild_states(
     built: &HashMap<Id, Vec<ValueId>>,
     inputs: &[ValueId],
     roots: &[Id],
-    unique: &mut impl FnMut(&str) -> String,
+    namer: &mut Names,
 ) -> Result<(), RebuildError> {
     let mut taken: HashSet<ValueId> = HashSet::new();
     for (&input, root) in inputs.iter().zip(roots) {
@@ -358,21 +344,33 @@ fn rebuild_states(
             .and_then(|v| v.first())
             .ok_or_else(|| RebuildError("a state output has no value".into()))?;
         if !taken.insert(v) {
-            let name = unique(&format!("{}.next", out.value(input).name));
-            v = out
-                .add_node(
-                    format!("{name}.identity"),
-                    Op::Layout(Layout::Identity),
-                    vec![Some(v)],
-                    vec![name],
-                )
-                .map_err(|e| RebuildError(e.to_string()))?[0];
+            let name = namer.unique(&format!("{}.next", out.value(input).name));
+            v = add_identity(out, format!("{name}.identity"), v, name)?;
             taken.insert(v);
         }
         out.add_state(input, v)
             .map_err(|e| RebuildError(e.to_string()))?;
     }
     Ok(())
+}
+
+/// Adds node `node`, an `Identity` of `v` into a value named `name`; returns
+/// that value.
+fn add_identity(
+    out: &mut Graph,
+    node: String,
+    v: ValueId,
+    name: String,
+) -> Result<ValueId, RebuildError> {
+    let ids = out
+        .add_node(
+            node,
+            Op::Layout(Layout::Identity),
+            vec![Some(v)],
+            vec![name],
+        )
+        .map_err(|e| RebuildError(e.to_string()))?;
+    Ok(ids[0])
 }
 
 /// The type of a class (for rule conditions and reports).

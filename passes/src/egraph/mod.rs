@@ -375,32 +375,16 @@ mod tests {
         let one = g
             .add_const("one", &Tensor::from_vec(vec![3], vec![1f32; 3]).unwrap())
             .unwrap();
-        let bin = |f| Op::Elementwise(Elementwise::Binary(f));
-        let sx = g
-            .add_node(
-                "sx",
-                bin(BinaryFn::Mul),
-                vec![Some(s), Some(one)],
-                vec!["sx".into()],
-            )
-            .unwrap()[0];
-        let y = g
-            .add_node(
-                "y",
-                bin(BinaryFn::Add),
-                vec![Some(sx), Some(x)],
-                vec!["y".into()],
-            )
-            .unwrap()[0];
+        // Node `name` computing `f(a, b)` into a value of the same name.
+        let binary = |g: &mut Graph, name: &str, f, a, b| {
+            let op = Op::Elementwise(Elementwise::Binary(f));
+            g.add_node(name, op, vec![Some(a), Some(b)], vec![name.into()])
+                .unwrap()[0]
+        };
+        let sx = binary(&mut g, "sx", BinaryFn::Mul, s, one);
+        let y = binary(&mut g, "y", BinaryFn::Add, sx, x);
         // A second copy of y, which the e-graph merges with it.
-        let y2 = g
-            .add_node(
-                "y2",
-                bin(BinaryFn::Add),
-                vec![Some(sx), Some(x)],
-                vec!["y2".into()],
-            )
-            .unwrap()[0];
+        let y2 = binary(&mut g, "y2", BinaryFn::Add, sx, x);
         // t's next value is s * 1, which the optimizer makes s itself (a
         // rotation); u's is y2, which becomes y, s's.
         g.outputs = vec![y];

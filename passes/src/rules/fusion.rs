@@ -19,6 +19,11 @@
 //!   the fused op's residual input, added in the store before the
 //!   activation.
 //!
+//! - A product with a decoded weight (`MatMul(x, Transpose(Decode(w)))`,
+//!   `Gemm(x, Decode(w), transB=1)` with an optional 1-D bias) becomes the
+//!   weight-only kernel `EncodedMatMul(x, w[, c])` (`ir/src/ops/weights.rs`),
+//!   which reads `w` in its stored encoding.
+//!
 //! Every recognition checks the constants it relies on (`0.5`, `√2`, the
 //! `0.044715` of the tanh form, `1/6`, `3`, `6`) and the axes, and builds the
 //! fused op only if it type-checks to the matched class's type. Constants
@@ -32,9 +37,11 @@ use smelt_ir::ops::Op;
 use smelt_ir::ops::conv::ConvOp;
 use smelt_ir::ops::elementwise::{BinaryFn, Elementwise, Epilogue, UnaryFn};
 use smelt_ir::ops::fused::Fused;
+use smelt_ir::ops::layout::Layout;
 use smelt_ir::ops::linalg::{GemmAttrs, Linalg};
 use smelt_ir::ops::norm::{Norm, SoftmaxFn};
 use smelt_ir::ops::reduce::{Reduce, ReduceKind};
+use smelt_ir::ops::weights::Weights;
 
 use super::{
     Apply, Rule, add_lit, add_op, add_op_typed, is_near, is_splat, ops_named, small_value, ty,
@@ -251,6 +258,72 @@ fn matmul_add_gemm(eg: &mut EG, id: Id, s: &Subst) -> Option<Id> {
         c_exact: false,
     };
     add_op_typed(eg, Op::Linalg(Linalg::Gemm(g)), vec![a, b, c], &want)
+}
+
+/// The stored weights `w` of the `Decode(w)` e-nodes of class `d`.
+fn decoded(eg: &EG, d: Id) -> Vec<Id> {
+    ops_named(eg, d, "Decode")
+        .into_iter()
+        .filter(|(op, _)| matches!(**op, Op::Weights(Weights::Decode)))
+        .map(|(_, args)| args[0])
+        .collect()
+}
+
+/// `MatMul(x, Transpose<perm=[1,0]>(Decode(w))) => EncodedMatMul(x, w)`:
+/// the transposed decoded weight is `decode(w)ᵀ`, and `EncodedMatMul` is
+/// defined as `MatMul(x, Transpose(Decode(w)))` (`ir/src/ops/weights.rs`);
+/// the result type is checked equal, so only a 2-D weight matches.
+fn matmul_decoded(eg: &mut EG, id: Id, s: &Subst) -> Option<Id> {
+    let (x, wt) = (s[var("?x")], s[var("?wt")]);
+    let want = ty(eg, id)?;
+    let ws: Vec<Id> = ops_named(eg, wt, "Transpose")
+        .into_iter()
+        .filter(|(op, args)| {
+            let perm = match &**op {
+                Op::Layout(Layout::Transpose { perm }) => perm.as_deref(),
+                _ => return false,
+            };
+            // The default permutation reverses the dims: [1, 0] in 2-D.
+            let rank2 = ty(eg, args[0]).is_some_and(|t| t.shape.len() == 2);
+            rank2 && matches!(perm, None | Some([1, 0]))
+        })
+        .flat_map(|(_, args)| decoded(eg, args[0]))
+        .collect();
+    let mm = Op::Weights(Weights::EncodedMatMul);
+    ws.into_iter()
+        .find_map(|w| add_op_typed(eg, mm.clone(), vec![x, w], &want))
+}
+
+/// `Gemm<transB=1>(x, Decode(w)[, c]) => EncodedMatMul(x, w[, c])` when
+/// `alpha = 1`, `transA = 0` and (with `c`) `beta = 1`: Gemm is then
+/// `x · decode(w)ᵀ + c`, `EncodedMatMul`'s definition; the bias must be a
+/// 1-D `[N]` (`EncodedMatMul`'s type rule refuses any other, so a `c` that
+/// broadcasts differently never matches).
+fn gemm_decoded(eg: &mut EG, id: Id, s: &Subst) -> Option<Id> {
+    let (x, dw) = (s[var("?x")], s[var("?w")]);
+    let c = s.get(var("?c")).copied().filter(|&c| ty(eg, c).is_some());
+    let want = ty(eg, id)?;
+    let gemm_ok = ops_named(eg, id, "Gemm").into_iter().any(|(op, args)| {
+        let Op::Linalg(Linalg::Gemm(g)) = &*op else {
+            return false;
+        };
+        let same_c = args.get(2).copied().filter(|&a| ty(eg, a).is_some()) == c;
+        args[0] == eg.find(x)
+            && args[1] == eg.find(dw)
+            && same_c
+            && g.alpha == 1.0
+            && !g.trans_a
+            && g.trans_b
+            && (c.is_none() || g.beta == 1.0)
+    });
+    if !gemm_ok {
+        return None;
+    }
+    let mm = Op::Weights(Weights::EncodedMatMul);
+    decoded(eg, dw).into_iter().find_map(|w| {
+        let args = std::iter::once(x).chain([w]).chain(c).collect();
+        add_op_typed(eg, mm.clone(), args, &want)
+    })
 }
 
 /// Builds `f(x)` if it has the matched class's type.
@@ -535,7 +608,7 @@ fn attention(eg: &mut EG, id: Id, s: &Subst) -> Option<Id> {
             }
             let k = add_op(
                 eg,
-                Op::Layout(smelt_ir::ops::layout::Layout::Transpose {
+                Op::Layout(Layout::Transpose {
                     perm: Some(vec![0, 1, 3, 2]),
                 }),
                 vec![kt],
@@ -745,6 +818,12 @@ pub fn rules() -> Vec<Rule> {
         rw!("matmul-add-gemm";     "(Add (MatMul ?a ?b) ?c)"                           => { Apply(matmul_add_gemm) }),
         // c + MatMul(a, b) => Gemm(a, b, c)
         rw!("add-matmul-gemm";     "(Add ?c (MatMul ?a ?b))"                           => { Apply(matmul_add_gemm) }),
+        // MatMul(x, Transpose<[1,0]>(Decode(w))) => EncodedMatMul(x, w)    (w [N, K] stored encoded)
+        rw!("matmul-decoded";      "(MatMul ?x ?wt)"                                   => { Apply(matmul_decoded) }),
+        // Gemm<transB>(x, Decode(w), c) => EncodedMatMul(x, w, c)   (alpha = beta = 1, no transA, c [N])
+        rw!("gemm-decoded";        "(Gemm ?x ?w ?c)"                                   => { Apply(gemm_decoded) }),
+        // Gemm<transB>(x, Decode(w)) => EncodedMatMul(x, w)          (alpha = 1, no transA)
+        rw!("gemm-decoded-nobias"; "(Gemm ?x ?w)"                                      => { Apply(gemm_decoded) }),
         // (x * (erf(x/√2) + 1)) * 0.5 => Gelu(x)
         rw!("gelu-erf";            "(Mul (Mul ?x (Add (Erf (Div ?x ?r2)) ?one)) ?half)" => { Apply(gelu_erf) }),
         // (x * 0.5) * (erf(x/√2) + 1) => Gelu(x)

@@ -27,18 +27,7 @@
 #define ARCH_O_LARGEFILE 0400000
 
 static inline long raw_syscall6(long n, long a, long b, long c, long d, long e, long f) {
-    register long r7 __asm__("r7") = n;
-    register long r0 __asm__("r0") = a;
-    register long r1 __asm__("r1") = b;
-    register long r2 __asm__("r2") = c;
-    register long r3 __asm__("r3") = d;
-    register long r4 __asm__("r4") = e;
-    register long r5 __asm__("r5") = f;
-    __asm__ volatile("svc #0"
-                     : "+r"(r0)
-                     : "r"(r7), "r"(r1), "r"(r2), "r"(r3), "r"(r4), "r"(r5)
-                     : "memory");
-    return r0;
+    SVC_SYSCALL6("r7", "r0", "r1", "r2", "r3", "r4", "r5")
 }
 
 /* The size of an open file: _llseek writes the 64-bit offset to memory. */

@@ -170,25 +170,6 @@ __attribute__((noreturn)) static void plat_exit(int status) {
     for (;;) __asm__ volatile("bkpt 0");
 }
 
-static const char *plat_strerror(long err) {
-    switch (-err) {
-    case 1: return "operation not permitted";
-    case 2: return "no such file or directory";
-    case 5: return "input/output error";
-    case 9: return "bad file descriptor";
-    case 12: return "out of memory";
-    case 13: return "permission denied";
-    case 20: return "not a directory";
-    case 21: return "is a directory";
-    case 22: return "invalid argument";
-    case 24: return "too many open files";
-    case 28: return "no space left on device";
-    case 30: return "read-only file system";
-    case 36: return "file name too long";
-    default: return 0;
-    }
-}
-
 /* The host's command line, split into words: spaces separate, '"' quotes. */
 #define CMDLINE_MAX 4096
 #define ARGS_MAX 256

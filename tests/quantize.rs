@@ -1,0 +1,359 @@
+//! `--quantize` end to end on the shipped examples (`examples/{mlp,cnn,
+//! transformer}`), for every scheme:
+//!
+//! - the reference interpreter on the quantized graph against the float
+//!   model: the normalised mean squared error of every output stays under a
+//!   bound derived from the format (see [`nmse_bound`]);
+//! - native code (Cranelift and LLVM on x86_64; aarch64 and armv7 under
+//!   QEMU when installed) against the interpreter on the same quantized
+//!   graph, within a tight tolerance (the decoded weights are bit-identical;
+//!   only the summation order differs);
+//! - the object file shrinks by the weight bytes the report says were
+//!   saved, and two compilations give byte-identical artifacts.
+//!
+//! The measured numbers are printed (`cargo test --test quantize --
+//! --nocapture`).
+
+#[path = "common/targets.rs"]
+mod targets;
+
+use std::path::{Path, PathBuf};
+
+use smelt::{Backend, CompileOptions, Emit, QuantizeOptions, Scheme};
+use smelt_frontend::Limits;
+use smelt_frontend::npy::{output_file_name, read_npy, read_npz};
+use smelt_frontend::onnx::{ImportOptions, load};
+use smelt_ir::interp::Interpreter;
+use smelt_ir::{Graph, Tensor};
+
+/// The examples and the dims their `input.npz` pins.
+const EXAMPLES: [(&str, &[(&str, usize)]); 3] = [
+    ("mlp", &[("batch", 2)]),
+    ("cnn", &[]),
+    ("transformer", &[("batch", 1), ("seq", 16)]),
+];
+
+fn example_dir(name: &str) -> PathBuf {
+    targets::root().join("examples").join(name)
+}
+
+fn import(name: &str) -> Graph {
+    let mut opts = ImportOptions::default();
+    for (k, v) in EXAMPLES.iter().find(|e| e.0 == name).unwrap().1.iter() {
+        opts.dims.insert((*k).into(), *v);
+    }
+    load(&example_dir(name).join("model.onnx"), &opts).unwrap()
+}
+
+/// The example's inputs, in the graph's input order.
+fn inputs(name: &str, g: &Graph) -> Vec<Tensor> {
+    let npz = read_npz(&example_dir(name).join("input.npz"), &Limits::default()).unwrap();
+    g.inputs
+        .iter()
+        .map(|&id| {
+            let n = &g.value(id).name;
+            npz.iter().find(|(k, _)| k == n).unwrap().1.clone()
+        })
+        .collect()
+}
+
+fn quantized(g: &Graph, scheme: &str) -> (Graph, smelt::QuantizeReport) {
+    let mut q = g.clone();
+    let opts = QuantizeOptions::new(Scheme::parse(scheme).unwrap());
+    let r = smelt_passes::quantize::quantize_weights(&mut q, &opts).unwrap();
+    (q, r)
+}
+
+fn f32s(t: &Tensor) -> Vec<f64> {
+    t.to_f64_vec()
+}
+
+fn nmse(got: &[f64], want: &[f64]) -> f64 {
+    let num: f64 = got.iter().zip(want).map(|(a, b)| (a - b).powi(2)).sum();
+    let den: f64 = want.iter().map(|b| b.powi(2)).sum();
+    num / den.max(f64::MIN_POSITIVE)
+}
+
+/// The relative quantization step of the storage a scheme gives the
+/// examples' weights (their rows are 32, 64 or 128 long, so the K-quants
+/// and ternary formats take llama.cpp's fallbacks: q4_k → q5_0,
+/// q6_k → q8_0, tq2_0 → q4_0): 2^-11 for f16, 2^-8 for bf16, one step of
+/// the integer range over the block's largest magnitude otherwise.
+fn relative_step(scheme: &str) -> f64 {
+    match scheme {
+        "f16" => 2f64.powi(-11),
+        "bf16" => 2f64.powi(-8),
+        "w8" => 1.0 / 127.0,
+        "q8_0" | "q6_k" => 1.0 / 127.0,
+        "q5_0" | "q4_k" => 1.0 / 15.0,
+        // With a minimum: the step spans max - min, up to twice the
+        // largest magnitude.
+        "q5_1" => 2.0 / 31.0,
+        "q4_0" | "tq2_0" => 1.0 / 7.0,
+        "q4_1" => 2.0 / 15.0,
+        other => panic!("no step for {other}"),
+    }
+}
+
+/// The NMSE bound of a model output: a rounding error of at most half a
+/// step of the block's largest magnitude per weight (`(step / 2)²·max²`),
+/// relative to the weights' mean square with `max² ≤ 16·mean²` (weights
+/// within four standard deviations), summed over the model's quantized
+/// layers: `layers · 4 · step²`. A format-derived bound, not a fit to the
+/// measurements (which sit 2× to 50× below it).
+fn nmse_bound(scheme: &str, layers: usize) -> f64 {
+    let s = relative_step(scheme);
+    layers as f64 * 4.0 * s * s
+}
+
+const SCHEMES: [&str; 11] = [
+    "f16", "bf16", "w8", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q4_k", "q6_k", "tq2_0",
+];
+
+#[test]
+fn the_interpreter_stays_within_the_format_bound() {
+    for (name, _) in EXAMPLES {
+        let g = import(name);
+        let x = inputs(name, &g);
+        let want = Interpreter::new(&g).run(x.clone()).unwrap();
+        for scheme in SCHEMES {
+            let (q, r) = quantized(&g, scheme);
+            assert!(!r.weights.is_empty(), "{name}: nothing quantized");
+            let got = Interpreter::new(&q).run(x.clone()).unwrap();
+            let bound = nmse_bound(scheme, r.weights.len());
+            for (k, (a, b)) in got.iter().zip(&want).enumerate() {
+                let e = nmse(&f32s(a), &f32s(b));
+                eprintln!(
+                    "{name:<12} {scheme:<6} output {k}: nmse {e:.3e} (bound {bound:.1e}), weights {} B -> {} B",
+                    r.before(),
+                    r.after()
+                );
+                assert!(e <= bound, "{name} {scheme} output {k}: nmse {e} > {bound}");
+            }
+        }
+    }
+}
+
+/// Compiles `g` (already quantized or not) to `out` as `emit`.
+fn build(g: &Graph, target: &str, backend: Backend, emit: Emit, out: &Path) -> smelt::Artifact {
+    let opts = CompileOptions::new(target, backend, out)
+        .unwrap()
+        .emit(emit);
+    smelt::compile(g, &opts).unwrap_or_else(|e| panic!("compiling for {target}: {e}"))
+}
+
+fn llvm() -> Backend {
+    Backend::Llvm(smelt::LlvmConfig::default())
+}
+
+/// Where a quantized example is compiled and run: the target, the code
+/// generator and the runner (a QEMU user-mode emulator, or none).
+struct Runner<'a> {
+    target: &'a str,
+    backend: Backend,
+    runner: Option<&'a str>,
+}
+
+/// Compiles the quantized example `q` into `work`, runs it on its
+/// `input.npz` and checks every output against `want` (the interpreter's,
+/// in the graph's output order).
+fn check_native(work: &Path, r: Runner<'_>, name: &str, q: &Graph, want: &[Tensor], what: &str) {
+    let exe = work.join(what.replace(' ', "-"));
+    build(q, r.target, r.backend, Emit::Exe, &exe);
+    let (exe, runner, g) = (&exe, r.runner, q);
+    let out = exe.with_extension("out");
+    targets::ok(
+        targets::run_model(exe, runner, &example_dir(name).join("input.npz"), &out),
+        what,
+    );
+    for (k, &id) in g.outputs.iter().enumerate() {
+        let file = out.join(output_file_name(&g.value(id).name));
+        let got = f32s(&read_npy(&file, &Limits::default()).unwrap());
+        let w = f32s(&want[k]);
+        assert_eq!(got.len(), w.len(), "{what}");
+        for (j, (a, b)) in got.iter().zip(&w).enumerate() {
+            assert!(
+                (a - b).abs() <= 1e-4 + 1e-4 * b.abs(),
+                "{what}: output {k} element {j}: native {a} vs interpreter {b}"
+            );
+        }
+    }
+}
+
+#[test]
+fn native_code_matches_the_interpreter_on_x86_64() {
+    let work = targets::scratch("quantize", "native");
+    for (name, _) in EXAMPLES {
+        let g = import(name);
+        let x = inputs(name, &g);
+        for scheme in SCHEMES {
+            let (q, _) = quantized(&g, scheme);
+            let want = Interpreter::new(&q).run(x.clone()).unwrap();
+            // Every scheme on Cranelift; LLVM on the MLP for all and on the
+            // larger examples for two (its compile is slower).
+            let mut backends = vec![("cranelift", Backend::Cranelift)];
+            if name == "mlp" || matches!(scheme, "q8_0" | "q4_1") {
+                backends.push(("llvm", llvm()));
+            }
+            for (bname, backend) in backends {
+                let r = Runner {
+                    target: "x86_64",
+                    backend,
+                    runner: None,
+                };
+                let what = format!("{name} {scheme} {bname}");
+                check_native(&work, r, name, &q, &want, &what);
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&work);
+}
+
+#[test]
+fn native_code_matches_the_interpreter_under_qemu() {
+    let work = targets::scratch("quantize", "qemu");
+    let g = import("mlp");
+    let x = inputs("mlp", &g);
+    let cases = [
+        (
+            "aarch64",
+            "qemu-aarch64",
+            &["q8_0", "q4_1", "q5_0", "f16", "w8"][..],
+        ),
+        ("armv7", "qemu-arm", &["q4_0", "q5_1", "bf16", "w8"][..]),
+    ];
+    for (target, runner, schemes) in cases {
+        if !targets::have(runner, &format!("{target} under QEMU")) {
+            continue;
+        }
+        for &scheme in schemes {
+            let (q, _) = quantized(&g, scheme);
+            let want = Interpreter::new(&q).run(x.clone()).unwrap();
+            // Cranelift has no 32-bit ARM backend.
+            let backend = if target == "armv7" {
+                llvm()
+            } else {
+                Backend::Cranelift
+            };
+            let r = Runner {
+                target,
+                backend,
+                runner: Some(runner),
+            };
+            check_native(
+                &work,
+                r,
+                "mlp",
+                &q,
+                &want,
+                &format!("mlp {scheme} {target}"),
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&work);
+}
+
+#[test]
+fn objects_shrink_by_the_weight_bytes_saved() {
+    let work = targets::scratch("quantize", "sizes");
+    for (name, _) in EXAMPLES {
+        let g = import(name);
+        let float = build(
+            &g,
+            "x86_64",
+            Backend::Cranelift,
+            Emit::Obj,
+            &work.join(format!("{name}.o")),
+        );
+        for scheme in SCHEMES {
+            let (q, r) = quantized(&g, scheme);
+            let obj = work.join(format!("{name}-{scheme}.o"));
+            let a = build(&q, "x86_64", Backend::Cranelift, Emit::Obj, &obj);
+            let saved = (r.before() - r.after()) as f64;
+            let shrink = float.object_bytes as f64 - a.object_bytes as f64;
+            eprintln!(
+                "{name:<12} {scheme:<6} object {} B -> {} B ({:.2}x); weights {} B -> {} B ({:.2}x)",
+                float.object_bytes,
+                a.object_bytes,
+                float.object_bytes as f64 / a.object_bytes as f64,
+                r.before(),
+                r.after(),
+                r.before() as f64 / r.after() as f64
+            );
+            // The object loses the weight bytes saved, give or take the
+            // code-size difference of the weight-only loops and the GEMM
+            // they replace (under 1 KiB per example).
+            assert!(
+                shrink >= saved - 1024.0,
+                "{name} {scheme}: the object shrank by {shrink} B, the weights by {saved} B"
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&work);
+}
+
+#[test]
+fn artifacts_are_byte_identical_across_runs() {
+    let work = targets::scratch("quantize", "repro");
+    let (q, _) = quantized(&import("mlp"), "q4_0");
+    for (bname, backend) in [("cranelift", Backend::Cranelift), ("llvm", llvm())] {
+        let (a, b) = (
+            work.join(format!("a-{bname}")),
+            work.join(format!("b-{bname}")),
+        );
+        build(&q, "x86_64", backend.clone(), Emit::Exe, &a);
+        build(&q, "x86_64", backend, Emit::Exe, &b);
+        assert_eq!(
+            std::fs::read(&a).unwrap(),
+            std::fs::read(&b).unwrap(),
+            "{bname}: two compilations differ"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&work);
+}
+
+#[test]
+fn the_cli_reports_sizes_and_refuses_bad_schemes() {
+    let model = example_dir("mlp").join("model.onnx");
+    let m = model.to_str().unwrap();
+    let out = targets::ok(
+        targets::smelt(&["inspect", m, "--dim", "batch=2", "--quantize", "q8_0"]),
+        "inspect --quantize",
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("quantize q8_0:") && text.contains("total: 3 weights"),
+        "{text}"
+    );
+    assert!(
+        text.contains("weights by storage:") && text.contains("q8_0"),
+        "{text}"
+    );
+    let bad = targets::smelt(&["compile", m, "--quantize", "q3"]);
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("'q3'") && err.contains("q4_k"), "{err}");
+    let work = targets::scratch("quantize", "cli");
+    let exe = work.join("mlp");
+    let out = targets::ok(
+        targets::smelt(&[
+            "compile",
+            m,
+            "--dim",
+            "batch=2",
+            "--quantize",
+            "q4_0",
+            "--quantize-skip",
+            "fc2",
+            "-o",
+            exe.to_str().unwrap(),
+        ]),
+        "compile --quantize",
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("quantize q4_0:") && err.contains("kept f32"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&work);
+}
