@@ -20,7 +20,9 @@ use std::process::{Command, Stdio};
 use smelt_ir::DType;
 
 use crate::eval::Eval;
-use crate::kernel::{BinOp, Buf, CmpOp, Expr, LANES_F32, Program, Scalar, Stmt, UnOp, Var};
+use crate::kernel::{
+    BinOp, Buf, CmpOp, Expr, LANES_F32, MemCopy, Program, Scalar, Stmt, UnOp, Var,
+};
 use crate::lower::{IoInfo, Lowered};
 use crate::plan::MemoryPlan;
 
@@ -359,12 +361,7 @@ fn program(seed: u64) -> Program {
         index: i.clone(),
         value: g.iexpr(depth, Scalar::I64),
     });
-    let mut stmts = vec![Stmt::For {
-        var: g.i,
-        start: i64c(0),
-        end: n.clone(),
-        body,
-    }];
+    let mut stmts = vec![Stmt::for_loop(g.i, i64c(0), n.clone(), body)];
     // Loop 2: the second halves, reading back the arena (any element,
     // all written by loop 1).
     g.fvars.clear();
@@ -396,12 +393,7 @@ fn program(seed: u64) -> Program {
             value: g.iexpr(depth, Scalar::I64),
         },
     ];
-    stmts.push(Stmt::For {
-        var: g.i,
-        start: i64c(0),
-        end: n,
-        body,
-    });
+    stmts.push(Stmt::for_loop(g.i, i64c(0), n, body));
     // Loop 3: a 4-lane accumulator over x, stored over the first lanes
     // of output 0, and its reduction.
     let lanes = LANES_F32;
@@ -435,12 +427,12 @@ fn program(seed: u64) -> Program {
         acc,
         Expr::Splat(lanes, bx(Expr::F(0.0, Scalar::F32))),
     ));
-    stmts.push(Stmt::For {
-        var: k,
-        start: i64c(0),
-        end: i64c((N / 4) as i64),
-        body: vec![Stmt::Set(acc, step)],
-    });
+    stmts.push(Stmt::for_loop(
+        k,
+        i64c(0),
+        i64c((N / 4) as i64),
+        vec![Stmt::Set(acc, step)],
+    ));
     stmts.push(Stmt::VStore {
         buf: Buf::Output(0),
         index: i64c(0),
@@ -454,13 +446,13 @@ fn program(seed: u64) -> Program {
     });
     // The first four arena elements over the last four of output 0 (an
     // f32 output: the arena may hold NaNs, whose bits are the hardware's).
-    stmts.push(Stmt::Copy {
+    stmts.push(Stmt::Copy(MemCopy {
         dst: Buf::Output(0),
         dst_off: i64c(4 * (2 * N as i64 - 4)),
         src: Buf::Arena(0),
         src_off: i64c(0),
         bytes: i64c(16),
-    });
+    }));
     g.p.body = stmts;
     g.p
 }

@@ -403,20 +403,10 @@ impl<'a> Eval<'a> {
                         self.stmts(e)
                     }
                 }
-                Stmt::Copy {
-                    dst,
-                    dst_off,
-                    src,
-                    src_off,
-                    bytes,
-                } => {
-                    let (d, s, n) = (
-                        self.expr(dst_off).i() as usize,
-                        self.expr(src_off).i() as usize,
-                        self.expr(bytes).i() as usize,
-                    );
-                    let data = self.mem[src][s..s + n].to_vec();
-                    self.mem.get_mut(dst).expect("buffer")[d..d + n].copy_from_slice(&data);
+                Stmt::Copy(c) => {
+                    let [d, s, n] = c.exprs().map(|e| self.expr(e).i() as usize);
+                    let data = self.mem[&c.src][s..s + n].to_vec();
+                    self.mem.get_mut(&c.dst).expect("buffer")[d..d + n].copy_from_slice(&data);
                 }
             }
         }
@@ -493,4 +483,45 @@ impl<'a> Eval<'a> {
             }
         }
     }
+}
+
+/// The little-endian bytes of `v`, a test input.
+pub(crate) fn f32_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// `n` pseudo-random values in [-1, 1] in steps of 1/1000 (xorshift from
+/// `seed`), a test input.
+pub(crate) fn rand_f32(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s % 2001) as f32 / 1000.0 - 1.0
+        })
+        .collect()
+}
+
+/// The operands of a test kernel that reads `ins` from `Buf::Input(0..)`.
+pub(crate) fn tensor_operands(ins: &[&smelt_ir::Tensor]) -> Vec<Option<crate::lower::Operand>> {
+    ins.iter()
+        .enumerate()
+        .map(|(k, t)| {
+            Some(crate::lower::Operand {
+                buf: Buf::Input(k as u32),
+                shape: t.shape().to_vec(),
+                ty: Scalar::of(t.dtype()).expect("scalar"),
+            })
+        })
+        .collect()
+}
+
+/// The bytes of `ins` as the inputs of a test kernel, in `Buf::Input(0..)`.
+pub(crate) fn tensor_inputs(ins: &[&smelt_ir::Tensor]) -> HashMap<Buf, Vec<u8>> {
+    ins.iter()
+        .enumerate()
+        .map(|(k, t)| (Buf::Input(k as u32), t.to_le_bytes()))
+        .collect()
 }

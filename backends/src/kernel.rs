@@ -52,6 +52,8 @@
 //! it, so the code generators can outline its body into a function of
 //! `(ctx, lo, hi)`.
 
+use std::convert::Infallible;
+
 use smelt_ir::Bytes;
 
 mod print;
@@ -353,12 +355,22 @@ impl Expr {
     /// The expression with `f` applied to each operand (a load's index
     /// included); everything else stays.
     pub fn map_children(self, mut f: impl FnMut(Expr) -> Expr) -> Expr {
-        let mut b = |a: Box<Expr>| Box::new(f(*a));
-        match self {
+        let Ok(e) = self.try_map_children(|a| Ok::<_, Infallible>(f(a)));
+        e
+    }
+
+    /// [`Expr::map_children`] with an `f` that may fail: the first error,
+    /// operands in order.
+    pub fn try_map_children<E>(
+        self,
+        mut f: impl FnMut(Expr) -> Result<Expr, E>,
+    ) -> Result<Expr, E> {
+        let mut b = |a: Box<Expr>| f(*a).map(Box::new);
+        Ok(match self {
             Expr::F(..) | Expr::I(..) | Expr::Var(_) => self,
             Expr::Load { buf, index, ty } => Expr::Load {
                 buf,
-                index: b(index),
+                index: b(index)?,
                 ty,
             },
             Expr::VLoad {
@@ -368,33 +380,21 @@ impl Expr {
                 lanes,
             } => Expr::VLoad {
                 buf,
-                index: b(index),
+                index: b(index)?,
                 ty,
                 lanes,
             },
-            Expr::Un(op, a) => Expr::Un(op, b(a)),
-            Expr::Cast(t, a) => Expr::Cast(t, b(a)),
-            Expr::Bitcast(t, a) => Expr::Bitcast(t, b(a)),
-            Expr::Splat(l, a) => Expr::Splat(l, b(a)),
-            Expr::Extract(a, k) => Expr::Extract(b(a), k),
-            Expr::Reduce(op, a) => Expr::Reduce(op, b(a)),
-            Expr::Bin(op, a, c) => {
-                let a = b(a);
-                Expr::Bin(op, a, b(c))
-            }
-            Expr::Cmp(op, a, c) => {
-                let a = b(a);
-                Expr::Cmp(op, a, b(c))
-            }
-            Expr::Select(a, c, d) => {
-                let (a, c) = (b(a), b(c));
-                Expr::Select(a, c, b(d))
-            }
-            Expr::MulAdd(a, c, d) => {
-                let (a, c) = (b(a), b(c));
-                Expr::MulAdd(a, c, b(d))
-            }
-        }
+            Expr::Un(op, a) => Expr::Un(op, b(a)?),
+            Expr::Cast(t, a) => Expr::Cast(t, b(a)?),
+            Expr::Bitcast(t, a) => Expr::Bitcast(t, b(a)?),
+            Expr::Splat(l, a) => Expr::Splat(l, b(a)?),
+            Expr::Extract(a, k) => Expr::Extract(b(a)?, k),
+            Expr::Reduce(op, a) => Expr::Reduce(op, b(a)?),
+            Expr::Bin(op, a, c) => Expr::Bin(op, b(a)?, b(c)?),
+            Expr::Cmp(op, a, c) => Expr::Cmp(op, b(a)?, b(c)?),
+            Expr::Select(a, c, d) => Expr::Select(b(a)?, b(c)?, b(d)?),
+            Expr::MulAdd(a, c, d) => Expr::MulAdd(b(a)?, b(c)?, b(d)?),
+        })
     }
 }
 
@@ -448,19 +448,44 @@ pub enum Stmt {
         /// The loop body.
         body: Vec<Stmt>,
     },
-    /// Copies `bytes` bytes (a `memcpy`).
-    Copy {
-        /// Destination.
-        dst: Buf,
-        /// Destination byte offset.
-        dst_off: Expr,
-        /// Source.
-        src: Buf,
-        /// Source byte offset.
-        src_off: Expr,
-        /// Byte count.
-        bytes: Expr,
-    },
+    /// Copies bytes between buffers (a `memcpy`).
+    Copy(MemCopy),
+}
+
+/// What a [`Stmt::Copy`] copies: `bytes` bytes from `src` at byte offset
+/// `src_off` to `dst` at `dst_off`. Its own struct because every code
+/// generator and pass takes the five fields together.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MemCopy {
+    /// Destination.
+    pub dst: Buf,
+    /// Destination byte offset (`I64`).
+    pub dst_off: Expr,
+    /// Source.
+    pub src: Buf,
+    /// Source byte offset (`I64`).
+    pub src_off: Expr,
+    /// Byte count (`I64`).
+    pub bytes: Expr,
+}
+
+impl MemCopy {
+    /// Copies the first `bytes` bytes of `src` to the start of `dst`.
+    pub fn whole(dst: Buf, src: Buf, bytes: i64) -> MemCopy {
+        MemCopy {
+            dst,
+            dst_off: build::i(0),
+            src,
+            src_off: build::i(0),
+            bytes: build::i(bytes),
+        }
+    }
+
+    /// The destination offset, the source offset and the byte count, in
+    /// that order (the order every walker visits them in).
+    pub fn exprs(&self) -> [&Expr; 3] {
+        [&self.dst_off, &self.src_off, &self.bytes]
+    }
 }
 
 /// The constants of a [`Program`], indexed by [`Buf::Const`]: a list of
@@ -507,6 +532,16 @@ impl From<Vec<Vec<u8>>> for Consts {
 }
 
 impl Stmt {
+    /// `for var in start..end { body }`.
+    pub fn for_loop(var: Var, start: Expr, end: Expr, body: Vec<Stmt>) -> Stmt {
+        Stmt::For {
+            var,
+            start,
+            end,
+            body,
+        }
+    }
+
     /// Calls `f` on each expression the statement itself holds, in order
     /// (not those of nested bodies: see [`Stmt::for_each_body`]).
     pub fn for_each_expr<'a>(&'a self, mut f: impl FnMut(&'a Expr)) {
@@ -521,16 +556,7 @@ impl Stmt {
                 f(end);
             }
             Stmt::Parallel { .. } => {}
-            Stmt::Copy {
-                dst_off,
-                src_off,
-                bytes,
-                ..
-            } => {
-                f(dst_off);
-                f(src_off);
-                f(bytes);
-            }
+            Stmt::Copy(c) => c.exprs().into_iter().for_each(f),
         }
     }
 
@@ -543,7 +569,7 @@ impl Stmt {
                 f(t);
                 f(e);
             }
-            Stmt::Set(..) | Stmt::Store { .. } | Stmt::VStore { .. } | Stmt::Copy { .. } => {}
+            Stmt::Set(..) | Stmt::Store { .. } | Stmt::VStore { .. } | Stmt::Copy(_) => {}
         }
     }
 
@@ -557,89 +583,70 @@ impl Stmt {
     /// The statement with `f` applied to each expression it holds itself
     /// (in [`Stmt::for_each_expr`]'s order); nested bodies stay.
     pub fn map_exprs(self, mut f: impl FnMut(Expr) -> Expr) -> Stmt {
-        match self {
-            Stmt::Set(v, e) => Stmt::Set(v, f(e)),
-            Stmt::Store { buf, index, value } => {
-                let index = f(index);
-                Stmt::Store {
-                    buf,
-                    index,
-                    value: f(value),
-                }
-            }
-            Stmt::VStore { buf, index, value } => {
-                let index = f(index);
-                Stmt::VStore {
-                    buf,
-                    index,
-                    value: f(value),
-                }
-            }
+        let Ok(s) = self.try_map_exprs(|e| Ok::<_, Infallible>(f(e)));
+        s
+    }
+
+    /// [`Stmt::map_exprs`] with an `f` that may fail: the first error.
+    pub fn try_map_exprs<E>(self, mut f: impl FnMut(Expr) -> Result<Expr, E>) -> Result<Stmt, E> {
+        Ok(match self {
+            Stmt::Set(v, e) => Stmt::Set(v, f(e)?),
+            Stmt::Store { buf, index, value } => Stmt::Store {
+                buf,
+                index: f(index)?,
+                value: f(value)?,
+            },
+            Stmt::VStore { buf, index, value } => Stmt::VStore {
+                buf,
+                index: f(index)?,
+                value: f(value)?,
+            },
             Stmt::For {
                 var,
                 start,
                 end,
                 body,
-            } => {
-                let start = f(start);
-                Stmt::For {
-                    var,
-                    start,
-                    end: f(end),
-                    body,
-                }
-            }
-            Stmt::If(c, t, e) => Stmt::If(f(c), t, e),
+            } => Stmt::for_loop(var, f(start)?, f(end)?, body),
+            Stmt::If(c, t, e) => Stmt::If(f(c)?, t, e),
             par @ Stmt::Parallel { .. } => par,
-            Stmt::Copy {
-                dst,
-                dst_off,
-                src,
-                src_off,
-                bytes,
-            } => {
-                let dst_off = f(dst_off);
-                let src_off = f(src_off);
-                Stmt::Copy {
-                    dst,
-                    dst_off,
-                    src,
-                    src_off,
-                    bytes: f(bytes),
-                }
-            }
-        }
+            Stmt::Copy(c) => Stmt::Copy(MemCopy {
+                dst_off: f(c.dst_off)?,
+                src_off: f(c.src_off)?,
+                bytes: f(c.bytes)?,
+                ..c
+            }),
+        })
     }
 
     /// The statement with `f` applied to each nested statement list (in
     /// [`Stmt::for_each_body`]'s order); its own expressions stay.
     pub fn map_bodies(self, mut f: impl FnMut(Vec<Stmt>) -> Vec<Stmt>) -> Stmt {
-        match self {
+        let Ok(s) = self.try_map_bodies(|b| Ok::<_, Infallible>(f(b)));
+        s
+    }
+
+    /// [`Stmt::map_bodies`] with an `f` that may fail: the first error.
+    pub fn try_map_bodies<E>(
+        self,
+        mut f: impl FnMut(Vec<Stmt>) -> Result<Vec<Stmt>, E>,
+    ) -> Result<Stmt, E> {
+        Ok(match self {
             Stmt::For {
                 var,
                 start,
                 end,
                 body,
-            } => Stmt::For {
-                var,
-                start,
-                end,
-                body: f(body),
-            },
+            } => Stmt::for_loop(var, start, end, f(body)?),
             Stmt::Parallel { var, extent, body } => Stmt::Parallel {
                 var,
                 extent,
-                body: f(body),
+                body: f(body)?,
             },
-            Stmt::If(c, t, e) => {
-                let t = f(t);
-                Stmt::If(c, t, f(e))
+            Stmt::If(c, t, e) => Stmt::If(c, f(t)?, f(e)?),
+            other @ (Stmt::Set(..) | Stmt::Store { .. } | Stmt::VStore { .. } | Stmt::Copy(_)) => {
+                other
             }
-            other @ (Stmt::Set(..)
-            | Stmt::Store { .. }
-            | Stmt::VStore { .. }
-            | Stmt::Copy { .. }) => other,
-        }
+        })
     }
 }
 
@@ -709,12 +716,7 @@ impl Program {
                 body,
             }
         } else {
-            Stmt::For {
-                var,
-                start: build::i(0),
-                end: build::i(extent as i64),
-                body,
-            }
+            Stmt::for_loop(var, build::i(0), build::i(extent as i64), body)
         }
     }
 
@@ -746,12 +748,7 @@ impl Program {
                     return vec![self.par_for(var, e as usize, work / e as u64, body)];
                 }
                 let body = self.par_nest(body, work);
-                vec![Stmt::For {
-                    var,
-                    start: Expr::I(0, ty),
-                    end: Expr::I(1, ty),
-                    body,
-                }]
+                vec![Stmt::for_loop(var, Expr::I(0, ty), Expr::I(1, ty), body)]
             }
             other => other.into_iter().collect(),
         }
@@ -912,19 +909,11 @@ pub fn offset_buf(s: Stmt, buf: Buf, off: &Expr, elem_bytes: i64) -> Stmt {
             index: at(b, index),
             value,
         },
-        Stmt::Copy {
-            dst,
-            dst_off,
-            src,
-            src_off,
-            bytes,
-        } => Stmt::Copy {
-            dst,
-            dst_off: bytes_at(dst, dst_off),
-            src,
-            src_off: bytes_at(src, src_off),
-            bytes,
-        },
+        Stmt::Copy(c) => Stmt::Copy(MemCopy {
+            dst_off: bytes_at(c.dst, c.dst_off),
+            src_off: bytes_at(c.src, c.src_off),
+            ..c
+        }),
         other => other,
     }
 }
@@ -962,12 +951,9 @@ pub fn contains_parallel(s: &Stmt) -> bool {
 /// `s` with every parallel loop (itself included) a plain `For`.
 fn demote(s: Stmt) -> Stmt {
     match s.map_bodies(|b| b.into_iter().map(demote).collect()) {
-        Stmt::Parallel { var, extent, body } => Stmt::For {
-            var,
-            start: build::i(0),
-            end: build::i(extent),
-            body,
-        },
+        Stmt::Parallel { var, extent, body } => {
+            Stmt::for_loop(var, build::i(0), build::i(extent), body)
+        }
         other => other,
     }
 }
@@ -978,7 +964,7 @@ fn assigned(body: &[Stmt], out: &mut Vec<Var>) {
             Stmt::Set(v, _) | Stmt::For { var: v, .. } | Stmt::Parallel { var: v, .. } => {
                 out.push(*v)
             }
-            Stmt::If(..) | Stmt::Store { .. } | Stmt::VStore { .. } | Stmt::Copy { .. } => {}
+            Stmt::If(..) | Stmt::Store { .. } | Stmt::VStore { .. } | Stmt::Copy(_) => {}
         });
     }
 }

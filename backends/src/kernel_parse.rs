@@ -14,7 +14,7 @@ use std::fmt;
 
 use smelt_ir::text::{Cursor, Expected};
 
-use crate::kernel::{BinOp, Buf, CmpOp, Expr, Program, Scalar, Stmt, UnOp, Var};
+use crate::kernel::{BinOp, Buf, CmpOp, Expr, MemCopy, Program, Scalar, Stmt, UnOp, Var};
 
 /// What went wrong while parsing kernel IR text, and where (the shared
 /// text cursor's error: line, column, what was expected, what was found).
@@ -268,12 +268,7 @@ impl<'a> Parser<'a> {
                 self.c.expect("..")?;
                 let end = self.expr()?;
                 let body = self.block()?;
-                Ok(Stmt::For {
-                    var,
-                    start,
-                    end,
-                    body,
-                })
+                Ok(Stmt::for_loop(var, start, end, body))
             }
             "parallel" => {
                 self.c.pos += 8;
@@ -309,13 +304,13 @@ impl<'a> Parser<'a> {
                 self.c.expect(",")?;
                 let bytes = self.expr()?;
                 self.c.expect_word("bytes")?;
-                Ok(Stmt::Copy {
+                Ok(Stmt::Copy(MemCopy {
                     dst,
                     dst_off,
                     src,
                     src_off,
                     bytes,
-                })
+                }))
             }
             _ => {
                 if let Some(buf) = self.buf()? {

@@ -22,7 +22,7 @@
 
 use smelt_ir::Graph;
 
-use crate::lower::{LowerError, Lowered, Schedule};
+use crate::lower::{LowerError, Lowered, Schedule, Unsupported};
 use crate::verify::{BufSizes, verify};
 
 /// One pass of the kernel pipeline.
@@ -64,7 +64,7 @@ impl Pass {
             Pass::LegalizeParallel => crate::kernel::legalize_parallel(p),
             Pass::DropUnusedConsts => crate::schedule::drop_unused_consts(p),
             Pass::ExpandMath => crate::mathexp::expand(p).map_err(|e| {
-                LowerError::Unsupported(vec![("(math)".into(), "expansion".into(), e)])
+                LowerError::Unsupported(vec![Unsupported::new("(math)", "expansion", e)])
             })?,
         }
         Ok(())

@@ -213,18 +213,14 @@ impl<'a> Verifier<'a> {
                 self.stmts(t, false).map_err(Err)?;
                 self.stmts(e, false).map_err(Err)?;
             }
-            Stmt::Copy { dst, src, .. } => {
-                let mut offsets = Vec::with_capacity(3);
-                s.for_each_expr(|e| offsets.push(e));
-                for e in &offsets {
+            Stmt::Copy(c) => {
+                for e in c.exprs() {
                     self.index(e).map_err(Ok)?;
                 }
-                // `for_each_expr` order: destination, source offset, bytes.
-                if let [dst_off, src_off, bytes] = offsets[..]
-                    && let Some(n) = const_i64(bytes)
-                {
-                    self.bounds(*dst, dst_off, 1, n.max(0) as u64).map_err(Ok)?;
-                    self.bounds(*src, src_off, 1, n.max(0) as u64).map_err(Ok)?;
+                if let Some(n) = const_i64(&c.bytes) {
+                    let n = n.max(0) as u64;
+                    self.bounds(c.dst, &c.dst_off, 1, n).map_err(Ok)?;
+                    self.bounds(c.src, &c.src_off, 1, n).map_err(Ok)?;
                 }
             }
         }
@@ -451,11 +447,11 @@ mod tests {
         let mut p = Program::default();
         let k = p.var(Scalar::I64);
         let t = p.var(Scalar::F32);
-        p.body = vec![Stmt::For {
-            var: k,
-            start: i(0),
-            end: i(4),
-            body: vec![
+        p.body = vec![Stmt::for_loop(
+            k,
+            i(0),
+            i(4),
+            vec![
                 Stmt::Set(
                     t,
                     add(
@@ -469,7 +465,7 @@ mod tests {
                     value: var(t),
                 },
             ],
-        }];
+        )];
         p
     }
 
@@ -582,16 +578,16 @@ mod tests {
             index: var(j),
             value: f(0.0, Scalar::F32),
         }];
-        p.body = vec![Stmt::For {
-            var: outer,
-            start: i(0),
-            end: i(1),
-            body: vec![Stmt::Parallel {
+        p.body = vec![Stmt::for_loop(
+            outer,
+            i(0),
+            i(1),
+            vec![Stmt::Parallel {
                 var: j,
                 extent: 4,
                 body: body.clone(),
             }],
-        }];
+        )];
         assert!(matches!(
             check(&p).unwrap_err().kind,
             VerifyErrorKind::Parallel(_)

@@ -12,7 +12,8 @@ use std::collections::HashMap;
 
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{
-    AbiParam, FuncRef, InstBuilder, MemFlagsData, StackSlotData, StackSlotKind, Type, Value, types,
+    AbiParam, Block, FuncRef, InstBuilder, MemFlagsData, StackSlotData, StackSlotKind, Type, Value,
+    types,
 };
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_codegen::{Context, isa};
@@ -190,10 +191,7 @@ pub fn compile(
     let mut fbc = FunctionBuilderContext::new();
     {
         let mut b = FunctionBuilder::new(&mut ctx.func, &mut fbc);
-        let entry = b.create_block();
-        b.append_block_params_for_function_params(entry);
-        b.switch_to_block(entry);
-        b.seal_block(entry);
+        let entry = entry_block(&mut b);
         let params = b.block_params(entry).to_vec();
         let par = match pfor {
             Some(pf) => Some(Par {
@@ -226,10 +224,7 @@ pub fn compile(
         ctx.func.signature.params.push(AbiParam::new(types::I64));
         ctx.func.signature.params.push(AbiParam::new(types::I64));
         let mut b = FunctionBuilder::new(&mut ctx.func, &mut fbc);
-        let entry = b.create_block();
-        b.append_block_params_for_function_params(entry);
-        b.switch_to_block(entry);
-        b.seal_block(entry);
+        let entry = entry_block(&mut b);
         let p = b.block_params(entry).to_vec();
         let flags = MemFlagsData::trusted();
         let io: Vec<Value> = (0..n_params)
@@ -248,6 +243,16 @@ pub fn compile(
     product.emit().map_err(err)
 }
 
+/// The function's entry block, with the signature's parameters, current
+/// and sealed.
+fn entry_block(b: &mut FunctionBuilder) -> Block {
+    let entry = b.create_block();
+    b.append_block_params_for_function_params(entry);
+    b.switch_to_block(entry);
+    b.seal_block(entry);
+    entry
+}
+
 /// Defines `init(state)`, which writes the initial state: zero bytes over
 /// the whole state buffer (nothing for a stateless model).
 fn define_init(module: &mut ObjectModule, l: &Lowered, symbol: &str) -> Result<(), CodegenError> {
@@ -260,10 +265,7 @@ fn define_init(module: &mut ObjectModule, l: &Lowered, symbol: &str) -> Result<(
     let mut fbc = FunctionBuilderContext::new();
     {
         let mut b = FunctionBuilder::new(&mut ctx.func, &mut fbc);
-        let entry = b.create_block();
-        b.append_block_params_for_function_params(entry);
-        b.switch_to_block(entry);
-        b.seal_block(entry);
+        let entry = entry_block(&mut b);
         let state = b.block_params(entry)[0];
         if l.plan.state_bytes > 0 {
             let config = module.target_config();
@@ -554,6 +556,13 @@ impl<'a> Gen<'a> {
         Ok(self.b.ins().iadd(base, off))
     }
 
+    /// The address `off` bytes into `buf`.
+    fn byte_addr(&mut self, buf: Buf, off: &Expr) -> Result<Value, CodegenError> {
+        let base = self.base(buf)?;
+        let off = self.expr(off)?;
+        Ok(self.b.ins().iadd(base, off))
+    }
+
     fn stmts(&mut self, body: &[Stmt]) -> Result<(), CodegenError> {
         for s in body {
             self.stmt(s)?;
@@ -609,20 +618,10 @@ impl<'a> Gen<'a> {
                 self.b.switch_to_block(join);
                 self.b.seal_block(join);
             }
-            Stmt::Copy {
-                dst,
-                dst_off,
-                src,
-                src_off,
-                bytes,
-            } => {
-                let d = self.base(*dst)?;
-                let doff = self.expr(dst_off)?;
-                let d = self.b.ins().iadd(d, doff);
-                let sb = self.base(*src)?;
-                let soff = self.expr(src_off)?;
-                let sp = self.b.ins().iadd(sb, soff);
-                let n = self.expr(bytes)?;
+            Stmt::Copy(c) => {
+                let d = self.byte_addr(c.dst, &c.dst_off)?;
+                let sp = self.byte_addr(c.src, &c.src_off)?;
+                let n = self.expr(&c.bytes)?;
                 self.b.call_memcpy(self.config, d, sp, n);
             }
         }
@@ -911,11 +910,11 @@ mod tests {
         let x = |e| vload(Buf::Input(0), e, Scalar::F32, LANES_F32);
         p.body = vec![
             Stmt::Set(acc, splat(LANES_F32, Expr::F(0.0, Scalar::F32))),
-            Stmt::For {
-                var: k,
-                start: i(0),
-                end: i(4),
-                body: vec![Stmt::Set(
+            Stmt::for_loop(
+                k,
+                i(0),
+                i(4),
+                vec![Stmt::Set(
                     acc,
                     muladd(
                         x(crate::kernel::build::mul(var(k), i(4))),
@@ -923,7 +922,7 @@ mod tests {
                         var(acc),
                     ),
                 )],
-            },
+            ),
             Stmt::Set(
                 acc,
                 Expr::Bin(

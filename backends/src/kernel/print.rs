@@ -91,21 +91,15 @@ fn print_stmts(p: &Program, body: &[Stmt], depth: usize, s: &mut String) {
                 }
                 let _ = writeln!(s, "{pad}}}");
             }
-            Stmt::Copy {
-                dst,
-                dst_off,
-                src,
-                src_off,
-                bytes,
-            } => {
+            Stmt::Copy(c) => {
                 let _ = writeln!(
                     s,
                     "{pad}copy {}+{} <- {}+{}, {} bytes",
-                    BufFmt(*dst),
-                    ExprFmt(dst_off),
-                    BufFmt(*src),
-                    ExprFmt(src_off),
-                    ExprFmt(bytes)
+                    BufFmt(c.dst),
+                    ExprFmt(&c.dst_off),
+                    BufFmt(c.src),
+                    ExprFmt(&c.src_off),
+                    ExprFmt(&c.bytes)
                 );
             }
         }

@@ -589,28 +589,11 @@ impl Gen<'_> {
                 self.line(format!("br label %{join}"));
                 let _ = writeln!(self.code, "{join}:");
             }
-            Stmt::Copy {
-                dst,
-                dst_off,
-                src,
-                src_off,
-                bytes,
-            } => {
-                let (d, _) = self.base(*dst);
-                let doff = self.expr(dst_off)?;
-                let doff = self.index_iptr(doff);
-                let d = self.def(format!(
-                    "getelementptr inbounds i8, ptr {d}, {} {doff}",
-                    self.iptr
-                ));
-                let (sp, _) = self.base(*src);
-                let soff = self.expr(src_off)?;
-                let soff = self.index_iptr(soff);
-                let sp = self.def(format!(
-                    "getelementptr inbounds i8, ptr {sp}, {} {soff}",
-                    self.iptr
-                ));
-                let n = self.expr(bytes)?;
+            Stmt::Copy(c) => {
+                // Byte addresses: element addresses of a byte type.
+                let (d, _) = self.addr(c.dst, &c.dst_off, Scalar::U8)?;
+                let (sp, _) = self.addr(c.src, &c.src_off, Scalar::U8)?;
+                let n = self.expr(&c.bytes)?;
                 let n = self.index_iptr(n);
                 let ip = self.iptr;
                 let name = format!("llvm.memcpy.p0.p0.{ip}");
@@ -968,6 +951,6 @@ fn assigns(body: &[Stmt], v: Var) -> bool {
             *var == v || assigns(body, v)
         }
         Stmt::If(_, t, e) => assigns(t, v) || assigns(e, v),
-        Stmt::Store { .. } | Stmt::VStore { .. } | Stmt::Copy { .. } => false,
+        Stmt::Store { .. } | Stmt::VStore { .. } | Stmt::Copy(_) => false,
     })
 }

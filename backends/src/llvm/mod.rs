@@ -85,15 +85,14 @@ pub fn compile_asm(
     opts: &LlvmOptions,
     model_name: &str,
 ) -> Result<String, CodegenError> {
-    let bytes = emit(
+    emit_text(
         l,
         target,
         opts,
         model_name,
-        &ModelSymbols::runtime(),
         Output::Assembly,
-    )?;
-    String::from_utf8(bytes).map_err(|e| CodegenError(format!("assembly text: {e}")))
+        "assembly text",
+    )
 }
 
 /// Like [`compile`], but the optimized LLVM IR text.
@@ -103,15 +102,20 @@ pub fn compile_llvm_ir(
     opts: &LlvmOptions,
     model_name: &str,
 ) -> Result<String, CodegenError> {
-    let bytes = emit(
-        l,
-        target,
-        opts,
-        model_name,
-        &ModelSymbols::runtime(),
-        Output::LlvmIr,
-    )?;
-    String::from_utf8(bytes).map_err(|e| CodegenError(format!("LLVM IR text: {e}")))
+    emit_text(l, target, opts, model_name, Output::LlvmIr, "LLVM IR text")
+}
+
+/// [`emit`] of a text output (`what` names it in the error).
+fn emit_text(
+    l: &Lowered,
+    target: &LlvmTarget,
+    opts: &LlvmOptions,
+    model_name: &str,
+    out: Output,
+    what: &str,
+) -> Result<String, CodegenError> {
+    let bytes = emit(l, target, opts, model_name, &ModelSymbols::runtime(), out)?;
+    String::from_utf8(bytes).map_err(|e| CodegenError(format!("{what}: {e}")))
 }
 
 /// Builds the module, verifies it, runs the pass pipeline and writes `out`;

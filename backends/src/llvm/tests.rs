@@ -57,12 +57,7 @@ fn sample() -> Lowered {
             value: crate::kernel::build::bin(BinOp::Shr, mul(var(iv), i(3)), i(65)),
         },
     ];
-    p.body = vec![Stmt::For {
-        var: iv,
-        start: i(0),
-        end: i(N as i64),
-        body,
-    }];
+    p.body = vec![Stmt::for_loop(iv, i(0), i(N as i64), body)];
     let io = |name: &str, dtype: DType| IoInfo {
         name: name.into(),
         dtype,
@@ -314,11 +309,11 @@ fn vector_sample() -> Lowered {
     let x = |e| vload(Buf::Input(0), e, Scalar::F32, LANES_F32);
     p.body = vec![
         Stmt::Set(acc, splat(LANES_F32, f(0.0, Scalar::F32))),
-        Stmt::For {
-            var: k,
-            start: i(0),
-            end: i(4),
-            body: vec![Stmt::Set(
+        Stmt::for_loop(
+            k,
+            i(0),
+            i(4),
+            vec![Stmt::Set(
                 acc,
                 muladd(
                     x(mul(var(k), i(4))),
@@ -326,7 +321,7 @@ fn vector_sample() -> Lowered {
                     var(acc),
                 ),
             )],
-        },
+        ),
         Stmt::VStore {
             buf: Buf::Output(0),
             index: i(0),

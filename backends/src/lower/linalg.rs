@@ -61,12 +61,12 @@ fn matmul_loops(
         let out_idx = add(out_base.clone(), add(mul(mi, i(v.n as i64)), ni));
         vec![
             Stmt::Set(acc, f(0.0, out.ty)),
-            Stmt::For {
-                var: kv,
-                start: i(0),
-                end: i(v.k as i64),
-                body: vec![Stmt::Set(acc, add(var(acc), prod))],
-            },
+            Stmt::for_loop(
+                kv,
+                i(0),
+                i(v.k as i64),
+                vec![Stmt::Set(acc, add(var(acc), prod))],
+            ),
             Stmt::Store {
                 buf: out.buf,
                 index: out_idx,
@@ -517,12 +517,7 @@ fn einsum(eq: &EinsumEq, ins: &[Option<Operand>], out: &Operand, p: &mut Program
             add(var(acc), prod.unwrap_or_else(|| f(1.0, out_c.ty))),
         )];
         for (d, &v) in inner_vars.iter().enumerate().rev() {
-            body = vec![Stmt::For {
-                var: v,
-                start: i(0),
-                end: i(inner_shape[d] as i64),
-                body,
-            }];
+            body = vec![Stmt::for_loop(v, i(0), i(inner_shape[d] as i64), body)];
         }
         let mut stmts = vec![Stmt::Set(acc, f(0.0, out_c.ty))];
         stmts.extend(body);
@@ -637,11 +632,8 @@ fn attention(
         p.var(Scalar::I64),
     );
     let ninf = f(f64::NEG_INFINITY, ty);
-    let span = |v: crate::kernel::Var, lo: usize, hi: usize, body: Vec<Stmt>| Stmt::For {
-        var: v,
-        start: i(lo as i64),
-        end: i(hi as i64),
-        body,
+    let span = |v: crate::kernel::Var, lo: usize, hi: usize, body: Vec<Stmt>| {
+        Stmt::for_loop(v, i(lo as i64), i(hi as i64), body)
     };
     let lp = |v, n, body| span(v, 0, n, body);
     Ok(loop_nest(p, &[batch], |_, bidx| {
@@ -792,6 +784,15 @@ fn attention(
         let (p1a, p2a) = passes(true, 0, split);
         let (p1b, p2b) = passes(false, split, keys);
         let o_at = add(o_row.clone(), var(dv));
+        // Sets every element of the output row to `value` (of `o_at`).
+        let set_row = |value: Expr| {
+            let store = Stmt::Store {
+                buf: out.buf,
+                index: o_at.clone(),
+                value,
+            };
+            lp(dv, vd, vec![store])
+        };
         let mut row = vec![
             Stmt::Set(smax, ninf.clone()),
             p1a,
@@ -805,15 +806,7 @@ fn attention(
                     var(smax),
                 ),
             ),
-            lp(
-                dv,
-                vd,
-                vec![Stmt::Store {
-                    buf: out.buf,
-                    index: o_at.clone(),
-                    value: f(0.0, ty),
-                }],
-            ),
+            set_row(f(0.0, ty)),
             Stmt::Set(sum, f(0.0, ty)),
             p2a,
             p2b,
@@ -825,15 +818,7 @@ fn attention(
                     select(cmp(CmpOp::Eq, var(sum), f(0.0, ty)), f(1.0, ty), var(sum)),
                 ),
             ),
-            lp(
-                dv,
-                vd,
-                vec![Stmt::Store {
-                    buf: out.buf,
-                    index: o_at.clone(),
-                    value: mul(out.load(o_at), var(sum)),
-                }],
-            ),
+            set_row(mul(out.load(o_at.clone()), var(sum))),
         ];
         if let Some(qo) = qk_out {
             // Keys cut off by a short mask: raw logits are still products,
@@ -911,8 +896,8 @@ mod tests {
     //! Matrix products lowered and run by the kernel-IR test evaluator,
     //! against the reference interpreter.
     use super::*;
+    use crate::eval::{Eval, tensor_inputs, tensor_operands};
     use crate::kernel::Buf;
-    use crate::mathexp::tests::Eval;
     use smelt_ir::ops::linalg::GemmAttrs;
     use smelt_ir::{DType, OpDef, Tensor};
 
@@ -920,28 +905,14 @@ mod tests {
         let refs: Vec<Option<&Tensor>> = ins.iter().map(|t| Some(*t)).collect();
         let want = l.eval(&refs).expect("interpreter").remove(0);
         let mut p = Program::default();
-        let ops: Vec<Option<Operand>> = ins
-            .iter()
-            .enumerate()
-            .map(|(k, t)| {
-                Some(Operand {
-                    buf: Buf::Input(k as u32),
-                    shape: t.shape().to_vec(),
-                    ty: Scalar::of(t.dtype()).expect("scalar"),
-                })
-            })
-            .collect();
+        let ops = tensor_operands(ins);
         let o = Operand {
             buf: Buf::Output(0),
             shape: want.shape().to_vec(),
             ty: Scalar::of(want.dtype()).expect("scalar"),
         };
         p.body = lower(&l, &ops, std::slice::from_ref(&o), &mut p).expect("lowers");
-        let mut mem: std::collections::HashMap<Buf, Vec<u8>> = ins
-            .iter()
-            .enumerate()
-            .map(|(k, t)| (Buf::Input(k as u32), t.to_le_bytes()))
-            .collect();
+        let mut mem = tensor_inputs(ins);
         mem.insert(Buf::Output(0), vec![0; want.to_le_bytes().len()]);
         // One evaluator runs the vector GEMM schedule (f32) and the scalar
         // loops of the other dtypes.

@@ -24,15 +24,56 @@ use smelt_ir::ops::fused::Fused;
 use smelt_ir::{DType, Graph, OpDef, ValueDef, ValueId};
 
 use crate::kernel::build::{add, i, mul, var};
-use crate::kernel::{Buf, Expr, Program, Scalar, Stmt, VectorShape};
+use crate::kernel::{Buf, Expr, MemCopy, Program, Scalar, Stmt, VectorShape};
 use crate::plan::{MemoryPlan, Place, plan};
+
+/// One node the native code generators refuse: its op, or a dtype or an
+/// attribute value of it, has no native kernel yet.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Unsupported {
+    /// The node's name (`(math)` for the math expansion, which has no node).
+    pub node: String,
+    /// The op's name.
+    pub op: String,
+    /// The dtype with no native support, where that is why it is refused.
+    pub dtype: Option<DType>,
+    /// Why, in words.
+    pub reason: String,
+}
+
+impl Unsupported {
+    /// A refusal of `node` (an `op`) for `reason`; [`Unsupported::with_dtype`]
+    /// names the dtype when that is the reason.
+    pub fn new(node: impl Into<String>, op: impl Into<String>, reason: impl Into<String>) -> Self {
+        Unsupported {
+            node: node.into(),
+            op: op.into(),
+            dtype: None,
+            reason: reason.into(),
+        }
+    }
+
+    /// The same refusal, which is about `dtype`.
+    pub fn with_dtype(self, dtype: DType) -> Self {
+        Unsupported {
+            dtype: Some(dtype),
+            ..self
+        }
+    }
+}
+
+impl fmt::Display for Unsupported {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "node '{}' ({}): {}", self.node, self.op, self.reason)
+    }
+}
 
 /// Why a graph cannot be lowered.
 #[derive(Clone, Debug, PartialEq)]
 pub enum LowerError {
     /// Nodes whose ops (or dtypes, or attribute values) have no native kernel
-    /// yet: `(node, op, reason)` for each.
-    Unsupported(Vec<(String, String, String)>),
+    /// yet, all of them.
+    Unsupported(Vec<Unsupported>),
     /// A graph input or output has a dtype the native code cannot pass.
     Signature(String),
     /// A pass produced an invalid kernel program (a compiler bug).
@@ -44,8 +85,8 @@ impl fmt::Display for LowerError {
         match self {
             LowerError::Unsupported(v) => {
                 write!(f, "{} node(s) have no native kernel yet:", v.len())?;
-                for (n, op, why) in v {
-                    write!(f, "\n  node '{n}' ({op}): {why}")?;
+                for u in v {
+                    write!(f, "\n  {u}")?;
                 }
                 Ok(())
             }
@@ -239,25 +280,27 @@ pub(crate) fn lower_kernels(g: &Graph, schedule: &Schedule) -> Result<Lowered, L
             .flatten()
             .chain(&node.outputs)
             .find(|&&id| Scalar::of(g.value(id).ty.dtype).is_none());
+        let refuse = |why: String| Unsupported::new(&node.name, node.op.name(), why);
         let result = match missing_type {
             // Weight ops read their stored weight by its full type (encoded,
             // or an f16/bf16 the kernel IR has no scalar for).
             _ if matches!(node.op, Op::Weights(_)) => {
                 weights::WeightOperands::of(g, node, |id| bufs.get(&id).copied())
                     .and_then(|ops| weights::lower(&node.op, &ops, &mut p))
+                    .map_err(refuse)
             }
-            Some(&id) => Err(format!(
-                "dtype {} has no native support yet",
-                g.value(id).ty.dtype
-            )),
+            Some(&id) => {
+                let dtype = g.value(id).ty.dtype;
+                Err(refuse(format!("dtype {dtype} has no native support yet")).with_dtype(dtype))
+            }
             // A view's output is its input's bytes: nothing to do (but
             // inference Dropout's mask output, which its lowering fills).
             None if mem.views[n] && node.outputs.len() == 1 => Ok(vec![]),
-            None => lower_node(&node.op, &ins, &outs, &mut p),
+            None => lower_node(&node.op, &ins, &outs, &mut p).map_err(refuse),
         };
         match result {
             Ok(stmts) => p.body.extend(stmts),
-            Err(why) => unsupported.push((node.name.clone(), node.op.name().to_string(), why)),
+            Err(u) => unsupported.push(u),
         }
     }
     if !unsupported.is_empty() {
@@ -269,13 +312,11 @@ pub(crate) fn lower_kernels(g: &Graph, schedule: &Schedule) -> Result<Lowered, L
         let src = bufs[&id];
         if src != Buf::Output(k as u32) {
             let bytes = g.value(id).ty.bytes().unwrap_or(0) as i64;
-            p.body.push(Stmt::Copy {
-                dst: Buf::Output(k as u32),
-                dst_off: i(0),
+            p.body.push(Stmt::Copy(MemCopy::whole(
+                Buf::Output(k as u32),
                 src,
-                src_off: i(0),
-                bytes: i(bytes),
-            });
+                bytes,
+            )));
         }
     }
     // After the graph outputs, which may read a state input's old value.
@@ -323,13 +364,7 @@ fn state_copies(g: &Graph, mem: &MemoryPlan, bufs: &HashMap<ValueId, Buf>, p: &m
         srcs.push(src);
     }
     let stage = (staged > 0).then(|| p.scratch(staged));
-    let copy = |dst: Buf, src: Buf, bytes: i64| Stmt::Copy {
-        dst,
-        dst_off: i(0),
-        src,
-        src_off: i(0),
-        bytes: i(bytes),
-    };
+    let copy = |dst: Buf, src: Buf, bytes: i64| Stmt::Copy(MemCopy::whole(dst, src, bytes));
     let mut finals = Vec::new();
     for (k, (s, src)) in g.states.iter().zip(srcs).enumerate() {
         let Some((src, stage_off)) = src else {
@@ -412,12 +447,7 @@ pub fn loop_nest(
     let idx: Vec<Expr> = vars.iter().map(|&v| var(v)).collect();
     let mut stmts = body(p, &idx);
     for (d, &v) in vars.iter().enumerate().rev() {
-        stmts = vec![Stmt::For {
-            var: v,
-            start: i(0),
-            end: i(shape[d] as i64),
-            body: stmts,
-        }];
+        stmts = vec![Stmt::for_loop(v, i(0), i(shape[d] as i64), stmts)];
     }
     stmts
 }
@@ -507,5 +537,41 @@ mod state_tests {
         assert_eq!(ev.f32s(Buf::State(64)), av);
         // The staging area is part of the arena.
         assert!(l.plan.arena_bytes >= p.scratch_base + 128);
+    }
+}
+
+#[cfg(test)]
+mod unsupported_tests {
+    use super::*;
+    use smelt_ir::TensorType;
+    use smelt_ir::ops::elementwise::Elementwise;
+
+    /// A cast through f16 is refused for its dtype, with the dtype named and
+    /// the message the CLI prints.
+    #[test]
+    fn a_dtype_refusal_names_the_dtype() {
+        let mut g = Graph::new();
+        let x = g
+            .add_input("x", TensorType::new(DType::F32, vec![2]))
+            .unwrap();
+        let cast = |to| Op::Elementwise(Elementwise::Cast { to });
+        let h = g
+            .add_node("h", cast(DType::F16), vec![Some(x)], vec!["h".into()])
+            .unwrap()[0];
+        let y = g
+            .add_node("y", cast(DType::F32), vec![Some(h)], vec!["y".into()])
+            .unwrap()[0];
+        g.outputs.push(y);
+        let Err(LowerError::Unsupported(v)) = lower(&g) else {
+            panic!("a graph with an f16 value lowered");
+        };
+        assert_eq!(v.len(), 2);
+        assert!(v.iter().all(|u| u.dtype == Some(DType::F16)));
+        assert_eq!(v[0].node, "h");
+        let text = LowerError::Unsupported(v).to_string();
+        assert!(
+            text.starts_with("2 node(s) have no native kernel yet:\n  node 'h' (Cast): dtype f16"),
+            "{text}"
+        );
     }
 }

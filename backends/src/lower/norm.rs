@@ -16,12 +16,7 @@ use crate::kernel::{BinOp, CmpOp, Expr, Program, Scalar, Stmt, UnOp, Var};
 
 /// `for v in 0..n { body }`.
 fn for_n(v: Var, n: usize, body: Vec<Stmt>) -> Stmt {
-    Stmt::For {
-        var: v,
-        start: i(0),
-        end: i(n as i64),
-        body,
-    }
+    Stmt::for_loop(v, i(0), i(n as i64), body)
 }
 
 /// Loads `o[index]` converted to `ty`.
@@ -592,12 +587,12 @@ fn lrn(
                 plane,
                 vec![
                     Stmt::Set(acc, f(0.0, ty)),
-                    Stmt::For {
-                        var: cc,
-                        start: lo,
-                        end: hi,
-                        body: vec![Stmt::Set(acc, add(var(acc), mul(xc.clone(), xc)))],
-                    },
+                    Stmt::for_loop(
+                        cc,
+                        lo,
+                        hi,
+                        vec![Stmt::Set(acc, add(var(acc), mul(xc.clone(), xc)))],
+                    ),
                     Stmt::Store {
                         buf: y.buf,
                         index: at(var(cv)),
@@ -607,6 +602,18 @@ fn lrn(
             )],
         )],
     )]
+}
+
+/// The flat index of element `j` of the lane at `idx` = `[outer, inner]`
+/// in a tensor viewed as `[outer, n, inner]`.
+fn lane_at(idx: &[Expr], n: usize, inner: usize, j: Expr) -> Expr {
+    add(
+        add(
+            mul(idx[0].clone(), i((n * inner) as i64)),
+            mul(j, i(inner as i64)),
+        ),
+        idx[1].clone(),
+    )
 }
 
 /// `Softmax` / `LogSoftmax` along lanes of `n` elements with stride `inner`.
@@ -623,15 +630,7 @@ fn softmax(
     let (mx, sum, j) = (p.var(ty), p.var(ty), p.var(Scalar::I64));
     let (x, out) = (x.clone(), out.clone());
     loop_nest(p, &[outer, inner], |_, idx| {
-        let at = |jj: Expr| {
-            add(
-                add(
-                    mul(idx[0].clone(), i((n * inner) as i64)),
-                    mul(jj, i(inner as i64)),
-                ),
-                idx[1].clone(),
-            )
-        };
+        let at = |jj: Expr| lane_at(idx, n, inner, jj);
         let xj = x.load(at(var(j)));
         let shifted = bin(BinOp::Sub, xj.clone(), var(mx));
         let final_value = if is_log {
@@ -678,15 +677,7 @@ fn hardmax(
         return vec![];
     }
     loop_nest(p, &[outer, inner], |_, idx| {
-        let at = |jj: Expr| {
-            add(
-                add(
-                    mul(idx[0].clone(), i((n * inner) as i64)),
-                    mul(jj, i(inner as i64)),
-                ),
-                idx[1].clone(),
-            )
-        };
+        let at = |jj: Expr| lane_at(idx, n, inner, jj);
         let is_nan = |e: Expr| cmp(CmpOp::Ne, e.clone(), e);
         // Move on from the best so far unless it is NaN, when v is NaN or larger.
         let better = bin(
@@ -697,16 +688,16 @@ fn hardmax(
         vec![
             Stmt::Set(best, x.load(at(i(0)))),
             Stmt::Set(bi, i(0)),
-            Stmt::For {
-                var: j,
-                start: i(1),
-                end: i(n as i64),
-                body: vec![
+            Stmt::for_loop(
+                j,
+                i(1),
+                i(n as i64),
+                vec![
                     Stmt::Set(v, x.load(at(var(j)))),
                     Stmt::Set(bi, select(better.clone(), var(j), var(bi))),
                     Stmt::Set(best, select(better, var(v), var(best))),
                 ],
-            },
+            ),
             for_n(
                 j,
                 n,

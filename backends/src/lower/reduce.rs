@@ -53,12 +53,7 @@ fn extreme(ty: Scalar, lowest: bool) -> Expr {
 fn nest(vars: &[(Var, usize)], body: Vec<Stmt>) -> Vec<Stmt> {
     let mut stmts = body;
     for &(v, n) in vars.iter().rev() {
-        stmts = vec![Stmt::For {
-            var: v,
-            start: i(0),
-            end: i(n as i64),
-            body: stmts,
-        }];
+        stmts = vec![Stmt::for_loop(v, i(0), i(n as i64), stmts)];
     }
     stmts
 }
@@ -288,16 +283,16 @@ fn lower_reduce(
         // Accumulate into the output rows while reading the input in order.
         let out_len = out.numel();
         let o = p.var(Scalar::I64);
-        let mut stmts = vec![Stmt::For {
-            var: o,
-            start: i(0),
-            end: i(out_len as i64),
-            body: vec![Stmt::Store {
+        let mut stmts = vec![Stmt::for_loop(
+            o,
+            i(0),
+            i(out_len as i64),
+            vec![Stmt::Store {
                 buf: out.buf,
                 index: var(o),
                 value: f.init.clone(),
             }],
-        }];
+        )];
         let all: Vec<(Var, usize)> = vars.iter().copied().zip(sizes.iter().copied()).collect();
         stmts.extend(nest(
             &all,
@@ -309,16 +304,16 @@ fn lower_reduce(
         ));
         let fin = (f.finish)(out.load(var(o)));
         if fin != out.load(var(o)) {
-            stmts.push(Stmt::For {
-                var: o,
-                start: i(0),
-                end: i(out_len as i64),
-                body: vec![Stmt::Store {
+            stmts.push(Stmt::for_loop(
+                o,
+                i(0),
+                i(out_len as i64),
+                vec![Stmt::Store {
                     buf: out.buf,
                     index: var(o),
                     value: fin,
                 }],
-            });
+            ));
         }
         return Ok(stmts);
     }
@@ -469,12 +464,7 @@ fn scan(
         };
         vec![
             Stmt::Set(acc, lit(if sum { 0.0 } else { 1.0 }, acc_ty)),
-            Stmt::For {
-                var: jj,
-                start: i(0),
-                end: i(n as i64),
-                body,
-            },
+            Stmt::for_loop(jj, i(0), i(n as i64), body),
         ]
     })
 }
@@ -528,16 +518,16 @@ pub fn lower(
                 vec![
                     Stmt::Set(best, x_c.load(at(i(0)))),
                     Stmt::Set(bi, i(0)),
-                    Stmt::For {
-                        var: j,
-                        start: i(1),
-                        end: i(n as i64),
-                        body: vec![
+                    Stmt::for_loop(
+                        j,
+                        i(1),
+                        i(n as i64),
+                        vec![
                             Stmt::Set(better, arg_better(v.clone(), var(best), ty, max, last)),
                             Stmt::Set(best, select(var(better), v, var(best))),
                             Stmt::Set(bi, select(var(better), var(j), var(bi))),
                         ],
-                    },
+                    ),
                     Stmt::Store {
                         buf: out_c.buf,
                         index: add(mul(idx[0].clone(), i(inner as i64)), idx[1].clone()),
@@ -638,23 +628,23 @@ pub fn lower(
                 vec![
                     Stmt::Set(pi, i(-1)),
                     Stmt::Set(pv, x_c.load(at(i(0), n))),
-                    Stmt::For {
-                        var: jv,
-                        start: i(0),
-                        end: i(k as i64),
-                        body: vec![
+                    Stmt::for_loop(
+                        jv,
+                        i(0),
+                        i(k as i64),
+                        vec![
                             Stmt::Set(bi, i(-1)),
                             Stmt::Set(bv, x_c.load(at(i(0), n))),
-                            Stmt::For {
-                                var: t,
-                                start: i(0),
-                                end: i(n as i64),
-                                body: vec![Stmt::If(
+                            Stmt::for_loop(
+                                t,
+                                i(0),
+                                i(n as i64),
+                                vec![Stmt::If(
                                     take,
                                     vec![Stmt::Set(bv, v.clone()), Stmt::Set(bi, var(t))],
                                     vec![],
                                 )],
-                            },
+                            ),
                             Stmt::Store {
                                 buf: vals.buf,
                                 index: at(var(jv), k),
@@ -668,7 +658,7 @@ pub fn lower(
                             Stmt::Set(pv, var(bv)),
                             Stmt::Set(pi, var(bi)),
                         ],
-                    },
+                    ),
                 ]
             }))
         }

@@ -133,32 +133,32 @@ fn lower_encoded_matmul(ops: &WeightOperands, p: &mut Program) -> NodeResult {
                 let kk = add(mul(var(kv), i(bl)), var(jv));
                 let q = block_quant(fmt, wbuf, ni.clone(), k, var(kv), var(jv));
                 let d = block_scale(fmt, wbuf, ni.clone(), k, var(kv));
-                vec![Stmt::For {
-                    var: kv,
-                    start: i(0),
-                    end: i(k as i64 / bl),
-                    body: vec![
+                vec![Stmt::for_loop(
+                    kv,
+                    i(0),
+                    i(k as i64 / bl),
+                    vec![
                         Stmt::Set(inner, f(0.0, Scalar::F32)),
-                        Stmt::For {
-                            var: jv,
-                            start: i(0),
-                            end: i(bl),
-                            body: vec![Stmt::Set(inner, add(var(inner), mul(q, x_at(kk))))],
-                        },
+                        Stmt::for_loop(
+                            jv,
+                            i(0),
+                            i(bl),
+                            vec![Stmt::Set(inner, add(var(inner), mul(q, x_at(kk))))],
+                        ),
                         Stmt::Set(acc, add(var(acc), mul(d, var(inner)))),
                     ],
-                }]
+                )]
             }
             // acc += decode(w[n, k]) · x[m, k].
             None => {
                 let wv = decode_element(p, &wty, wbuf, ni.clone(), var(kv))
                     .unwrap_or_else(|_| f(0.0, Scalar::F32));
-                vec![Stmt::For {
-                    var: kv,
-                    start: i(0),
-                    end: i(k as i64),
-                    body: vec![Stmt::Set(acc, add(var(acc), mul(wv, x_at(var(kv)))))],
-                }]
+                vec![Stmt::for_loop(
+                    kv,
+                    i(0),
+                    i(k as i64),
+                    vec![Stmt::Set(acc, add(var(acc), mul(wv, x_at(var(kv)))))],
+                )]
             }
         };
         let result = match bias {

@@ -440,12 +440,7 @@ fn tile(p: &mut Program, g: &Gemm, rows: &Region, cols: &Region) -> Vec<Stmt> {
         }
     }
     let mut body = init;
-    body.push(Stmt::For {
-        var: kv,
-        start: i(0),
-        end: i(g.k as i64),
-        body: kbody,
-    });
+    body.push(Stmt::for_loop(kv, i(0), i(g.k as i64), kbody));
     body.extend(store);
     // With threads, the outer loop is a parallel one over the larger of the
     // column and row block counts: every tile writes its own part of C and
@@ -598,23 +593,7 @@ pub fn f32s(bytes: &[u8]) -> Vec<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schedule::eval::Eval;
-
-    fn rand(n: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        (0..n)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                (s % 2001) as f32 / 1000.0 - 1.0
-            })
-            .collect()
-    }
-
-    fn bytes(v: &[f32]) -> Vec<u8> {
-        v.iter().flat_map(|x| x.to_le_bytes()).collect()
-    }
+    use crate::schedule::eval::{Eval, f32_bytes as bytes, rand_f32 as rand};
 
     /// The scheduled product equals the plain triple loop for every mix of
     /// packed and in-place operands, every accumulator start, and shapes

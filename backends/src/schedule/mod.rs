@@ -44,9 +44,9 @@ fn mark_stmt(s: &Stmt, used: &mut [bool]) {
     s.walk(&mut |s| {
         match s {
             Stmt::Store { buf, .. } | Stmt::VStore { buf, .. } => mark_buf(*buf, used),
-            Stmt::Copy { dst, src, .. } => {
-                mark_buf(*dst, used);
-                mark_buf(*src, used);
+            Stmt::Copy(c) => {
+                mark_buf(c.dst, used);
+                mark_buf(c.src, used);
             }
             Stmt::Set(..) | Stmt::For { .. } | Stmt::Parallel { .. } | Stmt::If(..) => {}
         }

@@ -8,24 +8,8 @@ use crate::kernel::build::{add, i, load, var};
 use crate::kernel::{
     Buf, MIN_PARALLEL_WORK, Program, Scalar, Stmt, VectorShape, legalize_parallel,
 };
-use crate::schedule::eval::Eval;
+use crate::schedule::eval::{Eval, f32_bytes as bytes, rand_f32 as rand};
 use crate::schedule::gemm::{Gemm, Init, Tiling, gemm, pack_b, strided_a};
-
-fn rand(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s % 2001) as f32 / 1000.0 - 1.0
-        })
-        .collect()
-}
-
-fn bytes(v: &[f32]) -> Vec<u8> {
-    v.iter().flat_map(|x| x.to_le_bytes()).collect()
-}
 
 /// The AVX-512 shape: 16 lanes, 32 registers, FMA (wide 8×3 tiles).
 const AVX512: VectorShape = VectorShape {
@@ -128,19 +112,9 @@ fn legalize_keeps_only_outlinable_parallel_loops() {
     };
     p.body = vec![
         // A batch of one around a parallel loop: unrolled, b becomes 0.
-        Stmt::For {
-            var: b,
-            start: i(0),
-            end: i(1),
-            body: vec![par(vec![store(add(var(b), var(j)))])],
-        },
+        Stmt::for_loop(b, i(0), i(1), vec![par(vec![store(add(var(b), var(j)))])]),
         // A batch of two: the loop inside cannot be outlined.
-        Stmt::For {
-            var: b,
-            start: i(0),
-            end: i(2),
-            body: vec![par(vec![store(add(var(b), var(j)))])],
-        },
+        Stmt::for_loop(b, i(0), i(2), vec![par(vec![store(add(var(b), var(j)))])]),
         // Reads x, set outside the loop: demoted.
         Stmt::Set(x, crate::kernel::build::f(1.0, Scalar::F32)),
         par(vec![Stmt::Store {

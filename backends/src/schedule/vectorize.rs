@@ -63,20 +63,10 @@ fn walk(
                         out.extend(vs);
                         continue;
                     }
-                    out.push(Stmt::For {
-                        var: v,
-                        start,
-                        end,
-                        body,
-                    });
+                    out.push(Stmt::for_loop(v, start, end, body));
                 } else {
                     let body = walk(p, body, counts, n);
-                    out.push(Stmt::For {
-                        var: v,
-                        start,
-                        end,
-                        body,
-                    });
+                    out.push(Stmt::for_loop(v, start, end, body));
                 }
             }
             // A parallel loop is never the vectorized one; its body may hold
@@ -206,12 +196,7 @@ fn try_loop(
     };
     let mut vloop = vec![Stmt::Set(v, add(start.clone(), mul(var(vb), i(l))))];
     vloop.extend(vbody);
-    let mut out = vec![Stmt::For {
-        var: vb,
-        start: i(0),
-        end: vectors,
-        body: vloop,
-    }];
+    let mut out = vec![Stmt::for_loop(vb, i(0), vectors, vloop)];
     if trips.is_none_or(|t| t % l != 0) {
         let narrow = if lanes > LANES_F32 {
             try_loop(p, v, &rest_start, end, body, counts, LANES_F32)
@@ -220,12 +205,7 @@ fn try_loop(
         };
         match narrow {
             Some(s) => out.extend(s),
-            None => out.push(Stmt::For {
-                var: v,
-                start: rest_start,
-                end: end.clone(),
-                body: body.to_vec(),
-            }),
+            None => out.push(Stmt::for_loop(v, rest_start, end.clone(), body.to_vec())),
         }
     }
     Some(out)
@@ -354,7 +334,7 @@ fn count_stmt(s: &Stmt, m: &mut HashMap<Var, usize>) {
             Stmt::Set(v, _) | Stmt::For { var: v, .. } | Stmt::Parallel { var: v, .. } => {
                 *m.entry(*v).or_default() += 1
             }
-            Stmt::If(..) | Stmt::Store { .. } | Stmt::VStore { .. } | Stmt::Copy { .. } => {}
+            Stmt::If(..) | Stmt::Store { .. } | Stmt::VStore { .. } | Stmt::Copy(_) => {}
         }
         s.for_each_expr(|e| count_expr(e, m));
     });
@@ -371,11 +351,7 @@ fn count_expr(e: &Expr, m: &mut HashMap<Var, usize>) {
 mod tests {
     use super::*;
     use crate::kernel::build::{bin, load, un};
-    use crate::schedule::eval::Eval;
-
-    fn bytes(v: &[f32]) -> Vec<u8> {
-        v.iter().flat_map(|x| x.to_le_bytes()).collect()
-    }
+    use crate::schedule::eval::{Eval, f32_bytes as bytes};
 
     /// Runs `p` before and after vectorization on the same inputs and
     /// checks the outputs are identical; returns the vectorized loop count.
@@ -409,15 +385,15 @@ mod tests {
         let mut p = Program::default();
         let (r, c, t) = (p.var(Scalar::I64), p.var(Scalar::I64), p.var(Scalar::F32));
         let idx = add(mul(var(r), i(cols)), var(c));
-        p.body = vec![Stmt::For {
-            var: r,
-            start: i(0),
-            end: i(rows),
-            body: vec![Stmt::For {
-                var: c,
+        p.body = vec![Stmt::for_loop(
+            r,
+            i(0),
+            i(rows),
+            vec![Stmt::for_loop(
+                c,
                 start,
-                end: i(cols),
-                body: vec![
+                i(cols),
+                vec![
                     Stmt::Set(t, load(Buf::Input(0), idx.clone(), Scalar::F32)),
                     Stmt::Store {
                         buf: Buf::Output(0),
@@ -432,8 +408,8 @@ mod tests {
                         ),
                     },
                 ],
-            }],
-        }];
+            )],
+        )];
         p
     }
 
@@ -532,11 +508,11 @@ mod tests {
         let mut p = Program::default();
         let (c, t) = (p.var(Scalar::I64), p.var(Scalar::F32));
         let (lo, hi) = (Expr::F(-0.5, Scalar::F32), Expr::F(1.0, Scalar::F32));
-        p.body = vec![Stmt::For {
-            var: c,
-            start: i(0),
-            end: i(10),
-            body: vec![
+        p.body = vec![Stmt::for_loop(
+            c,
+            i(0),
+            i(10),
+            vec![
                 Stmt::Set(
                     t,
                     select(
@@ -555,7 +531,7 @@ mod tests {
                     value: select(cmp(CmpOp::Gt, var(t), hi.clone()), hi, var(t)),
                 },
             ],
-        }];
+        )];
         assert_eq!(check(p, &[(Buf::Input(0), 10)], (Buf::Output(0), 10)), 1);
     }
 
@@ -564,11 +540,11 @@ mod tests {
         let mk = |load_idx: fn(Var) -> Expr| {
             let mut p = Program::default();
             let c = p.var(Scalar::I64);
-            p.body = vec![Stmt::For {
-                var: c,
-                start: i(0),
-                end: i(13),
-                body: vec![Stmt::Store {
+            p.body = vec![Stmt::for_loop(
+                c,
+                i(0),
+                i(13),
+                vec![Stmt::Store {
                     buf: Buf::Output(0),
                     index: var(c),
                     value: add(
@@ -576,7 +552,7 @@ mod tests {
                         Expr::F(1.0, Scalar::F32),
                     ),
                 }],
-            }];
+            )];
             p
         };
         // out[c] = out[c] + 1: in place.

@@ -32,7 +32,7 @@ use smelt_ir::shape::{norm_axis, strides};
 
 use super::{NodeResult, Operand, loop_nest};
 use crate::kernel::build::{add, bin, cmp, i, mul, var};
-use crate::kernel::{BinOp, Buf, CmpOp, Expr, Program, Scalar, Stmt};
+use crate::kernel::{BinOp, Buf, CmpOp, Expr, MemCopy, Program, Scalar, Stmt};
 
 mod concat_split;
 mod expand_tile;
@@ -92,10 +92,10 @@ pub fn lower(l: &Layout, ins: &[Option<Operand>], outs: &[Operand], p: &mut Prog
             select::lower_center_crop_pad(axes.as_deref(), Node { x, ins, out }, p)
         }
         Layout::DepthToSpace { blocksize, crd } => {
-            transpose::lower_depth_to_space(*blocksize, *crd, Node { x, ins, out }, p)
+            transpose::lower_depth_space(*blocksize, *crd, true, Node { x, ins, out }, p)
         }
         Layout::SpaceToDepth { blocksize, crd } => {
-            transpose::lower_space_to_depth(*blocksize, *crd, Node { x, ins, out }, p)
+            transpose::lower_depth_space(*blocksize, *crd, false, Node { x, ins, out }, p)
         }
         Layout::Shape { start, end } => {
             generate::lower_shape(*start, *end, Node { x, ins, out }, p)
@@ -140,13 +140,7 @@ fn copy_all(src: &Operand, dst: &Operand) -> Vec<Stmt> {
         return vec![];
     }
     let bytes = (src.numel() as u64 * src.ty.bytes()) as i64;
-    vec![Stmt::Copy {
-        dst: dst.buf,
-        dst_off: i(0),
-        src: src.buf,
-        src_off: i(0),
-        bytes: i(bytes),
-    }]
+    vec![Stmt::Copy(MemCopy::whole(dst.buf, src.buf, bytes))]
 }
 
 /// The IR dtype of a kernel scalar type.
@@ -290,16 +284,16 @@ fn fill(p: &mut Program, dst: &Operand, value: Expr) -> Vec<Stmt> {
         return vec![];
     }
     let j = p.var(Scalar::I64);
-    vec![Stmt::For {
-        var: j,
-        start: i(0),
-        end: i(n as i64),
-        body: vec![Stmt::Store {
+    vec![Stmt::for_loop(
+        j,
+        i(0),
+        i(n as i64),
+        vec![Stmt::Store {
             buf: dst.buf,
             index: var(j),
             value,
         }],
-    }]
+    )]
 }
 
 /// One axis of a [`remap`].
@@ -491,13 +485,13 @@ fn copy_run_strided(
 ) -> Vec<Stmt> {
     let eb = src.ty.bytes() as i64;
     if src_step == 1 && dst_step == 1 && n as i64 * eb >= 32 {
-        return vec![Stmt::Copy {
+        return vec![Stmt::Copy(MemCopy {
             dst: dst.buf,
             dst_off: mulk(dst_at, eb),
             src: src.buf,
             src_off: mulk(src_at, eb),
             bytes: i(n as i64 * eb),
-        }];
+        })];
     }
     if n == 1 {
         return vec![Stmt::Store {
@@ -507,14 +501,14 @@ fn copy_run_strided(
         }];
     }
     let j = p.var(Scalar::I64);
-    vec![Stmt::For {
-        var: j,
-        start: i(0),
-        end: i(n as i64),
-        body: vec![Stmt::Store {
+    vec![Stmt::for_loop(
+        j,
+        i(0),
+        i(n as i64),
+        vec![Stmt::Store {
             buf: dst.buf,
             index: add0(dst_at, mulk(var(j), dst_step)),
             value: src.load(add0(src_at, mulk(var(j), src_step))),
         }],
-    }]
+    )]
 }

@@ -612,12 +612,7 @@ pub(super) fn resize_taps(
         };
         let mut inner = vec![Stmt::Set(acc, add(var(acc), term))];
         for &(t, k) in tap_loops.iter().rev() {
-            inner = vec![Stmt::For {
-                var: t,
-                start: i(0),
-                end: i(k as i64),
-                body: inner,
-            }];
+            inner = vec![Stmt::for_loop(t, i(0), i(k as i64), inner)];
         }
         let mut body = vec![Stmt::Set(acc, lit(0.0, ty))];
         body.extend(inner);

@@ -33,11 +33,11 @@ pub(super) fn lower_scatter_nd(
         }
         let e = p.var(Scalar::I64);
         let at = add0(off, var(e));
-        vec![Stmt::For {
-            var: e,
-            start: i(0),
-            end: i(len as i64),
-            body: vec![Stmt::Store {
+        vec![Stmt::for_loop(
+            e,
+            i(0),
+            i(len as i64),
+            vec![Stmt::Store {
                 buf: out_c.buf,
                 index: at.clone(),
                 value: combine(
@@ -47,7 +47,7 @@ pub(super) fn lower_scatter_nd(
                     out_c.ty,
                 ),
             }],
-        }]
+        )]
     }));
     Ok(s)
 }
