@@ -543,7 +543,7 @@ fn affine_group(a: &Affine, shape: &[usize], row: Expr, k: Expr) -> Expr {
 
 mod matvec;
 
-pub use matvec::encoded_matvec;
+pub use matvec::{encoded_dot, encoded_matvec};
 
 #[cfg(test)]
 mod tests;
