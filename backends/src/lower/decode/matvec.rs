@@ -112,11 +112,15 @@ pub fn encoded_dot(
                 total = add(total, mul(var(offset), var(sx)));
             }
             // The last group of an affine block along k may be shorter.
-            let end = bin(
-                BinOp::Min,
-                i(len as i64),
-                sub(i(k as i64), mul(var(g), i(len as i64))),
-            );
+            let end = if k.is_multiple_of(len) {
+                i(len as i64)
+            } else {
+                bin(
+                    BinOp::Min,
+                    i(len as i64),
+                    sub(i(k as i64), mul(var(g), i(len as i64))),
+                )
+            };
             group.push(Stmt::For {
                 var: j,
                 start: i(0),
