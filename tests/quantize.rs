@@ -154,18 +154,15 @@ struct Runner<'a> {
     runner: Option<&'a str>,
 }
 
-/// Compiles the quantized example `q` into `work`, runs it on its
-/// `input.npz` and checks every output against `want` (the interpreter's,
-/// in the graph's output order).
-fn check_native(work: &Path, r: Runner<'_>, name: &str, q: &Graph, want: &[Tensor], what: &str) {
+/// Compiles the quantized model `q` into `work`, runs it on `input` (an
+/// `.npz`, or `name=file.npy`) and checks every output against `want` (the
+/// interpreter's, in the graph's output order).
+fn check_native(work: &Path, r: Runner<'_>, input: &Path, q: &Graph, want: &[Tensor], what: &str) {
     let exe = work.join(what.replace(' ', "-"));
     build(q, r.target, r.backend, Emit::Exe, &exe);
     let (exe, runner, g) = (&exe, r.runner, q);
     let out = exe.with_extension("out");
-    targets::ok(
-        targets::run_model(exe, runner, &example_dir(name).join("input.npz"), &out),
-        what,
-    );
+    targets::ok(targets::run_model(exe, runner, input, &out), what);
     for (k, &id) in g.outputs.iter().enumerate() {
         let file = out.join(output_file_name(&g.value(id).name));
         let got = f32s(&read_npy(&file, &Limits::default()).unwrap());
@@ -202,7 +199,8 @@ fn native_code_matches_the_interpreter_on_x86_64() {
                     runner: None,
                 };
                 let what = format!("{name} {scheme} {bname}");
-                check_native(&work, r, name, &q, &want, &what);
+                let input = example_dir(name).join("input.npz");
+                check_native(&work, r, &input, &q, &want, &what);
             }
         }
     }
@@ -243,7 +241,7 @@ fn native_code_matches_the_interpreter_under_qemu() {
             check_native(
                 &work,
                 r,
-                "mlp",
+                &example_dir("mlp").join("input.npz"),
                 &q,
                 &want,
                 &format!("mlp {scheme} {target}"),
@@ -355,5 +353,189 @@ fn the_cli_reports_sizes_and_refuses_bad_schemes() {
         err.contains("quantize q4_0:") && err.contains("kept f32"),
         "{err}"
     );
+    let _ = std::fs::remove_dir_all(&work);
+}
+
+/// The K-quant and ternary schemes, which the examples' rows (32 to 128
+/// long) never reach: [`generated`] exercises them.
+const SUPER_BLOCK_SCHEMES: [&str; 7] = ["q2_k", "q3_k", "q4_k", "q5_k", "q6_k", "tq1_0", "tq2_0"];
+
+/// The relative step of a super-block format and of its fallback for the
+/// generated model's 64-long rows, as [`relative_step`] counts: signed
+/// formats one step of the positive range (`q3_k` -4..3, `q6_k` -32..31,
+/// the ternary formats -1..1), formats with a minimum `2 / (levels - 1)`.
+fn super_block_steps(scheme: &str) -> (f64, f64) {
+    match scheme {
+        "q2_k" => (2.0 / 3.0, 1.0 / 7.0),
+        "q3_k" => (1.0 / 3.0, 1.0 / 7.0),
+        "q4_k" => (2.0 / 15.0, 1.0 / 15.0),
+        "q5_k" => (2.0 / 31.0, 2.0 / 31.0),
+        "q6_k" => (1.0 / 31.0, 1.0 / 127.0),
+        "tq1_0" | "tq2_0" => (1.0, 1.0 / 7.0),
+        other => panic!("no step for {other}"),
+    }
+}
+
+/// A two-layer model whose first weight has rows of 512 (two super-blocks)
+/// so every super-block format applies: `y = Gemm(x · w1, w2ᵀ, b)` with
+/// `x [4, 512]`, `w1 [512, 64]` (a MatMul, read as `[K, N]`) and `w2
+/// [16, 64]` (a Gemm with `transB`, rows of 64: the fallback formats).
+/// Weights are uniform in `±sqrt(3 / K)` (outputs of the inputs' variance); returns
+/// the graph and its input.
+fn generated() -> (Graph, Tensor) {
+    use smelt_ir::ops::linalg::{GemmAttrs, Linalg};
+    use smelt_ir::{DType, Op, TensorType};
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut uniform = |n: usize, a: f32| -> Vec<f32> {
+        (0..n)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                ((seed >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0) as f32 * a
+            })
+            .collect()
+    };
+    let mut g = Graph::new();
+    let x = g
+        .add_input("x", TensorType::new(DType::F32, vec![4, 512]))
+        .unwrap();
+    let mut konst = |g: &mut Graph, name: &str, shape: Vec<usize>, a: f32| {
+        let n = shape.iter().product();
+        let v = uniform(n, a);
+        g.add_const(name, &Tensor::from_vec(shape, v).unwrap())
+            .unwrap()
+    };
+    let w1 = konst(&mut g, "w1", vec![512, 64], (3.0f32 / 512.0).sqrt());
+    let w2 = konst(&mut g, "w2", vec![16, 64], (3.0f32 / 64.0).sqrt());
+    // A small bias: the output's variance is the products'.
+    let b = konst(&mut g, "b", vec![16], 0.01);
+    let h = g
+        .add_node(
+            "fc1",
+            Op::Linalg(Linalg::MatMul),
+            vec![Some(x), Some(w1)],
+            vec!["h".into()],
+        )
+        .unwrap()[0];
+    let gemm = GemmAttrs {
+        alpha: 1.0,
+        beta: 1.0,
+        trans_a: false,
+        trans_b: true,
+        c_required: false,
+        c_exact: false,
+    };
+    let y = g
+        .add_node(
+            "fc2",
+            Op::Linalg(Linalg::Gemm(gemm)),
+            vec![Some(h), Some(w2), Some(b)],
+            vec!["y".into()],
+        )
+        .unwrap()[0];
+    g.outputs.push(y);
+    let input = Tensor::from_vec(vec![4, 512], uniform(4 * 512, 1.0)).unwrap();
+    (g, input)
+}
+
+/// Every super-block scheme on [`generated`]: the interpreter against the
+/// float model within a format-derived NMSE bound, then native code
+/// (Cranelift and LLVM on x86_64; Cranelift on aarch64 and LLVM on armv7
+/// under QEMU when installed) against the interpreter as for the examples,
+/// and the object shrinking by the weight bytes saved.
+///
+/// The bound: a weight's rounding error is at most half a step of its
+/// block's largest magnitude, `(step / 2)²·max²`, and the weights are
+/// uniform (`max² = 3·mean²`), so a layer's relative error is at most
+/// `3/4 · step²`; the output's NMSE is bounded by the sum over both layers
+/// (the first in the scheme's format, the second in its fallback).
+#[test]
+fn super_block_formats_compile_and_match_on_a_generated_model() {
+    use smelt_frontend::npy::write_npy;
+    let work = targets::scratch("quantize", "super-blocks");
+    let (g, x) = generated();
+    let npy = work.join("x.npy");
+    write_npy(&npy, &x).unwrap();
+    let input = PathBuf::from(format!("x={}", npy.display()));
+    let want = Interpreter::new(&g).run(vec![x.clone()]).unwrap();
+    let float = build(
+        &g,
+        "x86_64",
+        Backend::Cranelift,
+        Emit::Obj,
+        &work.join("float.o"),
+    );
+    let qemu = [
+        ("aarch64", "qemu-aarch64", Backend::Cranelift),
+        ("armv7", "qemu-arm", llvm()),
+    ];
+    for scheme in SUPER_BLOCK_SCHEMES {
+        let (q, r) = quantized(&g, scheme);
+        let fell_back: Vec<_> = r.weights.iter().map(|w| w.fallback.is_some()).collect();
+        assert_eq!(fell_back, [false, true], "{scheme}: {r}");
+        let got = Interpreter::new(&q).run(vec![x.clone()]).unwrap();
+        let (s1, s2) = super_block_steps(scheme);
+        let bound = 0.75 * (s1 * s1 + s2 * s2);
+        let e = nmse(&f32s(&got[0]), &f32s(&want[0]));
+        let obj = build(
+            &q,
+            "x86_64",
+            Backend::Cranelift,
+            Emit::Obj,
+            &work.join(format!("{scheme}.o")),
+        );
+        eprintln!(
+            "generated {scheme:<6}: nmse {e:.3e} (bound {bound:.1e}); weights {} B -> {} B; object {} B -> {} B",
+            r.before(),
+            r.after(),
+            float.object_bytes,
+            obj.object_bytes
+        );
+        assert!(e <= bound, "{scheme}: nmse {e} > {bound}");
+        let (saved, shrink) = (
+            (r.before() - r.after()) as f64,
+            float.object_bytes as f64 - obj.object_bytes as f64,
+        );
+        // Give or take the code-size difference, as for the examples, with
+        // room for two decoders of super-block scales (up to 2 KiB).
+        assert!(
+            shrink >= saved - 2048.0,
+            "{scheme}: the object shrank by {shrink} B, the weights by {saved} B"
+        );
+        for (bname, backend) in [("cranelift", Backend::Cranelift), ("llvm", llvm())] {
+            let r = Runner {
+                target: "x86_64",
+                backend,
+                runner: None,
+            };
+            check_native(
+                &work,
+                r,
+                &input,
+                &q,
+                &got,
+                &format!("generated {scheme} {bname}"),
+            );
+        }
+        for (target, runner, backend) in &qemu {
+            if !targets::have(runner, &format!("{target} under QEMU")) {
+                continue;
+            }
+            let r = Runner {
+                target,
+                backend: backend.clone(),
+                runner: Some(runner),
+            };
+            check_native(
+                &work,
+                r,
+                &input,
+                &q,
+                &got,
+                &format!("generated {scheme} {target}"),
+            );
+        }
+    }
     let _ = std::fs::remove_dir_all(&work);
 }

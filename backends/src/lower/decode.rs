@@ -8,9 +8,11 @@
 //! evaluator and both code generators). A tensor is addressed as rows: `row`
 //! indexes all but the innermost dimension, `k` the innermost one (both
 //! `I64` expressions); its bytes are in `buf` from byte 0, laid out as the
-//! encoding says (`smelt_ir::encoding`). Multi-byte block fields are read a
-//! byte at a time, so no load needs an alignment the block layout does not
-//! give (Q5_0's `qh` is at byte 2 of a 22-byte block).
+//! encoding says (`smelt_ir::encoding`). Multi-byte block fields other than
+//! the f16 scales are read a byte at a time, so no load needs an alignment
+//! the block layout does not give (Q5_0's `qh` is at byte 2 of a 22-byte
+//! block); the scales are at even offsets of even-sized blocks and read as
+//! one `U16`.
 //!
 //! For dot-product kernels the per-block form splits a value into
 //! `scale · quant (+ offset)`: [`scale_group_len`] elements along `k` share
@@ -75,29 +77,23 @@ fn f32c(v: f64) -> Expr {
 /// `half` crate do).
 pub fn half_to_f32(bits: Expr) -> Expr {
     let h = and(cast(Scalar::U32, bits), u(0xffff));
-    let sign = shl(and(h.clone(), u(0x8000)), u(16));
-    let exp = and(shr(h.clone(), u(10)), u(0x1f));
-    let man = and(h, u(0x3ff));
-    let normal = or(
-        or(sign.clone(), shl(add(exp.clone(), u(112)), u(23))),
-        shl(man.clone(), u(13)),
-    );
+    let man = and(h.clone(), u(0x3ff));
+    let exp = and(h.clone(), u(0x7c00));
+    // Exponent and mantissa moved into place; rebiased (+112) in integers.
+    let mag = shl(and(h.clone(), u(0x7fff)), u(13));
     let quiet = select(cmp(CmpOp::Ne, man.clone(), u(0)), u(0x40_0000), u(0));
-    let special = or(
-        or(sign.clone(), u(0x7f80_0000)),
-        or(shl(man.clone(), u(13)), quiet),
+    let special = or(or(mag.clone(), u(0x7f80_0000)), quiet);
+    let normal = add(mag, u(112 << 23));
+    let tiny = bitcast(
+        Scalar::U32,
+        mul(cast(Scalar::F32, man), f32c(2f64.powi(-24))),
     );
-    let wide = bitcast(
-        Scalar::F32,
-        select(cmp(CmpOp::Eq, exp.clone(), u(31)), special, normal),
-    );
-    let tiny = mul(cast(Scalar::F32, man), f32c(2f64.powi(-24)));
-    let tiny = select(
-        cmp(CmpOp::Ne, sign, u(0)),
-        un(UnOp::Neg, tiny.clone()),
+    let abs = select(
+        cmp(CmpOp::Eq, exp.clone(), u(0)),
         tiny,
+        select(cmp(CmpOp::Eq, exp, u(0x7c00)), special, normal),
     );
-    select(cmp(CmpOp::Eq, exp, u(0)), tiny, wide)
+    bitcast(Scalar::F32, or(abs, shl(and(h, u(0x8000)), u(16))))
 }
 
 /// The bfloat16 value whose bits are the low 16 bits of `bits` (any integer
@@ -115,11 +111,11 @@ fn byte(buf: Buf, at: Expr) -> Expr {
     cast(Scalar::I32, load(buf, at, Scalar::U8))
 }
 
-/// The f16 at bytes `at`, `at + 1` of `buf` (little-endian), as `F32`.
+/// The f16 at the even byte offset `at` of `buf`, as `F32`: one aligned
+/// `U16` load (every block format's halves sit at even offsets of
+/// even-sized blocks).
 fn half_at(buf: Buf, at: Expr) -> Expr {
-    let lo = byte(buf, at.clone());
-    let hi = byte(buf, add(at, i(1)));
-    half_to_f32(or(lo, shl(hi, c(8))))
+    half_to_f32(load(buf, div(at, 2), Scalar::U16))
 }
 
 /// The innermost dimension (1 for a scalar) and the number of rows.
@@ -543,7 +539,7 @@ fn affine_group(a: &Affine, shape: &[usize], row: Expr, k: Expr) -> Expr {
 
 mod matvec;
 
-pub use matvec::encoded_matvec;
+pub use matvec::{encoded_dot, encoded_matvec};
 
 #[cfg(test)]
 mod tests;
