@@ -12,6 +12,7 @@ use smelt_ir::{DType, Graph, OpDef, Tensor, TensorType, ValueId};
 
 use super::attrs::{convert_attrs, parse_op};
 use super::graph::{default_domain, hist_key, node_name, subgraphs, topo_order};
+use super::qdq::QuantOrigin;
 use super::{ImportOptions, OnnxModel, TensorReader};
 use crate::checked;
 use crate::error::{Error, Result, UnsupportedOp};
@@ -71,6 +72,13 @@ pub(super) struct Importer<'m> {
     /// Initializers by name from `ImportOptions::weights`, already checked
     /// against the declared types by [`check_weights`].
     pub(super) weights: Option<&'m Weights>,
+    /// Folded `Cast<to=f32>` results of integer constants, by the integers
+    /// (the `Cast` half of the weight-only `Mul(Cast(q), scale)`).
+    pub(super) casts: HashMap<ValueId, ValueId>,
+    /// Folded f32 constants that are dequantized integer weights (`qdq`).
+    pub(super) quantized: HashMap<ValueId, QuantOrigin>,
+    /// Encoded constants made for those weights, by (weight, transposed).
+    pub(super) encoded: HashMap<(ValueId, bool), ValueId>,
 }
 
 impl<'m> Importer<'m> {
@@ -89,6 +97,9 @@ impl<'m> Importer<'m> {
             folded_bytes: 0,
             folded_macs: 0,
             weights,
+            casts: HashMap::new(),
+            quantized: HashMap::new(),
+            encoded: HashMap::new(),
         }
     }
 
@@ -305,8 +316,11 @@ impl<'m> Importer<'m> {
         }
         let all_const = inputs.iter().flatten().all(|&id| self.graph.is_const(id));
         let ids = if all_const || op.reads_only_types() {
-            self.fold(&name, &op_label, op, &inputs, out_names)?
+            let ids = self.fold(&name, &op_label, op.clone(), &inputs, out_names)?;
+            self.note_quantized(&op, &inputs, &ids);
+            ids
         } else {
+            let op = self.use_quantized(&name, op, &mut inputs)?;
             self.graph
                 .add_node(name.clone(), op, inputs, out_names)
                 .map_err(|e| self.not_constant_hint(e, node, &name, &op_label))?
