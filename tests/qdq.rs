@@ -136,11 +136,42 @@ fn imported_weights_stay_encoded_and_match_onnxruntime() {
     }
 }
 
+/// Counts the compiled graph's `EncodedMatMul` and `Decode` nodes.
+#[derive(Default)]
+struct Products {
+    encoded: usize,
+    decode: usize,
+}
+
+impl smelt::Observer for Products {
+    fn optimized(&mut self, graph: &Graph, _: &[(String, smelt_passes::Report)]) {
+        for n in &graph.nodes {
+            match n.op {
+                Op::Weights(Weights::EncodedMatMul) => self.encoded += 1,
+                Op::Weights(Weights::Decode) => self.decode += 1,
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Compiles `g` for x86_64; every imported product reads its weight
+/// encoded, with no separate `Decode`, in the compiled graph.
 fn build(g: &Graph, backend: Backend, emit: Emit, out: &Path) -> smelt::Artifact {
     let opts = CompileOptions::new("x86_64", backend, out)
         .unwrap()
         .emit(emit);
-    smelt::compile(g, &opts).unwrap_or_else(|e| panic!("compiling {}: {e}", out.display()))
+    let mut seen = Products::default();
+    let a = smelt::compile_observed(g, &opts, &mut seen)
+        .unwrap_or_else(|e| panic!("compiling {}: {e}", out.display()));
+    let (affine, _, _) = census(g);
+    assert_eq!(
+        (seen.encoded, seen.decode),
+        (affine, 0),
+        "{}: EncodedMatMul and Decode nodes compiled",
+        out.display()
+    );
+    a
 }
 
 /// The cases native code compiles: `mlp_qdq` also quantizes activations

@@ -15,9 +15,11 @@
 //! ([`QuantOrigin`]). When a `MatMul` or `Gemm` node reads it as its
 //! weight, the node reads the encoded constant instead: `MatMul(x, w[K, N])`
 //! becomes `EncodedMatMul(x, wᵀ)` with `wᵀ` stored `[N, K]` (integers,
-//! scales and zero points transposed, so exact), and `Gemm(x, w)` becomes
-//! `Gemm<transB=1>(x, Decode(w'))`, which the optimizer's fusion rules turn
-//! into `EncodedMatMul`. The folded f32 constant is then pruned.
+//! scales and zero points transposed, so exact), and so does `Gemm(x, w, c)`
+//! with unit `alpha` and `beta`, no `transA` and `c` absent or `[N]`
+//! (`EncodedMatMul(x, w[N, K], c)`); any other `Gemm` reads
+//! `Decode(w[N, K])` with `transB=1`. The folded f32 constant is then
+//! pruned.
 //!
 //! The decoded values are bit-identical to `DequantizeLinear`'s: both
 //! compute `(q - zero_point)` exactly and multiply once by the f32 scale.
@@ -25,7 +27,7 @@
 //! decoder reads); 16-bit ones fold as before.
 
 use smelt_ir::ops::elementwise::{BinaryFn, Elementwise};
-use smelt_ir::ops::linalg::Linalg;
+use smelt_ir::ops::linalg::{GemmAttrs, Linalg};
 use smelt_ir::ops::quant::Quant;
 use smelt_ir::ops::weights::Weights;
 use smelt_ir::shape::norm_axis;
@@ -317,6 +319,13 @@ impl Importer<'_> {
                 inputs[1] = Some(wt);
                 Ok(Op::Weights(Weights::EncodedMatMul))
             }
+            Op::Linalg(Linalg::Gemm(attrs))
+                if two_d && x_f32 && self.plain_gemm(&attrs, inputs) =>
+            {
+                let w = self.encoded(name, w, origin, !attrs.trans_b)?;
+                inputs[1] = Some(w);
+                Ok(Op::Weights(Weights::EncodedMatMul))
+            }
             Op::Linalg(Linalg::Gemm(mut attrs)) if two_d => {
                 let transpose = !attrs.trans_b;
                 attrs.trans_b = true;
@@ -339,6 +348,25 @@ impl Importer<'_> {
             }
             other => Ok(other),
         }
+    }
+
+    /// True when `Gemm<attrs>(x, w[, c])` is `x · w' + c` with `c` absent or
+    /// a dense f32 `[N]` (no `transA`, unit `alpha` and `beta`): the
+    /// product `EncodedMatMul` computes.
+    fn plain_gemm(&self, attrs: &GemmAttrs, inputs: &[Option<ValueId>]) -> bool {
+        let g = &self.graph;
+        let x_2d = inputs[0].is_some_and(|x| g.value(x).ty.shape.len() == 2);
+        let Some(w) = inputs[1] else { return false };
+        let ws = &g.value(w).ty.shape;
+        let n = if attrs.trans_b { ws[0] } else { ws[1] };
+        let c_ok = match inputs.get(2).copied().flatten() {
+            None => true,
+            Some(c) => {
+                let t = &g.value(c).ty;
+                attrs.beta == 1.0 && t.dtype == DType::F32 && t.is_dense() && t.shape == [n]
+            }
+        };
+        x_2d && !attrs.trans_a && attrs.alpha == 1.0 && c_ok
     }
 
     /// The encoded constant for folded weight `w` (transposed or not),
