@@ -18,10 +18,11 @@ from onnx import TensorProto, helper, numpy_helper
 RNG = np.random.default_rng(12)
 
 
-def save(out, name, model, inputs):
+def save(out, name, model, inputs, check=True):
     d = os.path.join(out, name)
     os.makedirs(d, exist_ok=True)
-    onnx.checker.check_model(model)
+    if check:
+        onnx.checker.check_model(model)
     path = os.path.join(d, "model.onnx")
     onnx.save(model, path)
     # Without graph optimizations: onnxruntime's QDQ fusions otherwise run
@@ -34,7 +35,8 @@ def save(out, name, model, inputs):
     names = [o.name for o in sess.get_outputs()]
     np.savez(os.path.join(d, "input.npz"), **inputs)
     np.savez(os.path.join(d, "expected.npz"), **dict(zip(names, outs)))
-    save_float(model, os.path.join(d, "float.onnx"), inputs)
+    if check:
+        save_float(model, os.path.join(d, "float.onnx"), inputs)
 
 
 def save_float(model, path, inputs):
@@ -125,6 +127,31 @@ def main(out, mlp):
          helper.make_node("MatMul", ["x", "w"], ["y"])],
         {"wq": ints(np.int8, (k, n)), "ws": scales((n,))},
         (3, n)), x_input())
+    # onnxruntime's MatMulNBits: 4-bit blocks of 16 along K; K = 40 pads the
+    # last block; with packed zero points, then without (8) and with a bias.
+    for name, kk, with_zp in [("nbits_zp_padded", 40, True), ("nbits_bias", 32, False)]:
+        bs, nb = 16, -(-kk // 16)
+        q = RNG.integers(0, 16, size=(n, nb * bs)).astype(np.uint8)
+        q[:, kk:] = 0
+        packed = (q[:, 0::2] | (q[:, 1::2] << 4)).reshape(n, nb, bs // 2)
+        inits = {"B": packed, "S": scales((n * nb,))}
+        ins = ["x", "B", "S"]
+        if with_zp:
+            z = RNG.integers(0, 16, size=(n, 2 * (-(-nb // 2)))).astype(np.uint8)
+            inits["Z"] = (z[:, 0::2] | (z[:, 1::2] << 4)).reshape(-1)
+            ins.append("Z")
+        else:
+            inits["bias"] = scales((n,))
+            ins += ["", "", "bias"]
+        g = helper.make_graph(
+            [helper.make_node("MatMulNBits", ins, ["y"], domain="com.microsoft", K=kk, N=n, bits=4, block_size=bs)],
+            "nbits",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, kk])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, n])],
+            [numpy_helper.from_array(v, k2) for k2, v in inits.items()],
+        )
+        m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)])
+        save(out, name, m, x_input((3, kk)), check=False)
     # The MLP example through onnxruntime's static quantizer (QDQ, per channel).
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 

@@ -12,6 +12,7 @@ use smelt_ir::{DType, Graph, OpDef, Tensor, TensorType, ValueId};
 
 use super::attrs::{convert_attrs, parse_op};
 use super::graph::{default_domain, hist_key, node_name, subgraphs, topo_order};
+use super::nbits::is_matmul_nbits;
 use super::qdq::QuantOrigin;
 use super::{ImportOptions, OnnxModel, TensorReader};
 use crate::checked;
@@ -276,6 +277,9 @@ impl<'m> Importer<'m> {
         let name = node_name(node);
         let opset = self.model.opset(&node.domain).unwrap_or(0);
         let op_label = hist_key(node);
+        if is_matmul_nbits(node) {
+            return self.import_matmul_nbits(node, &name, scope);
+        }
         if default_domain(&node.domain) && node.op_type == "Constant" {
             return self.import_constant(node, &name, scope);
         }
