@@ -27,7 +27,7 @@ use smelt_frontend::npy::read_npz;
 use smelt_frontend::onnx::{ImportOptions, load};
 use smelt_ir::interp::Interpreter;
 use smelt_ir::ops::weights::Weights;
-use smelt_ir::{Encoding, Graph, Op, Tensor, ValueDef};
+use smelt_ir::{Encoding, Graph, Op, ValueDef};
 
 /// The models and how many weights each keeps encoded.
 const CASES: [(&str, usize); 8] = [
@@ -69,18 +69,6 @@ fn import(path: &Path) -> Graph {
     load(path, &ImportOptions::default()).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// The inputs of `dir/input.npz` in `g`'s input order.
-fn inputs(dir: &Path, g: &Graph) -> Vec<Tensor> {
-    let npz = read_npz(&dir.join("input.npz"), &Limits::default()).unwrap();
-    g.inputs
-        .iter()
-        .map(|&id| {
-            let n = &g.value(id).name;
-            npz.iter().find(|(k, _)| k == n).unwrap().1.clone()
-        })
-        .collect()
-}
-
 /// Affine-encoded constants of `g`, dense 2-D f32 constants, and the nodes
 /// that read a weight in its encoding.
 fn census(g: &Graph) -> (usize, usize, usize) {
@@ -113,7 +101,7 @@ fn imported_weights_stay_encoded_and_match_onnxruntime() {
         assert_eq!(affine, encoded, "{name}: encoded weights");
         assert_eq!(dense_2d, 0, "{name}: a 2-D float weight is left");
         assert_eq!(readers, encoded, "{name}: Decode/EncodedMatMul nodes");
-        let x = inputs(&d, &g);
+        let x = targets::npz_inputs(&d.join("input.npz"), &g);
         let got = Interpreter::new(&g).run(x.clone()).unwrap();
         // `MatMulNBits` has no float twin (onnxruntime's contrib op).
         let float = d.join("float.onnx");
