@@ -158,7 +158,7 @@ impl Importer<'_> {
                 w[zo + j / 2] |= z << (4 * (j % 2));
             }
         }
-        let wname = format!("{name}.weight.u4");
+        let wname = self.graph.fresh_name(&format!("{name}.weight.u4"));
         let w = self.graph.add_const_bytes(wname, ty, w.into())?;
         let bias = input(5)?;
         let out = node.output.first().cloned().unwrap_or_default();

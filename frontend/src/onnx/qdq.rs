@@ -179,17 +179,6 @@ impl QuantOrigin {
     }
 }
 
-/// A name no value of `g` has yet, from `base`.
-fn fresh_name(g: &Graph, base: &str) -> String {
-    let mut name = base.to_string();
-    let mut k = 1;
-    while g.find(&name).is_some() {
-        k += 1;
-        name = format!("{base}.{k}");
-    }
-    name
-}
-
 impl Importer<'_> {
     /// Records where the constants `outs` that `op` folded from `inputs`
     /// came from, when they are a dequantized integer weight.
@@ -330,10 +319,9 @@ impl Importer<'_> {
                 let transpose = !attrs.trans_b;
                 attrs.trans_b = true;
                 let enc = self.encoded(name, w, origin, transpose)?;
-                let dname = fresh_name(
-                    &self.graph,
-                    &format!("{}.decoded", self.graph.value(enc).name),
-                );
+                let dname = self
+                    .graph
+                    .fresh_name(&format!("{}.decoded", self.graph.value(enc).name));
                 let ids = self
                     .graph
                     .add_node(
@@ -386,10 +374,9 @@ impl Importer<'_> {
             other => other,
         })?;
         let suffix = if transpose { "encoded.t" } else { "encoded" };
-        let name = fresh_name(
-            &self.graph,
-            &format!("{}.{suffix}", self.graph.value(w).name),
-        );
+        let name = self
+            .graph
+            .fresh_name(&format!("{}.{suffix}", self.graph.value(w).name));
         let id = self.graph.add_const_bytes(name, ty, bytes.into())?;
         self.encoded.insert((w, transpose), id);
         Ok(id)
