@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 
 use smelt::{Backend, CompileOptions, Emit, QuantizeOptions, Scheme};
 use smelt_frontend::Limits;
-use smelt_frontend::npy::{output_file_name, read_npy, read_npz};
+use smelt_frontend::npy::{output_file_name, read_npy};
 use smelt_frontend::onnx::{ImportOptions, load};
 use smelt_ir::interp::Interpreter;
 use smelt_ir::{Graph, Tensor};
@@ -47,14 +47,7 @@ fn import(name: &str) -> Graph {
 
 /// The example's inputs, in the graph's input order.
 fn inputs(name: &str, g: &Graph) -> Vec<Tensor> {
-    let npz = read_npz(&example_dir(name).join("input.npz"), &Limits::default()).unwrap();
-    g.inputs
-        .iter()
-        .map(|&id| {
-            let n = &g.value(id).name;
-            npz.iter().find(|(k, _)| k == n).unwrap().1.clone()
-        })
-        .collect()
+    targets::npz_inputs(&example_dir(name).join("input.npz"), g)
 }
 
 fn quantized(g: &Graph, scheme: &str) -> (Graph, smelt::QuantizeReport) {

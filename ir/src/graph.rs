@@ -450,6 +450,17 @@ impl Graph {
         Ok(outputs)
     }
 
+    /// A value name no value has yet: `base`, or `base.2`, `base.3`, ….
+    pub fn fresh_name(&self, base: &str) -> String {
+        let mut name = base.to_string();
+        let mut k = 1;
+        while self.find(&name).is_some() {
+            k += 1;
+            name = format!("{base}.{k}");
+        }
+        name
+    }
+
     /// Finds a value by name.
     pub fn find(&self, name: &str) -> Option<ValueId> {
         self.values

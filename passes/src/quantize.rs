@@ -352,18 +352,8 @@ fn bias_input(g: &mut Graph, c: ValueId, beta: f32, n: usize) -> Result<ValueId,
         .map(|&b| b * beta)
         .collect();
     let t = Tensor::from_vec(vec![n], v).map_err(|e| e.to_string())?;
-    let name = fresh_name(g, &format!("{}.bias", g.value(c).name));
+    let name = g.fresh_name(&format!("{}.bias", g.value(c).name));
     g.add_const(name, &t).map_err(|e| e.to_string())
-}
-
-fn fresh_name(g: &Graph, base: &str) -> String {
-    let mut name = base.to_string();
-    let mut k = 1;
-    while g.find(&name).is_some() {
-        k += 1;
-        name = format!("{base}.{k}");
-    }
-    name
 }
 
 /// Stores the f32 weights of `g`'s `MatMul` and `Gemm` nodes as
@@ -453,7 +443,7 @@ pub fn quantize_weights(
                     .collect();
                 let (ty, fallback) = opts.scheme.storage(n, k).map_err(ir)?;
                 let bytes = quantize(&ty, &rows).map_err(ir)?;
-                let wname = fresh_name(g, &format!("{}.{}", g.value(p.w).name, opts.scheme.name()));
+                let wname = g.fresh_name(&format!("{}.{}", g.value(p.w).name, opts.scheme.name()));
                 let encoding = if ty.is_dense() {
                     ty.dtype.to_string()
                 } else {

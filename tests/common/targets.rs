@@ -165,3 +165,16 @@ pub fn check_npy_outputs(
     }
     worst
 }
+
+/// The tensors of the `.npz` file `path` that `g`'s inputs name, in the
+/// graph's input order.
+pub fn npz_inputs(path: &Path, g: &smelt_ir::Graph) -> Vec<smelt_ir::Tensor> {
+    let npz = read_npz(path, &Limits::default()).unwrap();
+    g.inputs
+        .iter()
+        .map(|&id| {
+            let n = &g.value(id).name;
+            npz.iter().find(|(k, _)| k == n).unwrap().1.clone()
+        })
+        .collect()
+}

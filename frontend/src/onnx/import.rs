@@ -12,6 +12,8 @@ use smelt_ir::{DType, Graph, OpDef, Tensor, TensorType, ValueId};
 
 use super::attrs::{convert_attrs, parse_op};
 use super::graph::{default_domain, hist_key, node_name, subgraphs, topo_order};
+use super::nbits::is_matmul_nbits;
+use super::qdq::QuantOrigin;
 use super::{ImportOptions, OnnxModel, TensorReader};
 use crate::checked;
 use crate::error::{Error, Result, UnsupportedOp};
@@ -71,6 +73,13 @@ pub(super) struct Importer<'m> {
     /// Initializers by name from `ImportOptions::weights`, already checked
     /// against the declared types by [`check_weights`].
     pub(super) weights: Option<&'m Weights>,
+    /// Folded `Cast<to=f32>` results of integer constants, by the integers
+    /// (the `Cast` half of the weight-only `Mul(Cast(q), scale)`).
+    pub(super) casts: HashMap<ValueId, ValueId>,
+    /// Folded f32 constants that are dequantized integer weights (`qdq`).
+    pub(super) quantized: HashMap<ValueId, QuantOrigin>,
+    /// Encoded constants made for those weights, by (weight, transposed).
+    pub(super) encoded: HashMap<(ValueId, bool), ValueId>,
 }
 
 impl<'m> Importer<'m> {
@@ -89,6 +98,9 @@ impl<'m> Importer<'m> {
             folded_bytes: 0,
             folded_macs: 0,
             weights,
+            casts: HashMap::new(),
+            quantized: HashMap::new(),
+            encoded: HashMap::new(),
         }
     }
 
@@ -265,6 +277,9 @@ impl<'m> Importer<'m> {
         let name = node_name(node);
         let opset = self.model.opset(&node.domain).unwrap_or(0);
         let op_label = hist_key(node);
+        if is_matmul_nbits(node) {
+            return self.import_matmul_nbits(node, &name, scope);
+        }
         if default_domain(&node.domain) && node.op_type == "Constant" {
             return self.import_constant(node, &name, scope);
         }
@@ -305,8 +320,11 @@ impl<'m> Importer<'m> {
         }
         let all_const = inputs.iter().flatten().all(|&id| self.graph.is_const(id));
         let ids = if all_const || op.reads_only_types() {
-            self.fold(&name, &op_label, op, &inputs, out_names)?
+            let ids = self.fold(&name, &op_label, op.clone(), &inputs, out_names)?;
+            self.note_quantized(&op, &inputs, &ids);
+            ids
         } else {
+            let op = self.use_quantized(&name, op, &mut inputs)?;
             self.graph
                 .add_node(name.clone(), op, inputs, out_names)
                 .map_err(|e| self.not_constant_hint(e, node, &name, &op_label))?

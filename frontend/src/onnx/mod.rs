@@ -16,12 +16,17 @@
 //! - `attrs`: node attributes → [`smelt_ir::Attrs`] and the op-table lookup;
 //! - `import`: the importer (weights, inputs, nodes, `Constant`, `If`);
 //! - `fold`: constant folding within its byte and work budgets;
+//! - `nbits`: onnxruntime's `com.microsoft::MatMulNBits` as `EncodedMatMul`;
+//! - `qdq`: dequantized integer weights kept encoded for the products
+//!   that read them;
 //! - `tensor`: `TensorProto` decoding and external data.
 
 mod attrs;
 mod fold;
 mod graph;
 mod import;
+mod nbits;
+mod qdq;
 mod summary;
 mod tensor;
 

@@ -12,6 +12,7 @@ use smelt_ir::DType;
 use super::OnnxModel;
 use super::attrs::{convert_attrs, parse_op};
 use super::graph::{default_domain, hist_key, node_name, walk_nodes};
+use super::nbits;
 use crate::error::UnsupportedOp;
 
 /// An input or output as declared in the file.
@@ -122,6 +123,9 @@ impl OnnxModel {
                 node.domain
             ));
         };
+        if nbits::is_matmul_nbits(node) {
+            return nbits::unsupported_reason(node);
+        }
         if default_domain(&node.domain) {
             match node.op_type.as_str() {
                 "Constant" | "If" => return None,
