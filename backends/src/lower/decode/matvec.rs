@@ -15,12 +15,7 @@ fn set(v: Var, e: Expr) -> Stmt {
 }
 
 fn for_(v: Var, end: usize, body: Vec<Stmt>) -> Stmt {
-    Stmt::For {
-        var: v,
-        start: i(0),
-        end: i(end as i64),
-        body,
-    }
+    Stmt::for_loop(v, i(0), i(end as i64), body)
 }
 
 fn zero() -> Expr {
@@ -121,12 +116,7 @@ pub fn encoded_dot(
                     sub(i(k as i64), mul(var(g), i(len as i64))),
                 )
             };
-            group.push(Stmt::For {
-                var: j,
-                start: i(0),
-                end,
-                body: inner,
-            });
+            group.push(Stmt::for_loop(j, i(0), end, inner));
             group.push(set(acc, add(var(acc), total)));
             vec![for_(g, k.div_ceil(len), group)]
         }

@@ -116,21 +116,13 @@ fn decode_program(cases: &[Case]) -> (Program, usize) {
         let value = decode_element(&mut p, &case.ty, Buf::Const(j as u32), var(r), var(k))
             .unwrap_or_else(|e| panic!("{}: {e}", case.ty));
         let index = add(i(off as i64), add(mul(var(r), i(k_len as i64)), var(k)));
-        body.push(Stmt::For {
-            var: r,
-            start: i(0),
-            end: i((n / k_len) as i64),
-            body: vec![Stmt::For {
-                var: k,
-                start: i(0),
-                end: i(k_len as i64),
-                body: vec![Stmt::Store {
-                    buf: Buf::Output(0),
-                    index,
-                    value,
-                }],
-            }],
-        });
+        let store = Stmt::Store {
+            buf: Buf::Output(0),
+            index,
+            value,
+        };
+        let row = Stmt::for_loop(k, i(0), i(k_len as i64), vec![store]);
+        body.push(Stmt::for_loop(r, i(0), i((n / k_len) as i64), vec![row]));
         off += n;
     }
     p.body = body;
