@@ -411,14 +411,7 @@ fn generated() -> (Graph, Tensor) {
             vec!["h".into()],
         )
         .unwrap()[0];
-    let gemm = GemmAttrs {
-        alpha: 1.0,
-        beta: 1.0,
-        trans_a: false,
-        trans_b: true,
-        c_required: false,
-        c_exact: false,
-    };
+    let gemm = GemmAttrs::new().with_trans(false, true);
     let y = g
         .add_node(
             "fc2",

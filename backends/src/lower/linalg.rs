@@ -962,14 +962,9 @@ mod tests {
     fn gemm_attributes() {
         for (trans_a, trans_b) in [(false, false), (true, false), (false, true), (true, true)] {
             for (alpha, beta) in [(1.0, 1.0), (0.5, 2.0), (1.0, 0.0)] {
-                let g = GemmAttrs {
-                    alpha,
-                    beta,
-                    trans_a,
-                    trans_b,
-                    c_required: false,
-                    c_exact: false,
-                };
+                let g = GemmAttrs::new()
+                    .with_scales(alpha, beta)
+                    .with_trans(trans_a, trans_b);
                 let a = if trans_a { [4, 3] } else { [3, 4] };
                 let b = if trans_b { [5, 4] } else { [4, 5] };
                 for c in [vec![5], vec![3, 1], vec![3, 5], vec![]] {

@@ -253,14 +253,7 @@ mod tests {
 
     #[test]
     fn names_attributes_and_bases() {
-        let g = GemmAttrs {
-            alpha: 1.0,
-            beta: 1.0,
-            trans_a: false,
-            trans_b: true,
-            c_required: false,
-            c_exact: false,
-        };
+        let g = GemmAttrs::new().with_trans(false, true);
         let f = Fused::new(
             Op::Linalg(Linalg::Gemm(g)),
             Epilogue::Clip { min: 0.0, max: 6.0 },

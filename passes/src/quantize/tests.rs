@@ -44,14 +44,9 @@ fn model(k: usize) -> Graph {
             vec!["h".into()],
         )
         .unwrap()[0];
-    let gemm = GemmAttrs {
-        alpha: 0.5,
-        beta: 2.0,
-        trans_a: false,
-        trans_b: true,
-        c_required: false,
-        c_exact: false,
-    };
+    let gemm = GemmAttrs::new()
+        .with_scales(0.5, 2.0)
+        .with_trans(false, true);
     let y = g
         .add_node(
             "gemm",

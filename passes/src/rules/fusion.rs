@@ -219,14 +219,9 @@ fn bn_into_gemm(eg: &mut EG, id: Id, _s: &Subst) -> Option<Id> {
                 }
                 None => add_lit(eg, f64_tensor(vec![n], shift.clone(), wt.dtype)?),
             };
-            let attrs = GemmAttrs {
-                alpha,
-                beta: 1.0,
-                trans_a,
-                trans_b,
-                c_required: false,
-                c_exact: false,
-            };
+            let attrs = GemmAttrs::new()
+                .with_scales(alpha, 1.0)
+                .with_trans(trans_a, trans_b);
             if let Some(r) = add_op_typed(
                 eg,
                 Op::Linalg(Linalg::Gemm(attrs)),
@@ -249,14 +244,7 @@ fn matmul_add_gemm(eg: &mut EG, id: Id, s: &Subst) -> Option<Id> {
         return None;
     }
     let want = ty(eg, id)?;
-    let g = GemmAttrs {
-        alpha: 1.0,
-        beta: 1.0,
-        trans_a: false,
-        trans_b: false,
-        c_required: false,
-        c_exact: false,
-    };
+    let g = GemmAttrs::new();
     add_op_typed(eg, Op::Linalg(Linalg::Gemm(g)), vec![a, b, c], &want)
 }
 

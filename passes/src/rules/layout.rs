@@ -206,14 +206,7 @@ fn matmul_absorb(eg: &mut EG, id: Id, s: &Subst) -> Option<Id> {
             if p != [1, 0] {
                 continue;
             }
-            let g = GemmAttrs {
-                alpha: 1.0,
-                beta: 1.0,
-                trans_a: k == 0,
-                trans_b: k == 1,
-                c_required: false,
-                c_exact: false,
-            };
+            let g = GemmAttrs::new().with_trans(k == 0, k == 1);
             let args = if k == 0 { vec![x, b] } else { vec![a, x] };
             if let Some(r) = add_op_typed(eg, Op::Linalg(Linalg::Gemm(g)), args, &want) {
                 return Some(r);

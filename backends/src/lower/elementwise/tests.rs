@@ -390,14 +390,7 @@ fn fused_kernels_match_the_interpreter() {
                     false,
                 ),
                 (
-                    Op::Linalg(Linalg::Gemm(GemmAttrs {
-                        alpha: 1.0,
-                        beta: 1.0,
-                        trans_a: false,
-                        trans_b: true,
-                        c_required: false,
-                        c_exact: false,
-                    })),
+                    Op::Linalg(Linalg::Gemm(GemmAttrs::new().with_trans(false, true))),
                     vec![
                         rnd(&[5, 7], seed),
                         rnd(&[11, 7], seed + 1),

@@ -229,7 +229,45 @@ pub(super) fn macs_matmul(inputs: &[Option<&TensorType>]) -> u64 {
     }
 }
 
+impl Default for GemmAttrs {
+    fn default() -> GemmAttrs {
+        GemmAttrs::new()
+    }
+}
+
 impl GemmAttrs {
+    /// `A · B + C` with today's semantics (opset 11+: `C` optional and
+    /// broadcast): alpha and beta 1, no transposes. The `with_*` methods set
+    /// the rest.
+    pub fn new() -> GemmAttrs {
+        GemmAttrs {
+            alpha: 1.0,
+            beta: 1.0,
+            trans_a: false,
+            trans_b: false,
+            c_required: false,
+            c_exact: false,
+        }
+    }
+
+    /// Sets `alpha` and `beta`.
+    pub fn with_scales(self, alpha: f32, beta: f32) -> GemmAttrs {
+        GemmAttrs {
+            alpha,
+            beta,
+            ..self
+        }
+    }
+
+    /// Sets `transA` and `transB`.
+    pub fn with_trans(self, trans_a: bool, trans_b: bool) -> GemmAttrs {
+        GemmAttrs {
+            trans_a,
+            trans_b,
+            ..self
+        }
+    }
+
     /// `(m, k, n)` for operand shapes `a` and `b`.
     fn dims(&self, a: &[usize], b: &[usize]) -> Result<(usize, usize, usize)> {
         if a.len() != 2 || b.len() != 2 {
