@@ -273,6 +273,16 @@ pub(crate) mod test_support {
     use crate::graph::{Graph, TensorType, ValueId};
     use crate::tensor::Tensor;
 
+    /// The tensor of `shape` holding `v`.
+    pub(crate) fn t<T: crate::tensor::Elem>(shape: &[usize], v: &[T]) -> Tensor {
+        Tensor::from_vec(shape.to_vec(), v.to_vec()).unwrap()
+    }
+
+    /// The 1-D `i64` tensor holding `v`.
+    pub(crate) fn i64s(v: &[i64]) -> Tensor {
+        t(&[v.len()], v)
+    }
+
     /// Adds the graph input `name` of type `dtype[dims]` to `g`.
     pub(crate) fn input(g: &mut Graph, name: &str, dtype: DType, dims: &[usize]) -> ValueId {
         g.add_input(name, TensorType::new(dtype, dims.to_vec()))

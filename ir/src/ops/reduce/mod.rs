@@ -677,13 +677,7 @@ impl OpDef for Reduce {
 mod test_util {
     use super::*;
 
-    pub(super) fn t<T: Elem>(shape: &[usize], v: &[T]) -> Tensor {
-        Tensor::from_vec(shape.to_vec(), v.to_vec()).unwrap()
-    }
-
-    pub(super) fn axes(v: &[i64]) -> Tensor {
-        t(&[v.len()], v)
-    }
+    pub(super) use crate::ops::test_support::{i64s as axes, t};
 
     pub(super) fn red(kind: ReduceKind, keepdims: bool, noop: bool) -> Reduce {
         Reduce::Reduce {
