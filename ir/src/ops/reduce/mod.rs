@@ -106,21 +106,13 @@ impl ReduceKind {
 
     /// The dtypes the op accepts: the union over its opset versions.
     fn accepts(self, d: DType) -> bool {
-        let base = wide_numeric(d);
-        match self {
-            // int8/uint8 since opset 12, bool since opset 20.
-            ReduceKind::Max | ReduceKind::Min => {
-                base || matches!(d, DType::I8 | DType::U8 | DType::Bool)
-            }
-            ReduceKind::Sum
-            | ReduceKind::Mean
-            | ReduceKind::Prod
-            | ReduceKind::L1
-            | ReduceKind::L2
-            | ReduceKind::LogSum
-            | ReduceKind::LogSumExp
-            | ReduceKind::SumSquare => base,
-        }
+        // Max/Min: int8/uint8 since opset 12, bool since opset 20.
+        wide_numeric(d) || (self.is_extreme() && matches!(d, DType::I8 | DType::U8 | DType::Bool))
+    }
+
+    /// Max and Min, which pick an element where the others compute.
+    fn is_extreme(self) -> bool {
+        matches!(self, ReduceKind::Max | ReduceKind::Min)
     }
 }
 
