@@ -319,12 +319,7 @@ impl Graph {
                 i.name
             )));
         }
-        if i.ty != o.ty {
-            return Err(Error::Verify(format!(
-                "state input '{}' is {} but its next value '{}' is {}",
-                i.name, i.ty, o.name, o.ty
-            )));
-        }
+        check_state_types(i, o)?;
         self.inputs.retain(|&v| v != input);
         self.states.push(State { input, output });
         Ok(())
@@ -549,4 +544,16 @@ impl Graph {
             s.output = remap(s.output);
         }
     }
+}
+
+/// Checks that a state input `i` and its next value `o` have the same type,
+/// the rule both [`Graph::add_state`] and the verifier apply.
+pub(crate) fn check_state_types(i: &Value, o: &Value) -> Result<()> {
+    if i.ty != o.ty {
+        return Err(Error::Verify(format!(
+            "state input '{}' is {} but its next value '{}' is {}",
+            i.name, i.ty, o.name, o.ty
+        )));
+    }
+    Ok(())
 }

@@ -236,40 +236,26 @@ mod tests {
     use crate::graph::{Graph, TensorType};
     use crate::ops::Op;
     use crate::ops::elementwise::{BinaryFn, Elementwise, UnaryFn};
+    use crate::ops::test_support::{input, node};
+
+    fn binary(f: BinaryFn) -> Op {
+        Op::Elementwise(Elementwise::Binary(f))
+    }
+
+    fn unary(f: UnaryFn) -> Op {
+        Op::Elementwise(Elementwise::Unary(f))
+    }
 
     fn small_graph() -> Graph {
         // y = relu(x + c), z = x * x
         let mut g = Graph::new();
-        let x = g
-            .add_input("x", TensorType::new(DType::F32, vec![2, 2]))
-            .unwrap();
+        let x = input(&mut g, "x", DType::F32, &[2, 2]);
         let c = g
             .add_const("c", &Tensor::from_vec(vec![2], vec![1f32, -10.]).unwrap())
             .unwrap();
-        let s = g
-            .add_node(
-                "add",
-                Op::Elementwise(Elementwise::Binary(BinaryFn::Add)),
-                vec![Some(x), Some(c)],
-                vec!["s".into()],
-            )
-            .unwrap()[0];
-        let y = g
-            .add_node(
-                "relu",
-                Op::Elementwise(Elementwise::Unary(UnaryFn::Relu)),
-                vec![Some(s)],
-                vec!["y".into()],
-            )
-            .unwrap()[0];
-        let z = g
-            .add_node(
-                "sq",
-                Op::Elementwise(Elementwise::Binary(BinaryFn::Mul)),
-                vec![Some(x), Some(x)],
-                vec!["z".into()],
-            )
-            .unwrap()[0];
+        let s = node(&mut g, "add", binary(BinaryFn::Add), &[x, c], "s").unwrap();
+        let y = node(&mut g, "relu", unary(UnaryFn::Relu), &[s], "y").unwrap();
+        let z = node(&mut g, "sq", binary(BinaryFn::Mul), &[x, x], "z").unwrap();
         g.outputs = vec![y, z];
         g
     }
@@ -303,32 +289,14 @@ mod tests {
     #[test]
     fn inference_errors_name_the_node() {
         let mut g = Graph::new();
-        let a = g
-            .add_input("a", TensorType::new(DType::F32, vec![2, 3]))
-            .unwrap();
-        let b = g
-            .add_input("b", TensorType::new(DType::F32, vec![3, 2]))
-            .unwrap();
-        let e = g
-            .add_node(
-                "bad_add",
-                Op::Elementwise(Elementwise::Binary(BinaryFn::Add)),
-                vec![Some(a), Some(b)],
-                vec!["c".into()],
-            )
+        let a = input(&mut g, "a", DType::F32, &[2, 3]);
+        let b = input(&mut g, "b", DType::F32, &[3, 2]);
+        let e = node(&mut g, "bad_add", binary(BinaryFn::Add), &[a, b], "c")
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("node 'bad_add' (Add): shape error"), "{e}");
-        let i = g
-            .add_input("i", TensorType::new(DType::I64, vec![2, 3]))
-            .unwrap();
-        let e = g
-            .add_node(
-                "mixed",
-                Op::Elementwise(Elementwise::Binary(BinaryFn::Add)),
-                vec![Some(a), Some(i)],
-                vec!["d".into()],
-            )
+        let i = input(&mut g, "i", DType::I64, &[2, 3]);
+        let e = node(&mut g, "mixed", binary(BinaryFn::Add), &[a, i], "d")
             .unwrap_err()
             .to_string();
         assert!(e.contains("different dtypes f32 and i64"), "{e}");
@@ -341,14 +309,7 @@ mod tests {
         let ty = TensorType::new(DType::F32, vec![3]);
         let x = g.add_input("x", ty.clone()).unwrap();
         let s = g.add_state_input("s", ty).unwrap();
-        let y = g
-            .add_node(
-                "acc",
-                Op::Elementwise(Elementwise::Binary(BinaryFn::Add)),
-                vec![Some(s), Some(x)],
-                vec!["y".into()],
-            )
-            .unwrap()[0];
+        let y = node(&mut g, "acc", binary(BinaryFn::Add), &[s, x], "y").unwrap();
         g.outputs = vec![y];
         g.add_state(s, y).unwrap();
         (g, x, s, y)
@@ -387,14 +348,7 @@ mod tests {
         check(&g, "state input 'x' is also a graph input");
         // The same input paired twice.
         let (mut g, _, s, _) = accumulator();
-        let z = g
-            .add_node(
-                "z",
-                Op::Elementwise(Elementwise::Unary(UnaryFn::Relu)),
-                vec![Some(s)],
-                vec!["z".into()],
-            )
-            .unwrap()[0];
+        let z = node(&mut g, "z", unary(UnaryFn::Relu), &[s], "z").unwrap();
         g.states.push(crate::graph::State {
             input: s,
             output: z,

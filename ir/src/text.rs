@@ -131,7 +131,13 @@ impl<'a> Cursor<'a> {
 
     /// Reads `tok` after whitespace, or says it was expected.
     pub fn expect(&mut self, tok: &str) -> Result<(), Expected> {
-        if self.eat(tok) {
+        let found = self.eat(tok);
+        self.found_or_expected(found, tok)
+    }
+
+    /// `Ok` when `tok` was `found`, else the error that it was expected.
+    fn found_or_expected(&self, found: bool, tok: &str) -> Result<(), Expected> {
+        if found {
             Ok(())
         } else {
             Err(self.expected(&format!("'{tok}'")))
@@ -160,11 +166,8 @@ impl<'a> Cursor<'a> {
 
     /// Reads the word `w`, or says it was expected.
     pub fn expect_word(&mut self, w: &str) -> Result<(), Expected> {
-        if self.eat_word(w) {
-            Ok(())
-        } else {
-            Err(self.expected(&format!("'{w}'")))
-        }
+        let found = self.eat_word(w);
+        self.found_or_expected(found, w)
     }
 
     /// Reads a word (letters, digits, `_`); `what` names it in the error

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 
 use crate::encoding::Encoding;
 use crate::error::{Error, Result};
-use crate::graph::{Graph, ValueDef};
+use crate::graph::{Graph, ValueDef, check_state_types};
 use crate::ops::{Op, OpDef};
 use crate::shape::MAX_RANK;
 
@@ -163,12 +163,7 @@ fn verify_states(g: &Graph) -> Result<()> {
                 o.name
             )));
         }
-        if i.ty != o.ty {
-            return Err(Error::Verify(format!(
-                "state input '{}' is {} but its next value '{}' is {}",
-                i.name, i.ty, o.name, o.ty
-            )));
-        }
+        check_state_types(i, o)?;
     }
     Ok(())
 }

@@ -267,10 +267,40 @@ pub fn fmt_list<T: std::fmt::Display>(v: &[T]) -> String {
 #[cfg(test)]
 pub(crate) mod test_support {
     use super::{InferInput, OpDef, ParseCtx, tensor_types};
+    use crate::DType;
     use crate::attrs::{AttrValue, Attrs};
     use crate::error::Result;
-    use crate::graph::TensorType;
+    use crate::graph::{Graph, TensorType, ValueId};
     use crate::tensor::Tensor;
+
+    /// The tensor of `shape` holding `v`.
+    pub(crate) fn t<T: crate::tensor::Elem>(shape: &[usize], v: &[T]) -> Tensor {
+        Tensor::from_vec(shape.to_vec(), v.to_vec()).unwrap()
+    }
+
+    /// The 1-D `i64` tensor holding `v`.
+    pub(crate) fn i64s(v: &[i64]) -> Tensor {
+        t(&[v.len()], v)
+    }
+
+    /// Adds the graph input `name` of type `dtype[dims]` to `g`.
+    pub(crate) fn input(g: &mut Graph, name: &str, dtype: DType, dims: &[usize]) -> ValueId {
+        g.add_input(name, TensorType::new(dtype, dims.to_vec()))
+            .unwrap()
+    }
+
+    /// Adds the node `name` computing `op` of `inputs` into the one value
+    /// `out`; that value, or the error the graph gives.
+    pub(crate) fn node(
+        g: &mut Graph,
+        name: &str,
+        op: super::Op,
+        inputs: &[ValueId],
+        out: &str,
+    ) -> Result<ValueId> {
+        let inputs = inputs.iter().map(|&v| Some(v)).collect();
+        Ok(g.add_node(name, op, inputs, vec![out.into()])?[0])
+    }
 
     /// Infers `op`'s output types for `inputs` (giving the shape rule their
     /// values when `with_values`), evaluates it, and checks every result

@@ -444,40 +444,28 @@ mod tests {
 
     #[test]
     fn max_pool_with_indices_and_ceil() {
+        // A MaxPool of stride 2 with `kernel` and the attribute `extra`.
+        let max_pool = |kernel: &[i64], extra: (&str, AttrValue), outputs: usize| {
+            parse(
+                "MaxPool",
+                vec![
+                    ("kernel_shape", ints(kernel)),
+                    ("strides", ints(&[2, 2])),
+                    extra,
+                ],
+                outputs,
+            )
+        };
         let x = iota(&[1, 1, 5, 5]);
-        let op = parse(
-            "MaxPool",
-            vec![
-                ("kernel_shape", ints(&[2, 2])),
-                ("strides", ints(&[2, 2])),
-                ("storage_order", AttrValue::Int(1)),
-            ],
-            2,
-        );
+        let op = max_pool(&[2, 2], ("storage_order", AttrValue::Int(1)), 2);
         let out = run(&op, &[&x]);
         close(&out[0], &[6., 8., 16., 18.]);
         assert_eq!(out[1].as_slice::<i64>().unwrap(), &[6, 16, 8, 18]);
-        let op = parse(
-            "MaxPool",
-            vec![
-                ("kernel_shape", ints(&[2, 2])),
-                ("strides", ints(&[2, 2])),
-                ("ceil_mode", AttrValue::Int(1)),
-            ],
-            1,
-        );
+        let op = max_pool(&[2, 2], ("ceil_mode", AttrValue::Int(1)), 1);
         let out = run(&op, &[&x]);
         close(&out[0], &[6., 8., 9., 16., 18., 19., 21., 23., 24.]);
         // The last window may not start in the end padding.
-        let op = parse(
-            "MaxPool",
-            vec![
-                ("kernel_shape", ints(&[1, 1])),
-                ("strides", ints(&[2, 2])),
-                ("ceil_mode", AttrValue::Int(1)),
-            ],
-            1,
-        );
+        let op = max_pool(&[1, 1], ("ceil_mode", AttrValue::Int(1)), 1);
         assert_eq!(run(&op, &[&iota(&[1, 1, 2, 2])])[0].shape(), &[1, 1, 1, 1]);
     }
 

@@ -107,14 +107,7 @@ pub(super) fn eval_gather_elements(
     outs: &[TensorType],
 ) -> Result<Vec<Tensor>> {
     let i = req(inputs, 1, "indices")?;
-    let ax = norm_axis(axis, x.rank())?;
-    let (d, stride) = (x.shape()[ax], strides(x.shape())[ax]);
-    let bases = element_bases(x.shape(), i.shape(), ax);
-    let offs: Vec<usize> = bases
-        .iter()
-        .zip(i.to_i64_vec())
-        .map(|(&b, j)| Ok(b + norm_index(j, d, "GatherElements index")? * stride))
-        .collect::<Result<_>>()?;
+    let offs = element_offsets(x, i, axis, "GatherElements index")?;
     let data = map_data!(x, v, T => offs.iter().map(|&o| v[o]).collect());
     single(Tensor::new(outs[0].shape.clone(), data)?)
 }
@@ -200,9 +193,21 @@ pub(super) fn gather_rows<T: Copy>(
     out
 }
 
-/// For GatherElements/ScatterElements: the data offset of every index element
-/// with its own coordinate on `axis` left out.
-pub(super) fn element_bases(data: &[usize], indices: &[usize], axis: usize) -> Vec<usize> {
+/// For GatherElements/ScatterElements: the data offset in `x` every element
+/// of the indices `i` picks on `axis` (`what` names the index in errors).
+pub(super) fn element_offsets(x: &Tensor, i: &Tensor, axis: i64, what: &str) -> Result<Vec<usize>> {
+    let ax = norm_axis(axis, x.rank())?;
+    let (d, stride) = (x.shape()[ax], strides(x.shape())[ax]);
+    element_bases(x.shape(), i.shape(), ax)
+        .iter()
+        .zip(i.to_i64_vec())
+        .map(|(&b, j)| Ok(b + norm_index(j, d, what)? * stride))
+        .collect()
+}
+
+/// The data offset of every index element with its own coordinate on `axis`
+/// left out.
+fn element_bases(data: &[usize], indices: &[usize], axis: usize) -> Vec<usize> {
     let ds = strides(data);
     let n = prod(indices);
     let mut out = Vec::with_capacity(n);

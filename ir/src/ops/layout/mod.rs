@@ -800,15 +800,8 @@ impl OpDef for Layout {
 mod test_util {
     use super::*;
     use crate::attrs::AttrValue;
-    use crate::tensor::Elem;
 
-    pub(super) fn t<T: Elem>(shape: &[usize], v: &[T]) -> Tensor {
-        Tensor::from_vec(shape.to_vec(), v.to_vec()).unwrap()
-    }
-
-    pub(super) fn i64s(v: &[i64]) -> Tensor {
-        t(&[v.len()], v)
-    }
+    pub(super) use crate::ops::test_support::{i64s, t};
 
     pub(super) fn f32s(shape: &[usize]) -> Tensor {
         let n = shape.iter().product::<usize>();

@@ -1,12 +1,12 @@
 //! ScatterND and ScatterElements (and the older `Scatter` spelling), with the
 //! reductions that combine an update with the element it lands on.
 
-use super::gather::{check_elements_shape, element_bases, gather_nd_dims, nd_offsets};
-use super::{Layout, check_index_type, norm_index, one, prod, single, ty};
+use super::gather::{check_elements_shape, element_offsets, gather_nd_dims, nd_offsets};
+use super::{Layout, check_index_type, one, prod, single, ty};
 use crate::error::{Error, Result};
 use crate::graph::TensorType;
 use crate::ops::{InferInput, ParseCtx, check_arity, req};
-use crate::shape::{norm_axis, strides};
+use crate::shape::norm_axis;
 use crate::tensor::{Elem, Tensor};
 use crate::{dispatch, shape_err, type_err};
 
@@ -143,7 +143,34 @@ pub(super) fn eval_scatter_nd(
     let (i, u) = (req(inputs, 1, "indices")?, req(inputs, 2, "updates")?);
     let (_, k) = gather_nd_dims(x.shape(), i.shape(), 0)?;
     let offs = nd_offsets(x.shape(), i.shape(), &i.to_i64_vec(), 0, k)?;
-    let len = prod(&x.shape()[k..]);
+    scatter_blocks(x, u, &offs, prod(&x.shape()[k..]), reduction, outs)
+}
+
+/// Evaluates `ScatterElements`.
+pub(super) fn eval_scatter_elements(
+    axis: i64,
+    reduction: Reduction,
+    x: &Tensor,
+    inputs: &[Option<&Tensor>],
+    outs: &[TensorType],
+) -> Result<Vec<Tensor>> {
+    let (i, u) = (req(inputs, 1, "indices")?, req(inputs, 2, "updates")?);
+    let offs = element_offsets(x, i, axis, "ScatterElements index")?;
+    scatter_blocks(x, u, &offs, 1, reduction, outs)
+}
+
+/// Copies `x` and lands the `t`-th block of `len` elements of `u` at offset
+/// `offs[t]`, combining it with what is there by `reduction`: the common
+/// core of ScatterND (blocks of the trailing dims) and ScatterElements
+/// (single elements).
+fn scatter_blocks(
+    x: &Tensor,
+    u: &Tensor,
+    offs: &[usize],
+    len: usize,
+    reduction: Reduction,
+    outs: &[TensorType],
+) -> Result<Vec<Tensor>> {
     let data = map_data!(x, v, T => {
         let uv = u.as_slice::<T>()?;
         let mut out = v.to_vec();
@@ -157,34 +184,6 @@ pub(super) fn eval_scatter_nd(
                     }
                 }
             }
-        }
-        out
-    });
-    single(Tensor::new(outs[0].shape.clone(), data)?)
-}
-
-/// Evaluates `ScatterElements`.
-pub(super) fn eval_scatter_elements(
-    axis: i64,
-    reduction: Reduction,
-    x: &Tensor,
-    inputs: &[Option<&Tensor>],
-    outs: &[TensorType],
-) -> Result<Vec<Tensor>> {
-    let (i, u) = (req(inputs, 1, "indices")?, req(inputs, 2, "updates")?);
-    let ax = norm_axis(axis, x.rank())?;
-    let (d, stride) = (x.shape()[ax], strides(x.shape())[ax]);
-    let bases = element_bases(x.shape(), i.shape(), ax);
-    let offs: Vec<usize> = bases
-        .iter()
-        .zip(i.to_i64_vec())
-        .map(|(&b, j)| Ok(b + norm_index(j, d, "ScatterElements index")? * stride))
-        .collect::<Result<_>>()?;
-    let data = map_data!(x, v, T => {
-        let uv = u.as_slice::<T>()?;
-        let mut out = v.to_vec();
-        for (&o, &b) in offs.iter().zip(uv) {
-            out[o] = out[o].combine(b, reduction);
         }
         out
     });

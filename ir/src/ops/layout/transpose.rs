@@ -59,16 +59,26 @@ pub(super) fn infer_transpose(
     one(x.dtype, p.iter().map(|&i| x.shape[i]).collect())
 }
 
+/// The one `input` operand of DepthToSpace/SpaceToDepth (`op`), which must
+/// be 4-D, and its dims.
+fn nchw_input<'a>(
+    op: &str,
+    inputs: &[Option<InferInput<'a>>],
+) -> Result<(&'a TensorType, [usize; 4])> {
+    check_arity(inputs, 1, 1)?;
+    let x = ty(inputs, 0, "input")?;
+    let [n, c, h, w] = x.shape[..] else {
+        shape_err!("{op} needs a 4-D input, got {x}")
+    };
+    Ok((x, [n, c, h, w]))
+}
+
 /// The shape rule of `DepthToSpace`.
 pub(super) fn infer_depth_to_space(
     b: usize,
     inputs: &[Option<InferInput<'_>>],
 ) -> Result<Vec<TensorType>> {
-    check_arity(inputs, 1, 1)?;
-    let x = ty(inputs, 0, "input")?;
-    let [n, c, h, w] = x.shape[..] else {
-        shape_err!("DepthToSpace needs a 4-D input, got {x}")
-    };
+    let (x, [n, c, h, w]) = nchw_input("DepthToSpace", inputs)?;
     let bb = b
         .checked_mul(b)
         .ok_or_else(|| Error::Overflow(format!("blocksize {b}")))?;
@@ -87,11 +97,7 @@ pub(super) fn infer_space_to_depth(
     b: usize,
     inputs: &[Option<InferInput<'_>>],
 ) -> Result<Vec<TensorType>> {
-    check_arity(inputs, 1, 1)?;
-    let x = ty(inputs, 0, "input")?;
-    let [n, c, h, w] = x.shape[..] else {
-        shape_err!("SpaceToDepth needs a 4-D input, got {x}")
-    };
+    let (x, [n, c, h, w]) = nchw_input("SpaceToDepth", inputs)?;
     if h % b != 0 || w % b != 0 {
         shape_err!("height {h} and width {w} must be multiples of the blocksize {b}");
     }

@@ -3,7 +3,7 @@
 
 use crate::dispatch;
 use crate::error::{Error, Result};
-use crate::shape::{Shape, strides};
+use crate::shape::{Shape, for_each_index, strides};
 use crate::tensor::{Elem, Tensor};
 
 // ---------------------------------------------------------------------------
@@ -181,8 +181,8 @@ pub(super) fn remap<T: Copy>(src: &[T], maps: &[Vec<Option<usize>>], fill: T) ->
         }
     }
     let mut out = Vec::with_capacity(n);
-    let mut idx = vec![0usize; outer.len()];
-    loop {
+    let outer_shape: Vec<usize> = outer.iter().map(Vec::len).collect();
+    for_each_index(&outer_shape, |idx| {
         let mut base = Some(0usize);
         for (k, &i) in idx.iter().enumerate() {
             base = match (base, outer[k][i]) {
@@ -201,19 +201,8 @@ pub(super) fn remap<T: Copy>(src: &[T], maps: &[Vec<Option<usize>>], fill: T) ->
                 }
             }
         }
-        let mut k = outer.len();
-        loop {
-            if k == 0 {
-                return Ok(out);
-            }
-            k -= 1;
-            idx[k] += 1;
-            if idx[k] < outer[k].len() {
-                break;
-            }
-            idx[k] = 0;
-        }
-    }
+    });
+    Ok(out)
 }
 
 #[cfg(test)]

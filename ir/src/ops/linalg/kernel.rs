@@ -2,6 +2,8 @@
 //! ([`matmul_acc`]) and the dtype dispatch ([`eval_numeric`]) that runs a
 //! computation written once over the accumulation type.
 
+use std::borrow::Cow;
+
 use crate::error::{Error, Result};
 use crate::shape::Shape;
 use crate::tensor::{Data, Elem, Tensor};
@@ -132,6 +134,21 @@ pub fn transpose2<T: Copy>(v: &[T], rows: usize, cols: usize) -> Vec<T> {
         out.extend((0..rows).map(|i| v[i * cols + j]));
     }
     out
+}
+
+/// `v` (a row-major `rows×cols` matrix) transposed when `transpose`, else
+/// `v` itself, borrowed.
+pub(super) fn transposed_if<T: Copy>(
+    transpose: bool,
+    v: &[T],
+    rows: usize,
+    cols: usize,
+) -> Cow<'_, [T]> {
+    if transpose {
+        Cow::Owned(transpose2(v, rows, cols))
+    } else {
+        Cow::Borrowed(v)
+    }
 }
 
 /// A computation on operands of one numeric dtype, written once over the

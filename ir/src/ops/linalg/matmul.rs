@@ -1,7 +1,7 @@
 //! `MatMul` (NumPy `matmul` semantics, broadcast batches) and `Gemm`
 //! (`alpha * A' * B' + beta * C`), both on the shared kernel.
 
-use super::kernel::{Acc, NumKernel, eval_numeric, matmul_acc, transpose2};
+use super::kernel::{Acc, NumKernel, eval_numeric, matmul_acc, transposed_if};
 use super::{Linalg, numeric_dtype, ty};
 use crate::error::{Error, Result};
 use crate::graph::TensorType;
@@ -174,22 +174,10 @@ struct GemmKernel {
 impl NumKernel for GemmKernel {
     fn run<A: Acc>(&self, ins: &[&[A]]) -> Result<Vec<A>> {
         let (m, k, n) = (self.m, self.k, self.n);
-        let a_t;
-        let a = if self.trans_a {
-            a_t = transpose2(ins[0], k, m);
-            &a_t[..]
-        } else {
-            ins[0]
-        };
-        let b_t;
-        let b = if self.trans_b {
-            b_t = transpose2(ins[1], n, k);
-            &b_t[..]
-        } else {
-            ins[1]
-        };
+        let a = transposed_if(self.trans_a, ins[0], k, m);
+        let b = transposed_if(self.trans_b, ins[1], n, k);
         let mut c = vec![A::ZERO; m * n];
-        matmul_acc(m, k, n, a, b, &mut c);
+        matmul_acc(m, k, n, &a, &b, &mut c);
         Ok(c)
     }
 }

@@ -267,10 +267,7 @@ pub(super) fn infer_quantize_linear(
     q: &QAttrs,
     inputs: &[Option<InferInput<'_>>],
 ) -> Result<Vec<TensorType>> {
-    check_arity(inputs, 2, 3)?;
-    let tys = operand_types(inputs);
-    let (x, s) = (req(&tys, 0, "x")?, req(&tys, 1, "y_scale")?);
-    Ok(vec![q.infer_quantize(x, s, opt(&tys, 2))?])
+    infer_linear(q, inputs, "y_scale", QAttrs::infer_quantize)
 }
 
 /// `DequantizeLinear`'s output type.
@@ -278,10 +275,21 @@ pub(super) fn infer_dequantize_linear(
     q: &QAttrs,
     inputs: &[Option<InferInput<'_>>],
 ) -> Result<Vec<TensorType>> {
+    infer_linear(q, inputs, "x_scale", QAttrs::infer_dequantize)
+}
+
+/// The output type of either op by `infer`, from the operands `x`, the
+/// scale (named `scale`) and the optional zero point.
+fn infer_linear(
+    q: &QAttrs,
+    inputs: &[Option<InferInput<'_>>],
+    scale: &str,
+    infer: InferFn,
+) -> Result<Vec<TensorType>> {
     check_arity(inputs, 2, 3)?;
     let tys = operand_types(inputs);
-    let (x, s) = (req(&tys, 0, "x")?, req(&tys, 1, "x_scale")?);
-    Ok(vec![q.infer_dequantize(x, s, opt(&tys, 2))?])
+    let (x, s) = (req(&tys, 0, "x")?, req(&tys, 1, scale)?);
+    Ok(vec![infer(q, x, s, opt(&tys, 2))?])
 }
 
 /// The type inference of one of the two ops on concrete operands.

@@ -139,22 +139,22 @@ fn qlinear_matmul_plan(ins: &[Option<&TensorType>]) -> Result<QMatMulPlan> {
         type_err!("zero points must have their operand's type");
     }
     let dims = MatmulDims::new(&a.shape, &b.shape)?;
-    let a_param = qparam_shape(&t[1].shape, &a.shape, true, "a_scale")?;
-    if qparam_shape(&t[2].shape, &a.shape, true, "a_zero_point")? != a_param {
-        shape_err!(
-            "a_scale {:?} and a_zero_point {:?} differ in shape",
-            t[1].shape,
-            t[2].shape
-        );
-    }
-    let b_param = qparam_shape(&t[4].shape, &b.shape, false, "b_scale")?;
-    if qparam_shape(&t[5].shape, &b.shape, false, "b_zero_point")? != b_param {
-        shape_err!(
-            "b_scale {:?} and b_zero_point {:?} differ in shape",
-            t[4].shape,
-            t[5].shape
-        );
-    }
+    // The shape of operand `at`'s scale (`at + 1`), which its zero point
+    // (`at + 2`) must share.
+    let param = |at: usize, per_row: bool| -> Result<Shape> {
+        let (x, s, z) = (&t[at].shape, &t[at + 1].shape, &t[at + 2].shape);
+        let shape = qparam_shape(s, x, per_row, names[at + 1])?;
+        if qparam_shape(z, x, per_row, names[at + 2])? != shape {
+            shape_err!(
+                "{} {s:?} and {} {z:?} differ in shape",
+                names[at + 1],
+                names[at + 2]
+            );
+        }
+        Ok(shape)
+    };
+    let a_param = param(0, true)?;
+    let b_param = param(3, false)?;
     let y_param = if numel(&t[6].shape)? == 1 && t[6].shape.len() <= 1 {
         vec![]
     } else {

@@ -339,22 +339,12 @@ pub(super) fn eval_reduce(
     }
     let plan = Plan::new(x.shape(), mask);
     let shape = reduced_shape(x.shape(), mask, keepdims);
-    let data = match kind {
-        ReduceKind::Max | ReduceKind::Min => {
-            dispatch!(x.data(), v, T => T::wrap(reduce_extreme(v, &plan, kind == ReduceKind::Max)))
-        }
-        ReduceKind::Sum
-        | ReduceKind::Mean
-        | ReduceKind::Prod
-        | ReduceKind::L1
-        | ReduceKind::L2
-        | ReduceKind::LogSum
-        | ReduceKind::LogSumExp
-        | ReduceKind::SumSquare => {
-            dispatch_float!(x.data(), v, T => T::wrap(reduce_f64(kind, v, &plan)),
-            else dispatch_int!(x.data(), v, T => T::wrap(reduce_int(kind, v, &plan)),
-                else return Err(Error::Type(format!("{} does not accept {}", kind.name(), x.dtype())))))
-        }
+    let data = if kind.is_extreme() {
+        dispatch!(x.data(), v, T => T::wrap(reduce_extreme(v, &plan, kind == ReduceKind::Max)))
+    } else {
+        dispatch_float!(x.data(), v, T => T::wrap(reduce_f64(kind, v, &plan)),
+        else dispatch_int!(x.data(), v, T => T::wrap(reduce_int(kind, v, &plan)),
+            else return Err(Error::Type(format!("{} does not accept {}", kind.name(), x.dtype())))))
     };
     Tensor::new(shape, data)
 }

@@ -106,21 +106,13 @@ impl ReduceKind {
 
     /// The dtypes the op accepts: the union over its opset versions.
     fn accepts(self, d: DType) -> bool {
-        let base = wide_numeric(d);
-        match self {
-            // int8/uint8 since opset 12, bool since opset 20.
-            ReduceKind::Max | ReduceKind::Min => {
-                base || matches!(d, DType::I8 | DType::U8 | DType::Bool)
-            }
-            ReduceKind::Sum
-            | ReduceKind::Mean
-            | ReduceKind::Prod
-            | ReduceKind::L1
-            | ReduceKind::L2
-            | ReduceKind::LogSum
-            | ReduceKind::LogSumExp
-            | ReduceKind::SumSquare => base,
-        }
+        // Max/Min: int8/uint8 since opset 12, bool since opset 20.
+        wide_numeric(d) || (self.is_extreme() && matches!(d, DType::I8 | DType::U8 | DType::Bool))
+    }
+
+    /// Max and Min, which pick an element where the others compute.
+    fn is_extreme(self) -> bool {
+        matches!(self, ReduceKind::Max | ReduceKind::Min)
     }
 }
 
@@ -677,13 +669,7 @@ impl OpDef for Reduce {
 mod test_util {
     use super::*;
 
-    pub(super) fn t<T: Elem>(shape: &[usize], v: &[T]) -> Tensor {
-        Tensor::from_vec(shape.to_vec(), v.to_vec()).unwrap()
-    }
-
-    pub(super) fn axes(v: &[i64]) -> Tensor {
-        t(&[v.len()], v)
-    }
+    pub(super) use crate::ops::test_support::{i64s as axes, t};
 
     pub(super) fn red(kind: ReduceKind, keepdims: bool, noop: bool) -> Reduce {
         Reduce::Reduce {
