@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import argparse
 import io
+import logging
 import math
 import os
 import sys
+import tempfile
 import time
 import zipfile
 import zlib
@@ -402,6 +404,46 @@ MODELS = {
     "gpt2_decode": (build_gpt2_decode, True),  # external data
 }
 
+# int8 variants: the float model quantized by onnxruntime's own quantizer
+# (`quantize_static`, QDQ format, int8 weights per output channel, int8
+# activations per tensor, MinMax calibration on CALIB_SAMPLES random inputs
+# drawn like the benchmark input), so smelt and onnxruntime run the same
+# QDQ graph.
+QUANTIZED = {
+    "mobilenetv2_int8": "mobilenetv2",
+    "resnet18_int8": "resnet18",
+    "encoder_int8": "encoder",
+}
+CALIB_SAMPLES = 8
+
+
+def quantize_qdq(float_path: str, out_path: str, inputs: dict[str, np.ndarray], tag: str) -> None:
+    """`float_path` quantized to QDQ int8 by onnxruntime into `out_path`."""
+    from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
+                                          quantize_static)
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    rng = rng_for(f"{tag}.calibration")
+    samples = [{k: rng.standard_normal(v.shape, dtype=np.float32) for k, v in inputs.items()}
+               for _ in range(CALIB_SAMPLES)]
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter(samples)
+
+        def get_next(self):
+            return next(self.it, None)
+
+    # onnxruntime's recommended pre-processing: shape inference and its graph
+    # optimizer (BatchNormalization folded into Conv), as a deployed model has.
+    prepared = float_path + ".prepared.onnx"
+    quant_pre_process(float_path, prepared, skip_symbolic_shape=True)
+    logging.getLogger().setLevel(logging.ERROR)  # its per-tensor advice is noise here
+    quantize_static(prepared, out_path, Reader(), quant_format=QuantFormat.QDQ,
+                    per_channel=True, activation_type=QuantType.QInt8,
+                    weight_type=QuantType.QInt8)
+    onnx.checker.check_model(out_path, full_check=True)
+
 
 # --------------------------------------------------------------------------
 # Output
@@ -476,7 +518,8 @@ def main(argv=None) -> int:
                     help=f"output folder (default: {os.path.relpath(DEFAULT_OUT, os.getcwd())})")
     ap.add_argument("--check", action="store_true",
                     help="run each model once with onnxruntime (single thread) and time 5 runs")
-    ap.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS),
+    ap.add_argument("--models", nargs="+", choices=list(MODELS) + list(QUANTIZED),
+                    default=list(MODELS),
                     help="subset of models to generate (default: all)")
     args = ap.parse_args(argv)
 
@@ -484,14 +527,22 @@ def main(argv=None) -> int:
     t_all = time.perf_counter()
     summary = []
     for name in args.models:
-        build, external = MODELS[name]
+        source = QUANTIZED.get(name, name)
+        build, external = MODELS[source]
         t0 = time.perf_counter()
         b, inputs = build()
         model = b.model()
         n_params, n_stats = b.n_params, b.n_bn_stats
         n_nodes = len(b.nodes)
         del b
-        files = save_model(model, args.out_dir, name, external)
+        if source != name:
+            with tempfile.TemporaryDirectory() as tmp:
+                float_path = save_model(model, tmp, source, external)[0]
+                files = [os.path.join(args.out_dir, f"{name}.onnx")]
+                quantize_qdq(float_path, files[0], inputs, name)
+            n_nodes = len(onnx.load(files[0]).graph.node)
+        else:
+            files = save_model(model, args.out_dir, name, external)
         del model
         save_npz(os.path.join(args.out_dir, f"{name}.inputs.npz"), inputs)
         size = sum(os.path.getsize(f) for f in files)
