@@ -1,0 +1,428 @@
+//! The static int8 rewrite (`--quantize int8`): `MatMul`, `Gemm` and `Conv`
+//! with constant f32 weights become the standard ONNX integer ops every
+//! smelt stage knows, `QLinearMatMul` and `QLinearConv`, between
+//! `QuantizeLinear` and `DequantizeLinear`.
+//!
+//! - Weights: symmetric `i8`, one scale per output channel (a MatMul's
+//!   column, a Gemm's row of `B` when `transB`, a Conv's output channel,
+//!   grouped and depthwise ones included); a Gemm's `alpha` is folded in
+//!   first.
+//! - Activations: asymmetric `u8`, one scale per tensor, from the range
+//!   calibration saw on the float graph ([`super::scale`] says why).
+//! - Bias: a Conv's bias enters `QLinearConv` exactly as `i32` at scale
+//!   `s_x · s_w[m]`. `QLinearMatMul` has no bias input, so a Gemm's bias
+//!   (times `beta`) is a float `Add` after the `DequantizeLinear`, and the
+//!   product's output range is calibrated without it (the observer
+//!   subtracts the bias).
+//! - Between quantized ops: a `u8` tensor is quantized once however many
+//!   nodes read it, and when a quantized op reads the output of another one
+//!   directly (no float op in between), it reads the `u8` result itself: no
+//!   `DequantizeLinear → QuantizeLinear` pair.
+//!
+//! Every rewritten node keeps its name (the `QLinear*` node) and its result
+//! value, which the `DequantizeLinear` (or the bias `Add`) now defines, so
+//! nothing downstream changes.
+
+use std::collections::HashMap;
+
+use smelt_ir::ops::conv::{ConvOp, Window};
+use smelt_ir::ops::elementwise::{BinaryFn, Elementwise};
+use smelt_ir::ops::quant::{ConvAttrs, QAttrs, Quant};
+use smelt_ir::{DType, Graph, Node, NodeId, Op, Tensor, ValueDef, ValueId};
+
+use super::calibrate::{Probe, observe};
+use super::scale::{CalibMethod, i8_per_channel, u8_params};
+use super::{QuantizeError, QuantizeReport, WeightReport, bias_input, product};
+
+/// One node the int8 rewrite changed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Int8Node {
+    /// The node's name.
+    pub node: String,
+    /// The integer op it became (`QLinearMatMul`, `QLinearConv`).
+    pub op: &'static str,
+    /// The calibrated input range `[lo, hi]` and its `u8` scale and zero
+    /// point.
+    pub input: ((f32, f32), f32, u8),
+    /// The calibrated output range and its parameters.
+    pub output: ((f32, f32), f32, u8),
+}
+
+/// The integer form of a node.
+enum Kind {
+    /// `QLinearMatMul` with the weight `[K, N]` and an optional float bias
+    /// `[N]` added after.
+    MatMul {
+        w: Vec<i8>,
+        scales: Vec<f32>,
+        k: usize,
+        n: usize,
+        bias: Option<(ValueId, Vec<f32>)>,
+    },
+    /// `QLinearConv` with the weight `[M, C/group, kernel…]` and an
+    /// optional bias `[M]`.
+    Conv {
+        attrs: ConvAttrs,
+        w: Vec<i8>,
+        shape: Vec<usize>,
+        scales: Vec<f32>,
+        bias: Option<Vec<f32>>,
+    },
+}
+
+/// A node to rewrite.
+struct Candidate {
+    node: usize,
+    x: ValueId,
+    y: ValueId,
+    kind: Kind,
+}
+
+/// The f32 values of a constant.
+fn const_f32(g: &Graph, id: ValueId) -> Option<Vec<f32>> {
+    let v = g.value(id);
+    if !matches!(v.def, ValueDef::Const(_)) || !v.ty.is_dense() || v.ty.dtype != DType::F32 {
+        return None;
+    }
+    Some(g.const_value(id)?.ok()?.as_slice::<f32>().ok()?.to_vec())
+}
+
+/// The integer form of node `i`, `Ok(None)` when it is not a product or
+/// convolution with a constant weight, or why it stays float.
+fn candidate(g: &mut Graph, i: usize) -> Result<Option<Candidate>, String> {
+    let (op, inputs, y) = {
+        let n = &g.nodes[i];
+        (n.op.clone(), n.inputs.clone(), n.outputs[0])
+    };
+    if let Op::Conv(ConvOp::Conv { window, group }) = &op {
+        let (Some(x), Some(wid)) = (inputs[0], inputs.get(1).copied().flatten()) else {
+            return Ok(None);
+        };
+        let Some(wv) = const_f32(g, wid) else {
+            return Ok(None);
+        };
+        if g.value(x).ty.dtype != DType::F32 {
+            return Err(format!("the activation is {}", g.value(x).ty.dtype));
+        }
+        let shape = g.value(wid).ty.shape.clone();
+        let m = shape[0];
+        let bias = match inputs.get(2).copied().flatten() {
+            None => None,
+            Some(b) => Some(const_f32(g, b).ok_or("the bias is not a constant")?),
+        };
+        let (scales, w) = i8_per_channel(&wv, m);
+        return Ok(Some(Candidate {
+            node: i,
+            x,
+            y,
+            kind: Kind::Conv {
+                attrs: conv_attrs(window, *group),
+                w,
+                shape,
+                scales,
+                bias,
+            },
+        }));
+    }
+    let Some(p) = product(g, &op, &inputs)? else {
+        return Ok(None);
+    };
+    let shape = g.value(p.w).ty.shape.clone();
+    let (k, n) = if p.k_major {
+        (shape[0], shape[1])
+    } else {
+        (shape[1], shape[0])
+    };
+    let wv = const_f32(g, p.w).ok_or("the weight is not an f32 constant")?;
+    let bias = match p.bias {
+        None => None,
+        Some((c, beta)) => {
+            let b = bias_input(g, c, beta, n)?;
+            let values = const_f32(g, b).ok_or("the bias is not a constant")?;
+            Some((b, values))
+        }
+    };
+    // Rows of K per output channel j: alpha * w(kk, j).
+    let rows: Vec<f32> = (0..n * k)
+        .map(|idx| {
+            let (j, kk) = (idx / k, idx % k);
+            let v = if p.k_major {
+                wv[kk * n + j]
+            } else {
+                wv[j * k + kk]
+            };
+            v * p.alpha
+        })
+        .collect();
+    let (scales, q) = i8_per_channel(&rows, n);
+    // QLinearMatMul reads b as [K, N].
+    let w = (0..k * n).map(|idx| q[(idx % n) * k + idx / n]).collect();
+    Ok(Some(Candidate {
+        node: i,
+        x: p.x,
+        y,
+        kind: Kind::MatMul {
+            w,
+            scales,
+            k,
+            n,
+            bias,
+        },
+    }))
+}
+
+/// `QLinearConv`'s attributes from `Conv`'s window.
+fn conv_attrs(w: &Window, group: usize) -> ConvAttrs {
+    let opt = |v: &Vec<usize>| (!v.is_empty()).then(|| v.clone());
+    ConvAttrs {
+        auto_pad: w.auto_pad,
+        kernel_shape: w.kernel_shape.clone(),
+        strides: opt(&w.strides),
+        dilations: opt(&w.dilations),
+        pads: opt(&w.pads),
+        group,
+    }
+}
+
+/// The `QuantizeLinear`/`DequantizeLinear` attributes: per tensor.
+fn qattrs() -> QAttrs {
+    QAttrs {
+        axis: 1,
+        block_size: 0,
+        saturate: true,
+        output_dtype: None,
+        precision: None,
+        opset: 21,
+    }
+}
+
+/// Appends `node` to the graph being rebuilt, pointing its results at it.
+fn push(g: &mut Graph, node: Node) {
+    let id = NodeId(g.nodes.len() as u32);
+    for (k, o) in node.outputs.iter().enumerate() {
+        g.values[o.index()].def = ValueDef::Node(id, k);
+    }
+    g.nodes.push(node);
+}
+
+/// Rewrites the nodes `selected` accepts (see the module doc), calibrating
+/// on `samples` with `method`. Nodes it cannot rewrite are listed in
+/// `report.kept`; the rewritten ones in `report.int8` and their weights in
+/// `report.weights`.
+pub fn rewrite(
+    g: &mut Graph,
+    selected: &dyn Fn(&str) -> bool,
+    samples: &[Vec<Tensor>],
+    method: CalibMethod,
+    report: &mut QuantizeReport,
+) -> Result<(), QuantizeError> {
+    let mut cands = Vec::new();
+    for i in 0..g.nodes.len() {
+        let name = g.nodes[i].name.clone();
+        if !selected(&name) {
+            continue;
+        }
+        match candidate(g, i) {
+            Ok(Some(c)) => cands.push(c),
+            Ok(None) => {}
+            Err(why) => report.kept.push((name, why)),
+        }
+    }
+    if cands.is_empty() {
+        return Ok(());
+    }
+    let mut probes = Vec::new();
+    for c in &cands {
+        probes.push(Probe {
+            value: c.x,
+            minus_bias: None,
+        });
+        let minus_bias = match &c.kind {
+            Kind::MatMul {
+                bias: Some((_, b)), ..
+            } => Some(b.clone()),
+            _ => None,
+        };
+        probes.push(Probe {
+            value: c.y,
+            minus_bias,
+        });
+    }
+    let obs = observe(g, samples, &probes, method.needs_histogram())?;
+    let old = std::mem::take(&mut g.nodes);
+    let mut cand_at: HashMap<usize, (usize, Candidate)> = cands
+        .into_iter()
+        .enumerate()
+        .map(|(ci, c)| (c.node, (ci, c)))
+        .collect();
+    // Float value -> its u8 form and parameters.
+    let mut quantized: HashMap<ValueId, [ValueId; 3]> = HashMap::new();
+    let ir = |node: &str| {
+        let node = node.to_string();
+        move |source| QuantizeError::Ir {
+            node: node.clone(),
+            source,
+        }
+    };
+    for (i, node) in old.into_iter().enumerate() {
+        let Some((ci, c)) = cand_at.remove(&i) else {
+            push(g, node);
+            continue;
+        };
+        let name = node.name.clone();
+        let e = ir(&name);
+        let x_range = obs[2 * ci].range(method);
+        let y_range = obs[2 * ci + 1].range(method);
+        let (sx, zx) = u8_params(x_range.0, x_range.1);
+        let (sy, zy) = u8_params(y_range.0, y_range.1);
+        let scalar = |g: &mut Graph, what: &str, t: Tensor| {
+            let n = g.fresh_name(&format!("{name}.{what}"));
+            g.add_const(n, &t)
+        };
+        let [xq, sxv, zxv] = match quantized.get(&c.x) {
+            Some(&q) => q,
+            None => {
+                let s = scalar(g, "x_scale", Tensor::scalar(sx)).map_err(&e)?;
+                let z = scalar(g, "x_zero_point", Tensor::scalar(zx)).map_err(&e)?;
+                let qn = g.fresh_name(&format!("{}.u8", g.value(c.x).name));
+                let out = g
+                    .add_node(
+                        format!("{name}.quantize"),
+                        Op::Quant(Quant::QuantizeLinear(qattrs())),
+                        vec![Some(c.x), Some(s), Some(z)],
+                        vec![qn],
+                    )
+                    .map_err(&e)?;
+                let q = [out[0], s, z];
+                quantized.insert(c.x, q);
+                q
+            }
+        };
+        let syv = scalar(g, "y_scale", Tensor::scalar(sy)).map_err(&e)?;
+        let zyv = scalar(g, "y_zero_point", Tensor::scalar(zy)).map_err(&e)?;
+        let (op_name, op, extra, channels, w_len, bias) = match c.kind {
+            Kind::MatMul {
+                w,
+                scales,
+                k,
+                n,
+                bias,
+            } => {
+                let len = w.len();
+                let wt = Tensor::from_vec(vec![k, n], w).map_err(&e)?;
+                let st = Tensor::from_vec(vec![n], scales).map_err(&e)?;
+                let zt = Tensor::from_vec(vec![n], vec![0i8; n]).map_err(&e)?;
+                let ins = vec![wt, st, zt];
+                (
+                    "QLinearMatMul",
+                    Op::Quant(Quant::QLinearMatMul),
+                    ins,
+                    n,
+                    len,
+                    bias.map(|b| b.0),
+                )
+            }
+            Kind::Conv {
+                attrs,
+                w,
+                shape,
+                scales,
+                bias,
+            } => {
+                let m = shape[0];
+                let len = w.len();
+                let b32 = bias.map(|b| {
+                    b.iter()
+                        .zip(&scales)
+                        .map(|(&b, &s)| {
+                            let q = (b as f64 / (sx as f64 * s as f64)).round_ties_even();
+                            q.clamp(i32::MIN as f64, i32::MAX as f64) as i32
+                        })
+                        .collect::<Vec<i32>>()
+                });
+                let mut ins = vec![
+                    Tensor::from_vec(shape, w).map_err(&e)?,
+                    Tensor::from_vec(vec![m], scales).map_err(&e)?,
+                    Tensor::from_vec(vec![m], vec![0i8; m]).map_err(&e)?,
+                ];
+                if let Some(b) = b32 {
+                    ins.push(Tensor::from_vec(vec![m], b).map_err(&e)?);
+                }
+                (
+                    "QLinearConv",
+                    Op::Quant(Quant::QLinearConv(attrs)),
+                    ins,
+                    m,
+                    len,
+                    None,
+                )
+            }
+        };
+        let mut consts = Vec::new();
+        for (what, t) in ["w_int8", "w_scale", "w_zero_point", "bias_int32"]
+            .iter()
+            .zip(extra)
+        {
+            consts.push(scalar(g, what, t).map_err(&e)?);
+        }
+        let wname = g.value(consts[0]).name.clone();
+        let mut inputs = vec![xq, sxv, zxv, consts[0], consts[1], consts[2], syv, zyv];
+        inputs.extend(consts.get(3).copied());
+        let yq_name = g.fresh_name(&format!("{}.u8", g.value(c.y).name));
+        let yq = g
+            .add_node(
+                name.clone(),
+                op,
+                inputs.into_iter().map(Some).collect(),
+                vec![yq_name],
+            )
+            .map_err(&e)?[0];
+        let dq = Op::Quant(Quant::DequantizeLinear(qattrs()));
+        let dq_inputs = vec![Some(yq), Some(syv), Some(zyv)];
+        match bias {
+            None => {
+                quantized.insert(c.y, [yq, syv, zyv]);
+                push(
+                    g,
+                    Node {
+                        name: format!("{name}.dequantize"),
+                        op: dq,
+                        inputs: dq_inputs,
+                        outputs: vec![c.y],
+                    },
+                );
+            }
+            Some(b) => {
+                let dn = g.fresh_name(&format!("{}.nobias", g.value(c.y).name));
+                let d = g
+                    .add_node(format!("{name}.dequantize"), dq, dq_inputs, vec![dn])
+                    .map_err(&e)?[0];
+                push(
+                    g,
+                    Node {
+                        name: format!("{name}.bias"),
+                        op: Op::Elementwise(Elementwise::Binary(BinaryFn::Add)),
+                        inputs: vec![Some(d), Some(b)],
+                        outputs: vec![c.y],
+                    },
+                );
+            }
+        }
+        report.weights.push(WeightReport {
+            node: name.clone(),
+            weight: wname,
+            shape: g.value(consts[0]).ty.shape.clone(),
+            before: w_len * 4,
+            after: w_len + channels * 5,
+            encoding: format!("int8 ({op_name})"),
+            fallback: None,
+        });
+        report.int8.push(Int8Node {
+            node: name,
+            op: op_name,
+            input: (x_range, sx, zx),
+            output: (y_range, sy, zy),
+        });
+    }
+    Ok(())
+}
