@@ -334,10 +334,15 @@ impl fmt::Display for QuantizeReport {
         }
         for n in &self.int8 {
             let ((xl, xh), sx, zx) = n.input;
-            let ((yl, yh), sy, zy) = n.output;
+            let out = match n.output {
+                Some(((yl, yh), sy, zy)) => {
+                    format!("out u8 [{yl:.4}, {yh:.4}] scale {sy:.3e} zp {zy}")
+                }
+                None => "out f32 (i32 accumulator rescaled)".into(),
+            };
             writeln!(
                 f,
-                "  {:<24} {:<14} in [{xl:.4}, {xh:.4}] scale {sx:.3e} zp {zx}, out [{yl:.4}, {yh:.4}] scale {sy:.3e} zp {zy}",
+                "  {:<24} {:<14} in [{xl:.4}, {xh:.4}] scale {sx:.3e} zp {zx}, {out}",
                 n.node, n.op
             )?;
         }

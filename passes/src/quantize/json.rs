@@ -80,7 +80,7 @@ pub fn to_json(r: &QuantizeReport) -> String {
             ("node", string(&n.node)),
             ("op", string(n.op)),
             ("input", range(n.input)),
-            ("output", range(n.output)),
+            ("output", n.output.map_or("null".into(), range)),
         ])
     });
     let accuracy = r.accuracy.iter().map(|a| {

@@ -128,7 +128,7 @@ impl Observation {
             self.hist = vec![0; HIST_BINS];
         }
         let a = self.absmax();
-        if !(a > 0.0) {
+        if a.is_nan() || a <= 0.0 {
             self.hist[HIST_BINS / 2] += xs.len() as u64;
             return;
         }
@@ -145,7 +145,7 @@ impl Observation {
     /// The range `method` chooses, always including 0 (so that 0, the
     /// padding and ReLU value, is exact).
     pub fn range(&self, method: CalibMethod) -> (f32, f32) {
-        let (lo, hi) = if !(self.min <= self.max) {
+        let (lo, hi) = if self.min.is_nan() || self.max.is_nan() || self.min > self.max {
             (0.0, 0.0)
         } else {
             match method {
@@ -214,7 +214,17 @@ fn percentile_range(o: &Observation, p: f64) -> (f32, f32) {
 /// quantized tensor can express). The `i` with the least `KL(P || Q)` wins;
 /// the threshold is the middle of its last bin. A histogram with fewer bins
 /// than quantized levels, or all empty, keeps `amax`.
+///
+/// The first bin's count is replaced by the second's first, as NVIDIA's
+/// `pytorch-quantization` calibrator does: after a ReLU half the values
+/// are exactly 0, and that spike would otherwise dominate the divergence
+/// and pull the threshold far below the useful range.
 pub fn entropy_threshold(hist: &[u64], amax: f32) -> f32 {
+    let mut hist = hist.to_vec();
+    if hist.len() > 1 {
+        hist[0] = hist[1];
+    }
+    let hist = &hist[..];
     let n = hist.len();
     let total: u64 = hist.iter().sum();
     if n <= ENTROPY_QUANT_BINS || total == 0 {
@@ -277,7 +287,7 @@ fn kl_divergence(p: &[f64], q: &[f64]) -> f64 {
 /// range gets scale 1 (every value is then 0).
 pub fn u8_params(lo: f32, hi: f32) -> (f32, u8) {
     let scale = (hi - lo) / 255.0;
-    if !(scale > 0.0) || !scale.is_finite() {
+    if scale.is_nan() || scale <= 0.0 || !scale.is_finite() {
         return (1.0, 0);
     }
     let zp = (-lo / scale).round_ties_even().clamp(0.0, 255.0);
