@@ -29,7 +29,7 @@ use smelt::{CalibMethod, CalibrationSet, Layer, QuantizeOptions, Scheme};
 use smelt_frontend::onnx::{ImportOptions, load};
 use smelt_ir::interp::Interpreter;
 use smelt_ir::{Graph, Op, OpDef, Tensor};
-use smelt_passes::quantize::accuracy::classes;
+use smelt_passes::quantize::accuracy::{argmax, classes};
 use smelt_passes::quantize::quantize;
 
 /// The examples and the dims the tests pin.
@@ -98,16 +98,6 @@ fn stacked(g: &Graph, n: usize, seed: u64) -> Vec<(String, Tensor)> {
 fn outputs(g: &Graph, samples: &[Vec<Tensor>]) -> Vec<Vec<Tensor>> {
     let it = Interpreter::new(g);
     samples.iter().map(|s| it.run(s.clone()).unwrap()).collect()
-}
-
-fn argmax(row: &[f32]) -> usize {
-    let mut best = 0;
-    for (i, &v) in row.iter().enumerate() {
-        if v > row[best] {
-            best = i;
-        }
-    }
-    best
 }
 
 /// Checks `got` against `want` to 1e-6 relative.

@@ -418,6 +418,25 @@ pub(crate) struct Product {
     bias: Option<(ValueId, f32)>,
 }
 
+impl Product {
+    /// The weight `values` as rows of `K` per output channel, `alpha`
+    /// folded in: `w'[j][kk] = alpha * w[kk][j]` (or `w[j][kk]` when the
+    /// weight is stored `[N, K]`).
+    fn rows(&self, values: &[f32], k: usize, n: usize) -> Vec<f32> {
+        (0..n * k)
+            .map(|idx| {
+                let (j, kk) = (idx / k, idx % k);
+                let v = if self.k_major {
+                    values[kk * n + j]
+                } else {
+                    values[j * k + kk]
+                };
+                v * self.alpha
+            })
+            .collect()
+    }
+}
+
 /// The product a node computes, or why it is not one the pass rewrites
 /// (`Ok(None)`: not a product with a constant weight at all).
 pub(crate) fn product(
@@ -631,18 +650,7 @@ fn quantize_weights_into(
                     .as_slice::<f32>()
                     .map_err(ir)?
                     .to_vec();
-                // Rows of K: w'[j][kk] = alpha * w[kk][j] (or w[j][kk]).
-                let rows: Vec<f32> = (0..n * k)
-                    .map(|idx| {
-                        let (j, kk) = (idx / k, idx % k);
-                        let v = if p.k_major {
-                            values[kk * n + j]
-                        } else {
-                            values[j * k + kk]
-                        };
-                        v * p.alpha
-                    })
-                    .collect();
+                let rows = p.rows(&values, k, n);
                 let (ty, fallback) = scheme.storage(n, k).map_err(ir)?;
                 let bytes = encode(&ty, &rows).map_err(ir)?;
                 let wname = g.fresh_name(&format!("{}.{}", g.value(p.w).name, scheme.name()));

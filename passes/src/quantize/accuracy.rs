@@ -97,8 +97,8 @@ pub fn classes(shape: &[usize]) -> Option<usize> {
     }
 }
 
-/// The first index of the largest value.
-fn argmax(row: &[f32]) -> usize {
+/// The first index of the largest value (NumPy's `argmax`).
+pub fn argmax(row: &[f32]) -> usize {
     let mut best = 0;
     for (i, &v) in row.iter().enumerate() {
         if v > row[best] {

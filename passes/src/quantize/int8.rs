@@ -255,19 +255,7 @@ fn candidate(g: &mut Graph, i: usize) -> Result<Option<Candidate>, String> {
             Some((b, values))
         }
     };
-    // Rows of K per output channel j: alpha * w(kk, j).
-    let rows: Vec<f32> = (0..n * k)
-        .map(|idx| {
-            let (j, kk) = (idx / k, idx % k);
-            let v = if p.k_major {
-                wv[kk * n + j]
-            } else {
-                wv[j * k + kk]
-            };
-            v * p.alpha
-        })
-        .collect();
-    let (scales, q) = i8_per_channel(&rows, n);
+    let (scales, q) = i8_per_channel(&p.rows(&wv, k, n), n);
     // QLinearMatMul reads b as [K, N].
     let w = (0..k * n).map(|idx| q[(idx % n) * k + idx / n]).collect();
     Ok(Some(Candidate {
@@ -307,6 +295,28 @@ fn qattrs() -> QAttrs {
         precision: None,
         opset: 21,
     }
+}
+
+/// Records a rewritten node and its int8 weight of `w_len` elements
+/// (`after` bytes with the scales and zero points) in `report`.
+fn record(
+    report: &mut QuantizeReport,
+    node: Int8Node,
+    weight: String,
+    shape: Vec<usize>,
+    w_len: usize,
+    after: usize,
+) {
+    report.weights.push(WeightReport {
+        node: node.node.clone(),
+        weight,
+        shape,
+        before: w_len * 4,
+        after,
+        encoding: format!("int8 ({})", node.op),
+        fallback: None,
+    });
+    report.int8.push(node);
 }
 
 /// Appends `node` to the graph being rebuilt, pointing its results at it.
@@ -431,21 +441,13 @@ pub fn rewrite(
         if !chained.contains(&c.y) {
             let (op_name, wname, shape, w_len, channels) =
                 integer(g, &name, c.kind, (xq, zxv, sx), c.y).map_err(&e)?;
-            report.weights.push(WeightReport {
-                node: name.clone(),
-                weight: wname,
-                shape,
-                before: w_len * 4,
-                after: w_len + channels * 4,
-                encoding: format!("int8 ({op_name})"),
-                fallback: None,
-            });
-            report.int8.push(Int8Node {
+            let node = Int8Node {
                 node: name,
                 op: op_name,
                 input: (x_range, sx, zx),
                 output: None,
-            });
+            };
+            record(report, node, wname, shape, w_len, w_len + channels * 4);
             continue;
         }
         let syv = scalar(g, "y_scale", Tensor::scalar(sy)).map_err(&e)?;
@@ -558,21 +560,14 @@ pub fn rewrite(
                 );
             }
         }
-        report.weights.push(WeightReport {
-            node: name.clone(),
-            weight: wname,
-            shape: g.value(consts[0]).ty.shape.clone(),
-            before: w_len * 4,
-            after: w_len + channels * 5,
-            encoding: format!("int8 ({op_name})"),
-            fallback: None,
-        });
-        report.int8.push(Int8Node {
+        let shape = g.value(consts[0]).ty.shape.clone();
+        let node = Int8Node {
             node: name,
             op: op_name,
             input: (x_range, sx, zx),
             output: Some((y_range, sy, zy)),
-        });
+        };
+        record(report, node, wname, shape, w_len, w_len + channels * 5);
     }
     Ok(())
 }
