@@ -7,9 +7,10 @@
 //! ```
 //!
 //! With [`CompileOptions::quantize`] set, the weights of MatMul/Gemm are
-//! first stored in a smaller encoding
-//! ([`smelt_passes::quantize::quantize_weights`], `--quantize SCHEME`) and
-//! run by weight-only kernels; the [`Artifact`] carries the size report.
+//! first stored in a smaller encoding and run by weight-only kernels, or,
+//! for `int8`, MatMul/Gemm/Conv become calibrated integer ops
+//! ([`smelt_passes::quantize::quantize`], `--quantize SCHEME`); the
+//! [`Artifact`] carries the size and accuracy report.
 //!
 //! [`CompileOptions::new`] resolves the target once into a [`TargetSpec`]
 //! (triple, CPU, features, vector shape, the optimizer's cost figures,
@@ -38,7 +39,9 @@ use std::time::Duration;
 use smelt_ir::Graph;
 use smelt_passes::egraph::cost::TargetCost;
 use smelt_passes::egraph::{Pipeline, Report};
-pub use smelt_passes::quantize::{QuantizeError, QuantizeOptions, QuantizeReport, Scheme};
+pub use smelt_passes::quantize::{
+    CalibMethod, CalibrationSet, Layer, QuantizeError, QuantizeOptions, QuantizeReport, Scheme,
+};
 
 pub use smelt_backends::artifact::firmware::Usage as FirmwareUsage;
 pub use smelt_backends::artifact::{Backend, BuildOptions, Emit, LlvmConfig};
@@ -366,7 +369,7 @@ pub fn compile_observed(
     let (quantized, quantize) = match &opts.quantize {
         Some(q) => {
             let mut g = graph.clone();
-            let report = smelt_passes::quantize::quantize_weights(&mut g, q)?;
+            let report = smelt_passes::quantize::quantize(&mut g, q)?;
             (Some(g), Some(report))
         }
         None => (None, None),

@@ -24,17 +24,40 @@
 //! that is not `[N]`-shaped with a non-unit `beta` or a non-constant one
 //! that broadcasts over rows) keep their float weight and are listed in the
 //! report with the reason.
+//!
+//! `int8` is static quantization ([`int8`]): weights and activations both
+//! int8, calibrated on samples ([`calibrate`], [`scale`]); it rewrites
+//! `MatMul`, `Gemm` and `Conv` to `QLinearMatMul`/`QLinearConv`. Per-layer
+//! overrides ([`Layer`], `--quantize-layer NODE=SCHEME`) give single nodes
+//! another scheme or keep them float, so one model can mix int8, block
+//! formats and f32. With calibration data, [`quantize`] also measures the
+//! quantized graph against the float one ([`accuracy`]). The module's
+//! files: this one (options, report, the weight-only rewrite and the
+//! driver [`quantize`]), [`calibrate`] (data and observers), [`scale`]
+//! (range and scale choice), [`int8`] (the int8 rewrite), [`accuracy`]
+//! (the comparison) and [`json`] (the report as JSON).
 
 use std::collections::HashMap;
 use std::fmt;
 
-use smelt_ir::encoding::quantize;
+use smelt_ir::encoding::quantize as encode;
 use smelt_ir::ops::linalg::{GemmAttrs, Linalg};
 use smelt_ir::ops::weights::Weights;
 use smelt_ir::{
     Affine, AffineStorage, BlockFormat, DType, Encoding, Granularity, Graph, Op, Tensor,
     TensorType, ValueDef, ValueId,
 };
+
+pub mod accuracy;
+pub mod calibrate;
+pub mod int8;
+pub mod json;
+pub mod scale;
+
+pub use accuracy::{Accuracy, OutputAccuracy};
+pub use calibrate::CalibrationSet;
+pub use int8::Int8Node;
+pub use scale::CalibMethod;
 
 /// How weights are stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,13 +70,16 @@ pub enum Scheme {
     W8,
     /// A GGUF block format.
     Block(BlockFormat),
+    /// Static int8: weights per output channel, activations per tensor,
+    /// calibrated (`--calibrate`); see [`int8`].
+    Int8,
 }
 
 impl Scheme {
     /// Every scheme's name, as `--quantize` takes it.
-    pub const NAMES: [&'static str; 15] = [
-        "f16", "bf16", "w8", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q2_k", "q3_k", "q4_k",
-        "q5_k", "q6_k", "tq1_0", "tq2_0",
+    pub const NAMES: [&'static str; 16] = [
+        "int8", "f16", "bf16", "w8", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q2_k", "q3_k",
+        "q4_k", "q5_k", "q6_k", "tq1_0", "tq2_0",
     ];
 
     /// Parses a scheme name; an unknown one is an error listing the valid
@@ -63,6 +89,7 @@ impl Scheme {
             "f16" => Scheme::F16,
             "bf16" => Scheme::BF16,
             "w8" => Scheme::W8,
+            "int8" => Scheme::Int8,
             other => match BlockFormat::from_name(other) {
                 Some(f) => Scheme::Block(f),
                 None => return Err(QuantizeError::UnknownScheme(name.to_string())),
@@ -77,6 +104,7 @@ impl Scheme {
             Scheme::F16 => "f16",
             Scheme::BF16 => "bf16",
             Scheme::W8 => "w8",
+            Scheme::Int8 => "int8",
             Scheme::Block(f) => f.name(),
         }
     }
@@ -91,7 +119,9 @@ impl Scheme {
         Ok(match self {
             Scheme::F16 => (half(DType::F16)?, None),
             Scheme::BF16 => (half(DType::BF16)?, None),
-            Scheme::W8 => {
+            // int8 weights are stored as w8's (the int8 rewrite stores its
+            // own; this is the storage of a weight-only fallback).
+            Scheme::W8 | Scheme::Int8 => {
                 let a = Affine {
                     storage: AffineStorage::I8,
                     granularity: Granularity::PerAxis { axis: 0 },
@@ -134,13 +164,43 @@ fn fallback(f: BlockFormat) -> BlockFormat {
     }
 }
 
+/// What one node is quantized to (`--quantize-layer NODE=SCHEME`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layer {
+    /// Kept f32.
+    Float,
+    /// A scheme.
+    Scheme(Scheme),
+}
+
+impl Layer {
+    /// Parses `float` or a scheme name.
+    pub fn parse(name: &str) -> Result<Layer, QuantizeError> {
+        match name {
+            "float" | "f32" => Ok(Layer::Float),
+            other => Scheme::parse(other).map(Layer::Scheme),
+        }
+    }
+}
+
 /// What `--quantize` is asked to do.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct QuantizeOptions {
-    /// The storage scheme.
+    /// The scheme of every node no override names.
     pub scheme: Scheme,
     /// Nodes whose weights stay f32 (`--quantize-skip`).
     pub skip: Vec<String>,
+    /// Per-node overrides (`--quantize-layer`), the last one for a node
+    /// winning; `--quantize-skip` wins over them.
+    pub layers: Vec<(String, Layer)>,
+    /// Calibration samples (`--calibrate`): needed by `int8`; with them
+    /// the report also measures the accuracy.
+    pub calibration: Option<CalibrationSet>,
+    /// How activation ranges are chosen (`--calib`).
+    pub calib: CalibMethod,
+    /// The last samples held back from calibration and reported apart
+    /// (`--calibrate-holdout`).
+    pub holdout: usize,
 }
 
 impl QuantizeOptions {
@@ -149,6 +209,10 @@ impl QuantizeOptions {
         QuantizeOptions {
             scheme,
             skip: Vec::new(),
+            layers: Vec::new(),
+            calibration: None,
+            calib: CalibMethod::MinMax,
+            holdout: 0,
         }
     }
 
@@ -156,6 +220,42 @@ impl QuantizeOptions {
     pub fn skip(mut self, nodes: impl IntoIterator<Item = impl Into<String>>) -> Self {
         self.skip.extend(nodes.into_iter().map(Into::into));
         self
+    }
+
+    /// Quantize node `node` as `layer` says.
+    pub fn layer(mut self, node: impl Into<String>, layer: Layer) -> Self {
+        self.layers.push((node.into(), layer));
+        self
+    }
+
+    /// Calibrate on `set`.
+    pub fn calibrate(mut self, set: CalibrationSet) -> Self {
+        self.calibration = Some(set);
+        self
+    }
+
+    /// Choose activation ranges with `method`.
+    pub fn calib(mut self, method: CalibMethod) -> Self {
+        self.calib = method;
+        self
+    }
+
+    /// Hold the last `n` calibration samples back.
+    pub fn holdout(mut self, n: usize) -> Self {
+        self.holdout = n;
+        self
+    }
+
+    /// What node `name` is quantized to, and why when it stays f32.
+    fn layer_of(&self, name: &str) -> Result<Scheme, &'static str> {
+        if self.skip.iter().any(|s| s == name) {
+            return Err("--quantize-skip");
+        }
+        match self.layers.iter().rev().find(|(n, _)| n == name) {
+            Some((_, Layer::Float)) => Err("--quantize-layer float"),
+            Some((_, Layer::Scheme(s))) => Ok(*s),
+            None => Ok(self.scheme),
+        }
     }
 }
 
@@ -187,6 +287,13 @@ pub struct QuantizeReport {
     pub weights: Vec<WeightReport>,
     /// Products whose weight stays f32: `(node, reason)`.
     pub kept: Vec<(String, String)>,
+    /// The nodes the int8 rewrite changed, with their calibrated ranges.
+    pub int8: Vec<Int8Node>,
+    /// The calibration method, when int8 nodes were calibrated.
+    pub calib: Option<String>,
+    /// The quantized graph against the float one, on the calibration
+    /// samples and on the held-back ones (when calibration data was given).
+    pub accuracy: Vec<Accuracy>,
 }
 
 impl QuantizeReport {
@@ -222,13 +329,34 @@ impl fmt::Display for QuantizeReport {
         for (node, why) in &self.kept {
             writeln!(f, "  {node:<24} kept f32: {why}")?;
         }
+        if let Some(m) = &self.calib {
+            writeln!(f, "  int8 activations (u8 per tensor, calibrated by {m}):")?;
+        }
+        for n in &self.int8 {
+            let ((xl, xh), sx, zx) = n.input;
+            let out = match n.output {
+                Some(((yl, yh), sy, zy)) => {
+                    format!("out u8 [{yl:.4}, {yh:.4}] scale {sy:.3e} zp {zy}")
+                }
+                None => "out f32 (i32 accumulator rescaled)".into(),
+            };
+            writeln!(
+                f,
+                "  {:<24} {:<14} in [{xl:.4}, {xh:.4}] scale {sx:.3e} zp {zx}, {out}",
+                n.node, n.op
+            )?;
+        }
         let (b, a) = (self.before(), self.after());
         let ratio = if a > 0 { b as f64 / a as f64 } else { 0.0 };
         write!(
             f,
             "  total: {} weights, {b} B -> {a} B ({ratio:.2}x smaller)",
             self.weights.len()
-        )
+        )?;
+        for acc in &self.accuracy {
+            write!(f, "\n{acc}")?;
+        }
+        Ok(())
     }
 }
 
@@ -237,8 +365,13 @@ impl fmt::Display for QuantizeReport {
 pub enum QuantizeError {
     /// `--quantize` names no scheme.
     UnknownScheme(String),
-    /// `--quantize-skip` names nodes the graph does not have.
+    /// `--quantize-skip` or `--quantize-layer` names nodes the graph does
+    /// not have.
     UnknownNodes(Vec<String>),
+    /// `int8` was asked for without calibration data.
+    NeedsCalibration,
+    /// The calibration data does not fit the graph.
+    Calibration(String),
     /// Encoding a weight or rewriting a node failed.
     Ir {
         /// The node.
@@ -258,9 +391,14 @@ impl fmt::Display for QuantizeError {
             ),
             QuantizeError::UnknownNodes(v) => write!(
                 f,
-                "--quantize-skip names no node called {}; `smelt inspect` lists the nodes",
+                "--quantize-skip/--quantize-layer name no node called {}; `smelt inspect --print-ir` lists the nodes",
                 v.join(", ")
             ),
+            QuantizeError::NeedsCalibration => write!(
+                f,
+                "--quantize int8 calibrates its activation scales: give samples with --calibrate FILE.npz (one array per input, N samples stacked on a new leading axis)"
+            ),
+            QuantizeError::Calibration(m) => write!(f, "{m}"),
             QuantizeError::Ir { node, source } => write!(f, "quantizing node '{node}': {source}"),
         }
     }
@@ -269,7 +407,7 @@ impl fmt::Display for QuantizeError {
 impl std::error::Error for QuantizeError {}
 
 /// How a product reads its weight.
-struct Product {
+pub(crate) struct Product {
     x: ValueId,
     w: ValueId,
     /// The weight is stored `[K, N]` (MatMul, Gemm without transB).
@@ -280,9 +418,32 @@ struct Product {
     bias: Option<(ValueId, f32)>,
 }
 
+impl Product {
+    /// The weight `values` as rows of `K` per output channel, `alpha`
+    /// folded in: `w'[j][kk] = alpha * w[kk][j]` (or `w[j][kk]` when the
+    /// weight is stored `[N, K]`).
+    fn rows(&self, values: &[f32], k: usize, n: usize) -> Vec<f32> {
+        (0..n * k)
+            .map(|idx| {
+                let (j, kk) = (idx / k, idx % k);
+                let v = if self.k_major {
+                    values[kk * n + j]
+                } else {
+                    values[j * k + kk]
+                };
+                v * self.alpha
+            })
+            .collect()
+    }
+}
+
 /// The product a node computes, or why it is not one the pass rewrites
 /// (`Ok(None)`: not a product with a constant weight at all).
-fn product(g: &Graph, op: &Op, inputs: &[Option<ValueId>]) -> Result<Option<Product>, String> {
+pub(crate) fn product(
+    g: &Graph,
+    op: &Op,
+    inputs: &[Option<ValueId>],
+) -> Result<Option<Product>, String> {
     let (x, w) = match (
         inputs.first().copied().flatten(),
         inputs.get(1).copied().flatten(),
@@ -332,7 +493,12 @@ fn product(g: &Graph, op: &Op, inputs: &[Option<ValueId>]) -> Result<Option<Prod
 /// A `[n]` f32 bias for `EncodedMatMul` from Gemm's `c` and `beta`: `c`
 /// itself when it is `[N]` and `beta = 1`, else a constant `beta * c` when
 /// `c` is a constant of `N` elements shaped `[N]` or `[1, N]`.
-fn bias_input(g: &mut Graph, c: ValueId, beta: f32, n: usize) -> Result<ValueId, String> {
+pub(crate) fn bias_input(
+    g: &mut Graph,
+    c: ValueId,
+    beta: f32,
+    n: usize,
+) -> Result<ValueId, String> {
     let ty = g.value(c).ty.clone();
     if ty.dtype != DType::F32 || !ty.is_dense() {
         return Err(format!("the bias is {ty}"));
@@ -356,18 +522,18 @@ fn bias_input(g: &mut Graph, c: ValueId, beta: f32, n: usize) -> Result<ValueId,
     g.add_const(name, &t).map_err(|e| e.to_string())
 }
 
-/// Stores the f32 weights of `g`'s `MatMul` and `Gemm` nodes as
-/// `opts.scheme` says and rewrites those nodes to `EncodedMatMul` (see the
-/// module doc). Every node keeps its name and result type; the f32
-/// constants no node reads any more are dropped ([`Graph::prune`]). The
-/// graph is verified after.
-pub fn quantize_weights(
-    g: &mut Graph,
-    opts: &QuantizeOptions,
-) -> Result<QuantizeReport, QuantizeError> {
+/// Quantizes `g` as `opts` says: the int8 rewrite on the nodes whose
+/// scheme is `int8` (calibrated on `opts.calibration`, without its
+/// held-back samples), then the weight-only schemes (see the module doc).
+/// Every node keeps its name and result type; the f32 constants no node
+/// reads any more are dropped ([`Graph::prune`]). The graph is verified
+/// after. With calibration data the report compares the quantized graph
+/// with the float one on the calibration and held-back samples.
+pub fn quantize(g: &mut Graph, opts: &QuantizeOptions) -> Result<QuantizeReport, QuantizeError> {
     let unknown: Vec<String> = opts
         .skip
         .iter()
+        .chain(opts.layers.iter().map(|(n, _)| n))
         .filter(|s| !g.nodes.iter().any(|n| &n.name == *s))
         .cloned()
         .collect();
@@ -378,14 +544,66 @@ pub fn quantize_weights(
         scheme: opts.scheme.name().to_string(),
         ..QuantizeReport::default()
     };
-    // One stored copy per (weight, orientation, alpha): a weight shared by
-    // several products is encoded once.
-    let mut stored: HashMap<(ValueId, bool, u32), ValueId> = HashMap::new();
+    let float = opts.calibration.as_ref().map(|_| g.clone());
+    let is_int8 = |name: &str| opts.layer_of(name) == Ok(Scheme::Int8);
+    if g.nodes.iter().any(|n| is_int8(&n.name)) {
+        let set = opts
+            .calibration
+            .as_ref()
+            .ok_or(QuantizeError::NeedsCalibration)?;
+        let (cal, _) = set.split(opts.holdout);
+        report.calib = Some(opts.calib.to_string());
+        int8::rewrite(g, &is_int8, cal, opts.calib, &mut report)?;
+    }
+    quantize_weights_into(g, opts, &mut report)?;
+    g.prune();
+    smelt_ir::verify::verify(g).map_err(|source| QuantizeError::Ir {
+        node: "(graph)".into(),
+        source,
+    })?;
+    if let (Some(f), Some(set)) = (&float, &opts.calibration) {
+        let (cal, held) = set.split(opts.holdout);
+        report
+            .accuracy
+            .push(accuracy::compare(f, g, cal, "calibration")?);
+        if !held.is_empty() {
+            report
+                .accuracy
+                .push(accuracy::compare(f, g, held, "held-back")?);
+        }
+    }
+    Ok(report)
+}
+
+/// [`quantize`] under its earlier name (weight-only schemes need nothing
+/// else).
+pub fn quantize_weights(
+    g: &mut Graph,
+    opts: &QuantizeOptions,
+) -> Result<QuantizeReport, QuantizeError> {
+    quantize(g, opts)
+}
+
+/// The weight-only rewrite of every `MatMul` and `Gemm` whose node's
+/// scheme is not `int8`, recorded in `report`.
+fn quantize_weights_into(
+    g: &mut Graph,
+    opts: &QuantizeOptions,
+    report: &mut QuantizeReport,
+) -> Result<(), QuantizeError> {
+    // One stored copy per (weight, orientation, alpha, scheme): a weight
+    // shared by several products is encoded once.
+    let mut stored: HashMap<(ValueId, bool, u32, &str), ValueId> = HashMap::new();
     for i in 0..g.nodes.len() {
         let (name, op, inputs) = {
             let n = &g.nodes[i];
             (n.name.clone(), n.op.clone(), n.inputs.clone())
         };
+        let scheme = opts.layer_of(&name);
+        if scheme == Ok(Scheme::Int8) {
+            // The int8 rewrite took it or said why not.
+            continue;
+        }
         let p = match product(g, &op, &inputs) {
             Ok(Some(p)) => p,
             Ok(None) => continue,
@@ -394,10 +612,13 @@ pub fn quantize_weights(
                 continue;
             }
         };
-        if opts.skip.contains(&name) {
-            report.kept.push((name, "--quantize-skip".into()));
-            continue;
-        }
+        let scheme = match scheme {
+            Ok(s) => s,
+            Err(why) => {
+                report.kept.push((name, why.into()));
+                continue;
+            }
+        };
         let ir = |source| QuantizeError::Ir {
             node: name.clone(),
             source,
@@ -416,7 +637,7 @@ pub fn quantize_weights(
                 continue;
             }
         };
-        let key = (p.w, p.k_major, p.alpha.to_bits());
+        let key = (p.w, p.k_major, p.alpha.to_bits(), scheme.name());
         let w = match stored.get(&key) {
             Some(&w) => w,
             None => {
@@ -429,21 +650,10 @@ pub fn quantize_weights(
                     .as_slice::<f32>()
                     .map_err(ir)?
                     .to_vec();
-                // Rows of K: w'[j][kk] = alpha * w[kk][j] (or w[j][kk]).
-                let rows: Vec<f32> = (0..n * k)
-                    .map(|idx| {
-                        let (j, kk) = (idx / k, idx % k);
-                        let v = if p.k_major {
-                            values[kk * n + j]
-                        } else {
-                            values[j * k + kk]
-                        };
-                        v * p.alpha
-                    })
-                    .collect();
-                let (ty, fallback) = opts.scheme.storage(n, k).map_err(ir)?;
-                let bytes = quantize(&ty, &rows).map_err(ir)?;
-                let wname = g.fresh_name(&format!("{}.{}", g.value(p.w).name, opts.scheme.name()));
+                let rows = p.rows(&values, k, n);
+                let (ty, fallback) = scheme.storage(n, k).map_err(ir)?;
+                let bytes = encode(&ty, &rows).map_err(ir)?;
+                let wname = g.fresh_name(&format!("{}.{}", g.value(p.w).name, scheme.name()));
                 let encoding = if ty.is_dense() {
                     ty.dtype.to_string()
                 } else {
@@ -481,12 +691,7 @@ pub fn quantize_weights(
             ))));
         }
     }
-    g.prune();
-    smelt_ir::verify::verify(g).map_err(|source| QuantizeError::Ir {
-        node: "(graph)".into(),
-        source,
-    })?;
-    Ok(report)
+    Ok(())
 }
 
 /// Bytes of the graph's constants by storage (`f32`, `q8_0`, …), sorted by

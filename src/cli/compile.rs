@@ -119,11 +119,15 @@ pub fn run(m: &ArgMatches) -> CliResult<ExitCode> {
         .optimize(optimize);
     compile.linker = m.get_one::<PathBuf>("linker").cloned();
     compile.name = m.get_one::<String>("name").cloned();
-    compile.quantize = quantize;
+    compile.quantize = match quantize {
+        Some(q) => Some(super::quantize::calibrate(m, &graph, q, &opts.limits)?),
+        None => None,
+    };
     let mut printer = Printer(PrintAfter::new(m, &graph));
     let artifact = smelt::compile_observed(&graph, &compile, &mut printer)?;
     if let Some(r) = &artifact.quantize {
         eprintln!("{r}");
+        super::quantize::write_report(m, r)?;
     }
     for f in &artifact.files {
         println!("wrote {}", f.display());

@@ -92,8 +92,10 @@ pub fn run(m: &ArgMatches) -> CliResult<ExitCode> {
     // the quantized one).
     let graph = match quantize {
         Some(q) => {
+            let q = super::quantize::calibrate(m, &graph, q, &opts.limits)?;
             let (g, report) = super::quantize::apply(graph, &q)?;
             println!("{report}");
+            super::quantize::write_report(m, &report)?;
             g
         }
         None => graph,
