@@ -1,6 +1,7 @@
 """Generate the example models and their onnxruntime reference outputs.
 
-Each example folder gets `model.onnx` (random weights, fixed seed),
+Each example folder gets `model.onnx` (random weights, fixed seed; the MLP's
+trained on a synthetic task, with `calibration.npz` samples of it),
 `input.npz` (named inputs) and `expected.npz` (onnxruntime's outputs). The
 files are committed; this script regenerates them byte-identically:
 
@@ -43,14 +44,64 @@ def save(folder: str, graph: onnx.GraphProto, inputs: dict[str, np.ndarray]) -> 
     print(f"{folder}: {os.path.getsize(path)} bytes, outputs {[r.shape for r in results]}")
 
 
+# The MLP's task: 10 classes in 64 dims, class k's inputs N(mu_k, 2.5² I)
+# with prototypes mu_k ~ N(0, I). The classes overlap (about 90 % can be
+# told apart), so the trained model's
+# decisions have the margins a real classifier's have (a random-weight MLP's
+# logits are near-ties on many inputs, which no 8-bit model can keep).
+MLP_CLASSES, MLP_DIM, MLP_NOISE = 10, 64, 2.5
+
+
+def mlp_task(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """`n` samples of the MLP's task: inputs [n, 64] and their labels."""
+    task = np.random.default_rng(20261207)
+    protos = task.standard_normal((MLP_CLASSES, MLP_DIM))
+    labels = rng.integers(0, MLP_CLASSES, n)
+    return (protos[labels] + MLP_NOISE * rng.standard_normal((n, MLP_DIM))).astype(np.float32), labels
+
+
+def train_mlp(ws: list[np.ndarray], bs: list[np.ndarray]) -> None:
+    """Full-batch Adam on softmax cross-entropy over 4096 task samples, in place, in float64."""
+    x, labels = mlp_task(np.random.default_rng(1), 4096)
+    x = x.astype(np.float64)
+    onehot = np.eye(MLP_CLASSES)[labels]
+    params = [p for pair in zip(ws, bs) for p in pair]
+    m = [np.zeros_like(p) for p in params]
+    v = [np.zeros_like(p) for p in params]
+    for step in range(1, 301):
+        acts = [x]
+        for i, (w, b) in enumerate(zip(ws, bs)):
+            z = acts[-1] @ w + b
+            acts.append(np.maximum(z, 0) if i < 2 else z)
+        logits = acts[-1] - acts[-1].max(1, keepdims=True)
+        probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+        grad = (probs - onehot) / len(x)
+        grads = []
+        for i in reversed(range(3)):
+            grads = [acts[i].T @ grad, grad.sum(0)] + grads
+            if i:
+                grad = (grad @ ws[i].T) * (acts[i] > 0)
+        for k, (p, g) in enumerate(zip(params, grads)):
+            m[k] = 0.9 * m[k] + 0.1 * g
+            v[k] = 0.999 * v[k] + 0.001 * g * g
+            p -= 1e-2 * (m[k] / (1 - 0.9**step)) / (np.sqrt(v[k] / (1 - 0.999**step)) + 1e-8)
+
+
 def mlp(rng: np.random.Generator) -> None:
-    """A 3-layer MLP classifier with a symbolic batch dim."""
+    """A 3-layer MLP classifier with a symbolic batch dim, trained on `mlp_task`.
+
+    Also writes `calibration.npz`: 32 calibration then 100 held-back task
+    samples stacked for `--calibrate` (`x`: [132, 1, 64]).
+    """
     dims = [64, 128, 64, 10]
+    ws = [rng.standard_normal((dims[i], dims[i + 1])) / np.sqrt(dims[i]) for i in range(3)]
+    bs = [0.1 * rng.standard_normal(dims[i + 1]) for i in range(3)]
+    rng.standard_normal((2, 64))  # the stream the other examples draw from stays as it was
+    train_mlp(ws, bs)
     nodes, inits = [], []
     x = "x"
     for i in range(3):
-        w = (rng.standard_normal((dims[i], dims[i + 1])) / np.sqrt(dims[i])).astype(np.float32)
-        b = (0.1 * rng.standard_normal(dims[i + 1])).astype(np.float32)
+        w, b = ws[i].astype(np.float32), bs[i].astype(np.float32)
         inits += [init(f"fc{i}.weight", w.T.copy()), init(f"fc{i}.bias", b)]
         y = f"fc{i}_out"
         nodes.append(helper.make_node("Gemm", [x, f"fc{i}.weight", f"fc{i}.bias"], [y], name=f"fc{i}", transB=1))
@@ -66,7 +117,10 @@ def mlp(rng: np.random.Generator) -> None:
         [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["batch", 10])],
         inits,
     )
-    save("mlp", g, {"x": rng.standard_normal((2, 64)).astype(np.float32)})
+    data = np.random.default_rng(2)
+    save("mlp", g, {"x": mlp_task(data, 2)[0]})
+    samples, _ = mlp_task(data, 132)
+    np.savez(os.path.join(HERE, "mlp", "calibration.npz"), x=samples[:, None, :])
 
 
 def cnn(rng: np.random.Generator) -> None:

@@ -6,10 +6,12 @@
 //!   `Σ (q - f)²` itself when the float output is all zero),
 //! - `cosine = Σ q·f / (√Σ q² · √Σ f²)` (1 when both are all zero),
 //! - `max_abs = max |q - f|`,
-//! - for classifier-like outputs (after dropping the axes of length 1, rank
-//!   ≤ 2, and a last axis longer than 1) `top1`: the fraction of rows,
-//!   over all samples, whose arg-max class agrees (the first maximum wins,
-//!   as NumPy's `argmax`).
+//! - for classifier-like outputs (one vector of class scores per sample: a
+//!   single axis longer than 1) `top1`: the fraction of samples whose
+//!   arg-max class agrees (the first maximum wins, as NumPy's `argmax`). An
+//!   output with two such axes is not assumed to be rows of scores: a
+//!   `[seq, hidden]` state is not a classifier, and its arg-max agreement
+//!   says nothing; NMSE and cosine speak for it.
 //!
 //! The sums are in f64. [`compare`] runs both graphs in the reference
 //! interpreter; [`metrics`] is the computation on given outputs.
@@ -88,11 +90,12 @@ pub fn compare(
     })
 }
 
-/// The number of classes when an output of `shape` is classifier-like.
+/// The number of classes when an output of `shape` is classifier-like: a
+/// single axis longer than 1.
 pub fn classes(shape: &[usize]) -> Option<usize> {
-    let rank = shape.iter().filter(|&&d| d != 1).count();
-    match shape.last() {
-        Some(&c) if rank <= 2 && c > 1 => Some(c),
+    let mut long = shape.iter().filter(|&&d| d != 1);
+    match (long.next(), long.next()) {
+        (Some(&c), None) => Some(c),
         _ => None,
     }
 }
@@ -181,10 +184,10 @@ mod tests {
     #[test]
     fn classifier_like_shapes() {
         assert_eq!(classes(&[1, 12]), Some(12));
-        assert_eq!(classes(&[4, 10]), Some(10));
-        assert_eq!(classes(&[1, 16, 64]), Some(64));
-        assert_eq!(classes(&[2, 16, 64]), None);
-        assert_eq!(classes(&[8, 1]), None);
+        assert_eq!(classes(&[12, 1]), Some(12));
+        assert_eq!(classes(&[4, 10]), None);
+        assert_eq!(classes(&[1, 16, 64]), None);
+        assert_eq!(classes(&[1, 1]), None);
     }
 
     #[test]
