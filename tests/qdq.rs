@@ -183,6 +183,34 @@ fn int4_weights_keep_the_files_packed_bytes() {
     assert_eq!(&enc[0][..packed.len()], &packed[..]);
 }
 
+/// `smelt inspect` shows the bytes by encoding (68 of the 88 are the 135
+/// packed `INT4` values); `--quantize` on weights the model already quantizes says so.
+#[test]
+fn inspect_shows_the_imported_encodings() {
+    let Some(dir) = models() else { return };
+    let m = dir.join("conv_i4_axis/model.onnx");
+    let out = targets::ok(
+        targets::smelt(&["inspect", m.to_str().unwrap()]),
+        "inspect conv_i4_axis",
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("affine(i4,axis=0)        1 tensor(s)         88 B 100.0%"),
+        "{text}"
+    );
+    let m = dir.join("mlp_qdq/model.onnx");
+    let out = targets::ok(
+        targets::smelt(&["inspect", m.to_str().unwrap(), "--quantize", "q8_0"]),
+        "inspect mlp_qdq --quantize",
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("3 product weight(s) are already stored encoded")
+            && text.contains("affine(i8,axis=0,zp)     3 tensor(s)"),
+        "{text}"
+    );
+}
+
 /// Compiles `g` for x86_64; every imported product reads its weight
 /// encoded in the compiled graph: `EncodedMatMul` for the products, a
 /// `Decode` for the `decodes` convolution weights.
