@@ -383,3 +383,55 @@ fn typed_fields_to_bytes(t: &TensorProto, dtype: DType, numel: usize) -> Result<
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An ONNX `INT4`/`UINT4` tensor proto of `dims` (`code` 22 or 21).
+    fn proto(code: i32, dims: &[i64]) -> TensorProto {
+        TensorProto {
+            data_type: code,
+            dims: dims.to_vec(),
+            ..Default::default()
+        }
+    }
+
+    fn read(t: &mut TensorProto) -> Result<(TensorType, Bytes)> {
+        let limits = Limits::default();
+        TensorReader::new(Path::new("."), &limits).read("w", t)
+    }
+
+    #[test]
+    fn int4_unpacks_low_nibble_first_and_sign_extends() {
+        // 1, -2, 7, -8, 3: an odd count, the last high nibble unused.
+        let mut t = proto(22, &[5]);
+        t.raw_data = vec![0xe1, 0x87, 0x03];
+        let (ty, b) = read(&mut t).unwrap();
+        assert_eq!((ty.dtype, ty.shape.as_slice()), (DType::I8, &[5usize][..]));
+        assert_eq!(b.as_slice(), [1, (-2i8) as u8, 7, (-8i8) as u8, 3]);
+        // The same bytes as UINT4, in int32_data (one packed byte each).
+        let mut t = proto(21, &[5]);
+        t.int32_data = vec![0xe1, 0x87, 0x03];
+        let (ty, b) = read(&mut t).unwrap();
+        assert_eq!(ty.dtype, DType::U8);
+        assert_eq!(b.as_slice(), [1, 14, 7, 8, 3]);
+        assert_eq!(packed_4bit(1), None);
+    }
+
+    #[test]
+    fn malformed_int4_names_the_tensor() {
+        let mut t = proto(22, &[5]);
+        t.raw_data = vec![0xe1, 0x87];
+        let e = read(&mut t).unwrap_err().to_string();
+        assert!(e.contains("'w'") && e.contains("need 3"), "{e}");
+        let mut t = proto(21, &[4]);
+        t.int32_data = vec![0x21, 0x43, 0x65];
+        let e = read(&mut t).unwrap_err().to_string();
+        assert!(e.contains("'w'") && e.contains("need 2"), "{e}");
+        let mut t = proto(21, &[2]);
+        t.int32_data = vec![300];
+        let e = read(&mut t).unwrap_err().to_string();
+        assert!(e.contains("'w'") && e.contains("300"), "{e}");
+    }
+}
