@@ -56,15 +56,7 @@ impl<'a> TensorReader<'a> {
         let nbytes = ty.bytes().map_err(|e| {
             Error::Graph(format!("the byte size of tensor '{name}' overflows ({e})"))
         })?;
-        Limits::check(
-            || format!("the size of tensor '{name}'"),
-            nbytes as u64,
-            self.limits.max_tensor_bytes,
-            "max-tensor-bytes",
-        )?;
-        if t.segment.is_some() {
-            return Err(terr("segmented tensors are not supported".into()));
-        }
+        self.check_plain(name, t, nbytes)?;
         let external = t.data_location.enum_value() == Ok(DataLocation::EXTERNAL);
         if external {
             let bytes = self.read_external(name, t, nbytes)?;
@@ -89,6 +81,24 @@ impl<'a> TensorReader<'a> {
     pub fn read_tensor(&mut self, name: &str, t: &mut TensorProto) -> Result<Tensor> {
         let (ty, bytes) = self.read(name, t)?;
         Tensor::from_le_bytes(ty.dtype, ty.shape, bytes.as_slice()).map_err(Error::Ir)
+    }
+
+    /// Checks that tensor `name`, of `nbytes` in the graph, is within the
+    /// size limit and not segmented.
+    fn check_plain(&self, name: &str, t: &TensorProto, nbytes: usize) -> Result<()> {
+        Limits::check(
+            || format!("the size of tensor '{name}'"),
+            nbytes as u64,
+            self.limits.max_tensor_bytes,
+            "max-tensor-bytes",
+        )?;
+        if t.segment.is_some() {
+            return Err(Error::Tensor {
+                name: name.to_string(),
+                msg: "segmented tensors are not supported".into(),
+            });
+        }
+        Ok(())
     }
 
     /// Reads an ONNX `INT4`/`UINT4` tensor (two elements a byte, the
@@ -116,15 +126,8 @@ impl<'a> TensorReader<'a> {
         } else {
             DType::U8
         };
-        Limits::check(
-            || format!("the size of tensor '{name}'"),
-            numel as u64,
-            self.limits.max_tensor_bytes,
-            "max-tensor-bytes",
-        )?;
-        if t.segment.is_some() {
-            return Err(terr("segmented tensors are not supported".into()));
-        }
+        // The graph holds the values one a byte.
+        self.check_plain(name, t, numel)?;
         let packed = numel.div_ceil(2);
         let kind = storage.name();
         let bytes: Vec<u8> = if t.data_location.enum_value() == Ok(DataLocation::EXTERNAL) {
