@@ -533,7 +533,36 @@ fn cases() -> Vec<(&'static str, Case)> {
         let x = b.input(vec![m, b.g.value(w).ty.shape[1]]);
         b.op_attrs("Gemm", vec![a_int("transB", 1)], &[x, dw])
     }));
+    v.push(("q-of-dq", |b| q_of_dq(b, true)));
+    v.push(("q-of-dq-nozp", |b| q_of_dq(b, false)));
     v
+}
+
+/// `QuantizeLinear(DequantizeLinear(q, s[, z]), s[, z])` with `q` itself
+/// quantized from an f32 input (so it varies at run time): int8 per axis 1
+/// with zero points, or uint8 per tensor without. The outer pair reads
+/// equal constants that are distinct values of the graph.
+fn q_of_dq(b: &mut B, zp: bool) -> ValueId {
+    let (x, shape) = b.rand_input(2);
+    let per_axis = zp;
+    let sshape = if per_axis { vec![shape[1]] } else { vec![] };
+    let scale = b.rand_const(sshape.clone(), 0.01, 0.5);
+    let scale_values = b.g.const_value(scale).unwrap().unwrap();
+    let scale2 = b.konst(scale_values);
+    let attrs = || vec![a_int("axis", 1)];
+    if zp {
+        let n: usize = sshape.iter().product();
+        let z: Vec<i8> = (0..n).map(|_| b.rng.below(21) as i8 - 10).collect();
+        let z1 = b.konst(Tensor::from_vec(sshape.clone(), z.clone()).unwrap());
+        let z2 = b.konst(Tensor::from_vec(sshape, z).unwrap());
+        let q = b.op_attrs("QuantizeLinear", attrs(), &[x, scale, z1]);
+        let d = b.op_attrs("DequantizeLinear", attrs(), &[q, scale, z1]);
+        b.op_attrs("QuantizeLinear", attrs(), &[d, scale2, z2])
+    } else {
+        let q = b.op_attrs("QuantizeLinear", attrs(), &[x, scale]);
+        let d = b.op_attrs("DequantizeLinear", attrs(), &[q, scale]);
+        b.op_attrs("QuantizeLinear", attrs(), &[d, scale2])
+    }
 }
 
 /// A random stored weight `w` `[n, k]` (dense f16, or Q8_0 with `k = 32`)

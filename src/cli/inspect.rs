@@ -15,6 +15,15 @@ fn declared(d: &DeclaredValue) -> String {
     }
 }
 
+/// The constants of `g` stored in a non-dense encoding (quantized on import
+/// or by an earlier `--quantize`).
+fn encoded_weights(g: &Graph) -> usize {
+    g.values
+        .iter()
+        .filter(|v| matches!(v.def, smelt_ir::ValueDef::Const(_)) && !v.ty.is_dense())
+        .count()
+}
+
 /// MACs of every node, in graph order.
 fn node_macs(g: &Graph) -> Vec<u64> {
     g.nodes
@@ -93,8 +102,15 @@ pub fn run(m: &ArgMatches) -> CliResult<ExitCode> {
     let graph = match quantize {
         Some(q) => {
             let q = super::quantize::calibrate(m, &graph, q, &opts.limits)?;
+            let encoded_before = encoded_weights(&graph);
             let (g, report) = super::quantize::apply(graph, &q)?;
             println!("{report}");
+            if report.weights.is_empty() && encoded_before > 0 {
+                // The pass reads f32 weights only: say why nothing changed.
+                println!(
+                    "  (the model's {encoded_before} product weight(s) are already stored encoded; see below)"
+                );
+            }
             super::quantize::write_report(m, &report)?;
             g
         }

@@ -168,21 +168,35 @@ pub fn apply(graph: Graph, opts: &QuantizeOptions) -> CliResult<(Graph, Quantize
     Ok((g, report))
 }
 
-/// Prints each constant's storage and the bytes per storage.
+/// Constants of fewer elements are counted but not listed one by one.
+const LISTED_FROM: usize = 256;
+
+/// Prints the bytes per storage (dtype or encoding, with its share of the
+/// total) and each constant of at least [`LISTED_FROM`] elements with its
+/// type, encoding included.
 pub fn print_weights(graph: &Graph) {
     println!("weights by storage:");
-    for (enc, n, bytes) in bytes_by_encoding(graph) {
+    let by = bytes_by_encoding(graph);
+    let total: usize = by.iter().map(|e| e.2).sum();
+    for (enc, n, bytes) in &by {
+        let pct = 100.0 * *bytes as f64 / total.max(1) as f64;
         println!(
-            "  {enc:<20} {n:>5} tensor(s) {:>12}",
-            human_bytes(bytes as u64)
+            "  {enc:<20} {n:>5} tensor(s) {:>12} {pct:5.1}%",
+            human_bytes(*bytes as u64)
         );
     }
+    let mut unlisted = 0usize;
     for v in &graph.values {
-        if let smelt_ir::ValueDef::Const(_) = v.def
-            && v.ty.numel().is_ok_and(|n| n >= 256)
-        {
-            let bytes = v.ty.bytes().unwrap_or(0) as u64;
-            println!("  weight {}: {} ({})", v.name, v.ty, human_bytes(bytes));
+        if let smelt_ir::ValueDef::Const(b) = &v.def {
+            if v.ty.numel().is_ok_and(|n| n >= LISTED_FROM) {
+                let bytes = b.as_slice().len() as u64;
+                println!("  weight {}: {} ({})", v.name, v.ty, human_bytes(bytes));
+            } else {
+                unlisted += 1;
+            }
         }
+    }
+    if unlisted > 0 {
+        println!("  and {unlisted} constant(s) of fewer than {LISTED_FROM} elements");
     }
 }

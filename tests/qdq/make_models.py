@@ -68,15 +68,43 @@ def save_float(model, path, inputs):
     onnx.save(m, path)
 
 
-def model(nodes, inits, out_shape, opset=17, x_shape=(3, 32)):
+def model(nodes, inits, out_shape, opset=17, x_shape=(3, 32), extra=()):
     g = helper.make_graph(
         nodes,
         "qdq",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x_shape))],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, list(out_shape))],
-        [numpy_helper.from_array(v, k) for k, v in inits.items()],
+        [numpy_helper.from_array(v, k) for k, v in inits.items()] + list(extra),
     )
     return helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+
+
+def int4(name, dtype, values, bin_dir=None):
+    """An INT4/UINT4 initializer: two values a byte, the earlier in the low
+    nibble, the last high nibble 0 for an odd count; with `bin_dir`, the
+    packed bytes are also written to `<bin_dir>/<name>.bin`."""
+    flat = (values.reshape(-1).astype(np.int16) & 0xF).astype(np.uint8)
+    if flat.size % 2:
+        flat = np.append(flat, np.uint8(0))
+    packed = (flat[0::2] | (flat[1::2] << 4)).astype(np.uint8).tobytes()
+    if bin_dir is not None:
+        os.makedirs(bin_dir, exist_ok=True)
+        with open(os.path.join(bin_dir, name + ".bin"), "wb") as f:
+            f.write(packed)
+    return helper.make_tensor(name, dtype, list(values.shape), packed, raw=True)
+
+
+def nbits_model(ins, inits, k, n, bits, block):
+    """One `com.microsoft::MatMulNBits` node, `x [3, K]` to `y [3, N]`."""
+    g = helper.make_graph(
+        [helper.make_node("MatMulNBits", ins, ["y"], domain="com.microsoft", K=k, N=n, bits=bits,
+                          block_size=block)],
+        "nbits",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, k])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, n])],
+        [numpy_helper.from_array(v, k2) for k2, v in inits.items()],
+    )
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)])
 
 
 def x_input(shape=(3, 32)):
@@ -127,6 +155,57 @@ def main(out, mlp):
          helper.make_node("MatMul", ["x", "w"], ["y"])],
         {"wq": ints(np.int8, (k, n)), "ws": scales((n,))},
         (3, n)), x_input())
+    # Conv(x, DQ(int8 [M, C, 3, 3], per output channel)) with a bias.
+    cx = (1, 3, 8, 8)
+    save(out, "conv_i8_axis", model(
+        [helper.make_node("DequantizeLinear", ["wq", "ws"], ["w"], axis=0),
+         helper.make_node("Conv", ["x", "w", "b"], ["y"], pads=[1, 1, 1, 1])],
+        {"wq": ints(np.int8, (8, 3, 3, 3)), "ws": scales((8,)), "b": scales((8,))},
+        (1, 8, 8, 8), x_shape=cx), x_input(cx))
+    # Conv(x, DQ(uint8 [M, C, 1, 1], per tensor, zero point)), stride 2.
+    save(out, "conv_u8_tensor_zp", model(
+        [helper.make_node("DequantizeLinear", ["wq", "ws", "wz"], ["w"]),
+         helper.make_node("Conv", ["x", "w"], ["y"], strides=[2, 2])],
+        {"wq": ints(np.uint8, (16, 3, 1, 1)), "ws": np.float32(0.01), "wz": np.uint8(120)},
+        (1, 16, 4, 4), x_shape=cx), x_input(cx))
+    # Opset 21: MatMul(x, DQ(int16 [K, N], per output channel, zero points)).
+    save(out, "matmul_i16_axis", model(
+        [helper.make_node("DequantizeLinear", ["wq", "ws", "wz"], ["w"], axis=1),
+         helper.make_node("MatMul", ["x", "w"], ["y"])],
+        {"wq": ints(np.int16, (k, n)), "ws": scales((n,)) * 1e-3, "wz": ints(np.int16, (n,))},
+        (3, n), opset=21), x_input())
+    # Opset 21: Conv(x, DQ(INT4 [M, C, 3, 3], per output channel)): an odd
+    # element count, so the last byte holds one nibble; its packed bytes
+    # are written to `wq.bin` for the byte-for-byte check.
+    q4 = RNG.integers(-8, 8, size=(5, 3, 3, 3)).astype(np.int8)
+    save(out, "conv_i4_axis", model(
+        [helper.make_node("DequantizeLinear", ["wq", "ws"], ["w"], axis=0),
+         helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1])],
+        {"ws": scales((5,))}, (1, 5, 8, 8), opset=21, x_shape=cx,
+        extra=[int4("wq", TensorProto.INT4, q4, os.path.join(out, "conv_i4_axis"))]), x_input(cx))
+    # Opset 21: MatMul(x, DQ(UINT4 [K, N] in blocks of 16 along K, zero points)).
+    q4 = RNG.integers(0, 16, size=(k, n)).astype(np.uint8)
+    z4 = RNG.integers(0, 16, size=(k // 16, n)).astype(np.uint8)
+    save(out, "matmul_u4_blocked", model(
+        [helper.make_node("DequantizeLinear", ["wq", "ws", "wz"], ["w"], axis=0, block_size=16),
+         helper.make_node("MatMul", ["x", "w"], ["y"])],
+        {"ws": scales((k // 16, n))}, (3, n), opset=21,
+        extra=[int4("wq", TensorProto.UINT4, q4), int4("wz", TensorProto.UINT4, z4)]), x_input())
+    # onnxruntime's MatMulNBits with 8 bits: blocks of 32 (K = 80 pads the
+    # last one) with zero points, then blocks of 16 with a bias.
+    for name, kk, bs, with_zp in [("nbits8_zp_padded", 80, 32, True), ("nbits8_bias", 48, 16, False)]:
+        nb = -(-kk // bs)
+        q = RNG.integers(0, 256, size=(n, nb * bs)).astype(np.uint8)
+        q[:, kk:] = 0
+        inits = {"B": q.reshape(n, nb, bs), "S": scales((n * nb,))}
+        ins = ["x", "B", "S"]
+        if with_zp:
+            inits["Z"] = RNG.integers(0, 256, size=(n * nb,)).astype(np.uint8)
+            ins.append("Z")
+        else:
+            inits["bias"] = scales((n,))
+            ins += ["", "", "bias"]
+        save(out, name, nbits_model(ins, inits, kk, n, 8, bs), x_input((3, kk)), check=False)
     # onnxruntime's MatMulNBits: 4-bit blocks of 16 along K; K = 40 pads the
     # last block; with packed zero points, then without (8) and with a bias.
     for name, kk, with_zp in [("nbits_zp_padded", 40, True), ("nbits_bias", 32, False)]:
@@ -143,15 +222,7 @@ def main(out, mlp):
         else:
             inits["bias"] = scales((n,))
             ins += ["", "", "bias"]
-        g = helper.make_graph(
-            [helper.make_node("MatMulNBits", ins, ["y"], domain="com.microsoft", K=kk, N=n, bits=4, block_size=bs)],
-            "nbits",
-            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, kk])],
-            [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, n])],
-            [numpy_helper.from_array(v, k2) for k2, v in inits.items()],
-        )
-        m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)])
-        save(out, name, m, x_input((3, kk)), check=False)
+        save(out, name, nbits_model(ins, inits, kk, n, 4, bs), x_input((3, kk)), check=False)
     # The MLP example through onnxruntime's static quantizer (QDQ, per channel).
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 

@@ -8,12 +8,13 @@ use std::collections::HashMap;
 use onnx_protobuf::tensor_shape_proto::dimension::Value as DimValue;
 use onnx_protobuf::type_proto::Value as TypeValue;
 use onnx_protobuf::{GraphProto, NodeProto, ValueInfoProto};
-use smelt_ir::{DType, Graph, OpDef, Tensor, TensorType, ValueId};
+use smelt_ir::{AffineStorage, DType, Graph, OpDef, Tensor, TensorType, ValueId};
 
 use super::attrs::{convert_attrs, parse_op};
 use super::graph::{default_domain, hist_key, node_name, subgraphs, topo_order};
 use super::nbits::is_matmul_nbits;
 use super::qdq::QuantOrigin;
+use super::tensor::packed_4bit;
 use super::{ImportOptions, OnnxModel, TensorReader};
 use crate::checked;
 use crate::error::{Error, Result, UnsupportedOp};
@@ -80,6 +81,9 @@ pub(super) struct Importer<'m> {
     pub(super) quantized: HashMap<ValueId, QuantOrigin>,
     /// Encoded constants made for those weights, by (weight, transposed).
     pub(super) encoded: HashMap<(ValueId, bool), ValueId>,
+    /// Constants the file stores as `INT4`/`UINT4` (the graph holds them
+    /// one a byte), by their 4-bit storage: `qdq` packs them back.
+    pub(super) packed4: HashMap<ValueId, AffineStorage>,
 }
 
 impl<'m> Importer<'m> {
@@ -101,6 +105,7 @@ impl<'m> Importer<'m> {
             casts: HashMap::new(),
             quantized: HashMap::new(),
             encoded: HashMap::new(),
+            packed4: HashMap::new(),
         }
     }
 
@@ -110,12 +115,28 @@ impl<'m> Importer<'m> {
         name: &str,
         t: &mut onnx_protobuf::TensorProto,
     ) -> Result<ValueId> {
-        let (ty, bytes) = match self.weights {
-            Some(w) if w.get(name).is_some() => w.typed_bytes(name)?,
-            _ => self.reader.read(name, t)?,
+        let (ty, bytes, packed) = match self.weights {
+            Some(w) if w.get(name).is_some() => {
+                let (ty, bytes) = w.typed_bytes(name)?;
+                (ty, bytes, None)
+            }
+            _ => {
+                let packed = packed_4bit(t.data_type);
+                let (ty, bytes) = self.reader.read(name, t)?;
+                (ty, bytes, packed)
+            }
         };
         self.count_weight(bytes.as_slice().len())?;
-        Ok(self.graph.add_const_bytes(name, ty, bytes)?)
+        let id = self.graph.add_const_bytes(name, ty, bytes)?;
+        self.note_packed(id, packed);
+        Ok(id)
+    }
+
+    /// Remembers that constant `id` was stored 4-bit in the file.
+    fn note_packed(&mut self, id: ValueId, packed: Option<AffineStorage>) {
+        if let Some(s) = packed {
+            self.packed4.insert(id, s);
+        }
     }
 
     fn count_weight(&mut self, n: usize) -> Result<()> {
@@ -398,9 +419,11 @@ impl<'m> Importer<'m> {
         let t = match attr.name.as_str() {
             "value" => {
                 let mut tp = attr.t.take().unwrap_or_default();
+                let packed = packed_4bit(tp.data_type);
                 let (ty, bytes) = self.reader.read(&out, &mut tp)?;
                 self.count_weight(bytes.as_slice().len())?;
                 let id = self.graph.add_const_bytes(out.clone(), ty, bytes)?;
+                self.note_packed(id, packed);
                 return bind_output(scope, out, id, name);
             }
             "value_float" => Tensor::scalar(attr.f),

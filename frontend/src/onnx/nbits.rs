@@ -1,15 +1,17 @@
-//! onnxruntime's `com.microsoft::MatMulNBits` (the 4-bit blocked weight
-//! format its LLM exporter and `MatMulNBitsQuantizer` write) imported as
-//! `EncodedMatMul(A, w[, bias])` with `w` an affine `u4` weight `[N, K]` in
-//! blocks along `K`: the nibbles, scales and zero points as the file holds
-//! them, repacked without the block padding, so nothing is re-quantized.
+//! onnxruntime's `com.microsoft::MatMulNBits` (the 4- and 8-bit blocked
+//! weight formats its LLM exporter and `MatMulNBitsQuantizer` write)
+//! imported as `EncodedMatMul(A, w[, bias])` with `w` an affine `u4` or
+//! `u8` weight `[N, K]` in blocks along `K`: the integers, scales and zero
+//! points as the file holds them, repacked without the block padding, so
+//! nothing is re-quantized.
 //!
-//! Inputs: `A` f32 `[…, K]`; `B` u8 `[N, n_blocks, block_size / 2]`, the
-//! element of even index in the low nibble; `scales` f32 `[N * n_blocks]`;
-//! optional `zero_points` packed u4 (`[N * ceil(n_blocks / 2)]`, each row
-//! starting on a byte), 8 when absent; `g_idx` is refused; optional `bias`
-//! f32 `[N]`. Only `bits = 4` and constant `B`, `scales` and `zero_points`
-//! are supported.
+//! Inputs: `A` f32 `[…, K]`; `B` u8 `[N, n_blocks, block_size · bits / 8]`
+//! (4-bit: the element of even index in the low nibble); `scales` f32
+//! `[N * n_blocks]`; optional `zero_points` packed like `B`
+//! (`[N * ceil(n_blocks · bits / 8)]`, each row starting on a byte),
+//! `2^(bits-1)` when absent; `g_idx` is refused; optional `bias` f32 `[N]`.
+//! Only `bits` 4 and 8 (2 and 3 have no affine storage) and constant `B`,
+//! `scales` and `zero_points` are supported.
 
 use std::collections::HashMap;
 
@@ -21,6 +23,7 @@ use smelt_ir::{
 
 use super::attrs::convert_attrs;
 use super::import::Importer;
+use super::qdq::{pack, unpack};
 use crate::error::{Error, Result, UnsupportedOp};
 
 /// The domain of onnxruntime's contrib ops.
@@ -43,17 +46,28 @@ pub(super) fn unsupported_reason(node: &NodeProto) -> Option<String> {
     }
 }
 
-/// `K`, `N` and `block_size`, checking `bits`.
-fn attrs(node: &NodeProto) -> Result<(usize, usize, usize)> {
+/// The weight's `K`, `N`, `block_size` and storage (from `bits`).
+struct NBits {
+    k: usize,
+    n: usize,
+    block: usize,
+    storage: AffineStorage,
+}
+
+/// The node's [`NBits`], checking `bits`.
+fn attrs(node: &NodeProto) -> Result<NBits> {
     let a = convert_attrs(node, None)?;
     let bad = |attr: &str, msg: String| Error::Ir(smelt_ir::Error::attr(attr, msg));
-    let bits = a.int("bits", 4).map_err(Error::Ir)?;
-    if bits != 4 {
-        return Err(bad(
-            "bits",
-            format!("only 4-bit weights are supported, got {bits}"),
-        ));
-    }
+    let storage = match a.int("bits", 4).map_err(Error::Ir)? {
+        4 => AffineStorage::U4,
+        8 => AffineStorage::U8,
+        bits => {
+            return Err(bad(
+                "bits",
+                format!("only 4- and 8-bit weights are supported, got {bits}"),
+            ));
+        }
+    };
     let dim = |name: &str| -> Result<usize> {
         let v = a.int(name, 0).map_err(Error::Ir)?;
         if v < 2 {
@@ -61,16 +75,16 @@ fn attrs(node: &NodeProto) -> Result<(usize, usize, usize)> {
         }
         Ok(v as usize)
     };
-    let (k, n, bs) = (dim("K")?, dim("N")?, dim("block_size")?);
-    if bs % 2 != 0 {
-        return Err(bad("block_size", format!("must be even, got {bs}")));
+    let (k, n, block) = (dim("K")?, dim("N")?, dim("block_size")?);
+    if block % 2 != 0 {
+        return Err(bad("block_size", format!("must be even, got {block}")));
     }
-    Ok((k, n, bs))
-}
-
-/// Nibble `i` of packed bytes `b` (low nibble first).
-fn nibble(b: &[u8], i: usize) -> u8 {
-    (b[i / 2] >> (4 * (i % 2))) & 0xf
+    Ok(NBits {
+        k,
+        n,
+        block,
+        storage,
+    })
 }
 
 impl Importer<'_> {
@@ -91,7 +105,13 @@ impl Importer<'_> {
         if let Some(r) = unsupported_reason(node) {
             return Err(unsupported(r));
         }
-        let (k, n, bs) = attrs(node)?;
+        let NBits {
+            k,
+            n,
+            block: bs,
+            storage,
+        } = attrs(node)?;
+        let bits = storage.bits();
         let nb = k.div_ceil(bs);
         let input = |i: usize| -> Result<Option<ValueId>> {
             match node.input.get(i).filter(|s| !s.is_empty()) {
@@ -124,15 +144,19 @@ impl Importer<'_> {
                 ))),
             }
         };
-        let blob = bs / 2;
+        let blob = bs * bits / 8;
         let b = bytes_of(input(1)?, "B", DType::U8, n * nb * blob)?
             .ok_or_else(|| unsupported("no input B".into()))?;
         let scales = bytes_of(input(2)?, "scales", DType::F32, n * nb * 4)?
             .ok_or_else(|| unsupported("no scales".into()))?;
-        let zp_row = nb.div_ceil(2);
-        let zp = bytes_of(input(3)?, "zero_points (packed u4)", DType::U8, n * zp_row)?;
+        // Zero points per row, in bytes, and in elements (a row starts on a
+        // byte, so a 4-bit row of an odd block count has a spare nibble).
+        let zp_row = (nb * bits).div_ceil(8);
+        let zp_stride = zp_row * 8 / bits;
+        let what = format!("zero_points (packed {})", storage.name());
+        let zp = bytes_of(input(3)?, &what, DType::U8, n * zp_row)?;
         let affine = Affine {
-            storage: AffineStorage::U4,
+            storage,
             granularity: Granularity::PerBlock { axis: 1, block: bs },
             zero_point: true,
         };
@@ -141,9 +165,8 @@ impl Importer<'_> {
         let mut w = vec![0u8; layout.total];
         for row in 0..n {
             for kk in 0..k {
-                let q = nibble(&b, (row * nb + kk / bs) * bs + kk % bs);
-                let j = row * k + kk;
-                w[j / 2] |= q << (4 * (j % 2));
+                let q = unpack(storage, &b, (row * nb + kk / bs) * bs + kk % bs);
+                pack(storage, &mut w, row * k + kk, q);
             }
         }
         w[layout.scales_offset..layout.scales_offset + scales.len()].copy_from_slice(&scales);
@@ -151,14 +174,15 @@ impl Importer<'_> {
         for row in 0..n {
             for blk in 0..nb {
                 let z = match &zp {
-                    Some(z) => nibble(z, 2 * (row * zp_row) + blk),
-                    None => 8,
+                    Some(z) => unpack(storage, z, row * zp_stride + blk),
+                    None => 1 << (bits - 1),
                 };
-                let j = row * nb + blk;
-                w[zo + j / 2] |= z << (4 * (j % 2));
+                pack(storage, &mut w[zo..], row * nb + blk, z);
             }
         }
-        let wname = self.graph.fresh_name(&format!("{name}.weight.u4"));
+        let wname = self
+            .graph
+            .fresh_name(&format!("{name}.weight.{}", storage.name()));
         let w = self.graph.add_const_bytes(wname, ty, w.into())?;
         let bias = input(5)?;
         let out = node.output.first().cloned().unwrap_or_default();

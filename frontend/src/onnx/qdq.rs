@@ -18,14 +18,22 @@
 //! scales and zero points transposed, so exact), and so does `Gemm(x, w, c)`
 //! with unit `alpha` and `beta`, no `transA` and `c` absent or `[N]`
 //! (`EncodedMatMul(x, w[N, K], c)`); any other `Gemm` reads
-//! `Decode(w[N, K])` with `transB=1`. The folded f32 constant is then
+//! `Decode(w[N, K])` with `transB=1`. A `Conv` weight (any rank, per
+//! tensor, per output channel or blocked) is read through `Decode(w)`:
+//! the weight stays encoded in the artifact and is decoded into the arena
+//! once per run (see ARCHITECTURE.md). The folded f32 constant is then
 //! pruned.
+//!
+//! The integers may be 8- or 16-bit (`i8`, `u8`, `i16`, `u16`) or ONNX
+//! `INT4`/`UINT4`: those the reader hands over one a byte (see
+//! `tensor::packed_4bit`) and the importer remembers in
+//! `Importer::packed4`; they are packed back two a byte here, so an
+//! untransposed weight keeps the file's packed bytes.
 //!
 //! The decoded values are bit-identical to `DequantizeLinear`'s: both
 //! compute `(q - zero_point)` exactly and multiply once by the f32 scale.
-//! Only 8-bit integers are kept encoded today (the storage the native
-//! decoder reads); 16-bit ones fold as before.
 
+use smelt_ir::ops::conv::ConvOp;
 use smelt_ir::ops::elementwise::{BinaryFn, Elementwise};
 use smelt_ir::ops::linalg::{GemmAttrs, Linalg};
 use smelt_ir::ops::quant::Quant;
@@ -56,14 +64,17 @@ fn const_bytes(g: &Graph, id: ValueId) -> Option<&[u8]> {
     }
 }
 
-/// The affine storage of a dense integer constant smelt keeps encoded.
-fn storage_of(ty: &TensorType) -> Option<AffineStorage> {
+/// The affine storage of the bytes of a dense integer constant as the
+/// graph holds them (one element per byte or per two bytes).
+fn dense_storage(ty: &TensorType) -> Option<AffineStorage> {
     if !ty.is_dense() {
         return None;
     }
     match ty.dtype {
         DType::I8 => Some(AffineStorage::I8),
         DType::U8 => Some(AffineStorage::U8),
+        DType::I16 => Some(AffineStorage::I16),
+        DType::U16 => Some(AffineStorage::U16),
         _ => None,
     }
 }
@@ -90,7 +101,7 @@ fn broadcast_granularity(q: &[usize], scale: &[usize]) -> Option<Granularity> {
 }
 
 /// Integer `i` of packed `storage` bytes.
-fn unpack(s: AffineStorage, b: &[u8], i: usize) -> i32 {
+pub(super) fn unpack(s: AffineStorage, b: &[u8], i: usize) -> i32 {
     match s {
         AffineStorage::I8 => i32::from(b[i] as i8),
         AffineStorage::U8 => i32::from(b[i]),
@@ -107,21 +118,30 @@ fn unpack(s: AffineStorage, b: &[u8], i: usize) -> i32 {
     }
 }
 
-/// Appends `count` integers of packed `storage` bytes `b`, reordered so
-/// that output element `j` is input element `order(j)`.
-fn repack(s: AffineStorage, b: &[u8], count: usize, order: impl Fn(usize) -> usize) -> Vec<u8> {
-    let mut out = vec![0u8; s.packed_bytes(count).unwrap_or(0)];
-    for j in 0..count {
-        let v = unpack(s, b, order(j));
-        match s {
-            AffineStorage::I8 | AffineStorage::U8 => out[j] = v as u8,
-            AffineStorage::I16 | AffineStorage::U16 => {
-                out[2 * j..2 * j + 2].copy_from_slice(&(v as u16).to_le_bytes());
-            }
-            AffineStorage::I4 | AffineStorage::U4 => {
-                out[j / 2] |= ((v as u8) & 0xf) << (4 * (j % 2))
-            }
+/// Stores integer `v` as element `j` of packed `storage` bytes `out`
+/// (zeroed beforehand for the 4-bit types).
+pub(super) fn pack(s: AffineStorage, out: &mut [u8], j: usize, v: i32) {
+    match s {
+        AffineStorage::I8 | AffineStorage::U8 => out[j] = v as u8,
+        AffineStorage::I16 | AffineStorage::U16 => {
+            out[2 * j..2 * j + 2].copy_from_slice(&(v as u16).to_le_bytes());
         }
+        AffineStorage::I4 | AffineStorage::U4 => out[j / 2] |= ((v as u8) & 0xf) << (4 * (j % 2)),
+    }
+}
+
+/// The `count` integers of bytes `b` (packed as storage `from`) packed as
+/// storage `to` and reordered so that output element `j` is input element
+/// `order(j)`.
+fn repack(
+    (from, to): (AffineStorage, AffineStorage),
+    b: &[u8],
+    count: usize,
+    order: impl Fn(usize) -> usize,
+) -> Vec<u8> {
+    let mut out = vec![0u8; to.packed_bytes(count).unwrap_or(0)];
+    for j in 0..count {
+        pack(to, &mut out, j, unpack(from, b, order(j)));
     }
     out
 }
@@ -131,6 +151,9 @@ impl QuantOrigin {
     /// `[K, N]` weight as `[N, K]` (the axis or blocks follow).
     fn encode(&self, g: &Graph, transpose: bool) -> Result<(TensorType, Vec<u8>)> {
         let missing = || Error::Graph("a quantized weight's operand is not a constant".into());
+        let source = |id: ValueId| dense_storage(&g.value(id).ty).ok_or_else(missing);
+        let q_from = source(self.q)?;
+        let zp_from = self.zero_point.map(source).transpose()?;
         let shape = g.value(self.q).ty.shape.clone();
         let q = const_bytes(g, self.q).ok_or_else(missing)?;
         let scales = const_bytes(g, self.scale).ok_or_else(missing)?;
@@ -166,20 +189,29 @@ impl QuantOrigin {
         }
         let ty = TensorType::encoded(DType::F32, shape.clone(), Encoding::Affine(a))?;
         let layout = a.layout(&shape)?;
-        let mut bytes = repack(a.storage, q, layout.numel, order);
+        let mut bytes = repack((q_from, a.storage), q, layout.numel, order);
         bytes.resize(layout.scales_offset, 0);
         for j in 0..layout.groups {
             let o = 4 * group_order(j);
             bytes.extend_from_slice(&scales[o..o + 4]);
         }
-        if let Some(z) = zp {
-            bytes.extend(repack(a.storage, z, layout.groups, &group_order));
+        if let (Some(z), Some(from)) = (zp, zp_from) {
+            bytes.extend(repack((from, a.storage), z, layout.groups, &group_order));
         }
         Ok((ty, bytes))
     }
 }
 
 impl Importer<'_> {
+    /// The affine storage of integer constant `id` when smelt keeps it
+    /// encoded: its file's 4-bit type, or its dense 8- or 16-bit type.
+    fn storage_of(&self, id: ValueId) -> Option<AffineStorage> {
+        match self.packed4.get(&id) {
+            Some(&s) => Some(s),
+            None => dense_storage(&self.graph.value(id).ty),
+        }
+    }
+
     /// Records where the constants `outs` that `op` folded from `inputs`
     /// came from, when they are a dequantized integer weight.
     pub(super) fn note_quantized(&mut self, op: &Op, inputs: &[Option<ValueId>], outs: &[ValueId]) {
@@ -196,10 +228,14 @@ impl Importer<'_> {
                 };
                 let zp = input(2);
                 let qty = &g.value(q).ty;
-                let Some(storage) = storage_of(qty) else {
+                let Some(storage) = self.storage_of(q) else {
                     return;
                 };
-                if !is_f32_const(g, scale) || zp.is_some_and(|z| g.value(z).ty.dtype != qty.dtype) {
+                // The zero points are stored like the values (ONNX gives
+                // them one type), so a 4-bit weight needs 4-bit ones.
+                if !is_f32_const(g, scale)
+                    || zp.is_some_and(|z| self.storage_of(z) != Some(storage))
+                {
                     return;
                 }
                 let rank = qty.shape.len();
@@ -241,7 +277,7 @@ impl Importer<'_> {
                     _ => return,
                 };
                 let qty = &g.value(cast).ty;
-                let Some(storage) = storage_of(qty) else {
+                let Some(storage) = self.storage_of(cast) else {
                     return;
                 };
                 if !is_f32_const(g, scale) || g.value(*out).ty.shape != qty.shape {
@@ -264,7 +300,7 @@ impl Importer<'_> {
             }
             Op::Elementwise(Elementwise::Cast { to: DType::F32 }) => {
                 if let Some(q) = input(0)
-                    && storage_of(&g.value(q).ty).is_some()
+                    && self.storage_of(q).is_some()
                 {
                     self.casts.insert(*out, q);
                 }
@@ -319,23 +355,33 @@ impl Importer<'_> {
                 let transpose = !attrs.trans_b;
                 attrs.trans_b = true;
                 let enc = self.encoded(name, w, origin, transpose)?;
-                let dname = self
-                    .graph
-                    .fresh_name(&format!("{}.decoded", self.graph.value(enc).name));
-                let ids = self
-                    .graph
-                    .add_node(
-                        dname.clone(),
-                        Op::Weights(Weights::Decode),
-                        vec![Some(enc)],
-                        vec![dname],
-                    )
-                    .map_err(|e| Error::Ir(e.at_node(name, "Decode")))?;
-                inputs[1] = Some(ids[0]);
+                inputs[1] = Some(self.decoded(name, enc)?);
                 Ok(Op::Linalg(Linalg::Gemm(attrs)))
+            }
+            Op::Conv(ConvOp::Conv { .. }) if x_f32 => {
+                let enc = self.encoded(name, w, origin, false)?;
+                inputs[1] = Some(self.decoded(name, enc)?);
+                Ok(op)
             }
             other => Ok(other),
         }
+    }
+
+    /// `Decode(enc)`, added for node `node` (named in errors).
+    fn decoded(&mut self, node: &str, enc: ValueId) -> Result<ValueId> {
+        let dname = self
+            .graph
+            .fresh_name(&format!("{}.decoded", self.graph.value(enc).name));
+        let ids = self
+            .graph
+            .add_node(
+                dname.clone(),
+                Op::Weights(Weights::Decode),
+                vec![Some(enc)],
+                vec![dname],
+            )
+            .map_err(|e| Error::Ir(e.at_node(node, "Decode")))?;
+        Ok(ids[0])
     }
 
     /// True when `Gemm<attrs>(x, w[, c])` is `x · w' + c` with `c` absent or
@@ -414,7 +460,17 @@ mod tests {
     fn repack_transposes_4_bit_values() {
         // [2, 3] u4 values 0..6, transposed to [3, 2].
         let b = [0x10, 0x32, 0x54];
-        let t = repack(AffineStorage::U4, &b, 6, |j| (j % 2) * 3 + j / 2);
+        let u4 = (AffineStorage::U4, AffineStorage::U4);
+        let t = repack(u4, &b, 6, |j| (j % 2) * 3 + j / 2);
         assert_eq!(t, [0x30, 0x41, 0x52]);
+    }
+
+    #[test]
+    fn repack_packs_signed_bytes_into_nibbles() {
+        // i8 values 1, -2, 7, -8, 3 (as the reader unpacks an INT4 tensor)
+        // pack back into the file's bytes, the odd tail's high nibble 0.
+        let b = [1u8, (-2i8) as u8, 7, (-8i8) as u8, 3];
+        let t = repack((AffineStorage::I8, AffineStorage::I4), &b, 5, |j| j);
+        assert_eq!(t, [0xe1, 0x87, 0x03]);
     }
 }

@@ -158,6 +158,10 @@ fn dense_size(t: &TensorProto) -> (u64, u64) {
         .iter()
         .map(|&d| d.max(0) as u64)
         .fold(1u64, |a, d| a.saturating_mul(d));
+    // INT4/UINT4 hold two elements a byte.
+    if super::tensor::packed_4bit(t.data_type).is_some() {
+        return (n, n.div_ceil(2));
+    }
     let eb = DType::from_onnx_code(t.data_type)
         .map(|d| d.elem_bytes() as u64)
         .unwrap_or(0);

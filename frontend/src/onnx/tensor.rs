@@ -8,7 +8,7 @@ use std::sync::Arc;
 use memmap2::Mmap;
 use onnx_protobuf::TensorProto;
 use onnx_protobuf::tensor_proto::DataLocation;
-use smelt_ir::{Bytes, DType, Tensor, TensorType};
+use smelt_ir::{AffineStorage, Bytes, DType, Tensor, TensorType};
 
 use crate::checked;
 use crate::error::{Error, Result};
@@ -41,6 +41,9 @@ impl<'a> TensorReader<'a> {
             name: name.to_string(),
             msg,
         };
+        if let Some(storage) = packed_4bit(t.data_type) {
+            return self.read_4bit(name, t, storage);
+        }
         let dtype = DType::from_onnx_code(t.data_type).map_err(|e| terr(e.to_string()))?;
         let shape = checked::dims(&t.dims, self.limits.max_rank, &|| {
             format!("tensor '{name}'")
@@ -53,15 +56,7 @@ impl<'a> TensorReader<'a> {
         let nbytes = ty.bytes().map_err(|e| {
             Error::Graph(format!("the byte size of tensor '{name}' overflows ({e})"))
         })?;
-        Limits::check(
-            || format!("the size of tensor '{name}'"),
-            nbytes as u64,
-            self.limits.max_tensor_bytes,
-            "max-tensor-bytes",
-        )?;
-        if t.segment.is_some() {
-            return Err(terr("segmented tensors are not supported".into()));
-        }
+        self.check_plain(name, t, nbytes)?;
         let external = t.data_location.enum_value() == Ok(DataLocation::EXTERNAL);
         if external {
             let bytes = self.read_external(name, t, nbytes)?;
@@ -86,6 +81,85 @@ impl<'a> TensorReader<'a> {
     pub fn read_tensor(&mut self, name: &str, t: &mut TensorProto) -> Result<Tensor> {
         let (ty, bytes) = self.read(name, t)?;
         Tensor::from_le_bytes(ty.dtype, ty.shape, bytes.as_slice()).map_err(Error::Ir)
+    }
+
+    /// Checks that tensor `name`, of `nbytes` in the graph, is within the
+    /// size limit and not segmented.
+    fn check_plain(&self, name: &str, t: &TensorProto, nbytes: usize) -> Result<()> {
+        Limits::check(
+            || format!("the size of tensor '{name}'"),
+            nbytes as u64,
+            self.limits.max_tensor_bytes,
+            "max-tensor-bytes",
+        )?;
+        if t.segment.is_some() {
+            return Err(Error::Tensor {
+                name: name.to_string(),
+                msg: "segmented tensors are not supported".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Reads an ONNX `INT4`/`UINT4` tensor (two elements a byte, the
+    /// earlier in the low nibble, in `raw_data`, external data or one packed
+    /// byte per `int32_data` entry) as `i8`/`u8` values, one a byte: the
+    /// graph's dense view of them. Which constants were 4-bit is the
+    /// importer's to remember (`qdq` packs them back when it keeps a weight
+    /// encoded).
+    fn read_4bit(
+        &mut self,
+        name: &str,
+        t: &mut TensorProto,
+        storage: AffineStorage,
+    ) -> Result<(TensorType, Bytes)> {
+        let terr = |msg: String| Error::Tensor {
+            name: name.to_string(),
+            msg,
+        };
+        let shape = checked::dims(&t.dims, self.limits.max_rank, &|| {
+            format!("tensor '{name}'")
+        })?;
+        let numel = shape.iter().product::<usize>();
+        let dtype = if storage.is_signed() {
+            DType::I8
+        } else {
+            DType::U8
+        };
+        // The graph holds the values one a byte.
+        self.check_plain(name, t, numel)?;
+        let packed = numel.div_ceil(2);
+        let kind = storage.name();
+        let bytes: Vec<u8> = if t.data_location.enum_value() == Ok(DataLocation::EXTERNAL) {
+            self.read_external(name, t, packed)?.as_slice().to_vec()
+        } else if !t.raw_data.is_empty() || typed_len(t) == 0 {
+            if t.raw_data.len() != packed {
+                return Err(terr(format!(
+                    "raw_data holds {} bytes but {numel} packed {kind} values need {packed}",
+                    t.raw_data.len()
+                )));
+            }
+            std::mem::take(&mut t.raw_data)
+        } else {
+            if t.int32_data.len() != packed {
+                return Err(terr(format!(
+                    "int32_data holds {} values but {numel} packed {kind} values need {packed} (two a value)",
+                    t.int32_data.len()
+                )));
+            }
+            let mut out = Vec::with_capacity(packed);
+            for &v in &t.int32_data {
+                let b = u8::try_from(v).map_err(|_| {
+                    terr(format!(
+                        "int32_data holds {v}, not a byte of two packed {kind} values"
+                    ))
+                })?;
+                out.push(b);
+            }
+            out
+        };
+        let values = unpack_4bit(&bytes, numel, storage.is_signed());
+        Ok((TensorType::new(dtype, shape), Bytes::from(values)))
     }
 
     fn read_external(&mut self, name: &str, t: &TensorProto, nbytes: usize) -> Result<Bytes> {
@@ -214,6 +288,31 @@ pub fn resolve_external(model_dir: &Path, location: &str) -> Result<PathBuf, Str
     Ok(canon)
 }
 
+/// The 4-bit affine storage of an ONNX `TensorProto.DataType` code
+/// (`UINT4` = 21, `INT4` = 22), `None` for every other code.
+pub fn packed_4bit(code: i32) -> Option<AffineStorage> {
+    match code {
+        21 => Some(AffineStorage::U4),
+        22 => Some(AffineStorage::I4),
+        _ => None,
+    }
+}
+
+/// `numel` 4-bit values packed two a byte (low nibble first), one a byte
+/// (sign-extended when `signed`).
+fn unpack_4bit(packed: &[u8], numel: usize, signed: bool) -> Vec<u8> {
+    (0..numel)
+        .map(|j| {
+            let nib = (packed[j / 2] >> (4 * (j % 2))) & 0xf;
+            if signed {
+                (((nib << 4) as i8) >> 4) as u8
+            } else {
+                nib
+            }
+        })
+        .collect()
+}
+
 fn typed_len(t: &TensorProto) -> usize {
     t.float_data.len()
         + t.int32_data.len()
@@ -286,4 +385,56 @@ fn typed_fields_to_bytes(t: &TensorProto, dtype: DType, numel: usize) -> Result<
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An ONNX `INT4`/`UINT4` tensor proto of `dims` (`code` 22 or 21).
+    fn proto(code: i32, dims: &[i64]) -> TensorProto {
+        TensorProto {
+            data_type: code,
+            dims: dims.to_vec(),
+            ..Default::default()
+        }
+    }
+
+    fn read(t: &mut TensorProto) -> Result<(TensorType, Bytes)> {
+        let limits = Limits::default();
+        TensorReader::new(Path::new("."), &limits).read("w", t)
+    }
+
+    #[test]
+    fn int4_unpacks_low_nibble_first_and_sign_extends() {
+        // 1, -2, 7, -8, 3: an odd count, the last high nibble unused.
+        let mut t = proto(22, &[5]);
+        t.raw_data = vec![0xe1, 0x87, 0x03];
+        let (ty, b) = read(&mut t).unwrap();
+        assert_eq!((ty.dtype, ty.shape.as_slice()), (DType::I8, &[5usize][..]));
+        assert_eq!(b.as_slice(), [1, (-2i8) as u8, 7, (-8i8) as u8, 3]);
+        // The same bytes as UINT4, in int32_data (one packed byte each).
+        let mut t = proto(21, &[5]);
+        t.int32_data = vec![0xe1, 0x87, 0x03];
+        let (ty, b) = read(&mut t).unwrap();
+        assert_eq!(ty.dtype, DType::U8);
+        assert_eq!(b.as_slice(), [1, 14, 7, 8, 3]);
+        assert_eq!(packed_4bit(1), None);
+    }
+
+    #[test]
+    fn malformed_int4_names_the_tensor() {
+        let mut t = proto(22, &[5]);
+        t.raw_data = vec![0xe1, 0x87];
+        let e = read(&mut t).unwrap_err().to_string();
+        assert!(e.contains("'w'") && e.contains("need 3"), "{e}");
+        let mut t = proto(21, &[4]);
+        t.int32_data = vec![0x21, 0x43, 0x65];
+        let e = read(&mut t).unwrap_err().to_string();
+        assert!(e.contains("'w'") && e.contains("need 2"), "{e}");
+        let mut t = proto(21, &[2]);
+        t.int32_data = vec![300];
+        let e = read(&mut t).unwrap_err().to_string();
+        assert!(e.contains("'w'") && e.contains("300"), "{e}");
+    }
 }

@@ -289,7 +289,12 @@ fn matmul_decoded(eg: &mut EG, id: Id, s: &Subst) -> Option<Id> {
 /// broadcasts differently never matches).
 fn gemm_decoded(eg: &mut EG, id: Id, s: &Subst) -> Option<Id> {
     let (x, dw) = (s[var("?x")], s[var("?w")]);
-    let c = s.get(var("?c")).copied().filter(|&c| ty(eg, c).is_some());
+    // Canonical ids: the operands `ops_named` gives are, and a class the
+    // substitution names may have been merged since the search.
+    let c = s
+        .get(var("?c"))
+        .map(|&c| eg.find(c))
+        .filter(|&c| ty(eg, c).is_some());
     let want = ty(eg, id)?;
     let gemm_ok = ops_named(eg, id, "Gemm").into_iter().any(|(op, args)| {
         let Op::Linalg(Linalg::Gemm(g)) = &*op else {

@@ -12,6 +12,7 @@ pub mod algebra;
 pub mod constfold;
 pub mod fusion;
 pub mod layout;
+pub mod quant;
 
 use std::sync::Arc;
 
@@ -26,7 +27,7 @@ use crate::egraph::lang::{ENode, OpRef};
 pub type Rule = egg::Rewrite<ENode, IrAnalysis>;
 
 /// The rule files, by the name `--passes` uses.
-pub const FILES: [&str; 4] = ["algebra", "constfold", "layout", "fusion"];
+pub const FILES: [&str; 5] = ["algebra", "constfold", "layout", "fusion", "quant"];
 
 /// The rules of one file; `None` for an unknown name.
 pub fn file(name: &str) -> Option<Vec<Rule>> {
@@ -35,6 +36,7 @@ pub fn file(name: &str) -> Option<Vec<Rule>> {
         "constfold" => constfold::rules(),
         "layout" => layout::rules(),
         "fusion" => fusion::rules(),
+        "quant" => quant::rules(),
         _ => return None,
     })
 }
