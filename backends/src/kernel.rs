@@ -56,6 +56,7 @@ use std::convert::Infallible;
 
 use smelt_ir::Bytes;
 
+pub mod half;
 mod print;
 
 /// Scalar element types the kernel IR computes with.
@@ -74,6 +75,11 @@ pub enum Scalar {
     U64,
     /// Stored as one byte, 0 or 1.
     Bool,
+    /// IEEE binary16, a storage type: computed in `f32` (see the module
+    /// doc, "Half types").
+    F16,
+    /// bfloat16 (the upper half of an `f32`), a storage type like `F16`.
+    BF16,
 }
 
 impl Scalar {
@@ -81,15 +87,26 @@ impl Scalar {
     pub fn bytes(self) -> u64 {
         match self {
             Scalar::I8 | Scalar::U8 | Scalar::Bool => 1,
-            Scalar::I16 | Scalar::U16 => 2,
+            Scalar::I16 | Scalar::U16 | Scalar::F16 | Scalar::BF16 => 2,
             Scalar::F32 | Scalar::I32 | Scalar::U32 => 4,
             Scalar::F64 | Scalar::I64 | Scalar::U64 => 8,
         }
     }
 
-    /// True for `F32` and `F64`.
+    /// True for `F32`, `F64` and the half types.
     pub fn is_float(self) -> bool {
-        matches!(self, Scalar::F32 | Scalar::F64)
+        matches!(self, Scalar::F32 | Scalar::F64 | Scalar::F16 | Scalar::BF16)
+    }
+
+    /// True for the storage-only half types `F16` and `BF16`.
+    pub fn is_half(self) -> bool {
+        matches!(self, Scalar::F16 | Scalar::BF16)
+    }
+
+    /// The type values of this type are computed in: `F32` for the half
+    /// types, the type itself otherwise.
+    pub fn compute(self) -> Scalar {
+        if self.is_half() { Scalar::F32 } else { self }
     }
 
     /// True for the signed integer types.
@@ -112,9 +129,8 @@ impl Scalar {
             D::I64 => Scalar::I64,
             D::U64 => Scalar::U64,
             D::Bool => Scalar::Bool,
-            // Half types need conversion helpers; they come with the
-            // quantization work.
-            D::F16 | D::BF16 => return None,
+            D::F16 => Scalar::F16,
+            D::BF16 => Scalar::BF16,
         })
     }
 
@@ -133,6 +149,8 @@ impl Scalar {
             Scalar::I64 => D::I64,
             Scalar::U64 => D::U64,
             Scalar::Bool => D::Bool,
+            Scalar::F16 => D::F16,
+            Scalar::BF16 => D::BF16,
         }
     }
 
@@ -149,6 +167,8 @@ impl Scalar {
             Scalar::I64 => "i64",
             Scalar::U64 => "u64",
             Scalar::Bool => "bool",
+            Scalar::F16 => "f16",
+            Scalar::BF16 => "bf16",
         }
     }
 }
@@ -1046,6 +1066,26 @@ pub mod build {
     /// A conversion.
     pub fn cast(to: Scalar, a: Expr) -> Expr {
         Expr::Cast(to, Box::new(a))
+    }
+    /// `a` with its bits read as type `to` (of the same size).
+    pub fn bitcast(to: Scalar, a: Expr) -> Expr {
+        Expr::Bitcast(to, Box::new(a))
+    }
+    /// Bitwise `a & b`.
+    pub fn and(a: Expr, b: Expr) -> Expr {
+        bin(BinOp::And, a, b)
+    }
+    /// Bitwise `a | b`.
+    pub fn or(a: Expr, b: Expr) -> Expr {
+        bin(BinOp::Or, a, b)
+    }
+    /// `a << b`.
+    pub fn shl(a: Expr, b: Expr) -> Expr {
+        bin(BinOp::Shl, a, b)
+    }
+    /// `a >> b` (arithmetic for signed types).
+    pub fn shr(a: Expr, b: Expr) -> Expr {
+        bin(BinOp::Shr, a, b)
     }
     /// A float constant of type `ty`.
     pub fn f(v: f64, ty: Scalar) -> Expr {
