@@ -43,6 +43,26 @@
 //! Comparisons, selects, casts, loads of other types and the polynomial math
 //! functions stay scalar.
 //!
+//! ## Half types
+//!
+//! [`Scalar::F16`] and [`Scalar::BF16`] are storage types: 2 bytes in
+//! memory, computed in `f32`. Lowering uses them like any float type (a
+//! half graph value is a half [`Buf`]), and an expression of a half type
+//! means its `f32` value: loads widen exactly, arithmetic, variables and
+//! constants are `f32`, and rounding to the half happens only where a value
+//! is stored to a half buffer or cast to a half type. Each op's result is
+//! rounded when it is stored, which is what the ONNX reference computes
+//! (numpy evaluates each op in f16); inside one kernel (a reduction's
+//! accumulator, a fused epilogue) values stay `f32`, which is as accurate
+//! or more. The pass [`half::expand_halves`], right after lowering, makes
+//! that explicit: `U16` loads and stores and the integer conversions of
+//! [`half`] (round to nearest even, subnormals, overflow to infinity,
+//! NaN kept), written once in the kernel IR, so every target and both code
+//! generators convert alike without F16C, `fp16` extensions or libcalls.
+//! The vectorizer and the code generators never see a half type; both code
+//! generators refuse a program that still has one. Half vectors do not
+//! exist (a half loop stays scalar).
+//!
 //! ## Parallel loops
 //!
 //! [`Stmt::Parallel`] is a loop whose iterations are independent, run on the
