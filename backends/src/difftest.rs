@@ -702,6 +702,66 @@ pub(crate) fn compile_both(
     ]
 }
 
+/// Reads the byte count from stdin, runs the model (no inputs, one output)
+/// once and writes that many bytes of its output.
+const OUTPUT_HARNESS: &str = r#"
+#include <stdio.h>
+#include "smelt_model.h"
+#define MAX (1 << 22)
+int main(void) {
+    static _Alignas(64) unsigned char y[MAX];
+    static _Alignas(64) unsigned char arena[64];
+    long long n;
+    if (fread(&n, 8, 1, stdin) != 1 || n > MAX)
+        return 2;
+    const void *ins[1] = {0};
+    void *outs[1] = {y};
+    smelt_model_run(ins, outs, arena, 0);
+    fwrite(y, 1, (size_t) n, stdout);
+    return 0;
+}
+"#;
+
+/// The first `bytes` bytes of the one output of `program` (no inputs, at
+/// most 64 arena bytes, at most 4 MiB of output) as each code generator's
+/// native code computes it: `(backend, bytes)`; empty where the native
+/// tests cannot run.
+pub(crate) fn run_both_bytes(
+    name: &str,
+    program: Program,
+    bytes: usize,
+) -> Vec<(&'static str, Vec<u8>)> {
+    let Some(dir) = harness_dir(name, OUTPUT_HARNESS) else {
+        return Vec::new();
+    };
+    let l = Lowered {
+        program,
+        inputs: vec![],
+        outputs: vec![IoInfo {
+            name: "y".into(),
+            dtype: DType::U8,
+            shape: vec![bytes],
+            bytes: bytes as u64,
+        }],
+        plan: MemoryPlan {
+            arena_bytes: 64,
+            lower_bound: 64,
+            ..MemoryPlan::default()
+        },
+    };
+    let runs = compile_both(&l)
+        .into_iter()
+        .map(|(backend, obj)| {
+            let obj = obj.unwrap_or_else(|e| panic!("{backend}: {e}"));
+            let out = run_native(&dir, &obj, backend, &(bytes as i64).to_le_bytes());
+            assert_eq!(out.len(), bytes, "{backend}");
+            (backend, out)
+        })
+        .collect();
+    let _ = std::fs::remove_dir_all(&dir);
+    runs
+}
+
 /// Random programs give the evaluator's results bit for bit with both
 /// code generators (x86_64, natively; skipped elsewhere or without gcc).
 #[test]

@@ -74,9 +74,61 @@ pub fn norm(v: i64, t: Scalar) -> i64 {
     }
 }
 
-/// `v` rounded to the float type `t`.
+/// `v` rounded to the float type `t` as arithmetic rounds it: half types
+/// compute in `f32` (the kernel IR's semantics before `expand_halves`).
 pub fn fround(v: f64, t: Scalar) -> f64 {
-    if t == Scalar::F32 { v as f32 as f64 } else { v }
+    if t.compute() == Scalar::F32 {
+        v as f32 as f64
+    } else {
+        v
+    }
+}
+
+/// `v` rounded to the float type `t` as a cast or a store rounds it: to
+/// the nearest half for the half types.
+fn fround_store(v: f64, t: Scalar) -> f64 {
+    match t {
+        Scalar::F16 | Scalar::BF16 => from_bits(nearest_half(v, t).into(), t).f(),
+        _ => fround(v, t),
+    }
+}
+
+/// The bits of the `f16` (or, for `BF16`, `bf16`) nearest to `v`, ties to
+/// even, rounded once. Not `half::f16::from_f64`: with F16C it converts
+/// through `f32`, rounding twice. The `half` crate's `f32` conversion
+/// (correct) gives a candidate at most one unit off; its neighbours decide,
+/// with infinity standing for the next power of two (IEEE overflow).
+fn nearest_half(v: f64, t: Scalar) -> u16 {
+    let bf = t == Scalar::BF16;
+    let (inf, sign): (u16, u16) = (
+        if bf { 0x7f80 } else { 0x7c00 },
+        if v.is_sign_negative() { 0x8000 } else { 0 },
+    );
+    if v.is_nan() {
+        return sign | inf | if bf { 0x40 } else { 0x200 };
+    }
+    let m = v.abs();
+    let value = |b: u16| -> f64 {
+        match (b >= inf, bf) {
+            (true, true) => 2f64.powi(128),
+            (true, false) => 65536.0,
+            (false, true) => half::bf16::from_bits(b).to_f64(),
+            (false, false) => half::f16::from_bits(b).to_f64(),
+        }
+    };
+    let c = if bf {
+        half::bf16::from_f32(m as f32).to_bits()
+    } else {
+        half::f16::from_f32(m as f32).to_bits()
+    };
+    let mut best = c.min(inf);
+    for cand in [c.saturating_sub(1), (c + 1).min(inf)] {
+        let (d, e) = ((value(cand) - m).abs(), (value(best) - m).abs());
+        if d < e || (d == e && cand % 2 == 0) {
+            best = cand;
+        }
+    }
+    sign | best
 }
 
 /// The raw bits of scalar `v` of type `ty`.
@@ -84,6 +136,7 @@ fn to_bits(v: &V, ty: Scalar) -> u64 {
     match ty {
         Scalar::F32 => (v.f() as f32).to_bits() as u64,
         Scalar::F64 => v.f().to_bits(),
+        Scalar::F16 | Scalar::BF16 => nearest_half(v.f(), ty).into(),
         _ => v.i() as u64,
     }
 }
@@ -93,6 +146,8 @@ fn from_bits(u: u64, ty: Scalar) -> V {
     match ty {
         Scalar::F32 => V::F(f32::from_bits(u as u32) as f64),
         Scalar::F64 => V::F(f64::from_bits(u)),
+        Scalar::F16 => V::F(half::f16::from_bits(u as u16).to_f64()),
+        Scalar::BF16 => V::F(half::bf16::from_bits(u as u16).to_f64()),
         other => V::I(norm(u as i64, other)),
     }
 }
@@ -136,7 +191,7 @@ pub fn unop(op: UnOp, t: Scalar, x: &V) -> V {
     if t.is_float() {
         let x = x.f();
         let f32_ = |g: fn(f32) -> f32, h: fn(f64) -> f64| {
-            if t == Scalar::F32 {
+            if t.compute() == Scalar::F32 {
                 g(x as f32) as f64
             } else {
                 h(x)
@@ -176,7 +231,7 @@ pub fn unop(op: UnOp, t: Scalar, x: &V) -> V {
 pub fn binop(op: BinOp, t: Scalar, x: &V, y: &V) -> V {
     if t.is_float() {
         let (x, y) = (x.f(), y.f());
-        let r = if t == Scalar::F32 {
+        let r = if t.compute() == Scalar::F32 {
             let (a, b) = (x as f32, y as f32);
             match op {
                 BinOp::Add => (a + b) as f64,
@@ -265,14 +320,14 @@ pub fn cast(from: Scalar, to: Scalar, x: &V) -> V {
         } as i64);
     }
     match (from.is_float(), to.is_float()) {
-        (true, true) => V::F(fround(x.f(), to)),
+        (true, true) => V::F(fround_store(x.f(), to)),
         (false, true) => {
             let (v, unsigned) = (x.i(), !from.is_signed() && from != Scalar::Bool);
             V::F(match (to, unsigned) {
                 (Scalar::F32, false) => v as f32 as f64,
                 (Scalar::F32, true) => v as u64 as f32 as f64,
-                (_, false) => v as f64,
-                (_, true) => v as u64 as f64,
+                (_, false) => fround_store(v as f64, to),
+                (_, true) => fround_store(v as u64 as f64, to),
             })
         }
         (true, false) => {

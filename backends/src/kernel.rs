@@ -43,6 +43,26 @@
 //! Comparisons, selects, casts, loads of other types and the polynomial math
 //! functions stay scalar.
 //!
+//! ## Half types
+//!
+//! [`Scalar::F16`] and [`Scalar::BF16`] are storage types: 2 bytes in
+//! memory, computed in `f32`. Lowering uses them like any float type (a
+//! half graph value is a half [`Buf`]), and an expression of a half type
+//! means its `f32` value: loads widen exactly, arithmetic, variables and
+//! constants are `f32`, and rounding to the half happens only where a value
+//! is stored to a half buffer or cast to a half type. Each op's result is
+//! rounded when it is stored, which is what the ONNX reference computes
+//! (numpy evaluates each op in f16); inside one kernel (a reduction's
+//! accumulator, a fused epilogue) values stay `f32`, which is as accurate
+//! or more. The pass [`half::expand_halves`], right after lowering, makes
+//! that explicit: `U16` loads and stores and the integer conversions of
+//! [`half`] (round to nearest even, subnormals, overflow to infinity,
+//! NaN kept), written once in the kernel IR, so every target and both code
+//! generators convert alike without F16C, `fp16` extensions or libcalls.
+//! The vectorizer and the code generators never see a half type; both code
+//! generators refuse a program that still has one. Half vectors do not
+//! exist (a half loop stays scalar).
+//!
 //! ## Parallel loops
 //!
 //! [`Stmt::Parallel`] is a loop whose iterations are independent, run on the
@@ -56,6 +76,7 @@ use std::convert::Infallible;
 
 use smelt_ir::Bytes;
 
+pub mod half;
 mod print;
 
 /// Scalar element types the kernel IR computes with.
@@ -74,6 +95,11 @@ pub enum Scalar {
     U64,
     /// Stored as one byte, 0 or 1.
     Bool,
+    /// IEEE binary16, a storage type: computed in `f32` (see the module
+    /// doc, "Half types").
+    F16,
+    /// bfloat16 (the upper half of an `f32`), a storage type like `F16`.
+    BF16,
 }
 
 impl Scalar {
@@ -81,15 +107,26 @@ impl Scalar {
     pub fn bytes(self) -> u64 {
         match self {
             Scalar::I8 | Scalar::U8 | Scalar::Bool => 1,
-            Scalar::I16 | Scalar::U16 => 2,
+            Scalar::I16 | Scalar::U16 | Scalar::F16 | Scalar::BF16 => 2,
             Scalar::F32 | Scalar::I32 | Scalar::U32 => 4,
             Scalar::F64 | Scalar::I64 | Scalar::U64 => 8,
         }
     }
 
-    /// True for `F32` and `F64`.
+    /// True for `F32`, `F64` and the half types.
     pub fn is_float(self) -> bool {
-        matches!(self, Scalar::F32 | Scalar::F64)
+        matches!(self, Scalar::F32 | Scalar::F64 | Scalar::F16 | Scalar::BF16)
+    }
+
+    /// True for the storage-only half types `F16` and `BF16`.
+    pub fn is_half(self) -> bool {
+        matches!(self, Scalar::F16 | Scalar::BF16)
+    }
+
+    /// The type values of this type are computed in: `F32` for the half
+    /// types, the type itself otherwise.
+    pub fn compute(self) -> Scalar {
+        if self.is_half() { Scalar::F32 } else { self }
     }
 
     /// True for the signed integer types.
@@ -112,9 +149,8 @@ impl Scalar {
             D::I64 => Scalar::I64,
             D::U64 => Scalar::U64,
             D::Bool => Scalar::Bool,
-            // Half types need conversion helpers; they come with the
-            // quantization work.
-            D::F16 | D::BF16 => return None,
+            D::F16 => Scalar::F16,
+            D::BF16 => Scalar::BF16,
         })
     }
 
@@ -133,6 +169,8 @@ impl Scalar {
             Scalar::I64 => D::I64,
             Scalar::U64 => D::U64,
             Scalar::Bool => D::Bool,
+            Scalar::F16 => D::F16,
+            Scalar::BF16 => D::BF16,
         }
     }
 
@@ -149,6 +187,8 @@ impl Scalar {
             Scalar::I64 => "i64",
             Scalar::U64 => "u64",
             Scalar::Bool => "bool",
+            Scalar::F16 => "f16",
+            Scalar::BF16 => "bf16",
         }
     }
 }
@@ -1046,6 +1086,26 @@ pub mod build {
     /// A conversion.
     pub fn cast(to: Scalar, a: Expr) -> Expr {
         Expr::Cast(to, Box::new(a))
+    }
+    /// `a` with its bits read as type `to` (of the same size).
+    pub fn bitcast(to: Scalar, a: Expr) -> Expr {
+        Expr::Bitcast(to, Box::new(a))
+    }
+    /// Bitwise `a & b`.
+    pub fn and(a: Expr, b: Expr) -> Expr {
+        bin(BinOp::And, a, b)
+    }
+    /// Bitwise `a | b`.
+    pub fn or(a: Expr, b: Expr) -> Expr {
+        bin(BinOp::Or, a, b)
+    }
+    /// `a << b`.
+    pub fn shl(a: Expr, b: Expr) -> Expr {
+        bin(BinOp::Shl, a, b)
+    }
+    /// `a >> b` (arithmetic for signed types).
+    pub fn shr(a: Expr, b: Expr) -> Expr {
+        bin(BinOp::Shr, a, b)
     }
     /// A float constant of type `ty`.
     pub fn f(v: f64, ty: Scalar) -> Expr {

@@ -53,7 +53,7 @@ pub fn parse_program(text: &str) -> Result<Program, KernelParseError> {
 }
 
 /// Every scalar type; the match below breaks the build when one is added.
-const SCALARS: [Scalar; 11] = [
+const SCALARS: [Scalar; 13] = [
     Scalar::F32,
     Scalar::F64,
     Scalar::I8,
@@ -65,6 +65,8 @@ const SCALARS: [Scalar; 11] = [
     Scalar::I64,
     Scalar::U64,
     Scalar::Bool,
+    Scalar::F16,
+    Scalar::BF16,
 ];
 
 const UNOPS: [UnOp; 14] = [
@@ -119,7 +121,7 @@ fn all_variants_listed(s: Scalar, u: UnOp, b: BinOp, c: CmpOp) {
     use UnOp as U;
     match s {
         S::F32 | S::F64 | S::I8 | S::U8 | S::I16 | S::U16 | S::I32 | S::U32 | S::I64 | S::U64 => {}
-        S::Bool => {}
+        S::Bool | S::F16 | S::BF16 => {}
     }
     match u {
         U::Neg | U::Abs | U::Sqrt | U::Floor | U::Ceil | U::Trunc | U::Nearest | U::Not => {}

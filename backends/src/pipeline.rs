@@ -12,10 +12,15 @@
 //!    packs its weights from the graph's constant bytes. Turning the naive
 //!    loop nest back into a GEMM afterwards would mean recognising it again,
 //!    so that call stays in lowering; it is the only schedule that does.
-//! 2. [`Pass::Vectorize`]: inner element-wise loops to vector loops.
-//! 3. [`Pass::LegalizeParallel`]: parallel loops to the top level, or plain.
-//! 4. [`Pass::DropUnusedConsts`]: constants replaced by packed copies.
-//! 5. [`Pass::ExpandMath`]: `exp`, `tanh`, … to polynomials.
+//! 2. [`Pass::ExpandHalves`]: `f16`/`bf16` loads, stores and casts to `U16`
+//!    accesses and integer conversions, their arithmetic to `f32`
+//!    ([`crate::kernel::half`]); before the vectorizer, which then sees
+//!    only the expanded form, and the code generators, which never see a
+//!    half type.
+//! 3. [`Pass::Vectorize`]: inner element-wise loops to vector loops.
+//! 4. [`Pass::LegalizeParallel`]: parallel loops to the top level, or plain.
+//! 5. [`Pass::DropUnusedConsts`]: constants replaced by packed copies.
+//! 6. [`Pass::ExpandMath`]: `exp`, `tanh`, … to polynomials.
 //!
 //! The verifier runs after each pass in debug builds and tests, and in
 //! release builds when [`PipelineOptions::verify`] asks.
@@ -30,6 +35,8 @@ use crate::verify::{BufSizes, verify};
 pub enum Pass {
     /// Graph to kernel IR, GEMM schedule included.
     Lower,
+    /// Half types to `U16` memory and `f32` arithmetic.
+    ExpandHalves,
     /// Element-wise loops to vector loops.
     Vectorize,
     /// Parallel loops made outlinable.
@@ -45,6 +52,7 @@ impl Pass {
     pub fn name(self) -> &'static str {
         match self {
             Pass::Lower => "lower",
+            Pass::ExpandHalves => "expand-halves",
             Pass::Vectorize => "vectorize",
             Pass::LegalizeParallel => "legalize-parallel",
             Pass::DropUnusedConsts => "drop-unused-consts",
@@ -58,6 +66,9 @@ impl Pass {
         match self {
             // `run` makes the program with it; listed for the verifier.
             Pass::Lower => {}
+            Pass::ExpandHalves => crate::kernel::half::expand_halves(p).map_err(|e| {
+                LowerError::Unsupported(vec![Unsupported::new("(halves)", "expansion", e)])
+            })?,
             Pass::Vectorize => {
                 crate::schedule::vectorize::vectorize(p);
             }
@@ -72,8 +83,9 @@ impl Pass {
 }
 
 /// Every pass, in the order the pipeline runs them.
-pub const PASSES: [Pass; 5] = [
+pub const PASSES: [Pass; 6] = [
     Pass::Lower,
+    Pass::ExpandHalves,
     Pass::Vectorize,
     Pass::LegalizeParallel,
     Pass::DropUnusedConsts,

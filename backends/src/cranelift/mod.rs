@@ -32,12 +32,14 @@ fn err(e: impl std::fmt::Display) -> CodegenError {
     CodegenError(e.to_string())
 }
 
+/// The Cranelift type of a scalar (the half types, which `compile` refuses
+/// unexpanded, as their storage).
 fn clif_type(s: Scalar) -> Type {
     match s {
         Scalar::F32 => types::F32,
         Scalar::F64 => types::F64,
         Scalar::I8 | Scalar::U8 | Scalar::Bool => types::I8,
-        Scalar::I16 | Scalar::U16 => types::I16,
+        Scalar::I16 | Scalar::U16 | Scalar::F16 | Scalar::BF16 => types::I16,
         Scalar::I32 | Scalar::U32 => types::I32,
         Scalar::I64 | Scalar::U64 => types::I64,
     }
@@ -108,6 +110,7 @@ pub fn compile(
     model_name: &str,
     symbols: &crate::abi::ModelSymbols,
 ) -> Result<Vec<u8>, CodegenError> {
+    crate::kernel::half::check_expanded(&l.program).map_err(err)?;
     let widest = l.program.widest_vector_bytes();
     if widest > 16 {
         return Err(CodegenError(format!(

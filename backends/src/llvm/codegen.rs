@@ -69,13 +69,14 @@ fn err(s: impl Into<String>) -> CodegenError {
     CodegenError(s.into())
 }
 
-/// The LLVM type of a scalar (`Bool` is a byte).
+/// The LLVM type of a scalar (`Bool` is a byte; the half types, which
+/// `run_ir` refuses unexpanded, their storage).
 fn lty(s: Scalar) -> &'static str {
     match s {
         Scalar::F32 => "float",
         Scalar::F64 => "double",
         Scalar::I8 | Scalar::U8 | Scalar::Bool => "i8",
-        Scalar::I16 | Scalar::U16 => "i16",
+        Scalar::I16 | Scalar::U16 | Scalar::F16 | Scalar::BF16 => "i16",
         Scalar::I32 | Scalar::U32 => "i32",
         Scalar::I64 | Scalar::U64 => "i64",
     }
@@ -87,7 +88,7 @@ fn suffix(s: Scalar) -> &'static str {
         Scalar::F32 => "f32",
         Scalar::F64 => "f64",
         Scalar::I8 | Scalar::U8 | Scalar::Bool => "i8",
-        Scalar::I16 | Scalar::U16 => "i16",
+        Scalar::I16 | Scalar::U16 | Scalar::F16 | Scalar::BF16 => "i16",
         Scalar::I32 | Scalar::U32 => "i32",
         Scalar::I64 | Scalar::U64 => "i64",
     }
@@ -177,6 +178,7 @@ pub(super) fn run_ir(
     ptr_bytes: u32,
     symbols: &crate::abi::ModelSymbols,
 ) -> Result<String, CodegenError> {
+    crate::kernel::half::check_expanded(&l.program).map_err(err)?;
     let iptr = if ptr_bytes == 4 { "i32" } else { "i64" };
     let run = &symbols.run;
     let takes_state = symbols.takes_state(l.has_state());

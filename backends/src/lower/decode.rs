@@ -1,6 +1,6 @@
-//! Kernel-IR expressions that read encoded weights: f16/bf16 to f32 with
-//! integer operations (the kernel IR has no half type), and the value of one
-//! element of any block-quantized, affine or half tensor.
+//! Kernel-IR expressions that read encoded weights: the value of one
+//! element of any block-quantized, affine or half tensor (f16/bf16 to f32
+//! with the integer conversions of [`crate::kernel::half`]).
 //!
 //! Every builder computes what `smelt_ir::encoding::dequantize` computes,
 //! operation for operation in f32, so a kernel reading a weight through them
@@ -25,33 +25,13 @@
 use smelt_ir::TensorType;
 use smelt_ir::encoding::{Affine, AffineLayout, AffineStorage, BlockFormat, Encoding, Granularity};
 
-use crate::kernel::build::{add, bin, cast, cmp, i, load, mul, select, sub, un};
+use crate::kernel::build::{add, and, bin, cast, cmp, i, load, mul, or, select, shl, shr, sub, un};
+pub use crate::kernel::half::{bf16_to_f32, half_to_f32};
 use crate::kernel::{BinOp, Buf, CmpOp, Expr, Program, Scalar, UnOp};
 
 /// An `I32` constant.
 fn c(v: i64) -> Expr {
     Expr::I(v, Scalar::I32)
-}
-
-/// A `U32` constant.
-fn u(v: i64) -> Expr {
-    Expr::I(v, Scalar::U32)
-}
-
-fn and(a: Expr, b: Expr) -> Expr {
-    bin(BinOp::And, a, b)
-}
-
-fn or(a: Expr, b: Expr) -> Expr {
-    bin(BinOp::Or, a, b)
-}
-
-fn shl(a: Expr, b: Expr) -> Expr {
-    bin(BinOp::Shl, a, b)
-}
-
-fn shr(a: Expr, b: Expr) -> Expr {
-    bin(BinOp::Shr, a, b)
 }
 
 fn div(a: Expr, n: i64) -> Expr {
@@ -60,50 +40,6 @@ fn div(a: Expr, n: i64) -> Expr {
 
 fn rem(a: Expr, n: i64) -> Expr {
     bin(BinOp::Rem, a, i(n))
-}
-
-fn bitcast(to: Scalar, a: Expr) -> Expr {
-    Expr::Bitcast(to, Box::new(a))
-}
-
-fn f32c(v: f64) -> Expr {
-    Expr::F(v, Scalar::F32)
-}
-
-/// The IEEE binary16 value whose bits are the low 16 bits of `bits` (any
-/// integer expression), as an exact `F32`: normals and infinities by moving
-/// the fields, subnormals as `mantissa · 2^-24` (exact, and a normal f32),
-/// NaNs keep sign and payload and are made quiet (as F16C hardware and the
-/// `half` crate do).
-pub fn half_to_f32(bits: Expr) -> Expr {
-    let h = and(cast(Scalar::U32, bits), u(0xffff));
-    let man = and(h.clone(), u(0x3ff));
-    let exp = and(h.clone(), u(0x7c00));
-    // Exponent and mantissa moved into place; rebiased (+112) in integers.
-    let mag = shl(and(h.clone(), u(0x7fff)), u(13));
-    let quiet = select(cmp(CmpOp::Ne, man.clone(), u(0)), u(0x40_0000), u(0));
-    let special = or(or(mag.clone(), u(0x7f80_0000)), quiet);
-    let normal = add(mag, u(112 << 23));
-    let tiny = bitcast(
-        Scalar::U32,
-        mul(cast(Scalar::F32, man), f32c(2f64.powi(-24))),
-    );
-    let abs = select(
-        cmp(CmpOp::Eq, exp.clone(), u(0)),
-        tiny,
-        select(cmp(CmpOp::Eq, exp, u(0x7c00)), special, normal),
-    );
-    bitcast(Scalar::F32, or(abs, shl(and(h, u(0x8000)), u(16))))
-}
-
-/// The bfloat16 value whose bits are the low 16 bits of `bits` (any integer
-/// expression), as an exact `F32`; NaNs are made quiet (as the `half` crate
-/// does).
-pub fn bf16_to_f32(bits: Expr) -> Expr {
-    let b = and(cast(Scalar::U32, bits), u(0xffff));
-    let nan = cmp(CmpOp::Gt, and(b.clone(), u(0x7fff)), u(0x7f80));
-    let b = select(nan, or(b.clone(), u(0x40)), b);
-    bitcast(Scalar::F32, shl(b, u(16)))
 }
 
 /// Byte `at` (an `I64` byte offset) of `buf`, as an `I32` in 0..256.

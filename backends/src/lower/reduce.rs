@@ -25,7 +25,7 @@ use crate::kernel::{BinOp, CmpOp, Expr, Program, Scalar, Stmt, UnOp, Var};
 /// The identity of `Max` (`lowest`) or `Min` for a type.
 fn extreme(ty: Scalar, lowest: bool) -> Expr {
     let (lo, hi): (i64, i64) = match ty {
-        Scalar::F32 | Scalar::F64 => {
+        Scalar::F32 | Scalar::F64 | Scalar::F16 | Scalar::BF16 => {
             return Expr::F(
                 if lowest {
                     f64::NEG_INFINITY

@@ -12,7 +12,7 @@ use crate::kernel::{BinOp, CmpOp, Expr, Program, Scalar, Stmt, UnOp, Var};
 /// The smallest value of `ty` (`-inf` for floats): the max-pool of an empty window.
 pub(super) fn lowest(ty: Scalar) -> Expr {
     match ty {
-        Scalar::F32 | Scalar::F64 => f(f64::NEG_INFINITY, ty),
+        Scalar::F32 | Scalar::F64 | Scalar::F16 | Scalar::BF16 => f(f64::NEG_INFINITY, ty),
         Scalar::I8 => Expr::I(i8::MIN as i64, ty),
         Scalar::I16 => Expr::I(i16::MIN as i64, ty),
         Scalar::I32 => Expr::I(i32::MIN as i64, ty),
@@ -288,7 +288,7 @@ pub(super) fn max_unpool(
     let n_out = y.numel();
     let n_inf: usize = inferred.iter().product();
     let zero = match y.ty {
-        Scalar::F32 | Scalar::F64 => f(0.0, y.ty),
+        t if t.is_float() => f(0.0, t),
         other => Expr::I(0, other),
     };
     let mut stmts = nest(

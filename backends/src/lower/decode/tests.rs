@@ -9,12 +9,10 @@ use smelt_ir::DType;
 use smelt_ir::encoding::{dequantize, quantize};
 
 use super::*;
-use crate::difftest::{Rng, compile_both, harness_dir, run_native};
+use crate::difftest::{Rng, run_both_bytes};
 use crate::eval::Eval;
 use crate::kernel::Stmt;
 use crate::kernel::build::var;
-use crate::lower::{IoInfo, Lowered};
-use crate::plan::MemoryPlan;
 
 /// Roughly normal (a sum of uniforms), enough to exercise the scales.
 fn normal(r: &mut Rng) -> f32 {
@@ -165,62 +163,14 @@ fn the_evaluator_decodes_like_dequantize() {
     assert!(diffs.is_empty(), "{}", diffs.join("\n"));
 }
 
-/// Reads the element count from stdin, runs the model once and writes its
-/// one f32 output.
-const HARNESS: &str = r#"
-#include <stdio.h>
-#include "smelt_model.h"
-int main(void) {
-    static float y[1 << 16];
-    static _Alignas(64) unsigned char arena[64];
-    long long n;
-    if (fread(&n, 8, 1, stdin) != 1 || n > (1 << 16))
-        return 2;
-    const void *ins[1] = {0};
-    void *outs[1] = {y};
-    smelt_model_run(ins, outs, arena, 0);
-    fwrite(y, 4, (size_t) n, stdout);
-    return 0;
-}
-"#;
-
 /// The one f32 output (`n` elements) of `program` (no inputs) as each code
 /// generator's native code computes it: `(backend, values)`; empty where
 /// the native tests cannot run.
 fn run_both(name: &str, program: Program, n: usize) -> Vec<(&'static str, Vec<f32>)> {
-    let Some(dir) = harness_dir(name, HARNESS) else {
-        return Vec::new();
-    };
-    let l = Lowered {
-        program,
-        inputs: vec![],
-        outputs: vec![IoInfo {
-            name: "y".into(),
-            dtype: DType::F32,
-            shape: vec![n],
-            bytes: 4 * n as u64,
-        }],
-        plan: MemoryPlan {
-            arena_bytes: 64,
-            lower_bound: 64,
-            ..MemoryPlan::default()
-        },
-    };
-    let runs = compile_both(&l)
+    run_both_bytes(name, program, 4 * n)
         .into_iter()
-        .map(|(backend, obj)| {
-            let obj = obj.unwrap_or_else(|e| panic!("{backend}: {e}"));
-            let out = run_native(&dir, &obj, backend, &(n as i64).to_le_bytes());
-            let got: Vec<f32> = out
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect();
-            assert_eq!(got.len(), n, "{backend}");
-            (backend, got)
-        })
-        .collect();
-    let _ = std::fs::remove_dir_all(&dir);
-    runs
+        .map(|(backend, out)| (backend, crate::schedule::gemm::f32s(&out)))
+        .collect()
 }
 
 #[test]

@@ -16,6 +16,8 @@ fn fconst(v: f64, ty: Scalar) -> Expr {
 /// (`x` is a variable or constant, so it may be used more than once);
 /// statements it needs go to `pre`. Long because it is a table: one arm per
 /// unary function, each a formula of a few lines, matched exhaustively.
+/// A half type is computed in `f32` (the expansions that build floats from
+/// bits need a real float layout) and rounded once at the end.
 pub(super) fn unary_float(
     u: UnaryFn,
     x: Expr,
@@ -23,6 +25,16 @@ pub(super) fn unary_float(
     p: &mut Program,
     pre: &mut Vec<Stmt>,
 ) -> Result<Expr, String> {
+    if ty.is_half() {
+        let xf = mathexp::bind(p, cast(Scalar::F32, x), pre);
+        let y = unary_float(u, xf, Scalar::F32, p, pre)?;
+        // `IsNaN` and `IsInf` give bools, which stay.
+        return Ok(if p.ty(&y) == Scalar::F32 {
+            cast(ty, y)
+        } else {
+            y
+        });
+    }
     let c = |v: f64| fconst(v, ty);
     let zero = || c(0.0);
     let exp = |e: Expr| un(UnOp::Exp, e);

@@ -145,19 +145,7 @@ fn copy_all(src: &Operand, dst: &Operand) -> Vec<Stmt> {
 
 /// The IR dtype of a kernel scalar type.
 pub(super) fn dtype_of(s: Scalar) -> DType {
-    match s {
-        Scalar::F32 => DType::F32,
-        Scalar::F64 => DType::F64,
-        Scalar::I8 => DType::I8,
-        Scalar::U8 => DType::U8,
-        Scalar::I16 => DType::I16,
-        Scalar::U16 => DType::U16,
-        Scalar::I32 => DType::I32,
-        Scalar::U32 => DType::U32,
-        Scalar::I64 => DType::I64,
-        Scalar::U64 => DType::U64,
-        Scalar::Bool => DType::Bool,
-    }
+    s.dtype()
 }
 
 /// The value of a compile-time constant operand.
@@ -179,7 +167,7 @@ pub(super) fn const_ints(o: &Operand, p: &Program) -> Result<Vec<i64>, String> {
 /// A literal of type `ty` (floats exactly, integers truncated, bool `!= 0`).
 pub(super) fn lit(v: f64, ty: Scalar) -> Expr {
     match ty {
-        Scalar::F32 | Scalar::F64 => Expr::F(v, ty),
+        t if t.is_float() => Expr::F(v, t),
         Scalar::Bool => Expr::I((v != 0.0) as i64, ty),
         _ => Expr::I(v as i64, ty),
     }
