@@ -14,7 +14,7 @@ use std::fmt;
 
 use smelt_ir::text::{Cursor, Expected};
 
-use crate::kernel::{BinOp, Buf, CmpOp, Expr, MemCopy, Program, Scalar, Stmt, UnOp, Var};
+use crate::kernel::{BinOp, Buf, CmpOp, Expr, Half, MemCopy, Program, Scalar, Stmt, UnOp, Var};
 
 /// What went wrong while parsing kernel IR text, and where (the shared
 /// text cursor's error: line, column, what was expected, what was found).
@@ -466,6 +466,19 @@ impl<'a> Parser<'a> {
             "muladd" => {
                 let [a, b, c] = self.args()?;
                 Expr::MulAdd(a, b, c)
+            }
+            "dot" => {
+                let [a, b, c] = self.args()?;
+                Expr::Dot(a, b, c)
+            }
+            "widen_lo" | "widen_hi" => {
+                let half = if word == "widen_lo" {
+                    Half::Low
+                } else {
+                    Half::High
+                };
+                let [a] = self.args()?;
+                Expr::Widen(half, a)
             }
             "cast" | "bitcast" => {
                 let t = self.angle(Self::scalar)?;
