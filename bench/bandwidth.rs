@@ -2,12 +2,13 @@
 //! (`bench/gemv.py`) compares weight streaming against.
 //!
 //! For each working-set size given (bytes, K/M/G suffixes) it fills a
-//! buffer of `u64`s, then times full passes that sum it (the compiler vectorises
-//! the loop with several accumulators, so the sum is bound by the loads) on 1 and on `--threads N` threads, each
-//! thread summing its own contiguous slice, and prints one line per size
-//! and thread count: `bandwidth: SIZE bytes, T threads: median G GB/s, max
-//! G GB/s over R passes`. Sizes up to the last-level cache measure the
-//! cache; 1 GiB measures DRAM.
+//! buffer of `u64`s, then times full passes that sum it (the compiler
+//! vectorises the loop with several accumulators, so the sum is bound by
+//! the loads) on 1 and on `--threads N` threads, each thread summing its
+//! own contiguous slice, and prints one line per size and thread count:
+//! `bandwidth: SIZE bytes, T threads: median G GB/s, max G GB/s over R
+//! passes`. Sizes up to the last-level cache measure the cache; 1 GiB
+//! measures DRAM.
 //!
 //! Build and run (no Cargo, no dependencies):
 //! `rustc -C opt-level=3 -C target-cpu=native bench/bandwidth.rs -o target/bandwidth
