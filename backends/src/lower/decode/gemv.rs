@@ -20,7 +20,7 @@
 use smelt_ir::TensorType;
 use smelt_ir::encoding::{BlockFormat, Encoding};
 
-use crate::kernel::build::{add, bin, bitcast, cast, i, load, mul, muladd, reduce, splat, var};
+use crate::kernel::build::{add, bin, bitcast, cast, f, i, load, mul, muladd, reduce, splat, var};
 use crate::kernel::build::{vload, widen};
 use crate::kernel::{BinOp, Buf, Expr, Half, Program, Scalar, Stmt, Var};
 
@@ -60,10 +60,10 @@ pub fn vector_dot(
     };
     let total = p.vector_var(Scalar::F32, lanes);
     let blk = p.var(Scalar::I64);
-    let mut out = vec![Stmt::Set(total, splat(lanes, f32c(0.0)))];
+    let mut out = vec![Stmt::Set(total, splat(lanes, f(0.0, Scalar::F32)))];
     match (wty.encoding, wty.dtype) {
-        (Encoding::Block(f @ (BlockFormat::Q8_0 | BlockFormat::Q4_0)), _) => {
-            let (blen, bbytes) = (f.block_len(), f.block_bytes());
+        (Encoding::Block(fmt @ (BlockFormat::Q8_0 | BlockFormat::Q4_0)), _) => {
+            let (blen, bbytes) = (fmt.block_len(), fmt.block_bytes());
             if k % blen != 0 {
                 return None;
             }
@@ -72,8 +72,9 @@ pub fn vector_dot(
             let base = mul(add(mul(row, i(nb)), var(blk)), i(bbytes as i64));
             let k0 = mul(var(blk), i(blen as i64));
             let scale = half_to_f32(load(wbuf, bin(BinOp::Div, base.clone(), i(2)), Scalar::U16));
-            g.body.push(Stmt::Set(g.sum, splat(lanes, f32c(0.0))));
-            if f == BlockFormat::Q8_0 {
+            g.body
+                .push(Stmt::Set(g.sum, splat(lanes, f(0.0, Scalar::F32))));
+            if fmt == BlockFormat::Q8_0 {
                 for h in 0..2 {
                     let at = add(base.clone(), i(2 + (STEP * h) as i64));
                     let q = vload(wbuf, at, Scalar::I8, STEP as u8);
@@ -153,10 +154,6 @@ fn finite_halves(p: &Program, buf: Buf) -> bool {
         .all(|h| u16::from_le_bytes([h[0], h[1]]) & 0x7c00 != 0x7c00)
 }
 
-fn f32c(v: f64) -> Expr {
-    Expr::F(v, Scalar::F32)
-}
-
 /// The statements of one block being built.
 struct Gen {
     /// `f32` lanes of the accumulators: 4, or 16 (LLVM's wider shapes).
@@ -232,7 +229,7 @@ fn half_lanes(h: Expr, lanes: u8) -> Expr {
     let mag = bin(BinOp::Shl, bin(BinOp::And, h.clone(), u(0x7fff)), u(13));
     let scaled = mul(
         bitcast(Scalar::F32, mag),
-        splat(lanes, f32c(2f64.powi(112))),
+        splat(lanes, f(2f64.powi(112), Scalar::F32)),
     );
     let sign = bin(BinOp::Shl, bin(BinOp::And, h, u(0x8000)), u(16));
     bitcast(
