@@ -10,7 +10,8 @@
 //! arithmetic in a loop over the inputs (loads, stores, casts through
 //! every integer width, compares and selects), a second loop reading back
 //! what the first stored (under an `if`), a 4-lane vector loop with a
-//! reduction, and a copy from the arena to an output. The
+//! reduction, straight-line integer vector code (the block kernels' forms)
+//! and a copy from the arena to an output. The
 //! operations that are undefined in the kernel IR (division by zero,
 //! `MIN / -1`) and math functions expanded by `mathexp` are not generated.
 
@@ -21,7 +22,7 @@ use smelt_ir::DType;
 
 use crate::eval::Eval;
 use crate::kernel::{
-    BinOp, Buf, CmpOp, Expr, LANES_F32, MemCopy, Program, Scalar, Stmt, UnOp, Var,
+    BinOp, Buf, CmpOp, Expr, Half, LANES_F32, MemCopy, Program, Scalar, Stmt, UnOp, Var,
 };
 use crate::lower::{IoInfo, Lowered};
 use crate::plan::MemoryPlan;
@@ -444,6 +445,7 @@ fn program(seed: u64) -> Program {
         index: i64c(4),
         value: Expr::Reduce(red, bx(Expr::Var(acc))),
     });
+    stmts.extend(int_vectors(&mut g));
     // The first four arena elements over the last four of output 0 (an
     // f32 output: the arena may hold NaNs, whose bits are the hardware's).
     stmts.push(Stmt::Copy(MemCopy {
@@ -455,6 +457,76 @@ fn program(seed: u64) -> Program {
     }));
     g.p.body = stmts;
     g.p
+}
+
+/// Straight-line integer vector code over the bytes of input `a` (the
+/// forms of the block kernels: 8-bit lanes masked, shifted, added; widened
+/// to `i16` and `i32`; the 8-bit dot; bitcasts; a lane-wise cast to `f32`),
+/// stored over `i32` lanes 0..4 of output 1 and `f32` lanes 8..12 of
+/// output 0.
+fn int_vectors(g: &mut Gen) -> Vec<Stmt> {
+    let bytes = |ty: Scalar, at: i64| Expr::VLoad {
+        buf: Buf::Input(1),
+        index: bx(i64c(at)),
+        ty,
+        lanes: 16,
+    };
+    let q = g.p.vector_var(Scalar::I8, 16);
+    let u = g.p.vector_var(Scalar::U8, 16);
+    let w = g.p.vector_var(Scalar::I32, 4);
+    let c = |v: i64, t: Scalar| Expr::Splat(16, bx(Expr::I(v, t)));
+    let op =
+        g.r.pick(&[BinOp::And, BinOp::Or, BinOp::Xor, BinOp::Add, BinOp::Sub]);
+    let shift = g.r.pick(&[BinOp::Shl, BinOp::Shr]);
+    let amount = g.r.below(8) as i64;
+    let u8s = Expr::Bin(
+        shift,
+        bx(Expr::Bin(
+            op,
+            bx(bytes(Scalar::U8, 16)),
+            bx(c(0x5a, Scalar::U8)),
+        )),
+        bx(c(amount, Scalar::U8)),
+    );
+    let half = |k: u64| if k == 0 { Half::Low } else { Half::High };
+    let (h1, h2) = (half(g.r.below(2)), half(g.r.below(2)));
+    let widened = Expr::Widen(h2, bx(Expr::Widen(h1, bx(Expr::Var(q)))));
+    let a_side = if g.r.below(2) == 0 {
+        Expr::Var(u)
+    } else {
+        Expr::Var(q)
+    };
+    let dot = Expr::Dot(
+        bx(a_side),
+        bx(bytes(Scalar::I8, 32)),
+        bx(Expr::Splat(4, bx(Expr::I(-7, Scalar::I32)))),
+    );
+    vec![
+        Stmt::Set(q, bytes(Scalar::I8, 0)),
+        Stmt::Set(u, u8s),
+        Stmt::Set(
+            w,
+            Expr::Bin(
+                BinOp::Add,
+                bx(dot),
+                bx(Expr::Bin(
+                    BinOp::Mul,
+                    bx(widened),
+                    bx(Expr::Bitcast(Scalar::I32, bx(Expr::Var(u)))),
+                )),
+            ),
+        ),
+        Stmt::VStore {
+            buf: Buf::Output(1),
+            index: i64c(0),
+            value: Expr::Var(w),
+        },
+        Stmt::VStore {
+            buf: Buf::Output(0),
+            index: i64c(8),
+            value: Expr::Cast(Scalar::F32, bx(Expr::Var(w))),
+        },
+    ]
 }
 
 /// The inputs' bytes: `x` with signed zeros, infinities, a NaN, values

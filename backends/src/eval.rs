@@ -533,8 +533,53 @@ impl<'a> Eval<'a> {
             }
             Expr::Bitcast(to, a) => {
                 let from = p.ty(a);
-                let x = self.expr(a);
-                lanewise(x, &|x| from_bits(to_bits(&x, from), *to))
+                match self.expr(a) {
+                    V::Lanes(l) => {
+                        let bytes: Vec<u8> = (l.iter())
+                            .flat_map(|x| {
+                                to_bits(x, from).to_le_bytes()[..from.bytes() as usize].to_vec()
+                            })
+                            .collect();
+                        let n = to.bytes() as usize;
+                        V::Lanes(
+                            bytes
+                                .chunks(n)
+                                .map(|c| {
+                                    let mut b = [0u8; 8];
+                                    b[..n].copy_from_slice(c);
+                                    from_bits(u64::from_le_bytes(b), *to)
+                                })
+                                .collect(),
+                        )
+                    }
+                    x => from_bits(to_bits(&x, from), *to),
+                }
+            }
+            // Lanes hold integers normalised to their type, so extending is
+            // re-reading the value in the wider type.
+            Expr::Widen(half, a) => {
+                let l = self.expr(a).lanes();
+                let h = l.len() / 2;
+                let part = match half {
+                    crate::kernel::Half::Low => &l[..h],
+                    crate::kernel::Half::High => &l[h..],
+                };
+                V::Lanes(part.to_vec())
+            }
+            Expr::Dot(a, b, acc) => {
+                let (x, y, z) = (
+                    self.expr(a).lanes(),
+                    self.expr(b).lanes(),
+                    self.expr(acc).lanes(),
+                );
+                V::Lanes(
+                    (z.iter().enumerate())
+                        .map(|(j, c)| {
+                            let s: i64 = (0..4).map(|t| x[4 * j + t].i() * y[4 * j + t].i()).sum();
+                            V::I(norm(c.i().wrapping_add(s), Scalar::I32))
+                        })
+                        .collect(),
+                )
             }
         }
     }

@@ -40,7 +40,30 @@
 //!   so it is used only
 //!   where either rounding is within the op's tolerance (sums of products).
 //!
-//! Comparisons, selects, casts, loads of other types and the polynomial math
+//!
+//! Integer vectors (`i8`/`u8` lanes and up, 128 bits on every target) serve
+//! the block-quantized kernels, which unpack weights in registers:
+//!
+//! - [`Expr::VLoad`], [`Stmt::VStore`], [`Expr::Splat`] and
+//!   [`Expr::Extract`] take any integer lane type;
+//! - [`Expr::Bin`] `Add`, `Sub`, `Mul`, `And`, `Or`, `Xor`, `Shl` and `Shr`
+//!   apply lane-wise to integer vectors (wrapping; a shift's amount is a
+//!   [`Expr::Splat`], one amount for every lane; `Mul` of 8-bit lanes is
+//!   not offered, x86 has no instruction for it);
+//! - [`Expr::Widen`] takes the low or high half of an integer vector's lanes
+//!   and extends each to twice its width (`i8x16` → `i16x8` → `i32x4`, sign-
+//!   or zero-extending by the lane type), keeping the vector's bit width;
+//! - [`Expr::Cast`] of a vector converts lane by lane (same lane count) with
+//!   the scalar cast's semantics; Cranelift emits only casts that keep the
+//!   lane width (`i32x4` ↔ `f32x4`), LLVM any;
+//! - [`Expr::Bitcast`] of a vector reinterprets its bits as a vector of
+//!   another lane type and the same bit width (`u8x16` → `i32x4`);
+//! - [`Expr::Dot`] is the widening multiply-accumulate of 8-bit integers,
+//!   `acc[j] + Σ_{t<4} a[4j+t] · b[4j+t]` into `i32` lanes, the form of
+//!   x86's `vpdpbusd`/`pmaddwd` and ARM's `sdot`; it is written generically
+//!   and each backend picks the instructions.
+//!
+//! Comparisons, selects, loads of other types and the polynomial math
 //! functions stay scalar.
 //!
 //! ## Half types
@@ -303,6 +326,15 @@ pub enum BinOp {
     Pow,
 }
 
+/// Which half of a vector's lanes an [`Expr::Widen`] takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Half {
+    /// Lanes `0 .. lanes/2`.
+    Low,
+    /// Lanes `lanes/2 .. lanes`.
+    High,
+}
+
 /// Comparisons; the result is `Bool`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[allow(missing_docs)]
@@ -342,10 +374,25 @@ pub enum Expr {
     /// `cond ? a : b`, `cond` is `Bool`.
     Select(Box<Expr>, Box<Expr>, Box<Expr>),
     /// A numeric conversion with ONNX `Cast` semantics (float → int
-    /// truncates and saturates, int → int wraps, to bool is `!= 0`).
+    /// truncates and saturates, int → int wraps, to bool is `!= 0`); of a
+    /// vector, lane by lane (the lane count stays).
     Cast(Scalar, Box<Expr>),
-    /// Reinterprets the bits as another type of the same size.
+    /// Reinterprets the bits as another type of the same size; a vector
+    /// becomes a vector of the same bit width (`u8x16` → `i32x4`), lanes in
+    /// little-endian order.
     Bitcast(Scalar, Box<Expr>),
+    /// One half of an integer vector's lanes, each extended to twice its
+    /// width (sign-extended for signed lane types, zero-extended for
+    /// unsigned): `i8`/`u8` → `i16`/`u16`, `i16`/`u16` → `i32`/`u32`,
+    /// `i32`/`u32` → `i64`/`u64`. The result has half the lanes and the
+    /// same bit width.
+    Widen(Half, Box<Expr>),
+    /// `Dot(a, b, acc)`: `a` and `b` 8-bit integer vectors of `4n` lanes
+    /// (`a` `I8` or `U8`, `b` `I8`), `acc` an `I32` vector of `n` lanes;
+    /// lane `j` of the result is `acc[j] + Σ_{t<4} a[4j+t] · b[4j+t]`, the
+    /// products and their sum exact (at most 4 · 255 · 128 in magnitude),
+    /// the addition to `acc` wrapping.
+    Dot(Box<Expr>, Box<Expr>, Box<Expr>),
     /// `lanes` consecutive elements of `buf` from element `index`: a vector.
     VLoad {
         /// The buffer.
@@ -379,12 +426,13 @@ impl Expr {
             | Expr::Bitcast(_, a)
             | Expr::Splat(_, a)
             | Expr::Extract(a, _)
-            | Expr::Reduce(_, a) => f(a),
+            | Expr::Reduce(_, a)
+            | Expr::Widen(_, a) => f(a),
             Expr::Bin(_, a, b) | Expr::Cmp(_, a, b) => {
                 f(a);
                 f(b);
             }
-            Expr::Select(a, b, c) | Expr::MulAdd(a, b, c) => {
+            Expr::Select(a, b, c) | Expr::MulAdd(a, b, c) | Expr::Dot(a, b, c) => {
                 f(a);
                 f(b);
                 f(c);
@@ -434,6 +482,8 @@ impl Expr {
             Expr::Cmp(op, a, c) => Expr::Cmp(op, b(a)?, b(c)?),
             Expr::Select(a, c, d) => Expr::Select(b(a)?, b(c)?, b(d)?),
             Expr::MulAdd(a, c, d) => Expr::MulAdd(b(a)?, b(c)?, b(d)?),
+            Expr::Widen(h, a) => Expr::Widen(h, b(a)?),
+            Expr::Dot(a, c, d) => Expr::Dot(b(a)?, b(c)?, b(d)?),
         })
     }
 }
@@ -819,6 +869,8 @@ impl Program {
             Expr::Cast(t, _) | Expr::Bitcast(t, _) => *t,
             Expr::Splat(_, a) | Expr::Extract(a, _) | Expr::Reduce(_, a) => self.ty(a),
             Expr::MulAdd(a, _, _) => self.ty(a),
+            Expr::Widen(_, a) => widened(self.ty(a)),
+            Expr::Dot(..) => Scalar::I32,
         }
     }
 
@@ -826,11 +878,16 @@ impl Program {
     pub fn lanes(&self, e: &Expr) -> u8 {
         match e {
             Expr::F(..) | Expr::I(..) | Expr::Load { .. } | Expr::Cmp(..) => 1,
-            Expr::Cast(..) | Expr::Bitcast(..) | Expr::Extract(..) | Expr::Reduce(..) => 1,
+            Expr::Extract(..) | Expr::Reduce(..) => 1,
             Expr::Var(v) => self.var_lane_count(*v),
             Expr::VLoad { lanes, .. } | Expr::Splat(lanes, _) => *lanes,
             Expr::Un(_, a) | Expr::Bin(_, a, _) | Expr::Select(_, a, _) => self.lanes(a),
-            Expr::MulAdd(a, _, _) => self.lanes(a),
+            Expr::MulAdd(a, _, _) | Expr::Cast(_, a) | Expr::Dot(_, _, a) => self.lanes(a),
+            Expr::Bitcast(t, a) => match self.lanes(a) {
+                1 => 1,
+                l => (u64::from(l) * self.ty(a).bytes() / t.bytes()) as u8,
+            },
+            Expr::Widen(_, a) => self.lanes(a) / 2,
         }
     }
 
@@ -848,6 +905,9 @@ impl Program {
             match e {
                 Expr::VLoad { ty, lanes, .. } => *w = (*w).max(u64::from(*lanes) * ty.bytes()),
                 Expr::Splat(lanes, a) => *w = (*w).max(u64::from(*lanes) * p.ty(a).bytes()),
+                Expr::Cast(t, a) if p.lanes(a) > 1 => {
+                    *w = (*w).max(u64::from(p.lanes(a)) * t.bytes())
+                }
                 _ => {}
             }
             e.for_each_child(|c| expr(p, c, w));
@@ -856,6 +916,20 @@ impl Program {
             s.walk(&mut |s| s.for_each_expr(|e| expr(self, e, &mut w)));
         }
         w
+    }
+}
+
+/// The lane type twice as wide as `t` ([`Expr::Widen`]'s result); `t`
+/// itself when there is none (a verifier error).
+pub fn widened(t: Scalar) -> Scalar {
+    match t {
+        Scalar::I8 => Scalar::I16,
+        Scalar::U8 => Scalar::U16,
+        Scalar::I16 => Scalar::I32,
+        Scalar::U16 => Scalar::U32,
+        Scalar::I32 => Scalar::I64,
+        Scalar::U32 => Scalar::U64,
+        other => other,
     }
 }
 
@@ -1131,5 +1205,17 @@ pub mod build {
     /// The lanes of `a` combined by `op`.
     pub fn reduce(op: BinOp, a: Expr) -> Expr {
         Expr::Reduce(op, Box::new(a))
+    }
+    /// The `half` of `a`'s lanes, each widened to twice its width.
+    pub fn widen(half: Half, a: Expr) -> Expr {
+        Expr::Widen(half, Box::new(a))
+    }
+    /// `a`'s bits as `to` (a vector: the same bit width).
+    pub fn bitcast(to: Scalar, a: Expr) -> Expr {
+        Expr::Bitcast(to, Box::new(a))
+    }
+    /// `acc + Σ a·b` by groups of four 8-bit lanes into `i32` lanes.
+    pub fn dot(a: Expr, b: Expr, acc: Expr) -> Expr {
+        Expr::Dot(Box::new(a), Box::new(b), Box::new(acc))
     }
 }

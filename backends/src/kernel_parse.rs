@@ -14,7 +14,7 @@ use std::fmt;
 
 use smelt_ir::text::{Cursor, Expected};
 
-use crate::kernel::{BinOp, Buf, CmpOp, Expr, MemCopy, Program, Scalar, Stmt, UnOp, Var};
+use crate::kernel::{BinOp, Buf, CmpOp, Expr, Half, MemCopy, Program, Scalar, Stmt, UnOp, Var};
 
 /// What went wrong while parsing kernel IR text, and where (the shared
 /// text cursor's error: line, column, what was expected, what was found).
@@ -469,6 +469,19 @@ impl<'a> Parser<'a> {
                 let [a, b, c] = self.args()?;
                 Expr::MulAdd(a, b, c)
             }
+            "dot" => {
+                let [a, b, c] = self.args()?;
+                Expr::Dot(a, b, c)
+            }
+            "widen_lo" | "widen_hi" => {
+                let half = if word == "widen_lo" {
+                    Half::Low
+                } else {
+                    Half::High
+                };
+                let [a] = self.args()?;
+                Expr::Widen(half, a)
+            }
             "cast" | "bitcast" => {
                 let t = self.angle(Self::scalar)?;
                 let [a] = self.args()?;
@@ -544,6 +557,34 @@ mod tests {
         assert_eq!(p.print(), text);
         assert_eq!(p.vars, [Scalar::F32, Scalar::I64, Scalar::F32, Scalar::I64]);
         assert_eq!(p.var_lane_count(Var(2)), 4);
+    }
+
+    /// The integer vector forms of the block kernels read back, with the
+    /// lane types and counts their rules give.
+    #[test]
+    fn integer_vector_forms_parse_back() {
+        let text = "for v0 in 0i64..2i64 {\n  \
+                      v1: u8x16 = in0:u8x16[Mul(v0, 16i64)..]\n  \
+                      v2: i8x16 = Sub(bitcast<i8>(And(v1, splat<16>(15u8))), splat<16>(8i8))\n  \
+                      v3: i16x8 = widen_lo(v2)\n  \
+                      v4: f32x4 = cast<f32>(widen_hi(v3))\n  \
+                      v5: i32x4 = dot(bitcast<i8>(Shr(v1, splat<16>(4u8))), v2, splat<4>(0i32))\n  \
+                      out0[Mul(v0, 4i64)..] = Add(v4, cast<f32>(bitcast<i32>(v1)))\n\
+                    }\n";
+        let p = parse_program(text).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(p.print(), text);
+        let Stmt::For { body, .. } = &p.body[0] else {
+            panic!("not a loop")
+        };
+        let types: Vec<(Scalar, u8)> = body
+            .iter()
+            .filter_map(|s| match s {
+                Stmt::Set(_, e) => Some((p.ty(e), p.lanes(e))),
+                _ => None,
+            })
+            .collect();
+        use Scalar::*;
+        assert_eq!(types, [(U8, 16), (I8, 16), (I16, 8), (F32, 4), (I32, 4)]);
     }
 
     #[test]

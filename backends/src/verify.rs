@@ -344,6 +344,9 @@ impl<'a> Verifier<'a> {
                 {
                     return Err(ty_err(format!("{op:?} of floats")));
                 }
+                if ta.1 > 1 && !ta.0.is_float() {
+                    int_vector_bin(*op, ta, b)?;
+                }
                 ta
             }
             Expr::Cmp(op, a, b) => {
@@ -363,17 +366,44 @@ impl<'a> Verifier<'a> {
             }
             Expr::Cast(t, a) => {
                 let ta = self.expr(a)?;
-                if ta.1 != 1 {
-                    return Err(ty_err(format!("a cast of a {}-lane vector", ta.1)));
+                if ta.1 > 1 && (ta.0 == Scalar::Bool || *t == Scalar::Bool) {
+                    return Err(ty_err(format!("a cast of {ta:?} to {t:?}")));
                 }
-                (*t, 1)
+                (*t, ta.1)
             }
             Expr::Bitcast(t, a) => {
                 let ta = self.expr(a)?;
-                if ta.0.bytes() != t.bytes() || ta.1 != 1 {
+                let bits = u64::from(ta.1) * ta.0.bytes();
+                let ok = if ta.1 == 1 {
+                    ta.0.bytes() == t.bytes()
+                } else {
+                    bits.is_multiple_of(t.bytes()) && bits / t.bytes() >= 2
+                };
+                if !ok || ta.0 == Scalar::Bool || *t == Scalar::Bool {
                     return Err(ty_err(format!("bitcast of {ta:?} to {t:?}")));
                 }
-                (*t, 1)
+                (*t, (bits / t.bytes()) as u8)
+            }
+            Expr::Widen(h, a) => {
+                let ta = self.expr(a)?;
+                let w = crate::kernel::widened(ta.0);
+                if ta.1 < 4 || ta.1 % 2 != 0 || w == ta.0 {
+                    return Err(ty_err(format!("widen {h:?} of {ta:?}")));
+                }
+                (w, ta.1 / 2)
+            }
+            Expr::Dot(a, b, acc) => {
+                let (ta, tb, tc) = (self.expr(a)?, self.expr(b)?, self.expr(acc)?);
+                if !matches!(ta.0, Scalar::I8 | Scalar::U8)
+                    || tb.0 != Scalar::I8
+                    || ta.1 != tb.1
+                    || tc != (Scalar::I32, ta.1 / 4)
+                    || ta.1 < 8
+                    || ta.1 % 4 != 0
+                {
+                    return Err(ty_err(format!("dot of {ta:?}, {tb:?} into {tc:?}")));
+                }
+                tc
             }
             Expr::Splat(lanes, a) => {
                 let ta = self.expr(a)?;
@@ -404,6 +434,23 @@ impl<'a> Verifier<'a> {
                 ta
             }
         })
+    }
+}
+
+/// Checks a lane-wise operation on integer vectors: the operations the
+/// module doc lists, with a [`Expr::Splat`] shift amount.
+fn int_vector_bin(op: BinOp, t: (Scalar, u8), rhs: &Expr) -> Result<(), VerifyErrorKind> {
+    let ok = match op {
+        BinOp::Add | BinOp::Sub | BinOp::And | BinOp::Or | BinOp::Xor => true,
+        BinOp::Min | BinOp::Max => true,
+        BinOp::Mul => t.0.bytes() > 1,
+        BinOp::Shl | BinOp::Shr => matches!(rhs, Expr::Splat(..)),
+        BinOp::Div | BinOp::Rem | BinOp::Pow => false,
+    };
+    if ok && t.0 != Scalar::Bool {
+        Ok(())
+    } else {
+        Err(ty_err(format!("{op:?} of integer vectors {t:?}")))
     }
 }
 

@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 
+use cranelift_codegen::ir;
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{
     AbiParam, Block, FuncRef, InstBuilder, MemFlagsData, StackSlotData, StackSlotKind, Type, Value,
@@ -21,7 +22,7 @@ use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
 use cranelift_module::{DataDescription, DataId, Linkage, Module};
 use cranelift_object::{ObjectBuilder, ObjectModule};
 
-use crate::kernel::{BinOp, Buf, CmpOp, Expr, Program, Scalar, Stmt, UnOp, Var};
+use crate::kernel::{BinOp, Buf, CmpOp, Expr, Half, Program, Scalar, Stmt, UnOp, Var};
 use crate::lower::Lowered;
 use crate::target::Target;
 
@@ -665,7 +666,11 @@ impl<'a> Gen<'a> {
             Expr::Bin(op, a, b) => {
                 let ty = self.p.ty(a);
                 let x = self.expr(a)?;
-                let y = self.expr(b)?;
+                // A vector shift takes one scalar amount for every lane.
+                let y = match (op, &**b) {
+                    (BinOp::Shl | BinOp::Shr, Expr::Splat(_, amount)) => self.expr(amount)?,
+                    _ => self.expr(b)?,
+                };
                 self.binary(*op, x, y, ty)?
             }
             Expr::Cmp(op, a, b) => {
@@ -705,14 +710,45 @@ impl<'a> Gen<'a> {
                 let y = self.expr(b)?;
                 self.b.ins().select(cv, x, y)
             }
+            Expr::Cast(to, a) if self.p.lanes(a) > 1 => {
+                let (from, lanes) = (self.p.ty(a), self.p.lanes(a));
+                let x = self.expr(a)?;
+                self.vector_cast(x, from, *to, lanes)?
+            }
             Expr::Cast(to, a) => {
                 let from = self.p.ty(a);
                 let x = self.expr(a)?;
                 self.cast(x, from, *to)
             }
             Expr::Bitcast(to, a) => {
+                let lanes = self.p.lanes(e);
                 let x = self.expr(a)?;
-                self.b.ins().bitcast(clif_type(*to), MemFlagsData::new(), x)
+                let to = clif_vtype(*to, lanes);
+                if self.b.func.dfg.value_type(x) == to {
+                    // `u8x16` as `i8x16`: one Cranelift type.
+                    x
+                } else if lanes == 1 {
+                    self.b.ins().bitcast(to, MemFlagsData::new(), x)
+                } else {
+                    // Vector lanes are numbered in memory (little-endian) order.
+                    let flags = MemFlagsData::new().with_endianness(ir::Endianness::Little);
+                    self.b.ins().bitcast(to, flags, x)
+                }
+            }
+            Expr::Widen(half, a) => {
+                let signed = self.p.ty(a).is_signed();
+                let x = self.expr(a)?;
+                match (half, signed) {
+                    (Half::Low, true) => self.b.ins().swiden_low(x),
+                    (Half::High, true) => self.b.ins().swiden_high(x),
+                    (Half::Low, false) => self.b.ins().uwiden_low(x),
+                    (Half::High, false) => self.b.ins().uwiden_high(x),
+                }
+            }
+            Expr::Dot(a, b, acc) => {
+                let signed = self.p.ty(a).is_signed();
+                let (x, y, z) = (self.expr(a)?, self.expr(b)?, self.expr(acc)?);
+                self.dot(x, y, z, signed)
             }
             Expr::VLoad {
                 buf,
@@ -808,6 +844,61 @@ impl<'a> Gen<'a> {
             BinOp::Shr if s => self.b.ins().sshr(x, y),
             BinOp::Shr => self.b.ins().ushr(x, y),
             BinOp::Pow => return Err(err("Pow must be expanded before code generation")),
+        })
+    }
+
+    /// [`Expr::Dot`] of two `8x16` vectors into `i32x4`, as the tree
+    /// Cranelift's instruction selection folds into one `vpdpbusd` (x86
+    /// with VNNI) or `sdot` (aarch64 with the dot-product extension): each
+    /// half widened to `i16x8` and multiplied (the products fit), the
+    /// products widened to `i32` and added in pairs twice, lane `j` getting
+    /// bytes `4j .. 4j+4`, then `acc`. An unsigned `a` is the second factor,
+    /// the operand order of the `vpdpbusd` pattern.
+    fn dot(&mut self, a: Value, b: Value, acc: Value, a_signed: bool) -> Value {
+        let widen = |g: &mut Self, half: Half, v: Value, signed: bool| match (half, signed) {
+            (Half::Low, true) => g.b.ins().swiden_low(v),
+            (Half::High, true) => g.b.ins().swiden_high(v),
+            (Half::Low, false) => g.b.ins().uwiden_low(v),
+            (Half::High, false) => g.b.ins().uwiden_high(v),
+        };
+        let [lo, hi] = [Half::Low, Half::High].map(|h| {
+            let x = widen(self, h, a, a_signed);
+            let y = widen(self, h, b, true);
+            let prod = if a_signed {
+                self.b.ins().imul(x, y)
+            } else {
+                self.b.ins().imul(y, x)
+            };
+            let l = self.b.ins().swiden_low(prod);
+            let h = self.b.ins().swiden_high(prod);
+            self.b.ins().iadd_pairwise(l, h)
+        });
+        let quads = self.b.ins().iadd_pairwise(lo, hi);
+        self.b.ins().iadd(quads, acc)
+    }
+
+    /// A lane-wise cast of a vector that keeps the lane width (`i32x4` ↔
+    /// `f32x4`, or a change of signedness); others are refused.
+    fn vector_cast(
+        &mut self,
+        x: Value,
+        from: Scalar,
+        to: Scalar,
+        lanes: u8,
+    ) -> Result<Value, CodegenError> {
+        let tt = clif_vtype(to, lanes);
+        Ok(match (from.is_float(), to.is_float()) {
+            _ if from.bytes() != to.bytes() => {
+                return Err(err(format!(
+                    "Cranelift casts vectors only between lane types of one width, not {from:?}x{lanes} to {to:?}"
+                )));
+            }
+            (false, false) => x,
+            (false, true) if from.is_signed() => self.b.ins().fcvt_from_sint(tt, x),
+            (false, true) => self.b.ins().fcvt_from_uint(tt, x),
+            (true, false) if to.is_signed() => self.b.ins().fcvt_to_sint_sat(tt, x),
+            (true, false) => self.b.ins().fcvt_to_uint_sat(tt, x),
+            (true, true) => x,
         })
     }
 

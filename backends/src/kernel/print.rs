@@ -157,6 +157,16 @@ impl fmt::Display for ExprFmt<'_> {
             Expr::MulAdd(a, b, c) => {
                 write!(f, "muladd({}, {}, {})", ExprFmt(a), ExprFmt(b), ExprFmt(c))
             }
+            Expr::Widen(h, a) => {
+                let h = match h {
+                    super::Half::Low => "lo",
+                    super::Half::High => "hi",
+                };
+                write!(f, "widen_{h}({})", ExprFmt(a))
+            }
+            Expr::Dot(a, b, c) => {
+                write!(f, "dot({}, {}, {})", ExprFmt(a), ExprFmt(b), ExprFmt(c))
+            }
         }
     }
 }

@@ -60,7 +60,7 @@
 use std::collections::BTreeSet;
 use std::fmt::Write;
 
-use crate::kernel::{BinOp, Buf, CmpOp, Expr, Program, Scalar, Stmt, UnOp, Var};
+use crate::kernel::{BinOp, Buf, CmpOp, Expr, Half, Program, Scalar, Stmt, UnOp, Var};
 use crate::lower::{IoInfo, Lowered};
 
 use super::CodegenError;
@@ -736,25 +736,48 @@ impl Gen<'_> {
                 self.def(format!("select i1 {c1}, {t} {x}, {t} {y}"))
             }
             Expr::Cast(to, a) => {
-                self.scalar_only(a, "a cast")?;
-                let from = self.p.ty(a);
+                let (from, lanes) = (self.p.ty(a), self.p.lanes(a));
+                if lanes > 1 && (from == Scalar::Bool || *to == Scalar::Bool) {
+                    return Err(err(format!("a cast of {from:?}x{lanes} to {to:?}")));
+                }
                 let x = self.expr(a)?;
-                self.cast(x, from, *to)
+                self.cast(x, from, *to, lanes)
             }
             Expr::Bitcast(to, a) => {
-                self.scalar_only(a, "a bitcast")?;
-                let from = self.p.ty(a);
+                let (from, lanes) = (self.p.ty(a), self.p.lanes(a));
+                let to_lanes = self.p.lanes(e);
                 let x = self.expr(a)?;
-                if from.bytes() != to.bytes() {
+                if u64::from(lanes) * from.bytes() != u64::from(to_lanes) * to.bytes() {
                     return Err(err(format!(
                         "bitcast from {from:?} to {to:?}: the sizes differ"
                     )));
                 }
-                if lty(from) == lty(*to) {
+                let (ft, tt) = (vty(from, lanes), vty(*to, to_lanes));
+                if ft == tt {
                     x
                 } else {
-                    self.def(format!("bitcast {} {x} to {}", lty(from), lty(*to)))
+                    self.def(format!("bitcast {ft} {x} to {tt}"))
                 }
+            }
+            Expr::Widen(half, a) => {
+                let (from, lanes) = (self.p.ty(a), self.p.lanes(a));
+                let x = self.expr(a)?;
+                let h = lanes / 2;
+                let first = match half {
+                    Half::Low => 0,
+                    Half::High => h,
+                };
+                let part = self.lanes_of(&x, from, lanes, (first..first + h).collect());
+                let op = if from.is_signed() { "sext" } else { "zext" };
+                let to = vty(crate::kernel::widened(from), h);
+                self.def(format!("{op} {} {part} to {to}", vty(from, h)))
+            }
+            Expr::Dot(a, b, acc) => {
+                let (ta, lanes) = (self.p.ty(a), self.p.lanes(a));
+                let x = self.expr(a)?;
+                let y = self.expr(b)?;
+                let z = self.expr(acc)?;
+                self.dot(x, y, z, ta, lanes)
             }
         })
     }
@@ -884,8 +907,47 @@ impl Gen<'_> {
         }
     }
 
-    fn cast(&mut self, x: String, from: Scalar, to: Scalar) -> String {
-        let (ft, tt) = (lty(from), lty(to));
+    /// The lanes `pick` of the vector `x` (`ty` × `lanes`), a vector.
+    fn lanes_of(&mut self, x: &str, ty: Scalar, lanes: u8, pick: Vec<u8>) -> String {
+        let mask: Vec<String> = pick.iter().map(|k| format!("i32 {k}")).collect();
+        let v = vty(ty, lanes);
+        self.def(format!(
+            "shufflevector {v} {x}, {v} poison, <{} x i32> <{}>",
+            pick.len(),
+            mask.join(", ")
+        ))
+    }
+
+    /// [`Expr::Dot`] in generic IR: the bytes extended to `i32`,
+    /// multiplied, the four products of each group added (as strided
+    /// shuffles, the pattern LLVM's x86 and AArch64 backends match to
+    /// `pmaddwd`/`vpdpbusd` and `sdot`), then `acc`.
+    fn dot(&mut self, a: String, b: String, acc: String, ta: Scalar, lanes: u8) -> String {
+        let n = lanes / 4;
+        let (wide, acc_t) = (vty(Scalar::I32, lanes), vty(Scalar::I32, n));
+        let op = if ta.is_signed() { "sext" } else { "zext" };
+        let xa = self.def(format!("{op} {} {a} to {wide}", vty(ta, lanes)));
+        let xb = self.def(format!("sext {} {b} to {wide}", vty(Scalar::I8, lanes)));
+        let prod = self.def(format!("mul nsw {wide} {xa}, {xb}"));
+        let parts: Vec<String> = (0..4u8)
+            .map(|t| {
+                self.lanes_of(
+                    &prod,
+                    Scalar::I32,
+                    lanes,
+                    (0..n).map(|j| 4 * j + t).collect(),
+                )
+            })
+            .collect();
+        let s01 = self.def(format!("add nsw {acc_t} {}, {}", parts[0], parts[1]));
+        let s23 = self.def(format!("add nsw {acc_t} {}, {}", parts[2], parts[3]));
+        let s = self.def(format!("add nsw {acc_t} {s01}, {s23}"));
+        self.def(format!("add {acc_t} {acc}, {s}"))
+    }
+
+    fn cast(&mut self, x: String, from: Scalar, to: Scalar, lanes: u8) -> String {
+        let (ft, tt) = (vty(from, lanes), vty(to, lanes));
+        let (ft, tt) = (ft.as_str(), tt.as_str());
         if from == to {
             return x;
         }
@@ -910,7 +972,8 @@ impl Gen<'_> {
             (true, false) => {
                 // Saturating conversion to at least 32 bits, then wrap down.
                 let wide = if bits(to) < 32 { Scalar::I32 } else { to };
-                let wt = lty(wide);
+                let wt = vty(wide, lanes);
+                let wt = wt.as_str();
                 let name = if to.is_signed() || bits(to) < 32 {
                     "fptosi"
                 } else {
@@ -918,7 +981,11 @@ impl Gen<'_> {
                 };
                 let v = self.intrinsic(
                     wt,
-                    &format!("llvm.{name}.sat.{}.{}", suffix(wide), suffix(from)),
+                    &format!(
+                        "llvm.{name}.sat.{}.{}",
+                        vsuffix(wide, lanes),
+                        vsuffix(from, lanes)
+                    ),
                     &[(ft, &x)],
                 );
                 if wt != tt {

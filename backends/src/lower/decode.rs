@@ -473,8 +473,10 @@ fn affine_group(a: &Affine, shape: &[usize], row: Expr, k: Expr) -> Expr {
     }
 }
 
+mod gemv;
 mod matvec;
 
+pub use gemv::{XRow, vector_dot};
 pub use matvec::{encoded_dot, encoded_matvec};
 
 #[cfg(test)]

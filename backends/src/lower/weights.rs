@@ -9,7 +9,9 @@
 //! along `K` organised by scale group ([`encoded_dot`]): each group's scale
 //! (and offset) is read once and multiplies the integer dot product of its
 //! quants with `x`, `acc += scale · Σ q·x (+ offset · Σ x)`, as ggml's dot
-//! kernels do; dense f16/bf16 weights decode each element. Every encoding
+//! kernels do; dense f16/bf16 weights decode each element. Q8_0, Q4_0 and
+//! finite f16 weights take the vector schedule of `decode::vector_dot`
+//! instead (the same sums in another order). Every encoding
 //! `crate::lower::decode` reads is covered: all GGUF block formats (the
 //! K-quants and ternary ones included), every affine form, f16 and bf16.
 
@@ -17,7 +19,7 @@ use smelt_ir::ops::weights::Weights;
 use smelt_ir::ops::{Op, OpDef};
 use smelt_ir::{DType, Graph, Node, TensorType, ValueId};
 
-use super::decode::{decode_element, encoded_dot};
+use super::decode::{XRow, decode_element, encoded_dot, vector_dot};
 use super::{NodeResult, loop_nest};
 use crate::kernel::build::{add, f, i, load, mul, var};
 use crate::kernel::{Buf, Expr, Program, Scalar, Stmt};
@@ -120,7 +122,15 @@ fn lower_encoded_matmul(ops: &WeightOperands, p: &mut Program) -> NodeResult {
     let nest = loop_nest(p, &[m, n], |p, idx| {
         let (mi, ni) = (idx[0].clone(), idx[1].clone());
         let x_at = |kk: Expr| load(xbuf, add(mul(mi.clone(), i(k as i64)), kk), Scalar::F32);
-        let dot = match encoded_dot(p, &x_at, (*wbuf, wty), ni.clone(), acc) {
+        let row = XRow {
+            buf: xbuf,
+            at: mul(mi.clone(), i(k as i64)),
+        };
+        let dot = match vector_dot(p, &row, (*wbuf, wty), ni.clone(), acc) {
+            Some(dot) => Ok(dot),
+            None => encoded_dot(p, &x_at, (*wbuf, wty), ni.clone(), acc),
+        };
+        let dot = match dot {
             Ok(dot) => dot,
             Err(e) => {
                 failed = Some(e);

@@ -244,6 +244,7 @@ fn coeff(e: &Expr, v: Var, locals: &HashMap<Var, Var>) -> Option<i64> {
                 .then_some(0)
         }
         Expr::VLoad { .. } | Expr::Splat(..) | Expr::Extract(..) | Expr::Reduce(..) => None,
+        Expr::Widen(..) | Expr::Dot(..) => None,
     }
 }
 
@@ -318,7 +319,9 @@ fn vexpr(
         | Expr::VLoad { .. }
         | Expr::Splat(..)
         | Expr::Extract(..)
-        | Expr::Reduce(..) => return None,
+        | Expr::Reduce(..)
+        | Expr::Widen(..)
+        | Expr::Dot(..) => return None,
     })
 }
 
