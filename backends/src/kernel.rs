@@ -1161,7 +1161,8 @@ pub mod build {
     pub fn cast(to: Scalar, a: Expr) -> Expr {
         Expr::Cast(to, Box::new(a))
     }
-    /// `a` with its bits read as type `to` (of the same size).
+    /// `a` with its bits read as type `to` (of the same size; for a vector,
+    /// the same bit width).
     pub fn bitcast(to: Scalar, a: Expr) -> Expr {
         Expr::Bitcast(to, Box::new(a))
     }
@@ -1209,10 +1210,6 @@ pub mod build {
     /// The `half` of `a`'s lanes, each widened to twice its width.
     pub fn widen(half: Half, a: Expr) -> Expr {
         Expr::Widen(half, Box::new(a))
-    }
-    /// `a`'s bits as `to` (a vector: the same bit width).
-    pub fn bitcast(to: Scalar, a: Expr) -> Expr {
-        Expr::Bitcast(to, Box::new(a))
     }
     /// `acc + Σ a·b` by groups of four 8-bit lanes into `i32` lanes.
     pub fn dot(a: Expr, b: Expr, acc: Expr) -> Expr {
