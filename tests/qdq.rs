@@ -21,7 +21,6 @@
 mod targets;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
 use smelt::{Backend, CompileOptions, Emit};
@@ -58,21 +57,11 @@ const CASES: [(&str, usize, usize); 15] = [
 fn models() -> Option<&'static Path> {
     static DIR: OnceLock<Option<PathBuf>> = OnceLock::new();
     DIR.get_or_init(|| {
-        let python = targets::root().join(".venv/bin/python");
-        if !python.exists() {
-            eprintln!("skipping: no .venv/bin/python (scripts/setup makes it)");
-            return None;
-        }
-        let dir = targets::scratch("qdq", "models");
-        let root = targets::root();
-        targets::run_ok(
-            Command::new(python)
-                .arg(root.join("tests/qdq/make_models.py"))
-                .arg(&dir)
-                .arg(root.join("examples/mlp")),
-            "make_models.py",
-        );
-        Some(dir)
+        targets::python_models(
+            "qdq",
+            "tests/qdq/make_models.py",
+            &[targets::root().join("examples/mlp")],
+        )
     })
     .as_deref()
 }

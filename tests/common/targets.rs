@@ -178,3 +178,24 @@ pub fn npz_inputs(path: &Path, g: &smelt_ir::Graph) -> Vec<smelt_ir::Tensor> {
         })
         .collect()
 }
+
+/// A scratch folder of `suite` filled by the repository's Python running
+/// `script` (a path under the repository) with the folder and `args`
+/// after it; `None` (after saying so) without `.venv/bin/python`, which
+/// `scripts/setup` makes.
+pub fn python_models(suite: &str, script: &str, args: &[PathBuf]) -> Option<PathBuf> {
+    let python = root().join(".venv/bin/python");
+    if !python.exists() {
+        eprintln!("skipping: no .venv/bin/python (scripts/setup makes it)");
+        return None;
+    }
+    let dir = scratch(suite, "models");
+    run_ok(
+        Command::new(python)
+            .arg(root().join(script))
+            .arg(&dir)
+            .args(args),
+        script,
+    );
+    Some(dir)
+}

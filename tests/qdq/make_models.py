@@ -25,18 +25,23 @@ def save(out, name, model, inputs, check=True):
         onnx.checker.check_model(model)
     path = os.path.join(d, "model.onnx")
     onnx.save(model, path)
-    # Without graph optimizations: onnxruntime's QDQ fusions otherwise run
-    # `DequantizeLinear → MatMul` as an integer product on requantized
-    # activations, which is not what the model says (errors of ~5e-3).
-    so = ort.SessionOptions()
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
-    outs = sess.run(None, inputs)
-    names = [o.name for o in sess.get_outputs()]
+    names, outs = run_unoptimized(path, inputs)
     np.savez(os.path.join(d, "input.npz"), **inputs)
     np.savez(os.path.join(d, "expected.npz"), **dict(zip(names, outs)))
     if check:
         save_float(model, os.path.join(d, "float.onnx"), inputs)
+
+
+def run_unoptimized(path, inputs):
+    """The output names of the model at `path` and onnxruntime's outputs on
+    `inputs`, without graph optimizations: onnxruntime's QDQ fusions
+    otherwise run `DequantizeLinear → MatMul` as an integer product on
+    requantized activations, which is not what the model says (errors of
+    ~5e-3)."""
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+    return [o.name for o in sess.get_outputs()], sess.run(None, inputs)
 
 
 def save_float(model, path, inputs):

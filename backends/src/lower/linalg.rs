@@ -28,6 +28,31 @@ struct MatMulView {
     b_n: usize,
 }
 
+/// The arithmetic of the general matmul loops: what the sum accumulates in,
+/// the product of an element of A and one of B, and the value stored from
+/// the sum. Both hooks get the output index `[batch…, m, n]` (of the output
+/// with the unit dimensions of 1-D operands kept).
+pub(super) struct MatMulMath<'a> {
+    /// The accumulator's type.
+    pub(super) acc: Scalar,
+    /// `product(a, b, idx)`.
+    pub(super) product: &'a dyn Fn(Expr, Expr, &[Expr]) -> Expr,
+    /// `store(sum, idx)`.
+    pub(super) store: &'a dyn Fn(Expr, &[Expr]) -> Expr,
+}
+
+impl MatMulMath<'_> {
+    /// Plain `Σ a·b` in the output's type, stored as is.
+    fn plain(ty: Scalar) -> MatMulMath<'static> {
+        MatMulMath {
+            acc: ty,
+            product: &|a, b, _| mul(a, b),
+            store: &|acc, _| acc,
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 fn matmul_loops(
     p: &mut Program,
     v: &MatMulView,
@@ -37,12 +62,14 @@ fn matmul_loops(
     b_base: Expr,
     out: &Operand,
     out_base: Expr,
-    epilogue: impl Fn(Expr, &[Expr]) -> Expr,
+    batch: &[Expr],
+    math: &MatMulMath<'_>,
 ) -> Vec<Stmt> {
-    let acc = p.var(out.ty);
+    let acc = p.var(math.acc);
     let kv = p.var(Scalar::I64);
     loop_nest(p, &[v.m, v.n], |_, idx| {
         let (mi, ni) = (idx[0].clone(), idx[1].clone());
+        let full: Vec<Expr> = batch.iter().chain(idx).cloned().collect();
         let a_idx = add(
             a_base.clone(),
             add(
@@ -57,10 +84,15 @@ fn matmul_loops(
                 mul(ni.clone(), i(v.b_n as i64)),
             ),
         );
-        let prod = mul(load(a.buf, a_idx, a.ty), load(b.buf, b_idx, b.ty));
+        let prod = (math.product)(load(a.buf, a_idx, a.ty), load(b.buf, b_idx, b.ty), &full);
         let out_idx = add(out_base.clone(), add(mul(mi, i(v.n as i64)), ni));
+        let zero = if math.acc.is_float() {
+            f(0.0, math.acc)
+        } else {
+            Expr::I(0, math.acc)
+        };
         vec![
-            Stmt::Set(acc, f(0.0, out.ty)),
+            Stmt::Set(acc, zero),
             Stmt::for_loop(
                 kv,
                 i(0),
@@ -70,10 +102,78 @@ fn matmul_loops(
             Stmt::Store {
                 buf: out.buf,
                 index: out_idx,
-                value: epilogue(var(acc), idx),
+                value: (math.store)(var(acc), &full),
             },
         ]
     })
+}
+
+/// `MatMul` with NumPy semantics (1-D operands, broadcast batch dimensions)
+/// as the general loop nests, computing with `math`.
+pub(super) fn general_matmul(
+    p: &mut Program,
+    a: &Operand,
+    b: &Operand,
+    out: &Operand,
+    math: &MatMulMath<'_>,
+) -> NodeResult {
+    let (a, b, (m, n, k), batch) = matmul_shape(a, b, out)?;
+    let view = MatMulView {
+        m,
+        n,
+        k,
+        a_m: k,
+        a_k: 1,
+        b_k: n,
+        b_n: 1,
+    };
+    if a.shape.len() - 2 > batch.len() || b.shape.len() - 2 > batch.len() {
+        return Err("unexpected batch rank".to_string());
+    }
+    Ok(loop_nest(p, &batch, |p, bidx| {
+        // Broadcast batch dims: each operand's batch index, scaled by its matrix size.
+        let batch_off = |o: &Operand, mat: usize| -> Expr {
+            let bs = &o.shape[..o.shape.len() - 2];
+            let e = super::broadcast_index(bs, bidx);
+            mul(e, i(mat as i64))
+        };
+        let a_base = batch_off(&a, m * k);
+        let b_base = batch_off(&b, k * n);
+        let o_base = mul(flat_index(&batch, bidx), i((m * n) as i64));
+        matmul_loops(p, &view, &a, a_base, &b, b_base, out, o_base, bidx, math)
+    }))
+}
+
+/// A `MatMul`'s operands as matrices ([`matrix`]), its `(m, n, k)` and the
+/// batch dimensions of its output `out`.
+type MatMulShape = (Operand, Operand, (usize, usize, usize), Vec<usize>);
+
+fn matmul_shape(a: &Operand, b: &Operand, out: &Operand) -> Result<MatMulShape, String> {
+    let dropped = (a.shape.len() < 2) as usize + (b.shape.len() < 2) as usize;
+    let (a, b) = (matrix(a, true), matrix(b, false));
+    let (m, k) = (a.shape[a.shape.len() - 2], a.shape[a.shape.len() - 1]);
+    let n = b.shape[b.shape.len() - 1];
+    let kept = 2 - dropped;
+    if out.shape.len() < kept {
+        return Err("unexpected output rank".into());
+    }
+    let batch = out.shape[..out.shape.len() - kept].to_vec();
+    Ok((a, b, (m, n, k), batch))
+}
+
+/// A `MatMul` operand as a matrix: a 1-D A is a row (`[1, K]`), a 1-D B a
+/// column (`[K, 1]`); the output drops that unit dimension but keeps its
+/// layout.
+fn matrix(o: &Operand, is_a: bool) -> Operand {
+    let mut o = o.clone();
+    if o.shape.len() < 2 {
+        if is_a {
+            o.shape.insert(0, 1);
+        } else {
+            o.shape.push(1);
+        }
+    }
+    o
 }
 
 /// Lowers one node of the linalg family.
@@ -114,70 +214,14 @@ fn lower_inner(
     let store_epi = epi.for_gemm(out);
     match l {
         Linalg::MatMul => {
-            let (mut a, mut b) = (ins[0].clone().ok_or("no A")?, ins[1].clone().ok_or("no B")?);
-            // A 1-D operand is a row (A) or column (B) vector whose unit
-            // dimension the output drops; the output layout is the same.
-            let dropped = (a.shape.len() < 2) as usize + (b.shape.len() < 2) as usize;
-            if a.shape.len() < 2 {
-                a.shape.insert(0, 1);
-            }
-            if b.shape.len() < 2 {
-                b.shape.push(1);
-            }
-            let (m, k) = (a.shape[a.shape.len() - 2], a.shape[a.shape.len() - 1]);
-            let n = b.shape[b.shape.len() - 1];
-            let kept = 2 - dropped;
-            if out.shape.len() < kept {
-                return Err("unexpected output rank".into());
-            }
-            let batch: Vec<usize> = out.shape[..out.shape.len() - kept].to_vec();
-            let view = MatMulView {
-                m,
-                n,
-                k,
-                a_m: k,
-                a_k: 1,
-                b_k: n,
-                b_n: 1,
-            };
+            let (a0, b0) = (ins[0].clone().ok_or("no A")?, ins[1].clone().ok_or("no B")?);
+            let (a, b, (m, n, k), batch) = matmul_shape(&a0, &b0, out)?;
             let se = store_epi.unwrap_or_default();
             if let Some(stmts) = fast_matmul(p, &a, &b, out, &batch, (m, n, k), se) {
                 *applied = store_epi.is_some();
                 return Ok(stmts);
             }
-            let (a_c, b_c) = (a.clone(), b.clone());
-            let out_c = out.clone();
-            let mut err = None;
-            let stmts = loop_nest(p, &batch, |p, bidx| {
-                // Broadcast batch dims: each operand's batch index, scaled by its matrix size.
-                let batch_off = |o: &Operand, mat: usize| -> Expr {
-                    let bs = &o.shape[..o.shape.len() - 2];
-                    let e = super::broadcast_index(bs, bidx);
-                    mul(e, i(mat as i64))
-                };
-                if a_c.shape.len() - 2 > bidx.len() || b_c.shape.len() - 2 > bidx.len() {
-                    err = Some("unexpected batch rank".to_string());
-                    return vec![];
-                }
-                let a_base = batch_off(&a_c, m * k);
-                let b_base = batch_off(&b_c, k * n);
-                let o_base = mul(flat_index(&batch, bidx), i((m * n) as i64));
-                matmul_loops(
-                    p,
-                    &view,
-                    &a_c,
-                    a_base,
-                    &b_c,
-                    b_base,
-                    &out_c,
-                    o_base,
-                    |acc, _| acc,
-                )
-            });
-            match err {
-                Some(e) => Err(e),
-                None => Ok(stmts),
-            }
+            general_matmul(p, &a0, &b0, out, &MatMulMath::plain(out.ty))
         }
         Linalg::Gemm(g) => {
             let (a, b) = (ins[0].clone().ok_or("no A")?, ins[1].clone().ok_or("no B")?);
@@ -207,6 +251,31 @@ fn lower_inner(
             let wide = !ty.is_float() && (alpha != 1.0 || c.is_some());
             let et = if wide { Scalar::F64 } else { ty };
             let widen = |e: Expr| if wide { cast(Scalar::F64, e) } else { e };
+            let store = |acc: Expr, idx: &[Expr]| {
+                let acc = widen(acc);
+                let mut v = if alpha == 1.0 {
+                    acc
+                } else {
+                    mul(f(alpha, et), acc)
+                };
+                if let Some(c) = &c {
+                    let cv = widen(c.load(super::broadcast_index(&c.shape, idx)));
+                    v = add(
+                        v,
+                        if beta == 1.0 {
+                            cv
+                        } else {
+                            mul(f(beta, et), cv)
+                        },
+                    );
+                }
+                if wide { cast(ty, v) } else { v }
+            };
+            let math = MatMulMath {
+                acc: ty,
+                product: &|a, b, _| mul(a, b),
+                store: &store,
+            };
             Ok(matmul_loops(
                 p,
                 &view,
@@ -216,26 +285,8 @@ fn lower_inner(
                 i(0),
                 out,
                 i(0),
-                |acc, idx| {
-                    let acc = widen(acc);
-                    let mut v = if alpha == 1.0 {
-                        acc
-                    } else {
-                        mul(f(alpha, et), acc)
-                    };
-                    if let Some(c) = &c {
-                        let cv = widen(c.load(super::broadcast_index(&c.shape, idx)));
-                        v = add(
-                            v,
-                            if beta == 1.0 {
-                                cv
-                            } else {
-                                mul(f(beta, et), cv)
-                            },
-                        );
-                    }
-                    if wide { cast(ty, v) } else { v }
-                },
+                &[],
+                &math,
             ))
         }
         Linalg::Einsum(eq) => einsum(eq, ins, out, p),

@@ -12,6 +12,7 @@ pub mod decode;
 pub(crate) mod elementwise;
 mod linalg;
 mod norm;
+mod quant;
 mod reduce;
 mod shape;
 mod weights;
@@ -401,7 +402,7 @@ fn lower_node(
         Op::Norm(n) => norm::lower(n, ins, &outs, p),
         Op::Conv(c) => conv::lower(c, ins, &outs, p),
         Op::Reduce(r) => reduce::lower(r, ins, &outs, p),
-        Op::Quant(_) => Err("no native kernel for this op yet".into()),
+        Op::Quant(q) => quant::lower(q, ins, &outs, p),
         // Lowered before with their operands' full types (`weights::lower`).
         Op::Weights(_) => Err("a weight op without its operand types".into()),
         Op::Fused(f) => fused(f, ins, &outs, p),

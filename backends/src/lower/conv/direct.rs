@@ -43,23 +43,68 @@ impl ConvSizes {
     }
 }
 
+/// The arithmetic of a direct convolution: what each output's sum
+/// accumulates in, the product of an input and a weight element, the sum's
+/// initial value and the value stored from it. The hooks get the output
+/// channel `m` (an `I64` expression); `store` also gets the output's flat
+/// index and may add statements before the store.
+pub(in crate::lower) struct DirectMath<'a> {
+    /// The accumulator's type.
+    pub(in crate::lower) acc: Scalar,
+    /// `product(x, w, m)`.
+    pub(in crate::lower) product: &'a dyn Fn(Expr, Expr, &Expr) -> Expr,
+    /// `init(m)`.
+    pub(in crate::lower) init: &'a dyn Fn(&Expr) -> Expr,
+    /// `store(p, sum, m, y_index, statements_before_the_store)`.
+    pub(in crate::lower) store: StoreFn<'a>,
+}
+
+/// [`DirectMath::store`].
+pub(in crate::lower) type StoreFn<'a> =
+    &'a dyn Fn(&mut Program, Expr, &Expr, Expr, &mut Vec<Stmt>) -> Result<Expr, String>;
+
 /// `y[n, m, o] = b[m] + Σ_{c, k} x[n, g·cg + c, o·s + k·dil − pad] · w[m, c, k]`
 /// for the output channels `m` of group `g`, with the epilogue (residual,
 /// activation) applied to each sum before it is stored.
 pub(super) fn conv(p: &mut Program, c: &ConvArgs, epi: &Epi) -> Result<Vec<Stmt>, String> {
-    let (g, group, x, w, b, y) = (&c.g, c.group, &c.x, &c.w, c.b.as_ref(), c.y);
+    let ty = c.y.ty;
+    let init = |m: &Expr| match &c.b {
+        Some(b) => b.load(m.clone()),
+        None => f(0.0, ty),
+    };
+    let store = |p: &mut Program, acc: Expr, _: &Expr, y_idx: Expr, pre: &mut Vec<Stmt>| {
+        epi.apply(p, acc, ty, y_idx, pre)
+    };
+    let math = DirectMath {
+        acc: ty,
+        product: &|x, w, _| mul(x, w),
+        init: &init,
+        store: &store,
+    };
+    direct(p, c, &math)
+}
+
+/// `y[n, m, o] = init(m) + Σ_{c, k} product(x[n, g·cg + c, o·s + k·dil − pad], w[m, c, k])`
+/// for the output channels `m` of group `g`, stored through `math.store`.
+/// Taps in the padding are skipped: they add nothing.
+pub(super) fn direct(
+    p: &mut Program,
+    c: &ConvArgs,
+    math: &DirectMath<'_>,
+) -> Result<Vec<Stmt>, String> {
+    let (g, group, x, w, y) = (&c.g, c.group, &c.x, &c.w, c.y);
     let sz = ConvSizes::new(c);
     let in_strides = strides_of(&g.input);
     let k_strides = strides_of(&g.kernel);
-    let ty = y.ty;
     let ax = axes(p, sz.nd);
     let [nv, gv, ocv, icv] = i64_vars(p);
-    let (xc, wc, acc) = (p.var(Scalar::I64), p.var(Scalar::I64), p.var(ty));
+    let (xc, wc, acc) = (p.var(Scalar::I64), p.var(Scalar::I64), p.var(math.acc));
     // Output channel m = g·mg + oc.
     let mch = add(mul(var(gv), i(sz.mg as i64)), var(ocv));
     let x_tap = add(var(xc), tap_offset(&ax, |d| g.dilations[d] * in_strides[d]));
     let w_tap = add(var(wc), tap_offset(&ax, |d| k_strides[d]));
-    let mac = Stmt::Set(acc, add(var(acc), mul(x.load(x_tap), w.load(w_tap))));
+    let product = (math.product)(x.load(x_tap), w.load(w_tap), &mch);
+    let mac = Stmt::Set(acc, add(var(acc), product));
     let last_off = var(ax[sz.nd - 1].off);
     let per_ic = vec![
         Stmt::Set(xc, add(last_off, mul(var(icv), i(sz.in_sz as i64)))),
@@ -74,10 +119,6 @@ pub(super) fn conv(p: &mut Program, c: &ConvArgs, epi: &Epi) -> Result<Vec<Stmt>
     .into_iter()
     .chain(tap_loops(&ax, vec![mac]))
     .collect();
-    let init = match b {
-        Some(b) => b.load(mch.clone()),
-        None => f(0.0, ty),
-    };
     let o_idx: Vec<Expr> = ax.iter().map(|a| var(a.o)).collect();
     let y_idx = add(
         mul(
@@ -87,10 +128,10 @@ pub(super) fn conv(p: &mut Program, c: &ConvArgs, epi: &Epi) -> Result<Vec<Stmt>
         flat_index(&g.out, &o_idx),
     );
     let mut at_position = vec![
-        Stmt::Set(acc, init),
+        Stmt::Set(acc, (math.init)(&mch)),
         Stmt::for_loop(icv, i(0), i(sz.cg as i64), per_ic),
     ];
-    let value = epi.apply(p, var(acc), ty, y_idx.clone(), &mut at_position)?;
+    let value = (math.store)(p, var(acc), &mch, y_idx.clone(), &mut at_position)?;
     at_position.push(Stmt::Store {
         buf: y.buf,
         index: y_idx,

@@ -11,6 +11,10 @@
 //! `min`/`max` and a division by the constant dilation), so the tap loops
 //! run without a condition (`window`, which every window kernel shares).
 //!
+//! The direct schedule takes its arithmetic as hooks ([`DirectMath`]), so
+//! the integer convolutions of the quant family (`lower::quant`) run on it
+//! too ([`lower_direct`]).
+//!
 //! The window geometry (pads derived from `auto_pad`, `ConvTranspose`'s
 //! crop) comes from [`smelt_ir::window`], the rule shape inference and the
 //! interpreter use.
@@ -23,13 +27,14 @@ mod window;
 
 use smelt_ir::ops::OpDef;
 use smelt_ir::ops::conv::{ConvOp, PoolFn};
-use smelt_ir::window::Geom;
+use smelt_ir::window::{Geom, Window};
 
 use super::elementwise::Epi;
 use super::{NodeResult, Operand, operand};
 use crate::kernel::{Program, Stmt};
 use depthwise::depthwise;
-use direct::{conv, conv_transpose};
+pub(super) use direct::DirectMath;
+use direct::{conv, conv_transpose, direct};
 use im2col::fast_conv;
 use pool::{SumPool, check_float, global_pool, max_pool, max_unpool, sum_pool};
 
@@ -84,6 +89,37 @@ fn resolve(g: Result<Geom, smelt_ir::Error>, out: &[usize]) -> Result<Geom, Stri
         ));
     }
     Ok(g)
+}
+
+/// A convolution of `x` by `w` (no bias) into `y` with the arithmetic
+/// `math` defines, on the direct schedule: how the quant family's integer
+/// convolutions share the window machinery. `window` is resolved like
+/// `Conv`'s and checked against `y`'s shape.
+pub(super) fn lower_direct(
+    window: &Window,
+    group: usize,
+    x: Operand,
+    w: Operand,
+    y: &Operand,
+    p: &mut Program,
+    math: &DirectMath<'_>,
+) -> NodeResult {
+    if x.shape.len() < 3 || w.shape.len() != x.shape.len() || y.shape.len() != x.shape.len() {
+        return Err("a convolution needs x, w and y of one rank ≥ 3".into());
+    }
+    let g = resolve(
+        window.resolve(&x.shape[2..], &w.shape[2..], false),
+        &y.shape[2..],
+    )?;
+    let c = ConvArgs {
+        g,
+        group,
+        x,
+        w,
+        b: None,
+        y,
+    };
+    direct(p, &c, math)
 }
 
 /// Lowers one node of the conv family.

@@ -424,14 +424,7 @@ fn affine_integers_are_quantize_linear_of_the_chosen_scales() {
                     None => vec![0; lay.groups * dtype.elem_bytes()],
                 };
                 let zp = Tensor::from_le_bytes(dtype, scale_shape, &zp_bytes).unwrap();
-                let op = Quant::QuantizeLinear(QAttrs {
-                    axis,
-                    block_size,
-                    saturate: true,
-                    output_dtype: None,
-                    precision: None,
-                    opset: 21,
-                });
+                let op = Quant::QuantizeLinear(QAttrs::new(axis, block_size, 21));
                 let q = op
                     .eval(&[Some(&xt), Some(&scales), Some(&zp)])
                     .unwrap()

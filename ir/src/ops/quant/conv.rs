@@ -34,6 +34,19 @@ pub struct ConvAttrs {
     pub group: usize,
 }
 
+/// The names of `QLinearConv`'s eight required operands, in order (the
+/// optional ninth is the bias `B`).
+pub const QLINEAR_CONV_OPERANDS: [&str; 8] = [
+    "x",
+    "x_scale",
+    "x_zero_point",
+    "w",
+    "w_scale",
+    "w_zero_point",
+    "y_scale",
+    "y_zero_point",
+];
+
 /// Parses a `ConvInteger` node.
 pub(super) fn parse_conv_integer(ctx: &ParseCtx<'_>) -> Result<Quant> {
     Ok(Quant::ConvInteger(parse_conv(ctx)?))
@@ -82,6 +95,21 @@ struct ConvGeom {
 }
 
 impl ConvAttrs {
+    /// The window these attributes describe, resolved like `Conv`'s
+    /// (explicit pads count only with auto_pad NOTSET, as the spec says).
+    pub fn window(&self) -> Window {
+        Window {
+            kernel_shape: self.kernel_shape.clone(),
+            strides: self.strides.clone().unwrap_or_default(),
+            dilations: self.dilations.clone().unwrap_or_default(),
+            pads: match self.auto_pad {
+                AutoPad::NotSet => self.pads.clone().unwrap_or_default(),
+                _ => vec![],
+            },
+            auto_pad: self.auto_pad,
+        }
+    }
+
     /// Resolves the geometry for `x` and `w` the way `Conv` does.
     fn geom(&self, x: &[usize], w: &[usize]) -> Result<ConvGeom> {
         if x.len() < 3 || w.len() != x.len() {
@@ -100,18 +128,7 @@ impl ConvAttrs {
         {
             shape_err!("kernel_shape {ks:?} differs from the weights' {k_sp:?}");
         }
-        // The same resolution as `Conv` (explicit pads count only with
-        // auto_pad NOTSET, as the spec says).
-        let window = Window {
-            kernel_shape: self.kernel_shape.clone(),
-            strides: self.strides.clone().unwrap_or_default(),
-            dilations: self.dilations.clone().unwrap_or_default(),
-            pads: match self.auto_pad {
-                AutoPad::NotSet => self.pads.clone().unwrap_or_default(),
-                _ => vec![],
-            },
-            auto_pad: self.auto_pad,
-        };
+        let window = self.window();
         if let Some(i) = k_sp.iter().position(|&k| k == 0) {
             shape_err!("kernel has a zero-sized spatial axis {i}");
         }
@@ -291,16 +308,7 @@ fn conv_integer_geom(ca: &ConvAttrs, ins: &[Option<&TensorType>]) -> Result<Conv
 /// Checks `QLinearConv`'s operands and resolves its geometry.
 fn qlinear_conv_geom(ca: &ConvAttrs, ins: &[Option<&TensorType>]) -> Result<ConvGeom> {
     check_arity(ins, 8, 9)?;
-    let names = [
-        "x",
-        "x_scale",
-        "x_zero_point",
-        "w",
-        "w_scale",
-        "w_zero_point",
-        "y_scale",
-        "y_zero_point",
-    ];
+    let names = QLINEAR_CONV_OPERANDS;
     let t = named_types(ins, &names)?;
     int8_dtype(t[0].dtype, "x")?;
     int8_dtype(t[3].dtype, "w")?;

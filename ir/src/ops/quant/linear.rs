@@ -88,25 +88,33 @@ fn promote(a: DType, b: DType) -> DType {
 }
 
 /// Where each element of `x` finds its scale and zero point.
-#[derive(Clone, Copy, Debug)]
-enum QLayout {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QLayout {
+    /// One scale and zero point for every element.
     PerTensor,
     /// `x` viewed as `[outer, d, inner]`, one parameter per `d`.
     PerAxis {
+        /// The quantization axis' length.
         d: usize,
+        /// Elements per step along the axis.
         inner: usize,
     },
     /// `x` viewed as `[outer, d, inner]`, parameters `[outer, ceil(d/bs), inner]`.
     Blocked {
+        /// The quantization axis' length.
         d: usize,
+        /// Elements per step along the axis.
         inner: usize,
+        /// The block length.
         bs: usize,
+        /// Blocks along the axis, `ceil(d / bs)`.
         nb: usize,
     },
 }
 
 impl QLayout {
-    fn index(self, i: usize) -> usize {
+    /// The parameter index of element `i` of `x`.
+    pub fn index(self, i: usize) -> usize {
         match self {
             QLayout::PerTensor => 0,
             QLayout::PerAxis { d, inner } => (i / inner) % d,
@@ -119,10 +127,21 @@ impl QLayout {
 }
 
 impl QAttrs {
+    /// The type `QuantizeLinear` divides an `x` element by its scale in:
+    /// `precision`, else NumPy's promotion of the two types (the reference
+    /// divides the arrays directly).
+    pub fn division_dtype(&self, x: DType, scale: DType) -> DType {
+        self.precision.unwrap_or_else(|| promote(x, scale))
+    }
+
     /// Checks the scale (and zero point) shape against `x` and resolves the layout.
-    fn layout(&self, x: &[usize], scale: &[usize], zp: Option<&[usize]>) -> Result<QLayout> {
+    pub fn layout(&self, x: &[usize], scale: &[usize], zp: Option<&[usize]>) -> Result<QLayout> {
+        // A scalar and a one-element vector are the same per-tensor
+        // parameter (onnxruntime's quantizer writes such pairs).
+        let per_tensor = |s: &[usize]| s.len() <= 1 && s.iter().product::<usize>() == 1;
         if let Some(z) = zp
             && z != scale
+            && !(per_tensor(z) && per_tensor(scale))
         {
             shape_err!("zero point {z:?} and scale {scale:?} must have the same shape");
         }
@@ -332,12 +351,7 @@ fn map_with_params<F: Fn(f64, f64, f64) -> f64>(
 /// Evaluates `QuantizeLinear`.
 pub(super) fn eval_quantize_linear(qa: &QAttrs, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
     let (x, s) = (req(inputs, 0, "x")?, req(inputs, 1, "y_scale")?);
-    // The division runs in `precision`, else in NumPy's promotion of the two
-    // types (the reference divides the arrays directly).
-    let rp = rounder(
-        qa.precision
-            .unwrap_or_else(|| promote(x.dtype(), s.dtype())),
-    );
+    let rp = rounder(qa.division_dtype(x.dtype(), s.dtype()));
     map_with_params(qa, inputs, "y_scale", QAttrs::infer_quantize, |out| {
         let (lo, hi) = qrange(out)?;
         Ok(move |v: f64, s: f64, z: f64| saturate_round(rp(v / s), z, lo, hi))

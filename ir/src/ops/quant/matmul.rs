@@ -27,8 +27,9 @@ pub(super) fn parse_qlinear_matmul(_ctx: &ParseCtx<'_>) -> Result<Quant> {
 }
 
 /// The shape a per-row (`a`) or per-column (`b`) quantization parameter takes
-/// when broadcast against its operand; `[]` for per-tensor.
-fn qparam_shape(p: &[usize], operand: &[usize], per_row: bool, what: &str) -> Result<Shape> {
+/// when broadcast against its operand; `[]` for per-tensor. `what` names the
+/// parameter in the error.
+pub fn qparam_shape(p: &[usize], operand: &[usize], per_row: bool, what: &str) -> Result<Shape> {
     if numel(p)? == 1 && p.len() <= 1 {
         return Ok(vec![]);
     }

@@ -34,7 +34,9 @@ mod matmul;
 
 /// How a convolution pads its input (shared with `Conv`, see [`crate::window`]).
 pub use crate::window::AutoPad;
-pub use conv::ConvAttrs;
+pub use conv::{ConvAttrs, QLINEAR_CONV_OPERANDS};
+pub use linear::QLayout;
+pub use matmul::qparam_shape;
 
 /// The ops of this family.
 #[derive(Clone, Debug, PartialEq)]
@@ -71,6 +73,22 @@ pub struct QAttrs {
     pub precision: Option<DType>,
     /// The opset the node was parsed at (the rules for scales tighten below 19).
     pub opset: i64,
+}
+
+impl QAttrs {
+    /// The attributes of a node at `opset` with `axis` and `block_size` (0:
+    /// per tensor or per axis), saturating, with no `output_dtype` or
+    /// `precision`.
+    pub fn new(axis: i64, block_size: usize, opset: i64) -> QAttrs {
+        QAttrs {
+            axis,
+            block_size,
+            saturate: true,
+            output_dtype: None,
+            precision: None,
+            opset,
+        }
+    }
 }
 
 #[rustfmt::skip]
