@@ -12,6 +12,8 @@
 //!   speak for it);
 //! - the report's NMSE, cosine, max abs error and top-1 equal a direct
 //!   computation here from the same outputs (to 1e-6 relative);
+//! - the int8 graphs compile for x86_64, aarch64, armv7 and Cortex-M4F and
+//!   the executables agree with the interpreter;
 //! - the CLI writes the same report as JSON (`smelt inspect --quantize int8
 //!   --calibrate … --quantize-report …`), mixes schemes per layer and
 //!   refuses bad calibration archives with a clear error.
@@ -26,9 +28,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use smelt::{CalibMethod, CalibrationSet, Layer, QuantizeOptions, Scheme};
+use smelt::{Backend, CalibMethod, CalibrationSet, CompileOptions, Layer, QuantizeOptions, Scheme};
 use smelt_frontend::Limits;
-use smelt_frontend::npy::read_npz;
+use smelt_frontend::npy::{output_file_name, read_npy, read_npz};
 use smelt_frontend::onnx::{ImportOptions, load};
 use smelt_ir::interp::Interpreter;
 use smelt_ir::{Graph, Op, OpDef, Tensor};
@@ -398,4 +400,94 @@ fn the_cli_writes_the_report_and_refuses_bad_archives() {
     let (ok, _, stderr) = smelt(&["inspect", m, "--quantize", "int8"]);
     assert!(!ok && stderr.contains("--calibrate FILE.npz"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Where the int8 examples are compiled and run: target, code generator
+/// and runner (none, a QEMU user-mode emulator, or `firmware` for
+/// Cortex-M4F under `qemu-system-arm`).
+const NATIVE: [(&str, &str, Option<&str>); 4] = [
+    ("x86_64-unknown-linux-gnu", "cranelift", None),
+    (
+        "aarch64-unknown-linux-gnu",
+        "cranelift",
+        Some("qemu-aarch64"),
+    ),
+    ("armv7-unknown-linux-gnueabihf", "llvm", Some("qemu-arm")),
+    ("thumbv7em-none-eabihf", "llvm", Some("firmware")),
+];
+
+/// `--quantize int8 --calibrate` compiles on all four targets and the
+/// executables agree with the interpreter running the same quantized
+/// graph. The integer kernels are bit-exact; the float epilogues (rescale,
+/// bias, softmax, layer norm) may round differently, hence the small
+/// tolerance, well under one activation quantization step.
+#[test]
+fn int8_compiles_on_every_target_and_matches_the_interpreter() {
+    let work = targets::scratch("quantize_int8", "native");
+    for (name, _) in EXAMPLES {
+        let g = import(name);
+        let data = stacked(&g, CALIBRATION + 1, 0x5eed_1000 + name.len() as u64);
+        let set = CalibrationSet::from_stacked(&g, &data).unwrap();
+        let sample = set.samples[CALIBRATION].clone();
+        let opts = QuantizeOptions::new(Scheme::Int8).calibrate(set).holdout(1);
+        let mut q = g.clone();
+        quantize(&mut q, &opts).unwrap();
+        let want = Interpreter::new(&q).run(sample.clone()).unwrap();
+        let named: Vec<(String, Tensor)> = g
+            .inputs
+            .iter()
+            .zip(&sample)
+            .map(|(&id, t)| (g.value(id).name.clone(), t.clone()))
+            .collect();
+        write_npz(&work.join("input.npz"), &named);
+        for (target, backend, runner) in NATIVE {
+            let what = format!("{name} int8 on {target} ({backend})");
+            let tool = match runner {
+                Some("firmware") => Some("qemu-system-arm"),
+                r => r,
+            };
+            if tool.is_some_and(|t| !targets::have(t, &what)) {
+                continue;
+            }
+            let exe = work.join(format!(
+                "{name}-{backend}-{}",
+                target.split('-').next().unwrap()
+            ));
+            let backend = match backend {
+                "llvm" => Backend::Llvm(smelt::LlvmConfig::default()),
+                _ => Backend::Cranelift,
+            };
+            let copts = CompileOptions::new(target, backend, &exe).unwrap();
+            smelt::compile(&q, &copts).unwrap_or_else(|e| panic!("{what}: {e}"));
+            let out = work.join("out");
+            let _ = std::fs::remove_dir_all(&out);
+            let run = match runner {
+                Some("firmware") => {
+                    std::fs::create_dir_all(&out).unwrap();
+                    targets::firmware_cmd(&exe, &work)
+                        .args(["-append", "--input input.npz -o out"])
+                        .output()
+                        .expect("runs")
+                }
+                _ => targets::run_model(&exe, runner, &work.join("input.npz"), &out),
+            };
+            targets::ok(run, &what);
+            for (k, &id) in q.outputs.iter().enumerate() {
+                let file = out.join(output_file_name(&q.value(id).name));
+                let got = read_npy(&file, &Limits::default()).unwrap();
+                let (a, b) = (
+                    got.as_slice::<f32>().unwrap(),
+                    want[k].as_slice::<f32>().unwrap(),
+                );
+                assert_eq!(a.len(), b.len(), "{what}");
+                for (j, (&x, &y)) in a.iter().zip(b).enumerate() {
+                    assert!(
+                        (x - y).abs() <= 1e-4 + 1e-4 * y.abs(),
+                        "{what}: output {k} element {j}: native {x} vs interpreter {y}"
+                    );
+                }
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&work);
 }

@@ -192,15 +192,19 @@ mod tests {
 
     #[test]
     fn metrics_of_known_outputs() {
-        let f = [1f32, 0., 0., 2.];
-        let q = [1f32, 0.5, 0., 2.];
-        let m = metrics(&[&f], &[&q], &[2, 2]);
+        // Two samples of a [1, 2] score vector.
+        let (f0, f1) = ([1f32, 0.], [0f32, 2.]);
+        let (q0, q1) = ([1f32, 0.5], [0f32, 2.]);
+        let m = metrics(&[&f0, &f1], &[&q0, &q1], &[1, 2]);
         assert!((m.nmse - 0.25 / 5.0).abs() < 1e-12);
         assert!((m.cosine - 5.0 / (5f64.sqrt() * 5.25f64.sqrt())).abs() < 1e-12);
         assert_eq!(m.max_abs, 0.5);
-        // Row 0: argmax 0 both; row 1: argmax 1 both.
+        // Sample 0: argmax 0 both; sample 1: argmax 1 both.
         assert_eq!(m.top1, Some(1.0));
-        let q = [0f32, 1., 0., 2.];
-        assert_eq!(metrics(&[&f], &[&q], &[2, 2]).top1, Some(0.5));
+        let q0 = [0f32, 1.];
+        assert_eq!(metrics(&[&f0, &f1], &[&q0, &q1], &[1, 2]).top1, Some(0.5));
+        // A [2, 2] state is not a score vector: no top-1.
+        let both = [1f32, 0., 0., 2.];
+        assert_eq!(metrics(&[&both], &[&both], &[2, 2]).top1, None);
     }
 }
