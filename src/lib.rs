@@ -375,8 +375,17 @@ pub fn compile_observed(
         None => (None, None),
     };
     let graph = quantized.as_ref().unwrap_or(graph);
-    let (graph, reports) = optimize(graph, &opts.optimize, opts.target.costs, observer)?;
+    let (mut graph, reports) = optimize(graph, &opts.optimize, opts.target.costs, observer)?;
     observer.optimized(&graph, &reports);
+    // A weight-only product over many rows decodes its weight once into the
+    // arena, except on firmware, where RAM is the budget.
+    if !opts.target.is_bare_metal() {
+        smelt_passes::batched::decode_batched(&mut graph, smelt_passes::batched::MIN_ROWS)
+            .map_err(|e| {
+                let what = format!("decoding the weights of batched products: {e}");
+                Error::Backend(smelt_backends::Error::Codegen(what))
+            })?;
+    }
     let build = BuildOptions {
         name: opts.name.as_deref(),
         linker: opts.linker.as_deref(),

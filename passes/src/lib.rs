@@ -6,6 +6,7 @@
 //!   inspect` reports.
 //! - [`quantize`]: compile-time weight quantization (`--quantize`).
 
+pub mod batched;
 pub mod egraph;
 pub mod memory;
 pub mod quantize;
