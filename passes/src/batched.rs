@@ -26,7 +26,9 @@ use smelt_ir::ops::elementwise::{BinaryFn, Elementwise};
 use smelt_ir::ops::layout::Layout;
 use smelt_ir::ops::linalg::Linalg;
 use smelt_ir::ops::weights::Weights;
-use smelt_ir::{Graph, Node, NodeId, Op, Result, ValueDef};
+use smelt_ir::{Graph, Node, Op, Result};
+
+use crate::quantize::int8::push;
 
 /// The fewest rows of `x` for which decoding once beats decoding per row.
 pub const MIN_ROWS: usize = 4;
@@ -100,15 +102,6 @@ fn is_batched(g: &Graph, node: &Node, min_rows: usize) -> Result<bool> {
     let k = g.value(*w).ty.shape.last().copied().unwrap_or(0);
     let rows = g.value(*x).ty.numel()?.checked_div(k).unwrap_or(0);
     Ok(rows >= min_rows)
-}
-
-/// Appends `node`, pointing its outputs' definitions at it.
-fn push(g: &mut Graph, node: Node) {
-    let id = NodeId(g.nodes.len() as u32);
-    for (k, o) in node.outputs.iter().enumerate() {
-        g.values[o.index()].def = ValueDef::Node(id, k);
-    }
-    g.nodes.push(node);
 }
 
 #[cfg(test)]

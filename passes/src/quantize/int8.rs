@@ -320,7 +320,7 @@ fn record(
 }
 
 /// Appends `node` to the graph being rebuilt, pointing its results at it.
-fn push(g: &mut Graph, node: Node) {
+pub(crate) fn push(g: &mut Graph, node: Node) {
     let id = NodeId(g.nodes.len() as u32);
     for (k, o) in node.outputs.iter().enumerate() {
         g.values[o.index()].def = ValueDef::Node(id, k);
