@@ -6,13 +6,17 @@
 //!   content ([`sniff`]); it says what a file is when it is not a model;
 //! - [`onnx`]: `.onnx` models with external data → [`smelt_ir::Graph`];
 //! - [`safetensors`]: binding safetensors weights to a graph's constants;
-//! - [`npy`]: NumPy `.npy`/`.npz` tensors in and out.
+//! - [`npy`]: NumPy `.npy`/`.npz` tensors in and out;
+//! - [`checkpoint`]: a language model's configuration, weights under
+//!   canonical names and tokenizer, the one type the GGUF and Hugging Face
+//!   readers produce and the LLM graph builder reads.
 //!
 //! **Architecture Invariant:** every size read from a file goes through
 //! [`checked`] and every file is validated before its contents are used; the
 //! parsers contain no `unsafe` (the only `unsafe` is the mmap call in `mmap`).
 
 pub mod checked;
+pub mod checkpoint;
 pub mod error;
 pub mod limits;
 mod mmap;
