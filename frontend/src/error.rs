@@ -114,6 +114,14 @@ pub enum Error {
         /// What to do instead.
         hint: &'static str,
     },
+    /// A language model's configuration is missing a key, has a value of
+    /// the wrong kind, or describes a model smelt cannot build.
+    Config {
+        /// The key (`num_key_value_heads`, `rope_scaling.factor`, …).
+        key: String,
+        /// What is wrong, and what to do.
+        msg: String,
+    },
 }
 
 impl fmt::Display for Error {
@@ -192,6 +200,7 @@ impl fmt::Display for Error {
                 "{}: {format} models are not supported yet; {hint}",
                 path.display()
             ),
+            Error::Config { key, msg } => write!(f, "config '{key}': {msg}"),
         }
     }
 }

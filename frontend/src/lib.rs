@@ -9,7 +9,10 @@
 //! - [`npy`]: NumPy `.npy`/`.npz` tensors in and out;
 //! - [`checkpoint`]: a language model's configuration, weights under
 //!   canonical names and tokenizer, the one type the GGUF and Hugging Face
-//!   readers produce and the LLM graph builder reads.
+//!   readers produce and the LLM graph builder reads;
+//! - [`hf`]: Hugging Face model folders → [`checkpoint::Checkpoint`];
+//! - [`llm`]: the llama-family graph builder, checkpoint → step graph with
+//!   the KV cache as persistent state.
 //!
 //! **Architecture Invariant:** every size read from a file goes through
 //! [`checked`] and every file is validated before its contents are used; the
@@ -18,7 +21,9 @@
 pub mod checked;
 pub mod checkpoint;
 pub mod error;
+pub mod hf;
 pub mod limits;
+pub mod llm;
 mod mmap;
 pub mod npy;
 pub mod onnx;

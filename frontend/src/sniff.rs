@@ -2,13 +2,13 @@
 //! path holds (by content, not by its extension) and hand it to the reader
 //! of its format, or say what the file is when it is not a model.
 //!
-//! Today the only model format is ONNX ([`crate::onnx`]). The seam for the
-//! next ones is [`Format`]: a GGUF file (magic `GGUF`) and a Hugging Face
-//! model directory (a folder with `config.json`, weights in safetensors) are
-//! recognized already and answer with [`Error::FormatNotSupported`]; a
-//! reader for either adds a [`Model`] variant, its arm in [`open`], and its
-//! `summary`/`import` arms, and nothing outside this crate changes (the rest
-//! of the pipeline only sees `ir::Graph`).
+//! The model formats are ONNX ([`crate::onnx`]) and Hugging Face model
+//! folders ([`crate::hf`]: a folder with `config.json`, weights in
+//! safetensors, imported by the LLM graph builder [`crate::llm`]). A GGUF
+//! file (magic `GGUF`) is recognized already and answers with
+//! [`Error::FormatNotSupported`]; its reader adds a [`Model`] variant, its
+//! arm in [`open`], and its `summary`/`import` arms, and nothing outside
+//! this crate changes (the rest of the pipeline only sees `ir::Graph`).
 //!
 //! Files that are not models get a message saying what they are and where
 //! they go instead: a NumPy array is an input (`--input`/`--bind`), a
@@ -21,9 +21,11 @@ use std::path::{Path, PathBuf};
 
 use smelt_ir::{Graph, Tensor};
 
+use crate::checkpoint::Checkpoint;
 use crate::error::{Error, Result};
 use crate::limits::Limits;
-use crate::onnx::{ImportOptions, OnnxModel, Summary};
+use crate::llm::{LlmOptions, LlmSummary};
+use crate::onnx::{DeclaredValue, ImportOptions, OnnxModel, Summary};
 
 /// A model format smelt recognizes by content.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,8 +35,7 @@ pub enum Format {
     Onnx,
     /// A GGUF file (llama.cpp's format; magic `GGUF`). Not read yet.
     Gguf,
-    /// A Hugging Face model directory (`config.json` plus weights). Not
-    /// read yet.
+    /// A Hugging Face model directory (`config.json` plus weights).
     HuggingFace,
 }
 
@@ -138,6 +139,8 @@ fn hex_head(path: &Path) -> String {
 pub enum Model {
     /// An ONNX model.
     Onnx(OnnxModel),
+    /// A language model from a Hugging Face folder.
+    HuggingFace(Checkpoint),
 }
 
 impl Model {
@@ -145,15 +148,53 @@ impl Model {
     pub fn summary(&self) -> Summary {
         match self {
             Model::Onnx(m) => m.summary(),
+            Model::HuggingFace(c) => {
+                llm_signature(c, &format!("Hugging Face {}", c.config.arch.name()))
+            }
+        }
+    }
+
+    /// For a language model, its architecture, parameters by encoding and
+    /// KV cache cost; `None` for other models.
+    pub fn llm_summary(&self) -> Option<LlmSummary> {
+        match self {
+            Model::Onnx(_) => None,
+            Model::HuggingFace(c) => Some(crate::llm::summary(c)),
         }
     }
 
     /// Converts the model to the IR as `opts` says (pinned dims and shapes,
-    /// bound inputs, external weights).
+    /// bound inputs, external weights; for a language model, the step graph
+    /// [`ImportOptions::llm`] describes).
     pub fn import(self, opts: &ImportOptions) -> Result<Graph> {
         match self {
             Model::Onnx(m) => m.import(opts),
+            Model::HuggingFace(c) => crate::llm::build(&c, &opts.llm),
         }
+    }
+}
+
+/// The summary of a language model's step graph: its signature for the
+/// default options (one token per step) and its parameters; `producer`
+/// names the file format.
+fn llm_signature(c: &Checkpoint, producer: &str) -> Summary {
+    let t = LlmOptions::default().tokens;
+    let declared = |name: &str, dtype: &str, dims: Vec<usize>| DeclaredValue {
+        name: name.into(),
+        dtype: dtype.into(),
+        dims: Some(dims.iter().map(usize::to_string).collect()),
+    };
+    let s = crate::llm::summary(c);
+    Summary {
+        producer: producer.into(),
+        inputs: vec![
+            declared("tokens", "i64", vec![t]),
+            declared("pos", "i64", vec![1]),
+        ],
+        outputs: vec![declared("logits", "f32", vec![t, c.config.vocab_size])],
+        param_count: s.params(),
+        param_bytes: s.params_by_encoding.iter().map(|p| p.2).sum(),
+        ..Summary::default()
     }
 }
 
@@ -179,11 +220,7 @@ pub fn open(path: &Path, limits: &Limits) -> Result<Model> {
             format: "GGUF",
             hint: "export the model to ONNX",
         }),
-        Format::HuggingFace => Err(Error::FormatNotSupported {
-            path: path.to_path_buf(),
-            format: "Hugging Face directory",
-            hint: "export the model to ONNX (e.g. with optimum-cli export onnx) and give the .onnx file",
-        }),
+        Format::HuggingFace => Ok(Model::HuggingFace(crate::hf::read(path, limits)?)),
     }
 }
 
@@ -218,6 +255,13 @@ impl ImportOptions {
     /// Takes initializers from a safetensors file (`--weights`).
     pub fn weights(mut self, path: impl Into<PathBuf>) -> Self {
         self.weights = Some(path.into());
+        self
+    }
+
+    /// How a language model's step graph is built (tokens per step,
+    /// context).
+    pub fn llm(mut self, llm: LlmOptions) -> Self {
+        self.llm = llm;
         self
     }
 
@@ -298,11 +342,10 @@ mod tests {
         std::fs::create_dir_all(&hf).unwrap();
         std::fs::write(hf.join("config.json"), b"{}").unwrap();
         assert_eq!(detect(&hf).unwrap(), Format::HuggingFace);
+        // A folder is read as a Hugging Face model: an empty config names
+        // the first key it misses.
         let e = open(&hf, &Limits::default()).err().unwrap().to_string();
-        assert!(
-            e.contains("Hugging Face directory models are not supported yet"),
-            "{e}"
-        );
+        assert!(e.contains("config 'model_type': the key is missing"), "{e}");
         let plain = d.join("plain");
         std::fs::create_dir_all(&plain).unwrap();
         std::fs::write(plain.join("model.onnx"), b"").unwrap();

@@ -66,6 +66,9 @@ pub struct ImportOptions {
     /// value OUT held at the previous one (zero bytes at the first step).
     /// ONNX has no notion of state, so the user names the pairs.
     pub states: Vec<(String, String)>,
+    /// For a language model (a Hugging Face folder or GGUF file), how its
+    /// step graph is built; ignored for ONNX models.
+    pub llm: crate::llm::LlmOptions,
 }
 
 /// A parsed `.onnx` file, not yet converted to the IR.

@@ -1,0 +1,311 @@
+//! Llama-family models against llama.cpp: `scripts/make_llm.py` writes a
+//! random-weight checkpoint of each architecture (llama, qwen2 with q/k/v
+//! biases, qwen3 with q/k norms, mistral) as a Hugging Face folder and as an
+//! F32 GGUF file of the same weights (q/k rows permuted for llama/mistral as
+//! llama.cpp's converter does). The reference is llama.cpp built from the
+//! `llama-cpp-python` sdist by `scripts/setup-llama-cpp`, driven by
+//! `tests/llm/ref_logits.c`: it dumps the logits of every step of a 32-token
+//! greedy run on the GGUF file.
+//!
+//! smelt imports the Hugging Face folder (`frontend::load`: `hf.rs` and the
+//! graph builder `llm/`) and runs the decode graph (T = 1) in the reference
+//! interpreter step by step, the KV cache carried as state, feeding the same
+//! tokens as llama.cpp. Checked at every step:
+//!
+//! - the logits match within `|a - b| <= ATOL + RTOL * max|ref|`;
+//! - the greedy token (argmax) equals llama.cpp's wherever llama.cpp's top
+//!   two logits are not a near-tie (closer than `TIE`);
+//! - a prefill graph (T = 4) followed by decode steps gives the logits of
+//!   T = 1 steps.
+//!
+//! Without `.venv` or the built reference (`scripts/setup` makes both) the
+//! tests say so and skip.
+
+#[path = "common/targets.rs"]
+mod targets;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use smelt_frontend::ImportOptions;
+use smelt_frontend::llm::LlmOptions;
+use smelt_ir::interp::Interpreter;
+use smelt_ir::{Graph, OpDef, Tensor};
+use targets::{root, run_ok, scratch};
+
+/// Tokens of the greedy run (prompt included).
+const STEPS: usize = 32;
+/// The prompt's token ids.
+const PROMPT: [i64; 6] = [5, 40, 77, 120, 9, 301];
+/// Absolute and relative (to the step's largest reference logit) tolerance:
+/// llama.cpp sums in f32 in its own order, the interpreter in another.
+const ATOL: f32 = 1e-4;
+const RTOL: f32 = 2e-4;
+/// Top-2 logits closer than this are a near-tie: the greedy ids may differ.
+const TIE: f32 = 1e-3;
+/// The context the test graphs are built with.
+const CTX: usize = 64;
+
+/// The llama.cpp dumper, or `None` (after saying so) when `scripts/setup`
+/// has not built it.
+fn reference() -> Option<PathBuf> {
+    let out = run_ok(
+        Command::new(root().join("scripts/setup-llama-cpp")).arg("--path"),
+        "setup-llama-cpp --path",
+    );
+    let path = root().join(String::from_utf8_lossy(&out.stdout).trim());
+    if path.exists() {
+        Some(path)
+    } else {
+        eprintln!(
+            "skipping: no llama.cpp reference at {} (scripts/setup builds it)",
+            path.display()
+        );
+        None
+    }
+}
+
+/// The checkpoints of `arch` written by `make_llm.py` (`hf/`,
+/// `model-f32.gguf`), or `None` without `.venv`.
+fn models(arch: &str) -> Option<PathBuf> {
+    let python = root().join(".venv/bin/python");
+    if !python.exists() {
+        eprintln!("skipping: no .venv/bin/python (scripts/setup makes it)");
+        return None;
+    }
+    let dir = scratch("llm", arch);
+    run_ok(
+        Command::new(python)
+            .arg(root().join("scripts/make_llm.py"))
+            .args(["--arch", arch, "--gguf", "f32", "--out"])
+            .arg(&dir),
+        "make_llm.py",
+    );
+    Some(dir)
+}
+
+/// llama.cpp's run on `gguf`: the fed token ids and the logits of every
+/// step (`ids.len()` rows).
+fn llama_cpp(bin: &Path, gguf: &Path, dir: &Path, batch: bool) -> (Vec<i64>, Vec<Vec<f32>>) {
+    let out_file = dir.join(if batch { "ref-batch.f32" } else { "ref.f32" });
+    let mut cmd = Command::new(bin);
+    cmd.arg(gguf).arg(STEPS.to_string()).arg(&out_file);
+    if batch {
+        cmd.arg("--batch");
+    }
+    cmd.args(PROMPT.iter().map(i64::to_string));
+    let out = run_ok(&mut cmd, "ref_logits");
+    let ids: Vec<i64> = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(|s| s.parse().unwrap())
+        .collect();
+    assert_eq!(ids.len(), STEPS, "ref_logits printed {ids:?}");
+    let bytes = std::fs::read(&out_file).unwrap();
+    let flat: Vec<f32> = bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    assert_eq!(flat.len() % STEPS, 0);
+    let vocab = flat.len() / STEPS;
+    (ids, flat.chunks(vocab).map(<[f32]>::to_vec).collect())
+}
+
+/// The step graph of the folder `hf` for `tokens` per step.
+fn graph(hf: &Path, tokens: usize) -> Graph {
+    let opts = ImportOptions::default().llm(LlmOptions {
+        tokens,
+        ctx: Some(CTX),
+        last_logits_only: false,
+    });
+    smelt_frontend::load(hf, &opts).unwrap()
+}
+
+/// Runs `graphs[i]` on chunk `i` of `ids` (chunk lengths are the graphs'
+/// token counts), carrying the KV cache; the logits of every token.
+fn run(graphs: &[(&Graph, usize)], ids: &[i64]) -> Vec<Vec<f32>> {
+    let mut logits = Vec::new();
+    let mut state: Option<Vec<Tensor>> = None;
+    let mut pos = 0usize;
+    for &(g, t) in graphs {
+        let interp = Interpreter::new(g);
+        let s = match state.take() {
+            Some(s) => s,
+            None => interp.zero_state().unwrap(),
+        };
+        let tokens = Tensor::from_vec(vec![t], ids[pos..pos + t].to_vec()).unwrap();
+        let p = Tensor::from_vec(vec![1], vec![pos as i64]).unwrap();
+        let (out, next) = interp.step(vec![tokens, p], s).unwrap();
+        let l = out[0].as_slice::<f32>().unwrap();
+        logits.extend(l.chunks(l.len() / t).map(<[f32]>::to_vec));
+        state = Some(next);
+        pos += t;
+    }
+    logits
+}
+
+/// The index of the largest value and the gap to the second largest.
+fn top2(v: &[f32]) -> (usize, f32) {
+    let mut idx: Vec<usize> = (0..v.len()).collect();
+    idx.sort_by(|&a, &b| v[b].total_cmp(&v[a]));
+    (idx[0], v[idx[0]] - v[idx[1]])
+}
+
+/// Compares the logits of every step; returns the largest error relative
+/// to the tolerance.
+fn compare(what: &str, got: &[Vec<f32>], want: &[Vec<f32>], atol: f32, rtol: f32) -> f32 {
+    assert_eq!(got.len(), want.len(), "{what}: step count");
+    let mut worst = 0f32;
+    for (s, (g, w)) in got.iter().zip(want).enumerate() {
+        assert_eq!(g.len(), w.len(), "{what}: vocabulary at step {s}");
+        let scale = w.iter().fold(0f32, |m, x| m.max(x.abs()));
+        let tol = atol + rtol * scale;
+        for (v, (a, b)) in g.iter().zip(w).enumerate() {
+            let err = (a - b).abs();
+            assert!(
+                err <= tol,
+                "{what}: step {s}, token {v}: smelt {a} vs reference {b} (|diff| {err} > {tol})"
+            );
+            worst = worst.max(err / tol);
+        }
+    }
+    worst
+}
+
+/// The whole comparison for one architecture.
+fn check_arch(arch: &str) {
+    let (Some(bin), Some(dir)) = (reference(), models(arch)) else {
+        return;
+    };
+    let (ids, want) = llama_cpp(&bin, &dir.join("model-f32.gguf"), &dir, false);
+    let hf = dir.join("hf");
+    let decode = graph(&hf, 1);
+    let steps: Vec<(&Graph, usize)> = (0..STEPS).map(|_| (&decode, 1)).collect();
+    let got = run(&steps, &ids);
+    let worst = compare(arch, &got, &want, ATOL, RTOL);
+
+    // Greedy ids: the token after step s is llama.cpp's argmax of step s.
+    let mut ties = 0;
+    for s in PROMPT.len() - 1..STEPS - 1 {
+        let (best, gap) = top2(&want[s]);
+        assert_eq!(
+            best as i64,
+            ids[s + 1],
+            "{arch}: reference argmax at step {s}"
+        );
+        if gap < TIE {
+            ties += 1;
+            continue;
+        }
+        assert_eq!(top2(&got[s]).0, best, "{arch}: greedy token after step {s}");
+    }
+
+    // Prefill: a 4-token chunk, then single tokens, equals 1-token steps;
+    // llama.cpp's batched prompt too.
+    let prefill = graph(&hf, 4);
+    let mut chunks = vec![(&prefill, 4)];
+    chunks.extend((4..STEPS).map(|_| (&decode, 1)));
+    let chunked = run(&chunks, &ids);
+    compare(&format!("{arch} prefill"), &chunked, &got, 1e-5, 1e-5);
+    let (batch_ids, batch_ref) = llama_cpp(&bin, &dir.join("model-f32.gguf"), &dir, true);
+    assert_eq!(batch_ids[..PROMPT.len()], ids[..PROMPT.len()]);
+    compare(
+        &format!("{arch} llama.cpp batch"),
+        &chunked[..PROMPT.len()],
+        &batch_ref[..PROMPT.len()],
+        ATOL,
+        RTOL,
+    );
+    eprintln!(
+        "{arch}: {STEPS} steps, worst logit error {:.2} of the tolerance, {ties} near-ties, ids {:?}",
+        worst,
+        &ids[PROMPT.len()..]
+    );
+}
+
+#[test]
+fn llama_matches_llama_cpp() {
+    check_arch("llama");
+}
+
+#[test]
+fn qwen2_matches_llama_cpp() {
+    check_arch("qwen2");
+}
+
+#[test]
+fn qwen3_matches_llama_cpp() {
+    check_arch("qwen3");
+}
+
+#[test]
+fn mistral_matches_llama_cpp() {
+    check_arch("mistral");
+}
+
+/// The decode graph's shape: inputs, output, one state pair per cache, and
+/// the cache written by a `ScatterND` whose data is the state input and
+/// which is that input's only reader.
+#[test]
+fn decode_graph_has_the_kv_cache_as_state() {
+    let Some(dir) = models("qwen2") else {
+        return;
+    };
+    let g = graph(&dir.join("hf"), 1);
+    let names: Vec<&str> = g.inputs.iter().map(|&v| g.value(v).name.as_str()).collect();
+    assert_eq!(names, ["tokens", "pos"]);
+    assert_eq!(g.value(g.outputs[0]).ty.to_string(), "f32[1,320]");
+    assert_eq!(g.states.len(), 4, "k and v caches of 2 layers");
+    for s in &g.states {
+        assert_eq!(g.value(s.input).ty.to_string(), "f32[2,64,16]");
+        let readers: Vec<&smelt_ir::Node> = g
+            .nodes
+            .iter()
+            .filter(|n| n.inputs.contains(&Some(s.input)))
+            .collect();
+        assert_eq!(readers.len(), 1, "{}", g.value(s.input).name);
+        assert_eq!(readers[0].op.name(), "ScatterND");
+        assert_eq!(readers[0].inputs[0], Some(s.input));
+        assert_eq!(readers[0].outputs[0], s.output);
+    }
+}
+
+/// Broken folders are refused with errors naming the key or tensor.
+#[test]
+fn bad_folders_name_the_problem() {
+    let Some(dir) = models("llama") else {
+        return;
+    };
+    let hf = dir.join("hf");
+    let config = std::fs::read_to_string(hf.join("config.json")).unwrap();
+    let check = |from: &str, to: &str, want: &str| {
+        assert!(config.contains(from), "{from}");
+        std::fs::write(hf.join("config.json"), config.replace(from, to)).unwrap();
+        let e = match smelt_frontend::open(&hf, &Default::default()) {
+            Ok(_) => panic!("{to}: opened"),
+            Err(e) => e.to_string(),
+        };
+        assert!(e.contains(want), "{to}: expected '{want}' in: {e}");
+    };
+    check(
+        "\"num_key_value_heads\": 2",
+        "\"num_key_value_heads\": 3",
+        "config 'num_key_value_heads'",
+    );
+    check(
+        "\"hidden_size\": 64",
+        "\"hidden_size\": 32",
+        "tensor 'embed_tokens': has shape [320, 64]",
+    );
+    check(
+        "\"tie_word_embeddings\": true",
+        "\"tie_word_embeddings\": false",
+        "tensor 'lm_head': missing",
+    );
+    check(
+        "\"model_type\": \"llama\"",
+        "\"model_type\": \"gpt2\"",
+        "'gpt2'",
+    );
+    std::fs::write(hf.join("config.json"), &config).unwrap();
+    assert!(smelt_frontend::open(&hf, &Default::default()).is_ok());
+}
