@@ -453,7 +453,7 @@ mod tests {
             "config 'model_type': 'gpt2' is not an architecture",
         );
         refuses(
-            &BASE.replace(r#""vocab_size":10,"#, ""),
+            &format!("{}}}", BASE.replace(r#""vocab_size":10,"#, "")),
             "config 'vocab_size': the key is missing",
         );
         refuses(

@@ -33,7 +33,7 @@ fn check_config(c: &LlmConfig) -> Result<()> {
             return Err(cfg(key, "must be positive"));
         }
     }
-    if c.num_heads % c.num_kv_heads != 0 {
+    if !c.num_heads.is_multiple_of(c.num_kv_heads) {
         return Err(cfg(
             "num_key_value_heads",
             format!(
@@ -42,7 +42,7 @@ fn check_config(c: &LlmConfig) -> Result<()> {
             ),
         ));
     }
-    if c.head_dim % 2 != 0 {
+    if !c.head_dim.is_multiple_of(2) {
         return Err(cfg(
             "head_dim",
             format!(
