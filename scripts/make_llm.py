@@ -211,18 +211,22 @@ def write_gguf(path, cfg, weights, tok, eos_id, qtype):
     arch = "llama" if cfg["arch"] == "mistral" else cfg["arch"]
     w = GGUFWriter(path, arch)
     w.add_name(f"smelt-test-{cfg['arch']}")
-    w.add_context_length(cfg["ctx"])
-    w.add_embedding_length(cfg["hidden"])
-    w.add_block_count(cfg["layers"])
-    w.add_feed_forward_length(cfg["inter"])
-    w.add_head_count(cfg["heads"])
-    w.add_head_count_kv(cfg["kv"])
-    w.add_key_length(cfg["head_dim"])
-    w.add_value_length(cfg["head_dim"])
-    w.add_rope_dimension_count(cfg["head_dim"])
-    w.add_layer_norm_rms_eps(cfg["eps"])
-    w.add_rope_freq_base(cfg["theta"])
-    w.add_vocab_size(cfg["vocab"])
+    hparams = [
+        (w.add_context_length, "ctx"),
+        (w.add_embedding_length, "hidden"),
+        (w.add_block_count, "layers"),
+        (w.add_feed_forward_length, "inter"),
+        (w.add_head_count, "heads"),
+        (w.add_head_count_kv, "kv"),
+        (w.add_key_length, "head_dim"),
+        (w.add_value_length, "head_dim"),
+        (w.add_rope_dimension_count, "head_dim"),
+        (w.add_layer_norm_rms_eps, "eps"),
+        (w.add_rope_freq_base, "theta"),
+        (w.add_vocab_size, "vocab"),
+    ]
+    for add, key in hparams:
+        add(cfg[key])
     w.add_file_type({"f32": 0, "f16": 1, "q8_0": 7}[qtype])
     # Tokenizer: byte-level BPE ("gpt2"), tokens in id order.
     vocab = tok.get_vocab()
