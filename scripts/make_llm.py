@@ -12,7 +12,9 @@ each in two forms from the same weights:
   folder.
 
 Usage: make_llm.py --arch llama|qwen2|qwen3|mistral --out DIR
-                   [--size tiny|100m] [--gguf f32,f16,q8_0] [--seed N]
+                   [--size tiny|100m] [--gguf f32,f16,q8_0] [--hf-dtype f32|f16] [--seed N]
+With --hf-dtype f16 the folder holds f16 weights and the GGUF files hold the
+same (f16-rounded) values, so an F32 GGUF file is still exactly the folder.
 Writes DIR/hf/ and DIR/model-<type>.gguf. Tiny models are what the tests use
 (hidden 64, 2 layers, GQA 4:2, vocab ~300); 100m (~100 M parameters) is for
 benchmarks and is not run by the tests.
@@ -148,7 +150,7 @@ def write_hf(out, cfg, weights, tok, eos_id):
         "hidden_act": "silu",
         "bos_token_id": eos_id,
         "eos_token_id": eos_id,
-        "torch_dtype": "float32",
+        "torch_dtype": {"float32": "float32", "float16": "float16"}[str(weights["model.norm.weight"].dtype)],
     }
     if arch == "mistral":
         # Wider than the context, so no window applies.
@@ -264,6 +266,7 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--size", default="tiny", choices=sorted(SIZES))
     ap.add_argument("--gguf", default="f32", help="comma-separated GGUF types: f32,f16,q8_0")
+    ap.add_argument("--hf-dtype", default="f32", choices=["f32", "f16"])
     ap.add_argument("--seed", type=int, default=13)
     a = ap.parse_args()
     tok = train_tokenizer(SIZES[a.size]["vocab"], a.seed)
@@ -271,7 +274,10 @@ def main():
     eos_id = tok.token_to_id(EOS)
     cfg = make_config(a.arch, a.size, vocab_size)
     weights = make_weights(cfg, a.seed + {"llama": 0, "qwen2": 1, "qwen3": 2, "mistral": 3}[a.arch])
+    if a.hf_dtype == "f16":
+        weights = {k: v.astype(np.float16) for k, v in weights.items()}
     write_hf(os.path.join(a.out, "hf"), cfg, weights, tok, eos_id)
+    weights = {k: v.astype(np.float32) for k, v in weights.items()}
     for q in filter(None, a.gguf.split(",")):
         if q not in GGUF_TYPES:
             ap.error(f"unknown GGUF type {q}; use f32, f16 or q8_0")

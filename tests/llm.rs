@@ -65,19 +65,28 @@ fn reference() -> Option<PathBuf> {
     }
 }
 
-/// The checkpoints of `arch` written by `make_llm.py` (`hf/`,
-/// `model-f32.gguf`), or `None` without `.venv`.
-fn models(arch: &str) -> Option<PathBuf> {
+/// The checkpoints of `arch` written by `make_llm.py` (`hf/` with weights
+/// of `dtype`, `model-f32.gguf` of the same values), or `None` without
+/// `.venv`.
+fn models(arch: &str, dtype: &str) -> Option<PathBuf> {
     let python = root().join(".venv/bin/python");
     if !python.exists() {
         eprintln!("skipping: no .venv/bin/python (scripts/setup makes it)");
         return None;
     }
-    let dir = scratch("llm", arch);
+    let dir = scratch("llm", &format!("{arch}-{dtype}"));
     run_ok(
         Command::new(python)
             .arg(root().join("scripts/make_llm.py"))
-            .args(["--arch", arch, "--gguf", "f32", "--out"])
+            .args([
+                "--arch",
+                arch,
+                "--hf-dtype",
+                dtype,
+                "--gguf",
+                "f32",
+                "--out",
+            ])
             .arg(&dir),
         "make_llm.py",
     );
@@ -170,9 +179,10 @@ fn compare(what: &str, got: &[Vec<f32>], want: &[Vec<f32>], atol: f32, rtol: f32
     worst
 }
 
-/// The whole comparison for one architecture.
-fn check_arch(arch: &str) {
-    let (Some(bin), Some(dir)) = (reference(), models(arch)) else {
+/// The whole comparison for one architecture whose folder holds weights of
+/// `dtype`.
+fn check_arch(arch: &str, dtype: &str) {
+    let (Some(bin), Some(dir)) = (reference(), models(arch, dtype)) else {
         return;
     };
     let (ids, want) = llama_cpp(&bin, &dir.join("model-f32.gguf"), &dir, false);
@@ -223,22 +233,31 @@ fn check_arch(arch: &str) {
 
 #[test]
 fn llama_matches_llama_cpp() {
-    check_arch("llama");
+    check_arch("llama", "f32");
 }
 
 #[test]
 fn qwen2_matches_llama_cpp() {
-    check_arch("qwen2");
+    check_arch("qwen2", "f32");
 }
 
 #[test]
 fn qwen3_matches_llama_cpp() {
-    check_arch("qwen3");
+    check_arch("qwen3", "f32");
 }
 
 #[test]
 fn mistral_matches_llama_cpp() {
-    check_arch("mistral");
+    check_arch("mistral", "f32");
+}
+
+/// Half weights in the folder (read by `EncodedMatMul`, the embedding
+/// gathered then widened, norms and biases widened at build time) against
+/// llama.cpp on the same values in f32.
+#[test]
+fn f16_weights_match_llama_cpp() {
+    check_arch("llama", "f16");
+    check_arch("qwen2", "f16");
 }
 
 /// The decode graph's shape: inputs, output, one state pair per cache, and
@@ -246,7 +265,7 @@ fn mistral_matches_llama_cpp() {
 /// which is that input's only reader.
 #[test]
 fn decode_graph_has_the_kv_cache_as_state() {
-    let Some(dir) = models("qwen2") else {
+    let Some(dir) = models("qwen2", "f32") else {
         return;
     };
     let g = graph(&dir.join("hf"), 1);
@@ -271,7 +290,7 @@ fn decode_graph_has_the_kv_cache_as_state() {
 /// Broken folders are refused with errors naming the key or tensor.
 #[test]
 fn bad_folders_name_the_problem() {
-    let Some(dir) = models("llama") else {
+    let Some(dir) = models("llama", "f32") else {
         return;
     };
     let hf = dir.join("hf");
