@@ -18,6 +18,10 @@
 //! - a prefill graph (T = 4) followed by decode steps gives the logits of
 //!   T = 1 steps.
 //!
+//! The decode graph also compiles natively (Cranelift, x86_64): three steps
+//! at a position past the start (the same token each step, as the
+//! executable's `--steps` repeats its inputs) give the interpreter's logits.
+//!
 //! Without `.venv` or the built reference (`scripts/setup` makes both) the
 //! tests say so and skip.
 
@@ -29,9 +33,10 @@ use std::process::Command;
 
 use smelt_frontend::ImportOptions;
 use smelt_frontend::llm::LlmOptions;
+use smelt_frontend::npy::{read_npy, write_npy};
 use smelt_ir::interp::Interpreter;
 use smelt_ir::{Graph, OpDef, Tensor};
-use targets::{root, run_ok, scratch};
+use targets::{ok, root, run_ok, scratch, smelt};
 
 /// Tokens of the greedy run (prompt included).
 const STEPS: usize = 32;
@@ -326,4 +331,46 @@ fn bad_folders_name_the_problem() {
     );
     std::fs::write(hf.join("config.json"), &config).unwrap();
     assert!(smelt_frontend::open(&hf, &Default::default()).is_ok());
+}
+
+/// The compiled decode graph (Cranelift, the host) equals the interpreter
+/// over three steps at position 5 from the zero cache.
+#[test]
+fn native_decode_matches_the_interpreter() {
+    let Some(dir) = models("qwen3", "f32") else {
+        return;
+    };
+    let hf = dir.join("hf");
+    let exe = dir.join("decode");
+    let (hf_s, exe_s) = (hf.to_str().unwrap(), exe.to_str().unwrap());
+    ok(
+        smelt(&["compile", hf_s, "--backend", "cranelift", "-o", exe_s]),
+        "smelt compile",
+    );
+    let tokens = Tensor::from_vec(vec![1], vec![40i64]).unwrap();
+    let pos = Tensor::from_vec(vec![1], vec![5i64]).unwrap();
+    let (tf, pf, out) = (dir.join("tokens.npy"), dir.join("pos.npy"), dir.join("out"));
+    write_npy(&tf, &tokens).unwrap();
+    write_npy(&pf, &pos).unwrap();
+    let mut cmd = Command::new(&exe);
+    cmd.arg("--input")
+        .arg(format!("tokens={}", tf.display()))
+        .arg("--input")
+        .arg(format!("pos={}", pf.display()))
+        .args(["--steps", "3", "-o"])
+        .arg(&out);
+    run_ok(&mut cmd, "the compiled decode step");
+    let got = read_npy(&out.join("logits.npy"), &Default::default()).unwrap();
+    // The executable's default context: the model's 512 positions.
+    let opts = ImportOptions::default();
+    let g = smelt_frontend::load(&hf, &opts).unwrap();
+    let want = Interpreter::new(&g)
+        .run_steps(vec![tokens, pos], 3)
+        .unwrap();
+    let (a, b) = (
+        got.as_slice::<f32>().unwrap().to_vec(),
+        want[0].as_slice::<f32>().unwrap().to_vec(),
+    );
+    let worst = compare("native", &[a], &[b], 1e-4, 1e-4);
+    eprintln!("native decode: largest logit error {worst:.1e}");
 }
