@@ -12,12 +12,13 @@ each in two forms from the same weights:
   folder.
 
 Usage: make_llm.py --arch llama|qwen2|qwen3|mistral --out DIR
-                   [--size tiny|100m] [--gguf f32,f16,q8_0] [--hf-dtype f32|f16] [--seed N]
+                   [--size tiny|100m] [--gguf f32,f16,q8_0] [--hf-dtype f32|f16] [--shards N] [--seed N]
 With --hf-dtype f16 the folder holds f16 weights and the GGUF files hold the
 same (f16-rounded) values, so an F32 GGUF file is still exactly the folder.
 Writes DIR/hf/ and DIR/model-<type>.gguf. Tiny models are what the tests use
-(hidden 64, 2 layers, GQA 4:2, vocab ~300); 100m (~100 M parameters) is for
-benchmarks and is not run by the tests.
+(hidden 64, 2 layers, GQA 4:2, vocab 320); 100m (97 M parameters, vocab
+874) is for benchmarks and is not run by the tests. --shards N splits the
+folder's weights into N safetensors files with a model.safetensors.index.json.
 """
 
 import argparse
@@ -128,7 +129,7 @@ def make_weights(cfg, seed):
     return w
 
 
-def write_hf(out, cfg, weights, tok, eos_id):
+def write_hf(out, cfg, weights, tok, eos_id, shards=1):
     os.makedirs(out, exist_ok=True)
     arch = cfg["arch"]
     class_name = {"llama": "Llama", "qwen2": "Qwen2", "qwen3": "Qwen3", "mistral": "Mistral"}[arch]
@@ -162,7 +163,18 @@ def write_hf(out, cfg, weights, tok, eos_id):
     with open(os.path.join(out, "tokenizer_config.json"), "w") as f:
         json.dump({"eos_token": EOS, "bos_token": None, "add_bos_token": False}, f, indent=2)
     tok.save(os.path.join(out, "tokenizer.json"))
-    save_file(weights, os.path.join(out, "model.safetensors"), metadata={"format": "pt"})
+    if shards == 1:
+        save_file(weights, os.path.join(out, "model.safetensors"), metadata={"format": "pt"})
+        return
+    names = list(weights)
+    weight_map = {}
+    for k in range(shards):
+        file = f"model-{k + 1:05d}-of-{shards:05d}.safetensors"
+        part = {n: weights[n] for n in names[k::shards]}
+        save_file(part, os.path.join(out, file), metadata={"format": "pt"})
+        weight_map.update({n: file for n in part})
+    with open(os.path.join(out, "model.safetensors.index.json"), "w") as f:
+        json.dump({"metadata": {}, "weight_map": weight_map}, f, indent=2)
 
 
 def permute(w, n_head):
@@ -267,6 +279,7 @@ def main():
     ap.add_argument("--size", default="tiny", choices=sorted(SIZES))
     ap.add_argument("--gguf", default="f32", help="comma-separated GGUF types: f32,f16,q8_0")
     ap.add_argument("--hf-dtype", default="f32", choices=["f32", "f16"])
+    ap.add_argument("--shards", type=int, default=1)
     ap.add_argument("--seed", type=int, default=13)
     a = ap.parse_args()
     tok = train_tokenizer(SIZES[a.size]["vocab"], a.seed)
@@ -276,7 +289,7 @@ def main():
     weights = make_weights(cfg, a.seed + {"llama": 0, "qwen2": 1, "qwen3": 2, "mistral": 3}[a.arch])
     if a.hf_dtype == "f16":
         weights = {k: v.astype(np.float16) for k, v in weights.items()}
-    write_hf(os.path.join(a.out, "hf"), cfg, weights, tok, eos_id)
+    write_hf(os.path.join(a.out, "hf"), cfg, weights, tok, eos_id, a.shards)
     weights = {k: v.astype(np.float32) for k, v in weights.items()}
     for q in filter(None, a.gguf.split(",")):
         if q not in GGUF_TYPES:

@@ -374,3 +374,30 @@ fn native_decode_matches_the_interpreter() {
     let worst = compare("native", &[a], &[b], 1e-4, 1e-4);
     eprintln!("native decode: largest logit error {worst:.1e}");
 }
+
+/// A folder sharded over three safetensors files with an index gives the
+/// unsharded folder's logits exactly.
+#[test]
+fn sharded_folders_read_like_single_files() {
+    let Some(one) = models("mistral", "f32") else {
+        return;
+    };
+    let python = root().join(".venv/bin/python");
+    let three = scratch("llm", "mistral-sharded");
+    run_ok(
+        Command::new(python)
+            .arg(root().join("scripts/make_llm.py"))
+            .args(["--arch", "mistral", "--shards", "3", "--gguf", "", "--out"])
+            .arg(&three),
+        "make_llm.py --shards 3",
+    );
+    assert!(three.join("hf/model.safetensors.index.json").is_file());
+    assert!(!three.join("hf/model.safetensors").exists());
+    let ids: Vec<i64> = PROMPT.to_vec();
+    let steps = |hf: &Path| {
+        let g = graph(hf, 1);
+        let chunks: Vec<(&Graph, usize)> = ids.iter().map(|_| (&g, 1)).collect();
+        run(&chunks, &ids)
+    };
+    assert_eq!(steps(&one.join("hf")), steps(&three.join("hf")));
+}
