@@ -74,24 +74,26 @@ fn reference() -> Option<PathBuf> {
 /// of `dtype`, `model-f32.gguf` of the same values), or `None` without
 /// `.venv`.
 fn models(arch: &str, dtype: &str) -> Option<PathBuf> {
+    make_llm(
+        &format!("{arch}-{dtype}"),
+        &["--arch", arch, "--hf-dtype", dtype, "--gguf", "f32"],
+    )
+}
+
+/// A scratch folder (tagged `tag`) filled by `make_llm.py args`, or `None`
+/// (after saying so) without `.venv`.
+fn make_llm(tag: &str, args: &[&str]) -> Option<PathBuf> {
     let python = root().join(".venv/bin/python");
     if !python.exists() {
         eprintln!("skipping: no .venv/bin/python (scripts/setup makes it)");
         return None;
     }
-    let dir = scratch("llm", &format!("{arch}-{dtype}"));
+    let dir = scratch("llm", tag);
     run_ok(
         Command::new(python)
             .arg(root().join("scripts/make_llm.py"))
-            .args([
-                "--arch",
-                arch,
-                "--hf-dtype",
-                dtype,
-                "--gguf",
-                "f32",
-                "--out",
-            ])
+            .args(args)
+            .arg("--out")
             .arg(&dir),
         "make_llm.py",
     );
@@ -379,18 +381,15 @@ fn native_decode_matches_the_interpreter() {
 /// unsharded folder's logits exactly.
 #[test]
 fn sharded_folders_read_like_single_files() {
-    let Some(one) = models("mistral", "f32") else {
+    let (Some(one), Some(three)) = (
+        models("mistral", "f32"),
+        make_llm(
+            "mistral-sharded",
+            &["--arch", "mistral", "--shards", "3", "--gguf", ""],
+        ),
+    ) else {
         return;
     };
-    let python = root().join(".venv/bin/python");
-    let three = scratch("llm", "mistral-sharded");
-    run_ok(
-        Command::new(python)
-            .arg(root().join("scripts/make_llm.py"))
-            .args(["--arch", "mistral", "--shards", "3", "--gguf", "", "--out"])
-            .arg(&three),
-        "make_llm.py --shards 3",
-    );
     assert!(three.join("hf/model.safetensors.index.json").is_file());
     assert!(!three.join("hf/model.safetensors").exists());
     let ids: Vec<i64> = PROMPT.to_vec();
@@ -415,18 +414,12 @@ fn q8_0_weights_match_llama_cpp() {
     use smelt_frontend::checkpoint::Weight;
     use smelt_ir::encoding::quantize;
     use smelt_ir::{BlockFormat, DType, Encoding, TensorType};
-    let Some(bin) = reference() else {
+    let (Some(bin), Some(dir)) = (
+        reference(),
+        make_llm("llama-q8_0", &["--arch", "llama", "--gguf", "q8_0"]),
+    ) else {
         return;
     };
-    let python = root().join(".venv/bin/python");
-    let dir = scratch("llm", "llama-q8_0");
-    run_ok(
-        Command::new(python)
-            .arg(root().join("scripts/make_llm.py"))
-            .args(["--arch", "llama", "--gguf", "q8_0", "--out"])
-            .arg(&dir),
-        "make_llm.py",
-    );
     let (ids, want) = llama_cpp(&bin, &dir.join("model-q8_0.gguf"), &dir, false);
     let mut ckpt = smelt_frontend::hf::read(&dir.join("hf"), &Default::default()).unwrap();
     let mut dequantized = ckpt.clone();
