@@ -19,7 +19,12 @@
 //!   `loop_macs_per_ns`. This is what keeps the fused `Attention` op from
 //!   beating two GEMM-backed `MatMul`s it would replace: its loop nest
 //!   computes the scores at the loop rate (measured on the encoder: -O0
-//!   with the `MatMul`s 75 ms, the fused op 92 ms).
+//!   with the `MatMul`s 75 ms, the fused op 92 ms). The 8-bit integer
+//!   products (`QLinearConv`, `QLinearMatMul`, `ConvInteger`,
+//!   `MatMulInteger` on `i8`/`u8`, see [`runs_on_int8_gemm`]) run at
+//!   `int8_gemm_macs_per_ns`, the rate of a vectorised int8 GEMM on the
+//!   target (see the table): this is what prices a QDQ model's integer form
+//!   (`rules/qlinear.rs`) against its float form.
 //! - `bytes_moved` is every operand's and every result's size: a kernel reads
 //!   its inputs and writes its outputs once at least; that is what an
 //!   elementwise chain pays per op and what fusion saves. A fused op
@@ -46,6 +51,14 @@
 //! each core's vector width and clock. They only have to rank alternatives,
 //! never to predict wall time.
 //!
+//! The int8 GEMM rates are the f32 GEMM rate times what each target's
+//! integer dot instructions gain over its f32 FMA (the comment at each entry
+//! says where the factor comes from): they price vectorised int8 kernels.
+//! Where the lowering still runs an integer product as scalar loops the
+//! integer form is slower than these figures say, so a QDQ model compiled
+//! today may choose it and lose; that is the kernels' gap to close, not a
+//! reason to price the form by the loops it happens to get now.
+//!
 //! The table's figures are for each target's baseline vector unit (4 `f32`
 //! lanes; FMA on aarch64 and the Cortex-M4F, not on the x86-64-v2 or armv7
 //! baselines). [`TargetCost::for_vector`] scales them to the vector unit the
@@ -71,6 +84,9 @@ pub struct TargetCost {
     pub name: &'static str,
     /// Multiply-accumulates per nanosecond of the GEMM micro-kernel.
     pub gemm_macs_per_ns: f64,
+    /// 8-bit integer multiply-accumulates per nanosecond of the int8 GEMM
+    /// kernel (int8 × int8 into `i32`).
+    pub int8_gemm_macs_per_ns: f64,
     /// Multiply-accumulates (or elementary operations) per nanosecond of a
     /// plain loop nest.
     pub loop_macs_per_ns: f64,
@@ -93,6 +109,10 @@ pub const TARGETS: [TargetCost; 4] = [
     TargetCost {
         name: "x86_64",
         gemm_macs_per_ns: 10.0,
+        // 3x f32: AVX2 `vpmaddubsw`+`vpmaddwd` and AVX-512 VNNI `vpdpbusd`
+        // do 2-4x the f32 FMA's MACs per instruction (onnxruntime's and
+        // oneDNN's int8 GEMMs reach ~2-4x their f32 throughput).
+        int8_gemm_macs_per_ns: 30.0,
         loop_macs_per_ns: 2.0,
         bytes_per_ns: 10.0,
         kernel_overhead_ns: 200.0,
@@ -102,6 +122,9 @@ pub const TARGETS: [TargetCost; 4] = [
     TargetCost {
         name: "aarch64",
         gemm_macs_per_ns: 4.0,
+        // 3x f32: NEON `sdot` multiplies 16 int8 pairs per instruction
+        // against 4 f32 FMAs (4x peak; ~3x in ruy/XNNPACK int8 GEMMs).
+        int8_gemm_macs_per_ns: 12.0,
         loop_macs_per_ns: 1.0,
         bytes_per_ns: 6.0,
         kernel_overhead_ns: 300.0,
@@ -111,6 +134,9 @@ pub const TARGETS: [TargetCost; 4] = [
     TargetCost {
         name: "armv7",
         gemm_macs_per_ns: 1.0,
+        // 2x f32: NEON `vmull.s8` + `vpadal.s16` (8 products, then pairwise
+        // accumulation) against 4 f32 `vmla` lanes (gemmlowp's ratio).
+        int8_gemm_macs_per_ns: 2.0,
         loop_macs_per_ns: 0.25,
         bytes_per_ns: 1.5,
         kernel_overhead_ns: 800.0,
@@ -120,6 +146,9 @@ pub const TARGETS: [TargetCost; 4] = [
     TargetCost {
         name: "cortex-m4",
         gemm_macs_per_ns: 0.1,
+        // 2x f32: SMLAD does two 16-bit MACs per cycle, the FPU one f32
+        // MAC (CMSIS-NN's int8 kernels widen pairs with SXTB16 first).
+        int8_gemm_macs_per_ns: 0.2,
         loop_macs_per_ns: 0.03,
         bytes_per_ns: 0.2,
         kernel_overhead_ns: 2000.0,
@@ -156,6 +185,7 @@ impl TargetCost {
         };
         TargetCost {
             gemm_macs_per_ns: self.gemm_macs_per_ns * lanes * fma_gain,
+            int8_gemm_macs_per_ns: self.int8_gemm_macs_per_ns * lanes,
             loop_macs_per_ns: self.loop_macs_per_ns * lanes,
             f32_lanes,
             fma,
@@ -182,6 +212,22 @@ pub fn runs_on_gemm(op: &str, dtypes: impl IntoIterator<Item = smelt_ir::DType>)
     ) && dtypes.into_iter().all(|d| d == smelt_ir::DType::F32)
 }
 
+/// Whether a node of the op named `op` with operand element types
+/// `dtypes` is an 8-bit integer product the cost model prices at the int8
+/// GEMM rate: `QLinearConv`, `QLinearMatMul`, `ConvInteger` and
+/// `MatMulInteger` whose integer operands are `i8` or `u8` (scales `f32`,
+/// accumulators and bias `i32`). The lowering of these ops
+/// (`smelt_backends`' `lower/quant`) is where that rate must hold.
+pub fn runs_on_int8_gemm(op: &str, dtypes: impl IntoIterator<Item = smelt_ir::DType>) -> bool {
+    use smelt_ir::DType;
+    matches!(
+        op,
+        "QLinearConv" | "QLinearMatMul" | "ConvInteger" | "MatMulInteger"
+    ) && dtypes
+        .into_iter()
+        .all(|d| matches!(d, DType::I8 | DType::U8 | DType::I32 | DType::F32))
+}
+
 /// Estimated cost of one e-node given the e-graph's class data.
 pub fn node_cost(eg: &EG, target: &TargetCost, enode: &ENode) -> f64 {
     match enode {
@@ -200,8 +246,17 @@ pub fn node_cost(eg: &EG, target: &TargetCost, enode: &ENode) -> f64 {
             let outs: Vec<TensorType> = op_outputs(eg, enode);
             let macs = o.op.macs(&ins, &outs) as f64;
             let on_gemm = runs_on_gemm(o.op.name(), outs.iter().map(|t| t.dtype));
+            let on_int8 = runs_on_int8_gemm(
+                o.op.name(),
+                ins.iter()
+                    .flatten()
+                    .map(|t| t.dtype)
+                    .chain(outs.iter().map(|t| t.dtype)),
+            );
             let rate = if on_gemm {
                 target.gemm_macs_per_ns
+            } else if on_int8 {
+                target.int8_gemm_macs_per_ns
             } else {
                 target.loop_macs_per_ns
             };

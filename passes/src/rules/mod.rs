@@ -12,6 +12,7 @@ pub mod algebra;
 pub mod constfold;
 pub mod fusion;
 pub mod layout;
+pub mod qlinear;
 pub mod quant;
 
 use std::sync::Arc;
@@ -27,7 +28,14 @@ use crate::egraph::lang::{ENode, OpRef};
 pub type Rule = egg::Rewrite<ENode, IrAnalysis>;
 
 /// The rule files, by the name `--passes` uses.
-pub const FILES: [&str; 5] = ["algebra", "constfold", "layout", "fusion", "quant"];
+pub const FILES: [&str; 6] = [
+    "algebra",
+    "constfold",
+    "layout",
+    "fusion",
+    "quant",
+    "qlinear",
+];
 
 /// The rules of one file; `None` for an unknown name.
 pub fn file(name: &str) -> Option<Vec<Rule>> {
@@ -37,6 +45,7 @@ pub fn file(name: &str) -> Option<Vec<Rule>> {
         "layout" => layout::rules(),
         "fusion" => fusion::rules(),
         "quant" => quant::rules(),
+        "qlinear" => qlinear::rules(),
         _ => return None,
     })
 }
