@@ -24,7 +24,7 @@ pub fn args(cmd: Command) -> Command {
             .value_name("N")
             .default_value(DEFAULT_LEVEL)
             .value_parser(value_parser!(u8).range(0..=3))
-            .help("Graph optimizer: 0 off; 1 algebra + constant folding; 2 also layout, fusion (BatchNorm folding, MatMul+Add→Gemm, GELU/SiLU/HardSwish/Softmax/LayerNorm recognition) quant (Q∘DQ pairs folded) and qlinear (QDQ Conv/MatMul/Gemm as integer QLinearConv/QLinearMatMul alternatives); 3 as 2 with 4× the runner limits"),
+            .help("Graph optimizer: 0 off; 1 algebra + constant folding; 2 also layout, fusion (BatchNorm folding, MatMul+Add→Gemm, GELU/SiLU/HardSwish/Softmax/LayerNorm recognition), quant (Q∘DQ pairs folded) and qlinear (QDQ Conv/MatMul/Gemm as integer QLinearConv/QLinearMatMul alternatives); 3 as 2 with 4× the runner limits"),
     )
     .arg(
         Arg::new("passes")
