@@ -58,6 +58,13 @@ enum Variant {
 
 /// The decode-like graph over caches of `[h, ctx, d]`.
 fn decode_graph(h: usize, ctx: usize, d: usize, variant: Variant) -> Graph {
+    decode_graph_with(h, ctx, d, variant, true)
+}
+
+/// [`decode_graph`], or without the attention when not `attend` (the
+/// output is then `kn + vn`: the step only writes the caches; for the
+/// benchmark).
+fn decode_graph_with(h: usize, ctx: usize, d: usize, variant: Variant, attend: bool) -> Graph {
     let list = |v: &mut dyn Iterator<Item = usize>| {
         v.map(|x| x.to_string()).collect::<Vec<_>>().join(", ")
     };
@@ -82,6 +89,19 @@ fn decode_graph(h: usize, ctx: usize, d: usize, variant: Variant) -> Graph {
     } else {
         ("%out", String::new())
     };
+    let attention = if attend {
+        format!(
+            "  %kt: f32[{h},{d},{ctx}] = Transpose<perm=[0,2,1]>(%kc)
+  %s: f32[{h},1,{ctx}] = MatMul(%q, %kt)
+  %mask: bool[{ctx}] = LessOrEqual(%cols, %pos)
+  %sm: f32[{h},1,{ctx}] = Where(%mask, %s, %neg)
+  %p: f32[{h},1,{ctx}] = Softmax<axis=-1>(%sm)
+  {att}: f32[{h},1,{d}] = MatMul(%p, %vc)
+"
+        )
+    } else {
+        format!("  {att}: f32[{h},1,{d}] = Add(%kn, %vn)\n")
+    };
     let text = format!(
         "graph(%q: f32[{h},1,{d}], %xk: f32[{h},1,{d}], %xv: f32[{h},1,{d}], %pos: i64[1]) -> ({outs}) {{
   state %k: f32[{h},{ctx},{d}] <- %kc
@@ -103,13 +123,7 @@ fn decode_graph(h: usize, ctx: usize, d: usize, variant: Variant) -> Graph {
   %idx: i64[{h},1,2] = Concat<axis=2>(%heads, %rows)
   %kc: f32[{h},{ctx},{d}] = ScatterND<reduction=none>(%k, %idx, %kn)
   %vc: f32[{h},{ctx},{d}] = ScatterND<reduction=none>(%v, %idx, %vn)
-  %kt: f32[{h},{d},{ctx}] = Transpose<perm=[0,2,1]>(%kc)
-  %s: f32[{h},1,{ctx}] = MatMul(%q, %kt)
-  %mask: bool[{ctx}] = LessOrEqual(%cols, %pos)
-  %sm: f32[{h},1,{ctx}] = Where(%mask, %s, %neg)
-  %p: f32[{h},1,{ctx}] = Softmax<axis=-1>(%sm)
-  {att}: f32[{h},1,{d}] = MatMul(%p, %vc)
-{late}}}
+{attention}{late}}}
 "
     );
     smelt_ir::parse(&text).expect("the decode graph parses")
@@ -503,17 +517,18 @@ fn the_step_input_flag_is_checked() {
 
 /// The per-step time of the x86_64 LLVM executable (8 heads of 64, -O0 so
 /// the late read stays late) at two context lengths, with the caches written
-/// in place and with the copying plan (`LateRead`): the fastest and the
-/// median of `--bench` runs at the position of the last step. Ignored: a
+/// in place and with the copying plan (`LateRead`), with and without the
+/// attention: the fastest and the median of `--bench` runs at the position
+/// of the last step. Ignored: a
 /// measurement, not a check; run it by name with `--ignored --nocapture`.
 #[test]
 #[ignore]
 fn bench_ctx_256_vs_4096() {
-    for ctx in [256, 4096] {
+    for (attend, ctx) in [(true, 256), (true, 4096), (false, 256), (false, 4096)] {
         for variant in [Variant::Plain, Variant::LateRead] {
             let late = variant == Variant::LateRead;
-            let dir = targets::scratch("kv_cache", &format!("bench-{ctx}-{late}"));
-            let g = decode_graph(8, ctx, 64, variant);
+            let dir = targets::scratch("kv_cache", &format!("bench-{ctx}-{late}-{attend}"));
+            let g = decode_graph_with(8, ctx, 64, variant, attend);
             let exe = dir.join("kv");
             let opts = CompileOptions::new("x86_64-unknown-linux-gnu", llvm(), &exe)
                 .unwrap()
@@ -523,14 +538,22 @@ fn bench_ctx_256_vs_4096() {
             let o = run_ok(
                 Command::new(&exe)
                     .args("--input q=q.npy --input xk=xk.npy --input xv=xv.npy".split(' '))
-                    .args(["--steps", "100", "--step-input", "pos", "--bench", "2000"])
+                    .args(["--steps", "100", "--step-input", "pos", "--bench", "500"])
                     .current_dir(&dir),
                 "bench",
             );
             let out = String::from_utf8_lossy(&o.stdout);
             let line = out.lines().next().unwrap_or("");
             let plan = if late { "copying" } else { "in place" };
-            eprintln!("ctx {ctx} {plan}: arena {} bytes; {line}", a.arena_bytes);
+            let what = if attend {
+                "attention"
+            } else {
+                "cache writes only"
+            };
+            eprintln!(
+                "{what}, ctx {ctx}, {plan}: arena {} bytes; {line}",
+                a.arena_bytes
+            );
             let _ = std::fs::remove_dir_all(&dir);
         }
     }
