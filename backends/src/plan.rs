@@ -12,7 +12,12 @@
 //!   every other operand from that storage is read unbroadcast too, and the
 //!   storage is writable (computed by a node, not a graph input or constant);
 //!   a fused element-wise chain likewise, and a fused f32 convolution over its
-//!   residual (and only when no other operand shares that storage).
+//!   residual (and only when no other operand shares that storage);
+//! - a scatter (`ScatterND`, `ScatterElements`) writes its updates in place
+//!   over its data input when that storage dies at the scatter and no other
+//!   operand (indices, updates) shares it: a writable storage (its kernel
+//!   then skips the copy of the data), or a state input's storage when the
+//!   scatter's output is that state's paired output (see below).
 //!
 //! A storage rooted at a graph input is that read-only input buffer; one
 //! rooted at a constant is the constant's data. A computed storage holding a
@@ -32,8 +37,24 @@
 //! end of the run; lowering copies it into its slot after the last node,
 //! once every read of the state input in this step is done.
 //!
-//! **Architecture Invariant:** the state region is never reused by packing
-//! and never written before the last node of a step has run.
+//! The one exception is the in-place scatter over a state (a KV cache
+//! appended at a run-time position): when `ScatterND`/`ScatterElements`
+//! reads state input `s` as its data, its output is `s`'s paired output,
+//! and `s`'s storage dies at the scatter (no node after it reads `s` or a
+//! view of it, and it is no graph output and no other pair's output), the
+//! output joins `s`'s storage: the kernel writes only the updated elements
+//! into the slot, later readers of the output read the slot, and no copy
+//! into the slot is left (its output already is its slot). Writing before
+//! the last node is safe there because every read of the old value has
+//! happened: the nodes before the scatter ran before it, none after it
+//! reads the old value, and the scatter itself reads the data only at the
+//! element it then writes (a reduction combines the old element with the
+//! update in the same store).
+//!
+//! **Architecture Invariant:** the state region is never reused by packing,
+//! and a slot is written only after the last read of its old value in the
+//! step: by the copies after the last node, or by an in-place scatter that
+//! is that value's last reader.
 
 use smelt_ir::ops::Op;
 use smelt_ir::ops::elementwise::Elementwise;
@@ -61,6 +82,18 @@ fn in_place_kind(g: &Graph, op: &Op, out: ValueId) -> Option<bool> {
         },
         _ => None,
     }
+}
+
+/// Whether `op` is a scatter: its output is its first input (the data) with
+/// some elements replaced or combined with the updates. Its kernel copies
+/// the data into the output, then reads each updated element of the output
+/// only just before writing it, so it may update the data's storage itself
+/// (`lower::shape::scatter`: the copy is skipped when both share a buffer).
+fn is_scatter(op: &Op) -> bool {
+    matches!(
+        op,
+        Op::Layout(Layout::ScatterND { .. } | Layout::ScatterElements { .. })
+    )
 }
 
 /// Alignment of every arena offset, in bytes (a cache line, enough for any vector).
@@ -100,8 +133,11 @@ pub struct MemoryPlan {
     pub lower_bound: u64,
     /// Bytes of copies the views no longer make.
     pub copy_bytes_removed: u64,
-    /// Element-wise nodes that write over their input.
+    /// Element-wise nodes (and scatters) that write over their input.
     pub in_place: usize,
+    /// Scatters that update a state slot in place (a KV cache appended at
+    /// its position): no copy of the state, none into its slot.
+    pub state_in_place: usize,
     /// Per state pair ([`Graph::states`]), its slot's offset in the state
     /// buffer.
     pub state_offsets: Vec<u64>,
@@ -174,8 +210,10 @@ pub fn plan(g: &Graph) -> MemoryPlan {
         });
     }
     let mut views = vec![false; n_nodes];
-    let (mut copy_bytes_removed, mut in_place) = (0u64, 0usize);
+    let (mut copy_bytes_removed, mut in_place, mut state_in_place) = (0u64, 0usize, 0usize);
     let writable = |s: &Storage| matches!(g.value(s.root).def, ValueDef::Node(..));
+    // The pair whose state input `v` is.
+    let pair_of = |v: ValueId| g.states.iter().position(|s| s.input == v);
     for (n, node) in g.nodes.iter().enumerate() {
         let Some(&out) = node.outputs.first() else {
             continue;
@@ -223,6 +261,32 @@ pub fn plan(g: &Graph) -> MemoryPlan {
             });
             if join.is_some() {
                 in_place += 1;
+            }
+        } else if is_scatter(&node.op)
+            && node.outputs.len() == 1
+            && let Some(Some(x)) = node.inputs.first()
+        {
+            let s = of[x.index()];
+            let st = &storages[s];
+            let (xt, ot) = (&g.value(*x).ty, &g.value(out).ty);
+            // The storage dies here (no later reader, no graph or state
+            // output among its members: those live to the end), and only
+            // the data operand comes from it.
+            let dies_here = st.end <= n
+                && node
+                    .inputs
+                    .iter()
+                    .flatten()
+                    .filter(|v| of[v.index()] == s)
+                    .count()
+                    == 1
+                && xt.is_dense()
+                && xt.bytes().ok() == ot.bytes().ok();
+            let into_state = pair_of(st.root).is_some_and(|k| g.states[k].output == out);
+            if dies_here && (writable(st) || into_state) {
+                join = Some(s);
+                in_place += 1;
+                state_in_place += usize::from(into_state);
             }
         }
         if let Some(s) = join {
@@ -297,6 +361,7 @@ pub fn plan(g: &Graph) -> MemoryPlan {
         lower_bound: items_bound(&items),
         copy_bytes_removed,
         in_place,
+        state_in_place,
         state_offsets,
         state_bytes,
     }
@@ -494,6 +559,112 @@ mod tests {
             .filter(|pl| matches!(pl, Place::State(_)))
             .count();
         assert_eq!(in_state, 3);
+    }
+
+    fn scatter_nd() -> Op {
+        Op::Layout(Layout::ScatterND {
+            reduction: smelt_ir::ops::layout::Reduction::None,
+        })
+    }
+
+    /// A KV-cache-like step: state `k: f32[4,2]`, `kc = ScatterND(k, idx,
+    /// u)` with `idx: i64[1,1]` and `u: f32[1,2]` graph inputs, `y =
+    /// Relu(kc)`, and `state k <- kc` (or `k <- other` when
+    /// `paired` is false). `late` adds a reader of `k` after the scatter,
+    /// `k_out` makes `k` a graph output too.
+    fn cache_step(paired: bool, late: bool, k_out: bool) -> (Graph, [ValueId; 3]) {
+        let mut g = Graph::new();
+        let idx = g
+            .add_input("idx", TensorType::new(DType::I64, vec![1, 1]))
+            .unwrap();
+        let u = input(&mut g, "u", vec![1, 2]);
+        let k = g
+            .add_state_input("k", TensorType::new(DType::F32, vec![4, 2]))
+            .unwrap();
+        let kc = node(&mut g, "kc", scatter_nd(), &[k, idx, u]);
+        let y = node(&mut g, "y", relu(), &[kc]);
+        g.outputs.push(y);
+        if late {
+            let r = node(&mut g, "late", relu(), &[k]);
+            g.outputs.push(r);
+        }
+        if k_out {
+            g.outputs.push(k);
+        }
+        let next = if paired { kc } else { y };
+        g.add_state(k, next).unwrap();
+        smelt_ir::verify::verify(&g).unwrap();
+        (g, [k, kc, y])
+    }
+
+    /// The scatter is its state input's last reader and its output is the
+    /// paired state output: it writes the slot in place.
+    #[test]
+    fn a_scatter_updates_its_state_slot_in_place() {
+        let (g, [k, kc, y]) = cache_step(true, false, false);
+        let p = plan(&g);
+        assert_eq!(p.places[k.index()], Place::State(0));
+        assert_eq!(p.places[kc.index()], Place::State(0));
+        assert_eq!(p.places[y.index()], Place::Output(0));
+        assert_eq!((p.in_place, p.state_in_place), (1, 1));
+        assert_eq!(p.arena_bytes, 0);
+    }
+
+    /// Not in place when the old state is read after the scatter, when it is
+    /// a graph output (read after the last node), or when the scatter's
+    /// output is not what the state becomes.
+    #[test]
+    fn a_scatter_leaves_the_state_alone_unless_it_is_the_last_reader_of_its_pair() {
+        for (paired, late, k_out) in [
+            (true, true, false),
+            (true, false, true),
+            (false, false, false),
+        ] {
+            let (g, [k, kc, _]) = cache_step(paired, late, k_out);
+            let p = plan(&g);
+            let what = format!("paired={paired} late={late} k_out={k_out}");
+            assert_eq!(p.places[k.index()], Place::State(0), "{what}");
+            assert_ne!(p.places[kc.index()], Place::State(0), "{what}");
+            assert_eq!(p.state_in_place, 0, "{what}");
+        }
+    }
+
+    /// A scatter over a computed value that dies there writes over it (no
+    /// copy); not when the value is read later or when the updates come
+    /// from the same storage.
+    #[test]
+    fn a_scatter_writes_over_a_dying_computed_value() {
+        let scatter_el = Op::Layout(Layout::ScatterElements {
+            axis: 0,
+            reduction: smelt_ir::ops::layout::Reduction::Add,
+            legacy: false,
+        });
+        for case in 0..3 {
+            let mut g = Graph::new();
+            let x = input(&mut g, "x", vec![4, 2]);
+            let idx = g
+                .add_input("idx", TensorType::new(DType::I64, vec![4, 2]))
+                .unwrap();
+            let a = node(&mut g, "a", relu(), &[x]);
+            let (b, upd) = match case {
+                2 => (node(&mut g, "b", scatter_el.clone(), &[a, idx, a]), a),
+                _ => {
+                    let u = node(&mut g, "u", relu(), &[x]);
+                    (node(&mut g, "b", scatter_el.clone(), &[a, idx, u]), u)
+                }
+            };
+            let y = node(&mut g, "y", relu(), &[b]);
+            g.outputs.push(y);
+            if case == 1 {
+                let z = node(&mut g, "z", relu(), &[a]);
+                g.outputs.push(z);
+            }
+            let p = plan(&g);
+            let shared = p.places[a.index()] == p.places[b.index()];
+            assert_eq!(shared, case == 0, "case {case}");
+            assert_eq!(p.state_in_place, 0);
+            assert_ne!(p.places[upd.index()], p.places[b.index()], "case {case}");
+        }
     }
 
     #[test]

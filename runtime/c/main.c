@@ -1,11 +1,13 @@
 /*
  * The program around a compiled model: `./model --input NAME=FILE.npy ...
- * [-o DIR] [--bench N] [--steps N]`, the command line of `smelt run`.
+ * [-o DIR] [--bench N] [--steps N] [--step-input NAME]`, the command line of
+ * `smelt run` (and `--step-input`, which only the executable has so far).
  *
  * It checks the model's tables, reads every input into page-aligned memory
  * (checking dtype and shape against smelt_model.inputs), allocates outputs,
  * the arena and (once) the state buffer, which smelt_model_init fills, calls
- * smelt_model_run --steps times, and writes DIR/<name>.npy per output
+ * smelt_model_run --steps times (setting the --step-input input to its step
+ * number before each), and writes DIR/<name>.npy per output
  * or prints a summary line per output. Every failure is one line on stderr,
  * "PROG: error: ...", with exit status 1 (2 for a malformed command line).
  */
@@ -37,6 +39,8 @@ static void usage(const struct ctx *c, struct out *o) {
             "      --bench N              after one warm-up run, run N times and print min and median latency\n"
             "      --steps N              run N steps on the same inputs (a stateful model carries its state\n"
             "                             from each to the next) and write the last step's outputs (default 1)\n"
+            "      --step-input NAME      set integer input NAME (one element) to P + k before step k = 0, 1, ...,\n"
+            "                             where P is its --input value (0 without one): a decoder's position\n"
             "      --threads N            run parallel loops on at most N threads (default: the count the model\n"
             "                             was compiled with, smelt compile --threads)\n"
             "  -h, --help                 print this\n");
@@ -325,6 +329,56 @@ static const char *match_flag(const struct ctx *c, int argc, char **argv, int *i
     return 0;
 }
 
+/* A one-element integer input that counts the steps (--step-input). */
+struct step_input {
+    uint8_t *data; /* NULL without --step-input */
+    uint32_t size; /* bytes of its one element */
+    int64_t start; /* its value in step 0 */
+};
+
+/* Whether `dtype` is an integer type (bool is not: it cannot count). */
+static int is_int(uint32_t dtype) {
+    switch (dtype) {
+    case SMELT_DTYPE_U8: case SMELT_DTYPE_I8: case SMELT_DTYPE_U16: case SMELT_DTYPE_I16:
+    case SMELT_DTYPE_U32: case SMELT_DTYPE_I32: case SMELT_DTYPE_U64: case SMELT_DTYPE_I64: return 1;
+    default: return 0;
+    }
+}
+
+/* The index of the --step-input input `name`, checked: an input of one
+   integer element. */
+static uint32_t check_step_input(const struct ctx *c, const char *name) {
+    int64_t i = find_input(name);
+    if (i < 0) die_unknown(c, name);
+    const smelt_tensor_info *t = &smelt_model.inputs[i];
+    if (!is_int(t->dtype) || t->bytes != dtype_find(t->dtype)->size)
+        die_status(c, 2, "--step-input %s: the input is %T; it must be one integer element", name, t->dtype, t->rank,
+                   t->dims);
+    return (uint32_t)i;
+}
+
+/* Input `i` as the step input: a zero buffer when no --input gave it a
+   value, and its start value. */
+static struct step_input step_input(const struct ctx *c, uint32_t i, void **in, const uint8_t *given) {
+    const smelt_tensor_info *t = &smelt_model.inputs[i];
+    struct step_input s = {0, (uint32_t)t->bytes, 0};
+    if (!given[i] && !(in[i] = plat_alloc(t->bytes))) die(c, "out of memory for input '%s'", t->name);
+    s.data = in[i];
+    /* Little-endian, sign-extended for the signed types. */
+    uint64_t v = 0;
+    for (uint32_t b = 0; b < s.size; b++) v |= (uint64_t)s.data[b] << (8 * b);
+    int is_signed = t->dtype == SMELT_DTYPE_I8 || t->dtype == SMELT_DTYPE_I16 || t->dtype == SMELT_DTYPE_I32;
+    if (is_signed && s.size < 8 && (v >> (8 * s.size - 1)) & 1) v |= ~(uint64_t)0 << (8 * s.size);
+    s.start = (int64_t)v;
+    return s;
+}
+
+/* Stores start + k in the step input, little-endian, modulo its width. */
+static void set_step(const struct step_input *s, uint64_t k) {
+    uint64_t v = (uint64_t)s->start + k;
+    for (uint32_t b = 0; b < s->size; b++) s->data[b] = (uint8_t)(v >> (8 * b));
+}
+
 /* The state buffer, allocated once and aligned like the arena; NULL for a
    stateless model. */
 static void *alloc_state(const struct ctx *c) {
@@ -361,7 +415,7 @@ static int smelt_main(int argc, char **argv) {
     struct input_arg *args = plat_alloc((uint64_t)argc * sizeof *args);
     if (!args) die(c, "out of memory");
     int nargs = 0;
-    const char *outdir = 0;
+    const char *outdir = 0, *step_name = 0;
     uint64_t bench = 0, steps = 1;
     int benching = 0;
     for (int i = 1; i < argc; i++) {
@@ -394,6 +448,9 @@ static int smelt_main(int argc, char **argv) {
             benching = 1;
         } else if ((v = match_flag(c, argc, argv, &i, "--steps", 0))) {
             steps = parse_count(c, v, 100000000, "--steps takes a step count");
+        } else if ((v = match_flag(c, argc, argv, &i, "--step-input", 0))) {
+            if (step_name) die_status(c, 2, "--step-input is given twice");
+            step_name = v;
         } else if ((v = match_flag(c, argc, argv, &i, "--threads", 0))) {
             plat_set_thread_cap((uint32_t)parse_count(c, v, 256, "--threads takes a thread count"));
         } else {
@@ -416,15 +473,17 @@ static int smelt_main(int argc, char **argv) {
             for (uint64_t e = 0; e < npzs[k].count; e++) claim_input(c, npzs[k].entries[e].name, given);
         }
     }
+    /* The step input may be missing from --input: it starts at 0. */
+    int64_t step_i = step_name ? (int64_t)check_step_input(c, step_name) : -1;
     int missing = 0;
-    for (uint32_t i = 0; i < m->num_inputs; i++) missing += !given[i];
+    for (uint32_t i = 0; i < m->num_inputs; i++) missing += !given[i] && (int64_t)i != step_i;
     if (missing) {
         struct out e;
         e.fd = PLAT_STDERR;
         e.len = 0;
         out_printf(&e, "%s: error: no value for input(s) ", c->prog);
         for (uint32_t i = 0, k = 0; i < m->num_inputs; i++)
-            if (!given[i]) out_printf(&e, "%s%s", k++ ? ", " : "", m->inputs[i].name);
+            if (!given[i] && (int64_t)i != step_i) out_printf(&e, "%s%s", k++ ? ", " : "", m->inputs[i].name);
         out_str(&e, "; give --input NAME=FILE.npy\n");
         out_flush(&e);
         return 1;
@@ -479,8 +538,15 @@ static int smelt_main(int argc, char **argv) {
     void *arena = arena_mem + ((align - (uintptr_t)arena_mem % align) % align);
     void *state = alloc_state(c);
     smelt_model_init(state);
+    /* After the files are read, so a given start value is known. */
+    struct step_input si = {0, 0, 0};
+    if (step_i >= 0) si = step_input(c, (uint32_t)step_i, in, given);
 
-    for (uint64_t k = 0; k < steps; k++) smelt_model_run((const void *const *)in, (void *const *)out, arena, state);
+    for (uint64_t k = 0; k < steps; k++) {
+        if (si.data) set_step(&si, k);
+        smelt_model_run((const void *const *)in, (void *const *)out, arena, state);
+    }
+    /* --bench repeats the last step: the step input stays where it is. */
     if (benching) {
         uint64_t *t = plat_alloc(bench * sizeof(uint64_t));
         if (!t) die(c, "out of memory for %u timings", bench);

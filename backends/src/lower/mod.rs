@@ -542,6 +542,107 @@ mod state_tests {
 }
 
 #[cfg(test)]
+mod scatter_state_tests {
+    use super::*;
+    use crate::schedule::eval::Eval;
+    use smelt_ir::interp::Interpreter;
+    use smelt_ir::ops::elementwise::{Elementwise, UnaryFn};
+    use smelt_ir::ops::layout::{Layout, Reduction};
+    use smelt_ir::{Tensor, TensorType};
+
+    fn bytes<T: Copy>(v: &[T], f: impl Fn(T) -> [u8; 8]) -> Vec<u8> {
+        v.iter().flat_map(|&x| f(x)).collect()
+    }
+
+    /// A cache `k: f32[5,3]` appended two rows a step by `ScatterND` at
+    /// run-time rows and read through the scatter's output: the kernel
+    /// writes the rows into the state slot (no copy of the cache, none into
+    /// the slot), matching the interpreter step by step; rows past the end
+    /// (or before the start) are clamped into the cache, where the
+    /// interpreter refuses them.
+    #[test]
+    fn a_cache_is_appended_in_its_slot() {
+        let mut g = Graph::new();
+        let idx = g
+            .add_input("idx", TensorType::new(DType::I64, vec![2, 1]))
+            .unwrap();
+        let u = g
+            .add_input("u", TensorType::new(DType::F32, vec![2, 3]))
+            .unwrap();
+        let k = g
+            .add_state_input("k", TensorType::new(DType::F32, vec![5, 3]))
+            .unwrap();
+        let scatter = Op::Layout(Layout::ScatterND {
+            reduction: Reduction::None,
+        });
+        let kc = g
+            .add_node(
+                "kc",
+                scatter,
+                vec![Some(k), Some(idx), Some(u)],
+                vec!["kc".into()],
+            )
+            .unwrap()[0];
+        let relu = Op::Elementwise(Elementwise::Unary(UnaryFn::Relu));
+        let y = g
+            .add_node("y", relu, vec![Some(kc)], vec!["y".into()])
+            .unwrap()[0];
+        g.outputs.push(y);
+        g.add_state(k, kc).unwrap();
+        smelt_ir::verify::verify(&g).unwrap();
+        let l = lower(&g).unwrap();
+        assert_eq!(l.plan.state_in_place, 1);
+        let mut copies = 0;
+        for s in &l.program.body {
+            s.walk(&mut |s| {
+                copies += usize::from(
+                    matches!(s, Stmt::Copy(c) if c.dst == Buf::State(0) && c.bytes == i(60)),
+                )
+            });
+        }
+        assert_eq!(copies, 0, "{}", l.program.print());
+        let it = Interpreter::new(&g);
+        let mut state = it.zero_state().unwrap();
+        let mut slot = vec![0u8; 60];
+        let steps: [[i64; 2]; 4] = [[0, 1], [3, 2], [-1, 4], [7, -9]];
+        for (n, rows) in steps.iter().enumerate() {
+            let uv: Vec<f32> = (0..6).map(|j| (n * 6 + j) as f32 - 7.5).collect();
+            let mut ev = Eval::new(&l.program);
+            ev.mem
+                .insert(Buf::Input(0), bytes(&rows[..], i64::to_le_bytes));
+            ev.mem.insert(
+                Buf::Input(1),
+                uv.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            );
+            ev.mem.insert(Buf::Output(0), vec![0; 60]);
+            ev.mem.insert(Buf::State(0), slot.clone());
+            ev.run();
+            slot = ev.mem[&Buf::State(0)].clone();
+            assert_eq!(slot.len(), 60);
+            let ins = vec![
+                Tensor::from_vec(vec![2, 1], rows.to_vec()).unwrap(),
+                Tensor::from_vec(vec![2, 3], uv.clone()).unwrap(),
+            ];
+            if n < 3 {
+                let (outs, next) = it.step(ins, state).unwrap();
+                assert_eq!(ev.f32s(Buf::Output(0)), outs[0].as_slice::<f32>().unwrap());
+                assert_eq!(ev.f32s(Buf::State(0)), next[0].as_slice::<f32>().unwrap());
+                state = next;
+            } else {
+                // Row 7 lands in row 4, row -9 in row 0; the other rows keep
+                // the last step's values.
+                assert!(it.step(ins, state.clone()).is_err());
+                let old = state[0].as_slice::<f32>().unwrap();
+                let got = ev.f32s(Buf::State(0));
+                assert_eq!(got[12..15], uv[0..3]);
+                assert_eq!(got[0..3], uv[3..6]);
+                assert_eq!(got[3..12], old[3..12]);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
 mod unsupported_tests {
     use super::*;
     use smelt_ir::TensorType;

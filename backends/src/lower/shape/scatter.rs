@@ -1,4 +1,17 @@
 //! Lowering of ScatterND and ScatterElements: a copy of the data, then the updates.
+//!
+//! The copy is left out when the memory plan put the output in the data's
+//! own storage (`plan.rs`: the data dies at the scatter, or it is a state
+//! input whose paired output this is — a KV cache appended in place); the
+//! kernel then writes only the updated elements. Each update reads the
+//! output only at the element it writes, so the result is the same.
+//!
+//! Indices are run-time values: each one is wrapped like a valid negative
+//! index and clamped into its axis (`gather::read_index`), so no index
+//! writes outside the output, whatever it is. The interpreter refuses an
+//! out-of-range index with an error; native code has no error path in a
+//! run, and writes such an update at the nearest end of the axis instead
+//! (a position past a KV cache lands in its last row).
 
 use super::gather::{over_elements, over_tuples, read_index};
 use smelt_ir::ops::layout::Reduction;
