@@ -227,7 +227,7 @@ impl Gen<'_> {
             }
             DotIsa::Pmaddwd { bits } => Some(self.pmaddwd(a, b, acc, signed, lanes, bits)),
             DotIsa::Sdot { usdot } => {
-                if lanes % 16 != 0 {
+                if !lanes.is_multiple_of(16) {
                     return None;
                 }
                 Some(self.sdot(a, b, acc, signed, lanes, usdot))

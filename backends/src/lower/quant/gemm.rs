@@ -140,7 +140,7 @@ pub(super) fn lower(p: &mut Program, g: &IntGemm) -> Result<Vec<Stmt>, String> {
         let work = (t.mr * g.n * g.k) as u64;
         out.push(p.par_for(rb, full, work, body));
     }
-    if g.m % t.mr != 0 {
+    if !g.m.is_multiple_of(t.mr) {
         out.extend(block(p, g, &s, i((full * t.mr) as i64), g.m % t.mr)?);
     }
     Ok(out)
