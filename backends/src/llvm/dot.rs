@@ -236,19 +236,25 @@ impl Gen<'_> {
         }
     }
 
+    /// `a ^ 0x80` in each of its `lanes` bytes when `flip` (`a` read as
+    /// the other signedness moved by 128), else `a`.
+    fn flip_sign(&mut self, a: &str, lanes: u8, flip: bool) -> String {
+        if !flip {
+            return a.to_string();
+        }
+        let bt = vty(Scalar::I8, lanes);
+        self.def(format!(
+            "xor {bt} {a}, {}",
+            splat_lit(Scalar::I8, lanes, "-128")
+        ))
+    }
+
     /// `vpdpbusd` (`u8 × i8`); an `i8` `a` goes through `a ^ 0x80`.
     fn vnni(&mut self, a: &str, b: &str, acc: &str, signed: bool, lanes: u8) -> String {
         let n = lanes / 4;
         let (bt, it) = (vty(Scalar::I8, lanes), vty(Scalar::I32, n));
         let name = format!("llvm.x86.avx512.vpdpbusd.{}", u32::from(lanes) * 8);
-        let a = if signed {
-            self.def(format!(
-                "xor {bt} {a}, {}",
-                splat_lit(Scalar::I8, lanes, "-128")
-            ))
-        } else {
-            a.to_string()
-        };
+        let a = self.flip_sign(a, lanes, signed);
         let aw = self.def(format!("bitcast {bt} {a} to {it}"));
         let bw = self.def(format!("bitcast {bt} {b} to {it}"));
         let args = [
@@ -346,21 +352,10 @@ impl Gen<'_> {
         usdot: bool,
     ) -> String {
         let mut parts = Vec::new();
-        let (bt, qt, dt) = (
-            vty(Scalar::I8, 16),
-            vty(Scalar::I8, lanes),
-            vty(Scalar::I32, 4),
-        );
+        let (bt, dt) = (vty(Scalar::I8, 16), vty(Scalar::I32, 4));
         let n = lanes / 4;
         let flip = !signed && !usdot;
-        let a = if flip {
-            self.def(format!(
-                "xor {qt} {a}, {}",
-                splat_lit(Scalar::I8, lanes, "-128")
-            ))
-        } else {
-            a.to_string()
-        };
+        let a = self.flip_sign(a, lanes, flip);
         for (at, _) in chunks(lanes, 16) {
             let pick: Vec<u8> = (at..at + 16).collect();
             let x = self.lanes_of(&a, Scalar::I8, lanes, pick.clone());
