@@ -64,6 +64,7 @@ use crate::kernel::{BinOp, Buf, CmpOp, Expr, Half, Program, Scalar, Stmt, UnOp, 
 use crate::lower::{IoInfo, Lowered};
 
 use super::CodegenError;
+use super::dot::DotIsa;
 
 fn err(s: impl Into<String>) -> CodegenError {
     CodegenError(s.into())
@@ -95,7 +96,7 @@ fn suffix(s: Scalar) -> &'static str {
 }
 
 /// The LLVM type of `lanes` elements of `s` (the scalar type for 1).
-fn vty(s: Scalar, lanes: u8) -> String {
+pub(super) fn vty(s: Scalar, lanes: u8) -> String {
     if lanes == 1 {
         lty(s).to_string()
     } else {
@@ -113,7 +114,7 @@ fn vsuffix(s: Scalar, lanes: u8) -> String {
 }
 
 /// A constant of `lanes` elements, each the literal `lit` of type `s`.
-fn splat_lit(s: Scalar, lanes: u8, lit: &str) -> String {
+pub(super) fn splat_lit(s: Scalar, lanes: u8, lit: &str) -> String {
     if lanes == 1 {
         lit.to_string()
     } else {
@@ -173,10 +174,12 @@ fn init_ir(l: &Lowered, iptr: &str, init: &str) -> String {
 /// The parameter list and the text of both functions (and of the init
 /// function when the entry point takes the state buffer).
 /// `symbols` names the entry point and the init function.
+/// `dot` picks the instructions of [`Expr::Dot`].
 pub(super) fn run_ir(
     l: &Lowered,
     ptr_bytes: u32,
     symbols: &crate::abi::ModelSymbols,
+    dot: DotIsa,
 ) -> Result<String, CodegenError> {
     crate::kernel::half::check_expanded(&l.program).map_err(err)?;
     let iptr = if ptr_bytes == 4 { "i32" } else { "i64" };
@@ -270,6 +273,7 @@ pub(super) fn run_ir(
         // select `llvm.maximum.f64`/`llvm.minimum.f64` ("Cannot select:
         // setcc"), with or without a double-precision FPU.
         expand_f64_minmax: ptr_bytes == 4,
+        dot,
         par: Outlining {
             params: params.clone(),
             args: arg_names,
@@ -309,7 +313,7 @@ pub(super) fn run_ir(
 }
 
 /// The emitter of the body's statements.
-struct Gen<'a> {
+pub(super) struct Gen<'a> {
     p: &'a Program,
     /// The pointer-sized integer type.
     iptr: &'static str,
@@ -324,6 +328,8 @@ struct Gen<'a> {
     /// Spell f64 `Min`/`Max` as compares and selects instead of the
     /// intrinsics (see [`Gen::float_minmax_expanded`]).
     expand_f64_minmax: bool,
+    /// The target's dot-product instructions.
+    pub(super) dot: DotIsa,
     /// Parallel loops outlined so far.
     par: Outlining,
 }
@@ -361,7 +367,7 @@ impl Gen<'_> {
     }
 
     /// Emits `%tN = <rhs>` and returns `%tN`.
-    fn def(&mut self, rhs: String) -> String {
+    pub(super) fn def(&mut self, rhs: String) -> String {
         let t = self.tmp();
         let _ = writeln!(self.code, "  {t} = {rhs}");
         t
@@ -374,7 +380,7 @@ impl Gen<'_> {
     }
 
     /// A call of intrinsic `name` returning `ret`, declared on first use.
-    fn intrinsic(&mut self, ret: &str, name: &str, args: &[(&str, &str)]) -> String {
+    pub(super) fn intrinsic(&mut self, ret: &str, name: &str, args: &[(&str, &str)]) -> String {
         let tys: Vec<&str> = args.iter().map(|a| a.0).collect();
         self.decls
             .insert(format!("declare {ret} @{name}({})", tys.join(", ")));
@@ -472,6 +478,7 @@ impl Gen<'_> {
             align: self.align.clone(),
             nin: self.nin,
             expand_f64_minmax: self.expand_f64_minmax,
+            dot: self.dot,
             par: Outlining {
                 params: vec![],
                 args: vec![],
@@ -908,7 +915,7 @@ impl Gen<'_> {
     }
 
     /// The lanes `pick` of the vector `x` (`ty` × `lanes`), a vector.
-    fn lanes_of(&mut self, x: &str, ty: Scalar, lanes: u8, pick: Vec<u8>) -> String {
+    pub(super) fn lanes_of(&mut self, x: &str, ty: Scalar, lanes: u8, pick: Vec<u8>) -> String {
         let mask: Vec<String> = pick.iter().map(|k| format!("i32 {k}")).collect();
         let v = vty(ty, lanes);
         self.def(format!(
@@ -918,11 +925,14 @@ impl Gen<'_> {
         ))
     }
 
-    /// [`Expr::Dot`] in generic IR: the bytes extended to `i32`,
+    /// [`Expr::Dot`]: the target's instructions ([`super::dot`]) where it
+    /// has them; else generic IR: the bytes extended to `i32`,
     /// multiplied, the four products of each group added (as strided
-    /// shuffles, the pattern LLVM's x86 and AArch64 backends match to
-    /// `pmaddwd`/`vpdpbusd` and `sdot`), then `acc`.
+    /// shuffles), then `acc`.
     fn dot(&mut self, a: String, b: String, acc: String, ta: Scalar, lanes: u8) -> String {
+        if let Some(r) = self.dot_isa((&a, &b, &acc), ta, lanes) {
+            return r;
+        }
         let n = lanes / 4;
         let (wide, acc_t) = (vty(Scalar::I32, lanes), vty(Scalar::I32, n));
         let op = if ta.is_signed() { "sext" } else { "zext" };

@@ -14,6 +14,7 @@
 //!
 //! - [`target`]: triples (normalized), default CPUs and features, `native`;
 //! - [`codegen`]: the run function (kernel IR statements and expressions);
+//! - [`dot`]: the target's dot-product instructions for `Expr::Dot`;
 //! - [`info`]: the `smelt_model` table and the read-only data.
 
 use inkwell::OptimizationLevel;
@@ -28,6 +29,7 @@ pub use crate::error::CodegenError;
 use crate::lower::Lowered;
 
 mod codegen;
+pub mod dot;
 mod info;
 pub mod target;
 #[cfg(test)]
@@ -136,7 +138,7 @@ pub fn emit(
     }
     let tm = target_machine(target, opts)?;
     let ctx = Context::create();
-    let module = build_module(&ctx, l, &tm, model_name, symbols)?;
+    let module = build_module(&ctx, l, &tm, model_name, symbols, dot::DotIsa::of(target))?;
     module
         .verify()
         .map_err(|e| CodegenError(format!("invalid LLVM IR (a backend bug): {e}")))?;
@@ -166,6 +168,7 @@ fn build_module<'c>(
     tm: &TargetMachine,
     model_name: &str,
     symbols: &ModelSymbols,
+    dot: dot::DotIsa,
 ) -> Result<Module<'c>, CodegenError> {
     let td = tm.get_target_data();
     let layout = td.get_data_layout();
@@ -187,6 +190,7 @@ fn build_module<'c>(
         l,
         td.get_pointer_byte_size(None),
         symbols,
+        dot,
     )?);
     let buf = MemoryBuffer::create_from_memory_range_copy(text.as_bytes(), model_name);
     let module = ctx.create_module_from_ir(buf).map_err(|e| {

@@ -12,13 +12,23 @@
 //! matmul loops of [`super::linalg`] and the direct convolution schedule of
 //! [`super::conv`], which take their arithmetic as hooks.
 //!
+//! `MatMulInteger`, `QLinearMatMul` (2-D constant `B`), `ConvInteger` and
+//! `QLinearConv` (2-D, one group, constant weights) with 8-bit operands and
+//! per-tensor or per-column (per-channel) weight parameters run instead on
+//! the packed integer GEMM of `gemm` (weights packed by `pack`): dot
+//! products of raw bytes ([`Expr::Dot`]) with the zero points applied as
+//! precomputed corrections, exact in wrapping `i32` like the scalar loops,
+//! and the same scalar requantization in the kernel's store.
+//!
 //! Half-precision scales have no native kernel yet: the dtype check of the
 //! lowering refuses them before these kernels run.
 
 mod conv;
 mod dynamic;
+mod gemm;
 mod linear;
 mod matmul;
+mod pack;
 
 use smelt_ir::ops::quant::Quant;
 

@@ -6,21 +6,42 @@ use smelt_ir::{DType, OpDef, Tensor};
 
 use super::lower;
 use crate::eval::Eval;
-use crate::kernel::{Buf, Program, Scalar};
+use crate::kernel::{Buf, Program, Scalar, VectorShape};
 use crate::lower::Operand;
+
+mod gemm;
 
 /// Lowers `q` on `ins` (absent optional operands are `None`), runs it and
 /// compares every output's bytes with the interpreter's.
 fn check(q: &Quant, ins: &[Option<&Tensor>]) {
+    check_with(q, ins, &[], VectorShape::BASELINE);
+}
+
+/// [`check`] with the inputs numbered in `consts` constants of the program
+/// (what selects the packed kernels) and the schedule sized for `shape`;
+/// the program (lowered and verified) for a look at its form.
+fn check_with(q: &Quant, ins: &[Option<&Tensor>], consts: &[usize], shape: VectorShape) -> Program {
     let want = q.eval(ins).expect("interpreter");
+    let mut p = Program {
+        shape,
+        ..Program::default()
+    };
     let ops: Vec<Option<Operand>> = ins
         .iter()
         .enumerate()
         .map(|(k, t)| {
-            t.map(|t| Operand {
-                buf: Buf::Input(k as u32),
-                shape: t.shape().to_vec(),
-                ty: Scalar::of(t.dtype()).expect("scalar"),
+            t.map(|t| {
+                let buf = if consts.contains(&k) {
+                    p.consts.push(t.to_le_bytes());
+                    Buf::Const(p.consts.len() as u32 - 1)
+                } else {
+                    Buf::Input(k as u32)
+                };
+                Operand {
+                    buf,
+                    shape: t.shape().to_vec(),
+                    ty: Scalar::of(t.dtype()).expect("scalar"),
+                }
             })
         })
         .collect();
@@ -33,11 +54,12 @@ fn check(q: &Quant, ins: &[Option<&Tensor>]) {
             ty: Scalar::of(t.dtype()).expect("scalar"),
         })
         .collect();
-    let mut p = Program::default();
     p.body = lower(q, &ops, &outs, &mut p).expect("lowers");
     let mut ev = Eval::new(&p);
     for (k, t) in ins.iter().enumerate() {
-        if let Some(t) = t {
+        if let Some(t) = t
+            && !consts.contains(&k)
+        {
             ev.mem.insert(Buf::Input(k as u32), t.to_le_bytes());
         }
     }
@@ -45,11 +67,16 @@ fn check(q: &Quant, ins: &[Option<&Tensor>]) {
         ev.mem
             .insert(Buf::Output(k as u32), vec![0; t.to_le_bytes().len()]);
     }
+    ev.mem.insert(
+        Buf::Arena(p.scratch_base),
+        vec![0; p.scratch_bytes as usize],
+    );
     ev.run();
     for (k, t) in want.iter().enumerate() {
         let got = ev.mem.remove(&Buf::Output(k as u32)).expect("output");
         assert_eq!(got, t.to_le_bytes(), "{q:?} output {k}");
     }
+    p
 }
 
 /// Deterministic floats in about ±4, with exact halves (ties) among them.
