@@ -220,12 +220,19 @@ pub fn runs_on_gemm(op: &str, dtypes: impl IntoIterator<Item = smelt_ir::DType>)
 /// (`smelt_backends`' `lower/quant`) is where that rate must hold.
 pub fn runs_on_int8_gemm(op: &str, dtypes: impl IntoIterator<Item = smelt_ir::DType>) -> bool {
     use smelt_ir::DType;
+    is_integer_product(op)
+        && dtypes
+            .into_iter()
+            .all(|d| matches!(d, DType::I8 | DType::U8 | DType::I32 | DType::F32))
+}
+
+/// Whether `op` is one of the 8-bit integer products of the ONNX
+/// quantization ops (whatever kernel runs it).
+fn is_integer_product(op: &str) -> bool {
     matches!(
         op,
         "QLinearConv" | "QLinearMatMul" | "ConvInteger" | "MatMulInteger"
-    ) && dtypes
-        .into_iter()
-        .all(|d| matches!(d, DType::I8 | DType::U8 | DType::I32 | DType::F32))
+    )
 }
 
 /// Estimated cost of one e-node given the e-graph's class data.
@@ -246,17 +253,24 @@ pub fn node_cost(eg: &EG, target: &TargetCost, enode: &ENode) -> f64 {
             let outs: Vec<TensorType> = op_outputs(eg, enode);
             let macs = o.op.macs(&ins, &outs) as f64;
             let on_gemm = runs_on_gemm(o.op.name(), outs.iter().map(|t| t.dtype));
-            let on_int8 = runs_on_int8_gemm(
-                o.op.name(),
-                ins.iter()
-                    .flatten()
-                    .map(|t| t.dtype)
-                    .chain(outs.iter().map(|t| t.dtype)),
-            );
+            // Grouped (depthwise) integer convolutions still run on the
+            // scalar direct loops, not the packed int8 GEMM.
+            let grouped = o.op.attrs().iter().any(|(k, v)| *k == "group" && v != "1");
+            let on_int8 = !grouped
+                && runs_on_int8_gemm(
+                    o.op.name(),
+                    ins.iter()
+                        .flatten()
+                        .map(|t| t.dtype)
+                        .chain(outs.iter().map(|t| t.dtype)),
+                );
             let rate = if on_gemm {
                 target.gemm_macs_per_ns
             } else if on_int8 {
                 target.int8_gemm_macs_per_ns
+            } else if grouped && is_integer_product(o.op.name()) {
+                // Scalar loops: one lane, and a zero-point correction per MAC.
+                target.loop_macs_per_ns / f64::from(target.f32_lanes.max(1))
             } else {
                 target.loop_macs_per_ns
             };
