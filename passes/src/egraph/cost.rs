@@ -235,6 +235,16 @@ fn is_integer_product(op: &str) -> bool {
     )
 }
 
+/// The operand index of the weight of an 8-bit integer product (the
+/// operand the packed int8 GEMM needs constant).
+fn integer_weight_operand(op: &str) -> Option<usize> {
+    match op {
+        "QLinearConv" | "QLinearMatMul" => Some(3),
+        "ConvInteger" | "MatMulInteger" => Some(1),
+        _ => None,
+    }
+}
+
 /// Estimated cost of one e-node given the e-graph's class data.
 pub fn node_cost(eg: &EG, target: &TargetCost, enode: &ENode) -> f64 {
     match enode {
@@ -253,10 +263,15 @@ pub fn node_cost(eg: &EG, target: &TargetCost, enode: &ENode) -> f64 {
             let outs: Vec<TensorType> = op_outputs(eg, enode);
             let macs = o.op.macs(&ins, &outs) as f64;
             let on_gemm = runs_on_gemm(o.op.name(), outs.iter().map(|t| t.dtype));
-            // Grouped (depthwise) integer convolutions still run on the
-            // scalar direct loops, not the packed int8 GEMM.
+            // The packed int8 GEMM takes constant weights and one group;
+            // grouped (depthwise) convolutions and products of two run-time
+            // tensors still run on the scalar loops.
             let grouped = o.op.attrs().iter().any(|(k, v)| *k == "group" && v != "1");
-            let on_int8 = !grouped
+            let weight_const = integer_weight_operand(o.op.name())
+                .and_then(|i| args.get(i))
+                .is_some_and(|&a| eg[a].data.is_const);
+            let packed = !grouped && weight_const;
+            let on_int8 = packed
                 && runs_on_int8_gemm(
                     o.op.name(),
                     ins.iter()
@@ -268,7 +283,7 @@ pub fn node_cost(eg: &EG, target: &TargetCost, enode: &ENode) -> f64 {
                 target.gemm_macs_per_ns
             } else if on_int8 {
                 target.int8_gemm_macs_per_ns
-            } else if grouped && is_integer_product(o.op.name()) {
+            } else if is_integer_product(o.op.name()) {
                 // Scalar loops: one lane, and a zero-point correction per MAC.
                 target.loop_macs_per_ns / f64::from(target.f32_lanes.max(1))
             } else {
