@@ -62,7 +62,8 @@ fn kind(e: &Error) -> Kind {
         | Error::UnsupportedOps(_)
         | Error::Ir(_)
         | Error::NotAModel { .. }
-        | Error::FormatNotSupported { .. } => Kind::Other,
+        | Error::FormatNotSupported { .. }
+        | Error::Gguf { .. } => Kind::Other,
     }
 }
 

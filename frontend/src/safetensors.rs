@@ -40,7 +40,7 @@ use smelt_ir::{Bytes, DType, Graph, TensorType, ValueDef};
 use crate::checked;
 use crate::error::{Error, Result};
 use crate::limits::Limits;
-use crate::mmap::map_file;
+use crate::mmap::{map_copy, map_file};
 
 /// Largest JSON header accepted, in bytes: the `safetensors` crate's own cap.
 /// A length field above it is refused before anything is allocated.
@@ -403,16 +403,7 @@ impl Weights {
     /// like a file; for tests and fuzzing.
     pub fn from_bytes(bytes: &[u8], path: &Path, limits: &Limits) -> Result<Weights> {
         let tensors = parse_header(bytes, path, limits)?;
-        let io = |source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        };
-        // An empty anonymous mapping is refused by the OS; the extra byte is
-        // never part of a tensor.
-        let mut map = memmap2::MmapMut::map_anon(bytes.len().max(1)).map_err(io)?;
-        map[..bytes.len()].copy_from_slice(bytes);
-        let map = Arc::new(map.make_read_only().map_err(io)?);
-        Ok(Weights::new(path, map, tensors))
+        Ok(Weights::new(path, map_copy(bytes, path)?, tensors))
     }
 
     /// The file's path.
