@@ -26,6 +26,22 @@ pub fn map_file(path: &Path) -> Result<Arc<Mmap>> {
     Ok(Arc::new(map))
 }
 
+/// Maps the file at `path` after checking that it is a regular file (not
+/// a directory, a pipe or a device).
+pub fn map_regular_file(path: &Path) -> Result<Arc<Mmap>> {
+    let meta = std::fs::metadata(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if !meta.is_file() {
+        return Err(Error::Parse {
+            path: path.to_path_buf(),
+            msg: "not a regular file".into(),
+        });
+    }
+    map_file(path)
+}
+
 /// Copies bytes held in memory into an anonymous read-only mapping, so
 /// that a file given as bytes (tests, fuzzing) hands out windows as a
 /// mapped file does; `path` names it in errors.

@@ -40,7 +40,7 @@ use smelt_ir::{Bytes, DType, Graph, TensorType, ValueDef};
 use crate::checked;
 use crate::error::{Error, Result};
 use crate::limits::Limits;
-use crate::mmap::{map_copy, map_file};
+use crate::mmap::{map_copy, map_regular_file};
 
 /// Largest JSON header accepted, in bytes: the `safetensors` crate's own cap.
 /// A length field above it is refused before anything is allocated.
@@ -368,17 +368,7 @@ impl fmt::Debug for Weights {
 impl Weights {
     /// Maps and validates a safetensors file.
     pub fn open(path: &Path, limits: &Limits) -> Result<Weights> {
-        let meta = std::fs::metadata(path).map_err(|source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        if !meta.is_file() {
-            return Err(Error::Parse {
-                path: path.to_path_buf(),
-                msg: "not a regular file".into(),
-            });
-        }
-        let map = map_file(path)?;
+        let map = map_regular_file(path)?;
         let tensors = parse_header(&map, path, limits)?;
         Ok(Weights::new(path, map, tensors))
     }

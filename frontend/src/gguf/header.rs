@@ -141,22 +141,34 @@ pub(super) fn read(bytes: &[u8], path: &Path, limits: &Limits) -> Result<Header>
     })
 }
 
+/// Reads a key or tensor name (`what`) and its offset, makes it the place
+/// errors name (`place` wraps it), and refuses a name `seen` already holds.
+fn read_name(
+    cur: &mut Cursor,
+    seen: &mut HashMap<String, usize>,
+    (what, place): (&str, fn(String) -> GgufPlace),
+    limits: &Limits,
+) -> Result<(String, usize)> {
+    let offset = cur.pos();
+    cur.place = GgufPlace::File;
+    let name = cur.string(what, limits)?;
+    cur.place = place(name.clone());
+    if let Some(first) = seen.insert(name.clone(), offset) {
+        return Err(cur.error(
+            GgufErrorKind::Duplicate,
+            offset,
+            format!("{what} appears twice (first at byte {first})"),
+        ));
+    }
+    Ok((name, offset))
+}
+
 /// Reads `count` key/value pairs, refusing duplicate keys.
 fn read_kvs(cur: &mut Cursor, count: usize, limits: &Limits) -> Result<Vec<Kv>> {
     let mut kvs = Vec::with_capacity(count);
     let mut seen: HashMap<String, usize> = HashMap::new();
     for _ in 0..count {
-        let offset = cur.pos();
-        cur.place = GgufPlace::File;
-        let key = cur.string("a metadata key", limits)?;
-        cur.place = GgufPlace::Key(key.clone());
-        if let Some(first) = seen.insert(key.clone(), offset) {
-            return Err(cur.error(
-                GgufErrorKind::Duplicate,
-                offset,
-                format!("the key appears twice (first at byte {first})"),
-            ));
-        }
+        let (key, offset) = read_name(cur, &mut seen, ("a metadata key", GgufPlace::Key), limits)?;
         let ty = value::read_type(cur, "the value type")?;
         let value = value::read(cur, ty, limits, 0)?;
         kvs.push(Kv { key, value, offset });
@@ -170,17 +182,8 @@ fn read_infos(cur: &mut Cursor, count: usize, limits: &Limits) -> Result<Vec<Ten
     let mut infos = Vec::with_capacity(count);
     let mut seen: HashMap<String, usize> = HashMap::new();
     for _ in 0..count {
-        let info_offset = cur.pos();
-        cur.place = GgufPlace::File;
-        let name = cur.string("a tensor name", limits)?;
-        cur.place = GgufPlace::Tensor(name.clone());
-        if let Some(first) = seen.insert(name.clone(), info_offset) {
-            return Err(cur.error(
-                GgufErrorKind::Duplicate,
-                info_offset,
-                format!("two tensors have this name (the first info is at byte {first})"),
-            ));
-        }
+        let (name, info_offset) =
+            read_name(cur, &mut seen, ("a tensor name", GgufPlace::Tensor), limits)?;
         let ne = read_dims(cur, limits, info_offset)?;
         let type_at = cur.pos();
         let code = cur.u32("the tensor type")?;

@@ -43,12 +43,12 @@ use std::sync::Arc;
 use memmap2::Mmap;
 use smelt_ir::Bytes;
 
-pub use ggml_type::GgmlType;
+pub use ggml_type::{GgmlType, TypeCodeError};
 pub use header::{Kv, MAX_DIMS, TensorInfo};
 pub use value::{Value, ValueType};
 
 use crate::checkpoint::Checkpoint;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::limits::Limits;
 use crate::mmap;
 
@@ -82,17 +82,7 @@ impl fmt::Debug for GgufFile {
 impl GgufFile {
     /// Maps and validates the GGUF file at `path`.
     pub fn open(path: &Path, limits: &Limits) -> Result<GgufFile> {
-        let meta = std::fs::metadata(path).map_err(|source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        if !meta.is_file() {
-            return Err(Error::Parse {
-                path: path.to_path_buf(),
-                msg: "not a regular file".into(),
-            });
-        }
-        GgufFile::parse(mmap::map_file(path)?, path, limits)
+        GgufFile::parse(mmap::map_regular_file(path)?, path, limits)
     }
 
     /// Validates a GGUF file held in memory (named `path` in messages),
@@ -109,18 +99,8 @@ impl GgufFile {
         let data_start = layout::data_start(h.end, alignment, path)?;
         let data_offsets =
             layout::check(&h.tensors, alignment, data_start, map.len(), path, limits)?;
-        let kv_index = h
-            .kvs
-            .iter()
-            .enumerate()
-            .map(|(i, kv)| (kv.key.clone(), i))
-            .collect();
-        let tensor_index = h
-            .tensors
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (t.name.clone(), i))
-            .collect();
+        let kv_index = index(h.kvs.iter().map(|kv| &kv.key));
+        let tensor_index = index(h.tensors.iter().map(|t| &t.name));
         Ok(GgufFile {
             path: path.to_path_buf(),
             map,
@@ -199,4 +179,9 @@ impl GgufFile {
     pub fn checkpoint(&self) -> Result<Checkpoint> {
         checkpoint::build(self)
     }
+}
+
+/// Each name's position in `names`.
+fn index<'a>(names: impl Iterator<Item = &'a String>) -> HashMap<String, usize> {
+    names.enumerate().map(|(i, n)| (n.clone(), i)).collect()
 }

@@ -14,30 +14,25 @@ pub(super) fn read(f: &GgufFile) -> Result<Option<GgufTokenizer>> {
     let tokens_key = "tokenizer.ggml.tokens";
     let tokens = f.required(tokens_key, f.str_array_key(tokens_key)?)?;
     let n = tokens.len();
-    let per_token = |key: &str, len: Option<usize>| -> Result<()> {
-        match len {
-            Some(l) if l != n => Err(f.key_error(
-                key,
-                GgufErrorKind::KeyType,
-                format!("{l} entries for {n} tokens"),
-            )),
-            _ => Ok(()),
-        }
-    };
     let scores = f
         .f32_array_key("tokenizer.ggml.scores")?
         .unwrap_or_default();
-    per_token(
-        "tokenizer.ggml.scores",
-        Some(scores.len()).filter(|&l| l > 0),
-    )?;
     let token_types = f
         .i32_array_key("tokenizer.ggml.token_type")?
         .unwrap_or_default();
-    per_token(
-        "tokenizer.ggml.token_type",
-        Some(token_types.len()).filter(|&l| l > 0),
-    )?;
+    // Per-token arrays are absent (empty) or one entry per token.
+    for (key, len) in [
+        ("tokenizer.ggml.scores", scores.len()),
+        ("tokenizer.ggml.token_type", token_types.len()),
+    ] {
+        if len != 0 && len != n {
+            return Err(f.key_error(
+                key,
+                GgufErrorKind::KeyType,
+                format!("{len} entries for {n} tokens"),
+            ));
+        }
+    }
     let id = |key: &str| -> Result<Option<u32>> {
         match f.u32_key(key)? {
             Some(id) if id as usize >= n => Err(f.key_error(

@@ -22,8 +22,9 @@ use smelt_frontend::checkpoint::{Arch, Checkpoint, RopeLayout, RopeScaling, Toke
 use smelt_frontend::gguf::{GgmlType, GgufFile, Value};
 use smelt_frontend::{Error, GgufErrorKind, Limits};
 
+/// The repository (this file is in `frontend/tests/`).
 fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
 /// The folder of files `make_files.py` wrote (once per test run); `None`
