@@ -148,7 +148,7 @@ fn hex(b: &[u8]) -> String {
 #[test]
 fn every_value_and_tensor_matches_gguf_reader() {
     let Some(dir) = python_files() else { return };
-    for name in ["all_types", "llama", "qwen2", "qwen3"] {
+    for name in ["all_types", "llama", "qwen2", "qwen3", "mistral"] {
         let (file, doc) = load(dir, name);
         check_against_reader(&file, &doc);
     }
@@ -345,6 +345,16 @@ fn qwen3_maps_to_checkpoint() {
     }
     let ck = check_model("qwen3", Arch::Qwen3);
     assert_eq!(ck.tensors["layers.0.q_norm"].ty.shape, vec![16]);
+}
+
+#[test]
+fn mistral_maps_to_checkpoint() {
+    if python_files().is_none() {
+        return;
+    }
+    let ck = check_model("mistral", Arch::Mistral);
+    assert_eq!(ck.config.rope_layout, RopeLayout::Interleaved);
+    assert!(ck.config.tie_word_embeddings);
 }
 
 #[test]
@@ -612,44 +622,19 @@ fn malformed_headers_and_values_are_refused() {
         b.version = version;
         check(name, &b.bytes(), &d, Want::Gguf(Header));
     }
-    // Counts: the tensor count at byte 8, the key count at byte 16.
-    check(
-        "tensors_huge",
-        &patch_u64(&ok, 8, u64::MAX),
-        &d,
-        Want::Limit("max-tensor-count"),
-    );
-    check(
-        "tensors_past_file",
-        &patch_u64(&ok, 8, 1000),
-        &d,
-        Want::Gguf(Truncated),
-    );
-    check(
-        "kvs_huge",
-        &patch_u64(&ok, 16, 1 << 40),
-        &d,
-        Want::Limit("max-kv-count"),
-    );
-    check(
-        "kvs_past_file",
-        &patch_u64(&ok, 16, 5000),
-        &d,
-        Want::Gguf(Truncated),
-    );
-    // The first key's length is at byte 24.
-    check(
-        "string_huge",
-        &patch_u64(&ok, 24, 1 << 50),
-        &d,
-        Want::Limit("max-string-bytes"),
-    );
-    check(
-        "string_past_file",
-        &patch_u64(&ok, 24, 100_000),
-        &d,
-        Want::Gguf(Truncated),
-    );
+    // Counts: the tensor count at byte 8, the key count at byte 16; the
+    // first key's length at byte 24.
+    let counts = [
+        ("tensors_huge", 8, u64::MAX, Want::Limit("max-tensor-count")),
+        ("tensors_past_file", 8, 1000, Want::Gguf(Truncated)),
+        ("kvs_huge", 16, 1 << 40, Want::Limit("max-kv-count")),
+        ("kvs_past_file", 16, 5000, Want::Gguf(Truncated)),
+        ("string_huge", 24, 1 << 50, Want::Limit("max-string-bytes")),
+        ("string_past_file", 24, 100_000, Want::Gguf(Truncated)),
+    ];
+    for (name, at, value, want) in counts {
+        check(name, &patch_u64(&ok, at, value), &d, want);
+    }
     let bad_utf8 = Builder::new().kv("k", 8, &gstr(b"\xff\xfe"));
     check("utf8", &bad_utf8.bytes(), &d, Want::Gguf(BadValue));
     let bad_bool = Builder::new().kv("k", 7, &[2]);

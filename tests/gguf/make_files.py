@@ -225,7 +225,7 @@ def main() -> None:
     out = pathlib.Path(sys.argv[1])
     out.mkdir(parents=True, exist_ok=True)
     all_types(out)
-    for arch in ["llama", "qwen2", "qwen3"]:
+    for arch in ["llama", "qwen2", "qwen3", "mistral"]:
         model(out, arch)
 
 

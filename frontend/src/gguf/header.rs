@@ -105,27 +105,17 @@ pub(super) fn read(bytes: &[u8], path: &Path, limits: &Limits) -> Result<Header>
             ));
         }
     }
-    let tensor_count = cur.u64("the tensor count")?;
-    Limits::check(
-        || "the tensor count".into(),
-        tensor_count,
+    let tensor_count = count(
+        &mut cur,
+        "the tensor count",
         limits.max_tensor_count,
         "max-tensor-count",
     )?;
-    let kv_count = cur.u64("the metadata key/value count")?;
-    Limits::check(
-        || "the metadata key/value count".into(),
-        kv_count,
+    let kv_count = count(
+        &mut cur,
+        "the metadata key/value count",
         limits.max_kv_count,
         "max-kv-count",
-    )?;
-    let tensor_count = cur.checked(
-        checked::u64_to_usize(tensor_count, || "the tensor count".into()),
-        8,
-    )?;
-    let kv_count = cur.checked(
-        checked::u64_to_usize(kv_count, || "the key/value count".into()),
-        16,
     )?;
     // The smallest pair is an empty key, a type and a one-byte value; the
     // smallest info an empty name, one dim, a type and an offset.
@@ -139,6 +129,14 @@ pub(super) fn read(bytes: &[u8], path: &Path, limits: &Limits) -> Result<Header>
         tensors,
         end: cur.pos(),
     })
+}
+
+/// Reads a `u64` count (`what`) within the limit `key`.
+fn count(cur: &mut Cursor, what: &str, limit: u64, key: &'static str) -> Result<usize> {
+    let at = cur.pos();
+    let n = cur.u64(what)?;
+    Limits::check(|| what.to_string(), n, limit, key)?;
+    cur.checked(checked::u64_to_usize(n, || what.to_string()), at)
 }
 
 /// Reads a key or tensor name (`what`) and its offset, makes it the place

@@ -12,7 +12,7 @@
 //! `max-tensor-count`, `max-string-bytes`, `max-array-len`, `max-depth` for
 //! array nesting, `max-rank`, `max-tensor-bytes`, `max-weight-bytes`); a
 //! count is compared with the bytes left before anything is allocated for
-//! it. Errors are [`Error::Gguf`], naming the key or tensor and the byte
+//! it. Errors are [`crate::Error::Gguf`], naming the key or tensor and the byte
 //! offset.
 //!
 //! Tensors stay windows into the memory-mapped file, in their ggml
