@@ -63,7 +63,8 @@ fn kind(e: &Error) -> Kind {
         | Error::Ir(_)
         | Error::NotAModel { .. }
         | Error::FormatNotSupported { .. }
-        | Error::Config { .. } => Kind::Other,
+        | Error::Config { .. }
+        | Error::Gguf { .. } => Kind::Other,
     }
 }
 
@@ -400,6 +401,36 @@ fn limits_each_have_an_over_limit_case() {
         &[("max-tensor-bytes", 1000)],
         "max-tensor-bytes",
         &["tensor 'w0'"],
+    );
+    // GGUF: the header's counts and lengths, before anything is allocated.
+    let mut case = |file: &str, over: &[(&str, u64)], key: &'static str, needles: &[&str]| {
+        let e = refused(file, || smelt_frontend::open(&corpus(file), &limits(over)));
+        assert_error(file, &e, Kind::Limit(key), needles);
+        tested.push(key);
+    };
+    case(
+        "gguf_model.gguf",
+        &[("max-kv-count", 1)],
+        "max-kv-count",
+        &["key/value count is 9", "limit of 1"],
+    );
+    case(
+        "gguf_model.gguf",
+        &[("max-tensor-count", 1)],
+        "max-tensor-count",
+        &["tensor count is 11", "limit of 1"],
+    );
+    case(
+        "gguf_model.gguf",
+        &[("max-string-bytes", 4)],
+        "max-string-bytes",
+        &["metadata key at byte 24 is 20", "limit of 4"],
+    );
+    case(
+        "gguf_model.gguf",
+        &[("max-array-len", 1)],
+        "max-array-len",
+        &["array at byte 390 is 2", "limit of 1"],
     );
     for (key, _) in Limits::KEYS {
         assert!(tested.contains(key), "limit {key} has no over-limit case");

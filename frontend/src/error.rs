@@ -122,6 +122,87 @@ pub enum Error {
         /// What is wrong, and what to do.
         msg: String,
     },
+    /// A GGUF file is malformed, or uses something smelt does not read
+    /// (see [`crate::gguf`]).
+    Gguf {
+        /// The file.
+        path: PathBuf,
+        /// The byte offset in the file the problem is at (the start of the
+        /// value, tensor info or tensor data concerned), when there is one.
+        offset: Option<u64>,
+        /// The metadata key or tensor the problem is in.
+        place: GgufPlace,
+        /// What kind of problem it is.
+        kind: GgufErrorKind,
+        /// What is wrong, and what to do about it.
+        msg: String,
+    },
+}
+
+/// Where in a GGUF file a problem is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GgufPlace {
+    /// The header, or the file as a whole.
+    File,
+    /// A metadata key/value pair, by key.
+    Key(String),
+    /// A tensor, by its name in the file.
+    Tensor(String),
+}
+
+/// The kinds of GGUF errors, so callers and tests can tell them apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GgufErrorKind {
+    /// Not a GGUF file, big-endian, or a version other than 2 and 3.
+    Header,
+    /// The file ends inside a structure, or a count or length claims more
+    /// bytes than the file has left.
+    Truncated,
+    /// A size, count or offset overflows the machine's integers.
+    Overflow,
+    /// A metadata value type code that GGUF does not define.
+    UnknownValueType,
+    /// A malformed value: a string that is not UTF-8, a bool other than 0
+    /// or 1, an alignment that is not a power of two.
+    BadValue,
+    /// A key or tensor name that appears twice.
+    Duplicate,
+    /// A tensor type code that ggml does not define.
+    UnknownTensorType,
+    /// A ggml tensor type smelt does not read (IQ formats, Q8_1, MXFP4, …).
+    UnsupportedTensorType,
+    /// Tensor dims: none, more than four, zero, or a row length that is not
+    /// a multiple of the type's block length.
+    Shape,
+    /// Tensor data whose offset is not a multiple of the alignment.
+    Misaligned,
+    /// Tensor data that ends past the end of the file.
+    OutOfBounds,
+    /// Two tensors whose data overlap.
+    Overlap,
+    /// A metadata key the model needs is absent.
+    MissingKey,
+    /// A metadata key has the wrong type or an unusable value.
+    KeyType,
+    /// A `general.architecture` smelt does not build.
+    Architecture,
+    /// A tensor the architecture needs is absent, or has the wrong shape.
+    MissingTensor,
+    /// Tensors the architecture does not use.
+    UnexpectedTensor,
+    /// A model feature smelt does not support yet (a rope scaling type,
+    /// partial rotary embeddings, …).
+    Unsupported,
+}
+
+impl fmt::Display for GgufPlace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GgufPlace::File => Ok(()),
+            GgufPlace::Key(k) => write!(f, "key '{k}'"),
+            GgufPlace::Tensor(t) => write!(f, "tensor '{t}'"),
+        }
+    }
 }
 
 impl fmt::Display for Error {
@@ -201,6 +282,23 @@ impl fmt::Display for Error {
                 path.display()
             ),
             Error::Config { key, msg } => write!(f, "config '{key}': {msg}"),
+            Error::Gguf {
+                path,
+                offset,
+                place,
+                msg,
+                ..
+            } => {
+                write!(f, "{}: ", path.display())?;
+                if *place != GgufPlace::File {
+                    write!(f, "{place}: ")?;
+                }
+                write!(f, "{msg}")?;
+                if let Some(o) = offset {
+                    write!(f, " (at byte {o})")?;
+                }
+                Ok(())
+            }
         }
     }
 }

@@ -7,6 +7,8 @@
 //! - [`onnx`]: `.onnx` models with external data → [`smelt_ir::Graph`];
 //! - [`safetensors`]: binding safetensors weights to a graph's constants;
 //! - [`npy`]: NumPy `.npy`/`.npz` tensors in and out;
+//! - [`gguf`]: llama.cpp's GGUF files, validated and memory-mapped, and
+//!   their llama-family models as a [`checkpoint::Checkpoint`];
 //! - [`checkpoint`]: a language model's configuration, weights under
 //!   canonical names and tokenizer, the one type the GGUF and Hugging Face
 //!   readers produce and the LLM graph builder reads;
@@ -21,16 +23,18 @@
 pub mod checked;
 pub mod checkpoint;
 pub mod error;
+pub mod gguf;
 pub mod hf;
 pub mod limits;
 pub mod llm;
+pub mod llm_summary;
 mod mmap;
 pub mod npy;
 pub mod onnx;
 pub mod safetensors;
 pub mod sniff;
 
-pub use error::{Error, Result};
+pub use error::{Error, GgufErrorKind, GgufPlace, Result};
 pub use limits::Limits;
 pub use onnx::ImportOptions;
 pub use sniff::{Format, Model, detect, load, open};

@@ -18,6 +18,16 @@ pub struct Limits {
     pub max_weight_bytes: u64,
     /// Largest single tensor (weight or activation), in bytes.
     pub max_tensor_bytes: u64,
+    /// Most metadata key/value pairs in a GGUF file.
+    pub max_kv_count: u64,
+    /// Most tensors in a GGUF file.
+    pub max_tensor_count: u64,
+    /// Longest string in a GGUF file (a key, a value, a tensor name), in bytes.
+    pub max_string_bytes: u64,
+    /// Most elements in one GGUF metadata array (a vocabulary's tokens or
+    /// merges are the long ones). Nested arrays are limited by
+    /// [`Limits::max_depth`].
+    pub max_array_len: u64,
 }
 
 impl Default for Limits {
@@ -29,6 +39,10 @@ impl Default for Limits {
             max_nodes: 1_000_000,
             max_weight_bytes: 64 << 30,
             max_tensor_bytes: 16 << 30,
+            max_kv_count: 1 << 16,
+            max_tensor_count: 1 << 20,
+            max_string_bytes: 16 << 20,
+            max_array_len: 1 << 24,
         }
     }
 }
@@ -40,7 +54,10 @@ impl Limits {
             "max-model-bytes",
             "largest .onnx file in bytes (default 2 GiB)",
         ),
-        ("max-depth", "deepest subgraph nesting (default 32)"),
+        (
+            "max-depth",
+            "deepest subgraph nesting, and GGUF array nesting (default 32)",
+        ),
         ("max-rank", "largest tensor rank (default 8)"),
         (
             "max-nodes",
@@ -54,6 +71,16 @@ impl Limits {
             "max-tensor-bytes",
             "largest single tensor in bytes (default 16 GiB)",
         ),
+        ("max-kv-count", "most GGUF metadata keys (default 65,536)"),
+        ("max-tensor-count", "most GGUF tensors (default 1,048,576)"),
+        (
+            "max-string-bytes",
+            "longest GGUF string in bytes (default 16 MiB)",
+        ),
+        (
+            "max-array-len",
+            "most elements in one GGUF metadata array (default 16,777,216)",
+        ),
     ];
 
     /// Sets one limit by key.
@@ -66,6 +93,10 @@ impl Limits {
             "max-nodes" => self.max_nodes = as_usize(value),
             "max-weight-bytes" => self.max_weight_bytes = value,
             "max-tensor-bytes" => self.max_tensor_bytes = value,
+            "max-kv-count" => self.max_kv_count = value,
+            "max-tensor-count" => self.max_tensor_count = value,
+            "max-string-bytes" => self.max_string_bytes = value,
+            "max-array-len" => self.max_array_len = value,
             other => {
                 let keys: Vec<&str> = Limits::KEYS.iter().map(|(k, _)| *k).collect();
                 return Err(Error::Graph(format!(

@@ -25,3 +25,34 @@ pub fn map_file(path: &Path) -> Result<Arc<Mmap>> {
     let map = unsafe { Mmap::map(&file) }.map_err(io)?;
     Ok(Arc::new(map))
 }
+
+/// Maps the file at `path` after checking that it is a regular file (not
+/// a directory, a pipe or a device).
+pub fn map_regular_file(path: &Path) -> Result<Arc<Mmap>> {
+    let meta = std::fs::metadata(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if !meta.is_file() {
+        return Err(Error::Parse {
+            path: path.to_path_buf(),
+            msg: "not a regular file".into(),
+        });
+    }
+    map_file(path)
+}
+
+/// Copies bytes held in memory into an anonymous read-only mapping, so
+/// that a file given as bytes (tests, fuzzing) hands out windows as a
+/// mapped file does; `path` names it in errors.
+pub fn map_copy(bytes: &[u8], path: &Path) -> Result<Arc<Mmap>> {
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    // An empty anonymous mapping is refused by the OS; the extra byte is
+    // never part of a tensor.
+    let mut map = memmap2::MmapMut::map_anon(bytes.len().max(1)).map_err(io)?;
+    map[..bytes.len()].copy_from_slice(bytes);
+    Ok(Arc::new(map.make_read_only().map_err(io)?))
+}

@@ -40,7 +40,7 @@ use smelt_ir::{Bytes, DType, Graph, TensorType, ValueDef};
 use crate::checked;
 use crate::error::{Error, Result};
 use crate::limits::Limits;
-use crate::mmap::map_file;
+use crate::mmap::{map_copy, map_regular_file};
 
 /// Largest JSON header accepted, in bytes: the `safetensors` crate's own cap.
 /// A length field above it is refused before anything is allocated.
@@ -368,17 +368,7 @@ impl fmt::Debug for Weights {
 impl Weights {
     /// Maps and validates a safetensors file.
     pub fn open(path: &Path, limits: &Limits) -> Result<Weights> {
-        let meta = std::fs::metadata(path).map_err(|source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        if !meta.is_file() {
-            return Err(Error::Parse {
-                path: path.to_path_buf(),
-                msg: "not a regular file".into(),
-            });
-        }
-        let map = map_file(path)?;
+        let map = map_regular_file(path)?;
         let tensors = parse_header(&map, path, limits)?;
         Ok(Weights::new(path, map, tensors))
     }
@@ -403,16 +393,7 @@ impl Weights {
     /// like a file; for tests and fuzzing.
     pub fn from_bytes(bytes: &[u8], path: &Path, limits: &Limits) -> Result<Weights> {
         let tensors = parse_header(bytes, path, limits)?;
-        let io = |source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        };
-        // An empty anonymous mapping is refused by the OS; the extra byte is
-        // never part of a tensor.
-        let mut map = memmap2::MmapMut::map_anon(bytes.len().max(1)).map_err(io)?;
-        map[..bytes.len()].copy_from_slice(bytes);
-        let map = Arc::new(map.make_read_only().map_err(io)?);
-        Ok(Weights::new(path, map, tensors))
+        Ok(Weights::new(path, map_copy(bytes, path)?, tensors))
     }
 
     /// The file's path.

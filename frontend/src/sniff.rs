@@ -2,13 +2,14 @@
 //! path holds (by content, not by its extension) and hand it to the reader
 //! of its format, or say what the file is when it is not a model.
 //!
-//! The model formats are ONNX ([`crate::onnx`]) and Hugging Face model
-//! folders ([`crate::hf`]: a folder with `config.json`, weights in
-//! safetensors, imported by the LLM graph builder [`crate::llm`]). A GGUF
-//! file (magic `GGUF`) is recognized already and answers with
-//! [`Error::FormatNotSupported`]; its reader adds a [`Model`] variant, its
-//! arm in [`open`], and its `summary`/`import` arms, and nothing outside
-//! this crate changes (the rest of the pipeline only sees `ir::Graph`).
+//! The model formats are ONNX ([`crate::onnx`]), GGUF files
+//! ([`crate::gguf`]) and Hugging Face model folders ([`crate::hf`]: a
+//! folder with `config.json`, weights in safetensors); the two checkpoint
+//! formats become a [`Checkpoint`] that the LLM graph builder
+//! ([`crate::llm`]) imports. The seam for each is [`Format`]: a reader adds
+//! a [`Model`] variant, its arm in [`open`], and its `summary`/`import`
+//! arms, and nothing outside this crate changes (the rest of the pipeline
+//! only sees `ir::Graph`).
 //!
 //! Files that are not models get a message saying what they are and where
 //! they go instead: a NumPy array is an input (`--input`/`--bind`), a
@@ -23,8 +24,10 @@ use smelt_ir::{Graph, Tensor};
 
 use crate::checkpoint::Checkpoint;
 use crate::error::{Error, Result};
+use crate::gguf::GgufFile;
 use crate::limits::Limits;
-use crate::llm::{LlmOptions, LlmSummary};
+use crate::llm::LlmOptions;
+use crate::llm_summary::LlmSummary;
 use crate::onnx::{DeclaredValue, ImportOptions, OnnxModel, Summary};
 
 /// A model format smelt recognizes by content.
@@ -33,7 +36,7 @@ pub enum Format {
     /// An ONNX `ModelProto` (protobuf; also the fallback for bytes no other
     /// check claims, so the parser's error describes them).
     Onnx,
-    /// A GGUF file (llama.cpp's format; magic `GGUF`). Not read yet.
+    /// A GGUF file (llama.cpp's format; magic `GGUF`).
     Gguf,
     /// A Hugging Face model directory (`config.json` plus weights).
     HuggingFace,
@@ -141,6 +144,8 @@ pub enum Model {
     Onnx(OnnxModel),
     /// A language model from a Hugging Face folder.
     HuggingFace(Checkpoint),
+    /// A GGUF file, validated (its checkpoint is built on import).
+    Gguf(GgufFile),
 }
 
 impl Model {
@@ -151,15 +156,10 @@ impl Model {
             Model::HuggingFace(c) => {
                 llm_signature(c, &format!("Hugging Face {}", c.config.arch.name()))
             }
-        }
-    }
-
-    /// For a language model, its architecture, parameters by encoding and
-    /// KV cache cost; `None` for other models.
-    pub fn llm_summary(&self) -> Option<LlmSummary> {
-        match self {
-            Model::Onnx(_) => None,
-            Model::HuggingFace(c) => Some(crate::llm::summary(c)),
+            Model::Gguf(m) => Summary {
+                llm: Some(m.summary()),
+                ..Summary::default()
+            },
         }
     }
 
@@ -170,6 +170,7 @@ impl Model {
         match self {
             Model::Onnx(m) => m.import(opts),
             Model::HuggingFace(c) => crate::llm::build(&c, &opts.llm),
+            Model::Gguf(m) => crate::llm::build(&m.checkpoint()?, &opts.llm),
         }
     }
 }
@@ -184,7 +185,7 @@ fn llm_signature(c: &Checkpoint, producer: &str) -> Summary {
         dtype: dtype.into(),
         dims: Some(dims.iter().map(usize::to_string).collect()),
     };
-    let s = crate::llm::summary(c);
+    let s = LlmSummary::of_checkpoint("Hugging Face", c);
     Summary {
         producer: producer.into(),
         inputs: vec![
@@ -192,8 +193,9 @@ fn llm_signature(c: &Checkpoint, producer: &str) -> Summary {
             declared("pos", "i64", vec![1]),
         ],
         outputs: vec![declared("logits", "f32", vec![t, c.config.vocab_size])],
-        param_count: s.params(),
-        param_bytes: s.params_by_encoding.iter().map(|p| p.2).sum(),
+        param_count: s.param_count,
+        param_bytes: s.param_bytes,
+        llm: Some(s),
         ..Summary::default()
     }
 }
@@ -215,11 +217,7 @@ pub fn open(path: &Path, limits: &Limits) -> Result<Model> {
             }
             Err(e) => Err(e),
         },
-        Format::Gguf => Err(Error::FormatNotSupported {
-            path: path.to_path_buf(),
-            format: "GGUF",
-            hint: "export the model to ONNX",
-        }),
+        Format::Gguf => Ok(Model::Gguf(GgufFile::open(path, limits)?)),
         Format::HuggingFace => Ok(Model::HuggingFace(crate::hf::read(path, limits)?)),
     }
 }
@@ -332,11 +330,12 @@ mod tests {
     #[test]
     fn future_formats_are_recognized() {
         let d = scratch("formats");
+        // A GGUF header cut short is read as GGUF and refused as such.
         check(
             &d,
             "m.gguf",
             b"GGUF\x03\x00\x00\x00",
-            "GGUF models are not supported yet",
+            "the file ends at byte 8 inside the tensor count",
         );
         let hf = d.join("hf-model");
         std::fs::create_dir_all(&hf).unwrap();

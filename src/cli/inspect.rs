@@ -3,7 +3,8 @@
 use std::process::ExitCode;
 
 use clap::ArgMatches;
-use smelt_frontend::onnx::DeclaredValue;
+use smelt_frontend::llm_summary::LlmSummary;
+use smelt_frontend::onnx::{DeclaredValue, Summary};
 use smelt_ir::{Graph, OpDef, TensorType};
 
 use super::{CliError, CliResult, grouped, human_bytes, import_options, memory_map};
@@ -49,51 +50,14 @@ pub fn run(m: &ArgMatches) -> CliResult<ExitCode> {
     let model = smelt_frontend::open(path, &opts.limits)?;
     let s = model.summary();
     println!("model: {}", path.display());
-    println!(
-        "  ir_version {}, producer {}",
-        s.ir_version,
-        if s.producer.is_empty() {
-            "unknown"
-        } else {
-            &s.producer
+    match &s.llm {
+        Some(llm) => print_llm(llm),
+        None => {
+            if !print_onnx(&s) {
+                return Ok(ExitCode::FAILURE);
+            }
         }
-    );
-    let opsets: Vec<String> = s
-        .opsets
-        .iter()
-        .map(|(d, v)| format!("{} {v}", if d.is_empty() { "ai.onnx" } else { d }))
-        .collect();
-    println!("  opsets: {}", opsets.join(", "));
-    println!("inputs:");
-    for i in &s.inputs {
-        println!("  {}: {}", i.name, declared(i));
     }
-    println!("outputs:");
-    for o in &s.outputs {
-        println!("  {}: {}", o.name, declared(o));
-    }
-    let hist: Vec<String> = s
-        .op_histogram
-        .iter()
-        .map(|(op, n)| format!("{op} ×{n}"))
-        .collect();
-    println!("ops: {} nodes: {}", s.node_count, hist.join(", "));
-    println!(
-        "parameters: {} ({})",
-        grouped(s.param_count),
-        human_bytes(s.param_bytes)
-    );
-    if !s.unsupported.is_empty() {
-        println!(
-            "unsupported: {} node(s) use ops smelt cannot compile:",
-            s.unsupported.len()
-        );
-        for u in &s.unsupported {
-            println!("  node '{}' ({}): {}", u.node, u.op, u.reason);
-        }
-        return Ok(ExitCode::FAILURE);
-    }
-    println!("unsupported: none");
     // The report so far is on stdout; why the model cannot be imported is
     // the error line on stderr.
     let graph = model.import(&opts)?;
@@ -226,6 +190,122 @@ pub fn run(m: &ArgMatches) -> CliResult<ExitCode> {
         print!("{}", smelt_ir::print::print(&graph));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prints an ONNX model's header, signature, ops and parameters; false
+/// when some node's op cannot be compiled (they are listed).
+fn print_onnx(s: &Summary) -> bool {
+    println!(
+        "  ir_version {}, producer {}",
+        s.ir_version,
+        if s.producer.is_empty() {
+            "unknown"
+        } else {
+            &s.producer
+        }
+    );
+    let opsets: Vec<String> = s
+        .opsets
+        .iter()
+        .map(|(d, v)| format!("{} {v}", if d.is_empty() { "ai.onnx" } else { d }))
+        .collect();
+    println!("  opsets: {}", opsets.join(", "));
+    println!("inputs:");
+    for i in &s.inputs {
+        println!("  {}: {}", i.name, declared(i));
+    }
+    println!("outputs:");
+    for o in &s.outputs {
+        println!("  {}: {}", o.name, declared(o));
+    }
+    let hist: Vec<String> = s
+        .op_histogram
+        .iter()
+        .map(|(op, n)| format!("{op} ×{n}"))
+        .collect();
+    println!("ops: {} nodes: {}", s.node_count, hist.join(", "));
+    println!(
+        "parameters: {} ({})",
+        grouped(s.param_count),
+        human_bytes(s.param_bytes)
+    );
+    if !s.unsupported.is_empty() {
+        println!(
+            "unsupported: {} node(s) use ops smelt cannot compile:",
+            s.unsupported.len()
+        );
+        for u in &s.unsupported {
+            println!("  node '{}' ({}): {}", u.node, u.op, u.reason);
+        }
+        return false;
+    }
+    println!("unsupported: none");
+    true
+}
+
+/// Prints a language model's format, architecture, hyper-parameters,
+/// parameters by encoding and KV cache size.
+fn print_llm(s: &LlmSummary) {
+    let name = s
+        .name
+        .as_deref()
+        .map(|n| format!(" ({n})"))
+        .unwrap_or_default();
+    println!("  {}, architecture {}{name}", s.format, s.architecture);
+    match &s.config {
+        Some(c) => {
+            println!(
+                "  {} layers, hidden {}, ffn {}, {} heads ({} key/value, head width {}), vocabulary {}, context {}",
+                c.num_layers,
+                c.hidden_size,
+                c.intermediate_size,
+                c.num_heads,
+                c.num_kv_heads,
+                c.head_dim,
+                grouped(c.vocab_size as u64),
+                grouped(c.max_position_embeddings as u64)
+            );
+            let scaling = match c.rope_scaling {
+                None => "none".to_string(),
+                Some(r) => format!("{r:?}"),
+            };
+            println!(
+                "  rms_norm_eps {:e}, rope theta {} ({:?} pairs, scaling {scaling}), {} output head",
+                c.rms_norm_eps,
+                c.rope_theta,
+                c.rope_layout,
+                if c.tie_word_embeddings {
+                    "tied"
+                } else {
+                    "separate"
+                }
+            );
+        }
+        None => println!(
+            "  cannot be built: {}",
+            s.problem.as_deref().unwrap_or("unknown")
+        ),
+    }
+    println!(
+        "parameters: {} ({})",
+        grouped(s.param_count),
+        human_bytes(s.param_bytes)
+    );
+    for e in &s.by_encoding {
+        println!(
+            "  {}: {} tensor(s), {} parameters ({})",
+            e.encoding,
+            e.tensors,
+            grouped(e.params),
+            human_bytes(e.bytes)
+        );
+    }
+    if let Some(kv) = s.kv_cache_bytes_per_token() {
+        println!(
+            "KV cache: {} per token (f32 keys and values)",
+            human_bytes(kv)
+        );
+    }
 }
 
 /// `--target` of a bare-metal target: the flash and RAM the firmware will

@@ -29,12 +29,10 @@
 mod check;
 mod emit;
 pub mod rope;
-mod summary;
 
 use smelt_ir::{DType, Graph, TensorType, ValueId};
 
 pub use check::{check, expected_shapes};
-pub use summary::{LlmSummary, summary};
 
 use crate::checkpoint::{Arch, Checkpoint, LlmConfig};
 use crate::error::{Error, Result};

@@ -49,6 +49,9 @@ pub struct Summary {
     pub param_bytes: u64,
     /// Every node whose op cannot be imported.
     pub unsupported: Vec<UnsupportedOp>,
+    /// For a language-model checkpoint (GGUF, Hugging Face), what it is;
+    /// the ONNX fields above are then empty.
+    pub llm: Option<crate::llm_summary::LlmSummary>,
 }
 
 impl OnnxModel {
@@ -111,6 +114,7 @@ impl OnnxModel {
             param_count,
             param_bytes,
             unsupported,
+            llm: None,
         }
     }
 
