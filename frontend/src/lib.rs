@@ -9,7 +9,9 @@
 //! - [`npy`]: NumPy `.npy`/`.npz` tensors in and out;
 //! - [`checkpoint`]: a language model's configuration, weights under
 //!   canonical names and tokenizer, the one type the GGUF and Hugging Face
-//!   readers produce and the LLM graph builder reads.
+//!   readers produce and the LLM graph builder reads;
+//! - [`tokenizer`]: a checkpoint's tokenizer → the compact table the
+//!   runtime's C tokenizer reads.
 //!
 //! **Architecture Invariant:** every size read from a file goes through
 //! [`checked`] and every file is validated before its contents are used; the
@@ -24,6 +26,7 @@ pub mod npy;
 pub mod onnx;
 pub mod safetensors;
 pub mod sniff;
+pub mod tokenizer;
 
 pub use error::{Error, Result};
 pub use limits::Limits;
