@@ -138,7 +138,9 @@ def reference(g, pre):
             {"type": "Strip", "content": " ", "start": 1, "stop": 0}]}
     else:
         model.update(unk_token=None, fuse_unk=False, byte_fallback=False,
-                     vocab={t: i for i, t in enumerate(tokens) if types[i] == NORMAL},
+                     # Added tokens too, as in real files: tokenizers gives an
+                     # added token missing from the model's vocab another id.
+                     vocab={t: i for i, t in enumerate(tokens)},
                      merges=[m.split(" ", 1) for m in g["merges"]])
         if pre == "gpt2":
             d["pre_tokenizer"] = byte_level

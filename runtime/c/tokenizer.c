@@ -240,15 +240,14 @@ int smelt_tok_init(const void *blob, size_t blob_len, void *mem, size_t mem_byte
         t->attr[id] = (uint8_t)(ATTR_LISTED | (f & SMELT_TOK_LIST_SPECIAL ? ATTR_SPECIAL : 0) |
                                 (f & SMELT_TOK_LIST_MATCH ? ATTR_MATCH : 0));
     }
-    /* Byte tokens: every byte has one in byte-level BPE; in SentencePiece
-       they are the fallback tokens and none is required. */
+    /* Byte tokens: the base symbols of byte-level BPE (a vocabulary may lack
+       the bytes UTF-8 never uses), the fallback tokens of SentencePiece. */
     int all_bytes = 1;
     for (int b = 0; b < 256; b++) {
         uint32_t id = tok_rd32(l.byte_tokens + 4 * b);
         t->byte_tokens[b] = id;
         if (id == SMELT_TOK_NONE) {
             all_bytes = 0;
-            if (!spm) return SMELT_TOK_E_BLOB;
             continue;
         }
         if (id >= n || (t->attr[id] & ATTR_LISTED)) return SMELT_TOK_E_BLOB;
@@ -576,8 +575,10 @@ static int tok_byte_piece(struct tok_enc *e, const uint8_t *t, size_t a, size_t 
         uint32_t id = tok_piece_find(tok, t + a, b - a);
         if (id != SMELT_TOK_NONE) return tok_emit(e, id);
     }
-    for (size_t i = a; i < b; i++) e->sym[i - a] = tok->byte_tokens[t[i]];
-    return tok_bpe(e, (uint32_t)(b - a));
+    uint32_t n = 0;
+    for (size_t i = a; i < b; i++)
+        if (tok->byte_tokens[t[i]] != SMELT_TOK_NONE) e->sym[n++] = tok->byte_tokens[t[i]];
+    return tok_bpe(e, n);
 }
 
 static int tok_byte_pieces(struct tok_enc *e, const uint8_t *t, size_t a, size_t b) {

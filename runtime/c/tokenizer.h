@@ -8,7 +8,9 @@
  *     pieces by a hand-written matcher equivalent to the model's
  *     pre-tokenizer regex, each piece starts as one symbol per byte and
  *     adjacent symbols are merged by rank. Every byte sequence is
- *     representable: each byte has a token.
+ *     representable when each byte has a token; a byte without one (some
+ *     vocabularies lack rare bytes: StarCoder's has no 0xC0 or 0xF1) is
+ *     dropped from the input, as Hugging Face tokenizers does.
  *   - SentencePiece BPE (Llama 2, TinyLlama): a space prefix ("dummy prefix")
  *     and every space become U+2581 (the metaspace), each character starts as
  *     its own symbol, and symbols are merged by rank (the ranks of the merges

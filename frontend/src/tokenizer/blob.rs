@@ -9,8 +9,8 @@
 //! time both are known. [`write`] simulates that replay to choose the
 //! literals.
 
-use super::{Model, Prefix, TokenizerError, Vocab};
 use super::{MAX_MERGES, MAX_TOKEN_BYTES, MAX_TOKENS};
+use super::{Model, Prefix, TokenizerError, Vocab};
 
 /// The table format version (`SMELT_TOK_VERSION`).
 pub const FORMAT_VERSION: u32 = 1;
@@ -69,7 +69,10 @@ pub fn write(v: &Vocab) -> Result<(Vec<u8>, usize), TokenizerError> {
         if t.len() > MAX_TOKEN_BYTES {
             return Err(TokenizerError::Token {
                 index: i,
-                msg: format!("{} bytes long, over the limit of {MAX_TOKEN_BYTES}", t.len()),
+                msg: format!(
+                    "{} bytes long, over the limit of {MAX_TOKEN_BYTES}",
+                    t.len()
+                ),
             });
         }
         total += t.len() as u64;
@@ -105,11 +108,8 @@ pub fn write(v: &Vocab) -> Result<(Vec<u8>, usize), TokenizerError> {
     let spm = v.model == Model::SentencePieceBpe;
     for (b, id) in v.byte_tokens.iter().enumerate() {
         match id {
-            None if !spm => {
-                return Err(TokenizerError::Unsupported {
-                    what: format!("byte-level BPE without a token for byte 0x{b:02X}"),
-                });
-            }
+            // A byte without a token is dropped from the input, as
+            // `tokenizers` does (StarCoder's vocabulary lacks 0xC0, 0xF1, ...).
             None => {}
             Some(id) => {
                 check_id(*id, n, "a byte token")?;
@@ -157,7 +157,11 @@ pub fn write(v: &Vocab) -> Result<(Vec<u8>, usize), TokenizerError> {
                 });
             }
         }
-        let (ta, tb, tr) = (&v.tokens[a as usize], &v.tokens[b as usize], &v.tokens[r as usize]);
+        let (ta, tb, tr) = (
+            &v.tokens[a as usize],
+            &v.tokens[b as usize],
+            &v.tokens[r as usize],
+        );
         if tr.len() != ta.len() + tb.len() || tr[..ta.len()] != ta[..] || tr[ta.len()..] != tb[..] {
             return Err(TokenizerError::Merge {
                 index: k,
@@ -170,25 +174,25 @@ pub fn write(v: &Vocab) -> Result<(Vec<u8>, usize), TokenizerError> {
     }
 
     // The replay of tokenizer.c: literals first, then merges in rank order.
-    let mut defined = vec![false; n];
+    // Literal from the start: listed and byte tokens, and the tokens no
+    // merge makes (SentencePiece's characters).
+    let mut defined = vec![true; n];
+    for m in &merges {
+        defined[m[2] as usize] = false;
+    }
     for l in &v.listed {
         defined[l.id as usize] = true;
     }
     for id in v.byte_tokens.iter().flatten() {
         defined[*id as usize] = true;
     }
+    let made_by_merge: Vec<bool> = defined.iter().map(|d| !d).collect();
     for &[a, b, r] in &merges {
         if defined[a as usize] && defined[b as usize] {
             defined[r as usize] = true;
         }
     }
-    let mut literal = vec![false; n];
-    for l in &v.listed {
-        literal[l.id as usize] = true;
-    }
-    for id in v.byte_tokens.iter().flatten() {
-        literal[*id as usize] = true;
-    }
+    let mut literal: Vec<bool> = made_by_merge.iter().map(|m| !m).collect();
     for i in 0..n {
         if !defined[i] {
             literal[i] = true;

@@ -7,7 +7,9 @@ use std::collections::HashMap;
 /// The character GPT-2 writes for each byte.
 pub(crate) fn byte_chars() -> [char; 256] {
     let mut map = ['\0'; 256];
-    let printable = |b: u32| (0x21..=0x7E).contains(&b) || (0xA1..=0xAC).contains(&b) || (0xAE..=0xFF).contains(&b);
+    let printable = |b: u32| {
+        (0x21..=0x7E).contains(&b) || (0xA1..=0xAC).contains(&b) || (0xAE..=0xFF).contains(&b)
+    };
     let mut next = 256u32;
     for b in 0..256u32 {
         let c = if printable(b) {

@@ -61,7 +61,10 @@ impl fmt::Display for TokenizerError {
                 write!(f, "cannot read {}: {source}", path.display())
             }
             TokenizerError::Key { file, key, msg } => {
-                write!(f, "{file}: {key}: {msg}; check that the file is a valid tokenizer")
+                write!(
+                    f,
+                    "{file}: {key}: {msg}; check that the file is a valid tokenizer"
+                )
             }
             TokenizerError::Token { index, msg } => write!(f, "token {index}: {msg}"),
             TokenizerError::Merge { index, msg } => write!(f, "merge {index}: {msg}"),
@@ -86,7 +89,11 @@ impl std::error::Error for TokenizerError {
 }
 
 /// A `Key` error for `file`.
-pub(crate) fn key_error(file: &str, key: impl Into<String>, msg: impl Into<String>) -> TokenizerError {
+pub(crate) fn key_error(
+    file: &str,
+    key: impl Into<String>,
+    msg: impl Into<String>,
+) -> TokenizerError {
     TokenizerError::Key {
         file: file.to_string(),
         key: key.into(),

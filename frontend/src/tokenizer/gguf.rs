@@ -12,7 +12,9 @@
 use std::collections::HashMap;
 
 use super::error::key_error;
-use super::{Listed, Model, PreTokenizer, Prefix, TokenizerError, Vocab, bytelevel, hf::byte_token, spm};
+use super::{
+    Listed, Model, PreTokenizer, Prefix, TokenizerError, Vocab, bytelevel, hf::byte_token, spm,
+};
 use crate::checkpoint::GgufTokenizer;
 
 const NORMAL: i32 = 1;
@@ -173,7 +175,11 @@ pub fn vocab(g: &GgufTokenizer) -> Result<Vocab, TokenizerError> {
         add_eos: false,
         byte_fallback: spm_model,
         ignore_merges,
-        prefix: if spm_model { Prefix::Always } else { Prefix::Never },
+        prefix: if spm_model {
+            Prefix::Always
+        } else {
+            Prefix::Never
+        },
         fuse_unk: spm_model,
         chat_template: g.chat_template.clone(),
     })

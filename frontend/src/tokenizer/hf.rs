@@ -10,6 +10,7 @@
 //!   "▁")]` with no pre-tokenizer (Llama 2 / TinyLlama), or
 //!   `pre_tokenizer` `Metaspace` (not splitting) with the prefix scheme it
 //!   names.
+//!
 //! BOS/EOS: `tokenizer_config.json`'s `add_bos_token`/`add_eos_token` and
 //! `bos_token`/`eos_token`, else the post-processor's template.
 
@@ -41,15 +42,24 @@ fn read_json(path: &Path) -> Result<Value, TokenizerError> {
         });
     }
     let bytes = std::fs::read(path).map_err(io)?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| key_error(&path.display().to_string(), "(file)", format!("not valid JSON: {e}")))
+    serde_json::from_slice(&bytes).map_err(|e| {
+        key_error(
+            &path.display().to_string(),
+            "(file)",
+            format!("not valid JSON: {e}"),
+        )
+    })
 }
 
 /// Reads `tokenizer.json` and, when given, `tokenizer_config.json`.
 pub fn read(tokenizer_json: &Path, config: Option<&Path>) -> Result<Vocab, TokenizerError> {
     let json = read_json(tokenizer_json)?;
     let config = config.map(read_json).transpose()?;
-    from_json(&json, config.as_ref(), &tokenizer_json.display().to_string())
+    from_json(
+        &json,
+        config.as_ref(),
+        &tokenizer_json.display().to_string(),
+    )
 }
 
 /// The string a JSON value holds, or `{"content": ...}`'s.
@@ -87,21 +97,33 @@ fn classify(json: &Value, file: &str) -> Result<(Model, PreTokenizer, Prefix), T
             [] | ["NFC"] => {}
             ref k => return Err(unsupported(format!("byte-level BPE with normalizer {k:?}"))),
         }
-        let byte_level = pre_steps.iter().find(|s| type_of(s) == "ByteLevel").unwrap_or(&Value::Null);
+        let byte_level = pre_steps
+            .iter()
+            .find(|s| type_of(s) == "ByteLevel")
+            .unwrap_or(&Value::Null);
         if byte_level.get("add_prefix_space").and_then(Value::as_bool) == Some(true) {
             return Err(unsupported("ByteLevel with add_prefix_space".into()));
         }
-        let use_regex = byte_level.get("use_regex").and_then(Value::as_bool).unwrap_or(true);
+        let use_regex = byte_level
+            .get("use_regex")
+            .and_then(Value::as_bool)
+            .unwrap_or(true);
         let pre = match (&kinds[..], use_regex) {
             (["ByteLevel"], true) => PreTokenizer::Gpt2,
             (["Digits", "ByteLevel"], true)
-                if pre_steps[0].get("individual_digits").and_then(Value::as_bool) == Some(true) =>
+                if pre_steps[0]
+                    .get("individual_digits")
+                    .and_then(Value::as_bool)
+                    == Some(true) =>
             {
                 PreTokenizer::Smollm
             }
             (["Split", "ByteLevel"], false) => {
                 let split = &pre_steps[0];
-                let regex = split.get("pattern").and_then(|p| p.get("Regex")).and_then(Value::as_str);
+                let regex = split
+                    .get("pattern")
+                    .and_then(|p| p.get("Regex"))
+                    .and_then(Value::as_str);
                 let isolated = split.get("behavior").and_then(Value::as_str) == Some("Isolated")
                     && split.get("invert").and_then(Value::as_bool) != Some(true);
                 match regex {
@@ -118,7 +140,10 @@ fn classify(json: &Value, file: &str) -> Result<(Model, PreTokenizer, Prefix), T
     let nk: Vec<&str> = norm_steps.iter().map(type_of).collect();
     let is_replace = |s: &Value| {
         type_of(s) == "Replace"
-            && s.get("pattern").and_then(|p| p.get("String")).and_then(Value::as_str) == Some(" ")
+            && s.get("pattern")
+                .and_then(|p| p.get("String"))
+                .and_then(Value::as_str)
+                == Some(" ")
             && s.get("content").and_then(Value::as_str) == Some("\u{2581}")
     };
     match (&kinds[..], &nk[..]) {
@@ -142,7 +167,9 @@ fn classify(json: &Value, file: &str) -> Result<(Model, PreTokenizer, Prefix), T
                 Some("always") => Prefix::Always,
                 Some("first") => Prefix::First,
                 Some("never") => Prefix::Never,
-                None if m.get("add_prefix_space").and_then(Value::as_bool) == Some(true) => Prefix::Always,
+                None if m.get("add_prefix_space").and_then(Value::as_bool) == Some(true) => {
+                    Prefix::Always
+                }
                 _ => return Err(unsupported(format!("pre_tokenizer {m}"))),
             };
             Ok((Model::SentencePieceBpe, PreTokenizer::None, prefix))
@@ -166,25 +193,46 @@ pub(crate) fn byte_token(piece: &str) -> Option<u8> {
 
 /// Builds the [`Vocab`] of a parsed `tokenizer.json` (`file` names it in
 /// errors) and optional `tokenizer_config.json`.
-pub fn from_json(json: &Value, config: Option<&Value>, file: &str) -> Result<Vocab, TokenizerError> {
-    let model = json.get("model").ok_or_else(|| key_error(file, "model", "missing"))?;
+pub fn from_json(
+    json: &Value,
+    config: Option<&Value>,
+    file: &str,
+) -> Result<Vocab, TokenizerError> {
+    let model = json
+        .get("model")
+        .ok_or_else(|| key_error(file, "model", "missing"))?;
     match model.get("type").and_then(Value::as_str) {
         Some("BPE") => {}
-        Some(t) => return Err(TokenizerError::Unsupported { what: format!("model.type {t}") }),
+        Some(t) => {
+            return Err(TokenizerError::Unsupported {
+                what: format!("model.type {t}"),
+            });
+        }
         None if model.get("merges").is_some() => {}
         None => return Err(key_error(file, "model.type", "missing")),
     }
     if !model.get("dropout").is_none_or(Value::is_null) {
-        return Err(TokenizerError::Unsupported { what: "BPE dropout".into() });
+        return Err(TokenizerError::Unsupported {
+            what: "BPE dropout".into(),
+        });
     }
     for key in ["continuing_subword_prefix", "end_of_word_suffix"] {
-        if model.get(key).and_then(Value::as_str).is_some_and(|s| !s.is_empty()) {
-            return Err(TokenizerError::Unsupported { what: format!("model.{key}") });
+        if model
+            .get(key)
+            .and_then(Value::as_str)
+            .is_some_and(|s| !s.is_empty())
+        {
+            return Err(TokenizerError::Unsupported {
+                what: format!("model.{key}"),
+            });
         }
     }
     let (kind, pre, prefix) = classify(json, file)?;
     let spm = kind == Model::SentencePieceBpe;
-    let byte_fallback = model.get("byte_fallback").and_then(Value::as_bool).unwrap_or(false);
+    let byte_fallback = model
+        .get("byte_fallback")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
 
     // Ids: model.vocab and added_tokens.
     let vocab = model
@@ -205,7 +253,11 @@ pub fn from_json(json: &Value, config: Option<&Value>, file: &str) -> Result<Voc
             strings.resize(id + 1, None);
         }
         match &strings[id] {
-            Some(old) if old != s => Err(key_error(file, key, format!("token {id} is both {old:?} and {s:?}"))),
+            Some(old) if old != s => Err(key_error(
+                file,
+                key,
+                format!("token {id} is both {old:?} and {s:?}"),
+            )),
             _ => {
                 strings[id] = Some(s.to_string());
                 Ok(())
@@ -219,22 +271,35 @@ pub fn from_json(json: &Value, config: Option<&Value>, file: &str) -> Result<Voc
         set(id, s, "model.vocab")?;
     }
     let mut listed = Vec::new();
-    let added = json.get("added_tokens").and_then(Value::as_array).cloned().unwrap_or_default();
+    let added = json
+        .get("added_tokens")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     for (i, a) in added.iter().enumerate() {
         let key = format!("added_tokens[{i}]");
-        let id = a.get("id").and_then(Value::as_u64).ok_or_else(|| key_error(file, format!("{key}.id"), "missing"))?;
+        let id = a
+            .get("id")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| key_error(file, format!("{key}.id"), "missing"))?;
         let content = a
             .get("content")
             .and_then(Value::as_str)
             .ok_or_else(|| key_error(file, format!("{key}.content"), "missing"))?;
         for opt in ["single_word", "lstrip", "rstrip"] {
             if a.get(opt).and_then(Value::as_bool) == Some(true) {
-                return Err(TokenizerError::Unsupported { what: format!("{key}: added token {content:?} with {opt}") });
+                return Err(TokenizerError::Unsupported {
+                    what: format!("{key}: added token {content:?} with {opt}"),
+                });
             }
         }
         set(id, content, &key)?;
         let special = a.get("special").and_then(Value::as_bool).unwrap_or(false);
-        listed.push(Listed { id: id as u32, special, matched: !content.is_empty() });
+        listed.push(Listed {
+            id: id as u32,
+            special,
+            matched: !content.is_empty(),
+        });
     }
     let n = strings.len();
     let is_listed = {
@@ -317,12 +382,17 @@ pub fn from_json(json: &Value, config: Option<&Value>, file: &str) -> Result<Voc
     // Special tokens and BOS/EOS rules.
     let lookup = |v: Option<&Value>| -> Option<u32> {
         let s = token_text(v?)?;
-        strings.iter().position(|t| t.as_deref() == Some(s)).map(|i| i as u32)
+        strings
+            .iter()
+            .position(|t| t.as_deref() == Some(s))
+            .map(|i| i as u32)
     };
     let cfg = |k: &str| config.and_then(|c| c.get(k)).filter(|v| !v.is_null());
     let (mut bos, mut eos) = (lookup(cfg("bos_token")), lookup(cfg("eos_token")));
     let mut add_bos = cfg("add_bos_token").and_then(Value::as_bool);
-    let add_eos = cfg("add_eos_token").and_then(Value::as_bool).unwrap_or(false);
+    let add_eos = cfg("add_eos_token")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     if add_bos.is_none() {
         // The post-processor's template: a special token before `$A`.
         let single = json
@@ -330,15 +400,36 @@ pub fn from_json(json: &Value, config: Option<&Value>, file: &str) -> Result<Voc
             .filter(|p| type_of(p) == "TemplateProcessing")
             .and_then(|p| p.get("single"))
             .and_then(Value::as_array);
-        let first = single.and_then(|s| s.first()).and_then(|f| f.get("SpecialToken")).and_then(|t| t.get("id"));
+        let first = single
+            .and_then(|s| s.first())
+            .and_then(|f| f.get("SpecialToken"))
+            .and_then(|t| t.get("id"));
         add_bos = Some(first.is_some());
         if let Some(first) = first.and_then(Value::as_str) {
-            bos = bos.or_else(|| index.get(first).copied().or_else(|| strings.iter().position(|t| t.as_deref() == Some(first)).map(|i| i as u32)));
+            bos = bos.or_else(|| {
+                index.get(first).copied().or_else(|| {
+                    strings
+                        .iter()
+                        .position(|t| t.as_deref() == Some(first))
+                        .map(|i| i as u32)
+                })
+            });
         }
     }
-    let unk = model.get("unk_token").and_then(Value::as_str).and_then(|s| strings.iter().position(|t| t.as_deref() == Some(s)).map(|i| i as u32));
+    let unk = model
+        .get("unk_token")
+        .and_then(Value::as_str)
+        .and_then(|s| {
+            strings
+                .iter()
+                .position(|t| t.as_deref() == Some(s))
+                .map(|i| i as u32)
+        });
     if eos.is_none() && spm {
-        eos = strings.iter().position(|t| t.as_deref() == Some("</s>")).map(|i| i as u32);
+        eos = strings
+            .iter()
+            .position(|t| t.as_deref() == Some("</s>"))
+            .map(|i| i as u32);
     }
     let chat_template = cfg("chat_template").and_then(|t| match t {
         Value::String(s) => Some(s.clone()),
@@ -361,9 +452,15 @@ pub fn from_json(json: &Value, config: Option<&Value>, file: &str) -> Result<Voc
         add_bos: add_bos.unwrap_or(false) && bos.is_some(),
         add_eos: add_eos && eos.is_some(),
         byte_fallback,
-        ignore_merges: model.get("ignore_merges").and_then(Value::as_bool).unwrap_or(false),
+        ignore_merges: model
+            .get("ignore_merges")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
         prefix,
-        fuse_unk: model.get("fuse_unk").and_then(Value::as_bool).unwrap_or(false),
+        fuse_unk: model
+            .get("fuse_unk")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
         chat_template,
     })
 }

@@ -14,7 +14,11 @@ use super::TokenizerError;
 
 /// The merges (left, right, result) of the pieces `pieces` (with `normal[i]`
 /// false for the tokens that take no part) ordered by `scores`.
-pub fn merges(pieces: &[&str], normal: &[bool], scores: &[f32]) -> Result<Vec<[u32; 3]>, TokenizerError> {
+pub fn merges(
+    pieces: &[&str],
+    normal: &[bool],
+    scores: &[f32],
+) -> Result<Vec<[u32; 3]>, TokenizerError> {
     let mut index: HashMap<&str, u32> = HashMap::new();
     for (i, p) in pieces.iter().enumerate() {
         if normal[i] {
@@ -37,17 +41,18 @@ pub fn merges(pieces: &[&str], normal: &[bool], scores: &[f32]) -> Result<Vec<[u
         for (cut, _) in p.char_indices().skip(1) {
             let (l, r) = p.split_at(cut);
             if let (Some(&a), Some(&b)) = (index.get(l), index.get(r)) {
-                local.push((scores[i], l.chars().count(), r.chars().count(), [a, b, i as u32]));
+                local.push((
+                    scores[i],
+                    l.chars().count(),
+                    r.chars().count(),
+                    [a, b, i as u32],
+                ));
             }
         }
         local.sort_by_key(|m| (m.3[0], m.3[1]));
         all.extend(local);
     }
-    all.sort_by(|x, y| {
-        y.0.total_cmp(&x.0)
-            .then(y.1.cmp(&x.1))
-            .then(y.2.cmp(&x.2))
-    });
+    all.sort_by(|x, y| y.0.total_cmp(&x.0).then(y.1.cmp(&x.1)).then(y.2.cmp(&x.2)));
     Ok(all.into_iter().map(|m| m.3).collect())
 }
 
