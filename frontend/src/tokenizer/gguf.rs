@@ -139,13 +139,7 @@ pub fn vocab(g: &GgufTokenizer) -> Result<Vocab, TokenizerError> {
                 index: k,
                 msg: format!("{m:?} is not two tokens separated by a space"),
             })?;
-            let id = |s: &str| {
-                index.get(s).copied().ok_or_else(|| TokenizerError::Merge {
-                    index: k,
-                    msg: format!("{s:?} is not a token"),
-                })
-            };
-            merges.push([id(a)?, id(b)?, id(&format!("{a}{b}"))?]);
+            merges.push(super::merge_ids(&index, k, a, b)?);
         }
         merges
     };

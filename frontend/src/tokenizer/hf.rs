@@ -370,13 +370,7 @@ pub fn from_json(
                 });
             }
         };
-        let id = |s: &str| {
-            index.get(s).copied().ok_or_else(|| TokenizerError::Merge {
-                index: k,
-                msg: format!("{s:?} is not a token"),
-            })
-        };
-        merges.push([id(a)?, id(b)?, id(&format!("{a}{b}"))?]);
+        merges.push(super::merge_ids(&index, k, a, b)?);
     }
 
     // Special tokens and BOS/EOS rules.

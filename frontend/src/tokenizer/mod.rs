@@ -33,6 +33,8 @@ pub mod spm;
 pub use blob::FORMAT_VERSION;
 pub use error::TokenizerError;
 
+use std::collections::HashMap;
+
 use crate::checkpoint::TokenizerData;
 
 /// Most tokens a vocabulary may have (the C table's limit).
@@ -177,4 +179,21 @@ impl Table {
             literals,
         })
     }
+}
+
+/// The ids of merge `k`, `a b`: left, right and the token they make, all
+/// looked up in `index` (the normal tokens by text).
+pub(crate) fn merge_ids(
+    index: &HashMap<&str, u32>,
+    k: usize,
+    a: &str,
+    b: &str,
+) -> Result<[u32; 3], TokenizerError> {
+    let id = |s: &str| {
+        index.get(s).copied().ok_or_else(|| TokenizerError::Merge {
+            index: k,
+            msg: format!("{s:?} is not a token"),
+        })
+    };
+    Ok([id(a)?, id(b)?, id(&format!("{a}{b}"))?])
 }
