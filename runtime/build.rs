@@ -1,7 +1,9 @@
 //! Compiles the C runtime for every supported target with clang 19 into
 //! `$OUT_DIR/runtime-<triple>.o` (for executables) and
 //! `$OUT_DIR/libcalls-<triple>.o` (for static libraries), which `src/lib.rs`
-//! embeds.
+//! embeds; and the tokenizer alone for the host into
+//! `$OUT_DIR/libsmelt_tokenizer.a`, which the crate links for its FFI
+//! wrapper (`src/tokenizer.rs`).
 
 use std::path::{Path, PathBuf};
 
@@ -51,4 +53,39 @@ fn main() {
             std::process::exit(1);
         }
     }
+    if let Err(e) = host_tokenizer(&clang, &src_dir, &out_dir) {
+        eprintln!("error: smelt-runtime: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// Compiles `c/tokenizer.c` for the host (the crate's own target) into a
+/// static library and tells cargo to link it.
+fn host_tokenizer(clang: &Path, src_dir: &Path, out_dir: &Path) -> Result<(), String> {
+    let host = std::env::var("TARGET").map_err(|_| "TARGET is not set".to_string())?;
+    let flags = match host.parse::<target::Target>() {
+        Ok(t) => t.clang_flags(),
+        Err(_) => vec![format!("--target={host}"), "-O2".into(), "-fPIC".into()],
+    };
+    let obj = out_dir.join("tokenizer-host.o");
+    let lib = out_dir.join("libsmelt_tokenizer.a");
+    toolchain::compile_tokenizer(clang, src_dir, &flags, &obj)?;
+    let _ = std::fs::remove_file(&lib);
+    let ar = toolchain::find_ar()?;
+    let out = std::process::Command::new(&ar)
+        .arg("crs")
+        .arg(&lib)
+        .arg(&obj)
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", ar.display()))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{} failed to archive the tokenizer: {}",
+            ar.display(),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    println!("cargo:rustc-link-search=native={}", out_dir.display());
+    println!("cargo:rustc-link-lib=static=smelt_tokenizer");
+    Ok(())
 }

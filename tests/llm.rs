@@ -62,6 +62,11 @@ fn reference() -> Option<PathBuf> {
     if path.exists() {
         Some(path)
     } else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "no llama.cpp reference at {}: CI runs scripts/setup, which builds it",
+            path.display()
+        );
         eprintln!(
             "skipping: no llama.cpp reference at {} (scripts/setup builds it)",
             path.display()
@@ -85,6 +90,10 @@ fn models(arch: &str, dtype: &str) -> Option<PathBuf> {
 fn make_llm(tag: &str, args: &[&str]) -> Option<PathBuf> {
     let python = root().join(".venv/bin/python");
     if !python.exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "no .venv/bin/python: CI runs scripts/setup, which makes it"
+        );
         eprintln!("skipping: no .venv/bin/python (scripts/setup makes it)");
         return None;
     }

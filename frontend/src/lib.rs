@@ -14,7 +14,9 @@
 //!   readers produce and the LLM graph builder reads;
 //! - [`hf`]: Hugging Face model folders → [`checkpoint::Checkpoint`];
 //! - [`llm`]: the llama-family graph builder, checkpoint → step graph with
-//!   the KV cache as persistent state.
+//!   the KV cache as persistent state;
+//! - [`tokenizer`]: a checkpoint's tokenizer → the compact table the
+//!   runtime's C tokenizer reads.
 //!
 //! **Architecture Invariant:** every size read from a file goes through
 //! [`checked`] and every file is validated before its contents are used; the
@@ -33,6 +35,7 @@ pub mod npy;
 pub mod onnx;
 pub mod safetensors;
 pub mod sniff;
+pub mod tokenizer;
 
 pub use error::{Error, GgufErrorKind, GgufPlace, Result};
 pub use limits::Limits;

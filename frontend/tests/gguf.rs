@@ -34,6 +34,10 @@ fn python_files() -> Option<&'static Path> {
     DIR.get_or_init(|| {
         let python = root().join(".venv/bin/python");
         if !python.exists() {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "no .venv/bin/python: CI runs scripts/setup, which makes it"
+            );
             eprintln!("skipping: no .venv/bin/python (scripts/setup makes it)");
             return None;
         }

@@ -22,6 +22,8 @@
  *                      handler
  *   aeabi.c            the Arm run-time ABI helpers (__aeabi_*) for 32-bit Arm
  *   libc.c, libm.c     memcpy and friends, float libcalls for generated code
+ *   tokenizer.c        text to token ids and back (tokenizer.h), for LLM
+ *                      executables; its Unicode tables in tokenizer_unicode.c
  *   fmt.c              buffered output, number formatting, messages
  *   strerror.c         texts of the (Linux) error numbers both platforms report
  *   npy.c, npz.c       tensor files in and out
@@ -41,6 +43,8 @@
 #if defined(__arm__)
 #include "aeabi.c"
 #endif
+/* Encoding runs over whole prompts: -O2 like the libcalls. */
+#include "tokenizer.c"
 /* The rest runs once per process, around the model: optimise it for size,
    leaving -O2 to the functions generated code calls. */
 #pragma clang attribute push(__attribute__((minsize)), apply_to = function)

@@ -9,6 +9,10 @@
 //! object, and [`HEADER`] is the C header of the model ABI, which is also what
 //! users of a static library get.
 //!
+//! The runtime object also carries the tokenizer (`c/tokenizer.c`: byte-level
+//! and SentencePiece BPE, incremental decoding) for LLM executables;
+//! [`tokenizer`] is the same C code linked into this crate for the host.
+//!
 //! On Linux the runtime also has a tiny thread pool (`c/linux/threads.c`,
 //! [`THREAD_SYMBOLS`]: raw `clone` threads, futex dispatch, no libc, no TLS)
 //! for models compiled with `--threads N`.
@@ -30,6 +34,7 @@
 
 pub mod firmware;
 mod target;
+pub mod tokenizer;
 pub mod toolchain;
 
 pub use target::{Target, UnknownTarget};

@@ -70,6 +70,33 @@ pub fn compile_libcalls(
     compile_c(clang, src_dir, target, "libcalls.c", out)
 }
 
+/// Compiles the tokenizer alone (`<src_dir>/c/tokenizer.c`) with `flags`
+/// (a target's, or the host's when the host is not one of [`Target::ALL`])
+/// into `out`: the object the crate links for its host-side FFI wrapper.
+pub fn compile_tokenizer(
+    clang: &Path,
+    src_dir: &Path,
+    flags: &[String],
+    out: &Path,
+) -> Result<(), String> {
+    run_clang(clang, src_dir, flags, "tokenizer.c", out, "the host")
+}
+
+/// Finds an archiver (`llvm-ar-19`, `llvm-ar` or `ar`) for the host library
+/// of the tokenizer.
+pub fn find_ar() -> Result<PathBuf, String> {
+    for cand in ["llvm-ar-19", "llvm-ar", "ar"] {
+        let ok = Command::new(cand)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if ok {
+            return Ok(PathBuf::from(cand));
+        }
+    }
+    Err("no archiver found (tried llvm-ar-19, llvm-ar, ar); run scripts/setup".into())
+}
+
 /// Compiles `<src_dir>/c/<source>` for `target` into the object file `out`.
 ///
 /// The compiler runs in the source folder on relative paths and without
@@ -82,10 +109,30 @@ fn compile_c(
     source: &str,
     out: &Path,
 ) -> Result<(), String> {
+    run_clang(
+        clang,
+        src_dir,
+        &target.clang_flags(),
+        source,
+        out,
+        &target.to_string(),
+    )
+}
+
+/// Runs clang with `flags` on `<src_dir>/c/<source>`, writing the object
+/// `out`; `target` names the target in the error.
+fn run_clang(
+    clang: &Path,
+    src_dir: &Path,
+    flags: &[String],
+    source: &str,
+    out: &Path,
+    target: &str,
+) -> Result<(), String> {
     let c_dir = src_dir.join("c");
     let mut cmd = Command::new(clang);
     cmd.current_dir(&c_dir)
-        .args(target.clang_flags())
+        .args(flags)
         .arg(format!(
             "-ffile-prefix-map={}=smelt-runtime",
             src_dir.display()

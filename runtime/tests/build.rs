@@ -126,3 +126,42 @@ fn header_is_clean_c99_and_cxx() {
         );
     }
 }
+
+/// The tokenizer is part of the runtime object of every target (compiled
+/// freestanding with the runtime's flags) and needs nothing but the
+/// runtime's own symbols.
+#[test]
+fn tokenizer_is_in_every_runtime_object() {
+    use object::{Object, ObjectSymbol};
+    let api = [
+        "smelt_tok_memory",
+        "smelt_tok_init",
+        "smelt_tok_encode",
+        "smelt_tok_decode",
+        "smelt_tok_decode_flush",
+    ];
+    for t in Target::ALL {
+        let file = object::File::parse(runtime_object(t)).unwrap();
+        let defined: Vec<&str> = file
+            .symbols()
+            .filter(|s| s.is_global() && !s.is_undefined())
+            .filter_map(|s| s.name().ok())
+            .collect();
+        for name in api {
+            assert!(defined.contains(&name), "{t}: the runtime lacks {name}");
+        }
+        // Compiled alone, the tokenizer calls nothing outside itself.
+        let dir = scratch(&format!("tokenizer-{}", t.arch()));
+        let obj = dir.join("tokenizer.o");
+        toolchain::compile_tokenizer(&clang(), &crate_dir(), &t.clang_flags(), &obj).unwrap();
+        let bytes = std::fs::read(&obj).unwrap();
+        let file = object::File::parse(&*bytes).unwrap();
+        let needed: Vec<&str> = file
+            .symbols()
+            .filter(|s| s.is_undefined())
+            .filter_map(|s| s.name().ok())
+            .filter(|n| !n.is_empty())
+            .collect();
+        assert!(needed.is_empty(), "{t}: the tokenizer needs {needed:?}");
+    }
+}
