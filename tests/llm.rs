@@ -478,3 +478,27 @@ fn q8_0_weights_match_llama_cpp() {
     }
     eprintln!("llama q8_0: largest logit error {worst:.1e}, {agree} greedy tokens checked");
 }
+
+/// smelt's two readers agree: the GGUF file (q/k rows permuted for
+/// llama.cpp's interleaved rope in llama and mistral) and the Hugging Face
+/// folder of the same weights give the same logits at every step.
+#[test]
+fn gguf_and_hugging_face_forms_give_the_same_logits() {
+    for arch in ["llama", "qwen2", "qwen3", "mistral"] {
+        let Some(dir) = models(arch, "f32") else {
+            return;
+        };
+        let hf = graph(&dir.join("hf"), 1);
+        let gguf = graph(&dir.join("model-f32.gguf"), 1);
+        let ids: Vec<i64> = (0..12).map(|i| (i * 37 + 5) % 300).collect();
+        let steps = |g: &Graph| run(&vec![(g, 1); ids.len()], &ids);
+        let worst = compare(
+            &format!("{arch}: GGUF vs Hugging Face"),
+            &steps(&gguf),
+            &steps(&hf),
+            1e-5,
+            1e-5,
+        );
+        eprintln!("{arch}: GGUF vs Hugging Face, largest logit difference {worst:.1e}");
+    }
+}
