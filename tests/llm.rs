@@ -36,7 +36,7 @@ use smelt_frontend::llm::LlmOptions;
 use smelt_frontend::npy::{read_npy, write_npy};
 use smelt_ir::interp::Interpreter;
 use smelt_ir::{Graph, OpDef, Tensor};
-use targets::{ok, root, run_ok, scratch, smelt};
+use targets::{ok, root, run_ok, scratch, smelt, venv_python};
 
 /// Tokens of the greedy run (prompt included).
 const STEPS: usize = 32;
@@ -88,15 +88,7 @@ fn models(arch: &str, dtype: &str) -> Option<PathBuf> {
 /// A scratch folder (tagged `tag`) filled by `make_llm.py args`, or `None`
 /// (after saying so) without `.venv`.
 fn make_llm(tag: &str, args: &[&str]) -> Option<PathBuf> {
-    let python = root().join(".venv/bin/python");
-    if !python.exists() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "no .venv/bin/python: CI runs scripts/setup, which makes it"
-        );
-        eprintln!("skipping: no .venv/bin/python (scripts/setup makes it)");
-        return None;
-    }
+    let python = venv_python("the LLM tests")?;
     let dir = scratch("llm", tag);
     run_ok(
         Command::new(python)

@@ -8,7 +8,7 @@
 //! onnxruntime.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use smelt_backends::plan::plan;
@@ -16,18 +16,7 @@ use smelt_frontend::onnx::{ImportOptions, OnnxModel};
 
 #[path = "common/targets.rs"]
 mod targets;
-use targets::{root, run_ok, runner_cmd};
-
-/// The repository's Python (with onnx and onnxruntime), or `None` after
-/// saying that `what` is skipped without it.
-fn python(what: &str) -> Option<PathBuf> {
-    let python = root().join(".venv/bin/python");
-    if !python.exists() {
-        eprintln!("skipping {what}: no .venv/bin/python (scripts/setup makes it)");
-        return None;
-    }
-    Some(python)
-}
+use targets::{root, run_ok, runner_cmd, venv_python as python};
 
 /// Plans `model` with the symbolic dims `dims` and checks it; returns the report line.
 fn check(model: &Path, dims: &[(&str, usize)]) -> String {

@@ -25,7 +25,7 @@ use smelt_runtime::tokenizer::{EncodeOptions, Tokenizer};
 
 #[path = "common/targets.rs"]
 mod targets;
-use targets::{root, run_ok};
+use targets::{root, run_ok, venv_python};
 
 /// The vocabularies the fixture script writes.
 const VOCABS: &[&str] = &["gpt2", "starcoder", "qwen2", "llama3", "llama-spm"];
@@ -44,15 +44,7 @@ fn fnv(bytes: &[u8], mut h: u64) -> u64 {
 fn fixtures() -> Option<&'static Path> {
     static DIR: OnceLock<Option<PathBuf>> = OnceLock::new();
     DIR.get_or_init(|| {
-        let python = root().join(".venv/bin/python");
-        if !python.exists() {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "no .venv/bin/python: CI runs scripts/setup, which makes it"
-            );
-            eprintln!("skipping: no .venv/bin/python (scripts/setup makes it)");
-            return None;
-        }
+        let python = venv_python("the tokenizer tests")?;
         let dir = root().join("target/tokenizer-fixtures");
         let stamp = format!(
             "{:016x}",

@@ -18,6 +18,23 @@ pub fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The repository's Python (`.venv`, with the pinned reference packages),
+/// or `None` after saying that `what` is skipped without it. Under CI
+/// (`CI` set) a missing `.venv` is a failure, not a skip: `scripts/setup`
+/// makes it, so a reference test must never pass by not running.
+pub fn venv_python(what: &str) -> Option<PathBuf> {
+    let python = root().join(".venv/bin/python");
+    if python.exists() {
+        return Some(python);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{what}: no .venv/bin/python; CI runs scripts/setup, which makes it"
+    );
+    eprintln!("skipping {what}: no .venv/bin/python (scripts/setup makes it)");
+    None
+}
+
 /// A fresh, empty folder for one check of test binary `suite`. Tests run in
 /// parallel and some repeat a tag, so every call gets its own folder.
 pub fn scratch(suite: &str, tag: &str) -> PathBuf {
