@@ -61,7 +61,14 @@ fn model_args(cmd: Command) -> Command {
             .value_name("MODEL")
             .required(true)
             .value_parser(value_parser!(PathBuf))
-            .help("The .onnx model"),
+            .help("The model: an .onnx file, a GGUF checkpoint or a Hugging Face folder (config.json + safetensors + tokenizer.json)"),
+    )
+    .arg(
+        Arg::new("ctx")
+            .long("ctx")
+            .value_name("N")
+            .value_parser(value_parser!(usize))
+            .help("Language models: KV cache capacity in tokens (default: the model's maximum context, at most 4096; a larger N is clamped to the model's maximum)"),
     )
     .arg(
         Arg::new("dim")
@@ -226,6 +233,12 @@ pub fn import_options(m: &ArgMatches) -> CliResult<ImportOptions> {
         opts.limits.set(k, v)?;
     }
     opts.weights = m.get_one::<PathBuf>("weights").cloned();
+    if let Some(&ctx) = m.get_one::<usize>("ctx") {
+        if ctx == 0 {
+            return Err(CliError("--ctx must be at least 1 token".into()));
+        }
+        opts.llm.ctx = Some(ctx);
+    }
     for s in m.get_many::<String>("dim").into_iter().flatten() {
         let (k, v) = split_kv(s, "--dim")?;
         opts.dims
