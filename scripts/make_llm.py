@@ -251,7 +251,9 @@ def write_gguf(path, cfg, weights, tok, eos_id, qtype):
     merges = json.loads(tok.to_str())["model"]["merges"]
     merges = [m if isinstance(m, str) else " ".join(m) for m in merges]
     w.add_tokenizer_model("gpt2")
-    w.add_tokenizer_pre("default")
+    # The HF tokenizer splits with the GPT-2 regex (ByteLevel, use_regex);
+    # llama.cpp's "default" would be another regex.
+    w.add_tokenizer_pre("gpt-2")
     w.add_token_list(tokens)
     w.add_token_types(types)
     w.add_token_merges(merges)

@@ -32,6 +32,8 @@
 //! # Ok::<(), smelt::Error>(())
 //! ```
 
+pub mod llm;
+
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -62,6 +64,9 @@ pub enum Error {
     Quantize(QuantizeError),
     /// The target, lowering, code generation, linking or writing files.
     Backend(smelt_backends::Error),
+    /// A language model's chat program: its tokenizer, descriptor or
+    /// options.
+    Llm(String),
 }
 
 impl fmt::Display for Error {
@@ -71,6 +76,7 @@ impl fmt::Display for Error {
             Error::Optimizer(e) => write!(f, "{e}"),
             Error::Quantize(e) => write!(f, "{e}"),
             Error::Backend(e) => write!(f, "{e}"),
+            Error::Llm(e) => write!(f, "{e}"),
         }
     }
 }
@@ -82,6 +88,7 @@ impl std::error::Error for Error {
             Error::Optimizer(e) => Some(e),
             Error::Quantize(e) => Some(e),
             Error::Backend(e) => Some(e),
+            Error::Llm(_) => None,
         }
     }
 }
@@ -352,18 +359,25 @@ pub fn optimize(
     Ok(p.run(graph, |name, g, r| observer.phase(name, g, r))?)
 }
 
-/// Compiles `graph` as `opts` says: optimize, lower and schedule, generate
-/// code, link or write. See the crate documentation.
-pub fn compile(graph: &Graph, opts: &CompileOptions) -> Result<Artifact, Error> {
-    compile_observed(graph, opts, &mut ())
+/// A graph ready for lowering, and how it got so.
+pub(crate) struct Prepared {
+    /// The graph to lower.
+    pub graph: Graph,
+    /// The optimizer's phases.
+    pub optimizer: Vec<(String, Report)>,
+    /// What `--quantize` stored.
+    pub quantize: Option<QuantizeReport>,
 }
 
-/// [`compile`], with `observer` called between the stages.
-pub fn compile_observed(
+/// The graph `opts` compiles from `graph`: quantized (`--quantize`), then
+/// optimized (`observer` sees each phase and the result), then, on targets
+/// with an OS, with weight-only products over many rows decoding their
+/// weight once.
+pub(crate) fn prepare(
     graph: &Graph,
     opts: &CompileOptions,
     observer: &mut dyn Observer,
-) -> Result<Artifact, Error> {
+) -> Result<Prepared, Error> {
     // Quantize first: the optimizer then sees the weight-only products
     // (and never folds a stored weight back to f32).
     let (quantized, quantize) = match &opts.quantize {
@@ -386,6 +400,30 @@ pub fn compile_observed(
                 Error::Backend(smelt_backends::Error::Codegen(what))
             })?;
     }
+    Ok(Prepared {
+        graph,
+        optimizer: reports,
+        quantize,
+    })
+}
+
+/// Compiles `graph` as `opts` says: optimize, lower and schedule, generate
+/// code, link or write. See the crate documentation.
+pub fn compile(graph: &Graph, opts: &CompileOptions) -> Result<Artifact, Error> {
+    compile_observed(graph, opts, &mut ())
+}
+
+/// [`compile`], with `observer` called between the stages.
+pub fn compile_observed(
+    graph: &Graph,
+    opts: &CompileOptions,
+    observer: &mut dyn Observer,
+) -> Result<Artifact, Error> {
+    let Prepared {
+        graph,
+        optimizer: reports,
+        quantize,
+    } = prepare(graph, opts, observer)?;
     let build = BuildOptions {
         name: opts.name.as_deref(),
         linker: opts.linker.as_deref(),

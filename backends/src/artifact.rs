@@ -24,6 +24,7 @@ use crate::llvm::{LlvmOptions, LlvmTarget, Output};
 use crate::lower::{Lowered, Schedule};
 use crate::target::{Target, TargetSpec};
 
+pub mod chat;
 pub mod firmware;
 pub mod header;
 
@@ -371,28 +372,7 @@ pub fn build_for(
         min_work,
     };
     let lowered = lower_for_codegen(graph, &schedule)?;
-    let codegen = ArtifactError::from;
-    let obj = match (backend, emit) {
-        (Backend::Cranelift, Emit::Asm | Emit::LlvmIr) => {
-            return Err(ArtifactError::Options(format!(
-                "--emit {} needs --backend llvm",
-                if emit == Emit::Asm { "asm" } else { "llvm-ir" }
-            )));
-        }
-        (Backend::Cranelift, _) => {
-            crate::cranelift::compile(&lowered, target, model_name, &symbols).map_err(codegen)?
-        }
-        (Backend::Llvm(c), _) => {
-            let t = &spec.llvm;
-            let kind = match emit {
-                Emit::Asm => Output::Assembly,
-                Emit::LlvmIr => Output::LlvmIr,
-                Emit::Exe | Emit::Obj | Emit::Staticlib => Output::Object,
-            };
-            crate::llvm::emit(&lowered, t, &c.options, model_name, &symbols, kind)
-                .map_err(codegen)?
-        }
-    };
+    let obj = codegen(&lowered, spec, backend, emit, model_name, &symbols)?;
     let mut report = Report {
         files: vec![],
         arena_bytes: lowered.plan.arena_bytes,
@@ -434,38 +414,86 @@ pub fn build_for(
             let (ld, pre) = find_linker(linker)?;
             if target.is_bare_metal() {
                 let heap = firmware_heap(&lowered);
-                let usage = firmware::link(&ld, &pre, &[&model_o, &rt_o], out, &dir, memory, heap);
+                let usage =
+                    firmware::link(&ld, &pre, &[&model_o, &rt_o], out, &dir, memory, heap, &[]);
                 let _ = std::fs::remove_dir_all(&dir);
                 report.firmware = Some(usage?);
                 report.files = vec![out.to_path_buf()];
                 return Ok(report);
             }
-            let status = Command::new(&ld)
-                .args(&pre)
-                .args([
-                    "-static",
-                    "-e",
-                    "_start",
-                    "--build-id=none",
-                    "--no-undefined",
-                    "-o",
-                ])
-                .arg(out)
-                .arg(&model_o)
-                .arg(&rt_o)
-                .output()
-                .map_err(|e| ArtifactError::Link(format!("{}: {e}", ld.display())))?;
+            let linked = link_linux(&ld, &pre, &[&model_o, &rt_o], out, &[]);
             let _ = std::fs::remove_dir_all(&dir);
-            if !status.status.success() {
-                return Err(ArtifactError::Link(format!(
-                    "{} exited with {}: {}",
-                    ld.display(),
-                    status.status,
-                    String::from_utf8_lossy(&status.stderr).trim()
-                )));
-            }
+            linked?;
             report.files = vec![out.to_path_buf()];
         }
     }
     Ok(report)
+}
+
+/// Kernel IR to the bytes `emit` asks for (an object, or assembly or LLVM IR
+/// text) with `backend`, exporting `symbols`.
+pub(crate) fn codegen(
+    lowered: &Lowered,
+    spec: &TargetSpec,
+    backend: &Backend,
+    emit: Emit,
+    model_name: &str,
+    symbols: &ModelSymbols,
+) -> Result<Vec<u8>, ArtifactError> {
+    let codegen = ArtifactError::from;
+    Ok(match (backend, emit) {
+        (Backend::Cranelift, Emit::Asm | Emit::LlvmIr) => {
+            return Err(ArtifactError::Options(format!(
+                "--emit {} needs --backend llvm",
+                if emit == Emit::Asm { "asm" } else { "llvm-ir" }
+            )));
+        }
+        (Backend::Cranelift, _) => {
+            crate::cranelift::compile(lowered, spec.target, model_name, symbols).map_err(codegen)?
+        }
+        (Backend::Llvm(c), _) => {
+            let kind = match emit {
+                Emit::Asm => Output::Assembly,
+                Emit::LlvmIr => Output::LlvmIr,
+                Emit::Exe | Emit::Obj | Emit::Staticlib => Output::Object,
+            };
+            crate::llvm::emit(lowered, &spec.llvm, &c.options, model_name, symbols, kind)
+                .map_err(codegen)?
+        }
+    })
+}
+
+/// Links `objs` into the static Linux executable `out` with `ld` (`pre`: its
+/// leading arguments) and `extra` flags.
+pub(crate) fn link_linux(
+    ld: &Path,
+    pre: &[String],
+    objs: &[&Path],
+    out: &Path,
+    extra: &[&str],
+) -> Result<(), ArtifactError> {
+    let status = Command::new(ld)
+        .args(pre)
+        .args([
+            "-static",
+            "-e",
+            "_start",
+            "--build-id=none",
+            "--no-undefined",
+        ])
+        .args(extra)
+        .arg("-o")
+        .arg(out)
+        .args(objs)
+        .output()
+        .map_err(|e| ArtifactError::Link(format!("{}: {e}", ld.display())))?;
+    if !status.status.success() {
+        return Err(ArtifactError::Link(format!(
+            "{} exited with {}: {}",
+            ld.display(),
+            status.status,
+            String::from_utf8_lossy(&status.stderr).trim()
+        )));
+    }
+    Ok(())
 }

@@ -61,7 +61,16 @@ fn link(
 ) -> Result<firmware::Usage, ArtifactError> {
     let (obj, rt) = objects(dir, src);
     let (ld, pre) = find_linker(None).unwrap();
-    firmware::link(&ld, &pre, &[&obj, &rt], &dir.join("fw.elf"), dir, map, heap)
+    firmware::link(
+        &ld,
+        &pre,
+        &[&obj, &rt],
+        &dir.join("fw.elf"),
+        dir,
+        map,
+        heap,
+        &[],
+    )
 }
 
 fn simple_model() -> PathBuf {

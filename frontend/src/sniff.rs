@@ -163,6 +163,16 @@ impl Model {
         }
     }
 
+    /// The language model's checkpoint (config, weights, tokenizer), or
+    /// `None` for a model that is not a language model.
+    pub fn checkpoint(&self) -> Option<Result<Checkpoint>> {
+        match self {
+            Model::Onnx(_) => None,
+            Model::HuggingFace(c) => Some(Ok(c.clone())),
+            Model::Gguf(m) => Some(m.checkpoint()),
+        }
+    }
+
     /// Converts the model to the IR as `opts` says (pinned dims and shapes,
     /// bound inputs, external weights; for a language model, the step graph
     /// [`ImportOptions::llm`] describes).

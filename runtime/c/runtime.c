@@ -26,15 +26,26 @@
  *                      executables; its Unicode tables in tokenizer_unicode.c
  *   fmt.c              buffered output, number formatting, messages
  *   strerror.c         texts of the (Linux) error numbers both platforms report
+ *   args.c             command-line flag values and counts
  *   npy.c, npz.c       tensor files in and out
  *   main.c             the command line and the run
+ *
+ * Compiled with -DSMELT_CHAT it is the runtime of a language model's chat
+ * executable instead (llm.h): sample.c (the token sampler) and chat.c (the
+ * command line, prompt, prefill, decode and sampling loop) replace npy.c,
+ * npz.c and main.c.
  */
 
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#if defined(SMELT_CHAT)
+#define SMELT_MODEL_NO_FIXED_NAMES
+#include "llm.h"
+#else
 #include "smelt_model.h"
+#endif
 
 #include "platform.h"
 
@@ -45,14 +56,27 @@
 #endif
 /* Encoding runs over whole prompts: -O2 like the libcalls. */
 #include "tokenizer.c"
+#if defined(SMELT_CHAT)
+#include "sample.c"
+#endif
 /* The rest runs once per process, around the model: optimise it for size,
    leaving -O2 to the functions generated code calls. */
 #pragma clang attribute push(__attribute__((minsize)), apply_to = function)
+#if defined(SMELT_CHAT)
+/* The chat program opens no files: the platform's file functions and error
+   texts go unused. */
+#pragma clang diagnostic ignored "-Wunused-function"
+#endif
 #include "fmt.c"
 #include "strerror.c"
+#include "args.c"
+#if defined(SMELT_CHAT)
+#include "chat.c"
+#else
 #include "npy.c"
 #include "npz.c"
 #include "main.c"
+#endif
 
 #if defined(__linux__)
 #include "linux/platform.c"

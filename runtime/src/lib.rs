@@ -33,6 +33,7 @@
 //! `smelt compile` needs no C compiler, only a linker.
 
 pub mod firmware;
+pub mod llm;
 mod target;
 pub mod tokenizer;
 pub mod toolchain;
@@ -168,6 +169,10 @@ static X86_64_LINUX: &[u8] = built_object!("runtime", "x86_64-unknown-linux-gnu"
 static AARCH64_LINUX: &[u8] = built_object!("runtime", "aarch64-unknown-linux-gnu");
 static ARMV7_LINUX: &[u8] = built_object!("runtime", "armv7-unknown-linux-gnueabihf");
 static THUMBV7EM_NONE: &[u8] = built_object!("runtime", "thumbv7em-unknown-none-eabihf");
+static X86_64_CHAT: &[u8] = built_object!("chat-runtime", "x86_64-unknown-linux-gnu");
+static AARCH64_CHAT: &[u8] = built_object!("chat-runtime", "aarch64-unknown-linux-gnu");
+static ARMV7_CHAT: &[u8] = built_object!("chat-runtime", "armv7-unknown-linux-gnueabihf");
+static THUMBV7EM_CHAT: &[u8] = built_object!("chat-runtime", "thumbv7em-unknown-none-eabihf");
 static X86_64_LIBCALLS: &[u8] = built_object!("libcalls", "x86_64-unknown-linux-gnu");
 static AARCH64_LIBCALLS: &[u8] = built_object!("libcalls", "aarch64-unknown-linux-gnu");
 static ARMV7_LIBCALLS: &[u8] = built_object!("libcalls", "armv7-unknown-linux-gnueabihf");
@@ -182,6 +187,20 @@ pub fn runtime_object(target: Target) -> &'static [u8] {
         Target::Aarch64Linux => AARCH64_LINUX,
         Target::Armv7Linux => ARMV7_LINUX,
         Target::ThumbV7emNone => THUMBV7EM_NONE,
+    }
+}
+
+/// The runtime of a language model's chat executable for `target`
+/// (`c/runtime.c` with `-DSMELT_CHAT`: `c/chat.c` and the sampler instead of
+/// the `.npy` command line). It calls the decode and prefill step models and
+/// reads the `smelt_llm` descriptor that `c/llm.h` describes; same entry
+/// points as [`runtime_object`].
+pub fn chat_runtime_object(target: Target) -> &'static [u8] {
+    match target {
+        Target::X86_64Linux => X86_64_CHAT,
+        Target::Aarch64Linux => AARCH64_CHAT,
+        Target::Armv7Linux => ARMV7_CHAT,
+        Target::ThumbV7emNone => THUMBV7EM_CHAT,
     }
 }
 

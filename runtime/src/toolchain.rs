@@ -58,6 +58,27 @@ pub fn compile_runtime(
     compile_c(clang, src_dir, target, "runtime.c", out)
 }
 
+/// Compiles the chat executables' runtime (`<src_dir>/c/runtime.c` with
+/// `-DSMELT_CHAT`: the chat driver and sampler instead of `main.c`) for
+/// `target` into `out`.
+pub fn compile_chat_runtime(
+    clang: &Path,
+    src_dir: &Path,
+    target: Target,
+    out: &Path,
+) -> Result<(), String> {
+    let mut flags = target.clang_flags();
+    flags.push("-DSMELT_CHAT".into());
+    run_clang(
+        clang,
+        src_dir,
+        &flags,
+        "runtime.c",
+        out,
+        &target.to_string(),
+    )
+}
+
 /// Compiles the libcalls-only object (`<src_dir>/c/libcalls.c`: weak, hidden
 /// `memcpy` and friends, no entry point or I/O) for `target` into `out`:
 /// what static libraries carry beside the model.

@@ -97,7 +97,27 @@ pub fn run(m: &ArgMatches) -> CliResult<ExitCode> {
     // A bad scheme is refused before the model is read, like a bad target.
     let quantize = super::quantize::options(m)?;
     let opts = import_options(m)?;
-    let graph = smelt_frontend::open(path, &opts.limits)?.import(&opts)?;
+    let model = smelt_frontend::open(path, &opts.limits)?;
+    let chunk = m.get_one::<usize>("prefill-chunk").copied();
+    // A language model as an executable is a chat program.
+    let ckpt = match (emit, model.checkpoint()) {
+        (Emit::Exe, Some(c)) => Some(c?),
+        (_, Some(_)) if chunk.is_some() => {
+            return Err(CliError(
+                "--prefill-chunk is for a language model's chat executable (--emit exe)".into(),
+            ));
+        }
+        _ => None,
+    };
+    if ckpt.is_none() && chunk.is_some() {
+        return Err(CliError(
+            "--prefill-chunk is for language models (GGUF or Hugging Face checkpoints)".into(),
+        ));
+    }
+    let graph = match &ckpt {
+        Some(_) => None,
+        None => Some(model.import(&opts)?),
+    };
     let optimize = super::optimize::checked_options(m, spec.costs)?;
     let stem = path
         .file_stem()
@@ -119,12 +139,35 @@ pub fn run(m: &ArgMatches) -> CliResult<ExitCode> {
         .optimize(optimize);
     compile.linker = m.get_one::<PathBuf>("linker").cloned();
     compile.name = m.get_one::<String>("name").cloned();
-    compile.quantize = match quantize {
-        Some(q) => Some(super::quantize::calibrate(m, &graph, q, &opts.limits)?),
-        None => None,
+    let artifact = match (&graph, &ckpt) {
+        (Some(graph), _) => {
+            compile.quantize = match quantize {
+                Some(q) => Some(super::quantize::calibrate(m, graph, q, &opts.limits)?),
+                None => None,
+            };
+            let mut printer = Printer(PrintAfter::new(m, graph));
+            smelt::compile_observed(graph, &compile, &mut printer)?
+        }
+        (None, Some(ckpt)) => {
+            compile.quantize = match quantize {
+                Some(q) if q.scheme == smelt::Scheme::Int8 => {
+                    return Err(CliError(
+                        "--quantize int8 calibrates activations of ONNX models; a language \
+                         model takes a weight-only scheme (q8_0, q4_0, …)"
+                            .into(),
+                    ));
+                }
+                q => q,
+            };
+            let chat = smelt::llm::ChatOptions {
+                ctx: opts.llm.ctx,
+                chunk,
+            };
+            let mut printer = Printer(PrintAfter(m.get_one::<String>("print-after").cloned()));
+            smelt::llm::compile_chat_observed(ckpt, &chat, &compile, &mut printer)?
+        }
+        (None, None) => unreachable!("a model is either imported or a checkpoint"),
     };
-    let mut printer = Printer(PrintAfter::new(m, &graph));
-    let artifact = smelt::compile_observed(&graph, &compile, &mut printer)?;
     if let Some(r) = &artifact.quantize {
         eprintln!("{r}");
         super::quantize::write_report(m, r)?;

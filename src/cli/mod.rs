@@ -158,6 +158,7 @@ pub fn command() -> Command {
                 .arg(Arg::new("features").long("features").value_name("+A,-B").help("LLVM backend: target features to add or remove (LLVM spelling, e.g. +avx2,+fma)"))
                 .arg(Arg::new("name").long("name").value_name("NAME").help("Symbol prefix of a staticlib or obj: it defines NAME_run and NAME_model, and its header's macros start with NAME in upper case (default: NAME of libNAME.a, or the object's file stem, made a C identifier); executables always use smelt_model_run"))
                 .arg(Arg::new("threads").long("threads").value_name("N").value_parser(value_parser!(u32)).default_value("1").help("Run the hot loops (GEMM tiles of MatMul/Gemm/Conv) on up to N threads of a tiny thread pool in the runtime (Linux targets; raw clone/futex, no libc); results are bit-identical to one thread. Executables take --threads M <= N to use fewer. Bare-metal targets: 1 only"))
+                .arg(Arg::new("prefill-chunk").long("prefill-chunk").value_name("N").value_parser(value_parser!(usize)).help("Language models: prompt tokens per prefill step of the chat executable (default 32 on Linux; bare metal: none, the prompt goes through the one-token decode model); 0 or 1: no prefill model"))
                 .arg(Arg::new("linker").long("linker").value_name("PATH").value_parser(value_parser!(PathBuf)).help("The ld.lld to link executables with (default: ld.lld-19, ld.lld, then the Rust toolchain's rust-lld)")),
         ))))
         .subcommand(optimize::args(model_args(

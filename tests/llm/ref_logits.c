@@ -6,7 +6,11 @@
  * fed token ids on one line. The KV cache is f32 and flash attention off,
  * so the reference has no f16 rounding of its own.
  *
+ * With --text, llama.cpp tokenizes TEXT (its BOS rule, special-token text
+ * not parsed) into the prompt, and N counts the tokens generated after it.
+ *
  * usage: ref_logits MODEL.gguf N OUT.f32 [--batch] ID...
+ *        ref_logits MODEL.gguf N OUT.f32 [--batch] --text TEXT
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,14 +25,16 @@ static void quiet(enum ggml_log_level level, const char *text, void *user) {
 
 int main(int argc, char **argv) {
     if (argc < 5) {
-        fprintf(stderr, "usage: %s MODEL.gguf N OUT.f32 [--batch] ID...\n", argv[0]);
+        fprintf(stderr, "usage: %s MODEL.gguf N OUT.f32 [--batch] (ID... | --text TEXT)\n", argv[0]);
         return 2;
     }
     int n_total = atoi(argv[2]);
     int first = 4, batch = 0;
     if (strcmp(argv[4], "--batch") == 0) { batch = 1; first = 5; }
+    const char *text = NULL;
+    if (first + 1 < argc && strcmp(argv[first], "--text") == 0) text = argv[first + 1];
     int n_prompt = argc - first;
-    if (n_prompt < 1 || n_total < n_prompt) {
+    if (!text && (n_prompt < 1 || n_total < n_prompt)) {
         fprintf(stderr, "need 1 <= prompt ids <= N\n");
         return 2;
     }
@@ -39,6 +45,14 @@ int main(int argc, char **argv) {
     if (!model) { fprintf(stderr, "cannot load %s\n", argv[1]); return 1; }
     const struct llama_vocab *vocab = llama_model_get_vocab(model);
     int n_vocab = llama_vocab_n_tokens(vocab);
+    llama_token *text_ids = NULL;
+    if (text) {
+        int cap = (int)strlen(text) + 8;
+        text_ids = malloc(sizeof(llama_token) * (size_t)cap);
+        n_prompt = llama_tokenize(vocab, text, (int)strlen(text), text_ids, cap, true, false);
+        if (n_prompt < 1) { fprintf(stderr, "the text tokenizes to %d tokens\n", n_prompt); return 1; }
+        n_total += n_prompt;
+    }
     struct llama_context_params cp = llama_context_default_params();
     cp.n_ctx = n_total < 256 ? 256 : (uint32_t)n_total;
     cp.n_batch = cp.n_ctx;
@@ -53,7 +67,7 @@ int main(int argc, char **argv) {
     if (!ctx) { fprintf(stderr, "cannot create a context\n"); return 1; }
 
     llama_token *ids = malloc(sizeof(llama_token) * (size_t)n_total);
-    for (int i = 0; i < n_prompt; i++) ids[i] = atoi(argv[first + i]);
+    for (int i = 0; i < n_prompt; i++) ids[i] = text ? text_ids[i] : atoi(argv[first + i]);
     FILE *out = fopen(argv[3], "wb");
     if (!out) { fprintf(stderr, "cannot write %s\n", argv[3]); return 1; }
     struct llama_batch b = llama_batch_init(n_total, 0, 1);
@@ -89,5 +103,6 @@ int main(int argc, char **argv) {
     llama_model_free(model);
     llama_backend_free();
     free(ids);
+    free(text_ids);
     return 0;
 }

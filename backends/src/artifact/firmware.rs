@@ -149,12 +149,14 @@ pub fn measure(elf: &[u8], map: &MemoryMap) -> Result<(u64, u64), String> {
 fn run_lld(
     ld: &Path,
     pre: &[String],
+    extra: &[&str],
     script: &Path,
     objs: &[&Path],
     out: &Path,
 ) -> Result<Result<(), String>, ArtifactError> {
     let result = Command::new(ld)
         .args(pre)
+        .args(extra)
         .args(["--gc-sections", "--build-id=none", "--no-undefined", "-T"])
         .arg(script)
         .arg("-o")
@@ -171,9 +173,9 @@ fn run_lld(
 
 /// Links `objs` (the model and the runtime) into the firmware image `out` for
 /// `map` in the scratch folder `dir`, with `ld` (`pre`: its leading
-/// arguments). `heap_bytes` is what one run allocates. Fails with the needed
-/// and available sizes when the image does not fit; on success returns the
-/// image's use.
+/// arguments; `extra`: more flags). `heap_bytes` is what one run allocates.
+/// Fails with the needed and available sizes when the image does not fit; on
+/// success returns the image's use.
 pub fn link(
     ld: &Path,
     pre: &[String],
@@ -182,6 +184,7 @@ pub fn link(
     dir: &Path,
     map: &MemoryMap,
     heap_bytes: u64,
+    extra: &[&str],
 ) -> Result<Usage, ArtifactError> {
     let write = |p: &Path, s: String| {
         std::fs::write(p, s).map_err(|e| ArtifactError::Io(p.to_path_buf(), e))
@@ -198,7 +201,7 @@ pub fn link(
             heap_bytes,
         })
     };
-    match run_lld(ld, pre, &script, objs, out)? {
+    match run_lld(ld, pre, extra, &script, objs, out)? {
         Ok(()) => {
             let usage = usage_of(out, map)?;
             if let Err(e) = usage.check() {
@@ -214,7 +217,7 @@ pub fn link(
             let measure_script = dir.join("measure.ld");
             let measure_out = dir.join("measure.elf");
             write(&measure_script, big.linker_script())?;
-            if run_lld(ld, pre, &measure_script, objs, &measure_out)?.is_ok() {
+            if run_lld(ld, pre, extra, &measure_script, objs, &measure_out)?.is_ok() {
                 let mut usage = usage_of(&measure_out, &big)?;
                 usage.map = *map;
                 usage.check()?;

@@ -121,12 +121,15 @@ pub fn compile(
         )));
     }
     let isa = isa_for(target)?;
-    let builder = ObjectBuilder::new(
+    let mut builder = ObjectBuilder::new(
         isa,
         model_name.as_bytes().to_vec(),
         cranelift_module::default_libcall_names(),
     )
     .map_err(err)?;
+    // A section per constant, as the LLVM backend does: a linker folding
+    // identical sections keeps one copy of a weight two models share.
+    builder.per_data_object_section(true);
     let mut module = ObjectModule::new(builder);
     let ptr = module.target_config().pointer_type();
 

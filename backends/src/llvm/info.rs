@@ -20,7 +20,10 @@ use crate::lower::{IoInfo, Lowered};
 const CONST_ALIGN: u32 = 64;
 
 /// Defines constant `i` of the program, declared by the parsed code as
-/// `smelt_const_i`: private, read-only, 64-byte aligned.
+/// `smelt_const_i`: private, read-only, 64-byte aligned, in a section of its
+/// own (`.rodata.smelt_const_i`), so that a linker folding identical
+/// sections (`ld.lld --icf=all`) keeps one copy of a weight two models of
+/// one executable share (a chat program's prefill and decode models).
 pub(super) fn define_consts(
     module: &Module,
     consts: &[smelt_ir::Bytes],
@@ -36,8 +39,22 @@ pub(super) fn define_consts(
         g.set_linkage(Linkage::Private);
         g.set_unnamed_addr(true);
         g.set_alignment(CONST_ALIGN);
+        g.set_section(Some(&format!(".rodata.{name}")));
     }
     Ok(())
+}
+
+/// Defines the exported read-only global `symbol` holding `bytes`, aligned
+/// to `align`.
+pub(super) fn define_data(module: &Module, symbol: &str, bytes: &[u8], align: u32) {
+    let ctx = module.get_context();
+    let init = ctx.const_string(bytes, false);
+    let g = module.add_global(init.get_type(), None, symbol);
+    g.set_initializer(&init);
+    g.set_constant(true);
+    g.set_linkage(Linkage::External);
+    g.set_alignment(align);
+    g.set_section(Some(&format!(".rodata.{symbol}")));
 }
 
 /// A private, read-only global holding `init`, returned as a pointer.

@@ -159,6 +159,32 @@ pub fn emit(
     }
 }
 
+/// An object for target `t` holding one exported read-only symbol,
+/// `symbol`, with the bytes `bytes` aligned to `align`: data the runtime
+/// reads beside a model (a chat executable's `smelt_llm` descriptor). Any
+/// backend's executable may link it: LLVM writes objects for every target.
+pub fn data_object(
+    t: &LlvmTarget,
+    symbol: &str,
+    bytes: &[u8],
+    align: u32,
+) -> Result<Vec<u8>, CodegenError> {
+    let tm = target_machine(t, &LlvmOptions::default())?;
+    let ctx = Context::create();
+    let module = ctx.create_module(symbol);
+    module.set_triple(&tm.get_triple());
+    module.set_data_layout(&tm.get_target_data().get_data_layout());
+    module.set_source_file_name(symbol);
+    info::define_data(&module, symbol, bytes, align);
+    module
+        .verify()
+        .map_err(|e| CodegenError(format!("invalid LLVM IR (a backend bug): {e}")))?;
+    let buf = tm
+        .write_to_memory_buffer(&module, FileType::Object)
+        .map_err(|e| CodegenError(format!("LLVM code generation: {e}")))?;
+    Ok(buf.as_slice().to_vec())
+}
+
 /// The module of a lowered model, before optimization: the code parsed from
 /// the text [`codegen`] writes, then the constants' bytes and the info table
 /// added through the API (weights never pass through text).

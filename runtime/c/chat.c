@@ -1,0 +1,605 @@
+/*
+ * The program of a chat executable (llm.h): `./chat -p TEXT [-n N] [--temp T]
+ * [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--seed S]
+ * [--chat] [--system TEXT] [--stop STR]... [--ctx N] [--threads N] [--ids]
+ * [--bench] [--interactive]`.
+ *
+ * It tokenizes the prompt (BOS as the tokenizer's table says; with --chat,
+ * the prompt rendered by the model's chat template and special-token text
+ * parsed as the tokens), runs it through the prefill model `chunk` tokens
+ * per step and the rest through the decode model, then samples (sample.h)
+ * and decodes one token per step until -n tokens, an end-of-generation
+ * token, a --stop string or the end of the context, streaming the text to
+ * stdout (a multi-byte character is written whole). Without -p it reads
+ * turns from stdin, one per line, the KV cache carrying the conversation.
+ * Every failure is one line on stderr, "PROG: error: ...", with exit status
+ * 1 (2 for a malformed command line).
+ */
+
+#define CHAT_MAX_STOPS 8
+#define CHAT_LINE_MAX 65536
+
+struct chat_opts {
+    const char *prompt, *system;
+    const char *stops[CHAT_MAX_STOPS];
+    uint32_t n_stops;
+    uint64_t n_predict, seed, ctx;
+    int seeded, chat, ids, bench, interactive;
+    smelt_sampler sampler;
+};
+
+/* The model: the two step functions' signatures, checked, and the state,
+   arena and buffers they share. */
+struct chat_model {
+    uint32_t vocab, ctx, chunk, n_eos, eos[SMELT_LLM_MAX_EOS];
+    const uint8_t *tok_blob, *chat_blob;
+    uint32_t tok_len, chat_len;
+    int64_t *tokens; /* chunk (at least 1) entries */
+    int64_t *pos;
+    float *logits;
+    void *arena, *state;
+};
+
+/* The running conversation. */
+struct chat_run {
+    const struct ctx *c;
+    struct chat_model *m;
+    smelt_tok *tok;
+    uint32_t *history; /* every token fed, for the penalty; ctx entries */
+    uint64_t n_past;   /* tokens in the KV cache */
+    uint64_t limit;    /* the context this run may fill (--ctx) */
+    void *sample_scratch;
+    smelt_rng rng;
+    int in_prompt;     /* steps count as prompt processing (else generation) */
+    uint64_t prompt_ns, gen_ns, n_prompt, n_gen;
+};
+
+static void chat_usage(const struct ctx *c, struct out *o) {
+    out_printf(o, "usage: %s -p TEXT [options]\n", c->prog);
+    out_str(o,
+            "Generates text with the language model compiled into this program.\n"
+            "  -p, --prompt TEXT        the prompt (without it: turns from stdin, one per line)\n"
+            "  -n, --n-predict N        tokens to generate at most (default 128)\n"
+            "  --temp T                 temperature; 0 is greedy (default 0.8)\n"
+            "  --top-k K                keep the K likeliest tokens; 0 is off (default 40)\n"
+            "  --top-p P                keep the likeliest tokens up to mass P; 1 is off (default 0.95)\n"
+            "  --min-p P                drop tokens below P times the likeliest; 0 is off (default 0.05)\n"
+            "  --repeat-penalty R       penalise the last --repeat-last-n tokens; 1 is off (default 1)\n"
+            "  --repeat-last-n N        the penalty's window (default 64)\n"
+            "  --seed S                 the sampler's seed (default: from the clock)\n"
+            "  --chat                   wrap turns in the model's chat template\n"
+            "  --system TEXT            the system message of --chat\n"
+            "  --stop STR               also stop when the text contains STR (up to 8)\n"
+            "  --ctx N                  use at most N tokens of context (default: all the program has)\n"
+            "  --threads N              threads of the model's parallel loops\n"
+            "  --ids                    print the generated token ids, space separated, not the text\n"
+            "  --bench                  generate exactly -n tokens, print only a timings line\n"
+            "  --interactive            read turns from stdin even with -p (after it)\n");
+}
+
+static uint32_t rd32(const uint8_t *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* A decimal number for a flag: [-]digits[.digits][e[-]digits]. */
+static double parse_number(const struct ctx *c, const char *v, const char *flag) {
+    const char *p = v;
+    int neg = *p == '-';
+    if (*p == '-' || *p == '+') p++;
+    double x = 0, scale = 1;
+    int digits = 0;
+    for (; *p >= '0' && *p <= '9'; p++, digits++) x = x * 10 + (*p - '0');
+    if (*p == '.')
+        for (p++; *p >= '0' && *p <= '9'; p++, digits++) x += (*p - '0') * (scale /= 10);
+    if (digits && (*p == 'e' || *p == 'E')) {
+        p++;
+        int eneg = *p == '-', e = 0, ed = 0;
+        if (*p == '-' || *p == '+') p++;
+        for (; *p >= '0' && *p <= '9' && e < 400; p++, ed++) e = e * 10 + (*p - '0');
+        if (!ed) digits = 0;
+        while (e-- > 0) x = eneg ? x / 10 : x * 10;
+    }
+    if (*p || !digits) die_status(c, 2, "%s takes a number, got '%s'", flag, v);
+    return neg ? -x : x;
+}
+
+/* A count from 0 to max for a flag. */
+static uint64_t parse_count0(const struct ctx *c, const char *v, uint64_t max, const char *flag) {
+    uint64_t n = 0;
+    const char *p = v;
+    for (; *p >= '0' && *p <= '9' && n <= max; p++) n = n * 10 + (uint64_t)(*p - '0');
+    if (*p || p == v || n > max) die_status(c, 2, "%s takes a count from 0 to %u, got '%s'", flag, max, v);
+    return n;
+}
+
+static void parse_chat_args(const struct ctx *c, int argc, char **argv, struct chat_opts *o) {
+    *o = (struct chat_opts){0};
+    o->n_predict = 128;
+    o->sampler = (smelt_sampler){0.8f, 40, 0.95f, 0.05f, 1.0f, 64};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v;
+        if (cstr_eq(a, "-h") || cstr_eq(a, "--help")) {
+            struct out so = {PLAT_STDOUT, 0, {0}};
+            chat_usage(c, &so);
+            out_flush(&so);
+            plat_exit(0);
+        } else if (cstr_eq(a, "--chat")) {
+            o->chat = 1;
+        } else if (cstr_eq(a, "--ids")) {
+            o->ids = 1;
+        } else if (cstr_eq(a, "--bench")) {
+            o->bench = 1;
+        } else if (cstr_eq(a, "--interactive")) {
+            o->interactive = 1;
+        } else if ((v = match_flag(c, argc, argv, &i, "--prompt", "-p"))) {
+            o->prompt = v;
+        } else if ((v = match_flag(c, argc, argv, &i, "--system", 0))) {
+            o->system = v;
+        } else if ((v = match_flag(c, argc, argv, &i, "--n-predict", "-n"))) {
+            o->n_predict = parse_count0(c, v, 1u << 30, "-n");
+        } else if ((v = match_flag(c, argc, argv, &i, "--temp", 0))) {
+            o->sampler.temp = (float)parse_number(c, v, "--temp");
+        } else if ((v = match_flag(c, argc, argv, &i, "--top-k", 0))) {
+            o->sampler.top_k = (uint32_t)parse_count0(c, v, 1u << 30, "--top-k");
+        } else if ((v = match_flag(c, argc, argv, &i, "--top-p", 0))) {
+            o->sampler.top_p = (float)parse_number(c, v, "--top-p");
+        } else if ((v = match_flag(c, argc, argv, &i, "--min-p", 0))) {
+            o->sampler.min_p = (float)parse_number(c, v, "--min-p");
+        } else if ((v = match_flag(c, argc, argv, &i, "--repeat-penalty", 0))) {
+            double r = parse_number(c, v, "--repeat-penalty");
+            if (!(r > 0)) die_status(c, 2, "--repeat-penalty must be above 0, got '%s'", v);
+            o->sampler.repeat_penalty = (float)r;
+        } else if ((v = match_flag(c, argc, argv, &i, "--repeat-last-n", 0))) {
+            o->sampler.repeat_last_n = (uint32_t)parse_count0(c, v, 1u << 30, "--repeat-last-n");
+        } else if ((v = match_flag(c, argc, argv, &i, "--seed", 0))) {
+            o->seed = parse_count0(c, v, UINT64_MAX / 10, "--seed");
+            o->seeded = 1;
+        } else if ((v = match_flag(c, argc, argv, &i, "--stop", 0))) {
+            if (o->n_stops == CHAT_MAX_STOPS) die_status(c, 2, "--stop is given more than %u times", CHAT_MAX_STOPS);
+            if (!*v) die_status(c, 2, "--stop takes a non-empty string");
+            o->stops[o->n_stops++] = v;
+        } else if ((v = match_flag(c, argc, argv, &i, "--ctx", 0))) {
+            o->ctx = parse_count(c, v, 1u << 30, "--ctx takes a token count");
+        } else if ((v = match_flag(c, argc, argv, &i, "--threads", 0))) {
+            plat_set_thread_cap((uint32_t)parse_count(c, v, 256, "--threads takes a thread count"));
+        } else {
+            die_status(c, 2, "unexpected argument '%s'; run with --help for usage", a);
+        }
+    }
+}
+
+static void *alloc_aligned(const struct ctx *c, uint64_t bytes, uint64_t align, const char *what) {
+    if (align < PLAT_PAGE) align = PLAT_PAGE;
+    uint64_t extra = align - PLAT_PAGE;
+    if (bytes > UINT64_MAX - extra) die(c, "out of memory for %s", what);
+    uint8_t *mem = plat_alloc(bytes + extra);
+    if (!mem) die(c, "out of memory for %s (%u bytes)", what, bytes);
+    return mem + ((align - (uintptr_t)mem % align) % align);
+}
+
+/* Index of the tensor `name` in t[0..n), checked to be dtype[dims]. */
+static uint32_t find_tensor(const struct ctx *c, const smelt_tensor_info *t, uint32_t n, const char *name,
+                            uint32_t dtype, uint32_t rank, const uint64_t *dims, const char *model) {
+    for (uint32_t i = 0; i < n; i++) {
+        if (!cstr_eq(t[i].name, name)) continue;
+        int ok = t[i].dtype == dtype && t[i].rank == rank;
+        for (uint32_t d = 0; ok && d < rank; d++) ok = t[i].dims[d] == dims[d];
+        if (!ok) die(c, "the %s model's '%s' is %T, not %T", model, name, t[i].dtype, t[i].rank, t[i].dims, dtype, rank, dims);
+        return i;
+    }
+    die(c, "the %s model has no tensor '%s'", model, name);
+}
+
+/* Checks one step model: inputs tokens i64[n] and pos i64[1], output
+   logits f32[1, vocab]; returns the three indices. */
+static void check_step(const struct ctx *c, const smelt_model_info *m, uint32_t n, uint32_t vocab, const char *what,
+                       uint32_t idx[3]) {
+    if (m->abi_version != SMELT_ABI_VERSION)
+        die(c, "the %s model was generated for ABI version %u, this runtime is version %u", what, m->abi_version,
+            SMELT_ABI_VERSION);
+    if (m->num_inputs != 2 || m->num_outputs != 1) die(c, "the %s model is not a language-model step", what);
+    uint64_t tdims[1] = {n}, pdims[1] = {1}, ldims[2] = {1, vocab};
+    idx[0] = find_tensor(c, m->inputs, 2, "tokens", SMELT_DTYPE_I64, 1, tdims, what);
+    idx[1] = find_tensor(c, m->inputs, 2, "pos", SMELT_DTYPE_I64, 1, pdims, what);
+    idx[2] = find_tensor(c, m->outputs, 1, "logits", SMELT_DTYPE_F32, 2, ldims, what);
+}
+
+static const void *step_in[2];
+static void *step_out[1];
+static uint32_t decode_idx[3], prefill_idx[3];
+
+static void load_model(const struct ctx *c, struct chat_model *m) {
+    const uint8_t *d = smelt_llm;
+    if (rd32(d) != SMELT_LLM_MAGIC || rd32(d + 4) != SMELT_LLM_VERSION)
+        die(c, "the model descriptor is not version %u", SMELT_LLM_VERSION);
+    m->vocab = rd32(d + 8);
+    m->ctx = rd32(d + 12);
+    m->chunk = rd32(d + 16);
+    m->n_eos = rd32(d + 20);
+    if (m->n_eos > SMELT_LLM_MAX_EOS || !m->vocab || !m->ctx) die(c, "the model descriptor is malformed");
+    for (uint32_t i = 0; i < m->n_eos; i++) m->eos[i] = rd32(d + 24 + 4 * i);
+    m->tok_blob = d + rd32(d + 56);
+    m->tok_len = rd32(d + 60);
+    m->chat_blob = d + rd32(d + 64);
+    m->chat_len = rd32(d + 68);
+    check_step(c, &smelt_decode_model, 1, m->vocab, "decode", decode_idx);
+    const smelt_model_info *dm = &smelt_decode_model, *pm = 0;
+    uint64_t arena = dm->arena_bytes, align = dm->arena_align;
+    if (m->chunk) {
+        if (!&smelt_prefill_model || !smelt_prefill_run) die(c, "the descriptor names a prefill model this program lacks");
+        pm = &smelt_prefill_model;
+        check_step(c, pm, m->chunk, m->vocab, "prefill", prefill_idx);
+        if (pm->state_bytes != dm->state_bytes || pm->state_align != dm->state_align)
+            die(c, "the prefill and decode models disagree on the KV cache's size");
+        if (pm->arena_bytes > arena) arena = pm->arena_bytes;
+        if (pm->arena_align > align) align = pm->arena_align;
+    }
+    m->arena = arena ? alloc_aligned(c, arena, align, "the arena") : 0;
+    m->state = alloc_aligned(c, dm->state_bytes ? dm->state_bytes : 1, dm->state_align, "the KV cache");
+    smelt_decode_init(m->state);
+    uint32_t n = m->chunk > 1 ? m->chunk : 1;
+    m->tokens = alloc_aligned(c, (uint64_t)n * 8, 8, "the tokens");
+    m->pos = alloc_aligned(c, 8, 8, "the position");
+    m->logits = alloc_aligned(c, (uint64_t)m->vocab * 4, 64, "the logits");
+}
+
+/* Runs `n` tokens at position run->n_past through the prefill model (n ==
+   chunk) or the decode model (n == 1), leaving the last token's logits. */
+static void step(struct chat_run *r, const uint32_t *ids, uint32_t n) {
+    struct chat_model *m = r->m;
+    for (uint32_t i = 0; i < n; i++) {
+        m->tokens[i] = ids[i];
+        if (r->n_past + i < r->m->ctx) r->history[r->n_past + i] = ids[i];
+    }
+    *m->pos = (int64_t)r->n_past;
+    uint32_t *idx = n > 1 ? prefill_idx : decode_idx;
+    step_in[idx[0]] = m->tokens;
+    step_in[idx[1]] = m->pos;
+    step_out[0] = m->logits;
+    uint64_t t0 = plat_now_ns();
+    if (n > 1) smelt_prefill_run(step_in, step_out, m->arena, m->state);
+    else smelt_decode_run(step_in, step_out, m->arena, m->state);
+    uint64_t dt = plat_now_ns() - t0;
+    r->n_past += n;
+    if (r->in_prompt) r->prompt_ns += dt, r->n_prompt += n;
+    else r->gen_ns += dt, r->n_gen += n;
+}
+
+/* Feeds ids[0..n) to the model: whole chunks through prefill, the rest one
+   by one. Returns 0, or -1 when they do not fit the context. */
+static int feed(struct chat_run *r, const uint32_t *ids, uint64_t n) {
+    if (n > r->limit - r->n_past) return -1;
+    uint64_t i = 0;
+    uint32_t chunk = r->m->chunk;
+    r->in_prompt = 1;
+    for (; chunk > 1 && n - i >= chunk; i += chunk) step(r, ids + i, chunk);
+    for (; i < n; i++) step(r, ids + i, 1);
+    r->in_prompt = 0;
+    return 0;
+}
+
+/* Tokenizes text[0..len) into a fresh buffer; *n its length. */
+static uint32_t *encode(struct chat_run *r, const char *text, uint64_t len, unsigned options, uint64_t *n) {
+    const struct ctx *c = r->c;
+    size_t cap = smelt_tok_max_ids(len), work = smelt_tok_work_bytes(len);
+    uint32_t *ids = plat_alloc((uint64_t)cap * 4 + 4);
+    void *w = plat_alloc(work + 8);
+    if (!ids || !w) die(c, "out of memory for a prompt of %u bytes", len);
+    size_t got = 0;
+    int e = smelt_tok_encode(r->tok, (const uint8_t *)text, len, options, ids, cap, &got, w, work);
+    if (e) die(c, "the tokenizer failed (%d) on a prompt of %u bytes", (int64_t)e, len);
+    plat_free(w, work + 8);
+    *n = got;
+    return ids;
+}
+
+/* A growable byte string (rendered prompts). */
+struct text {
+    char *p;
+    uint64_t len, cap;
+};
+
+static void text_add(const struct ctx *c, struct text *t, const void *s, uint64_t n) {
+    if (t->len + n > t->cap) {
+        uint64_t cap = (t->len + n) * 2 + 256;
+        char *p = plat_alloc(cap);
+        if (!p) die(c, "out of memory");
+        if (t->len) memcpy(p, t->p, t->len);
+        if (t->p) plat_free(t->p, t->cap);
+        t->p = p;
+        t->cap = cap;
+    }
+    if (n) memcpy(t->p + t->len, s, n);
+    t->len += n;
+}
+
+/* The chat template's strings (llm.h). */
+struct chat_template {
+    uint32_t flags;
+    const uint8_t *s[SMELT_CHAT_STRINGS];
+    uint32_t len[SMELT_CHAT_STRINGS];
+};
+
+enum { T_SYS_PRE, T_SYS_SUF, T_USER_PRE, T_USER_SUF, T_ASST_PRE, T_ASST_SUF, T_DEFAULT_SYS };
+
+static void load_template(const struct ctx *c, const struct chat_model *m, struct chat_template *t) {
+    if (!m->chat_len) die_status(c, 2, "--chat: this model has no chat template");
+    const uint8_t *p = m->chat_blob, *end = p + m->chat_len;
+    if (m->chat_len < 16 || rd32(p) != SMELT_CHAT_MAGIC || rd32(p + 4) != SMELT_CHAT_VERSION)
+        die(c, "the chat template is malformed");
+    t->flags = rd32(p + 12);
+    p += 16;
+    for (uint32_t i = 0; i < SMELT_CHAT_STRINGS; i++) {
+        if (end - p < 4) die(c, "the chat template is truncated");
+        uint32_t n = rd32(p);
+        p += 4;
+        if ((uint64_t)(end - p) < n) die(c, "the chat template is truncated");
+        t->s[i] = p;
+        t->len[i] = n;
+        p += (n + 3) & ~3u;
+        if (p > end) p = end;
+    }
+}
+
+static void add_part(const struct ctx *c, struct text *out, const struct chat_template *t, int part) {
+    text_add(c, out, t->s[part], t->len[part]);
+}
+
+/* One user turn in the template: the system text first on the first turn. */
+static void render_turn(const struct ctx *c, struct text *out, const struct chat_template *t, const char *system,
+                        const char *user, uint64_t user_len, int first) {
+    const uint8_t *sys = (const uint8_t *)system;
+    uint64_t sys_len = system ? cstr_len(system) : 0;
+    if (first && !system && (t->flags & SMELT_CHAT_DEFAULT_SYSTEM)) {
+        sys = t->s[T_DEFAULT_SYS];
+        sys_len = t->len[T_DEFAULT_SYS];
+        system = "";
+    }
+    int with_sys = first && system;
+    int in_user = t->flags & SMELT_CHAT_SYSTEM_IN_USER;
+    if (with_sys && !in_user) {
+        add_part(c, out, t, T_SYS_PRE);
+        text_add(c, out, sys, sys_len);
+        add_part(c, out, t, T_SYS_SUF);
+    }
+    add_part(c, out, t, T_USER_PRE);
+    if (with_sys && in_user) {
+        add_part(c, out, t, T_SYS_PRE);
+        text_add(c, out, sys, sys_len);
+        add_part(c, out, t, T_SYS_SUF);
+    }
+    text_add(c, out, user, user_len);
+    add_part(c, out, t, T_USER_SUF);
+    add_part(c, out, t, T_ASST_PRE);
+}
+
+/* Output with --stop: bytes that may begin a stop string are held back. */
+struct stream {
+    struct out *o;
+    const struct chat_opts *opts;
+    char held[1024];
+    uint32_t n_held;
+    int stopped;
+};
+
+static void stream_text(struct stream *s, const uint8_t *p, uint64_t n) {
+    if (!s->opts->n_stops) {
+        out_bytes(s->o, (const char *)p, n);
+        return;
+    }
+    for (uint64_t i = 0; i < n && !s->stopped; i++) {
+        if (s->n_held == sizeof s->held) {
+            out_bytes(s->o, s->held, 1);
+            memmove(s->held, s->held + 1, --s->n_held);
+        }
+        s->held[s->n_held++] = (char)p[i];
+        /* A stop string ending here: print what precedes it and stop. */
+        for (uint32_t k = 0; k < s->opts->n_stops; k++) {
+            uint64_t sl = cstr_len(s->opts->stops[k]);
+            if (sl <= s->n_held && !memcmp(s->held + s->n_held - sl, s->opts->stops[k], sl)) {
+                out_bytes(s->o, s->held, s->n_held - sl);
+                s->n_held = 0;
+                s->stopped = 1;
+                return;
+            }
+        }
+        /* Keep the longest tail that is a proper prefix of a stop string. */
+        uint32_t keep = 0;
+        for (uint32_t k = 0; k < s->opts->n_stops; k++) {
+            uint64_t sl = cstr_len(s->opts->stops[k]);
+            for (uint32_t t = s->n_held < sl ? s->n_held : (uint32_t)sl - 1; t > keep; t--)
+                if (!memcmp(s->held + s->n_held - t, s->opts->stops[k], t)) {
+                    keep = t;
+                    break;
+                }
+        }
+        out_bytes(s->o, s->held, s->n_held - keep);
+        memmove(s->held, s->held + s->n_held - keep, keep);
+        s->n_held = keep;
+    }
+}
+
+static int is_eos(const struct chat_model *m, uint32_t id) {
+    for (uint32_t i = 0; i < m->n_eos; i++)
+        if (m->eos[i] == id) return 1;
+    return 0;
+}
+
+/* Generates after the tokens fed so far: samples, prints and feeds up to
+   n_predict tokens. Returns the last token sampled and not yet fed (or
+   SMELT_TOK_NONE). */
+static uint32_t generate(struct chat_run *r, const struct chat_opts *opts, struct out *o) {
+    const struct ctx *c = r->c;
+    struct chat_model *m = r->m;
+    struct stream s = {o, opts, {0}, 0, 0};
+    smelt_tok_stream ts;
+    smelt_tok_stream_init(&ts);
+    size_t piece_cap = smelt_tok_max_piece(r->tok) + 8;
+    uint8_t *piece = plat_alloc(piece_cap);
+    if (!piece) die(c, "out of memory");
+    uint32_t pending = SMELT_TOK_NONE;
+    for (uint64_t k = 0; k < opts->n_predict; k++) {
+        if (pending != SMELT_TOK_NONE) {
+            if (r->n_past >= r->limit) {
+                out_flush(o);
+                struct out e = {PLAT_STDERR, 0, {0}};
+                out_printf(&e, "\n%s: the context is full (%u tokens); stopping\n", c->prog, r->limit);
+                out_flush(&e);
+                break;
+            }
+            step(r, &pending, 1);
+            pending = SMELT_TOK_NONE;
+        }
+        uint32_t id = smelt_sample(&opts->sampler, m->logits, m->vocab, r->history,
+                                   r->n_past < m->ctx ? r->n_past : m->ctx, &r->rng, r->sample_scratch);
+        pending = id;
+        if (opts->ids) {
+            out_printf(o, k ? " %u" : "%u", (uint64_t)id);
+        } else if (!opts->bench) {
+            size_t w = 0;
+            if (smelt_tok_decode(r->tok, &ts, id, SMELT_TOK_SKIP_SPECIAL, piece, piece_cap, &w) == 0)
+                stream_text(&s, piece, w);
+            if (s.stopped) break;
+        }
+        if (!opts->bench && is_eos(m, id)) break;
+        if (opts->ids || opts->bench) continue;
+        out_flush(o);
+    }
+    if (!opts->ids && !opts->bench && !s.stopped) {
+        size_t w = 0;
+        smelt_tok_decode_flush(&ts, piece, piece_cap, &w);
+        stream_text(&s, piece, w);
+        out_bytes(o, s.held, s.n_held);
+    }
+    plat_free(piece, piece_cap);
+    return pending;
+}
+
+/* Reads one line of stdin (without its newline) into a fresh buffer; NULL at
+   the end of input. */
+static char *read_line(const struct ctx *c, uint64_t *len) {
+    static char buf[CHAT_LINE_MAX];
+    static uint64_t have, at;
+    static int eof;
+    struct text t = {0, 0, 0};
+    for (;;) {
+        if (at == have) {
+            if (eof) break;
+            long n = plat_read(0, buf, sizeof buf);
+            if (n <= 0) {
+                eof = 1;
+                break;
+            }
+            have = (uint64_t)n;
+            at = 0;
+        }
+        uint64_t e = at;
+        while (e < have && buf[e] != '\n') e++;
+        text_add(c, &t, buf + at, e - at);
+        if (e < have) {
+            at = e + 1;
+            text_add(c, &t, "", 1);
+            *len = t.len - 1;
+            return t.p;
+        }
+        at = have;
+    }
+    if (!t.len) return 0;
+    text_add(c, &t, "", 1);
+    *len = t.len - 1;
+    return t.p;
+}
+
+static void out_rate(struct out *o, uint64_t n, uint64_t ns) {
+    out_f64(o, ns ? (double)n * 1e9 / (double)ns : 0.0);
+}
+
+static int smelt_main(int argc, char **argv) {
+    struct ctx cx = {"chat"};
+    const struct ctx *c = &cx;
+    if (argc > 0 && argv[0] && argv[0][0]) {
+        cx.prog = argv[0];
+        for (const char *p = argv[0]; *p; p++)
+            if (*p == '/' && p[1]) cx.prog = p + 1;
+    }
+    struct chat_opts opts;
+    parse_chat_args(c, argc, argv, &opts);
+    struct chat_model m;
+    load_model(c, &m);
+
+    struct chat_run r = {0};
+    r.c = c;
+    r.m = &m;
+    r.limit = opts.ctx && opts.ctx < m.ctx ? opts.ctx : m.ctx;
+    size_t tok_mem = 0;
+    if (smelt_tok_memory(m.tok_blob, m.tok_len, &tok_mem)) die(c, "the tokenizer table is malformed");
+    void *tmem = alloc_aligned(c, tok_mem ? tok_mem : 1, 8, "the tokenizer");
+    if (smelt_tok_init(m.tok_blob, m.tok_len, tmem, tok_mem, &r.tok)) die(c, "the tokenizer table is malformed");
+    r.history = plat_alloc((uint64_t)m.ctx * 4);
+    r.sample_scratch = alloc_aligned(c, smelt_sample_scratch_bytes(m.vocab), 8, "the sampler");
+    if (!r.history) die(c, "out of memory");
+    smelt_rng_seed(&r.rng, opts.seeded ? opts.seed : plat_now_ns());
+    struct chat_template tmpl;
+    if (opts.chat) load_template(c, &m, &tmpl);
+    else if (opts.system) die_status(c, 2, "--system needs --chat");
+
+    struct out o = {PLAT_STDOUT, 0, {0}};
+    int from_stdin = !opts.prompt || opts.interactive;
+    uint32_t last = SMELT_TOK_NONE;
+    for (int turn = 0;; turn++) {
+        const char *user;
+        uint64_t user_len;
+        if (turn == 0 && opts.prompt) {
+            user = opts.prompt;
+            user_len = cstr_len(user);
+        } else {
+            if (!from_stdin) break;
+            if (opts.interactive) {
+                out_str(&o, turn ? "\n> " : "> ");
+                out_flush(&o);
+            }
+            char *line = read_line(c, &user_len);
+            if (!line) break;
+            user = line;
+        }
+        /* The text of this turn, after the previous answer. */
+        struct text t = {0, 0, 0};
+        unsigned options = 0;
+        if (opts.chat) {
+            if (turn) add_part(c, &t, &tmpl, T_ASST_SUF);
+            render_turn(c, &t, &tmpl, opts.system, user, user_len, turn == 0);
+            options = SMELT_TOK_PARSE_SPECIAL;
+        } else {
+            text_add(c, &t, user, user_len);
+        }
+        if (turn == 0) options |= SMELT_TOK_ADD_SPECIAL;
+        uint64_t n = 0;
+        uint32_t *ids = encode(&r, t.p ? t.p : "", t.len, options, &n);
+        /* The answer's last token, sampled but not fed, comes first (unless
+           the template's assistant suffix, which ends the answer, follows). */
+        if (last != SMELT_TOK_NONE && !(opts.chat && is_eos(&m, last))) {
+            if (feed(&r, &last, 1)) die(c, "the context is full (%u tokens)", r.limit);
+        }
+        if (turn == 0 && n == 0) die_status(c, 2, "the prompt is empty");
+        if (feed(&r, ids, n))
+            die(c, "the prompt is %u tokens and %u of the context's %u are used; compile with a larger --ctx", n,
+                r.n_past, r.limit);
+        last = generate(&r, &opts, &o);
+        if (!opts.bench) out_char(&o, '\n');
+        out_flush(&o);
+        if (opts.bench) break;
+    }
+    if (opts.bench) {
+        out_str(&o, "timings: prompt ");
+        out_u64(&o, r.n_prompt);
+        out_str(&o, " tokens ");
+        out_rate(&o, r.n_prompt, r.prompt_ns);
+        out_str(&o, " tok/s, decode ");
+        out_u64(&o, r.n_gen);
+        out_str(&o, " tokens ");
+        out_rate(&o, r.n_gen, r.gen_ns);
+        out_str(&o, " tok/s\n");
+    }
+    out_flush(&o);
+    return 0;
+}

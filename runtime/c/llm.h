@@ -1,0 +1,64 @@
+/*
+ * llm.h: what a chat executable knows of its language model beyond the step
+ * functions, and the step functions themselves.
+ *
+ * `smelt compile MODEL.gguf|HF_DIR --emit exe` links three pieces with the
+ * chat runtime (chat.c):
+ *   - the decode model, one token per step: smelt_decode_model/_run/_init,
+ *     inputs `tokens: i64[1]` and `pos: i64[1]`, output `logits: f32[1, vocab]`;
+ *   - optionally the prefill model, `chunk` tokens per step (`tokens:
+ *     i64[chunk]`, the same `pos` and `logits` of the chunk's last token):
+ *     smelt_prefill_model/_run/_init. Both read and write one state buffer
+ *     (the KV cache, laid out identically by the compiler, which checks it);
+ *   - `smelt_llm`, read-only bytes: the descriptor below, followed by the
+ *     tokenizer table (tokenizer.h) and the chat template.
+ *
+ * Descriptor, version 1: 20 little-endian u32.
+ *   0 magic 'S','M','L','M'   1 version (1)    2 vocab   3 ctx (KV capacity)
+ *   4 chunk (prefill tokens per step; 0: no prefill model)
+ *   5 n_eos (at most SMELT_LLM_MAX_EOS)   6..13 the end-of-generation ids
+ *   14 tokenizer offset   15 tokenizer bytes (offsets from the descriptor's
+ *   16 chat template offset   17 chat template bytes (0: none)   start)
+ *   18, 19 zero
+ *
+ * Chat template, version 1 (written by frontend/src/tokenizer/chat.rs):
+ *   u32 magic 'S','M','C','T', u32 version (1), u32 format, u32 flags
+ *   (SMELT_CHAT_*), then seven strings, each a u32 length and its bytes
+ *   padded with zeros to a multiple of 4: system prefix, system suffix, user
+ *   prefix, user suffix, assistant prefix, assistant suffix, default system.
+ *   A conversation is rendered by concatenation: [system prefix, system,
+ *   system suffix] (inside the first user turn, after its prefix, when
+ *   SMELT_CHAT_SYSTEM_IN_USER is set), user prefix, text, user suffix,
+ *   assistant prefix; the model's answer; assistant suffix; the next turn.
+ */
+
+#ifndef SMELT_LLM_H
+#define SMELT_LLM_H
+
+#include <stdint.h>
+
+#include "smelt_model.h"
+
+#define SMELT_LLM_MAGIC 0x4D4C4D53u /* "SMLM" */
+#define SMELT_LLM_VERSION 1u
+#define SMELT_LLM_WORDS 20u
+#define SMELT_LLM_MAX_EOS 8u
+
+#define SMELT_CHAT_MAGIC 0x54434D53u /* "SMCT" */
+#define SMELT_CHAT_VERSION 1u
+#define SMELT_CHAT_SYSTEM_IN_USER 1u  /* the system text goes inside the first user turn */
+#define SMELT_CHAT_DEFAULT_SYSTEM 2u  /* the template has a default system text */
+#define SMELT_CHAT_STRINGS 7u
+
+extern const uint8_t smelt_llm[];
+
+extern const smelt_model_info smelt_decode_model;
+void smelt_decode_init(void *state);
+void smelt_decode_run(const void *const *inputs, void *const *outputs, void *arena, void *state);
+
+/* Weak: a chat executable for a microcontroller has no prefill model. */
+extern const smelt_model_info smelt_prefill_model __attribute__((weak));
+void smelt_prefill_run(const void *const *inputs, void *const *outputs, void *arena, void *state)
+    __attribute__((weak));
+
+#endif
