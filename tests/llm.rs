@@ -25,18 +25,21 @@
 //! Without `.venv` or the built reference (`scripts/setup` makes both) the
 //! tests say so and skip.
 
+#[path = "common/llm.rs"]
+mod llm_ref;
 #[path = "common/targets.rs"]
 mod targets;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use llm_ref::{make_llm, reference};
 use smelt_frontend::ImportOptions;
 use smelt_frontend::llm::LlmOptions;
 use smelt_frontend::npy::{read_npy, write_npy};
 use smelt_ir::interp::Interpreter;
 use smelt_ir::{Graph, OpDef, Tensor};
-use targets::{ok, root, run_ok, scratch, smelt, venv_python};
+use targets::{ok, run_ok, smelt};
 
 /// Tokens of the greedy run (prompt included).
 const STEPS: usize = 32;
@@ -51,30 +54,6 @@ const TIE: f32 = 1e-3;
 /// The context the test graphs are built with.
 const CTX: usize = 64;
 
-/// The llama.cpp dumper, or `None` (after saying so) when `scripts/setup`
-/// has not built it.
-fn reference() -> Option<PathBuf> {
-    let out = run_ok(
-        Command::new(root().join("scripts/setup-llama-cpp")).arg("--path"),
-        "setup-llama-cpp --path",
-    );
-    let path = root().join(String::from_utf8_lossy(&out.stdout).trim());
-    if path.exists() {
-        Some(path)
-    } else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "no llama.cpp reference at {}: CI runs scripts/setup, which builds it",
-            path.display()
-        );
-        eprintln!(
-            "skipping: no llama.cpp reference at {} (scripts/setup builds it)",
-            path.display()
-        );
-        None
-    }
-}
-
 /// The checkpoints of `arch` written by `make_llm.py` (`hf/` with weights
 /// of `dtype`, `model-f32.gguf` of the same values), or `None` without
 /// `.venv`.
@@ -83,22 +62,6 @@ fn models(arch: &str, dtype: &str) -> Option<PathBuf> {
         &format!("{arch}-{dtype}"),
         &["--arch", arch, "--hf-dtype", dtype, "--gguf", "f32"],
     )
-}
-
-/// A scratch folder (tagged `tag`) filled by `make_llm.py args`, or `None`
-/// (after saying so) without `.venv`.
-fn make_llm(tag: &str, args: &[&str]) -> Option<PathBuf> {
-    let python = venv_python("the LLM tests")?;
-    let dir = scratch("llm", tag);
-    run_ok(
-        Command::new(python)
-            .arg(root().join("scripts/make_llm.py"))
-            .args(args)
-            .arg("--out")
-            .arg(&dir),
-        "make_llm.py",
-    );
-    Some(dir)
 }
 
 /// llama.cpp's run on `gguf`: the fed token ids and the logits of every
@@ -347,7 +310,15 @@ fn native_decode_matches_the_interpreter() {
     let exe = dir.join("decode");
     let (hf_s, exe_s) = (hf.to_str().unwrap(), exe.to_str().unwrap());
     ok(
-        smelt(&["compile", hf_s, "--backend", "cranelift", "-o", exe_s]),
+        smelt(&[
+            "compile",
+            hf_s,
+            "--step-graph",
+            "--backend",
+            "cranelift",
+            "-o",
+            exe_s,
+        ]),
         "smelt compile",
     );
     let tokens = Tensor::from_vec(vec![1], vec![40i64]).unwrap();

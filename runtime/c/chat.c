@@ -17,7 +17,7 @@
  */
 
 #define CHAT_MAX_STOPS 8
-#define CHAT_LINE_MAX 65536
+#define CHAT_LINE_MAX 4096
 
 struct chat_opts {
     const char *prompt, *system;

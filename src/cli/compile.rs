@@ -100,15 +100,23 @@ pub fn run(m: &ArgMatches) -> CliResult<ExitCode> {
     let model = smelt_frontend::open(path, &opts.limits)?;
     let chunk = m.get_one::<usize>("prefill-chunk").copied();
     // A language model as an executable is a chat program.
+    let step_graph = m.get_flag("step-graph");
     let ckpt = match (emit, model.checkpoint()) {
-        (Emit::Exe, Some(c)) => Some(c?),
+        (Emit::Exe, Some(c)) if !step_graph => Some(c?),
         (_, Some(_)) if chunk.is_some() => {
             return Err(CliError(
-                "--prefill-chunk is for a language model's chat executable (--emit exe)".into(),
+                "--prefill-chunk is for a language model's chat executable (--emit exe without \
+                 --step-graph)"
+                    .into(),
             ));
         }
         _ => None,
     };
+    if step_graph && model.checkpoint().is_none() {
+        return Err(CliError(
+            "--step-graph is for language models (GGUF or Hugging Face checkpoints)".into(),
+        ));
+    }
     if ckpt.is_none() && chunk.is_some() {
         return Err(CliError(
             "--prefill-chunk is for language models (GGUF or Hugging Face checkpoints)".into(),
