@@ -28,29 +28,11 @@ struct chat_opts {
     smelt_sampler sampler;
 };
 
-/* The model: the two step functions' signatures, checked, and the state,
-   arena and buffers they share. */
-struct chat_model {
-    uint32_t vocab, ctx, chunk, n_eos, eos[SMELT_LLM_MAX_EOS];
-    const uint8_t *tok_blob, *chat_blob;
-    uint32_t tok_len, chat_len;
-    int64_t *tokens; /* chunk (at least 1) entries */
-    int64_t *pos;
-    float *logits;
-    void *arena, *state;
-};
-
 /* The running conversation. */
 struct chat_run {
     const struct ctx *c;
-    struct chat_model *m;
-    smelt_tok *tok;
-    uint32_t *history; /* every token fed, for the penalty; ctx entries */
-    uint64_t n_past;   /* tokens in the KV cache */
-    uint64_t limit;    /* the context this run may fill (--ctx) */
-    void *sample_scratch;
-    smelt_rng rng;
-    int in_prompt;     /* steps count as prompt processing (else generation) */
+    smelt_llm *llm;
+    uint64_t limit;  /* the context this run may fill (--ctx) */
     uint64_t prompt_ns, gen_ns, n_prompt, n_gen;
 };
 
@@ -75,10 +57,6 @@ static void chat_usage(const struct ctx *c, struct out *o) {
             "  --ids                    print the generated token ids, space separated, not the text\n"
             "  --bench                  generate exactly -n tokens, print only a timings line\n"
             "  --interactive            read turns from stdin even with -p (after it)\n");
-}
-
-static uint32_t rd32(const uint8_t *p) {
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
 /* A decimal number for a flag: [-]digits[.digits][e[-]digits]. */
@@ -177,118 +155,27 @@ static void *alloc_aligned(const struct ctx *c, uint64_t bytes, uint64_t align, 
     return mem + ((align - (uintptr_t)mem % align) % align);
 }
 
-/* Index of the tensor `name` in t[0..n), checked to be dtype[dims]. */
-static uint32_t find_tensor(const struct ctx *c, const smelt_tensor_info *t, uint32_t n, const char *name,
-                            uint32_t dtype, uint32_t rank, const uint64_t *dims, const char *model) {
-    for (uint32_t i = 0; i < n; i++) {
-        if (!cstr_eq(t[i].name, name)) continue;
-        int ok = t[i].dtype == dtype && t[i].rank == rank;
-        for (uint32_t d = 0; ok && d < rank; d++) ok = t[i].dims[d] == dims[d];
-        if (!ok) die(c, "the %s model's '%s' is %T, not %T", model, name, t[i].dtype, t[i].rank, t[i].dims, dtype, rank, dims);
-        return i;
-    }
-    die(c, "the %s model has no tensor '%s'", model, name);
-}
-
-/* Checks one step model: inputs tokens i64[n] and pos i64[1], output
-   logits f32[1, vocab]; returns the three indices. */
-static void check_step(const struct ctx *c, const smelt_model_info *m, uint32_t n, uint32_t vocab, const char *what,
-                       uint32_t idx[3]) {
-    if (m->abi_version != SMELT_ABI_VERSION)
-        die(c, "the %s model was generated for ABI version %u, this runtime is version %u", what, m->abi_version,
-            SMELT_ABI_VERSION);
-    if (m->num_inputs != 2 || m->num_outputs != 1) die(c, "the %s model is not a language-model step", what);
-    uint64_t tdims[1] = {n}, pdims[1] = {1}, ldims[2] = {1, vocab};
-    idx[0] = find_tensor(c, m->inputs, 2, "tokens", SMELT_DTYPE_I64, 1, tdims, what);
-    idx[1] = find_tensor(c, m->inputs, 2, "pos", SMELT_DTYPE_I64, 1, pdims, what);
-    idx[2] = find_tensor(c, m->outputs, 1, "logits", SMELT_DTYPE_F32, 2, ldims, what);
-}
-
-static const void *step_in[2];
-static void *step_out[1];
-static uint32_t decode_idx[3], prefill_idx[3];
-
-static void load_model(const struct ctx *c, struct chat_model *m) {
-    const uint8_t *d = smelt_llm;
-    if (rd32(d) != SMELT_LLM_MAGIC || rd32(d + 4) != SMELT_LLM_VERSION)
-        die(c, "the model descriptor is not version %u", SMELT_LLM_VERSION);
-    m->vocab = rd32(d + 8);
-    m->ctx = rd32(d + 12);
-    m->chunk = rd32(d + 16);
-    m->n_eos = rd32(d + 20);
-    if (m->n_eos > SMELT_LLM_MAX_EOS || !m->vocab || !m->ctx) die(c, "the model descriptor is malformed");
-    for (uint32_t i = 0; i < m->n_eos; i++) m->eos[i] = rd32(d + 24 + 4 * i);
-    m->tok_blob = d + rd32(d + 56);
-    m->tok_len = rd32(d + 60);
-    m->chat_blob = d + rd32(d + 64);
-    m->chat_len = rd32(d + 68);
-    check_step(c, &smelt_decode_model, 1, m->vocab, "decode", decode_idx);
-    const smelt_model_info *dm = &smelt_decode_model, *pm = 0;
-    uint64_t arena = dm->arena_bytes, align = dm->arena_align;
-    if (m->chunk) {
-        if (!&smelt_prefill_model || !smelt_prefill_run) die(c, "the descriptor names a prefill model this program lacks");
-        pm = &smelt_prefill_model;
-        check_step(c, pm, m->chunk, m->vocab, "prefill", prefill_idx);
-        if (pm->state_bytes != dm->state_bytes || pm->state_align != dm->state_align)
-            die(c, "the prefill and decode models disagree on the KV cache's size");
-        if (pm->arena_bytes > arena) arena = pm->arena_bytes;
-        if (pm->arena_align > align) align = pm->arena_align;
-    }
-    m->arena = arena ? alloc_aligned(c, arena, align, "the arena") : 0;
-    m->state = alloc_aligned(c, dm->state_bytes ? dm->state_bytes : 1, dm->state_align, "the KV cache");
-    smelt_decode_init(m->state);
-    uint32_t n = m->chunk > 1 ? m->chunk : 1;
-    m->tokens = alloc_aligned(c, (uint64_t)n * 8, 8, "the tokens");
-    m->pos = alloc_aligned(c, 8, 8, "the position");
-    m->logits = alloc_aligned(c, (uint64_t)m->vocab * 4, 64, "the logits");
-}
-
-/* Runs `n` tokens at position run->n_past through the prefill model (n ==
-   chunk) or the decode model (n == 1), leaving the last token's logits. */
-static void step(struct chat_run *r, const uint32_t *ids, uint32_t n) {
-    struct chat_model *m = r->m;
-    for (uint32_t i = 0; i < n; i++) {
-        m->tokens[i] = ids[i];
-        if (r->n_past + i < r->m->ctx) r->history[r->n_past + i] = ids[i];
-    }
-    *m->pos = (int64_t)r->n_past;
-    uint32_t *idx = n > 1 ? prefill_idx : decode_idx;
-    step_in[idx[0]] = m->tokens;
-    step_in[idx[1]] = m->pos;
-    step_out[0] = m->logits;
+/* Feeds ids[0..n) to the model, timed as prompt or generation. Returns 0,
+   or -1 when they do not fit the context (--ctx included). */
+static int feed(struct chat_run *r, const uint32_t *ids, uint64_t n, int prompt) {
+    if (n > r->limit - smelt_llm_n_past(r->llm)) return -1;
     uint64_t t0 = plat_now_ns();
-    if (n > 1) smelt_prefill_run(step_in, step_out, m->arena, m->state);
-    else smelt_decode_run(step_in, step_out, m->arena, m->state);
+    int e = smelt_llm_feed(r->llm, ids, n);
+    if (e) die(r->c, "the model refused the tokens (%d)", (int64_t)e);
     uint64_t dt = plat_now_ns() - t0;
-    r->n_past += n;
-    if (r->in_prompt) r->prompt_ns += dt, r->n_prompt += n;
+    if (prompt) r->prompt_ns += dt, r->n_prompt += n;
     else r->gen_ns += dt, r->n_gen += n;
-}
-
-/* Feeds ids[0..n) to the model: whole chunks through prefill, the rest one
-   by one. Returns 0, or -1 when they do not fit the context. */
-static int feed(struct chat_run *r, const uint32_t *ids, uint64_t n) {
-    if (n > r->limit - r->n_past) return -1;
-    uint64_t i = 0;
-    uint32_t chunk = r->m->chunk;
-    r->in_prompt = 1;
-    for (; chunk > 1 && n - i >= chunk; i += chunk) step(r, ids + i, chunk);
-    for (; i < n; i++) step(r, ids + i, 1);
-    r->in_prompt = 0;
     return 0;
 }
 
 /* Tokenizes text[0..len) into a fresh buffer; *n its length. */
-static uint32_t *encode(struct chat_run *r, const char *text, uint64_t len, unsigned options, uint64_t *n) {
-    const struct ctx *c = r->c;
-    size_t cap = smelt_tok_max_ids(len), work = smelt_tok_work_bytes(len);
+static uint32_t *encode(struct chat_run *r, const char *text, uint64_t len, unsigned flags, uint64_t *n) {
+    size_t cap = smelt_llm_max_tokens(len);
     uint32_t *ids = plat_alloc((uint64_t)cap * 4 + 4);
-    void *w = plat_alloc(work + 8);
-    if (!ids || !w) die(c, "out of memory for a prompt of %u bytes", len);
+    if (!ids) die(r->c, "out of memory for a prompt of %u bytes", len);
     size_t got = 0;
-    int e = smelt_tok_encode(r->tok, (const uint8_t *)text, len, options, ids, cap, &got, w, work);
-    if (e) die(c, "the tokenizer failed (%d) on a prompt of %u bytes", (int64_t)e, len);
-    plat_free(w, work + 8);
+    int e = smelt_llm_tokenize(r->llm, text, len, flags, ids, cap, &got);
+    if (e) die(r->c, "the tokenizer failed (%d) on a text of %u bytes", (int64_t)e, len);
     *n = got;
     return ids;
 }
@@ -322,10 +209,16 @@ struct chat_template {
 
 enum { T_SYS_PRE, T_SYS_SUF, T_USER_PRE, T_USER_SUF, T_ASST_PRE, T_ASST_SUF, T_DEFAULT_SYS };
 
-static void load_template(const struct ctx *c, const struct chat_model *m, struct chat_template *t) {
-    if (!m->chat_len) die_status(c, 2, "--chat: this model has no chat template");
-    const uint8_t *p = m->chat_blob, *end = p + m->chat_len;
-    if (m->chat_len < 16 || rd32(p) != SMELT_CHAT_MAGIC || rd32(p + 4) != SMELT_CHAT_VERSION)
+static uint32_t rd32(const uint8_t *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* The chat template of the descriptor (llm.h). */
+static void load_template(const struct ctx *c, struct chat_template *t) {
+    uint32_t len = rd32(smelt_llm_descriptor + 68);
+    if (!len) die_status(c, 2, "--chat: this model has no chat template");
+    const uint8_t *p = smelt_llm_descriptor + rd32(smelt_llm_descriptor + 64), *end = p + len;
+    if (len < 16 || rd32(p) != SMELT_CHAT_MAGIC || rd32(p + 4) != SMELT_CHAT_VERSION)
         die(c, "the chat template is malformed");
     t->flags = rd32(p + 12);
     p += 16;
@@ -419,56 +312,44 @@ static void stream_text(struct stream *s, const uint8_t *p, uint64_t n) {
     }
 }
 
-static int is_eos(const struct chat_model *m, uint32_t id) {
-    for (uint32_t i = 0; i < m->n_eos; i++)
-        if (m->eos[i] == id) return 1;
-    return 0;
-}
-
 /* Generates after the tokens fed so far: samples, prints and feeds up to
    n_predict tokens. Returns the last token sampled and not yet fed (or
    SMELT_TOK_NONE). */
 static uint32_t generate(struct chat_run *r, const struct chat_opts *opts, struct out *o) {
     const struct ctx *c = r->c;
-    struct chat_model *m = r->m;
+    smelt_llm *l = r->llm;
     struct stream s = {o, opts, {0}, 0, 0};
-    smelt_tok_stream ts;
-    smelt_tok_stream_init(&ts);
-    size_t piece_cap = smelt_tok_max_piece(r->tok) + 8;
-    uint8_t *piece = plat_alloc(piece_cap);
+    size_t piece_cap = smelt_llm_max_piece(l);
+    char *piece = plat_alloc(piece_cap);
     if (!piece) die(c, "out of memory");
     uint32_t pending = SMELT_TOK_NONE;
     for (uint64_t k = 0; k < opts->n_predict; k++) {
         if (pending != SMELT_TOK_NONE) {
-            if (r->n_past >= r->limit) {
+            if (feed(r, &pending, 1, 0)) {
                 out_flush(o);
                 struct out e = {PLAT_STDERR, 0, {0}};
                 out_printf(&e, "\n%s: the context is full (%u tokens); stopping\n", c->prog, r->limit);
                 out_flush(&e);
                 break;
             }
-            step(r, &pending, 1);
             pending = SMELT_TOK_NONE;
         }
-        uint32_t id = smelt_sample(&opts->sampler, m->logits, m->vocab, r->history,
-                                   r->n_past < m->ctx ? r->n_past : m->ctx, &r->rng, r->sample_scratch);
+        uint32_t id = smelt_llm_sample(l, &opts->sampler);
         pending = id;
         if (opts->ids) {
             out_printf(o, k ? " %u" : "%u", (uint64_t)id);
         } else if (!opts->bench) {
             size_t w = 0;
-            if (smelt_tok_decode(r->tok, &ts, id, SMELT_TOK_SKIP_SPECIAL, piece, piece_cap, &w) == 0)
-                stream_text(&s, piece, w);
+            if (smelt_llm_detokenize(l, id, piece, piece_cap, &w) == 0) stream_text(&s, (const uint8_t *)piece, w);
             if (s.stopped) break;
         }
-        if (!opts->bench && is_eos(m, id)) break;
-        if (opts->ids || opts->bench) continue;
-        out_flush(o);
+        if (!opts->bench && smelt_llm_is_eos(l, id)) break;
+        if (!opts->ids && !opts->bench) out_flush(o);
     }
     if (!opts->ids && !opts->bench && !s.stopped) {
         size_t w = 0;
-        smelt_tok_decode_flush(&ts, piece, piece_cap, &w);
-        stream_text(&s, piece, w);
+        smelt_llm_detokenize_flush(l, piece, piece_cap, &w);
+        stream_text(&s, (const uint8_t *)piece, w);
         out_bytes(o, s.held, s.n_held);
     }
     plat_free(piece, piece_cap);
@@ -524,23 +405,27 @@ static int smelt_main(int argc, char **argv) {
     }
     struct chat_opts opts;
     parse_chat_args(c, argc, argv, &opts);
-    struct chat_model m;
-    load_model(c, &m);
-
+    /* The model as the API sees it: the step functions this program links. */
+    smelt_llm_model model = {&smelt_decode_model, smelt_decode_run, smelt_decode_init, 0, 0, smelt_llm_descriptor};
+    if (&smelt_prefill_model && smelt_prefill_run) {
+        model.prefill = &smelt_prefill_model;
+        model.prefill_run = smelt_prefill_run;
+    }
+    /* Room to tokenize the prompt with its template, or a line of stdin. */
+    uint64_t text = (opts.prompt ? cstr_len(opts.prompt) : 0) + (opts.system ? cstr_len(opts.system) : 0);
+    text += CHAT_LINE_MAX + 1024;
+    size_t bytes = 0;
+    int e = smelt_llm_memory(&model, text, &bytes);
+    if (e) die(c, "this program's model does not match its runtime (%d)", (int64_t)e);
     struct chat_run r = {0};
     r.c = c;
-    r.m = &m;
-    r.limit = opts.ctx && opts.ctx < m.ctx ? opts.ctx : m.ctx;
-    size_t tok_mem = 0;
-    if (smelt_tok_memory(m.tok_blob, m.tok_len, &tok_mem)) die(c, "the tokenizer table is malformed");
-    void *tmem = alloc_aligned(c, tok_mem ? tok_mem : 1, 8, "the tokenizer");
-    if (smelt_tok_init(m.tok_blob, m.tok_len, tmem, tok_mem, &r.tok)) die(c, "the tokenizer table is malformed");
-    r.history = plat_alloc((uint64_t)m.ctx * 4);
-    r.sample_scratch = alloc_aligned(c, smelt_sample_scratch_bytes(m.vocab), 8, "the sampler");
-    if (!r.history) die(c, "out of memory");
-    smelt_rng_seed(&r.rng, opts.seeded ? opts.seed : plat_now_ns());
+    if (smelt_llm_init(&model, alloc_aligned(c, bytes, 64, "the model"), bytes, &r.llm))
+        die(c, "this program's model does not match its runtime");
+    uint32_t ctx = smelt_llm_ctx(r.llm);
+    r.limit = opts.ctx && opts.ctx < ctx ? opts.ctx : ctx;
+    smelt_llm_seed(r.llm, opts.seeded ? opts.seed : plat_now_ns());
     struct chat_template tmpl;
-    if (opts.chat) load_template(c, &m, &tmpl);
+    if (opts.chat) load_template(c, &tmpl);
     else if (opts.system) die_status(c, 2, "--system needs --chat");
 
     struct out o = {PLAT_STDOUT, 0, {0}};
@@ -564,26 +449,26 @@ static int smelt_main(int argc, char **argv) {
         }
         /* The text of this turn, after the previous answer. */
         struct text t = {0, 0, 0};
-        unsigned options = 0;
+        unsigned flags = 0;
         if (opts.chat) {
             if (turn) add_part(c, &t, &tmpl, T_ASST_SUF);
             render_turn(c, &t, &tmpl, opts.system, user, user_len, turn == 0);
-            options = SMELT_TOK_PARSE_SPECIAL;
+            flags = SMELT_LLM_PARSE_SPECIAL;
         } else {
             text_add(c, &t, user, user_len);
         }
-        if (turn == 0) options |= SMELT_TOK_ADD_SPECIAL;
+        if (turn == 0) flags |= SMELT_LLM_ADD_SPECIAL;
         uint64_t n = 0;
-        uint32_t *ids = encode(&r, t.p ? t.p : "", t.len, options, &n);
+        uint32_t *ids = encode(&r, t.p ? t.p : "", t.len, flags, &n);
         /* The answer's last token, sampled but not fed, comes first (unless
            the template's assistant suffix, which ends the answer, follows). */
-        if (last != SMELT_TOK_NONE && !(opts.chat && is_eos(&m, last))) {
-            if (feed(&r, &last, 1)) die(c, "the context is full (%u tokens)", r.limit);
+        if (last != SMELT_TOK_NONE && !(opts.chat && smelt_llm_is_eos(r.llm, last))) {
+            if (feed(&r, &last, 1, 1)) die(c, "the context is full (%u tokens)", r.limit);
         }
         if (turn == 0 && n == 0) die_status(c, 2, "the prompt is empty");
-        if (feed(&r, ids, n))
+        if (feed(&r, ids, n, 1))
             die(c, "the prompt is %u tokens and %u of the context's %u are used; compile with a larger --ctx", n,
-                r.n_past, r.limit);
+                (uint64_t)smelt_llm_n_past(r.llm), r.limit);
         last = generate(&r, &opts, &o);
         if (!opts.bench) out_char(&o, '\n');
         out_flush(&o);

@@ -10,7 +10,7 @@
  *     i64[chunk]`, the same `pos` and `logits` of the chunk's last token):
  *     smelt_prefill_model/_run/_init. Both read and write one state buffer
  *     (the KV cache, laid out identically by the compiler, which checks it);
- *   - `smelt_llm`, read-only bytes: the descriptor below, followed by the
+ *   - `smelt_llm_descriptor`, read-only bytes: the descriptor below, then the
  *     tokenizer table (tokenizer.h) and the chat template.
  *
  * Descriptor, version 1: 20 little-endian u32.
@@ -50,7 +50,7 @@
 #define SMELT_CHAT_DEFAULT_SYSTEM 2u  /* the template has a default system text */
 #define SMELT_CHAT_STRINGS 7u
 
-extern const uint8_t smelt_llm[];
+extern const uint8_t smelt_llm_descriptor[];
 
 extern const smelt_model_info smelt_decode_model;
 void smelt_decode_init(void *state);

@@ -31,9 +31,10 @@
  *   main.c             the command line and the run
  *
  * Compiled with -DSMELT_CHAT it is the runtime of a language model's chat
- * executable instead (llm.h): sample.c (the token sampler) and chat.c (the
- * command line, prompt, prefill, decode and sampling loop) replace npy.c,
- * npz.c and main.c.
+ * executable instead (llm.h): sample.c (the token sampler), llm.c (the
+ * language-model API of include/smelt_llm.h) and chat.c (the command line,
+ * chat template, streaming and timing around it) replace npy.c, npz.c and
+ * main.c.
  */
 
 #include <stdarg.h>
@@ -43,6 +44,7 @@
 #if defined(SMELT_CHAT)
 #define SMELT_MODEL_NO_FIXED_NAMES
 #include "llm.h"
+#include "smelt_llm.h"
 #else
 #include "smelt_model.h"
 #endif
@@ -58,6 +60,7 @@
 #include "tokenizer.c"
 #if defined(SMELT_CHAT)
 #include "sample.c"
+#include "llm.c"
 #endif
 /* The rest runs once per process, around the model: optimise it for size,
    leaving -O2 to the functions generated code calls. */

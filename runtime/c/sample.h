@@ -28,14 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef struct {
-    float temp;             /* <= 0: greedy */
-    uint32_t top_k;         /* 0: off */
-    float top_p;            /* >= 1: off */
-    float min_p;            /* <= 0: off */
-    float repeat_penalty;   /* 1: off */
-    uint32_t repeat_last_n; /* tokens the penalty looks back over */
-} smelt_sampler;
+#include "smelt_llm.h" /* smelt_sampler */
 
 typedef struct {
     uint64_t s[4];

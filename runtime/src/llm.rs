@@ -1,4 +1,4 @@
-//! The `smelt_llm` descriptor of a chat executable (`c/llm.h`): what the
+//! The descriptor (`smelt_llm_descriptor`) of a chat executable (`c/llm.h`): what the
 //! chat runtime knows of its model beyond the step functions, written by
 //! the compiler as read-only data. The layout is `c/llm.h`'s, version
 //! [`VERSION`]; this is its one writer.
@@ -42,7 +42,7 @@ impl std::fmt::Display for DescriptorError {
 impl std::error::Error for DescriptorError {}
 
 impl Descriptor<'_> {
-    /// The bytes of `smelt_llm`: the header, then the tokenizer table and the
+    /// The descriptor's bytes: the header, then the tokenizer table and the
     /// chat template, each at a multiple of 8.
     pub fn to_bytes(&self) -> Result<Vec<u8>, DescriptorError> {
         if self.eos.len() > MAX_EOS {

@@ -1,6 +1,6 @@
 //! A language model's chat executable (`runtime/c/llm.h`): the decode step
 //! model (`smelt_decode_*`), optionally the prefill step model
-//! (`smelt_prefill_*`), the `smelt_llm` descriptor (a data-only object) and
+//! (`smelt_prefill_*`), the `smelt_llm_descriptor` (a data-only object) and
 //! the chat runtime ([`smelt_runtime::chat_runtime_object`]), linked into
 //! one program.
 //!
@@ -26,7 +26,7 @@ pub const DECODE: &str = "smelt_decode";
 /// The symbol prefix of the prefill model.
 pub const PREFILL: &str = "smelt_prefill";
 /// The descriptor's symbol.
-pub const DESCRIPTOR: &str = "smelt_llm";
+pub const DESCRIPTOR: &str = "smelt_llm_descriptor";
 
 /// What a chat executable is made of.
 #[derive(Clone, Copy, Debug)]
@@ -35,7 +35,7 @@ pub struct ChatProgram<'a> {
     pub decode: &'a Graph,
     /// The prompt-chunk step graph, if any.
     pub prefill: Option<&'a Graph>,
-    /// The `smelt_llm` bytes (`smelt_runtime::llm::descriptor`).
+    /// The descriptor's bytes (`smelt_runtime::llm::Descriptor::to_bytes`).
     pub descriptor: &'a [u8],
     /// Heap bytes the chat runtime allocates besides the models' arena and
     /// state (tokenizer tables, logits, sampler scratch, token history):
