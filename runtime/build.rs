@@ -1,6 +1,7 @@
 //! Compiles the C runtime for every supported target with clang 19 into
 //! `$OUT_DIR/runtime-<triple>.o` (for executables), `$OUT_DIR/chat-runtime-<triple>.o`
-//! (for language models' chat executables) and
+//! (for language models' chat executables), `$OUT_DIR/llm-lib-<triple>.o` (the
+//! language-model API of their static libraries) and
 //! `$OUT_DIR/libcalls-<triple>.o` (for static libraries), which `src/lib.rs`
 //! embeds; and the tokenizer alone for the host into
 //! `$OUT_DIR/libsmelt_tokenizer.a`, which the crate links for its FFI
@@ -48,8 +49,10 @@ fn main() {
         let runtime = out_dir.join(format!("runtime-{}.o", t.triple()));
         let libcalls = out_dir.join(format!("libcalls-{}.o", t.triple()));
         let chat = out_dir.join(format!("chat-runtime-{}.o", t.triple()));
+        let llm_lib = out_dir.join(format!("llm-lib-{}.o", t.triple()));
         let built = toolchain::compile_runtime(&clang, &src_dir, t, &runtime)
             .and_then(|()| toolchain::compile_chat_runtime(&clang, &src_dir, t, &chat))
+            .and_then(|()| toolchain::compile_llm_lib(&clang, &src_dir, t, &llm_lib))
             .and_then(|()| toolchain::compile_libcalls(&clang, &src_dir, t, &libcalls));
         if let Err(e) = built {
             eprintln!("error: smelt-runtime: {e}");

@@ -14,11 +14,12 @@
 //! # Ok::<(), smelt::Error>(())
 //! ```
 
-use smelt_backends::artifact::chat::{ChatProgram, build_chat};
+use smelt_backends::artifact::chat::{ChatProgram, LlmSizes, build_chat};
 use smelt_frontend::checkpoint::Checkpoint;
 use smelt_frontend::llm::LlmOptions;
 use smelt_frontend::tokenizer;
 use smelt_runtime::llm::Descriptor;
+use smelt_runtime::tokenizer::Tokenizer;
 
 use crate::{Artifact, BuildOptions, CompileOptions, Error, Observer};
 
@@ -76,7 +77,7 @@ pub fn compile_chat_observed(
     let table = tokenizer::build(data).map_err(|e| Error::Llm(format!("tokenizer: {e}")))?;
     // The C tokenizer validates the table again and says how much memory
     // it builds its tables in.
-    let host = smelt_runtime::tokenizer::Tokenizer::new(table.blob.clone())
+    let host = Tokenizer::new(table.blob.clone())
         .map_err(|e| Error::Llm(format!("tokenizer table: {e}")))?;
     let ctx = LlmOptions {
         ctx: chat.ctx,
@@ -127,10 +128,19 @@ pub fn compile_chat_observed(
     }
     .to_bytes()
     .map_err(|e| Error::Llm(e.to_string()))?;
-    // What the chat runtime allocates besides the models: the tokenizer's
-    // tables, the sampler's candidates, the token history, alignment slack.
-    let runtime_heap =
-        host.memory_bytes() as u64 + cfg.vocab_size as u64 * 8 + ctx as u64 * 4 + 4096;
+    let sizes = LlmSizes {
+        vocab: cfg.vocab_size as u64,
+        ctx: ctx as u64,
+        chunk: chunk as u64,
+        tokenizer: host.memory_bytes() as u64,
+        work: |text| {
+            let t = text as usize;
+            (
+                Tokenizer::work_bytes(t) as u64,
+                Tokenizer::max_ids(t) as u64,
+            )
+        },
+    };
     let build = BuildOptions {
         linker: opts.linker.as_deref(),
         memory: opts.target.memory,
@@ -142,7 +152,7 @@ pub fn compile_chat_observed(
         decode: &decode,
         prefill: prefill.as_ref(),
         descriptor: &descriptor,
-        runtime_heap,
+        sizes,
     };
     let report = build_chat(&program, &opts.target, &opts.backend, &opts.output, &build)?;
     Ok(Artifact {

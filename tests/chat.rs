@@ -396,3 +396,91 @@ fn errors_and_bench() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--prefill-chunk"));
     let _ = scratch("chat", "unused");
 }
+
+/// Builds `tests/chat/embed.c` against the library `libtiny.a` in `dir`
+/// with `cc` and runs it (under `runner`): its three lines of ids.
+fn embed(dir: &Path, cc: &str, runner: &[&str], what: &str) -> Vec<Vec<u32>> {
+    let app = dir.join(format!("embed-{}", what.replace(' ', "-")));
+    let mut build = Command::new(cc);
+    build
+        .args([
+            "-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", "-static", "-I",
+        ])
+        .arg(dir)
+        .arg(targets::root().join("tests/chat/embed.c"))
+        .arg("-L")
+        .arg(dir)
+        .args(["-ltiny", "-o"])
+        .arg(&app);
+    run_ok(&mut build, &format!("{what}: {cc} embed.c"));
+    let n = N.to_string();
+    let out = run_ok(runner_cmd(runner, &app).args([PROMPT, &n]), what);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.split_whitespace().map(|s| s.parse().unwrap()).collect())
+        .collect()
+}
+
+#[test]
+fn c_api_gives_the_chat_programs_ids() {
+    let Some(dir) = checkpoints("llama", "q8_0") else {
+        return;
+    };
+    let gguf = dir.join("model-q8_0.gguf");
+    let exe = dir.join("chat");
+    compile(
+        &gguf,
+        &exe,
+        "x86_64",
+        "cranelift",
+        &["--prefill-chunk", CHUNK],
+    );
+    let want = greedy(&exe, &[]);
+    for (target, cc, runner) in [
+        ("x86_64", "gcc", &[][..]),
+        ("aarch64", "aarch64-linux-gnu-gcc", &["qemu-aarch64"][..]),
+    ] {
+        if !runner
+            .iter()
+            .chain([&cc])
+            .all(|t| have(t, "the C API test"))
+        {
+            continue;
+        }
+        let lib_dir = dir.join(format!("lib-{target}"));
+        std::fs::create_dir_all(&lib_dir).unwrap();
+        let lib = lib_dir.join("libtiny.a");
+        let args = ["--emit", "staticlib", "--prefill-chunk", CHUNK];
+        compile(&gguf, &lib, target, "cranelift", &args);
+        // The same inputs give the same bytes.
+        let again = dir.join(format!("again-{target}/libtiny.a"));
+        std::fs::create_dir_all(again.parent().unwrap()).unwrap();
+        compile(&gguf, &again, target, "cranelift", &args);
+        assert_eq!(std::fs::read(&lib).unwrap(), std::fs::read(&again).unwrap());
+        let lines = embed(&lib_dir, cc, runner, target);
+        assert_eq!(lines.len(), 3, "{target}: {lines:?}");
+        for (i, line) in lines.iter().enumerate() {
+            assert_eq!(line, &want, "{target}: line {} of embed.c", i + 1);
+        }
+        if target == "x86_64" && have("g++", "the header as C++") {
+            let mut cxx = Command::new("g++");
+            cxx.args(["-x", "c++", "-fsyntax-only", "-Wall", "-Werror"])
+                .arg(lib_dir.join("tiny.h"));
+            run_ok(&mut cxx, "tiny.h as C++");
+        }
+    }
+}
+
+#[test]
+fn chat_program_is_reproducible() {
+    let Some(dir) = checkpoints("llama", "q8_0") else {
+        return;
+    };
+    let gguf = dir.join("model-q8_0.gguf");
+    let (a, b) = (dir.join("a/chat"), dir.join("b/chat"));
+    for exe in [&a, &b] {
+        std::fs::create_dir_all(exe.parent().unwrap()).unwrap();
+        compile(&gguf, exe, "x86_64", "cranelift", &[]);
+    }
+    assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+}

@@ -27,6 +27,7 @@ use crate::target::{Target, TargetSpec};
 pub mod chat;
 pub mod firmware;
 pub mod header;
+pub mod llm_header;
 
 /// Whether `s` is a C identifier (ASCII letters, digits and `_`, not
 /// starting with a digit).

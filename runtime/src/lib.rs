@@ -43,6 +43,10 @@ pub use target::{Target, UnknownTarget};
 /// The C header of the model ABI (`include/smelt_model.h`).
 pub const HEADER: &str = include_str!("../include/smelt_model.h");
 
+/// The C header of the language-model API (`include/smelt_llm.h`), which a
+/// language model's static library implements.
+pub const LLM_HEADER: &str = include_str!("../include/smelt_llm.h");
+
 /// `SMELT_ABI_VERSION` of [`HEADER`]: what generated code must store in
 /// `smelt_model.abi_version`.
 pub const ABI_VERSION: u32 = 2;
@@ -173,6 +177,10 @@ static X86_64_CHAT: &[u8] = built_object!("chat-runtime", "x86_64-unknown-linux-
 static AARCH64_CHAT: &[u8] = built_object!("chat-runtime", "aarch64-unknown-linux-gnu");
 static ARMV7_CHAT: &[u8] = built_object!("chat-runtime", "armv7-unknown-linux-gnueabihf");
 static THUMBV7EM_CHAT: &[u8] = built_object!("chat-runtime", "thumbv7em-unknown-none-eabihf");
+static X86_64_LLM_LIB: &[u8] = built_object!("llm-lib", "x86_64-unknown-linux-gnu");
+static AARCH64_LLM_LIB: &[u8] = built_object!("llm-lib", "aarch64-unknown-linux-gnu");
+static ARMV7_LLM_LIB: &[u8] = built_object!("llm-lib", "armv7-unknown-linux-gnueabihf");
+static THUMBV7EM_LLM_LIB: &[u8] = built_object!("llm-lib", "thumbv7em-unknown-none-eabihf");
 static X86_64_LIBCALLS: &[u8] = built_object!("libcalls", "x86_64-unknown-linux-gnu");
 static AARCH64_LIBCALLS: &[u8] = built_object!("libcalls", "aarch64-unknown-linux-gnu");
 static ARMV7_LIBCALLS: &[u8] = built_object!("libcalls", "armv7-unknown-linux-gnueabihf");
@@ -201,6 +209,18 @@ pub fn chat_runtime_object(target: Target) -> &'static [u8] {
         Target::Aarch64Linux => AARCH64_CHAT,
         Target::Armv7Linux => ARMV7_CHAT,
         Target::ThumbV7emNone => THUMBV7EM_CHAT,
+    }
+}
+
+/// The language-model API (`include/smelt_llm.h`, [`LLM_HEADER`]) for
+/// `target`, as a language model's static library carries it beside the
+/// step models and [`libcalls_object`]: weak functions, no entry point.
+pub fn llm_library_object(target: Target) -> &'static [u8] {
+    match target {
+        Target::X86_64Linux => X86_64_LLM_LIB,
+        Target::Aarch64Linux => AARCH64_LLM_LIB,
+        Target::Armv7Linux => ARMV7_LLM_LIB,
+        Target::ThumbV7emNone => THUMBV7EM_LLM_LIB,
     }
 }
 

@@ -164,6 +164,18 @@ impl Tokenizer {
         self.mem_bytes
     }
 
+    /// The work memory encoding a text of `text_len` bytes takes.
+    pub fn work_bytes(text_len: usize) -> usize {
+        // SAFETY: a pure function of its argument.
+        unsafe { smelt_tok_work_bytes(text_len) }
+    }
+
+    /// The most ids a text of `text_len` bytes encodes to.
+    pub fn max_ids(text_len: usize) -> usize {
+        // SAFETY: a pure function of its argument.
+        unsafe { smelt_tok_max_ids(text_len) }
+    }
+
     /// Number of tokens.
     pub fn n_tokens(&self) -> u32 {
         // SAFETY: `handle` is a live tokenizer.

@@ -79,6 +79,18 @@ pub fn compile_chat_runtime(
     )
 }
 
+/// Compiles the language-model API object of static libraries
+/// (`<src_dir>/c/llm_lib.c`: `include/smelt_llm.h` over the tokenizer and
+/// the sampler, weak, no entry point) for `target` into `out`.
+pub fn compile_llm_lib(
+    clang: &Path,
+    src_dir: &Path,
+    target: Target,
+    out: &Path,
+) -> Result<(), String> {
+    compile_c(clang, src_dir, target, "llm_lib.c", out)
+}
+
 /// Compiles the libcalls-only object (`<src_dir>/c/libcalls.c`: weak, hidden
 /// `memcpy` and friends, no entry point or I/O) for `target` into `out`:
 /// what static libraries carry beside the model.

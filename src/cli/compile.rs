@@ -99,14 +99,15 @@ pub fn run(m: &ArgMatches) -> CliResult<ExitCode> {
     let opts = import_options(m)?;
     let model = smelt_frontend::open(path, &opts.limits)?;
     let chunk = m.get_one::<usize>("prefill-chunk").copied();
-    // A language model as an executable is a chat program.
+    // A language model as an executable is a chat program; as a static
+    // library, the language-model API (include/smelt_llm.h).
     let step_graph = m.get_flag("step-graph");
     let ckpt = match (emit, model.checkpoint()) {
-        (Emit::Exe, Some(c)) if !step_graph => Some(c?),
+        (Emit::Exe | Emit::Staticlib, Some(c)) if !step_graph => Some(c?),
         (_, Some(_)) if chunk.is_some() => {
             return Err(CliError(
-                "--prefill-chunk is for a language model's chat executable (--emit exe without \
-                 --step-graph)"
+                "--prefill-chunk is for a language model's chat executable or library (--emit \
+                 exe or staticlib, without --step-graph)"
                     .into(),
             ));
         }

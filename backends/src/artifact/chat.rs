@@ -37,14 +37,66 @@ pub struct ChatProgram<'a> {
     pub prefill: Option<&'a Graph>,
     /// The descriptor's bytes (`smelt_runtime::llm::Descriptor::to_bytes`).
     pub descriptor: &'a [u8],
-    /// Heap bytes the chat runtime allocates besides the models' arena and
-    /// state (tokenizer tables, logits, sampler scratch, token history):
-    /// what a firmware image must leave free.
-    pub runtime_heap: u64,
+    /// What the instance of the language-model API needs besides the
+    /// models (`runtime/c/llm.c`).
+    pub sizes: LlmSizes,
 }
 
-/// Compiles and links `p` into the executable `out` (`opts.emit` must be
-/// [`Emit::Exe`]).
+/// The sizes the language-model API's memory layout (`llm_layout` in
+/// `runtime/c/llm.c`) depends on besides the two models.
+#[derive(Clone, Copy, Debug)]
+pub struct LlmSizes {
+    /// Vocabulary size.
+    pub vocab: u64,
+    /// KV cache capacity in tokens.
+    pub ctx: u64,
+    /// Tokens per prefill step (0: no prefill model).
+    pub chunk: u64,
+    /// The C tokenizer's tables (`smelt_tok_memory`; the host's figure,
+    /// at least a 32-bit target's).
+    pub tokenizer: u64,
+    /// `smelt_tok_work_bytes(text)` and `smelt_tok_max_ids(text)` for a text
+    /// capacity of `text` bytes.
+    pub work: fn(u64) -> (u64, u64),
+}
+
+/// The text capacity `NAME_LLM_MEMORY_BYTES` provides for.
+pub const HEADER_TEXT: u64 = 1024;
+
+/// At least the bytes `smelt_llm_memory(model, text)` returns on any
+/// target: `llm_layout`'s parts, each rounded to 64 bytes, with a bound on
+/// the instance struct.
+pub fn llm_memory_bound(
+    decode: &Lowered,
+    prefill: Option<&Lowered>,
+    s: &LlmSizes,
+    text: u64,
+) -> u64 {
+    let up = |n: u64| n.div_ceil(64) * 64;
+    let arena = decode
+        .plan
+        .arena_bytes
+        .max(prefill.map_or(0, |p| p.plan.arena_bytes));
+    let (work, ids) = (s.work)(text);
+    [
+        1024, // struct smelt_llm, well above its size on 64-bit targets
+        s.tokenizer,
+        arena,
+        decode.plan.state_bytes.max(1),
+        s.vocab * 4,
+        s.chunk.max(1) * 8,
+        8,
+        s.ctx * 4,
+        s.vocab * 8 + 8,
+        ids * 4,
+        work,
+    ]
+    .into_iter()
+    .map(up)
+    .sum()
+}
+
+/// Compiles `p` into the executable or the static library `out`.
 pub fn build_chat(
     p: &ChatProgram,
     spec: &TargetSpec,
@@ -52,9 +104,11 @@ pub fn build_chat(
     out: &Path,
     opts: &BuildOptions,
 ) -> Result<Report, ArtifactError> {
-    if opts.emit != Emit::Exe {
+    if !matches!(opts.emit, Emit::Exe | Emit::Staticlib) {
         return Err(ArtifactError::Options(
-            "a language model's chat program is an executable: use --emit exe".into(),
+            "a language model compiles to an executable (--emit exe) or a static library \
+             (--emit staticlib); --step-graph gives its step graph as an object"
+                .into(),
         ));
     }
     super::check_threads(spec.target, opts.threads)?;
@@ -90,58 +144,103 @@ fn link(
     decode: &Lowered,
     prefill: Option<&Lowered>,
 ) -> Result<Report, ArtifactError> {
-    let mut objs = vec![];
+    // An executable links the runtime's fixed names; a library prefixes
+    // every symbol with its name, so a program can link two models.
+    let lib = opts.emit == Emit::Staticlib;
+    let name = if lib {
+        super::symbol_prefix(opts.emit, out, opts.name)?
+    } else {
+        String::new()
+    };
+    let sym = |fixed: &str, part: &str| {
+        if lib {
+            format!("{name}_{part}")
+        } else {
+            fixed.to_string()
+        }
+    };
+    let mut objs: Vec<(String, Vec<u8>)> = vec![];
     let mut object_bytes = 0;
-    for (l, prefix) in [(Some(decode), DECODE), (prefill, PREFILL)] {
+    for (l, fixed, part) in [
+        (Some(decode), DECODE, "decode"),
+        (prefill, PREFILL, "prefill"),
+    ] {
         let Some(l) = l else { continue };
-        let symbols = ModelSymbols::prefixed(prefix);
+        let symbols = ModelSymbols::prefixed(&sym(fixed, part));
         let obj = codegen(l, spec, backend, Emit::Exe, opts.model_name, &symbols)?;
         object_bytes += obj.len();
-        let path = dir.join(format!("{prefix}.o"));
-        write(&path, &obj)?;
-        objs.push(path);
+        objs.push((format!("{part}.o"), obj));
     }
-    let data = crate::llvm::data_object(&spec.llvm, DESCRIPTOR, p.descriptor, 16)?;
-    let data_path = dir.join("llm.o");
-    write(&data_path, &data)?;
-    let rt = dir.join("chat-runtime.o");
-    write(&rt, smelt_runtime::chat_runtime_object(spec.target))?;
-    objs.extend([data_path, rt]);
-    let objs: Vec<&Path> = objs.iter().map(|p| p.as_path()).collect();
-    let (ld, pre) = find_linker(opts.linker)?;
-    let lowered = [Some(decode), prefill];
-    let arena = lowered.iter().flatten().map(|l| l.plan.arena_bytes).max();
-    let bound = lowered.iter().flatten().map(|l| l.plan.lower_bound).max();
+    let descriptor = sym(DESCRIPTOR, "llm_descriptor");
+    let data = crate::llvm::data_object(&spec.llvm, &descriptor, p.descriptor, 16)?;
+    objs.push(("llm.o".into(), data));
+    let arena = decode
+        .plan
+        .arena_bytes
+        .max(prefill.map_or(0, |p| p.plan.arena_bytes));
+    let bound = decode
+        .plan
+        .lower_bound
+        .max(prefill.map_or(0, |p| p.plan.lower_bound));
     let mut report = Report {
         files: vec![out.to_path_buf()],
-        arena_bytes: arena.unwrap_or(0),
-        lower_bound: bound.unwrap_or(0),
+        arena_bytes: arena,
+        lower_bound: bound,
         object_bytes,
         firmware: None,
     };
+    if lib {
+        objs.push((
+            "llm_api.o".into(),
+            smelt_runtime::llm_library_object(spec.target).to_vec(),
+        ));
+        objs.push((
+            "libcalls.o".into(),
+            smelt_runtime::libcalls_object(spec.target).to_vec(),
+        ));
+        let members: Vec<(&str, &[u8])> = objs
+            .iter()
+            .map(|(n, b)| (n.as_str(), b.as_slice()))
+            .collect();
+        write(out, &super::archive(&members))?;
+        let header = out.with_file_name(format!("{}.h", super::staticlib_name(out)));
+        let h = super::llm_header::render_llm(&super::llm_header::LlmHeader {
+            name: &name,
+            triple: spec.target.triple(),
+            prefill: prefill.is_some(),
+            vocab: p.sizes.vocab,
+            ctx: p.sizes.ctx,
+            chunk: p.sizes.chunk,
+            memory_bytes: llm_memory_bound(decode, prefill, &p.sizes, HEADER_TEXT),
+            threads: opts.threads,
+        });
+        write(&header, h.as_bytes())?;
+        report.files.push(header);
+        return Ok(report);
+    }
+    let mut paths = vec![];
+    for (n, bytes) in &objs {
+        let path = dir.join(n);
+        write(&path, bytes)?;
+        paths.push(path);
+    }
+    let rt = dir.join("chat-runtime.o");
+    write(&rt, smelt_runtime::chat_runtime_object(spec.target))?;
+    paths.push(rt);
+    let paths: Vec<&Path> = paths.iter().map(|p| p.as_path()).collect();
+    let (ld, pre) = find_linker(opts.linker)?;
+    // Fold the weights both models hold (constants have no address
+    // identity: nothing compares their addresses).
+    let icf = ["--icf=all", "--ignore-data-address-equality"];
     if spec.target.is_bare_metal() {
-        // One arena serves both models; the state once; then the runtime's.
-        let heap = super::firmware_heap(decode).max(prefill.map_or(0, super::firmware_heap))
-            + p.runtime_heap;
-        let usage = firmware::link(
-            &ld,
-            &pre,
-            &objs,
-            out,
-            dir,
-            &spec.memory,
-            heap,
-            &["--icf=all", "--ignore-data-address-equality"],
-        );
+        // The chat program's instance, sized for its longest text (a line
+        // of 4 KiB and the template), and that text's buffers.
+        let text = 6 * 1024;
+        let heap = llm_memory_bound(decode, prefill, &p.sizes, text) + 3 * text + 4 * 1024;
+        let usage = firmware::link(&ld, &pre, &paths, out, dir, &spec.memory, heap, &icf);
         report.firmware = Some(usage?);
     } else {
-        link_linux(
-            &ld,
-            &pre,
-            &objs,
-            out,
-            &["--icf=all", "--ignore-data-address-equality"],
-        )?;
+        link_linux(&ld, &pre, &paths, out, &icf)?;
     }
     Ok(report)
 }

@@ -88,7 +88,7 @@ fn tensor_idents(list: &[IoInfo]) -> Vec<String> {
 /// `s` as text that is safe inside a C comment: printable ASCII is kept
 /// except `*`, `?` and `\` (no comment end, trigraph or line splice), which
 /// are written `\xNN` like every other byte.
-fn comment_text(s: &str) -> String {
+pub(crate) fn comment_text(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
         if (0x20..0x7f).contains(&b) && !matches!(b, b'*' | b'?' | b'\\') {
