@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 
 use smelt_ir::{Graph, Tensor};
 
-use crate::checkpoint::Checkpoint;
+use crate::checkpoint::{Checkpoint, TokenizerData};
 use crate::error::{Error, Result};
 use crate::gguf::GgufFile;
 use crate::limits::Limits;
@@ -160,6 +160,17 @@ impl Model {
                 llm: Some(m.summary()),
                 ..Summary::default()
             },
+        }
+    }
+
+    /// A language model's tokenizer as its checkpoint describes it (`None`
+    /// for an ONNX model, or a checkpoint without one); the table the
+    /// runtime reads is built from it by [`crate::tokenizer::build`].
+    pub fn tokenizer(&self) -> Result<Option<TokenizerData>> {
+        match self {
+            Model::Onnx(_) => Ok(None),
+            Model::HuggingFace(c) => Ok(c.tokenizer.clone()),
+            Model::Gguf(m) => Ok(m.checkpoint()?.tokenizer),
         }
     }
 
