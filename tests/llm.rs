@@ -36,7 +36,7 @@ use smelt_frontend::llm::LlmOptions;
 use smelt_frontend::npy::{read_npy, write_npy};
 use smelt_ir::interp::Interpreter;
 use smelt_ir::{Graph, OpDef, Tensor};
-use targets::{ok, root, run_ok, scratch, smelt, venv_python};
+use targets::{ok, root, run_ok, smelt};
 
 /// Tokens of the greedy run (prompt included).
 const STEPS: usize = 32;
@@ -88,17 +88,7 @@ fn models(arch: &str, dtype: &str) -> Option<PathBuf> {
 /// A scratch folder (tagged `tag`) filled by `make_llm.py args`, or `None`
 /// (after saying so) without `.venv`.
 fn make_llm(tag: &str, args: &[&str]) -> Option<PathBuf> {
-    let python = venv_python("the LLM tests")?;
-    let dir = scratch("llm", tag);
-    run_ok(
-        Command::new(python)
-            .arg(root().join("scripts/make_llm.py"))
-            .args(args)
-            .arg("--out")
-            .arg(&dir),
-        "make_llm.py",
-    );
-    Some(dir)
+    targets::make_llm("llm", tag, args)
 }
 
 /// llama.cpp's run on `gguf`: the fed token ids and the logits of every
