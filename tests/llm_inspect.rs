@@ -209,6 +209,24 @@ fn hugging_face_folder_figures_are_the_real_ones() {
     };
     let hf = dir.join("hf");
     let text = check_summary(&hf, &hf, &[hf.join("model.safetensors")]);
+    // Without --ctx the context is the model's maximum (at most 4096), and
+    // a larger --ctx is clamped to it; the report says which.
+    let text_json = std::fs::read_to_string(hf.join("config.json")).unwrap();
+    let config: serde_json::Value = serde_json::from_str(&text_json).unwrap();
+    let max = config["max_position_embeddings"].as_u64().unwrap();
+    let ctx = max.min(4096);
+    let per_token = kv_bytes_per_token(&hf);
+    for (args, why) in [
+        (vec![], "the default"),
+        (vec!["--ctx", "100000"], "--ctx 100000, clamped"),
+    ] {
+        let t = inspect(&hf, &args);
+        let kv = numbers(
+            &t,
+            &format!(r"; {BYTES} for a context of ([0-9]+) tokens \({why}"),
+        );
+        assert_eq!(kv, vec![per_token * ctx, ctx], "{t}");
+    }
     // The folder's tokenizer is one smelt builds: its table counts.
     let [_, table, _, _] = printed_memory(&text);
     assert!(table > 0, "{text}");

@@ -149,6 +149,7 @@ pub(super) fn memory_report(
 ) -> CliResult<()> {
     let (spec, backend) = target_spec(m)?;
     let target = spec.target;
+    let map = memory_map(m)?;
     let threads = m.get_one::<u32>("threads").copied().unwrap_or(1);
     smelt_backends::artifact::check_threads(target, threads)
         .map_err(|e| CliError(e.to_string()))?;
@@ -185,7 +186,6 @@ pub(super) fn memory_report(
         println!("  tokenizer: none counted ({why})");
     }
     if target.is_bare_metal() {
-        let map = memory_map(m)?;
         let heap = smelt_backends::artifact::firmware_heap(&lowered) + tok_memory;
         let usage =
             smelt_backends::artifact::firmware::estimate(&map, weights + blob, g.nodes.len(), heap);
