@@ -86,12 +86,15 @@ impl LlmSummary {
         s
     }
 
-    /// Bytes of KV cache one token takes with f32 keys and values:
-    /// `2 · layers · kv_heads · head_dim · 4`.
+    /// Bytes of KV cache one token takes, as the graph builder lays the
+    /// cache out ([`crate::llm::kv_cache_bytes`] of one token).
     pub fn kv_cache_bytes_per_token(&self) -> Option<u64> {
-        let c = self.config.as_ref()?;
-        [2, c.num_layers, c.num_kv_heads, c.head_dim, 4]
-            .into_iter()
-            .try_fold(1u64, |acc, x| acc.checked_mul(x as u64))
+        self.kv_cache_bytes(1)
+    }
+
+    /// Bytes of the whole KV cache for a context of `ctx` tokens
+    /// ([`crate::llm::kv_cache_bytes`]).
+    pub fn kv_cache_bytes(&self, ctx: usize) -> Option<u64> {
+        crate::llm::kv_cache_bytes(self.config.as_ref()?, ctx)
     }
 }

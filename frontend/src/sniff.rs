@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 
 use smelt_ir::{Graph, Tensor};
 
-use crate::checkpoint::Checkpoint;
+use crate::checkpoint::{Checkpoint, TokenizerData};
 use crate::error::{Error, Result};
 use crate::gguf::GgufFile;
 use crate::limits::Limits;
@@ -171,6 +171,13 @@ impl Model {
             Model::HuggingFace(c) => Some(Ok(c.clone())),
             Model::Gguf(m) => Some(m.checkpoint()),
         }
+    }
+
+    /// A language model's tokenizer as its checkpoint describes it (`None`
+    /// for an ONNX model, or a checkpoint without one); the table the
+    /// runtime reads is built from it by [`crate::tokenizer::build`].
+    pub fn tokenizer(&self) -> Result<Option<TokenizerData>> {
+        Ok(self.checkpoint().transpose()?.and_then(|c| c.tokenizer))
     }
 
     /// Converts the model to the IR as `opts` says (pinned dims and shapes,

@@ -20,6 +20,7 @@ use std::sync::OnceLock;
 use serde_json::Value as Json;
 use smelt_frontend::checkpoint::{Arch, Checkpoint, RopeLayout, RopeScaling, TokenizerData};
 use smelt_frontend::gguf::{GgmlType, GgufFile, Value};
+use smelt_frontend::llm::LlmOptions;
 use smelt_frontend::{Error, GgufErrorKind, Limits};
 
 /// The repository (this file is in `frontend/tests/`).
@@ -386,6 +387,22 @@ fn summary_counts_parameters_by_encoding() {
     assert_eq!(row.bytes, q8);
     // 2 · layers · kv_heads · head_dim · 4 bytes.
     assert_eq!(s.kv_cache_bytes_per_token(), Some(2 * 2 * 2 * 16 * 4));
+    // The whole cache is the state the graph builder makes, for any context.
+    let ck = file.checkpoint().unwrap();
+    for ctx in [1, 24] {
+        let opts = LlmOptions {
+            tokens: 1,
+            ctx: Some(ctx),
+            last_logits_only: true,
+        };
+        let g = smelt_frontend::llm::build(&ck, &opts).unwrap();
+        let state: u64 = g
+            .states
+            .iter()
+            .map(|st| g.value(st.input).ty.bytes().unwrap() as u64)
+            .sum();
+        assert_eq!(s.kv_cache_bytes(ctx), Some(state), "ctx {ctx}");
+    }
 }
 
 // ---------------------------------------------------------------------------

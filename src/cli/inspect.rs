@@ -1,5 +1,7 @@
 //! `smelt inspect`: what a model is and whether smelt can compile it.
 
+mod llm;
+
 use std::process::ExitCode;
 
 use clap::ArgMatches;
@@ -45,13 +47,21 @@ fn node_macs(g: &Graph) -> Vec<u64> {
 /// Runs `smelt inspect`.
 pub fn run(m: &ArgMatches) -> CliResult<ExitCode> {
     let path = m.get_one::<std::path::PathBuf>("model").expect("required");
-    let opts = import_options(m)?;
+    let mut opts = import_options(m)?;
+    // A language model is reported as its decode graph: one token per
+    // step, the last (only) token's logits.
+    opts.llm.last_logits_only = true;
     let quantize = super::quantize::options(m)?;
     let model = smelt_frontend::open(path, &opts.limits)?;
     let s = model.summary();
     println!("model: {}", path.display());
+    // Measured before the import takes the model.
+    let tokenizer = s.llm.as_ref().map(|_| llm::TokenizerNeed::of(&model));
     match &s.llm {
-        Some(llm) => print_llm(llm),
+        Some(summary) => {
+            print_llm(summary);
+            llm::print_kv_cache(summary, &opts.llm);
+        }
         None => {
             if !print_onnx(&s) {
                 return Ok(ExitCode::FAILURE);
@@ -80,8 +90,11 @@ pub fn run(m: &ArgMatches) -> CliResult<ExitCode> {
         }
         None => graph,
     };
+    // The graph as imported (and quantized): what `smelt compile` starts
+    // from, so the language-model report plans from it too.
+    let imported = graph;
     let optimized = m.get_flag("optimized");
-    let graph = if optimized {
+    let optimized_graph = if optimized {
         // An unknown --target is an error here, never x86_64's figures.
         let target: smelt_backends::target::Target = m
             .get_one::<String>("target")
@@ -90,7 +103,7 @@ pub fn run(m: &ArgMatches) -> CliResult<ExitCode> {
             .map_err(|e: smelt_runtime::UnknownTarget| CliError(e.to_string()))?;
         let costs = smelt_passes::egraph::cost::TargetCost::for_target(target.arch())
             .ok_or_else(|| CliError(format!("the cost model has no figures for {target}")))?;
-        let (g, reports) = super::optimize::run(m, graph, costs)?;
+        let (g, reports) = super::optimize::run(m, imported.clone(), costs)?;
         if reports.is_empty() {
             println!("optimizer: off (--opt-level 0)");
         }
@@ -98,10 +111,11 @@ pub fn run(m: &ArgMatches) -> CliResult<ExitCode> {
             println!("phase {phase}:");
             print!("{r}");
         }
-        g
+        Some(g)
     } else {
-        graph
+        None
     };
+    let graph = optimized_graph.as_ref().unwrap_or(&imported);
     println!("static shapes (after pinning and constant folding):");
     for &id in &graph.inputs {
         println!("  input  {}: {}", graph.value(id).name, graph.value(id).ty);
@@ -113,7 +127,7 @@ pub fn run(m: &ArgMatches) -> CliResult<ExitCode> {
         let (i, o) = (graph.value(st.input), graph.value(st.output));
         println!("  state  {}: {} <- {}", i.name, i.ty, o.name);
     }
-    let macs = node_macs(&graph);
+    let macs = node_macs(graph);
     let total: u64 = macs.iter().sum();
     println!(
         "compute: {} nodes after folding, {} MACs in all",
@@ -146,7 +160,7 @@ pub fn run(m: &ArgMatches) -> CliResult<ExitCode> {
     if heavy.len() > SHOWN {
         println!("  … and {} more nodes", heavy.len() - SHOWN);
     }
-    let peak = smelt_passes::memory::peak(&graph);
+    let peak = smelt_passes::memory::peak(graph);
     let at = peak
         .at
         .map(|n| format!(" (at node '{}')", graph.node(n).name))
@@ -155,7 +169,7 @@ pub fn run(m: &ArgMatches) -> CliResult<ExitCode> {
         "peak activation memory: {}{at}",
         human_bytes(peak.bytes as u64)
     );
-    let mem = smelt_backends::plan::plan(&graph);
+    let mem = smelt_backends::plan::plan(graph);
     let vs = |b: u64| {
         format!(
             "{} ({:+.1}%)",
@@ -179,15 +193,20 @@ pub fn run(m: &ArgMatches) -> CliResult<ExitCode> {
         "weights in the graph: {}",
         human_bytes(graph.const_bytes() as u64)
     );
-    super::quantize::print_weights(&graph);
+    super::quantize::print_weights(graph);
     if let Some(&threads) = m.get_one::<u32>("threads") {
-        threads_report(threads, &graph)?;
+        threads_report(threads, graph)?;
     }
-    if let Some(t) = m.get_one::<String>("target") {
-        firmware_estimate(m, t, &graph)?;
+    // A language model's decode step is always planned for a target
+    // (x86_64 unless --target says otherwise); an ONNX model's firmware is
+    // estimated when a bare-metal --target asks for it.
+    if let Some(tok) = &tokenizer {
+        llm::memory_report(m, &imported, tok)?;
+    } else if let Some(t) = m.get_one::<String>("target") {
+        firmware_estimate(m, t, graph)?;
     }
     if m.get_flag("print-ir") || optimized {
-        print!("{}", smelt_ir::print::print(&graph));
+        print!("{}", smelt_ir::print::print(graph));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -243,8 +262,8 @@ fn print_onnx(s: &Summary) -> bool {
     true
 }
 
-/// Prints a language model's format, architecture, hyper-parameters,
-/// parameters by encoding and KV cache size.
+/// Prints a language model's format, architecture, hyper-parameters and
+/// parameters by encoding.
 fn print_llm(s: &LlmSummary) {
     let name = s
         .name
@@ -293,17 +312,11 @@ fn print_llm(s: &LlmSummary) {
     );
     for e in &s.by_encoding {
         println!(
-            "  {}: {} tensor(s), {} parameters ({})",
+            "  {}: {} tensor(s), {} parameters, {}",
             e.encoding,
             e.tensors,
             grouped(e.params),
-            human_bytes(e.bytes)
-        );
-    }
-    if let Some(kv) = s.kv_cache_bytes_per_token() {
-        println!(
-            "KV cache: {} per token (f32 keys and values)",
-            human_bytes(kv)
+            llm::exact(e.bytes)
         );
     }
 }

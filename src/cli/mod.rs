@@ -239,6 +239,16 @@ pub fn import_options(m: &ArgMatches) -> CliResult<ImportOptions> {
         if ctx == 0 {
             return Err(CliError("--ctx must be at least 1 token".into()));
         }
+        // A KV cache is a language model's: on an ONNX model the flag would
+        // be silently ignored. (A path that is no model at all is left to
+        // the reader, whose message says what it is.)
+        let path = m.get_one::<PathBuf>("model").expect("required");
+        if smelt_frontend::detect(path).ok() == Some(smelt_frontend::Format::Onnx) {
+            return Err(CliError(format!(
+                "--ctx {ctx} sets a language model's KV cache capacity, but {} is no GGUF file or Hugging Face folder: it is read as ONNX, which has no KV cache; drop --ctx",
+                path.display()
+            )));
+        }
         opts.llm.ctx = Some(ctx);
     }
     for s in m.get_many::<String>("dim").into_iter().flatten() {

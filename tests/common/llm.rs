@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use crate::targets::{root, run_ok, scratch, venv_python};
+use crate::targets::{root, run_ok};
 
 /// The llama.cpp dumper, or `None` (after saying so) when `scripts/setup`
 /// has not built it.
@@ -37,15 +37,5 @@ pub fn reference() -> Option<PathBuf> {
 /// A scratch folder (tagged `tag`) filled by `make_llm.py args`, or `None`
 /// (after saying so) without `.venv`.
 pub fn make_llm(tag: &str, args: &[&str]) -> Option<PathBuf> {
-    let python = venv_python("the LLM tests")?;
-    let dir = scratch("llm", tag);
-    run_ok(
-        Command::new(python)
-            .arg(root().join("scripts/make_llm.py"))
-            .args(args)
-            .arg("--out")
-            .arg(&dir),
-        "make_llm.py",
-    );
-    Some(dir)
+    crate::targets::make_llm("llm", tag, args)
 }

@@ -196,6 +196,23 @@ pub fn npz_inputs(path: &Path, g: &smelt_ir::Graph) -> Vec<smelt_ir::Tensor> {
         .collect()
 }
 
+/// A scratch folder of `suite` (tagged `tag`) filled by
+/// `scripts/make_llm.py args --out DIR` (random-weight language-model
+/// checkpoints), or `None` (after saying so) without `.venv`.
+pub fn make_llm(suite: &str, tag: &str, args: &[&str]) -> Option<PathBuf> {
+    let python = venv_python(&format!("the {suite} tests"))?;
+    let dir = scratch(suite, tag);
+    run_ok(
+        Command::new(python)
+            .arg(root().join("scripts/make_llm.py"))
+            .args(args)
+            .arg("--out")
+            .arg(&dir),
+        "make_llm.py",
+    );
+    Some(dir)
+}
+
 /// A scratch folder of `suite` filled by the repository's Python running
 /// `script` (a path under the repository) with the folder and `args`
 /// after it; `None` (after saying so) without `.venv/bin/python`, which

@@ -77,6 +77,22 @@ impl LlmOptions {
     }
 }
 
+/// The type of one layer's key cache, and of its value cache: f32
+/// `[kv_heads, ctx, head_dim]`. The one definition of the cache layout:
+/// [`build`] makes a state of this type per layer for the keys and another
+/// for the values ([`kv_cache_bytes`]).
+pub fn cache_type(c: &LlmConfig, ctx: usize) -> TensorType {
+    TensorType::new(DType::F32, vec![c.num_kv_heads, ctx, c.head_dim])
+}
+
+/// Bytes of the whole KV cache [`build`] keeps as state for a context of
+/// `ctx` tokens: a key and a value cache of [`cache_type`] per layer.
+/// `None` when the size overflows.
+pub fn kv_cache_bytes(c: &LlmConfig, ctx: usize) -> Option<u64> {
+    let one = cache_type(c, ctx).bytes().ok()? as u64;
+    one.checked_mul(2)?.checked_mul(c.num_layers as u64)
+}
+
 /// Builds the step graph of `ckpt` (validated first, [`check`]).
 pub fn build(ckpt: &Checkpoint, opts: &LlmOptions) -> Result<Graph> {
     check(ckpt)?;
@@ -241,7 +257,7 @@ impl Layer<'_> {
         let q = proj(e, "q", h)?;
         let k = proj(e, "k", kvh)?;
         let v = proj(e, "v", kvh)?;
-        let cache_ty = TensorType::new(DType::F32, vec![kvh, self.ctx, d]);
+        let cache_ty = cache_type(c, self.ctx);
         let cached = |e: &mut Emitter<'_>, kind: &str, new: ValueId| -> Result<ValueId> {
             let name = format!("{kind}_cache.{}", self.l);
             let state = e.g.add_state_input(name.clone(), cache_ty.clone())?;
