@@ -12,7 +12,7 @@ each in two forms from the same weights:
   folder.
 
 Usage: make_llm.py --arch llama|qwen2|qwen3|mistral --out DIR
-                   [--size tiny|100m] [--gguf f32,f16,q8_0] [--hf-dtype f32|f16] [--shards N] [--seed N]
+                   [--size tiny|100m] [--gguf f32,f16,q8_0,q4_0,q4_1] [--hf-dtype f32|f16] [--shards N] [--seed N]
 With --hf-dtype f16 the folder holds f16 weights and the GGUF files hold the
 same (f16-rounded) values, so an F32 GGUF file is still exactly the folder.
 Writes DIR/hf/ and DIR/model-<type>.gguf. Tiny models are what the tests use
@@ -41,6 +41,8 @@ GGUF_TYPES = {
     "f32": GGMLQuantizationType.F32,
     "f16": GGMLQuantizationType.F16,
     "q8_0": GGMLQuantizationType.Q8_0,
+    "q4_0": GGMLQuantizationType.Q4_0,
+    "q4_1": GGMLQuantizationType.Q4_1,
 }
 
 
@@ -241,7 +243,8 @@ def write_gguf(path, cfg, weights, tok, eos_id, qtype):
     ]
     for add, key in hparams:
         add(cfg[key])
-    w.add_file_type({"f32": 0, "f16": 1, "q8_0": 7}[qtype])
+    # llama_ftype: ALL_F32, MOSTLY_F16, MOSTLY_Q4_0, MOSTLY_Q4_1, MOSTLY_Q8_0.
+    w.add_file_type({"f32": 0, "f16": 1, "q4_0": 2, "q4_1": 3, "q8_0": 7}[qtype])
     # Tokenizer: byte-level BPE ("gpt2"), tokens in id order.
     vocab = tok.get_vocab()
     tokens = [None] * len(vocab)
@@ -279,7 +282,7 @@ def main():
     ap.add_argument("--arch", required=True, choices=["llama", "qwen2", "qwen3", "mistral"])
     ap.add_argument("--out", required=True)
     ap.add_argument("--size", default="tiny", choices=sorted(SIZES))
-    ap.add_argument("--gguf", default="f32", help="comma-separated GGUF types: f32,f16,q8_0")
+    ap.add_argument("--gguf", default="f32", help="comma-separated GGUF types: f32,f16,q8_0,q4_0,q4_1")
     ap.add_argument("--hf-dtype", default="f32", choices=["f32", "f16"])
     ap.add_argument("--shards", type=int, default=1)
     ap.add_argument("--seed", type=int, default=13)
@@ -295,7 +298,7 @@ def main():
     weights = {k: v.astype(np.float32) for k, v in weights.items()}
     for q in filter(None, a.gguf.split(",")):
         if q not in GGUF_TYPES:
-            ap.error(f"unknown GGUF type {q}; use f32, f16 or q8_0")
+            ap.error(f"unknown GGUF type {q}; use one of {', '.join(GGUF_TYPES)}")
         write_gguf(os.path.join(a.out, f"model-{q}.gguf"), cfg, weights, tok, eos_id, q)
 
 

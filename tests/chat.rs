@@ -171,11 +171,14 @@ fn greedy_ids_match_llama_cpp() {
     // The tolerance per format: llama.cpp rounds the activations of an F16
     // product to f16 and of a Q8_0 product to Q8_0 blocks, smelt keeps them
     // f32 (tests/llm.rs measures the logit errors: 1e-4 for F32, up to 0.7
-    // for Q8_0).
+    // for Q8_0); Q4_0 and Q4_1 products quantize activations to Q8_0 and
+    // Q8_1 blocks in llama.cpp.
     let cases = [
         ("llama", "q8_0", 1.0),
         ("qwen2", "f32", 1e-3),
         ("mistral", "f16", 0.1),
+        ("qwen3", "q4_0", 1.5),
+        ("llama", "q4_1", 1.5),
     ];
     for (arch, ty, tol) in cases {
         let Some(dir) = checkpoints(arch, ty) else {
