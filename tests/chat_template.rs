@@ -118,6 +118,29 @@ fn a_made_up_template_is_refused() {
     );
 }
 
+/// Every prefix of every template (unterminated literals and tags
+/// included) is recognised or refused without a panic, and renders when
+/// recognised.
+#[test]
+fn truncated_templates_never_panic() {
+    let mut recognised = 0;
+    for e in entries() {
+        let ends: Vec<usize> = e.template.char_indices().map(|(i, _)| i).collect();
+        for &cut in ends.iter().step_by(3) {
+            if let Ok(c) = ChatTemplate::recognise(&e.template[..cut], &e.bos, &e.eos) {
+                c.render(
+                    Some("s"),
+                    &[(Role::User, "u"), (Role::Assistant, "a")],
+                    true,
+                );
+                assert!(c.blob().len() >= 20 + 11 * 4);
+                recognised += 1;
+            }
+        }
+    }
+    assert!(recognised > 0);
+}
+
 /// The reference renderings, or `None` without the repository's Python.
 fn reference() -> Option<Value> {
     let python = venv_python("the chat template tests")?;

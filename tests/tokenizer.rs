@@ -11,7 +11,8 @@
 //! `tests/tokenizer/multilingual.txt`. Each vocabulary is built both from the
 //! GGUF keys and from the `tokenizer.json`; both must give those ids, and
 //! decoding must give the text back. Random bytes must encode without
-//! crashing and round-trip; malformed tables must be refused.
+//! crashing and round-trip; malformed tables must be refused. Chat templates
+//! rendered for these vocabularies must encode their special tokens.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -71,6 +71,12 @@
 //!     Llama 2 (" </s>")
 //! ```
 //!
+//! An interactive driver that keeps the model's own tokens in its KV cache
+//! renders only what is new each turn: after the model ends its answer with
+//! `end_of_turn`, the rest of `assistant_suffix` after `end_of_turn` (`"\n"`
+//! for ChatML, Gemma, Phi-3 and Zephyr, nothing for Llama 2 and 3), then the
+//! next user turn and the generation prompt.
+//!
 //! Recognition follows the markers llama.cpp's `llm_chat_detect_template`
 //! (`src/llama-chat.cpp`) looks for; the strings are those each format's
 //! reference templates render (`tests/chat_template.rs` checks them against
