@@ -11,7 +11,8 @@
 //! `tests/tokenizer/multilingual.txt`. Each vocabulary is built both from the
 //! GGUF keys and from the `tokenizer.json`; both must give those ids, and
 //! decoding must give the text back. Random bytes must encode without
-//! crashing and round-trip; malformed tables must be refused.
+//! crashing and round-trip; malformed tables must be refused. Chat templates
+//! rendered for these vocabularies must encode their special tokens.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -499,5 +500,110 @@ fn table_sizes_and_speed() {
             table.blob.len() < spelled,
             "{name}: the table is not compact"
         );
+    }
+}
+
+/// A template of `tests/chat_template/templates.json`.
+fn chat_template_text(name: &str) -> String {
+    let j = read_json(&root().join("tests/chat_template/templates.json"));
+    let entry = j["templates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == name)
+        .unwrap_or_else(|| panic!("no template {name}"));
+    entry["template"].as_str().unwrap().to_string()
+}
+
+/// Chat templates with real vocabularies: the qwen2 GGUF ships its own
+/// (ChatML with a default system prompt); Llama 3 and the SentencePiece
+/// vocabulary get Llama 3's and TinyLlama's templates. The rendered text,
+/// encoded with special tokens found, has one token per turn end and
+/// decodes back; BOS comes once, from the text or else from the tokenizer.
+#[test]
+fn chat_templates_encode_their_special_tokens() {
+    let Some(dir) = fixtures() else { return };
+    let turns = [
+        (tokenizer::Role::User, "Hi there"),
+        (tokenizer::Role::Assistant, "Hello! 🦙"),
+        (tokenizer::Role::User, "Bye"),
+    ];
+    for name in VOCABS {
+        let [(_, table), _] = tables(dir, name);
+        let mut vocab = table.vocab.clone();
+        let (template, format) = match *name {
+            "qwen2" => (None, tokenizer::ChatFormat::ChatMl),
+            "llama3" => (
+                Some(chat_template_text("llama-3-instruct")),
+                tokenizer::ChatFormat::Llama3,
+            ),
+            "llama-spm" => (
+                Some(chat_template_text("tinyllama-1.1b-chat")),
+                tokenizer::ChatFormat::Zephyr,
+            ),
+            _ => {
+                assert!(vocab.chat().is_none(), "{name} has no template");
+                continue;
+            }
+        };
+        if template.is_some() {
+            assert!(vocab.chat().is_none(), "{name} has no template");
+            vocab.chat_template = template;
+        }
+        let chat = vocab
+            .chat()
+            .unwrap()
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(chat.format, format, "{name}");
+        if *name == "qwen2" {
+            assert_eq!(
+                chat.default_system.as_deref(),
+                Some("You are a helpful assistant")
+            );
+        }
+        let text = chat.render(None, &turns, true);
+        let tok = Tokenizer::new(table.blob.clone()).unwrap();
+        let ids = tok
+            .encode(
+                text.as_bytes(),
+                EncodeOptions {
+                    add_special: !chat.bos_in_text,
+                    parse_special: true,
+                },
+            )
+            .unwrap();
+        let id_of = |s: &str| {
+            vocab
+                .tokens
+                .iter()
+                .position(|t| t == s.as_bytes())
+                .unwrap_or_else(|| panic!("{name}: no token {s:?}")) as u32
+        };
+        let ends = ids
+            .iter()
+            .filter(|&&i| i == id_of(&chat.end_of_turn))
+            .count();
+        let system_blocks = usize::from(chat.default_system.is_some());
+        assert_eq!(ends, turns.len() + system_blocks, "{name}: {text:?}");
+        // One BOS, first, exactly when the template writes it or the
+        // tokenizer adds it (none of these templates repeats it per turn).
+        let bos = vocab.bos.filter(|_| chat.bos_in_text || vocab.add_bos);
+        let bos_count = ids.iter().filter(|&&i| Some(i) == vocab.bos).count();
+        assert_eq!(bos_count, usize::from(bos.is_some()), "{name}: {ids:?}");
+        if bos.is_some() {
+            assert_eq!(ids.first().copied(), bos, "{name}");
+        }
+        let mut want = Vec::new();
+        if let Some(b) = bos.filter(|_| !chat.bos_in_text) {
+            want.extend_from_slice(&vocab.tokens[b as usize]);
+        }
+        want.extend_from_slice(text.as_bytes());
+        let mut got = String::from_utf8(tok.decode(&ids, false).unwrap()).unwrap();
+        if vocab.model == tokenizer::Model::SentencePieceBpe {
+            // SentencePiece puts its dummy-prefix space before the text
+            // after each special token, as Llama 2's legacy tokenizer does.
+            got = got.replace("<s> ", "<s>").replace("</s> ", "</s>");
+        }
+        assert_eq!(got.as_bytes(), want, "{name}");
     }
 }

@@ -43,6 +43,14 @@ pub enum TokenizerError {
         /// What it is (`model.type WordPiece`, `pre-tokenizer "falcon"`).
         what: String,
     },
+    /// A chat template that is none of the formats smelt knows (or a
+    /// variant of one whose strings smelt does not know).
+    ChatTemplate {
+        /// Why it was not recognised.
+        reason: String,
+        /// The template's first characters.
+        head: String,
+    },
     /// A size past a published limit.
     Limit {
         /// What was measured.
@@ -71,6 +79,11 @@ impl fmt::Display for TokenizerError {
             TokenizerError::Unsupported { what } => write!(
                 f,
                 "unsupported tokenizer: {what}; smelt implements byte-level BPE (GPT-2, SmolLM2, Llama 3, Qwen2 pre-tokenizers) and SentencePiece BPE with byte fallback"
+            ),
+            TokenizerError::ChatTemplate { reason, head } => write!(
+                f,
+                "unrecognised chat template ({reason}): {head:?}; smelt knows the {} formats: run without --chat and write the prompt in the model's format",
+                super::chat::ChatFormat::known()
             ),
             TokenizerError::Limit { what, value, limit } => {
                 write!(f, "{what} is {value}, over the limit of {limit}")

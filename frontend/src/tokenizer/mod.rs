@@ -17,7 +17,9 @@
 //! - [`spm`] derives the merges of a SentencePiece vocabulary from its
 //!   scores, as Hugging Face's converter does;
 //! - [`blob`] writes the table: merges as token-id pairs, and only the
-//!   tokens no merge rebuilds as literal bytes.
+//!   tokens no merge rebuilds as literal bytes;
+//! - [`chat`] recognises the chat template ([`Vocab::chat`]) and writes its
+//!   own small blob for the runtime's chat driver.
 //!
 //! Input is untrusted: every count is limited ([`MAX_TOKENS`],
 //! [`MAX_MERGES`], [`MAX_TOKEN_BYTES`]) and every id and merge is checked,
@@ -25,12 +27,14 @@
 
 pub mod blob;
 mod bytelevel;
+pub mod chat;
 mod error;
 pub mod gguf;
 pub mod hf;
 pub mod spm;
 
 pub use blob::FORMAT_VERSION;
+pub use chat::{CHAT_FORMAT_VERSION, ChatFormat, ChatTemplate, Role, SystemSupport};
 pub use error::TokenizerError;
 
 use std::collections::HashMap;
@@ -143,6 +147,26 @@ pub struct Vocab {
     pub fuse_unk: bool,
     /// The chat template, if the checkpoint has one (not in the table).
     pub chat_template: Option<String>,
+}
+
+impl Vocab {
+    /// The text of token `id` (empty for `None`), as templates name it.
+    fn token_text(&self, id: Option<u32>) -> String {
+        id.and_then(|i| self.tokens.get(i as usize))
+            .map(|t| String::from_utf8_lossy(t).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// The chat template, recognised with this vocabulary's BOS and EOS
+    /// texts; `None` when the checkpoint has no template.
+    pub fn chat(&self) -> Option<Result<ChatTemplate, TokenizerError>> {
+        let template = self.chat_template.as_deref()?;
+        Some(ChatTemplate::recognise(
+            template,
+            &self.token_text(self.bos),
+            &self.token_text(self.eos),
+        ))
+    }
 }
 
 /// The table of one tokenizer.
