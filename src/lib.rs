@@ -322,6 +322,9 @@ pub struct Artifact {
     pub optimizer: Vec<(String, Report)>,
     /// What `--quantize` stored, weight by weight, when it was asked for.
     pub quantize: Option<QuantizeReport>,
+    /// What the user should know about the artifact (a chat template that
+    /// is not recognised, …).
+    pub warnings: Vec<String>,
 }
 
 /// Hooks into [`compile_observed`] (and [`optimize`]): what a driver wants
@@ -448,5 +451,6 @@ pub fn compile_observed(
         firmware: report.firmware,
         optimizer: reports,
         quantize,
+        warnings: vec![],
     })
 }

@@ -111,10 +111,33 @@ pub fn compile_chat_observed(
             Some(p.graph)
         }
     };
+    // The chat template, when the checkpoint has one smelt recognises; its
+    // end-of-turn token also ends generation.
+    let mut warnings = vec![];
+    let chat_template = match table.vocab.chat() {
+        Some(Ok(t)) => Some(t),
+        Some(Err(e)) => {
+            warnings.push(format!("{e}; the program refuses --chat"));
+            None
+        }
+        None => None,
+    };
     let mut eos = ckpt.eos_token_ids.clone();
     eos.extend(host.eos());
+    if let Some(t) = &chat_template {
+        let options = smelt_runtime::tokenizer::EncodeOptions {
+            parse_special: true,
+            ..Default::default()
+        };
+        if let Ok(ids) = host.encode(t.end_of_turn.as_bytes(), options) {
+            if let [id] = ids[..] {
+                eos.push(id);
+            }
+        }
+    }
     eos.sort_unstable();
     eos.dedup();
+    let chat_blob = chat_template.as_ref().map(|t| t.blob()).unwrap_or_default();
     let count = |n: usize, what: &str| {
         u32::try_from(n).map_err(|_| Error::Llm(format!("{what} {n} is over 2^32")))
     };
@@ -124,7 +147,7 @@ pub fn compile_chat_observed(
         chunk: count(chunk, "the prefill chunk")?,
         eos,
         tokenizer: &table.blob,
-        chat_template: &[],
+        chat_template: &chat_blob,
     }
     .to_bytes()
     .map_err(|e| Error::Llm(e.to_string()))?;
@@ -164,5 +187,6 @@ pub fn compile_chat_observed(
         firmware: report.firmware,
         optimizer,
         quantize,
+        warnings,
     })
 }

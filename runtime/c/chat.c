@@ -207,8 +207,6 @@ struct chat_template {
     uint32_t len[SMELT_CHAT_STRINGS];
 };
 
-enum { T_SYS_PRE, T_SYS_SUF, T_USER_PRE, T_USER_SUF, T_ASST_PRE, T_ASST_SUF, T_DEFAULT_SYS };
-
 static uint32_t rd32(const uint8_t *p) {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
@@ -216,12 +214,13 @@ static uint32_t rd32(const uint8_t *p) {
 /* The chat template of the descriptor (llm.h). */
 static void load_template(const struct ctx *c, struct chat_template *t) {
     uint32_t len = rd32(smelt_llm_descriptor + 68);
-    if (!len) die_status(c, 2, "--chat: this model has no chat template");
+    if (!len) die_status(c, 2, "--chat: this model has no chat template smelt recognises");
     const uint8_t *p = smelt_llm_descriptor + rd32(smelt_llm_descriptor + 64), *end = p + len;
-    if (len < 16 || rd32(p) != SMELT_CHAT_MAGIC || rd32(p + 4) != SMELT_CHAT_VERSION)
+    if (len < 20 || rd32(p) != SMELT_CHAT_MAGIC || rd32(p + 4) != SMELT_CHAT_VERSION ||
+        rd32(p + 16) != SMELT_CHAT_STRINGS)
         die(c, "the chat template is malformed");
     t->flags = rd32(p + 12);
-    p += 16;
+    p += 20;
     for (uint32_t i = 0; i < SMELT_CHAT_STRINGS; i++) {
         if (end - p < 4) die(c, "the chat template is truncated");
         uint32_t n = rd32(p);
@@ -238,32 +237,44 @@ static void add_part(const struct ctx *c, struct text *out, const struct chat_te
     text_add(c, out, t->s[part], t->len[part]);
 }
 
-/* One user turn in the template: the system text first on the first turn. */
+/* One user turn and the generation prompt; the first turn opens with the
+   template's prefix and the system text (the caller's or the default). */
 static void render_turn(const struct ctx *c, struct text *out, const struct chat_template *t, const char *system,
                         const char *user, uint64_t user_len, int first) {
     const uint8_t *sys = (const uint8_t *)system;
     uint64_t sys_len = system ? cstr_len(system) : 0;
-    if (first && !system && (t->flags & SMELT_CHAT_DEFAULT_SYSTEM)) {
-        sys = t->s[T_DEFAULT_SYS];
-        sys_len = t->len[T_DEFAULT_SYS];
-        system = "";
-    }
     int with_sys = first && system;
-    int in_user = t->flags & SMELT_CHAT_SYSTEM_IN_USER;
-    if (with_sys && !in_user) {
-        add_part(c, out, t, T_SYS_PRE);
-        text_add(c, out, sys, sys_len);
-        add_part(c, out, t, T_SYS_SUF);
+    if (first && !system && (t->flags & SMELT_CHAT_DEFAULT_SYSTEM)) {
+        sys = t->s[SMELT_CHAT_S_DEFAULT_SYSTEM];
+        sys_len = t->len[SMELT_CHAT_S_DEFAULT_SYSTEM];
+        with_sys = 1;
     }
-    add_part(c, out, t, T_USER_PRE);
-    if (with_sys && in_user) {
-        add_part(c, out, t, T_SYS_PRE);
+    int in_user = t->flags & SMELT_CHAT_SYSTEM_IN_USER;
+    if (first) add_part(c, out, t, SMELT_CHAT_S_PREFIX);
+    if (with_sys && !in_user) {
+        add_part(c, out, t, SMELT_CHAT_S_SYSTEM_PREFIX);
         text_add(c, out, sys, sys_len);
-        add_part(c, out, t, T_SYS_SUF);
+        add_part(c, out, t, SMELT_CHAT_S_SYSTEM_SUFFIX);
+    }
+    add_part(c, out, t, SMELT_CHAT_S_USER_PREFIX);
+    if (with_sys && in_user) {
+        add_part(c, out, t, SMELT_CHAT_S_SYSTEM_PREFIX);
+        text_add(c, out, sys, sys_len);
+        add_part(c, out, t, SMELT_CHAT_S_SYSTEM_SUFFIX);
     }
     text_add(c, out, user, user_len);
-    add_part(c, out, t, T_USER_SUF);
-    add_part(c, out, t, T_ASST_PRE);
+    add_part(c, out, t, SMELT_CHAT_S_USER_SUFFIX);
+    add_part(c, out, t, SMELT_CHAT_S_GENERATION_PROMPT);
+}
+
+/* What closes the model's answer before the next turn: the assistant
+   suffix, without the end-of-turn text it starts with when the model
+   ended its answer with that token (already in the cache). */
+static void close_answer(const struct ctx *c, struct text *out, const struct chat_template *t, int ended) {
+    const uint8_t *s = t->s[SMELT_CHAT_S_ASSISTANT_SUFFIX];
+    uint32_t n = t->len[SMELT_CHAT_S_ASSISTANT_SUFFIX], e = t->len[SMELT_CHAT_S_END_OF_TURN];
+    if (ended && e <= n && !memcmp(s, t->s[SMELT_CHAT_S_END_OF_TURN], e)) s += e, n -= e;
+    text_add(c, out, s, n);
 }
 
 /* Output with --stop: bytes that may begin a stop string are held back. */
@@ -447,25 +458,31 @@ static int smelt_main(int argc, char **argv) {
             if (!line) break;
             user = line;
         }
-        /* The text of this turn, after the previous answer. */
+        /* The text of this turn, after the previous answer. In a chat the
+           answer's last token (an end token included) is fed, then the rest
+           of the assistant suffix; BOS as the template says. */
         struct text t = {0, 0, 0};
         unsigned flags = 0;
+        if (last != SMELT_TOK_NONE && feed(&r, &last, 1, 1)) die(c, "the context is full (%u tokens)", r.limit);
         if (opts.chat) {
-            if (turn) add_part(c, &t, &tmpl, T_ASST_SUF);
+            if (turn) close_answer(c, &t, &tmpl, last != SMELT_TOK_NONE && smelt_llm_is_eos(r.llm, last));
             render_turn(c, &t, &tmpl, opts.system, user, user_len, turn == 0);
             flags = SMELT_LLM_PARSE_SPECIAL;
         } else {
             text_add(c, &t, user, user_len);
+            /* A plain prompt: BOS (and EOS) as the tokenizer's table says. */
+            if (turn == 0) flags = SMELT_LLM_ADD_SPECIAL;
         }
-        if (turn == 0) flags |= SMELT_LLM_ADD_SPECIAL;
         uint64_t n = 0;
         uint32_t *ids = encode(&r, t.p ? t.p : "", t.len, flags, &n);
-        /* The answer's last token, sampled but not fed, comes first (unless
-           the template's assistant suffix, which ends the answer, follows). */
-        if (last != SMELT_TOK_NONE && !(opts.chat && smelt_llm_is_eos(r.llm, last))) {
-            if (feed(&r, &last, 1, 1)) die(c, "the context is full (%u tokens)", r.limit);
+        if (turn == 0 && opts.chat) {
+            /* BOS as the tokenizer adds it, unless the template wrote it;
+               never EOS. */
+            uint32_t bos = smelt_llm_bos(r.llm);
+            int add = bos != SMELT_TOK_NONE && !(tmpl.flags & SMELT_CHAT_BOS_IN_TEXT);
+            if (add && feed(&r, &bos, 1, 1)) die(c, "the context is full (%u tokens)", r.limit);
         }
-        if (turn == 0 && n == 0) die_status(c, 2, "the prompt is empty");
+        if (turn == 0 && n == 0 && smelt_llm_n_past(r.llm) == 0) die_status(c, 2, "the prompt is empty");
         if (feed(&r, ids, n, 1))
             die(c, "the prompt is %u tokens and %u of the context's %u are used; compile with a larger --ctx", n,
                 (uint64_t)smelt_llm_n_past(r.llm), r.limit);

@@ -198,6 +198,12 @@ SMELT_LLM_API const float *smelt_llm_logits(const smelt_llm *l) { return l->logi
 SMELT_LLM_API size_t smelt_llm_max_piece(const smelt_llm *l) { return l->piece_cap; }
 SMELT_LLM_API size_t smelt_llm_max_tokens(size_t len) { return smelt_tok_max_ids(len); }
 
+SMELT_LLM_API uint32_t smelt_llm_bos(const smelt_llm *l) {
+    /* The tokenizer table's header: word 4 flags, word 9 bos (tokenizer.h). */
+    const uint8_t *d = l->m.descriptor, *t = d + llm_rd32(d + 56);
+    return (llm_rd32(t + 16) & SMELT_TOK_ADD_BOS) ? llm_rd32(t + 36) : SMELT_TOK_NONE;
+}
+
 SMELT_LLM_API int smelt_llm_is_eos(const smelt_llm *l, uint32_t id) {
     for (uint32_t i = 0; i < l->n_eos; i++)
         if (l->eos[i] == id) return 1;

@@ -21,15 +21,16 @@
  *   16 chat template offset   17 chat template bytes (0: none)   start)
  *   18, 19 zero
  *
- * Chat template, version 1 (written by frontend/src/tokenizer/chat.rs):
- *   u32 magic 'S','M','C','T', u32 version (1), u32 format, u32 flags
- *   (SMELT_CHAT_*), then seven strings, each a u32 length and its bytes
- *   padded with zeros to a multiple of 4: system prefix, system suffix, user
- *   prefix, user suffix, assistant prefix, assistant suffix, default system.
- *   A conversation is rendered by concatenation: [system prefix, system,
- *   system suffix] (inside the first user turn, after its prefix, when
- *   SMELT_CHAT_SYSTEM_IN_USER is set), user prefix, text, user suffix,
- *   assistant prefix; the model's answer; assistant suffix; the next turn.
+ * Chat template, version 1: the layout and the rendering rules are in the
+ * module doc of frontend/src/tokenizer/chat.rs, its writer. In short: u32
+ * magic 'S','M','C','T', version (1), format, flags (SMELT_CHAT_*), string
+ * count (SMELT_CHAT_STRINGS), then the strings (u32 length, bytes, zero
+ * padding to 4) in the order of the SMELT_CHAT_S_* indices. A conversation
+ * is rendered by concatenation: prefix, [system prefix, system, system
+ * suffix] (inside the first user turn, after its prefix, with
+ * SMELT_CHAT_SYSTEM_IN_USER), user prefix, text, user suffix, generation
+ * prompt; the model's answer up to its end-of-turn token; the rest of the
+ * assistant suffix; the next user turn.
  */
 
 #ifndef SMELT_LLM_H
@@ -48,7 +49,21 @@
 #define SMELT_CHAT_VERSION 1u
 #define SMELT_CHAT_SYSTEM_IN_USER 1u  /* the system text goes inside the first user turn */
 #define SMELT_CHAT_DEFAULT_SYSTEM 2u  /* the template has a default system text */
-#define SMELT_CHAT_STRINGS 7u
+#define SMELT_CHAT_BOS_IN_TEXT 4u     /* the rendered text holds the BOS text: add no BOS token */
+#define SMELT_CHAT_STRINGS 11u
+enum {
+    SMELT_CHAT_S_SYSTEM_PREFIX,
+    SMELT_CHAT_S_SYSTEM_SUFFIX,
+    SMELT_CHAT_S_USER_PREFIX,
+    SMELT_CHAT_S_USER_SUFFIX,
+    SMELT_CHAT_S_ASSISTANT_PREFIX,
+    SMELT_CHAT_S_ASSISTANT_SUFFIX,
+    SMELT_CHAT_S_DEFAULT_SYSTEM,
+    SMELT_CHAT_S_GENERATION_PROMPT,
+    SMELT_CHAT_S_PREFIX,
+    SMELT_CHAT_S_CLOSING,
+    SMELT_CHAT_S_END_OF_TURN
+};
 
 extern const uint8_t smelt_llm_descriptor[];
 

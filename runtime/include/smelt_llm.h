@@ -83,6 +83,9 @@ uint32_t smelt_llm_vocab(const smelt_llm *l);
 /* The KV cache's capacity and how much of it is used. */
 uint32_t smelt_llm_ctx(const smelt_llm *l);
 uint32_t smelt_llm_n_past(const smelt_llm *l);
+/* The BOS token SMELT_LLM_ADD_SPECIAL puts first, or UINT32_MAX when the
+   tokenizer adds none. */
+uint32_t smelt_llm_bos(const smelt_llm *l);
 /* Whether `id` ends generation (the model's end-of-sequence tokens). */
 int smelt_llm_is_eos(const smelt_llm *l, uint32_t id);
 

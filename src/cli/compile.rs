@@ -181,6 +181,9 @@ pub fn run(m: &ArgMatches) -> CliResult<ExitCode> {
         eprintln!("{r}");
         super::quantize::write_report(m, r)?;
     }
+    for w in &artifact.warnings {
+        eprintln!("warning: {w}");
+    }
     for f in &artifact.files {
         println!("wrote {}", f.display());
     }
