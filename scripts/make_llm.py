@@ -57,13 +57,26 @@ def corpus(seed):
     return lines
 
 
-def train_tokenizer(vocab_size, seed):
+# The special tokens of --chatml, and the template (Qwen2's ChatML, with its
+# default system prompt) taken from the chat-template test fixture.
+CHATML_SPECIALS = ["<|im_start|>", "<|im_end|>"]
+CHATML_TEMPLATE = "qwen2"
+
+
+def chatml_template():
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(root, "tests/chat_template/templates.json")) as f:
+        templates = json.load(f)["templates"]
+    return next(t["template"] for t in templates if t["name"] == CHATML_TEMPLATE)
+
+
+def train_tokenizer(vocab_size, seed, specials=()):
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
-        special_tokens=[EOS],
+        special_tokens=[EOS, *specials],
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
@@ -131,7 +144,7 @@ def make_weights(cfg, seed):
     return w
 
 
-def write_hf(out, cfg, weights, tok, eos_id, shards=1):
+def write_hf(out, cfg, weights, tok, eos_id, shards=1, chat=None):
     os.makedirs(out, exist_ok=True)
     arch = cfg["arch"]
     class_name = {"llama": "Llama", "qwen2": "Qwen2", "qwen3": "Qwen3", "mistral": "Mistral"}[arch]
@@ -163,7 +176,11 @@ def write_hf(out, cfg, weights, tok, eos_id, shards=1):
     with open(os.path.join(out, "generation_config.json"), "w") as f:
         json.dump({"bos_token_id": eos_id, "eos_token_id": [eos_id]}, f, indent=2)
     with open(os.path.join(out, "tokenizer_config.json"), "w") as f:
-        json.dump({"eos_token": EOS, "bos_token": None, "add_bos_token": False}, f, indent=2)
+        tc = {"eos_token": EOS, "bos_token": None, "add_bos_token": False}
+        if chat:
+            tc["chat_template"] = chat
+            tc["additional_special_tokens"] = CHATML_SPECIALS
+        json.dump(tc, f, indent=2)
     tok.save(os.path.join(out, "tokenizer.json"))
     if shards == 1:
         save_file(weights, os.path.join(out, "model.safetensors"), metadata={"format": "pt"})
@@ -223,7 +240,7 @@ def gguf_tensors(cfg, weights):
     return t
 
 
-def write_gguf(path, cfg, weights, tok, eos_id, qtype):
+def write_gguf(path, cfg, weights, tok, eos_id, qtype, chat=None):
     arch = "llama" if cfg["arch"] == "mistral" else cfg["arch"]
     w = GGUFWriter(path, arch)
     w.add_name(f"smelt-test-{cfg['arch']}")
@@ -250,7 +267,7 @@ def write_gguf(path, cfg, weights, tok, eos_id, qtype):
     tokens = [None] * len(vocab)
     for s, i in vocab.items():
         tokens[i] = s
-    types = [3 if s == EOS else 1 for s in tokens]
+    types = [3 if s == EOS or s in CHATML_SPECIALS else 1 for s in tokens]
     merges = json.loads(tok.to_str())["model"]["merges"]
     merges = [m if isinstance(m, str) else " ".join(m) for m in merges]
     w.add_tokenizer_model("gpt2")
@@ -263,6 +280,8 @@ def write_gguf(path, cfg, weights, tok, eos_id, qtype):
     w.add_bos_token_id(eos_id)
     w.add_eos_token_id(eos_id)
     w.add_add_bos_token(False)
+    if chat:
+        w.add_chat_template(chat)
     for name, t in gguf_tensors(cfg, weights).items():
         if t.ndim == 1 or qtype == "f32":
             w.add_tensor(name, t.astype(np.float32))
@@ -286,20 +305,22 @@ def main():
     ap.add_argument("--hf-dtype", default="f32", choices=["f32", "f16"])
     ap.add_argument("--shards", type=int, default=1)
     ap.add_argument("--seed", type=int, default=13)
+    ap.add_argument("--chatml", action="store_true", help="ChatML special tokens and Qwen2's chat template")
     a = ap.parse_args()
-    tok = train_tokenizer(SIZES[a.size]["vocab"], a.seed)
+    chat = chatml_template() if a.chatml else None
+    tok = train_tokenizer(SIZES[a.size]["vocab"], a.seed, CHATML_SPECIALS if a.chatml else ())
     vocab_size = tok.get_vocab_size()
     eos_id = tok.token_to_id(EOS)
     cfg = make_config(a.arch, a.size, vocab_size)
     weights = make_weights(cfg, a.seed + {"llama": 0, "qwen2": 1, "qwen3": 2, "mistral": 3}[a.arch])
     if a.hf_dtype == "f16":
         weights = {k: v.astype(np.float16) for k, v in weights.items()}
-    write_hf(os.path.join(a.out, "hf"), cfg, weights, tok, eos_id, a.shards)
+    write_hf(os.path.join(a.out, "hf"), cfg, weights, tok, eos_id, a.shards, chat)
     weights = {k: v.astype(np.float32) for k, v in weights.items()}
     for q in filter(None, a.gguf.split(",")):
         if q not in GGUF_TYPES:
             ap.error(f"unknown GGUF type {q}; use one of {', '.join(GGUF_TYPES)}")
-        write_gguf(os.path.join(a.out, f"model-{q}.gguf"), cfg, weights, tok, eos_id, q)
+        write_gguf(os.path.join(a.out, f"model-{q}.gguf"), cfg, weights, tok, eos_id, q, chat)
 
 
 if __name__ == "__main__":

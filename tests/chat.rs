@@ -133,7 +133,20 @@ fn check_against_llama_cpp(
     tol: f32,
     what: &str,
 ) -> usize {
-    let (prompt, _) = ref_logits(bin, gguf, dir, 0, &["--text".into(), PROMPT.into()]);
+    check_continuation(bin, gguf, dir, PROMPT, got, tol, what)
+}
+
+/// [`check_against_llama_cpp`] for the prompt `text`.
+fn check_continuation(
+    bin: &Path,
+    gguf: &Path,
+    dir: &Path,
+    text: &str,
+    got: &[u32],
+    tol: f32,
+    what: &str,
+) -> usize {
+    let (prompt, _) = ref_logits(bin, gguf, dir, 0, &["--text".into(), text.into()]);
     let mut ids: Vec<String> = prompt.iter().map(u32::to_string).collect();
     ids.extend(got[..got.len() - 1].iter().map(u32::to_string));
     let (fed, rows) = ref_logits(bin, gguf, dir, ids.len(), &ids);
@@ -363,7 +376,7 @@ fn errors_and_bench() {
     assert_eq!(long.status.code(), Some(1));
     let msg = String::from_utf8_lossy(&long.stderr);
     assert!(msg.contains("compile with a larger --ctx"), "{msg}");
-    for bad in [&["--temp", "hot"][..], &["-n", "-3"], &["--frobnicate"]] {
+    for bad in [&["--temp", "hot"][..], &["-n", "-3"], &["--frobnicate"], &["--chat"]] {
         let out = chat(&exe, &[], &[&["-p", "hi"][..], bad].concat());
         assert_eq!(out.status.code(), Some(2), "{bad:?}");
         assert!(String::from_utf8_lossy(&out.stderr).contains("error"));
@@ -486,4 +499,112 @@ fn chat_program_is_reproducible() {
         compile(&gguf, exe, "x86_64", "cranelift", &[]);
     }
     assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+}
+
+/// `messages` (role, content pairs) rendered by jinja2 from the chat
+/// template of `hf/tokenizer_config.json` the way Hugging Face transformers
+/// renders it (trim_blocks, lstrip_blocks), with the generation prompt.
+fn jinja(python: &Path, hf: &Path, messages: &[(&str, &str)]) -> String {
+    let script = "import json, sys, jinja2.sandbox\n\
+                  t = json.load(open(sys.argv[1]))['chat_template']\n\
+                  env = jinja2.sandbox.ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)\n\
+                  m = [{'role': r, 'content': c} for r, c in zip(sys.argv[2::2], sys.argv[3::2])]\n\
+                  sys.stdout.write(env.from_string(t).render(messages=m, add_generation_prompt=True))\n";
+    let mut cmd = Command::new(python);
+    cmd.args(["-c", script])
+        .arg(hf.join("tokenizer_config.json"))
+        .args(messages.iter().flat_map(|(r, c)| [*r, *c]));
+    String::from_utf8(run_ok(&mut cmd, "jinja2").stdout).unwrap()
+}
+
+#[test]
+fn chat_turns_follow_the_template() {
+    let Some(bin) = reference() else { return };
+    let Some(python) = venv_python("the chat template test") else {
+        return;
+    };
+    let Some(dir) = make_llm(
+        "chat-chatml",
+        &["--arch", "qwen2", "--gguf", "q8_0", "--chatml"],
+    ) else {
+        return;
+    };
+    let gguf = dir.join("model-q8_0.gguf");
+    let exe = dir.join("chat");
+    compile(&gguf, &exe, "x86_64", "cranelift", &[]);
+    let n = N.to_string();
+    // With a system message, and without (the template's default one).
+    let cases: [(Option<&str>, &str); 2] = [
+        (Some("Be brief."), "Hello there"),
+        (None, "What is a llama?"),
+    ];
+    for (system, user) in cases {
+        let mut args = vec![
+            "--chat",
+            "-p",
+            user,
+            "-n",
+            &n,
+            "--temp",
+            "0",
+            "--ids",
+            "--verbose-prompt",
+        ];
+        let mut messages = vec![];
+        if let Some(s) = system {
+            args.extend(["--system", s]);
+            messages.push(("system", s));
+        }
+        messages.push(("user", user));
+        let out = ok(chat(&exe, &[], &args), "chat --chat");
+        let text = jinja(&python, &dir.join("hf"), &messages);
+        let (want, _) = ref_logits(&bin, &gguf, &dir, 0, &["--text".into(), text.clone()]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let prompt: Vec<u32> = stderr
+            .lines()
+            .find_map(|l| l.strip_prefix("prompt:"))
+            .unwrap_or_else(|| panic!("no prompt line: {stderr}"))
+            .split_whitespace()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        assert_eq!(prompt, want, "{system:?}: the prompt of {text:?}");
+        let got: Vec<u32> = String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        assert!(!got.is_empty());
+        check_continuation(&bin, &gguf, &dir, &text, &got, 1.0, "chatml");
+    }
+    // Two turns from stdin: two lines of ids, the second turn's prompt
+    // closes the first answer and opens the next turn.
+    let mut child = Command::new(&exe)
+        .args([
+            "--chat",
+            "-n",
+            "4",
+            "--temp",
+            "0",
+            "--ids",
+            "--verbose-prompt",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"Hi\nTell me more\n")
+        .unwrap();
+    let out = ok(child.wait_with_output().unwrap(), "two turns");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 2);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr)
+            .matches("prompt:")
+            .count(),
+        2
+    );
 }

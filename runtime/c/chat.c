@@ -2,7 +2,7 @@
  * The program of a chat executable (llm.h): `./chat -p TEXT [-n N] [--temp T]
  * [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--seed S]
  * [--chat] [--system TEXT] [--stop STR]... [--ctx N] [--threads N] [--ids]
- * [--bench] [--interactive]`.
+ * [--bench] [--interactive] [--verbose-prompt]`.
  *
  * It tokenizes the prompt (BOS as the tokenizer's table says; with --chat,
  * the prompt rendered by the model's chat template and special-token text
@@ -24,7 +24,7 @@ struct chat_opts {
     const char *stops[CHAT_MAX_STOPS];
     uint32_t n_stops;
     uint64_t n_predict, seed, ctx;
-    int seeded, chat, ids, bench, interactive;
+    int seeded, chat, ids, bench, interactive, verbose_prompt;
     smelt_sampler sampler;
 };
 
@@ -56,7 +56,8 @@ static void chat_usage(const struct ctx *c, struct out *o) {
             "  --threads N              threads of the model's parallel loops\n"
             "  --ids                    print the generated token ids, space separated, not the text\n"
             "  --bench                  generate exactly -n tokens, print only a timings line\n"
-            "  --interactive            read turns from stdin even with -p (after it)\n");
+            "  --interactive            read turns from stdin even with -p (after it)\n"
+            "  --verbose-prompt         print each turn's prompt token ids on stderr\n");
 }
 
 /* A decimal number for a flag: [-]digits[.digits][e[-]digits]. */
@@ -109,6 +110,8 @@ static void parse_chat_args(const struct ctx *c, int argc, char **argv, struct c
             o->bench = 1;
         } else if (cstr_eq(a, "--interactive")) {
             o->interactive = 1;
+        } else if (cstr_eq(a, "--verbose-prompt")) {
+            o->verbose_prompt = 1;
         } else if ((v = match_flag(c, argc, argv, &i, "--prompt", "-p"))) {
             o->prompt = v;
         } else if ((v = match_flag(c, argc, argv, &i, "--system", 0))) {
@@ -475,12 +478,20 @@ static int smelt_main(int argc, char **argv) {
         }
         uint64_t n = 0;
         uint32_t *ids = encode(&r, t.p ? t.p : "", t.len, flags, &n);
+        struct out v = {PLAT_STDERR, 0, {0}};
+        if (opts.verbose_prompt) out_str(&v, "prompt:");
         if (turn == 0 && opts.chat) {
             /* BOS as the tokenizer adds it, unless the template wrote it;
                never EOS. */
             uint32_t bos = smelt_llm_bos(r.llm);
             int add = bos != SMELT_TOK_NONE && !(tmpl.flags & SMELT_CHAT_BOS_IN_TEXT);
             if (add && feed(&r, &bos, 1, 1)) die(c, "the context is full (%u tokens)", r.limit);
+            if (add && opts.verbose_prompt) out_printf(&v, " %u", (uint64_t)bos);
+        }
+        if (opts.verbose_prompt) {
+            for (uint64_t i = 0; i < n; i++) out_printf(&v, " %u", (uint64_t)ids[i]);
+            out_char(&v, '\n');
+            out_flush(&v);
         }
         if (turn == 0 && n == 0 && smelt_llm_n_past(r.llm) == 0) die_status(c, 2, "the prompt is empty");
         if (feed(&r, ids, n, 1))

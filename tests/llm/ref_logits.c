@@ -6,8 +6,9 @@
  * fed token ids on one line. The KV cache is f32 and flash attention off,
  * so the reference has no f16 rounding of its own.
  *
- * With --text, llama.cpp tokenizes TEXT (its BOS rule, special-token text
- * not parsed) into the prompt, and N counts the tokens generated after it.
+ * With --text, llama.cpp tokenizes TEXT (its BOS rule; special-token text
+ * such as <|im_start|> becomes its token) into the prompt, and N counts the
+ * tokens generated after it.
  *
  * usage: ref_logits MODEL.gguf N OUT.f32 [--batch] ID...
  *        ref_logits MODEL.gguf N OUT.f32 [--batch] --text TEXT
@@ -49,7 +50,7 @@ int main(int argc, char **argv) {
     if (text) {
         int cap = (int)strlen(text) + 8;
         text_ids = malloc(sizeof(llama_token) * (size_t)cap);
-        n_prompt = llama_tokenize(vocab, text, (int)strlen(text), text_ids, cap, true, false);
+        n_prompt = llama_tokenize(vocab, text, (int)strlen(text), text_ids, cap, true, true);
         if (n_prompt < 1) { fprintf(stderr, "the text tokenizes to %d tokens\n", n_prompt); return 1; }
         n_total += n_prompt;
     }
