@@ -129,10 +129,10 @@ pub fn compile_chat_observed(
             parse_special: true,
             ..Default::default()
         };
-        if let Ok(ids) = host.encode(t.end_of_turn.as_bytes(), options) {
-            if let [id] = ids[..] {
-                eos.push(id);
-            }
+        if let Ok(ids) = host.encode(t.end_of_turn.as_bytes(), options)
+            && let [id] = ids[..]
+        {
+            eos.push(id);
         }
     }
     eos.sort_unstable();
