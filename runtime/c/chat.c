@@ -23,7 +23,7 @@ struct chat_opts {
     const char *prompt, *system;
     const char *stops[CHAT_MAX_STOPS];
     uint32_t n_stops;
-    uint64_t n_predict, seed, ctx;
+    uint64_t n_predict, seed, ctx, bench_prompt;
     int seeded, chat, ids, bench, interactive, verbose_prompt;
     smelt_sampler sampler;
 };
@@ -56,6 +56,7 @@ static void chat_usage(const struct ctx *c, struct out *o) {
             "  --threads N              threads of the model's parallel loops\n"
             "  --ids                    print the generated token ids, space separated, not the text\n"
             "  --bench                  generate exactly -n tokens, print only a timings line\n"
+            "  --bench-prompt N         with --bench and no -p: a prompt of N token ids (default 128)\n"
             "  --interactive            read turns from stdin even with -p (after it)\n"
             "  --verbose-prompt         print each turn's prompt token ids on stderr\n");
 }
@@ -139,6 +140,8 @@ static void parse_chat_args(const struct ctx *c, int argc, char **argv, struct c
             if (o->n_stops == CHAT_MAX_STOPS) die_status(c, 2, "--stop is given more than %u times", CHAT_MAX_STOPS);
             if (!*v) die_status(c, 2, "--stop takes a non-empty string");
             o->stops[o->n_stops++] = v;
+        } else if ((v = match_flag(c, argc, argv, &i, "--bench-prompt", 0))) {
+            o->bench_prompt = parse_count(c, v, 1u << 30, "--bench-prompt takes a token count");
         } else if ((v = match_flag(c, argc, argv, &i, "--ctx", 0))) {
             o->ctx = parse_count(c, v, 1u << 30, "--ctx takes a token count");
         } else if ((v = match_flag(c, argc, argv, &i, "--threads", 0))) {
@@ -409,6 +412,20 @@ static void out_rate(struct out *o, uint64_t n, uint64_t ns) {
     out_f64(o, ns ? (double)n * 1e9 / (double)ns : 0.0);
 }
 
+/* --bench's line: tokens and rates of the prompt and of generation. */
+static void bench_line(struct out *o, const struct chat_run *r) {
+    out_str(o, "timings: prompt ");
+    out_u64(o, r->n_prompt);
+    out_str(o, " tokens ");
+    out_rate(o, r->n_prompt, r->prompt_ns);
+    out_str(o, " tok/s, decode ");
+    out_u64(o, r->n_gen);
+    out_str(o, " tokens ");
+    out_rate(o, r->n_gen, r->gen_ns);
+    out_str(o, " tok/s\n");
+    out_flush(o);
+}
+
 static int smelt_main(int argc, char **argv) {
     struct ctx cx = {"chat"};
     const struct ctx *c = &cx;
@@ -441,9 +458,24 @@ static int smelt_main(int argc, char **argv) {
     struct chat_template tmpl;
     if (opts.chat) load_template(c, &tmpl);
     else if (opts.system) die_status(c, 2, "--system needs --chat");
+    if (opts.bench_prompt && !opts.bench) die_status(c, 2, "--bench-prompt needs --bench");
+    if (opts.bench && !opts.prompt) {
+        /* As llama-bench does: token ids, not text (spread over the
+           vocabulary, the same every run). */
+        uint64_t n = opts.bench_prompt ? opts.bench_prompt : 128;
+        uint32_t *ids = plat_alloc(n * 4);
+        if (!ids) die(c, "out of memory");
+        uint32_t vocab = smelt_llm_vocab(r.llm);
+        for (uint64_t i = 0; i < n; i++) ids[i] = (uint32_t)((i * 7919 + 13) % vocab);
+        if (feed(&r, ids, n, 1)) die(c, "--bench-prompt %u does not fit the context of %u tokens", n, r.limit);
+        struct out o = {PLAT_STDOUT, 0, {0}};
+        generate(&r, &opts, &o);
+        bench_line(&o, &r);
+        return 0;
+    }
 
     struct out o = {PLAT_STDOUT, 0, {0}};
-    int from_stdin = !opts.prompt || opts.interactive;
+    int from_stdin = (!opts.prompt && !opts.bench) || opts.interactive;
     uint32_t last = SMELT_TOK_NONE;
     for (int turn = 0;; turn++) {
         const char *user;
@@ -502,17 +534,7 @@ static int smelt_main(int argc, char **argv) {
         out_flush(&o);
         if (opts.bench) break;
     }
-    if (opts.bench) {
-        out_str(&o, "timings: prompt ");
-        out_u64(&o, r.n_prompt);
-        out_str(&o, " tokens ");
-        out_rate(&o, r.n_prompt, r.prompt_ns);
-        out_str(&o, " tok/s, decode ");
-        out_u64(&o, r.n_gen);
-        out_str(&o, " tokens ");
-        out_rate(&o, r.n_gen, r.gen_ns);
-        out_str(&o, " tok/s\n");
-    }
+    if (opts.bench) bench_line(&o, &r);
     out_flush(&o);
     return 0;
 }
