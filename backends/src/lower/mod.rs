@@ -7,6 +7,7 @@
 //! its family's lowering (one module per op family, like the op table); an
 //! op without a native kernel yet is reported by name, all at once.
 
+mod attention;
 mod conv;
 pub mod decode;
 pub(crate) mod elementwise;
