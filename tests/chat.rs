@@ -376,7 +376,12 @@ fn errors_and_bench() {
     assert_eq!(long.status.code(), Some(1));
     let msg = String::from_utf8_lossy(&long.stderr);
     assert!(msg.contains("compile with a larger --ctx"), "{msg}");
-    for bad in [&["--temp", "hot"][..], &["-n", "-3"], &["--frobnicate"], &["--chat"]] {
+    for bad in [
+        &["--temp", "hot"][..],
+        &["-n", "-3"],
+        &["--frobnicate"],
+        &["--chat"],
+    ] {
         let out = chat(&exe, &[], &[&["-p", "hi"][..], bad].concat());
         assert_eq!(out.status.code(), Some(2), "{bad:?}");
         assert!(String::from_utf8_lossy(&out.stderr).contains("error"));

@@ -20,8 +20,15 @@
 use smelt_ir::ops::linalg::AttentionAttrs;
 
 use super::{NodeResult, Operand, loop_nest};
-use crate::kernel::build::{add, bin, cast, cmp, f, i, mul, select, sub, un, var};
+use crate::kernel::build::{
+    add, bin, cast, cmp, f, i, load, mul, reduce, select, splat, sub, un, var, vload,
+};
 use crate::kernel::{BinOp, CmpOp, Expr, Program, Scalar, Stmt, UnOp};
+
+/// Lanes of the f32 dot products: fixed, not the target's width, so the
+/// sums are added in the same order on every target (x86_64, aarch64 and
+/// armv7 programs print the same tokens).
+const DOT_LANES: u8 = 4;
 
 /// Element strides (batch, head, sequence) of an attention operand with
 /// `heads` heads of `seq` rows of `dim` values, 4-D `[B, H, S, D]` or 3-D
@@ -117,6 +124,15 @@ pub(super) fn attention(
         );
     }
     let (smax, sum, acc, w) = (p.var(ty), p.var(ty), p.var(ty), p.var(ty));
+    // The one-pass-per-key form: f32 without the QK output.
+    let fast = ty == Scalar::F32 && qk_out.is_none();
+    let (bv, dot_acc, srow) = if fast {
+        let srow = p.scratch(keys as u64 * 4);
+        (p.var(ty), p.vector_var(ty, DOT_LANES), Some(srow))
+    } else {
+        (acc, acc, None)
+    };
+    let vector_dot = hd % usize::from(DOT_LANES) == 0;
     let (hv, gv, iv, jv, dv) = (
         p.var(Scalar::I64),
         p.var(Scalar::I64),
@@ -224,7 +240,7 @@ pub(super) fn attention(
         } else {
             raw.clone()
         };
-        let logit = add(capped.clone(), bias);
+        let logit = add(capped.clone(), bias.clone());
         // The passes over keys [lo, hi), all from the past or all new.
         let passes = |from_past: bool, lo: usize, hi: usize| -> (Stmt, Stmt) {
             let (ko, k_row, vo, v_row) = kv_row(from_past);
@@ -274,8 +290,6 @@ pub(super) fn attention(
             (span(jv, lo, hi, pass1), span(jv, lo, hi, pass2))
         };
         let split = past.min(keys);
-        let (p1a, p2a) = passes(true, 0, split);
-        let (p1b, p2b) = passes(false, split, keys);
         let o_at = add(o_row.clone(), var(dv));
         // Sets every element of the output row to `value` (of `o_at`).
         let set_row = |value: Expr| {
@@ -286,31 +300,190 @@ pub(super) fn attention(
             };
             lp(dv, vd, vec![store])
         };
+        // A fully masked row attends to nothing: e^(−∞ − 0) = 0.
+        let unmask_max = Stmt::Set(
+            smax,
+            select(
+                cmp(CmpOp::Eq, var(smax), ninf.clone()),
+                f(0.0, ty),
+                var(smax),
+            ),
+        );
+        let normalize = Stmt::Set(
+            sum,
+            bin(
+                BinOp::Div,
+                f(1.0, ty),
+                select(cmp(CmpOp::Eq, var(sum), f(0.0, ty)), f(1.0, ty), var(sum)),
+            ),
+        );
+        // The row's loops over heads and queries, then present_key and
+        // present_value.
+        let finish = |row: Vec<Stmt>| -> Vec<Stmt> {
+            let mut body = vec![lp(hv, hkv, vec![lp(gv, group, vec![lp(iv, sq, row)])])];
+            // present_key / present_value: the past rows, then the new ones.
+            for (po, src_past, src_new, st_past, st_new, dim) in [
+                (present_k, &past_k, &k, pks, ks, hd),
+                (present_v, &past_v, &v, pvs, vs, vd),
+            ] {
+                let Some(po) = po else { continue };
+                let dst = attn_strides(true, hkv, total, dim);
+                let d_at = add(base(dst, var(hv), var(jv)), var(dv));
+                let mut copies = Vec::new();
+                if let Some(pt) = src_past {
+                    copies.push(span(
+                        jv,
+                        0,
+                        past,
+                        vec![lp(
+                            dv,
+                            dim,
+                            vec![Stmt::Store {
+                                buf: po.buf,
+                                index: d_at.clone(),
+                                value: pt.load(add(base(st_past, var(hv), var(jv)), var(dv))),
+                            }],
+                        )],
+                    ));
+                }
+                let j = sub(var(jv), i(past as i64));
+                copies.push(span(
+                    jv,
+                    past,
+                    total,
+                    vec![lp(
+                        dv,
+                        dim,
+                        vec![Stmt::Store {
+                            buf: po.buf,
+                            index: d_at.clone(),
+                            value: src_new.load(add(base(st_new, var(hv), j), var(dv))),
+                        }],
+                    )],
+                ));
+                body.push(lp(hv, hkv, copies));
+            }
+            body
+        };
+        if let Some(srow) = srow {
+            let s_at = |j: Expr| load(srow, j, ty);
+            let store_s = |value: Expr| Stmt::Store {
+                buf: srow,
+                index: var(jv),
+                value,
+            };
+            // Keys [lo, hi): the logit into the scratch row, unless masked.
+            let logits = |from_past: bool, lo: usize, hi: usize| -> Stmt {
+                let (ko, k_row, _, _) = kv_row(from_past);
+                let mut compute = if vector_dot {
+                    let l = i64::from(DOT_LANES);
+                    let at = |row: Expr| add(row, mul(var(dv), i(l)));
+                    let scaled = |o: &Operand, row: Expr| {
+                        mul(
+                            vload(o.buf, at(row), ty, DOT_LANES),
+                            splat(DOT_LANES, f(sc, ty)),
+                        )
+                    };
+                    vec![
+                        Stmt::Set(dot_acc, splat(DOT_LANES, f(0.0, ty))),
+                        lp(
+                            dv,
+                            hd / usize::from(DOT_LANES),
+                            vec![Stmt::Set(
+                                dot_acc,
+                                add(
+                                    var(dot_acc),
+                                    mul(scaled(&q, q_row.clone()), scaled(&ko, k_row.clone())),
+                                ),
+                            )],
+                        ),
+                        Stmt::Set(acc, reduce(BinOp::Add, var(dot_acc))),
+                    ]
+                } else {
+                    let qd = mul(q.load(add(q_row.clone(), var(dv))), f(sc, ty));
+                    let kd = mul(ko.load(add(k_row, var(dv))), f(sc, ty));
+                    vec![
+                        Stmt::Set(acc, f(0.0, ty)),
+                        lp(dv, hd, vec![Stmt::Set(acc, add(var(acc), mul(qd, kd)))]),
+                    ]
+                };
+                compute.push(Stmt::Set(w, add(capped.clone(), var(bv))));
+                compute.push(store_s(var(w)));
+                compute.push(Stmt::Set(smax, bin(BinOp::Max, var(smax), var(w))));
+                span(
+                    jv,
+                    lo,
+                    hi,
+                    vec![
+                        Stmt::Set(bv, bias.clone()),
+                        Stmt::If(
+                            cmp(CmpOp::Eq, var(bv), ninf.clone()),
+                            vec![store_s(ninf.clone())],
+                            compute,
+                        ),
+                    ],
+                )
+            };
+            // Keys [lo, hi) with a weight: their V rows into the output row.
+            let values = |from_past: bool, lo: usize, hi: usize| -> Stmt {
+                let (_, _, vo, v_row) = kv_row(from_past);
+                let o_at = add(o_row.clone(), var(dv));
+                let acc_row = lp(
+                    dv,
+                    vd,
+                    vec![Stmt::Store {
+                        buf: out.buf,
+                        index: o_at.clone(),
+                        value: add(out.load(o_at), mul(var(w), vo.load(add(v_row, var(dv))))),
+                    }],
+                );
+                span(
+                    jv,
+                    lo,
+                    hi,
+                    vec![
+                        Stmt::Set(w, s_at(var(jv))),
+                        Stmt::If(cmp(CmpOp::Ne, var(w), f(0.0, ty)), vec![acc_row], vec![]),
+                    ],
+                )
+            };
+            let weights = span(
+                jv,
+                0,
+                keys,
+                vec![
+                    Stmt::Set(w, un(UnOp::Exp, bin(BinOp::Sub, s_at(var(jv)), var(smax)))),
+                    store_s(var(w)),
+                    Stmt::Set(sum, add(var(sum), var(w))),
+                ],
+            );
+            let row = vec![
+                Stmt::Set(smax, ninf.clone()),
+                logits(true, 0, split),
+                logits(false, split, keys),
+                unmask_max,
+                Stmt::Set(sum, f(0.0, ty)),
+                weights,
+                set_row(f(0.0, ty)),
+                values(true, 0, split),
+                values(false, split, keys),
+                normalize,
+                set_row(mul(out.load(o_at.clone()), var(sum))),
+            ];
+            return finish(row);
+        }
+        let (p1a, p2a) = passes(true, 0, split);
+        let (p1b, p2b) = passes(false, split, keys);
         let mut row = vec![
             Stmt::Set(smax, ninf.clone()),
             p1a,
             p1b,
-            // A fully masked row attends to nothing: e^(−∞ − 0) = 0.
-            Stmt::Set(
-                smax,
-                select(
-                    cmp(CmpOp::Eq, var(smax), ninf.clone()),
-                    f(0.0, ty),
-                    var(smax),
-                ),
-            ),
+            unmask_max,
             set_row(f(0.0, ty)),
             Stmt::Set(sum, f(0.0, ty)),
             p2a,
             p2b,
-            Stmt::Set(
-                sum,
-                bin(
-                    BinOp::Div,
-                    f(1.0, ty),
-                    select(cmp(CmpOp::Eq, var(sum), f(0.0, ty)), f(1.0, ty), var(sum)),
-                ),
-            ),
+            normalize,
             set_row(mul(out.load(o_at.clone()), var(sum))),
         ];
         if let Some(qo) = qk_out {
@@ -337,50 +510,6 @@ pub(super) fn attention(
                 row.push(span(jv, keys, total, tail));
             }
         }
-        let mut body = vec![lp(hv, hkv, vec![lp(gv, group, vec![lp(iv, sq, row)])])];
-        // present_key / present_value: the past rows, then the new ones.
-        for (po, src_past, src_new, st_past, st_new, dim) in [
-            (present_k, &past_k, &k, pks, ks, hd),
-            (present_v, &past_v, &v, pvs, vs, vd),
-        ] {
-            let Some(po) = po else { continue };
-            let dst = attn_strides(true, hkv, total, dim);
-            let d_at = add(base(dst, var(hv), var(jv)), var(dv));
-            let mut copies = Vec::new();
-            if let Some(pt) = src_past {
-                copies.push(span(
-                    jv,
-                    0,
-                    past,
-                    vec![lp(
-                        dv,
-                        dim,
-                        vec![Stmt::Store {
-                            buf: po.buf,
-                            index: d_at.clone(),
-                            value: pt.load(add(base(st_past, var(hv), var(jv)), var(dv))),
-                        }],
-                    )],
-                ));
-            }
-            let j = sub(var(jv), i(past as i64));
-            copies.push(span(
-                jv,
-                past,
-                total,
-                vec![lp(
-                    dv,
-                    dim,
-                    vec![Stmt::Store {
-                        buf: po.buf,
-                        index: d_at.clone(),
-                        value: src_new.load(add(base(st_new, var(hv), j), var(dv))),
-                    }],
-                )],
-            ));
-            body.push(lp(hv, hkv, copies));
-        }
-        body
+        finish(row)
     }))
 }
-
