@@ -1,5 +1,5 @@
 //! Vectorised dot products of an f32 activation row with one row of a
-//! Q8_0, Q4_0 or dense f16 weight: the weight is unpacked in vector
+//! Q8_0, Q4_0, Q4_1 or dense f16 weight: the weight is unpacked in vector
 //! registers with the kernel IR's integer vector forms and multiplied with
 //! the activation in f32 lanes, so the matrix-vector product of a decode
 //! step streams the encoded bytes instead of decoding one element at a time.
@@ -9,7 +9,8 @@
 //! of the f32 sums: per block, lane `l` of a vector accumulator sums the
 //! products of the elements `l, l + L, …` of the block (`L` the f32 lane
 //! count), the block's scale multiplies that vector into a running vector
-//! of the row, and the lanes are added at the end, lane 0 first.
+//! of the row, and the lanes are added at the end, lane 0 first. Q4_1's
+//! `d · q + m` is summed as `d · Σ x·q + m · Σ x` per block.
 //!
 //! Two unpackings, by the program's vector shape: with 4 `f32` lanes (the
 //! 128-bit baseline, and the only width Cranelift has) 16 bytes widen in
@@ -40,7 +41,7 @@ pub struct XRow {
 
 /// Statements setting the `F32` variable `acc` to `Σ_k x[k] · w[row, k]`
 /// with vector code, or `None` when the weight has no vector schedule (a
-/// format other than Q8_0, Q4_0 and f16, or an f16 weight holding an
+/// format other than Q8_0, Q4_0, Q4_1 and f16, or an f16 weight holding an
 /// infinity or NaN, which the vector f16 decoding does not keep).
 pub fn vector_dot(
     p: &mut Program,
@@ -62,7 +63,7 @@ pub fn vector_dot(
     let blk = p.var(Scalar::I64);
     let mut out = vec![Stmt::Set(total, splat(lanes, f(0.0, Scalar::F32)))];
     match (wty.encoding, wty.dtype) {
-        (Encoding::Block(fmt @ (BlockFormat::Q8_0 | BlockFormat::Q4_0)), _) => {
+        (Encoding::Block(fmt @ (BlockFormat::Q8_0 | BlockFormat::Q4_0 | BlockFormat::Q4_1)), _) => {
             let (blen, bbytes) = (fmt.block_len(), fmt.block_bytes());
             if k % blen != 0 {
                 return None;
@@ -74,6 +75,15 @@ pub fn vector_dot(
             let scale = half_to_f32(load(wbuf, bin(BinOp::Div, base.clone(), i(2)), Scalar::U16));
             g.body
                 .push(Stmt::Set(g.sum, splat(lanes, f(0.0, Scalar::F32))));
+            // Q4_1's offset: `m · Σ x` over the block, from the sum of x.
+            let xsum = (fmt == BlockFormat::Q4_1).then(|| p.vector_var(Scalar::F32, lanes));
+            if let Some(xs) = xsum {
+                g.body
+                    .push(Stmt::Set(xs, splat(lanes, f(0.0, Scalar::F32))));
+                for j in (0..blen).step_by(usize::from(lanes)) {
+                    g.add_x(xs, add(k0.clone(), i(j as i64)));
+                }
+            }
             if fmt == BlockFormat::Q8_0 {
                 for h in 0..2 {
                     let at = add(base.clone(), i(2 + (STEP * h) as i64));
@@ -82,11 +92,17 @@ pub fn vector_dot(
                 }
             } else {
                 // Q4_0: element j in the low nibble of byte j, element
-                // j + 16 in its high nibble, both stored plus 8.
+                // j + 16 in its high nibble, both stored plus 8. Q4_1: the
+                // same nibbles unsigned, after the scale and the minimum.
+                let (qs_at, bias) = if fmt == BlockFormat::Q4_1 {
+                    (4, 0)
+                } else {
+                    (2, 8)
+                };
                 let qs = p.vector_var(Scalar::U8, STEP as u8);
                 g.body.push(Stmt::Set(
                     qs,
-                    vload(wbuf, add(base.clone(), i(2)), Scalar::U8, STEP as u8),
+                    vload(wbuf, add(base.clone(), i(qs_at)), Scalar::U8, STEP as u8),
                 ));
                 let nibbles = [
                     bin(
@@ -104,7 +120,7 @@ pub fn vector_dot(
                     let q = bin(
                         BinOp::Sub,
                         bitcast(Scalar::I8, n),
-                        splat(STEP as u8, Expr::I(8, Scalar::I8)),
+                        splat(STEP as u8, Expr::I(bias, Scalar::I8)),
                     );
                     g.bytes(p, q, add(k0.clone(), i((STEP * h) as i64)));
                 }
@@ -114,6 +130,17 @@ pub fn vector_dot(
                 total,
                 muladd(splat(lanes, scale), var(g.sum), var(total)),
             ));
+            if let Some(xs) = xsum {
+                let min = half_to_f32(load(
+                    wbuf,
+                    add(bin(BinOp::Div, base.clone(), i(2)), i(1)),
+                    Scalar::U16,
+                ));
+                body.push(Stmt::Set(
+                    total,
+                    muladd(splat(lanes, min), var(xs), var(total)),
+                ));
+            }
             out.push(Stmt::for_loop(blk, i(0), i(nb), body));
         }
         (Encoding::Dense, smelt_ir::DType::F16) => {
@@ -206,6 +233,17 @@ impl Gen {
                 self.fma(half_lanes(widen(half, var(hv)), 4), at);
             }
         }
+    }
+
+    /// `xs += x[k0 .. k0 + lanes]`.
+    fn add_x(&mut self, xs: Var, k0: Expr) {
+        let xv = vload(
+            self.x.buf,
+            add(self.x.at.clone(), k0),
+            Scalar::F32,
+            self.lanes,
+        );
+        self.body.push(Stmt::Set(xs, add(var(xs), xv)));
     }
 
     /// `sum += v · x[k0 .. k0 + lanes]`.

@@ -97,7 +97,7 @@ fn eval(c: &Case) -> Vec<f32> {
     ev.f32s(Buf::Output(0))
 }
 
-/// The formats and shapes: Q8_0 and Q4_0 with one and three blocks per
+/// The formats and shapes: Q8_0, Q4_0 and Q4_1 with one and three blocks per
 /// row, f16 with `k` a multiple of 16.
 fn shapes() -> Vec<(Option<BlockFormat>, usize)> {
     vec![
@@ -105,6 +105,8 @@ fn shapes() -> Vec<(Option<BlockFormat>, usize)> {
         (Some(BlockFormat::Q8_0), 96),
         (Some(BlockFormat::Q4_0), 32),
         (Some(BlockFormat::Q4_0), 96),
+        (Some(BlockFormat::Q4_1), 32),
+        (Some(BlockFormat::Q4_1), 96),
         (None, 48),
     ]
 }
@@ -126,7 +128,7 @@ fn vector_dot_is_a_dot_product_with_the_decoded_weight() {
         buf: Buf::Input(0),
         at: i(0),
     };
-    for ty in [weight(Some(BlockFormat::Q4_1), 2, 32), weight(None, 2, 40)] {
+    for ty in [weight(Some(BlockFormat::Q5_0), 2, 32), weight(None, 2, 40)] {
         assert!(vector_dot(&mut p, &x, (Buf::Const(0), &ty), i(0), acc).is_none());
     }
     let ty = weight(None, 1, 16);
