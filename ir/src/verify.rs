@@ -169,8 +169,9 @@ fn verify_states(g: &Graph) -> Result<()> {
 }
 
 /// Whether `op` reads its operand `input` directly in `encoding`: the one
-/// place an op declares encoded operands: `Decode`'s weight and
-/// `EncodedMatMul`'s weight (input 1), in a block or affine encoding. Every
+/// place an op declares encoded operands: `Decode`'s and `EncodedGather`'s
+/// weight (input 0) and `EncodedMatMul`'s weight (input 1), in a block or
+/// affine encoding. Every
 /// other encoded operand is refused; the quantized kernels add their arms
 /// here (and their lowering, cost and evaluation handle the encoding, see
 /// `docs/adding-an-encoding.md`).
@@ -180,6 +181,7 @@ pub fn reads_encoded(op: &Op, input: usize, encoding: Encoding) -> bool {
     match op {
         Op::Weights(Weights::Decode) => encoded && input == 0,
         Op::Weights(Weights::EncodedMatMul) => encoded && input == 1,
+        Op::Weights(Weights::EncodedGather) => encoded && input == 0,
         Op::Elementwise(_)
         | Op::Linalg(_)
         | Op::Conv(_)

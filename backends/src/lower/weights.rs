@@ -1,5 +1,6 @@
-//! Lowering of the weight ops (`ir/src/ops/weights.rs`): `Decode` and the
-//! weight-only `EncodedMatMul`, which read a constant in its stored
+//! Lowering of the weight ops (`ir/src/ops/weights.rs`): `Decode`, the
+//! embedding lookup `EncodedGather` and the weight-only `EncodedMatMul`,
+//! which read a constant in its stored
 //! encoding (GGUF blocks, affine int8, dense f16/bf16) with byte loads and
 //! decode it in kernel IR, so both code generators get the same code and
 //! the artifact holds the encoded bytes (the constant reaches
@@ -66,6 +67,7 @@ pub(super) fn lower(op: &Op, ops: &WeightOperands, p: &mut Program) -> NodeResul
     match op {
         Op::Weights(Weights::Decode) => lower_decode(ops, p),
         Op::Weights(Weights::EncodedMatMul) => lower_encoded_matmul(ops, p),
+        Op::Weights(Weights::EncodedGather) => lower_encoded_gather(ops, p),
         other => Err(format!("{} is not a weight op", other.name())),
     }
 }
@@ -100,6 +102,52 @@ fn lower_decode(ops: &WeightOperands, p: &mut Program) -> NodeResult {
         return Err(e);
     }
     Ok(p.par_nest(nest, (rows * k) as u64))
+}
+
+/// `EncodedGather(w[R, K], indices)`: each index read once (wrapped and
+/// clamped into `0..R` like `Gather`'s, so no index reads outside the
+/// weight), then its row decoded element by element.
+fn lower_encoded_gather(ops: &WeightOperands, p: &mut Program) -> NodeResult {
+    let (wbuf, wty) = ops.input(0, "weight")?;
+    let (ibuf, ity) = ops.input(1, "indices")?;
+    let (rows, k) = rows_k(wty)?;
+    if rows == 0 {
+        return Err("EncodedGather from an empty weight has no valid index".into());
+    }
+    let idx = super::Operand {
+        buf: *ibuf,
+        shape: ity.shape.clone(),
+        ty: Scalar::of(ity.dtype).ok_or("indices of no kernel type")?,
+    };
+    let t = idx.numel();
+    let out = ops.out.0;
+    let kv = p.var(Scalar::I64);
+    let mut failed = None;
+    let nest = loop_nest(p, &[t], |p, lp| {
+        let (set, row) = super::shape::read_index(p, &idx, lp[0].clone(), rows);
+        let rv = p.var(Scalar::I64);
+        let value = match decode_element(p, wty, *wbuf, var(rv), var(kv)) {
+            Ok(v) => v,
+            Err(e) => {
+                failed = Some(e);
+                return Vec::new();
+            }
+        };
+        let store = Stmt::Store {
+            buf: out,
+            index: add(mul(lp[0].clone(), i(k as i64)), var(kv)),
+            value,
+        };
+        vec![
+            set,
+            Stmt::Set(rv, row),
+            Stmt::for_loop(kv, i(0), i(k as i64), vec![store]),
+        ]
+    });
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    Ok(nest)
 }
 
 fn lower_encoded_matmul(ops: &WeightOperands, p: &mut Program) -> NodeResult {

@@ -191,7 +191,8 @@ impl<'c> Emitter<'c> {
 
     /// The rows `ids` (i64 `[T]`) of the embedding `w` `[vocab, hidden]` as
     /// f32 `[T, hidden]`: a `Gather` of the stored rows, then a `Cast` for a
-    /// half table; a block-encoded table is decoded first.
+    /// half table; of a block-encoded table, `EncodedGather`, which decodes
+    /// only the rows it reads.
     pub fn embed(&mut self, w: &str, ids: ValueId, name: &str) -> Result<ValueId> {
         let wv = self.stored(w)?;
         let ty = self.ty(wv).clone();
@@ -202,13 +203,6 @@ impl<'c> Emitter<'c> {
             }
             return self.op("Cast", vec![int("to", 1)], &[rows], name);
         }
-        let table = self.op_in(
-            WEIGHTS_DOMAIN,
-            "Decode",
-            vec![],
-            &[wv],
-            &format!("{w}.decoded"),
-        )?;
-        self.op("Gather", vec![int("axis", 0)], &[table, ids], name)
+        self.op_in(WEIGHTS_DOMAIN, "EncodedGather", vec![], &[wv, ids], name)
     }
 }

@@ -200,7 +200,7 @@ op_families! {
     Quant(quant::Quant),
     /// A convolution or matrix product with an activation epilogue.
     Fused(fused::Fused),
-    /// Ops that read a weight in its stored encoding: Decode, EncodedMatMul.
+    /// Ops that read a weight in its stored encoding: Decode, EncodedMatMul, EncodedGather.
     Weights(weights::Weights),
 }
 

@@ -9,6 +9,10 @@
 //!   along `K`, the reduction axis, as in GGUF) and `bias` f32 `[N]`; the
 //!   result is f32 `[…, N]`. A weight-only kernel decodes `w` as it goes and
 //!   never materialises the f32 matrix.
+//! - `EncodedGather(w, indices)`: rows `indices` (integers, negative ones
+//!   counting from the end, ONNX `Gather` on axis 0) of `decode(w)`, `w`
+//!   `[R, K]`: f32 `[…indices, K]`. An embedding lookup that decodes only
+//!   the rows it reads.
 //!
 //! Like the fused family, these are internal ops: no ONNX model spells them
 //! (the `--quantize` pass and the optimizer make them), so [`Weights::parse`]
@@ -19,7 +23,8 @@
 //! [`dequantize`](crate::encoding::dequantize) (the interpreter hands an
 //! op the decoded values of an encoded constant; a dense half tensor is
 //! widened here), `EncodedMatMul` is `Decode`, `Transpose`, the reference
-//! `MatMul` and the broadcasting `Add` of the bias.
+//! `MatMul` and the broadcasting `Add` of the bias, `EncodedGather` is
+//! `Decode` then `Gather` on axis 0.
 
 use crate::dtype::DType;
 use crate::encoding::Encoding;
@@ -41,6 +46,8 @@ pub enum Weights {
     Decode,
     /// `EncodedMatMul(x, w[, bias])`: `x · decode(w)ᵀ + bias`.
     EncodedMatMul,
+    /// `EncodedGather(w, indices)`: rows of `decode(w)`.
+    EncodedGather,
 }
 
 impl Weights {
@@ -48,7 +55,11 @@ impl Weights {
     pub const ONNX_OPS: &'static [&'static str] = &[];
 
     /// Every op of the family.
-    pub const ALL: [Weights; 2] = [Weights::Decode, Weights::EncodedMatMul];
+    pub const ALL: [Weights; 3] = [
+        Weights::Decode,
+        Weights::EncodedMatMul,
+        Weights::EncodedGather,
+    ];
 
     /// A node of the internal [`DOMAIN`] (no attributes); `None` elsewhere.
     pub fn parse(ctx: &ParseCtx<'_>) -> Option<Result<Weights>> {
@@ -141,6 +152,26 @@ fn infer_encoded_matmul(inputs: &[Option<InferInput<'_>>]) -> Result<Vec<TensorT
     Ok(vec![TensorType::new(DType::F32, out)])
 }
 
+fn infer_encoded_gather(inputs: &[Option<InferInput<'_>>]) -> Result<Vec<TensorType>> {
+    check_arity(inputs, 2, 2)?;
+    let w = req(inputs, 0, "w")?.ty;
+    let idx = req(inputs, 1, "indices")?.ty;
+    check_weight("EncodedGather", w)?;
+    let [_, k] = w.shape[..] else {
+        return Err(Error::Shape(format!(
+            "EncodedGather's weight must be 2-D [R, K], got {w}"
+        )));
+    };
+    if !matches!(idx.dtype, DType::I32 | DType::I64) || !idx.is_dense() {
+        return Err(Error::Type(format!(
+            "EncodedGather's indices must be dense i32 or i64, got {idx}"
+        )));
+    }
+    let mut out = idx.shape.clone();
+    out.push(k);
+    Ok(vec![TensorType::new(DType::F32, out)])
+}
+
 /// The single result of `op` on `inputs`.
 fn one(op: Op, inputs: &[Option<&Tensor>]) -> Result<Tensor> {
     op.eval(inputs)?
@@ -165,11 +196,18 @@ fn eval_encoded_matmul(inputs: &[Option<&Tensor>]) -> Result<Tensor> {
     }
 }
 
+fn eval_encoded_gather(inputs: &[Option<&Tensor>]) -> Result<Tensor> {
+    let w = req(inputs, 0, "w")?.cast(DType::F32);
+    let idx = req(inputs, 1, "indices")?;
+    one(Op::Layout(Layout::Gather { axis: 0 }), &[Some(&w), Some(idx)])
+}
+
 impl OpDef for Weights {
     fn name(&self) -> &'static str {
         match self {
             Weights::Decode => "Decode",
             Weights::EncodedMatMul => "EncodedMatMul",
+            Weights::EncodedGather => "EncodedGather",
         }
     }
 
@@ -185,6 +223,7 @@ impl OpDef for Weights {
         match self {
             Weights::Decode => infer_decode(inputs),
             Weights::EncodedMatMul => infer_encoded_matmul(inputs),
+            Weights::EncodedGather => infer_encoded_gather(inputs),
         }
     }
 
@@ -195,6 +234,7 @@ impl OpDef for Weights {
         match self {
             Weights::Decode => Ok(vec![req(inputs, 0, "w")?.cast(DType::F32)]),
             Weights::EncodedMatMul => Ok(vec![eval_encoded_matmul(inputs)?]),
+            Weights::EncodedGather => Ok(vec![eval_encoded_gather(inputs)?]),
         }
     }
 
@@ -202,7 +242,7 @@ impl OpDef for Weights {
         let out: u64 = outputs.iter().map(|t| t.numel().unwrap_or(0) as u64).sum();
         match self {
             // One decode per element.
-            Weights::Decode => out,
+            Weights::Decode | Weights::EncodedGather => out,
             // K multiply-adds per output element (the decode is part of the
             // load).
             Weights::EncodedMatMul => {

@@ -37,6 +37,7 @@ use crate::kernel::{BinOp, Buf, CmpOp, Expr, MemCopy, Program, Scalar, Stmt};
 mod concat_split;
 mod expand_tile;
 mod gather;
+pub(super) use gather::read_index;
 mod generate;
 mod masks;
 mod pad;

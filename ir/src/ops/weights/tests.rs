@@ -236,3 +236,29 @@ fn macs_count_the_products() {
         192
     );
 }
+
+#[test]
+fn encoded_gather_types_and_values() {
+    let g = Weights::EncodedGather;
+    let w = q8_0(&[4, 32]);
+    let idx = TensorType::new(DType::I64, vec![2, 3]);
+    assert_eq!(
+        g.infer(&[inp(&w), inp(&idx)]).unwrap(),
+        vec![TensorType::new(DType::F32, vec![2, 3, 32])]
+    );
+    let f_idx = TensorType::new(DType::F32, vec![3]);
+    assert!(g.infer(&[inp(&w), inp(&f_idx)]).is_err());
+    let w3 = q8_0(&[2, 2, 32]);
+    assert!(g.infer(&[inp(&w3), inp(&idx)]).is_err());
+    let dense = TensorType::new(DType::F32, vec![4, 32]);
+    assert!(g.infer(&[inp(&dense), inp(&idx)]).is_err());
+    // The rows of the decoded table, negative indices from the end.
+    let decoded = crate::encoding::dequantize(&w, &q8_0_bytes(4)).unwrap();
+    let ids = Tensor::from_vec(vec![3], vec![2i64, 0, -1]).unwrap();
+    let got = g.eval(&[Some(&decoded), Some(&ids)]).unwrap();
+    let want = Op::Layout(Layout::Gather { axis: 0 })
+        .eval(&[Some(&decoded), Some(&ids)])
+        .unwrap();
+    assert_eq!(got, want);
+    assert_eq!(got[0].shape(), &[3, 32]);
+}
