@@ -40,7 +40,8 @@ static void chat_usage(const struct ctx *c, struct out *o) {
     out_printf(o, "usage: %s -p TEXT [options]\n", c->prog);
     out_str(o,
             "Generates text with the language model compiled into this program.\n"
-            "  -p, --prompt TEXT        the prompt (without it: turns from stdin, one per line)\n"
+            "  -p, --prompt TEXT        the prompt (without it: turns from stdin, one per line,\n"
+            "                           when stdin is not a terminal)\n"
             "  -n, --n-predict N        tokens to generate at most (default 128)\n"
             "  --temp T                 temperature; 0 is greedy (default 0.8)\n"
             "  --top-k K                keep the K likeliest tokens; 0 is off (default 40)\n"
@@ -57,7 +58,7 @@ static void chat_usage(const struct ctx *c, struct out *o) {
             "  --ids                    print the generated token ids, space separated, not the text\n"
             "  --bench                  generate exactly -n tokens, print only a timings line\n"
             "  --bench-prompt N         with --bench and no -p: a prompt of N token ids (default 128)\n"
-            "  --interactive            read turns from stdin even with -p (after it)\n"
+            "  --interactive            read turns from stdin with a \"> \" prompt (after -p's, if any)\n"
             "  --verbose-prompt         print each turn's prompt token ids on stderr\n");
 }
 
@@ -475,7 +476,11 @@ static int smelt_main(int argc, char **argv) {
     }
 
     struct out o = {PLAT_STDOUT, 0, {0}};
+    /* Turns from stdin: without -p when stdin is not a terminal, or with
+       --interactive. */
     int from_stdin = (!opts.prompt && !opts.bench) || opts.interactive;
+    if (!opts.prompt && !opts.bench && !opts.interactive && plat_is_terminal(0))
+        die_status(c, 2, "no prompt: give -p TEXT, pipe turns on stdin, or --interactive");
     uint32_t last = SMELT_TOK_NONE;
     for (int turn = 0;; turn++) {
         const char *user;

@@ -16,6 +16,8 @@ static long plat_read(int fd, void *buf, unsigned long n);
 /* Writes up to n bytes; returns the count or a negative error. */
 static long plat_write(int fd, const void *buf, unsigned long n);
 static void plat_close(int fd);
+/* Whether `fd` is a terminal (bare metal: never). */
+__attribute__((unused)) static int plat_is_terminal(int fd);
 /* The size of an open file in bytes, or a negative error. */
 static int64_t plat_file_size(int fd);
 /* Creates a directory; returns 0, PLAT_EEXIST when it exists, or another negative error. */

@@ -60,6 +60,8 @@ int main(int argc, char **argv) {
         return 1;
     }
     smelt_llm *a, *b, *c;
+    if (TINY_LLM_STATE_BYTES != tiny_decode_model.state_bytes || TINY_LLM_ARENA_BYTES < tiny_decode_model.arena_bytes)
+        die("the header's sizes", 0);
     if ((e = smelt_llm_init(&model, mem1, sizeof mem1, &a))) die("init a", e);
     if (smelt_llm_vocab(a) != TINY_LLM_VOCAB || smelt_llm_ctx(a) != TINY_LLM_CTX) die("sizes", 0);
     smelt_sampler greedy = smelt_sampler_default();

@@ -212,6 +212,8 @@ fn link(
             ctx: p.sizes.ctx,
             chunk: p.sizes.chunk,
             memory_bytes: llm_memory_bound(decode, prefill, &p.sizes, HEADER_TEXT),
+            state_bytes: decode.plan.state_bytes,
+            arena_bytes: arena,
             threads: opts.threads,
         });
         write(&header, h.as_bytes())?;

@@ -24,6 +24,10 @@ pub struct LlmHeader<'a> {
     pub chunk: u64,
     /// At least `smelt_llm_memory(&model, 1024)` on this target.
     pub memory_bytes: u64,
+    /// The KV cache (the step models' state buffer).
+    pub state_bytes: u64,
+    /// The arena both step models share (the larger of the two).
+    pub arena_bytes: u64,
     /// `--threads`.
     pub threads: u32,
 }
@@ -116,7 +120,12 @@ pub fn render_llm(m: &LlmHeader<'_>) -> String {
          /* Memory for one instance (64-byte aligned) that tokenizes texts of up\n   \
          to 1024 bytes: at least smelt_llm_memory(&model, 1024, &n) on this target.\n   \
          More memory lets it tokenize longer texts. */\n\
-         #define {p}_LLM_MEMORY_BYTES {mem}\n",
+         #define {p}_LLM_MEMORY_BYTES {mem}\n\
+         /* Of which the KV cache and the arena the step models share. */\n\
+         #define {p}_LLM_STATE_BYTES {state}\n\
+         #define {p}_LLM_ARENA_BYTES {arena}\n",
+        state = m.state_bytes,
+        arena = m.arena_bytes,
         vocab = m.vocab,
         ctx = m.ctx,
         chunk = m.chunk,

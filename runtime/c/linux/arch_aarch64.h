@@ -12,6 +12,7 @@
 #define SYS_close 57
 #define SYS_lseek 62
 #define SYS_read 63
+#define SYS_ioctl 29
 #define SYS_write 64
 #define SYS_exit_group 94
 #define SYS_clock_gettime 113 /* struct timespec is two 64-bit fields here */

@@ -10,6 +10,7 @@
  */
 
 #define SYS_read 3
+#define SYS_ioctl 54
 #define SYS_write 4
 #define SYS_close 6
 #define SYS_munmap 91

@@ -8,6 +8,7 @@
  */
 
 #define SYS_read 0
+#define SYS_ioctl 16
 #define SYS_write 1
 #define SYS_close 3
 #define SYS_lseek 8

@@ -48,6 +48,12 @@ static long plat_write(int fd, const void *buf, unsigned long n) {
 
 static void plat_close(int fd) { sys3(SYS_close, fd, 0, 0); }
 
+static int plat_is_terminal(int fd) {
+    /* TCGETS succeeds on a terminal only; the buffer holds any termios. */
+    uint64_t termios[16];
+    return sys3(SYS_ioctl, fd, 0x5401, (long)termios) == 0;
+}
+
 #if !defined(SYS__llseek)
 static int64_t arch_seek(int fd, int whence) { return sys3(SYS_lseek, fd, 0, whence); }
 #endif

@@ -81,6 +81,11 @@ static long host_handle(int fd) {
     return fd >= FD_OFFSET ? fd - FD_OFFSET : -1;
 }
 
+static int plat_is_terminal(int fd) {
+    (void)fd;
+    return 0;
+}
+
 static long plat_read(int fd, void *buf, unsigned long n) {
     long args[3] = {host_handle(fd), (long)buf, (long)n};
     if (args[0] < 0) return -9; /* EBADF */
