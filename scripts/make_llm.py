@@ -23,6 +23,7 @@ folder's weights into N safetensors files with a model.safetensors.index.json.
 
 import argparse
 import json
+import math
 import os
 import random
 
@@ -160,7 +161,7 @@ def write_hf(out, cfg, weights, tok, eos_id, shards=1, chat=None):
         "head_dim": cfg["head_dim"],
         "rms_norm_eps": cfg["eps"],
         "rope_theta": cfg["theta"],
-        "rope_scaling": None,
+        "rope_scaling": cfg.get("rope_scaling"),
         "max_position_embeddings": cfg["ctx"],
         "tie_word_embeddings": cfg["tie"],
         "hidden_act": "silu",
@@ -200,6 +201,39 @@ def permute(w, n_head):
     """convert_hf_to_gguf.py's LlamaModel.permute: rotate_half pairs (i, i+d/2)
     become adjacent rows (2i, 2i+1) within each head."""
     return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+# --rope-llama3: Llama 3's rescaling, with an original context that puts
+# the tiny model's head_dim-16 frequencies in all three regimes (kept,
+# smoothed, divided by the factor).
+LLAMA3_ROPE = {
+    "rope_type": "llama3",
+    "factor": 8.0,
+    "low_freq_factor": 1.0,
+    "high_freq_factor": 4.0,
+    "original_max_position_embeddings": 256,
+}
+
+
+def llama3_rope_factors(cfg):
+    """The per-pair factors llama.cpp's converter stores as rope_freqs."""
+    r = cfg["rope_scaling"]
+    d = cfg["head_dim"]
+    freqs = 1.0 / (cfg["theta"] ** (np.arange(0, d, 2, dtype=np.float32) / d))
+    orig = r["original_max_position_embeddings"]
+    low_wavelen = orig / r["low_freq_factor"]
+    high_wavelen = orig / r["high_freq_factor"]
+    factors = []
+    for freq in freqs:
+        wavelen = 2 * math.pi / freq
+        if wavelen < high_wavelen:
+            factors.append(1.0)
+        elif wavelen > low_wavelen:
+            factors.append(r["factor"])
+        else:
+            smooth = (orig / wavelen - r["low_freq_factor"]) / (r["high_freq_factor"] - r["low_freq_factor"])
+            factors.append(1.0 / ((1 - smooth) / r["factor"] + smooth))
+    return np.array(factors, dtype=np.float32)
 
 
 def gguf_tensors(cfg, weights):
@@ -270,6 +304,8 @@ def write_gguf(path, cfg, weights, tok, eos_id, qtype, chat=None):
     types = [3 if s == EOS or s in CHATML_SPECIALS else 1 for s in tokens]
     merges = json.loads(tok.to_str())["model"]["merges"]
     merges = [m if isinstance(m, str) else " ".join(m) for m in merges]
+    if cfg.get("rope_scaling"):
+        w.add_tensor("rope_freqs.weight", llama3_rope_factors(cfg))
     w.add_tokenizer_model("gpt2")
     # The HF tokenizer splits with the GPT-2 regex (ByteLevel, use_regex);
     # llama.cpp's "default" would be another regex.
@@ -306,12 +342,15 @@ def main():
     ap.add_argument("--shards", type=int, default=1)
     ap.add_argument("--seed", type=int, default=13)
     ap.add_argument("--chatml", action="store_true", help="ChatML special tokens and Qwen2's chat template")
+    ap.add_argument("--rope-llama3", action="store_true", help="Llama 3 rope scaling (rope_freqs in GGUF)")
     a = ap.parse_args()
     chat = chatml_template() if a.chatml else None
     tok = train_tokenizer(SIZES[a.size]["vocab"], a.seed, CHATML_SPECIALS if a.chatml else ())
     vocab_size = tok.get_vocab_size()
     eos_id = tok.token_to_id(EOS)
     cfg = make_config(a.arch, a.size, vocab_size)
+    if a.rope_llama3:
+        cfg["rope_scaling"] = LLAMA3_ROPE
     weights = make_weights(cfg, a.seed + {"llama": 0, "qwen2": 1, "qwen3": 2, "mistral": 3}[a.arch])
     if a.hf_dtype == "f16":
         weights = {k: v.astype(np.float16) for k, v in weights.items()}

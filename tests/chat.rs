@@ -613,3 +613,27 @@ fn chat_turns_follow_the_template() {
         2
     );
 }
+
+#[test]
+fn llama3_rope_scaling_matches_llama_cpp() {
+    let Some(bin) = reference() else { return };
+    let Some(dir) = make_llm(
+        "chat-rope-llama3",
+        &["--arch", "llama", "--gguf", "f32", "--rope-llama3"],
+    ) else {
+        return;
+    };
+    // config.json's rope_scaling (Hugging Face's formula) and the GGUF
+    // file's rope_freqs tensor (llama.cpp's converter's factors).
+    let gguf = dir.join("model-f32.gguf");
+    let (a, b) = (dir.join("chat-gguf"), dir.join("chat-hf"));
+    compile(&gguf, &a, "x86_64", "cranelift", &[]);
+    compile(&dir.join("hf"), &b, "x86_64", "cranelift", &[]);
+    let got = greedy(&a, &[]);
+    assert_eq!(greedy(&b, &[]), got, "the GGUF and Hugging Face forms");
+    let exact = check_against_llama_cpp(&bin, &gguf, &dir, &got, 1e-3, "llama3 rope");
+    assert!(
+        exact + 2 >= N,
+        "only {exact} of {N} tokens are llama.cpp's argmax"
+    );
+}

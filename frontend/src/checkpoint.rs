@@ -75,8 +75,9 @@ pub enum RopeLayout {
 }
 
 /// How the rotary frequencies are rescaled for long contexts
-/// (`rope_scaling` in `config.json`, `rope.scaling.*` in GGUF).
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// (`rope_scaling` in `config.json`, `rope.scaling.*` and the
+/// `rope_freqs` tensor in GGUF).
+#[derive(Clone, Debug, PartialEq)]
 pub enum RopeScaling {
     /// Positions divided by `factor`.
     Linear {
@@ -94,6 +95,10 @@ pub enum RopeScaling {
         /// The context the model was trained with.
         original_max_position_embeddings: usize,
     },
+    /// One factor per rotated pair, each frequency divided by its own
+    /// (GGUF's `rope_freqs` tensor: how llama.cpp's converter stores Llama
+    /// 3's rescaling).
+    Factors(Vec<f32>),
 }
 
 /// The hyper-parameters of a llama-family decoder.

@@ -5,6 +5,7 @@ mod llm;
 use std::process::ExitCode;
 
 use clap::ArgMatches;
+use smelt_frontend::checkpoint::RopeScaling;
 use smelt_frontend::llm_summary::LlmSummary;
 use smelt_frontend::onnx::{DeclaredValue, Summary};
 use smelt_ir::{Graph, OpDef, TensorType};
@@ -284,8 +285,9 @@ fn print_llm(s: &LlmSummary) {
                 grouped(c.vocab_size as u64),
                 grouped(c.max_position_embeddings as u64)
             );
-            let scaling = match c.rope_scaling {
+            let scaling = match &c.rope_scaling {
                 None => "none".to_string(),
+                Some(RopeScaling::Factors(f)) => format!("{} per-pair factors", f.len()),
                 Some(r) => format!("{r:?}"),
             };
             println!(

@@ -193,7 +193,19 @@ fn config(f: &GgufFile, arch: Arch) -> Result<LlmConfig> {
         head_dim,
         rms_norm_eps: f.required(&rms_key, f.f32_key(&rms_key)?)?,
         rope_theta: f.f32_key(&k("rope.freq_base"))?.unwrap_or(10_000.0),
-        rope_scaling: rope_scaling(f, p)?,
+        rope_scaling: match (rope_scaling(f, p)?, rope_factors(f, head_dim)?) {
+            (None, factors) => factors,
+            (scaling, None) => scaling,
+            (Some(_), Some(_)) => {
+                return Err(f.key_error(
+                    &format!("{p}.rope.scaling.type"),
+                    GgufErrorKind::Unsupported,
+                    "a rope scaling type and per-pair rope factors (rope_freqs) together are \
+                     not supported"
+                        .into(),
+                ));
+            }
+        },
         rope_layout: match arch {
             Arch::Llama | Arch::Mistral => RopeLayout::Interleaved,
             Arch::Qwen2 | Arch::Qwen3 => RopeLayout::Halves,
@@ -202,6 +214,48 @@ fn config(f: &GgufFile, arch: Arch) -> Result<LlmConfig> {
         tie_word_embeddings: f.tensor("output.weight").is_none(),
         sliding_window: f.usize_key(&k("attention.sliding_window"))?,
     })
+}
+
+/// The tensor of per-pair rope factors llama.cpp's converter writes for
+/// Llama 3's rescaling.
+const ROPE_FREQS: &str = "rope_freqs.weight";
+
+/// The `rope_freqs` factors: F32, one per rotated pair (`head_dim / 2`),
+/// each finite and positive.
+fn rope_factors(f: &GgufFile, head_dim: usize) -> Result<Option<RopeScaling>> {
+    let Some(t) = f.tensor(ROPE_FREQS) else {
+        return Ok(None);
+    };
+    let bad = |msg: String| {
+        error(
+            &f.path,
+            Some(t.info_offset),
+            GgufPlace::Tensor(t.name.clone()),
+            GgufErrorKind::Unsupported,
+            msg,
+        )
+    };
+    if t.ty.dtype != smelt_ir::DType::F32 || !t.ty.is_dense() || t.ty.shape != [head_dim / 2] {
+        return Err(bad(format!(
+            "rope factors must be f32[{}] (one per rotated pair), got {}",
+            head_dim / 2,
+            t.ty
+        )));
+    }
+    let bytes = f
+        .tensor_bytes(ROPE_FREQS)
+        .ok_or_else(|| missing(f, ROPE_FREQS))?;
+    let factors: Vec<f32> = bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    if let Some(i) = factors.iter().position(|k| !(k.is_finite() && *k > 0.0)) {
+        return Err(bad(format!(
+            "rope factor {i} is {}; factors must be finite and positive",
+            factors[i]
+        )));
+    }
+    Ok(Some(RopeScaling::Factors(factors)))
 }
 
 /// `{p}.rope.scaling.type` and `.factor` (or the older
@@ -321,15 +375,6 @@ fn expected(c: &LlmConfig) -> Vec<Expected> {
 /// The weights under canonical names, every shape checked, every tensor of
 /// the file accounted for.
 fn tensors(f: &GgufFile, c: &LlmConfig) -> Result<BTreeMap<String, Weight>> {
-    if let Some(t) = f.tensor("rope_freqs.weight") {
-        return Err(error(
-            &f.path,
-            Some(t.info_offset),
-            GgufPlace::Tensor(t.name.clone()),
-            GgufErrorKind::Unsupported,
-            "per-frequency rope factors (Llama 3 rope scaling) are not supported yet".into(),
-        ));
-    }
     let expected = expected(c);
     let mut out = BTreeMap::new();
     for e in &expected {
@@ -356,7 +401,10 @@ fn tensors(f: &GgufFile, c: &LlmConfig) -> Result<BTreeMap<String, Weight>> {
             },
         );
     }
-    let known: std::collections::HashSet<&str> = expected.iter().map(|e| e.gguf.as_str()).collect();
+    let mut known: std::collections::HashSet<&str> =
+        expected.iter().map(|e| e.gguf.as_str()).collect();
+    // Read into the config by `rope_factors`.
+    known.insert(ROPE_FREQS);
     let extra: Vec<&super::TensorInfo> = f
         .tensors()
         .iter()

@@ -20,10 +20,11 @@ use crate::error::Result;
 pub fn inv_freq(c: &LlmConfig) -> Vec<f32> {
     let d = c.head_dim;
     let base = (0..d / 2).map(|i| 1.0 / c.rope_theta.powf((2 * i) as f32 / d as f32));
-    match c.rope_scaling {
+    match &c.rope_scaling {
         None => base.collect(),
         Some(RopeScaling::Linear { factor }) => base.map(|f| f / factor).collect(),
-        Some(RopeScaling::Llama3 {
+        Some(RopeScaling::Factors(factors)) => base.zip(factors).map(|(f, k)| f / k).collect(),
+        &Some(RopeScaling::Llama3 {
             factor,
             low_freq_factor,
             high_freq_factor,

@@ -199,7 +199,10 @@ fn eval_encoded_matmul(inputs: &[Option<&Tensor>]) -> Result<Tensor> {
 fn eval_encoded_gather(inputs: &[Option<&Tensor>]) -> Result<Tensor> {
     let w = req(inputs, 0, "w")?.cast(DType::F32);
     let idx = req(inputs, 1, "indices")?;
-    one(Op::Layout(Layout::Gather { axis: 0 }), &[Some(&w), Some(idx)])
+    one(
+        Op::Layout(Layout::Gather { axis: 0 }),
+        &[Some(&w), Some(idx)],
+    )
 }
 
 impl OpDef for Weights {

@@ -67,7 +67,12 @@ pub(super) fn lower_gather_nd(batch_dims: i64, node: Node<'_>, p: &mut Program) 
 /// Reads index `at` of an index operand into a fresh `I64` variable, wrapped
 /// (negative counts from the end) and clamped into `0..d`. Valid indices give
 /// exactly the interpreter's element; invalid ones stay inside the axis.
-pub(in crate::lower) fn read_index(p: &mut Program, idx: &Operand, at: Expr, d: usize) -> (Stmt, Expr) {
+pub(in crate::lower) fn read_index(
+    p: &mut Program,
+    idx: &Operand,
+    at: Expr,
+    d: usize,
+) -> (Stmt, Expr) {
     let v = p.var(Scalar::I64);
     let raw = cast(Scalar::I64, idx.load(at));
     let d = d as i64;
