@@ -241,6 +241,19 @@ pub(super) fn attention(
             raw.clone()
         };
         let logit = add(capped.clone(), bias.clone());
+        // `out[row] += w · V[v_row]`.
+        let add_v_row = |vo: &Operand, v_row: Expr| -> Stmt {
+            let o_at = add(o_row.clone(), var(dv));
+            lp(
+                dv,
+                vd,
+                vec![Stmt::Store {
+                    buf: out.buf,
+                    index: o_at.clone(),
+                    value: add(out.load(o_at), mul(var(w), vo.load(add(v_row, var(dv))))),
+                }],
+            )
+        };
         // The passes over keys [lo, hi), all from the past or all new.
         let passes = |from_past: bool, lo: usize, hi: usize| -> (Stmt, Stmt) {
             let (ko, k_row, vo, v_row) = kv_row(from_past);
@@ -277,16 +290,7 @@ pub(super) fn attention(
                     value: var(w),
                 });
             }
-            let o_at = add(o_row.clone(), var(dv));
-            pass2.push(lp(
-                dv,
-                vd,
-                vec![Stmt::Store {
-                    buf: out.buf,
-                    index: o_at.clone(),
-                    value: add(out.load(o_at), mul(var(w), vo.load(add(v_row, var(dv))))),
-                }],
-            ));
+            pass2.push(add_v_row(&vo, v_row));
             (span(jv, lo, hi, pass1), span(jv, lo, hi, pass2))
         };
         let split = past.min(keys);
@@ -427,16 +431,7 @@ pub(super) fn attention(
             // Keys [lo, hi) with a weight: their V rows into the output row.
             let values = |from_past: bool, lo: usize, hi: usize| -> Stmt {
                 let (_, _, vo, v_row) = kv_row(from_past);
-                let o_at = add(o_row.clone(), var(dv));
-                let acc_row = lp(
-                    dv,
-                    vd,
-                    vec![Stmt::Store {
-                        buf: out.buf,
-                        index: o_at.clone(),
-                        value: add(out.load(o_at), mul(var(w), vo.load(add(v_row, var(dv))))),
-                    }],
-                );
+                let acc_row = add_v_row(&vo, v_row);
                 span(
                     jv,
                     lo,
