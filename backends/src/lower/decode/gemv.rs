@@ -57,6 +57,7 @@ pub fn vector_dot(
         lanes,
         x: x.clone(),
         sum: p.vector_var(Scalar::F32, lanes),
+        xsum: None,
         body: Vec::new(),
     };
     let total = p.vector_var(Scalar::F32, lanes);
@@ -75,15 +76,17 @@ pub fn vector_dot(
             let scale = half_to_f32(load(wbuf, bin(BinOp::Div, base.clone(), i(2)), Scalar::U16));
             g.body
                 .push(Stmt::Set(g.sum, splat(lanes, f(0.0, Scalar::F32))));
-            // Q4_1's offset: `m · Σ x` over the block, from the sum of x.
-            let xsum = (fmt == BlockFormat::Q4_1).then(|| p.vector_var(Scalar::F32, lanes));
-            if let Some(xs) = xsum {
+            // Q4_1's offset: `m · Σ x` over the block, summed from the x
+            // vectors the products load.
+            let xsum = (fmt == BlockFormat::Q4_1).then(|| {
+                let xs = p.vector_var(Scalar::F32, lanes);
+                (xs, p.vector_var(Scalar::F32, lanes))
+            });
+            if let Some((xs, _)) = xsum {
                 g.body
                     .push(Stmt::Set(xs, splat(lanes, f(0.0, Scalar::F32))));
-                for j in (0..blen).step_by(usize::from(lanes)) {
-                    g.add_x(xs, add(k0.clone(), i(j as i64)));
-                }
             }
+            g.xsum = xsum;
             if fmt == BlockFormat::Q8_0 {
                 for h in 0..2 {
                     let at = add(base.clone(), i(2 + (STEP * h) as i64));
@@ -130,7 +133,7 @@ pub fn vector_dot(
                 total,
                 muladd(splat(lanes, scale), var(g.sum), var(total)),
             ));
-            if let Some(xs) = xsum {
+            if let Some((xs, _)) = xsum {
                 let min = half_to_f32(load(
                     wbuf,
                     add(bin(BinOp::Div, base.clone(), i(2)), i(1)),
@@ -188,6 +191,9 @@ struct Gen {
     x: XRow,
     /// The vector the products are added to.
     sum: Var,
+    /// With an offset (Q4_1): the vector the x values are added to, and a
+    /// temporary holding each loaded x vector.
+    xsum: Option<(Var, Var)>,
     body: Vec<Stmt>,
 }
 
@@ -235,18 +241,7 @@ impl Gen {
         }
     }
 
-    /// `xs += x[k0 .. k0 + lanes]`.
-    fn add_x(&mut self, xs: Var, k0: Expr) {
-        let xv = vload(
-            self.x.buf,
-            add(self.x.at.clone(), k0),
-            Scalar::F32,
-            self.lanes,
-        );
-        self.body.push(Stmt::Set(xs, add(var(xs), xv)));
-    }
-
-    /// `sum += v · x[k0 .. k0 + lanes]`.
+    /// `sum += v · x[k0 .. k0 + lanes]` (and `xsum += x[…]`).
     fn fma(&mut self, v: Expr, k0: Expr) {
         let xv = vload(
             self.x.buf,
@@ -254,8 +249,15 @@ impl Gen {
             Scalar::F32,
             self.lanes,
         );
+        let Some((xs, xt)) = self.xsum else {
+            self.body
+                .push(Stmt::Set(self.sum, muladd(v, xv, var(self.sum))));
+            return;
+        };
+        self.body.push(Stmt::Set(xt, xv));
         self.body
-            .push(Stmt::Set(self.sum, muladd(v, xv, var(self.sum))));
+            .push(Stmt::Set(self.sum, muladd(v, var(xt), var(self.sum))));
+        self.body.push(Stmt::Set(xs, add(var(xs), var(xt))));
     }
 }
 
