@@ -374,13 +374,14 @@ static uint32_t generate(struct chat_run *r, const struct chat_opts *opts, struc
     return pending;
 }
 
-/* Reads one line of stdin (without its newline) into a fresh buffer; NULL at
-   the end of input. */
-static char *read_line(const struct ctx *c, uint64_t *len) {
+/* Reads one line of stdin (without its newline, NUL-terminated) into
+   `line`, whose buffer is reused from line to line; 0 at the end of input. */
+static int read_line(const struct ctx *c, struct text *line) {
     static char buf[CHAT_LINE_MAX];
     static uint64_t have, at;
     static int eof;
-    struct text t = {0, 0, 0};
+    line->len = 0;
+    int any = 0;
     for (;;) {
         if (at == have) {
             if (eof) break;
@@ -392,21 +393,20 @@ static char *read_line(const struct ctx *c, uint64_t *len) {
             have = (uint64_t)n;
             at = 0;
         }
+        any = 1;
         uint64_t e = at;
         while (e < have && buf[e] != '\n') e++;
-        text_add(c, &t, buf + at, e - at);
+        text_add(c, line, buf + at, e - at);
         if (e < have) {
             at = e + 1;
-            text_add(c, &t, "", 1);
-            *len = t.len - 1;
-            return t.p;
+            break;
         }
         at = have;
     }
-    if (!t.len) return 0;
-    text_add(c, &t, "", 1);
-    *len = t.len - 1;
-    return t.p;
+    if (!any) return 0;
+    text_add(c, line, "", 1);
+    line->len--;
+    return 1;
 }
 
 static void out_rate(struct out *o, uint64_t n, uint64_t ns) {
@@ -482,6 +482,8 @@ static int smelt_main(int argc, char **argv) {
     if (!opts.prompt && !opts.bench && !opts.interactive && plat_is_terminal(0))
         die_status(c, 2, "no prompt: give -p TEXT, pipe turns on stdin, or --interactive");
     uint32_t last = SMELT_TOK_NONE;
+    /* The current stdin line and the text of a turn, reused turn to turn. */
+    struct text line = {0, 0, 0}, t = {0, 0, 0};
     for (int turn = 0;; turn++) {
         const char *user;
         uint64_t user_len;
@@ -494,14 +496,14 @@ static int smelt_main(int argc, char **argv) {
                 out_str(&o, turn ? "\n> " : "> ");
                 out_flush(&o);
             }
-            char *line = read_line(c, &user_len);
-            if (!line) break;
-            user = line;
+            if (!read_line(c, &line)) break;
+            user = line.p;
+            user_len = line.len;
         }
         /* The text of this turn, after the previous answer. In a chat the
            answer's last token (an end token included) is fed, then the rest
            of the assistant suffix; BOS as the template says. */
-        struct text t = {0, 0, 0};
+        t.len = 0;
         unsigned flags = 0;
         if (last != SMELT_TOK_NONE && feed(&r, &last, 1, 1)) die(c, "the context is full (%u tokens)", r.limit);
         if (opts.chat) {
@@ -534,6 +536,7 @@ static int smelt_main(int argc, char **argv) {
         if (feed(&r, ids, n, 1))
             die(c, "the prompt is %u tokens and %u of the context's %u are used; compile with a larger --ctx", n,
                 (uint64_t)smelt_llm_n_past(r.llm), r.limit);
+        plat_free(ids, smelt_llm_max_tokens(t.len) * 4 + 4);
         last = generate(&r, &opts, &o);
         if (!opts.bench) out_char(&o, '\n');
         out_flush(&o);
