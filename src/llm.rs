@@ -14,7 +14,7 @@
 //! # Ok::<(), smelt::Error>(())
 //! ```
 
-use smelt_backends::artifact::chat::{ChatProgram, LlmSizes, build_chat};
+use smelt_backends::artifact::chat::{ChatProgram, build_chat};
 use smelt_frontend::checkpoint::Checkpoint;
 use smelt_frontend::llm::LlmOptions;
 use smelt_frontend::tokenizer;
@@ -148,21 +148,6 @@ pub fn compile_chat_observed(
         eos,
         tokenizer: &table.blob,
         chat_template: &chat_blob,
-    }
-    .to_bytes()
-    .map_err(|e| Error::Llm(e.to_string()))?;
-    let sizes = LlmSizes {
-        vocab: cfg.vocab_size as u64,
-        ctx: ctx as u64,
-        chunk: chunk as u64,
-        tokenizer: host.memory_bytes() as u64,
-        work: |text| {
-            let t = text as usize;
-            (
-                Tokenizer::work_bytes(t) as u64,
-                Tokenizer::max_ids(t) as u64,
-            )
-        },
     };
     let build = BuildOptions {
         linker: opts.linker.as_deref(),
@@ -175,7 +160,7 @@ pub fn compile_chat_observed(
         decode: &decode,
         prefill: prefill.as_ref(),
         descriptor: &descriptor,
-        sizes,
+        tokenizer_memory: host.memory_bytes() as u64,
     };
     let report = build_chat(&program, &opts.target, &opts.backend, &opts.output, &build)?;
     Ok(Artifact {

@@ -84,15 +84,6 @@ static double parse_number(const struct ctx *c, const char *v, const char *flag)
     return neg ? -x : x;
 }
 
-/* A count from 0 to max for a flag. */
-static uint64_t parse_count0(const struct ctx *c, const char *v, uint64_t max, const char *flag) {
-    uint64_t n = 0;
-    const char *p = v;
-    for (; *p >= '0' && *p <= '9' && n <= max; p++) n = n * 10 + (uint64_t)(*p - '0');
-    if (*p || p == v || n > max) die_status(c, 2, "%s takes a count from 0 to %u, got '%s'", flag, max, v);
-    return n;
-}
-
 static void parse_chat_args(const struct ctx *c, int argc, char **argv, struct chat_opts *o) {
     *o = (struct chat_opts){0};
     o->n_predict = 128;
@@ -119,11 +110,11 @@ static void parse_chat_args(const struct ctx *c, int argc, char **argv, struct c
         } else if ((v = match_flag(c, argc, argv, &i, "--system", 0))) {
             o->system = v;
         } else if ((v = match_flag(c, argc, argv, &i, "--n-predict", "-n"))) {
-            o->n_predict = parse_count0(c, v, 1u << 30, "-n");
+            o->n_predict = parse_range(c, v, 0, 1u << 30, "-n takes a count");
         } else if ((v = match_flag(c, argc, argv, &i, "--temp", 0))) {
             o->sampler.temp = (float)parse_number(c, v, "--temp");
         } else if ((v = match_flag(c, argc, argv, &i, "--top-k", 0))) {
-            o->sampler.top_k = (uint32_t)parse_count0(c, v, 1u << 30, "--top-k");
+            o->sampler.top_k = (uint32_t)parse_range(c, v, 0, 1u << 30, "--top-k takes a count");
         } else if ((v = match_flag(c, argc, argv, &i, "--top-p", 0))) {
             o->sampler.top_p = (float)parse_number(c, v, "--top-p");
         } else if ((v = match_flag(c, argc, argv, &i, "--min-p", 0))) {
@@ -133,9 +124,9 @@ static void parse_chat_args(const struct ctx *c, int argc, char **argv, struct c
             if (!(r > 0)) die_status(c, 2, "--repeat-penalty must be above 0, got '%s'", v);
             o->sampler.repeat_penalty = (float)r;
         } else if ((v = match_flag(c, argc, argv, &i, "--repeat-last-n", 0))) {
-            o->sampler.repeat_last_n = (uint32_t)parse_count0(c, v, 1u << 30, "--repeat-last-n");
+            o->sampler.repeat_last_n = (uint32_t)parse_range(c, v, 0, 1u << 30, "--repeat-last-n takes a count");
         } else if ((v = match_flag(c, argc, argv, &i, "--seed", 0))) {
-            o->seed = parse_count0(c, v, UINT64_MAX / 10, "--seed");
+            o->seed = parse_range(c, v, 0, UINT64_MAX / 10, "--seed takes a count");
             o->seeded = 1;
         } else if ((v = match_flag(c, argc, argv, &i, "--stop", 0))) {
             if (o->n_stops == CHAT_MAX_STOPS) die_status(c, 2, "--stop is given more than %u times", CHAT_MAX_STOPS);
@@ -151,15 +142,6 @@ static void parse_chat_args(const struct ctx *c, int argc, char **argv, struct c
             die_status(c, 2, "unexpected argument '%s'; run with --help for usage", a);
         }
     }
-}
-
-static void *alloc_aligned(const struct ctx *c, uint64_t bytes, uint64_t align, const char *what) {
-    if (align < PLAT_PAGE) align = PLAT_PAGE;
-    uint64_t extra = align - PLAT_PAGE;
-    if (bytes > UINT64_MAX - extra) die(c, "out of memory for %s", what);
-    uint8_t *mem = plat_alloc(bytes + extra);
-    if (!mem) die(c, "out of memory for %s (%u bytes)", what, bytes);
-    return mem + ((align - (uintptr_t)mem % align) % align);
 }
 
 /* Feeds ids[0..n) to the model, timed as prompt or generation. Returns 0,
@@ -214,23 +196,19 @@ struct chat_template {
     uint32_t len[SMELT_CHAT_STRINGS];
 };
 
-static uint32_t rd32(const uint8_t *p) {
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 /* The chat template of the descriptor (llm.h). */
 static void load_template(const struct ctx *c, struct chat_template *t) {
-    uint32_t len = rd32(smelt_llm_descriptor + 68);
+    uint32_t len = llm_rd32(smelt_llm_descriptor + 68);
     if (!len) die_status(c, 2, "--chat: this model has no chat template smelt recognises");
-    const uint8_t *p = smelt_llm_descriptor + rd32(smelt_llm_descriptor + 64), *end = p + len;
-    if (len < 20 || rd32(p) != SMELT_CHAT_MAGIC || rd32(p + 4) != SMELT_CHAT_VERSION ||
-        rd32(p + 16) != SMELT_CHAT_STRINGS)
+    const uint8_t *p = smelt_llm_descriptor + llm_rd32(smelt_llm_descriptor + 64), *end = p + len;
+    if (len < 20 || llm_rd32(p) != SMELT_CHAT_MAGIC || llm_rd32(p + 4) != SMELT_CHAT_VERSION ||
+        llm_rd32(p + 16) != SMELT_CHAT_STRINGS)
         die(c, "the chat template is malformed");
-    t->flags = rd32(p + 12);
+    t->flags = llm_rd32(p + 12);
     p += 20;
     for (uint32_t i = 0; i < SMELT_CHAT_STRINGS; i++) {
         if (end - p < 4) die(c, "the chat template is truncated");
-        uint32_t n = rd32(p);
+        uint32_t n = llm_rd32(p);
         p += 4;
         if ((uint64_t)(end - p) < n) die(c, "the chat template is truncated");
         t->s[i] = p;

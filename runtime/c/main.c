@@ -357,12 +357,7 @@ static void set_step(const struct step_input *s, uint64_t k) {
 static void *alloc_state(const struct ctx *c) {
     const smelt_model_info *m = &smelt_model;
     if (!m->state_bytes) return 0;
-    uint64_t align = m->state_align > PLAT_PAGE ? m->state_align : PLAT_PAGE;
-    uint64_t extra = align - PLAT_PAGE;
-    if (m->state_bytes > UINT64_MAX - extra) die(c, "out of memory for the state");
-    uint8_t *mem = plat_alloc(m->state_bytes + extra);
-    if (!mem) die(c, "out of memory for the state (%u bytes)", m->state_bytes);
-    return mem + ((align - (uintptr_t)mem % align) % align);
+    return alloc_aligned(c, m->state_bytes, m->state_align, "the state");
 }
 
 static int smelt_main(int argc, char **argv) {
@@ -502,13 +497,7 @@ static int smelt_main(int argc, char **argv) {
                 die(c, "outputs '%s' and '%s' map to the same file %s", m->outputs[j].name, t->name, paths[i]);
     }
 
-    /* The arena: mmap gives page alignment; more is made by rounding up. */
-    uint64_t align = m->arena_align > PLAT_PAGE ? m->arena_align : PLAT_PAGE;
-    uint64_t extra = align - PLAT_PAGE;
-    if (m->arena_bytes > UINT64_MAX - extra) die(c, "out of memory for the arena");
-    uint8_t *arena_mem = plat_alloc(m->arena_bytes + extra);
-    if (!arena_mem) die(c, "out of memory for the arena (%u bytes)", m->arena_bytes);
-    void *arena = arena_mem + ((align - (uintptr_t)arena_mem % align) % align);
+    void *arena = alloc_aligned(c, m->arena_bytes, m->arena_align, "the arena");
     void *state = alloc_state(c);
     smelt_model_init(state);
     /* After the files are read, so a given start value is known. */

@@ -14,6 +14,8 @@ use smelt::{CompileOptions, Observer, TargetSpec};
 use smelt_backends::artifact::{Backend, Emit, LlvmConfig, check_threads};
 use smelt_backends::llvm::LlvmOptions;
 use smelt_backends::target::Target;
+use smelt_frontend::Model;
+use smelt_frontend::checkpoint::Checkpoint;
 use smelt_ir::Graph;
 use smelt_passes::egraph::Report;
 
@@ -40,6 +42,13 @@ impl Observer for Printer {
             );
         }
     }
+}
+
+/// What is compiled: an imported graph, or a language model's checkpoint
+/// (the chat program or library).
+enum Source {
+    Graph(Graph),
+    Checkpoint(Box<Checkpoint>),
 }
 
 /// Runs `smelt compile`.
@@ -99,33 +108,32 @@ pub fn run(m: &ArgMatches) -> CliResult<ExitCode> {
     let opts = import_options(m)?;
     let model = smelt_frontend::open(path, &opts.limits)?;
     let chunk = m.get_one::<usize>("prefill-chunk").copied();
-    // A language model as an executable is a chat program; as a static
-    // library, the language-model API (include/smelt_llm.h).
     let step_graph = m.get_flag("step-graph");
-    let ckpt = match (emit, model.checkpoint()) {
-        (Emit::Exe | Emit::Staticlib, Some(c)) if !step_graph => Some(c?),
-        (_, Some(_)) if chunk.is_some() => {
-            return Err(CliError(
-                "--prefill-chunk is for a language model's chat executable or library (--emit \
-                 exe or staticlib, without --step-graph)"
-                    .into(),
-            ));
-        }
-        _ => None,
-    };
-    if step_graph && model.checkpoint().is_none() {
+    let llm = !matches!(model, Model::Onnx(_));
+    if step_graph && !llm {
         return Err(CliError(
             "--step-graph is for language models (GGUF or Hugging Face checkpoints)".into(),
         ));
     }
-    if ckpt.is_none() && chunk.is_some() {
+    if chunk.is_some() && !llm {
         return Err(CliError(
             "--prefill-chunk is for language models (GGUF or Hugging Face checkpoints)".into(),
         ));
     }
-    let graph = match &ckpt {
-        Some(_) => None,
-        None => Some(model.import(&opts)?),
+    // A language model as an executable is a chat program; as a static
+    // library, the language-model API (include/smelt_llm.h); otherwise
+    // (`--step-graph`, `--emit obj`) its step graph, like any model.
+    let chat = llm && !step_graph && matches!(emit, Emit::Exe | Emit::Staticlib);
+    if chunk.is_some() && !chat {
+        return Err(CliError(
+            "--prefill-chunk is for a language model's chat executable or library (--emit \
+             exe or staticlib, without --step-graph)"
+                .into(),
+        ));
+    }
+    let source = match model.checkpoint() {
+        Some(ckpt) if chat => Source::Checkpoint(Box::new(ckpt?)),
+        _ => Source::Graph(model.import(&opts)?),
     };
     let optimize = super::optimize::checked_options(m, spec.costs)?;
     let stem = path
@@ -148,8 +156,8 @@ pub fn run(m: &ArgMatches) -> CliResult<ExitCode> {
         .optimize(optimize);
     compile.linker = m.get_one::<PathBuf>("linker").cloned();
     compile.name = m.get_one::<String>("name").cloned();
-    let artifact = match (&graph, &ckpt) {
-        (Some(graph), _) => {
+    let artifact = match &source {
+        Source::Graph(graph) => {
             compile.quantize = match quantize {
                 Some(q) => Some(super::quantize::calibrate(m, graph, q, &opts.limits)?),
                 None => None,
@@ -157,7 +165,7 @@ pub fn run(m: &ArgMatches) -> CliResult<ExitCode> {
             let mut printer = Printer(PrintAfter::new(m, graph));
             smelt::compile_observed(graph, &compile, &mut printer)?
         }
-        (None, Some(ckpt)) => {
+        Source::Checkpoint(ckpt) => {
             compile.quantize = match quantize {
                 Some(q) if q.scheme == smelt::Scheme::Int8 => {
                     return Err(CliError(
@@ -175,7 +183,6 @@ pub fn run(m: &ArgMatches) -> CliResult<ExitCode> {
             let mut printer = Printer(PrintAfter(m.get_one::<String>("print-after").cloned()));
             smelt::llm::compile_chat_observed(ckpt, &chat, &compile, &mut printer)?
         }
-        (None, None) => unreachable!("a model is either imported or a checkpoint"),
     };
     if let Some(r) = &artifact.quantize {
         eprintln!("{r}");

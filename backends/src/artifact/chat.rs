@@ -13,6 +13,8 @@
 use std::path::Path;
 
 use smelt_ir::Graph;
+use smelt_runtime::llm::Descriptor;
+use smelt_runtime::tokenizer::Tokenizer;
 
 use super::{
     ArtifactError, BuildOptions, Emit, ModelSymbols, Report, codegen, find_linker, firmware,
@@ -35,41 +37,23 @@ pub struct ChatProgram<'a> {
     pub decode: &'a Graph,
     /// The prompt-chunk step graph, if any.
     pub prefill: Option<&'a Graph>,
-    /// The descriptor's bytes (`smelt_runtime::llm::Descriptor::to_bytes`).
-    pub descriptor: &'a [u8],
-    /// What the instance of the language-model API needs besides the
-    /// models (`runtime/c/llm.c`).
-    pub sizes: LlmSizes,
-}
-
-/// The sizes the language-model API's memory layout (`llm_layout` in
-/// `runtime/c/llm.c`) depends on besides the two models.
-#[derive(Clone, Copy, Debug)]
-pub struct LlmSizes {
-    /// Vocabulary size.
-    pub vocab: u64,
-    /// KV cache capacity in tokens.
-    pub ctx: u64,
-    /// Tokens per prefill step (0: no prefill model).
-    pub chunk: u64,
-    /// The C tokenizer's tables (`smelt_tok_memory`; the host's figure,
-    /// at least a 32-bit target's).
-    pub tokenizer: u64,
-    /// `smelt_tok_work_bytes(text)` and `smelt_tok_max_ids(text)` for a text
-    /// capacity of `text` bytes.
-    pub work: fn(u64) -> (u64, u64),
+    /// Vocabulary, context, chunk, end ids, tokenizer table, chat template.
+    pub descriptor: &'a Descriptor<'a>,
+    /// The C tokenizer's tables (`smelt_tok_memory` of the descriptor's
+    /// table; the host's figure, at least a 32-bit target's).
+    pub tokenizer_memory: u64,
 }
 
 /// The text capacity `NAME_LLM_MEMORY_BYTES` provides for.
 pub const HEADER_TEXT: u64 = 1024;
 
 /// At least the bytes `smelt_llm_memory(model, text)` returns on any
-/// target: `llm_layout`'s parts, each rounded to 64 bytes, with a bound on
-/// the instance struct.
-pub fn llm_memory_bound(
+/// target: `llm_layout`'s parts (`runtime/c/llm.c`), each rounded to 64
+/// bytes, with a bound on the instance struct.
+fn llm_memory_bound(
     decode: &Lowered,
     prefill: Option<&Lowered>,
-    s: &LlmSizes,
+    p: &ChatProgram,
     text: u64,
 ) -> u64 {
     let up = |n: u64| n.div_ceil(64) * 64;
@@ -77,19 +61,22 @@ pub fn llm_memory_bound(
         .plan
         .arena_bytes
         .max(prefill.map_or(0, |p| p.plan.arena_bytes));
-    let (work, ids) = (s.work)(text);
+    let d = p.descriptor;
+    let (vocab, ctx, chunk) = (u64::from(d.vocab), u64::from(d.ctx), u64::from(d.chunk));
+    let text = text as usize;
+    let (work, ids) = (Tokenizer::work_bytes(text), Tokenizer::max_ids(text));
     [
         1024, // struct smelt_llm, well above its size on 64-bit targets
-        s.tokenizer,
+        p.tokenizer_memory,
         arena,
         decode.plan.state_bytes.max(1),
-        s.vocab * 4,
-        s.chunk.max(1) * 8,
+        vocab * 4,
+        chunk.max(1) * 8,
         8,
-        s.ctx * 4,
-        s.vocab * 8 + 8,
-        ids * 4,
-        work,
+        ctx * 4,
+        vocab * 8 + 8,
+        ids as u64 * 4,
+        work as u64,
     ]
     .into_iter()
     .map(up)
@@ -172,7 +159,11 @@ fn link(
         objs.push((format!("{part}.o"), obj));
     }
     let descriptor = sym(DESCRIPTOR, "llm_descriptor");
-    let data = crate::llvm::data_object(&spec.llvm, &descriptor, p.descriptor, 16)?;
+    let bytes = p
+        .descriptor
+        .to_bytes()
+        .map_err(|e| ArtifactError::Options(e.to_string()))?;
+    let data = crate::llvm::data_object(&spec.llvm, &descriptor, &bytes, 16)?;
     objs.push(("llm.o".into(), data));
     let arena = decode
         .plan
@@ -208,10 +199,10 @@ fn link(
             name: &name,
             triple: spec.target.triple(),
             prefill: prefill.is_some(),
-            vocab: p.sizes.vocab,
-            ctx: p.sizes.ctx,
-            chunk: p.sizes.chunk,
-            memory_bytes: llm_memory_bound(decode, prefill, &p.sizes, HEADER_TEXT),
+            vocab: p.descriptor.vocab.into(),
+            ctx: p.descriptor.ctx.into(),
+            chunk: p.descriptor.chunk.into(),
+            memory_bytes: llm_memory_bound(decode, prefill, p, HEADER_TEXT),
             state_bytes: decode.plan.state_bytes,
             arena_bytes: arena,
             threads: opts.threads,
@@ -238,7 +229,7 @@ fn link(
         // The chat program's instance, sized for its longest text (a line
         // of 4 KiB and the template), and that text's buffers.
         let text = 6 * 1024;
-        let heap = llm_memory_bound(decode, prefill, &p.sizes, text) + 3 * text + 4 * 1024;
+        let heap = llm_memory_bound(decode, prefill, p, text) + 3 * text + 4 * 1024;
         let usage = firmware::link(&ld, &pre, &paths, out, dir, &spec.memory, heap, &icf);
         report.firmware = Some(usage?);
     } else {

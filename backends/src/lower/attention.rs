@@ -124,14 +124,12 @@ pub(super) fn attention(
         );
     }
     let (smax, sum, acc, w) = (p.var(ty), p.var(ty), p.var(ty), p.var(ty));
-    // The one-pass-per-key form: f32 without the QK output.
-    let fast = ty == Scalar::F32 && qk_out.is_none();
-    let (bv, dot_acc, srow) = if fast {
+    // The one-pass-per-key form (f32 without the QK output): the scratch
+    // row of logits, the key's bias and the vector dot product's sum.
+    let one_pass = (ty == Scalar::F32 && qk_out.is_none()).then(|| {
         let srow = p.scratch(keys as u64 * 4);
-        (p.var(ty), p.vector_var(ty, DOT_LANES), Some(srow))
-    } else {
-        (acc, acc, None)
-    };
+        (srow, p.var(ty), p.vector_var(ty, DOT_LANES))
+    });
     let vector_dot = hd % usize::from(DOT_LANES) == 0;
     let (hv, gv, iv, jv, dv) = (
         p.var(Scalar::I64),
@@ -369,7 +367,7 @@ pub(super) fn attention(
             }
             body
         };
-        if let Some(srow) = srow {
+        if let Some((srow, bv, dot_acc)) = one_pass {
             let s_at = |j: Expr| load(srow, j, ty);
             let store_s = |value: Expr| Stmt::Store {
                 buf: srow,
