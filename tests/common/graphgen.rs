@@ -119,6 +119,22 @@ enum Template {
     BatchNorm,
     /// `LayerNormalization` over the last axis.
     LayerNorm,
+    /// `Gather(x, indices)` with constant indices, some negative.
+    Gather,
+    /// `Pad(x, pads)` in one of the three modes.
+    Pad,
+    /// `Tile(x, repeats)`.
+    Tile,
+    /// `Expand(x, shape)` with a leading dim added.
+    Expand,
+    /// `Unsqueeze(x, axes)`.
+    Unsqueeze,
+    /// `Pow(x, e)` with a constant exponent.
+    Pow,
+    /// `ArgMax`/`ArgMin` (i64), cast to f32.
+    Arg(&'static str),
+    /// `CumSum(x, axis)`.
+    CumSum,
 }
 
 const TEMPLATES: &[Template] = &[
@@ -180,6 +196,15 @@ const TEMPLATES: &[Template] = &[
     Template::GlobalPool("GlobalMaxPool"),
     Template::BatchNorm,
     Template::LayerNorm,
+    Template::Gather,
+    Template::Pad,
+    Template::Tile,
+    Template::Expand,
+    Template::Unsqueeze,
+    Template::Pow,
+    Template::Arg("ArgMax"),
+    Template::Arg("ArgMin"),
+    Template::CumSum,
 ];
 
 /// Most nodes a graph gets.
@@ -500,6 +525,72 @@ impl Builder<'_, '_> {
                     vec![],
                     vec![Some(x), Some(scale), Some(bias)],
                 )
+            }
+            Template::Gather => {
+                let a = self.c.below(rank.max(1));
+                let d = *shape.get(a)? as i64;
+                let n = self.c.range(1, 4);
+                let idx = (0..n)
+                    .map(|_| self.c.below(2 * d as usize) as i64 - d)
+                    .collect::<Vec<i64>>();
+                let idx = self.constant(&ints(idx));
+                self.node(
+                    "Gather",
+                    17,
+                    vec![("axis", i(a as i64))],
+                    vec![Some(x), Some(idx)],
+                )
+            }
+            Template::Pad => {
+                let pads = (0..2 * rank).map(|_| self.c.below(3) as i64).collect();
+                let pads = self.constant(&ints(pads));
+                let mode = self.c.pick(&["constant", "reflect", "edge"]);
+                let v = values(self.c, 1)[0];
+                let value = self.constant(&Tensor::scalar(v));
+                let a = vec![("mode", AttrValue::String(mode.into()))];
+                self.node("Pad", 18, a, vec![Some(x), Some(pads), Some(value)])
+            }
+            Template::Tile => {
+                let reps = (0..rank).map(|_| self.c.range(1, 2) as i64).collect();
+                let reps = self.constant(&ints(reps));
+                self.node("Tile", 17, vec![], vec![Some(x), Some(reps)])
+            }
+            Template::Expand => {
+                let mut to: Vec<i64> = vec![self.c.range(1, 3) as i64];
+                to.extend(shape.iter().map(|&d| d as i64));
+                let to = self.constant(&ints(to));
+                self.node("Expand", 17, vec![], vec![Some(x), Some(to)])
+            }
+            Template::Unsqueeze => {
+                let a = self.c.below(rank + 1) as i64;
+                let axes = self.constant(&ints(vec![a]));
+                self.node("Unsqueeze", 17, vec![], vec![Some(x), Some(axes)])
+            }
+            Template::Pow => {
+                let e = self.c.pick(&[2.0f32, 3.0, 0.5, -1.0, 1.0, 0.0]);
+                let e = self.constant(&Tensor::scalar(e));
+                self.node("Pow", 17, vec![], vec![Some(x), Some(e)])
+            }
+            Template::Arg(op) => {
+                let a = self.axis(rank);
+                let keep = i(self.c.below(2) as i64);
+                let last = i(self.c.below(2) as i64);
+                let at = vec![
+                    ("axis", i(a)),
+                    ("keepdims", keep),
+                    ("select_last_index", last),
+                ];
+                let idx = self.node(op, 17, at, vec![Some(x)])?;
+                let to = vec![("to", i(DType::F32.onnx_code() as i64))];
+                self.node("Cast", 17, to, vec![Some(idx)])
+            }
+            Template::CumSum => {
+                let axis = self.axis(rank);
+                let a = self.constant(&Tensor::scalar(axis));
+                let excl = i(self.c.below(2) as i64);
+                let rev = i(self.c.below(2) as i64);
+                let at = vec![("exclusive", excl), ("reverse", rev)];
+                self.node("CumSum", 17, at, vec![Some(x), Some(a)])
             }
         }
     }
