@@ -25,7 +25,7 @@ use smelt_ir::{DType, Graph, Tensor};
 
 #[path = "common/targets.rs"]
 mod targets;
-use targets::{have, ok, runner_cmd};
+use targets::{have, ok};
 
 const INF: f32 = f32::INFINITY;
 const NAN: f32 = f32::NAN;
@@ -338,17 +338,7 @@ fn check_native(backend: Backend, target: &str, runner: Option<&str>) {
     args.push_str("-o out");
     std::fs::create_dir_all(dir.join("out")).unwrap();
     let what = format!("{target} ({name})");
-    let out = match runner {
-        Some("firmware") => targets::firmware_cmd(&exe, &dir)
-            .args(["-append", &args])
-            .output(),
-        _ => runner_cmd(runner.as_slice(), &exe)
-            .args(args.split(' '))
-            .current_dir(&dir)
-            .output(),
-    }
-    .expect("runs");
-    ok(out, &what);
+    ok(targets::run_in(&exe, runner, &dir, &args), &what);
     let read = |n: &str| {
         let path = dir.join("out").join(format!("{n}.npy"));
         read_npy(&path, &Limits::default()).unwrap()
