@@ -226,6 +226,15 @@ fn opsets_outside_what_smelt_follows_are_refused() {
 #[test]
 fn a_model_without_outputs_is_refused() {
     check_onnx("no_outputs.onnx", &[], Kind::Graph, &["has no outputs"]);
+    // A graph built in code is refused by the library the same way.
+    let opts = smelt::CompileOptions::new(
+        "x86_64-unknown-linux-gnu",
+        smelt::Backend::Cranelift,
+        std::env::temp_dir().join("smelt-robustness-no-outputs"),
+    )
+    .unwrap();
+    let e = smelt::compile(&Graph::new(), &opts).expect_err("a graph without outputs");
+    assert!(e.to_string().contains("has no outputs"), "{e}");
 }
 
 #[test]
