@@ -61,6 +61,15 @@ fn npy(h: &str) -> Vec<u8> {
     out
 }
 
+/// Compiles `y = Relu(x)` over f32[12] for x86_64 into the executable `exe`.
+fn compile_relu(exe: &Path) {
+    let g = smelt_ir::parse("graph(%x: f32[12]) -> (%y) {\n  %y: f32[12] = Relu(%x)\n}\n").unwrap();
+    let opts = CompileOptions::new("x86_64-unknown-linux-gnu", Backend::Cranelift, exe)
+        .unwrap()
+        .emit(Emit::Exe);
+    smelt::compile(&g, &opts).unwrap();
+}
+
 #[test]
 fn smelt_run_reads_what_numpy_reads() {
     let path = Path::new("x.npy");
@@ -79,11 +88,7 @@ fn smelt_run_reads_what_numpy_reads() {
 fn a_compiled_program_reads_what_numpy_reads() {
     let dir = targets::scratch("npy_headers", "exe");
     let exe = dir.join("model");
-    let g = smelt_ir::parse("graph(%x: f32[12]) -> (%y) {\n  %y: f32[12] = Relu(%x)\n}\n").unwrap();
-    let opts = CompileOptions::new("x86_64-unknown-linux-gnu", Backend::Cranelift, &exe)
-        .unwrap()
-        .emit(Emit::Exe);
-    smelt::compile(&g, &opts).unwrap();
+    compile_relu(&exe);
     let run = |h: &str| {
         std::fs::write(dir.join("x.npy"), npy(h)).unwrap();
         let _ = std::fs::remove_dir_all(dir.join("out"));
@@ -138,6 +143,20 @@ fn npz_entry_sizes_are_checked_before_any_entry_is_read() {
     assert!(
         e.to_string().contains("entry 'b.npy'") && e.to_string().contains("max-tensor-bytes"),
         "{e}"
+    );
+    // The compiled program's reader checks the directory against the file
+    // before reading any entry too.
+    let exe = dir.join("model");
+    compile_relu(&exe);
+    let out = std::process::Command::new(&exe)
+        .args(["--input", "in.npz", "-o", "out"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("entry 'b' is truncated"),
+        "{err}"
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
