@@ -422,6 +422,12 @@ pub fn compile_observed(
     opts: &CompileOptions,
     observer: &mut dyn Observer,
 ) -> Result<Artifact, Error> {
+    // What the importer refuses, refused for a graph built in code too.
+    if graph.outputs.is_empty() {
+        return Err(Error::Frontend(smelt_frontend::Error::Graph(
+            "the graph has no outputs; a model must compute at least one value".into(),
+        )));
+    }
     let Prepared {
         graph,
         optimizer: reports,

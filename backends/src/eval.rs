@@ -333,12 +333,16 @@ pub fn cast(from: Scalar, to: Scalar, x: &V) -> V {
         (true, false) => {
             let v = x.f();
             V::I(norm(
+                // Saturating at the bounds of the target type (NaN to 0),
+                // like the code generators.
                 match to {
                     Scalar::I64 => v as i64,
                     Scalar::U64 => v as u64 as i64,
-                    // Narrow unsigned types convert signed, like the
-                    // code generators (`fptosi.sat` to i32, then truncated).
                     Scalar::U32 => v as u32 as i64,
+                    Scalar::I16 => v as i16 as i64,
+                    Scalar::U16 => v as u16 as i64,
+                    Scalar::I8 => v as i8 as i64,
+                    Scalar::U8 => v as u8 as i64,
                     _ => v as i32 as i64,
                 },
                 to,

@@ -475,7 +475,7 @@ static int smelt_main(int argc, char **argv) {
                 struct src s = {-1, z->entries[e].data, z->entries[e].len, 0, args[k].path, z->entries[e].name, t->name};
                 npy_load(c, &s, t, in[i]);
             }
-            plat_free(z->file, z->size);
+            npz_free_data(z);
         }
     }
 

@@ -132,6 +132,20 @@ pub fn firmware_cmd(exe: &Path, dir: &Path) -> Command {
     c
 }
 
+/// Runs the compiled program `exe` in `dir` with the space-separated
+/// `args`: under `runner` when given, where `"firmware"` means Cortex-M4F
+/// firmware under `qemu-system-arm` (the arguments then go to `-append`).
+pub fn run_in(exe: &Path, runner: Option<&str>, dir: &Path, args: &str) -> Output {
+    match runner {
+        Some("firmware") => firmware_cmd(exe, dir).args(["-append", args]).output(),
+        _ => runner_cmd(runner.as_slice(), exe)
+            .args(args.split(' '))
+            .current_dir(dir)
+            .output(),
+    }
+    .expect("runs")
+}
+
 /// Runs a compiled model `exe` (under `runner` when given) on `input`,
 /// writing its outputs to `out`.
 pub fn run_model(exe: &Path, runner: Option<&str>, input: &Path, out: &Path) -> Output {

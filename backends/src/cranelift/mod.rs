@@ -931,18 +931,27 @@ impl<'a> Gen<'a> {
                 }
             }
             (true, false) => {
-                // Saturating conversion to at least 32 bits, then wrap down.
-                let wide = if tt.bits() < 32 { types::I32 } else { tt };
-                let v = if to.is_signed() || tt.bits() < 32 {
-                    self.b.ins().fcvt_to_sint_sat(wide, x)
-                } else {
-                    self.b.ins().fcvt_to_uint_sat(wide, x)
-                };
-                if wide != tt {
-                    self.b.ins().ireduce(tt, v)
-                } else {
-                    v
+                // Saturating at the bounds of the target type (NaN to 0):
+                // 8- and 16-bit types convert to i32 and clamp there.
+                if tt.bits() >= 32 {
+                    return if to.is_signed() {
+                        self.b.ins().fcvt_to_sint_sat(tt, x)
+                    } else {
+                        self.b.ins().fcvt_to_uint_sat(tt, x)
+                    };
                 }
+                let v = self.b.ins().fcvt_to_sint_sat(types::I32, x);
+                let (lo, hi) = match to {
+                    Scalar::I8 => (i8::MIN as i64, i8::MAX as i64),
+                    Scalar::U8 => (0, u8::MAX as i64),
+                    Scalar::I16 => (i16::MIN as i64, i16::MAX as i64),
+                    _ => (0, u16::MAX as i64),
+                };
+                let lo = self.b.ins().iconst(types::I32, lo);
+                let hi = self.b.ins().iconst(types::I32, hi);
+                let v = self.b.ins().smax(v, lo);
+                let v = self.b.ins().smin(v, hi);
+                self.b.ins().ireduce(tt, v)
             }
             (false, true) => {
                 let x = if ft.bits() < 32 {

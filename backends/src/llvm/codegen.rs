@@ -43,9 +43,9 @@
 //! `Max` are `llvm.minimum`/`llvm.maximum` (NaN-propagating, −0 < +0, like
 //! Cranelift's `fmin`/`fmax`); shift amounts are masked to the bit width
 //! (Cranelift's `ishl`/`sshr`/`ushr`; LLVM's shifts are poison beyond the
-//! width); float → int casts saturate through `llvm.fpto[su]i.sat`, to at
-//! least 32 bits and then truncated, exactly as Cranelift's
-//! `fcvt_to_[su]int_sat` + `ireduce`; `Nearest` is `llvm.rint` (round half
+//! width); float → int casts saturate at the target type's bounds through
+//! `llvm.fpto[su]i.sat` (NaN to 0), exactly as Cranelift's
+//! `fcvt_to_[su]int_sat` (clamped for 8- and 16-bit types); `Nearest` is `llvm.rint` (round half
 //! to even in the default floating-point environment, the only one the
 //! generated code runs in; unlike `llvm.roundeven` it lowers to an
 //! instruction or to `rintf`, which the runtime provides); a `Bool` is one
@@ -980,29 +980,17 @@ impl Gen<'_> {
                 self.def(format!("{op} {ft} {x} to {tt}"))
             }
             (true, false) => {
-                // Saturating conversion to at least 32 bits, then wrap down.
-                let wide = if bits(to) < 32 { Scalar::I32 } else { to };
-                let wt = vty(wide, lanes);
-                let wt = wt.as_str();
-                let name = if to.is_signed() || bits(to) < 32 {
-                    "fptosi"
-                } else {
-                    "fptoui"
-                };
-                let v = self.intrinsic(
-                    wt,
+                // Saturating at the bounds of the target type (NaN to 0).
+                let name = if to.is_signed() { "fptosi" } else { "fptoui" };
+                self.intrinsic(
+                    tt,
                     &format!(
                         "llvm.{name}.sat.{}.{}",
-                        vsuffix(wide, lanes),
+                        vsuffix(to, lanes),
                         vsuffix(from, lanes)
                     ),
                     &[(ft, &x)],
-                );
-                if wt != tt {
-                    self.def(format!("trunc {wt} {v} to {tt}"))
-                } else {
-                    v
-                }
+                )
             }
             (false, true) => {
                 let op = if from.is_signed() { "sitofp" } else { "uitofp" };

@@ -28,6 +28,7 @@
 #define SYS_WRITE0 0x04
 #define SYS_WRITE 0x05
 #define SYS_READ 0x06
+#define SYS_SEEK 0x0A
 #define SYS_FLEN 0x0C
 #define SYS_ERRNO 0x13
 #define SYS_GET_CMDLINE 0x15
@@ -112,6 +113,13 @@ static int64_t plat_file_size(int fd) {
     long args[1] = {host_handle(fd)};
     long n = semihost(SYS_FLEN, args);
     return n < 0 ? last_error() : n;
+}
+
+static int plat_seek(int fd, uint64_t pos) {
+    long args[2] = {host_handle(fd), (long)pos};
+    if (args[0] < 0) return -9; /* EBADF */
+    if (pos > 0x7fffffff) return -22; /* EINVAL: semihosting positions are 32-bit */
+    return semihost(SYS_SEEK, args) < 0 ? (int)last_error() : 0;
 }
 
 static int plat_mkdir(const char *path) {
