@@ -326,7 +326,8 @@ fn header_is_clean_c99_and_cxx() {
         void go(const void *const *in, void *const *out);\n\
         void go(const void *const *in, void *const *out) {\n\
             (void)dims;\n\
-            mlp_run(in, out, arena);\n\
+            smelt_fault fault;\n\
+            if (mlp_run(in, out, arena, &fault) != SMELT_STATUS_OK) (void)fault.value;\n\
         }\n";
     std::fs::write(dir.join("use.c"), use_it).unwrap();
     for (cc, std) in [("gcc", "-std=c99"), ("g++", "-std=c++11")] {

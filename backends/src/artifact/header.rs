@@ -155,13 +155,19 @@ fn tensors(h: &mut String, p: &str, kind: &str, list: &[IoInfo]) {
 /// The run lines of the opening comment's example.
 fn run_doc(model: &HeaderModel<'_>, p: &str) -> String {
     let name = comment_text(model.name);
+    let status = " *   (a status other than SMELT_STATUS_OK: an input value failed a run-time\n \
+                  *   check, which `fault` names; see \"Run-time checks\" below)\n";
     if model.state_bytes == 0 {
-        return format!(" *   {name}_run(inputs, outputs, arena);\n");
+        return format!(
+            " *   smelt_fault fault;\n \
+             *   int32_t status = {name}_run(inputs, outputs, arena, &fault);\n{status}"
+        );
     }
     format!(
         " *   void *state = aligned_alloc({p}_STATE_ALIGN, {p}_STATE_BYTES);\n \
          *   {name}_init(state);                          once, before the first step\n \
-         *   {name}_run(inputs, outputs, arena, state);   each step\n"
+         *   smelt_fault fault;\n \
+         *   int32_t status = {name}_run(inputs, outputs, arena, state, &fault);   each step\n{status}"
     )
 }
 
@@ -169,9 +175,12 @@ fn run_doc(model: &HeaderModel<'_>, p: &str) -> String {
 /// stateful model).
 fn prototypes(model: &HeaderModel<'_>) -> String {
     let name = model.name;
+    let returns = "/* Returns SMELT_STATUS_OK, or SMELT_STATUS_OUT_OF_RANGE after filling\n   \
+                   `fault` (when not NULL) if an input value failed a run-time check. */\n";
     if model.state_bytes == 0 {
         return format!(
-            "void {name}_run(const void *const *inputs, void *const *outputs, void *arena);\n"
+            "{returns}int32_t {name}_run(const void *const *inputs, void *const *outputs, void *arena,\n    \
+             smelt_fault *fault);\n"
         );
     }
     format!(
@@ -181,7 +190,9 @@ fn prototypes(model: &HeaderModel<'_>) -> String {
          /* One step: reads the state `state` holds and leaves the next one there\n   \
          (after every read of the old one). `state` must not overlap the\n   \
          inputs, the outputs or the arena. */\n\
-         void {name}_run(const void *const *inputs, void *const *outputs, void *arena, void *state);\n",
+         {returns}\
+         int32_t {name}_run(const void *const *inputs, void *const *outputs, void *arena, void *state,\n    \
+         smelt_fault *fault);\n",
         p = prefix(name)
     )
 }
@@ -333,8 +344,10 @@ mod tests {
             "#define MLP_OUTPUT_Y_2_DIMS {3}\n",
             "#define MLP_OUTPUT_Y_2_DTYPE SMELT_DTYPE_BOOL\n",
             "extern const smelt_model_info mlp_model;\n",
-            "void mlp_run(const void *const *inputs, void *const *outputs, void *arena);\n",
-            " *   mlp_run(inputs, outputs, arena);\n",
+            "int32_t mlp_run(const void *const *inputs, void *const *outputs, void *arena,\n    \
+             smelt_fault *fault);\n",
+            " *   int32_t status = mlp_run(inputs, outputs, arena, &fault);\n",
+            "#define SMELT_STATUS_OUT_OF_RANGE 1",
             "#define SMELT_MODEL_NO_FIXED_NAMES 1\n",
             "#endif /* SMELT_MODEL_MLP_H */\n",
         ] {
@@ -345,7 +358,7 @@ mod tests {
     }
 
     #[test]
-    fn a_stateful_model_declares_init_and_a_four_argument_run() {
+    fn a_stateful_model_declares_init_and_a_run_taking_the_state() {
         let io = [io("x", DType::F32, &[4])];
         let h = render(&HeaderModel {
             threads: 1,
@@ -360,7 +373,8 @@ mod tests {
         });
         for want in [
             "void acc_init(void *state);\n",
-            "void acc_run(const void *const *inputs, void *const *outputs, void *arena, void *state);\n",
+            "int32_t acc_run(const void *const *inputs, void *const *outputs, void *arena, void *state,\n    \
+             smelt_fault *fault);\n",
             "#define ACC_STATE_BYTES 64\n",
             "#define ACC_STATE_ALIGN 64\n",
             " *   acc_init(state); ",

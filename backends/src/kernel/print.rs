@@ -91,6 +91,11 @@ fn print_stmts(p: &Program, body: &[Stmt], depth: usize, s: &mut String) {
                 }
                 let _ = writeln!(s, "{pad}}}");
             }
+            Stmt::Check { value, check } => {
+                let c = p.checks.get(*check as usize);
+                let (lo, hi) = c.map_or((0, 0), |c| (c.lo, c.hi));
+                let _ = writeln!(s, "{pad}check#{check} {} in {lo}..{hi}", ExprFmt(value));
+            }
             Stmt::Copy(c) => {
                 let _ = writeln!(
                     s,
