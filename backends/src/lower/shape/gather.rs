@@ -1,6 +1,9 @@
 //! Lowering of the Gather family, with the index walkers the scatters and
-//! Compress share. An index is wrapped like the interpreter wraps a valid one
-//! and then clamped into the axis, so it never reads outside the buffer.
+//! Compress share. An index is checked against the axis (`[-d, d)`: a run
+//! with an index outside fails, naming the node and the index), wrapped like
+//! the interpreter wraps a valid one and then clamped into the axis, so
+//! even an unchecked program (`--unchecked`) never reads outside the
+//! buffer.
 
 use smelt_ir::shape::strides;
 
@@ -33,15 +36,13 @@ pub(super) fn lower_gather_elements(a: i64, node: Node<'_>, p: &mut Program) -> 
     }
     let (x_c, out_c) = (x.clone(), out.clone());
     Ok(over_elements(p, &x.shape, &idx.shape, ax, |p, base, at| {
-        let (set, k) = read_index(p, &idx, at.clone(), d);
-        vec![
-            set,
-            Stmt::Store {
-                buf: out_c.buf,
-                index: at,
-                value: x_c.load(add0(base, mulk(k, stride as i64))),
-            },
-        ]
+        let (mut s, k) = read_index(p, &idx, at.clone(), d);
+        s.push(Stmt::Store {
+            buf: out_c.buf,
+            index: at,
+            value: x_c.load(add0(base, mulk(k, stride as i64))),
+        });
+        s
     }))
 }
 
@@ -64,21 +65,26 @@ pub(super) fn lower_gather_nd(batch_dims: i64, node: Node<'_>, p: &mut Program) 
     }))
 }
 
-/// Reads index `at` of an index operand into a fresh `I64` variable, wrapped
-/// (negative counts from the end) and clamped into `0..d`. Valid indices give
-/// exactly the interpreter's element; invalid ones stay inside the axis.
+/// Reads index `at` of an index operand into a fresh `I64` variable and
+/// checks it against `[-d, d)` (the run fails on an index outside); the
+/// index is then wrapped (negative counts from the end) and clamped into
+/// `0..d`. Valid indices give exactly the interpreter's element; with the
+/// check dropped (`--unchecked`) invalid ones stay inside the axis. Returns
+/// the statements that read and check the index, and the index to use.
 pub(in crate::lower) fn read_index(
     p: &mut Program,
     idx: &Operand,
     at: Expr,
     d: usize,
-) -> (Stmt, Expr) {
+) -> (Vec<Stmt>, Expr) {
     let v = p.var(Scalar::I64);
     let raw = cast(Scalar::I64, idx.load(at));
     let d = d as i64;
     let wrapped = select(cmp(CmpOp::Lt, var(v), i(0)), add(var(v), i(d)), var(v));
     let clamped = bin(BinOp::Max, bin(BinOp::Min, wrapped, i(d - 1)), i(0));
-    (Stmt::Set(v, raw), clamped)
+    let mut s = vec![Stmt::Set(v, raw)];
+    s.extend(p.check(var(v), "index", -d, d));
+    (s, clamped)
 }
 
 /// `out[o, j, :] = x[o, idx[j], :]` for `x` viewed as `[outer, d, inner]`.
@@ -98,13 +104,12 @@ pub(super) fn gather_rows(
     }
     let (x_c, idx_c, out_c) = (x.clone(), idx.clone(), out.clone());
     Ok(loop_nest(p, &[outer, m], |p, lp| {
-        let (set, k) = read_index(p, &idx_c, lp[1].clone(), d);
+        let (mut s, k) = read_index(p, &idx_c, lp[1].clone(), d);
         let src = mulk(add0(mulk(lp[0].clone(), d as i64), k), inner as i64);
         let dst = mulk(
             add0(mulk(lp[0].clone(), m as i64), lp[1].clone()),
             inner as i64,
         );
-        let mut s = vec![set];
         s.extend(copy_run(p, &x_c, src, &out_c, dst, inner));
         s
     }))
@@ -155,7 +160,7 @@ pub(super) fn over_tuples(
         for j in 0..k {
             let at = add0(mulk(t.clone(), k as i64), i(j as i64));
             let (set, e) = read_index(p, &idx_c, at, data_c[b + j]);
-            pre.push(set);
+            pre.extend(set);
             off = add0(off, mulk(e, ds[b + j] as i64));
         }
         pre.extend(body(p, off, t));
