@@ -376,7 +376,7 @@ fn define_info(
         check_strs.push([
             blob(module, cstr(&c.node), 1)?,
             blob(module, cstr(&c.op), 1)?,
-            blob(module, cstr(c.what), 1)?,
+            blob(module, cstr(&c.what), 1)?,
         ]);
     }
     let checks_id = if checks.is_empty() {

@@ -20,8 +20,8 @@ pub struct CheckInfo {
     pub node: String,
     /// The node's op (`Gather`, `ScatterND`, …).
     pub op: String,
-    /// What the value is (`index`, `depth`, …), for messages.
-    pub what: &'static str,
+    /// What the value is (`index`, `position`, …), for messages.
+    pub what: String,
     /// The least valid value.
     pub lo: i64,
     /// One past the greatest valid value.
@@ -34,7 +34,7 @@ impl Program {
     /// is [`Program::unchecked`]. Lowering keeps clamping the value after
     /// the check, so an unchecked program still never reads or writes
     /// outside a buffer.
-    pub fn check(&mut self, value: Expr, what: &'static str, lo: i64, hi: i64) -> Vec<Stmt> {
+    pub fn check(&mut self, value: Expr, what: &str, lo: i64, hi: i64) -> Vec<Stmt> {
         if self.unchecked {
             return Vec::new();
         }
@@ -42,7 +42,7 @@ impl Program {
         let info = CheckInfo {
             node,
             op,
-            what,
+            what: what.to_string(),
             lo,
             hi,
         };

@@ -19,6 +19,13 @@ impl Program {
         for (i, c) in self.consts.iter().enumerate() {
             let _ = writeln!(s, "const {i}: {} bytes", c.len());
         }
+        for (i, c) in self.checks.iter().enumerate() {
+            let _ = writeln!(
+                s,
+                "bounds {i}: {:?} {:?} {:?} {}..{}",
+                c.node, c.op, c.what, c.lo, c.hi
+            );
+        }
         print_stmts(self, &self.body, 0, &mut s);
         s
     }
@@ -92,9 +99,7 @@ fn print_stmts(p: &Program, body: &[Stmt], depth: usize, s: &mut String) {
                 let _ = writeln!(s, "{pad}}}");
             }
             Stmt::Check { value, check } => {
-                let c = p.checks.get(*check as usize);
-                let (lo, hi) = c.map_or((0, 0), |c| (c.lo, c.hi));
-                let _ = writeln!(s, "{pad}check#{check} {} in {lo}..{hi}", ExprFmt(value));
+                let _ = writeln!(s, "{pad}check {check}: {}", ExprFmt(value));
             }
             Stmt::Copy(c) => {
                 let _ = writeln!(

@@ -164,7 +164,7 @@ pub(super) fn define_info(
             check_info.const_named_struct(&[
                 cstr(&c.node, &format!("smelt_check_{k}_node")).into(),
                 cstr(&c.op, &format!("smelt_check_{k}_op")).into(),
-                cstr(c.what, &format!("smelt_check_{k}_what")).into(),
+                cstr(&c.what, &format!("smelt_check_{k}_what")).into(),
                 i64t.const_int(c.lo as u64, false).into(),
                 i64t.const_int(c.hi as u64, false).into(),
             ])

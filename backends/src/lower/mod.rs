@@ -637,7 +637,7 @@ mod scatter_state_tests {
                 assert_eq!(value, 7);
                 let c = &l.program.checks[check as usize];
                 assert_eq!((c.node.as_str(), c.op.as_str()), ("kc", "ScatterND"));
-                assert_eq!((c.what, c.lo, c.hi), ("index", -5, 5));
+                assert_eq!((c.what.as_str(), c.lo, c.hi), ("index", -5, 5));
             }
         }
     }
