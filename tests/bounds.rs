@@ -1,0 +1,156 @@
+//! Run-time checks in generated code: one-node models whose indices come
+//! from inputs (`tests/bounds/make_models.py`: Gather with `i64` and `i32`
+//! indices, GatherElements, GatherND, ScatterND, ScatterElements, OneHot),
+//! compiled for every runner (x86_64 and aarch64 with both backends,
+//! armv7, the Cortex-M4F firmware). In-range indices, negative ones
+//! included, give the interpreter's output bit for bit; an index out of
+//! range makes the program exit with status 65 and the message naming the
+//! node, the op, the index and the range the interpreter would accept,
+//! where the interpreter refuses the input too. OneHot's specification
+//! defines an index past the depth (an all-off row): it runs and matches
+//! the interpreter.
+
+#[path = "common/targets.rs"]
+mod targets;
+
+use std::path::Path;
+use std::process::Output;
+
+use smelt_frontend::Limits;
+use smelt_frontend::npy::read_npy;
+use smelt_frontend::onnx::{ImportOptions, load};
+use smelt_ir::interp::Interpreter;
+
+/// The exit status of a run that failed a run-time check
+/// (`EXIT_OUT_OF_RANGE` in `runtime/c/fmt.c`).
+const OUT_OF_RANGE: i32 = 65;
+
+/// A model of the script, and what its `bad.npz` must report: the message
+/// after `error: `, or `None` when it must run (OneHot).
+const MODELS: [(&str, Option<&str>); 7] = [
+    (
+        "gather",
+        Some("node 'embed' (Gather): index 40000 out of range [-10, 10)"),
+    ),
+    (
+        "gather_axis1",
+        Some("node 'pick' (Gather): index -6 out of range [-5, 5)"),
+    ),
+    (
+        "gather_elements",
+        Some("node 'ge' (GatherElements): index 4 out of range [-4, 4)"),
+    ),
+    (
+        "gather_nd",
+        Some("node 'gnd' (GatherND): index -5 out of range [-4, 4)"),
+    ),
+    (
+        "scatter_nd",
+        Some("node 'snd' (ScatterND): index 7 out of range [-5, 5)"),
+    ),
+    (
+        "scatter_elements",
+        Some("node 'se' (ScatterElements): index -5 out of range [-4, 4)"),
+    ),
+    ("one_hot", None),
+];
+
+/// Target, backend and runner (`firmware`: Cortex-M4F under
+/// `qemu-system-arm`).
+const CONFIGS: [(&str, &str, Option<&str>); 6] = [
+    ("x86_64-unknown-linux-gnu", "cranelift", None),
+    ("x86_64-unknown-linux-gnu", "llvm", None),
+    (
+        "aarch64-unknown-linux-gnu",
+        "cranelift",
+        Some("qemu-aarch64"),
+    ),
+    ("aarch64-unknown-linux-gnu", "llvm", Some("qemu-aarch64")),
+    ("armv7-unknown-linux-gnueabihf", "llvm", Some("qemu-arm")),
+    ("thumbv7em-none-eabihf", "llvm", Some("firmware")),
+];
+
+/// Runs `exe` (under `runner`) on `dir/input`, writing the outputs to
+/// `dir/out`.
+fn run(exe: &Path, runner: Option<&str>, dir: &Path, input: &str, out: &str) -> Output {
+    let out_dir = dir.join(out);
+    std::fs::create_dir_all(&out_dir).unwrap();
+    match runner {
+        Some("firmware") => targets::firmware_cmd(exe, dir)
+            .arg("-append")
+            .arg(format!("--input {input} -o {out}"))
+            .output()
+            .expect("runs"),
+        _ => targets::run_model(exe, runner, &dir.join(input), &out_dir),
+    }
+}
+
+/// The interpreter's result of `model` on the inputs of `npz`.
+fn interpret(model: &Path, npz: &Path) -> Result<Vec<smelt_ir::Tensor>, String> {
+    let g = load(model, &ImportOptions::default()).unwrap();
+    let inputs = targets::npz_inputs(npz, &g);
+    Interpreter::new(&g).run(inputs).map_err(|e| e.to_string())
+}
+
+/// Panics unless `dir/out/y.npy` holds `want` bit for bit.
+fn check_output(dir: &Path, out: &str, want: &smelt_ir::Tensor, what: &str) {
+    let got = read_npy(&dir.join(out).join("y.npy"), &Limits::default()).unwrap();
+    assert_eq!(got.dtype(), want.dtype(), "{what}");
+    assert_eq!(got.shape(), want.shape(), "{what}");
+    assert!(
+        got.to_le_bytes() == want.to_le_bytes(),
+        "{what}: differs from the interpreter"
+    );
+}
+
+#[test]
+fn out_of_range_indices_fail_cleanly_on_every_runner() {
+    let Some(dir) = targets::python_models("bounds", "tests/bounds/make_models.py", &[]) else {
+        return;
+    };
+    for (name, message) in MODELS {
+        let d = dir.join(name);
+        let model = d.join("model.onnx");
+        let want = interpret(&model, &d.join("good.npz")).unwrap();
+        let bad = interpret(&model, &d.join("bad.npz"));
+        match message {
+            Some(_) => assert!(bad.is_err(), "{name}: the interpreter accepts bad.npz"),
+            None => assert!(bad.is_ok(), "{name}: the interpreter refuses bad.npz"),
+        }
+        for (k, (target, backend, runner)) in CONFIGS.iter().enumerate() {
+            let what = format!("{name} on {target} ({backend})");
+            let tool = match runner {
+                Some("firmware") => Some("qemu-system-arm"),
+                r => *r,
+            };
+            if tool.is_some_and(|t| !targets::have(t, &what)) {
+                continue;
+            }
+            let exe = d.join(format!("exe{k}"));
+            let mut args = targets::compile_args(&model, target, backend);
+            args.extend(["-o", exe.to_str().unwrap()]);
+            targets::ok(targets::smelt(&args), &what);
+            let good = run(&exe, *runner, &d, "good.npz", &format!("good{k}"));
+            targets::ok(good, &format!("{what}, in-range indices"));
+            check_output(&d, &format!("good{k}"), &want[0], &what);
+            let out = run(&exe, *runner, &d, "bad.npz", &format!("bad{k}"));
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            match message {
+                Some(m) => {
+                    assert_eq!(out.status.code(), Some(OUT_OF_RANGE), "{what}: {stderr}");
+                    assert!(
+                        stderr.contains(&format!("error: {m}\n")),
+                        "{what}: no {m:?} in {stderr:?}"
+                    );
+                }
+                None => {
+                    targets::ok(out, &format!("{what}, bad.npz"));
+                    let bad = bad.as_ref().unwrap();
+                    check_output(&d, &format!("bad{k}"), &bad[0], &what);
+                }
+            }
+            let _ = std::fs::remove_file(&exe);
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
