@@ -8,7 +8,9 @@
 //! node, the op, the index and the range the interpreter would accept,
 //! where the interpreter refuses the input too. OneHot's specification
 //! defines an index past the depth (an all-off row): it runs and matches
-//! the interpreter.
+//! the interpreter. A language model's step graph refuses a token id past
+//! its vocabulary (`EncodedGather`) and a position past its KV cache
+//! (`ScatterND`) the same way.
 
 #[path = "common/targets.rs"]
 mod targets;
@@ -17,7 +19,7 @@ use std::path::Path;
 use std::process::Output;
 
 use smelt_frontend::Limits;
-use smelt_frontend::npy::read_npy;
+use smelt_frontend::npy::{read_npy, write_npy};
 use smelt_frontend::onnx::{ImportOptions, load};
 use smelt_ir::interp::Interpreter;
 
@@ -151,6 +153,61 @@ fn out_of_range_indices_fail_cleanly_on_every_runner() {
             }
             let _ = std::fs::remove_file(&exe);
         }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Runs the step executable `exe` in `dir` on one token and a position
+/// (`--steps` steps counting the position up); returns how it ended.
+fn step(exe: &Path, dir: &Path, token: i64, pos: i64, steps: u32) -> Output {
+    let (tf, pf) = (dir.join("tokens.npy"), dir.join("pos.npy"));
+    let tensor = |v: i64| smelt_ir::Tensor::from_vec(vec![1], vec![v]).unwrap();
+    write_npy(&tf, &tensor(token)).unwrap();
+    write_npy(&pf, &tensor(pos)).unwrap();
+    std::process::Command::new(exe)
+        .arg("--input")
+        .arg(format!("tokens={}", tf.display()))
+        .arg("--input")
+        .arg(format!("pos={}", pf.display()))
+        .args(["--steps", &steps.to_string(), "--step-input", "pos"])
+        .output()
+        .expect("runs")
+}
+
+/// A language model's one-token step (a Q8_0 GGUF: the token embedding is
+/// an `EncodedGather`, the KV caches `ScatterND`s at the run-time position)
+/// with a context of 16, on both backends: a token id past the vocabulary
+/// and a position past the cache each exit 65 naming the node; the steps up
+/// to the last position run.
+#[test]
+fn a_language_model_step_refuses_a_token_or_position_out_of_range() {
+    let Some(dir) = targets::make_llm("bounds", "llm", &["--arch", "llama", "--gguf", "q8_0"])
+    else {
+        return;
+    };
+    let gguf = dir.join("model-q8_0.gguf");
+    for backend in ["cranelift", "llvm"] {
+        let what = format!("the step graph ({backend})");
+        let exe = dir.join(format!("step-{backend}"));
+        let mut args = targets::compile_args(&gguf, "x86_64-unknown-linux-gnu", backend);
+        args.extend(["--step-graph", "--ctx", "16", "-o", exe.to_str().unwrap()]);
+        targets::ok(targets::smelt(&args), &what);
+        let refused = |out: Output, want: &str| {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(OUT_OF_RANGE), "{what}: {stderr}");
+            assert!(stderr.contains(want), "{what}: no {want:?} in {stderr:?}");
+        };
+        refused(
+            step(&exe, &dir, 1_000_000, 0, 1),
+            "(EncodedGather): index 1000000 out of range [-",
+        );
+        // Positions 14, 15, then 16: the third step fails.
+        refused(
+            step(&exe, &dir, 3, 14, 3),
+            "(ScatterND): index 16 out of range [-16, 16)",
+        );
+        targets::ok(step(&exe, &dir, 3, 14, 2), &what);
+        targets::ok(step(&exe, &dir, -1, 0, 1), &format!("{what}, token -1"));
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
