@@ -211,3 +211,45 @@ fn a_language_model_step_refuses_a_token_or_position_out_of_range() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `--unchecked` drops the checks: the library header says so and lists
+/// none, and the executable runs an out-of-range id (clamped into the
+/// table: 40000 reads the last row) with status 0.
+#[test]
+fn unchecked_models_clamp_and_say_so() {
+    let Some(dir) = targets::python_models("bounds", "tests/bounds/make_models.py", &[]) else {
+        return;
+    };
+    let d = dir.join("gather");
+    let model = d.join("model.onnx");
+    let x86 = "x86_64-unknown-linux-gnu";
+    for backend in ["cranelift", "llvm"] {
+        let what = format!("gather --unchecked ({backend})");
+        let exe = d.join(format!("unchecked-{backend}"));
+        let mut args = targets::compile_args(&model, x86, backend);
+        args.extend(["--unchecked", "-o", exe.to_str().unwrap()]);
+        targets::ok(targets::smelt(&args), &what);
+        let out = format!("out-{backend}");
+        targets::ok(run(&exe, None, &d, "bad.npz", &out), &what);
+        let y = read_npy(&d.join(&out).join("y.npy"), &Limits::default()).unwrap();
+        let y = y.to_f64_vec();
+        // Ids 0, 40000 (clamped to row 9), 1: row 9 is the good input's
+        // second row (id -1).
+        let good = interpret(&model, &d.join("good.npz")).unwrap()[0].to_f64_vec();
+        assert_eq!(y[4..8], good[4..8], "{what}");
+    }
+    let lib = d.join("libemb.a");
+    let mut args = targets::compile_args(&model, x86, "cranelift");
+    args.extend([
+        "--unchecked",
+        "--emit",
+        "staticlib",
+        "-o",
+        lib.to_str().unwrap(),
+    ]);
+    targets::ok(targets::smelt(&args), "gather --unchecked --emit staticlib");
+    let h = std::fs::read_to_string(d.join("emb.h")).unwrap();
+    assert!(h.contains("#define EMB_UNCHECKED 1\n"), "{h}");
+    assert!(h.contains("#define EMB_NUM_CHECKS 0\n"), "{h}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

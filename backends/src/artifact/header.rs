@@ -33,6 +33,10 @@ pub struct HeaderModel<'a> {
     pub state_align: u64,
     /// `--threads` (1: no thread pool, and no line in the header).
     pub threads: u32,
+    /// `NAME_model.num_checks`: the model's run-time checks.
+    pub checks: usize,
+    /// Compiled with `--unchecked` (no checks; the header says so).
+    pub unchecked: bool,
 }
 
 /// Upper-case C identifier characters for `s`: ASCII letters and digits kept
@@ -273,6 +277,25 @@ pub fn render(model: &HeaderModel<'_>) -> String {
             t = model.threads
         );
     }
+    if model.unchecked {
+        let _ = write!(
+            h,
+            "/* Compiled with --unchecked: no run-time checks. An index, token id or\n   \
+             position out of range in the inputs is clamped into range (never read or\n   \
+             written outside a buffer, but the result is meaningless) and {name}_run\n   \
+             always returns SMELT_STATUS_OK: the caller guarantees its inputs. */\n\
+             #define {p}_UNCHECKED 1\n",
+            name = model.name,
+        );
+    }
+    let _ = write!(
+        h,
+        "/* Run-time checks ({name}_model.checks): indices, token ids and positions\n   \
+         read from the inputs, each checked before it is used. */\n\
+         #define {p}_NUM_CHECKS {}\n",
+        model.checks,
+        name = model.name,
+    );
     tensors(&mut h, &p, "input", model.inputs);
     tensors(&mut h, &p, "output", model.outputs);
     let _ = writeln!(h, "\n#endif /* SMELT_MODEL_{p}_H */");
@@ -320,6 +343,8 @@ mod tests {
         let outputs = [io("y", DType::I64, &[]), io("Y", DType::Bool, &[3])];
         let h = render(&HeaderModel {
             threads: 1,
+            checks: 0,
+            unchecked: false,
             name: "mlp",
             triple: "x86_64-unknown-linux-gnu",
             inputs: &inputs,
@@ -349,12 +374,40 @@ mod tests {
             " *   int32_t status = mlp_run(inputs, outputs, arena, &fault);\n",
             "#define SMELT_STATUS_OUT_OF_RANGE 1",
             "#define SMELT_MODEL_NO_FIXED_NAMES 1\n",
+            "#define MLP_NUM_CHECKS 0\n",
             "#endif /* SMELT_MODEL_MLP_H */\n",
         ] {
             assert!(h.contains(want), "missing {want:?} in\n{h}");
         }
         assert!(!h.contains("#define MLP_OUTPUT_Y_DIMS"));
         assert!(!h.contains("mlp_init") && !h.contains("MLP_STATE_BYTES"));
+        assert!(!h.contains("MLP_UNCHECKED"));
+    }
+
+    #[test]
+    fn an_unchecked_model_says_so() {
+        let io = [io("x", DType::F32, &[4])];
+        let h = render(&HeaderModel {
+            threads: 1,
+            checks: 0,
+            unchecked: true,
+            name: "emb",
+            triple: "x86_64-unknown-linux-gnu",
+            inputs: &io,
+            outputs: &io,
+            arena_bytes: 64,
+            arena_align: 64,
+            state_bytes: 0,
+            state_align: 64,
+        });
+        for want in [
+            "/* Compiled with --unchecked: no run-time checks.",
+            "emb_run\n   always returns SMELT_STATUS_OK",
+            "#define EMB_UNCHECKED 1\n",
+            "#define EMB_NUM_CHECKS 0\n",
+        ] {
+            assert!(h.contains(want), "missing {want:?} in\n{h}");
+        }
     }
 
     #[test]
@@ -362,6 +415,8 @@ mod tests {
         let io = [io("x", DType::F32, &[4])];
         let h = render(&HeaderModel {
             threads: 1,
+            checks: 0,
+            unchecked: false,
             name: "acc",
             triple: "x86_64-unknown-linux-gnu",
             inputs: &io,

@@ -200,6 +200,9 @@ pub struct Schedule {
     /// [`crate::kernel::MIN_PARALLEL_WORK`]; tests set 1 to split even tiny
     /// loops).
     pub min_work: u64,
+    /// Make no run-time checks (`--unchecked`): indices read from inputs
+    /// are only clamped into range ([`Program::unchecked`]).
+    pub unchecked: bool,
 }
 
 /// Lowers a whole graph for one thread and the 128-bit baseline vector unit.
@@ -237,6 +240,7 @@ pub(crate) fn lower_kernels(g: &Graph, schedule: &Schedule) -> Result<Lowered, L
         shape: schedule.shape,
         threads: schedule.threads,
         parallel_min_work: schedule.min_work,
+        unchecked: schedule.unchecked,
         ..Program::default()
     };
     let mut mem = plan(g);
