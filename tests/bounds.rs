@@ -72,21 +72,6 @@ const CONFIGS: [(&str, &str, Option<&str>); 6] = [
     ("thumbv7em-none-eabihf", "llvm", Some("firmware")),
 ];
 
-/// Runs `exe` (under `runner`) on `dir/input`, writing the outputs to
-/// `dir/out`.
-fn run(exe: &Path, runner: Option<&str>, dir: &Path, input: &str, out: &str) -> Output {
-    let out_dir = dir.join(out);
-    std::fs::create_dir_all(&out_dir).unwrap();
-    match runner {
-        Some("firmware") => targets::firmware_cmd(exe, dir)
-            .arg("-append")
-            .arg(format!("--input {input} -o {out}"))
-            .output()
-            .expect("runs"),
-        _ => targets::run_model(exe, runner, &dir.join(input), &out_dir),
-    }
-}
-
 /// The interpreter's result of `model` on the inputs of `npz`.
 fn interpret(model: &Path, npz: &Path) -> Result<Vec<smelt_ir::Tensor>, String> {
     let g = load(model, &ImportOptions::default()).unwrap();
@@ -121,21 +106,17 @@ fn out_of_range_indices_fail_cleanly_on_every_runner() {
         }
         for (k, (target, backend, runner)) in CONFIGS.iter().enumerate() {
             let what = format!("{name} on {target} ({backend})");
-            let tool = match runner {
-                Some("firmware") => Some("qemu-system-arm"),
-                r => *r,
-            };
-            if tool.is_some_and(|t| !targets::have(t, &what)) {
+            if !targets::have_runner(*runner, &what) {
                 continue;
             }
             let exe = d.join(format!("exe{k}"));
             let mut args = targets::compile_args(&model, target, backend);
             args.extend(["-o", exe.to_str().unwrap()]);
             targets::ok(targets::smelt(&args), &what);
-            let good = run(&exe, *runner, &d, "good.npz", &format!("good{k}"));
+            let good = targets::run_on(&exe, *runner, &d, "good.npz", &format!("good{k}"));
             targets::ok(good, &format!("{what}, in-range indices"));
             check_output(&d, &format!("good{k}"), &want[0], &what);
-            let out = run(&exe, *runner, &d, "bad.npz", &format!("bad{k}"));
+            let out = targets::run_on(&exe, *runner, &d, "bad.npz", &format!("bad{k}"));
             let stderr = String::from_utf8_lossy(&out.stderr);
             match message {
                 Some(m) => {
@@ -230,7 +211,7 @@ fn unchecked_models_clamp_and_say_so() {
         args.extend(["--unchecked", "-o", exe.to_str().unwrap()]);
         targets::ok(targets::smelt(&args), &what);
         let out = format!("out-{backend}");
-        targets::ok(run(&exe, None, &d, "bad.npz", &out), &what);
+        targets::ok(targets::run_on(&exe, None, &d, "bad.npz", &out), &what);
         let y = read_npy(&d.join(&out).join("y.npy"), &Limits::default()).unwrap();
         let y = y.to_f64_vec();
         // Ids 0, 40000 (clamped to row 9), 1: row 9 is the good input's
