@@ -234,3 +234,30 @@ fn unchecked_models_clamp_and_say_so() {
     assert!(h.contains("#define EMB_NUM_CHECKS 0\n"), "{h}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A threaded program (`--threads 2`: the MatMul after the embedding runs
+/// on the thread pool) reports a bad id like a single-threaded one: the
+/// checks run on the caller's thread before the threaded kernel.
+#[test]
+fn threaded_programs_report_a_bad_index() {
+    let Some(dir) = targets::python_models("bounds", "tests/bounds/make_models.py", &[]) else {
+        return;
+    };
+    let d = dir.join("gather_matmul");
+    let model = d.join("model.onnx");
+    for backend in ["cranelift", "llvm"] {
+        let what = format!("gather + MatMul on 2 threads ({backend})");
+        let exe = d.join(format!("threads-{backend}"));
+        let mut args = targets::compile_args(&model, "x86_64-unknown-linux-gnu", backend);
+        args.extend(["--threads", "2", "-o", exe.to_str().unwrap()]);
+        targets::ok(targets::smelt(&args), &what);
+        let good = targets::run_on(&exe, None, &d, "good.npz", &format!("good-{backend}"));
+        targets::ok(good, &what);
+        let out = targets::run_on(&exe, None, &d, "bad.npz", &format!("bad-{backend}"));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(OUT_OF_RANGE), "{what}: {stderr}");
+        let want = "error: node 'embed' (Gather): index 100 out of range [-100, 100)\n";
+        assert!(stderr.contains(want), "{what}: {stderr:?}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,6 +1,7 @@
 """One-node models whose indices come from run-time inputs, for
 tests/bounds.rs: Gather (axis 0 with i64 ids, axis 1 with i32 ids),
-GatherElements, GatherND, ScatterND, ScatterElements and OneHot. Writes
+GatherElements, GatherND, ScatterND, ScatterElements and OneHot, and an
+embedding feeding a MatMul (for threaded programs). Writes
 DIR/<name>/model.onnx, DIR/<name>/good.npz (in-range indices, negative ones
 included) and DIR/<name>/bad.npz (one index out of range; for OneHot, whose
 specification defines that case, an index past the depth)."""
@@ -15,9 +16,9 @@ from onnx import TensorProto, helper, numpy_helper
 T = {np.float32: TensorProto.FLOAT, np.int64: TensorProto.INT64, np.int32: TensorProto.INT32}
 
 
-def save(out, name, node, inputs, output, inits, good, bad):
+def save(out, name, node, inputs, output, inits, good, bad, nodes=None):
     graph = helper.make_graph(
-        [node], name,
+        nodes or [node], name,
         [helper.make_tensor_value_info(k, T[v.dtype.type], list(v.shape)) for k, v in good.items()],
         [helper.make_tensor_value_info("y", output[0], output[1])],
         [numpy_helper.from_array(v, k) for k, v in inits.items()],
@@ -65,6 +66,13 @@ def main(out):
          None, (F, [3, 4]), {},
          {"x": f32(rng, 3, 4), "ids": np.array([[-4, 3]], np.int64), "u": f32(rng, 1, 2)},
          {"ids": np.array([[1, -5]], np.int64)})
+    # An embedding feeding a MatMul big enough to run on several threads.
+    save(out, "gather_matmul", None, None, (F, [64, 128]),
+         {"table": f32(rng, 100, 128), "w": f32(rng, 128, 128)},
+         {"ids": rng.integers(-100, 100, 64).astype(np.int64)},
+         {"ids": np.where(np.arange(64) == 37, 100, 0).astype(np.int64)},
+         nodes=[helper.make_node("Gather", ["table", "ids"], ["e"], name="embed", axis=0),
+                helper.make_node("MatMul", ["e", "w"], ["y"], name="proj")])
     # OneHot: an index outside [-depth, depth) gives an all-off row (the
     # specification says so), so its "bad" input must still run.
     save(out, "one_hot", helper.make_node("OneHot", ["ids", "depth", "values"], ["y"], name="oh"),
