@@ -72,6 +72,18 @@ const CONFIGS: [(&str, &str, Option<&str>); 6] = [
     ("thumbv7em-none-eabihf", "llvm", Some("firmware")),
 ];
 
+/// The host target, where the tests of one runner run.
+const X86: &str = "x86_64-unknown-linux-gnu";
+
+/// `smelt compile` of `model` for `target` with `backend` and `flags` into
+/// `exe`.
+fn compile(model: &Path, target: &str, backend: &str, flags: &[&str], exe: &Path, what: &str) {
+    let mut args = targets::compile_args(model, target, backend);
+    args.extend(flags);
+    args.extend(["-o", exe.to_str().unwrap()]);
+    targets::ok(targets::smelt(&args), what);
+}
+
 /// The interpreter's result of `model` on the inputs of `npz`.
 fn interpret(model: &Path, npz: &Path) -> Result<Vec<smelt_ir::Tensor>, String> {
     let g = load(model, &ImportOptions::default()).unwrap();
@@ -110,9 +122,7 @@ fn out_of_range_indices_fail_cleanly_on_every_runner() {
                 continue;
             }
             let exe = d.join(format!("exe{k}"));
-            let mut args = targets::compile_args(&model, target, backend);
-            args.extend(["-o", exe.to_str().unwrap()]);
-            targets::ok(targets::smelt(&args), &what);
+            compile(&model, target, backend, &[], &exe, &what);
             let good = targets::run_on(&exe, *runner, &d, "good.npz", &format!("good{k}"));
             targets::ok(good, &format!("{what}, in-range indices"));
             check_output(&d, &format!("good{k}"), &want[0], &what);
@@ -170,9 +180,8 @@ fn a_language_model_step_refuses_a_token_or_position_out_of_range() {
     for backend in ["cranelift", "llvm"] {
         let what = format!("the step graph ({backend})");
         let exe = dir.join(format!("step-{backend}"));
-        let mut args = targets::compile_args(&gguf, "x86_64-unknown-linux-gnu", backend);
-        args.extend(["--step-graph", "--ctx", "16", "-o", exe.to_str().unwrap()]);
-        targets::ok(targets::smelt(&args), &what);
+        let flags = ["--step-graph", "--ctx", "16"];
+        compile(&gguf, X86, backend, &flags, &exe, &what);
         let refused = |out: Output, want: &str| {
             let stderr = String::from_utf8_lossy(&out.stderr);
             assert_eq!(out.status.code(), Some(OUT_OF_RANGE), "{what}: {stderr}");
@@ -203,13 +212,10 @@ fn unchecked_models_clamp_and_say_so() {
     };
     let d = dir.join("gather");
     let model = d.join("model.onnx");
-    let x86 = "x86_64-unknown-linux-gnu";
     for backend in ["cranelift", "llvm"] {
         let what = format!("gather --unchecked ({backend})");
         let exe = d.join(format!("unchecked-{backend}"));
-        let mut args = targets::compile_args(&model, x86, backend);
-        args.extend(["--unchecked", "-o", exe.to_str().unwrap()]);
-        targets::ok(targets::smelt(&args), &what);
+        compile(&model, X86, backend, &["--unchecked"], &exe, &what);
         let out = format!("out-{backend}");
         targets::ok(targets::run_on(&exe, None, &d, "bad.npz", &out), &what);
         let y = read_npy(&d.join(&out).join("y.npy"), &Limits::default()).unwrap();
@@ -220,15 +226,15 @@ fn unchecked_models_clamp_and_say_so() {
         assert_eq!(y[4..8], good[4..8], "{what}");
     }
     let lib = d.join("libemb.a");
-    let mut args = targets::compile_args(&model, x86, "cranelift");
-    args.extend([
-        "--unchecked",
-        "--emit",
-        "staticlib",
-        "-o",
-        lib.to_str().unwrap(),
-    ]);
-    targets::ok(targets::smelt(&args), "gather --unchecked --emit staticlib");
+    let flags = ["--unchecked", "--emit", "staticlib"];
+    compile(
+        &model,
+        X86,
+        "cranelift",
+        &flags,
+        &lib,
+        "gather --unchecked --emit staticlib",
+    );
     let h = std::fs::read_to_string(d.join("emb.h")).unwrap();
     assert!(h.contains("#define EMB_UNCHECKED 1\n"), "{h}");
     assert!(h.contains("#define EMB_NUM_CHECKS 0\n"), "{h}");
@@ -248,9 +254,7 @@ fn threaded_programs_report_a_bad_index() {
     for backend in ["cranelift", "llvm"] {
         let what = format!("gather + MatMul on 2 threads ({backend})");
         let exe = d.join(format!("threads-{backend}"));
-        let mut args = targets::compile_args(&model, "x86_64-unknown-linux-gnu", backend);
-        args.extend(["--threads", "2", "-o", exe.to_str().unwrap()]);
-        targets::ok(targets::smelt(&args), &what);
+        compile(&model, X86, backend, &["--threads", "2"], &exe, &what);
         let good = targets::run_on(&exe, None, &d, "good.npz", &format!("good-{backend}"));
         targets::ok(good, &what);
         let out = targets::run_on(&exe, None, &d, "bad.npz", &format!("bad-{backend}"));
