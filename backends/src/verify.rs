@@ -690,4 +690,41 @@ mod tests {
             VerifyErrorKind::UndefinedVar(k)
         );
     }
+
+    /// A run-time check at the top level or in a loop is fine; one inside a
+    /// parallel loop (in any pass: no outlined task has a fault path), of an
+    /// undeclared check or of a non-`i64` value is refused.
+    #[test]
+    fn checks_stay_out_of_parallel_loops() {
+        let mut p = good();
+        let j = p.var(Scalar::I64);
+        let check_j = p.check(var(j), "index", -4, 4);
+        p.body = vec![Stmt::for_loop(j, i(0), i(4), check_j.clone())];
+        assert_eq!(check(&p), Ok(()));
+        p.body = vec![Stmt::Parallel {
+            var: j,
+            extent: 4,
+            body: check_j,
+        }];
+        for legal in [true, false] {
+            let e = verify(&p, &sizes(), "test", legal).unwrap_err();
+            assert!(e.to_string().contains("inside a parallel loop"), "{e}");
+        }
+        p.body = vec![Stmt::Check {
+            value: i(0),
+            check: 1,
+        }];
+        assert!(matches!(
+            check(&p).unwrap_err().kind,
+            VerifyErrorKind::Type(_)
+        ));
+        p.body = vec![Stmt::Check {
+            value: f(0.0, Scalar::F32),
+            check: 0,
+        }];
+        assert!(matches!(
+            check(&p).unwrap_err().kind,
+            VerifyErrorKind::Type(_)
+        ));
+    }
 }
