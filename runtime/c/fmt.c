@@ -7,11 +7,23 @@
  * arguments, printed like "f32[2, 3]", the way smelt prints types).
  */
 
+/* A writer to a file descriptor, or with fd OUT_MEMORY a formatter into
+   `buf` alone: what does not fit is dropped and `truncated` set, so a caller
+   building a path or a header can refuse rather than use a cut string. */
 struct out {
     int fd;
     unsigned len;
     char buf[4096];
+    int truncated;
 };
+
+#define OUT_MEMORY (-1)
+
+static void out_open(struct out *o, int fd) {
+    o->fd = fd;
+    o->len = 0;
+    o->truncated = 0;
+}
 
 static void write_all(int fd, const void *p, uint64_t n) {
     const char *c = p;
@@ -29,6 +41,10 @@ static void out_flush(struct out *o) {
 }
 
 static void out_bytes(struct out *o, const char *p, uint64_t n) {
+    if (o->fd == OUT_MEMORY && n > sizeof o->buf - o->len) {
+        n = sizeof o->buf - o->len;
+        o->truncated = 1;
+    }
     if (n > sizeof o->buf - o->len) {
         out_flush(o);
         if (n > sizeof o->buf) {
@@ -209,8 +225,7 @@ struct ctx {
 
 /* Starts a message "PROG: error: " on stderr in `o`. */
 static void err_start(struct out *o, const struct ctx *c) {
-    o->fd = PLAT_STDERR;
-    o->len = 0;
+    out_open(o, PLAT_STDERR);
     out_str(o, c->prog);
     out_str(o, ": error: ");
 }

@@ -96,8 +96,7 @@ static int64_t find_input(const char *name) {
 
 __attribute__((noreturn)) static void die_unknown(const struct ctx *c, const char *name) {
     struct out o;
-    o.fd = PLAT_STDERR;
-    o.len = 0;
+    out_open(&o, PLAT_STDERR);
     out_printf(&o, "%s: error: the model has no input '%s' (its inputs: ", c->prog, name);
     for (uint32_t i = 0; i < smelt_model.num_inputs; i++)
         out_printf(&o, "%s%s", i ? ", " : "", smelt_model.inputs[i].name);
@@ -134,13 +133,12 @@ static void safe_file_name(struct out *o, const char *name) {
 /* DIR/<safe name>.npy into a fresh buffer. */
 static char *output_path(const struct ctx *c, const char *dir, const char *name) {
     struct out o;
-    o.fd = -1;
-    o.len = 0;
+    out_open(&o, OUT_MEMORY);
     out_str(&o, dir);
     if (o.len && o.buf[o.len - 1] != '/') out_char(&o, '/');
     safe_file_name(&o, name);
     out_str(&o, ".npy");
-    if (o.len >= sizeof o.buf - 1) die(c, "the output path for '%s' is too long", name);
+    if (o.truncated) die(c, "the output path for '%s' is longer than %u bytes", name, (uint64_t)sizeof o.buf);
     char *p = plat_alloc(o.len + 1);
     if (!p) die(c, "out of memory");
     memcpy(p, o.buf, o.len);
@@ -375,8 +373,7 @@ static int smelt_main(int argc, char **argv) {
     const smelt_model_info *m = &smelt_model;
 
     struct out o;
-    o.fd = PLAT_STDOUT;
-    o.len = 0;
+    out_open(&o, PLAT_STDOUT);
     if (argc <= 1) {
         usage(c, &o);
         out_flush(&o);
@@ -450,8 +447,7 @@ static int smelt_main(int argc, char **argv) {
     for (uint32_t i = 0; i < m->num_inputs; i++) missing += !given[i] && (int64_t)i != step_i;
     if (missing) {
         struct out e;
-        e.fd = PLAT_STDERR;
-        e.len = 0;
+        out_open(&e, PLAT_STDERR);
         out_printf(&e, "%s: error: no value for input(s) ", c->prog);
         for (uint32_t i = 0, k = 0; i < m->num_inputs; i++)
             if (!given[i] && (int64_t)i != step_i) out_printf(&e, "%s%s", k++ ? ", " : "", m->inputs[i].name);

@@ -194,9 +194,8 @@ static void npy_load(const struct ctx *c, struct src *s, const smelt_tensor_info
    dict, spaces, and '\n', so the data starts at a multiple of 64 bytes.
    Returns the header's length; `buf` needs 64 + 64 + 21 * rank bytes. */
 static uint64_t npy_header(char *buf, const smelt_tensor_info *info) {
-    struct out o; /* formats into its buffer without flushing */
-    o.fd = -1;
-    o.len = 0;
+    struct out o; /* rank is bounded, so the dict always fits */
+    out_open(&o, OUT_MEMORY);
     out_str(&o, "{'descr': '");
     out_str(&o, dtype_find(info->dtype)->descr);
     out_str(&o, "', 'fortran_order': False, 'shape': (");

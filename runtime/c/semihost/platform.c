@@ -125,8 +125,7 @@ static uintptr_t heap_top;
 
 static void heap_error(uint64_t bytes, uintptr_t top) {
     struct out o;
-    o.fd = PLAT_STDERR;
-    o.len = 0;
+    out_open(&o, PLAT_STDERR);
     out_printf(&o, "firmware: out of RAM: %u bytes requested, %u of %u heap bytes free; "
                    "compile with a larger --memory ram=... or a smaller model\n",
                bytes, (uint64_t)((uintptr_t)__heap_end - top),
