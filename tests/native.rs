@@ -276,7 +276,7 @@ fn llvm_flags_and_their_errors() {
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let ir = std::fs::read_to_string(&ll).unwrap();
-    assert!(ir.contains("define void @smelt_model_run("));
+    assert!(ir.contains(" i32 @smelt_model_run("));
     // AVX2 widens the vectorized loops to 8 lanes.
     assert!(ir.contains("<8 x float>"), "no 8-lane vectors with +avx2");
     for (args, want) in [

@@ -151,6 +151,11 @@ static int feed(struct chat_run *r, const uint32_t *ids, uint64_t n, int prompt)
     if (n > r->limit - smelt_llm_n_past(r->llm)) return -1;
     uint64_t t0 = plat_now_ns();
     int e = smelt_llm_feed(r->llm, ids, n);
+    if (e == SMELT_LLM_E_RANGE) {
+        const smelt_model_info *m;
+        const smelt_fault *f = smelt_llm_fault(r->llm, &m);
+        die_fault(r->c, m, f);
+    }
     if (e) die(r->c, "the model refused the tokens (%d)", (int64_t)e);
     uint64_t dt = plat_now_ns() - t0;
     if (prompt) r->prompt_ns += dt, r->n_prompt += n;

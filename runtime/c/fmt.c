@@ -249,3 +249,20 @@ __attribute__((noreturn)) static void die_status(const struct ctx *c, int status
 }
 
 #define die(c, ...) die_status(c, 1, __VA_ARGS__)
+
+/* The exit status of a run that failed a run-time check (a bad index or
+   token id in the inputs): distinct from 1 (any other error) and from the
+   firmware's 70 (a fault exception), so scripts can tell them apart. */
+#define EXIT_OUT_OF_RANGE 65
+
+/* Prints "PROG: error: node 'NAME' (OP): index V out of range [LO, HI)" for
+   the failed check `f` of model `m` and exits with EXIT_OUT_OF_RANGE. */
+__attribute__((noreturn)) static void die_fault(const struct ctx *c, const smelt_model_info *m, const smelt_fault *f) {
+    if (m && f->check < m->num_checks) {
+        const smelt_check_info *k = &m->checks[f->check];
+        die_status(c, EXIT_OUT_OF_RANGE, "node '%s' (%s): %s %d out of range [%d, %d)", k->node, k->op, k->what,
+                   f->value, f->lo, f->hi);
+    }
+    die_status(c, EXIT_OUT_OF_RANGE, "run-time check %u failed: value %d out of range [%d, %d)", (uint64_t)f->check,
+               f->value, f->lo, f->hi);
+}

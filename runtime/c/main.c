@@ -9,7 +9,9 @@
  * smelt_model_run --steps times (setting the --step-input input to its step
  * number before each), and writes DIR/<name>.npy per output
  * or prints a summary line per output. Every failure is one line on stderr,
- * "PROG: error: ...", with exit status 1 (2 for a malformed command line).
+ * "PROG: error: ...", with exit status 1 (2 for a malformed command line,
+ * EXIT_OUT_OF_RANGE = 65 for a run that failed a run-time check: "node
+ * 'embed' (Gather): index 40000 out of range [-30522, 30522)").
  */
 
 static void usage(const struct ctx *c, struct out *o) {
@@ -56,6 +58,7 @@ static void check_model(const struct ctx *c) {
         die(c, "internal error: the model's arena alignment %u is not a power of two", m->arena_align);
     if (m->state_bytes && (m->state_align == 0 || (m->state_align & (m->state_align - 1))))
         die(c, "internal error: the model's state alignment %u is not a power of two", m->state_align);
+    if (m->num_checks && !m->checks) die(c, "internal error: the model lists %u checks but no table", (uint64_t)m->num_checks);
     for (uint32_t k = 0; k < m->num_inputs + m->num_outputs; k++) {
         const smelt_tensor_info *t = k < m->num_inputs ? &m->inputs[k] : &m->outputs[k - m->num_inputs];
         const struct dtype_desc *d = dtype_find(t->dtype);
@@ -500,9 +503,11 @@ static int smelt_main(int argc, char **argv) {
     struct step_input si = {0, 0, 0};
     if (step_i >= 0) si = step_input(c, (uint32_t)step_i, in, given);
 
+    smelt_fault fault;
     for (uint64_t k = 0; k < steps; k++) {
         if (si.data) set_step(&si, k);
-        smelt_model_run((const void *const *)in, (void *const *)out, arena, state);
+        if (smelt_model_run((const void *const *)in, (void *const *)out, arena, state, &fault) != SMELT_STATUS_OK)
+            die_fault(c, m, &fault);
     }
     /* --bench repeats the last step: the step input stays where it is. */
     if (benching) {
@@ -510,8 +515,9 @@ static int smelt_main(int argc, char **argv) {
         if (!t) die(c, "out of memory for %u timings", bench);
         for (uint64_t k = 0; k < bench; k++) {
             uint64_t t0 = plat_now_ns();
-            smelt_model_run((const void *const *)in, (void *const *)out, arena, state);
+            int32_t st = smelt_model_run((const void *const *)in, (void *const *)out, arena, state, &fault);
             t[k] = plat_now_ns() - t0;
+            if (st != SMELT_STATUS_OK) die_fault(c, m, &fault);
         }
         sort_u64(t, bench);
         uint64_t median = bench % 2 ? t[bench / 2] : t[bench / 2 - 1] + (t[bench / 2] - t[bench / 2 - 1]) / 2;

@@ -21,10 +21,25 @@
  * buffer of state_bytes bytes aligned to state_align. `init` writes the
  * initial state (all zero bytes) into it; each run reads the state it holds
  * and leaves the next state there. A stateless model's library entry point
- * keeps three arguments, `NAME_run(inputs, outputs, arena)`; a stateful
- * one's takes the buffer as a fourth, `NAME_run(inputs, outputs, arena,
- * state)`. The executables' fixed-name entry point always takes four (the
- * runtime passes NULL for a stateless model).
+ * takes `NAME_run(inputs, outputs, arena, fault)`; a stateful one's takes
+ * the buffer before the fault record, `NAME_run(inputs, outputs, arena,
+ * state, fault)`. The executables' fixed-name entry point always takes the
+ * state buffer (the runtime passes NULL for a stateless model).
+ *
+ * Run-time checks: every index, count or position a model reads from its
+ * inputs (a Gather index, a token id into an embedding, a scatter position
+ * into a KV cache) is checked before it is used. A run whose value is out
+ * of range stops there and returns SMELT_STATUS_OUT_OF_RANGE (0 means the
+ * run succeeded) after filling the caller's smelt_fault record, when the
+ * caller passed one; the model's info table lists every check
+ * (smelt_model.checks), so a caller can print e.g.
+ *   node 'embed' (Gather): index 40000 out of range [-30522, 30522)
+ * Outputs and the state buffer are then unspecified (the state must be
+ * initialised again before the next run). A model compiled with
+ * `--unchecked` has no checks (num_checks 0): out-of-range values are
+ * clamped into range instead, and the run always returns 0. Ops whose
+ * specification defines an out-of-range value are not checked: OneHot
+ * writes an all-off row for one, as ONNX asks.
  *
  * Tensors are dense, row-major (C order) and little-endian, with no padding
  * between elements: an input or output of dtype D and dims d0 x d1 x ... is
@@ -43,7 +58,11 @@ extern "C" {
 /* The version of this interface. A model object records the version it was
    generated for in `smelt_model.abi_version`; the runtime refuses a model
    whose version differs. */
-#define SMELT_ABI_VERSION 2
+#define SMELT_ABI_VERSION 3
+
+/* The status a model's run returns. */
+#define SMELT_STATUS_OK 0           /* the run completed */
+#define SMELT_STATUS_OUT_OF_RANGE 1 /* a run-time value failed a check: see the fault record */
 
 /* Element types: the ONNX TensorProto.DataType codes. Sizes in bytes are
    given beside each; bool is one byte holding 0 or 1; f16 is IEEE binary16;
@@ -71,6 +90,27 @@ typedef struct {
     uint64_t bytes;       /* size of the tensor's data: product of dims times the element size */
 } smelt_tensor_info;
 
+/* One run-time check of the model: the node that makes it and the values it
+   accepts, lo <= value < hi (for an index into an axis of size d, which
+   ONNX lets count from the end, [-d, d)). */
+typedef struct {
+    const char *node; /* the node's name, NUL-terminated UTF-8 */
+    const char *op;   /* the node's op (`Gather`, `ScatterND`, ...) */
+    const char *what; /* what the value is (`index`), for messages */
+    int64_t lo;       /* the least valid value */
+    int64_t hi;       /* one past the greatest valid value */
+} smelt_check_info;
+
+/* What a failed run reports (SMELT_STATUS_OUT_OF_RANGE): which check failed,
+   the value it saw and the check's bounds (a copy of its lo and hi). */
+typedef struct {
+    uint32_t check;   /* index into smelt_model.checks */
+    uint32_t reserved;
+    int64_t value;    /* the value out of range */
+    int64_t lo;
+    int64_t hi;
+} smelt_fault;
+
 /* The model's signature and memory needs, constant for a given model. */
 typedef struct {
     uint32_t abi_version;              /* SMELT_ABI_VERSION of the generator */
@@ -83,6 +123,8 @@ typedef struct {
     const char *model_name;            /* NUL-terminated, for messages */
     uint64_t state_bytes;              /* the persistent state's size; 0 for a stateless model */
     uint64_t state_align;              /* required alignment of the state buffer: a power of two */
+    uint32_t num_checks;
+    const smelt_check_info *checks;    /* num_checks entries (may be NULL when 0) */
 } smelt_model_info;
 
 #ifndef SMELT_MODEL_NO_FIXED_NAMES
@@ -114,11 +156,17 @@ void smelt_model_init(void *state);
  * model): the run reads the state it holds and, after every read, leaves the
  * next state there. It must not overlap the inputs, outputs or arena.
  *
+ * `fault` is caller-owned memory for a smelt_fault record, or NULL: a run
+ * that fails a run-time check fills it (when not NULL) and returns
+ * SMELT_STATUS_OUT_OF_RANGE; a run that succeeds returns SMELT_STATUS_OK
+ * and does not touch it.
+ *
  * The model has no global mutable state and never allocates: two calls with
  * two different arenas (and outputs, and state buffers) may run
  * concurrently; two instances of a stateful model are two state buffers.
  */
-void smelt_model_run(const void *const *inputs, void *const *outputs, void *arena, void *state);
+int32_t smelt_model_run(const void *const *inputs, void *const *outputs, void *arena, void *state,
+                        smelt_fault *fault);
 #endif
 
 #ifdef __cplusplus

@@ -68,8 +68,8 @@ static void *run(void *arg) {
     void *outputs[MLP_NUM_OUTPUTS];
     inputs[MLP_INPUT_X_INDEX] = j->x;
     outputs[MLP_OUTPUT_PROBS_INDEX] = j->probs;
-    mlp_run(inputs, outputs, j->arena);
-    return NULL;
+    smelt_fault fault;
+    return mlp_run(inputs, outputs, j->arena, &fault) == SMELT_STATUS_OK ? NULL : j;
 }
 
 /* An arena as the header says: the size rounded up to the alignment, as
@@ -119,7 +119,14 @@ int main(int argc, char **argv) {
             fprintf(stderr, "mlp_app: cannot start a thread\n");
             return 1;
         }
-    for (i = 0; i < 2; i++) pthread_join(threads[i], NULL);
+    for (i = 0; i < 2; i++) {
+        void *failed = NULL;
+        pthread_join(threads[i], &failed);
+        if (failed) {
+            fprintf(stderr, "mlp_app: a run failed\n");
+            return 1;
+        }
+    }
     /* ...and once more on a reused, re-scribbled arena. */
     memset(jobs[2].arena, 0x3C, MLP_ARENA_BYTES);
     run(&jobs[2]);

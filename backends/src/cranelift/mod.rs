@@ -182,16 +182,17 @@ pub fn compile(
 
     // inputs, outputs, arena, and the state buffer when the entry point
     // takes it (every stateful model; every model under the runtime's
-    // fixed names).
+    // fixed names); then the fault record. It returns the status.
     let takes_state = symbols.takes_state(l.has_state());
     let n_params = if takes_state { 4 } else { 3 };
     if takes_state {
         define_init(&mut module, l, &symbols.init)?;
     }
     let mut ctx: Context = module.make_context();
-    for _ in 0..n_params {
+    for _ in 0..=n_params {
         ctx.func.signature.params.push(AbiParam::new(ptr));
     }
+    ctx.func.signature.returns.push(AbiParam::new(types::I32));
     let func_id = module
         .declare_function(&symbols.run, Linkage::Export, &ctx.func.signature)
         .map_err(err)?;
@@ -199,7 +200,8 @@ pub fn compile(
     {
         let mut b = FunctionBuilder::new(&mut ctx.func, &mut fbc);
         let entry = entry_block(&mut b);
-        let params = b.block_params(entry).to_vec();
+        let mut params = b.block_params(entry).to_vec();
+        let fault = params.pop();
         let par = match pfor {
             Some(pf) => Some(Par {
                 pfor: module.declare_func_in_func(pf, b.func),
@@ -213,8 +215,11 @@ pub fn compile(
             None => None,
         };
         let mut g = Gen::new(&mut module, l, b, &const_ids, &params, target, par);
+        g.fault = fault;
         g.stmts(&l.program.body)?;
-        g.b.ins().return_(&[]);
+        let ok = g.b.ins().iconst(types::I32, 0);
+        g.b.ins().return_(&[ok]);
+        g.fault_exit()?;
         let config = g.config;
         g.b.finalize(config);
     }
@@ -364,7 +369,41 @@ fn define_info(
         tables.push(id);
     }
     let name_id = blob(module, cstr(model_name), 1)?;
-    // struct smelt_model_info { u32 abi; u32 nin; u32 nout; (pad) ; ptr inputs; ptr outputs; u64 arena; u64 align; ptr name; u64 state; u64 state_align } = 72 bytes
+    // struct smelt_check_info { ptr node; ptr op; ptr what; i64 lo; i64 hi } = 40 bytes
+    let checks = &l.program.checks;
+    let mut check_strs = Vec::with_capacity(checks.len());
+    for c in checks {
+        check_strs.push([
+            blob(module, cstr(&c.node), 1)?,
+            blob(module, cstr(&c.op), 1)?,
+            blob(module, cstr(&c.what), 1)?,
+        ]);
+    }
+    let checks_id = if checks.is_empty() {
+        None
+    } else {
+        let mut bytes = Vec::with_capacity(checks.len() * 40);
+        for c in checks {
+            bytes.extend_from_slice(&[0; 24]);
+            bytes.extend_from_slice(&c.lo.to_le_bytes());
+            bytes.extend_from_slice(&c.hi.to_le_bytes());
+        }
+        let id = module
+            .declare_data("smelt_info_checks", Linkage::Local, false, false)
+            .map_err(err)?;
+        let mut d = DataDescription::new();
+        d.define(bytes.into_boxed_slice());
+        d.set_align(8);
+        for (k, strs) in check_strs.iter().enumerate() {
+            for (j, s) in strs.iter().enumerate() {
+                let gs = module.declare_data_in_data(*s, &mut d);
+                d.write_data_addr((k * 40 + j * 8) as u32, gs, 0);
+            }
+        }
+        module.define_data(id, &d).map_err(err)?;
+        Some(id)
+    };
+    // struct smelt_model_info { u32 abi; u32 nin; u32 nout; (pad) ; ptr inputs; ptr outputs; u64 arena; u64 align; ptr name; u64 state; u64 state_align; u32 num_checks; (pad); ptr checks } = 88 bytes
     let id = module
         .declare_data(info_symbol, Linkage::Export, false, false)
         .map_err(err)?;
@@ -381,6 +420,9 @@ fn define_info(
     bytes.extend_from_slice(&0u64.to_le_bytes()); // name
     bytes.extend_from_slice(&l.plan.state_bytes.to_le_bytes());
     bytes.extend_from_slice(&crate::plan::ALIGN.to_le_bytes());
+    bytes.extend_from_slice(&(checks.len() as u32).to_le_bytes());
+    bytes.extend_from_slice(&0u32.to_le_bytes());
+    bytes.extend_from_slice(&0u64.to_le_bytes()); // checks
     d.define(bytes.into_boxed_slice());
     d.set_align(8);
     let gi = module.declare_data_in_data(tables[0], &mut d);
@@ -389,6 +431,10 @@ fn define_info(
     d.write_data_addr(24, go, 0);
     let gn = module.declare_data_in_data(name_id, &mut d);
     d.write_data_addr(48, gn, 0);
+    if let Some(c) = checks_id {
+        let gc = module.declare_data_in_data(c, &mut d);
+        d.write_data_addr(80, gc, 0);
+    }
     module.define_data(id, &d).map_err(err)?;
     Ok(id)
 }
@@ -417,6 +463,12 @@ struct Gen<'a> {
     fma: bool,
     /// Parallel loops, in the run function (none in a task).
     par: Option<Par>,
+    /// The caller's fault record (a pointer, maybe null), in the run
+    /// function (none in a task: checks are never in parallel loops).
+    fault: Option<Value>,
+    /// The block every failed check jumps to, with the check's number
+    /// (`i32`), the value and the bounds (`i64`); made at the first check.
+    fault_block: Option<Block>,
 }
 
 impl<'a> Gen<'a> {
@@ -473,6 +525,8 @@ impl<'a> Gen<'a> {
             // than the two instructions).
             fma: target == Target::Aarch64Linux,
             par,
+            fault: None,
+            fault_block: None,
         }
     }
 
@@ -536,6 +590,66 @@ impl<'a> Gen<'a> {
         let n = self.b.ins().iconst(types::I64, extent);
         let t = self.b.ins().iconst(types::I64, threads);
         self.b.ins().call(pfor, &[f, ctx, n, t]);
+        Ok(())
+    }
+
+    /// A run-time check: `value - lo <u hi - lo` (one compare for both
+    /// bounds), else a jump to the fault block.
+    fn check(&mut self, value: &Expr, check: u32) -> Result<(), CodegenError> {
+        let c = (self.p.checks.get(check as usize))
+            .ok_or_else(|| CodegenError(format!("check {check} is not declared")))?;
+        let (lo, hi) = (c.lo, c.hi);
+        if self.fault.is_none() {
+            return Err(CodegenError(
+                "a run-time check outside the run function (in a parallel loop)".into(),
+            ));
+        }
+        let exit = *self.fault_block.get_or_insert_with(|| {
+            let blk = self.b.create_block();
+            self.b.append_block_param(blk, types::I32);
+            for _ in 0..3 {
+                self.b.append_block_param(blk, types::I64);
+            }
+            blk
+        });
+        let v = self.expr(value)?;
+        let d = self.b.ins().iadd_imm_s(v, lo.wrapping_neg());
+        let ok = (self.b.ins()).icmp_imm_s(IntCC::UnsignedLessThan, d, hi.wrapping_sub(lo));
+        let id = self.b.ins().iconst(types::I32, i64::from(check));
+        let lo = self.b.ins().iconst(types::I64, lo);
+        let hi = self.b.ins().iconst(types::I64, hi);
+        let cont = self.b.create_block();
+        let args = [id, v, lo, hi].map(ir::BlockArg::Value);
+        self.b.ins().brif(ok, cont, &[], exit, &args);
+        self.b.switch_to_block(cont);
+        self.b.seal_block(cont);
+        Ok(())
+    }
+
+    /// The fault block, after the function's last return: fills the fault
+    /// record (`smelt_fault`) when the caller gave one and returns
+    /// `SMELT_STATUS_OUT_OF_RANGE` (1).
+    fn fault_exit(&mut self) -> Result<(), CodegenError> {
+        let (Some(exit), Some(fault)) = (self.fault_block, self.fault) else {
+            return Ok(());
+        };
+        self.b.switch_to_block(exit);
+        self.b.seal_block(exit);
+        let p = self.b.block_params(exit).to_vec();
+        let (fill, done) = (self.b.create_block(), self.b.create_block());
+        self.b.ins().brif(fault, fill, &[], done, &[]);
+        self.b.switch_to_block(fill);
+        self.b.seal_block(fill);
+        let flags = MemFlagsData::trusted();
+        let zero = self.b.ins().iconst(types::I32, 0);
+        for (v, off) in [(p[0], 0), (zero, 4), (p[1], 8), (p[2], 16), (p[3], 24)] {
+            self.b.ins().store(flags, v, fault, off);
+        }
+        self.b.ins().jump(done, &[]);
+        self.b.switch_to_block(done);
+        self.b.seal_block(done);
+        let status = self.b.ins().iconst(types::I32, 1);
+        self.b.ins().return_(&[status]);
         Ok(())
     }
 
@@ -606,6 +720,7 @@ impl<'a> Gen<'a> {
                 self.counted_loop(*var, s0, e0, body)?;
             }
             Stmt::Parallel { extent, .. } => self.parallel(*extent)?,
+            Stmt::Check { value, check } => self.check(value, *check)?,
             Stmt::If(c, t, e) => {
                 let cv = self.expr(c)?;
                 let (tb, eb, join) = (

@@ -10,9 +10,12 @@
 //!
 //! Shape of the code:
 //!
-//! - `smelt_model_run(inputs, outputs, arena[, state])` loads the input and output
-//!   pointers from the two arrays and calls `smelt_model_body` with each
-//!   tensor as its own parameter. The body's parameters are `noalias` (the
+//! - `smelt_model_run(inputs, outputs, arena[, state], fault)` loads the
+//!   input and output pointers from the two arrays and calls
+//!   `smelt_model_body` with each tensor as its own parameter (and the
+//!   fault record), returning its status. A failed [`Stmt::Check`] fills
+//!   the fault record (when it is not null) and returns 1 from the body;
+//!   the body returns 0 at its end. The body's parameters are `noalias` (the
 //!   ABI says inputs, outputs, the arena and the state buffer never
 //!   overlap; the constants
 //!   are distinct globals), `nocapture`, aligned to their element size (the
@@ -193,8 +196,8 @@ pub(super) fn run_ir(
     let state_param = if takes_state { ", ptr %state" } else { "" };
     let _ = writeln!(
         out,
-        "define void @{run}(ptr nocapture readonly %inputs, ptr nocapture readonly \
-         %outputs, ptr %arena{state_param}) #0 {{\nentry:"
+        "define i32 @{run}(ptr nocapture readonly %inputs, ptr nocapture readonly \
+         %outputs, ptr %arena{state_param}, ptr %fault) #0 {{\nentry:"
     );
     let mut args = Vec::new();
     for (kind, list) in [("inputs", &l.inputs), ("outputs", &l.outputs)] {
@@ -211,9 +214,10 @@ pub(super) fn run_ir(
     if l.has_state() {
         args.push("ptr %state".into());
     }
+    args.push("ptr %fault".into());
     let _ = writeln!(
         out,
-        "  call void @smelt_model_body({})\n  ret void\n}}\n",
+        "  %status = call i32 @smelt_model_body({})\n  ret i32 %status\n}}\n",
         args.join(", ")
     );
 
@@ -274,6 +278,7 @@ pub(super) fn run_ir(
         // setcc"), with or without a double-precision FPU.
         expand_f64_minmax: ptr_bytes == 4,
         dot,
+        in_task: false,
         par: Outlining {
             params: params.clone(),
             args: arg_names,
@@ -288,9 +293,10 @@ pub(super) fn run_ir(
         g.align.push(io.dtype.elem_bytes().max(1) as u64);
     }
     g.stmts(&l.program.body)?;
+    // The fault record is the caller's, written only when a check fails.
     let _ = writeln!(
         out,
-        "define internal void @smelt_model_body({}) #1 {{\nentry:",
+        "define internal i32 @smelt_model_body({}, ptr nocapture %fault) #1 {{\nentry:",
         params.join(", ")
     );
     for (i, &t) in l.program.vars.iter().enumerate() {
@@ -299,7 +305,7 @@ pub(super) fn run_ir(
     }
     out.push_str(&g.par.entry);
     out.push_str(&g.code);
-    out.push_str("  ret void\n}\n\n");
+    out.push_str("  ret i32 0\n}\n\n");
     out.push_str(&g.par.tasks);
     for d in &g.decls {
         let _ = writeln!(out, "{d}");
@@ -330,6 +336,9 @@ pub(super) struct Gen<'a> {
     expand_f64_minmax: bool,
     /// The target's dot-product instructions.
     pub(super) dot: DotIsa,
+    /// Emitting an outlined parallel loop, which has no fault path (the
+    /// verifier keeps checks out of parallel loops).
+    in_task: bool,
     /// Parallel loops outlined so far.
     par: Outlining,
 }
@@ -479,6 +488,7 @@ impl Gen<'_> {
             nin: self.nin,
             expand_f64_minmax: self.expand_f64_minmax,
             dot: self.dot,
+            in_task: true,
             par: Outlining {
                 params: vec![],
                 args: vec![],
@@ -545,6 +555,48 @@ impl Gen<'_> {
         Ok(())
     }
 
+    /// A run-time check: `value - lo <u hi - lo` (one compare for both
+    /// bounds), else the fault record filled (when not null) and status 1
+    /// returned from the body.
+    fn check(&mut self, value: &Expr, check: u32) -> Result<(), CodegenError> {
+        let c = (self.p.checks.get(check as usize))
+            .ok_or_else(|| err(format!("check {check} is not declared")))?;
+        let (lo, hi) = (c.lo, c.hi);
+        if self.in_task {
+            return Err(err("a run-time check inside a parallel loop"));
+        }
+        let v = self.expr(value)?;
+        let d = self.def(format!("sub i64 {v}, {lo}"));
+        let ok = self.def(format!("icmp ult i64 {d}, {}", hi.wrapping_sub(lo)));
+        let (pass, fail, fill, done) = (
+            self.label("check.ok"),
+            self.label("check.fail"),
+            self.label("check.fill"),
+            self.label("check.ret"),
+        );
+        self.line(format!("br i1 {ok}, label %{pass}, label %{fail}"));
+        let _ = writeln!(self.code, "{fail}:");
+        let given = self.def("icmp ne ptr %fault, null".into());
+        self.line(format!("br i1 {given}, label %{fill}, label %{done}"));
+        let _ = writeln!(self.code, "{fill}:");
+        for (ty, val, off) in [
+            ("i32", check.to_string(), 0),
+            ("i32", "0".into(), 4),
+            ("i64", v, 8),
+            ("i64", lo.to_string(), 16),
+            ("i64", hi.to_string(), 24),
+        ] {
+            // Align 4: what every target's `smelt_fault` has at least.
+            let at = self.def(format!("getelementptr inbounds i8, ptr %fault, i32 {off}"));
+            self.line(format!("store {ty} {val}, ptr {at}, align 4"));
+        }
+        self.line(format!("br label %{done}"));
+        let _ = writeln!(self.code, "{done}:");
+        self.line("ret i32 1".into());
+        let _ = writeln!(self.code, "{pass}:");
+        Ok(())
+    }
+
     fn stmts(&mut self, body: &[Stmt]) -> Result<(), CodegenError> {
         for s in body {
             self.stmt(s)?;
@@ -585,6 +637,7 @@ impl Gen<'_> {
                 self.counted_loop(*var, s0, e0, body)?;
             }
             Stmt::Parallel { var, extent, body } => self.parallel(*var, *extent, body)?,
+            Stmt::Check { value, check } => self.check(value, *check)?,
             Stmt::If(c, t, e) => {
                 let cv = self.expr(c)?;
                 let c1 = self.def(format!("icmp ne i8 {cv}, 0"));
@@ -1018,6 +1071,6 @@ fn assigns(body: &[Stmt], v: Var) -> bool {
             *var == v || assigns(body, v)
         }
         Stmt::If(_, t, e) => assigns(t, v) || assigns(e, v),
-        Stmt::Store { .. } | Stmt::VStore { .. } | Stmt::Copy(_) => false,
+        Stmt::Store { .. } | Stmt::VStore { .. } | Stmt::Copy(_) | Stmt::Check { .. } => false,
     })
 }
