@@ -82,14 +82,16 @@ pub fn close(got: f64, want: f64) -> bool {
     (got - want).abs() <= ATOL + RTOL * want.abs()
 }
 
-/// Checks `case` under each of `configs`, working in `dir`. `Err` says
-/// what disagreed (or failed to compile or run), with the graph.
-pub fn check(case: &super::graphgen::Case, configs: &[Config], dir: &Path) -> Result<(), String> {
+/// Checks `case` under each of `configs`, working in `dir`: `Ok(true)`
+/// when all agree, `Ok(false)` when the interpreter refuses the inputs
+/// (nothing to compare), `Err` saying what disagreed (or failed to compile
+/// or run), with the graph.
+pub fn check(case: &super::graphgen::Case, configs: &[Config], dir: &Path) -> Result<bool, String> {
     let g = &case.graph;
     let want = match Interpreter::new(g).run(case.inputs.clone()) {
         Ok(w) => w,
         // A graph the interpreter refuses tells nothing about the compiler.
-        Err(_) => return Ok(()),
+        Err(_) => return Ok(false),
     };
     let fail = |what: String| Err(format!("{what}\n{}", print(g)));
     std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
@@ -143,7 +145,7 @@ pub fn check(case: &super::graphgen::Case, configs: &[Config], dir: &Path) -> Re
             }
         }
     }
-    Ok(())
+    Ok(true)
 }
 
 /// Checks `graph` still verifies; the optimizer fuzzer's and the smoke

@@ -208,7 +208,7 @@ const TEMPLATES: &[Template] = &[
 ];
 
 /// Most nodes a graph gets.
-pub const MAX_NODES: usize = 12;
+pub const MAX_NODES: usize = 16;
 
 /// Values in [-2, 2] with exact zeros and halves now and then.
 fn values(c: &mut Choices<'_>, n: usize) -> Vec<f32> {
@@ -313,7 +313,13 @@ impl Builder<'_, '_> {
 
     fn step(&mut self) -> Option<ValueId> {
         let t = self.c.pick(TEMPLATES);
-        let x = self.c.pick(&self.pool.clone());
+        // Mostly the newest value, so that graphs grow deep rather than
+        // wide (most of a wide graph is pruned as dead).
+        let x = if self.c.chance(80) {
+            self.c.pick(&self.pool.clone())
+        } else {
+            self.pool[self.pool.len() - 1]
+        };
         let shape = self.shape(x);
         let rank = shape.len();
         let f = |v: f32| AttrValue::Float(v);
