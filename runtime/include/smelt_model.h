@@ -63,6 +63,18 @@ extern "C" {
 /* The status a model's run returns. */
 #define SMELT_STATUS_OK 0           /* the run completed */
 #define SMELT_STATUS_OUT_OF_RANGE 1 /* a run-time value failed a check: see the fault record */
+/* What smelt_check_buffers (and a library's NAME_run_checked) return for a
+   buffer the model cannot be given; nothing ran. */
+#define SMELT_STATUS_NULL_BUFFER 2       /* a buffer with bytes to hold is NULL */
+#define SMELT_STATUS_SHORT_BUFFER 3      /* a buffer is smaller than the model needs */
+#define SMELT_STATUS_MISALIGNED_BUFFER 4 /* a buffer is not aligned as the model needs */
+#define SMELT_STATUS_OVERLAPPING_BUFFERS 5 /* an output overlaps another buffer */
+/* smelt_fault.check of a buffer error: the fault's value then numbers the
+   buffer (inputs first, then outputs, then the arena, then the state), lo is
+   what it has (bytes, or the address modulo the alignment) and hi what it
+   needs; for overlapping buffers, value numbers the output and lo the
+   buffer it overlaps. */
+#define SMELT_FAULT_BUFFER 0xffffffffu
 
 /* Element types: the ONNX TensorProto.DataType codes. Sizes in bytes are
    given beside each; bool is one byte holding 0 or 1; f16 is IEEE binary16;
@@ -126,6 +138,96 @@ typedef struct {
     uint32_t num_checks;
     const smelt_check_info *checks;    /* num_checks entries (may be NULL when 0) */
 } smelt_model_info;
+
+/* Fills `fault` (when not NULL) for a buffer error; returns `status`. */
+static inline int32_t smelt_buffer_fault(smelt_fault *fault, int32_t status, uint32_t buffer, uint64_t has,
+                                         uint64_t needs) {
+    if (fault) {
+        fault->check = SMELT_FAULT_BUFFER;
+        fault->reserved = 0;
+        fault->value = buffer;
+        fault->lo = (int64_t)has;
+        fault->hi = (int64_t)needs;
+    }
+    return status;
+}
+
+/* The size in bytes of an element of dtype SMELT_DTYPE_* `dtype`. */
+static inline uint64_t smelt_dtype_size(uint32_t dtype) {
+    switch (dtype) {
+    case SMELT_DTYPE_U8: case SMELT_DTYPE_I8: case SMELT_DTYPE_BOOL: return 1;
+    case SMELT_DTYPE_U16: case SMELT_DTYPE_I16: case SMELT_DTYPE_F16: case SMELT_DTYPE_BF16: return 2;
+    case SMELT_DTYPE_I64: case SMELT_DTYPE_F64: case SMELT_DTYPE_U64: return 8;
+    default: return 4;
+    }
+}
+
+/* Buffer `b` (numbered as in smelt_fault): `p` of `given` bytes where
+   `needed` bytes aligned to `align` are wanted. */
+static inline int32_t smelt_check_buffer(smelt_fault *fault, uint32_t b, const void *p, uint64_t given,
+                                         uint64_t needed, uint64_t align) {
+    if (needed == 0) return SMELT_STATUS_OK;
+    if (!p) return smelt_buffer_fault(fault, SMELT_STATUS_NULL_BUFFER, b, 0, needed);
+    if (given < needed) return smelt_buffer_fault(fault, SMELT_STATUS_SHORT_BUFFER, b, given, needed);
+    uint64_t off = (uint64_t)(uintptr_t)p & (align - 1);
+    if (off) return smelt_buffer_fault(fault, SMELT_STATUS_MISALIGNED_BUFFER, b, off, align);
+    return SMELT_STATUS_OK;
+}
+
+/*
+ * Checks the buffers a caller is about to give model `m`'s run, without
+ * running it: every input i is input_bytes[i] >= m->inputs[i].bytes bytes
+ * at inputs[i], every output likewise, the arena arena_bytes >=
+ * m->arena_bytes bytes and the state state_bytes >= m->state_bytes bytes
+ * (both NULL-able when the model needs none), each aligned as the model
+ * needs (tensors to their element size, the arena to arena_align, the state
+ * to state_align), and no output overlapping another buffer. Returns
+ * SMELT_STATUS_OK or the first buffer error, described in `fault` when it
+ * is not NULL (see SMELT_FAULT_BUFFER).
+ */
+static inline int32_t smelt_check_buffers(const smelt_model_info *m, const void *const *inputs,
+                                          const uint64_t *input_bytes, void *const *outputs,
+                                          const uint64_t *output_bytes, const void *arena, uint64_t arena_bytes,
+                                          const void *state, uint64_t state_bytes, smelt_fault *fault) {
+    uint32_t ni = m->num_inputs, no = m->num_outputs, n = ni + no + 2;
+    if ((ni && (!inputs || !input_bytes)) || (no && (!outputs || !output_bytes)))
+        return smelt_buffer_fault(fault, SMELT_STATUS_NULL_BUFFER, ni && (!inputs || !input_bytes) ? 0 : ni, 0, 1);
+    for (uint32_t b = 0; b < n; b++) {
+        int32_t s;
+        if (b < ni) {
+            const smelt_tensor_info *t = &m->inputs[b];
+            s = smelt_check_buffer(fault, b, inputs[b], input_bytes[b], t->bytes, smelt_dtype_size(t->dtype));
+        } else if (b < ni + no) {
+            const smelt_tensor_info *t = &m->outputs[b - ni];
+            s = smelt_check_buffer(fault, b, outputs[b - ni], output_bytes[b - ni], t->bytes,
+                                   smelt_dtype_size(t->dtype));
+        } else if (b == ni + no) {
+            s = smelt_check_buffer(fault, b, arena, arena_bytes, m->arena_bytes, m->arena_align);
+        } else {
+            s = smelt_check_buffer(fault, b, state, state_bytes, m->state_bytes, m->state_align);
+        }
+        if (s != SMELT_STATUS_OK) return s;
+    }
+    /* Each output against every other buffer the run touches (as much of
+       each as the model uses). */
+    for (uint32_t o = ni; o < ni + no; o++) {
+        uint64_t ob = m->outputs[o - ni].bytes;
+        uintptr_t op = (uintptr_t)outputs[o - ni];
+        for (uint32_t b = 0; b < n; b++) {
+            if (b == o) continue;
+            const void *p;
+            uint64_t bytes;
+            if (b < ni) p = inputs[b], bytes = m->inputs[b].bytes;
+            else if (b < ni + no) p = outputs[b - ni], bytes = m->outputs[b - ni].bytes;
+            else if (b == ni + no) p = arena, bytes = m->arena_bytes;
+            else p = state, bytes = m->state_bytes;
+            uintptr_t bp = (uintptr_t)p;
+            if (ob && bytes && op < bp + bytes && bp < op + ob)
+                return smelt_buffer_fault(fault, SMELT_STATUS_OVERLAPPING_BUFFERS, o, b, 0);
+        }
+    }
+    return SMELT_STATUS_OK;
+}
 
 #ifndef SMELT_MODEL_NO_FIXED_NAMES
 /* Defined by the model object of an executable (a library's are NAME_model,

@@ -181,10 +181,32 @@ fn prototypes(model: &HeaderModel<'_>) -> String {
     let name = model.name;
     let returns = "/* Returns SMELT_STATUS_OK, or SMELT_STATUS_OUT_OF_RANGE after filling\n   \
                    `fault` (when not NULL) if an input value failed a run-time check. */\n";
+    let (state_param, state_arg, state_check) = if model.state_bytes == 0 {
+        ("", "", "0, 0")
+    } else {
+        (
+            " void *state, uint64_t state_bytes,",
+            " state,",
+            "state, state_bytes",
+        )
+    };
+    let checked = format!(
+        "/* {name}_run with the caller's buffers checked first by\n   \
+         smelt_check_buffers (their sizes in bytes beside them): a\n   \
+         SMELT_STATUS_*_BUFFER(S) status, and nothing run, when one is NULL,\n   \
+         short, misaligned or overlapping. */\n\
+         static inline int32_t {name}_run_checked(const void *const *inputs, const uint64_t *input_bytes,\n    \
+         void *const *outputs, const uint64_t *output_bytes, void *arena, uint64_t arena_bytes,{state_param}\n    \
+         smelt_fault *fault) {{\n    \
+         int32_t s = smelt_check_buffers(&{name}_model, inputs, input_bytes, outputs, output_bytes, arena,\n        \
+         arena_bytes, {state_check}, fault);\n    \
+         return s != SMELT_STATUS_OK ? s : {name}_run(inputs, outputs, arena,{state_arg} fault);\n\
+         }}\n"
+    );
     if model.state_bytes == 0 {
         return format!(
             "{returns}int32_t {name}_run(const void *const *inputs, void *const *outputs, void *arena,\n    \
-             smelt_fault *fault);\n"
+             smelt_fault *fault);\n{checked}"
         );
     }
     format!(
@@ -196,7 +218,7 @@ fn prototypes(model: &HeaderModel<'_>) -> String {
          inputs, the outputs or the arena. */\n\
          {returns}\
          int32_t {name}_run(const void *const *inputs, void *const *outputs, void *arena, void *state,\n    \
-         smelt_fault *fault);\n",
+         smelt_fault *fault);\n{checked}",
         p = prefix(name)
     )
 }
