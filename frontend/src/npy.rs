@@ -49,7 +49,9 @@ fn descr(d: DType) -> &'static str {
 }
 
 fn parse_descr(s: &str) -> Option<(DType, bool)> {
-    let (order, code) = s.split_at(1.min(s.len()));
+    // `split_at_checked`: the descr is untrusted text, whose first
+    // character may be several bytes long.
+    let (order, code) = s.split_at_checked(1)?;
     let big = match order {
         "<" | "|" | "=" => false,
         ">" => true,
@@ -478,5 +480,19 @@ mod tests {
         assert!(decode(&bytes[..8], Path::new("x"), &l).is_err());
         let lying = String::from_utf8_lossy(&bytes).replace("(4,)", "(9999999999999,)");
         assert!(decode(lying.as_bytes(), Path::new("x"), &l).is_err());
+    }
+
+    /// A descr that starts with a multi-byte character (found by the
+    /// npy_load fuzz target: it once split the string inside it and
+    /// panicked).
+    #[test]
+    fn refuses_a_descr_starting_with_a_wide_character() {
+        let t = Tensor::from_vec(vec![4], vec![1i32, 2, 3, 4]).unwrap();
+        let bytes = encode(&t);
+        for bad in ["\u{11f}4", "\u{11f}", ""] {
+            let text = String::from_utf8_lossy(&bytes).replace("<i4", bad);
+            let e = decode(text.as_bytes(), Path::new("x.npy"), &Limits::default());
+            assert!(e.is_err(), "{bad:?} accepted");
+        }
     }
 }
