@@ -11,17 +11,19 @@
 //! Shape of the code:
 //!
 //! - `smelt_model_run(inputs, outputs, arena[, state])` loads the input and output
-//!   pointers from the two arrays and calls `smelt_model_body` with each
-//!   tensor as its own parameter. The body's parameters are `noalias` (the
+//!   pointers from the two arrays and calls the body's parts
+//!   (`smelt_kernels_F_L`, see [`crate::split`]) in order, with each tensor
+//!   as its own parameter. The parts' parameters are `noalias` (the
 //!   ABI says inputs, outputs, the arena and the state buffer never
 //!   overlap; the constants
 //!   are distinct globals), `nocapture`, aligned to their element size (the
 //!   arena to 64), `dereferenceable` for their byte size, and inputs are
 //!   `readonly`: what LLVM's vectorizer needs to prove loads and stores of
-//!   different tensors independent. The body is `noinline` so the attributes
-//!   stay on real parameters.
-//! - Kernel-IR variables are `alloca`s in the entry block (SROA/mem2reg turn
-//!   them into SSA values). `for` loops are header/body/latch/exit blocks;
+//!   different tensors independent. The parts are `noinline` so the
+//!   attributes stay on real parameters, and so LLVM's time stays linear in
+//!   the model.
+//! - Kernel-IR variables are `alloca`s in the entry block of the function
+//!   that mentions them (SROA/mem2reg turn them into SSA values). `for` loops are header/body/latch/exit blocks;
 //!   the increment is `nsw` when the body never assigns the counter (the
 //!   counter is below `end`, so it cannot overflow).
 //! - No per-loop metadata: `llvm.loop.vectorize.enable` would override the
@@ -211,11 +213,12 @@ pub(super) fn run_ir(
     if l.has_state() {
         args.push("ptr %state".into());
     }
-    let _ = writeln!(
-        out,
-        "  call void @smelt_model_body({})\n  ret void\n}}\n",
-        args.join(", ")
-    );
+    // The body in parts (`crate::split`), called in order.
+    let parts = crate::split::parts(&l.program, crate::split::PART_BUDGET);
+    for part in &parts {
+        let _ = writeln!(out, "  call void @{}({})", part.name(), args.join(", "));
+    }
+    out.push_str("  ret void\n}\n\n");
 
     // The body.
     let param = |io: &IoInfo, name: String, readonly: bool| -> String {
@@ -287,19 +290,22 @@ pub(super) fn run_ir(
         // Per element, as in the body's parameters above.
         g.align.push(io.dtype.elem_bytes().max(1) as u64);
     }
-    g.stmts(&l.program.body)?;
-    let _ = writeln!(
-        out,
-        "define internal void @smelt_model_body({}) #1 {{\nentry:",
-        params.join(", ")
-    );
-    for (i, &t) in l.program.vars.iter().enumerate() {
-        let lanes = l.program.var_lane_count(Var(i as u32));
-        let _ = writeln!(out, "  %v{i} = alloca {}", vty(t, lanes));
+    for part in &parts {
+        g.code.clear();
+        g.next = 0;
+        g.par.entry.clear();
+        g.stmts(part.body)?;
+        let _ = writeln!(
+            out,
+            "define internal void @{}({}) #1 {{\nentry:",
+            part.name(),
+            params.join(", ")
+        );
+        allocas(&mut out, &l.program, &part.vars);
+        out.push_str(&g.par.entry);
+        out.push_str(&g.code);
+        out.push_str("  ret void\n}\n\n");
     }
-    out.push_str(&g.par.entry);
-    out.push_str(&g.code);
-    out.push_str("  ret void\n}\n\n");
     out.push_str(&g.par.tasks);
     for d in &g.decls {
         let _ = writeln!(out, "{d}");
@@ -501,10 +507,11 @@ impl Gen<'_> {
             "define internal void @smelt_part_{n}({}, i64 %lo, i64 %hi) #1 {{\nentry:",
             self.par.params.join(", ")
         );
-        for (i, &ty) in self.p.vars.iter().enumerate() {
-            let lanes = self.p.var_lane_count(Var(i as u32));
-            let _ = writeln!(t, "  %v{i} = alloca {}", vty(ty, lanes));
+        let (mut vars, _) = crate::split::mentions(body);
+        if !vars.contains(&var) {
+            vars.push(var);
         }
+        allocas(t, self.p, &vars);
         t.push_str(&sub.code);
         t.push_str("  ret void\n}\n\n");
         let _ = writeln!(
@@ -1023,6 +1030,15 @@ impl Gen<'_> {
 }
 
 /// Whether `body` assigns `v` anywhere (a `Set` or a nested loop's counter).
+/// The `alloca`s of `vars` (the variables one function mentions), for its
+/// entry block.
+fn allocas(out: &mut String, p: &Program, vars: &[Var]) {
+    for &v in vars {
+        let ty = vty(p.vars[v.0 as usize], p.var_lane_count(v));
+        let _ = writeln!(out, "  %v{} = alloca {ty}", v.0);
+    }
+}
+
 fn assigns(body: &[Stmt], v: Var) -> bool {
     body.iter().any(|s| match s {
         Stmt::Set(w, _) => *w == v,
