@@ -61,9 +61,11 @@
 
 use std::collections::BTreeSet;
 use std::fmt::Write;
+use std::ops::Range;
 
 use crate::kernel::{BinOp, Buf, CmpOp, Expr, Half, Program, Scalar, Stmt, UnOp, Var};
 use crate::lower::{IoInfo, Lowered};
+use crate::split::Part;
 
 use super::CodegenError;
 use super::dot::DotIsa;
@@ -173,8 +175,30 @@ fn init_ir(l: &Lowered, iptr: &str, init: &str) -> String {
     out
 }
 
-/// The parameter list and the text of both functions (and of the init
-/// function when the entry point takes the state buffer).
+/// Which functions one LLVM module of a model holds (see [`super::emit`]):
+/// a range of the body's parts and, in the first module, the entry point.
+pub(super) struct Piece<'p, 'a> {
+    /// Every part of the body (`crate::split`).
+    pub parts: &'p [Part<'a>],
+    /// The parts this module defines.
+    pub defined: Range<usize>,
+    /// Whether it holds the entry point (and the init function); the parts
+    /// it does not define it declares.
+    pub entry: bool,
+}
+
+impl Piece<'_, '_> {
+    /// Whether this module holds the whole model.
+    pub fn whole(&self) -> bool {
+        self.entry && self.defined == (0..self.parts.len())
+    }
+}
+
+/// The text of the functions `piece` holds: the init function when the
+/// entry point takes the state buffer, the entry point, the parts and their
+/// outlined parallel loops. In a module that holds the whole model the
+/// parts are `internal`; otherwise `hidden`, and the caller makes them
+/// internal once the modules are linked.
 /// `symbols` names the entry point and the init function.
 /// `dot` picks the instructions of [`Expr::Dot`].
 pub(super) fn run_ir(
@@ -182,19 +206,21 @@ pub(super) fn run_ir(
     ptr_bytes: u32,
     symbols: &crate::abi::ModelSymbols,
     dot: DotIsa,
+    piece: &Piece,
 ) -> Result<String, CodegenError> {
     crate::kernel::half::check_expanded(&l.program).map_err(err)?;
     let iptr = if ptr_bytes == 4 { "i32" } else { "i64" };
     let run = &symbols.run;
     let takes_state = symbols.takes_state(l.has_state());
     let mut out = String::new();
-    if takes_state {
+    if takes_state && piece.entry {
         out.push_str(&init_ir(l, iptr, &symbols.init));
     }
     // The wrapper: unpacks the pointer arrays.
+    let mut wrapper = String::new();
     let state_param = if takes_state { ", ptr %state" } else { "" };
     let _ = writeln!(
-        out,
+        wrapper,
         "define void @{run}(ptr nocapture readonly %inputs, ptr nocapture readonly \
          %outputs, ptr %arena{state_param}) #0 {{\nentry:"
     );
@@ -202,7 +228,7 @@ pub(super) fn run_ir(
     for (kind, list) in [("inputs", &l.inputs), ("outputs", &l.outputs)] {
         for k in 0..list.len() {
             let _ = writeln!(
-                out,
+                wrapper,
                 "  %{kind}.{k}.p = getelementptr inbounds ptr, ptr %{kind}, {iptr} {k}\n  \
                  %{kind}.{k} = load ptr, ptr %{kind}.{k}.p, align {ptr_bytes}"
             );
@@ -214,11 +240,13 @@ pub(super) fn run_ir(
         args.push("ptr %state".into());
     }
     // The body in parts (`crate::split`), called in order.
-    let parts = crate::split::parts(&l.program, crate::split::PART_BUDGET);
-    for part in &parts {
-        let _ = writeln!(out, "  call void @{}({})", part.name(), args.join(", "));
+    for part in piece.parts {
+        let _ = writeln!(wrapper, "  call void @{}({})", part.name(), args.join(", "));
     }
-    out.push_str("  ret void\n}\n\n");
+    wrapper.push_str("  ret void\n}\n\n");
+    if piece.entry {
+        out.push_str(&wrapper);
+    }
 
     // The body.
     let param = |io: &IoInfo, name: String, readonly: bool| -> String {
@@ -282,7 +310,10 @@ pub(super) fn run_ir(
             args: arg_names,
             ptr_bytes,
             tasks: String::new(),
-            count: 0,
+            count: piece
+                .parts
+                .get(piece.defined.start)
+                .map_or(0, |p| p.parallel_before as u32),
             entry: String::new(),
         },
     };
@@ -290,14 +321,24 @@ pub(super) fn run_ir(
         // Per element, as in the body's parameters above.
         g.align.push(io.dtype.elem_bytes().max(1) as u64);
     }
-    for part in &parts {
+    let linkage = if piece.whole() { "internal" } else { "hidden" };
+    if piece.entry {
+        // The parts other modules define.
+        let types = vec!["ptr"; params.len()].join(", ");
+        for (k, part) in piece.parts.iter().enumerate() {
+            if !piece.defined.contains(&k) {
+                let _ = writeln!(out, "declare hidden void @{}({types}) #0", part.name());
+            }
+        }
+    }
+    for part in &piece.parts[piece.defined.clone()] {
         g.code.clear();
         g.next = 0;
         g.par.entry.clear();
         g.stmts(part.body)?;
         let _ = writeln!(
             out,
-            "define internal void @{}({}) #1 {{\nentry:",
+            "define {linkage} void @{}({}) #1 {{\nentry:",
             part.name(),
             params.join(", ")
         );

@@ -37,6 +37,9 @@ mod tests;
 
 pub use target::LlvmTarget;
 
+/// Parts of the body (`crate::split`) one LLVM module holds at most.
+const PARTS_PER_MODULE: usize = 16;
+
 /// Options of the LLVM backend.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LlvmOptions {
@@ -138,11 +141,50 @@ pub fn emit(
     }
     let tm = target_machine(target, opts)?;
     let ctx = Context::create();
-    let module = build_module(&ctx, l, &tm, model_name, symbols, dot::DotIsa::of(target))?;
+    let parts = crate::split::parts(&l.program, crate::split::PART_BUDGET);
+    // A model of more than `PARTS_PER_MODULE` parts is optimized a group of
+    // parts at a time, each group its own module linked into the first once
+    // optimized: LLVM holds every function of a module (and the analyses
+    // of each) at once, so one module of a 100,000-node model took more
+    // memory than the rest of the compiler together. A smaller model is
+    // one module, whose optimizer sees the constants and every call.
+    let groups: Vec<std::ops::Range<usize>> = (0..parts.len())
+        .step_by(PARTS_PER_MODULE)
+        .map(|s| s..(s + PARTS_PER_MODULE).min(parts.len()))
+        .collect();
+    let piece = |defined: std::ops::Range<usize>, entry| codegen::Piece {
+        parts: &parts,
+        defined,
+        entry,
+    };
+    let first = groups.first().cloned().unwrap_or(0..0);
+    let dot = dot::DotIsa::of(target);
+    let module = build_module(&ctx, l, &tm, model_name, symbols, dot, &piece(first, true))?;
     module
         .verify()
         .map_err(|e| CodegenError(format!("invalid LLVM IR (a backend bug): {e}")))?;
     optimize(&module, &tm, opts)?;
+    for group in groups.iter().skip(1) {
+        let m = build_group(&ctx, l, &tm, model_name, dot, &piece(group.clone(), false))?;
+        m.verify()
+            .map_err(|e| CodegenError(format!("invalid LLVM IR (a backend bug): {e}")))?;
+        optimize(&m, &tm, opts)?;
+        module
+            .link_in_module(m)
+            .map_err(|e| CodegenError(format!("linking the model's modules: {e}")))?;
+    }
+    if groups.len() > 1 {
+        // Local again, as in a single module: two models in one program
+        // must not clash.
+        for part in &parts {
+            if let Some(f) = module.get_function(&part.name()) {
+                f.set_linkage(inkwell::module::Linkage::Internal);
+            }
+        }
+        module
+            .verify()
+            .map_err(|e| CodegenError(format!("invalid LLVM IR (a backend bug): {e}")))?;
+    }
     match out {
         Output::LlvmIr => Ok(module.print_to_string().to_bytes().to_vec()),
         Output::Object | Output::Assembly => {
@@ -185,39 +227,28 @@ pub fn data_object(
     Ok(buf.as_slice().to_vec())
 }
 
-/// The module of a lowered model, before optimization: the code parsed from
-/// the text [`codegen`] writes, then the constants' bytes and the info table
-/// added through the API (weights never pass through text).
-fn build_module<'c>(
-    ctx: &'c Context,
-    l: &Lowered,
-    tm: &TargetMachine,
-    model_name: &str,
-    symbols: &ModelSymbols,
-    dot: dot::DotIsa,
-) -> Result<Module<'c>, CodegenError> {
+/// The target's data layout and triple, the first lines of every module.
+fn module_header(tm: &TargetMachine, model_name: &str) -> String {
     let td = tm.get_target_data();
     let layout = td.get_data_layout();
     let layout = layout.as_str().to_string_lossy();
     let triple = tm.get_triple();
     let triple = triple.as_str().to_string_lossy();
-    let mut text = format!(
+    format!(
         "; smelt model {model_name:?}\ntarget datalayout = \"{layout}\"\ntarget triple = \"{triple}\"\n\n"
-    );
-    // The constants are declared here and defined below.
-    for (i, c) in l.program.consts.iter().enumerate() {
-        text.push_str(&format!(
-            "@smelt_const_{i} = external global [{} x i8], align 64\n",
-            c.len()
-        ));
-    }
-    text.push('\n');
-    text.push_str(&codegen::run_ir(
-        l,
-        td.get_pointer_byte_size(None),
-        symbols,
-        dot,
-    )?);
+    )
+}
+
+/// The declaration of constant `i` (defined in the first module).
+fn const_decl(l: &Lowered, i: usize) -> String {
+    format!(
+        "@smelt_const_{i} = external global [{} x i8], align 64\n",
+        l.program.consts.get(i).map_or(0, |c| c.len())
+    )
+}
+
+/// Parses `text` into a module named `model_name`.
+fn parse<'c>(ctx: &'c Context, text: &str, model_name: &str) -> Result<Module<'c>, CodegenError> {
     let buf = MemoryBuffer::create_from_memory_range_copy(text.as_bytes(), model_name);
     let module = ctx.create_module_from_ir(buf).map_err(|e| {
         CodegenError(format!(
@@ -227,9 +258,77 @@ fn build_module<'c>(
     module.set_name(model_name);
     // The object's file symbol: the model name, never a path of this machine.
     module.set_source_file_name(model_name);
+    Ok(module)
+}
+
+/// The first module of a lowered model, before optimization: the code of
+/// `piece` (the entry point and the first parts) parsed from the text
+/// [`codegen`] writes, then the constants' bytes and the info table added
+/// through the API (weights never pass through text).
+fn build_module<'c>(
+    ctx: &'c Context,
+    l: &Lowered,
+    tm: &TargetMachine,
+    model_name: &str,
+    symbols: &ModelSymbols,
+    dot: dot::DotIsa,
+    piece: &codegen::Piece,
+) -> Result<Module<'c>, CodegenError> {
+    let td = tm.get_target_data();
+    let mut text = module_header(tm, model_name);
+    // The constants are declared here and defined below.
+    for i in 0..l.program.consts.len() {
+        text.push_str(&const_decl(l, i));
+    }
+    text.push('\n');
+    text.push_str(&codegen::run_ir(
+        l,
+        td.get_pointer_byte_size(None),
+        symbols,
+        dot,
+        piece,
+    )?);
+    let module = parse(ctx, &text, model_name)?;
+    drop(text);
     info::define_consts(&module, &l.program.consts)?;
     info::define_info(&module, tm, l, model_name, &symbols.info);
     Ok(module)
+}
+
+/// A later module of a large model: the parts of `piece`, with the
+/// constants they read declared.
+fn build_group<'c>(
+    ctx: &'c Context,
+    l: &Lowered,
+    tm: &TargetMachine,
+    model_name: &str,
+    dot: dot::DotIsa,
+    piece: &codegen::Piece,
+) -> Result<Module<'c>, CodegenError> {
+    let td = tm.get_target_data();
+    let mut text = module_header(tm, model_name);
+    let mut consts: Vec<u32> = piece.parts[piece.defined.clone()]
+        .iter()
+        .flat_map(|p| &p.bufs)
+        .filter_map(|b| match b {
+            crate::kernel::Buf::Const(i) => Some(*i),
+            _ => None,
+        })
+        .collect();
+    consts.sort_unstable();
+    consts.dedup();
+    for i in consts {
+        text.push_str(&const_decl(l, i as usize));
+    }
+    text.push('\n');
+    text.push_str(&codegen::run_ir(
+        l,
+        td.get_pointer_byte_size(None),
+        &ModelSymbols::runtime(),
+        dot,
+        piece,
+    )?);
+    parse(ctx, &text, model_name)
 }
 
 fn level(opts: &LlvmOptions) -> OptimizationLevel {
