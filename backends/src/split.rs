@@ -165,8 +165,9 @@ mod tests {
     use crate::kernel::build::{f, i, load, var};
 
     /// A program of `n` independent copies `out0[k] = in0[k]` (a loop
-    /// each), and a variable set by statement 1 and read by statement 3.
-    fn program(n: usize) -> Program {
+    /// each), and, when `linked`, a variable set by statement 1 and read by
+    /// statement 3 instead of their loops.
+    fn program(n: usize, linked: bool) -> Program {
         let mut p = Program::default();
         for _ in 0..n {
             let k = p.var(Scalar::I64);
@@ -176,6 +177,9 @@ mod tests {
                 value: load(Buf::Input(0), var(k), Scalar::F32),
             }];
             p.body.push(Stmt::for_loop(k, i(0), i(4), body));
+        }
+        if !linked {
+            return p;
         }
         let x = p.var(Scalar::F32);
         p.body[1] = Stmt::Set(x, f(1.0, Scalar::F32));
@@ -189,7 +193,7 @@ mod tests {
 
     #[test]
     fn parts_cover_the_body_in_order_within_the_budget() {
-        let p = program(40);
+        let p = program(40, false);
         let per = {
             let mut n = 0;
             visit(&p.body[0], &mut |_| {}, &mut |_| {}, &mut n);
@@ -209,7 +213,7 @@ mod tests {
 
     #[test]
     fn a_variable_is_never_split_between_parts() {
-        let p = program(10);
+        let p = program(10, true);
         let parts = parts(&p, 1);
         // Statements 1 to 3 share a variable: one part; the others alone.
         let lens: Vec<usize> = parts.iter().map(|p| p.body.len()).collect();

@@ -17,12 +17,14 @@
 //! - [`dot`]: the target's dot-product instructions for `Expr::Dot`;
 //! - [`info`]: the `smelt_model` table and the read-only data.
 
+use inkwell::GlobalVisibility;
 use inkwell::OptimizationLevel;
 use inkwell::context::Context;
 use inkwell::memory_buffer::MemoryBuffer;
-use inkwell::module::Module;
+use inkwell::module::{Linkage, Module};
 use inkwell::passes::PassBuilderOptions;
 use inkwell::targets::{CodeModel, FileType, TargetMachine};
+use inkwell::values::GlobalValue;
 
 use crate::abi::ModelSymbols;
 pub use crate::error::CodegenError;
@@ -160,6 +162,17 @@ pub fn emit(
     let first = groups.first().cloned().unwrap_or(0..0);
     let dot = dot::DotIsa::of(target);
     let module = build_module(&ctx, l, &tm, model_name, symbols, dot, &piece(first, true))?;
+    // The other modules read the constants the first defines: visible to
+    // them until linked.
+    let consts: Vec<GlobalValue> = (0..l.program.consts.len())
+        .filter_map(|i| module.get_global(&format!("smelt_const_{i}")))
+        .collect();
+    if groups.len() > 1 {
+        for g in &consts {
+            g.set_linkage(Linkage::External);
+            g.set_visibility(GlobalVisibility::Hidden);
+        }
+    }
     module
         .verify()
         .map_err(|e| CodegenError(format!("invalid LLVM IR (a backend bug): {e}")))?;
@@ -178,8 +191,14 @@ pub fn emit(
         // must not clash.
         for part in &parts {
             if let Some(f) = module.get_function(&part.name()) {
-                f.set_linkage(inkwell::module::Linkage::Internal);
+                f.as_global_value()
+                    .set_visibility(GlobalVisibility::Default);
+                f.set_linkage(Linkage::Internal);
             }
+        }
+        for g in &consts {
+            g.set_visibility(GlobalVisibility::Default);
+            g.set_linkage(Linkage::Private);
         }
         module
             .verify()

@@ -510,6 +510,43 @@ mod tests {
         assert!(avx512.gemm_macs_per_ns > avx2.gemm_macs_per_ns);
     }
 
+    /// Past the time limit during extraction, the graph comes back
+    /// unoptimized, and the stop reason says so.
+    #[test]
+    fn the_time_limit_bounds_extraction() {
+        use smelt_ir::ops::Op;
+        use smelt_ir::ops::elementwise::{Elementwise, UnaryFn};
+        use smelt_ir::{DType, TensorType};
+        let mut g = Graph::new();
+        let mut v = g
+            .add_input("x", TensorType::new(DType::F32, vec![2]))
+            .unwrap();
+        // More classes than extraction visits between two looks at the
+        // clock, so it sees the deadline.
+        for k in 0..3000 {
+            let op = Op::Elementwise(Elementwise::Unary(UnaryFn::Neg));
+            v = g
+                .add_node(format!("n{k}"), op, vec![Some(v)], vec![format!("v{k}")])
+                .unwrap()[0];
+        }
+        g.outputs = vec![v];
+        let mut opts = Options::for_level(2, cost::TARGETS[0]).unwrap();
+        opts.time_limit = Duration::ZERO;
+        let (o, report) = optimize(&g, &opts).unwrap();
+        assert_eq!(o.nodes.len(), g.nodes.len());
+        assert!(
+            report
+                .stop_reason
+                .contains("during extraction: the graph is kept unoptimized"),
+            "{}",
+            report.stop_reason
+        );
+        // With time, the optimizer removes the negations in pairs.
+        opts.time_limit = Duration::from_secs(60);
+        let (o, _) = optimize(&g, &opts).unwrap();
+        assert!(o.nodes.len() < g.nodes.len());
+    }
+
     #[test]
     fn rule_text_uses_ir_op_names() {
         use egg::Pattern;
