@@ -173,14 +173,11 @@ pub fn emit(
             g.set_visibility(GlobalVisibility::Hidden);
         }
     }
-    module
-        .verify()
-        .map_err(|e| CodegenError(format!("invalid LLVM IR (a backend bug): {e}")))?;
+    verify(&module)?;
     optimize(&module, &tm, opts)?;
     for group in groups.iter().skip(1) {
         let m = build_group(&ctx, l, &tm, model_name, dot, &piece(group.clone(), false))?;
-        m.verify()
-            .map_err(|e| CodegenError(format!("invalid LLVM IR (a backend bug): {e}")))?;
+        verify(&m)?;
         optimize(&m, &tm, opts)?;
         module
             .link_in_module(m)
@@ -200,9 +197,7 @@ pub fn emit(
             g.set_visibility(GlobalVisibility::Default);
             g.set_linkage(Linkage::Private);
         }
-        module
-            .verify()
-            .map_err(|e| CodegenError(format!("invalid LLVM IR (a backend bug): {e}")))?;
+        verify(&module)?;
     }
     match out {
         Output::LlvmIr => Ok(module.print_to_string().to_bytes().to_vec()),
@@ -237,33 +232,51 @@ pub fn data_object(
     module.set_data_layout(&tm.get_target_data().get_data_layout());
     module.set_source_file_name(symbol);
     info::define_data(&module, symbol, bytes, align);
-    module
-        .verify()
-        .map_err(|e| CodegenError(format!("invalid LLVM IR (a backend bug): {e}")))?;
+    verify(&module)?;
     let buf = tm
         .write_to_memory_buffer(&module, FileType::Object)
         .map_err(|e| CodegenError(format!("LLVM code generation: {e}")))?;
     Ok(buf.as_slice().to_vec())
 }
 
-/// The target's data layout and triple, the first lines of every module.
-fn module_header(tm: &TargetMachine, model_name: &str) -> String {
+/// LLVM's verifier on a module we made (a failure is a backend bug).
+fn verify(module: &Module) -> Result<(), CodegenError> {
+    module
+        .verify()
+        .map_err(|e| CodegenError(format!("invalid LLVM IR (a backend bug): {e}")))
+}
+
+/// The text of one module: the target's data layout and triple, the
+/// declarations of constants `consts` (defined in the first module) and
+/// the code of `piece`.
+#[allow(clippy::too_many_arguments)]
+fn module_text(
+    l: &Lowered,
+    tm: &TargetMachine,
+    model_name: &str,
+    symbols: &ModelSymbols,
+    dot: dot::DotIsa,
+    piece: &codegen::Piece,
+    consts: impl Iterator<Item = usize>,
+) -> Result<String, CodegenError> {
     let td = tm.get_target_data();
     let layout = td.get_data_layout();
     let layout = layout.as_str().to_string_lossy();
     let triple = tm.get_triple();
     let triple = triple.as_str().to_string_lossy();
-    format!(
+    let mut text = format!(
         "; smelt model {model_name:?}\ntarget datalayout = \"{layout}\"\ntarget triple = \"{triple}\"\n\n"
-    )
-}
-
-/// The declaration of constant `i` (defined in the first module).
-fn const_decl(l: &Lowered, i: usize) -> String {
-    format!(
-        "@smelt_const_{i} = external global [{} x i8], align 64\n",
-        l.program.consts.get(i).map_or(0, |c| c.len())
-    )
+    );
+    for i in consts {
+        let len = l.program.consts.get(i).map_or(0, |c| c.len());
+        text.push_str(&format!(
+            "@smelt_const_{i} = external global [{len} x i8], align 64\n"
+        ));
+    }
+    text.push('\n');
+    let ptr_bytes = td.get_pointer_byte_size(None);
+    text.push_str(&codegen::run_ir(l, ptr_bytes, symbols, dot, piece)?);
+    Ok(text)
 }
 
 /// Parses `text` into a module named `model_name`.
@@ -293,20 +306,8 @@ fn build_module<'c>(
     dot: dot::DotIsa,
     piece: &codegen::Piece,
 ) -> Result<Module<'c>, CodegenError> {
-    let td = tm.get_target_data();
-    let mut text = module_header(tm, model_name);
-    // The constants are declared here and defined below.
-    for i in 0..l.program.consts.len() {
-        text.push_str(&const_decl(l, i));
-    }
-    text.push('\n');
-    text.push_str(&codegen::run_ir(
-        l,
-        td.get_pointer_byte_size(None),
-        symbols,
-        dot,
-        piece,
-    )?);
+    let all = 0..l.program.consts.len();
+    let text = module_text(l, tm, model_name, symbols, dot, piece, all)?;
     let module = parse(ctx, &text, model_name)?;
     drop(text);
     info::define_consts(&module, &l.program.consts)?;
@@ -324,29 +325,18 @@ fn build_group<'c>(
     dot: dot::DotIsa,
     piece: &codegen::Piece,
 ) -> Result<Module<'c>, CodegenError> {
-    let td = tm.get_target_data();
-    let mut text = module_header(tm, model_name);
-    let mut consts: Vec<u32> = piece.parts[piece.defined.clone()]
+    let mut consts: Vec<usize> = piece.parts[piece.defined.clone()]
         .iter()
         .flat_map(|p| &p.bufs)
         .filter_map(|b| match b {
-            crate::kernel::Buf::Const(i) => Some(*i),
+            crate::kernel::Buf::Const(i) => Some(*i as usize),
             _ => None,
         })
         .collect();
     consts.sort_unstable();
     consts.dedup();
-    for i in consts {
-        text.push_str(&const_decl(l, i as usize));
-    }
-    text.push('\n');
-    text.push_str(&codegen::run_ir(
-        l,
-        td.get_pointer_byte_size(None),
-        &ModelSymbols::runtime(),
-        dot,
-        piece,
-    )?);
+    let symbols = ModelSymbols::runtime();
+    let text = module_text(l, tm, model_name, &symbols, dot, piece, consts.into_iter())?;
     parse(ctx, &text, model_name)
 }
 
