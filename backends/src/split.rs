@@ -22,7 +22,7 @@ use crate::kernel::{Buf, Expr, Program, Stmt, Var};
 
 /// Kernel-IR nodes (statements and expressions) of one part at most, unless
 /// one top-level statement alone has more.
-pub const PART_BUDGET: usize = 4096;
+pub const PART_BUDGET: usize = 1024;
 
 /// One part of the body: consecutive top-level statements.
 #[derive(Clone, Debug, PartialEq)]

@@ -647,6 +647,15 @@ impl<'a> Gen<'a> {
                 let a = self.addr(*buf, index, ty)?;
                 self.b.ins().store(vector_flags(), x, a, 0);
             }
+            // One iteration: the body once, without the loop's blocks.
+            Stmt::For { var, body, .. } if let Some(a) = s.single_iteration() => {
+                let v = self.var(*var);
+                let first = self.b.ins().iconst(types::I64, a);
+                self.b.def_var(v, first);
+                self.stmts(body)?;
+                let end = self.b.ins().iconst(types::I64, a + 1);
+                self.b.def_var(v, end);
+            }
             Stmt::For {
                 var,
                 start,

@@ -503,7 +503,11 @@ impl Gen<'_> {
         let _ = writeln!(self.code, "{body_l}:");
         self.stmts(body)?;
         let cur = self.def(format!("load i64, ptr %v{}", var.0));
-        let nsw = if assigns(body, var) { "" } else { " nsw" };
+        let nsw = if crate::kernel::assigns(body, var) {
+            ""
+        } else {
+            " nsw"
+        };
         let next = self.def(format!("add{nsw} i64 {cur}, 1"));
         self.line(format!("store i64 {next}, ptr %v{}", var.0));
         self.line(format!("br label %{header}"));
@@ -621,6 +625,14 @@ impl Gen<'_> {
                 let x = self.expr(value)?;
                 let (a, al) = self.addr(*buf, index, ty)?;
                 self.line(format!("store {} {x}, ptr {a}, align {al}", lty(ty)));
+            }
+            // One iteration: the body once, without the loop's blocks
+            // (LLVM would delete the loop; not building it saves that work,
+            // most of compiling a model of many tiny kernels).
+            Stmt::For { var, body, .. } if let Some(a) = s.single_iteration() => {
+                self.line(format!("store i64 {a}, ptr %v{}", var.0));
+                self.stmts(body)?;
+                self.line(format!("store i64 {}, ptr %v{}", a + 1, var.0));
             }
             Stmt::For {
                 var,
@@ -1078,15 +1090,4 @@ fn allocas(out: &mut String, p: &Program, vars: &[Var]) {
         let ty = vty(p.vars[v.0 as usize], p.var_lane_count(v));
         let _ = writeln!(out, "  %v{} = alloca {ty}", v.0);
     }
-}
-
-fn assigns(body: &[Stmt], v: Var) -> bool {
-    body.iter().any(|s| match s {
-        Stmt::Set(w, _) => *w == v,
-        Stmt::For { var, body, .. } | Stmt::Parallel { var, body, .. } => {
-            *var == v || assigns(body, v)
-        }
-        Stmt::If(_, t, e) => assigns(t, v) || assigns(e, v),
-        Stmt::Store { .. } | Stmt::VStore { .. } | Stmt::Copy(_) => false,
-    })
 }

@@ -40,7 +40,7 @@ mod tests;
 pub use target::LlvmTarget;
 
 /// Parts of the body (`crate::split`) one LLVM module holds at most.
-const PARTS_PER_MODULE: usize = 16;
+const PARTS_PER_MODULE: usize = 64;
 
 /// Options of the LLVM backend.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
