@@ -202,6 +202,9 @@ pub struct CompileOptions {
     /// The least work per thread of a parallel loop (0: the default; tests
     /// pass 1 to split even tiny loops).
     pub min_work: u64,
+    /// Make no run-time checks (`--unchecked`): an index read from an input
+    /// is clamped into range instead of failing the run.
+    pub unchecked: bool,
     /// The graph optimizer.
     pub optimize: OptimizeOptions,
     /// Store the MatMul/Gemm weights quantized (`--quantize`), before the
@@ -237,6 +240,7 @@ impl CompileOptions {
             linker: None,
             threads: 1,
             min_work: 0,
+            unchecked: false,
             optimize: OptimizeOptions::default(),
             quantize: None,
         }
@@ -275,6 +279,12 @@ impl CompileOptions {
     /// The least work per thread of a parallel loop.
     pub fn min_work(mut self, min_work: u64) -> Self {
         self.min_work = min_work;
+        self
+    }
+
+    /// Make no run-time checks (`--unchecked`).
+    pub fn unchecked(mut self, unchecked: bool) -> Self {
+        self.unchecked = unchecked;
         self
     }
 
@@ -422,6 +432,12 @@ pub fn compile_observed(
     opts: &CompileOptions,
     observer: &mut dyn Observer,
 ) -> Result<Artifact, Error> {
+    // What the importer refuses, refused for a graph built in code too.
+    if graph.outputs.is_empty() {
+        return Err(Error::Frontend(smelt_frontend::Error::Graph(
+            "the graph has no outputs; a model must compute at least one value".into(),
+        )));
+    }
     let Prepared {
         graph,
         optimizer: reports,
@@ -433,6 +449,7 @@ pub fn compile_observed(
         memory: opts.target.memory,
         threads: opts.threads,
         min_work: opts.min_work,
+        unchecked: opts.unchecked,
         ..BuildOptions::new(opts.emit, &opts.model_name)
     };
     let report = smelt_backends::artifact::build_for(

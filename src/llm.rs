@@ -154,6 +154,7 @@ pub fn compile_chat_observed(
         memory: opts.target.memory,
         threads: opts.threads,
         min_work: opts.min_work,
+        unchecked: opts.unchecked,
         ..BuildOptions::new(opts.emit, &opts.model_name)
     };
     let program = ChatProgram {

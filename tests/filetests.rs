@@ -408,6 +408,7 @@ fn example_models_round_trip() {
                 },
                 threads,
                 min_work: 1,
+                ..Default::default()
             };
             let l = lower_with(&opt, &s).unwrap();
             kernel_round_trip(&format!("{name} lowered, {lanes} lanes"), &l.program);

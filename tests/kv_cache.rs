@@ -12,9 +12,9 @@
 //! - the plan: the scatters write their rows straight into the state slots,
 //!   so a step writes exactly the new rows into the state buffer (no copy
 //!   of a whole cache, no final copy into the slot);
-//! - out-of-range positions: the interpreter refuses them; native code clamps
-//!   each index into the cache (the row at the last position takes the
-//!   write), never writing outside it;
+//! - out-of-range positions: the interpreter refuses them, and native code
+//!   too (the scatter's run-time check fails: exit status 65 and a message
+//!   naming the node and the position), never writing outside the cache;
 //! - static libraries: a C program (`tests/kv_cache/two_caches.c`) holds
 //!   two instances with their own caches, interleaves them and checks each
 //!   against a run alone, on x86_64, aarch64 and armv7 (under QEMU);
@@ -22,7 +22,7 @@
 //!   of the executable at two context lengths.
 
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Output};
 
 use smelt::{Backend, CompileOptions, Emit, LlvmConfig};
 use smelt_backends::kernel::{Buf, Expr, Stmt};
@@ -206,10 +206,15 @@ fn write_inputs(dir: &Path, ins: &[Tensor; 3]) {
 /// Runs the executable `exe` (under `runner`) in `dir` with `args` after
 /// the float inputs; its outputs land in `dir/out`.
 fn run_exe(exe: &Path, runner: Option<&str>, dir: &Path, args: &str, what: &str) {
+    ok(exe_output(exe, runner, dir, args), what);
+}
+
+/// Runs `exe` as [`run_exe`] does and returns how it ended.
+fn exe_output(exe: &Path, runner: Option<&str>, dir: &Path, args: &str) -> Output {
     let _ = std::fs::remove_dir_all(dir.join("out"));
     std::fs::create_dir_all(dir.join("out")).unwrap();
     let args = format!("--input q=q.npy --input xk=xk.npy --input xv=xv.npy {args} -o out");
-    let out = match runner {
+    match runner {
         Some("firmware") => targets::firmware_cmd(exe, dir)
             .args(["-append", &args])
             .output(),
@@ -218,8 +223,7 @@ fn run_exe(exe: &Path, runner: Option<&str>, dir: &Path, args: &str, what: &str)
             .current_dir(dir)
             .output(),
     }
-    .expect("runs");
-    ok(out, what);
+    .expect("runs")
 }
 
 fn read_out(dir: &Path, name: &str) -> Tensor {
@@ -316,7 +320,11 @@ fn state_bytes_written(body: &[Stmt], times: u64) -> u64 {
                 state_bytes_written(body, times * *extent as u64)
             }
             Stmt::If(_, a, b) => state_bytes_written(a, times).max(state_bytes_written(b, times)),
-            Stmt::Set(..) | Stmt::Store { .. } | Stmt::VStore { .. } | Stmt::Copy(_) => 0,
+            Stmt::Set(..)
+            | Stmt::Store { .. }
+            | Stmt::VStore { .. }
+            | Stmt::Copy(_)
+            | Stmt::Check { .. } => 0,
         })
         .sum()
 }
@@ -358,11 +366,12 @@ fn a_step_writes_only_the_new_rows_into_the_state() {
     }
 }
 
-/// Positions past the cache: the interpreter refuses the step; native code
-/// clamps the row index into the cache, so the last row takes every write
-/// past the end and the other cache (the next state slot) is untouched.
+/// Positions past the cache: the interpreter refuses the step, and so does
+/// native code: the step at `CTX` fails the scatter's check, the program
+/// exits with status 65 naming the node and the position; the steps before
+/// it wrote their rows.
 #[test]
-fn positions_past_the_cache_are_clamped_natively_and_refused_by_the_interpreter() {
+fn positions_past_the_cache_are_refused_natively_and_by_the_interpreter() {
     let g = decode_graph(H, CTX, D, Variant::CacheOut);
     let ins = inputs(H, D, 0.5);
     let it = Interpreter::new(&g);
@@ -379,27 +388,38 @@ fn positions_past_the_cache_are_clamped_natively_and_refused_by_the_interpreter(
         let v = Variant::CacheOut;
         compile(&g, v, "x86_64-unknown-linux-gnu", backend, Emit::Exe, &exe);
         write_inputs(&dir, &ins);
-        // Steps at CTX - 2, CTX - 1, CTX, CTX + 1.
+        // Steps at CTX - 2, CTX - 1, CTX: the last one fails.
         write_npy(&dir.join("pos.npy"), &pos(CTX as i64 - 2)).unwrap();
-        let what = "the decode graph past the cache";
+        let out = exe_output(
+            &exe,
+            None,
+            &dir,
+            "--input pos=pos.npy --steps 3 --step-input pos",
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(65), "{stderr}");
+        // Whichever of the two caches' scatters runs first.
+        let want = format!("' (ScatterND): index {CTX} out of range [-{CTX}, {CTX})\n");
+        assert!(
+            (stderr.contains("error: node 'kc'") || stderr.contains("error: node 'vc'"))
+                && stderr.contains(&want),
+            "{stderr}"
+        );
+        // Steps at CTX - 2 and CTX - 1 fill the last two rows.
+        let what = "the decode graph up to the end of the cache";
         run_exe(
             &exe,
             None,
             &dir,
-            "--input pos=pos.npy --steps 4 --step-input pos",
+            "--input pos=pos.npy --steps 2 --step-input pos",
             what,
         );
         let kc = read_out(&dir, "kc").to_f64_vec();
         let xk = ins[1].to_f64_vec();
         for hh in 0..H {
             for r in 0..CTX {
-                // Row CTX - 2 from the first step; the last row last
-                // written at pos CTX + 1 (scale CTX + 2).
-                let scale = match r {
-                    _ if r == CTX - 2 => Some(CTX as f32 - 1.0),
-                    _ if r == CTX - 1 => Some(CTX as f32 + 2.0),
-                    _ => None,
-                };
+                // Row r is written at pos r (scale r + 1).
+                let scale = (r + 2 >= CTX).then_some(r as f32 + 1.0);
                 for j in 0..D {
                     let want = scale.map_or(0.0, |s| (xk[hh * D + j] as f32 * s) as f64);
                     assert_eq!(

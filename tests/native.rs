@@ -276,7 +276,7 @@ fn llvm_flags_and_their_errors() {
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let ir = std::fs::read_to_string(&ll).unwrap();
-    assert!(ir.contains("define void @smelt_model_run("));
+    assert!(ir.contains(" i32 @smelt_model_run("));
     // AVX2 widens the vectorized loops to 8 lanes.
     assert!(ir.contains("<8 x float>"), "no 8-lane vectors with +avx2");
     for (args, want) in [
@@ -300,4 +300,55 @@ fn llvm_flags_and_their_errors() {
         assert!(err.contains(want), "{args:?}: {err}");
     }
     let _ = std::fs::remove_dir_all(&work);
+}
+
+/// An output named past the runtime's 4096-byte path buffer is refused with
+/// a clear error; it once lost the start of its path, so a name ending in
+/// `victim` overwrote `./victim.npy` beside the program (Linux) and in
+/// QEMU's folder (firmware).
+#[test]
+fn long_output_names_never_leave_the_output_directory() {
+    let name = format!("{}victim", "A".repeat(4086));
+    let text = format!("graph(%x: f32[2]) -> (%{name}) {{\n  %{name}: f32[2] = Relu(%x)\n}}\n");
+    let graph = smelt_ir::parse(&text).expect("the graph parses");
+    let x = smelt_ir::Tensor::from_vec(vec![2], vec![-1.0f32, 2.0]).unwrap();
+    for (target, firmware) in [("x86_64", false), ("thumbv7em-none-eabihf", true)] {
+        if firmware && !targets::have("qemu-system-arm", "the firmware case") {
+            continue;
+        }
+        let dir = scratch(&format!("long-name-{target}"));
+        let exe = dir.join("model");
+        let backend = if firmware {
+            smelt::Backend::Llvm(Default::default())
+        } else {
+            smelt::Backend::Cranelift
+        };
+        let opts = smelt::CompileOptions::new(target, backend, &exe).unwrap();
+        smelt::compile(&graph, &opts).expect("compiles");
+        smelt_frontend::npy::write_npy(&dir.join("x.npy"), &x).unwrap();
+        std::fs::create_dir_all(dir.join("out")).unwrap();
+        let args = ["--input", "x=x.npy", "-o", "out"];
+        let out = if firmware {
+            targets::firmware_cmd(&exe, &dir)
+                .arg("-append")
+                .arg(args.join(" "))
+                .output()
+                .unwrap()
+        } else {
+            Command::new(&exe)
+                .args(args)
+                .current_dir(&dir)
+                .output()
+                .unwrap()
+        };
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{target}: {stderr}");
+        assert!(
+            stderr.contains("' is longer than 4096 bytes"),
+            "{target}: {stderr}"
+        );
+        for stray in ["victim.npy", "out/victim.npy", ".npy"] {
+            assert!(!dir.join(stray).exists(), "{target}: wrote {stray}");
+        }
+    }
 }

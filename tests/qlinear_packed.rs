@@ -94,11 +94,7 @@ fn packed_integer_kernels_match_the_interpreter_on_every_runner() {
         let want = Interpreter::new(&g).run(inputs).unwrap();
         for (k, (target, backend, flags, runner)) in CONFIGS.iter().enumerate() {
             let what = format!("{name} on {target} ({backend} {flags:?})");
-            let tool = match runner {
-                Some("firmware") => Some("qemu-system-arm"),
-                r => *r,
-            };
-            if tool.is_some_and(|t| !targets::have(t, &what)) {
+            if !targets::have_runner(*runner, &what) {
                 continue;
             }
             let exe = d.join(format!("exe{k}"));
@@ -107,15 +103,7 @@ fn packed_integer_kernels_match_the_interpreter_on_every_runner() {
             args.extend(["-o", exe.to_str().unwrap()]);
             targets::ok(targets::smelt(&args), &what);
             let out = d.join(format!("out{k}"));
-            std::fs::create_dir_all(&out).unwrap();
-            let run = match runner {
-                Some("firmware") => targets::firmware_cmd(&exe, &d)
-                    .arg("-append")
-                    .arg(format!("--input input.npz -o out{k}"))
-                    .output()
-                    .expect("runs"),
-                _ => targets::run_model(&exe, *runner, &d.join("input.npz"), &out),
-            };
+            let run = targets::run_on(&exe, *runner, &d, "input.npz", &format!("out{k}"));
             targets::ok(run, &what);
             let got = read_npy(&out.join("y.npy"), &Limits::default()).unwrap();
             assert_eq!(got.dtype(), want[0].dtype(), "{what}");

@@ -202,6 +202,112 @@ fn graph_structure() {
 }
 
 #[test]
+fn opsets_outside_what_smelt_follows_are_refused() {
+    check_onnx(
+        "opset_99.onnx",
+        &[],
+        Kind::Parse,
+        &["opset_99.onnx", "opset 99", "smelt supports opsets 1 to"],
+    );
+    // Opset 1 itself is fine (ONNX's own node tests use it), but not an
+    // op ONNX added later.
+    check_onnx(
+        "opset_1_gelu.onnx",
+        &[],
+        Kind::Other,
+        &[
+            "'gelu' (Gelu)",
+            "Gelu does not exist at opset 1",
+            "opset 20",
+        ],
+    );
+}
+
+#[test]
+fn a_model_without_outputs_is_refused() {
+    check_onnx("no_outputs.onnx", &[], Kind::Graph, &["has no outputs"]);
+    // A graph built in code is refused by the library the same way.
+    let opts = smelt::CompileOptions::new(
+        "x86_64-unknown-linux-gnu",
+        smelt::Backend::Cranelift,
+        std::env::temp_dir().join("smelt-robustness-no-outputs"),
+    )
+    .unwrap();
+    let e = smelt::compile(&Graph::new(), &opts).expect_err("a graph without outputs");
+    assert!(e.to_string().contains("has no outputs"), "{e}");
+}
+
+#[test]
+fn nesting_past_the_parser_names_the_depth_limit() {
+    // 40 levels: protobuf's own recursion limit (set from max-depth) stops
+    // reading before the depth can be counted; the error still names it.
+    check_onnx(
+        "nested_if_40.onnx",
+        &[],
+        Kind::Limit("max-depth"),
+        &["nested_if_40.onnx", "nesting depth", "limit of 32"],
+    );
+    let opts = ImportOptions {
+        limits: limits(&[("max-depth", 64)]),
+        ..Default::default()
+    };
+    load(&corpus("nested_if_40.onnx"), &opts).expect("--limit max-depth=64 admits 40 levels");
+}
+
+#[test]
+fn a_value_given_for_an_input_overrides_its_initializer() {
+    // IR >= 4: initializer 'w' is the default of input 'w'.
+    let path = corpus("ok_default_input.onnx");
+    let model = OnnxModel::read(&path, &Limits::default()).unwrap();
+    let s = model.summary();
+    let names = |v: &[smelt_frontend::onnx::DeclaredValue]| -> Vec<String> {
+        v.iter().map(|d| d.name.clone()).collect()
+    };
+    assert_eq!(names(&s.inputs), ["x"]);
+    assert_eq!(names(&s.defaults), ["w"]);
+    let x = Tensor::from_vec(vec![2], vec![1f32, 2.]).unwrap();
+    let run = |g: &Graph| -> Vec<f64> {
+        Interpreter::new(g).run(vec![x.clone()]).unwrap()[0].to_f64_vec()
+    };
+    // Without a value the initializer is used ...
+    let g = load(&path, &ImportOptions::default()).unwrap();
+    assert_eq!(run(&g), [11., 22.]);
+    // ... and a bound value wins over it.
+    let mut opts = ImportOptions::default();
+    let w = Tensor::from_vec(vec![2], vec![100f32, 200.]).unwrap();
+    opts.bind.insert("w".into(), w.clone());
+    let g = load(&path, &opts).unwrap();
+    assert_eq!(run(&g), [101., 202.]);
+    // Before IR 4 every initializer is listed as an input and is a
+    // constant: binding one is refused, not ignored.
+    let path = corpus("ir3_initializer_input.onnx");
+    let model = OnnxModel::read(&path, &Limits::default()).unwrap();
+    assert!(model.summary().defaults.is_empty());
+    let e = refused("ir3", || load(&path, &opts));
+    assert_error("ir3", &e, Kind::Input, &["'w'", "IR version 3"]);
+    // `smelt run --input w=…` overrides the default the same way.
+    let tmp = TempDir::new("default-input");
+    let (xf, wf, out) = (tmp.0.join("x.npy"), tmp.0.join("w.npy"), tmp.0.join("out"));
+    write_npy_f32(&xf, &[2], &[1.0, 2.0]);
+    write_npy_f32(&wf, &[2], &[100.0, 200.0]);
+    let (xa, wa) = (format!("x={}", xf.display()), format!("w={}", wf.display()));
+    let p = corpus("ok_default_input.onnx");
+    let (code, _, stderr) = smelt(&[
+        "run",
+        p.to_str().unwrap(),
+        "--input",
+        &xa,
+        "--input",
+        &wa,
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let y = smelt_frontend::npy::read_npy(&out.join("y.npy"), &Limits::default()).unwrap();
+    assert_eq!(y.to_f64_vec(), [101., 202.]);
+}
+
+#[test]
 fn external_data_paths() {
     check_onnx(
         "external_dotdot.onnx",

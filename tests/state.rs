@@ -148,16 +148,7 @@ fn check_exe(backend: &str, target: &str, runner: Option<&str>) {
     write_x(&dir);
     std::fs::create_dir_all(dir.join("out")).unwrap();
     let args = format!("--input x=x.npy --steps {STEPS} -o out");
-    let out = match runner {
-        Some("firmware") => targets::firmware_cmd(&exe, &dir)
-            .args(["-append", &args])
-            .output(),
-        _ => runner_cmd(runner.as_slice(), &exe)
-            .args(args.split(' '))
-            .current_dir(&dir)
-            .output(),
-    }
-    .expect("runs");
+    let out = targets::run_in(&exe, runner, &dir, &args);
     let what = format!("the accumulator on {target} ({backend})");
     ok(out, &what);
     check_y(&dir.join("out"), &what);

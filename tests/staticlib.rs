@@ -14,7 +14,9 @@
 //! are linked into one program (`tests/staticlib/two_models.c`): their
 //! symbols are prefixed (`mlp_run`, `cnn_run`), so they do not clash. Every
 //! output is compared with onnxruntime's. Libraries from the LLVM backend
-//! link and match the same way.
+//! link and match the same way. A gather model's library returns
+//! `SMELT_STATUS_OUT_OF_RANGE` and a fault record for an id past its table
+//! (`tests/staticlib/gather_status.c`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -326,7 +328,8 @@ fn header_is_clean_c99_and_cxx() {
         void go(const void *const *in, void *const *out);\n\
         void go(const void *const *in, void *const *out) {\n\
             (void)dims;\n\
-            mlp_run(in, out, arena);\n\
+            smelt_fault fault;\n\
+            if (mlp_run(in, out, arena, &fault) != SMELT_STATUS_OK) (void)fault.value;\n\
         }\n";
     std::fs::write(dir.join("use.c"), use_it).unwrap();
     for (cc, std) in [("gcc", "-std=c99"), ("g++", "-std=c++11")] {
@@ -618,7 +621,7 @@ fn name_sets_the_symbol_prefix_and_a_bad_name_is_refused() {
     let h = std::fs::read_to_string(dir.join("m.h")).unwrap();
     for want in [
         "extern const smelt_model_info my_net_model;",
-        "void my_net_run(",
+        "int32_t my_net_run(",
         "#define MY_NET_ARENA_BYTES ",
     ] {
         assert!(h.contains(want), "m.h lacks {want:?}");
@@ -694,4 +697,51 @@ fn aarch64_threaded_staticlib_runs_beside_pthreads_under_qemu() {
         &["qemu-aarch64"],
         "aarch64-threads",
     );
+}
+
+/// A failed run-time check through the C API (`tests/staticlib/gather_status.c`):
+/// the library's run returns `SMELT_STATUS_OUT_OF_RANGE` and fills the
+/// fault record (the check, the value, the bounds; the info table names the
+/// node), and `SMELT_STATUS_OK` for in-range ids, with both backends.
+#[test]
+fn a_failed_check_returns_its_status_and_fault_record() {
+    if !have("gcc", "the status check") {
+        return;
+    }
+    let Some(models) = targets::python_models("staticlib", "tests/bounds/make_models.py", &[])
+    else {
+        return;
+    };
+    for backend in ["cranelift", "llvm"] {
+        let dir = scratch(&format!("status-{backend}"));
+        let model = models.join("gather/model.onnx");
+        run_ok(
+            targets::smelt_cmd()
+                .args(targets::compile_args(
+                    &model,
+                    "x86_64-unknown-linux-gnu",
+                    backend,
+                ))
+                .args(["--emit", "staticlib", "-o"])
+                .arg(dir.join("libembed.a")),
+            &format!("smelt compile --backend {backend} --emit staticlib"),
+        );
+        let app = dir.join("gather_status");
+        run_ok(
+            Command::new("gcc")
+                .args(["-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", "-I"])
+                .arg(&dir)
+                .arg(root().join("tests/staticlib/gather_status.c"))
+                .arg("-L")
+                .arg(&dir)
+                .args(["-lembed", "-o"])
+                .arg(&app),
+            &format!("{backend}: gcc gather_status.c"),
+        );
+        run_ok(
+            &mut Command::new(&app),
+            &format!("{backend}: gather_status"),
+        );
+    }
+    let _ = std::fs::remove_dir_all(&models);
 }

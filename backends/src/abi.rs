@@ -14,9 +14,10 @@
 pub struct ModelSymbols {
     /// The `const smelt_model_info` table.
     pub info: String,
-    /// `void run(const void *const *inputs, void *const *outputs, void
-    /// *arena)`, or with a fourth parameter `void *state` (see
-    /// [`ModelSymbols::takes_state`]).
+    /// `int32_t run(const void *const *inputs, void *const *outputs, void
+    /// *arena, smelt_fault *fault)`, or with `void *state` before the fault
+    /// record (see [`ModelSymbols::takes_state`]); it returns the status
+    /// (0, or 1 when a run-time check failed).
     pub run: String,
     /// `void init(void *state)`, which writes the initial state (defined
     /// when the entry point takes the state buffer).

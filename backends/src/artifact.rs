@@ -216,6 +216,8 @@ fn model_header(l: &Lowered, target: Target, name: &str) -> String {
         state_bytes: l.plan.state_bytes,
         state_align: crate::plan::ALIGN,
         threads: l.program.threads.max(1),
+        checks: l.program.checks.len(),
+        unchecked: l.program.unchecked,
     })
 }
 
@@ -284,6 +286,8 @@ pub struct BuildOptions<'a> {
     /// [`crate::kernel::MIN_PARALLEL_WORK`]; tests pass 1 to run even tiny
     /// models' loops in parallel).
     pub min_work: u64,
+    /// Make no run-time checks (`--unchecked`; see [`Schedule::unchecked`]).
+    pub unchecked: bool,
 }
 
 impl<'a> BuildOptions<'a> {
@@ -297,6 +301,7 @@ impl<'a> BuildOptions<'a> {
             memory: MemoryMap::default(),
             threads: 1,
             min_work: 0,
+            unchecked: false,
         }
     }
 }
@@ -355,6 +360,7 @@ pub fn build_for(
         memory: _,
         threads,
         min_work,
+        unchecked,
     } = *opts;
     let target = spec.target;
     let memory = &spec.memory;
@@ -371,6 +377,7 @@ pub fn build_for(
         shape: spec.vector,
         threads,
         min_work,
+        unchecked,
     };
     let lowered = lower_for_codegen(graph, &schedule)?;
     let obj = codegen(&lowered, spec, backend, emit, model_name, &symbols)?;

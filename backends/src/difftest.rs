@@ -656,7 +656,7 @@ int main(void) {
         return 2;
     const void *ins[3] = {x, a, b};
     void *outs[3] = {y, z, w};
-    smelt_model_run(ins, outs, arena, 0);
+    if (smelt_model_run(ins, outs, arena, 0, 0) != SMELT_STATUS_OK) return 3;
     fwrite(y, 4, 2 * N, stdout);
     fwrite(z, 4, 2 * N, stdout);
     fwrite(w, 8, 2 * N, stdout);
@@ -788,7 +788,7 @@ int main(void) {
         return 2;
     const void *ins[1] = {0};
     void *outs[1] = {y};
-    smelt_model_run(ins, outs, arena, 0);
+    if (smelt_model_run(ins, outs, arena, 0, 0) != SMELT_STATUS_OK) return 3;
     fwrite(y, 1, (size_t) n, stdout);
     return 0;
 }

@@ -333,12 +333,16 @@ pub fn cast(from: Scalar, to: Scalar, x: &V) -> V {
         (true, false) => {
             let v = x.f();
             V::I(norm(
+                // Saturating at the bounds of the target type (NaN to 0),
+                // like the code generators.
                 match to {
                     Scalar::I64 => v as i64,
                     Scalar::U64 => v as u64 as i64,
-                    // Narrow unsigned types convert signed, like the
-                    // code generators (`fptosi.sat` to i32, then truncated).
                     Scalar::U32 => v as u32 as i64,
+                    Scalar::I16 => v as i16 as i64,
+                    Scalar::U16 => v as u16 as i64,
+                    Scalar::I8 => v as i8 as i64,
+                    Scalar::U8 => v as u8 as i64,
                     _ => v as i32 as i64,
                 },
                 to,
@@ -355,6 +359,9 @@ pub struct Eval<'a> {
     vars: Vec<V>,
     /// The buffers; [`Eval::new`] fills in the program's constants.
     pub mem: HashMap<Buf, Vec<u8>>,
+    /// The first failed [`Stmt::Check`] (its number and the value), which
+    /// stops the run as it stops generated code.
+    pub fault: Option<(u32, i64)>,
 }
 
 impl<'a> Eval<'a> {
@@ -367,6 +374,7 @@ impl<'a> Eval<'a> {
             p,
             vars: vec![V::I(0); p.vars.len()],
             mem,
+            fault: None,
         }
     }
 
@@ -414,8 +422,18 @@ impl<'a> Eval<'a> {
     /// Runs `body`.
     pub fn stmts(&mut self, body: &[Stmt]) {
         for s in body {
+            if self.fault.is_some() {
+                return;
+            }
             match s {
                 Stmt::Set(v, e) => self.vars[v.0 as usize] = self.expr(e),
+                Stmt::Check { value, check } => {
+                    let v = self.expr(value).i();
+                    let c = &self.p.checks[*check as usize];
+                    if !(c.lo..c.hi).contains(&v) {
+                        self.fault = Some((*check, v));
+                    }
+                }
                 Stmt::Store { buf, index, value } | Stmt::VStore { buf, index, value } => {
                     let ty = self.p.ty(value);
                     let n = ty.bytes() as usize;
@@ -435,7 +453,7 @@ impl<'a> Eval<'a> {
                 } => {
                     let (s, e) = (self.expr(start).i(), self.expr(end).i());
                     let mut k = s;
-                    while k < e {
+                    while k < e && self.fault.is_none() {
                         self.vars[var.0 as usize] = V::I(k);
                         self.stmts(body);
                         k = self.vars[var.0 as usize].i() + 1;

@@ -99,8 +99,11 @@ use std::convert::Infallible;
 
 use smelt_ir::Bytes;
 
+mod check;
 pub mod half;
 mod print;
+
+pub use check::CheckInfo;
 
 /// Scalar element types the kernel IR computes with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -540,6 +543,19 @@ pub enum Stmt {
     },
     /// Copies bytes between buffers (a `memcpy`).
     Copy(MemCopy),
+    /// Fails the run unless `lo <= value < hi`, the bounds of
+    /// [`Program::checks`]`[check]`: the run function stops there, fills
+    /// the caller's fault record (the check, `value`, the bounds) and
+    /// returns a non-zero status (see `runtime/include/smelt_model.h`).
+    /// `value` is an `I64` expression. Never inside a [`Stmt::Parallel`]
+    /// loop (the verifier refuses one there), so only the run function
+    /// itself ever returns a fault and threaded kernels need no fault path.
+    Check {
+        /// The run-time value checked (`I64`).
+        value: Expr,
+        /// Its entry in [`Program::checks`].
+        check: u32,
+    },
 }
 
 /// What a [`Stmt::Copy`] copies: `bytes` bytes from `src` at byte offset
@@ -652,7 +668,7 @@ impl Stmt {
     /// (not those of nested bodies: see [`Stmt::for_each_body`]).
     pub fn for_each_expr<'a>(&'a self, mut f: impl FnMut(&'a Expr)) {
         match self {
-            Stmt::Set(_, e) | Stmt::If(e, ..) => f(e),
+            Stmt::Set(_, e) | Stmt::If(e, ..) | Stmt::Check { value: e, .. } => f(e),
             Stmt::Store { index, value, .. } | Stmt::VStore { index, value, .. } => {
                 f(index);
                 f(value);
@@ -675,7 +691,11 @@ impl Stmt {
                 f(t);
                 f(e);
             }
-            Stmt::Set(..) | Stmt::Store { .. } | Stmt::VStore { .. } | Stmt::Copy(_) => {}
+            Stmt::Set(..)
+            | Stmt::Store { .. }
+            | Stmt::VStore { .. }
+            | Stmt::Copy(_)
+            | Stmt::Check { .. } => {}
         }
     }
 
@@ -714,6 +734,10 @@ impl Stmt {
                 body,
             } => Stmt::for_loop(var, f(start)?, f(end)?, body),
             Stmt::If(c, t, e) => Stmt::If(f(c)?, t, e),
+            Stmt::Check { value, check } => Stmt::Check {
+                value: f(value)?,
+                check,
+            },
             par @ Stmt::Parallel { .. } => par,
             Stmt::Copy(c) => Stmt::Copy(MemCopy {
                 dst_off: f(c.dst_off)?,
@@ -749,9 +773,11 @@ impl Stmt {
                 body: f(body)?,
             },
             Stmt::If(c, t, e) => Stmt::If(c, f(t)?, f(e)?),
-            other @ (Stmt::Set(..) | Stmt::Store { .. } | Stmt::VStore { .. } | Stmt::Copy(_)) => {
-                other
-            }
+            other @ (Stmt::Set(..)
+            | Stmt::Store { .. }
+            | Stmt::VStore { .. }
+            | Stmt::Copy(_)
+            | Stmt::Check { .. }) => other,
         })
     }
 }
@@ -781,6 +807,15 @@ pub struct Program {
     /// The least work per thread of a parallel loop; 0 means
     /// [`MIN_PARALLEL_WORK`] (tests set 1 to split even tiny loops).
     pub parallel_min_work: u64,
+    /// The run-time checks [`Stmt::Check`] refers to, in the order the
+    /// model's info table lists them.
+    pub checks: Vec<CheckInfo>,
+    /// The node being lowered (its name and op), which [`Program::check`]
+    /// names in the checks it makes.
+    pub site: (String, String),
+    /// Make no run-time checks (`--unchecked`): [`Program::check`] gives
+    /// nothing, and indices are only clamped.
+    pub unchecked: bool,
 }
 
 /// The least work (multiply-adds or element operations) a parallel loop
@@ -1080,7 +1115,7 @@ pub fn assigns(body: &[Stmt], v: Var) -> bool {
             *var == v || assigns(body, v)
         }
         Stmt::If(_, t, e) => assigns(t, v) || assigns(e, v),
-        Stmt::Store { .. } | Stmt::VStore { .. } | Stmt::Copy(_) => false,
+        Stmt::Store { .. } | Stmt::VStore { .. } | Stmt::Copy(_) | Stmt::Check { .. } => false,
     })
 }
 
@@ -1107,7 +1142,11 @@ fn assigned(body: &[Stmt], out: &mut Vec<Var>) {
             Stmt::Set(v, _) | Stmt::For { var: v, .. } | Stmt::Parallel { var: v, .. } => {
                 out.push(*v)
             }
-            Stmt::If(..) | Stmt::Store { .. } | Stmt::VStore { .. } | Stmt::Copy(_) => {}
+            Stmt::If(..)
+            | Stmt::Store { .. }
+            | Stmt::VStore { .. }
+            | Stmt::Copy(_)
+            | Stmt::Check { .. } => {}
         });
     }
 }

@@ -14,7 +14,9 @@ use std::fmt;
 
 use smelt_ir::text::{Cursor, Expected};
 
-use crate::kernel::{BinOp, Buf, CmpOp, Expr, Half, MemCopy, Program, Scalar, Stmt, UnOp, Var};
+use crate::kernel::{
+    BinOp, Buf, CheckInfo, CmpOp, Expr, Half, MemCopy, Program, Scalar, Stmt, UnOp, Var,
+};
 
 /// What went wrong while parsing kernel IR text, and where (the shared
 /// text cursor's error: line, column, what was expected, what was found).
@@ -37,6 +39,26 @@ pub fn parse_program(text: &str) -> Result<Program, KernelParseError> {
         p.c.expect_word("bytes")?;
         let n = usize::try_from(n).map_err(|_| p.expected("a byte count"))?;
         prog.consts.push(vec![0; n]);
+    }
+    while p.c.eat_word("bounds") {
+        let i = p.c.int("a check index")?;
+        if usize::try_from(i).ok() != Some(prog.checks.len()) {
+            return Err(p.expected(&format!("check {}", prog.checks.len())));
+        }
+        p.c.expect(":")?;
+        let node = p.c.string()?;
+        let op = p.c.string()?;
+        let what = p.c.string()?;
+        let lo = p.c.int("the least valid value")?;
+        p.c.expect("..")?;
+        let hi = p.c.int("one past the greatest valid value")?;
+        prog.checks.push(CheckInfo {
+            node,
+            op,
+            what,
+            lo,
+            hi,
+        });
     }
     prog.body = p.stmts()?;
     p.c.ws();
@@ -294,6 +316,14 @@ impl<'a> Parser<'a> {
                 };
                 Ok(Stmt::If(c, t, e))
             }
+            "check" => {
+                self.c.pos += 5;
+                let check = self.c.int("a check index")?;
+                let check = u32::try_from(check).map_err(|_| self.expected("a check index"))?;
+                self.c.expect(":")?;
+                let value = self.expr()?;
+                Ok(Stmt::Check { value, check })
+            }
             "copy" => {
                 self.c.pos += 4;
                 let dst = self.some_buf()?;
@@ -538,7 +568,10 @@ mod tests {
     #[test]
     fn printed_programs_parse_back() {
         let text = "const 0: 16 bytes\n\
+                    bounds 0: \"embed\" \"Gather\" \"index\" -10..10\n\
                     v0: f32 = 0.0f32\n\
+                    v4: i64 = cast<i64>(in1:i32[0i64])\n\
+                    check 0: v4\n\
                     for v1 in 0i64..4i64 {\n  \
                       v0: f32 = muladd(in0:f32[v1], const0:f32[Sub(3i64, v1)], v0)\n  \
                       v2: f32x4 = Add(in0:f32x4[Mul(v1, 4i64)..], splat<4>(-1.5e-7f32))\n  \
@@ -555,7 +588,17 @@ mod tests {
                     copy out0+0i64 <- arena@0+Mul(4i64, 2i64), 16i64 bytes\n";
         let p = parse_program(text).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(p.print(), text);
-        assert_eq!(p.vars, [Scalar::F32, Scalar::I64, Scalar::F32, Scalar::I64]);
+        assert_eq!(
+            p.vars,
+            [
+                Scalar::F32,
+                Scalar::I64,
+                Scalar::F32,
+                Scalar::I64,
+                Scalar::I64
+            ]
+        );
+        assert_eq!((p.checks[0].node.as_str(), p.checks[0].lo), ("embed", -10));
         assert_eq!(p.var_lane_count(Var(2)), 4);
     }
 

@@ -142,7 +142,7 @@ fn visit(s: &Stmt, var: &mut impl FnMut(Var), buf: &mut impl FnMut(Buf), size: &
                 buf(c.dst);
                 buf(c.src);
             }
-            Stmt::If(..) => {}
+            Stmt::If(..) | Stmt::Check { .. } => {}
         }
         st.for_each_expr(|e| visit_expr(e, var, buf, size));
     });

@@ -99,6 +99,7 @@ pub fn verify(
         sizes,
         defined: HashSet::new(),
         parallel_legal,
+        in_parallel: false,
     };
     v.stmts(&p.body, true).map_err(|(s, kind)| VerifyError {
         pass,
@@ -123,6 +124,9 @@ struct Verifier<'a> {
     /// (the lowering sets accumulators in every path it reads them from).
     defined: HashSet<Var>,
     parallel_legal: bool,
+    /// Inside a [`Stmt::Parallel`] body, where a [`Stmt::Check`] may not be
+    /// (an outlined task has no fault path).
+    in_parallel: bool,
 }
 
 fn ty_err(m: String) -> VerifyErrorKind {
@@ -186,21 +190,20 @@ impl<'a> Verifier<'a> {
                     ))));
                 }
                 self.counter(*var).map_err(Ok)?;
-                if self.parallel_legal {
-                    if !top {
-                        return Err(Ok(VerifyErrorKind::Parallel(
-                            "a parallel loop is nested in another statement".into(),
-                        )));
-                    }
-                    // The outlined body sees only its counter and what it sets.
-                    let outer = std::mem::replace(&mut self.defined, HashSet::from([*var]));
-                    let r = self.stmts(body, false);
-                    let inner = std::mem::replace(&mut self.defined, outer);
-                    self.defined.extend(inner);
-                    r.map_err(Err)?;
-                } else {
-                    self.defined.insert(*var);
-                    self.stmts(body, false).map_err(Err)?;
+                let was = std::mem::replace(&mut self.in_parallel, true);
+                let r = self.parallel(*var, body, top);
+                self.in_parallel = was;
+                r?;
+            }
+            Stmt::Check { value, check } => {
+                self.index(value).map_err(Ok)?;
+                if self.p.checks.get(*check as usize).is_none() {
+                    return Err(Ok(ty_err(format!("check {check} is not declared"))));
+                }
+                if self.in_parallel {
+                    return Err(Ok(VerifyErrorKind::Parallel(
+                        "a run-time check is inside a parallel loop".into(),
+                    )));
                 }
             }
             Stmt::If(c, t, e) => {
@@ -223,6 +226,33 @@ impl<'a> Verifier<'a> {
                     self.bounds(c.src, &c.src_off, 1, n).map_err(Ok)?;
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// The body of a parallel loop: at the top level and reading only what
+    /// it sets when the program must be outlinable (`parallel_legal`).
+    fn parallel(
+        &mut self,
+        var: Var,
+        body: &'a [Stmt],
+        top: bool,
+    ) -> Result<(), Result<VerifyErrorKind, Fail<'a>>> {
+        if self.parallel_legal {
+            if !top {
+                return Err(Ok(VerifyErrorKind::Parallel(
+                    "a parallel loop is nested in another statement".into(),
+                )));
+            }
+            // The outlined body sees only its counter and what it sets.
+            let outer = std::mem::replace(&mut self.defined, HashSet::from([var]));
+            let r = self.stmts(body, false);
+            let inner = std::mem::replace(&mut self.defined, outer);
+            self.defined.extend(inner);
+            r.map_err(Err)?;
+        } else {
+            self.defined.insert(var);
+            self.stmts(body, false).map_err(Err)?;
         }
         Ok(())
     }
@@ -659,5 +689,42 @@ mod tests {
             check(&p).unwrap_err().kind,
             VerifyErrorKind::UndefinedVar(k)
         );
+    }
+
+    /// A run-time check at the top level or in a loop is fine; one inside a
+    /// parallel loop (in any pass: no outlined task has a fault path), of an
+    /// undeclared check or of a non-`i64` value is refused.
+    #[test]
+    fn checks_stay_out_of_parallel_loops() {
+        let mut p = good();
+        let j = p.var(Scalar::I64);
+        let check_j = p.check(var(j), "index", -4, 4);
+        p.body = vec![Stmt::for_loop(j, i(0), i(4), check_j.clone())];
+        assert_eq!(check(&p), Ok(()));
+        p.body = vec![Stmt::Parallel {
+            var: j,
+            extent: 4,
+            body: check_j,
+        }];
+        for legal in [true, false] {
+            let e = verify(&p, &sizes(), "test", legal).unwrap_err();
+            assert!(e.to_string().contains("inside a parallel loop"), "{e}");
+        }
+        p.body = vec![Stmt::Check {
+            value: i(0),
+            check: 1,
+        }];
+        assert!(matches!(
+            check(&p).unwrap_err().kind,
+            VerifyErrorKind::Type(_)
+        ));
+        p.body = vec![Stmt::Check {
+            value: f(0.0, Scalar::F32),
+            check: 0,
+        }];
+        assert!(matches!(
+            check(&p).unwrap_err().kind,
+            VerifyErrorKind::Type(_)
+        ));
     }
 }

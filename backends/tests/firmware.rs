@@ -149,11 +149,12 @@ fn weights_beyond_flash_fail_with_sizes() {
          static const float w[65536] = {1.5f};\n\
          static const uint64_t d[1] = {1};\n\
          static const smelt_tensor_info io[1] = {{\"x\", SMELT_DTYPE_F32, 1, d, 4}};\n\
-         const smelt_model_info smelt_model = {SMELT_ABI_VERSION, 1, 1, io, io, 0, 1, \"big\", 0, 1};\n\
+         const smelt_model_info smelt_model = {SMELT_ABI_VERSION, 1, 1, io, io, 0, 1, \"big\", 0, 1, 0, 0};\n\
          void smelt_model_init(void *state) { (void)state; }\n\
-         void smelt_model_run(const void *const *in, void *const *out, void *arena, void *state) {\n\
-             (void)arena; (void)state; float s = 0; for (int i = 0; i < 65536; i++) s += w[i];\n\
-             *(float *)out[0] = *(const float *)in[0] + s; }\n",
+         int32_t smelt_model_run(const void *const *in, void *const *out, void *arena, void *state,\n\
+             smelt_fault *fault) {\n\
+             (void)arena; (void)state; (void)fault; float s = 0; for (int i = 0; i < 65536; i++) s += w[i];\n\
+             *(float *)out[0] = *(const float *)in[0] + s; return 0; }\n",
     )
     .unwrap();
     let map: MemoryMap = "flash=128K".parse().unwrap();

@@ -74,19 +74,174 @@ fn parse_descr(s: &str) -> Option<(DType, bool)> {
     Some((d, big))
 }
 
-/// Pulls the value of `'key':` out of the header dict literal.
-fn dict_value<'h>(header: &'h str, key: &str) -> Option<&'h str> {
-    let k = format!("'{key}':");
-    let start = header.find(&k)? + k.len();
-    let rest = header[start..].trim_start();
-    let end = if rest.starts_with('(') {
-        rest.find(')')? + 1
-    } else if let Some(quoted) = rest.strip_prefix('\'') {
-        quoted.find('\'')? + 2
-    } else {
-        rest.find([',', '}']).unwrap_or(rest.len())
-    };
-    Some(rest[..end].trim())
+/// What an `.npy` header says.
+struct Header<'h> {
+    descr: &'h str,
+    fortran: bool,
+    dims: Vec<i64>,
+}
+
+/// A cursor over a header's dict literal.
+struct Lexer<'h> {
+    s: &'h str,
+    at: usize,
+}
+
+impl<'h> Lexer<'h> {
+    fn skip_space(&mut self) {
+        let rest = &self.s[self.at..];
+        self.at += rest.len() - rest.trim_start_matches([' ', '\t']).len();
+    }
+
+    /// Consumes `c` after optional spaces.
+    fn eat(&mut self, c: char) -> bool {
+        self.skip_space();
+        if self.s[self.at..].starts_with(c) {
+            self.at += c.len_utf8();
+            true
+        } else {
+            false
+        }
+    }
+
+    /// A quoted string without escapes (`'…'` or `"…"`).
+    fn string(&mut self) -> Option<&'h str> {
+        self.skip_space();
+        let q = self.s[self.at..]
+            .chars()
+            .next()
+            .filter(|c| *c == '\'' || *c == '"')?;
+        let body = &self.s[self.at + 1..];
+        let end = body.find([q, '\\'])?;
+        if !body[end..].starts_with(q) {
+            return None;
+        }
+        self.at += end + 2;
+        Some(&body[..end])
+    }
+
+    /// A word of letters (`True`, `False`).
+    fn word(&mut self) -> &'h str {
+        self.skip_space();
+        let rest = &self.s[self.at..];
+        let n = rest.len()
+            - rest
+                .trim_start_matches(|c: char| c.is_ascii_alphabetic())
+                .len();
+        self.at += n;
+        &rest[..n]
+    }
+
+    /// A decimal dim as Python writes it: digits without a sign or leading
+    /// zeros, optionally the `L` of Python 2.
+    fn dim(&mut self) -> Option<i64> {
+        self.skip_space();
+        let rest = &self.s[self.at..];
+        let n = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        if n == 0 || (n > 1 && rest.starts_with('0')) {
+            return None;
+        }
+        let v = rest[..n].parse().ok()?;
+        self.at += n;
+        if self.s[self.at..].starts_with('L') {
+            self.at += 1;
+        }
+        Some(v)
+    }
+
+    /// A shape tuple: `()`, `(4,)`, `(2, 3)` or `(2, 3,)`; a single dim needs
+    /// its comma (`(4)` is a number, not a tuple).
+    fn shape(&mut self) -> Option<Vec<i64>> {
+        if !self.eat('(') {
+            return None;
+        }
+        let mut dims = Vec::new();
+        loop {
+            if self.eat(')') {
+                return (dims.len() != 1).then_some(dims);
+            }
+            dims.push(self.dim()?);
+            if self.eat(',') {
+                if self.eat(')') {
+                    return Some(dims);
+                }
+            } else if self.eat(')') {
+                return (dims.len() != 1).then_some(dims);
+            } else {
+                return None;
+            }
+        }
+    }
+}
+
+/// Parses a header's dict literal the way NumPy accepts it, strictly: the
+/// keys `descr`, `fortran_order` and `shape` once each in any order, a
+/// quoted `descr`, `True` or `False`, a tuple of non-negative decimal dims,
+/// an optional trailing comma, then only spaces and a final newline. The
+/// runtime's C reader (`runtime/c/npy.c`) follows the same grammar, so
+/// `smelt run` and a compiled program accept exactly the same headers.
+fn parse_header(h: &str) -> std::result::Result<Header<'_>, String> {
+    let shown: String = h.trim_end().chars().take(120).collect();
+    let bad = |what: &str| format!("malformed .npy header ({what}): {shown}");
+    let mut lx = Lexer { s: h, at: 0 };
+    if !h.starts_with('{') {
+        return Err(bad("it is not a dict"));
+    }
+    lx.at = 1;
+    let (mut descr, mut fortran, mut dims) = (None, None, None);
+    loop {
+        if lx.eat('}') {
+            break;
+        }
+        let key = lx.string().ok_or_else(|| bad("expected a quoted key"))?;
+        if !lx.eat(':') {
+            return Err(bad("expected ':' after a key"));
+        }
+        let fresh = match key {
+            "descr" => {
+                let d = lx
+                    .string()
+                    .ok_or_else(|| bad("'descr' is not a quoted dtype"))?;
+                descr.replace(d).is_none()
+            }
+            "fortran_order" => {
+                let f = match lx.word() {
+                    "True" => true,
+                    "False" => false,
+                    _ => return Err(bad("'fortran_order' is not True or False")),
+                };
+                fortran.replace(f).is_none()
+            }
+            "shape" => {
+                let s = lx
+                    .shape()
+                    .ok_or_else(|| bad("'shape' is not a tuple of dims"))?;
+                dims.replace(s).is_none()
+            }
+            _ => return Err(bad(&format!("unexpected key '{key}'"))),
+        };
+        if !fresh {
+            return Err(bad(&format!("'{key}' is given twice")));
+        }
+        if !lx.eat(',') {
+            if lx.eat('}') {
+                break;
+            }
+            return Err(bad("expected ',' or '}'"));
+        }
+    }
+    let tail = &h[lx.at..];
+    if !tail.trim_end_matches('\n').chars().all(|c| c == ' ') {
+        return Err(bad("text after the dict"));
+    }
+    match (descr, fortran, dims) {
+        (Some(descr), Some(fortran), Some(dims)) => Ok(Header {
+            descr,
+            fortran,
+            dims,
+        }),
+        _ => Err(bad("it needs 'descr', 'fortran_order' and 'shape'")),
+    }
 }
 
 /// Decodes an `.npy` image held in memory; `path` names it in errors.
@@ -121,26 +276,19 @@ pub fn decode(bytes: &[u8], path: &Path, limits: &Limits) -> Result<Tensor> {
         .ok_or_else(|| perr(path, "truncated .npy header"))?;
     let header =
         std::str::from_utf8(header).map_err(|_| perr(path, "the .npy header is not text"))?;
-    let d =
-        dict_value(header, "descr").ok_or_else(|| perr(path, "the .npy header has no 'descr'"))?;
-    let d = d.trim_matches('\'');
+    let Header {
+        descr: d,
+        fortran,
+        dims,
+    } = parse_header(header).map_err(|m| perr(path, m))?;
     let (dtype, big) =
         parse_descr(d).ok_or_else(|| perr(path, format!("unsupported .npy dtype '{d}'")))?;
-    if dict_value(header, "fortran_order").is_some_and(|v| v.starts_with("True")) {
+    // The layout matters only with two or more dims above 1.
+    if fortran && dims.iter().filter(|&&v| v > 1).count() > 1 {
         return Err(perr(
             path,
             "Fortran-order arrays are not supported; save a C-order array (np.ascontiguousarray)",
         ));
-    }
-    let s =
-        dict_value(header, "shape").ok_or_else(|| perr(path, "the .npy header has no 'shape'"))?;
-    let inner = s.trim_start_matches('(').trim_end_matches(')');
-    let mut dims = Vec::new();
-    for part in inner.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let v: i64 = part
-            .parse()
-            .map_err(|_| perr(path, format!("bad dim '{part}' in the .npy shape")))?;
-        dims.push(v);
     }
     let shape = checked::dims(&dims, limits.max_rank, &|| path.display().to_string())?;
     // The one size function (`.npy` data is dense); its overflow is
@@ -255,27 +403,40 @@ pub fn write_npy(path: &Path, t: &Tensor) -> Result<()> {
 /// Reads every array of an `.npz` archive, in archive order, named without
 /// the `.npy` suffix.
 pub fn read_npz(path: &Path, limits: &Limits) -> Result<Vec<(String, Tensor)>> {
-    let bytes = read_file(path, limits)?;
-    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes))
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    if !std::fs::metadata(path).map_err(io)?.is_file() {
+        return Err(perr(path, "not a file"));
+    }
+    // The archive's directory (read from the end of the file) comes first:
+    // every entry's sizes are checked before any entry's data is read.
+    let file = std::io::BufReader::new(std::fs::File::open(path).map_err(io)?);
+    let mut zip = zip::ZipArchive::new(file)
         .map_err(|e| perr(path, format!("not a valid .npz archive ({e})")))?;
-    let mut out = Vec::with_capacity(zip.len());
+    let cap = limits.max_tensor_bytes.saturating_add(MAX_HEADER as u64);
+    let entry_err = |i: usize, e: zip::result::ZipError| perr(path, format!("entry {i}: {e}"));
     for i in 0..zip.len() {
-        let mut f = zip
-            .by_index(i)
-            .map_err(|e| perr(path, format!("entry {i}: {e}")))?;
-        let name = f
-            .name()
-            .map_err(|e| perr(path, format!("entry {i}: {e}")))?
-            .to_string();
-        let cap = limits.max_tensor_bytes.saturating_add(MAX_HEADER as u64);
-        if f.size() > cap {
+        let f = zip.by_index_raw(i).map_err(|e| entry_err(i, e))?;
+        let size = f.size().max(f.compressed_size());
+        if size > cap {
+            let name = f
+                .name()
+                .map(|n| n.to_string())
+                .unwrap_or_else(|_| "?".into());
             return Err(Error::Limit {
                 what: format!("entry '{name}' of {}", path.display()),
-                value: f.size(),
+                value: size,
                 limit: cap,
                 key: "max-tensor-bytes",
             });
         }
+    }
+    let mut out = Vec::with_capacity(zip.len());
+    for i in 0..zip.len() {
+        let mut f = zip.by_index(i).map_err(|e| entry_err(i, e))?;
+        let name = f.name().map_err(|e| entry_err(i, e))?.to_string();
         let mut buf = Vec::new();
         // `take` bounds what a lying size field can make us allocate.
         (&mut f)

@@ -50,7 +50,8 @@ pub trait Elem:
     /// Converts to `f64` (rounding for 64-bit integers beyond 2^53).
     fn to_f64(self) -> f64;
     /// Converts from `f64` the way ONNX `Cast` does: floats round to nearest,
-    /// integers truncate toward zero and wrap (NaN becomes 0), bool is `x != 0`.
+    /// integers truncate toward zero and saturate at the type's bounds (NaN
+    /// becomes 0), bool is `x != 0`.
     fn from_f64(v: f64) -> Self;
     /// Converts to `i64` (floats truncate toward zero).
     fn to_i64(self) -> i64;
@@ -100,13 +101,11 @@ macro_rules! int_elem {
                 self as f64
             }
             fn from_f64(v: f64) -> Self {
-                // Truncate toward zero, then wrap modulo 2^bits like C/NumPy casts
-                // of in-range values; out-of-range values wrap through i128.
-                if v.is_nan() {
-                    0
-                } else {
-                    (v.trunc() as i128) as $t
-                }
+                // Truncate toward zero and saturate at the type's bounds, NaN
+                // to 0 (Rust's `as`): ONNX leaves out-of-range casts
+                // undefined and the generated code saturates
+                // (docs/semantics.md).
+                v as $t
             }
             fn to_i64(self) -> i64 {
                 self as i64
@@ -553,7 +552,8 @@ pub trait Int: Elem + Ord {
     fn wsub(self, o: Self) -> Self;
     /// Wrapping multiplication.
     fn wmul(self, o: Self) -> Self;
-    /// Truncating division; `None` on division by zero.
+    /// Truncating division (`MIN / -1` wraps to `MIN`); `None` on division
+    /// by zero.
     fn cdiv(self, o: Self) -> Option<Self>;
     /// C remainder (sign of the dividend); `None` on division by zero.
     fn crem(self, o: Self) -> Option<Self>;

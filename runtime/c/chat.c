@@ -91,7 +91,8 @@ static void parse_chat_args(const struct ctx *c, int argc, char **argv, struct c
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         if (cstr_eq(a, "-h") || cstr_eq(a, "--help")) {
-            struct out so = {PLAT_STDOUT, 0, {0}};
+            struct out so;
+            out_open(&so, PLAT_STDOUT);
             chat_usage(c, &so);
             out_flush(&so);
             plat_exit(0);
@@ -150,6 +151,11 @@ static int feed(struct chat_run *r, const uint32_t *ids, uint64_t n, int prompt)
     if (n > r->limit - smelt_llm_n_past(r->llm)) return -1;
     uint64_t t0 = plat_now_ns();
     int e = smelt_llm_feed(r->llm, ids, n);
+    if (e == SMELT_LLM_E_RANGE) {
+        const smelt_model_info *m;
+        const smelt_fault *f = smelt_llm_fault(r->llm, &m);
+        die_fault(r->c, m, f);
+    }
     if (e) die(r->c, "the model refused the tokens (%d)", (int64_t)e);
     uint64_t dt = plat_now_ns() - t0;
     if (prompt) r->prompt_ns += dt, r->n_prompt += n;
@@ -323,7 +329,8 @@ static uint32_t generate(struct chat_run *r, const struct chat_opts *opts, struc
         if (pending != SMELT_TOK_NONE) {
             if (feed(r, &pending, 1, 0)) {
                 out_flush(o);
-                struct out e = {PLAT_STDERR, 0, {0}};
+                struct out e;
+                out_open(&e, PLAT_STDERR);
                 out_printf(&e, "\n%s: the context is full (%u tokens); stopping\n", c->prog, r->limit);
                 out_flush(&e);
                 break;
@@ -447,13 +454,15 @@ static int smelt_main(int argc, char **argv) {
         uint32_t vocab = smelt_llm_vocab(r.llm);
         for (uint64_t i = 0; i < n; i++) ids[i] = (uint32_t)((i * 7919 + 13) % vocab);
         if (feed(&r, ids, n, 1)) die(c, "--bench-prompt %u does not fit the context of %u tokens", n, r.limit);
-        struct out o = {PLAT_STDOUT, 0, {0}};
+        struct out o;
+        out_open(&o, PLAT_STDOUT);
         generate(&r, &opts, &o);
         bench_line(&o, &r);
         return 0;
     }
 
-    struct out o = {PLAT_STDOUT, 0, {0}};
+    struct out o;
+    out_open(&o, PLAT_STDOUT);
     /* Turns from stdin: without -p when stdin is not a terminal, or with
        --interactive. */
     int from_stdin = (!opts.prompt && !opts.bench) || opts.interactive;
@@ -495,7 +504,8 @@ static int smelt_main(int argc, char **argv) {
         }
         uint64_t n = 0;
         uint32_t *ids = encode(&r, t.p ? t.p : "", t.len, flags, &n);
-        struct out v = {PLAT_STDERR, 0, {0}};
+        struct out v;
+        out_open(&v, PLAT_STDERR);
         if (opts.verbose_prompt) out_str(&v, "prompt:");
         if (turn == 0 && opts.chat) {
             /* BOS as the tokenizer adds it, unless the template wrote it;

@@ -7,11 +7,23 @@
  * arguments, printed like "f32[2, 3]", the way smelt prints types).
  */
 
+/* A writer to a file descriptor, or with fd OUT_MEMORY a formatter into
+   `buf` alone: what does not fit is dropped and `truncated` set, so a caller
+   building a path or a header can refuse rather than use a cut string. */
 struct out {
     int fd;
     unsigned len;
     char buf[4096];
+    int truncated;
 };
+
+#define OUT_MEMORY (-1)
+
+static void out_open(struct out *o, int fd) {
+    o->fd = fd;
+    o->len = 0;
+    o->truncated = 0;
+}
 
 static void write_all(int fd, const void *p, uint64_t n) {
     const char *c = p;
@@ -29,6 +41,10 @@ static void out_flush(struct out *o) {
 }
 
 static void out_bytes(struct out *o, const char *p, uint64_t n) {
+    if (o->fd == OUT_MEMORY && n > sizeof o->buf - o->len) {
+        n = sizeof o->buf - o->len;
+        o->truncated = 1;
+    }
     if (n > sizeof o->buf - o->len) {
         out_flush(o);
         if (n > sizeof o->buf) {
@@ -209,8 +225,7 @@ struct ctx {
 
 /* Starts a message "PROG: error: " on stderr in `o`. */
 static void err_start(struct out *o, const struct ctx *c) {
-    o->fd = PLAT_STDERR;
-    o->len = 0;
+    out_open(o, PLAT_STDERR);
     out_str(o, c->prog);
     out_str(o, ": error: ");
 }
@@ -234,3 +249,20 @@ __attribute__((noreturn)) static void die_status(const struct ctx *c, int status
 }
 
 #define die(c, ...) die_status(c, 1, __VA_ARGS__)
+
+/* The exit status of a run that failed a run-time check (a bad index or
+   token id in the inputs): distinct from 1 (any other error) and from the
+   firmware's 70 (a fault exception), so scripts can tell them apart. */
+#define EXIT_OUT_OF_RANGE 65
+
+/* Prints "PROG: error: node 'NAME' (OP): index V out of range [LO, HI)" for
+   the failed check `f` of model `m` and exits with EXIT_OUT_OF_RANGE. */
+__attribute__((noreturn)) static void die_fault(const struct ctx *c, const smelt_model_info *m, const smelt_fault *f) {
+    if (m && f->check < m->num_checks) {
+        const smelt_check_info *k = &m->checks[f->check];
+        die_status(c, EXIT_OUT_OF_RANGE, "node '%s' (%s): %s %d out of range [%d, %d)", k->node, k->op, k->what,
+                   f->value, f->lo, f->hi);
+    }
+    die_status(c, EXIT_OUT_OF_RANGE, "run-time check %u failed: value %d out of range [%d, %d)", (uint64_t)f->check,
+               f->value, f->lo, f->hi);
+}

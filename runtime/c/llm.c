@@ -27,6 +27,8 @@ struct smelt_llm {
     smelt_tok_stream stream;
     smelt_rng rng;
     void *arena, *state;
+    smelt_fault fault;                 /* the last failed step's */
+    const smelt_model_info *fault_model; /* and its model */
     float *logits;
     int64_t *tokens, *pos;
     uint32_t *history;
@@ -225,8 +227,9 @@ SMELT_LLM_API int smelt_llm_tokenize(smelt_llm *l, const char *text, size_t len,
     return e == SMELT_TOK_OK ? SMELT_LLM_OK : e == SMELT_TOK_E_SPACE ? SMELT_LLM_E_MEMORY : SMELT_LLM_E_TOKENIZER;
 }
 
-/* One step of n tokens (the prefill step when n > 1) at the cache's end. */
-static void llm_step(smelt_llm *l, const uint32_t *ids, uint32_t n) {
+/* One step of n tokens (the prefill step when n > 1) at the cache's end:
+   SMELT_LLM_OK, or SMELT_LLM_E_RANGE with l->fault filled. */
+static int llm_step(smelt_llm *l, const uint32_t *ids, uint32_t n) {
     const void *in[2];
     void *out[1];
     for (uint32_t i = 0; i < n; i++) {
@@ -238,9 +241,19 @@ static void llm_step(smelt_llm *l, const uint32_t *ids, uint32_t n) {
     in[idx[0]] = l->tokens;
     in[idx[1]] = l->pos;
     out[0] = l->logits;
-    if (n > 1) l->m.prefill_run(in, out, l->arena, l->state);
-    else l->m.decode_run(in, out, l->arena, l->state);
+    int32_t st = n > 1 ? l->m.prefill_run(in, out, l->arena, l->state, &l->fault)
+                       : l->m.decode_run(in, out, l->arena, l->state, &l->fault);
+    if (st != SMELT_STATUS_OK) {
+        l->fault_model = n > 1 ? l->m.prefill : l->m.decode;
+        return SMELT_LLM_E_RANGE;
+    }
     l->n_past += n;
+    return SMELT_LLM_OK;
+}
+
+SMELT_LLM_API const smelt_fault *smelt_llm_fault(const smelt_llm *l, const smelt_model_info **model) {
+    if (model) *model = l->fault_model;
+    return &l->fault;
 }
 
 SMELT_LLM_API int smelt_llm_feed(smelt_llm *l, const uint32_t *ids, size_t n) {
@@ -248,9 +261,10 @@ SMELT_LLM_API int smelt_llm_feed(smelt_llm *l, const uint32_t *ids, size_t n) {
     for (size_t i = 0; i < n; i++)
         if (ids[i] >= l->vocab) return SMELT_LLM_E_TOKENIZER;
     size_t i = 0;
-    for (; l->chunk > 1 && n - i >= l->chunk; i += l->chunk) llm_step(l, ids + i, l->chunk);
-    for (; i < n; i++) llm_step(l, ids + i, 1);
-    return SMELT_LLM_OK;
+    int e = SMELT_LLM_OK;
+    for (; !e && l->chunk > 1 && n - i >= l->chunk; i += l->chunk) e = llm_step(l, ids + i, l->chunk);
+    for (; !e && i < n; i++) e = llm_step(l, ids + i, 1);
+    return e;
 }
 
 SMELT_LLM_API uint32_t smelt_llm_sample(smelt_llm *l, const smelt_sampler *s) {

@@ -69,11 +69,11 @@ extern const uint8_t smelt_llm_descriptor[];
 
 extern const smelt_model_info smelt_decode_model;
 void smelt_decode_init(void *state);
-void smelt_decode_run(const void *const *inputs, void *const *outputs, void *arena, void *state);
+int32_t smelt_decode_run(const void *const *inputs, void *const *outputs, void *arena, void *state, smelt_fault *fault);
 
 /* Weak: a chat executable for a microcontroller has no prefill model. */
 extern const smelt_model_info smelt_prefill_model __attribute__((weak));
-void smelt_prefill_run(const void *const *inputs, void *const *outputs, void *arena, void *state)
-    __attribute__((weak));
+int32_t smelt_prefill_run(const void *const *inputs, void *const *outputs, void *arena, void *state,
+                          smelt_fault *fault) __attribute__((weak));
 
 #endif

@@ -9,7 +9,9 @@
  * smelt_model_run --steps times (setting the --step-input input to its step
  * number before each), and writes DIR/<name>.npy per output
  * or prints a summary line per output. Every failure is one line on stderr,
- * "PROG: error: ...", with exit status 1 (2 for a malformed command line).
+ * "PROG: error: ...", with exit status 1 (2 for a malformed command line,
+ * EXIT_OUT_OF_RANGE = 65 for a run that failed a run-time check: "node
+ * 'embed' (Gather): index 40000 out of range [-30522, 30522)").
  */
 
 static void usage(const struct ctx *c, struct out *o) {
@@ -56,6 +58,7 @@ static void check_model(const struct ctx *c) {
         die(c, "internal error: the model's arena alignment %u is not a power of two", m->arena_align);
     if (m->state_bytes && (m->state_align == 0 || (m->state_align & (m->state_align - 1))))
         die(c, "internal error: the model's state alignment %u is not a power of two", m->state_align);
+    if (m->num_checks && !m->checks) die(c, "internal error: the model lists %u checks but no table", (uint64_t)m->num_checks);
     for (uint32_t k = 0; k < m->num_inputs + m->num_outputs; k++) {
         const smelt_tensor_info *t = k < m->num_inputs ? &m->inputs[k] : &m->outputs[k - m->num_inputs];
         const struct dtype_desc *d = dtype_find(t->dtype);
@@ -93,8 +96,7 @@ static int64_t find_input(const char *name) {
 
 __attribute__((noreturn)) static void die_unknown(const struct ctx *c, const char *name) {
     struct out o;
-    o.fd = PLAT_STDERR;
-    o.len = 0;
+    out_open(&o, PLAT_STDERR);
     out_printf(&o, "%s: error: the model has no input '%s' (its inputs: ", c->prog, name);
     for (uint32_t i = 0; i < smelt_model.num_inputs; i++)
         out_printf(&o, "%s%s", i ? ", " : "", smelt_model.inputs[i].name);
@@ -131,13 +133,12 @@ static void safe_file_name(struct out *o, const char *name) {
 /* DIR/<safe name>.npy into a fresh buffer. */
 static char *output_path(const struct ctx *c, const char *dir, const char *name) {
     struct out o;
-    o.fd = -1;
-    o.len = 0;
+    out_open(&o, OUT_MEMORY);
     out_str(&o, dir);
     if (o.len && o.buf[o.len - 1] != '/') out_char(&o, '/');
     safe_file_name(&o, name);
     out_str(&o, ".npy");
-    if (o.len >= sizeof o.buf - 1) die(c, "the output path for '%s' is too long", name);
+    if (o.truncated) die(c, "the output path for '%s' is longer than %u bytes", name, (uint64_t)sizeof o.buf);
     char *p = plat_alloc(o.len + 1);
     if (!p) die(c, "out of memory");
     memcpy(p, o.buf, o.len);
@@ -372,8 +373,7 @@ static int smelt_main(int argc, char **argv) {
     const smelt_model_info *m = &smelt_model;
 
     struct out o;
-    o.fd = PLAT_STDOUT;
-    o.len = 0;
+    out_open(&o, PLAT_STDOUT);
     if (argc <= 1) {
         usage(c, &o);
         out_flush(&o);
@@ -447,8 +447,7 @@ static int smelt_main(int argc, char **argv) {
     for (uint32_t i = 0; i < m->num_inputs; i++) missing += !given[i] && (int64_t)i != step_i;
     if (missing) {
         struct out e;
-        e.fd = PLAT_STDERR;
-        e.len = 0;
+        out_open(&e, PLAT_STDERR);
         out_printf(&e, "%s: error: no value for input(s) ", c->prog);
         for (uint32_t i = 0, k = 0; i < m->num_inputs; i++)
             if (!given[i] && (int64_t)i != step_i) out_printf(&e, "%s%s", k++ ? ", " : "", m->inputs[i].name);
@@ -479,7 +478,7 @@ static int smelt_main(int argc, char **argv) {
                 struct src s = {-1, z->entries[e].data, z->entries[e].len, 0, args[k].path, z->entries[e].name, t->name};
                 npy_load(c, &s, t, in[i]);
             }
-            plat_free(z->file, z->size);
+            npz_free_data(z);
         }
     }
 
@@ -504,9 +503,11 @@ static int smelt_main(int argc, char **argv) {
     struct step_input si = {0, 0, 0};
     if (step_i >= 0) si = step_input(c, (uint32_t)step_i, in, given);
 
+    smelt_fault fault;
     for (uint64_t k = 0; k < steps; k++) {
         if (si.data) set_step(&si, k);
-        smelt_model_run((const void *const *)in, (void *const *)out, arena, state);
+        if (smelt_model_run((const void *const *)in, (void *const *)out, arena, state, &fault) != SMELT_STATUS_OK)
+            die_fault(c, m, &fault);
     }
     /* --bench repeats the last step: the step input stays where it is. */
     if (benching) {
@@ -514,8 +515,9 @@ static int smelt_main(int argc, char **argv) {
         if (!t) die(c, "out of memory for %u timings", bench);
         for (uint64_t k = 0; k < bench; k++) {
             uint64_t t0 = plat_now_ns();
-            smelt_model_run((const void *const *)in, (void *const *)out, arena, state);
+            int32_t st = smelt_model_run((const void *const *)in, (void *const *)out, arena, state, &fault);
             t[k] = plat_now_ns() - t0;
+            if (st != SMELT_STATUS_OK) die_fault(c, m, &fault);
         }
         sort_u64(t, bench);
         uint64_t median = bench % 2 ? t[bench / 2] : t[bench / 2 - 1] + (t[bench / 2] - t[bench / 2 - 1]) / 2;

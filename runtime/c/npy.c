@@ -3,8 +3,9 @@
  * archives.
  *
  * Reading accepts what `smelt run` accepts except byte order: headers of
- * versions 1 to 3, C order, and exactly the little-endian dtype and the shape
- * the model declares for the input. The data is read straight into the
+ * versions 1 to 3 in the same strict grammar (see npy_parse_header), C order
+ * (or Fortran order where the layout is the same), and exactly the
+ * little-endian dtype and the shape the model declares for the input. The data is read straight into the
  * input's buffer. Writing produces version-1 headers padded so the data
  * starts at a multiple of 64 bytes, byte for byte what `smelt run` writes.
  */
@@ -68,18 +69,141 @@ __attribute__((noreturn)) static void die_src(const struct ctx *c, const struct 
 #define MAX_RANK 32
 #define MAX_NPY_HEADER (1u << 20)
 
-/* The value after `key` in the header's dict literal, or NULL. */
-static const char *dict_value(const char *h, const char *key) {
-    uint64_t kl = cstr_len(key);
-    for (const char *p = h; *p; p++) {
-        uint64_t i = 0;
-        while (i < kl && p[i] == key[i]) i++;
-        if (i == kl) {
-            p += kl;
-            while (*p == ' ') p++;
-            return p;
-        }
+/*
+ * The header's dict literal, parsed with the grammar of `parse_header` in
+ * frontend/src/npy.rs (so a compiled program and `smelt run` accept exactly
+ * the same headers, and refuse what NumPy refuses): the keys 'descr',
+ * 'fortran_order' and 'shape' once each in any order, a quoted descr
+ * without escapes, True or False, a tuple of decimal dims (no sign, no
+ * leading zeros, an optional Python 2 'L'; one dim needs its comma), an
+ * optional trailing comma, then only spaces and final newlines. Spaces
+ * are ' ' and '\t'.
+ */
+struct npy_header {
+    char descr[16];
+    int fortran;
+    uint32_t rank;
+    uint64_t dims[MAX_RANK];
+};
+
+static const char *hskip(const char *p) {
+    while (*p == ' ' || *p == '\t') p++;
+    return p;
+}
+
+/* A quoted string into `out` (at most cap - 1 bytes); the position after it, or NULL. */
+static const char *hstring(const char *p, char *out, unsigned cap) {
+    p = hskip(p);
+    char q = *p;
+    if (q != '\'' && q != '"') return 0;
+    unsigned n = 0;
+    for (p++; *p != q; p++) {
+        if (!*p || *p == '\\' || n + 1 >= cap) return 0;
+        out[n++] = *p;
     }
+    out[n] = 0;
+    return p + 1;
+}
+
+static int is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+
+/* `word` as a whole word at p (after spaces); the position after it, or NULL. */
+static const char *hword(const char *p, const char *word) {
+    p = hskip(p);
+    uint64_t n = 0;
+    while (word[n] && p[n] == word[n]) n++; /* stops at the header's NUL */
+    if (word[n] || is_alpha(p[n])) return 0;
+    return p + n;
+}
+
+/* The shape tuple into `hd`; the position after it, or NULL (`*deep` set
+   when it has more than MAX_RANK dims). */
+static const char *hshape(const char *p, struct npy_header *hd, int *deep) {
+    p = hskip(p);
+    if (*p != '(') return 0;
+    p++;
+    uint32_t r = 0;
+    for (;;) {
+        p = hskip(p);
+        if (*p == ')') {
+            if (r == 1) return 0;
+            break;
+        }
+        if (*p < '0' || *p > '9' || (*p == '0' && p[1] >= '0' && p[1] <= '9')) return 0;
+        uint64_t d = 0;
+        for (; *p >= '0' && *p <= '9'; p++) {
+            if (d > ((uint64_t)INT64_MAX - 9) / 10) return 0;
+            d = d * 10 + (uint64_t)(*p - '0');
+        }
+        if (*p == 'L') p++;
+        if (r == MAX_RANK) {
+            *deep = 1;
+            return 0;
+        }
+        hd->dims[r++] = d;
+        p = hskip(p);
+        if (*p == ',') {
+            p = hskip(p + 1);
+            if (*p == ')') break;
+            continue;
+        }
+        if (*p != ')' || r == 1) return 0;
+        break;
+    }
+    hd->rank = r;
+    return p + 1;
+}
+
+/* Parses the dict `h` into `hd`; NULL, or what is malformed. */
+static const char *npy_parse_header(const char *h, struct npy_header *hd, int *deep) {
+    const char *p = h;
+    if (*p != '{') return "it is not a dict";
+    p++;
+    int have_descr = 0, have_fortran = 0, have_shape = 0;
+    for (;;) {
+        p = hskip(p);
+        if (*p == '}') {
+            p++;
+            break;
+        }
+        char key[16];
+        p = hstring(p, key, sizeof key);
+        if (!p) return "expected a quoted key";
+        p = hskip(p);
+        if (*p != ':') return "expected ':' after a key";
+        p++;
+        if (cstr_eq(key, "descr")) {
+            if (have_descr++) return "'descr' is given twice";
+            p = hstring(p, hd->descr, sizeof hd->descr);
+            if (!p) return "'descr' is not a quoted dtype";
+        } else if (cstr_eq(key, "fortran_order")) {
+            if (have_fortran++) return "'fortran_order' is given twice";
+            const char *t = hword(p, "True"), *f = hword(p, "False");
+            if (!t && !f) return "'fortran_order' is not True or False";
+            hd->fortran = t != 0;
+            p = t ? t : f;
+        } else if (cstr_eq(key, "shape")) {
+            if (have_shape++) return "'shape' is given twice";
+            p = hshape(p, hd, deep);
+            if (!p) return "'shape' is not a tuple of dims";
+        } else {
+            return "unexpected key";
+        }
+        p = hskip(p);
+        if (*p == ',') {
+            p++;
+            continue;
+        }
+        if (*p == '}') {
+            p++;
+            break;
+        }
+        return "expected ',' or '}'";
+    }
+    while (*p == ' ') p++;
+    while (*p == '\n') p++;
+    if (*p) return "text after the dict";
+    if (!have_descr || !have_fortran || !have_shape) return "it needs 'descr', 'fortran_order' and 'shape'";
     return 0;
 }
 
@@ -110,16 +234,17 @@ static void npy_read_header(const struct ctx *c, struct src *s, const smelt_tens
         if (h[i] == 0) die_src(c, s, info->name, "has a NUL byte in its .npy header");
     h[hlen] = 0;
 
-    /* descr: a quoted string like '<f4'. */
-    const char *v = dict_value(h, "'descr':");
-    if (!v || (*v != '\'' && *v != '"')) die_src(c, s, info->name, "has no simple 'descr' in its .npy header");
-    char descr[16];
-    unsigned dl = 0;
-    for (const char *q = v + 1; *q != *v; q++) {
-        if (!*q || dl + 1 >= sizeof descr) die_src(c, s, info->name, "has an unsupported dtype (descr %s)", v);
-        descr[dl++] = *q;
-    }
-    descr[dl] = 0;
+    struct npy_header hd;
+    int deep = 0;
+    const char *bad = npy_parse_header(h, &hd, &deep);
+    plat_free(h, hlen + 1);
+    if (deep) die_src(c, s, info->name, "has more than %u dims", (uint64_t)MAX_RANK);
+    if (bad) die_src(c, s, info->name, "has a malformed .npy header (%s)", bad);
+    const char *descr = hd.descr;
+    uint64_t dl = cstr_len(descr);
+    uint32_t rank = hd.rank;
+    const uint64_t *dims = hd.dims;
+    int fortran = hd.fortran;
     const struct dtype_desc *want = dtype_find(info->dtype);
     const struct dtype_desc *got = 0;
     int big = 0;
@@ -128,30 +253,6 @@ static void npy_read_header(const struct ctx *c, struct src *s, const smelt_tens
             if (DTYPES[i].descr[1] == descr[1] && DTYPES[i].descr[2] == descr[2]) got = &DTYPES[i];
         big = descr[0] == '>' && got && got->size > 1;
     }
-
-    /* fortran_order: the layout matters only with two or more dims above 1. */
-    v = dict_value(h, "'fortran_order':");
-    int fortran = v && v[0] == 'T';
-
-    /* shape: a tuple of decimal dims like (2, 3), (4,) or (). */
-    v = dict_value(h, "'shape':");
-    if (!v || *v != '(') die_src(c, s, info->name, "has no 'shape' in its .npy header");
-    uint64_t dims[MAX_RANK];
-    uint32_t rank = 0;
-    for (v++;;) {
-        while (*v == ' ' || *v == ',') v++;
-        if (*v == ')') break;
-        if (*v < '0' || *v > '9') die_src(c, s, info->name, "has a malformed shape in its .npy header");
-        if (rank == MAX_RANK) die_src(c, s, info->name, "has more than %u dims", (uint64_t)MAX_RANK);
-        uint64_t d = 0;
-        for (; *v >= '0' && *v <= '9'; v++) {
-            if (d > (UINT64_MAX - 9) / 10) die_src(c, s, info->name, "has a dim too large in its .npy header");
-            d = d * 10 + (uint64_t)(*v - '0');
-        }
-        if (*v == 'L') v++; /* written by Python 2 */
-        dims[rank++] = d;
-    }
-    plat_free(h, hlen + 1);
 
     if (!got)
         die_src(c, s, info->name, "holds dtype '%s', which smelt does not read; the model takes %T ('%s')", descr,
@@ -194,9 +295,8 @@ static void npy_load(const struct ctx *c, struct src *s, const smelt_tensor_info
    dict, spaces, and '\n', so the data starts at a multiple of 64 bytes.
    Returns the header's length; `buf` needs 64 + 64 + 21 * rank bytes. */
 static uint64_t npy_header(char *buf, const smelt_tensor_info *info) {
-    struct out o; /* formats into its buffer without flushing */
-    o.fd = -1;
-    o.len = 0;
+    struct out o; /* rank is bounded, so the dict always fits */
+    out_open(&o, OUT_MEMORY);
     out_str(&o, "{'descr': '");
     out_str(&o, dtype_find(info->dtype)->descr);
     out_str(&o, "', 'fortran_order': False, 'shape': (");

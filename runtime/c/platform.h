@@ -20,6 +20,8 @@ static void plat_close(int fd);
 __attribute__((unused)) static int plat_is_terminal(int fd);
 /* The size of an open file in bytes, or a negative error. */
 static int64_t plat_file_size(int fd);
+/* Moves an open file's read position to byte `pos`; 0 or a negative error. */
+static int plat_seek(int fd, uint64_t pos);
 /* Creates a directory; returns 0, PLAT_EEXIST when it exists, or another negative error. */
 static int plat_mkdir(const char *path);
 /* Zeroed memory of at least `bytes` bytes, aligned to PLAT_PAGE; NULL when the system has none to give. */

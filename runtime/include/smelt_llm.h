@@ -37,9 +37,12 @@ extern "C" {
 #define SMELT_LLM_E_MEMORY (-2)    /* the memory block is too small or not 64-byte aligned */
 #define SMELT_LLM_E_CONTEXT (-3)   /* the tokens do not fit the KV cache */
 #define SMELT_LLM_E_TOKENIZER (-4) /* the tokenizer refused the text or a token id */
+#define SMELT_LLM_E_RANGE (-5)     /* a step failed a run-time check (smelt_llm_fault says which); the
+                                      instance must be reset before it runs again */
 
 /* One step function of a compiled model and its state initialiser. */
-typedef void (*smelt_step_fn)(const void *const *inputs, void *const *outputs, void *arena, void *state);
+typedef int32_t (*smelt_step_fn)(const void *const *inputs, void *const *outputs, void *arena, void *state,
+                                 smelt_fault *fault);
 typedef void (*smelt_init_fn)(void *state);
 
 /* A compiled language model: what NAME_llm_model() returns. */
@@ -101,8 +104,12 @@ int smelt_llm_tokenize(smelt_llm *l, const char *text, size_t len, unsigned flag
 
 /* Runs ids[0..n) through the model at the end of the cache (whole chunks
    through the prefill step, the rest one by one), leaving the logits of the
-   last one. SMELT_LLM_E_CONTEXT (and nothing run) when they do not fit. */
+   last one. SMELT_LLM_E_CONTEXT (and nothing run) when they do not fit;
+   SMELT_LLM_E_RANGE when a step fails a run-time check. */
 int smelt_llm_feed(smelt_llm *l, const uint32_t *ids, size_t n);
+/* The fault record of the step that last returned SMELT_LLM_E_RANGE, and
+   the model whose check it names (its `checks` table). */
+const smelt_fault *smelt_llm_fault(const smelt_llm *l, const smelt_model_info **model);
 /* The logits the last feed left (smelt_llm_vocab floats). */
 const float *smelt_llm_logits(const smelt_llm *l);
 /* Samples a token from the last logits (which it may modify). */

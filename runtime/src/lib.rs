@@ -49,7 +49,7 @@ pub const LLM_HEADER: &str = include_str!("../include/smelt_llm.h");
 
 /// `SMELT_ABI_VERSION` of [`HEADER`]: what generated code must store in
 /// `smelt_model.abi_version`.
-pub const ABI_VERSION: u32 = 2;
+pub const ABI_VERSION: u32 = 3;
 
 /// The symbols a model object must define for the runtime: the info table,
 /// the entry point (which always takes the state buffer, NULL for a

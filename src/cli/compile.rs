@@ -153,6 +153,7 @@ pub fn run(m: &ArgMatches) -> CliResult<ExitCode> {
         .emit(emit)
         .model_name(stem)
         .threads(threads)
+        .unchecked(m.get_flag("unchecked"))
         .optimize(optimize);
     compile.linker = m.get_one::<PathBuf>("linker").cloned();
     compile.name = m.get_one::<String>("name").cloned();

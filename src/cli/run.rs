@@ -60,6 +60,17 @@ pub fn run(m: &ArgMatches) -> CliResult<ExitCode> {
             missing.join(", ")
         )));
     }
+    // A value for an input whose default is an initializer overrides it
+    // (ONNX, onnxruntime): it is bound, so the initializer is not used.
+    let defaults = model.summary().defaults;
+    let overrides: Vec<String> = (inputs.keys())
+        .filter(|n| defaults.iter().any(|d| &d.name == *n))
+        .cloned()
+        .collect();
+    for name in overrides {
+        let t = inputs.remove(&name).expect("listed above");
+        opts.bind.insert(name, t);
+    }
     for name in inputs.keys() {
         if !declared.iter().any(|d| &d.name == name) {
             let names: Vec<&str> = declared.iter().map(|d| d.name.as_str()).collect();

@@ -12,6 +12,8 @@
  *      interleaved with a third (no global state: they do not disturb each
  *      other);
  *   3. the third instance's ids, after smelt_llm_reset.
+ * Then the decode step alone refuses a token id past the vocabulary and a
+ * position past the cache (status and fault record).
  * The text of the generate call goes to stderr. Exit status 1 on any error.
  */
 #include <stdio.h>
@@ -101,6 +103,31 @@ int main(int argc, char **argv) {
     smelt_llm_reset(a);
     static uint32_t many[TINY_LLM_CTX + 1];
     if (smelt_llm_feed(a, many, TINY_LLM_CTX + 1) != SMELT_LLM_E_CONTEXT) die("the context check", 0);
+    /* The decode step itself refuses a token id past the vocabulary and a
+       position past the cache: it returns SMELT_STATUS_OUT_OF_RANGE with a
+       fault record its checks table explains. */
+    {
+        const smelt_model_info *m = model.decode;
+        static uint8_t arena[TINY_LLM_ARENA_BYTES] __attribute__((aligned(64)));
+        static uint8_t state[TINY_LLM_STATE_BYTES] __attribute__((aligned(64)));
+        static float logits[TINY_LLM_VOCAB];
+        int64_t token = TINY_LLM_VOCAB, pos = 0;
+        const void *in[2];
+        void *out[1] = {logits};
+        for (uint32_t i = 0; i < 2; i++) in[i] = strcmp(m->inputs[i].name, "tokens") == 0 ? (void *)&token : (void *)&pos;
+        smelt_fault f;
+        model.decode_init(state);
+        if (model.decode_run(in, out, arena, state, &f) != SMELT_STATUS_OUT_OF_RANGE) die("the token check", 0);
+        if (f.check >= m->num_checks || f.value != TINY_LLM_VOCAB || f.hi != TINY_LLM_VOCAB) die("the token fault", 0);
+        token = 3;
+        pos = TINY_LLM_CTX;
+        model.decode_init(state);
+        if (model.decode_run(in, out, arena, state, &f) != SMELT_STATUS_OUT_OF_RANGE) die("the position check", 0);
+        if (f.check >= m->num_checks || strcmp(m->checks[f.check].op, "ScatterND") != 0 || f.value != TINY_LLM_CTX)
+            die("the position fault", 0);
+        pos = TINY_LLM_CTX - 1;
+        if (model.decode_run(in, out, arena, state, &f) != SMELT_STATUS_OK) die("the last position", 0);
+    }
     free(mb);
     free(mc);
     return 0;

@@ -132,6 +132,38 @@ pub fn firmware_cmd(exe: &Path, dir: &Path) -> Command {
     c
 }
 
+/// Runs the compiled program `exe` in `dir` with the space-separated
+/// `args`: under `runner` when given, where `"firmware"` means Cortex-M4F
+/// firmware under `qemu-system-arm` (the arguments then go to `-append`).
+pub fn run_in(exe: &Path, runner: Option<&str>, dir: &Path, args: &str) -> Output {
+    match runner {
+        Some("firmware") => firmware_cmd(exe, dir).args(["-append", args]).output(),
+        _ => runner_cmd(runner.as_slice(), exe)
+            .args(args.split(' '))
+            .current_dir(dir)
+            .output(),
+    }
+    .expect("runs")
+}
+
+/// Whether the tool `runner` needs is installed (`firmware`:
+/// `qemu-system-arm`; none to run natively); if not, says `what` is skipped.
+pub fn have_runner(runner: Option<&str>, what: &str) -> bool {
+    match runner {
+        None => true,
+        Some("firmware") => have("qemu-system-arm", what),
+        Some(tool) => have(tool, what),
+    }
+}
+
+/// Runs a compiled model `exe` on `dir/input` (a `.npz` file name),
+/// writing its outputs to `dir/out`: natively, under the user-mode QEMU
+/// `runner`, or as Cortex-M4F firmware (`firmware`, [`firmware_cmd`]).
+pub fn run_on(exe: &Path, runner: Option<&str>, dir: &Path, input: &str, out: &str) -> Output {
+    std::fs::create_dir_all(dir.join(out)).unwrap();
+    run_in(exe, runner, dir, &format!("--input {input} -o {out}"))
+}
+
 /// Runs a compiled model `exe` (under `runner` when given) on `input`,
 /// writing its outputs to `out`.
 pub fn run_model(exe: &Path, runner: Option<&str>, input: &Path, out: &Path) -> Output {

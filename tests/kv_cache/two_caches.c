@@ -13,6 +13,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kv.h"
@@ -39,7 +40,11 @@ static void fill(int who, float seed) {
 static void step(int who, int64_t pos, float *y) {
     const void *in[KV_NUM_INPUTS] = {q[who], xk[who], xv[who], &pos};
     void *out[KV_NUM_OUTPUTS] = {y};
-    kv_run(in, out, arena[who], state[who]);
+    smelt_fault fault;
+    if (kv_run(in, out, arena[who], state[who], &fault) != SMELT_STATUS_OK) {
+        printf("instance %c: position %lld refused\n", 'a' + who, (long long)fault.value);
+        exit(1);
+    }
 }
 
 static int check(int who, int k) {

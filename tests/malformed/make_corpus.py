@@ -212,6 +212,8 @@ def main():
     # --- limits --------------------------------------------------------------
     write("nested_if_33.onnx", nested_if(33))
     write("ok_nested_if_32.onnx", nested_if(32))
+    # Deeper than the protobuf parser follows at the default max-depth.
+    write("nested_if_40.onnx", nested_if(40))
     write("rank_9.onnx", relu_of(tensor("w", [1] * 9, f32([1]))))
     write(
         "input_rank_9.onnx",
@@ -295,6 +297,19 @@ def main():
             metadata={"format": "pt"},
         ),
     )
+    # --- opsets, outputs, defaults ---------------------------------------------
+    relu = helper.make_node("Relu", ["x"], ["y"], name="relu")
+    write("opset_99.onnx", model([relu], inputs=[inp("x", [2])], opset=99))
+    gelu = helper.make_node("Gelu", ["x"], ["y"], name="gelu")  # ONNX added Gelu in opset 20
+    write("opset_1_gelu.onnx", model([gelu], inputs=[inp("x", [2])], opset=1))
+    write("no_outputs.onnx", model([], outputs=()))
+    # An input whose initializer of the same name is its default value.
+    add = helper.make_node("Add", ["x", "w"], ["y"], name="add")
+    default = model([add], [tensor("w", [2], f32([10, 20]))], inputs=[inp("x", [2]), inp("w", [2])])
+    write("ok_default_input.onnx", default)
+    ir3 = onnx.load_from_string(default)
+    ir3.ir_version = 3
+    write("ir3_initializer_input.onnx", ir3.SerializeToString())
     # Every way a file can fail to fit ok_weights.onnx, all in one file.
     write(
         "st_mismatch.safetensors",

@@ -17,7 +17,10 @@ static int step(const char *who, const float *x, void *arena, void *state, int k
     float y[ACC_OUTPUT_Y_ELEMENTS];
     const void *in[ACC_NUM_INPUTS] = {x};
     void *out[ACC_NUM_OUTPUTS] = {y};
-    acc_run(in, out, arena, state);
+    if (acc_run(in, out, arena, state, NULL) != SMELT_STATUS_OK) {
+        printf("instance %s, step %d: the run failed\n", who, k);
+        return 1;
+    }
     for (int i = 0; i < ACC_OUTPUT_Y_ELEMENTS; i++) {
         if (y[i] != (float)k * x[i]) {
             printf("instance %s, step %d, element %d: %g, want %g\n", who, k, i, (double)y[i],

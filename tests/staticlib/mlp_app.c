@@ -9,8 +9,10 @@
  * reads the input x (MLP_INPUT_X_BYTES raw little-endian float32), checks
  * that the header's constants agree with the model's own table, runs the
  * model on two arenas at once in two threads and then once more on the
- * first arena, checks that the three outputs are identical, and writes the
- * output probs raw. Exit status 0 on success, 1 with a message otherwise.
+ * first arena, checks that the three outputs are identical, checks that
+ * mlp_run_checked refuses each kind of bad buffer (and runs on good ones),
+ * and writes the output probs raw. Exit status 0 on success, 1 with a
+ * message otherwise.
  */
 #include <pthread.h>
 #include <stdint.h>
@@ -68,8 +70,8 @@ static void *run(void *arg) {
     void *outputs[MLP_NUM_OUTPUTS];
     inputs[MLP_INPUT_X_INDEX] = j->x;
     outputs[MLP_OUTPUT_PROBS_INDEX] = j->probs;
-    mlp_run(inputs, outputs, j->arena);
-    return NULL;
+    smelt_fault fault;
+    return mlp_run(inputs, outputs, j->arena, &fault) == SMELT_STATUS_OK ? NULL : j;
 }
 
 /* An arena as the header says: the size rounded up to the alignment, as
@@ -79,6 +81,65 @@ static void *arena(int fill) {
     void *a = aligned_alloc(MLP_ARENA_ALIGN, bytes);
     if (a) memset(a, fill, bytes);
     return a;
+}
+
+/* mlp_run_checked on the buffers given (buffers: x 0, probs 1, arena 2)
+   must return `want` and, for a buffer error, leave `fault` describing
+   buffer `buffer` and the output untouched. */
+static void expect_checked(const void *x, uint64_t x_bytes, float *probs, uint64_t probs_bytes, void *a,
+                           uint64_t a_bytes, int32_t want, int64_t buffer, const char *what) {
+    const void *inputs[MLP_NUM_INPUTS];
+    void *outputs[MLP_NUM_OUTPUTS];
+    uint64_t in_bytes[MLP_NUM_INPUTS], out_bytes[MLP_NUM_OUTPUTS];
+    smelt_fault fault = {0, 0, -1, -1, -1};
+    inputs[MLP_INPUT_X_INDEX] = x;
+    in_bytes[MLP_INPUT_X_INDEX] = x_bytes;
+    outputs[MLP_OUTPUT_PROBS_INDEX] = probs;
+    out_bytes[MLP_OUTPUT_PROBS_INDEX] = probs_bytes;
+    if (probs && probs != x) memset(probs, 0x7B, MLP_OUTPUT_PROBS_BYTES);
+    int32_t got = mlp_run_checked(inputs, in_bytes, outputs, out_bytes, a, a_bytes, &fault);
+    if (got != want) {
+        fprintf(stderr, "mlp_app: %s: mlp_run_checked returned %d, not %d\n", what, (int)got, (int)want);
+        failed = 1;
+        return;
+    }
+    if (want == SMELT_STATUS_OK) return;
+    check(fault.check == SMELT_FAULT_BUFFER && fault.value == buffer, what);
+    if (probs && probs != x) {
+        const unsigned char *b = (const unsigned char *)probs;
+        for (uint64_t i = 0; i < MLP_OUTPUT_PROBS_BYTES; i++)
+            if (b[i] != 0x7B) {
+                fprintf(stderr, "mlp_app: %s: the output was written\n", what);
+                failed = 1;
+                return;
+            }
+    }
+}
+
+/* Every kind of bad buffer mlp_run_checked refuses, then a good call that
+   must give `want`. */
+static void check_checked_entry(const float *x, void *a, const float *want) {
+    static float probs[MLP_OUTPUT_PROBS_ELEMENTS + 1];
+    static float both[MLP_OUTPUT_PROBS_ELEMENTS + MLP_INPUT_X_ELEMENTS];
+    const uint64_t xb = MLP_INPUT_X_BYTES, pb = MLP_OUTPUT_PROBS_BYTES, ab = MLP_ARENA_BYTES;
+    expect_checked(NULL, xb, probs, pb, a, ab, SMELT_STATUS_NULL_BUFFER, 0, "a NULL input");
+    expect_checked(x, xb - 1, probs, pb, a, ab, SMELT_STATUS_SHORT_BUFFER, 0, "a short input");
+    expect_checked(x, xb, probs, pb - 4, a, ab, SMELT_STATUS_SHORT_BUFFER, 1, "a short output");
+    expect_checked(x, xb, (float *)((char *)probs + 1), pb, a, ab, SMELT_STATUS_MISALIGNED_BUFFER, 1,
+                   "a misaligned output");
+    if (MLP_ARENA_BYTES > 0) {
+        expect_checked(x, xb, probs, pb, a, ab - 1, SMELT_STATUS_SHORT_BUFFER, 2, "an arena one byte short");
+        expect_checked(x, xb, probs, pb, NULL, ab, SMELT_STATUS_NULL_BUFFER, 2, "a NULL arena");
+        for (int off = 1; off <= 8 && off < MLP_ARENA_ALIGN; off++)
+            expect_checked(x, xb, probs, pb, (char *)a + off, ab, SMELT_STATUS_MISALIGNED_BUFFER, 2,
+                           "a misaligned arena");
+    }
+    /* The output over the input's last bytes. */
+    memcpy(both, x, MLP_INPUT_X_BYTES);
+    expect_checked(both, xb, both + MLP_INPUT_X_ELEMENTS - 1, pb, a, ab, SMELT_STATUS_OVERLAPPING_BUFFERS, 1,
+                   "an output overlapping the input");
+    expect_checked(x, xb, probs, pb, a, ab, SMELT_STATUS_OK, 0, "good buffers");
+    check(memcmp(probs, want, MLP_OUTPUT_PROBS_BYTES) == 0, "mlp_run_checked differs from mlp_run");
 }
 
 int main(int argc, char **argv) {
@@ -119,12 +180,20 @@ int main(int argc, char **argv) {
             fprintf(stderr, "mlp_app: cannot start a thread\n");
             return 1;
         }
-    for (i = 0; i < 2; i++) pthread_join(threads[i], NULL);
+    for (i = 0; i < 2; i++) {
+        void *failed = NULL;
+        pthread_join(threads[i], &failed);
+        if (failed) {
+            fprintf(stderr, "mlp_app: a run failed\n");
+            return 1;
+        }
+    }
     /* ...and once more on a reused, re-scribbled arena. */
     memset(jobs[2].arena, 0x3C, MLP_ARENA_BYTES);
     run(&jobs[2]);
     check(memcmp(probs[0], probs[1], sizeof probs[0]) == 0, "two concurrent runs differ");
     check(memcmp(probs[0], probs[2], sizeof probs[0]) == 0, "a consecutive run differs");
+    check_checked_entry(x, jobs[1].arena, probs[0]);
 
     f = fopen(argv[2], "wb");
     if (!f || fwrite(probs[0], 1, MLP_OUTPUT_PROBS_BYTES, f) != MLP_OUTPUT_PROBS_BYTES || fclose(f)) {

@@ -76,7 +76,7 @@ static void run(void *probs, void *arena) {
     void *outputs[MLP_NUM_OUTPUTS];
     inputs[MLP_INPUT_X_INDEX] = x;
     outputs[MLP_OUTPUT_PROBS_INDEX] = probs;
-    mlp_run(inputs, outputs, arena);
+    check(mlp_run(inputs, outputs, arena, NULL) == SMELT_STATUS_OK, "the run failed");
 }
 
 int main(void) {

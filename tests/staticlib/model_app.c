@@ -52,7 +52,10 @@ int main(int argc, char **argv) {
     arena = aligned_alloc(MODEL.arena_align, arena_bytes ? arena_bytes : MODEL.arena_align);
     if (!arena) return 1;
     memset(arena, 0xA5, arena_bytes);
-    RUN(inputs, outputs, arena);
+    if (RUN(inputs, outputs, arena, NULL) != SMELT_STATUS_OK) {
+        fprintf(stderr, "model_app: the run failed a check\n");
+        return 1;
+    }
     for (i = 0; i < nout; i++) {
         const char *path = argv[1 + nin + i];
         FILE *f = fopen(path, "wb");

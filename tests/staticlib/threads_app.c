@@ -59,7 +59,10 @@ static int run_and_check(int fill) {
         for (uint32_t i = 0; i < NOUT; i++) memset(outputs[i], 0xFF, MODEL.outputs[i].bytes);
         tls_mark = 1234 + rep;
         errno = 77;
-        RUN(inputs, outputs, arena);
+        if (RUN(inputs, outputs, arena, NULL) != SMELT_STATUS_OK) {
+            fprintf(stderr, "threads_app: the run failed a check\n");
+            bad = 1;
+        }
         if (errno != 77 || tls_mark != 1234 + rep) {
             fprintf(stderr, "threads_app: the run changed errno or a thread-local variable\n");
             bad = 1;

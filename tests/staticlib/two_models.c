@@ -52,8 +52,11 @@ int main(int argc, char **argv) {
     mlp_out[MLP_OUTPUT_PROBS_INDEX] = probs;
     cnn_in[CNN_INPUT_MFCC_INDEX] = mfcc;
     cnn_out[CNN_OUTPUT_LOGITS_INDEX] = logits;
-    mlp_run(mlp_in, mlp_out, mlp_arena);
-    cnn_run(cnn_in, cnn_out, cnn_arena);
+    if (mlp_run(mlp_in, mlp_out, mlp_arena, NULL) != SMELT_STATUS_OK ||
+        cnn_run(cnn_in, cnn_out, cnn_arena, NULL) != SMELT_STATUS_OK) {
+        fprintf(stderr, "two_models: a run failed\n");
+        return 1;
+    }
     if (!io(argv[3], probs, sizeof probs, 1) || !io(argv[4], logits, sizeof logits, 1)) {
         fprintf(stderr, "two_models: cannot write the outputs\n");
         return 1;

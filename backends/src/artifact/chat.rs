@@ -103,6 +103,7 @@ pub fn build_chat(
         shape: spec.vector,
         threads: opts.threads,
         min_work: opts.min_work,
+        unchecked: opts.unchecked,
     };
     let decode = lower_for_codegen(p.decode, &schedule)?;
     let prefill = match p.prefill {

@@ -33,6 +33,10 @@ pub struct HeaderModel<'a> {
     pub state_align: u64,
     /// `--threads` (1: no thread pool, and no line in the header).
     pub threads: u32,
+    /// `NAME_model.num_checks`: the model's run-time checks.
+    pub checks: usize,
+    /// Compiled with `--unchecked` (no checks; the header says so).
+    pub unchecked: bool,
 }
 
 /// Upper-case C identifier characters for `s`: ASCII letters and digits kept
@@ -155,13 +159,19 @@ fn tensors(h: &mut String, p: &str, kind: &str, list: &[IoInfo]) {
 /// The run lines of the opening comment's example.
 fn run_doc(model: &HeaderModel<'_>, p: &str) -> String {
     let name = comment_text(model.name);
+    let status = " *   (a status other than SMELT_STATUS_OK: an input value failed a run-time\n \
+                  *   check, which `fault` names; see \"Run-time checks\" below)\n";
     if model.state_bytes == 0 {
-        return format!(" *   {name}_run(inputs, outputs, arena);\n");
+        return format!(
+            " *   smelt_fault fault;\n \
+             *   int32_t status = {name}_run(inputs, outputs, arena, &fault);\n{status}"
+        );
     }
     format!(
         " *   void *state = aligned_alloc({p}_STATE_ALIGN, {p}_STATE_BYTES);\n \
          *   {name}_init(state);                          once, before the first step\n \
-         *   {name}_run(inputs, outputs, arena, state);   each step\n"
+         *   smelt_fault fault;\n \
+         *   int32_t status = {name}_run(inputs, outputs, arena, state, &fault);   each step\n{status}"
     )
 }
 
@@ -169,9 +179,34 @@ fn run_doc(model: &HeaderModel<'_>, p: &str) -> String {
 /// stateful model).
 fn prototypes(model: &HeaderModel<'_>) -> String {
     let name = model.name;
+    let returns = "/* Returns SMELT_STATUS_OK, or SMELT_STATUS_OUT_OF_RANGE after filling\n   \
+                   `fault` (when not NULL) if an input value failed a run-time check. */\n";
+    let (state_param, state_arg, state_check) = if model.state_bytes == 0 {
+        ("", "", "0, 0")
+    } else {
+        (
+            " void *state, uint64_t state_bytes,",
+            " state,",
+            "state, state_bytes",
+        )
+    };
+    let checked = format!(
+        "/* {name}_run with the caller's buffers checked first by\n   \
+         smelt_check_buffers (their sizes in bytes beside them): a\n   \
+         SMELT_STATUS_*_BUFFER(S) status, and nothing run, when one is NULL,\n   \
+         short, misaligned or overlapping. */\n\
+         static inline int32_t {name}_run_checked(const void *const *inputs, const uint64_t *input_bytes,\n    \
+         void *const *outputs, const uint64_t *output_bytes, void *arena, uint64_t arena_bytes,{state_param}\n    \
+         smelt_fault *fault) {{\n    \
+         int32_t s = smelt_check_buffers(&{name}_model, inputs, input_bytes, outputs, output_bytes, arena,\n        \
+         arena_bytes, {state_check}, fault);\n    \
+         return s != SMELT_STATUS_OK ? s : {name}_run(inputs, outputs, arena,{state_arg} fault);\n\
+         }}\n"
+    );
     if model.state_bytes == 0 {
         return format!(
-            "void {name}_run(const void *const *inputs, void *const *outputs, void *arena);\n"
+            "{returns}int32_t {name}_run(const void *const *inputs, void *const *outputs, void *arena,\n    \
+             smelt_fault *fault);\n{checked}"
         );
     }
     format!(
@@ -181,7 +216,9 @@ fn prototypes(model: &HeaderModel<'_>) -> String {
          /* One step: reads the state `state` holds and leaves the next one there\n   \
          (after every read of the old one). `state` must not overlap the\n   \
          inputs, the outputs or the arena. */\n\
-         void {name}_run(const void *const *inputs, void *const *outputs, void *arena, void *state);\n",
+         {returns}\
+         int32_t {name}_run(const void *const *inputs, void *const *outputs, void *arena, void *state,\n    \
+         smelt_fault *fault);\n{checked}",
         p = prefix(name)
     )
 }
@@ -262,6 +299,25 @@ pub fn render(model: &HeaderModel<'_>) -> String {
             t = model.threads
         );
     }
+    if model.unchecked {
+        let _ = write!(
+            h,
+            "/* Compiled with --unchecked: no run-time checks. An index, token id or\n   \
+             position out of range in the inputs is clamped into range (never read or\n   \
+             written outside a buffer, but the result is meaningless) and {name}_run\n   \
+             always returns SMELT_STATUS_OK: the caller guarantees its inputs. */\n\
+             #define {p}_UNCHECKED 1\n",
+            name = model.name,
+        );
+    }
+    let _ = write!(
+        h,
+        "/* Run-time checks ({name}_model.checks): indices, token ids and positions\n   \
+         read from the inputs, each checked before it is used. */\n\
+         #define {p}_NUM_CHECKS {}\n",
+        model.checks,
+        name = model.name,
+    );
     tensors(&mut h, &p, "input", model.inputs);
     tensors(&mut h, &p, "output", model.outputs);
     let _ = writeln!(h, "\n#endif /* SMELT_MODEL_{p}_H */");
@@ -309,6 +365,8 @@ mod tests {
         let outputs = [io("y", DType::I64, &[]), io("Y", DType::Bool, &[3])];
         let h = render(&HeaderModel {
             threads: 1,
+            checks: 0,
+            unchecked: false,
             name: "mlp",
             triple: "x86_64-unknown-linux-gnu",
             inputs: &inputs,
@@ -333,22 +391,54 @@ mod tests {
             "#define MLP_OUTPUT_Y_2_DIMS {3}\n",
             "#define MLP_OUTPUT_Y_2_DTYPE SMELT_DTYPE_BOOL\n",
             "extern const smelt_model_info mlp_model;\n",
-            "void mlp_run(const void *const *inputs, void *const *outputs, void *arena);\n",
-            " *   mlp_run(inputs, outputs, arena);\n",
+            "int32_t mlp_run(const void *const *inputs, void *const *outputs, void *arena,\n    \
+             smelt_fault *fault);\n",
+            " *   int32_t status = mlp_run(inputs, outputs, arena, &fault);\n",
+            "#define SMELT_STATUS_OUT_OF_RANGE 1",
             "#define SMELT_MODEL_NO_FIXED_NAMES 1\n",
+            "#define MLP_NUM_CHECKS 0\n",
             "#endif /* SMELT_MODEL_MLP_H */\n",
         ] {
             assert!(h.contains(want), "missing {want:?} in\n{h}");
         }
         assert!(!h.contains("#define MLP_OUTPUT_Y_DIMS"));
         assert!(!h.contains("mlp_init") && !h.contains("MLP_STATE_BYTES"));
+        assert!(!h.contains("MLP_UNCHECKED"));
     }
 
     #[test]
-    fn a_stateful_model_declares_init_and_a_four_argument_run() {
+    fn an_unchecked_model_says_so() {
         let io = [io("x", DType::F32, &[4])];
         let h = render(&HeaderModel {
             threads: 1,
+            checks: 0,
+            unchecked: true,
+            name: "emb",
+            triple: "x86_64-unknown-linux-gnu",
+            inputs: &io,
+            outputs: &io,
+            arena_bytes: 64,
+            arena_align: 64,
+            state_bytes: 0,
+            state_align: 64,
+        });
+        for want in [
+            "/* Compiled with --unchecked: no run-time checks.",
+            "emb_run\n   always returns SMELT_STATUS_OK",
+            "#define EMB_UNCHECKED 1\n",
+            "#define EMB_NUM_CHECKS 0\n",
+        ] {
+            assert!(h.contains(want), "missing {want:?} in\n{h}");
+        }
+    }
+
+    #[test]
+    fn a_stateful_model_declares_init_and_a_run_taking_the_state() {
+        let io = [io("x", DType::F32, &[4])];
+        let h = render(&HeaderModel {
+            threads: 1,
+            checks: 0,
+            unchecked: false,
             name: "acc",
             triple: "x86_64-unknown-linux-gnu",
             inputs: &io,
@@ -360,7 +450,8 @@ mod tests {
         });
         for want in [
             "void acc_init(void *state);\n",
-            "void acc_run(const void *const *inputs, void *const *outputs, void *arena, void *state);\n",
+            "int32_t acc_run(const void *const *inputs, void *const *outputs, void *arena, void *state,\n    \
+             smelt_fault *fault);\n",
             "#define ACC_STATE_BYTES 64\n",
             "#define ACC_STATE_ALIGN 64\n",
             " *   acc_init(state); ",

@@ -83,7 +83,8 @@ pub fn render_llm(m: &LlmHeader<'_>) -> String {
          write one KV cache; smelt_llm does the bookkeeping. */\n\
          extern const smelt_model_info {name}_decode_model;\n\
          void {name}_decode_init(void *state);\n\
-         void {name}_decode_run(const void *const *inputs, void *const *outputs, void *arena, void *state);\n",
+         int32_t {name}_decode_run(const void *const *inputs, void *const *outputs, void *arena, void *state,\n    \
+         smelt_fault *fault);\n",
         pf_doc = if m.prefill {
             format!(" and prefill ({} prompt tokens per step)", m.chunk)
         } else {
@@ -94,7 +95,8 @@ pub fn render_llm(m: &LlmHeader<'_>) -> String {
         let _ = write!(
             h,
             "extern const smelt_model_info {name}_prefill_model;\n\
-             void {name}_prefill_run(const void *const *inputs, void *const *outputs, void *arena, void *state);\n"
+             int32_t {name}_prefill_run(const void *const *inputs, void *const *outputs, void *arena, void *state,\n    \
+             smelt_fault *fault);\n"
         );
     }
     let (pm, pr) = if m.prefill {

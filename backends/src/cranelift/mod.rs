@@ -153,7 +153,8 @@ pub fn compile(
     // The body in parts (`crate::split`), each a function taking the run
     // function's parameters: inputs, outputs, arena, and the state buffer
     // when the entry point takes it (every stateful model; every model under
-    // the runtime's fixed names).
+    // the runtime's fixed names); then the fault record. Each returns the
+    // status, as the run function does.
     let parts = crate::split::parts(&l.program, crate::split::PART_BUDGET);
     let takes_state = symbols.takes_state(l.has_state());
     let n_params = if takes_state { 4 } else { 3 };
@@ -161,9 +162,10 @@ pub fn compile(
         define_init(&mut module, l, &symbols.init)?;
     }
     let mut run_sig = module.make_signature();
-    for _ in 0..n_params {
+    for _ in 0..=n_params {
         run_sig.params.push(AbiParam::new(ptr));
     }
+    run_sig.returns.push(AbiParam::new(types::I32));
     let func_id = module
         .declare_function(&symbols.run, Linkage::Export, &run_sig)
         .map_err(err)?;
@@ -207,7 +209,8 @@ pub fn compile(
         );
     }
 
-    // The run function calls the parts in order.
+    // The run function calls the parts in order and returns the first
+    // failing status (the parts after it do not run), else 0.
     let mut fbc = FunctionBuilderContext::new();
     let mut ctx: Context = module.make_context();
     ctx.func.signature = run_sig.clone();
@@ -215,11 +218,24 @@ pub fn compile(
         let mut b = FunctionBuilder::new(&mut ctx.func, &mut fbc);
         let entry = entry_block(&mut b);
         let params = b.block_params(entry).to_vec();
+        let failed = b.create_block();
+        b.append_block_param(failed, types::I32);
         for &id in &part_ids {
             let f = module.declare_func_in_func(id, b.func);
-            b.ins().call(f, &params);
+            let call = b.ins().call(f, &params);
+            let status = b.inst_results(call)[0];
+            let next = b.create_block();
+            b.ins()
+                .brif(status, failed, &[ir::BlockArg::Value(status)], next, &[]);
+            b.switch_to_block(next);
+            b.seal_block(next);
         }
-        b.ins().return_(&[]);
+        let ok = b.ins().iconst(types::I32, 0);
+        b.ins().return_(&[ok]);
+        b.switch_to_block(failed);
+        b.seal_block(failed);
+        let status = b.block_params(failed)[0];
+        b.ins().return_(&[status]);
         b.finalize(module.target_config());
     }
     module
@@ -232,7 +248,8 @@ pub fn compile(
         {
             let mut b = FunctionBuilder::new(&mut ctx.func, &mut fbc);
             let entry = entry_block(&mut b);
-            let params = b.block_params(entry).to_vec();
+            let mut params = b.block_params(entry).to_vec();
+            let fault = params.pop();
             let par = match pfor {
                 Some(pf) if part.parallel > 0 => Some(Par {
                     pfor: module.declare_func_in_func(pf, b.func),
@@ -255,8 +272,11 @@ pub fn compile(
                 target,
                 par,
             );
+            g.fault = fault;
             g.stmts(part.body)?;
-            g.b.ins().return_(&[]);
+            let ok = g.b.ins().iconst(types::I32, 0);
+            g.b.ins().return_(&[ok]);
+            g.fault_exit()?;
             let config = g.config;
             g.b.finalize(config);
         }
@@ -408,7 +428,41 @@ fn define_info(
         tables.push(id);
     }
     let name_id = blob(module, cstr(model_name), 1)?;
-    // struct smelt_model_info { u32 abi; u32 nin; u32 nout; (pad) ; ptr inputs; ptr outputs; u64 arena; u64 align; ptr name; u64 state; u64 state_align } = 72 bytes
+    // struct smelt_check_info { ptr node; ptr op; ptr what; i64 lo; i64 hi } = 40 bytes
+    let checks = &l.program.checks;
+    let mut check_strs = Vec::with_capacity(checks.len());
+    for c in checks {
+        check_strs.push([
+            blob(module, cstr(&c.node), 1)?,
+            blob(module, cstr(&c.op), 1)?,
+            blob(module, cstr(&c.what), 1)?,
+        ]);
+    }
+    let checks_id = if checks.is_empty() {
+        None
+    } else {
+        let mut bytes = Vec::with_capacity(checks.len() * 40);
+        for c in checks {
+            bytes.extend_from_slice(&[0; 24]);
+            bytes.extend_from_slice(&c.lo.to_le_bytes());
+            bytes.extend_from_slice(&c.hi.to_le_bytes());
+        }
+        let id = module
+            .declare_data("smelt_info_checks", Linkage::Local, false, false)
+            .map_err(err)?;
+        let mut d = DataDescription::new();
+        d.define(bytes.into_boxed_slice());
+        d.set_align(8);
+        for (k, strs) in check_strs.iter().enumerate() {
+            for (j, s) in strs.iter().enumerate() {
+                let gs = module.declare_data_in_data(*s, &mut d);
+                d.write_data_addr((k * 40 + j * 8) as u32, gs, 0);
+            }
+        }
+        module.define_data(id, &d).map_err(err)?;
+        Some(id)
+    };
+    // struct smelt_model_info { u32 abi; u32 nin; u32 nout; (pad) ; ptr inputs; ptr outputs; u64 arena; u64 align; ptr name; u64 state; u64 state_align; u32 num_checks; (pad); ptr checks } = 88 bytes
     let id = module
         .declare_data(info_symbol, Linkage::Export, false, false)
         .map_err(err)?;
@@ -425,6 +479,9 @@ fn define_info(
     bytes.extend_from_slice(&0u64.to_le_bytes()); // name
     bytes.extend_from_slice(&l.plan.state_bytes.to_le_bytes());
     bytes.extend_from_slice(&crate::plan::ALIGN.to_le_bytes());
+    bytes.extend_from_slice(&(checks.len() as u32).to_le_bytes());
+    bytes.extend_from_slice(&0u32.to_le_bytes());
+    bytes.extend_from_slice(&0u64.to_le_bytes()); // checks
     d.define(bytes.into_boxed_slice());
     d.set_align(8);
     let gi = module.declare_data_in_data(tables[0], &mut d);
@@ -433,6 +490,10 @@ fn define_info(
     d.write_data_addr(24, go, 0);
     let gn = module.declare_data_in_data(name_id, &mut d);
     d.write_data_addr(48, gn, 0);
+    if let Some(c) = checks_id {
+        let gc = module.declare_data_in_data(c, &mut d);
+        d.write_data_addr(80, gc, 0);
+    }
     module.define_data(id, &d).map_err(err)?;
     Ok(id)
 }
@@ -461,6 +522,12 @@ struct Gen<'a> {
     fma: bool,
     /// Parallel loops, in the run function (none in a task).
     par: Option<Par>,
+    /// The caller's fault record (a pointer, maybe null), in the run
+    /// function (none in a task: checks are never in parallel loops).
+    fault: Option<Value>,
+    /// The block every failed check jumps to, with the check's number
+    /// (`i32`), the value and the bounds (`i64`); made at the first check.
+    fault_block: Option<Block>,
 }
 
 impl<'a> Gen<'a> {
@@ -513,6 +580,8 @@ impl<'a> Gen<'a> {
             // than the two instructions).
             fma: target == Target::Aarch64Linux,
             par,
+            fault: None,
+            fault_block: None,
         }
     }
 
@@ -587,6 +656,66 @@ impl<'a> Gen<'a> {
         let n = self.b.ins().iconst(types::I64, extent);
         let t = self.b.ins().iconst(types::I64, threads);
         self.b.ins().call(pfor, &[f, ctx, n, t]);
+        Ok(())
+    }
+
+    /// A run-time check: `value - lo <u hi - lo` (one compare for both
+    /// bounds), else a jump to the fault block.
+    fn check(&mut self, value: &Expr, check: u32) -> Result<(), CodegenError> {
+        let c = (self.p.checks.get(check as usize))
+            .ok_or_else(|| CodegenError(format!("check {check} is not declared")))?;
+        let (lo, hi) = (c.lo, c.hi);
+        if self.fault.is_none() {
+            return Err(CodegenError(
+                "a run-time check outside the run function (in a parallel loop)".into(),
+            ));
+        }
+        let exit = *self.fault_block.get_or_insert_with(|| {
+            let blk = self.b.create_block();
+            self.b.append_block_param(blk, types::I32);
+            for _ in 0..3 {
+                self.b.append_block_param(blk, types::I64);
+            }
+            blk
+        });
+        let v = self.expr(value)?;
+        let d = self.b.ins().iadd_imm_s(v, lo.wrapping_neg());
+        let ok = (self.b.ins()).icmp_imm_s(IntCC::UnsignedLessThan, d, hi.wrapping_sub(lo));
+        let id = self.b.ins().iconst(types::I32, i64::from(check));
+        let lo = self.b.ins().iconst(types::I64, lo);
+        let hi = self.b.ins().iconst(types::I64, hi);
+        let cont = self.b.create_block();
+        let args = [id, v, lo, hi].map(ir::BlockArg::Value);
+        self.b.ins().brif(ok, cont, &[], exit, &args);
+        self.b.switch_to_block(cont);
+        self.b.seal_block(cont);
+        Ok(())
+    }
+
+    /// The fault block, after the function's last return: fills the fault
+    /// record (`smelt_fault`) when the caller gave one and returns
+    /// `SMELT_STATUS_OUT_OF_RANGE` (1).
+    fn fault_exit(&mut self) -> Result<(), CodegenError> {
+        let (Some(exit), Some(fault)) = (self.fault_block, self.fault) else {
+            return Ok(());
+        };
+        self.b.switch_to_block(exit);
+        self.b.seal_block(exit);
+        let p = self.b.block_params(exit).to_vec();
+        let (fill, done) = (self.b.create_block(), self.b.create_block());
+        self.b.ins().brif(fault, fill, &[], done, &[]);
+        self.b.switch_to_block(fill);
+        self.b.seal_block(fill);
+        let flags = MemFlagsData::trusted();
+        let zero = self.b.ins().iconst(types::I32, 0);
+        for (v, off) in [(p[0], 0), (zero, 4), (p[1], 8), (p[2], 16), (p[3], 24)] {
+            self.b.ins().store(flags, v, fault, off);
+        }
+        self.b.ins().jump(done, &[]);
+        self.b.switch_to_block(done);
+        self.b.seal_block(done);
+        let status = self.b.ins().iconst(types::I32, 1);
+        self.b.ins().return_(&[status]);
         Ok(())
     }
 
@@ -667,6 +796,7 @@ impl<'a> Gen<'a> {
                 self.counted_loop(*var, s0, e0, body)?;
             }
             Stmt::Parallel { extent, .. } => self.parallel(*extent)?,
+            Stmt::Check { value, check } => self.check(value, *check)?,
             Stmt::If(c, t, e) => {
                 let cv = self.expr(c)?;
                 let (tb, eb, join) = (
@@ -995,18 +1125,27 @@ impl<'a> Gen<'a> {
                 }
             }
             (true, false) => {
-                // Saturating conversion to at least 32 bits, then wrap down.
-                let wide = if tt.bits() < 32 { types::I32 } else { tt };
-                let v = if to.is_signed() || tt.bits() < 32 {
-                    self.b.ins().fcvt_to_sint_sat(wide, x)
-                } else {
-                    self.b.ins().fcvt_to_uint_sat(wide, x)
-                };
-                if wide != tt {
-                    self.b.ins().ireduce(tt, v)
-                } else {
-                    v
+                // Saturating at the bounds of the target type (NaN to 0):
+                // 8- and 16-bit types convert to i32 and clamp there.
+                if tt.bits() >= 32 {
+                    return if to.is_signed() {
+                        self.b.ins().fcvt_to_sint_sat(tt, x)
+                    } else {
+                        self.b.ins().fcvt_to_uint_sat(tt, x)
+                    };
                 }
+                let v = self.b.ins().fcvt_to_sint_sat(types::I32, x);
+                let (lo, hi) = match to {
+                    Scalar::I8 => (i8::MIN as i64, i8::MAX as i64),
+                    Scalar::U8 => (0, u8::MAX as i64),
+                    Scalar::I16 => (i16::MIN as i64, i16::MAX as i64),
+                    _ => (0, u16::MAX as i64),
+                };
+                let lo = self.b.ins().iconst(types::I32, lo);
+                let hi = self.b.ins().iconst(types::I32, hi);
+                let v = self.b.ins().smax(v, lo);
+                let v = self.b.ins().smin(v, hi);
+                self.b.ins().ireduce(tt, v)
             }
             (false, true) => {
                 let x = if ft.bits() < 32 {

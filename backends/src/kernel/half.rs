@@ -262,7 +262,7 @@ fn stmts(p: &mut Program, orig: &Program, body: Vec<Stmt>) -> Result<Vec<Stmt>, 
                 extent,
                 body: stmts(p, orig, body)?,
             },
-            other @ (Stmt::Set(..) | Stmt::VStore { .. } | Stmt::Copy(_)) => {
+            other @ (Stmt::Set(..) | Stmt::VStore { .. } | Stmt::Copy(_) | Stmt::Check { .. }) => {
                 other.try_map_exprs(|e| expr(p, orig, e, &mut pre))?
             }
         };

@@ -19,6 +19,13 @@ impl Program {
         for (i, c) in self.consts.iter().enumerate() {
             let _ = writeln!(s, "const {i}: {} bytes", c.len());
         }
+        for (i, c) in self.checks.iter().enumerate() {
+            let _ = writeln!(
+                s,
+                "bounds {i}: {:?} {:?} {:?} {}..{}",
+                c.node, c.op, c.what, c.lo, c.hi
+            );
+        }
         print_stmts(self, &self.body, 0, &mut s);
         s
     }
@@ -90,6 +97,9 @@ fn print_stmts(p: &Program, body: &[Stmt], depth: usize, s: &mut String) {
                     print_stmts(p, e, depth + 1, s);
                 }
                 let _ = writeln!(s, "{pad}}}");
+            }
+            Stmt::Check { value, check } => {
+                let _ = writeln!(s, "{pad}check {check}: {}", ExprFmt(value));
             }
             Stmt::Copy(c) => {
                 let _ = writeln!(

@@ -10,10 +10,14 @@
 //!
 //! Shape of the code:
 //!
-//! - `smelt_model_run(inputs, outputs, arena[, state])` loads the input and output
-//!   pointers from the two arrays and calls the body's parts
-//!   (`smelt_kernels_F_L`, see [`crate::split`]) in order, with each tensor
-//!   as its own parameter. The parts' parameters are `noalias` (the
+//! - `smelt_model_run(inputs, outputs, arena[, state], fault)` loads the
+//!   input and output pointers from the two arrays and calls the body's
+//!   parts (`smelt_kernels_F_L`, see [`crate::split`]) in order, with each
+//!   tensor as its own parameter (and the fault record), returning the
+//!   first failing status (the parts after it do not run), else 0. A failed
+//!   [`Stmt::Check`] fills the fault record (when it is not null) and
+//!   returns 1 from its part; a part returns 0 at its end. The parts'
+//!   parameters are `noalias` (the
 //!   ABI says inputs, outputs, the arena and the state buffer never
 //!   overlap; the constants
 //!   are distinct globals), `nocapture`, aligned to their element size (the
@@ -45,9 +49,9 @@
 //! `Max` are `llvm.minimum`/`llvm.maximum` (NaN-propagating, −0 < +0, like
 //! Cranelift's `fmin`/`fmax`); shift amounts are masked to the bit width
 //! (Cranelift's `ishl`/`sshr`/`ushr`; LLVM's shifts are poison beyond the
-//! width); float → int casts saturate through `llvm.fpto[su]i.sat`, to at
-//! least 32 bits and then truncated, exactly as Cranelift's
-//! `fcvt_to_[su]int_sat` + `ireduce`; `Nearest` is `llvm.rint` (round half
+//! width); float → int casts saturate at the target type's bounds through
+//! `llvm.fpto[su]i.sat` (NaN to 0), exactly as Cranelift's
+//! `fcvt_to_[su]int_sat` (clamped for 8- and 16-bit types); `Nearest` is `llvm.rint` (round half
 //! to even in the default floating-point environment, the only one the
 //! generated code runs in; unlike `llvm.roundeven` it lowers to an
 //! instruction or to `rintf`, which the runtime provides); a `Bool` is one
@@ -221,8 +225,8 @@ pub(super) fn run_ir(
     let state_param = if takes_state { ", ptr %state" } else { "" };
     let _ = writeln!(
         wrapper,
-        "define void @{run}(ptr nocapture readonly %inputs, ptr nocapture readonly \
-         %outputs, ptr %arena{state_param}) #0 {{\nentry:"
+        "define i32 @{run}(ptr nocapture readonly %inputs, ptr nocapture readonly \
+         %outputs, ptr %arena{state_param}, ptr %fault) #0 {{\nentry:"
     );
     let mut args = Vec::new();
     for (kind, list) in [("inputs", &l.inputs), ("outputs", &l.outputs)] {
@@ -239,11 +243,19 @@ pub(super) fn run_ir(
     if l.has_state() {
         args.push("ptr %state".into());
     }
-    // The body in parts (`crate::split`), called in order.
-    for part in piece.parts {
-        let _ = writeln!(wrapper, "  call void @{}({})", part.name(), args.join(", "));
+    args.push("ptr %fault".into());
+    // The body in parts (`crate::split`), called in order; the first
+    // failing status returns at once.
+    for (k, part) in piece.parts.iter().enumerate() {
+        let _ = writeln!(
+            wrapper,
+            "  %s{k} = call i32 @{}({})\n  %f{k} = icmp ne i32 %s{k}, 0\n  \
+             br i1 %f{k}, label %fail{k}, label %ok{k}\nfail{k}:\n  ret i32 %s{k}\nok{k}:",
+            part.name(),
+            args.join(", ")
+        );
     }
-    wrapper.push_str("  ret void\n}\n\n");
+    wrapper.push_str("  ret i32 0\n}\n\n");
     if piece.entry {
         out.push_str(&wrapper);
     }
@@ -305,6 +317,7 @@ pub(super) fn run_ir(
         // setcc"), with or without a double-precision FPU.
         expand_f64_minmax: ptr_bytes == 4,
         dot,
+        in_task: false,
         par: Outlining {
             params: params.clone(),
             args: arg_names,
@@ -324,10 +337,10 @@ pub(super) fn run_ir(
     let linkage = if piece.whole() { "internal" } else { "hidden" };
     if piece.entry {
         // The parts other modules define.
-        let types = vec!["ptr"; params.len()].join(", ");
+        let types = vec!["ptr"; params.len() + 1].join(", ");
         for (k, part) in piece.parts.iter().enumerate() {
             if !piece.defined.contains(&k) {
-                let _ = writeln!(out, "declare hidden void @{}({types}) #0", part.name());
+                let _ = writeln!(out, "declare hidden i32 @{}({types}) #0", part.name());
             }
         }
     }
@@ -336,16 +349,17 @@ pub(super) fn run_ir(
         g.next = 0;
         g.par.entry.clear();
         g.stmts(part.body)?;
+        // The fault record is the caller's, written only when a check fails.
         let _ = writeln!(
             out,
-            "define {linkage} void @{}({}) #1 {{\nentry:",
+            "define {linkage} i32 @{}({}, ptr nocapture %fault) #1 {{\nentry:",
             part.name(),
             params.join(", ")
         );
         allocas(&mut out, &l.program, &part.vars);
         out.push_str(&g.par.entry);
         out.push_str(&g.code);
-        out.push_str("  ret void\n}\n\n");
+        out.push_str("  ret i32 0\n}\n\n");
     }
     out.push_str(&g.par.tasks);
     for d in &g.decls {
@@ -377,6 +391,9 @@ pub(super) struct Gen<'a> {
     expand_f64_minmax: bool,
     /// The target's dot-product instructions.
     pub(super) dot: DotIsa,
+    /// Emitting an outlined parallel loop, which has no fault path (the
+    /// verifier keeps checks out of parallel loops).
+    in_task: bool,
     /// Parallel loops outlined so far.
     par: Outlining,
 }
@@ -530,6 +547,7 @@ impl Gen<'_> {
             nin: self.nin,
             expand_f64_minmax: self.expand_f64_minmax,
             dot: self.dot,
+            in_task: true,
             par: Outlining {
                 params: vec![],
                 args: vec![],
@@ -597,6 +615,48 @@ impl Gen<'_> {
         Ok(())
     }
 
+    /// A run-time check: `value - lo <u hi - lo` (one compare for both
+    /// bounds), else the fault record filled (when not null) and status 1
+    /// returned from the body.
+    fn check(&mut self, value: &Expr, check: u32) -> Result<(), CodegenError> {
+        let c = (self.p.checks.get(check as usize))
+            .ok_or_else(|| err(format!("check {check} is not declared")))?;
+        let (lo, hi) = (c.lo, c.hi);
+        if self.in_task {
+            return Err(err("a run-time check inside a parallel loop"));
+        }
+        let v = self.expr(value)?;
+        let d = self.def(format!("sub i64 {v}, {lo}"));
+        let ok = self.def(format!("icmp ult i64 {d}, {}", hi.wrapping_sub(lo)));
+        let (pass, fail, fill, done) = (
+            self.label("check.ok"),
+            self.label("check.fail"),
+            self.label("check.fill"),
+            self.label("check.ret"),
+        );
+        self.line(format!("br i1 {ok}, label %{pass}, label %{fail}"));
+        let _ = writeln!(self.code, "{fail}:");
+        let given = self.def("icmp ne ptr %fault, null".into());
+        self.line(format!("br i1 {given}, label %{fill}, label %{done}"));
+        let _ = writeln!(self.code, "{fill}:");
+        for (ty, val, off) in [
+            ("i32", check.to_string(), 0),
+            ("i32", "0".into(), 4),
+            ("i64", v, 8),
+            ("i64", lo.to_string(), 16),
+            ("i64", hi.to_string(), 24),
+        ] {
+            // Align 4: what every target's `smelt_fault` has at least.
+            let at = self.def(format!("getelementptr inbounds i8, ptr %fault, i32 {off}"));
+            self.line(format!("store {ty} {val}, ptr {at}, align 4"));
+        }
+        self.line(format!("br label %{done}"));
+        let _ = writeln!(self.code, "{done}:");
+        self.line("ret i32 1".into());
+        let _ = writeln!(self.code, "{pass}:");
+        Ok(())
+    }
+
     fn stmts(&mut self, body: &[Stmt]) -> Result<(), CodegenError> {
         for s in body {
             self.stmt(s)?;
@@ -645,6 +705,7 @@ impl Gen<'_> {
                 self.counted_loop(*var, s0, e0, body)?;
             }
             Stmt::Parallel { var, extent, body } => self.parallel(*var, *extent, body)?,
+            Stmt::Check { value, check } => self.check(value, *check)?,
             Stmt::If(c, t, e) => {
                 let cv = self.expr(c)?;
                 let c1 = self.def(format!("icmp ne i8 {cv}, 0"));
@@ -1040,29 +1101,17 @@ impl Gen<'_> {
                 self.def(format!("{op} {ft} {x} to {tt}"))
             }
             (true, false) => {
-                // Saturating conversion to at least 32 bits, then wrap down.
-                let wide = if bits(to) < 32 { Scalar::I32 } else { to };
-                let wt = vty(wide, lanes);
-                let wt = wt.as_str();
-                let name = if to.is_signed() || bits(to) < 32 {
-                    "fptosi"
-                } else {
-                    "fptoui"
-                };
-                let v = self.intrinsic(
-                    wt,
+                // Saturating at the bounds of the target type (NaN to 0).
+                let name = if to.is_signed() { "fptosi" } else { "fptoui" };
+                self.intrinsic(
+                    tt,
                     &format!(
                         "llvm.{name}.sat.{}.{}",
-                        vsuffix(wide, lanes),
+                        vsuffix(to, lanes),
                         vsuffix(from, lanes)
                     ),
                     &[(ft, &x)],
-                );
-                if wt != tt {
-                    self.def(format!("trunc {wt} {v} to {tt}"))
-                } else {
-                    v
-                }
+                )
             }
             (false, true) => {
                 let op = if from.is_signed() { "sitofp" } else { "uitofp" };
@@ -1082,7 +1131,6 @@ impl Gen<'_> {
     }
 }
 
-/// Whether `body` assigns `v` anywhere (a `Set` or a nested loop's counter).
 /// The `alloca`s of `vars` (the variables one function mentions), for its
 /// entry block.
 fn allocas(out: &mut String, p: &Program, vars: &[Var]) {

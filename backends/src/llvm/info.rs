@@ -149,10 +149,43 @@ pub(super) fn define_info(
     let inputs = table(&l.inputs, "input");
     let outputs = table(&l.outputs, "output");
 
+    // typedef struct { const char *node, *op, *what; int64_t lo, hi; }
+    //   smelt_check_info;
+    let check_info = ctx.opaque_struct_type("smelt_check_info");
+    check_info.set_body(
+        &[ptr.into(), ptr.into(), ptr.into(), i64t.into(), i64t.into()],
+        false,
+    );
+    let checks = &l.program.checks;
+    let entries: Vec<_> = checks
+        .iter()
+        .enumerate()
+        .map(|(k, c)| {
+            check_info.const_named_struct(&[
+                cstr(&c.node, &format!("smelt_check_{k}_node")).into(),
+                cstr(&c.op, &format!("smelt_check_{k}_op")).into(),
+                cstr(&c.what, &format!("smelt_check_{k}_what")).into(),
+                i64t.const_int(c.lo as u64, false).into(),
+                i64t.const_int(c.hi as u64, false).into(),
+            ])
+        })
+        .collect();
+    let checks_ptr = if entries.is_empty() {
+        ptr.const_null()
+    } else {
+        private_data(
+            module,
+            check_info.const_array(&entries).into(),
+            "smelt_checks",
+            u64_align.max(ptr_align),
+        )
+    };
+
     // typedef struct { uint32_t abi_version, num_inputs, num_outputs;
     //   const smelt_tensor_info *inputs, *outputs; uint64_t arena_bytes,
     //   arena_align; const char *model_name; uint64_t state_bytes,
-    //   state_align; } smelt_model_info;
+    //   state_align; uint32_t num_checks; const smelt_check_info *checks; }
+    //   smelt_model_info;
     let model_info = ctx.opaque_struct_type("smelt_model_info");
     model_info.set_body(
         &[
@@ -166,6 +199,8 @@ pub(super) fn define_info(
             ptr.into(),
             i64t.into(),
             i64t.into(),
+            i32t.into(),
+            ptr.into(),
         ],
         false,
     );
@@ -183,6 +218,8 @@ pub(super) fn define_info(
         name.into(),
         i64t.const_int(l.plan.state_bytes, false).into(),
         i64t.const_int(crate::plan::ALIGN, false).into(),
+        i32t.const_int(checks.len() as u64, false).into(),
+        checks_ptr.into(),
     ]);
     let g = module.add_global(model_info, None, symbol);
     g.set_initializer(&init);

@@ -167,8 +167,9 @@ fn check_arm_object(obj: &[u8], triple: &str) -> Vec<(u64, u64)> {
     assert!(info.is_global() && info.is_definition());
     // { u32 ×3, ptr, ptr, (pad), u64, u64, ptr, (pad), u64, u64 } with
     // 4-byte pointers and 8-byte-aligned u64s: 12 + 4 + 4 + (4) + 8 + 8 + 4
-    // + (4) + 8 + 8 = 64 (ABI v2 added the last two).
-    assert_eq!(info.size(), 64, "{triple}: smelt_model_info is 64 bytes");
+    // + (4) + 8 + 8 = 64 (ABI v2 added the last two), + u32 + ptr = 72
+    // (ABI v3: the checks).
+    assert_eq!(info.size(), 72, "{triple}: smelt_model_info is 72 bytes");
     let undefined: Vec<String> = file
         .symbols()
         .filter(|s| s.is_undefined() && !s.name().unwrap_or("").is_empty())
@@ -218,8 +219,9 @@ fn x86_64_and_aarch64_info_tables_have_8_byte_pointers() {
             .symbols()
             .find(|s| s.name() == Ok("smelt_model"))
             .unwrap();
-        // ABI v2: 56 bytes of v1 plus state_bytes and state_align.
-        assert_eq!(info.size(), 72, "{triple}");
+        // ABI v3: 56 bytes of v1, state_bytes and state_align (v2), then
+        // num_checks and the checks table.
+        assert_eq!(info.size(), 88, "{triple}");
     }
 }
 
@@ -228,7 +230,7 @@ fn text_outputs_and_opt_levels() {
     let t = LlvmTarget::baseline("x86_64-unknown-linux-gnu").unwrap();
     let l = sample();
     let ir = compile_llvm_ir(&l, &t, &LlvmOptions::default(), "sample").unwrap();
-    assert!(ir.contains("define void @smelt_model_run("), "{ir}");
+    assert!(ir.contains(" i32 @smelt_model_run("), "{ir}");
     assert!(ir.contains("noalias"), "{ir}");
     let asm = compile_asm(&l, &t, &LlvmOptions { opt_level: 0 }, "sample").unwrap();
     assert!(asm.contains("smelt_model_run:"), "{asm}");
@@ -268,7 +270,7 @@ int main(void) {
     for (int i = 0; i < N; i++) x[i] = (float)i * 0.75f - 2.0f;
     const void *ins[1] = {x};
     void *outs[3] = {y, z, k};
-    smelt_model_run(ins, outs, arena, 0);
+    if (smelt_model_run(ins, outs, arena, 0, 0) != SMELT_STATUS_OK) return 3;
     for (int i = 0; i < N; i++) {
         float w = (float)i * 0.5f - 1.0f;
         float t = x[i] * w + (float)i;
@@ -369,7 +371,7 @@ int main(void) {
     for (int i = 0; i < 16; i++) x[i] = (float)(i % 5) - 1.5f;
     const void *ins[1] = {x};
     void *outs[1] = {y};
-    smelt_model_run(ins, outs, 0, 0);
+    if (smelt_model_run(ins, outs, 0, 0, 0) != SMELT_STATUS_OK) return 3;
     float acc[4] = {0, 0, 0, 0};
     for (int k = 0; k < 4; k++)
         for (int l = 0; l < 4; l++) acc[l] = x[4 * k + l] * 2.0f + acc[l];

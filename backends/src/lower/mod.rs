@@ -200,6 +200,9 @@ pub struct Schedule {
     /// [`crate::kernel::MIN_PARALLEL_WORK`]; tests set 1 to split even tiny
     /// loops).
     pub min_work: u64,
+    /// Make no run-time checks (`--unchecked`): indices read from inputs
+    /// are only clamped into range ([`Program::unchecked`]).
+    pub unchecked: bool,
 }
 
 /// Lowers a whole graph for one thread and the 128-bit baseline vector unit.
@@ -237,6 +240,7 @@ pub(crate) fn lower_kernels(g: &Graph, schedule: &Schedule) -> Result<Lowered, L
         shape: schedule.shape,
         threads: schedule.threads,
         parallel_min_work: schedule.min_work,
+        unchecked: schedule.unchecked,
         ..Program::default()
     };
     let mut mem = plan(g);
@@ -283,6 +287,7 @@ pub(crate) fn lower_kernels(g: &Graph, schedule: &Schedule) -> Result<Lowered, L
             .chain(&node.outputs)
             .find(|&&id| Scalar::of(g.value(id).ty.dtype).is_none());
         let refuse = |why: String| Unsupported::new(&node.name, node.op.name(), why);
+        p.site = (node.name.clone(), node.op.name().to_string());
         let result = match missing_type {
             // Weight ops read their stored weight by its full type (the
             // encoding included).
@@ -558,9 +563,9 @@ mod scatter_state_tests {
     /// A cache `k: f32[5,3]` appended two rows a step by `ScatterND` at
     /// run-time rows and read through the scatter's output: the kernel
     /// writes the rows into the state slot (no copy of the cache, none into
-    /// the slot), matching the interpreter step by step; rows past the end
-    /// (or before the start) are clamped into the cache, where the
-    /// interpreter refuses them.
+    /// the slot), matching the interpreter step by step; a row past the end
+    /// fails the run's check, naming the node and the row, where the
+    /// interpreter refuses it too.
     #[test]
     fn a_cache_is_appended_in_its_slot() {
         let mut g = Graph::new();
@@ -630,14 +635,13 @@ mod scatter_state_tests {
                 assert_eq!(ev.f32s(Buf::State(0)), next[0].as_slice::<f32>().unwrap());
                 state = next;
             } else {
-                // Row 7 lands in row 4, row -9 in row 0; the other rows keep
-                // the last step's values.
+                // Row 7 of a cache of 5: the first update's check fails.
                 assert!(it.step(ins, state.clone()).is_err());
-                let old = state[0].as_slice::<f32>().unwrap();
-                let got = ev.f32s(Buf::State(0));
-                assert_eq!(got[12..15], uv[0..3]);
-                assert_eq!(got[0..3], uv[3..6]);
-                assert_eq!(got[3..12], old[3..12]);
+                let (check, value) = ev.fault.expect("no fault for row 7");
+                assert_eq!(value, 7);
+                let c = &l.program.checks[check as usize];
+                assert_eq!((c.node.as_str(), c.op.as_str()), ("kc", "ScatterND"));
+                assert_eq!((c.what.as_str(), c.lo, c.hi), ("index", -5, 5));
             }
         }
     }

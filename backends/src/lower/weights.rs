@@ -104,9 +104,9 @@ fn lower_decode(ops: &WeightOperands, p: &mut Program) -> NodeResult {
     Ok(p.par_nest(nest, (rows * k) as u64))
 }
 
-/// `EncodedGather(w[R, K], indices)`: each index read once (wrapped and
-/// clamped into `0..R` like `Gather`'s, so no index reads outside the
-/// weight), then its row decoded element by element.
+/// `EncodedGather(w[R, K], indices)`: each index read once (checked,
+/// wrapped and clamped into `0..R` like `Gather`'s, so no index reads
+/// outside the weight), then its row decoded element by element.
 fn lower_encoded_gather(ops: &WeightOperands, p: &mut Program) -> NodeResult {
     let (wbuf, wty) = ops.input(0, "weight")?;
     let (ibuf, ity) = ops.input(1, "indices")?;
@@ -124,7 +124,7 @@ fn lower_encoded_gather(ops: &WeightOperands, p: &mut Program) -> NodeResult {
     let kv = p.var(Scalar::I64);
     let mut failed = None;
     let nest = loop_nest(p, &[t], |p, lp| {
-        let (set, row) = super::shape::read_index(p, &idx, lp[0].clone(), rows);
+        let (mut s, row) = super::shape::read_index(p, &idx, lp[0].clone(), rows);
         let rv = p.var(Scalar::I64);
         let value = match decode_element(p, wty, *wbuf, var(rv), var(kv)) {
             Ok(v) => v,
@@ -138,11 +138,9 @@ fn lower_encoded_gather(ops: &WeightOperands, p: &mut Program) -> NodeResult {
             index: add(mul(lp[0].clone(), i(k as i64)), var(kv)),
             value,
         };
-        vec![
-            set,
-            Stmt::Set(rv, row),
-            Stmt::for_loop(kv, i(0), i(k as i64), vec![store]),
-        ]
+        s.push(Stmt::Set(rv, row));
+        s.push(Stmt::for_loop(kv, i(0), i(k as i64), vec![store]));
+        s
     });
     if let Some(e) = failed {
         return Err(e);

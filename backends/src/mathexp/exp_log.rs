@@ -225,25 +225,104 @@ pub(super) fn erf(p: &mut Program, x: Expr, pre: &mut Vec<Stmt>) -> Expr {
     select(cmp(CmpOp::Ne, x.clone(), x.clone()), x, r)
 }
 
+/// `x^y` with the special cases of IEEE 754 / C `pow` (checked case by case
+/// against the interpreter in `tests/semantics.rs`, listed in
+/// `docs/semantics.md`): `x⁰ = 1` and `1^y = 1` even for NaN; otherwise NaN
+/// propagates; `(±1)^±∞ = 1`, `|x|^±∞` is 0 or ∞ by whether |x| < 1; `±0`
+/// and `±∞` bases give 0 or ∞ by the sign of `y`, signed when `y` is an odd
+/// integer; a negative finite base with a non-integral `y` is NaN. The rest
+/// is `exp(y · log|x|)`, negated for a negative base and odd `y`.
 pub(super) fn pow(p: &mut Program, x: Expr, y: Expr, pre: &mut Vec<Stmt>) -> Expr {
     let ty = p.ty(&x);
+    let (it, _, _) = int_of(ty);
+    let c = |v: f64| f(v, ty);
     let x = bind(p, x, pre);
     let y = bind(p, y, pre);
-    let lx = log(p, un(UnOp::Abs, x.clone()), pre);
+    let ax = bind(p, un(UnOp::Abs, x.clone()), pre);
+    let lx = log(p, ax.clone(), pre);
     let e = exp(p, bin(BinOp::Mul, y.clone(), lx), pre);
     let mag = bind(p, e, pre);
-    // Negative base: defined for integral y, negative for odd y.
-    let is_int = cmp(CmpOp::Eq, un(UnOp::Floor, y.clone()), y.clone());
-    let half = bin(BinOp::Mul, y.clone(), f(0.5, ty));
-    let is_odd = cmp(CmpOp::Ne, un(UnOp::Floor, half.clone()), half);
-    let neg = select(
-        is_int,
-        select(is_odd, un(UnOp::Neg, mag.clone()), mag.clone()),
-        f(f64::NAN, ty),
+    // Integral (±∞ included) and odd (±∞ excluded: y/2 is integral there).
+    let is_int = bind(
+        p,
+        cmp(CmpOp::Eq, un(UnOp::Floor, y.clone()), y.clone()),
+        pre,
     );
-    let r = select(cmp(CmpOp::Lt, x.clone(), f(0.0, ty)), neg, mag);
-    // x⁰ = 1 for every x, NaN included.
-    select(cmp(CmpOp::Eq, y, f(0.0, ty)), f(1.0, ty), r)
+    let half = bind(p, bin(BinOp::Mul, y.clone(), c(0.5)), pre);
+    let is_odd = bind(
+        p,
+        bin(
+            BinOp::And,
+            is_int.clone(),
+            cmp(CmpOp::Ne, un(UnOp::Floor, half.clone()), half),
+        ),
+        pre,
+    );
+    // Infinite exponent: 1 for |x| = 1, else 0 or ∞ by |x| < 1 and y's sign.
+    let y_inf = bind(
+        p,
+        cmp(CmpOp::Eq, un(UnOp::Abs, y.clone()), c(f64::INFINITY)),
+        pre,
+    );
+    let y_neg = bind(p, cmp(CmpOp::Lt, y.clone(), c(0.0)), pre);
+    let small = cmp(CmpOp::Lt, ax.clone(), c(1.0));
+    let inf_exp = select(
+        cmp(CmpOp::Eq, ax.clone(), c(1.0)),
+        c(1.0),
+        select(
+            cmp(CmpOp::Ne, small, y_neg.clone()),
+            c(0.0),
+            c(f64::INFINITY),
+        ),
+    );
+    // Zero or infinite base: ∞ when (x is 0) == (y < 0), else 0.
+    let x_zero = bind(p, cmp(CmpOp::Eq, ax.clone(), c(0.0)), pre);
+    let x_inf = bind(p, cmp(CmpOp::Eq, ax.clone(), c(f64::INFINITY)), pre);
+    let edge = select(
+        cmp(CmpOp::Eq, x_zero.clone(), y_neg),
+        c(f64::INFINITY),
+        c(0.0),
+    );
+    let m = select(
+        y_inf,
+        inf_exp,
+        select(bin(BinOp::Or, x_zero, x_inf.clone()), edge, mag),
+    );
+    let m = bind(p, m, pre);
+    // The base's sign bit (−0 and −∞ included) carries over for odd y.
+    let x_signed = cmp(
+        CmpOp::Lt,
+        Expr::Bitcast(it, Box::new(x.clone())),
+        Expr::I(0, it),
+    );
+    let r = select(
+        bin(BinOp::And, x_signed, is_odd),
+        un(UnOp::Neg, m.clone()),
+        m,
+    );
+    // A negative finite base with a non-integral exponent has no real power.
+    let no_real = bin(
+        BinOp::And,
+        cmp(CmpOp::Lt, x.clone(), c(0.0)),
+        un(UnOp::Not, bin(BinOp::Or, is_int, x_inf)),
+    );
+    let r = select(no_real, c(f64::NAN), r);
+    let any_nan = bin(
+        BinOp::Or,
+        cmp(CmpOp::Ne, x.clone(), x.clone()),
+        cmp(CmpOp::Ne, y.clone(), y.clone()),
+    );
+    let r = select(any_nan, bin(BinOp::Add, x.clone(), y.clone()), r);
+    // x⁰ = 1 and 1^y = 1 for every x and y, NaN included.
+    select(
+        bin(
+            BinOp::Or,
+            cmp(CmpOp::Eq, y, c(0.0)),
+            cmp(CmpOp::Eq, x, c(1.0)),
+        ),
+        c(1.0),
+        r,
+    )
 }
 
 /// `log(1 + u)` accurate for small `u` (Kahan: `log(w)·u/(w−1)`, w = 1+u).

@@ -48,7 +48,11 @@ fn mark_stmt(s: &Stmt, used: &mut [bool]) {
                 mark_buf(c.dst, used);
                 mark_buf(c.src, used);
             }
-            Stmt::Set(..) | Stmt::For { .. } | Stmt::Parallel { .. } | Stmt::If(..) => {}
+            Stmt::Set(..)
+            | Stmt::For { .. }
+            | Stmt::Parallel { .. }
+            | Stmt::If(..)
+            | Stmt::Check { .. } => {}
         }
         s.for_each_expr(|e| mark_expr(e, used));
     });

@@ -337,7 +337,11 @@ fn count_stmt(s: &Stmt, m: &mut HashMap<Var, usize>) {
             Stmt::Set(v, _) | Stmt::For { var: v, .. } | Stmt::Parallel { var: v, .. } => {
                 *m.entry(*v).or_default() += 1
             }
-            Stmt::If(..) | Stmt::Store { .. } | Stmt::VStore { .. } | Stmt::Copy(_) => {}
+            Stmt::If(..)
+            | Stmt::Store { .. }
+            | Stmt::VStore { .. }
+            | Stmt::Copy(_)
+            | Stmt::Check { .. } => {}
         }
         s.for_each_expr(|e| count_expr(e, m));
     });

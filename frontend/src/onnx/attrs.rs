@@ -7,17 +7,28 @@ use smelt_ir::ops::ParseCtx;
 use smelt_ir::{AttrValue, Attrs, DType, Op};
 
 use super::TensorReader;
-use super::graph::node_name;
+use super::graph::{default_domain, node_name};
+use super::opsets;
 use crate::error::{Error, Result};
 
 /// Looks `node` up in the op table at `opset` with its converted `attrs`:
 /// `None` when no op has its name, else the op or why its attributes or
-/// arity are refused.
+/// arity are refused (a default-domain op the model's opset predates is
+/// refused too, naming the opset ONNX added it in).
 pub(super) fn parse_op(
     node: &NodeProto,
     opset: i64,
     attrs: &Attrs,
 ) -> Option<std::result::Result<Op, smelt_ir::Error>> {
+    if default_domain(&node.domain)
+        && let Some(first) = opsets::first_opset(&node.op_type)
+        && opset < first
+    {
+        return Some(Err(smelt_ir::Error::Unsupported(format!(
+            "{} does not exist at opset {opset}: ONNX added it in opset {first}",
+            node.op_type
+        ))));
+    }
     Op::parse(&ParseCtx {
         op_type: &node.op_type,
         domain: &node.domain,

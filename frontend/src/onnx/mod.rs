@@ -26,6 +26,7 @@ mod fold;
 mod graph;
 mod import;
 mod nbits;
+mod opsets;
 mod qdq;
 mod summary;
 mod tensor;
@@ -84,6 +85,39 @@ pub struct OnnxModel {
 /// says: each level is a stack frame of the generated parser.
 const MAX_PROTOBUF_RECURSION: usize = 400;
 
+/// The error for a model protobuf refuses. Running out of recursion means
+/// the subgraphs nest deeper than `max_depth` lets the parser follow: that
+/// is the nesting limit, named with the depth the parser reached (while it
+/// can be raised), not a bare "Over recursion limit".
+fn parse_error(e: protobuf::Error, path: &Path, max_depth: usize, recursion: usize) -> Error {
+    let msg = e.to_string();
+    if !msg.contains("recursion limit") {
+        return Error::Parse {
+            path: path.to_path_buf(),
+            msg: format!("not a valid ONNX model ({msg})"),
+        };
+    }
+    // Each level of nesting is three levels of messages, after the model's
+    // own and its graph's.
+    let reached = (recursion.saturating_sub(2) / 3) as u64;
+    if recursion < MAX_PROTOBUF_RECURSION {
+        Error::Limit {
+            what: format!(
+                "the nesting depth of subgraphs in {} (where the parser stopped)",
+                path.display()
+            ),
+            value: reached.max(max_depth as u64 + 1),
+            limit: max_depth as u64,
+            key: "max-depth",
+        }
+    } else {
+        Error::Parse {
+            path: path.to_path_buf(),
+            msg: format!("subgraphs nest deeper than {reached} levels, more than smelt can parse"),
+        }
+    }
+}
+
 impl OnnxModel {
     /// Reads and parses a model file, enforcing the file-size and nesting limits.
     pub fn read(path: &Path, limits: &Limits) -> Result<OnnxModel> {
@@ -113,10 +147,7 @@ impl OnnxModel {
         input.set_recursion_limit(recursion as u32);
         let proto = ModelProto::parse_from(&mut input)
             .and_then(|m| input.check_eof().map(|()| m))
-            .map_err(|e| Error::Parse {
-                path: path.to_path_buf(),
-                msg: format!("not a valid ONNX model ({e})"),
-            })?;
+            .map_err(|e| parse_error(e, path, limits.max_depth, recursion))?;
         let graph = proto.graph.as_ref().ok_or_else(|| Error::Parse {
             path: path.to_path_buf(),
             msg: "the model has no graph".into(),
@@ -136,6 +167,19 @@ impl OnnxModel {
                 o.domain.clone()
             };
             opsets.push((d, o.version));
+        }
+        // A default-domain opset from a newer ONNX (or none at all) would
+        // be read with the semantics of another version, silently.
+        if let Some((_, v)) = opsets.iter().find(|(d, _)| d.is_empty())
+            && !(1..=opsets::MAX_OPSET).contains(v)
+        {
+            return Err(Error::Parse {
+                path: path.to_path_buf(),
+                msg: format!(
+                    "the model imports opset {v} of the default ONNX domain; smelt supports opsets 1 to {}",
+                    opsets::MAX_OPSET
+                ),
+            });
         }
         if proto.opset_import.is_empty() && proto.ir_version < 3 {
             // IR version 1/2 files predate opset_import; they use opset 1
@@ -199,6 +243,13 @@ impl OnnxModel {
             .iter()
             .map(|t| t.name.clone())
             .collect();
+        // An initializer that is also a graph input is the input's default
+        // value (IR version 4 on): a value bound at run time overrides it.
+        // Before IR 4 every initializer is listed as an input and is a
+        // constant, so binding one is refused rather than ignored.
+        let overridden = |name: &str| {
+            opts.bind.contains_key(name) && graph_proto.input.iter().any(|vi| vi.name == name)
+        };
         for mut t in std::mem::take(&mut graph_proto.initializer) {
             let name = t.name.clone();
             if scope.contains_key(&name) {
@@ -206,12 +257,24 @@ impl OnnxModel {
                     "initializer '{name}' is defined twice"
                 )));
             }
+            if overridden(&name) {
+                if self.proto.ir_version < summary::OVERRIDABLE_IR_VERSION {
+                    return Err(Error::Input {
+                        name,
+                        msg: format!(
+                            "is an initializer of this IR version {} model, a constant that cannot be given at run time (ONNX IR < 4 lists every initializer as an input)",
+                            self.proto.ir_version
+                        ),
+                    });
+                }
+                continue;
+            }
             let id = imp.add_weight(&name, &mut t)?;
             scope.insert(name, id);
         }
         for vi in &graph_proto.input {
-            if init_names.contains(&vi.name) {
-                continue; // an initializer with the same name is its value
+            if init_names.contains(&vi.name) && !opts.bind.contains_key(&vi.name) {
+                continue; // the initializer of the same name is its value
             }
             if scope.contains_key(&vi.name) {
                 return Err(Error::Graph(format!(
@@ -231,6 +294,13 @@ impl OnnxModel {
                     msg: format!("{flag} names no graph input"),
                 });
             }
+        }
+        // A model computes something: with no outputs there is nothing to
+        // run or compile (ONNX requires at least one).
+        if graph_proto.output.is_empty() {
+            return Err(Error::Graph(
+                "the graph has no outputs; a model must compute at least one value".into(),
+            ));
         }
         imp.import_nodes(&mut graph_proto.node, &mut scope, 0)?;
         for vi in &graph_proto.output {

@@ -26,6 +26,11 @@ pub struct DeclaredValue {
     pub dims: Option<Vec<String>>,
 }
 
+/// The first IR version in which an initializer that is also a graph input
+/// is a default value the caller may override (before it, every initializer
+/// had to be listed as an input, and they are constants).
+pub(super) const OVERRIDABLE_IR_VERSION: i64 = 4;
+
 /// What can be said about a model without importing it.
 #[derive(Clone, Debug, Default)]
 pub struct Summary {
@@ -37,6 +42,12 @@ pub struct Summary {
     pub opsets: Vec<(String, i64)>,
     /// Graph inputs that are not initializers.
     pub inputs: Vec<DeclaredValue>,
+    /// Graph inputs with an initializer of the same name, from IR version 4
+    /// on: the initializer is the input's default value and a value given
+    /// at run time (`smelt run --input`, `--bind`) overrides it, as ONNX
+    /// and onnxruntime have it. Earlier files list every initializer as an
+    /// input; those are constants and not listed here.
+    pub defaults: Vec<DeclaredValue>,
     /// Graph outputs.
     pub outputs: Vec<DeclaredValue>,
     /// Node count per op type (subgraphs included), sorted by op type.
@@ -108,6 +119,15 @@ impl OnnxModel {
                 .filter(|i| !inits.contains(i.name.as_str()))
                 .map(declared)
                 .collect(),
+            defaults: if self.proto.ir_version >= OVERRIDABLE_IR_VERSION {
+                g.input
+                    .iter()
+                    .filter(|i| inits.contains(i.name.as_str()))
+                    .map(declared)
+                    .collect()
+            } else {
+                Vec::new()
+            },
             outputs: g.output.iter().map(declared).collect(),
             op_histogram,
             node_count,

@@ -31,10 +31,11 @@ static inline long raw_syscall6(long n, long a, long b, long c, long d, long e, 
     SVC_SYSCALL6("r7", "r0", "r1", "r2", "r3", "r4", "r5")
 }
 
-/* The size of an open file: _llseek writes the 64-bit offset to memory. */
-__attribute__((unused)) static int64_t arch_seek(int fd, int whence) {
+/* A 64-bit lseek: _llseek takes the offset in two halves and writes the
+   resulting position to memory. */
+__attribute__((unused)) static int64_t arch_seek(int fd, int64_t off, int whence) {
     int64_t pos = 0;
-    long r = raw_syscall6(SYS__llseek, fd, 0, 0, (long)&pos, whence, 0);
+    long r = raw_syscall6(SYS__llseek, fd, (long)((uint64_t)off >> 32), (long)(uint32_t)off, (long)&pos, whence, 0);
     return r < 0 ? r : pos;
 }
 

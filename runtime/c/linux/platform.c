@@ -55,14 +55,19 @@ static int plat_is_terminal(int fd) {
 }
 
 #if !defined(SYS__llseek)
-static int64_t arch_seek(int fd, int whence) { return sys3(SYS_lseek, fd, 0, whence); }
+static int64_t arch_seek(int fd, int64_t off, int whence) { return sys3(SYS_lseek, fd, (long)off, whence); }
 #endif
 
 static int64_t plat_file_size(int fd) {
-    int64_t end = arch_seek(fd, SEEK_END);
+    int64_t end = arch_seek(fd, 0, SEEK_END);
     if (end < 0) return end;
-    int64_t back = arch_seek(fd, SEEK_SET);
+    int64_t back = arch_seek(fd, 0, SEEK_SET);
     return back < 0 ? back : end;
+}
+
+static int plat_seek(int fd, uint64_t pos) {
+    int64_t r = arch_seek(fd, (int64_t)pos, SEEK_SET);
+    return r < 0 ? (int)r : 0;
 }
 
 static int plat_mkdir(const char *path) { return (int)sys3(SYS_mkdirat, AT_FDCWD, (long)path, 0777); }

@@ -28,6 +28,7 @@
 #define SYS_WRITE0 0x04
 #define SYS_WRITE 0x05
 #define SYS_READ 0x06
+#define SYS_SEEK 0x0A
 #define SYS_FLEN 0x0C
 #define SYS_ERRNO 0x13
 #define SYS_GET_CMDLINE 0x15
@@ -114,6 +115,13 @@ static int64_t plat_file_size(int fd) {
     return n < 0 ? last_error() : n;
 }
 
+static int plat_seek(int fd, uint64_t pos) {
+    long args[2] = {host_handle(fd), (long)pos};
+    if (args[0] < 0) return -9; /* EBADF */
+    if (pos > 0x7fffffff) return -22; /* EINVAL: semihosting positions are 32-bit */
+    return semihost(SYS_SEEK, args) < 0 ? (int)last_error() : 0;
+}
+
 static int plat_mkdir(const char *path) {
     (void)path;
     return PLAT_EEXIST;
@@ -125,8 +133,7 @@ static uintptr_t heap_top;
 
 static void heap_error(uint64_t bytes, uintptr_t top) {
     struct out o;
-    o.fd = PLAT_STDERR;
-    o.len = 0;
+    out_open(&o, PLAT_STDERR);
     out_printf(&o, "firmware: out of RAM: %u bytes requested, %u of %u heap bytes free; "
                    "compile with a larger --memory ram=... or a smaller model\n",
                bytes, (uint64_t)((uintptr_t)__heap_end - top),

@@ -44,12 +44,13 @@ static const smelt_tensor_info outputs[NOUT] = {
 };
 
 const smelt_model_info smelt_model = {
-    SMELT_ABI_VERSION, 2, NOUT, inputs, outputs, 0, 1, "aeabi", 0, 64,
+    SMELT_ABI_VERSION, 2, NOUT, inputs, outputs, 0, 1, "aeabi", 0, 64, 0, 0,
 };
 
 void smelt_model_init(void *state) { (void)state; }
 
-void smelt_model_run(const void *const *in, void *const *out, void *arena, void *state) {
+int32_t smelt_model_run(const void *const *in, void *const *out, void *arena, void *state, smelt_fault *fault) {
+    (void)fault;
     (void)state;
     (void)arena;
     const uint64_t *a = in[0], *b = in[1];
@@ -91,4 +92,5 @@ void smelt_model_run(const void *const *in, void *const *out, void *arena, void 
         o[28][i] = __aeabi_h2f((uint32_t)(x & 0xffff));
         o[29][i] = __aeabi_d2h(x);
     }
+    return SMELT_STATUS_OK;
 }

@@ -31,12 +31,13 @@ static const smelt_tensor_info outputs[14] = {
 };
 
 const smelt_model_info smelt_model = {
-    SMELT_ABI_VERSION, 6, 14, inputs, outputs, 0, 1, "libcalls", 0, 64,
+    SMELT_ABI_VERSION, 6, 14, inputs, outputs, 0, 1, "libcalls", 0, 64, 0, 0,
 };
 
 void smelt_model_init(void *state) { (void)state; }
 
-void smelt_model_run(const void *const *in, void *const *out, void *arena, void *state) {
+int32_t smelt_model_run(const void *const *in, void *const *out, void *arena, void *state, smelt_fault *fault) {
+    (void)fault;
     (void)state;
     (void)arena;
     const float *a = in[0], *b = in[1], *c = in[2];
@@ -59,4 +60,5 @@ void smelt_model_run(const void *const *in, void *const *out, void *arena, void 
         d[12][i] = sqrt(da[i]);
         d[13][i] = fma(da[i], db[i], dc[i]);
     }
+    return SMELT_STATUS_OK;
 }

@@ -32,12 +32,13 @@ static const smelt_tensor_info outputs[2] = {
 };
 
 const smelt_model_info smelt_model = {
-    SMELT_ABI_VERSION, 2, 2, inputs, outputs, 256, 16, "memfns", 0, 64,
+    SMELT_ABI_VERSION, 2, 2, inputs, outputs, 256, 16, "memfns", 0, 64, 0, 0,
 };
 
 void smelt_model_init(void *state) { (void)state; }
 
-void smelt_model_run(const void *const *in, void *const *out, void *arena, void *state) {
+int32_t smelt_model_run(const void *const *in, void *const *out, void *arena, void *state, smelt_fault *fault) {
+    (void)fault;
     (void)state;
     const unsigned char *data = in[0];
     const int64_t *ops = in[1];
@@ -57,4 +58,5 @@ void smelt_model_run(const void *const *in, void *const *out, void *arena, void 
         cmp[i] = (r > 0) - (r < 0);
     }
     memcpy(out[0], buf, 256);
+    return SMELT_STATUS_OK;
 }

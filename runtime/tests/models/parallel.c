@@ -25,7 +25,7 @@ static const smelt_tensor_info outputs[2] = {
 };
 
 const smelt_model_info smelt_model = {
-    SMELT_ABI_VERSION, 1, 2, inputs, outputs, 0, 64, "parallel", 0, 64,
+    SMELT_ABI_VERSION, 1, 2, inputs, outputs, 0, 64, "parallel", 0, 64, 0, 0,
 };
 
 struct job {
@@ -50,11 +50,13 @@ static void task(void *ctx, int64_t lo, int64_t hi) {
 
 void smelt_model_init(void *state) { (void)state; }
 
-void smelt_model_run(const void *const *in, void *const *out, void *arena, void *state) {
+int32_t smelt_model_run(const void *const *in, void *const *out, void *arena, void *state, smelt_fault *fault) {
+    (void)fault;
     (void)state;
     (void)arena;
     struct job j = {in[0], out[0], out[1]};
     for (int k = 0; k < 3; k++) j.stacks[k] = 0;
     __atomic_store_n(&calls, 0, __ATOMIC_SEQ_CST);
     smelt_parallel_for(task, &j, N, 3);
+    return SMELT_STATUS_OK;
 }

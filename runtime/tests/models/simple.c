@@ -18,12 +18,13 @@ static const smelt_tensor_info outputs[2] = {
 };
 
 const smelt_model_info smelt_model = {
-    SMELT_ABI_VERSION, 2, 2, inputs, outputs, 64, 64, "simple", 0, 64,
+    SMELT_ABI_VERSION, 2, 2, inputs, outputs, 64, 64, "simple", 0, 64, 0, 0,
 };
 
 void smelt_model_init(void *state) { (void)state; }
 
-void smelt_model_run(const void *const *in, void *const *out, void *arena, void *state) {
+int32_t smelt_model_run(const void *const *in, void *const *out, void *arena, void *state, smelt_fault *fault) {
+    (void)fault;
     (void)state;
     const float *x = in[0];
     const int64_t *ids = in[1];
@@ -35,4 +36,5 @@ void smelt_model_run(const void *const *in, void *const *out, void *arena, void 
     for (int i = 0; i < 6; i++) y[i] = x[i] * 2.0f + 1.0f;
     for (int i = 0; i < 4; i++) tmp[i] = ids[3 - i];
     for (int i = 0; i < 4; i++) z[i] = aligned ? tmp[i] : -1;
+    return SMELT_STATUS_OK;
 }

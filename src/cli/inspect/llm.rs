@@ -129,7 +129,7 @@ fn as_compiled(
     let schedule = Schedule {
         shape: spec.vector,
         threads,
-        min_work: 0,
+        ..Schedule::default()
     };
     let lowered = smelt_backends::artifact::lower_for_codegen(&g, &schedule)
         .map_err(|e| CliError(e.to_string()))?;

@@ -81,6 +81,14 @@ fn fmod(a: Expr, b: Expr, ty: Scalar, p: &mut Program, pre: &mut Vec<Stmt>) -> E
         bin(BinOp::Sub, r1.clone(), sb),
         r1,
     );
+    // A zero remainder has the dividend's sign (a · 0 is ±0 for finite a;
+    // the subtraction above gives +0 for -0 and for exact multiples).
+    let r2 = bind(p, pre, r2);
+    let r2 = select(
+        cmp(CmpOp::Eq, r2.clone(), c(0.0)),
+        mul(a.clone(), c(0.0)),
+        r2,
+    );
     // fmod(a, ±inf) = a for finite a.
     select(
         bin(
@@ -198,8 +206,9 @@ fn const_scalar(o: &Operand, p: &Program) -> Option<f64> {
     })
 }
 
-/// `Pow`: integer powers exactly; floats through `exp(y·log|x|)` (with the
-/// common constant exponents 1, 2, 3, ½ and −1 as plain arithmetic); mixed
+/// `Pow`: integer powers exactly; floats through `exp(y·log|x|)` with the
+/// IEEE special cases (`mathexp`'s `pow`; f32 computed in f64), the common
+/// constant exponents 1, 2, 3, ½ and −1 as plain arithmetic; mixed
 /// types in f64, converted to the base's type (for integer results, a value
 /// within 1e-12 relative of an integer is taken as that integer, so exact
 /// powers like 3^6.0 survive the truncation).
@@ -222,12 +231,19 @@ fn pow(
             Some(2.0) => mul(xv.clone(), xv),
             Some(3.0) => mul(mul(xv.clone(), xv.clone()), xv),
             Some(-1.0) => bin(BinOp::Div, f(1.0, ty), xv),
-            // pow(-inf, ½) = +inf where √ gives NaN.
+            // pow(-inf, ½) = +inf where √ gives NaN, and pow(-0, ½) = +0
+            // where √ gives -0 (adding +0 clears the sign of a zero only).
             Some(0.5) => select(
                 cmp(CmpOp::Eq, xv.clone(), f(f64::NEG_INFINITY, ty)),
                 f(f64::INFINITY, ty),
-                un(UnOp::Sqrt, xv),
+                bin(BinOp::Add, un(UnOp::Sqrt, xv), f(0.0, ty)),
             ),
+            // f32 in f64, rounded once like the interpreter: exact powers
+            // (integers of a negative base) stay exact.
+            _ if ty == Scalar::F32 => {
+                let wt = Scalar::F64;
+                cast(ty, bin(BinOp::Pow, cast(wt, xv), cast(wt, yv)))
+            }
             _ => bin(BinOp::Pow, xv, yv),
         };
     }

@@ -12,6 +12,19 @@ fn fconst(v: f64, ty: Scalar) -> Expr {
     f(v, ty)
 }
 
+/// The logistic function of `x`: 1/(1+e^-x) for x ≥ 0, e^x/(1+e^x) below
+/// (the interpreter's form), so e^-x never overflows and very negative x
+/// give e^x's subnormals rather than 0.
+fn sigmoid(x: Expr, ty: Scalar, p: &mut Program, pre: &mut Vec<Stmt>) -> Expr {
+    let c = |v: f64| fconst(v, ty);
+    let v = mathexp::bind(p, x, pre);
+    let t = un(UnOp::Exp, un(UnOp::Neg, un(UnOp::Abs, v.clone())));
+    let t = mathexp::bind(p, t, pre);
+    let r = bin(BinOp::Div, c(1.0), bin(BinOp::Add, c(1.0), t.clone()));
+    let l = bin(BinOp::Div, t.clone(), bin(BinOp::Add, c(1.0), t));
+    select(cmp(CmpOp::Lt, v, c(0.0)), l, r)
+}
+
 /// The scalar formula of a unary function of a float `x` of type `ty`
 /// (`x` is a variable or constant, so it may be used more than once);
 /// statements it needs go to `pre`. Long because it is a table: one arm per
@@ -38,13 +51,6 @@ pub(super) fn unary_float(
     let c = |v: f64| fconst(v, ty);
     let zero = || c(0.0);
     let exp = |e: Expr| un(UnOp::Exp, e);
-    let sigmoid = |e: Expr| {
-        bin(
-            BinOp::Div,
-            c(1.0),
-            bin(BinOp::Add, c(1.0), exp(un(UnOp::Neg, e))),
-        )
-    };
     Ok(match u {
         UnaryFn::Abs => un(UnOp::Abs, x),
         UnaryFn::Neg => un(UnOp::Neg, x),
@@ -61,7 +67,7 @@ pub(super) fn unary_float(
         UnaryFn::Cos => un(UnOp::Cos, x),
         // Max propagates NaN, as NumPy's maximum does.
         UnaryFn::Relu => bin(BinOp::Max, x, zero()),
-        UnaryFn::Sigmoid => sigmoid(x),
+        UnaryFn::Sigmoid => sigmoid(x, ty, p, pre),
         UnaryFn::Sign => select(
             cmp(CmpOp::Gt, x.clone(), zero()),
             c(1.0),
@@ -137,7 +143,7 @@ pub(super) fn unary_float(
                 bin(BinOp::Add, c(1.0), un(UnOp::Tanh, inner)),
             )
         }
-        UnaryFn::Swish { alpha } => mul(x.clone(), sigmoid(mul(c(alpha as f64), x))),
+        UnaryFn::Swish { alpha } => mul(x.clone(), sigmoid(mul(c(alpha as f64), x), ty, p, pre)),
         UnaryFn::Tan => mathexp::tan(p, x, pre),
         UnaryFn::Asin => mathexp::asin(p, x, pre),
         UnaryFn::Acos => mathexp::acos(p, x, pre),

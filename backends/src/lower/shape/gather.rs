@@ -1,13 +1,16 @@
 //! Lowering of the Gather family, with the index walkers the scatters and
-//! Compress share. An index is wrapped like the interpreter wraps a valid one
-//! and then clamped into the axis, so it never reads outside the buffer.
+//! Compress share. An index is checked against the axis (`[-d, d)`: a run
+//! with an index outside fails, naming the node and the index), wrapped like
+//! the interpreter wraps a valid one and then clamped into the axis, so
+//! even an unchecked program (`--unchecked`) never reads outside the
+//! buffer.
 
 use smelt_ir::shape::strides;
 
 use super::super::{NodeResult, Operand, flat_index, loop_nest, operand};
 use super::{Node, add0, axis_of, copy_run, mulk, split_at};
 use crate::kernel::build::{add, bin, cast, cmp, i, select, var};
-use crate::kernel::{BinOp, CmpOp, Expr, Program, Scalar, Stmt};
+use crate::kernel::{BinOp, CmpOp, Expr, Program, Scalar, Stmt, Var};
 
 /// Lowers `Gather`.
 pub(super) fn lower_gather(a: i64, node: Node<'_>, p: &mut Program) -> NodeResult {
@@ -33,15 +36,13 @@ pub(super) fn lower_gather_elements(a: i64, node: Node<'_>, p: &mut Program) -> 
     }
     let (x_c, out_c) = (x.clone(), out.clone());
     Ok(over_elements(p, &x.shape, &idx.shape, ax, |p, base, at| {
-        let (set, k) = read_index(p, &idx, at.clone(), d);
-        vec![
-            set,
-            Stmt::Store {
-                buf: out_c.buf,
-                index: at,
-                value: x_c.load(add0(base, mulk(k, stride as i64))),
-            },
-        ]
+        let (mut s, k) = read_index(p, &idx, at.clone(), d);
+        s.push(Stmt::Store {
+            buf: out_c.buf,
+            index: at,
+            value: x_c.load(add0(base, mulk(k, stride as i64))),
+        });
+        s
     }))
 }
 
@@ -64,24 +65,53 @@ pub(super) fn lower_gather_nd(batch_dims: i64, node: Node<'_>, p: &mut Program) 
     }))
 }
 
-/// Reads index `at` of an index operand into a fresh `I64` variable, wrapped
-/// (negative counts from the end) and clamped into `0..d`. Valid indices give
-/// exactly the interpreter's element; invalid ones stay inside the axis.
+/// Reads index `at` of an index operand into a fresh `I64` variable and
+/// checks it against `[-d, d)` (the run fails on an index outside); the
+/// index is then wrapped (negative counts from the end) and clamped into
+/// `0..d`. Valid indices give exactly the interpreter's element; with the
+/// check dropped (`--unchecked`) invalid ones stay inside the axis. Returns
+/// the statements that read and check the index, and the index to use.
 pub(in crate::lower) fn read_index(
     p: &mut Program,
     idx: &Operand,
     at: Expr,
     d: usize,
-) -> (Stmt, Expr) {
+) -> (Vec<Stmt>, Expr) {
+    let (set, v, k) = wrap_index(p, idx, at, d);
+    let mut s = vec![set];
+    s.extend(p.check(var(v), "index", -(d as i64), d as i64));
+    (s, k)
+}
+
+/// [`read_index`] without the check: the statement reading the index into a
+/// fresh variable, the variable, and the wrapped and clamped index.
+fn wrap_index(p: &mut Program, idx: &Operand, at: Expr, d: usize) -> (Stmt, Var, Expr) {
     let v = p.var(Scalar::I64);
     let raw = cast(Scalar::I64, idx.load(at));
     let d = d as i64;
     let wrapped = select(cmp(CmpOp::Lt, var(v), i(0)), add(var(v), i(d)), var(v));
     let clamped = bin(BinOp::Max, bin(BinOp::Min, wrapped, i(d - 1)), i(0));
-    (Stmt::Set(v, raw), clamped)
+    (Stmt::Set(v, raw), v, clamped)
+}
+
+/// One loop checking every index of `idx` against `[-d, d)`, for a kernel
+/// that reads each index many times: the checks are made once, before it,
+/// instead of in its inner loops.
+fn check_all(p: &mut Program, idx: &Operand, d: usize) -> Vec<Stmt> {
+    if p.unchecked {
+        return Vec::new();
+    }
+    loop_nest(p, &[idx.numel()], |p, lp| {
+        let (set, v, _) = wrap_index(p, idx, lp[0].clone(), d);
+        let mut s = vec![set];
+        s.extend(p.check(var(v), "index", -(d as i64), d as i64));
+        s
+    })
 }
 
 /// `out[o, j, :] = x[o, idx[j], :]` for `x` viewed as `[outer, d, inner]`.
+/// With more than one `o`, the indices are checked once before the copies
+/// ([`check_all`]), not once per `o`.
 pub(super) fn gather_rows(
     p: &mut Program,
     x: &Operand,
@@ -97,17 +127,27 @@ pub(super) fn gather_rows(
         return Err("Gather from an empty axis has no valid index".into());
     }
     let (x_c, idx_c, out_c) = (x.clone(), idx.clone(), out.clone());
-    Ok(loop_nest(p, &[outer, m], |p, lp| {
-        let (set, k) = read_index(p, &idx_c, lp[1].clone(), d);
+    let mut checks = if outer > 1 {
+        check_all(p, idx, d)
+    } else {
+        Vec::new()
+    };
+    checks.extend(loop_nest(p, &[outer, m], |p, lp| {
+        let (mut s, k) = if outer > 1 {
+            let (set, _, k) = wrap_index(p, &idx_c, lp[1].clone(), d);
+            (vec![set], k)
+        } else {
+            read_index(p, &idx_c, lp[1].clone(), d)
+        };
         let src = mulk(add0(mulk(lp[0].clone(), d as i64), k), inner as i64);
         let dst = mulk(
             add0(mulk(lp[0].clone(), m as i64), lp[1].clone()),
             inner as i64,
         );
-        let mut s = vec![set];
         s.extend(copy_run(p, &x_c, src, &out_c, dst, inner));
         s
-    }))
+    }));
+    Ok(checks)
 }
 
 /// For GatherElements/ScatterElements: loops over the index tensor and calls
@@ -155,7 +195,7 @@ pub(super) fn over_tuples(
         for j in 0..k {
             let at = add0(mulk(t.clone(), k as i64), i(j as i64));
             let (set, e) = read_index(p, &idx_c, at, data_c[b + j]);
-            pre.push(set);
+            pre.extend(set);
             off = add0(off, mulk(e, ds[b + j] as i64));
         }
         pre.extend(body(p, off, t));

@@ -6,12 +6,13 @@
 //! kernel then writes only the updated elements. Each update reads the
 //! output only at the element it writes, so the result is the same.
 //!
-//! Indices are run-time values: each one is wrapped like a valid negative
-//! index and clamped into its axis (`gather::read_index`), so no index
-//! writes outside the output, whatever it is. The interpreter refuses an
-//! out-of-range index with an error; native code has no error path in a
-//! run, and writes such an update at the nearest end of the axis instead
-//! (a position past a KV cache lands in its last row).
+//! Indices are run-time values: each one is checked against its axis (a
+//! run with an index outside `[-d, d)` fails, naming the node and the index,
+//! as the interpreter refuses it), then wrapped like a valid negative index
+//! and clamped into the axis (`gather::read_index`), so no index writes
+//! outside the output even with the checks dropped (`--unchecked`: such an
+//! update lands at the nearest end of the axis, a position past a KV cache
+//! in its last row).
 
 use super::gather::{over_elements, over_tuples, read_index};
 use smelt_ir::ops::layout::Reduction;
@@ -86,16 +87,14 @@ pub(super) fn lower_scatter_elements(
     }
     let (out_c, r) = (out.clone(), reduction);
     s.extend(over_elements(p, &x.shape, &idx.shape, ax, |p, base, at| {
-        let (set, k) = read_index(p, &idx, at.clone(), d);
+        let (mut s, k) = read_index(p, &idx, at.clone(), d);
         let dst = add0(base, mulk(k, stride as i64));
-        vec![
-            set,
-            Stmt::Store {
-                buf: out_c.buf,
-                index: dst.clone(),
-                value: combine(r, out_c.load(dst), u.load(at), out_c.ty),
-            },
-        ]
+        s.push(Stmt::Store {
+            buf: out_c.buf,
+            index: dst.clone(),
+            value: combine(r, out_c.load(dst), u.load(at), out_c.ty),
+        });
+        s
     }));
     Ok(s)
 }

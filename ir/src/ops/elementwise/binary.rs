@@ -177,16 +177,18 @@ impl BinaryFn {
         }
     }
 
+    /// The function on integers. Division and remainder by zero give 0 (ONNX
+    /// leaves them undefined; the generated code gives 0 too and never
+    /// traps, see docs/semantics.md); `MIN / -1` wraps to `MIN`.
     pub(super) fn apply_int<T: Int>(self, a: T, b: T) -> Result<T> {
-        let div0 = || Error::Eval(format!("integer division by zero in {}", self.name()));
         Ok(match self {
             BinaryFn::Add => a.wadd(b),
             BinaryFn::Sub => a.wsub(b),
             BinaryFn::Mul => a.wmul(b),
-            BinaryFn::Div => a.cdiv(b).ok_or_else(div0)?,
-            BinaryFn::Mod { fmod: true } => a.crem(b).ok_or_else(div0)?,
+            BinaryFn::Div => a.cdiv(b).unwrap_or(T::ZERO),
+            BinaryFn::Mod { fmod: true } => a.crem(b).unwrap_or(T::ZERO),
             BinaryFn::Mod { fmod: false } => {
-                let r = a.crem(b).ok_or_else(div0)?;
+                let r = a.crem(b).unwrap_or(T::ZERO);
                 // Python semantics: the remainder takes the divisor's sign.
                 if r != T::ZERO && ((r < T::ZERO) != (b < T::ZERO)) {
                     r.wadd(b)

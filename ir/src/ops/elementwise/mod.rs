@@ -429,14 +429,21 @@ mod tests {
     }
 
     #[test]
-    fn integer_division_by_zero_is_an_error() {
-        let a = Tensor::from_vec(vec![1], vec![1i64]).unwrap();
-        let b = Tensor::from_vec(vec![1], vec![0i64]).unwrap();
-        assert!(
-            Elementwise::Binary(BinaryFn::Div)
-                .eval(&[Some(&a), Some(&b)])
-                .is_err()
-        );
+    fn integer_division_by_zero_is_zero() {
+        // docs/semantics.md: ONNX leaves it undefined; smelt gives 0 on
+        // both sides, and `MIN / -1` wraps.
+        let a = Tensor::from_vec(vec![3], vec![1i64, -7, i64::MIN]).unwrap();
+        let b = Tensor::from_vec(vec![3], vec![0i64, 0, -1]).unwrap();
+        let div = Tensor::from_vec(vec![3], vec![0i64, 0, i64::MIN]).unwrap();
+        check(Elementwise::Binary(BinaryFn::Div), &[&a, &b], &div);
+        let zeros = Tensor::from_vec(vec![3], vec![0i64; 3]).unwrap();
+        for fmod in [false, true] {
+            check(
+                Elementwise::Binary(BinaryFn::Mod { fmod }),
+                &[&a, &b],
+                &zeros,
+            );
+        }
     }
 
     #[test]

@@ -18,17 +18,25 @@ pub enum VariadicFn {
     Mean,
 }
 
+/// IEEE 754-2019 `maximum`: NaN propagates and −0 < +0 (what the generated
+/// code's `Max` does; `f64::max` may return either zero).
 fn nan_max(a: f64, b: f64) -> f64 {
     if a.is_nan() || b.is_nan() {
         f64::NAN
+    } else if a == b {
+        // Equal: the same value, or zeros of which +0 is the larger.
+        if a.is_sign_negative() { b } else { a }
     } else {
         a.max(b)
     }
 }
 
+/// IEEE 754-2019 `minimum`: NaN propagates and −0 < +0.
 fn nan_min(a: f64, b: f64) -> f64 {
     if a.is_nan() || b.is_nan() {
         f64::NAN
+    } else if a == b {
+        if a.is_sign_negative() { a } else { b }
     } else {
         a.min(b)
     }

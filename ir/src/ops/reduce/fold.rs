@@ -219,12 +219,19 @@ impl Plan {
 }
 
 /// `ReduceMax`/`ReduceMin` on any dtype, natively (exact for 64-bit integers);
-/// NaN propagates.
+/// NaN propagates and −0 < +0 (IEEE 754-2019 `maximum`/`minimum`, what the
+/// generated code does).
 pub(super) fn reduce_extreme<T: Extremes>(x: &[T], plan: &Plan, max: bool) -> Vec<T> {
     let init = if max { T::LOWEST } else { T::HIGHEST };
     let mut acc = vec![init; plan.out_len];
+    // Of two equal zeros, the one whose sign is the right extreme wins
+    // (integer zeros have no sign, so nothing changes for them).
+    let zero_better = |a: T, v: T| {
+        let (fa, fv) = (a.to_f64(), v.to_f64());
+        fa == 0.0 && fv == 0.0 && fa.is_sign_negative() == max && fv.is_sign_negative() != max
+    };
     plan.run(x, &mut acc, |a, v, _| {
-        let better = if max { v > a } else { v < a };
+        let better = if max { v > a } else { v < a } || zero_better(a, v);
         if is_nan(a) || !(better || is_nan(v)) {
             a
         } else {

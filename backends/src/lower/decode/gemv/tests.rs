@@ -139,14 +139,14 @@ fn vector_dot_is_a_dot_product_with_the_decoded_weight() {
 const HARNESS: &str = r#"
 #include <stdint.h>
 #include <stdio.h>
-void smelt_model_run(void **ins, void **outs, void *arena, void *state);
+int smelt_model_run(void **ins, void **outs, void *arena, void *state, void *fault);
 static float y[4096];
 static char arena[64];
 int main(void) {
     long n = 0;
     if (fread(&n, 8, 1, stdin) != 1) return 2;
     void *outs[1] = {y};
-    smelt_model_run(0, outs, arena, 0);
+    if (smelt_model_run(0, outs, arena, 0, 0) != 0) return 3;
     fwrite(y, 4, (size_t) n, stdout);
     return 0;
 }
