@@ -55,12 +55,17 @@ fn bytes_field(out: &mut Vec<u8>, field: u64, bytes: &[u8]) {
 
 /// A `ValueInfoProto` of an f32 tensor of shape `[4]`.
 fn value_info(name: &str) -> Vec<u8> {
+    typed_value_info(name, 1, 4)
+}
+
+/// A `ValueInfoProto` of a tensor of ONNX type `elem_type` and shape `[n]`.
+fn typed_value_info(name: &str, elem_type: u64, n: u64) -> Vec<u8> {
     let mut dim = Vec::new();
-    int_field(&mut dim, 1, 4); // dim_value
+    int_field(&mut dim, 1, n); // dim_value
     let mut shape = Vec::new();
     bytes_field(&mut shape, 1, &dim); // dim
     let mut tensor = Vec::new();
-    int_field(&mut tensor, 1, 1); // elem_type FLOAT
+    int_field(&mut tensor, 1, elem_type); // elem_type
     bytes_field(&mut tensor, 2, &shape); // shape
     let mut ty = Vec::new();
     bytes_field(&mut ty, 1, &tensor); // tensor_type
@@ -267,4 +272,90 @@ fn the_time_limit_bounds_the_whole_optimizer_on_a_big_graph() {
         "{what}: the graph changed:\n{stdout}"
     );
     check_run(&exe, &dir, &input, &want, &what);
+}
+
+/// A node `op(inputs) -> output` named `name`.
+fn node(name: &str, op: &str, inputs: &[&str], output: &str) -> Vec<u8> {
+    let mut node = Vec::new();
+    for i in inputs {
+        bytes_field(&mut node, 1, i.as_bytes());
+    }
+    bytes_field(&mut node, 2, output.as_bytes());
+    bytes_field(&mut node, 3, name.as_bytes());
+    bytes_field(&mut node, 4, op.as_bytes());
+    node
+}
+
+/// A run-time check that fails in a late function of a body cut into many
+/// (and LLVM modules) stops the run with its status: 3,000 Relu, a Gather
+/// of run-time indices `idx` (i64[2]) from the f32[4] result, 3,000 Relu.
+#[test]
+fn a_failing_check_in_a_late_part_stops_the_run() {
+    let dir = scratch("scale", "late-check");
+    let mut graph = Vec::new();
+    let relus = |graph: &mut Vec<u8>, tag: &str, from: &str| -> String {
+        let mut prev = from.to_string();
+        for k in 0..3000 {
+            let out = format!("{tag}{k}");
+            bytes_field(graph, 1, &node(&out, "Relu", &[&prev], &out));
+            prev = out;
+        }
+        prev
+    };
+    let a = relus(&mut graph, "a", "x");
+    bytes_field(
+        &mut graph,
+        1,
+        &node("late_gather", "Gather", &[&a, "idx"], "g"),
+    );
+    let y = relus(&mut graph, "b", "g");
+    bytes_field(&mut graph, 2, b"late");
+    bytes_field(&mut graph, 11, &value_info("x"));
+    bytes_field(&mut graph, 11, &typed_value_info("idx", 7, 2)); // INT64
+    bytes_field(&mut graph, 12, &typed_value_info(&y, 1, 2));
+    let mut opset = Vec::new();
+    bytes_field(&mut opset, 1, b"");
+    int_field(&mut opset, 2, 13);
+    let mut model = Vec::new();
+    int_field(&mut model, 1, 8);
+    bytes_field(&mut model, 7, &graph);
+    bytes_field(&mut model, 8, &opset);
+    let path = dir.join("late.onnx");
+    std::fs::write(&path, model).unwrap();
+    let x = Tensor::from_vec(vec![4], vec![-1f32, 2.0, 3.5, -4.0]).unwrap();
+    let (xp, ok, bad) = (dir.join("x.npy"), dir.join("ok.npy"), dir.join("bad.npy"));
+    write_npy(&xp, &x).unwrap();
+    write_npy(&ok, &Tensor::from_vec(vec![2], vec![2i64, -3]).unwrap()).unwrap();
+    write_npy(&bad, &Tensor::from_vec(vec![2], vec![1i64, 7]).unwrap()).unwrap();
+    for backend in ["cranelift", "llvm"] {
+        let what = format!("late check, {backend}");
+        let exe = dir.join(format!("late-{backend}"));
+        compile(&path, &exe, &["--backend", backend, "-O", "0"], &what);
+        let run = |idx: &Path, out: &str| {
+            Command::new(&exe)
+                .arg("--input")
+                .arg(format!("x={}", xp.display()))
+                .arg("--input")
+                .arg(format!("idx={}", idx.display()))
+                .arg("-o")
+                .arg(dir.join(out))
+                .output()
+                .expect("the executable runs")
+        };
+        let good = run(&ok, &format!("ok-{backend}"));
+        assert!(good.status.success(), "{what}: in-range indices failed");
+        let got = read_npy(
+            &dir.join(format!("ok-{backend}")).join(format!("{y}.npy")),
+            &Limits::default(),
+        )
+        .unwrap();
+        assert_eq!(got.to_f64_vec(), [3.5, 2.0], "{what}");
+        let out = run(&bad, &format!("bad-{backend}"));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(65), "{what}: {stderr}");
+        assert!(
+            stderr.contains("late_gather") && stderr.contains("index 7"),
+            "{what}: {stderr}"
+        );
+    }
 }
