@@ -130,7 +130,7 @@ pub struct OptimizeOptions {
     pub iter_limit: Option<usize>,
     /// E-graph nodes at most, instead of the level's.
     pub node_limit: Option<usize>,
-    /// Saturation wall time at most, instead of the level's.
+    /// Wall time of the whole optimizer at most, instead of the level's.
     pub time_limit: Option<Duration>,
     /// Largest constant folded, in elements, instead of the default.
     pub fold_limit: Option<usize>,

@@ -648,6 +648,22 @@ impl Stmt {
         }
     }
 
+    /// The first counter value of a `For` of exactly one iteration (constant
+    /// bounds) whose body never assigns its counter: code generators emit
+    /// its body once, setting the counter to this value before and to the
+    /// next one after, as the loop leaves it.
+    pub fn single_iteration(&self) -> Option<i64> {
+        match self {
+            Stmt::For {
+                var,
+                start: Expr::I(a, _),
+                end: Expr::I(b, _),
+                body,
+            } if a.checked_add(1) == Some(*b) && !assigns(body, *var) => Some(*a),
+            _ => None,
+        }
+    }
+
     /// Calls `f` on each expression the statement itself holds, in order
     /// (not those of nested bodies: see [`Stmt::for_each_body`]).
     pub fn for_each_expr<'a>(&'a self, mut f: impl FnMut(&'a Expr)) {
@@ -1088,6 +1104,19 @@ fn offset_expr(x: Expr, buf: Buf, off: &Expr) -> Expr {
         },
         x => x,
     }
+}
+
+/// Whether some statement of `body` (nested ones included) assigns `v`
+/// (a `Set`, or a loop counting with it).
+pub fn assigns(body: &[Stmt], v: Var) -> bool {
+    body.iter().any(|s| match s {
+        Stmt::Set(w, _) => *w == v,
+        Stmt::For { var, body, .. } | Stmt::Parallel { var, body, .. } => {
+            *var == v || assigns(body, v)
+        }
+        Stmt::If(_, t, e) => assigns(t, v) || assigns(e, v),
+        Stmt::Store { .. } | Stmt::VStore { .. } | Stmt::Copy(_) | Stmt::Check { .. } => false,
+    })
 }
 
 /// Whether a statement is or contains a parallel loop.

@@ -23,6 +23,7 @@ pub mod mathexp;
 pub mod pipeline;
 pub mod plan;
 pub mod schedule;
+pub mod split;
 pub mod target;
 pub mod verify;
 

@@ -20,7 +20,11 @@
 //!   fixed-seed generator, stopping at the lower bound or after a fixed
 //!   budget of placements.
 
+mod overlaps;
+
 use smelt_ir::{Graph, NodeId, ValueDef};
+
+use self::overlaps::Overlaps;
 
 /// Liveness of one activation value, as node indices.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -166,20 +170,36 @@ enum Fit {
     Best,
 }
 
-/// Places `items` one by one in `order`; `conflicts` is scratch space.
-fn place(items: &[Item], order: &[usize], fit: Fit, offsets: &mut [u64]) -> u64 {
+/// Places `items` one by one in `order`; `index` finds the items live at
+/// the same time as each (`None`: check every placed item).
+fn place(
+    items: &[Item],
+    index: Option<&Overlaps>,
+    order: &[usize],
+    fit: Fit,
+    offsets: &mut [u64],
+) -> u64 {
     let mut placed: Vec<usize> = Vec::with_capacity(order.len());
+    let mut is_placed = vec![false; items.len()];
     let mut busy: Vec<(u64, u64)> = Vec::new();
     let mut arena = 0u64;
     for &k in order {
         let it = items[k];
         busy.clear();
-        busy.extend(
-            placed
-                .iter()
-                .filter(|&&j| items[j].overlaps(&it))
-                .map(|&j| (offsets[j], offsets[j] + items[j].bytes)),
-        );
+        let span = |j: usize| (offsets[j], offsets[j] + items[j].bytes);
+        match index {
+            Some(index) => index.for_each(items, &it, |j| {
+                if is_placed[j] {
+                    busy.push(span(j));
+                }
+            }),
+            None => busy.extend(
+                placed
+                    .iter()
+                    .filter(|&&j| items[j].overlaps(&it))
+                    .map(|&j| span(j)),
+            ),
+        }
         busy.sort_unstable();
         // Walk the gaps between busy ranges in offset order.
         let (mut cursor, mut best): (u64, Option<(u64, u64)>) = (0, None); // (gap, offset)
@@ -205,13 +225,19 @@ fn place(items: &[Item], order: &[usize], fit: Fit, offsets: &mut [u64]) -> u64 
         offsets[k] = off;
         arena = arena.max(off + it.bytes);
         placed.push(k);
+        is_placed[k] = true;
     }
     arena
 }
 
 fn packing_in_order(items: &[Item], order: &[usize], fit: Fit) -> Packing {
+    let index = Overlaps::new(items);
+    packing_indexed(items, index.as_ref(), order, fit)
+}
+
+fn packing_indexed(items: &[Item], index: Option<&Overlaps>, order: &[usize], fit: Fit) -> Packing {
     let mut offsets = vec![0; items.len()];
-    let bytes = place(items, order, fit, &mut offsets);
+    let bytes = place(items, index, order, fit, &mut offsets);
     Packing { offsets, bytes }
 }
 
@@ -278,10 +304,11 @@ fn orderings(items: &[Item]) -> Vec<Vec<usize>> {
 pub fn pack(items: &[Item]) -> Packing {
     let n = items.len();
     let bound = items_bound(items);
+    let index = Overlaps::new(items);
     let mut best: Option<(Packing, Vec<usize>, Fit)> = None;
     for order in orderings(items) {
         for fit in [Fit::Lowest, Fit::Best] {
-            let p = packing_in_order(items, &order, fit);
+            let p = packing_indexed(items, index.as_ref(), &order, fit);
             if best.as_ref().is_none_or(|(b, _, _)| p.bytes < b.bytes) {
                 best = Some((p, order.clone(), fit));
             }
@@ -314,7 +341,7 @@ pub fn pack(items: &[Item]) -> Packing {
             let x = cand.remove(hi);
             cand.insert(lo, x);
         }
-        let bytes = place(items, &cand, fit, &mut offsets);
+        let bytes = place(items, index.as_ref(), &cand, fit, &mut offsets);
         if bytes <= best.bytes {
             order = cand;
             if bytes < best.bytes || offsets != best.offsets {

@@ -40,7 +40,7 @@ pub fn args(cmd: Command) -> Command {
     )
     .arg(Arg::new("iter-limit").long("iter-limit").value_name("N").value_parser(value_parser!(usize)).help("Saturation iterations at most (default 12, ×4 at -O3)"))
     .arg(Arg::new("node-limit").long("node-limit").value_name("N").value_parser(value_parser!(usize)).help("E-graph nodes at most (default 50000, ×4 at -O3)"))
-    .arg(Arg::new("time-limit").long("time-limit").value_name("SECONDS").value_parser(value_parser!(f64)).help("Saturation wall time at most (default 5 s, ×4 at -O3); hitting it makes the output depend on machine speed"))
+    .arg(Arg::new("time-limit").long("time-limit").value_name("SECONDS").value_parser(value_parser!(f64)).help("Wall time of the whole optimizer at most, saturation and extraction (default 5 s, ×4 at -O3); hitting it makes the output depend on machine speed, and past it during extraction the graph is kept unoptimized"))
     .arg(Arg::new("fold-limit").long("fold-limit").value_name("ELEMENTS").value_parser(value_parser!(usize)).help("Largest constant folded at compile time, in elements (default 16777216)"))
 }
 

@@ -4,9 +4,11 @@
 //! executables, `NAME_run` and `NAME_model` in libraries and objects; see
 //! `runtime/include/smelt_model.h`).
 //!
-//! Kernel-IR variables become Cranelift `Variable`s (the frontend builds SSA);
-//! loops become header/body/exit blocks; buffer base addresses are computed
-//! once in the entry block; constants are read-only data objects.
+//! The body is cut into parts ([`crate::split`]), one function each, which
+//! the entry point calls in order. Kernel-IR variables become Cranelift
+//! `Variable`s (the frontend builds SSA); loops become header/body/exit
+//! blocks; the base addresses of the buffers a function uses are computed
+//! once in its entry block; constants are read-only data objects.
 
 use std::collections::HashMap;
 
@@ -148,6 +150,33 @@ pub fn compile(
     }
     define_info(&mut module, l, model_name, &symbols.info)?;
 
+    // The body in parts (`crate::split`), each a function taking the run
+    // function's parameters: inputs, outputs, arena, and the state buffer
+    // when the entry point takes it (every stateful model; every model under
+    // the runtime's fixed names); then the fault record. Each returns the
+    // status, as the run function does.
+    let parts = crate::split::parts(&l.program, crate::split::PART_BUDGET);
+    let takes_state = symbols.takes_state(l.has_state());
+    let n_params = if takes_state { 4 } else { 3 };
+    if takes_state {
+        define_init(&mut module, l, &symbols.init)?;
+    }
+    let mut run_sig = module.make_signature();
+    for _ in 0..=n_params {
+        run_sig.params.push(AbiParam::new(ptr));
+    }
+    run_sig.returns.push(AbiParam::new(types::I32));
+    let func_id = module
+        .declare_function(&symbols.run, Linkage::Export, &run_sig)
+        .map_err(err)?;
+    let mut part_ids = Vec::with_capacity(parts.len());
+    for part in &parts {
+        let id = module
+            .declare_function(&part.name(), Linkage::Local, &run_sig)
+            .map_err(err)?;
+        part_ids.push(id);
+    }
+
     // Parallel loops (top level only): task functions `(ctx, lo, hi)` and
     // the runtime's `smelt_parallel_for(task, ctx, n, threads)`.
     let par_loops: Vec<&Stmt> = l
@@ -180,52 +209,81 @@ pub fn compile(
         );
     }
 
-    // inputs, outputs, arena, and the state buffer when the entry point
-    // takes it (every stateful model; every model under the runtime's
-    // fixed names); then the fault record. It returns the status.
-    let takes_state = symbols.takes_state(l.has_state());
-    let n_params = if takes_state { 4 } else { 3 };
-    if takes_state {
-        define_init(&mut module, l, &symbols.init)?;
-    }
-    let mut ctx: Context = module.make_context();
-    for _ in 0..=n_params {
-        ctx.func.signature.params.push(AbiParam::new(ptr));
-    }
-    ctx.func.signature.returns.push(AbiParam::new(types::I32));
-    let func_id = module
-        .declare_function(&symbols.run, Linkage::Export, &ctx.func.signature)
-        .map_err(err)?;
+    // The run function calls the parts in order and returns the first
+    // failing status (the parts after it do not run), else 0.
     let mut fbc = FunctionBuilderContext::new();
+    let mut ctx: Context = module.make_context();
+    ctx.func.signature = run_sig.clone();
     {
         let mut b = FunctionBuilder::new(&mut ctx.func, &mut fbc);
         let entry = entry_block(&mut b);
-        let mut params = b.block_params(entry).to_vec();
-        let fault = params.pop();
-        let par = match pfor {
-            Some(pf) => Some(Par {
-                pfor: module.declare_func_in_func(pf, b.func),
-                tasks: tasks
-                    .iter()
-                    .map(|&t| module.declare_func_in_func(t, b.func))
-                    .collect(),
-                args: params.clone(),
-                next: 0,
-            }),
-            None => None,
-        };
-        let mut g = Gen::new(&mut module, l, b, &const_ids, &params, target, par);
-        g.fault = fault;
-        g.stmts(&l.program.body)?;
-        let ok = g.b.ins().iconst(types::I32, 0);
-        g.b.ins().return_(&[ok]);
-        g.fault_exit()?;
-        let config = g.config;
-        g.b.finalize(config);
+        let params = b.block_params(entry).to_vec();
+        let failed = b.create_block();
+        b.append_block_param(failed, types::I32);
+        for &id in &part_ids {
+            let f = module.declare_func_in_func(id, b.func);
+            let call = b.ins().call(f, &params);
+            let status = b.inst_results(call)[0];
+            let next = b.create_block();
+            b.ins()
+                .brif(status, failed, &[ir::BlockArg::Value(status)], next, &[]);
+            b.switch_to_block(next);
+            b.seal_block(next);
+        }
+        let ok = b.ins().iconst(types::I32, 0);
+        b.ins().return_(&[ok]);
+        b.switch_to_block(failed);
+        b.seal_block(failed);
+        let status = b.block_params(failed)[0];
+        b.ins().return_(&[status]);
+        b.finalize(module.target_config());
     }
     module
         .define_function(func_id, &mut ctx)
         .map_err(|e| err(format!("{e:?}")))?;
+
+    for (part, &id) in parts.iter().zip(&part_ids) {
+        let mut ctx: Context = module.make_context();
+        ctx.func.signature = run_sig.clone();
+        {
+            let mut b = FunctionBuilder::new(&mut ctx.func, &mut fbc);
+            let entry = entry_block(&mut b);
+            let mut params = b.block_params(entry).to_vec();
+            let fault = params.pop();
+            let par = match pfor {
+                Some(pf) if part.parallel > 0 => Some(Par {
+                    pfor: module.declare_func_in_func(pf, b.func),
+                    tasks: tasks[part.parallel_before..part.parallel_before + part.parallel]
+                        .iter()
+                        .map(|&t| module.declare_func_in_func(t, b.func))
+                        .collect(),
+                    args: params.clone(),
+                    next: 0,
+                }),
+                _ => None,
+            };
+            let mut g = Gen::new(
+                &mut module,
+                l,
+                b,
+                &const_ids,
+                &part.bufs,
+                &params,
+                target,
+                par,
+            );
+            g.fault = fault;
+            g.stmts(part.body)?;
+            let ok = g.b.ins().iconst(types::I32, 0);
+            g.b.ins().return_(&[ok]);
+            g.fault_exit()?;
+            let config = g.config;
+            g.b.finalize(config);
+        }
+        module
+            .define_function(id, &mut ctx)
+            .map_err(|e| err(format!("{e:?}")))?;
+    }
 
     for (k, s) in par_loops.iter().enumerate() {
         let Stmt::Parallel { var, body, .. } = s else {
@@ -242,7 +300,8 @@ pub fn compile(
         let io: Vec<Value> = (0..n_params)
             .map(|j| b.ins().load(ptr, flags, p[0], j * 8))
             .collect();
-        let mut g = Gen::new(&mut module, l, b, &const_ids, &io, target, None);
+        let (_, bufs) = crate::split::mentions(body);
+        let mut g = Gen::new(&mut module, l, b, &const_ids, &bufs, &io, target, None);
         g.counted_loop(*var, p[1], p[2], body)?;
         g.b.ins().return_(&[]);
         let config = g.config;
@@ -453,7 +512,7 @@ struct Par {
 struct Gen<'a> {
     p: &'a Program,
     b: FunctionBuilder<'a>,
-    vars: Vec<Variable>,
+    vars: HashMap<Var, Variable>,
     bases: HashMap<Buf, Value>,
     arena: Value,
     /// The state buffer (when the function takes it).
@@ -474,13 +533,16 @@ struct Gen<'a> {
 impl<'a> Gen<'a> {
     /// A generator for a function whose `io` are the run function's
     /// parameters (the input and output pointer arrays, the arena and, when
-    /// it takes one, the state buffer): loads
-    /// the buffer base addresses in the current (entry) block.
+    /// it takes one, the state buffer): loads the base addresses of `bufs`
+    /// (the buffers the function uses) in the current (entry) block.
+    /// Variables are declared as they are met.
+    #[allow(clippy::too_many_arguments)]
     fn new(
         module: &mut ObjectModule,
         l: &'a Lowered,
         mut b: FunctionBuilder<'a>,
         const_ids: &[DataId],
+        bufs: &[Buf],
         io: &[Value],
         target: Target,
         par: Option<Par>,
@@ -489,33 +551,26 @@ impl<'a> Gen<'a> {
         let (inputs, outputs, arena, state) = (io[0], io[1], io[2], io.get(3).copied());
         let mut bases: HashMap<Buf, Value> = HashMap::new();
         let flags = MemFlagsData::trusted();
-        for k in 0..l.inputs.len() {
-            let v = b.ins().load(ptr, flags, inputs, (k * 8) as i32);
-            bases.insert(Buf::Input(k as u32), v);
+        for &buf in bufs {
+            let v = match buf {
+                Buf::Input(k) => b.ins().load(ptr, flags, inputs, (k * 8) as i32),
+                Buf::Output(k) => b.ins().load(ptr, flags, outputs, (k * 8) as i32),
+                Buf::Const(i) => match const_ids.get(i as usize) {
+                    Some(id) => {
+                        let gv = module.declare_data_in_func(*id, b.func);
+                        b.ins().symbol_value(ptr, gv)
+                    }
+                    // `base` reports the missing buffer.
+                    None => continue,
+                },
+                Buf::Arena(_) | Buf::State(_) => continue,
+            };
+            bases.insert(buf, v);
         }
-        for k in 0..l.outputs.len() {
-            let v = b.ins().load(ptr, flags, outputs, (k * 8) as i32);
-            bases.insert(Buf::Output(k as u32), v);
-        }
-        for (i, id) in const_ids.iter().enumerate() {
-            let gv = module.declare_data_in_func(*id, b.func);
-            let v = b.ins().symbol_value(ptr, gv);
-            bases.insert(Buf::Const(i as u32), v);
-        }
-        let vars: Vec<Variable> = l
-            .program
-            .vars
-            .iter()
-            .enumerate()
-            .map(|(k, &t)| {
-                let lanes = l.program.var_lane_count(Var(k as u32));
-                b.declare_var(clif_vtype(t, lanes))
-            })
-            .collect();
         Gen {
             p: &l.program,
             b,
-            vars,
+            vars: HashMap::new(),
             bases,
             arena,
             state,
@@ -530,6 +585,17 @@ impl<'a> Gen<'a> {
         }
     }
 
+    /// The Cranelift variable of `v`, declared on first use.
+    fn var(&mut self, v: Var) -> Variable {
+        if let Some(&x) = self.vars.get(&v) {
+            return x;
+        }
+        let ty = clif_vtype(self.p.vars[v.0 as usize], self.p.var_lane_count(v));
+        let x = self.b.declare_var(ty);
+        self.vars.insert(v, x);
+        x
+    }
+
     /// `for var in s0..e0 { body }` (`s0`, `e0`: `i64` values).
     fn counted_loop(
         &mut self,
@@ -538,7 +604,7 @@ impl<'a> Gen<'a> {
         e0: Value,
         body: &[Stmt],
     ) -> Result<(), CodegenError> {
-        let v = self.vars[var.0 as usize];
+        let v = self.var(var);
         self.b.def_var(v, s0);
         let header = self.b.create_block();
         let body_block = self.b.create_block();
@@ -695,7 +761,8 @@ impl<'a> Gen<'a> {
         match s {
             Stmt::Set(v, e) => {
                 let x = self.expr(e)?;
-                self.b.def_var(self.vars[v.0 as usize], x);
+                let v = self.var(*v);
+                self.b.def_var(v, x);
             }
             Stmt::Store { buf, index, value } => {
                 let ty = self.p.ty(value);
@@ -708,6 +775,15 @@ impl<'a> Gen<'a> {
                 let x = self.expr(value)?;
                 let a = self.addr(*buf, index, ty)?;
                 self.b.ins().store(vector_flags(), x, a, 0);
+            }
+            // One iteration: the body once, without the loop's blocks.
+            Stmt::For { var, body, .. } if let Some(a) = s.single_iteration() => {
+                let v = self.var(*var);
+                let first = self.b.ins().iconst(types::I64, a);
+                self.b.def_var(v, first);
+                self.stmts(body)?;
+                let end = self.b.ins().iconst(types::I64, a + 1);
+                self.b.def_var(v, end);
             }
             Stmt::For {
                 var,
@@ -769,7 +845,10 @@ impl<'a> Gen<'a> {
                     self.b.ins().iconst(ty, mask)
                 }
             },
-            Expr::Var(v) => self.b.use_var(self.vars[v.0 as usize]),
+            Expr::Var(v) => {
+                let v = self.var(*v);
+                self.b.use_var(v)
+            }
             Expr::Load { buf, index, ty } => {
                 let a = self.addr(*buf, index, *ty)?;
                 self.b

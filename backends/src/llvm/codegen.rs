@@ -11,20 +11,23 @@
 //! Shape of the code:
 //!
 //! - `smelt_model_run(inputs, outputs, arena[, state], fault)` loads the
-//!   input and output pointers from the two arrays and calls
-//!   `smelt_model_body` with each tensor as its own parameter (and the
-//!   fault record), returning its status. A failed [`Stmt::Check`] fills
-//!   the fault record (when it is not null) and returns 1 from the body;
-//!   the body returns 0 at its end. The body's parameters are `noalias` (the
+//!   input and output pointers from the two arrays and calls the body's
+//!   parts (`smelt_kernels_F_L`, see [`crate::split`]) in order, with each
+//!   tensor as its own parameter (and the fault record), returning the
+//!   first failing status (the parts after it do not run), else 0. A failed
+//!   [`Stmt::Check`] fills the fault record (when it is not null) and
+//!   returns 1 from its part; a part returns 0 at its end. The parts'
+//!   parameters are `noalias` (the
 //!   ABI says inputs, outputs, the arena and the state buffer never
 //!   overlap; the constants
 //!   are distinct globals), `nocapture`, aligned to their element size (the
 //!   arena to 64), `dereferenceable` for their byte size, and inputs are
 //!   `readonly`: what LLVM's vectorizer needs to prove loads and stores of
-//!   different tensors independent. The body is `noinline` so the attributes
-//!   stay on real parameters.
-//! - Kernel-IR variables are `alloca`s in the entry block (SROA/mem2reg turn
-//!   them into SSA values). `for` loops are header/body/latch/exit blocks;
+//!   different tensors independent. The parts are `noinline` so the
+//!   attributes stay on real parameters, and so LLVM's time stays linear in
+//!   the model.
+//! - Kernel-IR variables are `alloca`s in the entry block of the function
+//!   that mentions them (SROA/mem2reg turn them into SSA values). `for` loops are header/body/latch/exit blocks;
 //!   the increment is `nsw` when the body never assigns the counter (the
 //!   counter is below `end`, so it cannot overflow).
 //! - No per-loop metadata: `llvm.loop.vectorize.enable` would override the
@@ -62,9 +65,11 @@
 
 use std::collections::BTreeSet;
 use std::fmt::Write;
+use std::ops::Range;
 
 use crate::kernel::{BinOp, Buf, CmpOp, Expr, Half, Program, Scalar, Stmt, UnOp, Var};
 use crate::lower::{IoInfo, Lowered};
+use crate::split::Part;
 
 use super::CodegenError;
 use super::dot::DotIsa;
@@ -174,8 +179,30 @@ fn init_ir(l: &Lowered, iptr: &str, init: &str) -> String {
     out
 }
 
-/// The parameter list and the text of both functions (and of the init
-/// function when the entry point takes the state buffer).
+/// Which functions one LLVM module of a model holds (see [`super::emit`]):
+/// a range of the body's parts and, in the first module, the entry point.
+pub(super) struct Piece<'p, 'a> {
+    /// Every part of the body (`crate::split`).
+    pub parts: &'p [Part<'a>],
+    /// The parts this module defines.
+    pub defined: Range<usize>,
+    /// Whether it holds the entry point (and the init function); the parts
+    /// it does not define it declares.
+    pub entry: bool,
+}
+
+impl Piece<'_, '_> {
+    /// Whether this module holds the whole model.
+    pub fn whole(&self) -> bool {
+        self.entry && self.defined == (0..self.parts.len())
+    }
+}
+
+/// The text of the functions `piece` holds: the init function when the
+/// entry point takes the state buffer, the entry point, the parts and their
+/// outlined parallel loops. In a module that holds the whole model the
+/// parts are `internal`; otherwise `hidden`, and the caller makes them
+/// internal once the modules are linked.
 /// `symbols` names the entry point and the init function.
 /// `dot` picks the instructions of [`Expr::Dot`].
 pub(super) fn run_ir(
@@ -183,19 +210,21 @@ pub(super) fn run_ir(
     ptr_bytes: u32,
     symbols: &crate::abi::ModelSymbols,
     dot: DotIsa,
+    piece: &Piece,
 ) -> Result<String, CodegenError> {
     crate::kernel::half::check_expanded(&l.program).map_err(err)?;
     let iptr = if ptr_bytes == 4 { "i32" } else { "i64" };
     let run = &symbols.run;
     let takes_state = symbols.takes_state(l.has_state());
     let mut out = String::new();
-    if takes_state {
+    if takes_state && piece.entry {
         out.push_str(&init_ir(l, iptr, &symbols.init));
     }
     // The wrapper: unpacks the pointer arrays.
+    let mut wrapper = String::new();
     let state_param = if takes_state { ", ptr %state" } else { "" };
     let _ = writeln!(
-        out,
+        wrapper,
         "define i32 @{run}(ptr nocapture readonly %inputs, ptr nocapture readonly \
          %outputs, ptr %arena{state_param}, ptr %fault) #0 {{\nentry:"
     );
@@ -203,7 +232,7 @@ pub(super) fn run_ir(
     for (kind, list) in [("inputs", &l.inputs), ("outputs", &l.outputs)] {
         for k in 0..list.len() {
             let _ = writeln!(
-                out,
+                wrapper,
                 "  %{kind}.{k}.p = getelementptr inbounds ptr, ptr %{kind}, {iptr} {k}\n  \
                  %{kind}.{k} = load ptr, ptr %{kind}.{k}.p, align {ptr_bytes}"
             );
@@ -215,11 +244,21 @@ pub(super) fn run_ir(
         args.push("ptr %state".into());
     }
     args.push("ptr %fault".into());
-    let _ = writeln!(
-        out,
-        "  %status = call i32 @smelt_model_body({})\n  ret i32 %status\n}}\n",
-        args.join(", ")
-    );
+    // The body in parts (`crate::split`), called in order; the first
+    // failing status returns at once.
+    for (k, part) in piece.parts.iter().enumerate() {
+        let _ = writeln!(
+            wrapper,
+            "  %s{k} = call i32 @{}({})\n  %f{k} = icmp ne i32 %s{k}, 0\n  \
+             br i1 %f{k}, label %fail{k}, label %ok{k}\nfail{k}:\n  ret i32 %s{k}\nok{k}:",
+            part.name(),
+            args.join(", ")
+        );
+    }
+    wrapper.push_str("  ret i32 0\n}\n\n");
+    if piece.entry {
+        out.push_str(&wrapper);
+    }
 
     // The body.
     let param = |io: &IoInfo, name: String, readonly: bool| -> String {
@@ -284,7 +323,10 @@ pub(super) fn run_ir(
             args: arg_names,
             ptr_bytes,
             tasks: String::new(),
-            count: 0,
+            count: piece
+                .parts
+                .get(piece.defined.start)
+                .map_or(0, |p| p.parallel_before as u32),
             entry: String::new(),
         },
     };
@@ -292,20 +334,33 @@ pub(super) fn run_ir(
         // Per element, as in the body's parameters above.
         g.align.push(io.dtype.elem_bytes().max(1) as u64);
     }
-    g.stmts(&l.program.body)?;
-    // The fault record is the caller's, written only when a check fails.
-    let _ = writeln!(
-        out,
-        "define internal i32 @smelt_model_body({}, ptr nocapture %fault) #1 {{\nentry:",
-        params.join(", ")
-    );
-    for (i, &t) in l.program.vars.iter().enumerate() {
-        let lanes = l.program.var_lane_count(Var(i as u32));
-        let _ = writeln!(out, "  %v{i} = alloca {}", vty(t, lanes));
+    let linkage = if piece.whole() { "internal" } else { "hidden" };
+    if piece.entry {
+        // The parts other modules define.
+        let types = vec!["ptr"; params.len() + 1].join(", ");
+        for (k, part) in piece.parts.iter().enumerate() {
+            if !piece.defined.contains(&k) {
+                let _ = writeln!(out, "declare hidden i32 @{}({types}) #0", part.name());
+            }
+        }
     }
-    out.push_str(&g.par.entry);
-    out.push_str(&g.code);
-    out.push_str("  ret i32 0\n}\n\n");
+    for part in &piece.parts[piece.defined.clone()] {
+        g.code.clear();
+        g.next = 0;
+        g.par.entry.clear();
+        g.stmts(part.body)?;
+        // The fault record is the caller's, written only when a check fails.
+        let _ = writeln!(
+            out,
+            "define {linkage} i32 @{}({}, ptr nocapture %fault) #1 {{\nentry:",
+            part.name(),
+            params.join(", ")
+        );
+        allocas(&mut out, &l.program, &part.vars);
+        out.push_str(&g.par.entry);
+        out.push_str(&g.code);
+        out.push_str("  ret i32 0\n}\n\n");
+    }
     out.push_str(&g.par.tasks);
     for d in &g.decls {
         let _ = writeln!(out, "{d}");
@@ -465,7 +520,11 @@ impl Gen<'_> {
         let _ = writeln!(self.code, "{body_l}:");
         self.stmts(body)?;
         let cur = self.def(format!("load i64, ptr %v{}", var.0));
-        let nsw = if assigns(body, var) { "" } else { " nsw" };
+        let nsw = if crate::kernel::assigns(body, var) {
+            ""
+        } else {
+            " nsw"
+        };
         let next = self.def(format!("add{nsw} i64 {cur}, 1"));
         self.line(format!("store i64 {next}, ptr %v{}", var.0));
         self.line(format!("br label %{header}"));
@@ -511,10 +570,11 @@ impl Gen<'_> {
             "define internal void @smelt_part_{n}({}, i64 %lo, i64 %hi) #1 {{\nentry:",
             self.par.params.join(", ")
         );
-        for (i, &ty) in self.p.vars.iter().enumerate() {
-            let lanes = self.p.var_lane_count(Var(i as u32));
-            let _ = writeln!(t, "  %v{i} = alloca {}", vty(ty, lanes));
+        let (mut vars, _) = crate::split::mentions(body);
+        if !vars.contains(&var) {
+            vars.push(var);
         }
+        allocas(t, self.p, &vars);
         t.push_str(&sub.code);
         t.push_str("  ret void\n}\n\n");
         let _ = writeln!(
@@ -625,6 +685,14 @@ impl Gen<'_> {
                 let x = self.expr(value)?;
                 let (a, al) = self.addr(*buf, index, ty)?;
                 self.line(format!("store {} {x}, ptr {a}, align {al}", lty(ty)));
+            }
+            // One iteration: the body once, without the loop's blocks
+            // (LLVM would delete the loop; not building it saves that work,
+            // most of compiling a model of many tiny kernels).
+            Stmt::For { var, body, .. } if let Some(a) = s.single_iteration() => {
+                self.line(format!("store i64 {a}, ptr %v{}", var.0));
+                self.stmts(body)?;
+                self.line(format!("store i64 {}, ptr %v{}", a + 1, var.0));
             }
             Stmt::For {
                 var,
@@ -1063,14 +1131,11 @@ impl Gen<'_> {
     }
 }
 
-/// Whether `body` assigns `v` anywhere (a `Set` or a nested loop's counter).
-fn assigns(body: &[Stmt], v: Var) -> bool {
-    body.iter().any(|s| match s {
-        Stmt::Set(w, _) => *w == v,
-        Stmt::For { var, body, .. } | Stmt::Parallel { var, body, .. } => {
-            *var == v || assigns(body, v)
-        }
-        Stmt::If(_, t, e) => assigns(t, v) || assigns(e, v),
-        Stmt::Store { .. } | Stmt::VStore { .. } | Stmt::Copy(_) | Stmt::Check { .. } => false,
-    })
+/// The `alloca`s of `vars` (the variables one function mentions), for its
+/// entry block.
+fn allocas(out: &mut String, p: &Program, vars: &[Var]) {
+    for &v in vars {
+        let ty = vty(p.vars[v.0 as usize], p.var_lane_count(v));
+        let _ = writeln!(out, "  %v{} = alloca {ty}", v.0);
+    }
 }

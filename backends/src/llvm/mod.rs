@@ -17,12 +17,14 @@
 //! - [`dot`]: the target's dot-product instructions for `Expr::Dot`;
 //! - [`info`]: the `smelt_model` table and the read-only data.
 
+use inkwell::GlobalVisibility;
 use inkwell::OptimizationLevel;
 use inkwell::context::Context;
 use inkwell::memory_buffer::MemoryBuffer;
-use inkwell::module::Module;
+use inkwell::module::{Linkage, Module};
 use inkwell::passes::PassBuilderOptions;
 use inkwell::targets::{CodeModel, FileType, TargetMachine};
+use inkwell::values::GlobalValue;
 
 use crate::abi::ModelSymbols;
 pub use crate::error::CodegenError;
@@ -36,6 +38,9 @@ pub mod target;
 mod tests;
 
 pub use target::LlvmTarget;
+
+/// Parts of the body (`crate::split`) one LLVM module holds at most.
+const PARTS_PER_MODULE: usize = 64;
 
 /// Options of the LLVM backend.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -138,11 +143,62 @@ pub fn emit(
     }
     let tm = target_machine(target, opts)?;
     let ctx = Context::create();
-    let module = build_module(&ctx, l, &tm, model_name, symbols, dot::DotIsa::of(target))?;
-    module
-        .verify()
-        .map_err(|e| CodegenError(format!("invalid LLVM IR (a backend bug): {e}")))?;
+    let parts = crate::split::parts(&l.program, crate::split::PART_BUDGET);
+    // A model of more than `PARTS_PER_MODULE` parts is optimized a group of
+    // parts at a time, each group its own module linked into the first once
+    // optimized: LLVM holds every function of a module (and the analyses
+    // of each) at once, so one module of a 100,000-node model took more
+    // memory than the rest of the compiler together. A smaller model is
+    // one module, whose optimizer sees the constants and every call.
+    let groups: Vec<std::ops::Range<usize>> = (0..parts.len())
+        .step_by(PARTS_PER_MODULE)
+        .map(|s| s..(s + PARTS_PER_MODULE).min(parts.len()))
+        .collect();
+    let piece = |defined: std::ops::Range<usize>, entry| codegen::Piece {
+        parts: &parts,
+        defined,
+        entry,
+    };
+    let first = groups.first().cloned().unwrap_or(0..0);
+    let dot = dot::DotIsa::of(target);
+    let module = build_module(&ctx, l, &tm, model_name, symbols, dot, &piece(first, true))?;
+    // The other modules read the constants the first defines: visible to
+    // them until linked.
+    let consts: Vec<GlobalValue> = (0..l.program.consts.len())
+        .filter_map(|i| module.get_global(&format!("smelt_const_{i}")))
+        .collect();
+    if groups.len() > 1 {
+        for g in &consts {
+            g.set_linkage(Linkage::External);
+            g.set_visibility(GlobalVisibility::Hidden);
+        }
+    }
+    verify(&module)?;
     optimize(&module, &tm, opts)?;
+    for group in groups.iter().skip(1) {
+        let m = build_group(&ctx, l, &tm, model_name, dot, &piece(group.clone(), false))?;
+        verify(&m)?;
+        optimize(&m, &tm, opts)?;
+        module
+            .link_in_module(m)
+            .map_err(|e| CodegenError(format!("linking the model's modules: {e}")))?;
+    }
+    if groups.len() > 1 {
+        // Local again, as in a single module: two models in one program
+        // must not clash.
+        for part in &parts {
+            if let Some(f) = module.get_function(&part.name()) {
+                f.as_global_value()
+                    .set_visibility(GlobalVisibility::Default);
+                f.set_linkage(Linkage::Internal);
+            }
+        }
+        for g in &consts {
+            g.set_visibility(GlobalVisibility::Default);
+            g.set_linkage(Linkage::Private);
+        }
+        verify(&module)?;
+    }
     match out {
         Output::LlvmIr => Ok(module.print_to_string().to_bytes().to_vec()),
         Output::Object | Output::Assembly => {
@@ -176,26 +232,33 @@ pub fn data_object(
     module.set_data_layout(&tm.get_target_data().get_data_layout());
     module.set_source_file_name(symbol);
     info::define_data(&module, symbol, bytes, align);
-    module
-        .verify()
-        .map_err(|e| CodegenError(format!("invalid LLVM IR (a backend bug): {e}")))?;
+    verify(&module)?;
     let buf = tm
         .write_to_memory_buffer(&module, FileType::Object)
         .map_err(|e| CodegenError(format!("LLVM code generation: {e}")))?;
     Ok(buf.as_slice().to_vec())
 }
 
-/// The module of a lowered model, before optimization: the code parsed from
-/// the text [`codegen`] writes, then the constants' bytes and the info table
-/// added through the API (weights never pass through text).
-fn build_module<'c>(
-    ctx: &'c Context,
+/// LLVM's verifier on a module we made (a failure is a backend bug).
+fn verify(module: &Module) -> Result<(), CodegenError> {
+    module
+        .verify()
+        .map_err(|e| CodegenError(format!("invalid LLVM IR (a backend bug): {e}")))
+}
+
+/// The text of one module: the target's data layout and triple, the
+/// declarations of constants `consts` (defined in the first module) and
+/// the code of `piece`.
+#[allow(clippy::too_many_arguments)]
+fn module_text(
     l: &Lowered,
     tm: &TargetMachine,
     model_name: &str,
     symbols: &ModelSymbols,
     dot: dot::DotIsa,
-) -> Result<Module<'c>, CodegenError> {
+    piece: &codegen::Piece,
+    consts: impl Iterator<Item = usize>,
+) -> Result<String, CodegenError> {
     let td = tm.get_target_data();
     let layout = td.get_data_layout();
     let layout = layout.as_str().to_string_lossy();
@@ -204,20 +267,20 @@ fn build_module<'c>(
     let mut text = format!(
         "; smelt model {model_name:?}\ntarget datalayout = \"{layout}\"\ntarget triple = \"{triple}\"\n\n"
     );
-    // The constants are declared here and defined below.
-    for (i, c) in l.program.consts.iter().enumerate() {
+    for i in consts {
+        let len = l.program.consts.get(i).map_or(0, |c| c.len());
         text.push_str(&format!(
-            "@smelt_const_{i} = external global [{} x i8], align 64\n",
-            c.len()
+            "@smelt_const_{i} = external global [{len} x i8], align 64\n"
         ));
     }
     text.push('\n');
-    text.push_str(&codegen::run_ir(
-        l,
-        td.get_pointer_byte_size(None),
-        symbols,
-        dot,
-    )?);
+    let ptr_bytes = td.get_pointer_byte_size(None);
+    text.push_str(&codegen::run_ir(l, ptr_bytes, symbols, dot, piece)?);
+    Ok(text)
+}
+
+/// Parses `text` into a module named `model_name`.
+fn parse<'c>(ctx: &'c Context, text: &str, model_name: &str) -> Result<Module<'c>, CodegenError> {
     let buf = MemoryBuffer::create_from_memory_range_copy(text.as_bytes(), model_name);
     let module = ctx.create_module_from_ir(buf).map_err(|e| {
         CodegenError(format!(
@@ -227,9 +290,54 @@ fn build_module<'c>(
     module.set_name(model_name);
     // The object's file symbol: the model name, never a path of this machine.
     module.set_source_file_name(model_name);
+    Ok(module)
+}
+
+/// The first module of a lowered model, before optimization: the code of
+/// `piece` (the entry point and the first parts) parsed from the text
+/// [`codegen`] writes, then the constants' bytes and the info table added
+/// through the API (weights never pass through text).
+fn build_module<'c>(
+    ctx: &'c Context,
+    l: &Lowered,
+    tm: &TargetMachine,
+    model_name: &str,
+    symbols: &ModelSymbols,
+    dot: dot::DotIsa,
+    piece: &codegen::Piece,
+) -> Result<Module<'c>, CodegenError> {
+    let all = 0..l.program.consts.len();
+    let text = module_text(l, tm, model_name, symbols, dot, piece, all)?;
+    let module = parse(ctx, &text, model_name)?;
+    drop(text);
     info::define_consts(&module, &l.program.consts)?;
     info::define_info(&module, tm, l, model_name, &symbols.info);
     Ok(module)
+}
+
+/// A later module of a large model: the parts of `piece`, with the
+/// constants they read declared.
+fn build_group<'c>(
+    ctx: &'c Context,
+    l: &Lowered,
+    tm: &TargetMachine,
+    model_name: &str,
+    dot: dot::DotIsa,
+    piece: &codegen::Piece,
+) -> Result<Module<'c>, CodegenError> {
+    let mut consts: Vec<usize> = piece.parts[piece.defined.clone()]
+        .iter()
+        .flat_map(|p| &p.bufs)
+        .filter_map(|b| match b {
+            crate::kernel::Buf::Const(i) => Some(*i as usize),
+            _ => None,
+        })
+        .collect();
+    consts.sort_unstable();
+    consts.dedup();
+    let symbols = ModelSymbols::runtime();
+    let text = module_text(l, tm, model_name, &symbols, dot, piece, consts.into_iter())?;
+    parse(ctx, &text, model_name)
 }
 
 fn level(opts: &LlvmOptions) -> OptimizationLevel {

@@ -102,11 +102,12 @@ pub fn load(g: &Graph, fold_limit: usize) -> Loaded {
 #[derive(Debug)]
 pub struct RebuildError(pub String);
 
-/// Builds the optimized graph from the chosen e-node of each class.
+/// Builds the optimized graph from the chosen e-node of each class
+/// (`choose` gives `None` for a class extraction found no node for).
 pub fn rebuild(
     src: &Graph,
     loaded: &Loaded,
-    choose: &dyn Fn(Id) -> ENode,
+    choose: &dyn Fn(Id) -> Option<ENode>,
 ) -> Result<Graph, RebuildError> {
     let eg = &loaded.egraph;
     let find = |id: Id| eg.find(id);
@@ -179,7 +180,8 @@ pub fn rebuild(
             if built.contains_key(&c) {
                 continue;
             }
-            let node = choose(c);
+            let node = choose(c)
+                .ok_or_else(|| RebuildError(format!("e-class {c} has no extracted e-node")))?;
             if !expanded {
                 if !on_stack.insert(c) {
                     return Err(RebuildError("the chosen e-nodes form a cycle".into()));

@@ -14,13 +14,14 @@
 pub mod analysis;
 pub mod convert;
 pub mod cost;
+pub mod extract;
 pub mod lang;
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use egg::{Extractor, Id, Language, Runner, StopReason};
+use egg::{Id, Language, Runner, StopReason};
 use smelt_ir::Graph;
 
 use self::cost::{LatencyCost, PreferNew, TargetCost};
@@ -36,9 +37,11 @@ pub struct Options {
     pub iter_limit: usize,
     /// E-nodes at most.
     pub node_limit: usize,
-    /// Wall time at most. Hitting it makes the result depend on the machine's
-    /// speed; the default is far above what the iteration and node limits
-    /// allow on the example and benchmark models.
+    /// Wall time at most, of saturation and extraction together (of all
+    /// the phases of a [`Pipeline`]). Hitting it makes the result depend on
+    /// the machine's speed (and past it during extraction the graph is kept
+    /// unoptimized); the default is far above what the iteration and node
+    /// limits allow on the example and benchmark models.
     pub time_limit: Duration,
     /// Largest constant folded, in elements.
     pub fold_limit: usize,
@@ -182,15 +185,25 @@ fn stop_text(r: &Option<StopReason>) -> String {
 
 /// Optimizes `g`; the result has the same signature and computes the same
 /// function (within floating-point reassociation).
+///
+/// [`Options::time_limit`] bounds the whole run: saturation gets what is
+/// left of it after loading, extraction what saturation left. When
+/// extraction runs out of time the result is `g` itself, unoptimized, and
+/// the report's stop reason says so.
 pub fn optimize(g: &Graph, opts: &Options) -> Result<(Graph, Report), Error> {
     let started = Instant::now();
+    let deadline = started + opts.time_limit;
     let rules = selected_rules(opts)?;
     let loaded = convert::load(g, opts.fold_limit);
-    let original: Vec<ENode> = loaded
-        .egraph
-        .classes()
-        .flat_map(|c| c.nodes.iter().cloned())
-        .collect();
+    let original: Vec<ENode> = if opts.prefer_rewritten {
+        loaded
+            .egraph
+            .classes()
+            .flat_map(|c| c.nodes.iter().cloned())
+            .collect()
+    } else {
+        Vec::new()
+    };
     let cost_before = estimate(g, &opts.target);
     let convert::Loaded {
         egraph,
@@ -201,7 +214,7 @@ pub fn optimize(g: &Graph, opts: &Options) -> Result<(Graph, Report), Error> {
         .with_egraph(egraph)
         .with_iter_limit(opts.iter_limit)
         .with_node_limit(opts.node_limit)
-        .with_time_limit(opts.time_limit)
+        .with_time_limit(deadline.saturating_duration_since(Instant::now()))
         .run(&rules);
     let mut applied: BTreeMap<String, usize> = BTreeMap::new();
     for it in &runner.iterations {
@@ -221,46 +234,47 @@ pub fn optimize(g: &Graph, opts: &Options) -> Result<(Graph, Report), Error> {
         node_class,
     };
     let eg = &loaded.egraph;
-    let rebuilt = if opts.prefer_rewritten {
+    let best = if opts.prefer_rewritten {
         let orig: HashSet<ENode> = original
             .into_iter()
             .map(|n| n.map_children(|c| eg.find(c)))
             .collect();
-        let ex = Extractor::new(
-            eg,
-            PreferNew {
-                egraph: eg,
-                original: &orig,
-            },
-        );
-        convert::rebuild(g, &loaded, &|id| ex.find_best_node(id).clone())
+        let cf = PreferNew {
+            egraph: eg,
+            original: &orig,
+        };
+        extract::extract(eg, cf, Some(deadline))
     } else {
-        let ex = Extractor::new(
-            eg,
-            LatencyCost {
-                egraph: eg,
-                target: opts.target,
-            },
-        );
-        convert::rebuild(g, &loaded, &|id| ex.find_best_node(id).clone())
-    }
-    .map_err(|e| Error::Rebuild(e.0))?;
-    let mut out = rebuilt;
-    out.prune();
-    smelt_ir::verify::verify(&out).map_err(Error::Verify)?;
-    let cost_after = estimate(&out, &opts.target);
-    let report = Report {
+        let cf = LatencyCost {
+            egraph: eg,
+            target: opts.target,
+        };
+        extract::extract(eg, cf, Some(deadline))
+    };
+    let report = |out: &Graph, cost_after: f64, stop_reason: String| Report {
         stop_reason,
         iterations,
         egraph_nodes: eg.total_number_of_nodes(),
         egraph_classes: eg.number_of_classes(),
-        applied,
+        applied: applied.clone(),
         nodes_before: g.nodes.len(),
         nodes_after: out.nodes.len(),
         cost_before,
         cost_after,
         time: started.elapsed(),
     };
+    let Ok(best) = best else {
+        let why = format!(
+            "{stop_reason}, then the time limit ({:.1} s) during extraction: the graph is kept unoptimized",
+            opts.time_limit.as_secs_f64()
+        );
+        return Ok((g.clone(), report(g, cost_before, why)));
+    };
+    let mut out = convert::rebuild(g, &loaded, &|id| best.node(eg, id).cloned())
+        .map_err(|e| Error::Rebuild(e.0))?;
+    out.prune();
+    smelt_ir::verify::verify(&out).map_err(Error::Verify)?;
+    let report = report(&out, estimate(&out, &opts.target), stop_reason);
     Ok((out, report))
 }
 
@@ -331,16 +345,21 @@ impl Pipeline {
     }
 
     /// Runs every phase; `after` sees each phase's name, result and report.
+    /// [`Options::time_limit`] bounds all the phases together.
     pub fn run(
         &self,
         g: &Graph,
         mut after: impl FnMut(&str, &Graph, &Report),
     ) -> Result<(Graph, Vec<(String, Report)>), Error> {
+        // One time limit for the whole pipeline: each phase gets what the
+        // earlier ones left.
+        let deadline = Instant::now() + self.options.time_limit;
         let mut cur = g.clone();
         let mut reports = Vec::new();
         for phase in &self.phases {
             let opts = Options {
                 passes: phase.clone(),
+                time_limit: deadline.saturating_duration_since(Instant::now()),
                 ..self.options.clone()
             };
             let (next, report) = optimize(&cur, &opts)?;
@@ -489,6 +508,43 @@ mod tests {
         assert_eq!(avx2.bytes_per_ns, x86.bytes_per_ns);
         let avx512 = x86.for_vector(16, true);
         assert!(avx512.gemm_macs_per_ns > avx2.gemm_macs_per_ns);
+    }
+
+    /// Past the time limit during extraction, the graph comes back
+    /// unoptimized, and the stop reason says so.
+    #[test]
+    fn the_time_limit_bounds_extraction() {
+        use smelt_ir::ops::Op;
+        use smelt_ir::ops::elementwise::{Elementwise, UnaryFn};
+        use smelt_ir::{DType, TensorType};
+        let mut g = Graph::new();
+        let mut v = g
+            .add_input("x", TensorType::new(DType::F32, vec![2]))
+            .unwrap();
+        // More classes than extraction visits between two looks at the
+        // clock, so it sees the deadline.
+        for k in 0..3000 {
+            let op = Op::Elementwise(Elementwise::Unary(UnaryFn::Neg));
+            v = g
+                .add_node(format!("n{k}"), op, vec![Some(v)], vec![format!("v{k}")])
+                .unwrap()[0];
+        }
+        g.outputs = vec![v];
+        let mut opts = Options::for_level(2, cost::TARGETS[0]).unwrap();
+        opts.time_limit = Duration::ZERO;
+        let (o, report) = optimize(&g, &opts).unwrap();
+        assert_eq!(o.nodes.len(), g.nodes.len());
+        assert!(
+            report
+                .stop_reason
+                .contains("during extraction: the graph is kept unoptimized"),
+            "{}",
+            report.stop_reason
+        );
+        // With time, the optimizer removes the negations in pairs.
+        opts.time_limit = Duration::from_secs(60);
+        let (o, _) = optimize(&g, &opts).unwrap();
+        assert!(o.nodes.len() < g.nodes.len());
     }
 
     #[test]
