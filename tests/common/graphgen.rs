@@ -137,6 +137,44 @@ enum Template {
     CumSum,
 }
 
+impl Template {
+    /// A step function of its operand (rounding, compares, casts to
+    /// integers, arg-max): an operand one rounding error away from a step
+    /// gives a different answer, so it only reads exact values.
+    fn steps(self) -> bool {
+        matches!(
+            self,
+            Template::Unary("Floor" | "Ceil" | "Round" | "Sign")
+                | Template::Compare(_)
+                | Template::Where
+                | Template::CastRound
+                | Template::Arg(_)
+        )
+    }
+
+    /// Its result is exact (the same bits on every backend, whatever the
+    /// order of evaluation) when its one run-time operand is: moves,
+    /// selections, sign changes and steps.
+    fn keeps_exact(self) -> bool {
+        self.steps()
+            || matches!(
+                self,
+                Template::Unary("Relu" | "Neg" | "Abs" | "Identity")
+                    | Template::Transpose
+                    | Template::Reshape
+                    | Template::Slice
+                    | Template::Gather
+                    | Template::Pad
+                    | Template::Tile
+                    | Template::Expand
+                    | Template::Unsqueeze
+                    | Template::Pool("MaxPool")
+                    | Template::GlobalPool("GlobalMaxPool")
+                    | Template::Reduce("ReduceMax" | "ReduceMin")
+            )
+    }
+}
+
 const TEMPLATES: &[Template] = &[
     Template::Unary("Relu"),
     Template::Unary("Sigmoid"),
@@ -155,7 +193,6 @@ const TEMPLATES: &[Template] = &[
     Template::Unary("Sin"),
     Template::Unary("Cos"),
     Template::Unary("Log"),
-    Template::Unary("Reciprocal"),
     Template::Unary("Identity"),
     Template::Unary("Sign"),
     Template::UnaryAlpha("LeakyRelu", "alpha", 0.01, 0.3),
@@ -235,6 +272,11 @@ struct Builder<'c, 'a> {
     g: Graph,
     /// The f32 values nodes may read.
     pool: Vec<ValueId>,
+    /// Those of them every backend computes to the same bits (see
+    /// [`Template::keeps_exact`]): graph inputs and what exact ops make of
+    /// them. Only these feed step functions, so a rounding difference
+    /// upstream cannot flip a step and pass for a miscompile.
+    exact: Vec<ValueId>,
     consts: usize,
 }
 
@@ -315,11 +357,21 @@ impl Builder<'_, '_> {
         let t = self.c.pick(TEMPLATES);
         // Mostly the newest value, so that graphs grow deep rather than
         // wide (most of a wide graph is pruned as dead).
-        let x = if self.c.chance(80) {
-            self.c.pick(&self.pool.clone())
-        } else {
-            self.pool[self.pool.len() - 1]
+        let from = if t.steps() { &self.exact } else { &self.pool };
+        let x = match from.last() {
+            None => return None,
+            Some(&newest) if !self.c.chance(80) => newest,
+            Some(_) => self.c.pick(&from.clone()),
         };
+        let y = self.make(t, x)?;
+        if t.keeps_exact() && self.exact.contains(&x) {
+            self.exact.push(y);
+        }
+        Some(y)
+    }
+
+    /// Applies template `t` to `x`.
+    fn make(&mut self, t: Template, x: ValueId) -> Option<ValueId> {
         let shape = self.shape(x);
         let rank = shape.len();
         let f = |v: f32| AttrValue::Float(v);
@@ -334,6 +386,19 @@ impl Builder<'_, '_> {
             Template::UnaryAlpha(op, name, lo, hi) => {
                 let v = lo + (hi - lo) * self.c.below(101) as f32 / 100.0;
                 self.node(op, 17, vec![(name, f(v))], vec![Some(x)])
+            }
+            Template::Binary("Div") => {
+                // By constants away from zero: dividing by a value near zero
+                // turns a rounding difference upstream into a large one.
+                let y = self.partner(x);
+                let s = self.shape(y);
+                let n = s.iter().product();
+                let v = values(self.c, n)
+                    .iter()
+                    .map(|v| v.signum() * (0.5 + v.abs() * 0.75))
+                    .collect();
+                let d = self.constant(&tensor(&s, v));
+                self.node("Div", 17, vec![], vec![Some(x), Some(d)])
             }
             Template::Binary(op) => {
                 let y = self.partner(x);
@@ -573,7 +638,7 @@ impl Builder<'_, '_> {
                 self.node("Unsqueeze", 17, vec![], vec![Some(x), Some(axes)])
             }
             Template::Pow => {
-                let e = self.c.pick(&[2.0f32, 3.0, 0.5, -1.0, 1.0, 0.0]);
+                let e = self.c.pick(&[2.0f32, 3.0, 0.5, 1.0, 0.0]);
                 let e = self.constant(&Tensor::scalar(e));
                 self.node("Pow", 17, vec![], vec![Some(x), Some(e)])
             }
@@ -630,6 +695,7 @@ pub fn generate(bytes: &[u8]) -> Case {
     let mut b = Builder {
         c: &mut c,
         g,
+        exact: pool.clone(),
         pool,
         consts: 0,
     };
