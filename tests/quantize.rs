@@ -273,9 +273,11 @@ fn objects_shrink_by_the_weight_bytes_saved() {
             );
             // The object loses the weight bytes saved, give or take the
             // code-size difference of the weight-only loops and the GEMM
-            // they replace: under 512 B per weight-only product (Q4_1's
+            // they replace: under 768 B per weight-only product (Q4_1's
             // vector GEMV, which also sums x for the block offsets, is the
-            // largest: 1.4 KiB for the MLP's three), plus 1 KiB for each
+            // largest: 2 KiB for the MLP's three, now that code is cut into
+            // part functions, each with its prologue, call and status
+            // test), plus 1 KiB for each
             // product over many rows (the transformer's 16-row ones), which
             // decodes its weight once and adds a decode, a transpose and a
             // MatMul loop (`smelt_passes::batched`).
@@ -295,7 +297,7 @@ fn objects_shrink_by_the_weight_bytes_saved() {
                 })
                 .count();
             assert!(
-                shrink >= saved - 512.0 * products.max(2) as f64 - 1024.0 * batched as f64,
+                shrink >= saved - 768.0 * products.max(2) as f64 - 1024.0 * batched as f64,
                 "{name} {scheme}: the object shrank by {shrink} B, the weights by {saved} B"
             );
         }
