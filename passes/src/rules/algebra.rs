@@ -43,7 +43,11 @@ fn cast_to(op: &Op) -> Option<DType> {
 }
 
 /// `Cast<to=B>(Cast<to=A>(x)) => x` when `x: B` and `A` holds every `B`
-/// exactly; `=> Cast<to=C>(x)` when `A` holds every value of `x` exactly.
+/// exactly; `=> Cast<to=B>(x)` when `A` holds every value of `x` exactly
+/// and the two casts to `B` mean the same: not from an integer `x`
+/// through a float `A` to an integer `B` too narrow for `x`, where
+/// float-to-integer saturates but integer-to-integer wraps
+/// (`u8(f32(i8 -1))` is 0, `u8(i8 -1)` is 255; `docs/semantics.md`).
 fn cast_chain(eg: &mut EG, id: Id, s: &Subst) -> Option<Id> {
     let x = s[var("?x")];
     let xt = super::ty(eg, x)?.dtype;
@@ -52,6 +56,11 @@ fn cast_chain(eg: &mut EG, id: Id, s: &Subst) -> Option<Id> {
         for (inner, inner_args) in ops_named(eg, args[0], "Cast") {
             let a = cast_to(&inner)?;
             if inner_args[0] != eg.find(x) || !widens_exactly(xt, a) {
+                continue;
+            }
+            let same_meaning =
+                !a.is_float() || b.is_float() || xt.is_float() || widens_exactly(xt, b);
+            if !same_meaning {
                 continue;
             }
             if b == xt {
